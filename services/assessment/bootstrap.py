@@ -1,0 +1,43 @@
+"""Assessment's composition root."""
+
+from __future__ import annotations
+
+from services.assessment.api import router
+from services.assessment.application import Assessment
+from services.assessment.gateway import to_public
+from shared.consumer import Subscription
+from shared.eventstore import Clock
+from shared.http import create_app
+from shared.register import SUBJECTS, DossierRegister
+from shared.runtime import Components
+from shared.settings import Settings
+from shared.wiring import add_standard_readiness, make_auth
+
+
+def bootstrap(settings: Settings, clock: Clock) -> Components:
+    """Build the assessment service."""
+    app = Assessment(settings.eventsourcing_env("assessment"))
+    auth = make_auth(settings, app)
+    api = create_app(
+        service="assessment",
+        title="Weerbaar — assessment",
+        version="1",
+        max_body_bytes=settings.max_body_bytes,
+    )
+    register = DossierRegister(app)
+    api.include_router(router(register, auth))
+    add_standard_readiness(api, app, settings)
+    return Components(
+        service="assessment",
+        app=app,
+        api=api,
+        gateway=to_public,
+        subscriptions=[
+            Subscription(
+                purpose="register",
+                subjects=list(SUBJECTS),
+                handler=register.handle,
+                description="Keeps the register of dossiers this service may act on.",
+            )
+        ],
+    )

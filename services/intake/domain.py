@@ -1,0 +1,196 @@
+"""Intake's domain: the registration (aanvraag) and the rules about who may register.
+
+Knows nothing of HTTP, NATS or SQL. The registration's personal data lives here, in intake's own
+event store; the public contract (``shared.contracts``) announces only ids, statuses and dates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from shared.errors import Conflict
+from shared.eventstore import Aggregate, Context, DomainEvent, first_event, next_event
+
+
+class Functie(StrEnum):
+    """The office of the bestuurder."""
+
+    BURGEMEESTER = "burgemeester"
+    WETHOUDER = "wethouder"
+    GEDEPUTEERDE = "gedeputeerde"
+    COMMISSARIS_VAN_DE_KONING = "commissaris_van_de_koning"
+    DIJKGRAAF = "dijkgraaf"
+    VOORZITTER_WATERSCHAP = "voorzitter_waterschap"
+    DAGELIJKS_BESTUURSLID_WATERSCHAP = "dagelijks_bestuurslid_waterschap"
+    RAADSLID = "raadslid"
+    STATENLID = "statenlid"
+    OVERIG = "overig"
+
+
+#: Regeling beveiligingsmaatregelen decentrale bestuurders (in force 2024-01-01).
+BINNEN_REGELING: frozenset[Functie] = frozenset(
+    {
+        Functie.BURGEMEESTER,
+        Functie.WETHOUDER,
+        Functie.GEDEPUTEERDE,
+        Functie.COMMISSARIS_VAN_DE_KONING,
+        Functie.DIJKGRAAF,
+        Functie.VOORZITTER_WATERSCHAP,
+        Functie.DAGELIJKS_BESTUURSLID_WATERSCHAP,
+    }
+)
+
+
+def buiten_regeling_reden(functie: Functie) -> Literal["raadslid", "statenlid", "overig"] | None:
+    """Why an aanvraag falls outside the regeling, or None when it falls inside."""
+    if functie in BINNEN_REGELING:
+        return None
+    if functie is Functie.RAADSLID:
+        return "raadslid"
+    if functie is Functie.STATENLID:
+        return "statenlid"
+    return "overig"
+
+
+Naam = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Email = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        max_length=254,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+    ),
+]
+Telefoon = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{6,20}$")]
+OrganisatieCode = Annotated[str, StringConstraints(pattern=r"^(GM[0-9]{4}|PV[0-9]{2}|WS[0-9]{4})$")]
+Postcode = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[1-9][0-9]{3} ?[A-Z]{2}$")
+]
+
+
+class Adres(BaseModel):
+    """A Dutch address (the home the woningscan is about)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    straat: Naam
+    huisnummer: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10)
+    ]
+    postcode: Postcode
+    woonplaats: Naam
+
+
+class Bestuurder(BaseModel):
+    """The administrator the dossier is about."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    naam: Naam
+    functie: Functie
+    email: Email
+    telefoon: Telefoon
+    adres: Adres
+
+
+class Werkgever(BaseModel):
+    """The employer organisation and its contact person."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    organisatie: Naam
+    organisatie_code: OrganisatieCode = Field(description="CBS code, e.g. GM0363, PV27, WS0155")
+    contactpersoon: Naam
+    email: Email
+    telefoon: Telefoon
+
+
+class Aanmelding(BaseModel):
+    """What the public registration form submits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ingediend_door: Literal["bestuurder", "werkgever"]
+    bestuurder: Bestuurder
+    werkgever: Werkgever
+    reden: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+    verhuizing_gepland: bool = False
+    toestemming: Literal[True] = Field(
+        description="Consent to process the personal data for the security advice."
+    )
+
+    @property
+    def aanvrager_email(self) -> str:
+        """The submitter's e-mail address (where the confirmation goes)."""
+        return (
+            self.bestuurder.email if self.ingediend_door == "bestuurder" else self.werkgever.email
+        )
+
+
+# --- events (private: they carry the personal data) ---
+
+
+class AanvraagOntvangen(DomainEvent):
+    """A registration was received (holds the personal data; announced as AanvraagIngediend)."""
+
+    aanmelding: Aanmelding
+
+
+class AanvraagIngetrokken(DomainEvent):
+    """The bestuurder withdrew, or the secretariat withdrew on their behalf."""
+
+
+# --- aggregate ---
+
+Status = Literal["ingediend", "ingetrokken", "afgesloten"]
+
+
+class Aanvraag(Aggregate):
+    """One registration, the key of the dossier in every service."""
+
+    aanmelding: Aanmelding
+    ontvangen_op: datetime
+    status: Status = "ingediend"
+
+    @property
+    def binnen_regeling(self) -> bool:
+        """Whether the function falls under the regeling."""
+        return buiten_regeling_reden(self.aanmelding.bestuurder.functie) is None
+
+
+def dien_in(aanvraag_id: UUID, aanmelding: Aanmelding, ctx: Context) -> AanvraagOntvangen:
+    """Register a new aanvraag; always accepted (outside the regeling is recorded, not refused)."""
+    return first_event(AanvraagOntvangen, aanvraag_id, ctx, aanmelding=aanmelding)
+
+
+def trek_in(aanvraag: Aanvraag, ctx: Context) -> AanvraagIngetrokken:
+    """Withdraw the aanvraag; allowed at any time before the dossier is closed."""
+    if aanvraag.status == "afgesloten":
+        raise Conflict("Het dossier is afgesloten en kan niet meer worden ingetrokken.")
+    if aanvraag.status == "ingetrokken":
+        raise Conflict("De aanvraag is al ingetrokken.")
+    return next_event(AanvraagIngetrokken, aanvraag, ctx)
+
+
+def project(aanvraag: Aanvraag | None, events: Iterable[DomainEvent]) -> Aanvraag | None:
+    """Rebuild an Aanvraag from its events."""
+    for event in events:
+        if isinstance(event, AanvraagOntvangen):
+            aanvraag = Aanvraag(
+                id=event.originator_id,
+                version=event.originator_version,
+                aanmelding=event.aanmelding,
+                ontvangen_op=event.timestamp,
+            )
+        elif isinstance(event, AanvraagIngetrokken):
+            assert aanvraag is not None
+            aanvraag = aanvraag.model_copy(
+                update={"version": event.originator_version, "status": "ingetrokken"}
+            )
+    return aanvraag

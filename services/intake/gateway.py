@@ -1,0 +1,46 @@
+"""Intake's gateway: private domain events → public events of the contract (no personal data)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from services.intake.domain import AanvraagIngetrokken, AanvraagOntvangen, buiten_regeling_reden
+from shared.access import ToegangGeweigerdVastgelegd, refusal_to_public
+from shared.contracts import events as public
+from shared.eventstore import DomainEvent
+
+
+def to_public(event: DomainEvent) -> Sequence[public.PublicEvent]:
+    """The public events that announce one domain event."""
+    if isinstance(event, AanvraagOntvangen):
+        aanmelding = event.aanmelding
+        reden = buiten_regeling_reden(aanmelding.bestuurder.functie)
+        ingediend = public.AanvraagIngediend(
+            aanvraag_id=event.originator_id,
+            ingediend_op=event.timestamp,
+            ingediend_door=public.Partij(aanmelding.ingediend_door),
+            organisatie_code=aanmelding.werkgever.organisatie_code,
+            binnen_regeling=reden is None,
+            verhuizing_gepland=aanmelding.verhuizing_gepland,
+        )
+        if reden is None:
+            return [ingediend]
+        return [
+            ingediend,
+            public.AanvraagBuitenRegeling(
+                aanvraag_id=event.originator_id, reden=public.BuitenRegelingReden(reden)
+            ),
+        ]
+    if isinstance(event, AanvraagIngetrokken):
+        return [
+            public.AanvraagIngetrokken(
+                aanvraag_id=event.originator_id,
+                ingetrokken_op=event.timestamp,
+                door_rol=public.Rol.SECRETARIAAT
+                if "secretariaat" in (event.actor_role or "").split(",")
+                else public.Rol.BESTUURDER,
+            )
+        ]
+    if isinstance(event, ToegangGeweigerdVastgelegd):
+        return [refusal_to_public(event, public.Dienst.INTAKE)]
+    return []

@@ -1,0 +1,6 @@
+"""``python -m services.notifications``."""
+
+from services.notifications.bootstrap import bootstrap
+from shared.runtime import main
+
+main(bootstrap, "notifications")

@@ -1,0 +1,40 @@
+"""Claim-check: fetch a recipient's address from intake, which owns it and logs the hand-out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from uuid import UUID
+
+import httpx
+
+from services.notifications.application import RecipientUnknown
+from services.notifications.domain import Ontvanger
+from shared.consumer import TransientError
+
+
+class IntakeRecipients:
+    """Asks intake's internal API for an address, authenticated as the notifications service."""
+
+    def __init__(self, base_url: str, token: Callable[[], str], timeout_s: float = 5.0) -> None:
+        self.client = httpx.Client(base_url=base_url, timeout=timeout_s)
+        self.token = token
+
+    def address(self, aanvraag_id: UUID, ontvanger: Ontvanger) -> str:
+        """The recipient's address; transient on outages, RecipientUnknown when intake has none."""
+        if ontvanger == "secretariaat":
+            raise RecipientUnknown("secretariaat")
+        try:
+            response = self.client.get(
+                f"/internal/aanvragen/{aanvraag_id}/ontvanger",
+                params={"rol": ontvanger},
+                headers={"Authorization": f"Bearer {self.token()}"},
+            )
+        except httpx.HTTPError as exc:
+            raise TransientError(f"intake_unreachable:{type(exc).__name__}") from None
+        if response.status_code == 404:
+            raise RecipientUnknown(ontvanger)
+        if response.status_code >= 500:
+            raise TransientError(f"intake_status_{response.status_code}")
+        response.raise_for_status()
+        email: str = response.json()["email"]
+        return email

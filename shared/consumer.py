@@ -1,0 +1,260 @@
+"""Durable pull consumers: at-least-once delivery from JetStream, exactly-once effect in PostgreSQL.
+
+A consumer is one service's subscription for one purpose (``<service>-<purpose>``), declared in one
+place per service. Its handler applies the effect and records the CloudEvent ``id`` in the service's
+inbox in the same transaction (see ``shared.eventstore``); a redelivered message (also one handled
+by a second replica at the same time) finds its id there and has no second effect.
+
+What happens to a message:
+- handled, or already handled (``AlreadyProcessed``) → ack;
+- the database or broker is unavailable (``TransientError``, psycopg/eventsourcing operational
+  errors) → nak with back-off; it does not count against the application's attempts;
+- the handler failed ``max_deliver`` times, or the message is not a valid CloudEvent of a known type
+  (poison) → published to the dead-letter stream with the reason, then terminated. Nothing is
+  silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import nats
+import psycopg
+from eventsourcing.persistence import InterfaceError as ESInterfaceError
+from eventsourcing.persistence import OperationalError as ESOperationalError
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from shared.contracts.envelope import CloudEvent
+from shared.contracts.events import PublicEvent
+from shared.contracts.registry import from_cloudevent
+from shared.eventstore import AlreadyProcessed
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: A generous server-side ceiling; the application's own limit (settings) decides dead-lettering.
+SERVER_MAX_DELIVER = 1000
+
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    ESOperationalError,
+    ESInterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class TransientError(Exception):
+    """A failure that says nothing about the message (an outage): retry without counting."""
+
+
+RETRYABLE: tuple[type[BaseException], ...] = (TransientError, *INFRASTRUCTURE_ERRORS)
+
+
+class Poison(Exception):
+    """The message can never be processed; it goes to the dead letters at once."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message as a handler sees it."""
+
+    envelope: CloudEvent
+    event: PublicEvent
+    stream_sequence: int
+    attempt: int
+
+
+Handler = Callable[[Delivery], None]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What a consumer subscribes to and what it does with it."""
+
+    purpose: str
+    subjects: Sequence[str]
+    handler: Handler
+    description: str = ""
+
+
+def deadletter_subject(durable: str, stream_sequence: int) -> str:
+    """Where a dead letter of this consumer is published."""
+    return f"weerbaar-deadletter.{durable}.{stream_sequence}"
+
+
+class DurableConsumer:
+    """Runs one subscription as a durable pull consumer (several replicas may run at once)."""
+
+    def __init__(
+        self,
+        service: str,
+        subscription: Subscription,
+        settings: Settings,
+        *,
+        batch_size: int = 50,
+        fetch_timeout_s: float = 1.0,
+    ) -> None:
+        self.service = service
+        self.subscription = subscription
+        self.settings = settings
+        self.durable = f"{service}-{subscription.purpose}"
+        self.batch_size = batch_size
+        self.fetch_timeout_s = fetch_timeout_s
+        self.handled = 0
+        self.deadlettered = 0
+        self.redelivered = 0
+        self.ready = asyncio.Event()
+
+    def consumer_config(self) -> ConsumerConfig:
+        """The durable consumer's configuration."""
+        subjects = list(self.subscription.subjects)
+        return ConsumerConfig(
+            durable_name=self.durable,
+            description=self.subscription.description or None,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.settings.consumer_ack_wait_s,
+            max_deliver=SERVER_MAX_DELIVER,
+            max_ack_pending=1000,
+            filter_subject=subjects[0] if len(subjects) == 1 else None,
+            filter_subjects=subjects if len(subjects) > 1 else None,
+        )
+
+    async def ensure(self, js: JetStreamContext) -> None:
+        """Create the durable consumer, or bring its configuration up to date."""
+        # The server updates an existing durable consumer's editable fields on a repeated create.
+        await js.add_consumer(self.settings.stream_name, self.consumer_config())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, reconnecting after outages."""
+        while not stop.is_set():
+            try:
+                await self._run_once(stop)
+            except (OSError, nats.errors.Error) as exc:
+                self.ready.clear()
+                log.warning(
+                    "consumer interrupted, reconnecting",
+                    extra={"consumer": self.durable, "error": type(exc).__name__},
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+    async def _run_once(self, stop: asyncio.Event) -> None:
+        nc = await nats.connect(
+            servers=self.settings.nats_servers,
+            name=self.durable,
+            max_reconnect_attempts=5,
+        )
+        try:
+            js = nc.jetstream(timeout=10)
+            await self.ensure(js)
+            sub = await js.pull_subscribe_bind(
+                durable=self.durable, stream=self.settings.stream_name
+            )
+            self.ready.set()
+            while not stop.is_set():
+                try:
+                    messages = await sub.fetch(self.batch_size, timeout=self.fetch_timeout_s)
+                except (nats.errors.TimeoutError, TimeoutError):
+                    continue  # nothing to fetch within the timeout
+                for msg in messages:
+                    if stop.is_set():
+                        return  # unacked messages come back after ack_wait
+                    await self._process(js, msg)
+        finally:
+            self.ready.clear()
+            await nc.close()
+
+    async def _process(self, js: JetStreamContext, msg: Msg) -> None:
+        meta = msg.metadata
+        attempt = meta.num_delivered
+        if attempt > 1:
+            self.redelivered += 1
+        try:
+            delivery = self._decode(msg, attempt)
+        except Poison as poison:
+            await self._deadletter(js, msg, poison.reason, attempt)
+            return
+        try:
+            await asyncio.to_thread(self.subscription.handler, delivery)
+        except AlreadyProcessed:
+            pass
+        except RETRYABLE as exc:
+            log.warning(
+                "transient failure, will retry",
+                extra={"consumer": self.durable, "error": type(exc).__name__, "attempt": attempt},
+            )
+            await msg.nak(delay=min(30.0, 0.5 * 2 ** min(attempt, 6)))
+            return
+        except Poison as poison:
+            await self._deadletter(js, msg, poison.reason, attempt)
+            return
+        except Exception as exc:
+            log.exception(
+                "handler failed",
+                extra={
+                    "consumer": self.durable,
+                    "type": delivery.envelope.type,
+                    "attempt": attempt,
+                },
+            )
+            if attempt >= self.settings.consumer_max_deliver:
+                await self._deadletter(js, msg, f"handler_failed:{type(exc).__name__}", attempt)
+            else:
+                await msg.nak(delay=min(10.0, 0.2 * 2**attempt))
+            return
+        await msg.ack()
+        self.handled += 1
+
+    def _decode(self, msg: Msg, attempt: int) -> Delivery:
+        try:
+            envelope = CloudEvent.from_json(msg.data)
+        except Exception:
+            raise Poison("invalid_cloudevent") from None
+        try:
+            event = from_cloudevent(envelope)
+        except Exception as exc:
+            raise Poison(f"invalid_event:{type(exc).__name__}") from None
+        return Delivery(
+            envelope=envelope,
+            event=event,
+            stream_sequence=msg.metadata.sequence.stream,
+            attempt=attempt,
+        )
+
+    async def _deadletter(self, js: JetStreamContext, msg: Msg, reason: str, attempt: int) -> None:
+        seq = msg.metadata.sequence.stream
+        headers = {
+            "Nats-Msg-Id": f"{self.durable}:{seq}",
+            "Weerbaar-Reason": reason,
+            "Weerbaar-Consumer": self.durable,
+            "Weerbaar-Original-Subject": msg.subject,
+            "Weerbaar-Stream-Sequence": str(seq),
+            "Weerbaar-Attempts": str(attempt),
+            "Weerbaar-Failed-At": datetime.now(UTC).isoformat(),
+        }
+        await js.publish(
+            deadletter_subject(self.durable, seq),
+            msg.data,
+            headers=headers,
+            stream=self.settings.deadletter_stream_name,
+        )
+        await msg.term()
+        self.deadlettered += 1
+        log.error(
+            "message dead-lettered",
+            extra={"consumer": self.durable, "reason": reason, "stream_sequence": seq},
+        )

@@ -1,0 +1,80 @@
+"""A service's local register of the dossiers it has heard of (from intake's public events).
+
+Services that act on a dossier keep their own copy of the few public facts they need, instead of
+asking intake at request time: they stay available when intake is not, and the copy is written
+exactly once per event (the event id is the primary key of ``register_events``).
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from psycopg.sql import SQL, Identifier
+
+from shared.consumer import Delivery
+from shared.contracts import events as public
+from shared.eventstore import ServiceApplication
+
+SUBJECTS = ("weerbaar.intake.AanvraagIngediend.*", "weerbaar.intake.AanvraagIngetrokken.*")
+
+
+def register_ddl() -> tuple[str, ...]:
+    """The register's tables (``{schema}`` is the service's schema)."""
+    return (
+        "CREATE TABLE IF NOT EXISTS {schema}.register_events ("
+        " event_id text PRIMARY KEY, aanvraag_id uuid NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS {schema}.dossier_register ("
+        " aanvraag_id uuid PRIMARY KEY, organisatie_code text, ingetrokken boolean NOT NULL"
+        " DEFAULT false)",
+    )
+
+
+class DossierRegister:
+    """Keeps the register of one service."""
+
+    def __init__(self, app: ServiceApplication) -> None:
+        self.app = app
+        self.events = Identifier(app.service, "register_events")
+        self.table = Identifier(app.service, "dossier_register")
+
+    def handle(self, delivery: Delivery) -> None:
+        """Consumer handler."""
+        event = delivery.event
+        with self.app.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (event_id, aanvraag_id) VALUES (%s, %s)"
+                    " ON CONFLICT DO NOTHING RETURNING event_id"
+                ).format(self.events),
+                (delivery.envelope.id, event.aanvraag_id),
+            )
+            if curs.fetchone() is None:
+                return
+            if isinstance(event, public.AanvraagIngediend):
+                curs.execute(
+                    SQL(
+                        "INSERT INTO {} (aanvraag_id, organisatie_code) VALUES (%s, %s)"
+                        " ON CONFLICT (aanvraag_id) DO UPDATE"
+                        " SET organisatie_code = EXCLUDED.organisatie_code"
+                    ).format(self.table),
+                    (event.aanvraag_id, event.organisatie_code),
+                )
+            elif isinstance(event, public.AanvraagIngetrokken):
+                curs.execute(
+                    SQL(
+                        "INSERT INTO {} (aanvraag_id, ingetrokken) VALUES (%s, true)"
+                        " ON CONFLICT (aanvraag_id) DO UPDATE SET ingetrokken = true"
+                    ).format(self.table),
+                    (event.aanvraag_id,),
+                )
+
+    def knows(self, aanvraag_id: UUID) -> bool:
+        """Whether this service has heard of the dossier."""
+        with self.app.datastore.get_connection() as conn:
+            row = conn.execute(
+                SQL(
+                    "SELECT 1 FROM {} WHERE aanvraag_id = %s AND organisatie_code IS NOT NULL"
+                ).format(self.table),
+                (aanvraag_id,),
+            ).fetchone()
+        return row is not None

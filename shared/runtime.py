@@ -1,0 +1,132 @@
+"""Runs one service as an OS process: its HTTP API, outbox relay, consumers and workers.
+
+``python -m services.<name> [--role all|api|relay|consumers|workers]``. By default a process runs
+every role; the roles can also run as separate processes (and several replicas of each), which is
+how the tests kill a relay or a consumer on its own. SIGTERM and SIGINT stop the process cleanly:
+the API finishes its requests, unacked messages return to the stream after their ack wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from shared.consumer import DurableConsumer, Subscription
+from shared.eventstore import Clock, ServiceApplication
+from shared.logging import configure_logging
+from shared.relay import Gateway, OutboxRelay
+from shared.settings import DEFAULT_PORTS, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+ROLES = ("api", "relay", "consumers", "workers")
+
+
+@dataclass
+class Components:
+    """What a service's composition root hands to the runtime."""
+
+    service: str
+    app: ServiceApplication
+    api: FastAPI
+    gateway: Gateway
+    subscriptions: Sequence[Subscription] = ()
+    workers: Sequence[Worker] = ()
+    consumers: list[DurableConsumer] = field(default_factory=list)
+
+
+Bootstrap = Callable[[Settings, Clock], Components]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def run_components(
+    components: Components,
+    settings: Settings,
+    *,
+    roles: Sequence[str] = ROLES,
+    port: int | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the chosen roles until ``stop`` is set (or a signal arrives)."""
+    stop = stop or asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    server: _Server | None = None
+    if "api" in roles:
+        config = uvicorn.Config(
+            components.api,
+            host="127.0.0.1",
+            port=port or DEFAULT_PORTS[components.service],
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+        )
+        server = _Server(config)
+        tasks.append(asyncio.create_task(server.serve(), name="api"))
+    if "relay" in roles:
+        relay = OutboxRelay(components.app, components.gateway, settings)
+        tasks.append(asyncio.create_task(relay.run(stop), name="relay"))
+    if "consumers" in roles:
+        for subscription in components.subscriptions:
+            consumer = DurableConsumer(components.service, subscription, settings)
+            components.consumers.append(consumer)
+            tasks.append(asyncio.create_task(consumer.run(stop), name=consumer.durable))
+    if "workers" in roles:
+        for worker in components.workers:
+            tasks.append(asyncio.create_task(worker(stop), name=getattr(worker, "__name__", "w")))
+
+    async def stop_server_when_asked() -> None:
+        await stop.wait()
+        if server is not None:
+            server.should_exit = True
+
+    watcher = asyncio.create_task(stop_server_when_asked())
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None and not stop.is_set():
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        watcher.cancel()
+
+
+def main(bootstrap: Bootstrap, service: str, argv: Sequence[str] | None = None) -> None:
+    """Process entry point of a service."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
+    parser.add_argument("--role", choices=("all", *ROLES), action="append")
+    parser.add_argument("--port", type=int, default=None)
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    configure_logging(service, settings.log_level)
+    roles = ROLES if not args.role or "all" in args.role else tuple(args.role)
+    components = bootstrap(settings, Clock())
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("service starting", extra={"roles": list(roles)})
+        await run_components(components, settings, roles=roles, port=args.port, stop=stop)
+        log.info("service stopped")
+
+    asyncio.run(run())

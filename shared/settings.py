@@ -1,0 +1,150 @@
+"""Typed settings for every Weerbaar process, read from the environment (prefix ``WEERBAAR_``).
+
+A missing or wrong setting stops the process at start with one clear line (see ``load_settings``).
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import AnyUrl, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES: tuple[str, ...] = ("intake", "scheduling", "assessment", "approval", "notifications")
+
+DEFAULT_PORTS: dict[str, int] = {
+    "intake": 8001,
+    "scheduling": 8002,
+    "assessment": 8003,
+    "approval": 8004,
+    "notifications": 8005,
+}
+
+
+class AuthMode(StrEnum):
+    """How bearer tokens are verified."""
+
+    EMBEDDED = "embedded"  # HS256 with a secret kept in the data directory
+    OIDC = "oidc"  # an OIDC provider's JWKS, issuer and audience
+
+
+class Settings(BaseSettings):
+    """Settings shared by every service process."""
+
+    model_config = SettingsConfigDict(env_prefix="WEERBAAR_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(
+        default=Path(".data"), description="Local state: servers, secrets, mail."
+    )
+    database_url: Annotated[str, Field(description="postgresql://user[:pw]@host:port/dbname")]
+    nats_url: Annotated[str, Field(description="nats://host:port[,nats://host:port...]")]
+
+    stream_name: str = "WEERBAAR"
+    deadletter_stream_name: str = "WEERBAAR_DEADLETTER"
+    stream_duplicate_window_s: Annotated[float, Field(ge=600)] = 3600.0
+    stream_replicas: Annotated[int, Field(ge=1, le=5)] = 1
+
+    source_prefix: str = Field(
+        default="urn:nl:weerbaarbestuur",
+        description="CloudEvent `source` is <source_prefix>:<service>.",
+    )
+
+    auth_mode: AuthMode = AuthMode.EMBEDDED
+    jwt_secret_file: Path | None = Field(
+        default=None, description="Embedded mode: defaults to <data_dir>/secrets/jwt.key"
+    )
+    jwt_issuer: str = "weerbaar-embedded"
+    jwt_audience: str = "weerbaar"
+    oidc_jwks_url: AnyUrl | None = None
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 1025
+    smtp_from: str = "noreply@weerbaarbestuur.local"
+    smtp_starttls: bool = False
+
+    notification_max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
+    sender_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    intake_url: str = Field(
+        default="http://127.0.0.1:8001", description="Intake's API, for the claim-check calls."
+    )
+
+    calendar_profile: str = "algemene_termijnenwet"
+    contact_working_days: Annotated[int, Field(ge=1, le=30)] = 3
+    deadline_check_interval_s: Annotated[float, Field(gt=0)] = 30.0
+
+    consumer_max_deliver: Annotated[int, Field(ge=1, le=100)] = 5
+    consumer_ack_wait_s: Annotated[float, Field(ge=1)] = 30.0
+    relay_batch_size: Annotated[int, Field(ge=1, le=5000)] = 500
+
+    postgres_pool_size: Annotated[int, Field(ge=1, le=100)] = 5
+    postgres_lock_timeout_s: Annotated[int, Field(ge=1)] = 5
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"postgresql", "postgres"} or not parts.hostname:
+            raise ValueError("must be a postgresql:// URL with a host")
+        if not parts.path.strip("/"):
+            raise ValueError("must name a database")
+        return value
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_url(cls, value: str) -> str:
+        for url in value.split(","):
+            if urlsplit(url.strip()).scheme not in {"nats", "tls"}:
+                raise ValueError("must be one or more nats:// URLs, comma separated")
+        return value
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """The NATS URLs as a list."""
+        return [u.strip() for u in self.nats_url.split(",") if u.strip()]
+
+    @property
+    def secret_file(self) -> Path:
+        """Where the embedded signing secret lives."""
+        return self.jwt_secret_file or self.data_dir / "secrets" / "jwt.key"
+
+    def source_for(self, service: str) -> str:
+        """The CloudEvent `source` of a service."""
+        return f"{self.source_prefix}:{service}"
+
+    def eventsourcing_env(self, service: str) -> dict[str, str]:
+        """The environment of the eventsourcing library for one service's application."""
+        parts = urlsplit(self.database_url)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": "shared.eventstore:WeerbaarRecorder",
+            "POSTGRES_DBNAME": parts.path.strip("/"),
+            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_SCHEMA": service,
+            "POSTGRES_POOL_SIZE": str(self.postgres_pool_size),
+            "POSTGRES_MAX_OVERFLOW": "5",
+            "POSTGRES_LOCK_TIMEOUT": str(self.postgres_lock_timeout_s),
+            "POSTGRES_CONN_MAX_AGE": "600",
+            "POSTGRES_PRE_PING": "y",
+            "CREATE_TABLE": "y",
+        }
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; on a missing or wrong value print one line per problem and exit 2."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        for err in exc.errors(include_input=False, include_url=False):
+            name = "WEERBAAR_" + "_".join(str(p) for p in err["loc"]).upper()
+            print(f"weerbaar: setting {name}: {err['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None

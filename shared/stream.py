@@ -1,0 +1,74 @@
+"""Stream provisioning: the one owner of the WEERBAAR and dead-letter streams' configuration.
+
+Services never create or change streams at start-up (a service that did would silently rewrite the
+configuration another one declared). ``weerbaar up`` and ``weerbaar provision`` call ``provision``.
+
+Durability (see ARCHITECTURE.md): the streams use file storage and keep all history (no age or size
+limit) so integrators and compliance can replay from sequence 1. JetStream acknowledges a publish
+before it is fsynced unless the server runs with ``sync_interval: always``; the embedded server
+does, at a measured cost in publish rate (see the README's performance section). Independently of
+that, PostgreSQL is the system of record and the relays re-publish whatever the stream lacks.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import nats
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
+from nats.js.errors import NotFoundError
+
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def stream_configs(settings: Settings) -> list[StreamConfig]:
+    """The declared configuration of every stream the system uses."""
+    common = {
+        "storage": StorageType.FILE,
+        "retention": RetentionPolicy.LIMITS,
+        "discard": DiscardPolicy.OLD,
+        "max_age": 0,
+        "max_msgs": -1,
+        "max_bytes": -1,
+        "num_replicas": settings.stream_replicas,
+        "duplicate_window": settings.stream_duplicate_window_s,
+        "deny_delete": True,
+        "deny_purge": False,
+    }
+    return [
+        StreamConfig(
+            name=settings.stream_name,
+            description="Public Weerbaar events as CloudEvents (NL GOV profile).",
+            subjects=["weerbaar.>"],
+            allow_direct=True,
+            **common,  # type: ignore[arg-type]
+        ),
+        StreamConfig(
+            name=settings.deadletter_stream_name,
+            description="Messages a consumer could not process, with the reason in the headers.",
+            subjects=["weerbaar-deadletter.>"],
+            **common,  # type: ignore[arg-type]
+        ),
+    ]
+
+
+async def provision(settings: Settings) -> list[StreamInfo]:
+    """Create the streams, or update them to the declared configuration."""
+    nc = await nats.connect(servers=settings.nats_servers, name="weerbaar-provision")
+    try:
+        js = nc.jetstream(timeout=10)
+        infos = []
+        for config in stream_configs(settings):
+            assert config.name is not None
+            try:
+                await js.stream_info(config.name)
+            except NotFoundError:
+                infos.append(await js.add_stream(config))
+                log.info("stream created", extra={"stream": config.name})
+            else:
+                infos.append(await js.update_stream(config))
+        return infos
+    finally:
+        await nc.close()

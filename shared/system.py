@@ -1,0 +1,263 @@
+"""The whole system on one machine: servers, streams and the five services as OS processes.
+
+Used by ``weerbaar up``, by the end-to-end tests and by the benchmarks, so all three run the system
+the same way. Embedded PostgreSQL and NATS are started unless URLs of external servers are given;
+the mail catcher is started unless an SMTP server is given. What was started, and where, is written
+to ``<data_dir>/state.json`` so other commands (``weerbaar mail``, the demo) find it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from shared.mailcatcher import MailCatcher
+from shared.settings import DEFAULT_PORTS, SERVICES, load_settings
+from shared.stream import provision
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "weerbaar"
+
+
+def _port_or_free(preferred: int) -> int:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", preferred))
+        except OSError:
+            return free_port()
+    return preferred
+
+
+@dataclass
+class ServiceProcess:
+    """One running service process."""
+
+    service: str
+    port: int | None
+    roles: tuple[str, ...]
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        """The service's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class System:
+    """Starts and stops the whole system."""
+
+    data_dir: Path
+    database_url: str | None = None
+    nats_url: str | None = None
+    smtp: tuple[str, int] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    preferred_ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+
+    postgres: EmbeddedPostgres | None = None
+    nats: EmbeddedNats | None = None
+    mailcatcher: MailCatcher | None = None
+    processes: list[ServiceProcess] = field(default_factory=list)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def mail_dir(self) -> Path:
+        """Where the mail catcher keeps what it received."""
+        return self.data_dir / "mail"
+
+    @property
+    def state_path(self) -> Path:
+        """The state file of a running system."""
+        return self.data_dir / "state.json"
+
+    def start_servers(self) -> None:
+        """Start (or connect to) PostgreSQL, NATS and the mail catcher, then provision."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.database_url is None:
+            self.postgres = EmbeddedPostgres(self.data_dir / "postgres")
+            self.postgres.start()
+            self.database_url = self.postgres.ensure_database(DATABASE_NAME)
+        if self.nats_url is None:
+            self.nats = EmbeddedNats(self.data_dir / "nats")
+            self.nats.start()
+            self.nats_url = self.nats.url
+        if self.smtp is None:
+            self.mailcatcher = MailCatcher(self.mail_dir, port=0)
+            self.mailcatcher.start()
+            self.smtp = ("127.0.0.1", self.mailcatcher.port)
+        asyncio.run(provision(load_settings(**self._settings_overrides())))
+
+    def _settings_overrides(self) -> dict[str, Any]:
+        assert self.database_url and self.nats_url
+        return {
+            "database_url": self.database_url,
+            "nats_url": self.nats_url,
+            "data_dir": self.data_dir,
+        }
+
+    def env(self) -> dict[str, str]:
+        """The environment every service process gets."""
+        assert self.database_url and self.nats_url and self.smtp
+        env = {
+            **os.environ,
+            "WEERBAAR_DATA_DIR": str(self.data_dir),
+            "WEERBAAR_DATABASE_URL": self.database_url,
+            "WEERBAAR_NATS_URL": self.nats_url,
+            "WEERBAAR_SMTP_HOST": self.smtp[0],
+            "WEERBAAR_SMTP_PORT": str(self.smtp[1]),
+            "WEERBAAR_INTAKE_URL": f"http://127.0.0.1:{self.ports.get('intake', 8001)}",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.update(self.extra_env)
+        return env
+
+    def allocate_ports(self) -> None:
+        """Use the default ports where free, other free ports otherwise."""
+        for service in SERVICES:
+            if service not in self.ports:
+                self.ports[service] = _port_or_free(self.preferred_ports[service])
+
+    def spawn(
+        self, service: str, roles: Sequence[str] = ("all",), name: str | None = None
+    ) -> ServiceProcess:
+        """Start one service process (all roles, or some of them)."""
+        self.allocate_ports()
+        log_dir = self.data_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"{name or service}.log"
+        args = [sys.executable, "-m", f"services.{service}"]
+        for role in roles:
+            args += ["--role", role]
+        has_api = "all" in roles or "api" in roles
+        port = self.ports[service] if has_api else None
+        if port is not None:
+            args += ["--port", str(port)]
+        with log_path.open("ab") as out:
+            process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                args,
+                env=self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        running = ServiceProcess(service, port, tuple(roles), process, log_path)
+        self.processes.append(running)
+        return running
+
+    def start_services(self, timeout: float = 60) -> None:
+        """Start the five services and wait until each is ready."""
+        for service in SERVICES:
+            self.spawn(service)
+        self.wait_ready(timeout)
+        self.write_state()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Wait until every API process answers its readiness check."""
+        deadline = time.monotonic() + timeout
+        pending = [p for p in self.processes if p.port is not None]
+        with httpx.Client(timeout=2) as client:
+            while pending:
+                for proc in list(pending):
+                    if proc.process.poll() is not None:
+                        raise RuntimeError(
+                            f"{proc.service} exited with {proc.process.returncode}; "
+                            f"see {proc.log_path}"
+                        )
+                    try:
+                        if client.get(f"{proc.url}/health/ready").status_code == 200:
+                            pending.remove(proc)
+                    except httpx.HTTPError:
+                        pass
+                if pending and time.monotonic() > deadline:
+                    names = ", ".join(p.service for p in pending)
+                    raise TimeoutError(f"not ready within {timeout}s: {names}")
+                if pending:
+                    time.sleep(0.2)
+
+    def url(self, service: str) -> str:
+        """Base URL of a service's API."""
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def write_state(self) -> None:
+        """Record what runs where, for the other commands."""
+        state = {
+            "started_at": datetime.now(UTC).isoformat(),
+            "database_url": self.database_url,
+            "nats_url": self.nats_url,
+            "smtp": list(self.smtp) if self.smtp else None,
+            "mail_dir": str(self.mail_dir) if self.mailcatcher else None,
+            "services": {s: self.url(s) for s in SERVICES if s in self.ports},
+            "pids": {
+                "postgres": self.postgres.pid if self.postgres else None,
+                "nats": self.nats.pid if self.nats else None,
+                **{p.service: p.process.pid for p in self.processes},
+            },
+            "supervisor_pid": os.getpid(),
+        }
+        self.state_path.write_text(json.dumps(state, indent=2))
+
+    def stop_process(
+        self, proc: ServiceProcess, sig: int = signal.SIGTERM, timeout: float = 15
+    ) -> None:
+        """Stop one service process (SIGKILL for a crash)."""
+        if proc.process.poll() is None:
+            proc.process.send_signal(sig)
+            try:
+                proc.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.process.kill()
+                proc.process.wait(5)
+        if proc in self.processes:
+            self.processes.remove(proc)
+
+    def stop(self) -> None:
+        """Stop everything this System started, services first."""
+        for proc in list(self.processes):
+            if proc.process.poll() is None:
+                proc.process.send_signal(signal.SIGTERM)
+        for proc in list(self.processes):
+            self.stop_process(proc)
+        if self.mailcatcher is not None:
+            self.mailcatcher.stop()
+        if self.nats is not None:
+            self.nats.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+        self.state_path.unlink(missing_ok=True)
+
+    @contextmanager
+    def running(self) -> Iterator[System]:
+        """Start everything; stop it again on exit."""
+        try:
+            self.start_servers()
+            self.start_services()
+            yield self
+        finally:
+            self.stop()
+
+
+def read_state(data_dir: Path) -> dict[str, Any] | None:
+    """The state of a running system, or None."""
+    path = data_dir / "state.json"
+    if not path.exists():
+        return None
+    state: dict[str, Any] = json.loads(path.read_text())
+    return state
