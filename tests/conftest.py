@@ -1,0 +1,38 @@
+"""Fixtures shared by all tests: real PostgreSQL and NATS servers (see ``tests/servers.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests import servers
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Reject an unknown ``WEERBAAR_TEST_SERVERS`` before any test runs."""
+    servers.server_mode()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """URL of a PostgreSQL server for this session; tests create their own databases on it."""
+    with servers.postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    """URL of a NATS server with JetStream for this session."""
+    with servers.nats_server() as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_database(postgres_server_url: str) -> Iterator[str]:
+    """URL of a new, empty database, dropped (with its connections) after the test."""
+    url = servers.create_database(postgres_server_url)
+    try:
+        yield url
+    finally:
+        servers.drop_database(postgres_server_url, url)

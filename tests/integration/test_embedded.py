@@ -1,0 +1,398 @@
+"""The embedded servers keep data across restarts and crashes, and clean up after themselves."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import nats
+import psycopg
+import pytest
+from nats.js.api import StorageType, StreamConfig
+
+from shared import embedded
+from shared.embedded import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    EmbeddedServerError,
+    ServerState,
+    free_port,
+    pid_is_running,
+    read_state,
+    write_state,
+)
+from tests import servers
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A fresh directory for server data (see ``servers.scratch_dir`` for why not ``tmp_path``)."""
+    with servers.scratch_dir("test") as path:
+        yield path
+
+
+@contextlib.contextmanager
+def occupied_port() -> Iterator[int]:
+    """A 127.0.0.1 port with a listener on it, as another program would hold it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def namen(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT naam FROM werkgever ORDER BY naam").fetchall()
+    return [row[0] for row in rows]
+
+
+def accepts_connections(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=2):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def test_postgres_keeps_committed_rows_across_a_clean_restart(workdir: Path) -> None:
+    datadir = workdir / "pg"
+    with EmbeddedPostgres(datadir) as first:
+        with psycopg.connect(first.url()) as conn:
+            conn.execute("CREATE TABLE werkgever (naam text)")
+            conn.execute("INSERT INTO werkgever VALUES ('Gemeente Testdorp')")
+        pid = first.pid
+        url = first.url()
+    assert pid is not None
+    assert not pid_is_running(pid)
+    assert not accepts_connections(url)
+
+    # A new object, as a new `weerbaar up` would make: it reuses the data, no second initdb.
+    with EmbeddedPostgres(datadir) as second:
+        assert namen(second.url()) == ["Gemeente Testdorp"]
+
+
+def test_postgres_recovers_after_sigkill_with_committed_rows_only(workdir: Path) -> None:
+    datadir = workdir / "pg"
+    server = EmbeddedPostgres(datadir)
+    server.start()
+    with psycopg.connect(server.url()) as conn:
+        conn.execute("CREATE TABLE werkgever (naam text)")
+        conn.execute("INSERT INTO werkgever VALUES ('vastgelegd')")
+    open_transaction = psycopg.connect(server.url())
+    open_transaction.execute("INSERT INTO werkgever VALUES ('niet vastgelegd')")
+
+    server.kill()
+    open_transaction.close()
+    assert not server.is_running()
+    # The crash left its lock file behind; postgres must see its pid is dead and carry on.
+    assert (datadir / "postmaster.pid").exists()
+
+    with EmbeddedPostgres(datadir) as restarted:
+        assert namen(restarted.url()) == ["vastgelegd"]
+
+
+def test_postgres_starts_when_the_stale_lock_names_a_pid_now_used_by_another_program(
+    workdir: Path,
+) -> None:
+    # After a reboot the pid in postmaster.pid often belongs to some unrelated process.
+    datadir = workdir / "pg"
+    server = EmbeddedPostgres(datadir)
+    server.start()
+    server.kill()
+    lock = datadir / "postmaster.pid"
+    # Run as the server's own user: a pid of another user is one PostgreSQL already ignores.
+    as_server_user = embedded.POSTGRES_SYSTEM_USER if os.geteuid() == 0 else None
+    unrelated = subprocess.Popen(["sleep", "60"], user=as_server_user)
+    try:
+        lines = lock.read_text().split("\n")
+        lock.write_text("\n".join([str(unrelated.pid), *lines[1:]]))
+        with EmbeddedPostgres(datadir) as restarted:
+            assert accepts_connections(restarted.url())
+    finally:
+        unrelated.kill()
+        unrelated.wait()
+
+
+def test_a_second_server_on_a_data_dir_in_use_is_refused(workdir: Path) -> None:
+    with EmbeddedPostgres(workdir / "pg") as running:
+        second = EmbeddedPostgres(workdir / "pg")
+        refused = re.escape('lock file "postmaster.pid" already exists')
+        with pytest.raises(EmbeddedServerError, match=refused):
+            second.start()
+        assert not second.is_running()
+        assert accepts_connections(running.url())
+
+
+def test_postgres_ensure_database_creates_once_and_returns_its_url(workdir: Path) -> None:
+    with EmbeddedPostgres(workdir / "pg") as server:
+        url = server.ensure_database("intake")
+        assert server.ensure_database("intake") == url
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT current_database(), current_user").fetchone()
+        assert row == ("intake", "postgres")
+
+
+def test_postgres_with_a_configured_port_in_use_fails_with_a_clear_message(
+    workdir: Path,
+) -> None:
+    with occupied_port() as port:
+        server = EmbeddedPostgres(workdir / "pg", port=port)
+        with pytest.raises(EmbeddedServerError, match=f"port {port} .* already in use"):
+            server.start()
+        assert not server.is_running()
+
+
+def test_postgres_moves_to_a_free_port_when_its_previous_port_was_taken(workdir: Path) -> None:
+    server = EmbeddedPostgres(workdir / "pg")
+    server.start()
+    taken = server.port
+    server.stop()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as blocker:
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        blocker.bind(("127.0.0.1", taken))
+        blocker.listen()
+        with server:
+            assert server.port != taken
+            assert accepts_connections(server.url())
+
+
+def test_postgres_retries_when_its_port_is_taken_between_check_and_bind(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Force the race: the free-port check says yes, the server then fails to bind.
+    monkeypatch.setattr(embedded, "_port_is_free", lambda port, host="127.0.0.1": True)
+    with occupied_port() as port:
+        server = EmbeddedPostgres(workdir / "pg")
+        server._port = port
+        with server:
+            assert server.port != port
+            assert accepts_connections(server.url())
+
+
+async def publish_acknowledged(url: str, stream: str, count: int) -> int:
+    """Publish ``count`` messages to a file-backed stream; return the last acked sequence."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(
+            StreamConfig(name=stream, subjects=[f"{stream}.>"], storage=StorageType.FILE)
+        )
+        pending = [
+            await js.publish_async(f"{stream}.bericht", str(i).encode()) for i in range(count)
+        ]
+        acks = await asyncio.gather(*pending)
+        return max(ack.seq for ack in acks)
+    finally:
+        await nc.close()
+
+
+async def stored_messages(url: str, stream: str) -> tuple[int, bytes]:
+    """Number of messages in ``stream`` and the payload of the last one."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(stream)
+        last = await js.get_msg(stream, info.state.last_seq)
+        return info.state.messages, last.data or b""
+    finally:
+        await nc.close()
+
+
+@pytest.mark.parametrize("sync_interval", [None, "always"], ids=["server-default", "always"])
+async def test_nats_keeps_acknowledged_messages_after_sigkill(
+    workdir: Path, sync_interval: str | None
+) -> None:
+    """Every acked message is still there after the server process is SIGKILLed.
+
+    With the server's default ``sync_interval`` (2 min) JetStream acks once a message is written
+    to the file, before an fsync: a killed *process* loses nothing (the OS still has the pages), a
+    crashed *machine* can. SIGKILL tests the first only; ``"always"`` is what covers the second.
+    """
+    server = EmbeddedNats(workdir / "nats", sync_interval=sync_interval)
+    await asyncio.to_thread(server.start)
+    try:
+        last_seq = await publish_acknowledged(server.url, "EMBEDDED", 1000)
+        server.kill()
+        assert not server.is_running()
+
+        await asyncio.to_thread(server.start)
+        assert await stored_messages(server.url, "EMBEDDED") == (1000, b"999")
+        assert last_seq == 1000
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+def test_nats_sync_interval_always_is_applied(workdir: Path) -> None:
+    with EmbeddedNats(workdir / "nats", sync_interval="always") as server:
+        varz = httpx.get(f"{server.monitor_url}/varz").json()
+    assert varz["jetstream"]["config"]["sync_always"] is True
+    assert Path(varz["jetstream"]["config"]["store_dir"]).is_relative_to(workdir / "nats")
+
+
+def test_nats_stop_ends_the_server(workdir: Path) -> None:
+    server = EmbeddedNats(workdir / "nats")
+    with server:
+        pid = server.pid
+        assert httpx.get(f"{server.monitor_url}/healthz").status_code == 200
+    assert pid is not None
+    assert not pid_is_running(pid)
+    assert server.pid is None
+
+
+@pytest.mark.parametrize("which", ["client", "monitor"])
+def test_nats_with_a_configured_port_in_use_fails_with_a_clear_message(
+    workdir: Path, which: str
+) -> None:
+    with occupied_port() as port:
+        if which == "client":
+            server = EmbeddedNats(workdir / "nats", port=port)
+        else:
+            server = EmbeddedNats(workdir / "nats", monitor_port=port)
+        with pytest.raises(EmbeddedServerError, match=f"port {port} .* already in use"):
+            server.start()
+        assert not server.is_running()
+
+
+def test_nats_retries_when_its_port_is_taken_between_check_and_bind(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(embedded, "_port_is_free", lambda port, host="127.0.0.1": True)
+    with occupied_port() as port:
+        server = EmbeddedNats(workdir / "nats")
+        server._port = port
+        with server:
+            assert server.port != port
+            assert httpx.get(f"{server.monitor_url}/healthz").status_code == 200
+
+
+def test_read_state_finds_running_servers_and_forgets_stopped_ones(workdir: Path) -> None:
+    state_file = workdir / "state.json"
+    assert read_state(state_file) is None
+
+    with EmbeddedPostgres(workdir / "pg") as pg, EmbeddedNats(workdir / "nats") as ns:
+        assert pg.pid is not None
+        assert ns.pid is not None
+        state = ServerState(
+            postgres_url=pg.url(),
+            nats_url=ns.url,
+            pids={"postgres": pg.pid, "nats": ns.pid},
+            started_at=datetime.now(UTC),
+        )
+        write_state(state_file, state)
+        assert read_state(state_file) == state
+
+        ns.kill()
+        assert read_state(state_file) is None
+
+
+def test_read_state_returns_none_for_dead_pids(workdir: Path) -> None:
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    exited.wait()
+    state_file = workdir / "state.json"
+    write_state(
+        state_file,
+        ServerState(
+            postgres_url="postgresql://postgres@127.0.0.1:1/postgres",
+            nats_url="nats://127.0.0.1:1",
+            pids={"postgres": exited.pid, "nats": os.getpid()},
+            started_at=datetime.now(UTC),
+        ),
+    )
+    assert read_state(state_file) is None
+
+
+_PARENT_SCRIPT = """
+import sys
+from pathlib import Path
+from shared.embedded import EmbeddedNats, EmbeddedPostgres
+
+root = Path(sys.argv[1])
+pg = EmbeddedPostgres(root / "pg")
+ns = EmbeddedNats(root / "nats")
+pg.start()
+ns.start()
+print(pg.pid, ns.pid, flush=True)
+if sys.argv[2] == "exit":
+    sys.exit(0)  # without calling stop()
+sys.stdin.read()  # until Ctrl-C
+"""
+
+
+@pytest.mark.parametrize("how", ["exit", "ctrl-c"])
+def test_servers_do_not_outlive_a_parent_that_ends_cleanly(workdir: Path, how: str) -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT_SCRIPT, str(workdir), how],
+        cwd=REPO_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    pids = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(pids) == 2
+    if how == "ctrl-c":
+        assert all(pid_is_running(pid) for pid in pids)
+        parent.send_signal(signal.SIGINT)
+    parent.wait(timeout=60)
+    assert [pid for pid in pids if pid_is_running(pid)] == []
+
+
+def test_free_port_can_be_listened_on() -> None:
+    port = free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+
+
+def test_fresh_database_is_new_and_empty(fresh_database: str) -> None:
+    with psycopg.connect(fresh_database) as conn:
+        row = conn.execute(
+            "SELECT current_database(), "
+            "(SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public')"
+        ).fetchone()
+    assert row is not None
+    assert row[0].startswith("test_")
+    assert row[1] == 0
+
+
+def test_dropping_a_test_database_disconnects_its_users(postgres_server_url: str) -> None:
+    url = servers.create_database(postgres_server_url)
+    still_connected = psycopg.connect(url)
+    try:
+        servers.drop_database(postgres_server_url, url)
+    finally:
+        still_connected.close()
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(postgres_server_url) as conn:
+        left = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    assert left is None
+
+
+async def test_nats_url_serves_jetstream(nats_url: str) -> None:
+    stream = f"TEST_{secrets.token_hex(4).upper()}"
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name=stream, subjects=[f"{stream}.>"], storage=StorageType.FILE)
+        try:
+            ack = await js.publish(f"{stream}.bericht", b"hallo")
+            assert (await js.get_msg(stream, ack.seq)).data == b"hallo"
+        finally:
+            await js.delete_stream(stream)
+    finally:
+        await nc.close()

@@ -1,0 +1,191 @@
+"""Helpers for tests that run against real servers: streams, systems, waiting, test data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import nats
+from nats.js.errors import NotFoundError
+
+from shared.auth import issue_token, load_or_create_secret
+from shared.embedded import free_port
+from shared.mailcatcher import MailCatcher
+from shared.settings import SERVICES, Settings
+from shared.stream import provision
+from shared.system import System
+
+T = TypeVar("T")
+
+
+def wait_until(
+    check: Callable[[], T | None], timeout: float = 30, what: str = "condition"
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def settings_for(database_url: str, nats_url: str, data_dir: Path, **extra: Any) -> Settings:
+    """Settings pointing at the test's servers."""
+    return Settings(database_url=database_url, nats_url=nats_url, data_dir=data_dir, **extra)
+
+
+async def _reset_streams(settings: Settings) -> None:
+    nc = await nats.connect(settings.nats_url)
+    try:
+        js = nc.jetstream()
+        for name in (settings.stream_name, settings.deadletter_stream_name):
+            try:
+                await js.delete_stream(name)
+            except NotFoundError:
+                pass
+    finally:
+        await nc.close()
+    await provision(settings)
+
+
+def reset_streams(settings: Settings) -> None:
+    """Delete and re-create the streams (the tests run one at a time on the session's NATS)."""
+    asyncio.run(_reset_streams(settings))
+
+
+@dataclass(frozen=True)
+class StreamMessage:
+    """A message as stored on a stream."""
+
+    sequence: int
+    subject: str
+    headers: dict[str, str]
+    data: bytes
+
+    @property
+    def envelope(self) -> dict[str, Any]:
+        """The CloudEvent."""
+        parsed: dict[str, Any] = json.loads(self.data)
+        return parsed
+
+
+async def _messages(nats_url: str, stream: str) -> list[StreamMessage]:
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(stream)
+        out = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            if info.state.messages == 0:
+                break
+            try:
+                msg = await js.get_msg(stream, seq)
+            except NotFoundError:
+                continue
+            out.append(StreamMessage(seq, msg.subject, dict(msg.headers or {}), msg.data or b""))
+        return out
+    finally:
+        await nc.close()
+
+
+def stream_messages(nats_url: str, stream: str = "WEERBAAR") -> list[StreamMessage]:
+    """Every message on a stream, in order."""
+    return asyncio.run(_messages(nats_url, stream))
+
+
+def token(data_dir: Path, role: str, **claims: Any) -> dict[str, str]:
+    """An Authorization header for a role, signed with the system's embedded secret."""
+    secret = load_or_create_secret(data_dir / "secrets" / "jwt.key")
+    value = issue_token(
+        secret, role=role, issuer="weerbaar-embedded", audience="weerbaar", **claims
+    )
+    return {"Authorization": f"Bearer {value}"}
+
+
+def aanmelding(**overrides: Any) -> dict[str, Any]:
+    """A registration with distinctive personal data (so leaks are easy to find)."""
+    tag = secrets.token_hex(4)
+    body: dict[str, Any] = {
+        "ingediend_door": "bestuurder",
+        "bestuurder": {
+            "naam": f"Bestuurder Naam{tag}",
+            "functie": "burgemeester",
+            "email": f"bestuurder.{tag}@example.org",
+            "telefoon": f"+31 6 {int(tag, 16) % 100000000:08d}",
+            "adres": {
+                "straat": f"Geheimstraat{tag}",
+                "huisnummer": "7",
+                "postcode": "1234 AB",
+                "woonplaats": f"Woonplaats{tag}",
+            },
+        },
+        "werkgever": {
+            "organisatie": "Gemeente Testdorp",
+            "organisatie_code": "GM0363",
+            "contactpersoon": f"Contact Persoon{tag}",
+            "email": f"werkgever.{tag}@example.org",
+            "telefoon": "020 1234567",
+        },
+        "reden": f"Dreigbrief ontvangen, kenmerk Dreiging{tag}.",
+        "verhuizing_gepland": False,
+        "toestemming": True,
+    }
+    body.update(overrides)
+    return body
+
+
+def personal_values(body: dict[str, Any]) -> list[str]:
+    """The personal data in a registration, as the strings a leak would contain."""
+    b, w = body["bestuurder"], body["werkgever"]
+    return [
+        b["naam"],
+        b["email"],
+        b["telefoon"],
+        b["adres"]["straat"],
+        b["adres"]["woonplaats"],
+        w["contactpersoon"],
+        w["email"],
+        body["reden"],
+    ]
+
+
+@contextmanager
+def mail_catcher(directory: Path) -> Iterator[MailCatcher]:
+    """A real SMTP server for the test."""
+    catcher = MailCatcher(directory, port=0)
+    catcher.start()
+    try:
+        yield catcher
+    finally:
+        catcher.stop()
+
+
+def system_on(
+    data_dir: Path, database_url: str, nats_url: str, catcher: MailCatcher, **extra_env: str
+) -> System:
+    """A System on the test's servers and SMTP server, on free ports."""
+    return System(
+        data_dir=data_dir,
+        database_url=database_url,
+        nats_url=nats_url,
+        smtp=("127.0.0.1", catcher.port),
+        extra_env=dict(extra_env),
+        preferred_ports={service: free_port() for service in SERVICES},
+    )
+
+
+def get_json(client: httpx.Client, url: str, headers: dict[str, str]) -> Any:
+    """GET that returns the JSON body of a 200, or None."""
+    response = client.get(url, headers=headers)
+    return response.json() if response.status_code == 200 else None
