@@ -267,7 +267,9 @@ class ServiceApplication(Application[UUID]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "service" in cls.__dict__:
+        # The application's name decides its table names: every subclass of a service's
+        # application (e.g. one with extra read-model tables) must use the service's tables.
+        if hasattr(cls, "service"):
             cls.name = cls.service
 
     def construct_mapper(self) -> Mapper[UUID]:

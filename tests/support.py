@@ -7,7 +7,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,9 +26,7 @@ from shared.system import System
 T = TypeVar("T")
 
 
-def wait_until(
-    check: Callable[[], T | None], timeout: float = 30, what: str = "condition"
-) -> T:
+def wait_until(check: Callable[[], T | None], timeout: float = 30, what: str = "condition") -> T:
     """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -50,10 +48,8 @@ async def _reset_streams(settings: Settings) -> None:
     try:
         js = nc.jetstream()
         for name in (settings.stream_name, settings.deadletter_stream_name):
-            try:
+            with suppress(NotFoundError):
                 await js.delete_stream(name)
-            except NotFoundError:
-                pass
     finally:
         await nc.close()
     await provision(settings)
@@ -102,6 +98,22 @@ async def _messages(nats_url: str, stream: str) -> list[StreamMessage]:
 def stream_messages(nats_url: str, stream: str = "WEERBAAR") -> list[StreamMessage]:
     """Every message on a stream, in order."""
     return asyncio.run(_messages(nats_url, stream))
+
+
+async def _count(nats_url: str, stream: str, subject: str | None) -> int:
+    nc = await nats.connect(nats_url)
+    try:
+        info = await nc.jetstream().stream_info(stream, subjects_filter=subject)
+        if subject is None:
+            return int(info.state.messages)
+        return sum((info.state.subjects or {}).values())
+    finally:
+        await nc.close()
+
+
+def stream_count(nats_url: str, subject: str | None = None, stream: str = "WEERBAAR") -> int:
+    """How many messages a stream holds (on a subject filter, when given)."""
+    return asyncio.run(_count(nats_url, stream, subject))
 
 
 def token(data_dir: Path, role: str, **claims: Any) -> dict[str, str]:

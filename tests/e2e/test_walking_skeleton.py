@@ -46,7 +46,9 @@ def test_submit_follow_and_restart(system: System, catcher: MailCatcher) -> None
         # The dossier shows the contact deadline (scheduling's event, folded by intake).
         dossier_url = f"{intake}/aanvragen/{aanvraag_id}"
         dossier = wait_until(
-            lambda: (d := get_json(client, dossier_url, secretariaat)) and d["contact_deadline"] and d,
+            lambda: (
+                (d := get_json(client, dossier_url, secretariaat)) and d["contact_deadline"] and d
+            ),
             what="the dossier with its contact deadline",
         )
         assert dossier["status"] == "ingediend"
@@ -57,9 +59,11 @@ def test_submit_follow_and_restart(system: System, catcher: MailCatcher) -> None
         assert [m.to for m in mails] == [(body["bestuurder"]["email"],)]
         assert aanvraag_id in mails[0].subject
         wait_until(
-            lambda: (d := get_json(client, dossier_url, secretariaat))
-            and d["notificaties"]
-            and d["notificaties"][0]["status"] == "verzonden",
+            lambda: (
+                (d := get_json(client, dossier_url, secretariaat))
+                and d["notificaties"]
+                and d["notificaties"][0]["status"] == "verzonden"
+            ),
             what="NotificatieVerzonden in the dossier",
         )
 
@@ -69,15 +73,17 @@ def test_submit_follow_and_restart(system: System, catcher: MailCatcher) -> None
         assert contact.status_code == 200
         assert contact.json()["contact_status"] == "opgenomen"
         wait_until(
-            lambda: (d := get_json(client, dossier_url, secretariaat))
-            and d["status"] == "contact_opgenomen",
+            lambda: (
+                (d := get_json(client, dossier_url, secretariaat))
+                and d["status"] == "contact_opgenomen"
+            ),
             what="contact in the dossier",
         )
 
     # Nothing published carries personal data.
-    published = b"\n".join(m.data + repr(m.headers).encode() for m in stream_messages(
-        system.nats_url or ""
-    ))
+    published = b"\n".join(
+        m.data + repr(m.headers).encode() for m in stream_messages(system.nats_url or "")
+    )
     for value in personal_values(body):
         assert value.encode() not in published, "personal data on NATS"
 
@@ -106,12 +112,14 @@ def test_outside_the_regeling_is_recorded_not_dropped(system: System) -> None:
         aanvraag_id = created.json()["aanvraag_id"]
         dossier = wait_until(
             lambda: (
-                d := get_json(
-                    client, f"{system.url('intake')}/aanvragen/{aanvraag_id}", secretariaat
+                (
+                    d := get_json(
+                        client, f"{system.url('intake')}/aanvragen/{aanvraag_id}", secretariaat
+                    )
                 )
-            )
-            and d["buiten_regeling_reden"]
-            and d,
+                and d["buiten_regeling_reden"]
+                and d
+            ),
             what="the dossier outside the regeling",
         )
     assert dossier["binnen_regeling"] is False

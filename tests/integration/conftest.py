@@ -1,0 +1,24 @@
+"""Fixtures for integration tests: settings on a fresh database with fresh streams."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.settings import Settings
+from tests.support import reset_streams, settings_for
+
+
+@pytest.fixture
+def settings(tmp_path: Path, fresh_database: str, nats_url: str) -> Settings:
+    """Settings for one test: its own database, freshly provisioned streams, short ack wait."""
+    configured = settings_for(
+        fresh_database,
+        nats_url,
+        tmp_path,
+        consumer_ack_wait_s=2.0,
+        consumer_max_deliver=3,
+    )
+    reset_streams(configured)
+    return configured

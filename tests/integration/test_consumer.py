@@ -1,0 +1,245 @@
+"""Durable consumers on real NATS and PostgreSQL: one effect per event, poison to dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+from psycopg.sql import SQL
+
+from services.scheduling.application import Scheduling
+from shared.calendar import WorkingDayCalendar
+from shared.consumer import Delivery, DurableConsumer, Subscription
+from shared.contracts import events as public
+from shared.contracts.registry import subject_for, to_cloudevent
+from shared.deadletters import list_deadletters
+from shared.embedded import free_port
+from shared.eventstore import AlreadyProcessed, Context, utcnow
+from shared.settings import SERVICES, Settings
+from shared.system import System
+from tests.support import aanmelding, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def _count(app: Scheduling, sql: str) -> int:
+    with app.datastore.get_connection() as conn:
+        row = conn.execute(SQL(sql)).fetchone()  # type: ignore[arg-type]
+    assert row is not None
+    return int(next(iter(row.values())))
+
+
+def _plannings(app: Scheduling) -> int:
+    return _count(
+        app,
+        "SELECT count(*) FROM scheduling.scheduling_events WHERE topic LIKE '%:PlanningGeopend'",
+    )
+
+
+def test_two_replicas_one_killed_mid_burst_apply_each_effect_once(
+    settings: Settings, tmp_path: Path
+) -> None:
+    system = System(
+        data_dir=tmp_path / "data",
+        database_url=settings.database_url,
+        nats_url=settings.nats_url,
+        smtp=("127.0.0.1", 1),
+        extra_env={"WEERBAAR_CONSUMER_ACK_WAIT_S": "2"},
+        preferred_ports={s: free_port() for s in SERVICES},
+    )
+    scheduling = Scheduling(settings.eventsourcing_env("scheduling"), WorkingDayCalendar())
+    burst = 200
+    try:
+        system.spawn("intake")
+        system.spawn("scheduling", roles=("consumers",), name="scheduling-a")
+        replica_b = system.spawn("scheduling", roles=("consumers",), name="scheduling-b")
+        system.wait_ready()
+
+        def submit(_: int) -> str:
+            with httpx.Client(timeout=10) as client:
+                response = client.post(f"{system.url('intake')}/aanvragen", json=aanmelding())
+                assert response.status_code == 201
+                aanvraag_id: str = response.json()["aanvraag_id"]
+                return aanvraag_id
+
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(submit, i) for i in range(burst)]
+            wait_until(lambda: _plannings(scheduling) >= burst // 4, what="a quarter applied")
+            replica_b.process.send_signal(signal.SIGKILL)
+            replica_b.process.wait(10)
+            killed_at = _plannings(scheduling)
+            system.processes.remove(replica_b)
+            system.spawn("scheduling", roles=("consumers",), name="scheduling-b2")
+            submitted = {f.result() for f in futures}
+        wait_until(lambda: _plannings(scheduling) >= burst, timeout=90, what="every planning")
+        # Let redeliveries of what the killed replica held run their course: its ack wait is 2 s,
+        # so everything it held is redelivered and handled once the consumer has nothing pending.
+        wait_until(lambda: _pending(settings) == 0, timeout=60, what="nothing pending")
+    finally:
+        system.stop()
+    assert killed_at < burst
+    assert _plannings(scheduling) == burst, "exactly one planning per aanvraag"
+    inbox = _count(
+        scheduling,
+        "SELECT count(*) FROM scheduling.inbox WHERE consumer = 'scheduling-planning'",
+    )
+    assert inbox == burst, "each message's effect recorded once"
+    planned = {
+        str(r["aanvraag_id"])
+        for r in scheduling.datastore.get_connection()
+        .__enter__()
+        .execute("SELECT aanvraag_id FROM scheduling.contact_deadlines")
+    }
+    assert planned == submitted
+
+
+def _pending(settings: Settings) -> int:
+    async def info() -> int:
+        nc = await nats.connect(settings.nats_url)
+        try:
+            consumer = await nc.jetstream().consumer_info(
+                settings.stream_name, "scheduling-planning"
+            )
+            return int(consumer.num_pending or 0) + int(consumer.num_ack_pending or 0)
+        finally:
+            await nc.close()
+
+    return asyncio.run(info())
+
+
+async def _publish(settings: Settings, subject: str, payload: bytes) -> None:
+    nc = await nats.connect(settings.nats_url)
+    try:
+        await nc.jetstream().publish(subject, payload, stream=settings.stream_name)
+    finally:
+        await nc.close()
+
+
+def _ingediend(aanvraag_id: uuid.UUID) -> tuple[str, bytes]:
+    event = public.AanvraagIngediend(
+        aanvraag_id=aanvraag_id,
+        ingediend_op=utcnow(),
+        ingediend_door=public.Partij.BESTUURDER,
+        organisatie_code="GM0363",
+        binnen_regeling=True,
+        verhuizing_gepland=False,
+    )
+    envelope = to_cloudevent(
+        event, id=str(uuid.uuid4()), source="urn:nl:weerbaarbestuur:intake", time=utcnow()
+    )
+    return subject_for(event), envelope.to_json()
+
+
+async def _run_consumers(
+    consumers: list[DurableConsumer], until: Callable[[], bool], timeout: float = 30
+) -> None:
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(c.run(stop)) for c in consumers]
+    try:
+        async with asyncio.timeout(timeout):
+            while not until():
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+async def test_a_redelivered_message_has_a_single_effect_across_replicas(
+    settings: Settings,
+) -> None:
+    """Replica A applies the effect and dies before acking; replica B gets it again: no effect."""
+    scheduling = Scheduling(settings.eventsourcing_env("scheduling"), WorkingDayCalendar())
+    seen: list[tuple[str, int]] = []
+    outcomes: list[str] = []
+    crashed = threading.Event()
+
+    def handler(name: str) -> Callable[[Delivery], None]:
+        def handle(delivery: Delivery) -> None:
+            seen.append((name, delivery.attempt))
+            event = delivery.event
+            assert isinstance(event, public.AanvraagIngediend)
+            ctx = Context(now=utcnow(), causation_id=delivery.envelope.id)
+            try:
+                scheduling.open(
+                    event.aanvraag_id,
+                    event.ingediend_op,
+                    ctx,
+                    ("scheduling-planning", delivery.envelope.id),
+                )
+            except AlreadyProcessed:
+                outcomes.append(f"{name}:already")
+                raise
+            outcomes.append(f"{name}:applied")
+            if not crashed.is_set():
+                crashed.set()
+                raise ConnectionError("simulated crash after commit, before ack")
+
+        return handle
+
+    subjects = ["weerbaar.intake.AanvraagIngediend.*"]
+    a = DurableConsumer("scheduling", Subscription("planning", subjects, handler("a")), settings)
+    b = DurableConsumer("scheduling", Subscription("planning", subjects, handler("b")), settings)
+    aanvraag_id = uuid.uuid4()
+    subject, payload = _ingediend(aanvraag_id)
+    await _publish(settings, subject, payload)
+    await _run_consumers([a, b], until=lambda: len(outcomes) >= 2)
+
+    assert len(seen) == 2 and seen[1][1] == 2, "the message was delivered twice"
+    assert outcomes[0].endswith(":applied") and outcomes[1].endswith(":already")
+    assert _plannings(scheduling) == 1, "one effect"
+
+
+async def test_poison_and_failing_messages_go_to_the_dead_letters(settings: Settings) -> None:
+    scheduling = Scheduling(settings.eventsourcing_env("scheduling"), WorkingDayCalendar())
+    good = uuid.uuid4()
+    doomed = uuid.uuid4()
+
+    def handle(delivery: Delivery) -> None:
+        event = delivery.event
+        assert isinstance(event, public.AanvraagIngediend)
+        if event.aanvraag_id == doomed:
+            raise RuntimeError("this handler always fails for this dossier")
+        scheduling.open(
+            event.aanvraag_id,
+            event.ingediend_op,
+            Context(now=utcnow()),
+            ("scheduling-planning", delivery.envelope.id),
+        )
+
+    await _publish(settings, f"weerbaar.intake.AanvraagIngediend.{uuid.uuid4()}", b"{not json")
+    subject, payload = _ingediend(uuid.uuid4())
+    broken = payload.replace(b'"GM0363"', b'"not a code"')
+    await _publish(settings, subject, broken)
+    for aanvraag_id in (doomed, good):
+        subject, payload = _ingediend(aanvraag_id)
+        await _publish(settings, subject, payload)
+
+    consumer = DurableConsumer(
+        "scheduling",
+        Subscription("planning", ["weerbaar.intake.AanvraagIngediend.*"], handle),
+        settings,
+    )
+    await _run_consumers(
+        [consumer], until=lambda: consumer.deadlettered >= 3 and consumer.handled >= 1
+    )
+    letters = await list_deadletters(settings)
+    reasons = sorted(str(letter["reason"]) for letter in letters)
+    assert reasons == [
+        "handler_failed:RuntimeError",
+        "invalid_cloudevent",
+        "invalid_event:InvalidEvent",
+    ]
+    failed = next(x for x in letters if x["reason"] == "handler_failed:RuntimeError")
+    assert failed["attempts"] == str(settings.consumer_max_deliver)
+    assert all(x["consumer"] == "scheduling-planning" for x in letters)
+    assert scheduling.planning(good).deadline is not None, "good messages keep flowing"
+    text = repr(letters)
+    assert "not a code" not in text, "a dead letter's listing does not echo the payload"

@@ -1,0 +1,107 @@
+"""The outbox relay on real PostgreSQL and NATS: killed mid-burst, it loses and doubles nothing."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from services.intake.application import Intake
+from services.intake.domain import Aanmelding
+from shared.eventstore import Context, utcnow
+from shared.settings import Settings
+from shared.system import System
+from tests.support import aanmelding, stream_count, stream_messages, wait_until
+
+pytestmark = pytest.mark.integration
+
+BURST = 1500
+
+
+def _system(settings: Settings, tmp_path: Path) -> System:
+    return System(
+        data_dir=tmp_path / "data",
+        database_url=settings.database_url,
+        nats_url=settings.nats_url,
+        smtp=("127.0.0.1", 1),  # no service here sends mail
+        extra_env={"WEERBAAR_RELAY_BATCH_SIZE": "20"},
+    )
+
+
+def _submit(intake: Intake, count: int) -> list[str]:
+    ids = []
+    for _ in range(count):
+        result = intake.dien_aanvraag_in(
+            Aanmelding.model_validate(aanmelding()), Context(now=utcnow())
+        )
+        ids.append(str(result.aanvraag_id))
+    return ids
+
+
+def _published(settings: Settings) -> list[str]:
+    return [
+        m.subject.rsplit(".", 1)[-1]
+        for m in stream_messages(settings.nats_url)
+        if m.subject.startswith("weerbaar.intake.AanvraagIngediend.")
+    ]
+
+
+def _count(settings: Settings) -> int:
+    return stream_count(settings.nats_url, "weerbaar.intake.AanvraagIngediend.*")
+
+
+def test_relay_killed_mid_burst_publishes_every_event_exactly_once(
+    settings: Settings, tmp_path: Path
+) -> None:
+    intake = Intake(settings.eventsourcing_env("intake"))
+    system = _system(settings, tmp_path)
+    relay = system.spawn("intake", roles=("relay",), name="relay-1")
+    submitted: list[str] = []
+    writer = threading.Thread(target=lambda: submitted.extend(_submit(intake, BURST)))
+    writer.start()
+    try:
+        # Kill the relay while it is in the middle of publishing the burst.
+        wait_until(lambda: len(_published(settings)) >= BURST // 4, what="a quarter published")
+        relay.process.send_signal(signal.SIGKILL)
+        relay.process.wait(10)
+        killed_at = len(_published(settings))
+        writer.join()
+        system.processes.remove(relay)
+        system.spawn("intake", roles=("relay",), name="relay-2")
+        wait_until(lambda: len(_published(settings)) >= BURST, timeout=60, what="all published")
+        published = _published(settings)
+    finally:
+        writer.join()
+        system.stop()
+    assert killed_at < BURST, "the kill must land in the middle of the burst"
+    counts = Counter(published)
+    assert sorted(counts) == sorted(submitted), "every event is on the stream"
+    assert set(counts.values()) == {1}, "no event is on the stream twice"
+    messages = [m for m in stream_messages(settings.nats_url) if "intake" in m.subject]
+    positions = [int(m.headers["Weerbaar-Position"].split("/")[0]) for m in messages]
+    assert positions == sorted(positions), "the stream holds the log in order"
+
+
+def test_only_one_relay_per_service_is_active(settings: Settings, tmp_path: Path) -> None:
+    intake = Intake(settings.eventsourcing_env("intake"))
+    system = _system(settings, tmp_path)
+    first = system.spawn("intake", roles=("relay",), name="relay-a")
+    try:
+        wait_until(lambda: "relay active" in first.log_path.read_text(), what="relay a active")
+        second = system.spawn("intake", roles=("relay",), name="relay-b")
+        ids = _submit(intake, 20)
+        wait_until(lambda: len(_published(settings)) == 20, what="20 published")
+        assert "relay active" not in second.log_path.read_text(), "the standby must not publish"
+        system.stop_process(first, signal.SIGKILL)
+        wait_until(
+            lambda: "relay active" in second.log_path.read_text(),
+            what="the standby taking over",
+        )
+        more = _submit(intake, 20)
+        wait_until(lambda: len(_published(settings)) == 40, what="40 published")
+    finally:
+        system.stop()
+    assert sorted(_published(settings)) == sorted(ids + more)

@@ -1,0 +1,413 @@
+"""The dossier projection's fold: the case rebuilt from every service's public CloudEvents."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+import pytest
+
+from services.intake.projections import Dossier, fold
+from shared.contracts import events as ev
+from shared.contracts.envelope import CloudEvent
+from shared.contracts.registry import to_cloudevent
+from shared.eventstore import public_event_id
+
+T0 = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)  # Monday
+DEADLINE = datetime(2026, 3, 4, 23, 0, tzinfo=UTC)
+CONTACT = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
+INGETROKKEN = datetime(2026, 3, 5, 16, 30, tzinfo=UTC)
+NOTIFICATIE_BEVESTIGING = UUID("0d3c2b1a-0000-4000-8000-000000000001")
+NOTIFICATIE_SECRETARIAAT = UUID("0d3c2b1a-0000-4000-8000-000000000002")
+
+
+def ce(
+    event: ev.PublicEvent,
+    time: datetime,
+    *,
+    version: int = 1,
+    index: int = 0,
+    actorrole: str | None = None,
+    actorid: str | None = None,
+    id: str | None = None,
+) -> CloudEvent:
+    """Wrap a public event as the relay does."""
+    service = event.emitting_service
+    assert event.aanvraag_id is not None
+    return to_cloudevent(
+        event,
+        id=id or public_event_id(service, event.aanvraag_id, version, index),
+        source=f"urn:nl:weerbaarbestuur:{service}",
+        time=time,
+        actorrole=actorrole,
+        actorid=actorid,
+    )
+
+
+def ingediend(aanvraag_id: UUID, *, binnen_regeling: bool = True, at: datetime = T0) -> CloudEvent:
+    return ce(
+        ev.AanvraagIngediend(
+            aanvraag_id=aanvraag_id,
+            ingediend_op=at,
+            ingediend_door=ev.Partij.WERKGEVER,
+            organisatie_code="GM0363",
+            binnen_regeling=binnen_regeling,
+            verhuizing_gepland=True,
+        ),
+        at,
+        actorrole="aanvrager",
+    )
+
+
+def termijn_gesteld(aanvraag_id: UUID, at: datetime = T0 + timedelta(seconds=1)) -> CloudEvent:
+    return ce(
+        ev.ContacttermijnGesteld(
+            aanvraag_id=aanvraag_id,
+            deadline=DEADLINE,
+            werkdagen=3,
+            kalender="algemene_termijnenwet",
+        ),
+        at,
+        actorrole="systeem",
+        actorid="svc-scheduling",
+    )
+
+
+def contact(aanvraag_id: UUID, at: datetime = CONTACT) -> CloudEvent:
+    return ce(
+        ev.ContactOpgenomen(aanvraag_id=aanvraag_id, contact_op=at, binnen_termijn=at < DEADLINE),
+        at,
+        version=2,
+        actorrole="secretariaat",
+        actorid="sec-1",
+    )
+
+
+def verstreken(aanvraag_id: UUID, at: datetime) -> CloudEvent:
+    return ce(
+        ev.ContacttermijnVerstreken(aanvraag_id=aanvraag_id, deadline=DEADLINE, vastgesteld_op=at),
+        at,
+        version=2,
+        actorrole="systeem",
+    )
+
+
+def ingetrokken(aanvraag_id: UUID, at: datetime = INGETROKKEN) -> CloudEvent:
+    return ce(
+        ev.AanvraagIngetrokken(
+            aanvraag_id=aanvraag_id, ingetrokken_op=at, door_rol=ev.Rol.BESTUURDER
+        ),
+        at,
+        version=2,
+        actorrole="bestuurder",
+        actorid="bestuurder-1",
+    )
+
+
+def geweigerd(aanvraag_id: UUID, at: datetime) -> CloudEvent:
+    return ce(
+        ev.ToegangGeweigerd(
+            aanvraag_id=aanvraag_id,
+            dienst=ev.Dienst.INTAKE,
+            actie="GET /aanvragen/{id}",
+            reden="niet_van_deze_werkgever",
+            status_code=404,
+        ),
+        at,
+        actorrole="werkgever",
+        actorid="werkgever-9",
+        id=str(uuid4()),
+    )
+
+
+def notificatie(
+    aanvraag_id: UUID,
+    notificatie_id: UUID,
+    at: datetime,
+    *,
+    poging: int,
+    mislukt: bool = False,
+    definitief: bool = False,
+    soort: str = "bevestiging_aanvraag",
+) -> CloudEvent:
+    common = {
+        "aanvraag_id": aanvraag_id,
+        "notificatie_id": notificatie_id,
+        "soort": soort,
+        "kanaal": "email",
+        "ontvanger_rol": ev.Rol.AANVRAGER,
+        "oorzaak_event_id": "ev-1",
+        "poging": poging,
+    }
+    event: ev.PublicEvent
+    if mislukt:
+        event = ev.NotificatieMislukt.model_validate(
+            common | {"reden_code": "smtp_timeout", "definitief": definitief}
+        )
+    else:
+        event = ev.NotificatieVerzonden.model_validate(common)
+    return ce(event, at, id=f"{notificatie_id}-{poging}", actorrole="systeem")
+
+
+def full_history(aanvraag_id: UUID) -> list[CloudEvent]:
+    """A withdrawn dossier outside the regeling, with contact, notifications and a refusal."""
+    return [
+        ingediend(aanvraag_id, binnen_regeling=False),
+        ce(
+            ev.AanvraagBuitenRegeling(
+                aanvraag_id=aanvraag_id, reden=ev.BuitenRegelingReden.RAADSLID
+            ),
+            T0,  # the same moment as AanvraagIngediend: both come from one stored event
+            index=1,
+            actorrole="aanvrager",
+        ),
+        termijn_gesteld(aanvraag_id),
+        notificatie(
+            aanvraag_id, NOTIFICATIE_BEVESTIGING, T0 + timedelta(seconds=5), poging=1, mislukt=True
+        ),
+        notificatie(aanvraag_id, NOTIFICATIE_BEVESTIGING, T0 + timedelta(seconds=9), poging=2),
+        notificatie(
+            aanvraag_id,
+            NOTIFICATIE_SECRETARIAAT,
+            T0 + timedelta(seconds=6),
+            poging=1,
+            mislukt=True,
+            definitief=True,
+            soort="nieuwe_aanvraag",
+        ),
+        geweigerd(aanvraag_id, CONTACT - timedelta(hours=1)),
+        contact(aanvraag_id),
+        ingetrokken(aanvraag_id),
+    ]
+
+
+def folded(envelopes: list[CloudEvent]) -> Dossier:
+    dossier = fold(envelopes)
+    assert dossier is not None
+    return dossier
+
+
+# --- order does not matter -----------------------------------------------------------------------
+
+
+def test_the_same_events_in_any_order_give_the_same_dossier() -> None:
+    events = full_history(uuid4())
+    expected = folded(events)
+    rng = random.Random(20260302)
+    for _ in range(200):
+        shuffled = events[:]
+        rng.shuffle(shuffled)
+        assert folded(shuffled) == expected
+
+
+def test_events_delivered_before_aanvraag_ingediend_are_not_lost() -> None:
+    aanvraag_id = uuid4()
+    events = full_history(aanvraag_id)
+    last = events[1:] + events[:1]  # AanvraagIngediend delivered last
+    dossier = folded(last)
+    assert dossier == folded(events)
+    assert dossier.status == "ingetrokken"
+    assert dossier.contact_deadline == DEADLINE
+    assert dossier.buiten_regeling_reden == "raadslid"
+
+
+def test_events_timed_before_aanvraag_ingediend_are_applied_after_it() -> None:
+    # Clock skew between services: scheduling's events carry an earlier time than intake's.
+    aanvraag_id = uuid4()
+    dossier = folded(
+        [
+            termijn_gesteld(aanvraag_id, at=T0 - timedelta(seconds=2)),
+            contact(aanvraag_id, at=T0 - timedelta(seconds=1)),
+            ingediend(aanvraag_id),
+        ]
+    )
+    assert dossier.status == "contact_opgenomen"
+    assert dossier.contact_deadline == DEADLINE
+    assert dossier.contact_op == T0 - timedelta(seconds=1)
+    assert [r.gebeurtenis for r in dossier.tijdlijn] == [
+        "ContacttermijnGesteld",
+        "ContactOpgenomen",
+        "AanvraagIngediend",
+    ]
+
+
+def test_buiten_regeling_at_the_same_moment_is_applied_whichever_id_sorts_first() -> None:
+    aanvraag_id = uuid4()
+    buiten = ce(
+        ev.AanvraagBuitenRegeling(aanvraag_id=aanvraag_id, reden=ev.BuitenRegelingReden.STATENLID),
+        T0,
+        id="0000-first",
+    )
+    intake = ingediend(aanvraag_id, binnen_regeling=False)
+    assert buiten.id < intake.id
+    dossier = folded([intake, buiten])
+    assert dossier.binnen_regeling is False
+    assert dossier.buiten_regeling_reden == "statenlid"
+
+
+def test_no_dossier_without_aanvraag_ingediend() -> None:
+    aanvraag_id = uuid4()
+    assert fold([]) is None
+    assert fold([termijn_gesteld(aanvraag_id), contact(aanvraag_id)]) is None
+    assert fold(e for e in full_history(aanvraag_id)[1:]) is None
+
+
+# --- what the dossier shows ----------------------------------------------------------------------
+
+
+def test_a_new_dossier_shows_the_registration() -> None:
+    aanvraag_id = uuid4()
+    dossier = folded([ingediend(aanvraag_id)])
+    assert dossier.aanvraag_id == aanvraag_id
+    assert dossier.status == "ingediend"
+    assert dossier.ingediend_op == T0
+    assert dossier.ingediend_door == "werkgever"
+    assert dossier.organisatie_code == "GM0363"
+    assert dossier.binnen_regeling is True
+    assert dossier.buiten_regeling_reden is None
+    assert dossier.verhuizing_gepland is True
+    assert dossier.contact_deadline is None
+    assert dossier.deadline_verstreken is False
+    assert dossier.notificaties == ()
+
+
+def test_deadline_is_shown_from_contacttermijn_gesteld() -> None:
+    aanvraag_id = uuid4()
+    dossier = folded([ingediend(aanvraag_id), termijn_gesteld(aanvraag_id)])
+    assert dossier.status == "ingediend"
+    assert dossier.contact_deadline == DEADLINE
+    assert dossier.deadline_verstreken is False
+
+
+def test_status_goes_from_ingediend_to_contact_opgenomen() -> None:
+    aanvraag_id = uuid4()
+    dossier = folded([ingediend(aanvraag_id), termijn_gesteld(aanvraag_id), contact(aanvraag_id)])
+    assert dossier.status == "contact_opgenomen"
+    assert dossier.contact_op == CONTACT
+    assert dossier.contact_binnen_termijn is True
+
+
+@pytest.mark.parametrize("met_contact", [False, True])
+def test_withdrawal_sets_ingetrokken(met_contact: bool) -> None:
+    aanvraag_id = uuid4()
+    events = [ingediend(aanvraag_id), termijn_gesteld(aanvraag_id)]
+    if met_contact:
+        events.append(contact(aanvraag_id))
+    dossier = folded([*events, ingetrokken(aanvraag_id)])
+    assert dossier.status == "ingetrokken"
+    assert dossier.ingetrokken_op == INGETROKKEN
+
+
+def test_contact_recorded_after_withdrawal_does_not_reopen_the_dossier() -> None:
+    aanvraag_id = uuid4()
+    dossier = folded(
+        [
+            ingediend(aanvraag_id),
+            ingetrokken(aanvraag_id, at=CONTACT - timedelta(minutes=1)),
+            contact(aanvraag_id),
+        ]
+    )
+    assert dossier.status == "ingetrokken"
+
+
+def test_missed_deadline_is_shown() -> None:
+    aanvraag_id = uuid4()
+    vastgesteld = DEADLINE + timedelta(minutes=5)
+    dossier = folded(
+        [ingediend(aanvraag_id), termijn_gesteld(aanvraag_id), verstreken(aanvraag_id, vastgesteld)]
+    )
+    assert dossier.deadline_verstreken is True
+    assert dossier.deadline_verstreken_op == vastgesteld
+    assert dossier.contact_deadline == DEADLINE
+    assert dossier.status == "ingediend"
+
+
+def test_missed_deadline_alone_also_shows_the_deadline() -> None:
+    aanvraag_id = uuid4()
+    dossier = folded([ingediend(aanvraag_id), verstreken(aanvraag_id, DEADLINE)])
+    assert dossier.contact_deadline == DEADLINE
+    assert dossier.deadline_verstreken is True
+
+
+def test_late_contact_after_a_missed_deadline() -> None:
+    aanvraag_id = uuid4()
+    laat = DEADLINE + timedelta(hours=3)
+    dossier = folded(
+        [
+            ingediend(aanvraag_id),
+            termijn_gesteld(aanvraag_id),
+            verstreken(aanvraag_id, DEADLINE + timedelta(minutes=1)),
+            contact(aanvraag_id, at=laat),
+        ]
+    )
+    assert dossier.status == "contact_opgenomen"
+    assert dossier.contact_binnen_termijn is False
+    assert dossier.deadline_verstreken is True  # a missed deadline stays on record
+
+
+def test_notifications_are_listed_with_their_latest_status() -> None:
+    dossier = folded(full_history(uuid4()))
+    assert {n.notificatie_id: (n.soort, n.status, n.op) for n in dossier.notificaties} == {
+        str(NOTIFICATIE_BEVESTIGING): (
+            "bevestiging_aanvraag",
+            "verzonden",
+            T0 + timedelta(seconds=9),
+        ),
+        str(NOTIFICATIE_SECRETARIAAT): (
+            "nieuwe_aanvraag",
+            "definitief_mislukt",
+            T0 + timedelta(seconds=6),
+        ),
+    }
+
+
+def test_a_retryable_failure_is_listed_as_mislukt() -> None:
+    aanvraag_id = uuid4()
+    dossier = folded(
+        [
+            ingediend(aanvraag_id),
+            notificatie(
+                aanvraag_id,
+                NOTIFICATIE_BEVESTIGING,
+                T0 + timedelta(seconds=3),
+                poging=1,
+                mislukt=True,
+            ),
+        ]
+    )
+    assert [n.status for n in dossier.notificaties] == ["mislukt"]
+
+
+def test_timeline_lists_every_event_but_refusals_in_time_order() -> None:
+    dossier = folded(full_history(uuid4()))
+    assert [r.gebeurtenis for r in dossier.tijdlijn].count("AanvraagIngediend") == 1
+    assert "ToegangGeweigerd" not in {r.gebeurtenis for r in dossier.tijdlijn}
+    assert len(dossier.tijdlijn) == len(full_history(uuid4())) - 1
+    tijden = [r.tijd for r in dossier.tijdlijn]
+    assert tijden == sorted(tijden)
+    assert [r.gebeurtenis for r in dossier.tijdlijn][-2:] == [
+        "ContactOpgenomen",
+        "AanvraagIngetrokken",
+    ]
+
+
+def test_timeline_says_which_service_and_which_role() -> None:
+    aanvraag_id = uuid4()
+    dossier = folded([ingediend(aanvraag_id), contact(aanvraag_id), ingetrokken(aanvraag_id)])
+    assert [(r.gebeurtenis, r.dienst, r.rol, r.actor_id) for r in dossier.tijdlijn] == [
+        ("AanvraagIngediend", "intake", "aanvrager", None),
+        ("ContactOpgenomen", "scheduling", "secretariaat", "sec-1"),
+        ("AanvraagIngetrokken", "intake", "bestuurder", "bestuurder-1"),
+    ]
+
+
+def test_a_refusal_changes_nothing_in_the_dossier() -> None:
+    aanvraag_id = uuid4()
+    events = [ingediend(aanvraag_id), termijn_gesteld(aanvraag_id), contact(aanvraag_id)]
+    with_refusals = [
+        *events,
+        geweigerd(aanvraag_id, T0 - timedelta(days=1)),  # even one before the dossier existed
+        geweigerd(aanvraag_id, CONTACT + timedelta(hours=1)),
+    ]
+    assert folded(with_refusals) == folded(events)
