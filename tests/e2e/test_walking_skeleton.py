@@ -159,3 +159,36 @@ def test_refused_access_answers_401_and_is_recorded(system: System) -> None:
     refused = wait_until(lambda: len(r := refusals()) == 2 and r, what="both refusals")
     assert {e["data"]["status_code"] for e in refused} == {401, 404}  # type: ignore[index]
     assert all(e["data"]["actie"] == "GET /aanvragen/{aanvraag_id}" for e in refused)  # type: ignore[index]
+
+
+def test_mail_is_retried_until_the_smtp_server_accepts_it(
+    system: System, catcher: MailCatcher
+) -> None:
+    catcher.fail(2)  # the next two deliveries answer 451 (try again later)
+    secretariaat = token(system.data_dir, "secretariaat")
+    with httpx.Client(timeout=10) as client:
+        created = client.post(f"{system.url('intake')}/aanvragen", json=aanmelding())
+        aanvraag_id = created.json()["aanvraag_id"]
+        mails = wait_until(lambda: list_messages(catcher.directory), what="the mail, at last")
+        log = wait_until(
+            lambda: [
+                n
+                for n in get_json(
+                    client, f"{system.url('notifications')}/notificaties", secretariaat
+                )
+                if n["aanvraag_id"] == aanvraag_id and n["status"] == "verzonden"
+            ],
+            what="the delivery log",
+        )
+    assert len(mails) == 1
+    assert log[0]["pogingen"] == 3
+    outcomes = [
+        (m.envelope["type"].split(".")[-2], m.envelope["data"]["poging"])
+        for m in stream_messages(system.nats_url or "")
+        if m.subject.endswith(aanvraag_id) and ".notifications." in m.subject
+    ]
+    assert outcomes == [
+        ("NotificatieMislukt", 1),
+        ("NotificatieMislukt", 2),
+        ("NotificatieVerzonden", 3),
+    ]

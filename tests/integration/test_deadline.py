@@ -1,4 +1,4 @@
-"""The contact deadline on real PostgreSQL: ContacttermijnVerstreken once, across restarts and replicas."""
+"""The contact deadline on real PostgreSQL: escalated once, across restarts and replicas."""
 
 from __future__ import annotations
 

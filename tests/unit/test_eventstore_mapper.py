@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
@@ -18,8 +19,8 @@ from services.intake.domain import Aanmelding, AanvraagIngetrokken, AanvraagOntv
 from services.notifications.domain import NotificatieMislukt
 from services.scheduling.domain import PlanningGeopend
 from shared.contracts.envelope import OPAQUE_ID_PATTERN
-from shared.eventstore import Aggregate as AggregateState
 from shared.eventstore import (
+    Aggregate,
     Context,
     DomainEvent,
     PydanticMapper,
@@ -161,7 +162,7 @@ def stored(event: DomainEvent, **changes: Any) -> StoredEvent:
         {"timestamp": "not a moment"},
         {"originator_id": "not-a-uuid"},
         {"onbekend_veld": 1},  # extra fields are refused
-        {"aanmelding": {"toestemming": False}},
+        {"originator_version": "eerste"},
     ],
 )
 def test_corrupt_state_raises_a_validation_error(changes: dict[str, Any]) -> None:
@@ -179,17 +180,26 @@ def test_missing_field_raises_a_validation_error() -> None:
         decode_event(original.topic, json.dumps(state).encode())
 
 
-def test_decode_validates_nested_rules_too() -> None:
+@pytest.mark.parametrize(
+    ("part", "field", "value"),
+    [
+        ("werkgever", "organisatie_code", "GM363"),
+        ("bestuurder", "functie", "koning"),
+        (None, "toestemming", False),
+    ],
+)
+def test_decode_validates_nested_rules_too(part: str | None, field: str, value: object) -> None:
     event = dien_in(uuid4(), aanmelding(), CTX)
     state = json.loads(mapper().to_stored_event(event).state)
-    state["aanmelding"]["werkgever"]["organisatie_code"] = "GM363"
+    target = state["aanmelding"] if part is None else state["aanmelding"][part]
+    target[field] = value
     with pytest.raises(ValidationError):
         decode_event(get_topic(AanvraagOntvangen), json.dumps(state).encode())
 
 
 def test_a_topic_that_is_not_a_domain_event_is_refused() -> None:
     with pytest.raises(TypeError):
-        decode_event(get_topic(AggregateState), b"{}")
+        decode_event(get_topic(Aggregate), b"{}")
 
 
 # --- upcasting -----------------------------------------------------------------------------------
@@ -287,7 +297,7 @@ def test_first_and_next_event_carry_the_context() -> None:
         first.correlation_id,
         first.causation_id,
     ) == (NU, "sec-1", "adviseur,secretariaat", "corr-1", "cause-1")
-    state = AggregateState(id=aanvraag_id, version=7)
+    state = Aggregate(id=aanvraag_id, version=7)
     following = next_event(MeldingOntvangen, state, Context(now=NU), kanaal="post")
     assert (following.originator_id, following.originator_version) == (aanvraag_id, 8)
     assert following.actor_id is None
@@ -300,8 +310,6 @@ def test_public_event_id_is_deterministic() -> None:
     # A changed id would defeat the stream's deduplication of a re-sent message.
     assert first == "c39c36ea-b785-50e2-b278-a41150711b37"
     assert UUID(first)
-    import re
-
     assert re.fullmatch(OPAQUE_ID_PATTERN, first)
 
 
