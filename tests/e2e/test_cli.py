@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
 from shared.embedded import pid_is_running
@@ -122,8 +123,6 @@ def test_token_command_prints_a_token_the_services_accept(tmp_path: Path) -> Non
         text=True,
         check=True,
     )
-    import jwt
-
     claims = jwt.decode(
         result.stdout.strip(),
         (tmp_path / "secrets" / "jwt.key").read_bytes(),
@@ -143,6 +142,7 @@ def test_a_missing_setting_stops_a_service_with_one_clear_line(tmp_path: Path) -
         env=env,
         capture_output=True,
         text=True,
+        check=False,
         timeout=60,
     )
     assert result.returncode == 2
