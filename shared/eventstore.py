@@ -295,17 +295,22 @@ class ServiceApplication(Application[UUID]):
 
     def retrying(self, command: Callable[[], TResult], attempts: int = 5) -> TResult:
         """Run a get → decide → record command, retrying when another writer came first."""
-        for attempt in range(attempts):
-            try:
-                return command()
-            except ConcurrencyConflict:
-                log.info("concurrency conflict, retrying", extra={"attempt": attempt + 1})
-                time.sleep(0.005 * (2**attempt))
-        raise Conflict("Het dossier werd tegelijk door iemand anders gewijzigd; probeer opnieuw.")
+        return retry_on_conflict(command, attempts)
 
     def max_notification_id(self) -> int:
         """The id of the last event in this service's log (0 when empty)."""
         return self.recorder.max_notification_id() or 0
+
+
+def retry_on_conflict(command: Callable[[], TResult], attempts: int = 5) -> TResult:
+    """Run a command again while it loses a concurrency conflict; 409 when it keeps losing."""
+    for attempt in range(attempts):
+        try:
+            return command()
+        except ConcurrencyConflict:
+            log.info("concurrency conflict, retrying", extra={"attempt": attempt + 1})
+            time.sleep(0.005 * (2**attempt))
+    raise Conflict("Het dossier werd tegelijk door iemand anders gewijzigd; probeer opnieuw.")
 
 
 def _ensure_schema(env: dict[str, str]) -> None:

@@ -12,7 +12,8 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from shared.errors import Conflict
 from shared.eventstore import Aggregate, Context, DomainEvent, first_event, next_event
@@ -67,7 +68,16 @@ Email = Annotated[
         pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
     ),
 ]
-Telefoon = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{6,20}$")]
+# At least one digit; pydantic's (Rust) regex engine has no look-ahead, hence this shape.
+Telefoon = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=6,
+        max_length=21,
+        pattern=r"^\+?[0-9 ()-]*[0-9][0-9 ()-]*$",
+    ),
+]
 OrganisatieCode = Annotated[str, StringConstraints(pattern=r"^(GM[0-9]{4}|PV[0-9]{2}|WS[0-9]{4})$")]
 Postcode = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[1-9][0-9]{3} ?[A-Z]{2}$")
@@ -111,6 +121,12 @@ class Werkgever(BaseModel):
     telefoon: Telefoon
 
 
+def _must_consent(value: bool) -> bool:
+    if value is not True:
+        raise PydanticCustomError("toestemming_vereist", "Consent is required")
+    return value
+
+
 class Aanmelding(BaseModel):
     """What the public registration form submits."""
 
@@ -121,8 +137,8 @@ class Aanmelding(BaseModel):
     werkgever: Werkgever
     reden: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
     verhuizing_gepland: bool = False
-    toestemming: Literal[True] = Field(
-        description="Consent to process the personal data for the security advice."
+    toestemming: Annotated[StrictBool, AfterValidator(_must_consent)] = Field(
+        description="Consent to process the personal data for the security advice (JSON true).",
     )
 
     @property
