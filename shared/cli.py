@@ -31,8 +31,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         smtp = (os.environ["WEERBAAR_SMTP_HOST"], int(os.environ.get("WEERBAAR_SMTP_PORT", "25")))
     system = System(
         data_dir=_data_dir(),
-        database_url=os.environ.get("WEERBAAR_DATABASE_URL"),
-        nats_url=os.environ.get("WEERBAAR_NATS_URL"),
+        database_url=os.environ.get("WEERBAAR_DATABASE_URL") or os.environ.get("DATABASE_URL"),
+        nats_url=os.environ.get("WEERBAAR_NATS_URL") or os.environ.get("NATS_URL"),
         smtp=smtp,
     )
     stop = threading.Event()

@@ -96,7 +96,12 @@ class System:
             self.postgres.start()
             self.database_url = self.postgres.ensure_database(DATABASE_NAME)
         if self.nats_url is None:
-            self.nats = EmbeddedNats(self.data_dir / "nats")
+            # JetStream's fsync policy: unset keeps the server default (every two minutes); the
+            # relays refill from PostgreSQL what a crashed server had not yet synced.
+            self.nats = EmbeddedNats(
+                self.data_dir / "nats",
+                sync_interval=os.environ.get("WEERBAAR_NATS_SYNC_INTERVAL") or None,
+            )
             self.nats.start()
             self.nats_url = self.nats.url
         if self.smtp is None:
