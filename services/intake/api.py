@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.intake.application import Intake, email_hash
 from services.intake.domain import Aanmelding
@@ -26,6 +26,20 @@ class AanvraagAangemaakt(BaseModel):
     """The answer to a registration."""
 
     aanvraag_id: UUID
+
+
+class PartijVraag(BaseModel):
+    """Claim-check of identity: the caller's claims that can match a dossier."""
+
+    email: str | None = Field(default=None, max_length=254)
+    organisatie: str | None = Field(default=None, max_length=20)
+
+
+class PartijAntwoord(BaseModel):
+    """Which parties of the dossier the claims belong to."""
+
+    partijen: list[Literal["bestuurder", "werkgever"]]
+    organisatie_code: str
 
 
 class Ontvanger(BaseModel):
@@ -182,5 +196,27 @@ def router(intake: Intake, auth: Auth, clock: Clock) -> APIRouter:
             extra={"aanvraag_id": str(aanvraag_id), "to": principal.sub, "field": f"{rol}.email"},
         )
         return Ontvanger(email=email)
+
+    @api.post(
+        "/internal/aanvragen/{aanvraag_id}/partij",
+        response_model=PartijAntwoord,
+        summary="Welke partij van het dossier is deze gebruiker? (alleen diensten)",
+        tags=["intern"],
+    )
+    def partij(
+        aanvraag_id: UUID,
+        vraag: PartijVraag,
+        _: Annotated[Principal, Depends(auth.require(Role.dienst))],
+    ) -> PartijAntwoord:
+        toegang = intake.toegang(aanvraag_id)
+        if toegang is None:
+            raise NietGevonden("Onbekend dossier.")
+        bestuurder_hash, organisatie_code = toegang
+        partijen: list[Literal["bestuurder", "werkgever"]] = []
+        if vraag.email and email_hash(vraag.email) == bestuurder_hash:
+            partijen.append("bestuurder")
+        if vraag.organisatie and vraag.organisatie == organisatie_code:
+            partijen.append("werkgever")
+        return PartijAntwoord(partijen=partijen, organisatie_code=organisatie_code)
 
     return api

@@ -105,6 +105,14 @@ class Kosten(StrEnum):
     MET_KOSTEN = "met_kosten"
 
 
+class Prioriteit(StrEnum):
+    """How urgent a measure is."""
+
+    HOOG = "hoog"
+    MIDDEL = "middel"
+    LAAG = "laag"
+
+
 AanvraagId = Annotated[UUID, Field(description="The dossier key (UUID) shared by every service.")]
 AfspraakId = Annotated[UUID, Field(description="The appointment (UUID).")]
 RapportId = Annotated[UUID, Field(description="The advice report (UUID); stable across versions.")]
@@ -331,6 +339,18 @@ class ToelichtingAangevraagd(PublicEvent):
 # --- assessment ----------------------------------------------------------------------------------
 
 
+class MaatregelSamenvatting(BaseModel):
+    """One measure of a report version, without its description (that stays in assessment)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    maatregel_id: MaatregelId
+    domein: Domein = Field(description="The security domain the measure belongs to.")
+    kosten: Kosten = Field(description="Whether the measure costs money.")
+    uitvoerder: Partij = Field(description="Who carries the measure out.")
+    prioriteit: Prioriteit = Field(description="How urgent the measure is.")
+
+
 class RapportOpgesteld(PublicEvent):
     """The adviseur drafted the first version of the advice report."""
 
@@ -340,6 +360,9 @@ class RapportOpgesteld(PublicEvent):
     rapport_id: RapportId
     versie: Versie
     aantal_maatregelen: Aantal = Field(description="Number of measures in this version.")
+    maatregelen: tuple[MaatregelSamenvatting, ...] = Field(
+        description="The measures of this version: ids, domains, costs, who carries them out."
+    )
 
 
 class RapportHerzien(PublicEvent):
@@ -351,6 +374,9 @@ class RapportHerzien(PublicEvent):
     rapport_id: RapportId
     versie: Versie
     aantal_maatregelen: Aantal = Field(description="Number of measures in this version.")
+    maatregelen: tuple[MaatregelSamenvatting, ...] = Field(
+        description="The measures of this version: ids, domains, costs, who carries them out."
+    )
 
 
 class RapportTerToetsingAangeboden(PublicEvent):

@@ -14,6 +14,13 @@ MAATREGEL_ID = UUID("5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a")
 NOTIFICATIE_ID = UUID("9c8b7a6f-5e4d-4c3b-2a1f-0e9d8c7b6a5f")
 HASH = "3f0a" * 16
 MOMENT = datetime(2025, 3, 3, 9, 30, tzinfo=UTC)
+MAATREGEL = ev.MaatregelSamenvatting(
+    maatregel_id=MAATREGEL_ID,
+    domein=ev.Domein.WONEN,
+    kosten=ev.Kosten.MET_KOSTEN,
+    uitvoerder=ev.Partij.WERKGEVER,
+    prioriteit=ev.Prioriteit.HOOG,
+)
 DEADLINE = datetime(2025, 3, 5, 23, 0, tzinfo=UTC)  # end of the third working day, Amsterdam
 
 EXAMPLES: dict[type[ev.PublicEvent], ev.PublicEvent] = {
@@ -80,10 +87,18 @@ EXAMPLES: dict[type[ev.PublicEvent], ev.PublicEvent] = {
             aanvraag_id=AANVRAAG_ID, aangevraagd_door=ev.Partij.BESTUURDER, aangevraagd_op=MOMENT
         ),
         ev.RapportOpgesteld(
-            aanvraag_id=AANVRAAG_ID, rapport_id=RAPPORT_ID, versie=1, aantal_maatregelen=5
+            aanvraag_id=AANVRAAG_ID,
+            rapport_id=RAPPORT_ID,
+            versie=1,
+            aantal_maatregelen=1,
+            maatregelen=(MAATREGEL,),
         ),
         ev.RapportHerzien(
-            aanvraag_id=AANVRAAG_ID, rapport_id=RAPPORT_ID, versie=2, aantal_maatregelen=6
+            aanvraag_id=AANVRAAG_ID,
+            rapport_id=RAPPORT_ID,
+            versie=2,
+            aantal_maatregelen=1,
+            maatregelen=(MAATREGEL,),
         ),
         ev.RapportTerToetsingAangeboden(
             aanvraag_id=AANVRAAG_ID, rapport_id=RAPPORT_ID, versie=2, inhoud_hash=HASH

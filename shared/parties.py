@@ -1,0 +1,53 @@
+"""Who is who in a dossier: is this caller its bestuurder, or of its werkgever?
+
+Only intake holds the personal data that answers this (the bestuurder's e-mail address), so the
+other services ask intake's internal API, authenticated as themselves, sending the caller's claims
+in a POST body (never in a URL, which would end up in logs). Intake answers with the parties the
+caller is, and the dossier's public organisation code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from uuid import UUID
+
+import httpx
+from pydantic import BaseModel
+
+from shared.auth import Principal, Role
+from shared.errors import NietBeschikbaar, NietGevonden
+
+
+class Partijen(BaseModel):
+    """Intake's answer."""
+
+    partijen: frozenset[str]
+    organisatie_code: str
+
+
+class DossierParties:
+    """Asks intake which party of a dossier a caller is."""
+
+    def __init__(self, intake_url: str, token: Callable[[], str], timeout_s: float = 5.0) -> None:
+        self.client = httpx.Client(base_url=intake_url, timeout=timeout_s)
+        self.token = token
+
+    def of(self, aanvraag_id: UUID, principal: Principal) -> Partijen:
+        """The parties this principal is in the dossier (empty when none)."""
+        claims = {
+            "email": principal.email if principal.has_role(Role.bestuurder) else None,
+            "organisatie": principal.organisatie if principal.has_role(Role.werkgever) else None,
+        }
+        try:
+            response = self.client.post(
+                f"/internal/aanvragen/{aanvraag_id}/partij",
+                json=claims,
+                headers={"Authorization": f"Bearer {self.token()}"},
+            )
+        except httpx.HTTPError:
+            raise NietBeschikbaar("De dossierregistratie is tijdelijk niet bereikbaar.") from None
+        if response.status_code == 404:
+            raise NietGevonden("Onbekend dossier.")
+        if response.status_code != 200:
+            raise NietBeschikbaar("De dossierregistratie gaf geen antwoord.")
+        return Partijen.model_validate(response.json())
