@@ -7,15 +7,21 @@ exactly once per event (the event id is the primary key of ``register_events``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID
 
 from psycopg.sql import SQL, Identifier
 
 from shared.consumer import Delivery
 from shared.contracts import events as public
+from shared.errors import Conflict, NietGevonden
 from shared.eventstore import ServiceApplication
 
-SUBJECTS = ("weerbaar.intake.AanvraagIngediend.*", "weerbaar.intake.AanvraagIngetrokken.*")
+SUBJECTS = (
+    "weerbaar.intake.AanvraagIngediend.*",
+    "weerbaar.intake.AanvraagIngetrokken.*",
+    "weerbaar.intake.DossierAfgesloten.*",
+)
 
 
 def register_ddl() -> tuple[str, ...]:
@@ -24,9 +30,27 @@ def register_ddl() -> tuple[str, ...]:
         "CREATE TABLE IF NOT EXISTS {schema}.register_events ("
         " event_id text PRIMARY KEY, aanvraag_id uuid NOT NULL)",
         "CREATE TABLE IF NOT EXISTS {schema}.dossier_register ("
-        " aanvraag_id uuid PRIMARY KEY, organisatie_code text, ingetrokken boolean NOT NULL"
-        " DEFAULT false)",
+        " aanvraag_id uuid PRIMARY KEY, organisatie_code text,"
+        " ingetrokken boolean NOT NULL DEFAULT false,"
+        " afgesloten boolean NOT NULL DEFAULT false)",
     )
+
+
+@dataclass(frozen=True)
+class DossierStand:
+    """What this service knows of a dossier from intake."""
+
+    aanvraag_id: UUID
+    organisatie_code: str
+    ingetrokken: bool
+    afgesloten: bool
+
+    def require_open(self) -> None:
+        """409 when nothing may happen to the dossier any more."""
+        if self.ingetrokken:
+            raise Conflict("De aanvraag is ingetrokken.", code="dossier_ingetrokken")
+        if self.afgesloten:
+            raise Conflict("Het dossier is afgesloten.", code="dossier_afgesloten")
 
 
 class DossierRegister:
@@ -38,7 +62,7 @@ class DossierRegister:
         self.table = Identifier(app.service, "dossier_register")
 
     def handle(self, delivery: Delivery) -> None:
-        """Consumer handler."""
+        """Consumer handler (subscribe it to ``SUBJECTS``)."""
         event = delivery.event
         with self.app.datastore.transaction(commit=True) as curs:
             curs.execute(
@@ -59,22 +83,41 @@ class DossierRegister:
                     ).format(self.table),
                     (event.aanvraag_id, event.organisatie_code),
                 )
-            elif isinstance(event, public.AanvraagIngetrokken):
+            elif isinstance(event, public.AanvraagIngetrokken | public.DossierAfgesloten):
+                column = (
+                    "ingetrokken" if isinstance(event, public.AanvraagIngetrokken) else "afgesloten"
+                )
                 curs.execute(
                     SQL(
-                        "INSERT INTO {} (aanvraag_id, ingetrokken) VALUES (%s, true)"
-                        " ON CONFLICT (aanvraag_id) DO UPDATE SET ingetrokken = true"
-                    ).format(self.table),
+                        "INSERT INTO {t} (aanvraag_id, {c}) VALUES (%s, true)"
+                        " ON CONFLICT (aanvraag_id) DO UPDATE SET {c} = true"
+                    ).format(t=self.table, c=Identifier(column)),
                     (event.aanvraag_id,),
                 )
 
-    def knows(self, aanvraag_id: UUID) -> bool:
-        """Whether this service has heard of the dossier."""
+    def stand(self, aanvraag_id: UUID) -> DossierStand | None:
+        """The dossier as this service knows it, or None when it has not heard of it."""
         with self.app.datastore.get_connection() as conn:
             row = conn.execute(
                 SQL(
-                    "SELECT 1 FROM {} WHERE aanvraag_id = %s AND organisatie_code IS NOT NULL"
+                    "SELECT organisatie_code, ingetrokken, afgesloten FROM {}"
+                    " WHERE aanvraag_id = %s AND organisatie_code IS NOT NULL"
                 ).format(self.table),
                 (aanvraag_id,),
             ).fetchone()
-        return row is not None
+        if row is None:
+            return None
+        return DossierStand(
+            aanvraag_id, row["organisatie_code"], row["ingetrokken"], row["afgesloten"]
+        )
+
+    def known(self, aanvraag_id: UUID) -> DossierStand:
+        """The dossier, or 404 when this service has not heard of it (yet)."""
+        stand = self.stand(aanvraag_id)
+        if stand is None:
+            raise NietGevonden("Onbekend dossier.")
+        return stand
+
+    def knows(self, aanvraag_id: UUID) -> bool:
+        """Whether this service has heard of the dossier."""
+        return self.stand(aanvraag_id) is not None

@@ -5,12 +5,13 @@
 import logging
 from typing import Annotated, Any, Literal
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from services.intake.application import Intake, email_hash
-from services.intake.domain import Aanmelding
+from services.intake.domain import Aanmelding, Adres
 from services.intake.projections import Dossier, Status, audit_trail, list_dossiers, read_dossier
 from shared.auth import Auth, Principal, Role
 from shared.errors import NietGevonden
@@ -19,6 +20,7 @@ from shared.wiring import request_context
 
 log = logging.getLogger(__name__)
 
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 STAFF = (Role.secretariaat, Role.adviseur, Role.bva, Role.compliance)
 
 
@@ -40,6 +42,12 @@ class PartijAntwoord(BaseModel):
 
     partijen: list[Literal["bestuurder", "werkgever"]]
     organisatie_code: str
+
+
+class Afsluiten(BaseModel):
+    """Why the secretariat closes the dossier (kept in intake, never published)."""
+
+    toelichting: str = Field(min_length=1, max_length=2000)
 
 
 class Ontvanger(BaseModel):
@@ -115,7 +123,7 @@ def router(intake: Intake, auth: Auth, clock: Clock) -> APIRouter:
         found = read_dossier(intake, aanvraag_id)
         if found is None:
             raise NietGevonden("Onbekend dossier.")
-        return found
+        return found.met_betalers(clock.now().astimezone(AMSTERDAM).date())
 
     @api.get(
         "/aanvragen",
@@ -159,6 +167,29 @@ def router(intake: Intake, auth: Auth, clock: Clock) -> APIRouter:
         intake.trek_aanvraag_in(aanvraag_id, request_context(request, principal, clock))
         return {"status": "ingetrokken"}
 
+    @api.post(
+        "/aanvragen/{aanvraag_id}/afsluiten",
+        summary="Sluit het dossier af met een reden (secretariaat)",
+        tags=["aanvragen"],
+    )
+    def sluit_af(
+        aanvraag_id: UUID,
+        body: Afsluiten,
+        request: Request,
+        principal: Annotated[Principal, Depends(auth.require(Role.secretariaat))],
+    ) -> dict[str, str]:
+        dossier = read_dossier(intake, aanvraag_id)
+        maatregelen = dossier.maatregelen if dossier else ()
+        intake.sluit_dossier_af(
+            aanvraag_id,
+            "gesloten_door_secretariaat",
+            body.toelichting,
+            len(maatregelen),
+            sum(1 for m in maatregelen if m.uitgevoerd_op is not None),
+            request_context(request, principal, clock),
+        )
+        return {"status": "afgesloten"}
+
     @api.get(
         "/aanvragen/{aanvraag_id}/audit",
         summary="Alle gebeurtenissen van het dossier, over alle diensten (compliance)",
@@ -172,6 +203,13 @@ def router(intake: Intake, auth: Auth, clock: Clock) -> APIRouter:
         if not trail:
             raise NietGevonden("Onbekend dossier.")
         return trail
+
+    return api
+
+
+def internal_router(intake: Intake, auth: Auth) -> APIRouter:
+    """Intake's internal routes for the other services (service tokens only)."""
+    api = APIRouter()
 
     @api.get(
         "/internal/aanvragen/{aanvraag_id}/ontvanger",
@@ -196,6 +234,23 @@ def router(intake: Intake, auth: Auth, clock: Clock) -> APIRouter:
             extra={"aanvraag_id": str(aanvraag_id), "to": principal.sub, "field": f"{rol}.email"},
         )
         return Ontvanger(email=email)
+
+    @api.get(
+        "/internal/aanvragen/{aanvraag_id}/adres",
+        response_model=Adres,
+        summary="Claim-check: het huisadres van de bestuurder, voor diens eigen post (diensten)",
+        tags=["intern"],
+    )
+    def adres(
+        aanvraag_id: UUID,
+        principal: Annotated[Principal, Depends(auth.require(Role.dienst))],
+    ) -> Adres:
+        found = intake.aanvraag(aanvraag_id).aanmelding.bestuurder.adres
+        log.info(
+            "personal data handed out",
+            extra={"aanvraag_id": str(aanvraag_id), "to": principal.sub, "field": "adres"},
+        )
+        return found
 
     @api.post(
         "/internal/aanvragen/{aanvraag_id}/partij",

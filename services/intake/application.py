@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,25 +12,28 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError
 from psycopg.sql import SQL, Identifier
 
-from services.intake.domain import Aanmelding, Aanvraag, dien_in, project, trek_in
-from shared.errors import NietGevonden, Ongeldig
+from services.intake.domain import (
+    Aanmelding,
+    Aanvraag,
+    AfsluitReden,
+    dien_in,
+    project,
+    sluit_af,
+    trek_in,
+)
+from shared.errors import NietGevonden
 from shared.eventstore import Context, DuplicateKey, ServiceApplication, Statement
+from shared.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENCY = Identifier("intake", "idempotency_keys")
+SCOPE = "POST /aanvragen"
 ACCESS = Identifier("intake", "dossier_access")
 
 
 def email_hash(email: str) -> str:
     """How a bestuurder's e-mail is matched to a dossier without storing it outside the events."""
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()
-
-
-def fingerprint(aanmelding: Aanmelding) -> str:
-    """A digest of a request body, to recognise a retried request under the same key."""
-    body = json.dumps(aanmelding.model_dump(mode="json"), sort_keys=True).encode()
-    return hashlib.sha256(body).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,7 @@ class Intake(ServiceApplication):
 
     service = "intake"
     ddl: ClassVar[Sequence[str]] = (
-        "CREATE TABLE IF NOT EXISTS {schema}.idempotency_keys ("
-        " key text PRIMARY KEY, fingerprint text NOT NULL, aanvraag_id uuid NOT NULL,"
-        " created_at timestamptz NOT NULL DEFAULT now())",
+        idempotency_ddl(),
         "CREATE TABLE IF NOT EXISTS {schema}.dossier_access ("
         " aanvraag_id uuid PRIMARY KEY, bestuurder_email_hash text NOT NULL,"
         " organisatie_code text NOT NULL)",
@@ -57,15 +57,19 @@ class Intake(ServiceApplication):
         " (bestuurder_email_hash)",
     )
 
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env)
+        self.idempotency = IdempotencyKeys(self)
+
     def dien_aanvraag_in(
         self, aanmelding: Aanmelding, ctx: Context, idempotency_key: str | None = None
     ) -> Ingediend:
         """Register an aanvraag; a repeated request with the same key returns the first answer."""
         digest = fingerprint(aanmelding)
         if idempotency_key is not None:
-            earlier = self._earlier(idempotency_key, digest)
+            earlier = self.idempotency.earlier(SCOPE, idempotency_key, digest)
             if earlier is not None:
-                return Ingediend(earlier, replayed=True)
+                return Ingediend(UUID(earlier["aanvraag_id"]), replayed=True)
         aanvraag_id = uuid4()
         statements = [
             Statement(
@@ -82,11 +86,8 @@ class Intake(ServiceApplication):
         ]
         if idempotency_key is not None:
             statements.append(
-                Statement(
-                    SQL(
-                        "INSERT INTO {} (key, fingerprint, aanvraag_id) VALUES (%s, %s, %s)"
-                    ).format(IDEMPOTENCY),
-                    (idempotency_key, digest, aanvraag_id),
+                self.idempotency.remember(
+                    SCOPE, idempotency_key, digest, {"aanvraag_id": str(aanvraag_id)}
                 )
             )
         try:
@@ -94,27 +95,11 @@ class Intake(ServiceApplication):
         except DuplicateKey:
             # The same key arrived twice at the same moment: the other request won.
             assert idempotency_key is not None
-            earlier = self._earlier(idempotency_key, digest)
+            earlier = self.idempotency.earlier(SCOPE, idempotency_key, digest)
             if earlier is None:
                 raise
-            return Ingediend(earlier, replayed=True)
+            return Ingediend(UUID(earlier["aanvraag_id"]), replayed=True)
         return Ingediend(aanvraag_id, replayed=False)
-
-    def _earlier(self, key: str, digest: str) -> UUID | None:
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(
-                SQL("SELECT fingerprint, aanvraag_id FROM {} WHERE key = %s").format(IDEMPOTENCY),
-                (key,),
-            ).fetchone()
-        if row is None:
-            return None
-        if row["fingerprint"] != digest:
-            raise Ongeldig(
-                [{"field": "header.Idempotency-Key", "rule": "reused_with_other_body"}],
-                "Deze Idempotency-Key is al gebruikt voor een ander verzoek.",
-            )
-        aanvraag_id: UUID = row["aanvraag_id"]
-        return aanvraag_id
 
     def aanvraag(self, aanvraag_id: UUID) -> Aanvraag:
         """The registration with its personal data (for its owner and the claim-check API)."""
@@ -125,12 +110,36 @@ class Intake(ServiceApplication):
         return aanvraag
 
     def trek_aanvraag_in(self, aanvraag_id: UUID, ctx: Context) -> None:
-        """Withdraw an aanvraag."""
+        """Withdraw an aanvraag (a repeated request has no second effect)."""
 
         def command() -> None:
-            self.record(trek_in(self.aanvraag(aanvraag_id), ctx))
+            event = trek_in(self.aanvraag(aanvraag_id), ctx)
+            if event is not None:
+                self.record(event)
 
         self.retrying(command)
+
+    def sluit_dossier_af(
+        self,
+        aanvraag_id: UUID,
+        reden: AfsluitReden,
+        toelichting: str | None,
+        totaal: int,
+        uitgevoerd: int,
+        ctx: Context,
+    ) -> bool:
+        """Close the dossier; True when this call closed it (False: it was already closed)."""
+
+        def command() -> bool:
+            event = sluit_af(
+                self.aanvraag(aanvraag_id), reden, toelichting, totaal, uitgevoerd, ctx
+            )
+            if event is None:
+                return False
+            self.record(event)
+            return True
+
+        return self.retrying(command)
 
     def toegang(self, aanvraag_id: UUID) -> tuple[str, str] | None:
         """(bestuurder e-mail hash, organisatie_code) of a dossier, or None when unknown."""

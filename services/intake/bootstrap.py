@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from services.intake.api import router
+import contextlib
+from uuid import UUID
+
+from services.intake.api import internal_router, router
 from services.intake.application import Intake
 from services.intake.gateway import to_public
-from services.intake.projections import DDL, DossierProjection
-from shared.consumer import Subscription
+from services.intake.projections import DDL, UITVOERING_SUBJECTS, Afsluiting, DossierProjection
+from shared.consumer import Delivery, Subscription
+from shared.errors import Conflict
 from shared.eventstore import Clock
 from shared.http import create_app
 from shared.runtime import Components
 from shared.settings import Settings
-from shared.wiring import add_standard_readiness, make_auth
+from shared.wiring import add_standard_readiness, delivery_context, make_auth
 
 
 class IntakeWithProjection(Intake):
@@ -31,8 +35,21 @@ def bootstrap(settings: Settings, clock: Clock) -> Components:
         max_body_bytes=settings.max_body_bytes,
     )
     api.include_router(router(app, auth, clock))
+    api.include_router(internal_router(app, auth))
     add_standard_readiness(api, app, settings)
     projection = DossierProjection(app)
+
+    def close_when_done(
+        aanvraag_id: UUID, totaal: int, uitgevoerd: int, delivery: Delivery
+    ) -> None:
+        ctx = delivery_context(delivery, clock, "intake")
+        # A withdrawn dossier is not closed (Conflict): nothing to do.
+        with contextlib.suppress(Conflict):
+            app.sluit_dossier_af(
+                aanvraag_id, "alle_maatregelen_uitgevoerd", None, totaal, uitgevoerd, ctx
+            )
+
+    afsluiting = Afsluiting(app, close_when_done)
     return Components(
         service="intake",
         app=app,
@@ -44,6 +61,12 @@ def bootstrap(settings: Settings, clock: Clock) -> Components:
                 subjects=["weerbaar.>"],
                 handler=projection.handle,
                 description="The dossier projection: every public event of every service.",
-            )
+            ),
+            Subscription(
+                purpose="afsluiting",
+                subjects=list(UITVOERING_SUBJECTS),
+                handler=afsluiting.handle,
+                description="Closes the dossier when every measure of the approved report is done.",
+            ),
         ],
     )

@@ -162,6 +162,18 @@ class AanvraagIngetrokken(DomainEvent):
     """The bestuurder withdrew, or the secretariat withdrew on their behalf."""
 
 
+AfsluitReden = Literal["alle_maatregelen_uitgevoerd", "gesloten_door_secretariaat"]
+
+
+class DossierAfgesloten(DomainEvent):
+    """The dossier was closed: all measures done, or closed by the secretariat with a reason."""
+
+    reden: AfsluitReden
+    toelichting: str | None  # the secretariat's own words: private, never published
+    maatregelen_totaal: int
+    maatregelen_uitgevoerd: int
+
+
 # --- aggregate ---
 
 Status = Literal["ingediend", "ingetrokken", "afgesloten"]
@@ -185,13 +197,42 @@ def dien_in(aanvraag_id: UUID, aanmelding: Aanmelding, ctx: Context) -> Aanvraag
     return first_event(AanvraagOntvangen, aanvraag_id, ctx, aanmelding=aanmelding)
 
 
-def trek_in(aanvraag: Aanvraag, ctx: Context) -> AanvraagIngetrokken:
-    """Withdraw the aanvraag; allowed at any time before the dossier is closed."""
+def trek_in(aanvraag: Aanvraag, ctx: Context) -> AanvraagIngetrokken | None:
+    """Withdraw the aanvraag; allowed at any time before the dossier is closed.
+
+    None when it was already withdrawn: a repeated request has no second effect.
+    """
     if aanvraag.status == "afgesloten":
         raise Conflict("Het dossier is afgesloten en kan niet meer worden ingetrokken.")
     if aanvraag.status == "ingetrokken":
-        raise Conflict("De aanvraag is al ingetrokken.")
+        return None
     return next_event(AanvraagIngetrokken, aanvraag, ctx)
+
+
+def sluit_af(
+    aanvraag: Aanvraag,
+    reden: AfsluitReden,
+    toelichting: str | None,
+    totaal: int,
+    uitgevoerd: int,
+    ctx: Context,
+) -> DossierAfgesloten | None:
+    """Close the dossier; None when it is already closed (one effect however often asked)."""
+    if aanvraag.status == "afgesloten":
+        return None
+    if aanvraag.status == "ingetrokken":
+        raise Conflict("De aanvraag is ingetrokken; een ingetrokken dossier wordt niet afgesloten.")
+    if reden == "alle_maatregelen_uitgevoerd" and (totaal == 0 or uitgevoerd < totaal):
+        raise Conflict("Nog niet alle maatregelen zijn uitgevoerd.")
+    return next_event(
+        DossierAfgesloten,
+        aanvraag,
+        ctx,
+        reden=reden,
+        toelichting=toelichting,
+        maatregelen_totaal=totaal,
+        maatregelen_uitgevoerd=uitgevoerd,
+    )
 
 
 def project(aanvraag: Aanvraag | None, events: Iterable[DomainEvent]) -> Aanvraag | None:
@@ -204,9 +245,10 @@ def project(aanvraag: Aanvraag | None, events: Iterable[DomainEvent]) -> Aanvraa
                 aanmelding=event.aanmelding,
                 ontvangen_op=event.timestamp,
             )
-        elif isinstance(event, AanvraagIngetrokken):
+        elif isinstance(event, AanvraagIngetrokken | DossierAfgesloten):
             assert aanvraag is not None
+            status = "ingetrokken" if isinstance(event, AanvraagIngetrokken) else "afgesloten"
             aanvraag = aanvraag.model_copy(
-                update={"version": event.originator_version, "status": "ingetrokken"}
+                update={"version": event.originator_version, "status": status}
             )
     return aanvraag

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.intake.domain import AanvraagIngetrokken, AanvraagOntvangen, buiten_regeling_reden
+from services.intake.domain import (
+    AanvraagIngetrokken,
+    AanvraagOntvangen,
+    DossierAfgesloten,
+    buiten_regeling_reden,
+)
 from shared.access import ToegangGeweigerdVastgelegd, refusal_to_public
 from shared.contracts import events as public
 from shared.eventstore import DomainEvent
@@ -39,6 +44,16 @@ def to_public(event: DomainEvent) -> Sequence[public.PublicEvent]:
                 door_rol=public.Rol.SECRETARIAAT
                 if "secretariaat" in (event.actor_role or "").split(",")
                 else public.Rol.BESTUURDER,
+            )
+        ]
+    if isinstance(event, DossierAfgesloten):
+        return [
+            public.DossierAfgesloten(
+                aanvraag_id=event.originator_id,
+                afgesloten_op=event.timestamp,
+                reden=public.AfsluitReden(event.reden),
+                maatregelen_totaal=event.maatregelen_totaal,
+                maatregelen_uitgevoerd=event.maatregelen_uitgevoerd,
             )
         ]
     if isinstance(event, ToegangGeweigerdVastgelegd):

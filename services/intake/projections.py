@@ -9,8 +9,8 @@ and a replay gives the same result as live processing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -40,6 +40,20 @@ DDL = (
     "CREATE INDEX IF NOT EXISTS dossiers_status ON {schema}.dossiers (status, ingediend_op)",
     "CREATE INDEX IF NOT EXISTS dossiers_organisatie ON {schema}.dossiers"
     " (organisatie_code, ingediend_op)",
+    "CREATE TABLE IF NOT EXISTS {schema}.uitvoering_events ("
+    " event_id text PRIMARY KEY, aanvraag_id uuid NOT NULL, envelope jsonb NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS uitvoering_events_dossier ON {schema}.uitvoering_events"
+    " (aanvraag_id)",
+)
+
+UITVOERING = Identifier("intake", "uitvoering_events")
+
+#: What the closing process listens to: the measures of each version, the approval, the execution.
+UITVOERING_SUBJECTS = (
+    "weerbaar.assessment.RapportOpgesteld.*",
+    "weerbaar.assessment.RapportHerzien.*",
+    "weerbaar.approval.RapportGoedgekeurd.*",
+    "weerbaar.assessment.MaatregelUitgevoerd.*",
 )
 
 Status = Literal[
@@ -82,6 +96,77 @@ class Notificatie(BaseModel):
     op: datetime
 
 
+class Afspraak(BaseModel):
+    """An appointment as announced by scheduling (the video link stays there)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    afspraak_id: UUID
+    soort: str
+    vorm: str
+    gepland_op: datetime
+    duur_minuten: int
+    adviseur_id: str
+    status: Literal["gepland", "geannuleerd", "gevoerd"] = "gepland"
+    keer_verzet: int = 0
+    gevoerd_op: datetime | None = None
+    woningscan_uitgevoerd_op: datetime | None = None
+
+
+class RapportVersie(BaseModel):
+    """One version of the report and what was decided about it (never its content)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    versie: int
+    opgesteld_op: datetime
+    aantal_maatregelen: int
+    ter_toetsing_op: datetime | None = None
+    inhoud_hash: str | None = None
+    besluit: Literal["goedgekeurd", "afgekeurd"] | None = None
+    besluit_op: datetime | None = None
+    aantal_redenen: int | None = None
+
+
+class Rapport(BaseModel):
+    """The report's versions, decisions, consent and release."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rapport_id: UUID
+    versies: tuple[RapportVersie, ...] = ()
+    goedgekeurde_versie: int | None = None
+    verstrekt_aan_bestuurder_op: datetime | None = None
+    instemming: Literal["gegeven", "geweigerd"] | None = None
+    vrijgegeven_op: datetime | None = None
+    keer_ingezien: int = 0
+
+
+class Maatregel(BaseModel):
+    """A measure of the approved report: who carries it out, whether it is done, who pays."""
+
+    model_config = ConfigDict(frozen=True)
+
+    maatregel_id: UUID
+    domein: str
+    kosten: Literal["kosteloos", "met_kosten"]
+    uitvoerder: Literal["bestuurder", "werkgever"]
+    prioriteit: str
+    uitgevoerd_op: datetime | None = None
+    uitgevoerd_door: str | None = None
+    betaalt: Literal["direct_uitvoerbaar", "werkgever", "wacht_op_pkvw"] | None = None
+
+
+class Pkvw(BaseModel):
+    """The Politiekeurmerk Veilig Wonen track, in parallel with the research."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["geen", "verklaring", "certificaat"] = "geen"
+    geldig_tot: date | None = None
+    gewijzigd_op: datetime | None = None
+
+
 class Dossier(BaseModel):
     """The case as every service has announced it."""
 
@@ -100,9 +185,38 @@ class Dossier(BaseModel):
     contact_binnen_termijn: bool | None = None
     deadline_verstreken: bool = False
     deadline_verstreken_op: datetime | None = None
+    afspraken: tuple[Afspraak, ...] = ()
+    toelichtingen: tuple[TijdlijnRegel, ...] = ()
+    rapport: Rapport | None = None
+    pkvw: Pkvw = Pkvw()
+    maatregelen: tuple[Maatregel, ...] = ()
     ingetrokken_op: datetime | None = None
+    afgesloten_op: datetime | None = None
+    afsluit_reden: str | None = None
     notificaties: tuple[Notificatie, ...] = ()
     tijdlijn: tuple[TijdlijnRegel, ...] = ()
+
+    def met_betalers(self, today: date) -> Dossier:
+        """The dossier with, per measure, who pays today (a PKVW certificate can expire)."""
+        geldig = (
+            self.pkvw.status == "certificaat"
+            and self.pkvw.geldig_tot is not None
+            and today <= self.pkvw.geldig_tot
+        )
+        maatregelen = tuple(
+            m.model_copy(update={"betaalt": betaler(m.kosten, geldig)}) for m in self.maatregelen
+        )
+        return self.model_copy(update={"maatregelen": maatregelen})
+
+
+def betaler(
+    kosten: str, pkvw_geldig: bool
+) -> Literal["direct_uitvoerbaar", "werkgever", "wacht_op_pkvw"]:
+    """Who pays a measure: free ones can be done at once; the werkgever pays the others once
+    the bestuurder holds a valid PKVW certificate."""
+    if kosten == "kosteloos":
+        return "direct_uitvoerbaar"
+    return "werkgever" if pkvw_geldig else "wacht_op_pkvw"
 
 
 def _name(envelope: CloudEvent) -> str:
@@ -112,23 +226,15 @@ def _name(envelope: CloudEvent) -> str:
 def fold(envelopes: Iterable[CloudEvent]) -> Dossier | None:
     """The dossier after these events (any order in, time order applied); None before intake's."""
     ordered = sorted(envelopes, key=lambda e: (e.time, e.id))
-    state: dict[str, Any] | None = None
+    if not any(_name(e) == "AanvraagIngediend" for e in ordered):
+        return None
+    state: dict[str, Any] = {}
+    fold_state = _Fold()
     tijdlijn: list[TijdlijnRegel] = []
-    notificaties: dict[str, Notificatie] = {}
-    pending: list[CloudEvent] = []
+    # AanvraagIngediend first: another service's event may carry an earlier timestamp.
+    ordered.sort(key=lambda e: _name(e) != "AanvraagIngediend")
     for envelope in ordered:
         name = _name(envelope)
-        data = envelope.data
-        if name == "AanvraagIngediend":
-            state = {
-                "aanvraag_id": data["aanvraag_id"],
-                "status": "ingediend",
-                "ingediend_op": data["ingediend_op"],
-                "ingediend_door": data["ingediend_door"],
-                "organisatie_code": data["organisatie_code"],
-                "binnen_regeling": data["binnen_regeling"],
-                "verhuizing_gepland": data["verhuizing_gepland"],
-            }
         if name != "ToegangGeweigerd":
             tijdlijn.append(
                 TijdlijnRegel(
@@ -139,52 +245,209 @@ def fold(envelopes: Iterable[CloudEvent]) -> Dossier | None:
                     actor_id=envelope.actorid,
                 )
             )
-        if state is None:
-            pending.append(envelope)
-            continue
-        for earlier in (*pending, envelope):
-            _apply(state, notificaties, _name(earlier), earlier)
-        pending.clear()
-    if state is None:
-        return None
-    state["notificaties"] = tuple(notificaties.values())
-    state["tijdlijn"] = tuple(tijdlijn)
+        fold_state.apply(state, name, envelope)
+    state.update(fold_state.collected())
+    state["tijdlijn"] = tuple(sorted(tijdlijn, key=lambda r: r.tijd))
     return Dossier.model_validate(state)
 
 
-def _apply(
-    state: dict[str, Any],
-    notificaties: dict[str, Notificatie],
-    name: str,
-    envelope: CloudEvent,
-) -> None:
-    data = envelope.data
-    if name == "AanvraagBuitenRegeling":
-        state["buiten_regeling_reden"] = data["reden"]
-    elif name == "ContacttermijnGesteld":
-        state["contact_deadline"] = data["deadline"]
-    elif name == "ContactOpgenomen":
-        state["contact_op"] = data["contact_op"]
-        state["contact_binnen_termijn"] = data["binnen_termijn"]
-        if state["status"] == "ingediend":
-            state["status"] = "contact_opgenomen"
-    elif name == "ContacttermijnVerstreken":
-        state["deadline_verstreken"] = True
-        state["deadline_verstreken_op"] = data["vastgesteld_op"]
-        state.setdefault("contact_deadline", data["deadline"])
-    elif name == "AanvraagIngetrokken":
-        state["status"] = "ingetrokken"
-        state["ingetrokken_op"] = data["ingetrokken_op"]
-    elif name in {"NotificatieVerzonden", "NotificatieMislukt"}:
-        status = "verzonden"
-        if name == "NotificatieMislukt":
-            status = "definitief_mislukt" if data["definitief"] else "mislukt"
-        notificaties[data["notificatie_id"]] = Notificatie(
-            notificatie_id=data["notificatie_id"],
-            soort=data["soort"],
-            status=status,
-            op=envelope.time,
-        )
+def uitvoering(envelopes: Iterable[CloudEvent]) -> tuple[int, int]:
+    """(measures of the approved report, how many of them are carried out)."""
+    fold_state = _Fold()
+    state: dict[str, Any] = {"status": "ingediend"}
+    for envelope in sorted(envelopes, key=lambda e: (e.time, e.id)):
+        fold_state.apply(state, _name(envelope), envelope)
+    maatregelen = fold_state.collected()["maatregelen"]
+    return len(maatregelen), sum(1 for m in maatregelen if m.uitgevoerd_op is not None)
+
+
+class _Fold:
+    """The parts of the dossier that are collections, built while folding."""
+
+    def __init__(self) -> None:
+        self.notificaties: dict[str, Notificatie] = {}
+        self.afspraken: dict[str, dict[str, Any]] = {}
+        self.toelichtingen: list[TijdlijnRegel] = []
+        self.rapport: dict[str, Any] | None = None
+        self.versies: dict[int, dict[str, Any]] = {}
+        self.maatregelen_per_versie: dict[int, list[dict[str, Any]]] = {}
+        self.uitgevoerd: dict[str, tuple[datetime, str]] = {}
+        self.pkvw: dict[str, Any] = {"status": "geen"}
+
+    def collected(self) -> dict[str, Any]:
+        rapport = None
+        goedgekeurd: int | None = None
+        if self.rapport is not None:
+            goedgekeurd = self.rapport.get("goedgekeurde_versie")
+            rapport = Rapport.model_validate(
+                {**self.rapport, "versies": [self.versies[v] for v in sorted(self.versies)]}
+            )
+        maatregelen = []
+        if goedgekeurd is not None:
+            for m in self.maatregelen_per_versie.get(goedgekeurd, []):
+                done = self.uitgevoerd.get(str(m["maatregel_id"]))
+                maatregelen.append(
+                    Maatregel.model_validate(
+                        {
+                            **m,
+                            "uitgevoerd_op": done[0] if done else None,
+                            "uitgevoerd_door": done[1] if done else None,
+                        }
+                    )
+                )
+        return {
+            "notificaties": tuple(self.notificaties.values()),
+            "afspraken": tuple(Afspraak.model_validate(a) for a in self.afspraken.values()),
+            "toelichtingen": tuple(self.toelichtingen),
+            "rapport": rapport,
+            "pkvw": Pkvw.model_validate(self.pkvw),
+            "maatregelen": tuple(maatregelen),
+        }
+
+    def apply(self, state: dict[str, Any], name: str, envelope: CloudEvent) -> None:  # noqa: PLR0912, PLR0915
+        data = envelope.data
+        status = state.get("status")
+        final = status in {"ingetrokken", "afgesloten"}
+
+        def to(new: str) -> None:
+            if not final:
+                state["status"] = new
+
+        if name == "AanvraagIngediend":
+            state.update(
+                {
+                    "aanvraag_id": data["aanvraag_id"],
+                    "status": status or "ingediend",
+                    "ingediend_op": data["ingediend_op"],
+                    "ingediend_door": data["ingediend_door"],
+                    "organisatie_code": data["organisatie_code"],
+                    "binnen_regeling": data["binnen_regeling"],
+                    "verhuizing_gepland": data["verhuizing_gepland"],
+                }
+            )
+        elif name == "AanvraagBuitenRegeling":
+            state["buiten_regeling_reden"] = data["reden"]
+        elif name == "ContacttermijnGesteld":
+            state["contact_deadline"] = data["deadline"]
+        elif name == "ContactOpgenomen":
+            state["contact_op"] = data["contact_op"]
+            state["contact_binnen_termijn"] = data["binnen_termijn"]
+            if status == "ingediend":
+                to("contact_opgenomen")
+        elif name == "ContacttermijnVerstreken":
+            state["deadline_verstreken"] = True
+            state["deadline_verstreken_op"] = data["vastgesteld_op"]
+            state.setdefault("contact_deadline", data["deadline"])
+        elif name == "AfspraakGepland":
+            self.afspraken[data["afspraak_id"]] = {
+                k: data[k]
+                for k in (
+                    "afspraak_id",
+                    "soort",
+                    "vorm",
+                    "gepland_op",
+                    "duur_minuten",
+                    "adviseur_id",
+                )
+            }
+            if status == "contact_opgenomen" and self._beide("gepland", "gevoerd"):
+                to("gesprekken_gepland")
+        elif name == "AfspraakVerzet" and data["afspraak_id"] in self.afspraken:
+            afspraak = self.afspraken[data["afspraak_id"]]
+            afspraak["gepland_op"] = data["gepland_op"]
+            afspraak["keer_verzet"] = afspraak.get("keer_verzet", 0) + 1
+        elif name == "AfspraakGeannuleerd" and data["afspraak_id"] in self.afspraken:
+            self.afspraken[data["afspraak_id"]]["status"] = "geannuleerd"
+        elif name == "GesprekGevoerd" and data["afspraak_id"] in self.afspraken:
+            afspraak = self.afspraken[data["afspraak_id"]]
+            afspraak["status"] = "gevoerd"
+            afspraak["gevoerd_op"] = data["gevoerd_op"]
+            if status in {"contact_opgenomen", "gesprekken_gepland"} and self._beide("gevoerd"):
+                to("gesprekken_gevoerd")
+        elif name == "WoningscanUitgevoerd" and data["afspraak_id"] in self.afspraken:
+            self.afspraken[data["afspraak_id"]]["woningscan_uitgevoerd_op"] = data["uitgevoerd_op"]
+        elif name == "ToelichtingAangevraagd":
+            self.toelichtingen.append(
+                TijdlijnRegel(
+                    tijd=data["aangevraagd_op"],
+                    gebeurtenis="ToelichtingAangevraagd",
+                    dienst="scheduling",
+                    rol=data["aangevraagd_door"],
+                )
+            )
+        elif name in {"RapportOpgesteld", "RapportHerzien"}:
+            self.rapport = self.rapport or {"rapport_id": data["rapport_id"]}
+            self.versies[data["versie"]] = {
+                "versie": data["versie"],
+                "opgesteld_op": envelope.time,
+                "aantal_maatregelen": data["aantal_maatregelen"],
+            }
+            self.maatregelen_per_versie[data["versie"]] = list(data.get("maatregelen", ()))
+            to("rapport_in_opstelling")
+        elif name == "RapportTerToetsingAangeboden" and data["versie"] in self.versies:
+            self.versies[data["versie"]].update(
+                ter_toetsing_op=envelope.time, inhoud_hash=data["inhoud_hash"]
+            )
+            to("ter_toetsing")
+        elif name in {"RapportGoedgekeurd", "RapportAfgekeurd"} and data["versie"] in self.versies:
+            besluit = "goedgekeurd" if name == "RapportGoedgekeurd" else "afgekeurd"
+            self.versies[data["versie"]].update(
+                besluit=besluit, besluit_op=envelope.time, aantal_redenen=data.get("aantal_redenen")
+            )
+            if besluit == "goedgekeurd":
+                assert self.rapport is not None
+                self.rapport["goedgekeurde_versie"] = data["versie"]
+            to(besluit)
+        elif name == "RapportVerstrektAanBestuurder" and self.rapport is not None:
+            self.rapport["verstrekt_aan_bestuurder_op"] = envelope.time
+        elif name == "InstemmingGegeven" and self.rapport is not None:
+            self.rapport["instemming"] = "gegeven"
+        elif name == "InstemmingGeweigerd" and self.rapport is not None:
+            self.rapport["instemming"] = "geweigerd"
+            if status == "goedgekeurd":
+                to("instemming_geweigerd")
+        elif name == "RapportVrijgegeven" and self.rapport is not None:
+            self.rapport["vrijgegeven_op"] = envelope.time
+            if status in {"goedgekeurd", "instemming_geweigerd"}:
+                to("vrijgegeven")
+        elif name == "RapportIngezien" and self.rapport is not None:
+            self.rapport["keer_ingezien"] = self.rapport.get("keer_ingezien", 0) + 1
+        elif name == "PkvwStatusGewijzigd":
+            self.pkvw = {
+                "status": data["status"],
+                "geldig_tot": data.get("geldig_tot"),
+                "gewijzigd_op": envelope.time,
+            }
+        elif name == "MaatregelUitgevoerd":
+            self.uitgevoerd[str(data["maatregel_id"])] = (
+                data["uitgevoerd_op"],
+                data["uitgevoerd_door"],
+            )
+            to("in_uitvoering")
+        elif name == "AanvraagIngetrokken":
+            to("ingetrokken")
+            state["ingetrokken_op"] = data["ingetrokken_op"]
+        elif name == "DossierAfgesloten":
+            to("afgesloten")
+            state["afgesloten_op"] = data["afgesloten_op"]
+            state["afsluit_reden"] = data["reden"]
+        elif name in {"NotificatieVerzonden", "NotificatieMislukt"}:
+            note = "verzonden"
+            if name == "NotificatieMislukt":
+                note = "definitief_mislukt" if data["definitief"] else "mislukt"
+            self.notificaties[data["notificatie_id"]] = Notificatie(
+                notificatie_id=data["notificatie_id"],
+                soort=data["soort"],
+                status=note,
+                op=envelope.time,
+            )
+
+    def _beide(self, *statussen: str) -> bool:
+        """Whether both conversations (werkgever and bestuurder) are in one of these states."""
+        soorten = {
+            a["soort"] for a in self.afspraken.values() if a.get("status", "gepland") in statussen
+        }
+        return {"gesprek_werkgever", "gesprek_bestuurder"} <= soorten
 
 
 class DossierProjection:
@@ -234,6 +497,40 @@ class DossierProjection:
             )
             dossier = fold(CloudEvent.model_validate(row["envelope"]) for row in curs.fetchall())
             write_dossier(curs, aanvraag_id, dossier)
+
+
+class Afsluiting:
+    """Closes a dossier once every measure of the approved report is carried out.
+
+    It keeps the few events it needs (their id is the key, so a redelivery adds nothing) and asks
+    the Aanvraag to close; closing an already closed dossier records nothing, so the effect happens
+    once however often, and by whichever replica, the last MaatregelUitgevoerd is handled.
+    """
+
+    def __init__(self, app: ServiceApplication, close: Callable[[UUID, int, int, Delivery], None]):
+        self.app = app
+        self.close = close
+
+    def handle(self, delivery: Delivery) -> None:
+        """Consumer handler."""
+        aanvraag_id = delivery.event.aanvraag_id
+        assert aanvraag_id is not None
+        with self.app.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (event_id, aanvraag_id, envelope) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (event_id) DO NOTHING"
+                ).format(UITVOERING),
+                (delivery.envelope.id, aanvraag_id, delivery.envelope.to_json().decode()),
+            )
+            curs.execute(
+                SQL("SELECT envelope FROM {} WHERE aanvraag_id = %s").format(UITVOERING),
+                (aanvraag_id,),
+            )
+            envelopes = [CloudEvent.model_validate(row["envelope"]) for row in curs.fetchall()]
+        totaal, uitgevoerd = uitvoering(envelopes)
+        if totaal and uitgevoerd >= totaal:
+            self.close(aanvraag_id, totaal, uitgevoerd, delivery)
 
 
 def write_dossier(curs: Any, aanvraag_id: UUID, dossier: Dossier | None) -> None:

@@ -18,6 +18,7 @@ from services.intake.domain import (
     buiten_regeling_reden,
     dien_in,
     project,
+    sluit_af,
     trek_in,
 )
 from shared.errors import Conflict
@@ -314,16 +315,17 @@ def test_project_from_scratch_equals_project_step_by_step() -> None:
     stap1 = project(None, [ontvangen])
     assert stap1 is not None
     ingetrokken = trek_in(stap1, Context(now=LATER))
+    assert ingetrokken is not None
     assert project(None, [ontvangen, ingetrokken]) == project(stap1, [ingetrokken])
 
 
-def test_withdrawing_twice_is_a_conflict() -> None:
+def test_withdrawing_twice_has_one_effect() -> None:
     aanvraag = ingediend()
-    ingetrokken = project(aanvraag, [trek_in(aanvraag, Context(now=LATER))])
+    first = trek_in(aanvraag, Context(now=LATER))
+    assert first is not None
+    ingetrokken = project(aanvraag, [first])
     assert ingetrokken is not None
-    with pytest.raises(Conflict) as info:
-        trek_in(ingetrokken, Context(now=LATER))
-    assert info.value.status == 409
+    assert trek_in(ingetrokken, Context(now=LATER)) is None
 
 
 def test_withdrawing_a_closed_dossier_is_a_conflict() -> None:
@@ -331,3 +333,29 @@ def test_withdrawing_a_closed_dossier_is_a_conflict() -> None:
     with pytest.raises(Conflict) as info:
         trek_in(afgesloten, Context(now=LATER))
     assert "afgesloten" in info.value.reason
+
+
+def test_closing_needs_every_measure_done_unless_the_secretariat_closes() -> None:
+    aanvraag = ingediend()
+    with pytest.raises(Conflict):
+        sluit_af(aanvraag, "alle_maatregelen_uitgevoerd", None, 3, 2, Context(now=LATER))
+    with pytest.raises(Conflict):
+        sluit_af(aanvraag, "alle_maatregelen_uitgevoerd", None, 0, 0, Context(now=LATER))
+    done = sluit_af(aanvraag, "alle_maatregelen_uitgevoerd", None, 3, 3, Context(now=LATER))
+    assert done is not None and done.maatregelen_uitgevoerd == 3
+    by_hand = sluit_af(aanvraag, "gesloten_door_secretariaat", "reden", 3, 1, Context(now=LATER))
+    assert by_hand is not None and by_hand.toelichting == "reden"
+
+
+def test_closing_twice_has_one_effect_and_a_withdrawn_dossier_is_not_closed() -> None:
+    aanvraag = ingediend()
+    first = sluit_af(aanvraag, "gesloten_door_secretariaat", None, 0, 0, Context(now=LATER))
+    assert first is not None
+    afgesloten = project(aanvraag, [first])
+    assert afgesloten is not None and afgesloten.status == "afgesloten"
+    assert (
+        sluit_af(afgesloten, "gesloten_door_secretariaat", None, 0, 0, Context(now=LATER)) is None
+    )
+    ingetrokken = aanvraag.model_copy(update={"status": "ingetrokken"})
+    with pytest.raises(Conflict):
+        sluit_af(ingetrokken, "gesloten_door_secretariaat", None, 0, 0, Context(now=LATER))
