@@ -167,6 +167,26 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Drive a realistic dossier through the whole process against the running system."""
+    from shared.demo import DemoError, run_demo
+    from shared.system import read_state
+
+    data_dir = _data_dir()
+    state = read_state(data_dir)
+    if state is None:
+        print(
+            "weerbaar demo: no running system found; start it with ./weerbaar up", file=sys.stderr
+        )
+        return 1
+    try:
+        run_demo(state["services"], data_dir)
+    except DemoError as exc:
+        print(f"weerbaar demo: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _with_running_state() -> None:
     """Let commands that need the servers find a running `weerbaar up`."""
     from shared.system import read_state
@@ -192,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("provision", help="create or update the NATS streams")
     sub.add_parser("mail", help="list the mail the local mail catcher received")
     sub.add_parser("deadletters", help="list the dead-lettered messages")
+    sub.add_parser("demo", help="drive a dossier through the whole process (needs ./weerbaar up)")
     args = parser.parse_args(argv)
     if args.command in {"provision", "deadletters"}:
         _with_running_state()
@@ -202,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "provision": cmd_provision,
         "mail": cmd_mail,
         "deadletters": cmd_deadletters,
+        "demo": cmd_demo,
     }[args.command]
     return handler(args)
 
