@@ -71,7 +71,7 @@ async def run_components(
     if "api" in roles:
         config = uvicorn.Config(
             components.api,
-            host="127.0.0.1",
+            host=settings.bind_host,
             port=port or DEFAULT_PORTS[components.service],
             log_config=None,
             access_log=False,

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     intake_url: str = Field(
         default="http://127.0.0.1:8001", description="Intake's API, for the claim-check calls."
     )
+    scheduling_url: str = Field(
+        default="http://127.0.0.1:8002", description="Scheduling's API, for the claim-check calls."
+    )
+    secretariaat_email: str = "secretariaat@weerbaarbestuur.local"
 
     calendar_profile: str = "algemene_termijnenwet"
     contact_working_days: Annotated[int, Field(ge=1, le=30)] = 3
@@ -82,6 +86,11 @@ class Settings(BaseSettings):
 
     postgres_pool_size: Annotated[int, Field(ge=1, le=100)] = 5
     postgres_lock_timeout_s: Annotated[int, Field(ge=1)] = 5
+
+    bind_host: str = Field(
+        default="127.0.0.1",
+        description="Address the HTTP API listens on: 0.0.0.0 in a container, loopback otherwise.",
+    )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_000_000

@@ -129,6 +129,7 @@ class System:
             "WEERBAAR_SMTP_HOST": self.smtp[0],
             "WEERBAAR_SMTP_PORT": str(self.smtp[1]),
             "WEERBAAR_INTAKE_URL": f"http://127.0.0.1:{self.ports.get('intake', 8001)}",
+            "WEERBAAR_SCHEDULING_URL": f"http://127.0.0.1:{self.ports.get('scheduling', 8002)}",
             "PYTHONUNBUFFERED": "1",
         }
         env.update(self.extra_env)

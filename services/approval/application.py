@@ -1,9 +1,20 @@
-"""Approval's application (its use cases arrive with the process issue)."""
+"""Approval's use cases: follow the report's versions, decide about them, record the consent."""
 
 from __future__ import annotations
 
-from shared.eventstore import ServiceApplication
-from shared.register import register_ddl
+import dataclasses
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+
+from services.approval import domain
+from services.approval.domain import Beoordeling, project
+from shared.auth import Refusal
+from shared.errors import NietGevonden
+from shared.eventstore import Context, DomainEvent, ServiceApplication
+from shared.register import DossierRegister, register_ddl
 
 
 class Approval(ServiceApplication):
@@ -11,3 +22,138 @@ class Approval(ServiceApplication):
 
     service = "approval"
     ddl = register_ddl()
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env)
+        self.register = DossierRegister(self)
+
+    def beoordeling(self, rapport_id: UUID) -> Beoordeling:
+        """The review of a report; 404 when approval has not heard of the report."""
+        found = self.find(rapport_id)
+        if found is None:
+            raise NietGevonden("Onbekend rapport.")
+        return found
+
+    def find(self, rapport_id: UUID) -> Beoordeling | None:
+        """The review of a report, or None."""
+        try:
+            beoordeling: Beoordeling = self.repository.get(rapport_id, projector_func=project)
+        except AggregateNotFoundError:
+            return None
+        return beoordeling
+
+    # --- assessment's events ---------------------------------------------------------------------
+
+    def neem_bewerking_op(
+        self,
+        rapport_id: UUID,
+        aanvraag_id: UUID,
+        versie: int,
+        auteur_id: str | None,
+        ctx: Context,
+        inbox: tuple[str, str],
+    ) -> None:
+        """A version was drafted or revised (RapportOpgesteld, RapportHerzien)."""
+        self._follow(
+            rapport_id,
+            lambda found: domain.neem_bewerking_op(
+                found, rapport_id, aanvraag_id, versie, auteur_id, ctx
+            ),
+            inbox,
+        )
+
+    def ontvang_ter_toetsing(
+        self,
+        rapport_id: UUID,
+        aanvraag_id: UUID,
+        versie: int,
+        inhoud_hash: str,
+        auteur_id: str | None,
+        ingediend_op: datetime,
+        ctx: Context,
+        inbox: tuple[str, str],
+    ) -> None:
+        """A version was submitted for review (RapportTerToetsingAangeboden)."""
+        self._follow(
+            rapport_id,
+            lambda found: domain.ontvang_ter_toetsing(
+                found, rapport_id, aanvraag_id, versie, inhoud_hash, auteur_id, ingediend_op, ctx
+            ),
+            inbox,
+        )
+
+    def _follow(
+        self,
+        rapport_id: UUID,
+        decide: Callable[[Beoordeling | None], list[DomainEvent]],
+        inbox: tuple[str, str],
+    ) -> None:
+        # Retrying re-reads the review: when another event of the same report created it in
+        # the meantime, the decision is taken again on what is there now. A redelivery of this
+        # very message stops at the inbox (AlreadyProcessed).
+        def command() -> None:
+            events = decide(self.find(rapport_id))
+            if events:
+                self.record(*events, inbox=inbox)
+
+        self.retrying(command)
+
+    # --- decisions -------------------------------------------------------------------------------
+
+    def keur_goed(
+        self, rapport_id: UUID, versie: int, inhoud_hash: str, ctx: Context
+    ) -> Beoordeling:
+        """Approve a version (and hand it to the bestuurder in the same transaction)."""
+        return self._decide(
+            rapport_id, lambda found: domain.keur_goed(found, versie, inhoud_hash, ctx)
+        )
+
+    def keur_af(
+        self,
+        rapport_id: UUID,
+        versie: int,
+        inhoud_hash: str,
+        redenen: Sequence[str],
+        ctx: Context,
+    ) -> Beoordeling:
+        """Reject a version with reasons."""
+        return self._decide(
+            rapport_id, lambda found: domain.keur_af(found, versie, inhoud_hash, redenen, ctx)
+        )
+
+    def stem_in(
+        self, rapport_id: UUID, instemming: bool, organisatie_code: str, ctx: Context
+    ) -> Beoordeling:
+        """Record the bestuurder's consent (releasing the report) or refusal."""
+        return self._decide(
+            rapport_id,
+            lambda found: domain.stem_in(found, instemming, organisatie_code, ctx),
+        )
+
+    def _decide(
+        self, rapport_id: UUID, decide: Callable[[Beoordeling], list[DomainEvent]]
+    ) -> Beoordeling:
+        def command() -> Beoordeling:
+            beoordeling = self.beoordeling(rapport_id)
+            self.register.known(beoordeling.aanvraag_id).require_open()
+            events = decide(beoordeling)
+            if not events:
+                return beoordeling
+            self.record(*events)
+            after = project(beoordeling, events)
+            assert after is not None
+            return after
+
+        return self.retrying(command)
+
+    # --- refusals --------------------------------------------------------------------------------
+
+    def with_dossier(self, refusal: Refusal) -> Refusal:
+        """A refusal on a report's route, attributed to the report's dossier (for the audit)."""
+        rapport_id = refusal.ids.get("rapport_id")
+        if refusal.aanvraag_id is not None or rapport_id is None:
+            return refusal
+        found = self.find(rapport_id)
+        if found is None:
+            return refusal
+        return dataclasses.replace(refusal, aanvraag_id=found.aanvraag_id)

@@ -5,28 +5,69 @@ from __future__ import annotations
 from services.approval.api import router
 from services.approval.application import Approval
 from services.approval.gateway import to_public
-from shared.consumer import Subscription
+from shared.access import record_refusal
+from shared.auth import Auth
+from shared.consumer import Delivery, Subscription
+from shared.contracts import events as public
 from shared.eventstore import Clock
 from shared.http import create_app
-from shared.register import SUBJECTS, DossierRegister
+from shared.parties import DossierParties
+from shared.register import SUBJECTS
 from shared.runtime import Components
 from shared.settings import Settings
-from shared.wiring import add_standard_readiness, make_auth
+from shared.wiring import add_standard_readiness, delivery_context, service_token, token_verifier
+
+RAPPORT_SUBJECTS = (
+    "weerbaar.assessment.RapportOpgesteld.*",
+    "weerbaar.assessment.RapportHerzien.*",
+    "weerbaar.assessment.RapportTerToetsingAangeboden.*",
+)
 
 
-def bootstrap(settings: Settings, clock: Clock) -> Components:
-    """Build the approval service."""
+def bootstrap(
+    settings: Settings, clock: Clock, *, parties: DossierParties | None = None
+) -> Components:
+    """Build the approval service (tests pass a fake for intake's DossierParties)."""
     app = Approval(settings.eventsourcing_env("approval"))
-    auth = make_auth(settings, app)
+    # Refusals on /rapporten/{rapport_id}/… name no dossier in the path: attribute them to the
+    # report's dossier, so the dossier's audit trail shows them.
+    auth = Auth(
+        token_verifier(settings),
+        on_refused=lambda refusal: record_refusal(app, app.with_dossier(refusal)),
+    )
+    if parties is None:
+        parties = DossierParties(settings.intake_url, service_token(settings, "approval"))
     api = create_app(
         service="approval",
         title="Weerbaar — approval",
         version="1",
         max_body_bytes=settings.max_body_bytes,
     )
-    register = DossierRegister(app)
-    api.include_router(router(register, auth))
+    api.include_router(router(app, auth, clock, parties))
     add_standard_readiness(api, app, settings)
+
+    def on_rapport(delivery: Delivery) -> None:
+        ctx = delivery_context(delivery, clock, "approval")
+        inbox = ("approval-rapporten", delivery.envelope.id)
+        # The envelope names who drafted, revised or submitted the version: four-eyes needs it.
+        auteur_id = delivery.envelope.actorid
+        event = delivery.event
+        if isinstance(event, public.RapportOpgesteld | public.RapportHerzien):
+            app.neem_bewerking_op(
+                event.rapport_id, event.aanvraag_id, event.versie, auteur_id, ctx, inbox
+            )
+        elif isinstance(event, public.RapportTerToetsingAangeboden):
+            app.ontvang_ter_toetsing(
+                event.rapport_id,
+                event.aanvraag_id,
+                event.versie,
+                event.inhoud_hash,
+                auteur_id,
+                delivery.envelope.time,
+                ctx,
+                inbox,
+            )
+
     return Components(
         service="approval",
         app=app,
@@ -36,8 +77,14 @@ def bootstrap(settings: Settings, clock: Clock) -> Components:
             Subscription(
                 purpose="register",
                 subjects=list(SUBJECTS),
-                handler=register.handle,
+                handler=app.register.handle,
                 description="Keeps the register of dossiers this service may act on.",
-            )
+            ),
+            Subscription(
+                purpose="rapporten",
+                subjects=list(RAPPORT_SUBJECTS),
+                handler=on_rapport,
+                description="Follows the report's versions, their content hashes and writers.",
+            ),
         ],
     )

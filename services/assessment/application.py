@@ -1,13 +1,555 @@
-"""Assessment's application (its use cases arrive with the process issue)."""
+"""Assessment's use cases: draft, revise and submit the report, note approval's decisions, record
+every read, keep the PKVW and the measures carried out.
+
+Two side tables are written in the events' transaction: ``rapporten`` (rapport_id → aanvraag_id,
+one report per dossier by a unique key) and ``maatregelen`` (maatregel_id → rapport_id,
+aanvraag_id), so a report or a measure can be found from its id alone.
+"""
 
 from __future__ import annotations
 
-from shared.eventstore import ServiceApplication
-from shared.register import register_ddl
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import ClassVar, Literal
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError
+from psycopg.sql import SQL, Identifier
+from pydantic import BaseModel
+
+from services.assessment.domain import (
+    BesluitPastNiet,
+    Betaler,
+    Concept,
+    Maatregel,
+    Onderzoek,
+    Rapport,
+    RapportStatus,
+    RapportVersie,
+    dien_in,
+    herzie,
+    lees,
+    leesbare_versie,
+    noteer_afkeuring,
+    noteer_gesprek,
+    noteer_goedkeuring,
+    noteer_instemming,
+    noteer_vrijgave,
+    noteer_woningscan,
+    project_onderzoek,
+    project_rapport,
+    stel_op,
+    vandaag,
+    voer_uit,
+    wie_betaalt,
+    wijzig_pkvw,
+)
+from shared.access import record_refusal
+from shared.auth import Refusal
+from shared.contracts import events as public
+from shared.errors import Conflict, NietBeschikbaar, NietGevonden
+from shared.eventstore import (
+    Context,
+    DomainEvent,
+    DuplicateKey,
+    ServiceApplication,
+    Statement,
+)
+from shared.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
+from shared.register import DossierRegister, register_ddl
+
+log = logging.getLogger(__name__)
+
+RAPPORTEN = Identifier("assessment", "rapporten")
+MAATREGELEN = Identifier("assessment", "maatregelen")
+OPSTELLEN = "POST /aanvragen/{aanvraag_id}/rapport"
+
+
+Besluit = (
+    public.RapportGoedgekeurd
+    | public.RapportAfgekeurd
+    | public.InstemmingGegeven
+    | public.InstemmingGeweigerd
+    | public.RapportVrijgegeven
+)
+"""The decisions of approval that move a report's state."""
+
+
+class OnbekendBesluit(Exception):
+    """An approval decision about a report or version this service never had: never valid."""
+
+
+# --- answers (ids, enums, counts: never the content) ---------------------------------------------
+
+
+class MaatregelKort(BaseModel):
+    """A measure without its description."""
+
+    maatregel_id: UUID
+    domein: public.Domein
+    kosten: public.Kosten
+    uitvoerder: public.Partij
+    prioriteit: public.Prioriteit
+
+
+class RapportStand(BaseModel):
+    """Where a report stands; the measures of its latest version in their order, without text."""
+
+    rapport_id: UUID
+    aanvraag_id: UUID
+    status: RapportStatus
+    versie: int
+    inhoud_hash: str
+    ingediende_versies: list[int]
+    goedgekeurde_versie: int | None
+    maatregelen: list[MaatregelKort]
+
+
+def stand_van(rapport: Rapport) -> RapportStand:
+    """The report's state as the write endpoints answer it."""
+    huidige = rapport.huidige
+    return RapportStand(
+        rapport_id=rapport.id,
+        aanvraag_id=rapport.aanvraag_id,
+        status=rapport.status,
+        versie=huidige.versie,
+        inhoud_hash=huidige.inhoud_hash,
+        ingediende_versies=list(rapport.ingediend),
+        goedgekeurde_versie=rapport.goedgekeurde_versie,
+        maatregelen=[
+            MaatregelKort.model_validate(m.samenvatting().model_dump())
+            for m in huidige.inhoud.maatregelen
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class Opgesteld:
+    """The answer to drafting a report."""
+
+    stand: RapportStand
+    replayed: bool  # True when an earlier request with the same Idempotency-Key answered
+
+
+class PkvwStand(BaseModel):
+    """The bestuurder's PKVW (never the certificate number)."""
+
+    aanvraag_id: UUID
+    status: public.PkvwStatus
+    afgegeven_op: date | None
+    geldig_tot: date | None
+    geldig: bool
+
+
+class MaatregelStatus(BaseModel):
+    """A measure of the approved version: who carries it out, who pays, whether it is done."""
+
+    maatregel_id: UUID
+    domein: public.Domein
+    kosten: public.Kosten
+    uitvoerder: public.Partij
+    prioriteit: public.Prioriteit
+    status: Literal["open", "uitgevoerd"]
+    uitgevoerd_door: public.Partij | None
+    uitgevoerd_op: datetime | None
+    betaalt: Betaler
+    toelichting: str
+
+
+class MaatregelenOverzicht(BaseModel):
+    """The measures of a dossier's approved report."""
+
+    aanvraag_id: UUID
+    rapport_id: UUID
+    versie: int
+    pkvw: PkvwStand
+    maatregelen: list[MaatregelStatus]
+
+
+def _rapport_row(rapport_id: UUID, aanvraag_id: UUID) -> Statement:
+    return Statement(
+        SQL("INSERT INTO {} (rapport_id, aanvraag_id) VALUES (%s, %s)").format(RAPPORTEN),
+        (rapport_id, aanvraag_id),
+    )
+
+
+def _maatregel_rows(rapport: Rapport, maatregelen: Sequence[Maatregel]) -> list[Statement]:
+    return [
+        Statement(
+            SQL(
+                "INSERT INTO {} (maatregel_id, rapport_id, aanvraag_id) VALUES (%s, %s, %s)"
+                " ON CONFLICT (maatregel_id) DO NOTHING"
+            ).format(MAATREGELEN),
+            (m.maatregel_id, rapport.id, rapport.aanvraag_id),
+        )
+        for m in maatregelen
+    ]
 
 
 class Assessment(ServiceApplication):
     """The assessment service's application."""
 
     service = "assessment"
-    ddl = register_ddl()
+    ddl: ClassVar[Sequence[str]] = (
+        *register_ddl(),
+        idempotency_ddl(),
+        "CREATE TABLE IF NOT EXISTS {schema}.rapporten ("
+        " rapport_id uuid PRIMARY KEY, aanvraag_id uuid NOT NULL UNIQUE)",
+        "CREATE TABLE IF NOT EXISTS {schema}.maatregelen ("
+        " maatregel_id uuid PRIMARY KEY, rapport_id uuid NOT NULL, aanvraag_id uuid NOT NULL)",
+    )
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env)
+        self.register = DossierRegister(self)
+        self.idempotency = IdempotencyKeys(self)
+
+    # --- reading aggregates and side tables ------------------------------------------------------
+
+    def onderzoek(self, aanvraag_id: UUID) -> Onderzoek | None:
+        """The research of a dossier, or None when nothing was noted yet."""
+        try:
+            onderzoek: Onderzoek = self.repository.get(
+                aanvraag_id, projector_func=project_onderzoek
+            )
+        except AggregateNotFoundError:
+            return None
+        return onderzoek
+
+    def rapport(self, rapport_id: UUID) -> Rapport:
+        """A report with all its versions; 404 when unknown."""
+        try:
+            rapport: Rapport = self.repository.get(rapport_id, projector_func=project_rapport)
+        except AggregateNotFoundError:
+            raise NietGevonden("Onbekend rapport.") from None
+        return rapport
+
+    def rapport_van(self, aanvraag_id: UUID) -> UUID | None:
+        """The id of the dossier's report, or None."""
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(
+                SQL("SELECT rapport_id FROM {} WHERE aanvraag_id = %s").format(RAPPORTEN),
+                (aanvraag_id,),
+            ).fetchone()
+        return None if row is None else UUID(str(row["rapport_id"]))
+
+    def maatregel_plaats(self, maatregel_id: UUID) -> tuple[UUID, UUID] | None:
+        """(rapport_id, aanvraag_id) of a measure, or None when unknown."""
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(
+                SQL("SELECT rapport_id, aanvraag_id FROM {} WHERE maatregel_id = %s").format(
+                    MAATREGELEN
+                ),
+                (maatregel_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return UUID(str(row["rapport_id"])), UUID(str(row["aanvraag_id"]))
+
+    def dossier_van_rapport(self, rapport_id: UUID) -> UUID | None:
+        """The aanvraag_id of a report, or None."""
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(
+                SQL("SELECT aanvraag_id FROM {} WHERE rapport_id = %s").format(RAPPORTEN),
+                (rapport_id,),
+            ).fetchone()
+        return None if row is None else UUID(str(row["aanvraag_id"]))
+
+    # --- scheduling's facts ----------------------------------------------------------------------
+
+    def noteer_gesprek(
+        self, gevoerd: public.GesprekGevoerd, ctx: Context, inbox: tuple[str, str]
+    ) -> None:
+        """Note a conversation of the research (a toelichting is not part of it)."""
+        soort = gevoerd.soort
+        if soort is public.AfspraakSoort.TOELICHTING:
+            return
+
+        def command() -> None:
+            onderzoek = self.onderzoek(gevoerd.aanvraag_id)
+            event = noteer_gesprek(
+                onderzoek,
+                gevoerd.aanvraag_id,
+                "gesprek_werkgever"
+                if soort is public.AfspraakSoort.GESPREK_WERKGEVER
+                else "gesprek_bestuurder",
+                gevoerd.afspraak_id,
+                gevoerd.gevoerd_op,
+                ctx,
+            )
+            if event is not None:
+                self.record(event, inbox=inbox)
+
+        self.retrying(command)
+
+    def noteer_woningscan(
+        self, scan: public.WoningscanUitgevoerd, ctx: Context, inbox: tuple[str, str]
+    ) -> None:
+        """Note the woningscan."""
+
+        def command() -> None:
+            onderzoek = self.onderzoek(scan.aanvraag_id)
+            event = noteer_woningscan(
+                onderzoek, scan.aanvraag_id, scan.afspraak_id, scan.uitgevoerd_op, ctx
+            )
+            if event is not None:
+                self.record(event, inbox=inbox)
+
+        self.retrying(command)
+
+    # --- the report ------------------------------------------------------------------------------
+
+    def stel_rapport_op(
+        self,
+        aanvraag_id: UUID,
+        concept: Concept,
+        ctx: Context,
+        sleutel: tuple[str, str] | None = None,
+    ) -> Opgesteld:
+        """Draft version 1 of the dossier's only report.
+
+        ``sleutel`` is (scope, Idempotency-Key): a repeated request gets the first answer.
+        """
+        stand = self.register.known(aanvraag_id)
+        # The dossier is part of what was asked: one key reused for another dossier is refused.
+        digest = fingerprint(
+            {"aanvraag_id": str(aanvraag_id), "concept": concept.model_dump(mode="json")}
+        )
+        if sleutel is not None:
+            earlier = self.idempotency.earlier(*sleutel, digest)
+            if earlier is not None:
+                return Opgesteld(RapportStand.model_validate(earlier), replayed=True)
+        stand.require_open()
+        if self.rapport_van(aanvraag_id) is not None:
+            raise Conflict(
+                "Dit dossier heeft al een rapport; herzie dat rapport in plaats van een nieuw"
+                " op te stellen.",
+                code="rapport_bestaat_al",
+            )
+        event = stel_op(uuid4(), aanvraag_id, self.onderzoek(aanvraag_id), concept, ctx)
+        rapport = project_rapport(None, [event])
+        assert rapport is not None
+        antwoord = stand_van(rapport)
+        statements = [
+            _rapport_row(rapport.id, aanvraag_id),
+            *_maatregel_rows(rapport, rapport.huidige.inhoud.maatregelen),
+        ]
+        if sleutel is not None:
+            statements.append(
+                self.idempotency.remember(*sleutel, digest, antwoord.model_dump(mode="json"))
+            )
+        try:
+            self.record(event, statements=statements)
+        except DuplicateKey:
+            # Another request for this dossier came first (with this key, or another).
+            if sleutel is not None:
+                earlier = self.idempotency.earlier(*sleutel, digest)
+                if earlier is not None:
+                    return Opgesteld(RapportStand.model_validate(earlier), replayed=True)
+            raise Conflict(
+                "Dit dossier heeft al een rapport; herzie dat rapport in plaats van een nieuw"
+                " op te stellen.",
+                code="rapport_bestaat_al",
+            ) from None
+        return Opgesteld(antwoord, replayed=False)
+
+    def herzie_rapport(self, rapport_id: UUID, concept: Concept, ctx: Context) -> Rapport:
+        """Write a new version (draft or rejected only); the same content again changes nothing."""
+
+        def command() -> Rapport:
+            rapport = self.rapport(rapport_id)
+            self.register.known(rapport.aanvraag_id).require_open()
+            event = herzie(rapport, concept, ctx)
+            if event is None:
+                return rapport
+            after = project_rapport(rapport, [event])
+            assert after is not None
+            self.record(event, statements=_maatregel_rows(after, event.inhoud.maatregelen))
+            return after
+
+        return self.retrying(command)
+
+    def dien_rapport_in(self, rapport_id: UUID, ctx: Context) -> Rapport:
+        """Submit the current version to the BVA."""
+
+        def command() -> Rapport:
+            rapport = self.rapport(rapport_id)
+            self.register.known(rapport.aanvraag_id).require_open()
+            return self._apply(rapport, dien_in(rapport, ctx))
+
+        return self.retrying(command)
+
+    def noteer_besluit(self, besluit: Besluit, ctx: Context, inbox: tuple[str, str]) -> None:
+        """Note one of approval's decisions about a report version (matched by id and version).
+
+        Raises OnbekendBesluit for a report or version this service never submitted, and
+        BesluitTeVroeg when a decision presupposes one that was not noted yet (retried later).
+        """
+        versie = besluit.versie
+
+        def command() -> None:
+            try:
+                rapport = self.rapport(besluit.rapport_id)
+            except NietGevonden:
+                raise OnbekendBesluit("decision about an unknown report") from None
+            event: DomainEvent | None
+            try:
+                if isinstance(besluit, public.RapportGoedgekeurd):
+                    event = noteer_goedkeuring(rapport, versie, besluit.inhoud_hash, ctx)
+                elif isinstance(besluit, public.RapportAfgekeurd):
+                    event = noteer_afkeuring(rapport, versie, ctx)
+                elif isinstance(besluit, public.InstemmingGegeven | public.InstemmingGeweigerd):
+                    gegeven = isinstance(besluit, public.InstemmingGegeven)
+                    event = noteer_instemming(rapport, versie, gegeven, ctx)
+                else:
+                    event = noteer_vrijgave(rapport, versie, ctx)
+            except BesluitPastNiet as exc:
+                raise OnbekendBesluit(str(exc)) from None
+            if event is not None:
+                self.record(event, inbox=inbox)
+
+        self.retrying(command)
+
+    # --- reading the content ---------------------------------------------------------------------
+
+    def lees_rapport(
+        self, rapport: Rapport, rol: public.Rol, gevraagd: int | None, ctx: Context
+    ) -> RapportVersie:
+        """The version this role may read, after the read is on record (503 when it cannot be).
+
+        Raises Weigering when the role may not read (this version) in the report's state.
+        """
+        nummer = leesbare_versie(rapport, rol, gevraagd)
+        versie = rapport.versie(nummer)
+        if versie is None:
+            raise NietGevonden("Deze versie van het rapport bestaat niet.")
+        try:
+            self.record(lees(rapport, nummer, rol, ctx))
+        except Exception as exc:
+            # Content shown without its read on record would be a hole in the audit trail.
+            log.exception("recording a read failed", extra={"rapport_id": str(rapport.id)})
+            raise NietBeschikbaar(
+                "De inzage kon niet worden vastgelegd; het rapport wordt niet getoond."
+            ) from exc
+        return versie
+
+    # --- PKVW ------------------------------------------------------------------------------------
+
+    def pkvw(self, aanvraag_id: UUID, ctx: Context) -> PkvwStand:
+        """The bestuurder's PKVW as of the context's day."""
+        onderzoek = self.onderzoek(aanvraag_id)
+        if onderzoek is None:
+            return PkvwStand(
+                aanvraag_id=aanvraag_id,
+                status=public.PkvwStatus.GEEN,
+                afgegeven_op=None,
+                geldig_tot=None,
+                geldig=False,
+            )
+        return PkvwStand(
+            aanvraag_id=aanvraag_id,
+            status=onderzoek.pkvw,
+            afgegeven_op=onderzoek.pkvw_afgegeven_op,
+            geldig_tot=onderzoek.pkvw_geldig_tot,
+            geldig=onderzoek.certificaat_geldig(vandaag(ctx.now)),
+        )
+
+    def wijzig_pkvw(
+        self,
+        aanvraag_id: UUID,
+        status: public.PkvwStatus,
+        afgegeven_op: date | None,
+        nummer: str | None,
+        ctx: Context,
+    ) -> PkvwStand:
+        """Record the bestuurder's new PKVW status (forward only; the same again: no change)."""
+
+        def command() -> PkvwStand:
+            self.register.known(aanvraag_id).require_open()
+            event = wijzig_pkvw(
+                self.onderzoek(aanvraag_id), aanvraag_id, status, afgegeven_op, nummer, ctx
+            )
+            if event is not None:
+                self.record(event)
+            return self.pkvw(aanvraag_id, ctx)
+
+        return self.retrying(command)
+
+    # --- measures --------------------------------------------------------------------------------
+
+    def goedgekeurd_rapport(self, aanvraag_id: UUID) -> Rapport | None:
+        """The dossier's report once a version was approved, else None."""
+        rapport_id = self.rapport_van(aanvraag_id)
+        if rapport_id is None:
+            return None
+        rapport = self.rapport(rapport_id)
+        return rapport if rapport.goedgekeurd is not None else None
+
+    def maatregelen(self, rapport: Rapport, ctx: Context) -> MaatregelenOverzicht:
+        """The measures of the approved version with their status and who pays (as of today)."""
+        goedgekeurd = rapport.goedgekeurd
+        assert goedgekeurd is not None
+        onderzoek = self.onderzoek(rapport.aanvraag_id)
+        dag = vandaag(ctx.now)
+        regels = []
+        for maatregel in goedgekeurd.inhoud.maatregelen:
+            betaalt, toelichting = wie_betaalt(maatregel, onderzoek, dag)
+            uitvoering = rapport.uitgevoerd.get(maatregel.maatregel_id)
+            regels.append(
+                MaatregelStatus(
+                    maatregel_id=maatregel.maatregel_id,
+                    domein=maatregel.domein,
+                    kosten=maatregel.kosten,
+                    uitvoerder=maatregel.uitvoerder,
+                    prioriteit=maatregel.prioriteit,
+                    status="uitgevoerd" if uitvoering else "open",
+                    uitgevoerd_door=uitvoering.door if uitvoering else None,
+                    uitgevoerd_op=uitvoering.op if uitvoering else None,
+                    betaalt=betaalt,
+                    toelichting=toelichting,
+                )
+            )
+        return MaatregelenOverzicht(
+            aanvraag_id=rapport.aanvraag_id,
+            rapport_id=rapport.id,
+            versie=goedgekeurd.versie,
+            pkvw=self.pkvw(rapport.aanvraag_id, ctx),
+            maatregelen=regels,
+        )
+
+    def voer_maatregel_uit(
+        self, rapport_id: UUID, maatregel_id: UUID, partijen: frozenset[public.Partij], ctx: Context
+    ) -> Rapport:
+        """Record a measure of the approved version as carried out by its uitvoerder."""
+
+        def command() -> Rapport:
+            rapport = self.rapport(rapport_id)
+            self.register.known(rapport.aanvraag_id).require_open()
+            event = voer_uit(
+                rapport, maatregel_id, partijen, self.onderzoek(rapport.aanvraag_id), ctx
+            )
+            return rapport if event is None else self._apply(rapport, event)
+
+        return self.retrying(command)
+
+    # --- refusals --------------------------------------------------------------------------------
+
+    def record_refusal(self, refusal: Refusal) -> None:
+        """Record ToegangGeweigerd, with the dossier found from a rapport or measure id."""
+        if refusal.aanvraag_id is None:
+            aanvraag_id: UUID | None = None
+            if "rapport_id" in refusal.ids:
+                aanvraag_id = self.dossier_van_rapport(refusal.ids["rapport_id"])
+            elif "maatregel_id" in refusal.ids:
+                plaats = self.maatregel_plaats(refusal.ids["maatregel_id"])
+                aanvraag_id = plaats[1] if plaats else None
+            refusal = replace(refusal, aanvraag_id=aanvraag_id)
+        record_refusal(self, refusal)
+
+    def _apply(self, rapport: Rapport, event: DomainEvent) -> Rapport:
+        self.record(event)
+        after = project_rapport(rapport, [event])
+        assert after is not None
+        return after

@@ -24,7 +24,7 @@ def router(app: Notifications, auth: Auth) -> APIRouter:
     def notificaties(
         _: Annotated[Principal, Depends(auth.require(Role.secretariaat, Role.compliance))],
         aanvraag_id: UUID | None = None,
-        status: Literal["gepland", "verzonden", "mislukt"] | None = None,
+        status: Literal["gepland", "verzonden", "mislukt", "vervallen"] | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> list[Bezorging]:
         return list(app.bezorgingen(aanvraag_id=aanvraag_id, status=status, limit=limit))

@@ -1,10 +1,17 @@
-"""Notifications' use cases: plan a notification once, deliver it with retries, log deliveries."""
+"""Notifications' use cases: plan a notification once, deliver it with retries, log deliveries.
+
+Planning happens when another service's public event arrives (see ``policies``); it stores ids,
+kinds and times only. Everything a mail tells a person (the address, the appointment's current
+time and video link) is fetched from its owner by the Sender at the moment of sending.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -12,22 +19,36 @@ from eventsourcing.application import AggregateNotFoundError
 from psycopg.sql import SQL, Identifier
 from pydantic import BaseModel
 
+from services.notifications.afspraak import Afspraak
 from services.notifications.domain import (
     Notificatie,
     Ontvanger,
+    Partij,
+    afspraak_ontvangers,
     mislukt,
     plan,
     project,
+    vervallen,
     verzonden,
 )
+from services.notifications.ics import Method, calendar_file
 from services.notifications.mailer import (
+    Attachment,
     Mailer,
     MailError,
     OutgoingMail,
     PermanentMailError,
     make_message_id,
 )
-from services.notifications.templates import render
+from services.notifications.templates import (
+    AFSPRAAK_BEVESTIGING,
+    AFSPRAAK_GEANNULEERD,
+    AFSPRAAK_TEMPLATES,
+    AFSPRAAK_VERZET,
+    calendar_event_for,
+    render,
+)
+from shared.consumer import TransientError
 from shared.errors import NietGevonden
 from shared.eventstore import (
     AlreadyProcessed,
@@ -42,10 +63,27 @@ from shared.eventstore import (
 log = logging.getLogger(__name__)
 
 DELIVERIES = Identifier("notifications", "deliveries")
+AFSPRAKEN = Identifier("notifications", "afspraken")
+VERZOEKEN = Identifier("notifications", "toelichtingsverzoeken")
+
+#: Parameters stored as ISO text that templates take as datetimes.
+_DATETIME_PARAMETERS = frozenset(
+    {"contact_deadline", "vorige_gepland_op", "deadline", "vastgesteld_op"}
+)
+#: Parameters that say which appointment to fetch; the template gets the appointment instead.
+_AFSPRAAK_PARAMETERS = frozenset({"afspraak_id", "soort"})
 
 
 class RecipientUnknown(Exception):
     """The owner of the personal data has no address for this recipient (a permanent failure)."""
+
+
+class AfspraakOnbekend(Exception):
+    """Scheduling does not know the appointment (or answers nonsense): a permanent failure."""
+
+    def __init__(self, reason: str = "afspraak_onbekend") -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Recipients(Protocol):
@@ -54,6 +92,23 @@ class Recipients(Protocol):
     def address(self, aanvraag_id: UUID, ontvanger: Ontvanger) -> str:
         """The recipient's e-mail address; raises RecipientUnknown or a transient error."""
         ...
+
+
+class Appointments(Protocol):
+    """Where the sender asks for an appointment's current state at the moment of sending."""
+
+    def afspraak(self, afspraak_id: UUID) -> Afspraak:
+        """The appointment; raises AfspraakOnbekend or TransientError."""
+        ...
+
+
+@dataclass(frozen=True)
+class Geplande:
+    """One notification an event causes: which template, for whom, with which parameters."""
+
+    soort: str
+    ontvanger: Ontvanger
+    parameters: dict[str, Any]
 
 
 class Bezorging(BaseModel):
@@ -72,10 +127,12 @@ class Bezorging(BaseModel):
 def _delivery_row(
     notificatie: Notificatie, volgende_poging: datetime | None, now: datetime
 ) -> Statement:
+    afspraak_id = notificatie.parameters.get("afspraak_id")
     return Statement(
         SQL(
             "INSERT INTO {} (notificatie_id, aanvraag_id, soort, ontvanger, status, pogingen,"
-            " volgende_poging, bijgewerkt_op) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " volgende_poging, bijgewerkt_op, afspraak_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (notificatie_id) DO UPDATE SET status = EXCLUDED.status,"
             " pogingen = EXCLUDED.pogingen, volgende_poging = EXCLUDED.volgende_poging,"
             " bijgewerkt_op = EXCLUDED.bijgewerkt_op, geclaimd_tot = NULL"
@@ -89,6 +146,7 @@ def _delivery_row(
             notificatie.pogingen,
             volgende_poging,
             now,
+            UUID(afspraak_id) if isinstance(afspraak_id, str) else None,
         ),
     )
 
@@ -106,6 +164,21 @@ class Notifications(ServiceApplication):
         "CREATE INDEX IF NOT EXISTS deliveries_due ON {schema}.deliveries (volgende_poging)"
         " WHERE status = 'gepland'",
         "CREATE INDEX IF NOT EXISTS deliveries_dossier ON {schema}.deliveries (aanvraag_id)",
+        # Added after the first release: databases of that release get the column here.
+        "ALTER TABLE {schema}.deliveries ADD COLUMN IF NOT EXISTS afspraak_id uuid",
+        "CREATE INDEX IF NOT EXISTS deliveries_afspraak ON {schema}.deliveries (afspraak_id)"
+        " WHERE afspraak_id IS NOT NULL",
+        # Per appointment: who heard of it (a toelichting's recipients) and how often it changed
+        # (the calendar file's SEQUENCE, so clients replace their entry rather than add one).
+        "CREATE TABLE IF NOT EXISTS {schema}.afspraken ("
+        " afspraak_id uuid PRIMARY KEY, aanvraag_id uuid NOT NULL, ontvangers text[],"
+        " volgnummer int NOT NULL DEFAULT 0)",
+        # Who asked for a toelichting, until a planned toelichting answers the request.
+        "CREATE TABLE IF NOT EXISTS {schema}.toelichtingsverzoeken ("
+        " verzoek_id text PRIMARY KEY, aanvraag_id uuid NOT NULL, partij text NOT NULL,"
+        " aangevraagd_op timestamptz NOT NULL, afspraak_id uuid)",
+        "CREATE INDEX IF NOT EXISTS toelichtingsverzoeken_open"
+        " ON {schema}.toelichtingsverzoeken (aanvraag_id) WHERE afspraak_id IS NULL",
     )
 
     def notificatie(self, notificatie_id: UUID) -> Notificatie:
@@ -127,15 +200,199 @@ class Notifications(ServiceApplication):
         inbox: tuple[str, str],
     ) -> None:
         """Plan a notification; the same cause, template and recipient plan it only once."""
-        event = plan(aanvraag_id, soort, ontvanger, oorzaak_event_id, parameters, ctx)
-        notificatie = project(None, [event])
-        assert notificatie is not None
+        self.plan_all(
+            aanvraag_id, oorzaak_event_id, [Geplande(soort, ontvanger, parameters)], ctx, inbox
+        )
+
+    def plan_all(
+        self,
+        aanvraag_id: UUID,
+        oorzaak_event_id: str,
+        geplande: Sequence[Geplande],
+        ctx: Context,
+        inbox: tuple[str, str],
+        statements: Sequence[Statement] = (),
+    ) -> None:
+        """Plan the notifications one event causes, together with its side rows, in one go."""
+        events = [
+            plan(aanvraag_id, g.soort, g.ontvanger, oorzaak_event_id, g.parameters, ctx)
+            for g in geplande
+        ]
+        rows = []
+        for event in events:
+            notificatie = project(None, [event])
+            assert notificatie is not None
+            rows.append(_delivery_row(notificatie, ctx.now, ctx.now))
         try:
-            self.record(
-                event, inbox=inbox, statements=[_delivery_row(notificatie, ctx.now, ctx.now)]
-            )
+            self.record(*events, inbox=inbox, statements=[*statements, *rows])
         except ConcurrencyConflict:
             raise AlreadyProcessed(inbox[1]) from None
+
+    # --- appointments ----------------------------------------------------------------------------
+
+    def toelichting_gevraagd(
+        self, verzoek_id: str, aanvraag_id: UUID, partij: Partij, aangevraagd_op: datetime
+    ) -> None:
+        """Remember who asked for a toelichting (idempotent: the request's event id is the key)."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (verzoek_id, aanvraag_id, partij, aangevraagd_op)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT (verzoek_id) DO NOTHING"
+                ).format(VERZOEKEN),
+                (verzoek_id, aanvraag_id, partij, aangevraagd_op),
+            )
+
+    def afspraak_gepland(
+        self,
+        aanvraag_id: UUID,
+        afspraak_id: UUID,
+        soort: str,
+        oorzaak_event_id: str,
+        ctx: Context,
+        inbox: tuple[str, str],
+    ) -> tuple[Partij, ...]:
+        """Plan the confirmation of a new appointment for the parties it concerns."""
+        verzoeken = self._open_verzoeken(aanvraag_id) if soort == "toelichting" else {}
+        ontvangers = afspraak_ontvangers(soort, verzoeken.values())
+        beantwoord = [v for v, partij in verzoeken.items() if partij in ontvangers]
+        statements = [
+            Statement(
+                SQL(
+                    "INSERT INTO {} (afspraak_id, aanvraag_id, ontvangers) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (afspraak_id) DO UPDATE SET ontvangers = EXCLUDED.ontvangers"
+                ).format(AFSPRAKEN),
+                (afspraak_id, aanvraag_id, list(ontvangers)),
+            )
+        ]
+        if beantwoord:
+            statements.append(
+                Statement(
+                    SQL("UPDATE {} SET afspraak_id = %s WHERE verzoek_id = ANY(%s)").format(
+                        VERZOEKEN
+                    ),
+                    (afspraak_id, beantwoord),
+                )
+            )
+        parameters = {"afspraak_id": str(afspraak_id), "soort": soort}
+        self.plan_all(
+            aanvraag_id,
+            oorzaak_event_id,
+            [Geplande(AFSPRAAK_BEVESTIGING, o, parameters) for o in ontvangers],
+            ctx,
+            inbox,
+            statements,
+        )
+        return ontvangers
+
+    def afspraak_verzet(
+        self,
+        aanvraag_id: UUID,
+        afspraak_id: UUID,
+        soort: str,
+        vorige_gepland_op: datetime,
+        oorzaak_event_id: str,
+        ctx: Context,
+        inbox: tuple[str, str],
+    ) -> tuple[Partij, ...]:
+        """Plan the mail about a moved appointment for whoever heard of it."""
+        return self._afspraak_gewijzigd(
+            AFSPRAAK_VERZET,
+            aanvraag_id,
+            afspraak_id,
+            soort,
+            {"vorige_gepland_op": vorige_gepland_op.isoformat()},
+            oorzaak_event_id,
+            ctx,
+            inbox,
+        )
+
+    def afspraak_geannuleerd(
+        self,
+        aanvraag_id: UUID,
+        afspraak_id: UUID,
+        soort: str,
+        oorzaak_event_id: str,
+        ctx: Context,
+        inbox: tuple[str, str],
+    ) -> tuple[Partij, ...]:
+        """Plan the mail about a cancelled appointment for whoever heard of it."""
+        return self._afspraak_gewijzigd(
+            AFSPRAAK_GEANNULEERD, aanvraag_id, afspraak_id, soort, {}, oorzaak_event_id, ctx, inbox
+        )
+
+    def _afspraak_gewijzigd(
+        self,
+        template: str,
+        aanvraag_id: UUID,
+        afspraak_id: UUID,
+        soort: str,
+        extra: dict[str, Any],
+        oorzaak_event_id: str,
+        ctx: Context,
+        inbox: tuple[str, str],
+    ) -> tuple[Partij, ...]:
+        ontvangers = self._ontvangers_van(afspraak_id) or afspraak_ontvangers(soort)
+        # Counted in the transaction that holds the inbox row: once per change, on any replica.
+        volgende = Statement(
+            SQL(
+                "INSERT INTO {} AS a (afspraak_id, aanvraag_id, volgnummer) VALUES (%s, %s, 1)"
+                " ON CONFLICT (afspraak_id) DO UPDATE SET volgnummer = a.volgnummer + 1"
+            ).format(AFSPRAKEN),
+            (afspraak_id, aanvraag_id),
+        )
+        parameters = {"afspraak_id": str(afspraak_id), "soort": soort, **extra}
+        self.plan_all(
+            aanvraag_id,
+            oorzaak_event_id,
+            [Geplande(template, o, parameters) for o in ontvangers],
+            ctx,
+            inbox,
+            [volgende],
+        )
+        return ontvangers
+
+    def _open_verzoeken(self, aanvraag_id: UUID) -> dict[str, Partij]:
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(
+                SQL(
+                    "SELECT verzoek_id, partij FROM {} WHERE aanvraag_id = %s"
+                    " AND afspraak_id IS NULL"
+                ).format(VERZOEKEN),
+                (aanvraag_id,),
+            ).fetchall()
+        return {row["verzoek_id"]: row["partij"] for row in rows}
+
+    def _ontvangers_van(self, afspraak_id: UUID) -> tuple[Partij, ...]:
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(
+                SQL("SELECT ontvangers FROM {} WHERE afspraak_id = %s").format(AFSPRAKEN),
+                (afspraak_id,),
+            ).fetchone()
+        return tuple(row["ontvangers"] or ()) if row else ()
+
+    def volgnummer(self, afspraak_id: UUID) -> int:
+        """How often the appointment changed since it was planned (its calendar SEQUENCE)."""
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(
+                SQL("SELECT volgnummer FROM {} WHERE afspraak_id = %s").format(AFSPRAKEN),
+                (afspraak_id,),
+            ).fetchone()
+        return int(row["volgnummer"]) if row else 0
+
+    def aangekondigd(self, afspraak_id: UUID, ontvanger: Ontvanger) -> bool:
+        """Whether a mail announcing the appointment (planned or moved) reached this recipient."""
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(
+                SQL(
+                    "SELECT 1 FROM {} WHERE afspraak_id = %s AND ontvanger = %s"
+                    " AND soort = ANY(%s) AND status = 'verzonden' LIMIT 1"
+                ).format(DELIVERIES),
+                (afspraak_id, ontvanger, [AFSPRAAK_BEVESTIGING, AFSPRAAK_VERZET]),
+            ).fetchone()
+        return row is not None
+
+    # --- delivery --------------------------------------------------------------------------------
 
     def claim_due(self, now: datetime, limit: int = 20, hold: float = 60.0) -> list[UUID]:
         """Claim notifications that are due, so that no other sender takes them meanwhile."""
@@ -180,8 +437,15 @@ class Notifications(ServiceApplication):
         return [Bezorging.model_validate(dict(row)) for row in rows]
 
 
+@dataclass(frozen=True)
+class Vervalt:
+    """The notification no longer applies; nothing is sent."""
+
+    reden_code: str
+
+
 class Sender:
-    """Delivers due notifications: claim-check the address, render, send, record the outcome.
+    """Delivers due notifications: claim-check what the mail needs, render, send, record.
 
     A crash after the SMTP server accepted a message and before the outcome was recorded sends it
     again after the claim expires; both copies carry the same Message-ID, so mail clients and the
@@ -193,17 +457,21 @@ class Sender:
         app: Notifications,
         mailer: Mailer,
         recipients: Recipients,
+        appointments: Appointments,
         clock: Clock,
         *,
         message_id_domain: str,
         max_pogingen: int = 8,
+        organizer: str | None = None,
     ) -> None:
         self.app = app
         self.mailer = mailer
         self.recipients = recipients
+        self.appointments = appointments
         self.clock = clock
         self.message_id_domain = message_id_domain
         self.max_pogingen = max_pogingen
+        self.organizer = parseaddr(organizer)[1] if organizer else f"noreply@{message_id_domain}"
 
     def run_once(self) -> int:
         """Deliver what is due now; returns the number of attempts made."""
@@ -215,36 +483,43 @@ class Sender:
     def deliver(self, notificatie: Notificatie) -> None:
         """One delivery attempt."""
         ctx = Context(now=self.clock.now(), causation_id=notificatie.oorzaak_event_id)
+        event: DomainEvent
         try:
-            address = self.recipients.address(notificatie.aanvraag_id, notificatie.ontvanger)
-            subject, text = render(
-                notificatie.soort, aanvraag_id=str(notificatie.aanvraag_id), **_params(notificatie)
-            )
-            self.mailer.send(
-                OutgoingMail(
-                    to=address,
-                    subject=subject,
-                    text=text,
-                    message_id=make_message_id(
-                        notificatie.oorzaak_event_id,
-                        notificatie.soort,
-                        self.message_id_domain,
-                        notificatie.ontvanger,
-                    ),
-                )
-            )
-        except (PermanentMailError, RecipientUnknown) as exc:
+            mail = self.compose(notificatie, ctx.now)
+            if isinstance(mail, Vervalt):
+                event = vervallen(notificatie, mail.reden_code, ctx)
+            else:
+                self.mailer.send(mail)
+                event = verzonden(notificatie, ctx)
+        except (PermanentMailError, RecipientUnknown, AfspraakOnbekend) as exc:
             reason = getattr(exc, "reason", "ontvanger_onbekend")
-            event: DomainEvent = mislukt(
+            event = mislukt(
                 notificatie, _code(reason), permanent=True, max_pogingen=self.max_pogingen, ctx=ctx
             )
-        except (MailError, OSError) as exc:
-            reason = getattr(exc, "reason", type(exc).__name__)
+        except (MailError, OSError, TransientError) as exc:
+            # A TransientError's text is a code the claim-check clients chose, never a value;
+            # other errors' texts may quote a server's reply (and the address in it).
+            if isinstance(exc, TransientError):
+                reason = str(exc) or "transient"
+            else:
+                reason = getattr(exc, "reason", type(exc).__name__)
             event = mislukt(
                 notificatie, _code(reason), permanent=False, max_pogingen=self.max_pogingen, ctx=ctx
             )
-        else:
-            event = verzonden(notificatie, ctx)
+        except Exception:
+            # A bug, not bad luck: loud in the log, and a counted attempt so that it does not
+            # come back every minute for ever.
+            log.exception(
+                "notification attempt crashed",
+                extra={"notificatie_id": str(notificatie.id), "soort": notificatie.soort},
+            )
+            event = mislukt(
+                notificatie,
+                "interne_fout",
+                permanent=False,
+                max_pogingen=self.max_pogingen,
+                ctx=ctx,
+            )
         log.info(
             "notification attempt",
             extra={
@@ -255,11 +530,85 @@ class Sender:
         )
         self.app.record_outcome(notificatie, event, ctx.now)
 
+    def compose(self, notificatie: Notificatie, now: datetime) -> OutgoingMail | Vervalt:
+        """The mail as it must go out now, or why it no longer applies."""
+        params = _params(notificatie)
+        attachments: tuple[Attachment, ...] = ()
+        afspraak: Afspraak | None = None
+        if notificatie.soort in AFSPRAAK_TEMPLATES:
+            afspraak = self._afspraak(notificatie, params)
+            reden = self._vervalt(notificatie, afspraak, now)
+            if reden is not None:
+                return Vervalt(reden)
+            params = {k: v for k, v in params.items() if k not in _AFSPRAAK_PARAMETERS}
+            params |= {"ontvanger": notificatie.ontvanger, "afspraak": afspraak}
+        # Asked only now that the mail will go out: no address is handed out for nothing.
+        address = self.recipients.address(notificatie.aanvraag_id, notificatie.ontvanger)
+        subject, text = render(
+            notificatie.soort, aanvraag_id=str(notificatie.aanvraag_id), **params
+        )
+        if afspraak is not None:
+            attachments = (self._invitation(notificatie, afspraak, address, now),)
+        return OutgoingMail(
+            to=address,
+            subject=subject,
+            text=text,
+            attachments=attachments,
+            message_id=make_message_id(
+                notificatie.oorzaak_event_id,
+                notificatie.soort,
+                self.message_id_domain,
+                notificatie.ontvanger,
+            ),
+        )
+
+    def _afspraak(self, notificatie: Notificatie, params: dict[str, Any]) -> Afspraak:
+        afspraak = self.appointments.afspraak(UUID(str(params["afspraak_id"])))
+        if afspraak.aanvraag_id != notificatie.aanvraag_id:
+            # Never mail one dossier's appointment to another dossier's parties.
+            raise AfspraakOnbekend("afspraak_ander_dossier")
+        return afspraak
+
+    def _vervalt(self, notificatie: Notificatie, afspraak: Afspraak, now: datetime) -> str | None:
+        if not afspraak.met(notificatie.ontvanger):
+            # Planned for both parties because nobody was known to have asked (a toelichting);
+            # scheduling knows better at the moment of sending.
+            return "niet_betrokken"
+        if notificatie.soort == AFSPRAAK_GEANNULEERD:
+            # Who never heard of the appointment need not hear that it is off.
+            if not self.app.aangekondigd(afspraak.afspraak_id, notificatie.ontvanger):
+                return "niet_aangekondigd"
+            return None
+        if afspraak.geannuleerd:
+            return "afspraak_geannuleerd"
+        if afspraak.gepland_op <= now:
+            return "afspraak_begonnen"
+        return None
+
+    def _invitation(
+        self, notificatie: Notificatie, afspraak: Afspraak, address: str, now: datetime
+    ) -> Attachment:
+        method: Method = "CANCEL" if notificatie.soort == AFSPRAAK_GEANNULEERD else "REQUEST"
+        event = calendar_event_for(
+            afspraak,
+            notificatie.ontvanger,
+            uid_domain=self.message_id_domain,
+            sequence=self.app.volgnummer(afspraak.afspraak_id),
+            organizer=self.organizer,
+            attendee=address,
+        )
+        return Attachment(
+            filename="annulering.ics" if method == "CANCEL" else "uitnodiging.ics",
+            content_type=f"text/calendar; method={method}; charset=UTF-8",
+            content=calendar_file(event, method, now).encode("utf-8"),
+        )
+
 
 def _params(notificatie: Notificatie) -> dict[str, Any]:
     params = dict(notificatie.parameters)
-    if isinstance(params.get("contact_deadline"), str):
-        params["contact_deadline"] = datetime.fromisoformat(params["contact_deadline"])
+    for key in _DATETIME_PARAMETERS & params.keys():
+        if isinstance(params[key], str):
+            params[key] = datetime.fromisoformat(params[key])
     return params
 
 

@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from services.notifications.api import router
-from services.notifications.application import Notifications, Sender
+from services.notifications.application import Appointments, Notifications, Recipients, Sender
+from services.notifications.appointments import SchedulingAppointments
 from services.notifications.gateway import to_public
 from services.notifications.mailer import Mailer, SmtpConfig
-from services.notifications.recipients import IntakeRecipients
-from services.notifications.templates import BEVESTIGING_AANVRAAG
-from shared.consumer import Delivery, Subscription
-from shared.contracts import events as public
+from services.notifications.policies import Policies
+from services.notifications.recipients import IntakeRecipients, RecipientDirectory
 from shared.eventstore import Clock
 from shared.http import create_app
 from shared.runtime import Components
 from shared.settings import Settings
-from shared.wiring import (
-    add_standard_readiness,
-    delivery_context,
-    make_auth,
-    periodic,
-    service_token,
-)
+from shared.wiring import add_standard_readiness, make_auth, periodic, service_token
 
 
-def bootstrap(settings: Settings, clock: Clock) -> Components:
-    """Build the notifications service."""
+@dataclass
+class NotificationsComponents(Components):
+    """The service's components, plus the sender (tests drive it with ``run_once``)."""
+
+    sender: Sender = field(kw_only=True)
+    policies: Policies = field(kw_only=True)
+
+
+def bootstrap(
+    settings: Settings,
+    clock: Clock,
+    *,
+    recipients: Recipients | None = None,
+    appointments: Appointments | None = None,
+) -> NotificationsComponents:
+    """Build the notifications service; `recipients` and `appointments` replace the claim-checks.
+
+    `recipients` answers for the dossier's parties (intake by default); the secretariaat's address
+    always comes from the settings.
+    """
     app = Notifications(settings.eventsourcing_env("notifications"))
     auth = make_auth(settings, app)
     api = create_app(
@@ -36,6 +49,7 @@ def bootstrap(settings: Settings, clock: Clock) -> Components:
     api.include_router(router(app, auth))
     add_standard_readiness(api, app, settings)
 
+    token = service_token(settings, "notifications")
     mailer = Mailer(
         SmtpConfig(
             host=settings.smtp_host,
@@ -47,37 +61,24 @@ def bootstrap(settings: Settings, clock: Clock) -> Components:
     sender = Sender(
         app,
         mailer,
-        IntakeRecipients(settings.intake_url, service_token(settings, "notifications")),
+        RecipientDirectory(
+            recipients or IntakeRecipients(settings.intake_url, token),
+            settings.secretariaat_email,
+        ),
+        appointments or SchedulingAppointments(settings.scheduling_url, token),
         clock,
-        message_id_domain=settings.smtp_from.rsplit("@", 1)[-1],
+        message_id_domain=settings.smtp_from.rsplit("@", 1)[-1].strip(" >"),
         max_pogingen=settings.notification_max_attempts,
+        organizer=settings.smtp_from,
     )
-
-    def on_ingediend(delivery: Delivery) -> None:
-        event = delivery.event
-        assert isinstance(event, public.AanvraagIngediend)
-        app.plan(
-            event.aanvraag_id,
-            BEVESTIGING_AANVRAAG,
-            "aanvrager",
-            delivery.envelope.id,
-            {"contact_deadline": None},
-            delivery_context(delivery, clock, "notifications"),
-            inbox=("notifications-bevestiging", delivery.envelope.id),
-        )
-
-    return Components(
+    policies = Policies(app, clock)
+    return NotificationsComponents(
         service="notifications",
         app=app,
         api=api,
         gateway=to_public,
-        subscriptions=[
-            Subscription(
-                purpose="bevestiging",
-                subjects=["weerbaar.intake.AanvraagIngediend.*"],
-                handler=on_ingediend,
-                description="Plans the confirmation e-mail to whoever submitted the aanvraag.",
-            )
-        ],
+        subscriptions=policies.subscriptions(),
         workers=[periodic("mail-sender", settings.sender_interval_s, sender.run_once)],
+        sender=sender,
+        policies=policies,
     )

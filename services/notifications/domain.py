@@ -17,7 +17,16 @@ from shared.eventstore import Aggregate, Context, DomainEvent, first_event, next
 NOTIFICATION_NAMESPACE = UUID("5d7b0c43-2f0e-4a57-9b7d-0e4f1c2a9d61")
 
 Ontvanger = Literal["aanvrager", "bestuurder", "werkgever", "secretariaat"]
-Status = Literal["gepland", "verzonden", "mislukt"]
+Status = Literal["gepland", "verzonden", "mislukt", "vervallen"]
+Partij = Literal["bestuurder", "werkgever"]
+
+PARTIJEN: tuple[Partij, ...] = ("bestuurder", "werkgever")
+#: Who is told about an appointment of each kind; a toelichting goes to whoever asked for it.
+AFSPRAAK_ONTVANGERS: dict[str, tuple[Partij, ...]] = {
+    "gesprek_werkgever": ("werkgever",),
+    "gesprek_bestuurder": ("bestuurder",),
+    "toelichting": PARTIJEN,
+}
 
 
 def notificatie_id(oorzaak_event_id: str, soort: str, ontvanger: str) -> UUID:
@@ -55,6 +64,19 @@ class NotificatieMislukt(Poging):
     reden_code: str
     definitief: bool
     volgende_poging: datetime | None
+
+
+class NotificatieVervallen(DomainEvent):
+    """The notification no longer applies (e.g. its appointment was cancelled before it went out).
+
+    Not an attempt: nothing was sent, so no public event announces it; the delivery log shows it.
+    """
+
+    aanvraag_id: UUID
+    soort: str
+    ontvanger: Ontvanger
+    oorzaak_event_id: str
+    reden_code: str
 
 
 class Notificatie(Aggregate):
@@ -110,6 +132,29 @@ def _about(notificatie: Notificatie) -> dict[str, Any]:
     }
 
 
+def vervallen(notificatie: Notificatie, reden_code: str, ctx: Context) -> NotificatieVervallen:
+    """Record that a planned notification will not be sent because it no longer applies."""
+    if notificatie.status != "gepland":
+        raise ValueError("only a planned notification can lapse")
+    return next_event(
+        NotificatieVervallen, notificatie, ctx, **_about(notificatie), reden_code=reden_code
+    )
+
+
+def afspraak_ontvangers(soort: str, verzoekers: Iterable[str] = ()) -> tuple[Partij, ...]:
+    """Who hears about an appointment: its party, or for a toelichting the parties who asked.
+
+    A toelichting nobody is known to have asked for (the request was not seen) goes to both.
+    """
+    try:
+        ontvangers = AFSPRAAK_ONTVANGERS[soort]
+    except KeyError:
+        raise ValueError("unknown kind of appointment") from None
+    wanted = set(verzoekers)
+    asked = tuple(partij for partij in ontvangers if partij in wanted)
+    return asked or ontvangers
+
+
 def backoff(poging: int) -> timedelta:
     """Wait before the next attempt: 2, 4, 8 … seconds, at most an hour."""
     return timedelta(seconds=min(3600, 2**poging))
@@ -160,5 +205,7 @@ def project(notificatie: Notificatie | None, events: Iterable[DomainEvent]) -> N
             update |= {"pogingen": event.poging}
             if event.definitief:
                 update["status"] = "mislukt"
+        elif isinstance(event, NotificatieVervallen):
+            update["status"] = "vervallen"
         notificatie = notificatie.model_copy(update=update)
     return notificatie

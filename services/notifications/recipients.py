@@ -7,7 +7,7 @@ from uuid import UUID
 
 import httpx
 
-from services.notifications.application import RecipientUnknown
+from services.notifications.application import Recipients, RecipientUnknown
 from services.notifications.domain import Ontvanger
 from shared.consumer import TransientError
 
@@ -38,3 +38,17 @@ class IntakeRecipients:
         response.raise_for_status()
         email: str = response.json()["email"]
         return email
+
+
+class RecipientDirectory:
+    """Addresses by role: the secretariaat's from the settings, a dossier's parties from intake."""
+
+    def __init__(self, dossier: Recipients, secretariaat_email: str) -> None:
+        self.dossier = dossier
+        self.secretariaat_email = secretariaat_email
+
+    def address(self, aanvraag_id: UUID, ontvanger: Ontvanger) -> str:
+        """The address of the role's recipient for this dossier."""
+        if ontvanger == "secretariaat":
+            return self.secretariaat_email
+        return self.dossier.address(aanvraag_id, ontvanger)

@@ -1,19 +1,78 @@
-"""Scheduling's HTTP API: contact with the parties (appointments follow with the process issue)."""
+"""Scheduling's HTTP API: contact, appointments, conversations, woningscan and toelichting."""
 
 # No `from __future__ import annotations` here: FastAPI must evaluate the `Depends(...)` in the
 # route signatures, which refer to the router function's local `auth`.
+import logging
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Protocol
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Body, Depends, Header, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from services.scheduling.application import Scheduling
-from services.scheduling.domain import ContactStatus, Planning
+from services.scheduling.application import Idempotency, Scheduling
+from services.scheduling.domain import (
+    MAX_DUUR,
+    MIN_DUUR,
+    Afspraak,
+    AfspraakStatus,
+    AfspraakVerzoek,
+    ContactStatus,
+    Partij,
+    Planning,
+    Soort,
+    StopReden,
+    Toelichting,
+    ToelichtingStatus,
+    Vorm,
+)
+from shared.access import opaque_actor_id
 from shared.auth import Auth, Principal, Role
+from shared.contracts.envelope import UtcDatetime
 from shared.eventstore import Clock
+from shared.parties import Partijen
 from shared.wiring import request_context
+
+log = logging.getLogger(__name__)
+
+STAFF = (Role.secretariaat, Role.adviseur)
+
+
+class Parties(Protocol):
+    """Which parties of a dossier a caller is (intake knows; see shared.parties)."""
+
+    def of(self, aanvraag_id: UUID, principal: Principal) -> Partijen:
+        """The parties this principal is in the dossier (empty when none)."""
+        ...
+
+
+class AfspraakView(BaseModel):
+    """An appointment as staff and the services see it (with the video link)."""
+
+    afspraak_id: UUID
+    aanvraag_id: UUID
+    soort: Soort
+    vorm: Vorm
+    gepland_op: datetime
+    duur_minuten: int
+    adviseur_id: str
+    video_link: str | None
+    status: AfspraakStatus
+    partijen: list[Partij] = Field(description="The parties the appointment is with.")
+    gevoerd_op: datetime | None
+    woningscan_uitgevoerd_op: datetime | None
+
+
+class ToelichtingView(BaseModel):
+    """A party's request for a toelichting."""
+
+    aanvraag_id: UUID
+    partij: Partij
+    aangevraagd_op: datetime
+    status: ToelichtingStatus = Field(
+        description="open: waits for an appointment; gepland: has one; gevoerd: served."
+    )
+    afspraak_id: UUID | None
 
 
 class PlanningView(BaseModel):
@@ -23,18 +82,72 @@ class PlanningView(BaseModel):
     contact_deadline: datetime
     contact_status: ContactStatus
     contact_op: datetime | None
+    gestopt: StopReden | None = Field(description="Why nothing more is planned, if so.")
+    afspraken: list[AfspraakView]
+    rapport_ontvangen: list[Partij] = Field(
+        description="The parties that received the report and so may ask for a toelichting."
+    )
+    toelichtingen: list[ToelichtingView]
 
 
-def _view(planning: Planning) -> PlanningView:
+class VerzetVerzoek(BaseModel):
+    """Move an appointment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gepland_op: UtcDatetime
+    duur_minuten: int | None = Field(default=None, ge=MIN_DUUR, le=MAX_DUUR)
+
+
+class GevoerdVerzoek(BaseModel):
+    """Record that an appointment took place."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    woningscan_uitgevoerd: StrictBool = Field(
+        default=False, description="Only in the gesprek_bestuurder: the woningscan was done."
+    )
+
+
+def afspraak_view(aanvraag_id: UUID, afspraak: Afspraak) -> AfspraakView:
+    """The view of one appointment."""
+    return AfspraakView(
+        aanvraag_id=aanvraag_id,
+        partijen=list(afspraak.partijen),
+        **afspraak.model_dump(exclude={"partijen"}),
+    )
+
+
+def _in_dossier(changed: tuple[Planning, Afspraak]) -> AfspraakView:
+    planning, afspraak = changed
+    return afspraak_view(planning.id, afspraak)
+
+
+def _toelichting_view(planning: Planning, toelichting: Toelichting) -> ToelichtingView:
+    return ToelichtingView(
+        aanvraag_id=planning.id,
+        partij=toelichting.partij,
+        aangevraagd_op=toelichting.aangevraagd_op,
+        status=planning.toelichting_status(toelichting),
+        afspraak_id=toelichting.afspraak_id,
+    )
+
+
+def planning_view(planning: Planning) -> PlanningView:
+    """The view of a planning."""
     return PlanningView(
         aanvraag_id=planning.id,
         contact_deadline=planning.deadline,
         contact_status=planning.contact_status,
         contact_op=planning.contact_op,
+        gestopt=planning.gestopt_reden if planning.gestopt else None,
+        afspraken=[afspraak_view(planning.id, a) for a in planning.afspraken],
+        rapport_ontvangen=sorted(planning.rapport_ontvangen),
+        toelichtingen=[_toelichting_view(planning, t) for t in planning.toelichtingen],
     )
 
 
-def router(scheduling: Scheduling, auth: Auth, clock: Clock) -> APIRouter:
+def router(scheduling: Scheduling, auth: Auth, clock: Clock, parties: Parties) -> APIRouter:
     """Scheduling's routes."""
     api = APIRouter()
 
@@ -50,20 +163,182 @@ def router(scheduling: Scheduling, auth: Auth, clock: Clock) -> APIRouter:
         principal: Annotated[Principal, Depends(auth.require(Role.secretariaat))],
     ) -> PlanningView:
         ctx = request_context(request, principal, clock)
-        return _view(scheduling.neem_contact_op(aanvraag_id, ctx))
+        return planning_view(scheduling.neem_contact_op(aanvraag_id, ctx))
 
     @api.get(
         "/aanvragen/{aanvraag_id}/planning",
         response_model=PlanningView,
-        summary="De planning van een dossier",
+        summary="De planning van een dossier, met de afspraken",
         tags=["planning"],
     )
     def planning(
         aanvraag_id: UUID,
-        _: Annotated[
-            Principal, Depends(auth.require(Role.secretariaat, Role.adviseur, Role.compliance))
-        ],
+        _: Annotated[Principal, Depends(auth.require(*STAFF, Role.compliance))],
     ) -> PlanningView:
-        return _view(scheduling.planning(aanvraag_id))
+        return planning_view(scheduling.planning(aanvraag_id))
+
+    @api.post(
+        "/aanvragen/{aanvraag_id}/afspraken",
+        status_code=status.HTTP_201_CREATED,
+        response_model=AfspraakView,
+        summary="Plan een afspraak (secretariaat; Idempotency-Key gehonoreerd)",
+        tags=["afspraken"],
+    )
+    def plan(
+        aanvraag_id: UUID,
+        verzoek: AfspraakVerzoek,
+        request: Request,
+        response: Response,
+        principal: Annotated[Principal, Depends(auth.require(Role.secretariaat))],
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                min_length=1,
+                max_length=200,
+                pattern=r"^[A-Za-z0-9._:-]+$",
+            ),
+        ] = None,
+    ) -> AfspraakView:
+        ctx = request_context(request, principal, clock)
+        key = (
+            None
+            if idempotency_key is None
+            else Idempotency(
+                f"POST /aanvragen/{{aanvraag_id}}/afspraken|{principal.sub}", idempotency_key
+            )
+        )
+        result = scheduling.plan_afspraak(aanvraag_id, verzoek, ctx, key)
+        afspraak_id = result.afspraak.afspraak_id
+        response.headers["Location"] = f"/afspraken/{afspraak_id}"
+        if result.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        log.info(
+            "afspraak gepland",
+            extra={"aanvraag_id": str(aanvraag_id), "afspraak_id": str(afspraak_id)},
+        )
+        return afspraak_view(result.aanvraag_id, result.afspraak)
+
+    @api.get(
+        "/afspraken/{afspraak_id}",
+        response_model=AfspraakView,
+        summary="Een afspraak (waar de Location van het plannen naar wijst)",
+        tags=["afspraken"],
+    )
+    def afspraak(
+        afspraak_id: UUID,
+        _: Annotated[Principal, Depends(auth.require(*STAFF, Role.compliance))],
+    ) -> AfspraakView:
+        return _in_dossier(scheduling.afspraak(afspraak_id))
+
+    @api.post(
+        "/afspraken/{afspraak_id}/verzetten",
+        response_model=AfspraakView,
+        summary="Verzet een geplande afspraak",
+        tags=["afspraken"],
+    )
+    def verzet(
+        afspraak_id: UUID,
+        verzoek: VerzetVerzoek,
+        request: Request,
+        principal: Annotated[Principal, Depends(auth.require(*STAFF))],
+    ) -> AfspraakView:
+        ctx = request_context(request, principal, clock)
+        return _in_dossier(
+            scheduling.verzet_afspraak(afspraak_id, verzoek.gepland_op, verzoek.duur_minuten, ctx)
+        )
+
+    @api.post(
+        "/afspraken/{afspraak_id}/annuleren",
+        response_model=AfspraakView,
+        summary="Annuleer een geplande afspraak",
+        tags=["afspraken"],
+    )
+    def annuleer(
+        afspraak_id: UUID,
+        request: Request,
+        principal: Annotated[Principal, Depends(auth.require(*STAFF))],
+    ) -> AfspraakView:
+        ctx = request_context(request, principal, clock)
+        return _in_dossier(scheduling.annuleer_afspraak(afspraak_id, ctx))
+
+    @api.post(
+        "/afspraken/{afspraak_id}/gevoerd",
+        response_model=AfspraakView,
+        summary="Leg vast dat het gesprek is gevoerd (met de woningscan, als die toen is gedaan)",
+        tags=["afspraken"],
+    )
+    def gevoerd(
+        afspraak_id: UUID,
+        request: Request,
+        principal: Annotated[Principal, Depends(auth.require(*STAFF))],
+        verzoek: Annotated[GevoerdVerzoek | None, Body()] = None,
+    ) -> AfspraakView:
+        ctx = request_context(request, principal, clock)
+        woningscan = verzoek.woningscan_uitgevoerd if verzoek is not None else False
+        return _in_dossier(scheduling.leg_gesprek_vast(afspraak_id, woningscan, ctx))
+
+    @api.post(
+        "/afspraken/{afspraak_id}/woningscan",
+        response_model=AfspraakView,
+        summary="Leg een woningscan vast die na het gesprek met de bestuurder is gedaan",
+        tags=["afspraken"],
+    )
+    def woningscan(
+        afspraak_id: UUID,
+        request: Request,
+        principal: Annotated[Principal, Depends(auth.require(Role.adviseur))],
+    ) -> AfspraakView:
+        ctx = request_context(request, principal, clock)
+        return _in_dossier(scheduling.leg_woningscan_vast(afspraak_id, ctx))
+
+    @api.post(
+        "/aanvragen/{aanvraag_id}/toelichting",
+        response_model=ToelichtingView,
+        summary="Vraag een toelichting aan (bestuurder of werkgever van het dossier)",
+        tags=["toelichting"],
+    )
+    def toelichting(
+        aanvraag_id: UUID,
+        request: Request,
+        principal: Annotated[Principal, Depends(auth.require(Role.bestuurder, Role.werkgever))],
+    ) -> ToelichtingView:
+        partij = _partij_van(parties.of(aanvraag_id, principal), principal)
+        if partij is None:
+            auth.refuse(request, principal, "niet_eigen_dossier", status=404)
+        ctx = request_context(request, principal, clock)
+        return _toelichting_view(*scheduling.vraag_toelichting_aan(aanvraag_id, partij, ctx))
+
+    @api.get(
+        "/internal/afspraken/{afspraak_id}",
+        response_model=AfspraakView,
+        summary="Claim-check: een afspraak met de videolink (alleen diensten)",
+        tags=["intern"],
+    )
+    def intern(
+        afspraak_id: UUID,
+        principal: Annotated[Principal, Depends(auth.require(Role.dienst))],
+    ) -> AfspraakView:
+        planning, afspraak = scheduling.afspraak(afspraak_id)
+        # The owner logs every hand-out of data it keeps private: who, which dossier, which field.
+        log.info(
+            "private data handed out",
+            extra={
+                "aanvraag_id": str(planning.id),
+                "afspraak_id": str(afspraak_id),
+                "to": opaque_actor_id(principal.sub),
+                "field": "afspraak.video_link",
+            },
+        )
+        return afspraak_view(planning.id, afspraak)
 
     return api
+
+
+def _partij_van(partijen: Partijen, principal: Principal) -> Partij | None:
+    """The party a caller acts as: a role it holds that intake confirms for this dossier."""
+    if principal.has_role(Role.bestuurder) and "bestuurder" in partijen.partijen:
+        return "bestuurder"
+    if principal.has_role(Role.werkgever) and "werkgever" in partijen.partijen:
+        return "werkgever"
+    return None

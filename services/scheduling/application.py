@@ -1,21 +1,29 @@
-"""Scheduling's use cases: open the planning, record contact, escalate a missed deadline."""
+"""Scheduling's use cases: the planning, contact and its deadline, appointments, toelichting."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
 from psycopg.sql import SQL, Identifier
 
+from services.scheduling import domain
 from services.scheduling.domain import (
+    Afspraak,
+    AfspraakVerzoek,
+    Partij,
     Planning,
+    StopReden,
+    Toelichting,
+    annuleer_na_stop,
     neem_contact_op,
     open_planning,
     project,
     stel_verstrijken_vast,
-    stop,
 )
 from shared.calendar import WorkingDayCalendar
 from shared.errors import NietGevonden
@@ -24,13 +32,17 @@ from shared.eventstore import (
     ConcurrencyConflict,
     Context,
     DomainEvent,
+    DuplicateKey,
     ServiceApplication,
     Statement,
 )
+from shared.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
 
 log = logging.getLogger(__name__)
 
 DEADLINES = Identifier("scheduling", "contact_deadlines")
+AFSPRAKEN = Identifier("scheduling", "afspraken")
+IDEMPOTENCY_CONSTRAINT = "idempotency_pkey"
 
 
 def _deadline_row(planning_id: UUID, deadline: datetime, status: str) -> Statement:
@@ -43,6 +55,33 @@ def _deadline_row(planning_id: UUID, deadline: datetime, status: str) -> Stateme
     )
 
 
+def _afspraak_row(aanvraag_id: UUID, afspraak: Afspraak) -> Statement:
+    return Statement(
+        SQL(
+            "INSERT INTO {} (afspraak_id, aanvraag_id, soort, status) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (afspraak_id) DO UPDATE SET status = EXCLUDED.status"
+        ).format(AFSPRAKEN),
+        (afspraak.afspraak_id, aanvraag_id, afspraak.soort, afspraak.status),
+    )
+
+
+@dataclass(frozen=True)
+class Gepland:
+    """The answer to planning an appointment; ``replayed`` when an Idempotency-Key repeated."""
+
+    aanvraag_id: UUID
+    afspraak: Afspraak
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An ``Idempotency-Key`` with the scope it is unique in (route template and caller)."""
+
+    scope: str
+    key: str
+
+
 class Scheduling(ServiceApplication):
     """The scheduling service's application."""
 
@@ -52,6 +91,12 @@ class Scheduling(ServiceApplication):
         " aanvraag_id uuid PRIMARY KEY, deadline timestamptz NOT NULL, status text NOT NULL)",
         "CREATE INDEX IF NOT EXISTS contact_deadlines_open ON {schema}.contact_deadlines"
         " (deadline) WHERE status = 'open'",
+        # afspraak_id → dossier, so the /afspraken/{id} routes find the planning to load.
+        "CREATE TABLE IF NOT EXISTS {schema}.afspraken ("
+        " afspraak_id uuid PRIMARY KEY, aanvraag_id uuid NOT NULL, soort text NOT NULL,"
+        " status text NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS afspraken_aanvraag ON {schema}.afspraken (aanvraag_id)",
+        idempotency_ddl(),
     )
 
     def __init__(
@@ -63,6 +108,9 @@ class Scheduling(ServiceApplication):
         super().__init__(env)
         self.calendar = calendar
         self.working_days = working_days
+        self.idempotency = IdempotencyKeys(self)
+
+    # --- queries ---------------------------------------------------------------------------------
 
     def planning(self, aanvraag_id: UUID) -> Planning:
         """The planning of a dossier."""
@@ -71,6 +119,35 @@ class Scheduling(ServiceApplication):
         except AggregateNotFoundError:
             raise NietGevonden("Onbekend dossier.") from None
         return planning
+
+    def aanvraag_van(self, afspraak_id: UUID) -> UUID | None:
+        """The dossier an appointment belongs to, or None for an unknown appointment."""
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(
+                SQL("SELECT aanvraag_id FROM {} WHERE afspraak_id = %s").format(AFSPRAKEN),
+                (afspraak_id,),
+            ).fetchone()
+        return None if row is None else UUID(str(row["aanvraag_id"]))
+
+    def afspraak(self, afspraak_id: UUID) -> tuple[Planning, Afspraak]:
+        """An appointment with the planning it is part of; 404 when unknown."""
+        aanvraag_id = self._dossier_van(afspraak_id)
+        planning = self.planning(aanvraag_id)
+        return planning, planning.afspraak(afspraak_id)
+
+    def overdue(self, now: datetime, limit: int = 500) -> list[UUID]:
+        """Open plannings whose deadline has passed."""
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(
+                SQL(
+                    "SELECT aanvraag_id FROM {} WHERE status = 'open' AND deadline <= %s"
+                    " ORDER BY deadline LIMIT %s"
+                ).format(DEADLINES),
+                (now, limit),
+            ).fetchall()
+        return [row["aanvraag_id"] for row in rows]
+
+    # --- reactions to other services' events -----------------------------------------------------
 
     def open(
         self, aanvraag_id: UUID, ingediend_op: datetime, ctx: Context, inbox: tuple[str, str]
@@ -92,41 +169,49 @@ class Scheduling(ServiceApplication):
         except ConcurrencyConflict:
             raise AlreadyProcessed(inbox[1]) from None
 
-    def neem_contact_op(self, aanvraag_id: UUID, ctx: Context) -> Planning:
-        """Record that the secretariat made contact."""
-
-        def command() -> Planning:
-            planning = self.planning(aanvraag_id)
-            event = neem_contact_op(planning, ctx)
-            if event is not None:
-                self._record_with_status(planning, event)
-                planning = project(planning, [event]) or planning
-            return planning
-
-        return self.retrying(command)
-
-    def stop(self, aanvraag_id: UUID, ctx: Context, inbox: tuple[str, str]) -> None:
-        """Stop the planning of a withdrawn aanvraag."""
+    def stop(
+        self,
+        aanvraag_id: UUID,
+        ctx: Context,
+        inbox: tuple[str, str],
+        reden: StopReden = "ingetrokken",
+    ) -> None:
+        """Stop the planning of a withdrawn aanvraag or closed dossier; cancel what is planned."""
 
         def command() -> None:
             planning = self.planning(aanvraag_id)
-            event = stop(planning, ctx)
+            event = domain.stop(planning, ctx, reden)
             if event is not None:
-                self._record_with_status(planning, event, inbox=inbox)
+                gestopt = project(planning, [event])
+                assert gestopt is not None
+                self._save(planning, [event, *annuleer_na_stop(gestopt, ctx)], inbox=inbox)
 
         self.retrying(command)
 
-    def overdue(self, now: datetime, limit: int = 500) -> list[UUID]:
-        """Open plannings whose deadline has passed."""
-        with self.datastore.get_connection() as conn:
-            rows = conn.execute(
-                SQL(
-                    "SELECT aanvraag_id FROM {} WHERE status = 'open' AND deadline <= %s"
-                    " ORDER BY deadline LIMIT %s"
-                ).format(DEADLINES),
-                (now, limit),
-            ).fetchall()
-        return [row["aanvraag_id"] for row in rows]
+    def noteer_rapport(
+        self,
+        aanvraag_id: UUID,
+        partij: Partij,
+        rapport_id: UUID,
+        versie: int,
+        ctx: Context,
+        inbox: tuple[str, str],
+    ) -> None:
+        """Note that a party received the report (it may ask for a toelichting from now on)."""
+
+        def command() -> None:
+            planning = self.planning(aanvraag_id)
+            event = domain.noteer_rapport(planning, partij, rapport_id, versie, ctx)
+            if event is not None:
+                self._save(planning, [event], inbox=inbox)
+
+        self.retrying(command)
+
+    # --- contact and its deadline ----------------------------------------------------------------
+
+    def neem_contact_op(self, aanvraag_id: UUID, ctx: Context) -> Planning:
+        """Record that the secretariat made contact."""
+        return self._change(aanvraag_id, lambda planning: [neem_contact_op(planning, ctx)])
 
     def stel_verstrijken_vast(self, aanvraag_id: UUID, ctx: Context) -> bool:
         """Escalate a missed deadline; True when this call recorded it."""
@@ -136,7 +221,7 @@ class Scheduling(ServiceApplication):
             event = stel_verstrijken_vast(planning, ctx)
             if event is None:
                 return False
-            self._record_with_status(planning, event)
+            self._save(planning, [event])
             return True
 
         return self.retrying(command)
@@ -148,13 +233,145 @@ class Scheduling(ServiceApplication):
             self.stel_verstrijken_vast(aanvraag_id, ctx) for aanvraag_id in self.overdue(now)
         )
 
-    def _record_with_status(
-        self, planning: Planning, event: DomainEvent, inbox: tuple[str, str] | None = None
-    ) -> None:
-        after = project(planning, [event])
-        assert after is not None
-        self.record(
-            event,
-            inbox=inbox,
-            statements=[_deadline_row(after.id, after.deadline, after.contact_status)],
+    # --- appointments ----------------------------------------------------------------------------
+
+    def plan_afspraak(
+        self,
+        aanvraag_id: UUID,
+        verzoek: AfspraakVerzoek,
+        ctx: Context,
+        idempotency: Idempotency | None = None,
+    ) -> Gepland:
+        """Plan an appointment; a repeated Idempotency-Key answers with the first appointment."""
+        digest = fingerprint({"aanvraag_id": str(aanvraag_id), **verzoek.model_dump(mode="json")})
+
+        def earlier() -> Gepland | None:
+            if idempotency is None:
+                return None
+            found = self.idempotency.earlier(idempotency.scope, idempotency.key, digest)
+            if found is None:
+                return None
+            planning, afspraak = self.afspraak(UUID(found["afspraak_id"]))
+            return Gepland(planning.id, afspraak, replayed=True)
+
+        def command() -> Gepland:
+            replay = earlier()
+            if replay is not None:
+                return replay
+            planning = self.planning(aanvraag_id)
+            event = domain.plan_afspraak(planning, verzoek, uuid4(), ctx)
+            statements: list[Statement] = []
+            if idempotency is not None:
+                statements.append(
+                    self.idempotency.remember(
+                        idempotency.scope,
+                        idempotency.key,
+                        digest,
+                        {"afspraak_id": str(event.afspraak_id)},
+                    )
+                )
+            try:
+                after = self._save(planning, [event], statements=statements)
+            except DuplicateKey as exc:
+                # The same key arrived twice at the same moment: the other request won.
+                replay = earlier() if exc.constraint == IDEMPOTENCY_CONSTRAINT else None
+                if replay is None:
+                    raise
+                return replay
+            return Gepland(after.id, after.afspraak(event.afspraak_id), replayed=False)
+
+        return self.retrying(command)
+
+    def verzet_afspraak(
+        self, afspraak_id: UUID, gepland_op: datetime, duur_minuten: int | None, ctx: Context
+    ) -> tuple[Planning, Afspraak]:
+        """Move a planned appointment (the same time again changes nothing)."""
+        return self._change_afspraak(
+            afspraak_id,
+            lambda planning: [
+                domain.verzet_afspraak(planning, afspraak_id, gepland_op, duur_minuten, ctx)
+            ],
         )
+
+    def annuleer_afspraak(self, afspraak_id: UUID, ctx: Context) -> tuple[Planning, Afspraak]:
+        """Cancel a planned appointment (cancelling it again changes nothing)."""
+        return self._change_afspraak(
+            afspraak_id, lambda planning: [domain.annuleer_afspraak(planning, afspraak_id, ctx)]
+        )
+
+    def leg_gesprek_vast(
+        self, afspraak_id: UUID, woningscan_uitgevoerd: bool, ctx: Context
+    ) -> tuple[Planning, Afspraak]:
+        """Record that an appointment took place (with the woningscan, when done then)."""
+        return self._change_afspraak(
+            afspraak_id,
+            lambda planning: domain.leg_gesprek_vast(
+                planning, afspraak_id, woningscan_uitgevoerd, ctx
+            ),
+        )
+
+    def leg_woningscan_vast(self, afspraak_id: UUID, ctx: Context) -> tuple[Planning, Afspraak]:
+        """Record a woningscan done after the conversation at the bestuurder's home (once)."""
+        return self._change_afspraak(
+            afspraak_id, lambda planning: [domain.leg_woningscan_vast(planning, afspraak_id, ctx)]
+        )
+
+    # --- toelichting -----------------------------------------------------------------------------
+
+    def vraag_toelichting_aan(
+        self, aanvraag_id: UUID, partij: Partij, ctx: Context
+    ) -> tuple[Planning, Toelichting]:
+        """A party asks for a toelichting; its request that is not yet served is the answer."""
+        planning = self._change(
+            aanvraag_id, lambda planning: [domain.vraag_toelichting_aan(planning, partij, ctx)]
+        )
+        toelichting = planning.lopende_toelichting(partij)
+        assert toelichting is not None
+        return planning, toelichting
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _dossier_van(self, afspraak_id: UUID) -> UUID:
+        aanvraag_id = self.aanvraag_van(afspraak_id)
+        if aanvraag_id is None:
+            raise NietGevonden("Onbekende afspraak.")
+        return aanvraag_id
+
+    def _change(
+        self,
+        aanvraag_id: UUID,
+        decide: Callable[[Planning], Sequence[DomainEvent | None]],
+    ) -> Planning:
+        """get → decide → record, retried on a concurrency conflict; the planning afterwards."""
+
+        def command() -> Planning:
+            planning = self.planning(aanvraag_id)
+            events = [event for event in decide(planning) if event is not None]
+            return self._save(planning, events) if events else planning
+
+        return self.retrying(command)
+
+    def _change_afspraak(
+        self, afspraak_id: UUID, decide: Callable[[Planning], Sequence[DomainEvent | None]]
+    ) -> tuple[Planning, Afspraak]:
+        planning = self._change(self._dossier_van(afspraak_id), decide)
+        return planning, planning.afspraak(afspraak_id)
+
+    def _save(
+        self,
+        planning: Planning,
+        events: Sequence[DomainEvent],
+        *,
+        inbox: tuple[str, str] | None = None,
+        statements: Sequence[Statement] = (),
+    ) -> Planning:
+        """Record events with the side tables they change, in one transaction."""
+        after = project(planning, events)
+        assert after is not None
+        rows = list(statements)
+        if after.contact_status != planning.contact_status:
+            rows.append(_deadline_row(after.id, after.deadline, after.contact_status))
+        touched = {getattr(event, "afspraak_id", None) for event in events}
+        rows.extend(_afspraak_row(after.id, a) for a in after.afspraken if a.afspraak_id in touched)
+        self.record(*events, inbox=inbox, statements=rows)
+        return after

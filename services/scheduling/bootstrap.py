@@ -2,43 +2,84 @@
 
 from __future__ import annotations
 
-from services.scheduling.api import router
+from dataclasses import replace
+
+from services.scheduling.api import Parties, router
 from services.scheduling.application import Scheduling
 from services.scheduling.gateway import to_public
+from shared.access import record_refusal
+from shared.auth import Auth, Refusal
 from shared.calendar import WorkingDayCalendar, profile_from_name
 from shared.consumer import Delivery, Subscription
 from shared.contracts import events as public
 from shared.eventstore import Clock
 from shared.http import create_app
+from shared.parties import DossierParties
 from shared.runtime import Components
 from shared.settings import Settings
-from shared.wiring import add_standard_readiness, delivery_context, make_auth, periodic
+from shared.wiring import (
+    add_standard_readiness,
+    delivery_context,
+    periodic,
+    service_token,
+    token_verifier,
+)
+
+#: What the planning reacts to. One consumer, so it sees a dossier's events in stream order: the
+#: planning exists before its withdrawal, closing or report arrives.
+PLANNING_SUBJECTS = (
+    "weerbaar.intake.AanvraagIngediend.*",
+    "weerbaar.intake.AanvraagIngetrokken.*",
+    "weerbaar.intake.DossierAfgesloten.*",
+    "weerbaar.approval.RapportVerstrektAanBestuurder.*",
+    "weerbaar.approval.RapportVrijgegeven.*",
+)
 
 
-def bootstrap(settings: Settings, clock: Clock) -> Components:
-    """Build the scheduling service."""
+def bootstrap(settings: Settings, clock: Clock, *, parties: Parties | None = None) -> Components:
+    """Build the scheduling service (tests pass a fake for intake's party check)."""
     calendar = WorkingDayCalendar(profile_from_name(settings.calendar_profile))
     app = Scheduling(
         settings.eventsourcing_env("scheduling"), calendar, settings.contact_working_days
     )
-    auth = make_auth(settings, app)
+
+    def on_refused(refusal: Refusal) -> None:
+        # A refusal on /afspraken/{id} belongs in that appointment's dossier's audit trail.
+        afspraak_id = refusal.ids.get("afspraak_id")
+        if refusal.aanvraag_id is None and afspraak_id is not None:
+            refusal = replace(refusal, aanvraag_id=app.aanvraag_van(afspraak_id))
+        record_refusal(app, refusal)
+
+    auth = Auth(token_verifier(settings), on_refused=on_refused)
+    if parties is None:
+        parties = DossierParties(settings.intake_url, service_token(settings, "scheduling"))
     api = create_app(
         service="scheduling",
         title="Weerbaar — scheduling",
         version="1",
         max_body_bytes=settings.max_body_bytes,
     )
-    api.include_router(router(app, auth, clock))
+    api.include_router(router(app, auth, clock, parties))
     add_standard_readiness(api, app, settings)
 
-    def on_aanvraag(delivery: Delivery) -> None:
+    def on_planning_event(delivery: Delivery) -> None:
         ctx = delivery_context(delivery, clock, "scheduling")
         inbox = ("scheduling-planning", delivery.envelope.id)
         event = delivery.event
         if isinstance(event, public.AanvraagIngediend):
             app.open(event.aanvraag_id, event.ingediend_op, ctx, inbox)
         elif isinstance(event, public.AanvraagIngetrokken):
-            app.stop(event.aanvraag_id, ctx, inbox)
+            app.stop(event.aanvraag_id, ctx, inbox, "ingetrokken")
+        elif isinstance(event, public.DossierAfgesloten):
+            app.stop(event.aanvraag_id, ctx, inbox, "afgesloten")
+        elif isinstance(event, public.RapportVerstrektAanBestuurder):
+            app.noteer_rapport(
+                event.aanvraag_id, "bestuurder", event.rapport_id, event.versie, ctx, inbox
+            )
+        elif isinstance(event, public.RapportVrijgegeven):
+            app.noteer_rapport(
+                event.aanvraag_id, "werkgever", event.rapport_id, event.versie, ctx, inbox
+            )
 
     return Components(
         service="scheduling",
@@ -48,12 +89,10 @@ def bootstrap(settings: Settings, clock: Clock) -> Components:
         subscriptions=[
             Subscription(
                 purpose="planning",
-                subjects=[
-                    "weerbaar.intake.AanvraagIngediend.*",
-                    "weerbaar.intake.AanvraagIngetrokken.*",
-                ],
-                handler=on_aanvraag,
-                description="Opens the planning and its contact deadline; stops it on withdrawal.",
+                subjects=list(PLANNING_SUBJECTS),
+                handler=on_planning_event,
+                description="Opens the planning and its contact deadline; stops it on withdrawal "
+                "or closing; notes who received the report (for the toelichting).",
             )
         ],
         workers=[
