@@ -14,15 +14,18 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import httpx
 
 from shared.auth import issue_token, load_or_create_secret
 
 T = TypeVar("T")
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
 class DemoError(RuntimeError):
@@ -182,12 +185,26 @@ class DossierDriver:
         return response
 
     def eventually(
-        self, method: str, service: str, path: str, role: str, what: str, **kwargs: Any
+        self,
+        method: str,
+        service: str,
+        path: str,
+        role: str,
+        what: str,
+        *,
+        retry_on: tuple[int, ...] = (404, 409),
+        **kwargs: Any,
     ) -> httpx.Response:
-        """Retry a call while the service has not yet heard of an earlier step (404/409)."""
+        """Retry a call while the service has not yet heard of an earlier step.
+
+        Each service learns of the others' steps from the stream, a moment later: until then
+        it answers as the process says it must (404 unknown, 409 out of order, 403 not yet).
+        """
 
         def attempt() -> httpx.Response | None:
-            response = self.call(method, service, path, role, expect=(200, 201, 404, 409), **kwargs)
+            response = self.call(
+                method, service, path, role, expect=(200, 201, *retry_on), **kwargs
+            )
             return response if response.status_code in (200, 201) else None
 
         return _wait(what, attempt)
@@ -341,9 +358,22 @@ class DossierDriver:
             json=rapport_inhoud(2),
         )
 
-    def lees_rapport(self, role: str, expect: int | tuple[int, ...] = 200) -> httpx.Response:
-        """A person reads the report."""
-        return self.call("GET", "assessment", f"/rapporten/{self.rapport_id}", role, expect=expect)
+    def lees_rapport(self, role: str) -> httpx.Response:
+        """A person reads the report (once assessment heard of the decision that allows it)."""
+        return self.eventually(
+            "GET",
+            "assessment",
+            f"/rapporten/{self.rapport_id}",
+            role,
+            f"the report to become readable for the {role}",
+            retry_on=(403,),
+        )
+
+    def probeer_te_lezen(self, role: str) -> httpx.Response:
+        """A read that the process must refuse."""
+        return self.call(
+            "GET", "assessment", f"/rapporten/{self.rapport_id}", role, expect=(403, 404)
+        )
 
     def instemming(self, *, geeft: bool) -> None:
         """The bestuurder consents (or refuses) to share the report with the werkgever."""
@@ -367,7 +397,7 @@ class DossierDriver:
             "bestuurder",
             json={
                 "status": "certificaat",
-                "afgegeven_op": date.today().isoformat(),
+                "afgegeven_op": datetime.now(AMSTERDAM).date().isoformat(),
                 "nummer": "PKVW-DEMO-0001",
             },
         )
@@ -380,7 +410,7 @@ class DossierDriver:
             f"/aanvragen/{self.aanvraag_id}/maatregelen",
             "secretariaat",
             "the measures of the approved report",
-        ).json()
+        ).json()["maatregelen"]
         for maatregel in maatregelen:
             role = maatregel["uitvoerder"]
             self.eventually(
@@ -398,8 +428,8 @@ def timeline(dossier: dict[str, Any]) -> str:
     lines = [f"Dossier {dossier['aanvraag_id']} — status {dossier['status']}", ""]
     for regel in dossier["tijdlijn"]:
         moment = datetime.fromisoformat(regel["tijd"]).strftime("%Y-%m-%d %H:%M:%S")
-        rol = regel.get("rol") or "-"
-        lines.append(f"{moment}  {regel['gebeurtenis']:<32} {regel['dienst']:<14} {rol}")
+        wie = f"{regel.get('rol') or '-'} ({regel.get('actor_id') or '-'})"
+        lines.append(f"{moment}  {regel['gebeurtenis']:<32} {regel['dienst']:<14} {wie}")
     return "\n".join(lines)
 
 
@@ -430,18 +460,12 @@ def run_demo(
         d.herzie()
         d.beoordeel(d.dien_in(), goedkeuren=True)
         out("• De werkgever probeert het rapport te lezen vóór de instemming: geweigerd")
-        d.lees_rapport("werkgever", expect=(403, 404))
+        d.probeer_te_lezen("werkgever")
         out("• De bestuurder leest het rapport en stemt in met delen")
         d.lees_rapport("bestuurder")
         d.instemming(geeft=True)
         out("• De werkgever leest het rapport")
-        d.eventually(
-            "GET",
-            "assessment",
-            f"/rapporten/{d.rapport_id}",
-            "werkgever",
-            "the release to reach assessment",
-        )
+        d.lees_rapport("werkgever")
         out("• De bestuurder haalt het Politiekeurmerk Veilig Wonen")
         d.pkvw_certificaat()
         out("• Bestuurder en werkgever voeren de maatregelen uit")

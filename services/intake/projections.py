@@ -9,7 +9,7 @@ and a replay gives the same result as live processing.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -223,9 +223,16 @@ def _name(envelope: CloudEvent) -> str:
     return envelope.type.split(".")[-2]
 
 
-def fold(envelopes: Iterable[CloudEvent]) -> Dossier | None:
-    """The dossier after these events (any order in, time order applied); None before intake's."""
-    ordered = sorted(envelopes, key=lambda e: (e.time, e.id))
+def fold(
+    envelopes: Iterable[CloudEvent], sequences: Mapping[str, int] | None = None
+) -> Dossier | None:
+    """The dossier after these events (any order in, time order applied); None before intake's.
+
+    Events recorded together share a timestamp; their stream sequences, when given, keep them in
+    the order they were recorded.
+    """
+    order = sequences or {}
+    ordered = sorted(envelopes, key=lambda e: (e.time, order.get(e.id, 0), e.id))
     if not any(_name(e) == "AanvraagIngediend" for e in ordered):
         return None
     state: dict[str, Any] = {}
@@ -247,7 +254,7 @@ def fold(envelopes: Iterable[CloudEvent]) -> Dossier | None:
             )
         fold_state.apply(state, name, envelope)
     state.update(fold_state.collected())
-    state["tijdlijn"] = tuple(sorted(tijdlijn, key=lambda r: r.tijd))
+    state["tijdlijn"] = tuple(sorted(tijdlijn, key=lambda r: r.tijd))  # stable: ties keep order
     return Dossier.model_validate(state)
 
 
@@ -492,10 +499,16 @@ class DossierProjection:
             if curs.fetchone() is None:
                 return  # a redelivery: this event is already in the projection
             curs.execute(
-                SQL("SELECT envelope FROM {} WHERE aanvraag_id = %s").format(EVENTS),
+                SQL("SELECT envelope, stream_sequence FROM {} WHERE aanvraag_id = %s").format(
+                    EVENTS
+                ),
                 (aanvraag_id,),
             )
-            dossier = fold(CloudEvent.model_validate(row["envelope"]) for row in curs.fetchall())
+            rows = curs.fetchall()
+            dossier = fold(
+                (CloudEvent.model_validate(row["envelope"]) for row in rows),
+                {row["envelope"]["id"]: row["stream_sequence"] or 0 for row in rows},
+            )
             write_dossier(curs, aanvraag_id, dossier)
 
 
