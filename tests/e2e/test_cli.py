@@ -89,6 +89,25 @@ def test_up_runs_the_system_and_keeps_its_data(tmp_path: Path) -> None:
             check=True,
         )
         assert aanvraag_id in shown.stdout
+        # `weerbaar demo` drives a dossier through the whole process and prints its timeline.
+        demo = subprocess.run(
+            [sys.executable, "-m", "shared.cli", "demo"],
+            cwd=ROOT,
+            env=_clean_env(data_dir),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        assert demo.returncode == 0, demo.stderr
+        assert "status afgesloten" in demo.stdout
+        for step in (
+            "RapportAfgekeurd",
+            "RapportHerzien",
+            "RapportGoedgekeurd",
+            "DossierAfgesloten",
+        ):
+            assert step in demo.stdout
     finally:
         _down(process, state)
 
