@@ -99,6 +99,28 @@ def aanmelding_voor(email: str, organisatie: str) -> dict[str, Any]:
     }
 
 
+def personal_values(actors: Actors) -> list[str]:
+    """The personal data the driver submits: what must never leak outside its owner."""
+    body = aanmelding_voor(actors.bestuurder_email, actors.organisatie)
+    b, w = body["bestuurder"], body["werkgever"]
+    texts = [
+        b["naam"],
+        b["email"],
+        b["telefoon"],
+        b["adres"]["straat"],
+        b["adres"]["woonplaats"],
+        w["contactpersoon"],
+        w["email"],
+        w["telefoon"],
+        body["reden"],
+    ]
+    for versie in (1, 2):
+        inhoud = rapport_inhoud(versie)
+        texts += list(inhoud["bevindingen"].values())
+        texts += [m["omschrijving"] for m in inhoud["maatregelen"]]
+    return texts
+
+
 def rapport_inhoud(versie: int) -> dict[str, Any]:
     """A report's content (findings per domain, measures)."""
     extra = (
@@ -162,6 +184,8 @@ class DossierDriver:
         self.aanvraag_id = ""
         self.rapport_id = ""
         self.afspraken: dict[str, str] = {}
+        #: Bodies of every error answer, so tests can check none echoes personal data.
+        self.error_bodies: list[str] = []
 
     def call(
         self,
@@ -179,6 +203,8 @@ class DossierDriver:
         if role is not None:
             headers |= self.actors.headers(role, sub=sub)
         response = self.client.request(method, self.urls[service] + path, headers=headers, **kwargs)
+        if response.status_code >= 400:
+            self.error_bodies.append(response.text)
         wanted = (expect,) if isinstance(expect, int) else expect
         if response.status_code not in wanted:
             raise DemoError(f"{method} {path} as {role}: {response.status_code} {response.text}")

@@ -16,7 +16,7 @@ import pytest
 from shared.auth import load_or_create_secret
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import ALL_EVENTS, from_cloudevent
-from shared.demo import Actors, DossierDriver, rapport_inhoud
+from shared.demo import Actors, DossierDriver, aanmelding_voor, personal_values, rapport_inhoud
 from shared.embedded import free_port
 from shared.mailcatcher import MailCatcher, list_messages
 from shared.settings import SERVICES
@@ -54,6 +54,10 @@ def world(
         servers.drop_database(postgres_server_url, database)
 
 
+#: Every driver of this module, for the final checks over the whole run.
+DRIVERS: list[DossierDriver] = []
+
+
 @pytest.fixture
 def driver(world: tuple[System, MailCatcher]) -> Iterator[DossierDriver]:
     """A driver for a new dossier with its own bestuurder."""
@@ -64,7 +68,9 @@ def driver(world: tuple[System, MailCatcher]) -> Iterator[DossierDriver]:
         organisatie="GM0363",
     )
     with httpx.Client(timeout=15) as client:
-        yield DossierDriver({s: system.url(s) for s in SERVICES}, actors, client)
+        d = DossierDriver({s: system.url(s) for s in SERVICES}, actors, client)
+        DRIVERS.append(d)
+        yield d
 
 
 def _on_stream(system: System, aanvraag_id: str) -> list[StreamMessage]:
@@ -356,6 +362,25 @@ def test_every_public_event_went_out_once_and_every_mail_once(
     assert expected - seen == set()
 
     mails = list_messages(catcher.directory)
+    # No personal data on NATS, in any log line, or in any error body of the whole run.
+    published = b"\n".join(m.data + repr(m.headers).encode() for m in messages).decode()
+    logs = "\n".join(p.read_text() for p in (system.data_dir / "logs").glob("*.log"))
+    errors = "\n".join(body for d in DRIVERS for body in d.error_bodies)
+    assert DRIVERS and errors, "the run had refusals and conflicts to scan"
+    for d in DRIVERS:
+        for value in personal_values(d.actors):
+            assert value not in published, f"personal data on NATS: {value[:12]}…"
+            assert value not in logs, f"personal data in a log: {value[:12]}…"
+            assert value not in errors, f"personal data in an error body: {value[:12]}…"
+    # A mail to the werkgever holds nothing of the bestuurder's contact data or home.
+    for mail in mails:
+        text = mail.path.read_text(errors="replace")
+        if any(d.actors.bestuurder_email in mail.to for d in DRIVERS):
+            continue
+        for d in DRIVERS:
+            body = aanmelding_voor(d.actors.bestuurder_email, d.actors.organisatie)["bestuurder"]
+            for value in (body["telefoon"], body["adres"]["straat"], body["email"]):
+                assert value not in text, "the bestuurder's data in someone else's mail"
     per_id = Counter(m.message_id for m in mails)
     assert max(per_id.values()) == 1, "an e-mail went out twice"
     sent = [m for m in messages if m.subject.split(".")[2] == "NotificatieVerzonden"]
