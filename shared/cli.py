@@ -121,6 +121,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             [py, "-m", "mypy"],
             [str(Path(py).parent / "lint-imports")],
             [py, "-m", "shared.contracts.generate", "--check"],
+            [py, "-m", "shared.contracts.asyncapi", "--check"],
         ]
         for check in checks:
             if _run(check) != 0:
@@ -187,10 +188,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Recompute every service's hash chain and check the signed checkpoints."""
+    from shared.chain import main as verify_main
+
+    return verify_main(["--keys", str(_data_dir() / "secrets"), *args.verify_args])
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Crypto-shred a dossier's personal data in every service (and record that it happened)."""
+    # shared never imports a service: run intake's forget as its own module.
+    return subprocess.call(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "services.intake.forget", *args.forget_args], cwd=ROOT
+    )
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Key-encryption keys: status, rotate, retire."""
+    from shared.keys import main as keys_main
+
+    return keys_main(args.keys_args)
+
+
 def _with_running_state() -> None:
     """Let commands that need the servers find a running `weerbaar up`."""
     from shared.system import read_state
 
+    os.environ.setdefault("WEERBAAR_DATA_DIR", str(_data_dir()))
     state = read_state(_data_dir())
     if state:
         os.environ.setdefault("WEERBAAR_DATABASE_URL", state["database_url"])
@@ -212,9 +236,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("provision", help="create or update the NATS streams")
     sub.add_parser("mail", help="list the mail the local mail catcher received")
     sub.add_parser("deadletters", help="list the dead-lettered messages")
+    verify = sub.add_parser("verify", help="check the event logs against their signed hash chains")
+    verify.add_argument("verify_args", nargs=argparse.REMAINDER)
+    forget = sub.add_parser("forget", help="forget a dossier's personal data (crypto-shredding)")
+    forget.add_argument("forget_args", nargs=argparse.REMAINDER)
+    keys = sub.add_parser("keys", help="key-encryption keys: status, rotate, retire")
+    keys.add_argument("keys_args", nargs=argparse.REMAINDER)
     sub.add_parser("demo", help="drive a dossier through the whole process (needs ./weerbaar up)")
     args = parser.parse_args(argv)
-    if args.command in {"provision", "deadletters"}:
+    if args.command in {"provision", "deadletters", "verify", "forget", "keys"}:
         _with_running_state()
     handler = {
         "up": cmd_up,
@@ -224,6 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mail": cmd_mail,
         "deadletters": cmd_deadletters,
         "demo": cmd_demo,
+        "verify": cmd_verify,
+        "forget": cmd_forget,
+        "keys": cmd_keys,
     }[args.command]
     return handler(args)
 

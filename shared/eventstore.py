@@ -9,18 +9,29 @@ both written in the same transaction as the events:
   effect twice, whichever replica handles it (the primary key refuses the second insert);
 - *side statements*: rows of the service's own tables (an idempotency key, a deadline index) that
   must commit or fail together with the events.
+
+Personal data is encrypted at rest, field by field, with a key per dossier (``shared.keys``): an
+event class names its personal fields in ``personal`` (dotted paths into its JSON, ``*`` for
+every item of a list), and the mapper stores each of those values as
+``{"enc": <key id>, "ct": <base64 AES-GCM>}``. Everything else (topic, ids, versions, timestamps,
+who acted, decisions) stays readable, so the dossier's skeleton survives forgetting and replays
+still run. Once the dossier's key is destroyed, decoding puts the field's placeholder in its place
+(``VERGETEN``, or leaves the field out when the placeholder is ``OMIT``, for models that must
+validate without it) and the event's ``vergeten`` is True.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Self, TypeVar
+from pathlib import Path
+from typing import Any, ClassVar, Final, Self, TypeVar
 from uuid import UUID, uuid5
 
 import psycopg
@@ -30,13 +41,27 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.utils import get_topic, resolve_topic
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
-from pydantic import BaseModel, ConfigDict
+from psycopg_pool import ConnectionPool
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from shared.errors import Conflict
+from shared.keys import DossierKeys, KeyEncryptionKeys, KeyRing, KeyStoreError, open_sealed, seal
 
 log = logging.getLogger(__name__)
 
 EVENT_ID_NAMESPACE = UUID("3b0f6a0e-6c55-4f6e-9a7e-6f0d5b1f2a11")
+
+VERGETEN: Final = "[vergeten]"
+"""What a forgotten text reads as."""
+
+
+class _Omit:
+    def __repr__(self) -> str:
+        return "OMIT"
+
+
+OMIT: Final = _Omit()
+"""Placeholder that leaves a forgotten field out (its model has a form without it)."""
 
 
 class DomainEvent(BaseModel):
@@ -45,6 +70,10 @@ class DomainEvent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     class_version: ClassVar[int] = 1
+    #: The personal fields: dotted path (``*`` = every list item) → placeholder once forgotten.
+    personal: ClassVar[Mapping[str, object]] = {}
+
+    _vergeten: bool = PrivateAttr(default=False)
 
     originator_id: UUID
     originator_version: int
@@ -53,6 +82,16 @@ class DomainEvent(BaseModel):
     actor_role: str | None = None
     correlation_id: str | None = None
     causation_id: str | None = None
+
+    @property
+    def vergeten(self) -> bool:
+        """Whether this event was loaded after its dossier's personal data were forgotten."""
+        return self._vergeten
+
+    def dossier_id(self) -> UUID:
+        """The dossier whose key encrypts this event's personal data."""
+        aanvraag_id = getattr(self, "aanvraag_id", None)
+        return aanvraag_id if isinstance(aanvraag_id, UUID) else self.originator_id
 
 
 class Aggregate(BaseModel):
@@ -109,12 +148,22 @@ def public_event_id(service: str, originator_id: UUID, originator_version: int, 
 
 
 class PydanticMapper(Mapper[UUID]):
-    """Stores ``model_dump(mode="json")`` and rebuilds events with the model (so they validate)."""
+    """Stores ``model_dump(mode="json")`` and rebuilds events with the model (so they validate).
+
+    With a key ring, the personal fields are encrypted with the dossier's data key; without one
+    (tests of logic only) they are stored as they are.
+    """
+
+    def __init__(self, transcoder: Transcoder, *, keys: KeyRing | None = None, **kwargs: Any):
+        super().__init__(transcoder, **kwargs)
+        self.keys = keys
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         """Serialise one domain event."""
         assert isinstance(domain_event, DomainEvent)
         state = domain_event.model_dump(mode="json")
+        if self.keys is not None and domain_event.personal:
+            seal_personal(state, domain_event, self.keys)
         version = type(domain_event).class_version
         if version > 1:
             state["class_version"] = version
@@ -131,8 +180,8 @@ class PydanticMapper(Mapper[UUID]):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        """Deserialise (upcasting old versions) and validate one stored event."""
-        return decode_event(stored_event.topic, self._plain(stored_event.state))
+        """Deserialise (decrypting, upcasting old versions) and validate one stored event."""
+        return decode_event(stored_event.topic, self._plain(stored_event.state), self.keys)
 
     def _plain(self, data: bytes) -> bytes:
         if self.cipher:
@@ -142,12 +191,19 @@ class PydanticMapper(Mapper[UUID]):
         return data
 
 
-def decode_event(topic: str, data: bytes) -> DomainEvent:
-    """Rebuild a domain event from its topic and stored JSON, upcasting old class versions."""
+def decode_event(topic: str, data: bytes, keys: KeyRing | None = None) -> DomainEvent:
+    """Rebuild a domain event from its topic and stored JSON, upcasting old class versions.
+
+    Encrypted personal fields are decrypted with ``keys``; a field whose key was destroyed gets
+    its placeholder and the event is marked ``vergeten``.
+    """
     cls = resolve_topic(topic)
     if not (isinstance(cls, type) and issubclass(cls, DomainEvent)):
         raise TypeError(f"topic {topic} is not a domain event")
     state: dict[str, Any] = json.loads(data)
+    forgotten = False
+    if b'"enc":' in data:
+        forgotten = _open_personal(state, cls, keys)
     version = int(state.pop("class_version", 1))
     while version < cls.class_version:
         upcast: Callable[[dict[str, Any]], dict[str, Any]] = getattr(
@@ -155,7 +211,106 @@ def decode_event(topic: str, data: bytes) -> DomainEvent:
         )
         state = upcast(state)
         version += 1
-    return cls.model_validate(state)
+    event = cls.model_validate(state)
+    if forgotten:
+        event._vergeten = True
+    return event
+
+
+# --- personal fields -----------------------------------------------------------------------------
+
+
+def _aad(state: Mapping[str, Any], path: str) -> bytes:
+    # Binds a ciphertext to its event and field: moved elsewhere it does not decrypt.
+    return f"{state['originator_id']}|{state['originator_version']}|{path}".encode()
+
+
+def _matches(
+    node: Any, parts: Sequence[str], path: tuple[str, ...] = ()
+) -> Iterator[tuple[Any, str | int, str]]:
+    """(container, key, dotted path) of every value a path pattern names."""
+    head, rest = parts[0], parts[1:]
+    if head == "*":
+        keys: Iterable[str | int] = range(len(node)) if isinstance(node, list) else ()
+    else:
+        keys = (head,) if isinstance(node, dict) and head in node else ()
+    for key in keys:
+        here = (*path, str(key))
+        if rest:
+            yield from _matches(node[key], rest, here)
+        else:
+            yield node, key, ".".join(here)
+
+
+def seal_personal(state: dict[str, Any], event: DomainEvent, keys: KeyRing) -> None:
+    """Replace the event's personal values in its JSON state by their ciphertexts (in place)."""
+    found = [
+        match
+        for pattern in event.personal
+        for match in _matches(state, pattern.split("."))
+        if match[0][match[1]] is not None
+    ]
+    if not found:
+        return  # nothing personal in this one: no key needed (nor refused)
+    data_key = keys.for_writing(event.dossier_id())
+    for container, key, path in found:
+        plaintext = json.dumps(container[key], separators=(",", ":"), sort_keys=True).encode()
+        sealed = seal(data_key.key, plaintext, _aad(state, path))
+        container[key] = {
+            "enc": str(data_key.key_id),
+            "ct": base64.b64encode(sealed).decode("ascii"),
+        }
+
+
+def _is_sealed(value: Any) -> bool:
+    return isinstance(value, dict) and value.keys() == {"enc", "ct"}
+
+
+def _placeholder(cls: type[DomainEvent], path: str) -> object:
+    parts = path.split(".")
+    for pattern, placeholder in cls.personal.items():
+        wanted = pattern.split(".")
+        if len(wanted) == len(parts) and all(
+            w == p or (w == "*" and p.isdigit()) for w, p in zip(wanted, parts, strict=True)
+        ):
+            return placeholder
+    return VERGETEN
+
+
+def _open_personal(state: dict[str, Any], cls: type[DomainEvent], keys: KeyRing | None) -> bool:
+    """Decrypt the sealed values of a stored state in place; True when some key was destroyed."""
+    found: dict[UUID, bytes | None] = {}
+    forgotten = False
+
+    def visit(node: Any, path: tuple[str, ...]) -> None:
+        nonlocal forgotten
+        items: Iterable[tuple[str | int, Any]]
+        items = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+        for key, value in items:
+            here = (*path, str(key))
+            if _is_sealed(value):
+                if keys is None:
+                    raise KeyStoreError("an encrypted event was read without a key ring")
+                key_id = UUID(value["enc"])
+                if key_id not in found:
+                    found[key_id] = keys.for_reading(key_id)
+                data_key = found[key_id]
+                dotted = ".".join(here)
+                if data_key is None:
+                    forgotten = True
+                    placeholder = _placeholder(cls, dotted)
+                    if placeholder is OMIT and isinstance(node, dict):
+                        del node[key]
+                    else:
+                        node[key] = VERGETEN if placeholder is OMIT else placeholder
+                else:
+                    sealed = base64.b64decode(value["ct"])
+                    node[key] = json.loads(open_sealed(data_key, sealed, _aad(state, dotted)))
+            elif isinstance(value, dict | list):
+                visit(value, here)
+
+    visit(state, ())
+    return forgotten
 
 
 class _NoTranscoder(Transcoder):
@@ -260,6 +415,32 @@ class ServiceApplication(Application[UUID]):
         assert isinstance(recorder, WeerbaarRecorder)
         self.store: WeerbaarRecorder = recorder
         self.datastore: PostgresDatastore = recorder.datastore
+        # The data keys of personal data, in the service's schema but apart from the events.
+        # Looked up on every read (never cached, so forgetting takes effect at once): on
+        # autocommit connections of their own, one round trip each.
+        connect = self.datastore.pool.kwargs
+        assert isinstance(connect, dict)
+        self._key_reads: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
+            kwargs={**connect, "autocommit": True},
+            connection_class=psycopg.Connection[DictRow],
+            min_size=0,  # connections are made on first use
+            max_size=4,
+            name=f"{self.service}-keys",
+            open=True,
+        )
+        self.keys = DossierKeys(
+            lambda: self.datastore.transaction(commit=True),
+            self.service,
+            KeyEncryptionKeys(Path(env.get("WEERBAAR_KEK_DIR") or ".data/secrets")),
+            read=self._key_reads.connection,
+        )
+        try:
+            self.keys.create_table()
+        except Exception:
+            self._key_reads.close()
+            raise
+        assert isinstance(self.mapper, PydanticMapper)
+        self.mapper.keys = self.keys
         if self.ddl:
             with self.datastore.transaction(commit=True) as curs:
                 for statement in self.ddl:
@@ -300,6 +481,11 @@ class ServiceApplication(Application[UUID]):
     def max_notification_id(self) -> int:
         """The id of the last event in this service's log (0 when empty)."""
         return self.recorder.max_notification_id() or 0
+
+    def close(self) -> None:
+        """Close the event store's connections and the key lookups'."""
+        self._key_reads.close()
+        super().close()
 
 
 def retry_on_conflict(command: Callable[[], TResult], attempts: int = 5) -> TResult:

@@ -121,17 +121,27 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+#: Every 404 reads the same: a dossier the caller may not know about must look exactly like one
+#: that does not exist (no specific text, no reason code).
+NOT_FOUND_DETAIL = "Niet gevonden."
+
+
 def _error_response(exc: WeerbaarError, extra: Mapping[str, Any] | None = None) -> JSONResponse:
+    hidden = isinstance(exc, NietGevonden)
     return problem_response(
         exc.status,
         exc.title,
         type_uri=exc.type_uri,
-        detail=exc.detail,
-        code=exc.code,
+        detail=NOT_FOUND_DETAIL if hidden else exc.detail,
+        code=None if hidden else exc.code,
         errors=exc.errors if isinstance(exc, Ongeldig) else None,
         headers=exc.headers,
         extra=extra,
     )
+
+
+#: FastAPI's text for a body it could not parse (other than a plain JSON syntax error).
+_FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
 def _internal_error_response() -> JSONResponse:
@@ -220,6 +230,12 @@ async def _handle_http_exception(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
         raise exc
     status = exc.status_code
+    if status == 400 and exc.detail == _FASTAPI_BODY_PARSE_ERROR:
+        # A body FastAPI could not parse (absurd nesting, a huge number, invalid UTF-8) is bad
+        # input like any other: 422 naming the body, never the content.
+        return _error_response(
+            Ongeldig([{"field": "body", "rule": "json_invalid"}], "De body is geen geldige JSON.")
+        )
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
     return problem_response(

@@ -117,7 +117,7 @@ class OutboxRelay:
             )
             try:
                 js = nc.jetstream(timeout=10)
-                position = await self._position_on_stream(js)
+                position = await self._resume_position(js, lock)
                 log.info(
                     "relay active",
                     extra={"service": self.service, "from": position.notification_id},
@@ -133,7 +133,7 @@ class OutboxRelay:
                             # The server may have restarted without what it had not yet synced
                             # to disk: resume from what the stream really holds.
                             reconnected.clear()
-                            position = await self._position_on_stream(js)
+                            position = await self._resume_position(js, lock)
                         batch = await asyncio.to_thread(
                             self.app.recorder.select_notifications,
                             position.notification_id,
@@ -165,6 +165,29 @@ class OutboxRelay:
             ).format(self.position_table)
         )
 
+    async def _resume_position(
+        self, js: JetStreamContext, conn: psycopg.AsyncConnection[Any]
+    ) -> Position:
+        """Where to resume: the earlier of what the stream holds and what was acknowledged.
+
+        The stream's own last message finds a tail the stream lost. The recorded position (moved
+        only after every publish of a batch was acknowledged) covers a batch whose later messages
+        were stored while an earlier one failed: the whole batch goes out again, and what the
+        stream already holds is dropped by its duplicate window.
+        """
+        on_stream = await self._position_on_stream(js)
+        row = await (
+            await conn.execute(
+                SQL("SELECT notification_id, next_index FROM {} WHERE service = %s").format(
+                    self.position_table
+                ),
+                (self.service,),
+            )
+        ).fetchone()
+        if row is None:
+            return on_stream
+        return min(on_stream, Position(int(row[0]) + 1, int(row[1])))
+
     async def _position_on_stream(self, js: JetStreamContext) -> Position:
         try:
             last = await js.get_last_msg(self.settings.stream_name, f"weerbaar.{self.service}.>")
@@ -175,10 +198,11 @@ class OutboxRelay:
             raise RuntimeError(f"last message of {self.service} on the stream has no position")
         return Position.after_header(header)
 
-    async def _publish(
-        self, js: JetStreamContext, batch: Sequence[Notification], position: Position
-    ) -> Position:
-        futures = []
+    def _messages(
+        self, batch: Sequence[Notification], position: Position
+    ) -> list[tuple[str, bytes, dict[str, str]]]:
+        """The batch as NATS messages (blocking: decoding may read a dossier's key)."""
+        messages = []
         for notification in batch:
             if notification.id < position.notification_id:
                 continue
@@ -204,16 +228,21 @@ class OutboxRelay:
                     "Nats-Msg-Id": ce.id,
                     POSITION_HEADER: f"{notification.id}/{index}/{len(public)}",
                 }
-                futures.append(
-                    await js.publish_async(
-                        subject_for(public_event),
-                        ce.to_json(),
-                        headers=headers,
-                        stream=self.settings.stream_name,
-                    )
-                )
+                messages.append((subject_for(public_event), ce.to_json(), headers))
+        return messages
+
+    async def _publish(
+        self, js: JetStreamContext, batch: Sequence[Notification], position: Position
+    ) -> Position:
+        messages = await asyncio.to_thread(self._messages, batch, position)
+        futures = [
+            await js.publish_async(
+                subject, payload, headers=headers, stream=self.settings.stream_name
+            )
+            for subject, payload, headers in messages
+        ]
         # Every future must be acked before the position moves; one failure → start over from
-        # the stream's own last message (the duplicate window drops what was stored twice).
+        # the recorded position (the duplicate window drops what was stored twice).
         acks = await asyncio.wait_for(asyncio.gather(*futures), timeout=30)
         self.published += sum(1 for ack in acks if not ack.duplicate)
         return Position(batch[-1].id + 1, 0)

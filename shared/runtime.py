@@ -20,6 +20,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from shared.chain import checkpointer
 from shared.consumer import DurableConsumer, Subscription
 from shared.eventstore import Clock, ServiceApplication
 from shared.logging import configure_logging
@@ -29,7 +30,7 @@ from shared.settings import DEFAULT_PORTS, Settings, load_settings
 log = logging.getLogger(__name__)
 
 Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
-ROLES = ("api", "relay", "consumers", "workers")
+ROLES = ("api", "relay", "consumers", "workers", "checkpointer")
 
 
 @dataclass
@@ -91,6 +92,15 @@ async def run_components(
     if "workers" in roles:
         for worker in components.workers:
             tasks.append(asyncio.create_task(worker(stop), name=getattr(worker, "__name__", "w")))
+
+    if "checkpointer" in roles:
+        chain_worker = checkpointer(
+            components.service,
+            settings,
+            interval_s=settings.audit_checkpoint_interval_s,
+            key_path=settings.audit_key_path,
+        )
+        tasks.append(asyncio.create_task(chain_worker(stop), name="checkpointer"))
 
     async def stop_server_when_asked() -> None:
         await stop.wait()

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     jwt_secret_file: Path | None = Field(
         default=None, description="Embedded mode: defaults to <data_dir>/secrets/jwt.key"
     )
+    kek_dir: Path | None = Field(
+        default=None,
+        description="Key-encryption keys (kek-<n>.key) that wrap the data keys of personal data;"
+        " defaults to <data_dir>/secrets. Back it up apart from the database.",
+    )
     jwt_issuer: str = "weerbaar-embedded"
     jwt_audience: str = "weerbaar"
     oidc_jwks_url: AnyUrl | None = None
@@ -92,6 +97,13 @@ class Settings(BaseSettings):
         description="Address the HTTP API listens on: 0.0.0.0 in a container, loopback otherwise.",
     )
 
+    audit_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 key that signs the event-log checkpoints; defaults to "
+        "<data_dir>/secrets/audit-ed25519.key",
+    )
+    audit_checkpoint_interval_s: Annotated[float, Field(gt=0)] = 60.0
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
 
@@ -123,6 +135,16 @@ class Settings(BaseSettings):
         """Where the embedded signing secret lives."""
         return self.jwt_secret_file or self.data_dir / "secrets" / "jwt.key"
 
+    @property
+    def kek_path(self) -> Path:
+        """Where the key-encryption keys live."""
+        return self.kek_dir or self.data_dir / "secrets"
+
+    @property
+    def audit_key_path(self) -> Path:
+        """Where the checkpoint signing key lives."""
+        return self.audit_key_file or self.data_dir / "secrets" / "audit-ed25519.key"
+
     def source_for(self, service: str) -> str:
         """The CloudEvent `source` of a service."""
         return f"{self.source_prefix}:{service}"
@@ -145,6 +167,7 @@ class Settings(BaseSettings):
             "POSTGRES_CONN_MAX_AGE": "600",
             "POSTGRES_PRE_PING": "y",
             "CREATE_TABLE": "y",
+            "WEERBAAR_KEK_DIR": str(self.kek_path),
         }
 
 

@@ -8,6 +8,7 @@ from services.approval.gateway import to_public
 from shared.access import record_refusal
 from shared.auth import Auth
 from shared.consumer import Delivery, Subscription
+from shared.contract_routes import contract_router
 from shared.contracts import events as public
 from shared.eventstore import Clock
 from shared.http import create_app
@@ -43,6 +44,7 @@ def bootstrap(
         version="1",
         max_body_bytes=settings.max_body_bytes,
     )
+    api.include_router(contract_router())
     api.include_router(router(app, auth, clock, parties))
     add_standard_readiness(api, app, settings)
 

@@ -7,15 +7,15 @@ named by number and hash, so an approval can never cover content the reviewer di
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
 from shared.errors import Conflict
-from shared.eventstore import Aggregate, Context, DomainEvent, first_event, next_event
+from shared.eventstore import VERGETEN, Aggregate, Context, DomainEvent, first_event, next_event
 
 # --- events --------------------------------------------------------------------------------------
 
@@ -60,7 +60,13 @@ class RapportVerstrektAanBestuurder(DomainEvent):
 
 
 class RapportAfgekeurd(DomainEvent):
-    """The BVA rejected this version; the reasons are for the adviseur and never leave approval."""
+    """The BVA rejected this version; the reasons are for the adviseur and never leave approval.
+
+    The reasons discuss the report's content (the bestuurder's home, threats and measures), so
+    they are personal data: encrypted with the dossier's key, ``[vergeten]`` once forgotten.
+    """
+
+    personal: ClassVar[Mapping[str, object]] = {"redenen.*": VERGETEN}
 
     aanvraag_id: UUID
     versie: int

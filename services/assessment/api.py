@@ -50,6 +50,11 @@ class RapportInzage(BaseModel):
     )
     opgesteld_op: datetime
     inhoud: RapportInhoud
+    vergeten: bool = Field(
+        default=False,
+        description="True when the dossier's personal data were forgotten: the findings and the"
+        " measures' descriptions read `[vergeten]`; `inhoud_hash` is still the version's own.",
+    )
 
 
 class PkvwMelding(BaseModel):
@@ -242,6 +247,7 @@ def _rapport_routes(
             inhoud_hash=gelezen.inhoud_hash,
             opgesteld_op=gelezen.opgesteld_op,
             inhoud=gelezen.inhoud,
+            vergeten=gelezen.vergeten,
         )
 
 

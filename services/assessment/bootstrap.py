@@ -9,6 +9,7 @@ from services.assessment.application import Assessment, OnbekendBesluit
 from services.assessment.gateway import to_public
 from shared.auth import Auth
 from shared.consumer import Delivery, Poison, Subscription
+from shared.contract_routes import contract_router
 from shared.contracts import events as public
 from shared.eventstore import Clock
 from shared.http import create_app
@@ -48,6 +49,7 @@ def bootstrap(
         version="1",
         max_body_bytes=settings.max_body_bytes,
     )
+    api.include_router(contract_router())
     api.include_router(router(app, auth, parties, clock))
     add_standard_readiness(api, app, settings)
 

@@ -9,18 +9,21 @@ Three kinds of aggregate live in assessment's event store:
 - one ``RapportIngezienVastgelegd`` per read (its own aggregate, so reading never contends with
   the report's writers).
 
-The report's content is personal data: it is held only here and served only to those the read
-rules below allow.
+The report's content is personal data: it is held only here, encrypted with the dossier's key,
+and served only to those the read rules below allow. Its findings and the measures' descriptions
+are the personal part; the measures' ids, domains, costs, executors and priorities, and each
+version's content hash, stay readable after the dossier is forgotten, so the process (approval,
+execution, closing) and every replay still run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
@@ -36,7 +39,7 @@ from shared.contracts.events import (
     Rol,
 )
 from shared.errors import Conflict, FieldError, Ongeldig
-from shared.eventstore import Aggregate, Context, DomainEvent, first_event, next_event
+from shared.eventstore import VERGETEN, Aggregate, Context, DomainEvent, first_event, next_event
 
 ZONE = ZoneInfo("Europe/Amsterdam")
 PKVW_GELDIG_JAREN = 10
@@ -161,25 +164,44 @@ class WoningscanGenoteerd(DomainEvent):
 class PkvwStatusGewijzigd(DomainEvent):
     """The bestuurder reported a new PKVW status (the certificate number stays private)."""
 
+    personal: ClassVar[Mapping[str, object]] = {"nummer": VERGETEN}
+
     status: PkvwStatus
     afgegeven_op: date | None = None
     nummer: str | None = None
     geldig_tot: date | None = None
 
 
+#: The personal part of a version's content (a forgotten text reads as VERGETEN, which fits).
+INHOUD_PERSOONLIJK: Mapping[str, object] = {
+    "inhoud.bevindingen.werk": VERGETEN,
+    "inhoud.bevindingen.wonen": VERGETEN,
+    "inhoud.bevindingen.informatie": VERGETEN,
+    "inhoud.bevindingen.verplaatsen": VERGETEN,
+    "inhoud.maatregelen.*.omschrijving": VERGETEN,
+}
+
+
 class RapportOpgesteld(DomainEvent):
     """The adviseur drafted version 1 of the dossier's report."""
 
+    personal: ClassVar[Mapping[str, object]] = INHOUD_PERSOONLIJK
+
     aanvraag_id: UUID
     inhoud: RapportInhoud
+    # Kept in clear: it still names the version once its text is forgotten (None: older events).
+    inhoud_hash: str | None = None
 
 
 class RapportHerzien(DomainEvent):
     """The adviseur wrote a new version; the earlier ones are kept."""
 
+    personal: ClassVar[Mapping[str, object]] = INHOUD_PERSOONLIJK
+
     aanvraag_id: UUID
     versie: int
     inhoud: RapportInhoud
+    inhoud_hash: str | None = None
 
 
 class RapportTerToetsingAangeboden(DomainEvent):
@@ -283,6 +305,7 @@ class RapportVersie(BaseModel):
     inhoud_hash: str
     opgesteld_op: datetime
     opgesteld_door: str | None
+    vergeten: bool = False  # the texts were forgotten: the content holds placeholders
 
 
 class Uitvoering(BaseModel):
@@ -475,7 +498,14 @@ def stel_op(
         bevindingen=concept.bevindingen,
         maatregelen=_maatregelen(concept, frozenset(), (), nieuw_id),
     )
-    return first_event(RapportOpgesteld, rapport_id, ctx, aanvraag_id=aanvraag_id, inhoud=inhoud)
+    return first_event(
+        RapportOpgesteld,
+        rapport_id,
+        ctx,
+        aanvraag_id=aanvraag_id,
+        inhoud=inhoud,
+        inhoud_hash=inhoud_hash(inhoud),
+    )
 
 
 def herzie(
@@ -508,6 +538,7 @@ def herzie(
         aanvraag_id=rapport.aanvraag_id,
         versie=rapport.huidige.versie + 1,
         inhoud=inhoud,
+        inhoud_hash=inhoud_hash(inhoud),
     )
 
 
@@ -840,13 +871,15 @@ def project_onderzoek(
     return onderzoek
 
 
-def _versie(versie: int, inhoud: RapportInhoud, event: DomainEvent) -> RapportVersie:
+def _versie(versie: int, event: RapportOpgesteld | RapportHerzien) -> RapportVersie:
     return RapportVersie(
         versie=versie,
-        inhoud=inhoud,
-        inhoud_hash=inhoud_hash(inhoud),
+        inhoud=event.inhoud,
+        # The hash recorded with the version: a forgotten text would hash to something else.
+        inhoud_hash=event.inhoud_hash or inhoud_hash(event.inhoud),
         opgesteld_op=event.timestamp,
         opgesteld_door=event.actor_id,
+        vergeten=event.vergeten,
     )
 
 
@@ -858,13 +891,13 @@ def project_rapport(rapport: Rapport | None, events: Iterable[DomainEvent]) -> R
                 id=event.originator_id,
                 version=event.originator_version,
                 aanvraag_id=event.aanvraag_id,
-                versies=(_versie(1, event.inhoud, event),),
+                versies=(_versie(1, event),),
             )
             continue
         assert rapport is not None
         update: dict[str, object] = {"version": event.originator_version}
         if isinstance(event, RapportHerzien):
-            update["versies"] = (*rapport.versies, _versie(event.versie, event.inhoud, event))
+            update["versies"] = (*rapport.versies, _versie(event.versie, event))
         elif isinstance(event, RapportTerToetsingAangeboden):
             update["ingediend"] = (*rapport.ingediend, event.versie)
         elif isinstance(event, AfkeuringGenoteerd):

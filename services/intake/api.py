@@ -123,7 +123,15 @@ def router(intake: Intake, auth: Auth, clock: Clock) -> APIRouter:
         found = read_dossier(intake, aanvraag_id)
         if found is None:
             raise NietGevonden("Onbekend dossier.")
-        return found.met_betalers(clock.now().astimezone(AMSTERDAM).date())
+        found = found.met_betalers(clock.now().astimezone(AMSTERDAM).date())
+        if (
+            not principal.has_role(*STAFF)
+            and not principal.has_role(Role.bestuurder)
+            and (found.rapport is None or found.rapport.vrijgegeven_op is None)
+        ):
+            # The werkgever learns of the report's measures only once the bestuurder consented.
+            found = found.model_copy(update={"maatregelen": ()})
+        return found
 
     @api.get(
         "/aanvragen",
@@ -222,7 +230,9 @@ def internal_router(intake: Intake, auth: Auth) -> APIRouter:
         principal: Annotated[Principal, Depends(auth.require(Role.dienst))],
         rol: Literal["aanvrager", "bestuurder", "werkgever"] = "aanvrager",
     ) -> Ontvanger:
-        aanmelding = intake.aanvraag(aanvraag_id).aanmelding
+        # Forgotten: 410 Gone with code persoonsgegevens_vergeten (the dossier exists, the
+        # address no longer does).
+        aanmelding = intake.persoonsgegevens(aanvraag_id)
         email = {
             "aanvrager": aanmelding.aanvrager_email,
             "bestuurder": aanmelding.bestuurder.email,
@@ -245,7 +255,7 @@ def internal_router(intake: Intake, auth: Auth) -> APIRouter:
         aanvraag_id: UUID,
         principal: Annotated[Principal, Depends(auth.require(Role.dienst))],
     ) -> Adres:
-        found = intake.aanvraag(aanvraag_id).aanmelding.bestuurder.adres
+        found = intake.persoonsgegevens(aanvraag_id).bestuurder.adres
         log.info(
             "personal data handed out",
             extra={"aanvraag_id": str(aanvraag_id), "to": principal.sub, "field": "adres"},

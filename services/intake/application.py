@@ -16,19 +16,25 @@ from services.intake.domain import (
     Aanmelding,
     Aanvraag,
     AfsluitReden,
+    VergeetReden,
     dien_in,
     project,
     sluit_af,
     trek_in,
+    vergeet,
 )
 from shared.errors import NietGevonden
 from shared.eventstore import Context, DuplicateKey, ServiceApplication, Statement
 from shared.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
+from shared.keys import Vergeten, destroy_statement
 
 log = logging.getLogger(__name__)
 
 SCOPE = "POST /aanvragen"
 ACCESS = Identifier("intake", "dossier_access")
+IDEMPOTENCY = Identifier("intake", "idempotency")
+#: Stands in for a forgotten bestuurder's e-mail hash: no e-mail address hashes to it.
+VERGETEN_HASH = "vergeten"
 
 
 def email_hash(email: str) -> str:
@@ -108,6 +114,61 @@ class Intake(ServiceApplication):
         except AggregateNotFoundError:
             raise NietGevonden("Onbekend dossier.") from None
         return aanvraag
+
+    def persoonsgegevens(self, aanvraag_id: UUID) -> Aanmelding:
+        """The registration's personal data; 410 (code persoonsgegevens_vergeten) once forgotten."""
+        aanmelding = self.aanvraag(aanvraag_id).aanmelding
+        if not isinstance(aanmelding, Aanmelding):
+            raise Vergeten(
+                "De persoonsgegevens van dit dossier zijn vergeten.",
+                code="persoonsgegevens_vergeten",
+            )
+        return aanmelding
+
+    def vergeet_persoonsgegevens(
+        self,
+        aanvraag_id: UUID,
+        reden: VergeetReden,
+        diensten: Sequence[str],
+        ctx: Context,
+    ) -> bool:
+        """Destroy intake's key of the dossier and record PersoonsgegevensVergeten, together.
+
+        ``diensten`` are the other services whose key of the dossier was destroyed before. The
+        bestuurder's e-mail hash and the registration's idempotency key (a digest of the form)
+        go too. True when this call recorded it; False when it was recorded before.
+        """
+        who = ctx.actor_id or "onbekend"
+
+        def command() -> bool:
+            aanvraag = self.aanvraag(aanvraag_id)
+            status = self.keys.status(aanvraag_id)
+            eigen = ("intake",) if status is not None and status.had_key else ()
+            event = vergeet(aanvraag, reden, (*eigen, *diensten), ctx)
+            if event is None:
+                return False
+            sql, params = destroy_statement("intake", aanvraag_id, who, reden, ctx.now)
+            self.record(
+                event,
+                statements=[
+                    Statement(sql, params),
+                    Statement(
+                        SQL(
+                            "UPDATE {} SET bestuurder_email_hash = %s WHERE aanvraag_id = %s"
+                        ).format(ACCESS),
+                        (VERGETEN_HASH, aanvraag_id),
+                    ),
+                    Statement(
+                        SQL(
+                            "DELETE FROM {} WHERE scope = %s AND result->>'aanvraag_id' = %s"
+                        ).format(IDEMPOTENCY),
+                        (SCOPE, str(aanvraag_id)),
+                    ),
+                ],
+            )
+            return True
+
+        return self.retrying(command)
 
     def trek_aanvraag_in(self, aanvraag_id: UUID, ctx: Context) -> None:
         """Withdraw an aanvraag (a repeated request has no second effect)."""

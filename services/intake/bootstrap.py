@@ -10,6 +10,7 @@ from services.intake.application import Intake
 from services.intake.gateway import to_public
 from services.intake.projections import DDL, UITVOERING_SUBJECTS, Afsluiting, DossierProjection
 from shared.consumer import Delivery, Subscription
+from shared.contract_routes import contract_router
 from shared.errors import Conflict
 from shared.eventstore import Clock
 from shared.http import create_app
@@ -34,6 +35,7 @@ def bootstrap(settings: Settings, clock: Clock) -> Components:
         version="1",
         max_body_bytes=settings.max_body_bytes,
     )
+    api.include_router(contract_router())
     api.include_router(router(app, auth, clock))
     api.include_router(internal_router(app, auth))
     add_standard_readiness(api, app, settings)

@@ -1,22 +1,33 @@
 """Intake's domain: the registration (aanvraag) and the rules about who may register.
 
 Knows nothing of HTTP, NATS or SQL. The registration's personal data lives here, in intake's own
-event store; the public contract (``shared.contracts``) announces only ids, statuses and dates.
+event store, encrypted with the dossier's key; the public contract (``shared.contracts``)
+announces only ids, statuses and dates. Once the personal data are forgotten, an aanmelding
+loads as a ``VergetenAanmelding``: what it said that is not personal (who submitted, the
+office, the organisation, consent), without the names, addresses, numbers and the reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from shared.errors import Conflict
-from shared.eventstore import Aggregate, Context, DomainEvent, first_event, next_event
+from shared.eventstore import (
+    OMIT,
+    VERGETEN,
+    Aggregate,
+    Context,
+    DomainEvent,
+    first_event,
+    next_event,
+)
 
 
 class Functie(StrEnum):
@@ -149,13 +160,54 @@ class Aanmelding(BaseModel):
         )
 
 
+class VergetenBestuurder(BaseModel):
+    """The bestuurder of a forgotten dossier: only the office remains."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    functie: Functie
+
+
+class VergetenWerkgever(BaseModel):
+    """The werkgever of a forgotten dossier: the organisation, not its contact person."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    organisatie: Naam
+    organisatie_code: OrganisatieCode
+
+
+class VergetenAanmelding(BaseModel):
+    """An aanmelding whose personal data were forgotten: what remains is not personal."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ingediend_door: Literal["bestuurder", "werkgever"]
+    bestuurder: VergetenBestuurder
+    werkgever: VergetenWerkgever
+    verhuizing_gepland: bool = False
+    toestemming: Annotated[StrictBool, AfterValidator(_must_consent)]
+
+
 # --- events (private: they carry the personal data) ---
 
 
 class AanvraagOntvangen(DomainEvent):
     """A registration was received (holds the personal data; announced as AanvraagIngediend)."""
 
-    aanmelding: Aanmelding
+    personal: ClassVar[Mapping[str, object]] = {
+        "aanmelding.bestuurder.naam": OMIT,
+        "aanmelding.bestuurder.email": OMIT,
+        "aanmelding.bestuurder.telefoon": OMIT,
+        "aanmelding.bestuurder.adres": OMIT,
+        "aanmelding.werkgever.contactpersoon": OMIT,
+        "aanmelding.werkgever.email": OMIT,
+        "aanmelding.werkgever.telefoon": OMIT,
+        "aanmelding.reden": OMIT,
+    }
+
+    # Exactly one of the two validates: the whole aanmelding, or (forgotten) what remains of it.
+    aanmelding: Aanmelding | VergetenAanmelding
 
 
 class AanvraagIngetrokken(DomainEvent):
@@ -168,10 +220,29 @@ AfsluitReden = Literal["alle_maatregelen_uitgevoerd", "gesloten_door_secretariaa
 class DossierAfgesloten(DomainEvent):
     """The dossier was closed: all measures done, or closed by the secretariat with a reason."""
 
+    personal: ClassVar[Mapping[str, object]] = {"toelichting": VERGETEN}
+
     reden: AfsluitReden
     toelichting: str | None  # the secretariat's own words: private, never published
     maatregelen_totaal: int
     maatregelen_uitgevoerd: int
+
+
+VergeetReden = Literal[
+    "verzoek_betrokkene",
+    "toestemming_ingetrokken",
+    "bewaartermijn_verstreken",
+    "onrechtmatig_verwerkt",
+    "wettelijke_verplichting",
+]
+"""Why personal data are erased (the grounds of AVG article 17), as a code: never free text."""
+
+
+class PersoonsgegevensVergeten(DomainEvent):
+    """The dossier's personal data were made unreadable (their keys destroyed) in these services."""
+
+    reden: VergeetReden
+    diensten: tuple[str, ...]
 
 
 # --- aggregate ---
@@ -182,9 +253,10 @@ Status = Literal["ingediend", "ingetrokken", "afgesloten"]
 class Aanvraag(Aggregate):
     """One registration, the key of the dossier in every service."""
 
-    aanmelding: Aanmelding
+    aanmelding: Aanmelding | VergetenAanmelding
     ontvangen_op: datetime
     status: Status = "ingediend"
+    vergeten_op: datetime | None = None
 
     @property
     def binnen_regeling(self) -> bool:
@@ -235,6 +307,17 @@ def sluit_af(
     )
 
 
+def vergeet(
+    aanvraag: Aanvraag, reden: VergeetReden, diensten: Sequence[str], ctx: Context
+) -> PersoonsgegevensVergeten | None:
+    """Record that the personal data were forgotten; None when that was recorded before."""
+    if aanvraag.vergeten_op is not None:
+        return None
+    return next_event(
+        PersoonsgegevensVergeten, aanvraag, ctx, reden=reden, diensten=tuple(diensten)
+    )
+
+
 def project(aanvraag: Aanvraag | None, events: Iterable[DomainEvent]) -> Aanvraag | None:
     """Rebuild an Aanvraag from its events."""
     for event in events:
@@ -250,5 +333,10 @@ def project(aanvraag: Aanvraag | None, events: Iterable[DomainEvent]) -> Aanvraa
             status = "ingetrokken" if isinstance(event, AanvraagIngetrokken) else "afgesloten"
             aanvraag = aanvraag.model_copy(
                 update={"version": event.originator_version, "status": status}
+            )
+        elif isinstance(event, PersoonsgegevensVergeten):
+            assert aanvraag is not None
+            aanvraag = aanvraag.model_copy(
+                update={"version": event.originator_version, "vergeten_op": event.timestamp}
             )
     return aanvraag

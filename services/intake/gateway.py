@@ -8,6 +8,7 @@ from services.intake.domain import (
     AanvraagIngetrokken,
     AanvraagOntvangen,
     DossierAfgesloten,
+    PersoonsgegevensVergeten,
     buiten_regeling_reden,
 )
 from shared.access import ToegangGeweigerdVastgelegd, refusal_to_public
@@ -54,6 +55,18 @@ def to_public(event: DomainEvent) -> Sequence[public.PublicEvent]:
                 reden=public.AfsluitReden(event.reden),
                 maatregelen_totaal=event.maatregelen_totaal,
                 maatregelen_uitgevoerd=event.maatregelen_uitgevoerd,
+            )
+        ]
+    return _announce(event)
+
+
+def _announce(event: DomainEvent) -> Sequence[public.PublicEvent]:
+    if isinstance(event, PersoonsgegevensVergeten):
+        return [
+            public.PersoonsgegevensVergeten(
+                aanvraag_id=event.originator_id,
+                vergeten_op=event.timestamp,
+                reden=public.VergeetReden(event.reden),
             )
         ]
     if isinstance(event, ToegangGeweigerdVastgelegd):

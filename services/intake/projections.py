@@ -193,6 +193,7 @@ class Dossier(BaseModel):
     ingetrokken_op: datetime | None = None
     afgesloten_op: datetime | None = None
     afsluit_reden: str | None = None
+    persoonsgegevens_vergeten_op: datetime | None = None
     notificaties: tuple[Notificatie, ...] = ()
     tijdlijn: tuple[TijdlijnRegel, ...] = ()
 
@@ -438,6 +439,8 @@ class _Fold:
             to("afgesloten")
             state["afgesloten_op"] = data["afgesloten_op"]
             state["afsluit_reden"] = data["reden"]
+        elif name == "PersoonsgegevensVergeten":
+            state["persoonsgegevens_vergeten_op"] = data["vergeten_op"]
         elif name in {"NotificatieVerzonden", "NotificatieMislukt"}:
             note = "verzonden"
             if name == "NotificatieMislukt":

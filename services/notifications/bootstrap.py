@@ -11,6 +11,7 @@ from services.notifications.gateway import to_public
 from services.notifications.mailer import Mailer, SmtpConfig
 from services.notifications.policies import Policies
 from services.notifications.recipients import IntakeRecipients, RecipientDirectory
+from shared.contract_routes import contract_router
 from shared.eventstore import Clock
 from shared.http import create_app
 from shared.runtime import Components
@@ -46,6 +47,7 @@ def bootstrap(
         version="1",
         max_body_bytes=settings.max_body_bytes,
     )
+    api.include_router(contract_router())
     api.include_router(router(app, auth))
     add_standard_readiness(api, app, settings)
 

@@ -31,7 +31,7 @@ class IntakeRecipients:
             )
         except httpx.HTTPError as exc:
             raise TransientError(f"intake_unreachable:{type(exc).__name__}") from None
-        if response.status_code == 404:
+        if response.status_code in (404, 410):  # unknown, or its personal data was forgotten
             raise RecipientUnknown(ontvanger)
         if response.status_code >= 500:
             raise TransientError(f"intake_status_{response.status_code}")

@@ -11,6 +11,7 @@ from shared.access import record_refusal
 from shared.auth import Auth, Refusal
 from shared.calendar import WorkingDayCalendar, profile_from_name
 from shared.consumer import Delivery, Subscription
+from shared.contract_routes import contract_router
 from shared.contracts import events as public
 from shared.eventstore import Clock
 from shared.http import create_app
@@ -59,6 +60,7 @@ def bootstrap(settings: Settings, clock: Clock, *, parties: Parties | None = Non
         version="1",
         max_body_bytes=settings.max_body_bytes,
     )
+    api.include_router(contract_router())
     api.include_router(router(app, auth, clock, parties))
     add_standard_readiness(api, app, settings)
 

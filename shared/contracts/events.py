@@ -66,6 +66,16 @@ class AfsluitReden(StrEnum):
     GESLOTEN_DOOR_SECRETARIAAT = "gesloten_door_secretariaat"
 
 
+class VergeetReden(StrEnum):
+    """Why a dossier's personal data were erased: the grounds of AVG article 17, as a code."""
+
+    VERZOEK_BETROKKENE = "verzoek_betrokkene"
+    TOESTEMMING_INGETROKKEN = "toestemming_ingetrokken"
+    BEWAARTERMIJN_VERSTREKEN = "bewaartermijn_verstreken"
+    ONRECHTMATIG_VERWERKT = "onrechtmatig_verwerkt"
+    WETTELIJKE_VERPLICHTING = "wettelijke_verplichting"
+
+
 class AfspraakSoort(StrEnum):
     """The kind of appointment."""
 
@@ -218,6 +228,20 @@ class DossierAfgesloten(PublicEvent):
     reden: AfsluitReden = Field(description="Why the dossier was closed.")
     maatregelen_totaal: Aantal = Field(description="Number of measures in the approved report.")
     maatregelen_uitgevoerd: Aantal = Field(description="Number of those measures carried out.")
+
+
+class PersoonsgegevensVergeten(PublicEvent):
+    """The dossier's personal data were made unreadable in every service (their keys destroyed).
+
+    The dossier's events, dates and decisions remain; its names, addresses, contact details,
+    reasons and report texts can no longer be read by anyone.
+    """
+
+    service = Dienst.INTAKE.value
+
+    aanvraag_id: AanvraagId
+    vergeten_op: UtcDatetime = Field(description="When the personal data were forgotten.")
+    reden: VergeetReden = Field(description="Why (a ground of AVG article 17).")
 
 
 # --- scheduling ----------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ ALL_EVENTS: tuple[type[ev.PublicEvent], ...] = (
     ev.AanvraagIngetrokken,
     ev.AanvraagBuitenRegeling,
     ev.DossierAfgesloten,
+    ev.PersoonsgegevensVergeten,
     # scheduling
     ev.ContactOpgenomen,
     ev.ContacttermijnGesteld,

@@ -45,6 +45,11 @@ EXAMPLES: dict[type[ev.PublicEvent], ev.PublicEvent] = {
             maatregelen_totaal=7,
             maatregelen_uitgevoerd=7,
         ),
+        ev.PersoonsgegevensVergeten(
+            aanvraag_id=AANVRAAG_ID,
+            vergeten_op=MOMENT,
+            reden=ev.VergeetReden.BEWAARTERMIJN_VERSTREKEN,
+        ),
         ev.ContactOpgenomen(aanvraag_id=AANVRAAG_ID, contact_op=MOMENT, binnen_termijn=True),
         ev.ContacttermijnGesteld(
             aanvraag_id=AANVRAAG_ID,

@@ -7,6 +7,8 @@ own dossier. The last test checks what the whole run put on the stream and in th
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 
@@ -337,6 +339,44 @@ def test_the_author_may_not_approve_their_own_report(
     answer = wait_until(refused, what="approval to refuse the author")
     assert answer.json()["code"] == "vier_ogen"
     d.beoordeel(ingediend, goedkeuren=True)  # another reviewer may
+
+
+def test_weerbaar_forget_on_the_running_system(
+    world: tuple[System, MailCatcher], driver: DossierDriver
+) -> None:
+    """Forgetting takes effect at once in the running services; the stream announces it."""
+    system, _ = world
+    d = driver
+    _approved_and_released(d)
+    before = d.lees_rapport("adviseur").json()
+
+    done = subprocess.run(
+        [sys.executable, "-m", "services.intake.forget", d.aanvraag_id, "--reden",
+         "verzoek_betrokkene", "--door", "fg-1"],
+        env=system.env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    # No restart, no cache: the running assessment shows the placeholders right away.
+    after = d.call("GET", "assessment", f"/rapporten/{d.rapport_id}", "adviseur")
+    assert after.json()["vergeten"] is True
+    assert after.json()["inhoud_hash"] == before["inhoud_hash"]
+    assert [v for v in personal_values(d.actors) if v in after.text] == []
+    ontvanger = d.call(
+        "GET",
+        "intake",
+        f"/internal/aanvragen/{d.aanvraag_id}/ontvanger",
+        "dienst",
+        sub="svc-notifications",
+        expect=(410,),
+    )
+    assert ontvanger.json()["code"] == "persoonsgegevens_vergeten"
+    dossier = wait_until(
+        lambda: d.dossier().get("persoonsgegevens_vergeten_op") and d.dossier(),
+        what="the dossier to show that its personal data were forgotten",
+    )
+    assert dossier["status"] == "goedgekeurd"
+    assert _names(_on_stream(system, d.aanvraag_id)).count("PersoonsgegevensVergeten") == 1
 
 
 def test_every_public_event_went_out_once_and_every_mail_once(

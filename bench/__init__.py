@@ -1,0 +1,1 @@
+"""Benchmarks: each a command (``python -m bench.<name>``) that prints and records its figures."""
