@@ -122,7 +122,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             [str(Path(py).parent / "lint-imports")],
             [py, "-m", "shared.contracts.generate", "--check"],
             [py, "-m", "shared.contracts.asyncapi", "--check"],
-            # bandit: no medium- or high-severity finding; every `# nosec` must say why.
+            # bandit: no medium- or high-severity finding; a suppression must say why.
             [py, "-m", "bandit", "-q", "-ll", "-r", "shared", "services", "examples"],
         ]
         for check in checks:
