@@ -215,7 +215,7 @@ def router(intake: Intake, auth: Auth, clock: Clock) -> APIRouter:
     return api
 
 
-def internal_router(intake: Intake, auth: Auth) -> APIRouter:
+def internal_router(intake: Intake, auth: Auth, clock: Clock) -> APIRouter:
     """Intake's internal routes for the other services (service tokens only)."""
     api = APIRouter()
 
@@ -227,6 +227,7 @@ def internal_router(intake: Intake, auth: Auth) -> APIRouter:
     )
     def ontvanger(
         aanvraag_id: UUID,
+        request: Request,
         principal: Annotated[Principal, Depends(auth.require(Role.dienst))],
         rol: Literal["aanvrager", "bestuurder", "werkgever"] = "aanvrager",
     ) -> Ontvanger:
@@ -238,11 +239,9 @@ def internal_router(intake: Intake, auth: Auth) -> APIRouter:
             "bestuurder": aanmelding.bestuurder.email,
             "werkgever": aanmelding.werkgever.email,
         }[rol]
-        # The owner logs every hand-out of personal data: who, which dossier, which field.
-        log.info(
-            "personal data handed out",
-            extra={"aanvraag_id": str(aanvraag_id), "to": principal.sub, "field": f"{rol}.email"},
-        )
+        # Every hand-out is on record (who, which dossier, what, when, the trace id) before
+        # the data leave: if it cannot be recorded, nothing is handed out.
+        intake.verstrek(aanvraag_id, f"email_{rol}", request_context(request, principal, clock))
         return Ontvanger(email=email)
 
     @api.get(
@@ -253,13 +252,11 @@ def internal_router(intake: Intake, auth: Auth) -> APIRouter:
     )
     def adres(
         aanvraag_id: UUID,
+        request: Request,
         principal: Annotated[Principal, Depends(auth.require(Role.dienst))],
     ) -> Adres:
         found = intake.persoonsgegevens(aanvraag_id).bestuurder.adres
-        log.info(
-            "personal data handed out",
-            extra={"aanvraag_id": str(aanvraag_id), "to": principal.sub, "field": "adres"},
-        )
+        intake.verstrek(aanvraag_id, "adres_bestuurder", request_context(request, principal, clock))
         return found
 
     @api.post(

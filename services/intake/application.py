@@ -16,6 +16,7 @@ from services.intake.domain import (
     Aanmelding,
     Aanvraag,
     AfsluitReden,
+    PersoonsgegevensVerstrekt,
     VergeetReden,
     dien_in,
     project,
@@ -24,7 +25,13 @@ from services.intake.domain import (
     vergeet,
 )
 from shared.errors import NietGevonden
-from shared.eventstore import Context, DuplicateKey, ServiceApplication, Statement
+from shared.eventstore import (
+    Context,
+    DuplicateKey,
+    ServiceApplication,
+    Statement,
+    first_event,
+)
 from shared.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
 from shared.keys import Vergeten, destroy_statement
 
@@ -124,6 +131,15 @@ class Intake(ServiceApplication):
                 code="persoonsgegevens_vergeten",
             )
         return aanmelding
+
+    def verstrek(self, aanvraag_id: UUID, gegevens: str, ctx: Context) -> None:
+        """Record that personal data of the dossier were handed out (its own aggregate, so a
+        hand-out never contends with the dossier's other writers)."""
+        self.record(
+            first_event(
+                PersoonsgegevensVerstrekt, uuid4(), ctx, aanvraag_id=aanvraag_id, gegevens=gegevens
+            )
+        )
 
     def vergeet_persoonsgegevens(
         self,

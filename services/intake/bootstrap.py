@@ -37,7 +37,7 @@ def bootstrap(settings: Settings, clock: Clock) -> Components:
     )
     api.include_router(contract_router())
     api.include_router(router(app, auth, clock))
-    api.include_router(internal_router(app, auth))
+    api.include_router(internal_router(app, auth, clock))
     add_standard_readiness(api, app, settings)
     projection = DossierProjection(app)
 

@@ -245,6 +245,13 @@ class PersoonsgegevensVergeten(DomainEvent):
     diensten: tuple[str, ...]
 
 
+class PersoonsgegevensVerstrekt(DomainEvent):
+    """Personal data of a dossier were handed to a service or person (who: the actor fields)."""
+
+    aanvraag_id: UUID
+    gegevens: Literal["email_aanvrager", "email_bestuurder", "email_werkgever", "adres_bestuurder"]
+
+
 # --- aggregate ---
 
 Status = Literal["ingediend", "ingetrokken", "afgesloten"]

@@ -9,6 +9,7 @@ from services.intake.domain import (
     AanvraagOntvangen,
     DossierAfgesloten,
     PersoonsgegevensVergeten,
+    PersoonsgegevensVerstrekt,
     buiten_regeling_reden,
 )
 from shared.access import ToegangGeweigerdVastgelegd, refusal_to_public
@@ -67,6 +68,14 @@ def _announce(event: DomainEvent) -> Sequence[public.PublicEvent]:
                 aanvraag_id=event.originator_id,
                 vergeten_op=event.timestamp,
                 reden=public.VergeetReden(event.reden),
+            )
+        ]
+    if isinstance(event, PersoonsgegevensVerstrekt):
+        return [
+            public.PersoonsgegevensVerstrekt(
+                aanvraag_id=event.aanvraag_id,
+                gegevens=public.Persoonsgegeven(event.gegevens),
+                verstrekt_op=event.timestamp,
             )
         ]
     if isinstance(event, ToegangGeweigerdVastgelegd):

@@ -244,6 +244,26 @@ class PersoonsgegevensVergeten(PublicEvent):
     reden: VergeetReden = Field(description="Why (a ground of AVG article 17).")
 
 
+class Persoonsgegeven(StrEnum):
+    """Which personal data of a dossier were handed out."""
+
+    EMAIL_AANVRAGER = "email_aanvrager"
+    EMAIL_BESTUURDER = "email_bestuurder"
+    EMAIL_WERKGEVER = "email_werkgever"
+    ADRES_BESTUURDER = "adres_bestuurder"
+
+
+class PersoonsgegevensVerstrekt(PublicEvent):
+    """Intake handed a dossier's personal data to someone (who: the envelope's actorid/actorrole;
+    the request's trace id: its correlationid). Never the data itself."""
+
+    service = Dienst.INTAKE.value
+
+    aanvraag_id: AanvraagId
+    gegevens: Persoonsgegeven = Field(description="Which personal data were handed out.")
+    verstrekt_op: UtcDatetime = Field(description="When.")
+
+
 # --- scheduling ----------------------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ ALL_EVENTS: tuple[type[ev.PublicEvent], ...] = (
     ev.AanvraagBuitenRegeling,
     ev.DossierAfgesloten,
     ev.PersoonsgegevensVergeten,
+    ev.PersoonsgegevensVerstrekt,
     # scheduling
     ev.ContactOpgenomen,
     ev.ContacttermijnGesteld,

@@ -50,6 +50,11 @@ EXAMPLES: dict[type[ev.PublicEvent], ev.PublicEvent] = {
             vergeten_op=MOMENT,
             reden=ev.VergeetReden.BEWAARTERMIJN_VERSTREKEN,
         ),
+        ev.PersoonsgegevensVerstrekt(
+            aanvraag_id=AANVRAAG_ID,
+            gegevens=ev.Persoonsgegeven.ADRES_BESTUURDER,
+            verstrekt_op=MOMENT,
+        ),
         ev.ContactOpgenomen(aanvraag_id=AANVRAAG_ID, contact_op=MOMENT, binnen_termijn=True),
         ev.ContacttermijnGesteld(
             aanvraag_id=AANVRAAG_ID,

@@ -153,6 +153,23 @@ def test_happy_path_with_rejection_revision_toelichting_and_closing(
     }
     names = _names(_on_stream(system, d.aanvraag_id))
     assert names.count("DossierAfgesloten") == 1
+
+    # The audit trail lists every read of the personal data: the report reads by role, and each
+    # address handed to the notifications service, with who, role and when.
+    def audit_complete() -> list[dict[str, object]] | None:
+        trail: list[dict[str, object]] = d.call(
+            "GET", "intake", f"/aanvragen/{d.aanvraag_id}/audit", "compliance"
+        ).json()
+        kinds = {str(e["type"]).split(".")[-2] for e in trail}
+        wanted = {"PersoonsgegevensVerstrekt", "RapportIngezien", "DossierAfgesloten"}
+        return trail if wanted <= kinds else None
+
+    trail = wait_until(audit_complete, what="the reads in the audit trail")
+    handed_out = [e for e in trail if str(e["type"]).endswith("PersoonsgegevensVerstrekt.v1")]
+    assert handed_out and all(e["actorid"] == "svc-notifications" for e in handed_out)
+    assert all(e["actorrole"] == "dienst" and e["time"] for e in handed_out)
+    readers = {e["actorrole"] for e in trail if str(e["type"]).endswith("RapportIngezien.v1")}
+    assert {"bestuurder", "werkgever"} <= readers
     for step in (
         "AanvraagIngediend",
         "ContactOpgenomen",
