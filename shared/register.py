@@ -12,7 +12,7 @@ from uuid import UUID
 
 from psycopg.sql import SQL, Identifier
 
-from shared.consumer import Delivery
+from shared.consumer import Delivery, Subscription
 from shared.contracts import events as public
 from shared.errors import Conflict, NietGevonden
 from shared.eventstore import ServiceApplication
@@ -121,3 +121,13 @@ class DossierRegister:
     def knows(self, aanvraag_id: UUID) -> bool:
         """Whether this service has heard of the dossier."""
         return self.stand(aanvraag_id) is not None
+
+
+def register_subscription(register: DossierRegister) -> Subscription:
+    """The subscription that keeps a service's register (purpose ``register``)."""
+    return Subscription(
+        purpose="register",
+        subjects=list(SUBJECTS),
+        handler=register.handle,
+        description="Keeps the register of dossiers this service may act on.",
+    )

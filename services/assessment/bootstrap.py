@@ -14,7 +14,7 @@ from shared.contracts import events as public
 from shared.eventstore import Clock
 from shared.http import create_app
 from shared.parties import DossierParties
-from shared.register import SUBJECTS
+from shared.register import register_subscription
 from shared.runtime import Components
 from shared.settings import Settings
 from shared.wiring import add_standard_readiness, delivery_context, service_token, token_verifier
@@ -90,12 +90,7 @@ def bootstrap(
         api=api,
         gateway=to_public,
         subscriptions=[
-            Subscription(
-                purpose="register",
-                subjects=list(SUBJECTS),
-                handler=app.register.handle,
-                description="Keeps the register of dossiers this service may act on.",
-            ),
+            register_subscription(app.register),
             Subscription(
                 purpose="onderzoek",
                 subjects=list(ONDERZOEK_SUBJECTS),
