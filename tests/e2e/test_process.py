@@ -232,6 +232,19 @@ def test_consent_refused_then_given_late(
     names = _names(_on_stream(system, d.aanvraag_id))
     assert names.index("InstemmingGeweigerd") < names.index("InstemmingGegeven")
 
+    # Both are in the dossier's audit trail, with who, role and when.
+    def in_audit() -> list[dict[str, object]] | None:
+        trail: list[dict[str, object]] = d.call(
+            "GET", "intake", f"/aanvragen/{d.aanvraag_id}/audit", "compliance"
+        ).json()
+        ids = {e["id"] for e in trail}
+        return trail if {refusal.id, read.id} <= ids else None
+
+    trail = wait_until(in_audit, what="the refusal and the read in the audit trail")
+    entry = next(e for e in trail if e["id"] == refusal.id)
+    assert entry["actorrole"] == "werkgever" and entry["actorid"] == d.actors.subs["werkgever"]
+    assert entry["time"]
+
 
 def test_withdrawal_halfway_stops_every_later_step(
     world: tuple[System, MailCatcher], driver: DossierDriver
