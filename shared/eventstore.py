@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Final, Self, TypeVar
 from uuid import UUID, uuid5
 
 import psycopg
-from eventsourcing.application import Application
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import get_topic, resolve_topic
@@ -44,7 +44,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from shared.errors import Conflict
+from shared.errors import Conflict, NietGevonden
 from shared.keys import DossierKeys, KeyEncryptionKeys, KeyRing, KeyStoreError, open_sealed, seal
 
 log = logging.getLogger(__name__)
@@ -399,6 +399,7 @@ def _constraint_of(exc: BaseException) -> str | None:
 
 
 TResult = TypeVar("TResult")
+TAgg = TypeVar("TAgg", bound=Aggregate)
 
 
 class ServiceApplication(Application[UUID]):
@@ -477,6 +478,28 @@ class ServiceApplication(Application[UUID]):
     def retrying(self, command: Callable[[], TResult], attempts: int = 5) -> TResult:
         """Run a get → decide → record command, retrying when another writer came first."""
         return retry_on_conflict(command, attempts)
+
+    def load_or_none(
+        self, aggregate_id: UUID, projector: Callable[[TAgg | None, Iterable[Any]], TAgg | None]
+    ) -> TAgg | None:
+        """An aggregate rebuilt from its events, or None when it has none."""
+        try:
+            aggregate: TAgg = self.repository.get(aggregate_id, projector_func=projector)
+        except AggregateNotFoundError:
+            return None
+        return aggregate
+
+    def load(
+        self,
+        aggregate_id: UUID,
+        projector: Callable[[TAgg | None, Iterable[Any]], TAgg | None],
+        not_found: str,
+    ) -> TAgg:
+        """An aggregate rebuilt from its events; 404 (with ``not_found``) when it has none."""
+        aggregate = self.load_or_none(aggregate_id, projector)
+        if aggregate is None:
+            raise NietGevonden(not_found)
+        return aggregate
 
     def max_notification_id(self) -> int:
         """The id of the last event in this service's log (0 when empty)."""

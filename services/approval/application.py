@@ -7,8 +7,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
-
 from services.approval import domain
 from services.approval.domain import Beoordeling, project
 from shared.auth import Refusal
@@ -36,11 +34,7 @@ class Approval(ServiceApplication):
 
     def find(self, rapport_id: UUID) -> Beoordeling | None:
         """The review of a report, or None."""
-        try:
-            beoordeling: Beoordeling = self.repository.get(rapport_id, projector_func=project)
-        except AggregateNotFoundError:
-            return None
-        return beoordeling
+        return self.load_or_none(rapport_id, project)
 
     # --- assessment's events ---------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ from datetime import date, datetime
 from typing import ClassVar, Literal
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError
 from psycopg.sql import SQL, Identifier
 from pydantic import BaseModel
 
@@ -210,21 +209,11 @@ class Assessment(ServiceApplication):
 
     def onderzoek(self, aanvraag_id: UUID) -> Onderzoek | None:
         """The research of a dossier, or None when nothing was noted yet."""
-        try:
-            onderzoek: Onderzoek = self.repository.get(
-                aanvraag_id, projector_func=project_onderzoek
-            )
-        except AggregateNotFoundError:
-            return None
-        return onderzoek
+        return self.load_or_none(aanvraag_id, project_onderzoek)
 
     def rapport(self, rapport_id: UUID) -> Rapport:
         """A report with all its versions; 404 when unknown."""
-        try:
-            rapport: Rapport = self.repository.get(rapport_id, projector_func=project_rapport)
-        except AggregateNotFoundError:
-            raise NietGevonden("Onbekend rapport.") from None
-        return rapport
+        return self.load(rapport_id, project_rapport, "Onbekend rapport.")
 
     def rapport_van(self, aanvraag_id: UUID) -> UUID | None:
         """The id of the dossier's report, or None."""

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError
 from psycopg.sql import SQL, Identifier
 
 from services.intake.domain import (
@@ -24,7 +23,6 @@ from services.intake.domain import (
     trek_in,
     vergeet,
 )
-from shared.errors import NietGevonden
 from shared.eventstore import (
     Context,
     DuplicateKey,
@@ -116,11 +114,7 @@ class Intake(ServiceApplication):
 
     def aanvraag(self, aanvraag_id: UUID) -> Aanvraag:
         """The registration with its personal data (for its owner and the claim-check API)."""
-        try:
-            aanvraag: Aanvraag = self.repository.get(aanvraag_id, projector_func=project)
-        except AggregateNotFoundError:
-            raise NietGevonden("Onbekend dossier.") from None
-        return aanvraag
+        return self.load(aanvraag_id, project, "Onbekend dossier.")
 
     def persoonsgegevens(self, aanvraag_id: UUID) -> Aanmelding:
         """The registration's personal data; 410 (code persoonsgegevens_vergeten) once forgotten."""

@@ -15,7 +15,6 @@ from email.utils import parseaddr
 from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from psycopg.sql import SQL, Identifier
 from pydantic import BaseModel
 
@@ -49,7 +48,6 @@ from services.notifications.templates import (
     render,
 )
 from shared.consumer import TransientError
-from shared.errors import NietGevonden
 from shared.eventstore import (
     AlreadyProcessed,
     Clock,
@@ -183,11 +181,7 @@ class Notifications(ServiceApplication):
 
     def notificatie(self, notificatie_id: UUID) -> Notificatie:
         """One notification."""
-        try:
-            notificatie: Notificatie = self.repository.get(notificatie_id, projector_func=project)
-        except AggregateNotFoundError:
-            raise NietGevonden("Onbekende notificatie.") from None
-        return notificatie
+        return self.load(notificatie_id, project, "Onbekende notificatie.")
 
     def plan(
         self,

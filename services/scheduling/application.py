@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError
 from psycopg.sql import SQL, Identifier
 
 from services.scheduling import domain
@@ -114,11 +113,7 @@ class Scheduling(ServiceApplication):
 
     def planning(self, aanvraag_id: UUID) -> Planning:
         """The planning of a dossier."""
-        try:
-            planning: Planning = self.repository.get(aanvraag_id, projector_func=project)
-        except AggregateNotFoundError:
-            raise NietGevonden("Onbekend dossier.") from None
-        return planning
+        return self.load(aanvraag_id, project, "Onbekend dossier.")
 
     def aanvraag_van(self, afspraak_id: UUID) -> UUID | None:
         """The dossier an appointment belongs to, or None for an unknown appointment."""
