@@ -169,10 +169,16 @@ class System:
         return running
 
     def start_services(self, timeout: float = 60) -> None:
-        """Start the five services and wait until each is ready."""
-        for service in SERVICES:
-            self.spawn(service)
-        self.wait_ready(timeout)
+        """Start the five services and wait until each is ready (or stop them all again)."""
+        try:
+            for service in SERVICES:
+                self.spawn(service)
+            self.wait_ready(timeout)
+        except BaseException:
+            # A service that did not come up must not leave the others running unattended.
+            for proc in list(self.processes):
+                self.stop_process(proc)
+            raise
         self.write_state()
 
     def wait_ready(self, timeout: float = 60) -> None:
