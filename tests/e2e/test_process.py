@@ -259,18 +259,26 @@ def test_withdrawal_halfway_stops_every_later_step(
     assert again.status_code == 200  # a repeated withdrawal has one effect
     d.wait_for_status("ingetrokken")
 
-    def held_after_withdrawal() -> httpx.Response | None:
-        response = d.call(
-            "POST",
-            "scheduling",
-            f"/afspraken/{d.afspraken['gesprek_bestuurder']}/gevoerd",
-            "adviseur",
-            json={"woningscan_uitgevoerd": True},
-            expect=(200, 409),
-        )
-        return response if response.status_code == 409 else None
-
-    assert wait_until(held_after_withdrawal, what="scheduling to refuse after the withdrawal")
+    # Scheduling hears of the withdrawal from the stream; once it has, holding a conversation is
+    # a step out of order.
+    wait_until(
+        lambda: (
+            d.call(
+                "GET", "scheduling", f"/aanvragen/{d.aanvraag_id}/planning", "secretariaat"
+            ).json()["gestopt"]
+            == "ingetrokken"
+        ),
+        what="scheduling to hear of the withdrawal",
+    )
+    held = d.call(
+        "POST",
+        "scheduling",
+        f"/afspraken/{d.afspraken['gesprek_bestuurder']}/gevoerd",
+        "adviseur",
+        json={"woningscan_uitgevoerd": True},
+        expect=409,
+    )
+    assert held.json()["code"] == "dossier_ingetrokken"
     d.call(
         "POST",
         "assessment",
