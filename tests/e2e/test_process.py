@@ -20,7 +20,7 @@ from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import ALL_EVENTS, from_cloudevent
 from shared.demo import Actors, DossierDriver, aanmelding_voor, personal_values, rapport_inhoud
 from shared.embedded import free_port
-from shared.mailcatcher import MailCatcher, list_messages
+from shared.mailcatcher import CaughtMail, MailCatcher, list_messages
 from shared.settings import SERVICES
 from shared.system import System
 from tests import servers
@@ -422,7 +422,23 @@ def test_every_public_event_went_out_once_and_every_mail_once(
 ) -> None:
     """Over the whole run: valid CloudEvents on their subjects, no duplicates, one mail each."""
     system, catcher = world
-    messages = stream_messages(system.nats_url or "")
+    secretariaat = DRIVERS[0].actors.headers("secretariaat")
+
+    def settled() -> tuple[list[StreamMessage], list[CaughtMail]] | None:
+        """The run has come to rest: nothing planned is still unsent, every mail that went out
+        is announced on the stream (the last steps' mails may still be on their way)."""
+        with httpx.Client(timeout=10) as client:
+            planned = client.get(
+                f"{system.url('notifications')}/notificaties",
+                params={"status": "gepland"},
+                headers=secretariaat,
+            ).json()
+        stream = stream_messages(system.nats_url or "")
+        caught = list_messages(catcher.directory)
+        announced = [m for m in stream if m.subject.split(".")[2] == "NotificatieVerzonden"]
+        return (stream, caught) if not planned and len(caught) == len(announced) else None
+
+    messages, mails = wait_until(settled, timeout=60, what="every planned mail sent and announced")
     ids = Counter(m.headers["Nats-Msg-Id"] for m in messages)
     assert max(ids.values()) == 1, "an event is on the stream twice"
     seen: set[str] = set()
@@ -439,7 +455,6 @@ def test_every_public_event_went_out_once_and_every_mail_once(
     expected = {model.event_name for model in ALL_EVENTS} - elsewhere
     assert expected - seen == set()
 
-    mails = list_messages(catcher.directory)
     # No personal data on NATS, in any log line, or in any error body of the whole run.
     published = b"\n".join(m.data + repr(m.headers).encode() for m in messages).decode()
     logs = "\n".join(p.read_text() for p in (system.data_dir / "logs").glob("*.log"))
