@@ -364,17 +364,6 @@ class WeerbaarRecorder(PostgresApplicationRecorder):
             curs.execute(statement.sql, statement.params)
         super()._insert_events(curs, stored_events, **kwargs)
 
-    def has_processed(self, consumer: str, message_id: str) -> bool:
-        """Whether the inbox holds this message for this consumer."""
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(
-                SQL("SELECT 1 FROM {} WHERE consumer = %s AND message_id = %s").format(
-                    self.inbox_table
-                ),
-                (consumer, message_id),
-            ).fetchone()
-        return row is not None
-
 
 class AlreadyProcessed(Exception):
     """The inbox already holds this message: its effect was applied before."""

@@ -118,10 +118,6 @@ class DossierRegister:
             raise NietGevonden("Onbekend dossier.")
         return stand
 
-    def knows(self, aanvraag_id: UUID) -> bool:
-        """Whether this service has heard of the dossier."""
-        return self.stand(aanvraag_id) is not None
-
 
 def register_subscription(register: DossierRegister) -> Subscription:
     """The subscription that keeps a service's register (purpose ``register``)."""
