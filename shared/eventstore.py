@@ -36,9 +36,16 @@ from uuid import UUID, uuid5
 
 import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Transcoder
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Mapper,
+    OperationalError,
+    StoredEvent,
+    Transcoder,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.utils import get_topic, resolve_topic
+from eventsourcing.utils import get_topic, resolve_topic, retry
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 from psycopg_pool import ConnectionPool
@@ -349,6 +356,42 @@ class WeerbaarRecorder(PostgresApplicationRecorder):
         self._insert_inbox = SQL("INSERT INTO {} (consumer, message_id) VALUES (%s, %s)").format(
             self.inbox_table
         )
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """Insert in one pipelined transaction; a constraint violation is raised as itself.
+
+        The library's version catches the violation and then commits; when psycopg hands the
+        violation back before the sync point (it reads results while it is still sending), the
+        pipeline is still aborted at that commit and a "pipeline aborted" error replaces the
+        violation, which the library then retries ten times. Here the pipeline is synced after a
+        failure, so the transaction ends as a rollback and the violation itself is raised.
+        """
+        failure: psycopg.Error | None = None
+        notification_ids: Sequence[int] | None = None
+        with self.datastore.get_connection() as conn:
+            with conn.pipeline() as pipeline, conn.transaction():
+                try:
+                    with conn.cursor() as curs:
+                        self._insert_events(curs, stored_events, **kwargs)
+                    if stored_events:
+                        with conn.cursor() as curs:
+                            self._insert_stored_events(curs, stored_events, **kwargs)
+                            pipeline.sync()
+                            notification_ids = self._fetch_ids_after_insert_events(
+                                curs, stored_events, **kwargs
+                            )
+                except psycopg.Error as exc:
+                    failure = exc
+                    # The statements queued behind the failed one report "pipeline aborted"
+                    # at this sync; what matters is the failure already in hand.
+                    with contextlib.suppress(psycopg.Error):
+                        pipeline.sync()
+            if failure is not None:
+                raise failure
+        return notification_ids
 
     def _insert_events(
         self,
