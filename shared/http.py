@@ -1,8 +1,9 @@
 """The FastAPI application every service starts from.
 
 `create_app` installs: problem+json errors (RFC 9457) that never echo submitted values or stack
-traces, a request body limit (413), a trace id per request (`X-Trace-Id`, also in every log line),
-an access log by route template, and `/health/live` + `/health/ready`.
+traces, a request body limit (413), a span and trace id per request (`X-Trace-Id`, also in every
+log line; an incoming `traceparent` is continued), an access log and request metrics by route
+template, `/health/live` + `/health/ready`, and `/metrics` (Prometheus, `shared.telemetry`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final, cast
 
+import psycopg
+from eventsourcing.persistence import InterfaceError as ESInterfaceError
+from eventsourcing.persistence import OperationalError as ESOperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from opentelemetry.trace import SpanKind, StatusCode
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticKnownError
 from starlette.datastructures import Headers, MutableHeaders
@@ -39,6 +45,14 @@ from shared.errors import (
     field_path,
 )
 from shared.logging import trace_id_var
+from shared.telemetry import (
+    HTTP_METHODS,
+    UNMATCHED_ROUTE,
+    context_from_headers,
+    current_trace_ids,
+    metrics_for,
+    tracer,
+)
 
 __all__ = [
     "PROBLEM_JSON",
@@ -57,6 +71,8 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 logger = logging.getLogger("weerbaar.http")
 access_logger = logging.getLogger("weerbaar.access")
 
+#: Routes polled by machines: their access log lines are DEBUG.
+_QUIET_ROUTES: Final = ("/health/", "/metrics")
 _TRACEPARENT: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 _INTERNAL_ERROR_TITLE: Final = "Interne fout / Internal server error"
 _INTERNAL_ERROR_DETAIL: Final = (
@@ -249,6 +265,27 @@ async def _handle_validation_error(request: Request, exc: Exception) -> Response
     return _error_response(Ongeldig(_field_errors(exc.errors())))
 
 
+#: The database cannot be reached (down, restarting, no connection free in time): the request
+#: may be retried, so 503 with a problem document, never a 500 with the driver's text.
+DATABASE_UNAVAILABLE: Final[tuple[type[Exception], ...]] = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    ESOperationalError,
+    ESInterfaceError,
+)
+
+
+async def _handle_database_unavailable(request: Request, exc: Exception) -> Response:
+    logger.warning("database unavailable", extra={"error_type": type(exc).__name__})
+    return _error_response(
+        NietBeschikbaar(
+            "De database is tijdelijk niet bereikbaar; probeer het zo opnieuw.",
+            code="database_niet_bereikbaar",
+            headers={"Retry-After": "2"},
+        )
+    )
+
+
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
     # Reached only for errors raised outside `_RequestContext` (e.g. in an outer middleware).
     logger.error("unhandled error", exc_info=exc)
@@ -272,16 +309,44 @@ def _route_template(scope: Scope) -> str | None:
 
 
 class _RequestContext:
-    """Trace id, access log by route template, and the last line of defence against a 500."""
+    """Span and trace id, metrics and access log by route template, and the last line of
+    defence against a 500."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
+        self.service = service
+        self.metrics = metrics_for(service)
+        self.tracer = tracer(service)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        trace_id = _trace_id_from(Headers(scope=scope))
+        headers = Headers(scope=scope)
+        method = scope["method"] if scope["method"] in HTTP_METHODS else "OTHER"
+        with self.tracer.start_as_current_span(
+            method,
+            context=context_from_headers(headers.items()),
+            kind=SpanKind.SERVER,
+            record_exception=False,  # exception texts may quote input; the log has the type
+            set_status_on_exception=False,
+        ) as span:
+            ids = current_trace_ids()
+            trace_id = ids[0] if ids is not None else _trace_id_from(headers)
+            status = await self._handle(scope, receive, send, trace_id)
+            route = _route_template(scope) or UNMATCHED_ROUTE
+            span.update_name(f"{method} {route}")
+            span.set_attributes(
+                {
+                    "http.request.method": method,
+                    "http.route": route,
+                    "http.response.status_code": status,
+                }
+            )
+            if status >= 500:
+                span.set_status(StatusCode.ERROR)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, trace_id: str) -> int:
         token = trace_id_var.set(trace_id)
         started_at = time.perf_counter()
         status = 500
@@ -304,17 +369,23 @@ class _RequestContext:
             await _internal_error_response()(scope, receive, send_with_trace_id)
         finally:
             route = _route_template(scope)
+            elapsed = time.perf_counter() - started_at
             access_logger.log(
-                logging.DEBUG if route and route.startswith("/health/") else logging.INFO,
+                logging.DEBUG if route and route.startswith(_QUIET_ROUTES) else logging.INFO,
                 "request",
                 extra={
                     "method": scope["method"],
                     "route": route,
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started_at) * 1000, 2),
+                    "duration_ms": round(elapsed * 1000, 2),
                 },
             )
             trace_id_var.reset(token)
+            method = scope["method"] if scope["method"] in HTTP_METHODS else "OTHER"
+            labels = (self.service, route or UNMATCHED_ROUTE, method)
+            self.metrics.http_requests.labels(*labels, str(status)).inc()
+            self.metrics.http_duration.labels(*labels).observe(elapsed)
+        return status
 
 
 class _BodySizeLimit:
@@ -431,6 +502,20 @@ def _install_health(app: FastAPI) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# metrics
+
+
+def _install_metrics(app: FastAPI, service: str) -> None:
+    registry = metrics_for(service).registry
+
+    # Without auth, for the scraper: every label is a name from the code, never caller input.
+    # A plain `def`: collecting reads the relay's progress from PostgreSQL.
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+# ---------------------------------------------------------------------------------------------
 # OpenAPI
 
 
@@ -475,9 +560,12 @@ def create_app(
     app.add_exception_handler(WeerbaarError, _handle_weerbaar_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _handle_database_unavailable)
     app.add_exception_handler(Exception, _handle_unexpected)
     # Added last = outermost: the trace id is set before the size check answers.
     app.add_middleware(_BodySizeLimit, max_body_bytes=max_body_bytes)
-    app.add_middleware(_RequestContext)
+    app.add_middleware(_RequestContext, service=service)
     _install_health(app)
+    _install_metrics(app, service)
     return app

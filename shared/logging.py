@@ -19,6 +19,7 @@ from fastapi.exceptions import ValidationException
 from pydantic import ValidationError
 
 from shared.errors import field_path
+from shared.telemetry import current_trace_ids
 
 __all__ = [
     "UVICORN_RUN_OPTIONS",
@@ -108,6 +109,11 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "trace_id": getattr(record, "trace_id", None) or trace_id_var.get(),
         }
+        span = current_trace_ids()
+        if span is not None:
+            # In a consumer or the mail sender there is no request: the span names the trace.
+            entry["trace_id"] = entry["trace_id"] or span[0]
+            entry["span_id"] = span[1]
         for key, value in vars(record).items():
             if key not in _RECORD_ATTRIBUTES and key not in entry:
                 entry[key] = value

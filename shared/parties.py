@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from shared.auth import Principal, Role
 from shared.errors import NietBeschikbaar, NietGevonden
+from shared.telemetry import inject_traceparent
 
 
 class Partijen(BaseModel):
@@ -29,7 +30,9 @@ class DossierParties:
     """Asks intake which party of a dossier a caller is."""
 
     def __init__(self, intake_url: str, token: Callable[[], str], timeout_s: float = 5.0) -> None:
-        self.client = httpx.Client(base_url=intake_url, timeout=timeout_s)
+        self.client = httpx.Client(
+            base_url=intake_url, timeout=timeout_s, event_hooks={"request": [inject_traceparent]}
+        )
         self.token = token
 
     def of(self, aanvraag_id: UUID, principal: Principal) -> Partijen:

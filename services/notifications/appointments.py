@@ -10,6 +10,7 @@ import httpx
 from services.notifications.afspraak import Afspraak
 from services.notifications.application import AfspraakOnbekend
 from shared.consumer import TransientError
+from shared.telemetry import inject_traceparent
 
 
 class SchedulingAppointments:
@@ -23,7 +24,12 @@ class SchedulingAppointments:
         *,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.client = httpx.Client(base_url=base_url, timeout=timeout_s, transport=transport)
+        self.client = httpx.Client(
+            base_url=base_url,
+            timeout=timeout_s,
+            transport=transport,
+            event_hooks={"request": [inject_traceparent]},
+        )
         self.token = token
 
     def afspraak(self, afspraak_id: UUID) -> Afspraak:

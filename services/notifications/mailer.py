@@ -20,6 +20,8 @@ from email.utils import format_datetime, getaddresses, parseaddr
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from shared.contracts.envelope import TRACEPARENT_PATTERN
+
 __all__ = [
     "Attachment",
     "MailError",
@@ -163,6 +165,8 @@ class OutgoingMail(BaseModel):
     html: str | None = Field(default=None, repr=False)
     attachments: tuple[Attachment, ...] = Field(default=(), repr=False)
     message_id: str
+    #: W3C trace context of the attempt, sent as the ``Traceparent`` header (no personal data).
+    traceparent: str | None = Field(default=None, pattern=TRACEPARENT_PATTERN)
 
     @field_validator("to")
     @classmethod
@@ -211,6 +215,8 @@ def build_email(message: OutgoingMail, from_address: str, now: datetime) -> Emai
     email["Subject"] = message.subject
     email["Date"] = format_datetime(now.astimezone(UTC))
     email["Message-ID"] = message.message_id
+    if message.traceparent is not None:
+        email["Traceparent"] = message.traceparent
     email.set_content(message.text)
     if message.html is not None:
         email.add_alternative(message.html, subtype="html")

@@ -10,13 +10,16 @@ import httpx
 from services.notifications.application import Recipients, RecipientUnknown
 from services.notifications.domain import Ontvanger
 from shared.consumer import TransientError
+from shared.telemetry import inject_traceparent
 
 
 class IntakeRecipients:
     """Asks intake's internal API for an address, authenticated as the notifications service."""
 
     def __init__(self, base_url: str, token: Callable[[], str], timeout_s: float = 5.0) -> None:
-        self.client = httpx.Client(base_url=base_url, timeout=timeout_s)
+        self.client = httpx.Client(
+            base_url=base_url, timeout=timeout_s, event_hooks={"request": [inject_traceparent]}
+        )
         self.token = token
 
     def address(self, aanvraag_id: UUID, ontvanger: Ontvanger) -> str:

@@ -823,6 +823,10 @@ def test_the_compose_topology_runs_natively_and_takes_an_aanvraag(
             hidden = client.get(f"/intake/internal/aanvragen/{aanvraag_id}/ontvanger")
             assert hidden.status_code == 404
             assert hidden.content == b"", "answered by the proxy, not by intake"
+            # Neither are the metrics (Prometheus scrapes each service directly).
+            for service in SERVICES:
+                metrics = client.get(f"/{service}/metrics")
+                assert (metrics.status_code, metrics.content) == (404, b""), service
 
         # Least privilege: every service connected as its own role, owns only its schema, and
         # cannot read another's or create schemas.
