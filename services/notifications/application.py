@@ -15,12 +15,15 @@ from email.utils import parseaddr
 from typing import Any, Protocol
 from uuid import UUID
 
+from opentelemetry.trace import SpanKind
 from psycopg.sql import SQL, Identifier
 from pydantic import BaseModel
 
 from services.notifications.afspraak import Afspraak
 from services.notifications.domain import (
     Notificatie,
+    NotificatieMislukt,
+    NotificatieVerzonden,
     Ontvanger,
     Partij,
     afspraak_ontvangers,
@@ -57,6 +60,7 @@ from shared.eventstore import (
     ServiceApplication,
     Statement,
 )
+from shared.telemetry import context_from_traceparent, current_traceparent, metrics_for, tracer
 
 log = logging.getLogger(__name__)
 
@@ -475,7 +479,17 @@ class Sender:
         return len(due)
 
     def deliver(self, notificatie: Notificatie) -> None:
-        """One delivery attempt."""
+        """One delivery attempt, in a span that continues the trace of what planned it."""
+        with tracer(self.app.service).start_as_current_span(
+            "deliver notification",
+            context=context_from_traceparent(notificatie.traceparent),
+            kind=SpanKind.PRODUCER,
+            attributes={"weerbaar.soort": notificatie.soort},
+            record_exception=False,  # exception texts may quote an address
+        ):
+            self._attempt(notificatie)
+
+    def _attempt(self, notificatie: Notificatie) -> None:
         ctx = Context(now=self.clock.now(), causation_id=notificatie.oorzaak_event_id)
         event: DomainEvent
         try:
@@ -522,6 +536,12 @@ class Sender:
                 "outcome": type(event).__name__,
             },
         )
+        metrics = metrics_for(self.app.service)
+        if isinstance(event, NotificatieVerzonden):
+            metrics.mails_sent.labels(self.app.service, notificatie.soort).inc()
+        elif isinstance(event, NotificatieMislukt):
+            final = "true" if event.definitief else "false"
+            metrics.mails_failed.labels(self.app.service, notificatie.soort, final).inc()
         self.app.record_outcome(notificatie, event, ctx.now)
 
     def compose(self, notificatie: Notificatie, now: datetime) -> OutgoingMail | Vervalt:
@@ -554,6 +574,7 @@ class Sender:
                 self.message_id_domain,
                 notificatie.ontvanger,
             ),
+            traceparent=current_traceparent(),
         )
 
     def _afspraak(self, notificatie: Notificatie, params: dict[str, Any]) -> Afspraak:

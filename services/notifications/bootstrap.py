@@ -11,6 +11,10 @@ from services.notifications.gateway import to_public
 from services.notifications.mailer import Mailer, SmtpConfig
 from services.notifications.policies import Policies
 from services.notifications.recipients import IntakeRecipients, RecipientDirectory
+from services.notifications.webhook_api import router as webhook_router
+from services.notifications.webhook_sender import WebhookSender
+from services.notifications.webhook_store import Webhooks, watch_webhooks
+from services.notifications.webhooks import RetrySchedule
 from shared.contract_routes import contract_router
 from shared.eventstore import Clock
 from shared.http import create_app
@@ -25,6 +29,8 @@ class NotificationsComponents(Components):
 
     sender: Sender = field(kw_only=True)
     policies: Policies = field(kw_only=True)
+    webhooks: Webhooks = field(kw_only=True)
+    webhook_sender: WebhookSender = field(kw_only=True)
 
 
 def bootstrap(
@@ -49,6 +55,24 @@ def bootstrap(
     )
     api.include_router(contract_router())
     api.include_router(router(app, auth))
+    webhooks = Webhooks(
+        app,
+        clock,
+        RetrySchedule(settings.webhook_retry_schedule_s, settings.webhook_jitter),
+        settings.webhook_failing_after,
+    )
+    watch_webhooks(webhooks)
+    api.include_router(
+        webhook_router(
+            webhooks, auth, clock, allow_private=settings.webhook_allow_private_addresses
+        )
+    )
+    webhook_sender = WebhookSender(
+        webhooks,
+        clock,
+        timeout_s=settings.webhook_timeout_s,
+        allow_private=settings.webhook_allow_private_addresses,
+    )
     add_standard_readiness(api, app, settings)
 
     token = service_token(settings, "notifications")
@@ -79,8 +103,13 @@ def bootstrap(
         app=app,
         api=api,
         gateway=to_public,
-        subscriptions=policies.subscriptions(),
-        workers=[periodic("mail-sender", settings.sender_interval_s, sender.run_once)],
+        subscriptions=[*policies.subscriptions(), webhooks.subscription()],
+        workers=[
+            periodic("mail-sender", settings.sender_interval_s, sender.run_once),
+            periodic("webhook-sender", settings.webhook_interval_s, webhook_sender.run_once),
+        ],
         sender=sender,
         policies=policies,
+        webhooks=webhooks,
+        webhook_sender=webhook_sender,
     )

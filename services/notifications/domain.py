@@ -89,6 +89,8 @@ class Notificatie(Aggregate):
     parameters: dict[str, Any]
     status: Status = "gepland"
     pogingen: int = 0
+    #: The trace of what planned it: each attempt continues it (and the mail carries it).
+    traceparent: str | None = None
 
 
 def plan(
@@ -195,6 +197,7 @@ def project(notificatie: Notificatie | None, events: Iterable[DomainEvent]) -> N
                 ontvanger=event.ontvanger,
                 oorzaak_event_id=event.oorzaak_event_id,
                 parameters=event.parameters,
+                traceparent=event.traceparent,
             )
             continue
         assert notificatie is not None

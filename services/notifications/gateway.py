@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.notifications.domain import NotificatieMislukt, NotificatieVerzonden, Poging
+from services.notifications.webhooks import AbonnementFalend, AbonnementHersteld
 from shared.access import ToegangGeweigerdVastgelegd, refusal_to_public
 from shared.contracts import events as public
 from shared.eventstore import DomainEvent
@@ -30,6 +31,24 @@ def to_public(event: DomainEvent) -> Sequence[public.PublicEvent]:
         return [
             public.NotificatieMislukt.model_validate(
                 _common(event) | {"reden_code": event.reden_code, "definitief": event.definitief}
+            )
+        ]
+    if isinstance(event, AbonnementFalend):
+        return [
+            public.WebhookAbonnementGefaald(
+                abonnement_id=event.originator_id,
+                organisatie_code=event.organisatie_code,
+                opeenvolgende_fouten=event.opeenvolgende_fouten,
+                falend_sinds=event.falend_sinds,
+                reden_code=event.reden_code,
+            )
+        ]
+    if isinstance(event, AbonnementHersteld):
+        return [
+            public.WebhookAbonnementHersteld(
+                abonnement_id=event.originator_id,
+                organisatie_code=event.organisatie_code,
+                hersteld_op=event.timestamp,
             )
         ]
     if isinstance(event, ToegangGeweigerdVastgelegd):

@@ -1,0 +1,187 @@
+"""Webhook subscriptions over HTTP: make, list, show, remove; the delivery log; send again.
+
+A werkgever manages the subscriptions of its own organisation (another organisation's read as
+404, on record as ToegangGeweigerd); the secretariaat manages all; compliance reads.
+"""
+
+# No `from __future__ import annotations` here: FastAPI must evaluate the `Depends(...)` in the
+# route signatures, which refer to the router function's local `auth`.
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.notifications.webhook_store import Abonnement, Bezorging, Webhooks
+from services.notifications.webhooks import Eigenaar, secret_text, toegestaan, url_fout
+from shared.auth import Auth, Principal, Role
+from shared.errors import Ongeldig
+from shared.eventstore import Clock
+from shared.wiring import request_context
+
+ORGANISATIE_PATTERN = r"^(GM[0-9]{4}|PV[0-9]{2}|WS[0-9]{4})$"
+
+
+class NieuwAbonnement(BaseModel):
+    """What a subscription asks for."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    callback_url: str = Field(
+        min_length=1, max_length=2000, description="Where deliveries are POSTed (http or https)."
+    )
+    event_types: list[Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9]{0,63}$")]] | None = Field(
+        default=None,
+        max_length=64,
+        description="Event names (e.g. `RapportVrijgegeven`); none: every event you may receive.",
+    )
+    organisatie_code: str | None = Field(
+        default=None,
+        pattern=ORGANISATIE_PATTERN,
+        description="Only dossiers of this organisation (a werkgever: always its own).",
+    )
+    aanvraag_id: UUID | None = Field(default=None, description="Only this dossier.")
+
+
+class AangemaaktAbonnement(Abonnement):
+    """A new subscription with its secret: shown this once, keep it safe."""
+
+    secret: str = Field(description="`whsec_<base64>`: the HMAC key is the base64-decoded part.")
+
+
+def router(webhooks: Webhooks, auth: Auth, clock: Clock, *, allow_private: bool) -> APIRouter:
+    """The webhook routes."""
+    api = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+    def zichtbaar(request: Request, principal: Principal, abonnement: Abonnement) -> None:
+        """A werkgever sees only its organisation's werkgever subscriptions (others: 404, on
+        record); the secretariaat's may carry the audit trail."""
+        if principal.has_role(Role.secretariaat, Role.compliance):
+            return
+        if (
+            principal.organisatie is None
+            or abonnement.eigenaar != "werkgever"
+            or abonnement.organisatie_code != principal.organisatie
+        ):
+            auth.refuse(request, principal, "ander_abonnement", status=404)
+
+    @api.post(
+        "/abonnementen",
+        status_code=201,
+        response_model=AangemaaktAbonnement,
+        summary="Een webhook-abonnement aanmaken (werkgever, secretariaat)",
+    )
+    def maak(
+        body: NieuwAbonnement,
+        request: Request,
+        response: Response,
+        principal: Annotated[Principal, Depends(auth.require(Role.werkgever, Role.secretariaat))],
+    ) -> AangemaaktAbonnement:
+        eigenaar: Eigenaar = "secretariaat"
+        organisatie = body.organisatie_code
+        if not principal.has_role(Role.secretariaat):
+            eigenaar = "werkgever"
+            if principal.organisatie is None:
+                auth.refuse(request, principal, "organisatie_ontbreekt")
+            if organisatie is not None and organisatie != principal.organisatie:
+                auth.refuse(request, principal, "andere_organisatie")
+            organisatie = principal.organisatie
+        fout = url_fout(body.callback_url, allow_private)
+        if fout is not None:
+            raise Ongeldig([{"field": "body.callback_url", "rule": fout}])
+        if body.event_types is not None:
+            onbekend = set(body.event_types) - toegestaan(eigenaar)
+            if onbekend or not body.event_types:
+                raise Ongeldig(
+                    [{"field": "body.event_types", "rule": "onbekend_of_niet_toegestaan"}]
+                )
+        abonnement, key = webhooks.maak(
+            body.callback_url,
+            eigenaar,
+            body.event_types,
+            organisatie,
+            body.aanvraag_id,
+            request_context(request, principal, clock),
+        )
+        response.headers["Location"] = f"/webhooks/abonnementen/{abonnement.abonnement_id}"
+        return AangemaaktAbonnement(**abonnement.model_dump(), secret=secret_text(key))
+
+    @api.get(
+        "/abonnementen",
+        response_model=list[Abonnement],
+        summary="Webhook-abonnementen (werkgever: van de eigen organisatie)",
+    )
+    def abonnementen(
+        principal: Annotated[
+            Principal, Depends(auth.require(Role.werkgever, Role.secretariaat, Role.compliance))
+        ],
+        status: Literal["actief", "falend", "verwijderd"] | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[Abonnement]:
+        if principal.has_role(Role.secretariaat, Role.compliance):
+            return webhooks.abonnementen(status=status, limit=limit)
+        if principal.organisatie is None:
+            return []
+        return webhooks.abonnementen(werkgever=principal.organisatie, status=status, limit=limit)
+
+    @api.get(
+        "/abonnementen/{abonnement_id}",
+        response_model=Abonnement,
+        summary="Een webhook-abonnement",
+    )
+    def abonnement(
+        abonnement_id: UUID,
+        request: Request,
+        principal: Annotated[
+            Principal, Depends(auth.require(Role.werkgever, Role.secretariaat, Role.compliance))
+        ],
+    ) -> Abonnement:
+        found = webhooks.abonnement(abonnement_id)
+        zichtbaar(request, principal, found)
+        return found
+
+    @api.delete(
+        "/abonnementen/{abonnement_id}",
+        response_model=Abonnement,
+        summary="Een webhook-abonnement verwijderen (geheim vernietigd, niets meer bezorgd)",
+    )
+    def verwijder(
+        abonnement_id: UUID,
+        request: Request,
+        principal: Annotated[Principal, Depends(auth.require(Role.werkgever, Role.secretariaat))],
+    ) -> Abonnement:
+        zichtbaar(request, principal, webhooks.abonnement(abonnement_id))
+        return webhooks.verwijder(abonnement_id, request_context(request, principal, clock))
+
+    @api.get(
+        "/abonnementen/{abonnement_id}/bezorgingen",
+        response_model=list[Bezorging],
+        summary="Het bezorglogboek van een abonnement, met elke poging",
+    )
+    def bezorgingen(
+        abonnement_id: UUID,
+        request: Request,
+        principal: Annotated[
+            Principal, Depends(auth.require(Role.werkgever, Role.secretariaat, Role.compliance))
+        ],
+        status: Literal["gepland", "afgeleverd", "opgegeven", "vervallen"] | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[Bezorging]:
+        zichtbaar(request, principal, webhooks.abonnement(abonnement_id))
+        return webhooks.bezorgingen(abonnement_id, status=status, limit=limit)
+
+    @api.post(
+        "/bezorgingen/{bezorging_id}/opnieuw",
+        status_code=202,
+        response_model=Bezorging,
+        summary="Een bezorging nu opnieuw versturen (met een nieuw schema van pogingen)",
+    )
+    def opnieuw(
+        bezorging_id: UUID,
+        request: Request,
+        principal: Annotated[Principal, Depends(auth.require(Role.werkgever, Role.secretariaat))],
+    ) -> Bezorging:
+        zichtbaar(request, principal, webhooks.abonnement_van(bezorging_id))
+        return webhooks.opnieuw(bezorging_id, clock.now())
+
+    return api

@@ -1,0 +1,774 @@
+"""Webhooks in PostgreSQL: subscriptions, the dossier register, deliveries and their attempts.
+
+The consumer's handler plans one delivery per matching subscription in the transaction that
+records the message in the inbox: a redelivered message plans nothing twice, and a planned
+delivery cannot get lost between NATS and the sender. The sender claims due deliveries with
+``FOR UPDATE SKIP LOCKED`` and a claim token, so two replicas never send one attempt twice, and
+records each attempt's outcome (status or error class, duration) in ``webhook_pogingen``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import weakref
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4, uuid5
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+from pydantic import BaseModel
+
+from services.notifications.application import Notifications
+from services.notifications.webhooks import (
+    AbonnementAangemaakt,
+    AbonnementFalend,
+    AbonnementHersteld,
+    AbonnementVerwijderd,
+    Eigenaar,
+    Filter,
+    Gebeurtenis,
+    OrganisatieOnbekend,
+    RetrySchedule,
+    bereikt,
+    new_secret,
+)
+from shared.consumer import Delivery, Subscription, TransientError
+from shared.contracts import events as public
+from shared.errors import Conflict, NietGevonden
+from shared.eventstore import (
+    AlreadyProcessed,
+    Clock,
+    ConcurrencyConflict,
+    Context,
+    Statement,
+    first_event,
+)
+from shared.keys import destroy_statement, open_sealed, seal
+from shared.telemetry import metrics_for
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "notifications"
+CONSUMER = "notifications-webhooks"
+ABONNEMENTEN = Identifier(SCHEMA, "webhook_abonnementen")
+DOSSIERS = Identifier(SCHEMA, "webhook_dossiers")
+BEZORGINGEN = Identifier(SCHEMA, "webhook_bezorgingen")
+POGINGEN = Identifier(SCHEMA, "webhook_pogingen")
+INBOX = Identifier(SCHEMA, "inbox")
+BEZORGING_NAMESPACE = UUID("6d1f3a52-0b7e-4c1a-9f3e-2b8c5d7e9a10")
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS {schema}.webhook_abonnementen ("
+    " abonnement_id uuid PRIMARY KEY, callback_url text NOT NULL, event_types text[],"
+    " organisatie_code text, aanvraag_id uuid, eigenaar text NOT NULL, status text NOT NULL,"
+    " versie int NOT NULL, secret_key_id uuid NOT NULL, secret bytea NOT NULL,"
+    " aangemaakt_op timestamptz NOT NULL, opeenvolgende_fouten int NOT NULL DEFAULT 0,"
+    " falend_sinds timestamptz, laatste_fout text, verwijderd_op timestamptz)",
+    "CREATE TABLE IF NOT EXISTS {schema}.webhook_dossiers ("
+    " aanvraag_id uuid PRIMARY KEY, organisatie_code text,"
+    " vrijgegeven boolean NOT NULL DEFAULT false)",
+    "CREATE TABLE IF NOT EXISTS {schema}.webhook_bezorgingen ("
+    " bezorging_id uuid PRIMARY KEY, abonnement_id uuid NOT NULL, event_id text NOT NULL,"
+    " event_type text NOT NULL, aanvraag_id uuid, body bytea NOT NULL, status text NOT NULL,"
+    " pogingen int NOT NULL DEFAULT 0, ronde_start int NOT NULL DEFAULT 0,"
+    " volgende_poging timestamptz, claim uuid, geclaimd_tot timestamptz,"
+    " aangemaakt_op timestamptz NOT NULL, afgeleverd_op timestamptz,"
+    " UNIQUE (abonnement_id, event_id))",
+    "CREATE INDEX IF NOT EXISTS webhook_bezorgingen_due"
+    " ON {schema}.webhook_bezorgingen (volgende_poging) WHERE status = 'gepland'",
+    "CREATE TABLE IF NOT EXISTS {schema}.webhook_pogingen ("
+    " bezorging_id uuid NOT NULL, poging int NOT NULL, op timestamptz NOT NULL,"
+    " duur_ms int NOT NULL, status_code int, fout text, geslaagd boolean NOT NULL,"
+    " PRIMARY KEY (bezorging_id, poging))",
+)
+
+
+class Abonnement(BaseModel):
+    """A webhook subscription as its owners see it (never its secret)."""
+
+    abonnement_id: UUID
+    callback_url: str
+    event_types: list[str] | None
+    organisatie_code: str | None
+    aanvraag_id: UUID | None
+    eigenaar: str
+    status: str  # actief, falend, verwijderd
+    aangemaakt_op: datetime
+    opeenvolgende_fouten: int
+    falend_sinds: datetime | None
+    laatste_fout: str | None
+
+
+class Poging(BaseModel):
+    """One delivery attempt."""
+
+    poging: int
+    op: datetime
+    duur_ms: int
+    status_code: int | None
+    fout: str | None
+    geslaagd: bool
+
+
+class Bezorging(BaseModel):
+    """One event for one subscription, with every attempt."""
+
+    bezorging_id: UUID
+    abonnement_id: UUID
+    event_id: str
+    event_type: str
+    aanvraag_id: UUID | None
+    status: str  # gepland, afgeleverd, opgegeven, vervallen
+    pogingen: int
+    volgende_poging: datetime | None
+    aangemaakt_op: datetime
+    afgeleverd_op: datetime | None
+    log: list[Poging]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A due delivery claimed by one sender."""
+
+    bezorging_id: UUID
+    abonnement_id: UUID
+    event_id: str
+    body: bytes
+    callback_url: str
+    secret_key_id: UUID
+    secret: bytes
+    pogingen: int
+    ronde_start: int
+    claim: UUID
+
+
+@dataclass(frozen=True)
+class Uitkomst:
+    """The outcome of one attempt."""
+
+    geslaagd: bool
+    duur_ms: int
+    status_code: int | None = None
+    fout: str | None = None
+
+    @property
+    def reden(self) -> str:
+        """A short code of a failure (``http_500``, ``timeout``)."""
+        if self.fout:
+            return self.fout
+        return f"http_{self.status_code}" if self.status_code is not None else "onbekend"
+
+
+def bezorging_id(abonnement_id: UUID, event_id: str) -> UUID:
+    """The delivery of one event to one subscription (stable: planned once)."""
+    return uuid5(BEZORGING_NAMESPACE, f"{abonnement_id}/{event_id}")
+
+
+def _secret_aad(abonnement_id: UUID) -> bytes:
+    return f"webhook-secret|{abonnement_id}".encode()
+
+
+def _abonnement(row: DictRow) -> Abonnement:
+    return Abonnement.model_validate(dict(row))
+
+
+_ABONNEMENT_COLUMNS = SQL(
+    "abonnement_id, callback_url, event_types, organisatie_code, aanvraag_id, eigenaar, status,"
+    " aangemaakt_op, opeenvolgende_fouten, falend_sinds, laatste_fout"
+)
+
+
+class Webhooks:
+    """Subscriptions and deliveries of the notifications service."""
+
+    def __init__(
+        self, app: Notifications, clock: Clock, schedule: RetrySchedule, failing_after: int
+    ) -> None:
+        self.app = app
+        self.clock = clock
+        self.schedule = schedule
+        self.failing_after = failing_after
+        app.create_tables([statement.replace("{schema}", SCHEMA) for statement in DDL])
+
+    # --- subscriptions -------------------------------------------------------------------------
+
+    def maak(
+        self,
+        callback_url: str,
+        eigenaar: Eigenaar,
+        event_types: Sequence[str] | None,
+        organisatie_code: str | None,
+        aanvraag_id: UUID | None,
+        ctx: Context,
+    ) -> tuple[Abonnement, bytes]:
+        """Make a subscription; returns it with its secret (shown this once, stored sealed)."""
+        abonnement_id = uuid4()
+        key = new_secret()
+        # Sealed with a data key of its own in the service's key table (under the subscription's
+        # id): KEK rotation re-wraps it like any other, and removing the subscription destroys it.
+        data_key = self.app.keys.for_writing(abonnement_id)
+        sealed = seal(data_key.key, key, _secret_aad(abonnement_id))
+        types = sorted(set(event_types)) if event_types is not None else None
+        event = first_event(
+            AbonnementAangemaakt,
+            abonnement_id,
+            ctx,
+            eigenaar=eigenaar,
+            organisatie_code=organisatie_code,
+            filter_aanvraag_id=aanvraag_id,
+            event_types=tuple(types) if types is not None else None,
+        )
+        insert = Statement(
+            SQL(
+                "INSERT INTO {} (abonnement_id, callback_url, event_types, organisatie_code,"
+                " aanvraag_id, eigenaar, status, versie, secret_key_id, secret, aangemaakt_op)"
+                " VALUES (%s, %s, %s, %s, %s, %s, 'actief', 1, %s, %s, %s)"
+            ).format(ABONNEMENTEN),
+            (
+                abonnement_id,
+                callback_url,
+                types,
+                organisatie_code,
+                aanvraag_id,
+                eigenaar,
+                data_key.key_id,
+                sealed,
+                ctx.now,
+            ),
+        )
+        self.app.record(event, statements=[insert])
+        return self.abonnement(abonnement_id), key
+
+    def abonnement(self, abonnement_id: UUID) -> Abonnement:
+        """One subscription (404 when unknown)."""
+        with self.app.datastore.get_connection() as conn:
+            row = conn.execute(
+                SQL("SELECT {} FROM {} WHERE abonnement_id = %s").format(
+                    _ABONNEMENT_COLUMNS, ABONNEMENTEN
+                ),
+                (abonnement_id,),
+            ).fetchone()
+        if row is None:
+            raise NietGevonden("Onbekend abonnement.")
+        return _abonnement(row)
+
+    def abonnementen(
+        self,
+        *,
+        werkgever: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[Abonnement]:
+        """The subscriptions (not the removed ones unless asked for), newest first; with
+        ``werkgever``, only that organisation's werkgever subscriptions."""
+        clauses = [SQL("status <> 'verwijderd'") if status is None else SQL("status = %s")]
+        params: list[Any] = [] if status is None else [status]
+        if werkgever is not None:
+            clauses.append(SQL("eigenaar = 'werkgever' AND organisatie_code = %s"))
+            params.append(werkgever)
+        query = SQL("SELECT {} FROM {} WHERE {} ORDER BY aangemaakt_op DESC LIMIT %s").format(
+            _ABONNEMENT_COLUMNS, ABONNEMENTEN, SQL(" AND ").join(clauses)
+        )
+        with self.app.datastore.get_connection() as conn:
+            rows = conn.execute(query, [*params, limit]).fetchall()
+        return [_abonnement(row) for row in rows]
+
+    def verwijder(self, abonnement_id: UUID, ctx: Context) -> Abonnement:
+        """Remove a subscription: no more deliveries, its secret destroyed (crypto-shredding)."""
+        abonnement = self.abonnement(abonnement_id)
+        if abonnement.status == "verwijderd":
+            return abonnement
+        versie = self._versie(abonnement_id)
+        event = AbonnementVerwijderd(
+            originator_id=abonnement_id,
+            originator_version=versie + 1,
+            organisatie_code=abonnement.organisatie_code,
+            **ctx.event_fields(),
+        )
+        key_sql, key_params = destroy_statement(
+            SCHEMA,
+            abonnement_id,
+            ctx.actor_id or "onbekend",
+            "webhook_abonnement_verwijderd",
+            ctx.now,
+        )
+        statements = [
+            Statement(
+                SQL(
+                    "UPDATE {} SET status = 'verwijderd', versie = %s, verwijderd_op = %s"
+                    " WHERE abonnement_id = %s AND versie = %s"
+                ).format(ABONNEMENTEN),
+                (versie + 1, ctx.now, abonnement_id, versie),
+            ),
+            Statement(
+                SQL(
+                    "UPDATE {} SET status = 'vervallen', volgende_poging = NULL"
+                    " WHERE abonnement_id = %s AND status = 'gepland'"
+                ).format(BEZORGINGEN),
+                (abonnement_id,),
+            ),
+            Statement(key_sql, key_params),
+        ]
+        try:
+            self.app.record(event, statements=statements)
+        except ConcurrencyConflict:
+            raise Conflict("Het abonnement werd tegelijk gewijzigd; probeer opnieuw.") from None
+        return self.abonnement(abonnement_id)
+
+    def _versie(self, abonnement_id: UUID) -> int:
+        with self.app.datastore.get_connection() as conn:
+            row = conn.execute(
+                SQL("SELECT versie FROM {} WHERE abonnement_id = %s").format(ABONNEMENTEN),
+                (abonnement_id,),
+            ).fetchone()
+        if row is None:
+            raise NietGevonden("Onbekend abonnement.")
+        return int(row["versie"])
+
+    # --- planning deliveries (the consumer) ----------------------------------------------------
+
+    def handle(self, delivery: Delivery) -> None:
+        """Consumer handler: keep the register and plan a delivery per matching subscription."""
+        event = delivery.event
+        envelope = delivery.envelope
+        naam = type(event).event_name
+        with self.app.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (consumer, message_id) VALUES (%s, %s)"
+                    " ON CONFLICT DO NOTHING RETURNING message_id"
+                ).format(INBOX),
+                (CONSUMER, envelope.id),
+            )
+            if curs.fetchone() is None:
+                raise AlreadyProcessed(envelope.id)
+            organisatie, vrijgegeven = self._register(curs, event)
+            curs.execute(
+                SQL(
+                    "SELECT abonnement_id, eigenaar, event_types, organisatie_code, aanvraag_id"
+                    " FROM {} WHERE status <> 'verwijderd'"
+                ).format(ABONNEMENTEN)
+            )
+            gebeurtenis = Gebeurtenis(naam, event.aanvraag_id, organisatie, vrijgegeven)
+            ontvangers = []
+            for row in curs.fetchall():
+                filter = Filter(
+                    eigenaar=row["eigenaar"],
+                    event_types=frozenset(row["event_types"])
+                    if row["event_types"] is not None
+                    else None,
+                    organisatie_code=row["organisatie_code"],
+                    aanvraag_id=row["aanvraag_id"],
+                )
+                try:
+                    if bereikt(filter, gebeurtenis):
+                        ontvangers.append(row["abonnement_id"])
+                except OrganisatieOnbekend:
+                    # Rolled back with the inbox row: the message comes back later.
+                    raise TransientError("webhook_organisatie_onbekend") from None
+            if not ontvangers:
+                return
+            body = envelope.to_json()
+            now = self.clock.now()
+            for abonnement_id in ontvangers:
+                curs.execute(
+                    SQL(
+                        "INSERT INTO {} (bezorging_id, abonnement_id, event_id, event_type,"
+                        " aanvraag_id, body, status, volgende_poging, aangemaakt_op)"
+                        " VALUES (%s, %s, %s, %s, %s, %s, 'gepland', %s, %s)"
+                        " ON CONFLICT (abonnement_id, event_id) DO NOTHING"
+                    ).format(BEZORGINGEN),
+                    (
+                        bezorging_id(abonnement_id, envelope.id),
+                        abonnement_id,
+                        envelope.id,
+                        envelope.type,
+                        event.aanvraag_id,
+                        body,
+                        now,
+                        now,
+                    ),
+                )
+
+    def _register(self, curs: Any, event: public.PublicEvent) -> tuple[str | None, bool]:
+        """Update the register with what the event tells; the dossier's organisation, released."""
+        if event.aanvraag_id is None:
+            return None, False
+        if isinstance(event, public.AanvraagIngediend | public.RapportVrijgegeven):
+            vrijgegeven = isinstance(event, public.RapportVrijgegeven)
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} AS d (aanvraag_id, organisatie_code, vrijgegeven)"
+                    " VALUES (%s, %s, %s) ON CONFLICT (aanvraag_id) DO UPDATE SET"
+                    " organisatie_code = EXCLUDED.organisatie_code,"
+                    " vrijgegeven = d.vrijgegeven OR EXCLUDED.vrijgegeven"
+                ).format(DOSSIERS),
+                (event.aanvraag_id, event.organisatie_code, vrijgegeven),
+            )
+        curs.execute(
+            SQL("SELECT organisatie_code, vrijgegeven FROM {} WHERE aanvraag_id = %s").format(
+                DOSSIERS
+            ),
+            (event.aanvraag_id,),
+        )
+        row = curs.fetchone()
+        return (row["organisatie_code"], bool(row["vrijgegeven"])) if row else (None, False)
+
+    def subscription(self) -> Subscription:
+        """The consumer of every public event (the filters decide what goes out)."""
+        return Subscription(
+            purpose="webhooks",
+            subjects=["weerbaar.>"],
+            handler=self.handle,
+            description="Plans the webhook deliveries of every public event.",
+        )
+
+    # --- sending (the worker) ------------------------------------------------------------------
+
+    def claim_due(self, now: datetime, limit: int, hold: timedelta) -> list[Claim]:
+        """Claim due deliveries of live subscriptions; no other sender takes them meanwhile."""
+        claim = uuid4()
+        with self.app.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "UPDATE {b} SET claim = %s, geclaimd_tot = %s WHERE bezorging_id IN ("
+                    " SELECT bezorging_id FROM {b} WHERE status = 'gepland'"
+                    " AND volgende_poging <= %s AND (geclaimd_tot IS NULL OR geclaimd_tot < %s)"
+                    " ORDER BY volgende_poging LIMIT %s FOR UPDATE SKIP LOCKED)"
+                    " RETURNING bezorging_id"
+                ).format(b=BEZORGINGEN),
+                (claim, now + hold, now, now, limit),
+            )
+            ids = [row["bezorging_id"] for row in curs.fetchall()]
+            if not ids:
+                return []
+            curs.execute(
+                SQL(
+                    "SELECT b.bezorging_id, b.abonnement_id, b.event_id, b.body, b.pogingen,"
+                    " b.ronde_start, a.callback_url, a.secret_key_id, a.secret"
+                    " FROM {} b JOIN {} a USING (abonnement_id)"
+                    " WHERE b.bezorging_id = ANY(%s) ORDER BY b.volgende_poging"
+                ).format(BEZORGINGEN, ABONNEMENTEN),
+                (ids,),
+            )
+            rows = curs.fetchall()
+        return [
+            Claim(
+                bezorging_id=row["bezorging_id"],
+                abonnement_id=row["abonnement_id"],
+                event_id=row["event_id"],
+                body=bytes(row["body"]),
+                callback_url=row["callback_url"],
+                secret_key_id=row["secret_key_id"],
+                secret=bytes(row["secret"]),
+                pogingen=row["pogingen"],
+                ronde_start=row["ronde_start"],
+                claim=claim,
+            )
+            for row in rows
+        ]
+
+    def secret_of(self, claim: Claim) -> bytes | None:
+        """The subscription's HMAC key, or None when it was destroyed (subscription removed)."""
+        data_key = self.app.keys.for_reading(claim.secret_key_id)
+        if data_key is None:
+            return None
+        return open_sealed(data_key, claim.secret, _secret_aad(claim.abonnement_id))
+
+    def vervallen(self, claim: Claim) -> None:
+        """The subscription is gone: the delivery will not be attempted."""
+        with self.app.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "UPDATE {} SET status = 'vervallen', volgende_poging = NULL, claim = NULL,"
+                    " geclaimd_tot = NULL WHERE bezorging_id = %s AND claim = %s"
+                ).format(BEZORGINGEN),
+                (claim.bezorging_id, claim.claim),
+            )
+
+    def record_attempt(self, claim: Claim, uitkomst: Uitkomst, now: datetime) -> None:
+        """Record one attempt with the delivery's new state and the subscription's health."""
+        poging = claim.pogingen + 1
+        if uitkomst.geslaagd:
+            status, volgende = "afgeleverd", None
+        else:
+            volgende = self.schedule.next_attempt(poging - claim.ronde_start, now)
+            status = "gepland" if volgende is not None else "opgegeven"
+        with self.app.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "UPDATE {} SET pogingen = %s, status = %s, volgende_poging = %s, claim = NULL,"
+                    " geclaimd_tot = NULL,"
+                    " afgeleverd_op = CASE WHEN %s THEN %s ELSE afgeleverd_op END"
+                    " WHERE bezorging_id = %s AND claim = %s AND status = 'gepland'"
+                    " RETURNING bezorging_id"
+                ).format(BEZORGINGEN),
+                (poging, status, volgende, uitkomst.geslaagd, now, claim.bezorging_id, claim.claim),
+            )
+            if curs.fetchone() is None:
+                # The claim expired and another sender took the delivery (its record counts),
+                # or the subscription was removed meanwhile.
+                log.warning("webhook claim lost", extra={"bezorging_id": str(claim.bezorging_id)})
+                return
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (bezorging_id, poging, op, duur_ms, status_code, fout,"
+                    " geslaagd) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                ).format(POGINGEN),
+                (
+                    claim.bezorging_id,
+                    poging,
+                    now,
+                    uitkomst.duur_ms,
+                    uitkomst.status_code,
+                    uitkomst.fout,
+                    uitkomst.geslaagd,
+                ),
+            )
+            if uitkomst.geslaagd:
+                curs.execute(
+                    SQL(
+                        "UPDATE {} SET opeenvolgende_fouten = 0, falend_sinds = NULL"
+                        " WHERE abonnement_id = %s"
+                        " RETURNING status, versie, opeenvolgende_fouten, falend_sinds,"
+                        " organisatie_code"
+                    ).format(ABONNEMENTEN),
+                    (claim.abonnement_id,),
+                )
+            else:
+                curs.execute(
+                    SQL(
+                        "UPDATE {} SET opeenvolgende_fouten = opeenvolgende_fouten + 1,"
+                        " falend_sinds = coalesce(falend_sinds, %s), laatste_fout = %s"
+                        " WHERE abonnement_id = %s"
+                        " RETURNING status, versie, opeenvolgende_fouten, falend_sinds,"
+                        " organisatie_code"
+                    ).format(ABONNEMENTEN),
+                    (now, uitkomst.reden, claim.abonnement_id),
+                )
+            health = curs.fetchone()
+        if health is None:
+            return
+        if uitkomst.geslaagd and health["status"] == "falend":
+            self._markeer(
+                claim.abonnement_id,
+                health["versie"],
+                "actief",
+                AbonnementHersteld,
+                now,
+                organisatie_code=health["organisatie_code"],
+            )
+        elif (
+            not uitkomst.geslaagd
+            and health["status"] == "actief"
+            and (health["opeenvolgende_fouten"] >= self.failing_after or status == "opgegeven")
+        ):
+            log.error(
+                "webhook subscription failing",
+                extra={
+                    "abonnement_id": str(claim.abonnement_id),
+                    "opeenvolgende_fouten": health["opeenvolgende_fouten"],
+                    "reden": uitkomst.reden,
+                },
+            )
+            self._markeer(
+                claim.abonnement_id,
+                health["versie"],
+                "falend",
+                AbonnementFalend,
+                now,
+                organisatie_code=health["organisatie_code"],
+                opeenvolgende_fouten=health["opeenvolgende_fouten"],
+                falend_sinds=health["falend_sinds"],
+                reden_code=uitkomst.reden,
+            )
+        if status == "opgegeven":
+            log.error(
+                "webhook delivery given up",
+                extra={"bezorging_id": str(claim.bezorging_id), "pogingen": poging},
+            )
+
+    def _markeer(
+        self,
+        abonnement_id: UUID,
+        versie: int,
+        status: str,
+        cls: type[AbonnementFalend] | type[AbonnementHersteld],
+        now: datetime,
+        **fields: Any,
+    ) -> None:
+        event = cls(
+            originator_id=abonnement_id,
+            originator_version=versie + 1,
+            timestamp=now,
+            actor_id="svc-notifications",
+            actor_role="systeem",
+            **fields,
+        )
+        update = Statement(
+            SQL(
+                "UPDATE {} SET status = %s, versie = %s WHERE abonnement_id = %s AND versie = %s"
+                " AND status <> 'verwijderd'"
+            ).format(ABONNEMENTEN),
+            (status, versie + 1, abonnement_id, versie),
+        )
+        # Another sender (or a removal) may have recorded the change first: that one stands.
+        with contextlib.suppress(ConcurrencyConflict):
+            self.app.record(event, statements=[update])
+
+    # --- the delivery log and re-sending -------------------------------------------------------
+
+    def bezorgingen(
+        self,
+        abonnement_id: UUID | None,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        bezorging_id: UUID | None = None,
+    ) -> list[Bezorging]:
+        """A subscription's deliveries (or one delivery) with their attempts, newest first."""
+        clauses = [SQL("true")]
+        params: list[Any] = []
+        if abonnement_id is not None:
+            clauses.append(SQL("abonnement_id = %s"))
+            params.append(abonnement_id)
+        if bezorging_id is not None:
+            clauses.append(SQL("bezorging_id = %s"))
+            params.append(bezorging_id)
+        if status is not None:
+            clauses.append(SQL("status = %s"))
+            params.append(status)
+        query = SQL(
+            "SELECT bezorging_id, abonnement_id, event_id, event_type, aanvraag_id, status,"
+            " pogingen, volgende_poging, aangemaakt_op, afgeleverd_op FROM {}"
+            " WHERE {} ORDER BY aangemaakt_op DESC, bezorging_id LIMIT %s"
+        ).format(BEZORGINGEN, SQL(" AND ").join(clauses))
+        with self.app.datastore.get_connection() as conn:
+            rows = conn.execute(query, [*params, limit]).fetchall()
+            ids = [row["bezorging_id"] for row in rows]
+            attempts = conn.execute(
+                SQL(
+                    "SELECT bezorging_id, poging, op, duur_ms, status_code, fout, geslaagd"
+                    " FROM {} WHERE bezorging_id = ANY(%s) ORDER BY poging"
+                ).format(POGINGEN),
+                (ids,),
+            ).fetchall()
+        per: dict[UUID, list[Poging]] = {}
+        for attempt in attempts:
+            per.setdefault(attempt["bezorging_id"], []).append(Poging.model_validate(dict(attempt)))
+        return [
+            Bezorging.model_validate({**row, "log": per.get(row["bezorging_id"], [])})
+            for row in rows
+        ]
+
+    def bezorging(self, bezorging_id: UUID) -> Bezorging:
+        """One delivery (404 when unknown)."""
+        found = self.bezorgingen(None, bezorging_id=bezorging_id, limit=1)
+        if not found:
+            raise NietGevonden("Onbekende bezorging.")
+        return found[0]
+
+    def opnieuw(self, bezorging_id: UUID, now: datetime) -> Bezorging:
+        """Send a delivery again now, on a fresh schedule (409 when its subscription is gone)."""
+        with self.app.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "UPDATE {b} SET status = 'gepland', volgende_poging = %s,"
+                    " ronde_start = pogingen, claim = NULL, geclaimd_tot = NULL"
+                    " WHERE bezorging_id = %s AND abonnement_id IN"
+                    " (SELECT abonnement_id FROM {a} WHERE status <> 'verwijderd')"
+                    " RETURNING bezorging_id"
+                ).format(b=BEZORGINGEN, a=ABONNEMENTEN),
+                (now, bezorging_id),
+            )
+            if curs.fetchone() is None:
+                raise Conflict("Het abonnement is verwijderd.", code="abonnement_verwijderd")
+        return self.bezorging(bezorging_id)
+
+    def abonnement_van(self, bezorging_id: UUID) -> Abonnement:
+        """The subscription of a delivery (404 when the delivery is unknown)."""
+        with self.app.datastore.get_connection() as conn:
+            row = conn.execute(
+                SQL("SELECT abonnement_id FROM {} WHERE bezorging_id = %s").format(BEZORGINGEN),
+                (bezorging_id,),
+            ).fetchone()
+        if row is None:
+            raise NietGevonden("Onbekende bezorging.")
+        return self.abonnement(row["abonnement_id"])
+
+
+# --- metrics -------------------------------------------------------------------------------------
+
+
+#: The series the collector exposes (deploy/alerts.yml alerts on the first).
+WEBHOOK_SERIES = ("weerbaar_webhook_subscriptions", "weerbaar_webhook_deliveries")
+
+
+class WebhookCollector(Collector):
+    """Subscriptions and deliveries by status, counted in PostgreSQL at scrape time.
+
+    ``weerbaar_webhook_subscriptions{status="falend"} > 0`` is the alert: a receiver keeps failing.
+    """
+
+    def __init__(self) -> None:
+        self.webhooks: weakref.ReferenceType[Webhooks] | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        webhooks = self.webhooks() if self.webhooks is not None else None
+        if webhooks is None:
+            return []
+        try:
+            with webhooks.app.datastore.get_connection() as conn:
+                abonnementen = conn.execute(
+                    SQL("SELECT status, count(*) AS n FROM {} GROUP BY status").format(ABONNEMENTEN)
+                ).fetchall()
+                bezorgingen = conn.execute(
+                    SQL("SELECT status, count(*) AS n FROM {} GROUP BY status").format(BEZORGINGEN)
+                ).fetchall()
+        except Exception as exc:  # the database is down: the scrape still answers
+            log.warning("webhook metrics unavailable", extra={"error": type(exc).__name__})
+            return []
+        subscriptions = GaugeMetricFamily(
+            WEBHOOK_SERIES[0],
+            "Webhook subscriptions by status (actief, falend, verwijderd).",
+            labels=["service", "status"],
+        )
+        for status in ("actief", "falend", "verwijderd"):
+            count = next((r["n"] for r in abonnementen if r["status"] == status), 0)
+            subscriptions.add_metric([SCHEMA, status], count)
+        deliveries = GaugeMetricFamily(
+            WEBHOOK_SERIES[1],
+            "Webhook deliveries by status (gepland, afgeleverd, opgegeven, vervallen).",
+            labels=["service", "status"],
+        )
+        for status in ("gepland", "afgeleverd", "opgegeven", "vervallen"):
+            count = next((r["n"] for r in bezorgingen if r["status"] == status), 0)
+            deliveries.add_metric([SCHEMA, status], count)
+        return [subscriptions, deliveries]
+
+    def describe(self) -> Iterable[Metric]:
+        # Described as empty so registering does not run a query.
+        return []
+
+
+_collector: WebhookCollector | None = None
+_collector_lock = threading.Lock()
+
+
+def watch_webhooks(webhooks: Webhooks) -> None:
+    """Report ``webhooks`` in the service's metrics (the latest one of the process wins)."""
+    global _collector  # noqa: PLW0603 - one collector per process and registry
+    with _collector_lock:
+        new = _collector is None
+        if _collector is None:
+            _collector = WebhookCollector()
+        _collector.webhooks = weakref.ref(webhooks)
+    if new:
+        metrics_for(SCHEMA).registry.register(_collector)

@@ -1,0 +1,276 @@
+"""Webhooks: the rules, without I/O — who may receive which event, when to retry, how to sign.
+
+A webhook subscription (``abonnement``) has a callback URL and filters (event names, an
+organisation, a dossier). Who owns it decides what may reach it at all:
+
+- a **werkgever**'s subscription is bound to its organisation and receives the events behind what
+  the werkgever sees of its dossiers (``GET /aanvragen/{id}``): the process steps, not the audit
+  trail (reads, hand-outs of personal data, refusals, e-mails); the events that list the report's
+  measures only once the report was released to it (RapportVrijgegeven), as the dossier shows them;
+- a **secretariaat** subscription may receive every public event, filtered as it chooses.
+
+Deliveries are CloudEvents in structured mode, signed per the Standard Webhooks convention:
+``webhook-id`` (the CloudEvent id), ``webhook-timestamp`` (Unix seconds) and ``webhook-signature``
+(``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``) with the subscription's secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import secrets
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from shared.contracts.registry import EVENT_NAMES
+from shared.eventstore import DomainEvent
+
+Eigenaar = Literal["werkgever", "secretariaat"]
+
+#: Our own announcements about subscriptions never go out by webhook (no feedback loops).
+NIET_BEZORGBAAR = frozenset({"WebhookAbonnementGefaald", "WebhookAbonnementHersteld"})
+BEZORGBAAR = frozenset(EVENT_NAMES - NIET_BEZORGBAAR)
+
+#: The audit trail and the e-mail log: for compliance and the secretariaat, not for the werkgever.
+AUDIT = frozenset(
+    {
+        "RapportIngezien",
+        "PersoonsgegevensVerstrekt",
+        "ToegangGeweigerd",
+        "NotificatieVerzonden",
+        "NotificatieMislukt",
+    }
+)
+#: Events that list the report's measures: a werkgever sees those once the report is released.
+MET_MAATREGELEN = frozenset({"RapportOpgesteld", "RapportHerzien", "MaatregelUitgevoerd"})
+WERKGEVER = frozenset(BEZORGBAAR - AUDIT)
+
+
+def toegestaan(eigenaar: Eigenaar) -> frozenset[str]:
+    """The event names a subscription of this owner may ask for."""
+    return WERKGEVER if eigenaar == "werkgever" else BEZORGBAAR
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What a subscription asks for, and whose it is."""
+
+    eigenaar: Eigenaar
+    event_types: frozenset[str] | None  # None: every event the owner may receive
+    organisatie_code: str | None
+    aanvraag_id: UUID | None
+
+
+@dataclass(frozen=True)
+class Gebeurtenis:
+    """What the rules need of a consumed event: its name, dossier and the dossier's register."""
+
+    naam: str
+    aanvraag_id: UUID | None
+    organisatie_code: str | None  # None: the dossier's organisation is not known (yet)
+    vrijgegeven: bool
+
+
+class OrganisatieOnbekend(Exception):
+    """The event's dossier has no known organisation yet, and a subscription filters on one."""
+
+
+def bereikt(filter: Filter, event: Gebeurtenis) -> bool:
+    """Whether the event is delivered to a subscription with this filter.
+
+    Raises OrganisatieOnbekend when the answer depends on an organisation not known yet (the
+    consumer retries the message later rather than deliver it wrongly or drop it).
+    """
+    wanted = (
+        event.naam in toegestaan(filter.eigenaar)
+        and (filter.event_types is None or event.naam in filter.event_types)
+        and (filter.aanvraag_id is None or event.aanvraag_id == filter.aanvraag_id)
+        and not (
+            filter.eigenaar == "werkgever"
+            and event.naam in MET_MAATREGELEN
+            and not event.vrijgegeven
+        )
+    )
+    if not wanted or filter.organisatie_code is None:
+        return wanted
+    if event.aanvraag_id is not None and event.organisatie_code is None:
+        if event.naam == "ToegangGeweigerd":
+            return False  # a refusal may name a dossier that does not exist
+        raise OrganisatieOnbekend(str(event.aanvraag_id))
+    return event.organisatie_code == filter.organisatie_code
+
+
+# --- the retry schedule --------------------------------------------------------------------------
+
+_RANDOM = secrets.SystemRandom()
+
+
+@dataclass(frozen=True)
+class RetrySchedule:
+    """Delays between the attempts of one delivery; after the last one it is given up.
+
+    Each delay is stretched by a random 0..``jitter`` fraction, so receivers coming back are not
+    hit by every sender at the same second, and the schedule never ends before ``span``.
+    """
+
+    delays_s: tuple[float, ...]
+    jitter: float = 0.1
+
+    @property
+    def attempts(self) -> int:
+        """How many attempts one delivery gets (the first plus one per delay)."""
+        return len(self.delays_s) + 1
+
+    @property
+    def span(self) -> timedelta:
+        """The least time between the first and the last attempt."""
+        return timedelta(seconds=sum(self.delays_s))
+
+    def next_attempt(
+        self, attempt: int, now: datetime, rand: Callable[[], float] = _RANDOM.random
+    ) -> datetime | None:
+        """When to try again after the ``attempt``-th attempt (1-based) failed; None: give up."""
+        if attempt > len(self.delays_s):
+            return None
+        delay = self.delays_s[attempt - 1] * (1 + self.jitter * rand())
+        return now + timedelta(seconds=delay)
+
+
+# --- signing -------------------------------------------------------------------------------------
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
+
+
+def new_secret() -> bytes:
+    """A new subscription secret (32 random bytes)."""
+    return secrets.token_bytes(32)
+
+
+def secret_text(key: bytes) -> str:
+    """The secret as handed to the integrator: ``whsec_<base64>``."""
+    return SECRET_PREFIX + base64.b64encode(key).decode("ascii")
+
+
+def secret_key(text: str) -> bytes:
+    """The HMAC key of a ``whsec_<base64>`` secret."""
+    return base64.b64decode(text.removeprefix(SECRET_PREFIX))
+
+
+def signature(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` header value: ``v1,<base64 HMAC-SHA256>``."""
+    signed = f"{webhook_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def verify(
+    secret: str, headers: Mapping[str, str], body: bytes, now: datetime, tolerance_s: int = 300
+) -> bool:
+    """What a receiver checks: a signature that matches and a timestamp close to ``now``."""
+    try:
+        webhook_id = headers["webhook-id"]
+        timestamp = int(headers["webhook-timestamp"])
+        given = headers["webhook-signature"].split()
+    except (KeyError, ValueError):
+        return False
+    if abs(now.timestamp() - timestamp) > tolerance_s:
+        return False
+    expected = signature(secret_key(secret), webhook_id, timestamp, body)
+    return any(hmac.compare_digest(expected, candidate) for candidate in given)
+
+
+# --- callback URLs (SSRF) ------------------------------------------------------------------------
+
+
+def url_fout(url: str, allow_private: bool) -> str | None:
+    """Why a callback URL is refused (a rule code), or None when it is acceptable.
+
+    Only http(s), a host, no credentials in the URL; IP literals and ``localhost`` must be public
+    unless private addresses are allowed (development). Host names are checked again, resolved,
+    at every attempt (``adres_fout``).
+    """
+    vorm = _vorm_fout(url)
+    if vorm is not None or allow_private:
+        return vorm
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return "prive_adres"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None  # a name: resolved and checked when delivering
+    return None if address.is_global else "prive_adres"
+
+
+def _vorm_fout(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "url_ongeldig"
+    checks = (
+        (len(url) > 2000, "url_te_lang"),
+        (parts.scheme not in ("http", "https"), "alleen_http_of_https"),
+        (not parts.hostname, "host_ontbreekt"),
+        (parts.username is not None or parts.password is not None, "geen_inloggegevens_in_url"),
+        (port == 0, "url_ongeldig"),
+    )
+    return next((code for failed, code in checks if failed), None)
+
+
+def adres_fout(url: str, allow_private: bool) -> str | None:
+    """Resolve the callback's host now; a reason code when it points somewhere not allowed."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return "dns_fout"
+    if allow_private:
+        return None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            return "prive_adres"
+    return None
+
+
+# --- the subscription's history (private domain events) ------------------------------------------
+
+
+class AbonnementAangemaakt(DomainEvent):
+    """A webhook subscription was made (its URL and secret stay in the subscriptions table)."""
+
+    eigenaar: Eigenaar
+    organisatie_code: str | None
+    filter_aanvraag_id: UUID | None
+    event_types: tuple[str, ...] | None
+
+
+class AbonnementVerwijderd(DomainEvent):
+    """A webhook subscription was removed; its secret was destroyed."""
+
+    organisatie_code: str | None
+
+
+class AbonnementFalend(DomainEvent):
+    """The subscription's receiver keeps failing."""
+
+    organisatie_code: str | None
+    opeenvolgende_fouten: int
+    falend_sinds: datetime
+    reden_code: str
+
+
+class AbonnementHersteld(DomainEvent):
+    """The receiver of a failing subscription accepted a delivery again."""
+
+    organisatie_code: str | None

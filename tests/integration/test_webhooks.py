@@ -1,0 +1,651 @@
+"""Webhooks on real PostgreSQL, NATS and a real HTTP receiver on loopback.
+
+Public events are published on the stream as the services' relays publish them; the notifications
+service's real durable consumer plans the deliveries, and its sender POSTs them to a small HTTP
+server in a thread. The receiver is down, answers 500, answers too late, and comes back. Time is a
+FixedClock moved to each delivery's next attempt: the retry schedule is the real one, no sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import nats
+import pytest
+from fastapi.testclient import TestClient
+
+from services.notifications.bootstrap import NotificationsComponents, bootstrap
+from services.notifications.webhooks import AbonnementFalend, AbonnementHersteld, verify
+from shared.consumer import DurableConsumer
+from shared.contracts import events as public
+from shared.contracts.registry import subject_for, to_cloudevent
+from shared.embedded import free_port
+from shared.eventstore import DomainEvent, FixedClock
+from shared.relay import OutboxRelay
+from shared.settings import Settings
+from tests.support import stream_messages, token, wait_until
+
+pytestmark = pytest.mark.integration
+
+NU = datetime(2026, 5, 11, 10, 0, tzinfo=UTC)
+ORGANISATIE = "GM0363"
+ANDERE = "GM0599"
+
+
+# --- the receiver --------------------------------------------------------------------------------
+
+
+@dataclass
+class Ontvangen:
+    """One request the receiver got."""
+
+    headers: dict[str, str]
+    body: bytes
+    answered: int | None  # None: answered too late (the sender had given up waiting)
+
+
+@dataclass
+class Receiver:
+    """A real HTTP server on loopback that can be down, fail, be slow, or work."""
+
+    port: int
+    mode: str = "ok"  # ok, fout (500), traag (answers after the sender's timeout)
+    received: list[Ontvangen] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+    release: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                if receiver.mode == "traag":
+                    # Held until the test releases it, well after the sender stopped waiting.
+                    receiver.release.wait(30)
+                    receiver.received.append(Ontvangen(headers, body, None))
+                    status = 200
+                else:
+                    status = 200 if receiver.mode == "ok" else 500
+                    receiver.received.append(Ontvangen(headers, body, status))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def accepted_ids(self) -> list[str]:
+        """The webhook-id of every request answered 2xx in time."""
+        return [r.headers["webhook-id"] for r in self.received if r.answered == 200]
+
+
+@contextmanager
+def receiver(mode: str = "ok", *, up: bool = True) -> Iterator[Receiver]:
+    r = Receiver(free_port(), mode)
+    if up:
+        r.start()
+    try:
+        yield r
+    finally:
+        r.release.set()
+        r.stop()
+
+
+# --- the service ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Webhooks:
+    """The notifications service on the test's servers, with a clock the test moves."""
+
+    components: NotificationsComponents
+    client: TestClient
+    clock: FixedClock
+    settings: Settings
+
+    def headers(self, role: str, organisatie: str | None = None) -> dict[str, str]:
+        claims = {"organisatie": organisatie} if organisatie else {}
+        return token(self.settings.data_dir, role, sub=f"{role}-1", **claims)
+
+    def subscribe(
+        self, url: str, role: str = "werkgever", organisatie: str | None = ORGANISATIE, **body: Any
+    ) -> dict[str, Any]:
+        response = self.client.post(
+            "/webhooks/abonnementen",
+            json={"callback_url": url, **body},
+            headers=self.headers(role, organisatie),
+        )
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    def log(self, abonnement_id: str) -> list[dict[str, Any]]:
+        response = self.client.get(
+            f"/webhooks/abonnementen/{abonnement_id}/bezorgingen",
+            headers=self.headers("compliance"),
+            params={"limit": 500},
+        )
+        assert response.status_code == 200, response.text
+        found: list[dict[str, Any]] = response.json()
+        return found
+
+    def abonnement(self, abonnement_id: str) -> dict[str, Any]:
+        response = self.client.get(
+            f"/webhooks/abonnementen/{abonnement_id}", headers=self.headers("secretariaat")
+        )
+        assert response.status_code == 200, response.text
+        found: dict[str, Any] = response.json()
+        return found
+
+    def next_due(self) -> datetime | None:
+        """The latest next attempt of the planned deliveries (each round's jitter differs)."""
+        with self.components.app.datastore.get_connection() as conn:
+            row = conn.execute(
+                "SELECT max(volgende_poging) AS due FROM notifications.webhook_bezorgingen"
+                " WHERE status = 'gepland'"
+            ).fetchone()
+        assert row is not None
+        due: datetime | None = row["due"]
+        return due
+
+    def send_due(self) -> int:
+        """Move the clock to the next round of attempts and send what is due."""
+        due = self.next_due()
+        assert due is not None, "nothing planned"
+        self.clock.advance_to(max(due, self.clock.now()))
+        return self.components.webhook_sender.run_once()
+
+    def stored(self) -> list[DomainEvent]:
+        app = self.components.app
+        out = []
+        for notification in app.recorder.select_notifications(1, 10_000):
+            event = app.mapper.to_domain_event(notification)
+            assert isinstance(event, DomainEvent)
+            out.append(event)
+        return out
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[Webhooks]:
+    configured = settings.model_copy(
+        update={
+            "webhook_allow_private_addresses": True,
+            "webhook_timeout_s": 1.5,
+            "webhook_failing_after": 3,
+        }
+    )
+    clock = FixedClock(NU)
+    components = bootstrap(configured, clock)
+    with TestClient(components.api) as client:
+        yield Webhooks(components, client, clock, configured)
+    components.webhook_sender.close()
+    components.app.close()
+
+
+# --- events on the stream ------------------------------------------------------------------------
+
+
+def _ingediend(aanvraag_id: uuid.UUID, organisatie: str) -> public.PublicEvent:
+    return public.AanvraagIngediend(
+        aanvraag_id=aanvraag_id,
+        ingediend_op=NU,
+        ingediend_door=public.Partij.BESTUURDER,
+        organisatie_code=organisatie,
+        binnen_regeling=True,
+        verhuizing_gepland=False,
+    )
+
+
+def _proces(aanvraag_id: uuid.UUID, organisatie: str) -> list[public.PublicEvent]:
+    """A dossier's first steps, one audit event and the report released to the werkgever."""
+    rapport_id = uuid.uuid4()
+    return [
+        _ingediend(aanvraag_id, organisatie),
+        public.ContactOpgenomen(aanvraag_id=aanvraag_id, contact_op=NU, binnen_termijn=True),
+        public.RapportIngezien(
+            aanvraag_id=aanvraag_id,
+            rapport_id=rapport_id,
+            versie=1,
+            rol=public.Rol.BVA,
+            ingezien_op=NU,
+        ),
+        public.RapportVrijgegeven(
+            aanvraag_id=aanvraag_id, rapport_id=rapport_id, versie=1, organisatie_code=organisatie
+        ),
+    ]
+
+
+async def _publish(settings: Settings, events: list[public.PublicEvent]) -> list[str]:
+    nc = await nats.connect(settings.nats_url)
+    ids = []
+    try:
+        js = nc.jetstream()
+        for event in events:
+            envelope = to_cloudevent(
+                event,
+                id=str(uuid.uuid4()),
+                source=f"urn:nl:weerbaarbestuur:{event.emitting_service}",
+                time=NU,
+            )
+            await js.publish(
+                subject_for(event),
+                envelope.to_json(),
+                stream=settings.stream_name,
+                headers={"Nats-Msg-Id": envelope.id},
+            )
+            ids.append(envelope.id)
+    finally:
+        await nc.close()
+    return ids
+
+
+@asynccontextmanager
+async def consuming(
+    service: Webhooks, *, relay: bool = False, replicas: int = 1
+) -> AsyncIterator[list[DurableConsumer]]:
+    """The webhooks consumer (replicas of it, and the outbox relay) running on real NATS."""
+    stop = asyncio.Event()
+    [subscription] = [s for s in service.components.subscriptions if s.purpose == "webhooks"]
+    consumers = [
+        DurableConsumer("notifications", subscription, service.settings) for _ in range(replicas)
+    ]
+    tasks = [asyncio.create_task(consumer.run(stop)) for consumer in consumers]
+    if relay:
+        outbox = OutboxRelay(service.components.app, service.components.gateway, service.settings)
+        tasks.append(asyncio.create_task(outbox.run(stop)))
+    try:
+        yield consumers
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+def _planned(service: Webhooks) -> int:
+    with service.components.app.datastore.get_connection() as conn:
+        row = conn.execute("SELECT count(*) AS n FROM notifications.webhook_bezorgingen").fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+async def _wait_planned(service: Webhooks, count: int) -> None:
+    async with asyncio.timeout(30):
+        while _planned(service) < count:
+            await asyncio.sleep(0.05)
+    assert _planned(service) == count
+
+
+# --- the tests -----------------------------------------------------------------------------------
+
+
+async def test_every_event_is_delivered_through_outages_once_per_id_and_signed(
+    service: Webhooks,
+) -> None:
+    with receiver(up=False) as ours, receiver() as theirs:
+        eigen = service.subscribe(ours.url)
+        ander = service.subscribe(theirs.url, organisatie=ANDERE)
+        alles = service.subscribe(ours.url, role="secretariaat", organisatie=None)
+        dossier, ander_dossier = uuid.uuid4(), uuid.uuid4()
+        async with consuming(service, relay=True):
+            ids = await _publish(
+                service.settings, _proces(dossier, ORGANISATIE) + _proces(ander_dossier, ANDERE)
+            )
+            # werkgever: 3 of 4 (not the read) per own dossier; secretariaat: all 8.
+            await _wait_planned(service, 3 + 3 + 8)
+
+            # Down: the connection is refused.
+            assert await asyncio.to_thread(service.send_due) == 14
+            # 500.
+            ours.start()
+            ours.mode = "fout"
+            assert await asyncio.to_thread(service.send_due) == 11
+            # Too slow: the receiver gets it but answers after the sender's timeout.
+            ours.mode = "traag"
+            assert await asyncio.to_thread(service.send_due) == 11
+            assert service.abonnement(eigen["abonnement_id"])["status"] == "falend"
+            # The alert's series: two subscriptions failing.
+            series = 'weerbaar_webhook_subscriptions{service="notifications",status="falend"} 2.0'
+            assert series in service.client.get("/metrics").text
+            # Back.
+            ours.release.set()
+            ours.mode = "ok"
+            assert await asyncio.to_thread(service.send_due) == 11
+            assert service.next_due() is None
+
+            # The alert went out as a public event, and so did the recovery.
+            def announced() -> list[str]:
+                return [
+                    m.subject.split(".")[2]
+                    for m in stream_messages(service.settings.nats_url)
+                    if m.subject.startswith("weerbaar.notifications.WebhookAbonnement")
+                ]
+
+            await asyncio.to_thread(
+                wait_until,
+                lambda: sorted(announced()).count("WebhookAbonnementHersteld") == 2,
+                what="the alert and the recovery on the stream",
+            )
+            assert sorted(await asyncio.to_thread(announced)) == (
+                ["WebhookAbonnementGefaald"] * 2 + ["WebhookAbonnementHersteld"] * 2
+            )
+
+        # The slow phase's requests end once released: 11 each for 500, slow and ok.
+        wait_until(lambda: len(ours.received) == 33, what="every request at the receiver")
+    eigen_ids = {ids[0], ids[1], ids[3]}
+    alle_ids = set(ids)
+    # Every event reached its subscriptions. The slow phase's requests reached the receiver too
+    # (it just answered late), so it holds some events twice: under the same webhook-id.
+    accepted = ours.accepted_ids()
+    assert set(accepted) == alle_ids
+    assert len(accepted) == len(eigen_ids) + len(alle_ids)
+    assert len(ours.received) > len(accepted), "the slow answers arrived too: duplicates"
+    assert {r.headers["webhook-id"] for r in ours.received} == alle_ids
+    # Another organisation's dossier never reached the werkgever's subscription, and v.v.
+    for request in ours.received:
+        assert request.headers["content-type"] == "application/cloudevents+json"
+    assert {r.headers["webhook-id"] for r in theirs.received} == {ids[4], ids[5], ids[7]}
+    for r in theirs.received:
+        assert str(ander_dossier) in r.body.decode() and str(dossier) not in r.body.decode()
+    # Signatures verify with each subscription's own secret (at the clock of the attempt).
+    for r in ours.received:
+        stamp = datetime.fromtimestamp(int(r.headers["webhook-timestamp"]), UTC)
+        assert verify(eigen["secret"], r.headers, r.body, stamp) or verify(
+            alles["secret"], r.headers, r.body, stamp
+        )
+    for r in theirs.received:
+        stamp = datetime.fromtimestamp(int(r.headers["webhook-timestamp"]), UTC)
+        assert verify(ander["secret"], r.headers, r.body, stamp)
+        assert not verify(eigen["secret"], r.headers, r.body, stamp)
+    # The body is the CloudEvent as published.
+    messages = await asyncio.to_thread(stream_messages, service.settings.nats_url)
+    published = {m.envelope["id"]: m.data for m in messages}
+    for r in ours.received:
+        assert r.body == published[r.headers["webhook-id"]]
+
+    # The delivery log: four attempts each, with what happened.
+    log = service.log(eigen["abonnement_id"])
+    assert {b["event_id"] for b in log} == eigen_ids, "never the audit trail to a werkgever"
+    for bezorging in log:
+        assert bezorging["status"] == "afgeleverd"
+        assert [p["poging"] for p in bezorging["log"]] == [1, 2, 3, 4]
+        assert [(p["status_code"], p["fout"]) for p in bezorging["log"]] == [
+            (None, "verbinding_mislukt"),
+            (500, None),
+            (None, "timeout"),
+            (200, None),
+        ]
+        assert all(p["duur_ms"] >= 0 for p in bezorging["log"])
+    stored = service.stored()
+    assert len([e for e in stored if isinstance(e, AbonnementFalend)]) == 2
+    assert len([e for e in stored if isinstance(e, AbonnementHersteld)]) == 2
+    assert service.abonnement(eigen["abonnement_id"])["status"] == "actief"
+
+
+async def test_a_receiver_down_for_24_hours_still_gets_the_event(service: Webhooks) -> None:
+    with receiver(up=False) as ours:
+        eigen = service.subscribe(ours.url)
+        async with consuming(service):
+            [event_id] = await _publish(service.settings, [_ingediend(uuid.uuid4(), ORGANISATIE)])
+            await _wait_planned(service, 1)
+        first = NU
+        attempts = 0
+        while (due := service.next_due()) is not None and due - first < timedelta(hours=24):
+            assert await asyncio.to_thread(service.send_due) == 1
+            attempts += 1
+            assert attempts < 10
+        assert service.next_due() is not None, "the schedule gave up within 24 hours"
+        ours.start()  # back after 24 hours of downtime
+        assert await asyncio.to_thread(service.send_due) == 1
+    assert ours.accepted_ids() == [event_id]
+    [bezorging] = service.log(eigen["abonnement_id"])
+    assert bezorging["status"] == "afgeleverd"
+    times = [datetime.fromisoformat(p["op"]) for p in bezorging["log"]]
+    assert times[-1] - times[0] >= timedelta(hours=24)
+    # Each wait is the schedule's delay, stretched by at most the jitter.
+    settings = service.settings
+    for wait, delay in zip(
+        [b - a for a, b in itertools.pairwise(times)],
+        settings.webhook_retry_schedule_s,
+        strict=False,
+    ):
+        seconds = wait.total_seconds()
+        assert delay <= seconds <= delay * (1 + settings.webhook_jitter) + 0.001
+
+
+async def test_given_up_delivery_is_sent_again_on_request(service: Webhooks) -> None:
+    short = service.settings.model_copy(update={"webhook_retry_schedule_s": (60.0, 60.0)})
+    components = bootstrap(short, service.clock)
+    short_service = Webhooks(components, TestClient(components.api), service.clock, short)
+    try:
+        with receiver(up=False) as ours:
+            eigen = short_service.subscribe(ours.url)
+            async with consuming(short_service):
+                [event_id] = await _publish(short, [_ingediend(uuid.uuid4(), ORGANISATIE)])
+                await _wait_planned(short_service, 1)
+            for _ in range(3):
+                assert await asyncio.to_thread(short_service.send_due) == 1
+            [bezorging] = short_service.log(eigen["abonnement_id"])
+            assert bezorging["status"] == "opgegeven"
+            assert short_service.next_due() is None
+            assert short_service.abonnement(eigen["abonnement_id"])["status"] == "falend"
+
+            ours.start()
+            werkgever = short_service.headers("werkgever", ORGANISATIE)
+            other = short_service.headers("werkgever", ANDERE)
+            path = f"/webhooks/bezorgingen/{bezorging['bezorging_id']}/opnieuw"
+            assert short_service.client.post(path, headers=other).status_code == 404
+            response = short_service.client.post(path, headers=werkgever)
+            assert response.status_code == 202, response.text
+            assert await asyncio.to_thread(short_service.send_due) == 1
+            # Sending a delivered one again: the receiver sees the same id twice.
+            assert short_service.client.post(path, headers=werkgever).status_code == 202
+            assert await asyncio.to_thread(short_service.send_due) == 1
+        assert ours.accepted_ids() == [event_id, event_id]
+        [bezorging] = short_service.log(eigen["abonnement_id"])
+        assert bezorging["status"] == "afgeleverd"
+        assert [p["geslaagd"] for p in bezorging["log"]] == [False, False, False, True, True]
+    finally:
+        short_service.client.close()
+        components.webhook_sender.close()
+        components.app.close()
+
+
+async def test_two_replicas_plan_once_and_never_send_one_attempt_twice(
+    service: Webhooks,
+) -> None:
+    second = bootstrap(service.settings, service.clock)
+    try:
+        with receiver() as ours:
+            service.subscribe(ours.url)
+            async with consuming(service, replicas=2):
+                ids = await _publish(
+                    service.settings, [_ingediend(uuid.uuid4(), ORGANISATIE) for _ in range(60)]
+                )
+                await _wait_planned(service, 60)
+            senders = [service.components.webhook_sender, second.webhook_sender]
+
+            def drain(index: int) -> int:
+                sent = 0
+                for _ in range(50):
+                    count = senders[index].run_once()
+                    sent += count
+                    if count == 0:
+                        break
+                return sent
+
+            with ThreadPoolExecutor(2) as pool:
+                sent = sum(pool.map(drain, [0, 1]))
+        assert sent == 60
+        assert sorted(ours.accepted_ids()) == sorted(ids)
+    finally:
+        second.webhook_sender.close()
+        second.app.close()
+
+
+def test_subscriptions_are_an_organisations_own(service: Webhooks) -> None:
+    client = service.client
+    eigen = service.subscribe("http://127.0.0.1:9/hook")
+    assert eigen["secret"].startswith("whsec_")
+    assert eigen["organisatie_code"] == ORGANISATIE
+    path = f"/webhooks/abonnementen/{eigen['abonnement_id']}"
+    werkgever = service.headers("werkgever", ORGANISATIE)
+    other = service.headers("werkgever", ANDERE)
+
+    shown = client.get(path, headers=werkgever)
+    assert shown.status_code == 200 and "secret" not in shown.json()
+    assert client.get(path, headers=other).status_code == 404
+    assert client.get(f"{path}/bezorgingen", headers=other).status_code == 404
+    assert client.delete(path, headers=other).status_code == 404
+    assert client.get("/webhooks/abonnementen", headers=other).json() == []
+    assert [
+        a["abonnement_id"] for a in client.get("/webhooks/abonnementen", headers=werkgever).json()
+    ] == [eigen["abonnement_id"]]
+    # Not for another organisation, not for the audit trail.
+    refused = client.post(
+        "/webhooks/abonnementen",
+        json={"callback_url": "http://127.0.0.1:9/", "organisatie_code": ANDERE},
+        headers=werkgever,
+    )
+    assert refused.status_code == 403
+    audit = client.post(
+        "/webhooks/abonnementen",
+        json={"callback_url": "http://127.0.0.1:9/", "event_types": ["RapportIngezien"]},
+        headers=werkgever,
+    )
+    assert audit.status_code == 422
+    assert audit.json()["errors"] == [
+        {"field": "body.event_types", "rule": "onbekend_of_niet_toegestaan"}
+    ]
+    # The secretariaat's subscriptions (which may carry the audit trail) are not the werkgever's.
+    staff = service.subscribe(
+        "http://127.0.0.1:9/staff",
+        role="secretariaat",
+        organisatie=None,
+        organisatie_code=ORGANISATIE,
+    )
+    staff_path = f"/webhooks/abonnementen/{staff['abonnement_id']}"
+    assert client.get(staff_path, headers=werkgever).status_code == 404
+    assert client.get(f"{staff_path}/bezorgingen", headers=werkgever).status_code == 404
+    assert staff["abonnement_id"] not in {
+        a["abonnement_id"] for a in client.get("/webhooks/abonnementen", headers=werkgever).json()
+    }
+    # Compliance reads, never changes.
+    compliance = service.headers("compliance")
+    assert client.get(path, headers=compliance).status_code == 200
+    assert client.delete(path, headers=compliance).status_code == 403
+
+    removed = client.delete(path, headers=werkgever)
+    assert removed.status_code == 200 and removed.json()["status"] == "verwijderd"
+    assert client.get("/webhooks/abonnementen", headers=werkgever).json() == []
+
+
+def test_callback_urls_on_private_addresses_are_refused_unless_allowed(
+    settings: Settings,
+) -> None:
+    components = bootstrap(settings, FixedClock(NU))
+    try:
+        with TestClient(components.api) as client:
+            headers = token(settings.data_dir, "secretariaat", sub="sec-1")
+            for url, rule in (
+                ("http://127.0.0.1:8005/internal", "prive_adres"),
+                ("http://169.254.169.254/latest/meta-data", "prive_adres"),
+                ("file:///etc/passwd", "alleen_http_of_https"),
+            ):
+                response = client.post(
+                    "/webhooks/abonnementen", json={"callback_url": url}, headers=headers
+                )
+                assert response.status_code == 422, url
+                assert response.json()["errors"] == [{"field": "body.callback_url", "rule": rule}]
+                assert url not in response.text
+    finally:
+        components.webhook_sender.close()
+        components.app.close()
+
+
+async def test_a_removed_subscription_gets_nothing_more_and_its_secret_is_destroyed(
+    service: Webhooks,
+) -> None:
+    with receiver() as ours:
+        eigen = service.subscribe(ours.url)
+        async with consuming(service):
+            await _publish(service.settings, [_ingediend(uuid.uuid4(), ORGANISATIE)])
+            await _wait_planned(service, 1)
+            removed = service.client.delete(
+                f"/webhooks/abonnementen/{eigen['abonnement_id']}",
+                headers=service.headers("werkgever", ORGANISATIE),
+            )
+            assert removed.status_code == 200
+            assert service.next_due() is None
+            assert await asyncio.to_thread(service.components.webhook_sender.run_once) == 0
+            # Events after the removal plan nothing for it.
+            await _publish(service.settings, [_ingediend(uuid.uuid4(), ORGANISATIE)])
+            await asyncio.to_thread(
+                wait_until,
+                lambda: _inbox(service) == 2,
+                what="the second event handled",
+            )
+        assert _planned(service) == 1
+        assert ours.received == []
+    [bezorging] = service.log(eigen["abonnement_id"])
+    assert bezorging["status"] == "vervallen"
+    with service.components.app.datastore.get_connection() as conn:
+        row = conn.execute(
+            "SELECT wrapped_key FROM notifications.dossier_keys WHERE aanvraag_id = %s",
+            (uuid.UUID(eigen["abonnement_id"]),),
+        ).fetchone()
+    assert row is not None and row["wrapped_key"] is None
+
+
+def _inbox(service: Webhooks) -> int:
+    with service.components.app.datastore.get_connection() as conn:
+        row = conn.execute(
+            "SELECT count(*) AS n FROM notifications.inbox"
+            " WHERE consumer = 'notifications-webhooks'"
+        ).fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+async def test_an_event_before_its_dossiers_organisation_is_known_is_retried_not_lost(
+    service: Webhooks,
+) -> None:
+    """Out of order (a redelivery can cause it): the organisation filter waits for the register."""
+    with receiver() as ours:
+        service.subscribe(ours.url)
+        dossier = uuid.uuid4()
+        async with consuming(service) as [consumer]:
+            contact = public.ContactOpgenomen(
+                aanvraag_id=dossier, contact_op=NU, binnen_termijn=True
+            )
+            ids = await _publish(service.settings, [contact, _ingediend(dossier, ORGANISATIE)])
+            await _wait_planned(service, 2)
+            assert consumer.redelivered >= 1, "the early event came back"
+        assert await asyncio.to_thread(service.send_due) == 2
+    assert sorted(ours.accepted_ids()) == sorted(ids)
