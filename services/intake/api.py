@@ -3,18 +3,27 @@
 # No `from __future__ import annotations` here: FastAPI must evaluate the `Depends(...)` in the
 # route signatures, which refer to the router function's local `auth`.
 import logging
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from services.intake.application import Intake, email_hash
-from services.intake.domain import Aanmelding, Adres
-from services.intake.projections import Dossier, Status, audit_trail, list_dossiers, read_dossier
+from services.intake.audit_export import MEDIA_TYPES, Verificatie, build, render
+from services.intake.domain import Aanmelding, Adres, BewaarplichtReden
+from services.intake.projections import (
+    Dossier,
+    Status,
+    audit_trail,
+    list_dossiers_json,
+    read_dossier,
+    read_dossier_per,
+)
 from shared.auth import Auth, Principal, Role
-from shared.errors import NietGevonden
+from shared.errors import NietGevonden, Ongeldig
 from shared.eventstore import Clock
 from shared.wiring import request_context
 
@@ -48,6 +57,18 @@ class Afsluiten(BaseModel):
     """Why the secretariat closes the dossier (kept in intake, never published)."""
 
     toelichting: str = Field(min_length=1, max_length=2000)
+
+
+class Bewaarplicht(BaseModel):
+    """A legal hold: why the dossier's history must be kept (a code, never free text)."""
+
+    reden: BewaarplichtReden
+
+
+class BewaarplichtStand(BaseModel):
+    """The legal hold now in place, if any."""
+
+    bewaarplicht: BewaarplichtReden | None
 
 
 class Ontvanger(BaseModel):
@@ -109,7 +130,7 @@ def router(intake: Intake, auth: Auth, clock: Clock) -> APIRouter:
     @api.get(
         "/aanvragen/{aanvraag_id}",
         response_model=Dossier,
-        summary="Het dossier (de projectie over alle diensten)",
+        summary="Het dossier (de projectie over alle diensten), nu of zoals vastgelegd op `per`",
         tags=["aanvragen"],
     )
     def dossier(
@@ -118,12 +139,23 @@ def router(intake: Intake, auth: Auth, clock: Clock) -> APIRouter:
         principal: Annotated[
             Principal, Depends(auth.require(*STAFF, Role.bestuurder, Role.werkgever))
         ],
+        per: Annotated[
+            AwareDatetime | None,
+            Query(
+                description="RFC 3339 time with offset: the dossier as it was recorded then "
+                "(only the events recorded up to that moment)."
+            ),
+        ] = None,
     ) -> Dossier:
         check_dossier_access(request, principal, aanvraag_id)
-        found = read_dossier(intake, aanvraag_id)
+        found = (
+            read_dossier(intake, aanvraag_id)
+            if per is None
+            else read_dossier_per(intake, aanvraag_id, per)
+        )
         if found is None:
             raise NietGevonden("Onbekend dossier.")
-        found = found.met_betalers(clock.now().astimezone(AMSTERDAM).date())
+        found = found.met_betalers((per or clock.now()).astimezone(AMSTERDAM).date())
         if (
             not principal.has_role(*STAFF)
             and not principal.has_role(Role.bestuurder)
@@ -148,16 +180,19 @@ def router(intake: Intake, auth: Auth, clock: Clock) -> APIRouter:
         ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-    ) -> list[Dossier]:
-        return list(
-            list_dossiers(
+    ) -> Response:
+        # The stored views as they are (each written from a validated Dossier): the model
+        # above documents the answer.
+        return Response(
+            list_dossiers_json(
                 intake,
                 status=status,
                 deadline_verstreken=deadline_verstreken,
                 organisatie_code=organisatie_code,
                 limit=limit,
                 offset=offset,
-            )
+            ),
+            media_type="application/json",
         )
 
     @api.post(
@@ -211,6 +246,90 @@ def router(intake: Intake, auth: Auth, clock: Clock) -> APIRouter:
         if not trail:
             raise NietGevonden("Onbekend dossier.")
         return trail
+
+    return api
+
+
+def compliance_router(
+    intake: Intake,
+    auth: Auth,
+    clock: Clock,
+    verify_chains: Callable[[], Verificatie] | None = None,
+) -> APIRouter:
+    """Compliance's routes: legal holds and the audit export (``verify_chains``: how the export
+    verifies the event logs)."""
+    api = APIRouter()
+
+    @api.post(
+        "/aanvragen/{aanvraag_id}/bewaarplicht",
+        response_model=BewaarplichtStand,
+        summary="Leg een bewaarplicht op: de bewaartermijnen worden opgeschort (compliance)",
+        tags=["audit"],
+    )
+    def leg_bewaarplicht_op(
+        aanvraag_id: UUID,
+        body: Bewaarplicht,
+        request: Request,
+        principal: Annotated[Principal, Depends(auth.require(Role.compliance))],
+    ) -> BewaarplichtStand:
+        ctx = request_context(request, principal, clock)
+        intake.leg_bewaarplicht_op(aanvraag_id, body.reden, ctx)
+        return BewaarplichtStand(bewaarplicht=body.reden)
+
+    @api.delete(
+        "/aanvragen/{aanvraag_id}/bewaarplicht",
+        response_model=BewaarplichtStand,
+        summary="Hef de bewaarplicht op: de bewaartermijnen gelden weer (compliance)",
+        tags=["audit"],
+    )
+    def hef_bewaarplicht_op(
+        aanvraag_id: UUID,
+        request: Request,
+        principal: Annotated[Principal, Depends(auth.require(Role.compliance))],
+    ) -> BewaarplichtStand:
+        intake.hef_bewaarplicht_op(aanvraag_id, request_context(request, principal, clock))
+        return BewaarplichtStand(bewaarplicht=None)
+
+    @api.get(
+        "/audit/export",
+        summary="Auditverslag van een dossier of een periode: JSON, CSV of HTML (compliance)",
+        tags=["audit"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The export; HTML and JSON state the chain verification.",
+                "content": {media: {} for media in MEDIA_TYPES.values()},
+            }
+        },
+    )
+    def audit_export(
+        _: Annotated[Principal, Depends(auth.require(Role.compliance))],
+        aanvraag_id: UUID | None = None,
+        van: Annotated[AwareDatetime | None, Query(description="from (RFC 3339)")] = None,
+        tot: Annotated[AwareDatetime | None, Query(description="until, exclusive")] = None,
+        formaat: Literal["json", "csv", "html"] = "json",
+        verifieer: Annotated[
+            bool, Query(description="verify the event logs against their hash chains")
+        ] = True,
+    ) -> Response:
+        if aanvraag_id is None and (van is None or tot is None):
+            raise Ongeldig(
+                [{"field": "query.aanvraag_id", "rule": "aanvraag_id, or van and tot"}],
+                "Geef een dossier (aanvraag_id) of een periode (van en tot).",
+            )
+        verificatie = verify_chains() if verifieer and verify_chains is not None else None
+        with intake.datastore.get_connection() as conn:
+            export = build(
+                conn,
+                aanvraag_id=aanvraag_id,
+                van=van,
+                tot=tot,
+                verificatie=verificatie,
+                now=clock.now(),
+            )
+        if export is None:
+            raise NietGevonden("Onbekend dossier.")
+        return Response(render(export, formaat), media_type=MEDIA_TYPES[formaat])
 
     return api
 

@@ -6,6 +6,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import ClassVar
 from uuid import UUID, uuid4
 
@@ -15,14 +16,19 @@ from services.intake.domain import (
     Aanmelding,
     Aanvraag,
     AfsluitReden,
+    BewaarplichtReden,
     PersoonsgegevensVerstrekt,
     VergeetReden,
     dien_in,
+    hef_bewaarplicht_op,
+    leg_bewaarplicht_op,
     project,
     sluit_af,
     trek_in,
     vergeet,
+    vernietig,
 )
+from services.intake.projections import EVENTS, UITVOERING
 from shared.eventstore import (
     Context,
     DuplicateKey,
@@ -102,7 +108,10 @@ class Intake(ServiceApplication):
                 )
             )
         try:
-            self.record(dien_in(aanvraag_id, aanmelding, ctx), statements=statements)
+            # A new dossier: its data key is stored in the same transaction as its events.
+            with self.keys.new_dossier(aanvraag_id) as key_row:
+                statements.append(Statement(*key_row))
+                self.record(dien_in(aanvraag_id, aanmelding, ctx), statements=statements)
         except DuplicateKey:
             # The same key arrived twice at the same moment: the other request won.
             assert idempotency_key is not None
@@ -179,6 +188,62 @@ class Intake(ServiceApplication):
             return True
 
         return self.retrying(command)
+
+    def leg_bewaarplicht_op(
+        self, aanvraag_id: UUID, reden: BewaarplichtReden, ctx: Context
+    ) -> bool:
+        """Place a legal hold on the dossier; True when this call placed it."""
+
+        def command() -> bool:
+            event = leg_bewaarplicht_op(self.aanvraag(aanvraag_id), reden, ctx)
+            if event is not None:
+                self.record(event)
+            return event is not None
+
+        return self.retrying(command)
+
+    def hef_bewaarplicht_op(self, aanvraag_id: UUID, ctx: Context) -> bool:
+        """Lift the legal hold; True when this call lifted it."""
+
+        def command() -> bool:
+            event = hef_bewaarplicht_op(self.aanvraag(aanvraag_id), ctx)
+            if event is not None:
+                self.record(event)
+            return event is not None
+
+        return self.retrying(command)
+
+    def vernietig(
+        self,
+        aanvraag_id: UUID,
+        soort: str,
+        event_ids: Sequence[str],
+        tot: datetime,
+        ctx: Context,
+    ) -> None:
+        """Destroy read-model entries of one event type and record GegevensVernietigd, together.
+
+        Never a silent delete: the event and the deletes commit in one transaction, and a legal
+        hold placed meanwhile makes the command refuse (Conflict) and delete nothing.
+        """
+
+        def command() -> None:
+            event = vernietig(self.aanvraag(aanvraag_id), soort, len(event_ids), tot, ctx)
+            ids = list(event_ids)
+            self.record(
+                event,
+                statements=[
+                    Statement(
+                        SQL("DELETE FROM {} WHERE aanvraag_id = %s AND event_id = ANY(%s)").format(
+                            table
+                        ),
+                        (aanvraag_id, ids),
+                    )
+                    for table in (EVENTS, UITVOERING)
+                ],
+            )
+
+        self.retrying(command)
 
     def trek_aanvraag_in(self, aanvraag_id: UUID, ctx: Context) -> None:
         """Withdraw an aanvraag (a repeated request has no second effect)."""

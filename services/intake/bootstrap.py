@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 from uuid import UUID
 
-from services.intake.api import internal_router, router
+from services.intake.api import compliance_router, internal_router, router
 from services.intake.application import Intake
+from services.intake.audit_export import verify_chains
 from services.intake.gateway import to_public
 from services.intake.projections import DDL, UITVOERING_SUBJECTS, Afsluiting, DossierProjection
 from shared.consumer import Delivery, Subscription
@@ -37,6 +38,7 @@ def bootstrap(settings: Settings, clock: Clock) -> Components:
     )
     api.include_router(contract_router())
     api.include_router(router(app, auth, clock))
+    api.include_router(compliance_router(app, auth, clock, lambda: verify_chains(settings)))
     api.include_router(internal_router(app, auth, clock))
     add_standard_readiness(api, app, settings)
     projection = DossierProjection(app)

@@ -252,6 +252,31 @@ class PersoonsgegevensVerstrekt(DomainEvent):
     gegevens: Literal["email_aanvrager", "email_bestuurder", "email_werkgever", "adres_bestuurder"]
 
 
+BewaarplichtReden = Literal["rechtszaak", "klacht", "onderzoek", "toezicht"]
+"""Why a dossier's history must be kept beyond its retention periods (a legal hold)."""
+
+
+class BewaarplichtOpgelegd(DomainEvent):
+    """A legal hold was placed on the dossier: retention destroys nothing of it."""
+
+    reden: BewaarplichtReden
+
+
+class BewaarplichtOpgeheven(DomainEvent):
+    """The legal hold was lifted: the retention periods apply again."""
+
+
+class GegevensVernietigd(DomainEvent):
+    """Entries of one public event type of the dossier's read models were destroyed (retention).
+
+    Recorded in the transaction that deletes them. The event stores are not touched.
+    """
+
+    soort: str
+    aantal: int
+    tot: datetime
+
+
 # --- aggregate ---
 
 Status = Literal["ingediend", "ingetrokken", "afgesloten"]
@@ -264,6 +289,7 @@ class Aanvraag(Aggregate):
     ontvangen_op: datetime
     status: Status = "ingediend"
     vergeten_op: datetime | None = None
+    bewaarplicht: BewaarplichtReden | None = None
 
     @property
     def binnen_regeling(self) -> bool:
@@ -325,6 +351,33 @@ def vergeet(
     )
 
 
+def leg_bewaarplicht_op(
+    aanvraag: Aanvraag, reden: BewaarplichtReden, ctx: Context
+) -> BewaarplichtOpgelegd | None:
+    """Place a legal hold; None when this hold is in place already (one effect however often)."""
+    if aanvraag.bewaarplicht == reden:
+        return None
+    return next_event(BewaarplichtOpgelegd, aanvraag, ctx, reden=reden)
+
+
+def hef_bewaarplicht_op(aanvraag: Aanvraag, ctx: Context) -> BewaarplichtOpgeheven | None:
+    """Lift the legal hold; None when there is none."""
+    if aanvraag.bewaarplicht is None:
+        return None
+    return next_event(BewaarplichtOpgeheven, aanvraag, ctx)
+
+
+def vernietig(
+    aanvraag: Aanvraag, soort: str, aantal: int, tot: datetime, ctx: Context
+) -> GegevensVernietigd:
+    """Record a destruction; refused under a legal hold or before the dossier ended."""
+    if aanvraag.bewaarplicht is not None:
+        raise Conflict("Op het dossier rust een bewaarplicht; er wordt niets vernietigd.")
+    if aanvraag.status == "ingediend":
+        raise Conflict("Het dossier loopt nog; er wordt niets vernietigd.")
+    return next_event(GegevensVernietigd, aanvraag, ctx, soort=soort, aantal=aantal, tot=tot)
+
+
 def project(aanvraag: Aanvraag | None, events: Iterable[DomainEvent]) -> Aanvraag | None:
     """Rebuild an Aanvraag from its events."""
     for event in events:
@@ -346,4 +399,12 @@ def project(aanvraag: Aanvraag | None, events: Iterable[DomainEvent]) -> Aanvraa
             aanvraag = aanvraag.model_copy(
                 update={"version": event.originator_version, "vergeten_op": event.timestamp}
             )
+        elif isinstance(event, BewaarplichtOpgelegd | BewaarplichtOpgeheven | GegevensVernietigd):
+            assert aanvraag is not None
+            update: dict[str, object] = {"version": event.originator_version}
+            if isinstance(event, BewaarplichtOpgelegd):
+                update["bewaarplicht"] = event.reden
+            elif isinstance(event, BewaarplichtOpgeheven):
+                update["bewaarplicht"] = None
+            aanvraag = aanvraag.model_copy(update=update)
     return aanvraag

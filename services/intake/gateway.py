@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from services.intake.domain import (
     AanvraagIngetrokken,
     AanvraagOntvangen,
+    BewaarplichtOpgeheven,
+    BewaarplichtOpgelegd,
     DossierAfgesloten,
+    GegevensVernietigd,
     PersoonsgegevensVergeten,
     PersoonsgegevensVerstrekt,
     buiten_regeling_reden,
@@ -80,4 +83,33 @@ def _announce(event: DomainEvent) -> Sequence[public.PublicEvent]:
         ]
     if isinstance(event, ToegangGeweigerdVastgelegd):
         return [refusal_to_public(event, public.Dienst.INTAKE)]
+    return _retention(event)
+
+
+def _retention(event: DomainEvent) -> Sequence[public.PublicEvent]:
+    """Legal holds and destructions."""
+    if isinstance(event, BewaarplichtOpgelegd):
+        return [
+            public.BewaarplichtOpgelegd(
+                aanvraag_id=event.originator_id,
+                reden=public.BewaarplichtReden(event.reden),
+                opgelegd_op=event.timestamp,
+            )
+        ]
+    if isinstance(event, BewaarplichtOpgeheven):
+        return [
+            public.BewaarplichtOpgeheven(
+                aanvraag_id=event.originator_id, opgeheven_op=event.timestamp
+            )
+        ]
+    if isinstance(event, GegevensVernietigd):
+        return [
+            public.GegevensVernietigd(
+                aanvraag_id=event.originator_id,
+                soort=event.soort,
+                aantal=event.aantal,
+                tot=event.tot,
+                vernietigd_op=event.timestamp,
+            )
+        ]
     return []

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 from pydantic import BaseModel, ConfigDict
 
 from shared.consumer import Delivery
@@ -40,6 +40,11 @@ DDL = (
     "CREATE INDEX IF NOT EXISTS dossiers_status ON {schema}.dossiers (status, ingediend_op)",
     "CREATE INDEX IF NOT EXISTS dossiers_organisatie ON {schema}.dossiers"
     " (organisatie_code, ingediend_op)",
+    # The list without a filter, and the secretariat's overdue dossiers, newest first: without
+    # these the list sorts every dossier (a sequential scan: ~100 ms at 100,000 dossiers).
+    "CREATE INDEX IF NOT EXISTS dossiers_ingediend ON {schema}.dossiers (ingediend_op)",
+    "CREATE INDEX IF NOT EXISTS dossiers_verstreken ON {schema}.dossiers"
+    " (deadline_verstreken, ingediend_op)",
     "CREATE TABLE IF NOT EXISTS {schema}.uitvoering_events ("
     " event_id text PRIMARY KEY, aanvraag_id uuid NOT NULL, envelope jsonb NOT NULL)",
     "CREATE INDEX IF NOT EXISTS uitvoering_events_dossier ON {schema}.uitvoering_events"
@@ -194,6 +199,7 @@ class Dossier(BaseModel):
     afgesloten_op: datetime | None = None
     afsluit_reden: str | None = None
     persoonsgegevens_vergeten_op: datetime | None = None
+    bewaarplicht: str | None = None
     notificaties: tuple[Notificatie, ...] = ()
     tijdlijn: tuple[TijdlijnRegel, ...] = ()
 
@@ -441,6 +447,10 @@ class _Fold:
             state["afsluit_reden"] = data["reden"]
         elif name == "PersoonsgegevensVergeten":
             state["persoonsgegevens_vergeten_op"] = data["vergeten_op"]
+        elif name == "BewaarplichtOpgelegd":
+            state["bewaarplicht"] = data["reden"]
+        elif name == "BewaarplichtOpgeheven":
+            state["bewaarplicht"] = None
         elif name in {"NotificatieVerzonden", "NotificatieMislukt"}:
             note = "verzonden"
             if name == "NotificatieMislukt":
@@ -484,35 +494,80 @@ class DossierProjection:
                 SQL("SELECT 1 FROM {} WHERE aanvraag_id = %s FOR UPDATE").format(DOSSIERS),
                 (aanvraag_id,),
             )
-            curs.execute(
-                SQL(
-                    "INSERT INTO {} (event_id, aanvraag_id, type, time, stream_sequence, envelope)"
-                    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING"
-                    " RETURNING event_id"
-                ).format(EVENTS),
-                (
-                    envelope.id,
-                    aanvraag_id,
-                    envelope.type,
-                    envelope.time,
-                    delivery.stream_sequence,
-                    envelope.to_json().decode(),
-                ),
-            )
-            if curs.fetchone() is None:
+            if not store_event(curs, EVENTS, envelope, aanvraag_id, delivery.stream_sequence):
                 return  # a redelivery: this event is already in the projection
-            curs.execute(
-                SQL("SELECT envelope, stream_sequence FROM {} WHERE aanvraag_id = %s").format(
-                    EVENTS
-                ),
-                (aanvraag_id,),
-            )
-            rows = curs.fetchall()
-            dossier = fold(
-                (CloudEvent.model_validate(row["envelope"]) for row in rows),
-                {row["envelope"]["id"]: row["stream_sequence"] or 0 for row in rows},
-            )
-            write_dossier(curs, aanvraag_id, dossier)
+            purge_destroyed(curs, aanvraag_id, EVENTS, UITVOERING)
+            refold(curs, aanvraag_id, EVENTS, DOSSIERS)
+
+
+def store_event(
+    curs: Any, table: Identifier, envelope: CloudEvent, aanvraag_id: UUID, sequence: int | None
+) -> bool:
+    """Keep one public event of a dossier; False when it was there already."""
+    curs.execute(
+        SQL(
+            "INSERT INTO {} (event_id, aanvraag_id, type, time, stream_sequence, envelope)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING"
+            " RETURNING event_id"
+        ).format(table),
+        (
+            envelope.id,
+            aanvraag_id,
+            envelope.type,
+            envelope.time,
+            sequence,
+            envelope.to_json().decode(),
+        ),
+    )
+    return curs.fetchone() is not None
+
+
+DESTROYED_TYPE = "nl.weerbaarbestuur.GegevensVernietigd.v1"
+
+
+def purge_destroyed(
+    curs: Any, aanvraag_id: UUID, events: Identifier, uitvoering: Identifier
+) -> None:
+    """Remove what a recorded destruction (GegevensVernietigd) covers: every entry of its type
+    recorded up to its ``tot``. Retention deleted them already; this keeps them out when they
+    come again (a redelivery, a rebuild from the event stores or the stream)."""
+    covered = SQL(
+        "SELECT e.event_id FROM {events} e JOIN {events} d ON d.aanvraag_id = e.aanvraag_id"
+        " WHERE e.aanvraag_id = %(id)s AND d.type = %(destroyed)s"
+        " AND split_part(e.type, '.', 3) = d.envelope->'data'->>'soort'"
+        " AND e.time <= (d.envelope->'data'->>'tot')::timestamptz"
+    ).format(events=events)
+    for table in (uitvoering, events):
+        curs.execute(
+            SQL("DELETE FROM {} WHERE aanvraag_id = %(id)s AND event_id IN ({})").format(
+                table, covered
+            ),
+            {"id": aanvraag_id, "destroyed": DESTROYED_TYPE},
+        )
+
+
+def refold(curs: Any, aanvraag_id: UUID, events: Identifier, dossiers: Identifier) -> None:
+    """Fold the dossier from every event the projection holds of it and store the view.
+
+    Holds the dossier's row lock first (as the projection's writers do): a fold from events read
+    before another writer's commit must never overwrite that writer's newer view.
+    """
+    curs.execute(
+        SQL("SELECT 1 FROM {} WHERE aanvraag_id = %s FOR UPDATE").format(dossiers), (aanvraag_id,)
+    )
+    curs.execute(
+        SQL("SELECT envelope, stream_sequence FROM {} WHERE aanvraag_id = %s").format(events),
+        (aanvraag_id,),
+    )
+    write_dossier(curs, aanvraag_id, fold_rows(curs.fetchall()), dossiers)
+
+
+def fold_rows(rows: Sequence[Mapping[str, Any]]) -> Dossier | None:
+    """Fold stored rows (``envelope``, ``stream_sequence``) of one dossier."""
+    return fold(
+        (CloudEvent.model_validate(row["envelope"]) for row in rows),
+        {row["envelope"]["id"]: row["stream_sequence"] or 0 for row in rows},
+    )
 
 
 class Afsluiting:
@@ -532,6 +587,12 @@ class Afsluiting:
         aanvraag_id = delivery.event.aanvraag_id
         assert aanvraag_id is not None
         with self.app.datastore.transaction(commit=True) as curs:
+            # One dossier at a time: two replicas handling its last two events at once would
+            # each miss the other's uncommitted row, and neither would close the dossier.
+            curs.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"weerbaar-afsluiting:{aanvraag_id}",),
+            )
             curs.execute(
                 SQL(
                     "INSERT INTO {} (event_id, aanvraag_id, envelope) VALUES (%s, %s, %s)"
@@ -549,16 +610,26 @@ class Afsluiting:
             self.close(aanvraag_id, totaal, uitgevoerd, delivery)
 
 
-def write_dossier(curs: Any, aanvraag_id: UUID, dossier: Dossier | None) -> None:
-    """Store a folded dossier (or mark it as not yet visible)."""
+def write_dossier(
+    curs: Any, aanvraag_id: UUID, dossier: Dossier | None, table: Identifier = DOSSIERS
+) -> None:
+    """Store a folded dossier (or mark it as not visible: not yet, or no longer after retention)."""
     if dossier is None:
+        curs.execute(
+            SQL(
+                "UPDATE {} SET zichtbaar = false, status = NULL, organisatie_code = NULL,"
+                " contact_deadline = NULL, deadline_verstreken = false, ingediend_op = NULL,"
+                " view = NULL WHERE aanvraag_id = %s AND zichtbaar"
+            ).format(table),
+            (aanvraag_id,),
+        )
         return
     curs.execute(
         SQL(
             "UPDATE {} SET zichtbaar = true, status = %s, organisatie_code = %s,"
             " contact_deadline = %s, deadline_verstreken = %s, ingediend_op = %s,"
             " bijgewerkt_op = now(), view = %s WHERE aanvraag_id = %s"
-        ).format(DOSSIERS),
+        ).format(table),
         (
             dossier.status,
             dossier.organisatie_code,
@@ -581,16 +652,30 @@ def read_dossier(app: ServiceApplication, aanvraag_id: UUID) -> Dossier | None:
     return None if row is None else Dossier.model_validate(row["view"])
 
 
-def list_dossiers(
-    app: ServiceApplication,
-    *,
-    status: str | None = None,
-    deadline_verstreken: bool | None = None,
-    organisatie_code: str | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> Sequence[Dossier]:
-    """Dossiers for the secretariat, newest first, with filters."""
+def read_dossier_per(app: ServiceApplication, aanvraag_id: UUID, per: datetime) -> Dossier | None:
+    """The dossier as it was recorded at ``per``: folded from the events recorded until then.
+
+    An event's ``time`` is when its service recorded it, so a later event (a decision, a
+    correction) never changes what this returns for an earlier moment.
+    """
+    with app.datastore.get_connection() as conn:
+        rows = conn.execute(
+            SQL(
+                "SELECT envelope, stream_sequence FROM {} WHERE aanvraag_id = %s AND time <= %s"
+            ).format(EVENTS),
+            (aanvraag_id, per),
+        ).fetchall()
+    return fold_rows(rows)
+
+
+def _list_query(
+    column: str,
+    status: str | None,
+    deadline_verstreken: bool | None,
+    organisatie_code: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[Composed, list[Any]]:
     clauses = [SQL("zichtbaar")]
     params: list[Any] = []
     if status is not None:
@@ -602,12 +687,32 @@ def list_dossiers(
     if organisatie_code is not None:
         clauses.append(SQL("organisatie_code = %s"))
         params.append(organisatie_code)
-    query = SQL(
-        "SELECT view FROM {} WHERE {} ORDER BY ingediend_op DESC LIMIT %s OFFSET %s"
-    ).format(DOSSIERS, SQL(" AND ").join(clauses))
+    query = SQL("SELECT {} FROM {} WHERE {} ORDER BY ingediend_op DESC LIMIT %s OFFSET %s").format(
+        SQL(column), DOSSIERS, SQL(" AND ").join(clauses)
+    )
+    return query, [*params, limit, offset]
+
+
+def list_dossiers_json(
+    app: ServiceApplication,
+    *,
+    status: str | None = None,
+    deadline_verstreken: bool | None = None,
+    organisatie_code: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> bytes:
+    """The same list as a JSON array of the stored views, as they are stored.
+
+    Each view was written from a validated ``Dossier`` (``write_dossier``), so the list need not
+    parse, validate and serialise up to 500 of them again: that took most of the list's time.
+    """
+    query, params = _list_query(
+        "view::text AS view", status, deadline_verstreken, organisatie_code, limit, offset
+    )
     with app.datastore.get_connection() as conn:
-        rows = conn.execute(query, [*params, limit, offset]).fetchall()
-    return [Dossier.model_validate(row["view"]) for row in rows]
+        rows = conn.execute(query, params, prepare=True).fetchall()
+    return ("[" + ",".join(row["view"] for row in rows) + "]").encode()
 
 
 def audit_trail(app: ServiceApplication, aanvraag_id: UUID) -> list[dict[str, Any]]:

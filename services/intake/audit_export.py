@@ -1,0 +1,459 @@
+"""The audit export: who did what in a dossier (or a period), every read and refusal, the deadlines.
+
+Built from the dossier projection's stored public events (the audit trail): who submitted,
+planned, held, wrote, reviewed, approved, consented, released, **read** (which version, when) and
+was refused, and whether the contact deadline was met. As JSON and CSV for machines and as an
+HTML document a compliance officer can file; each states whether the services' event logs were
+verified against their tamper-evident chains (``shared.chain``) when it was made, and the result.
+
+It holds no personal data: public events carry none, and actors are opaque ids (the token's
+``sub``), never names or e-mail addresses.
+
+``weerbaar audit-export --aanvraag ID | --van T --tot T [--formaat json|csv|html] [--uit FILE]``
+works on the database directly (operator); ``GET /audit/export`` serves the same to compliance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import io
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL
+
+from services.intake.projections import EVENTS
+from shared.chain import verify
+from shared.contracts.envelope import format_rfc3339
+from shared.eventstore import utcnow
+from shared.settings import SERVICES, Settings, load_settings
+from shared.signing import load_public_keys
+
+Formaat = Literal["json", "csv", "html"]
+
+#: What each event says someone did (the export's "handeling"); other events are listed as is.
+HANDELINGEN: dict[str, str] = {
+    "AanvraagIngediend": "ingediend",
+    "AanvraagBuitenRegeling": "buiten regeling vastgesteld",
+    "AanvraagIngetrokken": "ingetrokken",
+    "DossierAfgesloten": "afgesloten",
+    "PersoonsgegevensVerstrekt": "persoonsgegevens verstrekt",
+    "PersoonsgegevensVergeten": "persoonsgegevens vergeten",
+    "ContacttermijnGesteld": "contacttermijn gesteld",
+    "ContactOpgenomen": "contact opgenomen",
+    "ContacttermijnVerstreken": "contacttermijn verstreken",
+    "AfspraakGepland": "gepland",
+    "AfspraakVerzet": "verzet",
+    "AfspraakGeannuleerd": "geannuleerd",
+    "GesprekGevoerd": "gesprek gevoerd",
+    "WoningscanUitgevoerd": "woningscan uitgevoerd",
+    "ToelichtingAangevraagd": "toelichting aangevraagd",
+    "RapportOpgesteld": "rapport geschreven",
+    "RapportHerzien": "rapport herzien",
+    "RapportTerToetsingAangeboden": "ter toetsing aangeboden",
+    "RapportGoedgekeurd": "goedgekeurd",
+    "RapportAfgekeurd": "afgekeurd",
+    "RapportVerstrektAanBestuurder": "verstrekt aan bestuurder",
+    "InstemmingGegeven": "instemming gegeven",
+    "InstemmingGeweigerd": "instemming geweigerd",
+    "RapportVrijgegeven": "vrijgegeven",
+    "RapportIngezien": "gelezen",
+    "PkvwStatusGewijzigd": "PKVW-status gewijzigd",
+    "MaatregelUitgevoerd": "maatregel uitgevoerd",
+    "NotificatieVerzonden": "notificatie verzonden",
+    "NotificatieMislukt": "notificatie mislukt",
+    "ToegangGeweigerd": "toegang geweigerd",
+}
+
+#: Fields of ``data`` that the export repeats (ids, versions, codes, counts: never personal data).
+DETAILS = (
+    "versie",
+    "rol",
+    "soort",
+    "gegevens",
+    "reden",
+    "actie",
+    "status_code",
+    "binnen_termijn",
+    "deadline",
+    "status",
+    "instemming",
+    "aantal_maatregelen",
+)
+
+CSV_COLUMNS = (
+    "tijd",
+    "aanvraag_id",
+    "handeling",
+    "gebeurtenis",
+    "dienst",
+    "rol",
+    "actor",
+    "versie",
+    "details",
+    "event_id",
+)
+
+
+@dataclass(frozen=True)
+class Regel:
+    """One event in the export."""
+
+    tijd: str
+    aanvraag_id: str
+    handeling: str
+    gebeurtenis: str
+    dienst: str
+    rol: str | None
+    actor: str | None
+    versie: int | None
+    details: str
+    event_id: str
+
+
+@dataclass(frozen=True)
+class Termijn:
+    """The contact deadline of one dossier and whether it was met."""
+
+    aanvraag_id: str
+    deadline: str | None
+    contact_op: str | None
+    uitkomst: Literal["gehaald", "gemist", "open"]
+
+
+@dataclass(frozen=True)
+class Verificatie:
+    """Whether the services' event logs were verified against their chains, and the result."""
+
+    uitgevoerd: bool
+    in_orde: bool | None
+    diensten: dict[str, str] = field(default_factory=dict)
+    toelichting: str = ""
+
+
+@dataclass(frozen=True)
+class Export:
+    """Everything the export says."""
+
+    reikwijdte: dict[str, str]
+    gemaakt_op: str
+    verificatie: Verificatie
+    gebeurtenissen: tuple[Regel, ...]
+    termijnen: tuple[Termijn, ...]
+
+    @property
+    def actoren(self) -> list[dict[str, Any]]:
+        """Each actor (role + opaque id) and what they did, in order of first appearance."""
+        seen: dict[tuple[str | None, str | None], dict[str, Any]] = {}
+        for regel in self.gebeurtenissen:
+            key = (regel.rol, regel.actor)
+            entry = seen.setdefault(
+                key, {"rol": regel.rol, "actor": regel.actor, "handelingen": {}}
+            )
+            entry["handelingen"][regel.handeling] = entry["handelingen"].get(regel.handeling, 0) + 1
+        return list(seen.values())
+
+    @property
+    def inzage(self) -> list[Regel]:
+        """Every read of the report: who, which version, when."""
+        return [r for r in self.gebeurtenissen if r.gebeurtenis == "RapportIngezien"]
+
+    @property
+    def weigeringen(self) -> list[Regel]:
+        """Every refused attempt."""
+        return [r for r in self.gebeurtenissen if r.gebeurtenis == "ToegangGeweigerd"]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "reikwijdte": self.reikwijdte,
+            "gemaakt_op": self.gemaakt_op,
+            "verificatie": asdict(self.verificatie),
+            "actoren": self.actoren,
+            "inzage": [asdict(r) for r in self.inzage],
+            "weigeringen": [asdict(r) for r in self.weigeringen],
+            "termijnen": [asdict(t) for t in self.termijnen],
+            "gebeurtenissen": [asdict(r) for r in self.gebeurtenissen],
+        }
+
+
+def _regel(envelope: dict[str, Any]) -> Regel:
+    name = envelope["type"].split(".")[-2]
+    data = envelope.get("data") or {}
+    details = {k: data[k] for k in DETAILS if k in data and k != "versie"}
+    if name == "ToegangGeweigerd":
+        details["dienst"] = data.get("dienst")
+    versie = data.get("versie")
+    return Regel(
+        tijd=envelope["time"],
+        aanvraag_id=str(envelope.get("subject") or ""),
+        handeling=HANDELINGEN.get(name, name),
+        gebeurtenis=name,
+        dienst=envelope["source"].rsplit(":", 1)[-1],
+        rol=envelope.get("actorrole"),
+        actor=envelope.get("actorid"),
+        versie=versie if isinstance(versie, int) else None,
+        details=" ".join(f"{k}={v}" for k, v in details.items()),
+        event_id=envelope["id"],
+    )
+
+
+def termijnen(regels: Iterable[tuple[str, dict[str, Any]]]) -> tuple[Termijn, ...]:
+    """Per dossier, the contact deadline: met, missed or still open."""
+    per: dict[str, dict[str, Any]] = {}
+    for aanvraag_id, envelope in regels:
+        name = envelope["type"].split(".")[-2]
+        data = envelope.get("data") or {}
+        entry = per.setdefault(
+            aanvraag_id, {"deadline": None, "contact_op": None, "uitkomst": None}
+        )
+        if name == "ContacttermijnGesteld":
+            entry["deadline"] = data.get("deadline")
+        elif name == "ContactOpgenomen":
+            entry["contact_op"] = data.get("contact_op")
+            entry["uitkomst"] = "gehaald" if data.get("binnen_termijn") else "gemist"
+        elif name == "ContacttermijnVerstreken":
+            entry["deadline"] = entry["deadline"] or data.get("deadline")
+            if entry["uitkomst"] is None:
+                entry["uitkomst"] = "gemist"
+    return tuple(
+        Termijn(
+            aanvraag_id=a,
+            deadline=e["deadline"],
+            contact_op=e["contact_op"],
+            uitkomst=e["uitkomst"] or "open",
+        )
+        for a, e in per.items()
+        if e["deadline"] is not None or e["uitkomst"] is not None
+    )
+
+
+def verify_chains(settings: Settings) -> Verificatie:
+    """Verify every service's event log against its hash chain and signed checkpoints."""
+    keys = load_public_keys(settings.audit_key_path.parent)
+    diensten: dict[str, str] = {}
+    in_orde = True
+    try:
+        for service in SERVICES:
+            report = verify(service, settings.database_url, keys)
+            diensten[service] = report.summary()
+            in_orde = in_orde and report.ok
+    except psycopg.Error as exc:
+        return Verificatie(
+            uitgevoerd=False,
+            in_orde=None,
+            toelichting=f"niet geverifieerd: de logs zijn niet leesbaar ({type(exc).__name__})",
+        )
+    toelichting = "in orde" if in_orde else "NIET in orde: zie de diensten"
+    if not keys:
+        toelichting += "; geen publieke sleutels gevonden, handtekeningen niet gecontroleerd"
+    return Verificatie(uitgevoerd=True, in_orde=in_orde, diensten=diensten, toelichting=toelichting)
+
+
+def build(
+    conn: psycopg.Connection[Any],
+    *,
+    aanvraag_id: UUID | None = None,
+    van: datetime | None = None,
+    tot: datetime | None = None,
+    verificatie: Verificatie | None = None,
+    now: datetime | None = None,
+) -> Export | None:
+    """The export of one dossier or of a period [van, tot); None for a dossier without events."""
+    clauses: list[SQL] = []
+    params: list[object] = []
+    reikwijdte: dict[str, str] = {}
+    if aanvraag_id is not None:
+        clauses.append(SQL("aanvraag_id = %s"))
+        params.append(aanvraag_id)
+        reikwijdte["aanvraag_id"] = str(aanvraag_id)
+    if van is not None:
+        clauses.append(SQL("time >= %s"))
+        params.append(van)
+        reikwijdte["van"] = format_rfc3339(van)
+    if tot is not None:
+        clauses.append(SQL("time < %s"))
+        params.append(tot)
+        reikwijdte["tot"] = format_rfc3339(tot)
+    if not clauses:
+        raise ValueError("an export needs a dossier or a period")
+    rows = (
+        conn.cursor(row_factory=tuple_row)
+        .execute(
+            SQL(
+                "SELECT aanvraag_id::text, envelope FROM {} WHERE {}"
+                " ORDER BY time, stream_sequence, event_id"
+            ).format(EVENTS, SQL(" AND ").join(clauses)),
+            params,
+        )
+        .fetchall()
+    )
+    if aanvraag_id is not None and not rows:
+        return None
+    envelopes = [(str(r[0]), r[1] if isinstance(r[1], dict) else json.loads(r[1])) for r in rows]
+    return Export(
+        reikwijdte=reikwijdte,
+        gemaakt_op=format_rfc3339(now or utcnow()),
+        verificatie=verificatie or Verificatie(uitgevoerd=False, in_orde=None, toelichting=""),
+        gebeurtenissen=tuple(_regel(e) for _, e in envelopes),
+        termijnen=termijnen(envelopes),
+    )
+
+
+def render(export: Export, formaat: Formaat) -> str:
+    """The export as text in the chosen format."""
+    if formaat == "json":
+        return json.dumps(export.as_json(), indent=2, ensure_ascii=False)
+    if formaat == "csv":
+        return to_csv(export)
+    return to_html(export)
+
+
+def to_csv(export: Export) -> str:
+    """One row per event (reads, refusals and deadline events included)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for regel in export.gebeurtenissen:
+        writer.writerow(asdict(regel))
+    return out.getvalue()
+
+
+def _cell(value: object) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], css: str) -> str:
+    head = "".join(f"<th>{_cell(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>\n" for row in rows
+    )
+    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>\n{body}</tbody></table>'
+
+
+def to_html(export: Export) -> str:
+    """A self-contained document to file: scope, verification, actors, reads, refusals, events."""
+    v = export.verificatie
+    if not v.uitgevoerd:
+        verified = "Niet geverifieerd tegen de hash-keten. " + v.toelichting
+    else:
+        verified = (
+            "Geverifieerd tegen de hash-keten van elke dienst bij het maken van dit document: "
+            + ("in orde." if v.in_orde else "NIET IN ORDE.")
+        )
+    scope = ", ".join(f"{k} {v}" for k, v in export.reikwijdte.items())
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="nl"><head><meta charset="utf-8">',
+        f"<title>Auditverslag {_cell(scope)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
+        "margin-bottom:1.5em}td,th{border:1px solid #999;padding:2px 6px;font-size:90%;"
+        "text-align:left}.fout{color:#a00;font-weight:bold}</style></head><body>",
+        "<h1>Auditverslag Weerbaar bestuur</h1>",
+        f'<p>Reikwijdte: <span class="reikwijdte">{_cell(scope)}</span><br>'
+        f'Gemaakt op: <span class="gemaakt-op">{_cell(export.gemaakt_op)}</span></p>',
+        "<h2>Verificatie</h2>",
+        f'<p class="verificatie{"" if v.in_orde is not False else " fout"}">{_cell(verified)}</p>',
+    ]
+    if v.diensten:
+        parts.append(_table(("dienst", "uitkomst"), sorted(v.diensten.items()), "verificatie"))
+    parts += [
+        "<p>Dit verslag bevat geen persoonsgegevens: actoren zijn ondoorzichtige kenmerken.</p>",
+        "<h2>Actoren</h2>",
+        _table(
+            ("rol", "actor", "handelingen"),
+            (
+                (
+                    a["rol"],
+                    a["actor"],
+                    ", ".join(f"{h} ({n}×)" for h, n in a["handelingen"].items()),
+                )
+                for a in export.actoren
+            ),
+            "actoren",
+        ),
+        "<h2>Inzage van het rapport</h2>",
+        _table(
+            ("tijd", "aanvraag_id", "rol", "actor", "versie"),
+            ((r.tijd, r.aanvraag_id, r.rol, r.actor, r.versie) for r in export.inzage),
+            "inzage",
+        ),
+        "<h2>Geweigerde toegang</h2>",
+        _table(
+            ("tijd", "aanvraag_id", "rol", "actor", "details"),
+            ((r.tijd, r.aanvraag_id, r.rol, r.actor, r.details) for r in export.weigeringen),
+            "weigeringen",
+        ),
+        "<h2>Termijnen</h2>",
+        _table(
+            ("aanvraag_id", "contacttermijn", "contact opgenomen", "uitkomst"),
+            ((t.aanvraag_id, t.deadline, t.contact_op, t.uitkomst) for t in export.termijnen),
+            "termijnen",
+        ),
+        "<h2>Alle gebeurtenissen</h2>",
+        _table(
+            CSV_COLUMNS,
+            (tuple(asdict(r).values()) for r in export.gebeurtenissen),
+            "gebeurtenissen",
+        ),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+MEDIA_TYPES: dict[str, str] = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+}
+
+
+def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = print) -> int:
+    """``weerbaar audit-export``: 0 written; 1 unknown dossier; 2 wrong arguments."""
+    parser = argparse.ArgumentParser(
+        prog="weerbaar audit-export",
+        description="The audit record of one dossier or a period, as JSON, CSV or HTML.",
+    )
+    parser.add_argument("--aanvraag", type=UUID, help="one dossier")
+    parser.add_argument("--van", type=datetime.fromisoformat, help="from (RFC 3339)")
+    parser.add_argument("--tot", type=datetime.fromisoformat, help="until, exclusive")
+    parser.add_argument("--formaat", choices=("json", "csv", "html"), default="html")
+    parser.add_argument("--uit", type=Path, help="write to this file (default: stdout)")
+    parser.add_argument(
+        "--zonder-verificatie", action="store_true", help="do not verify the hash chains"
+    )
+    args = parser.parse_args(argv)
+    if args.aanvraag is None and (args.van is None or args.tot is None):
+        parser.error("give --aanvraag, or --van and --tot")
+    for moment in (args.van, args.tot):
+        if moment is not None and moment.tzinfo is None:
+            parser.error("--van and --tot need a time zone offset (RFC 3339)")
+    settings = load_settings()
+    verificatie = None if args.zonder_verificatie else verify_chains(settings)
+    with psycopg.connect(settings.database_url) as conn:
+        export = build(
+            conn, aanvraag_id=args.aanvraag, van=args.van, tot=args.tot, verificatie=verificatie
+        )
+    if export is None:
+        print("weerbaar audit-export: onbekend dossier", file=sys.stderr)
+        return 1
+    text = render(export, args.formaat)
+    if args.uit is not None:
+        args.uit.write_text(text, encoding="utf-8")
+        out(f"weerbaar audit-export: {len(export.gebeurtenissen)} gebeurtenissen → {args.uit}")
+    else:
+        out(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

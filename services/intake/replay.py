@@ -1,0 +1,652 @@
+"""``weerbaar replay``: rebuild intake's dossier projection from scratch, then switch over to it.
+
+**Sources.** By default the system of record: every service's event log in PostgreSQL. Each log
+is decoded by its own service (``python -m services.<name> --export-public N``, see
+``shared.replay``) with the gateway its relay uses, so the rebuild sees the same CloudEvent ids
+and envelopes the stream carries, and no service imports another. ``--from stream`` reads the
+``WEERBAAR`` stream from sequence 1 instead (what an integrator would see).
+
+**Target.** A fresh schema (``intake_replay``) with the projection's own tables (the same DDL),
+plus the rebuild's bookkeeping: ``replay_positions`` (how far each source is read) and
+``replay_dirty`` (dossiers with events not folded yet).
+
+**Steps.**
+
+1. *Load*: per source, from its recorded position, in batches; a batch's rows and the source's new
+   position commit in one transaction, so an interrupted run (Ctrl-C, a crash, ``--max-events``)
+   continues where its last batch committed and never stores an event twice.
+2. *Fold*: every dossier that got events is folded from all its events (the projection's own
+   ``fold``) and leaves ``replay_dirty`` in the same transaction.
+3. *Switch* (unless ``--no-switch``): with the live tables locked (the live consumer waits), check
+   that every source is read to its end; then, in that one transaction, move the live tables to
+   ``intake_previous`` (kept for comparison or rollback) and the rebuilt ones to ``intake``.
+   When events arrived meanwhile, load and fold again (a few rounds at most); when the rebuild
+   still lags, the live read model stays in place and the command says so (exit 3).
+
+Rows rebuilt from the event logs have no stream sequence; their ``stream_sequence`` holds the
+event's place in its service's log (``notification_id * 64 + index``), which orders events recorded
+together exactly as the relay published them. Rows rebuilt from the stream keep their sequence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Generator, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from uuid import UUID
+
+import nats
+import psycopg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from psycopg.rows import dict_row
+from psycopg.sql import SQL, Identifier
+
+from services.intake.projections import (
+    DDL,
+    UITVOERING_SUBJECTS,
+    purge_destroyed,
+    refold,
+    store_event,
+)
+from shared.chain import events_table
+from shared.contracts.envelope import CloudEvent
+from shared.contracts.errors import InvalidCloudEvent, InvalidEvent, UnknownEventType
+from shared.contracts.registry import from_cloudevent, subject_for
+from shared.relay import advisory_key
+from shared.replay import POSITION_SCALE, Progress
+from shared.settings import SERVICES, Settings, load_settings
+
+LIVE = "intake"
+TARGET = "intake_replay"
+PREVIOUS = "intake_previous"
+TABLES = ("dossier_events", "dossiers", "uitvoering_events")
+LOCK_ORDER = ("dossiers", "dossier_events", "uitvoering_events")
+BATCH = 500
+SWITCH_ROUNDS = 5
+FOLD_CHUNK = 200
+ROOT = Path(__file__).resolve().parents[2]
+
+Source = Literal["store", "stream"]
+
+
+@dataclass
+class Outcome:
+    """What one run of the rebuild did."""
+
+    loaded: int = 0  # stored events (store) or stream messages (stream) read this run
+    events: int = 0  # public events of a dossier added to the rebuilt projection
+    folded: int = 0  # dossiers folded
+    skipped: int = 0  # stream messages the live projection would not take either (invalid)
+    complete: bool = False  # every source read to its end
+    switched: bool = False
+    positions: dict[str, int] = field(default_factory=dict)
+
+
+class Lagging(RuntimeError):
+    """The rebuild did not catch up with its sources: the live read model stays."""
+
+
+class Busy(RuntimeError):
+    """Another run rebuilds into the same target (their positions would interleave)."""
+
+
+def _ident(schema: str, table: str) -> Identifier:
+    return Identifier(schema, table)
+
+
+def _matches(subject_filters: Sequence[str], subject: str) -> bool:
+    """Whether a NATS subject matches one of the filters (``*`` = one token)."""
+    tokens = subject.split(".")
+    for pattern in subject_filters:
+        parts = pattern.split(".")
+        if len(parts) == len(tokens) and all(
+            p in {"*", t} for p, t in zip(parts, tokens, strict=True)
+        ):
+            return True
+    return False
+
+
+class Rebuild:
+    """One rebuild of the dossier projection into ``target``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        source: Source = "store",
+        target: str = TARGET,
+        progress: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.env = dict(os.environ if env is None else env)
+        self.source = source
+        self.target = target
+        self.progress = progress
+
+    # --- bookkeeping ---------------------------------------------------------------------
+
+    def connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.settings.database_url, autocommit=False)
+
+    def prepare(self, *, restart: bool = False) -> None:
+        """Create the target (with ``restart``: drop what an earlier run left first)."""
+        with self.connect() as conn:
+            if restart:
+                conn.execute(
+                    SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(self.target))
+                )
+            conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(self.target)))
+            for statement in DDL:
+                conn.execute(statement.replace("{schema}", self.target))
+            conn.execute(
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (source text PRIMARY KEY,"
+                    " position bigint NOT NULL, bijgewerkt_op timestamptz NOT NULL DEFAULT now())"
+                ).format(_ident(self.target, "replay_positions"))
+            )
+            conn.execute(
+                SQL("CREATE TABLE IF NOT EXISTS {} (aanvraag_id uuid PRIMARY KEY)").format(
+                    _ident(self.target, "replay_dirty")
+                )
+            )
+            rows = conn.execute(
+                SQL("SELECT source FROM {}").format(_ident(self.target, "replay_positions"))
+            ).fetchall()
+            others = {r[0] for r in rows} - set(self.sources())
+            if others:
+                raise SystemExit(
+                    f"weerbaar replay: {self.target} holds a rebuild from other sources "
+                    f"({', '.join(sorted(others))}); finish it with the same --from, or --restart"
+                )
+
+    def sources(self) -> tuple[str, ...]:
+        return SERVICES if self.source == "store" else ("stream",)
+
+    def positions(self, conn: psycopg.Connection[Any]) -> dict[str, int]:
+        rows = conn.execute(
+            SQL("SELECT source, position FROM {}").format(_ident(self.target, "replay_positions"))
+        ).fetchall()
+        known = {str(r[0]): int(r[1]) for r in rows}
+        return {s: known.get(s, 0) for s in self.sources()}
+
+    def ends(self, conn: psycopg.Connection[Any]) -> dict[str, int]:
+        """Where each source ends now."""
+        if self.source == "stream":
+            return {"stream": asyncio.run(_stream_last_sequence(self.settings))}
+        ends = {}
+        for service in SERVICES:
+            exists = conn.execute(
+                "SELECT to_regclass(%s)", (f"{service}.{service}_events",)
+            ).fetchone()
+            if exists is None or exists[0] is None:
+                ends[service] = 0
+                continue
+            row = conn.execute(
+                SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(
+                    events_table(service)
+                )
+            ).fetchone()
+            ends[service] = int(row[0]) if row else 0
+        return ends
+
+    def remaining(self, conn: psycopg.Connection[Any], positions: dict[str, int]) -> int:
+        """How many stored events (or stream messages) are still to read."""
+        if self.source == "stream":
+            return max(self.ends(conn)["stream"] - positions["stream"], 0)
+        total = 0
+        for service, end in self.ends(conn).items():
+            if end > positions[service]:
+                row = conn.execute(
+                    SQL("SELECT count(*) FROM {} WHERE notification_id > %s").format(
+                        events_table(service)
+                    ),
+                    (positions[service],),
+                ).fetchone()
+                total += int(row[0]) if row else 0
+        return total
+
+    # --- the steps -----------------------------------------------------------------------
+
+    def run(self, *, switch: bool = True, max_events: int | None = None) -> Outcome:
+        """Load, fold and (when caught up) switch over; one run per target at a time."""
+        outcome = Outcome()
+        with psycopg.connect(self.settings.database_url, autocommit=True) as lock:
+            row = lock.execute(
+                "SELECT pg_try_advisory_lock(%s)", (advisory_key(f"weerbaar-replay:{self.target}"),)
+            ).fetchone()
+            if not (row and row[0]):
+                raise Busy(f"another rebuild into {self.target} is running")
+            self.load_and_fold(outcome, max_events)
+            if switch and outcome.complete:
+                for _ in range(SWITCH_ROUNDS):
+                    if self.switch(outcome):
+                        break
+                    self.load_and_fold(outcome, None)
+                if not outcome.switched:
+                    raise Lagging("new events keep arriving faster than the rebuild reads them")
+        return outcome
+
+    def load_and_fold(self, outcome: Outcome, max_events: int | None) -> None:
+        with self.connect() as conn:
+            positions = self.positions(conn)
+            total = self.remaining(conn, positions)
+        if max_events is not None:
+            total = min(total, max_events)
+        bar = Progress(total, "") if self.progress else None
+        budget = max_events
+        for source in self.sources():
+            if budget is not None and budget <= 0:
+                break
+            read = self._load(source, positions[source], outcome, bar, budget)
+            if budget is not None:
+                budget -= read
+        if bar is not None:
+            bar.finish()
+        self._fold(outcome)
+        with self.connect() as conn:
+            positions = self.positions(conn)
+            ends = self.ends(conn)
+        outcome.positions = positions
+        outcome.complete = all(positions[s] >= ends[s] for s in self.sources())
+
+    def _load(
+        self,
+        source: str,
+        position: int,
+        outcome: Outcome,
+        bar: Progress | None,
+        budget: int | None,
+    ) -> int:
+        batches = (
+            _stream_batches(self.settings, position)
+            if source == "stream"
+            else _store_batches(self.env, source, position)
+        )
+        read = 0
+        try:
+            for whole in batches:
+                batch = whole if budget is None else whole[: budget - read]
+                if not batch:
+                    break
+                self._commit_batch(source, batch, outcome)
+                read += len(batch)
+                if bar is not None:
+                    bar.advance(len(batch), f"{source} {batch[-1].position}")
+                if budget is not None and read >= budget:
+                    break
+        finally:
+            batches.close()  # stops the reader (and its process) when the budget ends early
+        return read
+
+    def _commit_batch(self, source: str, batch: Sequence[Loaded], outcome: Outcome) -> None:
+        events = _ident(self.target, "dossier_events")
+        uitvoering = _ident(self.target, "uitvoering_events")
+        dirty = _ident(self.target, "replay_dirty")
+        with self.connect() as conn, conn.transaction(), conn.cursor() as curs:
+            for loaded in batch:
+                outcome.loaded += 1
+                for sequence, envelope in loaded.envelopes:
+                    try:
+                        event = from_cloudevent(envelope)
+                    except (UnknownEventType, InvalidEvent):
+                        outcome.skipped += 1  # the live consumer dead-letters it
+                        continue
+                    if event.aanvraag_id is None:
+                        continue  # concerns no one dossier: the projection keeps none
+                    if store_event(curs, events, envelope, event.aanvraag_id, sequence):
+                        outcome.events += 1
+                    if _matches(UITVOERING_SUBJECTS, subject_for(event)):
+                        curs.execute(
+                            SQL(
+                                "INSERT INTO {} (event_id, aanvraag_id, envelope)"
+                                " VALUES (%s, %s, %s) ON CONFLICT (event_id) DO NOTHING"
+                            ).format(uitvoering),
+                            (envelope.id, event.aanvraag_id, envelope.to_json().decode()),
+                        )
+                    curs.execute(
+                        SQL("INSERT INTO {} VALUES (%s) ON CONFLICT DO NOTHING").format(dirty),
+                        (event.aanvraag_id,),
+                    )
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (source, position) VALUES (%s, %s) ON CONFLICT (source)"
+                    " DO UPDATE SET position = EXCLUDED.position, bijgewerkt_op = now()"
+                ).format(_ident(self.target, "replay_positions")),
+                (source, batch[-1].position),
+            )
+
+    def _fold(self, outcome: Outcome) -> None:
+        events = _ident(self.target, "dossier_events")
+        dossiers = _ident(self.target, "dossiers")
+        dirty = _ident(self.target, "replay_dirty")
+        with self.connect() as conn:
+            ids = [
+                UUID(str(r[0]))
+                for r in conn.execute(
+                    SQL("SELECT aanvraag_id FROM {} ORDER BY aanvraag_id").format(dirty)
+                ).fetchall()
+            ]
+        bar = Progress(len(ids), "dossiers") if self.progress and ids else None
+        uitvoering = _ident(self.target, "uitvoering_events")
+        with self.connect() as conn:
+            # A chunk of dossiers per transaction: folded and off the dirty list together.
+            for start in range(0, len(ids), FOLD_CHUNK):
+                chunk = ids[start : start + FOLD_CHUNK]
+                with conn.transaction(), conn.cursor(row_factory=dict_row) as curs:
+                    for aanvraag_id in chunk:
+                        curs.execute(
+                            SQL(
+                                "INSERT INTO {} (aanvraag_id) VALUES (%s) ON CONFLICT DO NOTHING"
+                            ).format(dossiers),
+                            (aanvraag_id,),
+                        )
+                        purge_destroyed(curs, aanvraag_id, events, uitvoering)
+                        refold(curs, aanvraag_id, events, dossiers)
+                    curs.execute(
+                        SQL("DELETE FROM {} WHERE aanvraag_id = ANY(%s)").format(dirty), (chunk,)
+                    )
+                outcome.folded += len(chunk)
+                if bar is not None:
+                    bar.advance(len(chunk))
+        if bar is not None:
+            bar.finish()
+
+    def switch(self, outcome: Outcome) -> bool:
+        """Swap the rebuilt tables in, if the rebuild holds everything; False when it lags."""
+        with self.connect() as conn, conn.transaction():
+            # In the order the live consumer takes them (dossiers first): no deadlock with it.
+            conn.execute(
+                SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                    SQL(", ").join(_ident(LIVE, t) for t in LOCK_ORDER)
+                )
+            )
+            positions = self.positions(conn)
+            ends = self.ends(conn)
+            dirty = conn.execute(
+                SQL("SELECT count(*) FROM {}").format(_ident(self.target, "replay_dirty"))
+            ).fetchone()
+            if any(positions[s] < ends[s] for s in self.sources()) or (dirty and dirty[0]):
+                return False
+            conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(PREVIOUS)))
+            conn.execute(SQL("CREATE SCHEMA {}").format(Identifier(PREVIOUS)))
+            for table in TABLES:
+                conn.execute(
+                    SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                        _ident(LIVE, table), Identifier(PREVIOUS)
+                    )
+                )
+            for table in TABLES:
+                conn.execute(
+                    SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                        _ident(self.target, table), Identifier(LIVE)
+                    )
+                )
+            conn.execute(SQL("DROP SCHEMA {} CASCADE").format(Identifier(self.target)))
+        outcome.positions = positions
+        outcome.switched = True
+        return True
+
+
+# --- sources ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One unit read from a source: its position and the envelopes (with their order key)."""
+
+    position: int
+    envelopes: Sequence[tuple[int, CloudEvent]]
+
+
+def _store_batches(
+    environ: Mapping[str, str], service: str, after: int
+) -> Generator[list[Loaded], None, None]:
+    """The service's public history after ``after``, decoded by the service itself."""
+    env = {**environ, "WEERBAAR_LOG_LEVEL": "WARNING"}
+    with tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", f"services.{service}", "--export-public", str(after)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+        assert process.stdout is not None
+        try:
+            batch: list[Loaded] = []
+            for line in process.stdout:
+                record = json.loads(line)
+                notification_id = int(record["n"])
+                batch.append(
+                    Loaded(
+                        notification_id,
+                        [
+                            (notification_id * POSITION_SCALE + i, CloudEvent.model_validate(e))
+                            for i, e in enumerate(record["e"])
+                        ],
+                    )
+                )
+                if len(batch) >= BATCH:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+            if process.wait() != 0:
+                errors.seek(0)
+                last = errors.read()[-2000:]
+                raise RuntimeError(
+                    f"reading {service}'s log failed (exit {process.returncode}): {last}"
+                )
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            process.stdout.close()
+
+
+async def _stream_last_sequence(settings: Settings) -> int:
+    nc = await nats.connect(servers=settings.nats_servers, name="weerbaar-replay")
+    try:
+        info = await nc.jetstream().stream_info(settings.stream_name)
+        return int(info.state.last_seq)
+    finally:
+        await nc.close()
+
+
+def _stream_batches(settings: Settings, after: int) -> Generator[list[Loaded], None, None]:
+    """The WEERBAAR stream after sequence ``after``, up to its last message now."""
+    loop = asyncio.new_event_loop()
+    try:
+        reader = loop.run_until_complete(_StreamReader.open(settings, after))
+        try:
+            while True:
+                batch = loop.run_until_complete(reader.next_batch())
+                if not batch:
+                    return
+                yield batch
+        finally:
+            loop.run_until_complete(reader.close())
+    finally:
+        loop.close()
+
+
+class _StreamReader:
+    """An ephemeral, unacknowledged pull consumer over the whole stream."""
+
+    def __init__(self, nc: Any, sub: Any, end: int, after: int) -> None:
+        self.nc = nc
+        self.sub = sub
+        self.end = end
+        self.position = after
+
+    @classmethod
+    async def open(cls, settings: Settings, after: int) -> _StreamReader:
+        nc = await nats.connect(servers=settings.nats_servers, name="weerbaar-replay")
+        js = nc.jetstream()
+        info = await js.stream_info(settings.stream_name)
+        end = int(info.state.last_seq)
+        sub = await js.pull_subscribe(
+            "weerbaar.>",
+            durable=None,
+            stream=settings.stream_name,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=after + 1,
+                ack_policy=AckPolicy.NONE,
+                inactive_threshold=60.0,
+            ),
+        )
+        return cls(nc, sub, end, after)
+
+    async def next_batch(self) -> list[Loaded]:
+        if self.position >= self.end:
+            return []
+        try:
+            msgs = await self.sub.fetch(min(BATCH, self.end - self.position), timeout=5)
+        except NatsTimeout:
+            raise RuntimeError(f"the stream ends before sequence {self.end}") from None
+        batch = []
+        for msg in msgs:
+            sequence = int(msg.metadata.sequence.stream)
+            if sequence > self.end:
+                break
+            try:
+                envelopes: list[tuple[int, CloudEvent]] = [
+                    (sequence, CloudEvent.from_json(msg.data))
+                ]
+            except InvalidCloudEvent:
+                envelopes = []  # the live consumer dead-letters it; nothing to project
+            batch.append(Loaded(sequence, envelopes))
+            self.position = sequence
+        return batch
+
+    async def close(self) -> None:
+        with suppress(Exception):
+            await self.sub.unsubscribe()
+        await self.nc.close()
+
+
+# --- comparing read models -------------------------------------------------------------------
+
+#: Per table: the columns that are content (wall-clock columns like received_at are not).
+CONTENT = {
+    "dossier_events": ("event_id", "aanvraag_id", "type", "time", "stream_sequence", "envelope"),
+    "dossiers": (
+        "aanvraag_id",
+        "zichtbaar",
+        "status",
+        "organisatie_code",
+        "contact_deadline",
+        "deadline_verstreken",
+        "ingediend_op",
+        "view",
+    ),
+    "uitvoering_events": ("event_id", "aanvraag_id", "envelope"),
+}
+
+
+def contents(
+    database_url: str, schema: str = LIVE, *, with_sequence: bool = True
+) -> dict[str, list[tuple[str | None, ...]]]:
+    """The projection's rows per table, as text, in a fixed order (wall-clock columns left out).
+
+    ``with_sequence=False`` leaves out ``stream_sequence`` too, to compare a rebuild from the
+    event logs (which has no stream sequences) with the live projection.
+    """
+    tables = {}
+    with psycopg.connect(database_url) as conn:
+        for table, columns in CONTENT.items():
+            chosen = [c for c in columns if with_sequence or c != "stream_sequence"]
+            tables[table] = [
+                tuple(row)
+                for row in conn.execute(
+                    SQL("SELECT {} FROM {} ORDER BY {}").format(
+                        SQL(", ").join(SQL("{}::text").format(Identifier(c)) for c in chosen),
+                        _ident(schema, table),
+                        Identifier(chosen[0]),
+                    )
+                )
+            ]
+    return tables
+
+
+def content_hash(database_url: str, schema: str = LIVE, *, with_sequence: bool = True) -> str:
+    """SHA-256 over the projection's ``contents``."""
+    digest = hashlib.sha256()
+    for table, rows in contents(database_url, schema, with_sequence=with_sequence).items():
+        digest.update(f"{table}\n".encode())
+        for row in rows:
+            digest.update(json.dumps(row).encode() + b"\n")
+    return digest.hexdigest()
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = print) -> int:
+    """``weerbaar replay``: 0 done (switched, or rebuilt with --no-switch); 3 lagging; 4 busy."""
+    parser = argparse.ArgumentParser(
+        prog="weerbaar replay",
+        description="Rebuild intake's dossier projection from scratch and switch over to it.",
+    )
+    parser.add_argument("--from", dest="source", choices=("store", "stream"), default="store")
+    parser.add_argument("--target", default=TARGET, help=f"schema to rebuild into ({TARGET})")
+    parser.add_argument("--no-switch", action="store_true", help="rebuild, keep the live one")
+    parser.add_argument("--restart", action="store_true", help="drop an interrupted rebuild")
+    parser.add_argument(
+        "--max-events", type=int, help="read at most N this run; run again to continue"
+    )
+    parser.add_argument(
+        "--hash", action="store_true", help="print the content hash of the live read model"
+    )
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if args.hash:
+        out(content_hash(settings.database_url))
+        return 0
+    if args.target in {LIVE, PREVIOUS}:
+        parser.error(f"--target must not be {args.target}")
+    rebuild = Rebuild(settings, source=args.source, target=args.target)
+    rebuild.prepare(restart=args.restart)
+    started = time.monotonic()
+    try:
+        outcome = rebuild.run(switch=not args.no_switch, max_events=args.max_events)
+    except KeyboardInterrupt:
+        out("weerbaar replay: interrupted; run it again to continue where it stopped")
+        return 130
+    except Lagging as exc:
+        out(f"weerbaar replay: not switched, the live read model stays: {exc}")
+        return 3
+    except Busy as exc:
+        out(f"weerbaar replay: {exc}")
+        return 4
+    out(
+        f"weerbaar replay: read {outcome.loaded}, added {outcome.events} events, folded "
+        f"{outcome.folded} dossiers in {time.monotonic() - started:.1f}s"
+        + (f", skipped {outcome.skipped} invalid messages" if outcome.skipped else "")
+    )
+    if outcome.switched:
+        out(f"weerbaar replay: switched; the previous read model is in schema {PREVIOUS}")
+    elif not outcome.complete:
+        out("weerbaar replay: not complete yet; run it again to continue")
+    else:
+        out(f"weerbaar replay: rebuilt in schema {args.target} (not switched)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

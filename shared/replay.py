@@ -1,0 +1,114 @@
+"""Reading the public history back from the system of record, for rebuilding read models.
+
+``python -m services.<name> --export-public AFTER`` writes every public event the service's log
+announces after notification id AFTER, one JSON line per stored event on stdout::
+
+    {"n": <notification_id>, "e": [<CloudEvent>, ...]}
+
+(``"e"`` is empty when the stored event announces nothing; the line is still there, so a reader
+can record that it got past it.) Each service decodes its own log with its own gateway, exactly
+as its relay does: the same CloudEvent ids, envelopes and order. That keeps the services'
+boundaries (a rebuild in one service never imports another's gateway) and lets a rebuild read the
+stores of services that are down.
+
+Also here: the progress bar the rebuild draws on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, TextIO
+
+from shared.contracts.envelope import CloudEvent
+from shared.eventstore import DomainEvent
+from shared.relay import cloudevents_for
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.relay import Gateway
+    from shared.runtime import Components
+
+#: Public events per stored event are numbered ``index`` within it; the rebuild orders events
+#: recorded together by ``notification_id * POSITION_SCALE + index``, as the relay published them.
+POSITION_SCALE = 64
+
+
+def public_envelopes(
+    service: str, settings: Settings, event: DomainEvent, gateway: Gateway
+) -> list[CloudEvent]:
+    """The CloudEvents that announce one stored event, exactly as the relay wraps them."""
+    return cloudevents_for(service, settings, event, gateway(event))
+
+
+def export_public(
+    components: Components,
+    settings: Settings,
+    after: int,
+    out: TextIO,
+    *,
+    batch_size: int = 500,
+) -> int:
+    """Write the public events of the log after ``after``, up to its end now; the lines written."""
+    app = components.app
+    end = app.recorder.max_notification_id() or 0
+    written = 0
+    start = after + 1
+    # Bounded: every pass moves ``start`` past at least one row, and rows end at ``end``.
+    while start <= end:
+        batch = app.recorder.select_notifications(start, batch_size, stop=end)
+        if not batch:
+            break
+        for notification in batch:
+            event = app.mapper.to_domain_event(notification)
+            assert isinstance(event, DomainEvent)
+            envelopes = public_envelopes(app.service, settings, event, components.gateway)
+            if len(envelopes) >= POSITION_SCALE:
+                raise RuntimeError(f"{len(envelopes)} public events from one stored event")
+            public = ",".join(e.to_json().decode() for e in envelopes)
+            out.write(f'{{"n":{notification.id},"e":[{public}]}}\n')
+            written += 1
+        out.flush()
+        start = batch[-1].id + 1
+    return written
+
+
+class Progress:
+    """A progress bar on stderr (one line, redrawn at most a few times a second)."""
+
+    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
+        self.total = max(total, 0)
+        self.done = 0
+        self.label = label
+        self.stream = stream or sys.stderr
+        self._drawn = 0.0
+        self._shown = -1
+
+    def advance(self, count: int, label: str | None = None) -> None:
+        """Count ``count`` more items done."""
+        self.done += count
+        if label is not None:
+            self.label = label
+        now = time.monotonic()
+        if now - self._drawn >= 0.2 or self.done >= self.total:
+            self._drawn = now
+            self.draw()
+
+    def draw(self) -> None:
+        """Draw the bar now."""
+        self._shown = self.done
+        width = 30
+        fraction = 1.0 if self.total == 0 else min(self.done / self.total, 1.0)
+        filled = int(fraction * width)
+        bar = "#" * filled + "." * (width - filled)
+        self.stream.write(
+            f"\r[{bar}] {fraction:6.1%}  {self.done}/{self.total}  {self.label:<40}"[:120]
+        )
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """End the bar's line."""
+        if self._shown != self.done:
+            self.draw()
+        self.stream.write("\n")
+        self.stream.flush()

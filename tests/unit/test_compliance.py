@@ -1,0 +1,154 @@
+"""Compliance logic without servers: legal holds, retention settings, the export's rendering."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from services.intake.audit_export import Export, Regel, Verificatie, render, termijnen
+from services.intake.domain import (
+    Aanmelding,
+    Aanvraag,
+    AanvraagOntvangen,
+    DossierAfgesloten,
+    hef_bewaarplicht_op,
+    leg_bewaarplicht_op,
+    project,
+    vernietig,
+)
+from services.intake.replay import _matches
+from services.intake.retention import check_settings
+from shared.errors import Conflict
+from shared.eventstore import Context
+from shared.settings import Settings
+from tests.support import aanmelding
+
+NU = datetime(2026, 5, 11, 10, 0, tzinfo=UTC)
+CTX = Context(now=NU, actor_id="cmp-1", actor_role="compliance")
+
+
+def _aanvraag(*, afgesloten: bool) -> Aanvraag:
+    aanvraag_id = uuid4()
+    events: list[Any] = [
+        AanvraagOntvangen(
+            originator_id=aanvraag_id,
+            originator_version=1,
+            timestamp=NU,
+            aanmelding=Aanmelding.model_validate(aanmelding()),
+        )
+    ]
+    if afgesloten:
+        events.append(
+            DossierAfgesloten(
+                originator_id=aanvraag_id,
+                originator_version=2,
+                timestamp=NU,
+                reden="gesloten_door_secretariaat",
+                toelichting=None,
+                maatregelen_totaal=0,
+                maatregelen_uitgevoerd=0,
+            )
+        )
+    aanvraag = project(None, events)
+    assert aanvraag is not None
+    return aanvraag
+
+
+def test_a_legal_hold_is_placed_once_lifted_once_and_stops_destruction() -> None:
+    aanvraag = _aanvraag(afgesloten=True)
+    opgelegd = leg_bewaarplicht_op(aanvraag, "rechtszaak", CTX)
+    assert opgelegd is not None
+    held = project(aanvraag, [opgelegd])
+    assert held is not None and held.bewaarplicht == "rechtszaak"
+    assert leg_bewaarplicht_op(held, "rechtszaak", CTX) is None  # no second effect
+    with pytest.raises(Conflict):
+        vernietig(held, "RapportIngezien", 2, NU, CTX)
+    opgeheven = hef_bewaarplicht_op(held, CTX)
+    assert opgeheven is not None
+    lifted = project(held, [opgeheven])
+    assert lifted is not None and lifted.bewaarplicht is None
+    assert hef_bewaarplicht_op(lifted, CTX) is None
+    event = vernietig(lifted, "RapportIngezien", 2, NU, CTX)
+    assert (event.soort, event.aantal, event.originator_version) == ("RapportIngezien", 2, 5)
+
+
+def test_nothing_is_destroyed_of_a_dossier_that_still_runs() -> None:
+    with pytest.raises(Conflict):
+        vernietig(_aanvraag(afgesloten=False), "RapportIngezien", 1, NU, CTX)
+
+
+def _settings(**extra: Any) -> Settings:
+    return Settings(database_url="postgresql://u@h/db", nats_url="nats://h:4222", **extra)
+
+
+def test_retention_settings_are_checked() -> None:
+    assert check_settings(_settings()) == []
+    assert check_settings(_settings(retention_days={"RapportIngezien": 30})) == []
+    problems = check_settings(
+        _settings(retention_days={"Onbekend": 3, "GegevensVernietigd": 3, "AanvraagIngediend": 5})
+    )
+    assert any("unknown event type Onbekend" in p for p in problems)
+    assert any("GegevensVernietigd" in p for p in problems)
+    assert any("personal data" in p for p in problems)
+
+
+def test_subject_filters_match_as_nats_does() -> None:
+    filters = ("weerbaar.assessment.RapportOpgesteld.*", "weerbaar.approval.*.*")
+    assert _matches(filters, "weerbaar.assessment.RapportOpgesteld.abc")
+    assert _matches(filters, "weerbaar.approval.RapportGoedgekeurd.abc")
+    assert not _matches(filters, "weerbaar.assessment.RapportHerzien.abc")
+    assert not _matches(filters, "weerbaar.assessment.RapportOpgesteld")
+
+
+def _envelope(name: str, data: dict[str, Any], aanvraag: str = "a1") -> dict[str, Any]:
+    return {"type": f"nl.weerbaarbestuur.{name}.v1", "data": data, "subject": aanvraag}
+
+
+def test_deadlines_met_missed_and_open() -> None:
+    result = termijnen(
+        [
+            ("a1", _envelope("ContacttermijnGesteld", {"deadline": "2026-05-14T22:00:00Z"})),
+            ("a1", _envelope("ContactOpgenomen", {"contact_op": "x", "binnen_termijn": True})),
+            ("a2", _envelope("ContacttermijnGesteld", {"deadline": "2026-05-14T22:00:00Z"})),
+            ("a2", _envelope("ContacttermijnVerstreken", {"deadline": "2026-05-14T22:00:00Z"})),
+            ("a2", _envelope("ContactOpgenomen", {"contact_op": "y", "binnen_termijn": False})),
+            ("a3", _envelope("ContacttermijnGesteld", {"deadline": "2026-05-14T22:00:00Z"})),
+        ]
+    )
+    assert [(t.aanvraag_id, t.uitkomst) for t in result] == [
+        ("a1", "gehaald"),
+        ("a2", "gemist"),
+        ("a3", "open"),
+    ]
+
+
+def test_the_export_escapes_what_it_shows() -> None:
+    regel = Regel(
+        tijd="2026-05-11T10:00:00Z",
+        aanvraag_id="a1",
+        handeling="gelezen",
+        gebeurtenis="RapportIngezien",
+        dienst="assessment",
+        rol="bva",
+        actor='<script>alert("x")</script>',
+        versie=2,
+        details="rol=bva",
+        event_id="e1",
+    )
+    export = Export(
+        reikwijdte={"aanvraag_id": "a1"},
+        gemaakt_op="2026-05-11T10:00:00Z",
+        verificatie=Verificatie(uitgevoerd=True, in_orde=False, diensten={"intake": "FAILED"}),
+        gebeurtenissen=(regel,),
+        termijnen=(),
+    )
+    document = render(export, "html")
+    assert "<script>" not in document
+    assert "NIET IN ORDE" in document
+    rows = list(csv.DictReader(io.StringIO(render(export, "csv"))))
+    assert rows[0]["actor"] == regel.actor and rows[0]["versie"] == "2"
