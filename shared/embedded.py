@@ -465,6 +465,13 @@ class EmbeddedPostgres(_ChildServer):
         """
         self._stop_with(signal.SIGINT, timeout)
 
+    def stop_immediately(self, timeout: float = 30) -> None:
+        """Immediate shutdown (``pg_ctl stop -m immediate``): no checkpoint, clients cut off.
+
+        The next start recovers from the WAL, as after a crash (for fault-injection tests).
+        """
+        self._stop_with(signal.SIGQUIT, timeout)
+
     def ensure_database(self, name: str) -> str:
         """Create database ``name`` if it does not exist; return its URL."""
         with psycopg.connect(self.url(), autocommit=True) as conn:

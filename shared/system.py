@@ -92,7 +92,11 @@ class System:
         """Start (or connect to) PostgreSQL, NATS and the mail catcher, then provision."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.database_url is None:
-            self.postgres = EmbeddedPostgres(self.data_dir / "postgres")
+            # Every service process keeps a pool; with roles or replicas as separate processes
+            # PostgreSQL's default of 100 connections is soon used up.
+            self.postgres = EmbeddedPostgres(
+                self.data_dir / "postgres", settings={"max_connections": "400"}
+            )
             self.postgres.start()
             self.database_url = self.postgres.ensure_database(DATABASE_NAME)
         if self.nats_url is None:
@@ -108,7 +112,7 @@ class System:
             self.mailcatcher = MailCatcher(self.mail_dir, port=0)
             self.mailcatcher.start()
             self.smtp = ("127.0.0.1", self.mailcatcher.port)
-        asyncio.run(provision(load_settings(**self._settings_overrides())))
+        self.provision()
 
     def _settings_overrides(self) -> dict[str, Any]:
         assert self.database_url and self.nats_url
@@ -142,9 +146,18 @@ class System:
                 self.ports[service] = _port_or_free(self.preferred_ports[service])
 
     def spawn(
-        self, service: str, roles: Sequence[str] = ("all",), name: str | None = None
+        self,
+        service: str,
+        roles: Sequence[str] = ("all",),
+        name: str | None = None,
+        metrics_port: int | None = None,
+        port: int | None = None,
     ) -> ServiceProcess:
-        """Start one service process (all roles, or some of them)."""
+        """Start one service process (all roles, or some of them).
+
+        ``metrics_port``: where a process without the API role serves its ``/metrics``.
+        ``port``: the API's port when not the service's usual one (a second replica).
+        """
         self.allocate_ports()
         log_dir = self.data_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -153,9 +166,14 @@ class System:
         for role in roles:
             args += ["--role", role]
         has_api = "all" in roles or "api" in roles
-        port = self.ports[service] if has_api else None
+        if not has_api:
+            port = None
+        elif port is None:
+            port = self.ports[service]
         if port is not None:
             args += ["--port", str(port)]
+        if metrics_port is not None:
+            args += ["--metrics-port", str(metrics_port)]
         with log_path.open("ab") as out:
             process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 args,
@@ -239,6 +257,17 @@ class System:
                 proc.process.wait(5)
         if proc in self.processes:
             self.processes.remove(proc)
+
+    def restart_process(
+        self, proc: ServiceProcess, sig: int = signal.SIGKILL, timeout: float = 15
+    ) -> ServiceProcess:
+        """Stop one service process (SIGKILL: a crash) and start it again with the same roles."""
+        self.stop_process(proc, sig, timeout)
+        return self.spawn(proc.service, proc.roles, name=proc.log_path.stem, port=proc.port)
+
+    def provision(self) -> None:
+        """Create the streams, or bring them to the declared configuration."""
+        asyncio.run(provision(load_settings(**self._settings_overrides())))
 
     def stop(self) -> None:
         """Stop everything this System started, services first."""
