@@ -36,7 +36,8 @@ import re
 import secrets
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -52,6 +53,7 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from shared.errors import WeerbaarError
 from shared.settings import SERVICES, load_settings
+from shared.signing import rotate_signing_key
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -266,6 +268,7 @@ class DossierKeys:
         self.schema = schema
         self.keks = keks
         self.table = Identifier(schema, "dossier_keys")
+        self._local = threading.local()  # keys of dossiers being created, per thread
         self._select_by_dossier = SQL(
             "SELECT aanvraag_id, key_id, kek_id, wrapped_key, created_at, destroyed_at,"
             " destroyed_by, destroyed_reason FROM {} WHERE aanvraag_id = %s"
@@ -318,6 +321,9 @@ class DossierKeys:
 
     def for_writing(self, aanvraag_id: UUID) -> DataKey:
         """The dossier's data key, made on first use; ``Vergeten`` once it was destroyed."""
+        creating = self._creating().get(aanvraag_id)
+        if creating is not None:
+            return creating
         row = self._one(self._select_by_dossier, (aanvraag_id,))
         if row is None:
             with self.transaction() as cur:
@@ -350,6 +356,62 @@ class DossierKeys:
         if row is None:
             raise KeyStoreError(f"{self.schema}: data key {key_id} is unknown")
         return None if row["wrapped_key"] is None else self._unwrap(row)
+
+    @contextlib.contextmanager
+    def new_dossier(self, aanvraag_id: UUID) -> Iterator[tuple[Composed, tuple[Any, ...]]]:
+        """The data key of a dossier being created, to be stored with its first events.
+
+        Inside the block, ``for_writing(aanvraag_id)`` (the mapper, while saving, in the same
+        thread) gets this key without a lookup. The block is handed the INSERT of the key's row,
+        to execute in the events' transaction (a side statement): both are stored or neither.
+        That saves the key's own transaction (a commit) and two round trips per new dossier.
+        Only for an id that was just made: for a dossier that has a key or a tombstone, the
+        INSERT fails and with it the events.
+        """
+        kek_id, kek = self.keks.active()
+        key_id, key = uuid4(), AESGCM.generate_key(bit_length=256)
+        creating = self._creating()
+        creating[aanvraag_id] = DataKey(key_id, key)
+        try:
+            yield (
+                SQL(
+                    "INSERT INTO {} (aanvraag_id, key_id, kek_id, wrapped_key)"
+                    " VALUES (%s, %s, %s, %s)"
+                ).format(self.table),
+                (aanvraag_id, key_id, kek_id, seal(kek, key, self._aad(aanvraag_id, key_id))),
+            )
+        finally:
+            del creating[aanvraag_id]
+
+    def _creating(self) -> dict[UUID, DataKey]:
+        creating: dict[UUID, DataKey] | None = getattr(self._local, "creating", None)
+        if creating is None:
+            creating = self._local.creating = {}
+        return creating
+
+    def for_reading_many(self, key_ids: Iterable[UUID]) -> KeyRing:
+        """A ring that holds these keys as they are now: one lookup for a whole batch.
+
+        For a reader of many dossiers at once (the relay): the ring lives for one batch, so a
+        key destroyed meanwhile is gone for the next batch, as it would be for the next single
+        lookup. A key it does not hold is looked up as ``for_reading`` does.
+        """
+        wanted = list(set(key_ids))
+        found: dict[UUID, bytes | None] = {}
+        if wanted:
+            query = SQL(
+                "SELECT aanvraag_id, key_id, kek_id, wrapped_key FROM {} WHERE key_id = ANY(%s)"
+            ).format(self.table)
+            if self.read is None:
+                with self.transaction() as cur:
+                    cur.execute(query, (wanted,))
+                    rows = cur.fetchall()
+            else:
+                with self.read() as conn:
+                    rows = conn.execute(query, (wanted,), prepare=True).fetchall()
+            for row in rows:
+                found[row["key_id"]] = None if row["wrapped_key"] is None else self._unwrap(row)
+        return _Prefetched(self, found)
 
     def destroy(self, aanvraag_id: UUID, who: str, why: str, at: datetime) -> bool:
         """Destroy the dossier's data key (or leave a tombstone); True when this call did it."""
@@ -414,6 +476,22 @@ class DossierKeys:
         return open_sealed(
             kek, bytes(row["wrapped_key"]), self._aad(row["aanvraag_id"], row["key_id"])
         )
+
+
+@dataclass(frozen=True)
+class _Prefetched:
+    """Keys read together for one batch; anything else is asked of the ring itself."""
+
+    ring: KeyRing
+    keys: dict[UUID, bytes | None]
+
+    def for_writing(self, aanvraag_id: UUID) -> DataKey:
+        return self.ring.for_writing(aanvraag_id)
+
+    def for_reading(self, key_id: UUID) -> bytes | None:
+        if key_id in self.keys:
+            return self.keys[key_id]
+        return self.ring.for_reading(key_id)
 
 
 class MemoryKeys:
@@ -514,13 +592,16 @@ def retire(database_url: str, kek_dir: Path, schemas: Sequence[str], kek_id: str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``weerbaar keys rotate | retire <n> | status``: the key-encryption keys."""
+    """``weerbaar keys rotate | retire <n> | status | rotate-signing``: the keys at rest."""
     parser = argparse.ArgumentParser(prog="weerbaar keys", description=main.__doc__)
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("rotate", help="write a new KEK and rewrap every data key with it")
     retire_cmd = sub.add_parser("retire", help="delete an old KEK no data key needs any more")
     retire_cmd.add_argument("kek_id")
     sub.add_parser("status", help="which KEKs exist and which the data keys need")
+    sub.add_parser(
+        "rotate-signing", help="a new Ed25519 key for the audit checkpoints (old ones still verify)"
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
     kek_dir = settings.kek_path
@@ -532,6 +613,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  {schema}: {count} data keys rewrapped")
             if rotation.retirable:
                 print("  no data key needs any more: " + ", ".join(rotation.retirable))
+        elif args.action == "rotate-signing":
+            new = rotate_signing_key(settings.audit_key_path)
+            print(f"weerbaar keys: audit checkpoints are now signed with key {new.key_id}")
         elif args.action == "retire":
             retire(settings.database_url, kek_dir, SERVICES, args.kek_id)
             print(f"weerbaar keys: kek-{args.kek_id}.key deleted")
