@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 from collections import Counter
 from pathlib import Path
+from uuid import uuid4
 
+import nats
 import pytest
 
 from services.intake.application import Intake
@@ -14,7 +17,7 @@ from services.intake.domain import Aanmelding
 from shared.eventstore import Context, utcnow
 from shared.settings import Settings
 from shared.system import System
-from tests.support import aanmelding, stream_count, stream_messages, wait_until
+from tests.support import aanmelding, reset_streams, stream_count, stream_messages, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +109,61 @@ def test_only_one_relay_per_service_is_active(settings: Settings, tmp_path: Path
     finally:
         system.stop()
     assert sorted(_published(settings)) == sorted(ids + more)
+
+
+def test_a_stream_lost_and_made_again_is_refilled_even_after_newer_events_reached_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The new stream's tail is a newer event than the ones it lacks: the relay that starts next
+    publishes the whole log again, not only what follows that tail."""
+    intake = Intake(settings.eventsourcing_env("intake"))
+    system = _system(settings, tmp_path)
+    first = system.spawn("intake", roles=("relay",), name="relay-1")
+    try:
+        before = _submit(intake, 20)
+        wait_until(lambda: _count(settings) == 20, what="the first events published")
+        reset_streams(settings)  # the stream is lost and provisioned again, empty
+        after = _submit(intake, 1)  # a newer event reaches the new stream first
+        wait_until(lambda: _count(settings) == 1, what="the newer event published")
+        system.stop_process(first)
+        system.spawn("intake", roles=("relay",), name="relay-2")
+        wait_until(lambda: _count(settings) == 21, timeout=60, what="the log published again")
+        published = _published(settings)
+    finally:
+        system.stop()
+    assert Counter(published) == Counter(before + after)
+
+
+def test_a_foreign_message_on_the_services_subjects_neither_stops_nor_rewinds_the_relay(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A message without the relay's position header (a poison message, another publisher) is
+    the last, and also the first, on intake's subjects: a relay that starts next resumes from
+    its acknowledged position, publishing only what is new."""
+    intake = Intake(settings.eventsourcing_env("intake"))
+    system = _system(settings, tmp_path)
+
+    async def publish_foreign(subject: str) -> None:
+        nc = await nats.connect(settings.nats_url)
+        try:
+            await nc.jetstream().publish(subject, b"{", stream=settings.stream_name)
+        finally:
+            await nc.close()
+
+    asyncio.run(publish_foreign(f"weerbaar.intake.AanvraagIngediend.{uuid4()}"))
+    first = system.spawn("intake", roles=("relay",), name="relay-1")
+    try:
+        before = _submit(intake, 10)
+        wait_until(lambda: _count(settings) == 11, what="the first events published")
+        system.stop_process(first)
+        asyncio.run(publish_foreign(f"weerbaar.intake.AanvraagIngediend.{uuid4()}"))
+        after = _submit(intake, 5)
+        second = system.spawn("intake", roles=("relay",), name="relay-2")
+        wait_until(lambda: _count(settings) == 17, timeout=60, what="the new events published")
+        published = [m for m in stream_messages(settings.nats_url) if "Nats-Msg-Id" in m.headers]
+        assert second.process.poll() is None, "the relay keeps running"
+    finally:
+        system.stop()
+    ids = Counter(m.headers["Nats-Msg-Id"] for m in published)
+    assert max(ids.values()) == 1
+    assert sorted(m.subject.rsplit(".", 1)[-1] for m in published) == sorted(before + after)
