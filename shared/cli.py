@@ -162,11 +162,34 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
     from shared.settings import load_settings
 
     settings = load_settings()
+    if args.action == "redrive":
+        from shared.deadletters import RedriveError, fetch_deadletter
+
+        try:
+            letter = asyncio.run(fetch_deadletter(settings, args.sequence))
+        except RedriveError as exc:
+            print(f"weerbaar deadletters: {exc}", file=sys.stderr)
+            return 1
+        # shared never imports a service: the owning service re-drives it with its handler.
+        return subprocess.call(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", f"services.{letter.service}", "--redrive", str(args.sequence)],
+            cwd=ROOT,
+        )
+    if args.action == "remove":
+        from shared.deadletters import RedriveError, remove_deadletter
+
+        try:
+            removed = asyncio.run(remove_deadletter(settings, args.sequence))
+        except RedriveError as exc:
+            print(f"weerbaar deadletters: {exc}", file=sys.stderr)
+            return 1
+        print(f"dead letter {removed.sequence} of {removed.consumer} removed ({removed.reason})")
+        return 0
     letters = asyncio.run(list_deadletters(settings))
     if not letters:
         print("no dead letters")
-    for letter in letters:
-        print(json.dumps(letter))
+    for entry in letters:
+        print(json.dumps(entry))
     return 0
 
 
@@ -205,11 +228,94 @@ def cmd_forget(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_stream_rebuild(args: argparse.Namespace) -> int:
+    """Rebuild the NATS stream from PostgreSQL after losing it."""
+    from shared.streamrebuild import main as rebuild_main
+
+    return rebuild_main(["--timeout", str(args.timeout)])
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Measure the system against the raw limits of its own servers (``bench/system.py``)."""
+    # shared never imports services, and the benchmark drives them: run it as its own module.
+    options = ["--quick"] if args.quick else []
+    if args.out:
+        options += ["--out", str(Path(args.out).resolve())]
+    return subprocess.call(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "bench.system", *options], cwd=ROOT
+    )
+
+
+def cmd_faults(args: argparse.Namespace) -> int:
+    """Run the fault-injection scenarios (tests/faults): CI-sized, or the long run for releases."""
+    dossiers = args.dossiers or (2000 if args.long else 200)
+    env = {**os.environ, "WEERBAAR_FAULTS_DOSSIERS": str(dossiers)}
+    if args.report_dir:
+        env["WEERBAAR_FAULTS_REPORT_DIR"] = str(Path(args.report_dir).resolve())
+    extra = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
+    cmd = [sys.executable, "-m", "pytest", "tests/faults", "-m", "faults", "-q", "-s", *extra]
+    print("$", f"WEERBAAR_FAULTS_DOSSIERS={dossiers}", " ".join(cmd[2:]), flush=True)
+    return subprocess.call(cmd, cwd=ROOT, env=env)  # noqa: S603 - our own interpreter
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     """Key-encryption keys: status, rotate, retire."""
     from shared.keys import main as keys_main
 
     return keys_main(args.keys_args)
+
+
+#: Compliance commands that are intake's own modules (shared never imports a service).
+INTAKE_MODULES = {
+    "replay": "services.intake.replay",
+    "audit-export": "services.intake.audit_export",
+    "retention": "services.intake.retention",
+}
+
+
+def cmd_intake_module(command: str, module_args: Sequence[str]) -> int:
+    """Run one of intake's compliance commands as its own module (it parses its arguments)."""
+    _with_running_state()
+    return subprocess.call(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", INTAKE_MODULES[command], *module_args], cwd=ROOT
+    )
+
+
+def cmd_dossier(args: argparse.Namespace) -> int:
+    """Show a dossier (as it is, or as it was recorded at --per) through intake's API."""
+    import httpx
+
+    from shared.system import read_state
+
+    state = read_state(_data_dir())
+    if state is None:
+        print("weerbaar dossier: no running system found; start ./weerbaar up", file=sys.stderr)
+        return 1
+    token = _compliance_token()
+    params = {"per": args.per} if args.per else {}
+    response = httpx.get(
+        f"{state['services']['intake']}/aanvragen/{args.aanvraag_id}",
+        params=params,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=15,
+    )
+    print(json.dumps(response.json(), indent=2, ensure_ascii=False))
+    return 0 if response.status_code == 200 else 1
+
+
+def _compliance_token() -> str:
+    from shared.auth import issue_token, load_or_create_secret
+    from shared.settings import Settings
+
+    defaults = Settings.model_fields
+    secret = load_or_create_secret(_data_dir() / "secrets" / "jwt.key")
+    return issue_token(
+        secret,
+        role="compliance",
+        sub="weerbaar-cli",
+        issuer=os.environ.get("WEERBAAR_JWT_ISSUER", defaults["jwt_issuer"].default),
+        audience=os.environ.get("WEERBAAR_JWT_AUDIENCE", defaults["jwt_audience"].default),
+    )
 
 
 def _with_running_state() -> None:
@@ -237,7 +343,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     sub.add_parser("provision", help="create or update the NATS streams")
     sub.add_parser("mail", help="list the mail the local mail catcher received")
-    sub.add_parser("deadletters", help="list the dead-lettered messages")
+    deadletters = sub.add_parser(
+        "deadletters", help="list, re-drive or remove the dead-lettered messages"
+    )
+    deadletters.add_argument("action", nargs="?", choices=("list", "redrive", "remove"))
+    deadletters.add_argument("sequence", nargs="?", type=int, help="the dead letter's sequence")
     verify = sub.add_parser("verify", help="check the event logs against their signed hash chains")
     verify.add_argument("verify_args", nargs=argparse.REMAINDER)
     forget = sub.add_parser("forget", help="forget a dossier's personal data (crypto-shredding)")
@@ -245,8 +355,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     keys = sub.add_parser("keys", help="key-encryption keys: status, rotate, retire")
     keys.add_argument("keys_args", nargs=argparse.REMAINDER)
     sub.add_parser("demo", help="drive a dossier through the whole process (needs ./weerbaar up)")
-    args = parser.parse_args(argv)
-    if args.command in {"provision", "deadletters", "verify", "forget", "keys"}:
+    faults = sub.add_parser("faults", help="break processes and servers on purpose (tests/faults)")
+    faults.add_argument("--long", action="store_true", help="the release run: 2,000 dossiers")
+    faults.add_argument("--dossiers", type=int, help="dossiers per scenario (default 200)")
+    faults.add_argument("--report-dir", help="where the reports go (default .data/faults)")
+    faults.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then pytest's options")
+    bench = sub.add_parser("bench", help="measure against the raw limits of the same servers")
+    bench.add_argument("--quick", action="store_true", help="tiny counts, seconds (CI)")
+    bench.add_argument("--out", help="where to write the JSON (default: under bench/results/)")
+    rebuild = sub.add_parser(
+        "stream-rebuild", help="rebuild the NATS stream from PostgreSQL after losing it"
+    )
+    rebuild.add_argument("--timeout", type=float, default=600.0, help="seconds to wait")
+    for name, what in (
+        ("replay", "rebuild intake's dossier projection from scratch and switch over"),
+        ("audit-export", "the audit record of a dossier or a period: JSON, CSV or HTML"),
+        ("retention", "apply the retention periods (dry run unless --apply)"),
+    ):
+        module = sub.add_parser(name, help=what, add_help=False)
+        module.add_argument("module_args", nargs=argparse.REMAINDER)
+    dossier = sub.add_parser("dossier", help="a dossier, now or as recorded at --per (compliance)")
+    dossier.add_argument("aanvraag_id")
+    dossier.add_argument("--per", help="RFC 3339 time, e.g. 2026-05-11T10:00:00+02:00")
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given and given[0] in INTAKE_MODULES:
+        # Passed on whole: argparse's REMAINDER would not take options that come first.
+        return cmd_intake_module(given[0], given[1:])
+    args = parser.parse_args(given)
+    needs_sequence = args.command == "deadletters" and args.action in {"redrive", "remove"}
+    if needs_sequence and args.sequence is None:
+        parser.error(f"deadletters {args.action} needs the dead letter's sequence")
+    if args.command == "dossier":
+        return cmd_dossier(args)
+    if args.command in {"provision", "deadletters", "verify", "forget", "keys", "stream-rebuild"}:
         _with_running_state()
     handler = {
         "up": cmd_up,
@@ -259,6 +400,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "verify": cmd_verify,
         "forget": cmd_forget,
         "keys": cmd_keys,
+        "faults": cmd_faults,
+        "bench": cmd_bench,
+        "stream-rebuild": cmd_stream_rebuild,
     }[args.command]
     return handler(args)
 

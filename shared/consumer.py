@@ -12,6 +12,9 @@ What happens to a message:
 - the handler failed ``max_deliver`` times, or the message is not a valid CloudEvent of a known type
   (poison) → published to the dead-letter stream with the reason, then terminated. Nothing is
   silently dropped.
+
+Each message is handled in a span that continues the CloudEvent's ``traceparent``; the outcome,
+redeliveries, dead letters and the consumer's pending counts are metrics (``shared.telemetry``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,17 +34,29 @@ from eventsourcing.persistence import OperationalError as ESOperationalError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry.trace import SpanKind
 
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.events import PublicEvent
 from shared.contracts.registry import from_cloudevent
 from shared.eventstore import AlreadyProcessed
 from shared.settings import Settings
+from shared.telemetry import context_from_traceparent, metrics_for, reason_kind, tracer
 
 log = logging.getLogger(__name__)
 
 #: A generous server-side ceiling; the application's own limit (settings) decides dead-lettering.
 SERVER_MAX_DELIVER = 1000
+
+
+def transient_retry_delay(attempt: int) -> float:
+    """Seconds before a message that met an outage (database, broker) is tried again.
+
+    Short for the first two minutes or so, so a message does not sit out a long back-off once a
+    brief outage is over; then 30 s, so the server's ceiling of deliveries lasts about 8 hours.
+    """
+    return min(4.0, 0.5 * 2**attempt) if attempt <= 30 else 30.0
+
 
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     psycopg.OperationalError,
@@ -95,6 +111,11 @@ def deadletter_subject(durable: str, stream_sequence: int) -> str:
     return f"weerbaar-deadletter.{durable}.{stream_sequence}"
 
 
+def deadletter_filter(durable: str) -> str:
+    """The subjects of every dead letter of this consumer."""
+    return f"weerbaar-deadletter.{durable}.>"
+
+
 class DurableConsumer:
     """Runs one subscription as a durable pull consumer (several replicas may run at once)."""
 
@@ -106,6 +127,7 @@ class DurableConsumer:
         *,
         batch_size: int = 50,
         fetch_timeout_s: float = 1.0,
+        stats_interval_s: float = 5.0,
     ) -> None:
         self.service = service
         self.subscription = subscription
@@ -117,6 +139,10 @@ class DurableConsumer:
         self.deadlettered = 0
         self.redelivered = 0
         self.ready = asyncio.Event()
+        self.stats_interval_s = stats_interval_s
+        self.metrics = metrics_for(service)
+        self.tracer = tracer(service)
+        self.metrics.consumer_redeliveries.labels(service, self.durable)  # exists from the start
 
     def consumer_config(self) -> ConsumerConfig:
         """The durable consumer's configuration."""
@@ -165,7 +191,11 @@ class DurableConsumer:
                 durable=self.durable, stream=self.settings.stream_name
             )
             self.ready.set()
+            stats_due = 0.0
             while not stop.is_set():
+                if time.monotonic() >= stats_due:
+                    await self._report_stats(js)
+                    stats_due = time.monotonic() + self.stats_interval_s
                 try:
                     messages = await sub.fetch(self.batch_size, timeout=self.fetch_timeout_s)
                 except (nats.errors.TimeoutError, TimeoutError):
@@ -183,25 +213,58 @@ class DurableConsumer:
         attempt = meta.num_delivered
         if attempt > 1:
             self.redelivered += 1
+            # One line per redelivery: the fault tests count them across killed processes.
+            log.info(
+                "message redelivered",
+                extra={
+                    "consumer": self.durable,
+                    "attempt": attempt,
+                    "stream_sequence": meta.sequence.stream,
+                },
+            )
+            self.metrics.consumer_redeliveries.labels(self.service, self.durable).inc()
         try:
             delivery = self._decode(msg, attempt)
         except Poison as poison:
             await self._deadletter(js, msg, poison.reason, attempt)
+            self.metrics.consumer_messages.labels(self.service, self.durable, "deadlettered").inc()
             return
+        # A child of the span that recorded the event; the handler's events carry this one on.
+        with self.tracer.start_as_current_span(
+            f"consume {self.durable}",
+            context=context_from_traceparent(delivery.envelope.traceparent),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.consumer.group.name": self.durable,
+                "messaging.message.id": delivery.envelope.id,
+                "cloudevents.event_type": delivery.envelope.type,
+                "weerbaar.attempt": attempt,
+            },
+            record_exception=False,  # exception texts may quote data; the log has the type
+        ):
+            outcome = await self._handle(js, msg, delivery, attempt)
+        self.metrics.consumer_messages.labels(self.service, self.durable, outcome).inc()
+
+    async def _handle(
+        self, js: JetStreamContext, msg: Msg, delivery: Delivery, attempt: int
+    ) -> str:
+        """Run the handler and settle the message; returns the outcome (a metrics label)."""
+        outcome = "handled"
         try:
             await asyncio.to_thread(self.subscription.handler, delivery)
         except AlreadyProcessed:
-            pass
+            outcome = "duplicate"
         except RETRYABLE as exc:
             log.warning(
                 "transient failure, will retry",
                 extra={"consumer": self.durable, "error": type(exc).__name__, "attempt": attempt},
             )
-            await msg.nak(delay=min(30.0, 0.5 * 2 ** min(attempt, 6)))
-            return
+            await msg.nak(delay=transient_retry_delay(attempt))
+            return "retry"
         except Poison as poison:
             await self._deadletter(js, msg, poison.reason, attempt)
-            return
+            return "deadlettered"
         except Exception as exc:
             log.exception(
                 "handler failed",
@@ -213,11 +276,30 @@ class DurableConsumer:
             )
             if attempt >= self.settings.consumer_max_deliver:
                 await self._deadletter(js, msg, f"handler_failed:{type(exc).__name__}", attempt)
-            else:
-                await msg.nak(delay=min(10.0, 0.2 * 2**attempt))
-            return
+                return "deadlettered"
+            await msg.nak(delay=min(10.0, 0.2 * 2**attempt))
+            return "failed"
         await msg.ack()
         self.handled += 1
+        return outcome
+
+    async def _report_stats(self, js: JetStreamContext) -> None:
+        """Pending, unacked and redelivered messages (consumer info); waiting dead letters."""
+        labels = (self.service, self.durable)
+        try:
+            info = await js.consumer_info(self.settings.stream_name, self.durable)
+            letters = await js.stream_info(
+                self.settings.deadletter_stream_name,
+                subjects_filter=deadletter_filter(self.durable),
+            )
+        except nats.errors.Error as exc:  # the numbers wait for the next round; work goes on
+            log.debug("consumer stats unavailable", extra={"error": type(exc).__name__})
+            return
+        self.metrics.consumer_pending.labels(*labels).set(info.num_pending or 0)
+        self.metrics.consumer_ack_pending.labels(*labels).set(info.num_ack_pending or 0)
+        self.metrics.consumer_redelivered.labels(*labels).set(info.num_redelivered or 0)
+        waiting = sum((letters.state.subjects or {}).values())
+        self.metrics.dead_letters_waiting.labels(*labels).set(waiting)
 
     def _decode(self, msg: Msg, attempt: int) -> Delivery:
         try:
@@ -254,6 +336,7 @@ class DurableConsumer:
         )
         await msg.term()
         self.deadlettered += 1
+        self.metrics.dead_letters.labels(self.service, self.durable, reason_kind(reason)).inc()
         log.error(
             "message dead-lettered",
             extra={"consumer": self.durable, "reason": reason, "stream_sequence": seq},

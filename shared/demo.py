@@ -163,7 +163,7 @@ def rapport_inhoud(versie: int) -> dict[str, Any]:
     }
 
 
-def _wait(what: str, check: Callable[[], T | None], timeout: float = 60) -> T:
+def _wait(what: str, check: Callable[[], T | None], timeout: float = 60, poll: float = 0.1) -> T:
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -171,11 +171,15 @@ def _wait(what: str, check: Callable[[], T | None], timeout: float = 60) -> T:
             return result
         if time.monotonic() > deadline:
             raise DemoError(f"waited {timeout:.0f}s for {what}")
-        time.sleep(0.1)
+        time.sleep(poll)
 
 
 class DossierDriver:
     """Takes one dossier through the process over HTTP."""
+
+    #: How long to wait for another service to hear of a step, and how often to look.
+    wait_timeout_s = 60.0
+    poll_s = 0.1
 
     def __init__(self, urls: dict[str, str], actors: Actors, client: httpx.Client) -> None:
         self.urls = urls
@@ -233,7 +237,7 @@ class DossierDriver:
             )
             return response if response.status_code in (200, 201) else None
 
-        return _wait(what, attempt)
+        return _wait(what, attempt, self.wait_timeout_s, self.poll_s)
 
     def dossier(self) -> dict[str, Any]:
         """The dossier as the secretariat sees it."""
@@ -258,7 +262,9 @@ class DossierDriver:
                 return body
             return None
 
-        return _wait(f"dossier status {' or '.join(statuses)}", check)
+        return _wait(
+            f"dossier status {' or '.join(statuses)}", check, self.wait_timeout_s, self.poll_s
+        )
 
     # --- the steps ---
 

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +55,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from shared.errors import Conflict, NietGevonden
 from shared.keys import DossierKeys, KeyEncryptionKeys, KeyRing, KeyStoreError, open_sealed, seal
+from shared.telemetry import current_traceparent, metrics_for, watch_event_store
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,9 @@ class DomainEvent(BaseModel):
     actor_role: str | None = None
     correlation_id: str | None = None
     causation_id: str | None = None
+    #: W3C trace context of the span that recorded the event (set by ``record``): the relay puts
+    #: it on the CloudEvent, so consumers continue the trace however late it is published.
+    traceparent: str | None = None
 
     @property
     def vergeten(self) -> bool:
@@ -169,6 +175,8 @@ class PydanticMapper(Mapper[UUID]):
         """Serialise one domain event."""
         assert isinstance(domain_event, DomainEvent)
         state = domain_event.model_dump(mode="json")
+        if state.get("traceparent") is None:
+            state.pop("traceparent", None)  # events recorded outside any span stay as they were
         if self.keys is not None and domain_event.personal:
             seal_personal(state, domain_event, self.keys)
         version = type(domain_event).class_version
@@ -190,12 +198,30 @@ class PydanticMapper(Mapper[UUID]):
         """Deserialise (decrypting, upcasting old versions) and validate one stored event."""
         return decode_event(stored_event.topic, self._plain(stored_event.state), self.keys)
 
+    def to_domain_events(self, stored_events: Sequence[StoredEvent]) -> list[DomainEvent]:
+        """Deserialise a batch, reading the data keys it needs in one lookup (the relay's path).
+
+        One lookup per event would be one database round trip per dossier; reading a batch's
+        keys together makes decoding a batch a single round trip.
+        """
+        plain = [(stored.topic, self._plain(stored.state)) for stored in stored_events]
+        keys = self.keys
+        prefetch = getattr(keys, "for_reading_many", None)
+        if prefetch is not None:
+            key_ids = {UUID(m.decode()) for _, data in plain for m in _SEALED_KEY_ID.findall(data)}
+            keys = prefetch(key_ids)
+        return [decode_event(topic, data, keys) for topic, data in plain]
+
     def _plain(self, data: bytes) -> bytes:
         if self.cipher:
             data = self.cipher.decrypt(data)
         if self.compressor:
             data = self.compressor.decompress(data)
         return data
+
+
+#: The key id of a sealed personal value in stored JSON (see ``seal_personal``).
+_SEALED_KEY_ID = re.compile(rb'"enc":"([0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})"')
 
 
 def decode_event(topic: str, data: bytes, keys: KeyRing | None = None) -> DomainEvent:
@@ -357,7 +383,9 @@ class WeerbaarRecorder(PostgresApplicationRecorder):
             self.inbox_table
         )
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    # Fewer attempts than the library's ten: while the database is down a command should soon
+    # answer 503 (the client retries), not hold its request for ten connection timeouts.
+    @retry((InterfaceError, OperationalError), max_attempts=3, wait=0.2)
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -442,42 +470,54 @@ class ServiceApplication(Application[UUID]):
     ddl: ClassVar[Sequence[str]] = ()
 
     def __init__(self, env: dict[str, str]) -> None:
-        _ensure_schema(env)
-        super().__init__(env)
-        recorder = self.recorder
-        assert isinstance(recorder, WeerbaarRecorder)
-        self.store: WeerbaarRecorder = recorder
-        self.datastore: PostgresDatastore = recorder.datastore
-        # The data keys of personal data, in the service's schema but apart from the events.
-        # Looked up on every read (never cached, so forgetting takes effect at once): on
-        # autocommit connections of their own, one round trip each.
-        connect = self.datastore.pool.kwargs
-        assert isinstance(connect, dict)
-        self._key_reads: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
-            kwargs={**connect, "autocommit": True},
-            connection_class=psycopg.Connection[DictRow],
-            min_size=0,  # connections are made on first use
-            max_size=4,
-            name=f"{self.service}-keys",
-            open=True,
-        )
-        self.keys = DossierKeys(
-            lambda: self.datastore.transaction(commit=True),
-            self.service,
-            KeyEncryptionKeys(Path(env.get("WEERBAAR_KEK_DIR") or ".data/secrets")),
-            read=self._key_reads.connection,
-        )
-        try:
-            self.keys.create_table()
-        except Exception:
-            self._key_reads.close()
-            raise
-        assert isinstance(self.mapper, PydanticMapper)
-        self.mapper.keys = self.keys
-        if self.ddl:
-            with self.datastore.transaction(commit=True) as curs:
-                for statement in self.ddl:
-                    curs.execute(statement.replace("{schema}", self.service))
+        # Several processes of one service (roles, replicas) start at once: the library's
+        # CREATE TABLE IF NOT EXISTS races with itself in PostgreSQL (a unique violation in the
+        # catalog), so the creating is done one process at a time.
+        with _creating_tables(env):
+            super().__init__(env)
+            recorder = self.recorder
+            assert isinstance(recorder, WeerbaarRecorder)
+            self.store: WeerbaarRecorder = recorder
+            self.datastore: PostgresDatastore = recorder.datastore
+            # The data keys of personal data, in the service's schema but apart from the events.
+            # Looked up on every read (never cached, so forgetting takes effect at once): on
+            # autocommit connections of their own, one round trip each.
+            connect = self.datastore.pool.kwargs
+            assert isinstance(connect, dict)
+            self._key_reads: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
+                kwargs={**connect, "autocommit": True},
+                connection_class=psycopg.Connection[DictRow],
+                min_size=0,  # connections are made on first use
+                max_size=4,
+                name=f"{self.service}-keys",
+                open=True,
+            )
+            self.keys = DossierKeys(
+                lambda: self.datastore.transaction(commit=True),
+                self.service,
+                KeyEncryptionKeys(Path(env.get("WEERBAAR_KEK_DIR") or ".data/secrets")),
+                read=self._key_reads.connection,
+            )
+            try:
+                self.keys.create_table()
+            except Exception:
+                self._key_reads.close()
+                raise
+            assert isinstance(self.mapper, PydanticMapper)
+            self.mapper.keys = self.keys
+            if self.ddl:
+                with self.datastore.transaction(commit=True) as curs:
+                    for statement in self.ddl:
+                        curs.execute(statement.replace("{schema}", self.service))
+        watch_event_store(self)
+
+    def create_tables(self, statements: Sequence[str]) -> None:
+        """Run ``CREATE … IF NOT EXISTS`` statements (``{schema}`` = the service) under the
+        service's DDL lock: processes that start at once would otherwise collide."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("SELECT pg_advisory_xact_lock(%s)", (ddl_lock_key(self.service),))
+            for statement in statements:
+                curs.execute(statement.replace("{schema}", self.service))
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -496,7 +536,16 @@ class ServiceApplication(Application[UUID]):
         inbox: tuple[str, str] | None = None,
         statements: Sequence[Statement] = (),
     ) -> None:
-        """Append events atomically with an optional inbox row and side statements."""
+        """Append events atomically with an optional inbox row and side statements.
+
+        Each event gets the ``traceparent`` of the current span, unless it carries one already.
+        """
+        traceparent = current_traceparent()
+        if traceparent is not None:
+            update = {"traceparent": traceparent}
+            events = tuple(
+                event if event.traceparent else event.model_copy(update=update) for event in events
+            )
         try:
             self.save(*events, inbox=inbox, statements=statements)
         except IntegrityError as exc:
@@ -506,6 +555,9 @@ class ServiceApplication(Application[UUID]):
             if constraint is not None and constraint.endswith("_events_pkey"):
                 raise ConcurrencyConflict(str(events[0].originator_id)) from None
             raise DuplicateKey(constraint) from exc
+        appended = metrics_for(self.service).events_appended
+        for event in events:
+            appended.labels(self.service, type(event).__name__).inc()
 
     def retrying(self, command: Callable[[], TResult], attempts: int = 5) -> TResult:
         """Run a get → decide → record command, retrying when another writer came first."""
@@ -554,8 +606,18 @@ def retry_on_conflict(command: Callable[[], TResult], attempts: int = 5) -> TRes
     raise Conflict("Het dossier werd tegelijk door iemand anders gewijzigd; probeer opnieuw.")
 
 
-def _ensure_schema(env: dict[str, str]) -> None:
-    """Create the service's schema when missing (the library creates tables, not schemas)."""
+def ddl_lock_key(schema: str) -> int:
+    """The advisory lock that lets one process at a time create a service's tables."""
+    digest = hashlib.sha256(f"weerbaar-ddl:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def _creating_tables(env: dict[str, str]) -> Iterator[None]:
+    """Hold the service's DDL lock (one process at a time) and create its schema when missing
+    (the library creates tables, not schemas)."""
+    schema = env["POSTGRES_SCHEMA"]
+    key = ddl_lock_key(schema)
     with psycopg.connect(
         host=env["POSTGRES_HOST"],
         port=int(env["POSTGRES_PORT"]),
@@ -565,15 +627,14 @@ def _ensure_schema(env: dict[str, str]) -> None:
         autocommit=True,
         connect_timeout=10,
     ) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_namespace WHERE nspname = %s", (env["POSTGRES_SCHEMA"],)
-        ).fetchone()
+        # A session lock: released when this connection closes, also if the process dies.
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
         if not exists:
             # Another replica may create it at the same moment.
             with contextlib.suppress(psycopg.errors.UniqueViolation):
-                conn.execute(
-                    SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(env["POSTGRES_SCHEMA"]))
-                )
+                conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+        yield
 
 
 def utcnow() -> datetime:

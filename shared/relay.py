@@ -10,7 +10,10 @@ PostgreSQL is the system of record; the stream is derived from it. The relay
 - publishes each message with ``Nats-Msg-Id`` = the CloudEvent ``id``, which is stable (derived from
   the stored event), so a message re-sent after an unacknowledged publish is dropped by the stream's
   duplicate window;
-- records its position in PostgreSQL only after the PubAck (for monitoring the lag).
+- records its position in PostgreSQL only after the PubAck (for monitoring the lag: see
+  ``shared.telemetry``);
+- puts the ``traceparent`` stored with each domain event on its CloudEvents, so the trace of the
+  request that recorded it continues at every consumer.
 """
 
 from __future__ import annotations
@@ -18,19 +21,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import nats
 import psycopg
+from eventsourcing.persistence import InterfaceError as ESInterfaceError
+from eventsourcing.persistence import OperationalError as ESOperationalError
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from psycopg.sql import SQL, Identifier
 
+from shared.contracts.envelope import TRACEPARENT_PATTERN, CloudEvent
 from shared.contracts.registry import subject_for, to_cloudevent
-from shared.eventstore import DomainEvent, public_event_id
+from shared.eventstore import DomainEvent, PydanticMapper, public_event_id
 from shared.settings import Settings
+from shared.telemetry import metrics_for
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import Notification
@@ -41,6 +49,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POSITION_HEADER = "Weerbaar-Position"
+#: What an unreachable database or broker raises; the relay starts over (the event store's
+#: reads raise the library's own errors, not psycopg's).
+OUTAGES: tuple[type[BaseException], ...] = (
+    OSError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    ESOperationalError,
+    ESInterfaceError,
+    nats.errors.Error,
+)
+#: How long the relay waits for the PubAcks of one batch before it starts over.
+PUBLISH_ACK_TIMEOUT_S = 5.0
+_TRACEPARENT = re.compile(TRACEPARENT_PATTERN)
 
 #: Maps one private domain event to the public events it announces (often one, sometimes none).
 Gateway = Callable[[DomainEvent], Sequence["PublicEvent"]]
@@ -87,13 +108,15 @@ class OutboxRelay:
         self.published = 0
         self.position_table = Identifier(self.service, "relay_position")
         self.active = asyncio.Event()
+        self.metrics = metrics_for(self.service)
+        self.metrics.relay_published.labels(self.service)  # the series exists from the start
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until ``stop`` is set; survives NATS and PostgreSQL outages by starting over."""
         while not stop.is_set():
             try:
                 await self._run_once(stop)
-            except (OSError, psycopg.OperationalError, nats.errors.Error) as exc:
+            except OUTAGES as exc:
                 self.active.clear()
                 log.warning("relay interrupted, restarting", extra={"error": type(exc).__name__})
                 await _sleep_or_stop(stop, 1.0)
@@ -123,16 +146,25 @@ class OutboxRelay:
                     extra={"service": self.service, "from": position.notification_id},
                 )
                 self.active.set()
+                self.metrics.relay_active.labels(self.service).set(1)
                 async with await psycopg.AsyncConnection.connect(
                     self.conninfo, autocommit=True
                 ) as listen:
+                    # Resync requests (``weerbaar stream-rebuild``) come on the same channel;
+                    # notifications that arrive while the relay publishes wait in psycopg's
+                    # backlog and are read by the next wait.
+                    requests: list[str] = []
                     await listen.execute(SQL("LISTEN {}").format(Identifier(self._channel())))
+                    resyncing: list[str] = []
                     while not stop.is_set():
                         await lock.execute("SELECT 1")  # lost the lock's connection → stop
-                        if reconnected.is_set():
+                        if reconnected.is_set() or requests:
                             # The server may have restarted without what it had not yet synced
-                            # to disk: resume from what the stream really holds.
+                            # to disk, or the stream was lost and provisioned again (``weerbaar
+                            # stream rebuild`` asks): resume from what the stream really holds.
                             reconnected.clear()
+                            resyncing += requests
+                            requests.clear()
                             position = await self._resume_position(js, lock)
                         batch = await asyncio.to_thread(
                             self.app.recorder.select_notifications,
@@ -143,9 +175,14 @@ class OutboxRelay:
                             position = await self._publish(js, batch, position)
                             await self._record(lock, position)
                             continue
-                        await self._wait_for_notify(listen, stop)
+                        if resyncing:
+                            # Caught up with the log after a resync: say so to whoever asked.
+                            await self._confirm_resync(lock, resyncing[-1])
+                            resyncing.clear()
+                        requests += await self._wait_for_notify(listen, stop)
             finally:
                 self.active.clear()
+                self.metrics.relay_active.labels(self.service).set(0)
                 await nc.close()
 
     async def _acquire(self, lock: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
@@ -157,13 +194,18 @@ class OutboxRelay:
             await _sleep_or_stop(stop, self.poll_interval_s)
 
     async def _ensure_position_table(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await ensure_position_table(conn, self.service)
+
+    async def _confirm_resync(self, conn: psycopg.AsyncConnection[Any], token: str) -> None:
         await conn.execute(
             SQL(
-                "CREATE TABLE IF NOT EXISTS {} (service text PRIMARY KEY, "
-                "notification_id bigint NOT NULL, next_index int NOT NULL, "
-                "published_at timestamptz NOT NULL DEFAULT now())"
-            ).format(self.position_table)
+                "INSERT INTO {} (service, notification_id, next_index, resync_token, resynced_at) "
+                "VALUES (%s, 0, 0, %s, now()) ON CONFLICT (service) DO UPDATE SET "
+                "resync_token = EXCLUDED.resync_token, resynced_at = EXCLUDED.resynced_at"
+            ).format(self.position_table),
+            (self.service, token),
         )
+        log.info("relay resynced with the stream", extra={"service": self.service})
 
     async def _resume_position(
         self, js: JetStreamContext, conn: psycopg.AsyncConnection[Any]
@@ -175,7 +217,6 @@ class OutboxRelay:
         were stored while an earlier one failed: the whole batch goes out again, and what the
         stream already holds is dropped by its duplicate window.
         """
-        on_stream = await self._position_on_stream(js)
         row = await (
             await conn.execute(
                 SQL("SELECT notification_id, next_index FROM {} WHERE service = %s").format(
@@ -184,18 +225,68 @@ class OutboxRelay:
                 (self.service,),
             )
         ).fetchone()
-        if row is None:
+        recorded = None if row is None else Position(int(row[0]) + 1, int(row[1]))
+        on_stream = await self._position_on_stream(js)
+        if on_stream is None:
+            # Someone else published on this service's subjects (a poison message, a test):
+            # it says nothing about the log; the acknowledged position does.
+            log.warning("last message on the service's subjects is not the relay's")
+            return recorded or Position(1, 0)
+        if on_stream > Position(1, 0) and not await self._stream_holds_log_start(js):
+            # The stream was lost and made again, and newer events reached it before this relay
+            # noticed: its tail says nothing about what it holds. Publish the whole log again;
+            # what the new stream already has is dropped by its duplicate window.
+            log.warning("stream lacks the start of the log, publishing it all again")
+            return Position(1, 0)
+        if recorded is None:
             return on_stream
-        return min(on_stream, Position(int(row[0]) + 1, int(row[1])))
+        return min(on_stream, recorded)
 
-    async def _position_on_stream(self, js: JetStreamContext) -> Position:
+    async def _stream_holds_log_start(self, js: JetStreamContext) -> bool:
+        """Whether this service's first message on the stream is its log's first public event."""
+        header = None
+        seq = 1
+        for _ in range(_FOREIGN_MESSAGES_SKIPPED):
+            try:
+                first = await js.get_msg(
+                    self.settings.stream_name,
+                    seq=seq,
+                    subject=f"weerbaar.{self.service}.>",
+                    next=True,
+                )
+            except NotFoundError:
+                return False
+            header = (first.headers or {}).get(POSITION_HEADER)
+            if header is not None:
+                break
+            seq = (first.seq or seq) + 1  # not the relay's message: look at the next one
+        start = await asyncio.to_thread(self._first_public_position)
+        if header is None or start is None:
+            return False
+        notification_id, index, _ = (int(p) for p in header.split("/"))
+        return Position(notification_id, index) == start
+
+    def _first_public_position(self) -> Position | None:
+        """The position of the log's first public event (blocking: reads and decodes the log)."""
+        start = 1
+        while batch := self.app.recorder.select_notifications(start, 100):
+            for notification in batch:
+                event = self.app.mapper.to_domain_event(notification)
+                assert isinstance(event, DomainEvent)
+                if self.gateway(event):
+                    return Position(notification.id, 0)
+            start = batch[-1].id + 1
+        return None
+
+    async def _position_on_stream(self, js: JetStreamContext) -> Position | None:
+        """After the service's last message on the stream; None when that is not the relay's."""
         try:
             last = await js.get_last_msg(self.settings.stream_name, f"weerbaar.{self.service}.>")
         except NotFoundError:
             return Position(1, 0)
         header = (last.headers or {}).get(POSITION_HEADER)
         if header is None:
-            raise RuntimeError(f"last message of {self.service} on the stream has no position")
+            return None
         return Position.after_header(header)
 
     def _messages(
@@ -203,27 +294,16 @@ class OutboxRelay:
     ) -> list[tuple[str, bytes, dict[str, str]]]:
         """The batch as NATS messages (blocking: decoding may read a dossier's key)."""
         messages = []
-        for notification in batch:
-            if notification.id < position.notification_id:
-                continue
-            event = self.app.mapper.to_domain_event(notification)
-            assert isinstance(event, DomainEvent)
+        todo = [n for n in batch if n.id >= position.notification_id]
+        mapper = self.app.mapper
+        assert isinstance(mapper, PydanticMapper)
+        # The batch's data keys in one lookup, not one round trip per dossier.
+        for notification, event in zip(todo, mapper.to_domain_events(todo), strict=True):
             public = self.gateway(event)
-            for index, public_event in enumerate(public):
+            envelopes = cloudevents_for(self.service, self.settings, event, public)
+            for index, (public_event, ce) in enumerate(zip(public, envelopes, strict=True)):
                 if notification.id == position.notification_id and index < position.index:
                     continue
-                ce = to_cloudevent(
-                    public_event,
-                    id=public_event_id(
-                        self.service, event.originator_id, event.originator_version, index
-                    ),
-                    source=self.settings.source_for(self.service),
-                    time=event.timestamp,
-                    correlationid=event.correlation_id,
-                    causationid=event.causation_id,
-                    actorrole=event.actor_role,
-                    actorid=event.actor_id,
-                )
                 headers = {
                     "Nats-Msg-Id": ce.id,
                     POSITION_HEADER: f"{notification.id}/{index}/{len(public)}",
@@ -242,9 +322,12 @@ class OutboxRelay:
             for subject, payload, headers in messages
         ]
         # Every future must be acked before the position moves; one failure → start over from
-        # the recorded position (the duplicate window drops what was stored twice).
-        acks = await asyncio.wait_for(asyncio.gather(*futures), timeout=30)
-        self.published += sum(1 for ack in acks if not ack.duplicate)
+        # the recorded position (the duplicate window drops what was stored twice). A PubAck
+        # lost to a broker restart never comes: wait only as long as a healthy batch can take.
+        acks = await asyncio.wait_for(asyncio.gather(*futures), timeout=PUBLISH_ACK_TIMEOUT_S)
+        stored = sum(1 for ack in acks if not ack.duplicate)
+        self.published += stored
+        self.metrics.relay_published.labels(self.service).inc(stored)
         return Position(batch[-1].id + 1, 0)
 
     async def _record(self, conn: psycopg.AsyncConnection[Any], position: Position) -> None:
@@ -258,17 +341,81 @@ class OutboxRelay:
         )
 
     def _channel(self) -> str:
-        return f"{self.service}_events"
+        return relay_channel(self.service)
 
     async def _wait_for_notify(
         self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event
-    ) -> None:
+    ) -> list[str]:
+        """Wait for the next notification, at most the poll interval; the resync tokens read."""
+        tokens: list[str] = []
         try:
             async with asyncio.timeout(self.poll_interval_s):
-                async for _ in conn.notifies(stop_after=1):
-                    return
+                async for notify in conn.notifies(stop_after=1):
+                    _collect_resync(notify.payload, tokens)
         except TimeoutError:
-            return
+            pass
+        return tokens
+
+
+RESYNC_PREFIX = "resync:"
+
+#: How many messages without a position header (not the relay's) the start check looks past.
+_FOREIGN_MESSAGES_SKIPPED = 100
+
+
+def _collect_resync(payload: str, requests: list[str]) -> None:
+    """Keep the token of a resync request; plain notifications (new events) carry no payload."""
+    if payload.startswith(RESYNC_PREFIX):
+        requests.append(payload.removeprefix(RESYNC_PREFIX))
+
+
+def relay_channel(service: str) -> str:
+    """The channel the service's event store notifies on (and resync requests are sent on)."""
+    return f"{service}_events"
+
+
+async def ensure_position_table(conn: psycopg.AsyncConnection[Any], service: str) -> None:
+    """The relay's bookkeeping: its acknowledged position and the last resync it confirmed."""
+    table = Identifier(service, "relay_position")
+    await conn.execute(
+        SQL(
+            "CREATE TABLE IF NOT EXISTS {} (service text PRIMARY KEY, "
+            "notification_id bigint NOT NULL, next_index int NOT NULL, "
+            "published_at timestamptz NOT NULL DEFAULT now())"
+        ).format(table)
+    )
+    await conn.execute(
+        SQL(
+            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS resync_token text, "
+            "ADD COLUMN IF NOT EXISTS resynced_at timestamptz"
+        ).format(table)
+    )
+
+
+def cloudevents_for(
+    service: str, settings: Settings, event: DomainEvent, public: Sequence[PublicEvent]
+) -> list[CloudEvent]:
+    """The CloudEvents that announce one stored event: the one place they are built, so the
+    relay and a rebuild from the event store (``weerbaar replay``) see the same envelopes."""
+    return [
+        to_cloudevent(
+            public_event,
+            id=public_event_id(service, event.originator_id, event.originator_version, index),
+            source=settings.source_for(service),
+            time=event.timestamp,
+            correlationid=event.correlation_id,
+            causationid=event.causation_id,
+            actorrole=event.actor_role,
+            actorid=event.actor_id,
+            traceparent=_valid_traceparent(event.traceparent),
+        )
+        for index, public_event in enumerate(public)
+    ]
+
+
+def _valid_traceparent(value: str | None) -> str | None:
+    # The envelope refuses a malformed one; an event must never be held back by its trace.
+    return value if value is not None and _TRACEPARENT.fullmatch(value) else None
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

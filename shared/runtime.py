@@ -4,6 +4,10 @@
 every role; the roles can also run as separate processes (and several replicas of each), which is
 how the tests kill a relay or a consumer on its own. SIGTERM and SIGINT stop the process cleanly:
 the API finishes its requests, unacked messages return to the stream after their ack wait.
+
+Every process of a service exposes that service's metrics: the API at its ``/metrics``, a process
+without the API role on ``--metrics-port`` (or ``WEERBAAR_METRICS_PORT``) when given — one scrape
+target per process, as Prometheus expects (no multiprocess mode: replicas run on other hosts).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,10 +27,13 @@ from fastapi import FastAPI
 
 from shared.chain import checkpointer
 from shared.consumer import DurableConsumer, Subscription
+from shared.deadletters import RedriveError, redrive
 from shared.eventstore import Clock, ServiceApplication
 from shared.logging import configure_logging
 from shared.relay import Gateway, OutboxRelay
+from shared.replay import export_public
 from shared.settings import DEFAULT_PORTS, Settings, load_settings
+from shared.telemetry import configure_tracing, serve_metrics, shutdown_tracing
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +132,49 @@ def main(bootstrap: Bootstrap, service: str, argv: Sequence[str] | None = None) 
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
     parser.add_argument("--role", choices=("all", *ROLES), action="append")
     parser.add_argument("--port", type=int, default=None)
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve /metrics on this port when the process runs no API role "
+        "(default: WEERBAAR_METRICS_PORT; the API serves its own /metrics)",
+    )
+    parser.add_argument(
+        "--export-public",
+        type=int,
+        metavar="AFTER",
+        help="write the public events of the log after notification id AFTER to stdout, then"
+        " exit (read by `weerbaar replay`)",
+    )
+    parser.add_argument(
+        "--redrive",
+        type=int,
+        metavar="SEQ",
+        help="hand dead letter SEQ to its consumer's handler once more, then exit"
+        " (`weerbaar deadletters redrive SEQ` runs this)",
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
     configure_logging(service, settings.log_level)
+    configure_tracing(service, settings)
     roles = ROLES if not args.role or "all" in args.role else tuple(args.role)
     components = bootstrap(settings, Clock())
+    if args.redrive is not None:
+        try:
+            outcome = asyncio.run(
+                redrive(settings, service, components.subscriptions, args.redrive)
+            )
+        except RedriveError as exc:
+            print(f"redrive: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+        finally:
+            components.app.close()
+        print(f"dead letter {args.redrive}: {outcome.replace('_', ' ')}")
+        return
+    if args.export_public is not None:
+        export_public(components, settings, args.export_public, sys.stdout)
+        components.app.close()
+        return
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -139,4 +185,10 @@ def main(bootstrap: Bootstrap, service: str, argv: Sequence[str] | None = None) 
         await run_components(components, settings, roles=roles, port=args.port, stop=stop)
         log.info("service stopped")
 
-    asyncio.run(run())
+    metrics_port = args.metrics_port or settings.metrics_port
+    if "api" not in roles and metrics_port:
+        serve_metrics(service, settings.bind_host, metrics_port)
+    try:
+        asyncio.run(run())
+    finally:
+        shutdown_tracing()

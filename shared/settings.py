@@ -81,6 +81,22 @@ class Settings(BaseSettings):
     )
     secretariaat_email: str = "secretariaat@weerbaarbestuur.local"
 
+    # Webhooks (notifications): delays between attempts; the default spans ~27.6 hours.
+    webhook_retry_schedule_s: tuple[Annotated[float, Field(ge=0)], ...] = Field(
+        default=(5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0),
+        min_length=1,
+        description="Seconds before each retry of a webhook delivery (JSON list); the first"
+        " attempt is immediate, each delay gets 0-`webhook_jitter` extra.",
+    )
+    webhook_jitter: Annotated[float, Field(ge=0, le=1)] = 0.1
+    webhook_timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+    webhook_failing_after: Annotated[int, Field(ge=1, le=1000)] = 5
+    webhook_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    webhook_allow_private_addresses: bool = Field(
+        default=False,
+        description="Allow callback URLs on loopback and private addresses (development, tests).",
+    )
+
     calendar_profile: str = "algemene_termijnenwet"
     contact_working_days: Annotated[int, Field(ge=1, le=30)] = 3
     deadline_check_interval_s: Annotated[float, Field(gt=0)] = 30.0
@@ -91,6 +107,11 @@ class Settings(BaseSettings):
 
     postgres_pool_size: Annotated[int, Field(ge=1, le=100)] = 5
     postgres_lock_timeout_s: Annotated[int, Field(ge=1)] = 5
+    postgres_connect_timeout_s: Annotated[int, Field(ge=1)] = Field(
+        default=1,
+        description="How long a request waits for a database connection (each of the event"
+        " store's retries); while the database is down the APIs answer 503 after the retries.",
+    )
 
     bind_host: str = Field(
         default="127.0.0.1",
@@ -104,7 +125,34 @@ class Settings(BaseSettings):
     )
     audit_checkpoint_interval_s: Annotated[float, Field(gt=0)] = 60.0
 
+    retention_default_days: Annotated[int, Field(ge=1)] = Field(
+        default=2555,
+        description="Days a dossier's history stays in the read models after the dossier ended"
+        " (closed or withdrawn), for event types without their own period (7 years).",
+    )
+    retention_days: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict,
+        description='Per public event type, e.g. {"RapportIngezien": 3650,'
+        ' "NotificatieVerzonden": 365}: days its entries are kept after the dossier ended.',
+    )
+    retention_personal_data_days: Annotated[int, Field(ge=1)] = Field(
+        default=730,
+        description="Days after a dossier ended before its personal data are destroyed"
+        " (crypto-shredding, recorded as PersoonsgegevensVergeten).",
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        default=None,
+        description="Port of /metrics in a process that runs no API role (the API serves its "
+        "own /metrics); unset: such a process serves none.",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP base URL (e.g. http://collector:4318) to export traces to; "
+        "unset: the standard OTEL_EXPORTER_OTLP_ENDPOINT, else no export.",
+    )
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
 
     @field_validator("database_url")
@@ -164,6 +212,7 @@ class Settings(BaseSettings):
             "POSTGRES_POOL_SIZE": str(self.postgres_pool_size),
             "POSTGRES_MAX_OVERFLOW": "5",
             "POSTGRES_LOCK_TIMEOUT": str(self.postgres_lock_timeout_s),
+            "POSTGRES_CONNECT_TIMEOUT": str(self.postgres_connect_timeout_s),
             "POSTGRES_CONN_MAX_AGE": "600",
             "POSTGRES_PRE_PING": "y",
             "CREATE_TABLE": "y",

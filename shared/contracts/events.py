@@ -264,6 +264,55 @@ class PersoonsgegevensVerstrekt(PublicEvent):
     verstrekt_op: UtcDatetime = Field(description="When.")
 
 
+class BewaarplichtReden(StrEnum):
+    """Why a dossier's history must be kept beyond its retention periods (a legal hold)."""
+
+    RECHTSZAAK = "rechtszaak"
+    KLACHT = "klacht"
+    ONDERZOEK = "onderzoek"
+    TOEZICHT = "toezicht"
+
+
+class BewaarplichtOpgelegd(PublicEvent):
+    """A legal hold on the dossier: retention destroys nothing of it until the hold is lifted."""
+
+    service = Dienst.INTAKE.value
+
+    aanvraag_id: AanvraagId
+    reden: BewaarplichtReden = Field(description="Why the history must be kept.")
+    opgelegd_op: UtcDatetime = Field(description="When the hold was placed.")
+
+
+class BewaarplichtOpgeheven(PublicEvent):
+    """The legal hold on the dossier was lifted: its retention periods apply again."""
+
+    service = Dienst.INTAKE.value
+
+    aanvraag_id: AanvraagId
+    opgeheven_op: UtcDatetime = Field(description="When the hold was lifted.")
+
+
+class GegevensVernietigd(PublicEvent):
+    """Entries of one type in the dossier's history were destroyed: their retention period passed.
+
+    Recorded in the transaction that destroys them: nothing is ever deleted silently. The event
+    stores keep their (hash-chained) rows; what goes is the read models' copy.
+    """
+
+    service = Dienst.INTAKE.value
+
+    aanvraag_id: AanvraagId
+    soort: str = Field(
+        pattern=r"^[A-Z][A-Za-z]{2,63}$",
+        description="The public event name whose entries were destroyed (e.g. RapportIngezien).",
+    )
+    aantal: Aantal = Field(description="How many entries were destroyed.")
+    tot: UtcDatetime = Field(
+        description="Every entry of this type recorded up to this moment was destroyed."
+    )
+    vernietigd_op: UtcDatetime = Field(description="When they were destroyed.")
+
+
 # --- scheduling ----------------------------------------------------------------------------------
 
 
@@ -574,6 +623,42 @@ class NotificatieMislukt(PublicEvent):
     poging: int = Field(ge=1, description="Delivery attempt, starting at 1.")
     reden_code: Code = Field(description="Short code of the failure (e.g. `smtp_timeout`).")
     definitief: bool = Field(description="True when no further attempt will be made.")
+
+
+class WebhookAbonnementGefaald(PublicEvent):
+    """A webhook subscription keeps failing: its receiver has not accepted deliveries for a while.
+
+    Deliveries are still retried on their schedule; WebhookAbonnementHersteld follows the first
+    accepted delivery. Never the callback URL: it is the integrator's configuration.
+    """
+
+    service = Dienst.NOTIFICATIONS.value
+
+    aanvraag_id: UUID | None = Field(
+        default=None, description="Always null: the event concerns no one dossier."
+    )
+    abonnement_id: UUID = Field(description="The webhook subscription.")
+    organisatie_code: OrganisatieCode | None = Field(
+        default=None, description="The organisation whose subscription it is, if any."
+    )
+    opeenvolgende_fouten: int = Field(ge=1, description="Failed attempts in a row.")
+    falend_sinds: UtcDatetime = Field(description="First failed attempt of this series.")
+    reden_code: Code = Field(description="Code of the last failure (e.g. `http_500`, `timeout`).")
+
+
+class WebhookAbonnementHersteld(PublicEvent):
+    """A failing webhook subscription's receiver accepted a delivery again."""
+
+    service = Dienst.NOTIFICATIONS.value
+
+    aanvraag_id: UUID | None = Field(
+        default=None, description="Always null: the event concerns no one dossier."
+    )
+    abonnement_id: UUID = Field(description="The webhook subscription.")
+    organisatie_code: OrganisatieCode | None = Field(
+        default=None, description="The organisation whose subscription it is, if any."
+    )
+    hersteld_op: UtcDatetime = Field(description="When a delivery was accepted again.")
 
 
 # --- every service -------------------------------------------------------------------------------

@@ -30,6 +30,9 @@ ALL_EVENTS: tuple[type[ev.PublicEvent], ...] = (
     ev.DossierAfgesloten,
     ev.PersoonsgegevensVergeten,
     ev.PersoonsgegevensVerstrekt,
+    ev.BewaarplichtOpgelegd,
+    ev.BewaarplichtOpgeheven,
+    ev.GegevensVernietigd,
     # scheduling
     ev.ContactOpgenomen,
     ev.ContacttermijnGesteld,
@@ -57,6 +60,8 @@ ALL_EVENTS: tuple[type[ev.PublicEvent], ...] = (
     # notifications
     ev.NotificatieVerzonden,
     ev.NotificatieMislukt,
+    ev.WebhookAbonnementGefaald,
+    ev.WebhookAbonnementHersteld,
     # every service
     ev.ToegangGeweigerd,
 )

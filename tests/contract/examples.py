@@ -12,6 +12,7 @@ AFSPRAAK_ID = UUID("0b9e5d4c-3a2f-4e1d-8c7b-6a5f4e3d2c1b")
 RAPPORT_ID = UUID("a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d")
 MAATREGEL_ID = UUID("5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a")
 NOTIFICATIE_ID = UUID("9c8b7a6f-5e4d-4c3b-2a1f-0e9d8c7b6a5f")
+ABONNEMENT_ID = UUID("2e7d9c4b-8a1f-4b3e-9d6c-5f4a3b2c1d0e")
 HASH = "3f0a" * 16
 MOMENT = datetime(2025, 3, 3, 9, 30, tzinfo=UTC)
 MAATREGEL = ev.MaatregelSamenvatting(
@@ -54,6 +55,17 @@ EXAMPLES: dict[type[ev.PublicEvent], ev.PublicEvent] = {
             aanvraag_id=AANVRAAG_ID,
             gegevens=ev.Persoonsgegeven.ADRES_BESTUURDER,
             verstrekt_op=MOMENT,
+        ),
+        ev.BewaarplichtOpgelegd(
+            aanvraag_id=AANVRAAG_ID, reden=ev.BewaarplichtReden.RECHTSZAAK, opgelegd_op=MOMENT
+        ),
+        ev.BewaarplichtOpgeheven(aanvraag_id=AANVRAAG_ID, opgeheven_op=MOMENT),
+        ev.GegevensVernietigd(
+            aanvraag_id=AANVRAAG_ID,
+            soort="RapportIngezien",
+            aantal=4,
+            tot=MOMENT,
+            vernietigd_op=MOMENT,
         ),
         ev.ContactOpgenomen(aanvraag_id=AANVRAAG_ID, contact_op=MOMENT, binnen_termijn=True),
         ev.ContacttermijnGesteld(
@@ -176,6 +188,16 @@ EXAMPLES: dict[type[ev.PublicEvent], ev.PublicEvent] = {
             actie="GET /rapporten/{id}",
             reden="rol_ontbreekt",
             status_code=403,
+        ),
+        ev.WebhookAbonnementGefaald(
+            abonnement_id=ABONNEMENT_ID,
+            organisatie_code="GM0363",
+            opeenvolgende_fouten=5,
+            falend_sinds=MOMENT,
+            reden_code="http_500",
+        ),
+        ev.WebhookAbonnementHersteld(
+            abonnement_id=ABONNEMENT_ID, organisatie_code="GM0363", hersteld_op=MOMENT
         ),
     )
 }

@@ -12,6 +12,7 @@ from shared.contracts import events as ev
 from shared.contracts.errors import UnknownEventType
 from shared.contracts.registry import (
     ALL_EVENTS,
+    NO_DOSSIER,
     STREAM_NAME,
     event_type,
     filter_for_dossier,
@@ -80,11 +81,12 @@ def test_subject_follows_the_template_in_domain_md(model_cls: type[ev.PublicEven
         contract_templates()["subject"]
         .replace("<service>", event.emitting_service)
         .replace("<EventName>", model_cls.event_name)
-        .replace("<aanvraag_id>", str(AANVRAAG_ID))
+        .replace("<aanvraag_id>", str(event.aanvraag_id or NO_DOSSIER))
     )
+    assert event.aanvraag_id in (AANVRAAG_ID, None)
     assert subject_for(event) == expected
     assert nats_filter_matches(filter_for_type(model_cls.event_name), expected)
-    assert nats_filter_matches(filter_for_dossier(AANVRAAG_ID), expected)
+    assert nats_filter_matches(filter_for_dossier(event.aanvraag_id), expected)
 
 
 def test_filters_are_the_ones_domain_md_shows_integrators() -> None:

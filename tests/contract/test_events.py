@@ -64,12 +64,17 @@ def test_every_event_and_field_is_described(model_cls: type[ev.PublicEvent]) -> 
 
 
 @pytest.mark.parametrize("model_cls", ALL_EVENTS, ids=lambda m: m.__name__)
-def test_every_event_but_toegang_geweigerd_needs_a_dossier(
+def test_every_event_but_refusals_and_webhook_health_needs_a_dossier(
     model_cls: type[ev.PublicEvent],
 ) -> None:
     data = EXAMPLES[model_cls].model_dump(mode="json")
     data["aanvraag_id"] = None
-    if model_cls is ev.ToegangGeweigerd:
+    without_dossier = (
+        ev.ToegangGeweigerd,
+        ev.WebhookAbonnementGefaald,
+        ev.WebhookAbonnementHersteld,
+    )
+    if model_cls in without_dossier:
         assert model_cls.model_validate(data).aanvraag_id is None
     else:
         with pytest.raises(ValidationError, match="aanvraag_id"):

@@ -452,6 +452,10 @@ def test_every_public_event_went_out_once_and_every_mail_once(
     # tests/integration/test_escalation.py), NotificatieMislukt a failing SMTP server (shown by
     # tests/e2e/test_walking_skeleton.py), AanvraagBuitenRegeling a raadslid (same file).
     elsewhere = {"ContacttermijnVerstreken", "NotificatieMislukt", "AanvraagBuitenRegeling"}
+    # Legal holds and retention's destructions: tests/e2e/test_compliance.py.
+    elsewhere |= {"BewaarplichtOpgelegd", "BewaarplichtOpgeheven", "GegevensVernietigd"}
+    # A webhook subscription that keeps failing and recovers: tests/integration/test_webhooks.py.
+    elsewhere |= {"WebhookAbonnementGefaald", "WebhookAbonnementHersteld"}
     expected = {model.event_name for model in ALL_EVENTS} - elsewhere
     assert expected - seen == set()
 

@@ -64,6 +64,8 @@ PUBLIC_ROUTES: frozenset[tuple[str, str, str]] = frozenset(
             "/contract/asyncapi.json",
             "/contract/schemas",
             "/contract/schemas/{file}",
+            # Prometheus metrics: route templates, names and counts only (shared.telemetry).
+            "/metrics",
         )
     }
 )
@@ -202,6 +204,8 @@ class Dossier:
     inhoud_hash: str | None = None
     maatregel_bestuurder: UUID | None = None
     maatregel_werkgever: UUID | None = None
+    abonnement_id: UUID | None = None  # the werkgever's webhook subscription
+    bezorging_id: UUID | None = None  # one delivery of it (planned, never sent in-process)
 
 
 def aanmelding(email: str, organisatie: str) -> dict[str, Any]:
@@ -274,6 +278,7 @@ STANDEN: Mapping[str, str | None] = {
     "goedgekeurd": "ter_toetsing",
     "geweigerd": "goedgekeurd",
     "vrijgegeven": "goedgekeurd",
+    "abonnement": "ingediend",
 }
 
 
@@ -357,6 +362,7 @@ class InProcessSystem:
             causationid=event.causation_id,
             actorrole=event.actor_role,
             actorid=event.actor_id,
+            traceparent=event.traceparent,
         )
         subject = subject_for(announced)
         delivery = Delivery(
@@ -519,6 +525,28 @@ class InProcessSystem:
             self.bestuurder(d),
             json={"instemming": False},
         )
+
+    def _naar_abonnement(self, d: Dossier) -> None:
+        """The werkgever subscribes to webhooks; contact is recorded, so one delivery is planned."""
+        werkgever = self.headers("werkgever", "wg-1", organisatie=d.organisatie)
+        abonnement = self.call(
+            "notifications",
+            "POST",
+            "/webhooks/abonnementen",
+            werkgever,
+            json={"callback_url": "https://integrator.example.org/weerbaar"},
+            expect=201,
+        )
+        d.abonnement_id = UUID(abonnement["abonnement_id"])
+        self._naar_contact(d)
+        self.pump()
+        [bezorging] = self.call(
+            "notifications",
+            "GET",
+            f"/webhooks/abonnementen/{d.abonnement_id}/bezorgingen",
+            werkgever,
+        )
+        d.bezorging_id = UUID(bezorging["bezorging_id"])
 
     def _naar_vrijgegeven(self, d: Dossier) -> None:
         self.call(

@@ -196,6 +196,21 @@ def _audit(d: Dossier, body: Any) -> bool:
     )
 
 
+def _audit_export(d: Dossier, body: Any) -> bool:
+    return (
+        isinstance(body, dict)
+        and body["reikwijdte"] == {"aanvraag_id": str(d.aanvraag_id)}
+        and all(r["aanvraag_id"] == str(d.aanvraag_id) for r in body["gebeurtenissen"])
+    )
+
+
+def _bewaarplicht(reden: str | None) -> Check:
+    def check(d: Dossier, body: Any) -> bool:
+        return isinstance(body, dict) and body == {"bewaarplicht": reden}
+
+    return check
+
+
 def _ontvanger(d: Dossier, body: Any) -> bool:
     return bool(body == {"email": d.email})
 
@@ -318,6 +333,33 @@ TABEL: tuple[Rij, ...] = (
         "ingediend",
         _set("compliance"),
         check=_audit,
+    ),
+    # Issue #5 (compliance): the audit export, and legal holds that suspend retention.
+    Rij(
+        "intake",
+        "GET",
+        "/audit/export",
+        "ingediend",
+        _set("compliance"),
+        params=lambda d: {"aanvraag_id": str(d.aanvraag_id), "verifieer": "false"},
+        check=_audit_export,
+    ),
+    Rij(
+        "intake",
+        "POST",
+        "/aanvragen/{aanvraag_id}/bewaarplicht",
+        "ingediend",
+        _set("compliance"),
+        body=lambda d: {"reden": "onderzoek"},
+        check=_bewaarplicht("onderzoek"),
+    ),
+    Rij(
+        "intake",
+        "DELETE",
+        "/aanvragen/{aanvraag_id}/bewaarplicht",
+        "ingediend",
+        _set("compliance"),
+        check=_bewaarplicht(None),
     ),
     # Not in domain.md's table: the secretariat closes a dossier explicitly ("or explicitly
     # closed"); the secretariat runs the process.
@@ -777,11 +819,72 @@ TABEL: tuple[Rij, ...] = (
         params=lambda d: {"aanvraag_id": str(d.aanvraag_id)},
         check=_bezorgingen,
     ),
+    # Not in domain.md's table: webhooks (issue 5). A werkgever manages its own organisation's
+    # subscriptions (another organisation's: 404), the secretariaat all; compliance reads.
+    Rij(
+        "notifications",
+        "POST",
+        "/webhooks/abonnementen",
+        "ingediend",
+        _set("secretariaat", "werkgever"),
+        ok=AANGEMAAKT,
+        body=lambda d: {"callback_url": "https://integrator.example.org/weerbaar"},
+        check=lambda d, body: body["secret"].startswith("whsec_"),
+    ),
+    Rij(
+        "notifications",
+        "GET",
+        "/webhooks/abonnementen",
+        "ingediend",
+        _set("secretariaat", "compliance", "werkgever"),
+        check=lambda d, body: isinstance(body, list),
+    ),
+    Rij(
+        "notifications",
+        "GET",
+        "/webhooks/abonnementen/{abonnement_id}",
+        "abonnement",
+        _set("secretariaat", "compliance"),
+        _set("werkgever"),
+        ids={"abonnement_id": "abonnement_id"},
+        check=lambda d, body: body["abonnement_id"] == str(d.abonnement_id),
+    ),
+    Rij(
+        "notifications",
+        "DELETE",
+        "/webhooks/abonnementen/{abonnement_id}",
+        "abonnement",
+        _set("secretariaat"),
+        _set("werkgever"),
+        ids={"abonnement_id": "abonnement_id"},
+        check=_status("verwijderd"),
+    ),
+    Rij(
+        "notifications",
+        "GET",
+        "/webhooks/abonnementen/{abonnement_id}/bezorgingen",
+        "abonnement",
+        _set("secretariaat", "compliance"),
+        _set("werkgever"),
+        ids={"abonnement_id": "abonnement_id"},
+    ),
+    Rij(
+        "notifications",
+        "POST",
+        "/webhooks/bezorgingen/{bezorging_id}/opnieuw",
+        "abonnement",
+        _set("secretariaat"),
+        _set("werkgever"),
+        ok=Verwacht(202, geweigerd=False),
+        ids={"bezorging_id": "bezorging_id"},
+        check=lambda d, body: body["status"] == "gepland",
+    ),
 )
 
-#: Framework routes that are not the services' API (documentation and health).
+#: Framework routes that are not the services' API (documentation, health and metrics).
 FRAMEWORK_PATHS = frozenset(
     {
+        "/metrics",
         "/openapi.json",
         "/docs",
         "/docs/oauth2-redirect",
@@ -911,7 +1014,8 @@ def test_access_matrix(matrix: Matrix, rij: Rij, principal: str) -> None:
             (f"{rij.method} {rij.path}", verwacht.status)
         ], "a refusal must be on record as ToegangGeweigerd, once"
         (refusal,) = refusals
-        if "{" in rij.path:
+        if "{" in rij.path and not rij.path.startswith("/webhooks/"):
+            # (A webhook subscription belongs to an organisation, not to one dossier.)
             assert refusal.aanvraag_id == d.aanvraag_id, "the refusal belongs to the dossier"
         # Who (an opaque id), in which role, and why.
         assert refusal.reden
@@ -957,11 +1061,24 @@ def test_public_rows_are_the_public_routes() -> None:
     assert public == {p for p in PUBLIC_ROUTES if p[2] not in FRAMEWORK_PATHS}
 
 
+#: What compliance may change (issue #5): a legal hold changes no data of the dossier; it only
+#: suspends the destruction of its history by retention, and only compliance may place or lift it.
+COMPLIANCE_MAY = frozenset(
+    Endpoint("intake", method, "/aanvragen/{aanvraag_id}/bewaarplicht")
+    for method in ("POST", "DELETE")
+)
+
+
 def test_compliance_changes_nothing_in_the_table() -> None:
-    changing = [r for r in TABEL if r.method != "GET" and not r.publiek]
+    changing = [
+        r for r in TABEL if r.method != "GET" and not r.publiek and r.endpoint not in COMPLIANCE_MAY
+    ]
     assert changing
     for rij in changing:
         assert rij.verwacht("compliance") == VERBODEN, rij.endpoint
+    for rij in TABEL:
+        if rij.endpoint in COMPLIANCE_MAY:
+            assert rij.rollen == {"compliance"} and not rij.partijen, rij.endpoint
 
 
 def test_the_table_and_the_declared_rules_agree(matrix: Matrix) -> None:
@@ -1027,6 +1144,8 @@ def test_another_partys_dossier_looks_like_no_dossier(
         inhoud_hash=d.inhoud_hash,
         maatregel_bestuurder=UUID(int=5),
         maatregel_werkgever=UUID(int=6),
+        abonnement_id=UUID(int=7),
+        bezorging_id=UUID(int=8),
     )
     client = matrix.system.clients[rij.service]
     headers = matrix.headers(principal, d)

@@ -121,6 +121,9 @@ VOORBEELDEN: Mapping[tuple[str, str, str], Voorbeeld] = {
     ("intake", "POST", "/aanvragen"): Voorbeeld(
         "ingediend", lambda d: aanmelding("fuzz@example.org", ORGANISATIE)
     ),
+    ("intake", "POST", "/aanvragen/{aanvraag_id}/bewaarplicht"): Voorbeeld(
+        "ingediend", lambda d: {"reden": "onderzoek"}
+    ),
     ("intake", "POST", "/aanvragen/{aanvraag_id}/afsluiten"): Voorbeeld(
         "vrijgegeven", lambda d: {"toelichting": "Klaar."}
     ),
@@ -163,6 +166,15 @@ VOORBEELDEN: Mapping[tuple[str, str, str], Voorbeeld] = {
     ),
     ("approval", "POST", "/rapporten/{rapport_id}/instemming"): Voorbeeld(
         "goedgekeurd", lambda d: {"instemming": True}
+    ),
+    ("notifications", "POST", "/webhooks/abonnementen"): Voorbeeld(
+        "ingediend",
+        lambda d: {
+            "callback_url": "https://integrator.example.org/weerbaar",
+            "event_types": ["RapportVrijgegeven"],
+            "organisatie_code": ORGANISATIE,
+            "aanvraag_id": str(d.aanvraag_id),
+        },
     ),
 }
 
@@ -259,6 +271,8 @@ class Operation:
             "rapport_id": d.rapport_id,
             "maatregel_id": d.maatregel_bestuurder,
             "file": "AanvraagIngediend.v1.json",
+            "abonnement_id": d.abonnement_id or uuid4(),
+            "bezorging_id": d.bezorging_id or uuid4(),
         }
         return self.endpoint.path.format(**{k: override or v for k, v in ids.items()})
 
