@@ -395,7 +395,8 @@ class WeerbaarRecorder(PostgresApplicationRecorder):
         violation back before the sync point (it reads results while it is still sending), the
         pipeline is still aborted at that commit and a "pipeline aborted" error replaces the
         violation, which the library then retries ten times. Here the pipeline is synced after a
-        failure, so the transaction ends as a rollback and the violation itself is raised.
+        failure, so the transaction ends as a rollback and the violation itself is raised; the
+        connection is then closed, so no stale prepared-statement state outlives the failure.
         """
         failure: psycopg.Error | None = None
         notification_ids: Sequence[int] | None = None
@@ -418,6 +419,10 @@ class WeerbaarRecorder(PostgresApplicationRecorder):
                     with contextlib.suppress(psycopg.Error):
                         pipeline.sync()
             if failure is not None:
+                # Statements the server skipped in the aborted pipeline may be counted as
+                # prepared on this connection ("prepared statement … does not exist" on its next
+                # use): it goes back to the pool closed, and the pool makes a fresh one.
+                conn.close()
                 raise failure
         return notification_ids
 

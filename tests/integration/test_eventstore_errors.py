@@ -107,3 +107,18 @@ def test_a_side_statement_on_a_taken_key_is_a_duplicate_key_and_records_nothing(
             app.record(*_events(uuid4(), 1, 1 + round_ % 10), statements=[insert])
         assert raised.value.constraint == "sleutels_pkey"
     assert _stored(app) == 1
+
+
+def test_after_a_violation_the_next_commands_succeed(app: Teller) -> None:
+    """A violation reported early leaves no broken state behind (e.g. a prepared statement the
+    server skipped): every command after it, on whatever pooled connection, succeeds."""
+    app.record(*_events(uuid4(), 1, 1), inbox=("c", "first"))
+    for round_ in range(40):
+        with pytest.raises(AlreadyProcessed):
+            app.record(
+                *_events(uuid4(), 1, 1 + round_ % 10),
+                inbox=("c", "first"),
+                statements=_padding(round_ % 4 * 10),
+            )
+        app.record(*_events(uuid4(), 1, 2), inbox=("c", f"m{round_}"))
+    assert _stored(app) == 1 + 40 * 2
