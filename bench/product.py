@@ -237,20 +237,7 @@ def drive_one(urls: dict[str, str], secret: bytes, client: httpx.Client) -> None
         organisatie=random.choice(ORGANISATIES),  # noqa: S311 - test data
     )
     d = DossierDriver(urls, actors, client)
-    d.registreer()
-    d.neem_contact_op()
-    d.plan_gesprekken()
-    d.voer_gesprekken()
-    d.schrijf_rapport()
-    d.beoordeel(d.dien_in(), goedkeuren=False)
-    d.herzie()
-    d.beoordeel(d.dien_in(), goedkeuren=True)
-    d.lees_rapport("bestuurder")
-    d.instemming(geeft=True)
-    d.lees_rapport("werkgever")
-    d.pkvw_certificaat()
-    d.voer_maatregelen_uit()
-    d.wait_for_status("afgesloten")
+    d.volledig_proces()
 
 
 def lifecycle(

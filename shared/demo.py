@@ -434,6 +434,23 @@ class DossierDriver:
             },
         )
 
+    def volledig_proces(self) -> dict[str, Any]:
+        """Every step as ``weerbaar demo`` takes them (rejection, revision), until closed."""
+        self.registreer()
+        self.neem_contact_op()
+        self.plan_gesprekken()
+        self.voer_gesprekken()
+        self.schrijf_rapport()
+        self.beoordeel(self.dien_in(), goedkeuren=False)
+        self.herzie()
+        self.beoordeel(self.dien_in(), goedkeuren=True)
+        self.lees_rapport("bestuurder")
+        self.instemming(geeft=True)
+        self.lees_rapport("werkgever")
+        self.pkvw_certificaat()
+        self.voer_maatregelen_uit()
+        return self.wait_for_status("afgesloten")
+
     def voer_maatregelen_uit(self) -> int:
         """Each party carries out its measures."""
         maatregelen = self.eventually(

@@ -367,20 +367,7 @@ class FaultDriver(DossierDriver):
 
 def full_process(d: DossierDriver) -> None:
     """One dossier through every step: the demo's path (with a rejection and a revision)."""
-    d.registreer()
-    d.neem_contact_op()
-    d.plan_gesprekken()
-    d.voer_gesprekken()
-    d.schrijf_rapport()
-    d.beoordeel(d.dien_in(), goedkeuren=False)
-    d.herzie()
-    d.beoordeel(d.dien_in(), goedkeuren=True)
-    d.lees_rapport("bestuurder")
-    d.instemming(geeft=True)
-    d.lees_rapport("werkgever")
-    d.pkvw_certificaat()
-    d.voer_maatregelen_uit()
-    d.wait_for_status("afgesloten")
+    d.volledig_proces()
 
 
 def drive_one(log: RunLog, index: int) -> None:
