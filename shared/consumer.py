@@ -39,7 +39,7 @@ from opentelemetry.trace import SpanKind
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.events import PublicEvent
 from shared.contracts.registry import from_cloudevent
-from shared.eventstore import AlreadyProcessed
+from shared.eventstore import AlreadyProcessed, CommitInDoubt
 from shared.settings import Settings
 from shared.telemetry import context_from_traceparent, metrics_for, reason_kind, tracer
 
@@ -63,6 +63,8 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     psycopg.InterfaceError,
     ESOperationalError,
     ESInterfaceError,
+    # Redelivered later: the inbox then tells whether the commit in doubt took place.
+    CommitInDoubt,
     ConnectionError,
     TimeoutError,
 )

@@ -382,9 +382,11 @@ class WeerbaarRecorder(PostgresApplicationRecorder):
         self._insert_inbox = SQL("INSERT INTO {} (consumer, message_id) VALUES (%s, %s)").format(
             self.inbox_table
         )
+        self._current_xid = SQL("SELECT pg_current_xact_id()::text AS xid")
 
     # Fewer attempts than the library's ten: while the database is down a command should soon
-    # answer 503 (the client retries), not hold its request for ten connection timeouts.
+    # answer 503 (the client retries), not hold its request for ten connection timeouts. A
+    # commit in doubt is not among the retried errors: repeating it could apply it twice.
     @retry((InterfaceError, OperationalError), max_attempts=3, wait=0.2)
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -397,34 +399,81 @@ class WeerbaarRecorder(PostgresApplicationRecorder):
         violation, which the library then retries ten times. Here the pipeline is synced after a
         failure, so the transaction ends as a rollback and the violation itself is raised; the
         connection is then closed, so no stale prepared-statement state outlives the failure.
+
+        When the connection is lost after COMMIT was sent, the transaction may or may not have
+        committed. Its id, read in the same pipeline, is then looked up on a new connection
+        (``pg_xact_status``): committed is a success, aborted is retried, and when the database
+        cannot tell (it is down) ``CommitInDoubt`` is raised, never a blind retry.
         """
         failure: psycopg.Error | None = None
         notification_ids: Sequence[int] | None = None
-        with self.datastore.get_connection() as conn:
-            with conn.pipeline() as pipeline, conn.transaction():
-                try:
-                    with conn.cursor() as curs:
-                        self._insert_events(curs, stored_events, **kwargs)
-                    if stored_events:
-                        with conn.cursor() as curs:
-                            self._insert_stored_events(curs, stored_events, **kwargs)
+        xid: str | None = None
+        committing = False
+        try:
+            with self.datastore.get_connection() as conn:
+                with conn.pipeline() as pipeline, conn.transaction():
+                    try:
+                        with conn.cursor() as xid_curs, conn.cursor() as curs:
+                            xid_curs.execute(self._current_xid, prepare=True)
+                            self._insert_events(curs, stored_events, **kwargs)
+                            if stored_events:
+                                self._insert_stored_events(curs, stored_events, **kwargs)
+                                pipeline.sync()
+                                notification_ids = self._fetch_ids_after_insert_events(
+                                    curs, stored_events, **kwargs
+                                )
+                            row = xid_curs.fetchone()
+                            xid = None if row is None else str(row["xid"])
+                    except psycopg.Error as exc:
+                        failure = exc
+                        # The statements queued behind the failed one report "pipeline
+                        # aborted" at this sync; what matters is the failure already in hand.
+                        with contextlib.suppress(psycopg.Error):
                             pipeline.sync()
-                            notification_ids = self._fetch_ids_after_insert_events(
-                                curs, stored_events, **kwargs
-                            )
-                except psycopg.Error as exc:
-                    failure = exc
-                    # The statements queued behind the failed one report "pipeline aborted"
-                    # at this sync; what matters is the failure already in hand.
-                    with contextlib.suppress(psycopg.Error):
-                        pipeline.sync()
-            if failure is not None:
-                # Statements the server skipped in the aborted pipeline may be counted as
-                # prepared on this connection ("prepared statement … does not exist" on its next
-                # use): it goes back to the pool closed, and the pool makes a fresh one.
-                conn.close()
-                raise failure
+                    committing = failure is None
+                if failure is not None:
+                    # Statements the server skipped in the aborted pipeline may be counted as
+                    # prepared on this connection ("prepared statement … does not exist" on
+                    # its next use): it goes back to the pool closed, and the pool makes a
+                    # fresh one.
+                    conn.close()
+                    raise failure
+        except (InterfaceError, OperationalError) as exc:
+            if not committing or xid is None:
+                raise  # lost before COMMIT was sent: the server rolled it back
+            outcome = self.transaction_outcome(xid)
+            log.warning(
+                "connection lost while committing",
+                extra={"schema": self.schema, "outcome": outcome or "unknown"},
+            )
+            if outcome == "committed":
+                return notification_ids
+            if outcome == "aborted":
+                raise
+            raise CommitInDoubt(xid) from exc
         return notification_ids
+
+    def transaction_outcome(
+        self, xid: str, *, attempts: int = 5, wait_s: float = 0.2
+    ) -> str | None:
+        """``committed``, ``aborted`` or None when the database cannot tell (unreachable, or
+        the transaction still in progress after a few looks)."""
+        connect = self.datastore.pool.kwargs
+        assert isinstance(connect, dict)
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(wait_s)
+            try:
+                with psycopg.connect(**connect, autocommit=True, connect_timeout=2) as conn:
+                    row = conn.execute(
+                        "SELECT pg_xact_status(%s::xid8) AS status", (xid,)
+                    ).fetchone()
+            except psycopg.Error:
+                continue
+            status = None if row is None else row["status"]
+            if status in ("committed", "aborted"):
+                return str(status)
+        return None
 
     def _insert_events(
         self,
@@ -439,6 +488,17 @@ class WeerbaarRecorder(PostgresApplicationRecorder):
         for statement in statements:
             curs.execute(statement.sql, statement.params)
         super()._insert_events(curs, stored_events, **kwargs)
+
+
+class CommitInDoubt(Exception):
+    """The connection was lost after COMMIT was sent and the database could not yet say whether
+    the transaction committed. Not retried blindly (that could apply a command twice): an API
+    answers 503 ``uitkomst_onbekend``, a consumer leaves the message to be redelivered (the
+    inbox then tells whether it was applied)."""
+
+    def __init__(self, xid: str):
+        super().__init__(f"commit of transaction {xid} in doubt")
+        self.xid = xid
 
 
 class AlreadyProcessed(Exception):

@@ -44,6 +44,7 @@ from shared.errors import (
     WeerbaarError,
     field_path,
 )
+from shared.eventstore import CommitInDoubt
 from shared.logging import trace_id_var
 from shared.telemetry import (
     HTTP_METHODS,
@@ -275,12 +276,29 @@ DATABASE_UNAVAILABLE: Final[tuple[type[Exception], ...]] = (
 )
 
 
+#: The problem code of a 503 after which the command may or may not have been recorded.
+COMMIT_IN_DOUBT_CODE: Final = "uitkomst_onbekend"
+
+
 async def _handle_database_unavailable(request: Request, exc: Exception) -> Response:
     logger.warning("database unavailable", extra={"error_type": type(exc).__name__})
     return _error_response(
         NietBeschikbaar(
             "De database is tijdelijk niet bereikbaar; probeer het zo opnieuw.",
             code="database_niet_bereikbaar",
+            headers={"Retry-After": "2"},
+        )
+    )
+
+
+async def _handle_commit_in_doubt(request: Request, exc: Exception) -> Response:
+    logger.warning("commit in doubt", extra={"error_type": type(exc).__name__})
+    return _error_response(
+        NietBeschikbaar(
+            "De database viel weg terwijl de opdracht werd vastgelegd; of dat gelukt is, is nog"
+            " onbekend. Herhaal het verzoek met dezelfde Idempotency-Key (dan volgt het eerste"
+            " antwoord), of lees de toestand na voordat u het opnieuw probeert.",
+            code=COMMIT_IN_DOUBT_CODE,
             headers={"Retry-After": "2"},
         )
     )
@@ -562,6 +580,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     for unavailable in DATABASE_UNAVAILABLE:
         app.add_exception_handler(unavailable, _handle_database_unavailable)
+    app.add_exception_handler(CommitInDoubt, _handle_commit_in_doubt)
     app.add_exception_handler(Exception, _handle_unexpected)
     # Added last = outermost: the trace id is set before the size check answers.
     app.add_middleware(_BodySizeLimit, max_body_bytes=max_body_bytes)

@@ -55,6 +55,7 @@ from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import from_cloudevent
 from shared.demo import Actors, DemoError, DossierDriver
 from shared.embedded import free_port
+from shared.http import COMMIT_IN_DOUBT_CODE
 from shared.mailcatcher import list_messages
 from shared.relay import POSITION_HEADER
 from shared.settings import SERVICES
@@ -234,6 +235,14 @@ class Attempt:
     body: str = ""
     content_type: str = ""
 
+    @property
+    def outcome_unknown(self) -> bool:
+        """No answer, or the 503 that says the commit is in doubt: the command may have been
+        recorded under this attempt."""
+        return self.status is None or (
+            self.status == 503 and f'"{COMMIT_IN_DOUBT_CODE}"' in self.body
+        )
+
 
 @dataclass
 class RunLog:
@@ -329,7 +338,7 @@ class FaultDriver(DossierDriver):
                 if response.status_code not in wanted:
                     raise DemoError(f"{method} {path} as {role}: {response.status_code}")
                 return response
-            self.unanswered = self.unanswered or response is None
+            self.unanswered = self.unanswered or self.log.attempts[-1].outcome_unknown
             if time.monotonic() > deadline:
                 raise DemoError(f"{method} {path}: no answer for {STEP_TIMEOUT_S:.0f}s")
             time.sleep(backoff)  # back-off between retries, not a wait for a condition
@@ -600,6 +609,8 @@ class Findings:
     errors_with_events: list[str] = field(default_factory=list)
     answers_500: list[str] = field(default_factory=list)
     unanswered_attempts: int = 0
+    #: Attempts answered 503 ``uitkomst_onbekend`` (the connection was lost at COMMIT).
+    commits_in_doubt: int = 0
     status_counts: dict[str, int] = field(default_factory=dict)
     mails: int = 0
     mails_distinct: int = 0
@@ -752,14 +763,16 @@ def _check_commands(world: World, log: RunLog, findings: Findings) -> None:
             where = f"{a.status} {a.method} {a.service} {a.path}"
             if a.status == 500:
                 findings.answers_500.append(where)
-            if a.status is not None and a.status >= 400 and everywhere[a.correlation]:
+            if a.outcome_unknown and a.status is not None:
+                findings.commits_in_doubt += 1
+            elif a.status is not None and a.status >= 400 and everywhere[a.correlation]:
                 findings.errors_with_events.append(where)
         last = attempts[-1]
         if last.method == "GET" or last.status is None or not 200 <= last.status < 300:
             continue
         findings.commands_2xx += 1
         own = correlations[last.service]
-        if not any(own[a.correlation] for a in attempts if a.status is None or a is last):
+        if not any(own[a.correlation] for a in attempts if a.outcome_unknown or a is last):
             findings.commands_2xx_without_events.append(f"{last.method} {last.service} {last.path}")
     findings.status_counts = dict(sorted(status_counts.items()))
     findings.unanswered_attempts = status_counts.get("no_answer", 0)
@@ -842,6 +855,7 @@ def report(
         "mails": {"received": findings.mails, "distinct": findings.mails_distinct},
         "commands_2xx": findings.commands_2xx,
         "answers": findings.status_counts,
+        "commits_in_doubt": findings.commits_in_doubt,
         "recovery_s": {
             "max": max(recovered) if recovered else None,
             "mean": round(statistics.fmean(recovered), 3) if recovered else None,
