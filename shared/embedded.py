@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self, TypeVar
+from typing import IO, Final, Self, TypeVar
 from urllib.parse import quote
 
 import nats
@@ -86,11 +87,37 @@ class EmbeddedServerError(RuntimeError):
 
 
 def free_port(host: str = LOCALHOST) -> int:
-    """Return a TCP port on ``host`` that is free right now (another process may still take it)."""
+    """Return a TCP port on ``host`` that is free right now (another process may still take it).
+
+    Chosen below the kernel's ephemeral range: a port handed out by ``bind(0)`` comes from that
+    range, where any outgoing connection (a NATS route, a database client) may take it as its
+    source port before the server meant for it listens ("address already in use"). Ports below
+    the range are used only by listeners. Not the same port twice from one process.
+    """
+    low = _ephemeral_low()
+    if low > _PORT_FLOOR + 1_000:
+        for _ in range(200):
+            port = random.randrange(_PORT_FLOOR, low)  # noqa: S311 - a port, not a secret
+            if port not in _handed_out and _port_is_free(port, host):
+                _handed_out.add(port)
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
+
+
+#: The lowest port ``free_port`` hands out (above the well-known and registered servers' ports).
+_PORT_FLOOR: Final = 20_000
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux; 32768 when it cannot be read)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
 
 
 def _port_is_free(port: int, host: str = LOCALHOST) -> bool:
