@@ -96,16 +96,24 @@ class Delivery:
 
 
 Handler = Callable[[Delivery], None]
+BatchHandler = Callable[[Sequence[Delivery]], None]
 
 
 @dataclass(frozen=True)
 class Subscription:
-    """What a consumer subscribes to and what it does with it."""
+    """What a consumer subscribes to and what it does with it.
+
+    ``batch_handler``, when given, takes every message of one fetch at once (e.g. in one
+    transaction). It must have the same effect as ``handler`` on each message in turn and be
+    all-or-nothing: when it raises, the messages are handled one by one by ``handler``, so one
+    bad message or a redelivery is settled as it would be without the batch.
+    """
 
     purpose: str
     subjects: Sequence[str]
     handler: Handler
     description: str = ""
+    batch_handler: BatchHandler | None = None
 
 
 def deadletter_subject(durable: str, stream_sequence: int) -> str:
@@ -202,6 +210,8 @@ class DurableConsumer:
                     messages = await sub.fetch(self.batch_size, timeout=self.fetch_timeout_s)
                 except (nats.errors.TimeoutError, TimeoutError):
                     continue  # nothing to fetch within the timeout
+                if self.subscription.batch_handler is not None and len(messages) > 1:
+                    messages = await self._process_batch(js, messages)
                 for msg in messages:
                     if stop.is_set():
                         return  # unacked messages come back after ack_wait
@@ -209,6 +219,61 @@ class DurableConsumer:
         finally:
             self.ready.clear()
             await nc.close()
+
+    async def _process_batch(self, js: JetStreamContext, messages: list[Msg]) -> list[Msg]:
+        """Hand first deliveries to the batch handler in one go and ack them; what is left to
+        handle one by one: redeliveries, and everything when the batch handler failed."""
+        batch: list[tuple[Msg, Delivery]] = []
+        rest: list[Msg] = []
+        for msg in messages:
+            if msg.metadata.num_delivered > 1:
+                rest.append(msg)  # counted and handled as a redelivery, one by one
+                continue
+            try:
+                batch.append((msg, self._decode(msg, 1)))
+            except Poison as poison:
+                await self._deadletter(js, msg, poison.reason, 1)
+                self.metrics.consumer_messages.labels(
+                    self.service, self.durable, "deadlettered"
+                ).inc()
+        if not batch:
+            return rest
+        handler = self.subscription.batch_handler
+        assert handler is not None
+        # One span per message, each in its own trace (as one by one), around the batch.
+        spans = [
+            self.tracer.start_span(
+                f"consume {self.durable}",
+                context=context_from_traceparent(delivery.envelope.traceparent),
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.consumer.group.name": self.durable,
+                    "messaging.message.id": delivery.envelope.id,
+                    "cloudevents.event_type": delivery.envelope.type,
+                    "weerbaar.attempt": 1,
+                    "messaging.batch.message_count": len(batch),
+                },
+                record_exception=False,
+            )
+            for _, delivery in batch
+        ]
+        try:
+            await asyncio.to_thread(handler, [delivery for _, delivery in batch])
+        except Exception as exc:
+            log.warning(
+                "batch failed, handling its messages one by one",
+                extra={"consumer": self.durable, "error": type(exc).__name__, "size": len(batch)},
+            )
+            for span in spans:
+                span.end()
+            return [msg for msg, _ in batch] + rest
+        for (msg, _), span in zip(batch, spans, strict=True):
+            await msg.ack()
+            span.end()
+        self.handled += len(batch)
+        self.metrics.consumer_messages.labels(self.service, self.durable, "handled").inc(len(batch))
+        return rest
 
     async def _process(self, js: JetStreamContext, msg: Msg) -> None:
         meta = msg.metadata

@@ -64,6 +64,7 @@ def bootstrap(settings: Settings, clock: Clock) -> Components:
                 purpose="dossier",
                 subjects=["weerbaar.>"],
                 handler=projection.handle,
+                batch_handler=projection.handle_batch,
                 description="The dossier projection: every public event of every service.",
             ),
             Subscription(

@@ -499,6 +499,85 @@ class DossierProjection:
             purge_destroyed(curs, aanvraag_id, EVENTS, UITVOERING)
             refold(curs, aanvraag_id, EVENTS, DOSSIERS)
 
+    def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
+        """Consumer batch handler: the same effect as ``handle`` on each delivery, in one
+        transaction, with each dossier folded once (not once per event).
+
+        The dossiers' rows are locked in one order (their ids sorted), so two replicas handling
+        overlapping batches wait for each other instead of deadlocking.
+        """
+        by_dossier: dict[UUID, list[Delivery]] = {}
+        for delivery in deliveries:
+            aanvraag_id = delivery.event.aanvraag_id
+            if aanvraag_id is not None:
+                by_dossier.setdefault(aanvraag_id, []).append(delivery)
+        if not by_dossier:
+            return
+        ids = sorted(by_dossier)
+        rows = [
+            (
+                d.envelope.id,
+                aanvraag_id,
+                d.envelope.type,
+                d.envelope.time,
+                d.stream_sequence,
+                d.envelope.to_json().decode(),
+            )
+            for aanvraag_id in ids
+            for d in by_dossier[aanvraag_id]
+        ]
+        with self.app.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (aanvraag_id) SELECT unnest(%s::uuid[]) ON CONFLICT DO NOTHING"
+                ).format(DOSSIERS),
+                (ids,),
+            )
+            curs.execute(
+                SQL(
+                    "SELECT 1 FROM {} WHERE aanvraag_id = ANY(%s) ORDER BY aanvraag_id FOR UPDATE"
+                ).format(DOSSIERS),
+                (ids,),
+            )
+            changed = store_events(curs, EVENTS, rows)
+            if not changed:
+                return  # every one a redelivery: already in the projection
+            purge_destroyed(curs, sorted(changed), EVENTS, UITVOERING)
+            refold_many(curs, sorted(changed), EVENTS, DOSSIERS)
+
+
+def store_events(curs: Any, table: Identifier, rows: Sequence[tuple[Any, ...]]) -> set[UUID]:
+    """Keep public events (rows as ``store_event``'s values) in one statement; the dossiers that
+    got an event they did not have."""
+    curs.execute(
+        SQL(
+            "INSERT INTO {} (event_id, aanvraag_id, type, time, stream_sequence, envelope)"
+            " SELECT * FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::timestamptz[],"
+            " %s::bigint[], %s::jsonb[])"
+            " ON CONFLICT (event_id) DO NOTHING RETURNING aanvraag_id"
+        ).format(table),
+        [list(column) for column in zip(*rows, strict=True)],
+    )
+    return {row["aanvraag_id"] for row in curs.fetchall()}
+
+
+def refold_many(
+    curs: Any, aanvraag_ids: Sequence[UUID], events: Identifier, dossiers: Identifier
+) -> None:
+    """``refold`` for several dossiers whose rows the caller holds locked: one read, one fold
+    and one write each."""
+    curs.execute(
+        SQL(
+            "SELECT aanvraag_id, envelope, stream_sequence FROM {} WHERE aanvraag_id = ANY(%s)"
+        ).format(events),
+        (list(aanvraag_ids),),
+    )
+    grouped: dict[UUID, list[Mapping[str, Any]]] = {a: [] for a in aanvraag_ids}
+    for row in curs.fetchall():
+        grouped[row["aanvraag_id"]].append(row)
+    for aanvraag_id in aanvraag_ids:
+        write_dossier(curs, aanvraag_id, fold_rows(grouped[aanvraag_id]), dossiers)
+
 
 def store_event(
     curs: Any, table: Identifier, envelope: CloudEvent, aanvraag_id: UUID, sequence: int | None
@@ -526,23 +605,25 @@ DESTROYED_TYPE = "nl.weerbaarbestuur.GegevensVernietigd.v1"
 
 
 def purge_destroyed(
-    curs: Any, aanvraag_id: UUID, events: Identifier, uitvoering: Identifier
+    curs: Any, aanvraag_id: UUID | Sequence[UUID], events: Identifier, uitvoering: Identifier
 ) -> None:
     """Remove what a recorded destruction (GegevensVernietigd) covers: every entry of its type
-    recorded up to its ``tot``. Retention deleted them already; this keeps them out when they
-    come again (a redelivery, a rebuild from the event stores or the stream)."""
+    recorded up to its ``tot``, of one dossier or several. Retention deleted them already; this
+    keeps them out when they come again (a redelivery, a rebuild from the event stores or the
+    stream)."""
+    ids = [aanvraag_id] if isinstance(aanvraag_id, UUID) else list(aanvraag_id)
     covered = SQL(
         "SELECT e.event_id FROM {events} e JOIN {events} d ON d.aanvraag_id = e.aanvraag_id"
-        " WHERE e.aanvraag_id = %(id)s AND d.type = %(destroyed)s"
+        " WHERE e.aanvraag_id = ANY(%(ids)s) AND d.type = %(destroyed)s"
         " AND split_part(e.type, '.', 3) = d.envelope->'data'->>'soort'"
         " AND e.time <= (d.envelope->'data'->>'tot')::timestamptz"
     ).format(events=events)
     for table in (uitvoering, events):
         curs.execute(
-            SQL("DELETE FROM {} WHERE aanvraag_id = %(id)s AND event_id IN ({})").format(
+            SQL("DELETE FROM {} WHERE aanvraag_id = ANY(%(ids)s) AND event_id IN ({})").format(
                 table, covered
             ),
-            {"id": aanvraag_id, "destroyed": DESTROYED_TYPE},
+            {"ids": ids, "destroyed": DESTROYED_TYPE},
         )
 
 

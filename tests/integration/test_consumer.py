@@ -243,3 +243,72 @@ async def test_poison_and_failing_messages_go_to_the_dead_letters(settings: Sett
     assert scheduling.planning(good).deadline is not None, "good messages keep flowing"
     text = repr(letters)
     assert "not a code" not in text, "a dead letter's listing does not echo the payload"
+
+
+async def test_a_batch_handler_takes_whole_fetches_and_falls_back_one_by_one(
+    settings: Settings,
+) -> None:
+    """Messages published before the consumer starts come in fetches of several: the batch
+    handler gets them together and they are acked. A batch that raises is handled again one by
+    one (the failing message dead-lettered, the others applied); a poison message in a fetch
+    goes to the dead letters without reaching either handler."""
+    doomed = uuid.uuid4()
+    batches: list[list[uuid.UUID]] = []
+    singles: list[uuid.UUID] = []
+
+    def ids(deliveries: list[Delivery]) -> list[uuid.UUID]:
+        out = []
+        for d in deliveries:
+            assert isinstance(d.event, public.AanvraagIngediend)
+            out.append(d.event.aanvraag_id)
+        return out
+
+    def handle_batch(deliveries: list[Delivery]) -> None:
+        got = ids(deliveries)
+        if doomed in got:
+            raise RuntimeError("one message of this batch always fails")
+        batches.append(got)
+
+    def handle(delivery: Delivery) -> None:
+        (aanvraag_id,) = ids([delivery])
+        if aanvraag_id == doomed:
+            raise RuntimeError("this message always fails")
+        singles.append(aanvraag_id)
+
+    first = [uuid.uuid4() for _ in range(10)]
+    for aanvraag_id in first:
+        await _publish(settings, *_ingediend(aanvraag_id))
+    await _publish(settings, f"weerbaar.intake.AanvraagIngediend.{uuid.uuid4()}", b"{not json")
+    subjects = ["weerbaar.intake.AanvraagIngediend.*"]
+    subscription = Subscription("planning", subjects, handle, batch_handler=handle_batch)
+    consumer = DurableConsumer("scheduling", subscription, settings)
+    await _run_consumers(
+        [consumer], until=lambda: consumer.handled >= 10 and consumer.deadlettered >= 1
+    )
+    assert sorted(x for batch in batches for x in batch) == sorted(first)
+    assert max(len(batch) for batch in batches) > 1, "fetches of several came as one batch"
+    assert singles == []
+    async with asyncio.timeout(10):  # the acks reach the server after the consumer stops
+        while await _pending_of(settings, "scheduling-planning"):
+            await asyncio.sleep(0.05)
+
+    second = [uuid.uuid4() for _ in range(4)]
+    for aanvraag_id in (*second[:2], doomed, *second[2:]):
+        await _publish(settings, *_ingediend(aanvraag_id))
+    again = DurableConsumer("scheduling", subscription, settings)
+    await _run_consumers([again], until=lambda: len(singles) >= 4 and again.deadlettered >= 1)
+    assert sorted(singles) == sorted(second), "the failed batch's other messages applied"
+    letters = await list_deadletters(settings)
+    assert sorted(str(x["reason"]) for x in letters) == [
+        "handler_failed:RuntimeError",
+        "invalid_cloudevent",
+    ]
+
+
+async def _pending_of(settings: Settings, durable: str) -> int:
+    nc = await nats.connect(settings.nats_url)
+    try:
+        consumer = await nc.jetstream().consumer_info(settings.stream_name, durable)
+        return int(consumer.num_pending or 0) + int(consumer.num_ack_pending or 0)
+    finally:
+        await nc.close()
