@@ -4,8 +4,10 @@ Three nats-server processes run ``deploy/nats/nats-cluster.conf`` (the file the 
 the stream is replicated three times, and every service runs twice (all roles: API, relay,
 consumers, workers). In the middle of a burst of dossiers the stream's leader node and one replica
 of each service are killed (SIGKILL). At the end every public event is on the stream exactly once,
-every e-mail went out once, and intake's projection holds every event of every dossier once.
-The test writes a report of what it killed and what it counted.
+every announced e-mail was received under one Message-ID (a copy with the same Message-ID, when
+the killed replica had handed a mail to SMTP but not yet recorded it, is counted in the report),
+and intake's projection holds every event of every dossier once. The test writes a report of
+what it killed and what it counted.
 """
 
 from __future__ import annotations
@@ -232,7 +234,16 @@ def test_cluster_loses_a_node_and_a_replica_of_each_service_mid_burst(
                 ).json()
             messages = stream_messages(survivor.url)
             sent = [m for m in messages if m.subject.split(".")[2] == "NotificatieVerzonden"]
-            return not planned and len(list_messages(catcher.directory)) == len(sent)
+            received = list_messages(catcher.directory)
+            distinct = {m.message_id for m in received}
+            # What the wait last saw, in the report when it times out.
+            report["at_rest"] = {
+                "planned": len(planned),
+                "received": len(received),
+                "distinct": len(distinct),
+                "announced": len(sent),
+            }
+            return not planned and len(distinct) == len(sent)
 
         wait_until(at_rest, timeout=180, what="every planned mail sent and announced")
         env = {**system.env(), "WEERBAAR_NATS_URL": survivor.url}
@@ -251,6 +262,9 @@ def test_cluster_loses_a_node_and_a_replica_of_each_service_mid_burst(
         lost = len(set(all_expected) - set(ids))
         mails = list_messages(catcher.directory)
         per_mail = Counter(m.message_id for m in mails)
+        sent_announced = sum(
+            1 for m in messages if m.subject.split(".")[2] == "NotificatieVerzonden"
+        )
         report.update(
             events=len(all_expected),
             on_stream=len(messages),
@@ -266,7 +280,12 @@ def test_cluster_loses_a_node_and_a_replica_of_each_service_mid_burst(
             if m.headers["Nats-Msg-Id"] not in set(all_expected)
         )
         assert not unannounced, f"on the stream, announced by no log: {unannounced}"
-        assert max(per_mail.values()) == 1, "an e-mail went out twice"
+        # Every notification went out: one Message-ID per announced NotificatieVerzonden. The
+        # SMTP hand-off is the one effect that is at least once: a replica killed between the
+        # server's acceptance of a mail and recording it leaves the claim to expire, and the
+        # other replica sends it again with the same Message-ID (README, Reliability). Counted
+        # in the report; a second mail with its own Message-ID would be a duplicate here.
+        assert len(per_mail) == sent_announced, "every announced mail received, no other"
 
         # Intake's projection holds each dossier's events exactly as the stream does.
         compliance = _compliance_headers(system)
