@@ -202,15 +202,23 @@ class DurableConsumer:
             )
             self.ready.set()
             stats_due = 0.0
+            # How many to ask for: as many as the server said were waiting behind the last
+            # message (up to the batch size), else one. nats-py's fetch of n, when fewer are
+            # waiting, holds the first message until n arrived or the timeout passed: asking
+            # for one when nothing is known to wait hands each message over as it arrives.
+            wanted = 1
             while not stop.is_set():
                 if time.monotonic() >= stats_due:
                     await self._report_stats(js)
                     stats_due = time.monotonic() + self.stats_interval_s
                 try:
-                    messages = await sub.fetch(self.batch_size, timeout=self.fetch_timeout_s)
+                    messages = await sub.fetch(wanted, timeout=self.fetch_timeout_s)
                 except (nats.errors.TimeoutError, TimeoutError):
+                    wanted = 1
                     continue  # nothing to fetch within the timeout
-                if self.subscription.batch_handler is not None and len(messages) > 1:
+                waiting = messages[-1].metadata.num_pending if messages else 0
+                wanted = max(1, min(self.batch_size, waiting))
+                if self.subscription.batch_handler is not None:
                     messages = await self._process_batch(js, messages)
                 for msg in messages:
                     if stop.is_set():
