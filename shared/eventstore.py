@@ -198,18 +198,29 @@ class PydanticMapper(Mapper[UUID]):
         """Deserialise (decrypting, upcasting old versions) and validate one stored event."""
         return decode_event(stored_event.topic, self._plain(stored_event.state), self.keys)
 
-    def to_domain_events(self, stored_events: Sequence[StoredEvent]) -> list[DomainEvent]:
-        """Deserialise a batch, reading the data keys it needs in one lookup (the relay's path).
+    def to_domain_events(
+        self, stored_events: Sequence[StoredEvent], *, skeleton: bool = False
+    ) -> list[DomainEvent]:
+        """Deserialise a batch, reading the data keys it needs in one lookup.
 
         One lookup per event would be one database round trip per dossier; reading a batch's
-        keys together makes decoding a batch a single round trip.
+        keys together makes decoding a batch a single round trip. With ``skeleton`` no key is
+        read and nothing decrypted: every personal value reads as its placeholder, as after
+        forgetting (the relay's path: a public event carries nothing personal, so the gateways
+        map a skeleton to the same public events; ``tests/integration/test_gateway_skeleton.py``
+        holds them to that).
         """
         plain = [(stored.topic, self._plain(stored.state)) for stored in stored_events]
-        keys = self.keys
-        prefetch = getattr(keys, "for_reading_many", None)
-        if prefetch is not None:
-            key_ids = {UUID(m.decode()) for _, data in plain for m in _SEALED_KEY_ID.findall(data)}
-            keys = prefetch(key_ids)
+        keys: KeyRing | None = self.keys
+        if skeleton:
+            keys = NO_KEYS
+        else:
+            prefetch = getattr(keys, "for_reading_many", None)
+            if prefetch is not None:
+                key_ids = {
+                    UUID(m.decode()) for _, data in plain for m in _SEALED_KEY_ID.findall(data)
+                }
+                keys = prefetch(key_ids)
         return [decode_event(topic, data, keys) for topic, data in plain]
 
     def _plain(self, data: bytes) -> bytes:
@@ -218,6 +229,19 @@ class PydanticMapper(Mapper[UUID]):
         if self.compressor:
             data = self.compressor.decompress(data)
         return data
+
+
+class _NoKeys:
+    """A key ring that has no key: every personal value decodes as its placeholder."""
+
+    def for_writing(self, aanvraag_id: UUID) -> Any:
+        raise KeyStoreError("a skeleton key ring cannot write")
+
+    def for_reading(self, key_id: UUID) -> bytes | None:
+        return None
+
+
+NO_KEYS: Final[KeyRing] = _NoKeys()
 
 
 #: The key id of a sealed personal value in stored JSON (see ``seal_personal``).

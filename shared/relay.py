@@ -292,13 +292,15 @@ class OutboxRelay:
     def _messages(
         self, batch: Sequence[Notification], position: Position
     ) -> list[tuple[str, bytes, dict[str, str]]]:
-        """The batch as NATS messages (blocking: decoding may read a dossier's key)."""
+        """The batch as NATS messages (blocking: it reads stored events' JSON)."""
         messages = []
         todo = [n for n in batch if n.id >= position.notification_id]
         mapper = self.app.mapper
         assert isinstance(mapper, PydanticMapper)
-        # The batch's data keys in one lookup, not one round trip per dossier.
-        for notification, event in zip(todo, mapper.to_domain_events(todo), strict=True):
+        # Decoded without their personal values (no key read, nothing decrypted): the public
+        # events are made from what survives forgetting.
+        events = mapper.to_domain_events(todo, skeleton=True)
+        for notification, event in zip(todo, events, strict=True):
             public = self.gateway(event)
             envelopes = cloudevents_for(self.service, self.settings, event, public)
             for index, (public_event, ce) in enumerate(zip(public, envelopes, strict=True)):
