@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import nats
 import psycopg
@@ -250,20 +251,7 @@ class DurableConsumer:
         assert handler is not None
         # One span per message, each in its own trace (as one by one), around the batch.
         spans = [
-            self.tracer.start_span(
-                f"consume {self.durable}",
-                context=context_from_traceparent(delivery.envelope.traceparent),
-                kind=SpanKind.CONSUMER,
-                attributes={
-                    "messaging.system": "nats",
-                    "messaging.consumer.group.name": self.durable,
-                    "messaging.message.id": delivery.envelope.id,
-                    "cloudevents.event_type": delivery.envelope.type,
-                    "weerbaar.attempt": 1,
-                    "messaging.batch.message_count": len(batch),
-                },
-                record_exception=False,
-            )
+            self.tracer.start_span(**self._span(delivery, 1, batch_size=len(batch)))
             for _, delivery in batch
         ]
         try:
@@ -282,6 +270,25 @@ class DurableConsumer:
         self.handled += len(batch)
         self.metrics.consumer_messages.labels(self.service, self.durable, "handled").inc(len(batch))
         return rest
+
+    def _span(self, delivery: Delivery, attempt: int, batch_size: int = 0) -> dict[str, Any]:
+        """The consumer span of one message: a child of the span that recorded the event."""
+        attributes: dict[str, Any] = {
+            "messaging.system": "nats",
+            "messaging.consumer.group.name": self.durable,
+            "messaging.message.id": delivery.envelope.id,
+            "cloudevents.event_type": delivery.envelope.type,
+            "weerbaar.attempt": attempt,
+        }
+        if batch_size:
+            attributes["messaging.batch.message_count"] = batch_size
+        return {
+            "name": f"consume {self.durable}",
+            "context": context_from_traceparent(delivery.envelope.traceparent),
+            "kind": SpanKind.CONSUMER,
+            "attributes": attributes,
+            "record_exception": False,  # exception texts may quote data; the log has the type
+        }
 
     async def _process(self, js: JetStreamContext, msg: Msg) -> None:
         meta = msg.metadata
@@ -305,19 +312,7 @@ class DurableConsumer:
             self.metrics.consumer_messages.labels(self.service, self.durable, "deadlettered").inc()
             return
         # A child of the span that recorded the event; the handler's events carry this one on.
-        with self.tracer.start_as_current_span(
-            f"consume {self.durable}",
-            context=context_from_traceparent(delivery.envelope.traceparent),
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "nats",
-                "messaging.consumer.group.name": self.durable,
-                "messaging.message.id": delivery.envelope.id,
-                "cloudevents.event_type": delivery.envelope.type,
-                "weerbaar.attempt": attempt,
-            },
-            record_exception=False,  # exception texts may quote data; the log has the type
-        ):
+        with self.tracer.start_as_current_span(**self._span(delivery, attempt)):
             outcome = await self._handle(js, msg, delivery, attempt)
         self.metrics.consumer_messages.labels(self.service, self.durable, outcome).inc()
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -44,7 +43,6 @@ from tests.integration.inprocess import (
     aanmelding,
     admitted_roles,
     rapport_inhoud,
-    system_on_new_database,
 )
 
 pytestmark = pytest.mark.integration
@@ -950,13 +948,9 @@ class Matrix:
 
 
 @pytest.fixture(scope="module")
-def matrix(
-    postgres_server_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Matrix]:
+def matrix(inprocess_system: InProcessSystem) -> Matrix:
     """The five services on one database for the whole module (a database per cell is slow)."""
-    data_dir: Path = tmp_path_factory.mktemp("matrix")
-    with system_on_new_database(postgres_server_url, nats_url, data_dir) as system:
-        yield Matrix(system)
+    return Matrix(inprocess_system)
 
 
 def _cell_id(rij: Rij, principal: str) -> str:

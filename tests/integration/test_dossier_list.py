@@ -7,25 +7,19 @@ the same view ``GET /aanvragen/{id}`` shows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.inprocess import InProcessSystem, system_on_new_database
+from tests.integration.inprocess import InProcessSystem
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def system(
-    postgres_server_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[InProcessSystem]:
+def system(inprocess_system: InProcessSystem) -> InProcessSystem:
     """The five services in one process, on a database of their own."""
-    data_dir: Path = tmp_path_factory.mktemp("dossierlist")
-    with system_on_new_database(postgres_server_url, nats_url, data_dir) as built:
-        yield built
+    return inprocess_system
 
 
 def _list(system: InProcessSystem, **params: Any) -> list[dict[str, Any]]:

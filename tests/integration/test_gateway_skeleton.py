@@ -9,13 +9,10 @@ mapped, and the public events must be equal.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from shared.eventstore import PydanticMapper
-from tests.integration.inprocess import InProcessSystem, system_on_new_database
+from tests.integration.inprocess import InProcessSystem
 
 pytestmark = pytest.mark.integration
 
@@ -23,14 +20,10 @@ BRANCHES = ("ingetrokken", "afgekeurd", "geweigerd", "vrijgegeven", "abonnement"
 
 
 @pytest.fixture(scope="module")
-def system(
-    postgres_server_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[InProcessSystem]:
-    data_dir: Path = tmp_path_factory.mktemp("skeleton")
-    with system_on_new_database(postgres_server_url, nats_url, data_dir) as built:
-        for stand in BRANCHES:
-            built.dossier(stand)
-        yield built
+def system(inprocess_system: InProcessSystem) -> InProcessSystem:
+    for stand in BRANCHES:
+        inprocess_system.dossier(stand)
+    return inprocess_system
 
 
 @pytest.mark.parametrize(

@@ -10,27 +10,22 @@ redelivery would: every dossier's stored view must be what the one-by-one handle
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
 from psycopg.sql import SQL
 
 from shared.consumer import Delivery
-from tests.integration.inprocess import InProcessSystem, system_on_new_database
+from tests.integration.inprocess import InProcessSystem
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def system(
-    postgres_server_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[InProcessSystem]:
-    data_dir: Path = tmp_path_factory.mktemp("batch")
-    with system_on_new_database(postgres_server_url, nats_url, data_dir) as built:
-        yield built
+def system(inprocess_system: InProcessSystem) -> InProcessSystem:
+    """The five services in one process, on a database of their own."""
+    return inprocess_system
 
 
 def _views(system: InProcessSystem) -> dict[str, Any]:
