@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
+from types import FrameType
 
 import pytest
 
@@ -10,8 +12,15 @@ from tests import servers
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Reject an unknown ``WEERBAAR_TEST_SERVERS`` before any test runs."""
+    """Reject an unknown ``WEERBAAR_TEST_SERVERS`` before any test runs; stop on SIGTERM as on
+    Ctrl-C, so the session's fixtures stop the servers they started (a run stopped by a CI
+    timeout or ``timeout`` would otherwise leave embedded PostgreSQL and NATS running)."""
     servers.server_mode()
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture(scope="session")
