@@ -434,8 +434,8 @@ class DossierDriver:
             },
         )
 
-    def volledig_proces(self) -> dict[str, Any]:
-        """Every step as ``weerbaar demo`` takes them (rejection, revision), until closed."""
+    def tot_goedgekeurd(self) -> None:
+        """From registration to an approved report, with a rejection and a revision first."""
         self.registreer()
         self.neem_contact_op()
         self.plan_gesprekken()
@@ -444,6 +444,10 @@ class DossierDriver:
         self.beoordeel(self.dien_in(), goedkeuren=False)
         self.herzie()
         self.beoordeel(self.dien_in(), goedkeuren=True)
+
+    def volledig_proces(self) -> dict[str, Any]:
+        """Every step as ``weerbaar demo`` takes them (rejection, revision), until closed."""
+        self.tot_goedgekeurd()
         self.lees_rapport("bestuurder")
         self.instemming(geeft=True)
         self.lees_rapport("werkgever")

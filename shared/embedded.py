@@ -86,6 +86,11 @@ class EmbeddedServerError(RuntimeError):
     """An embedded server could not be started or stopped."""
 
 
+#: The lowest port ``free_port`` hands out (above the well-known and registered servers' ports).
+_PORT_FLOOR: Final = 20_000
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = LOCALHOST) -> int:
     """Return a TCP port on ``host`` that is free right now (another process may still take it).
 
@@ -105,11 +110,6 @@ def free_port(host: str = LOCALHOST) -> int:
         sock.bind((host, 0))
         chosen: int = sock.getsockname()[1]
         return chosen
-
-
-#: The lowest port ``free_port`` hands out (above the well-known and registered servers' ports).
-_PORT_FLOOR: Final = 20_000
-_handed_out: set[int] = set()
 
 
 def _ephemeral_low() -> int:

@@ -280,28 +280,29 @@ DATABASE_UNAVAILABLE: Final[tuple[type[Exception], ...]] = (
 COMMIT_IN_DOUBT_CODE: Final = "uitkomst_onbekend"
 
 
-async def _handle_database_unavailable(request: Request, exc: Exception) -> Response:
-    logger.warning("database unavailable", extra={"error_type": type(exc).__name__})
-    return _error_response(
-        NietBeschikbaar(
-            "De database is tijdelijk niet bereikbaar; probeer het zo opnieuw.",
-            code="database_niet_bereikbaar",
-            headers={"Retry-After": "2"},
-        )
-    )
+def _unavailable(message: str, detail: str, code: str) -> Callable[..., Awaitable[Response]]:
+    """A handler answering 503 problem+json with ``code`` (retry after 2 s); the log line names
+    only the exception's type."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        logger.warning(message, extra={"error_type": type(exc).__name__})
+        return _error_response(NietBeschikbaar(detail, code=code, headers={"Retry-After": "2"}))
+
+    return handle
 
 
-async def _handle_commit_in_doubt(request: Request, exc: Exception) -> Response:
-    logger.warning("commit in doubt", extra={"error_type": type(exc).__name__})
-    return _error_response(
-        NietBeschikbaar(
-            "De database viel weg terwijl de opdracht werd vastgelegd; of dat gelukt is, is nog"
-            " onbekend. Herhaal het verzoek met dezelfde Idempotency-Key (dan volgt het eerste"
-            " antwoord), of lees de toestand na voordat u het opnieuw probeert.",
-            code=COMMIT_IN_DOUBT_CODE,
-            headers={"Retry-After": "2"},
-        )
-    )
+_handle_database_unavailable = _unavailable(
+    "database unavailable",
+    "De database is tijdelijk niet bereikbaar; probeer het zo opnieuw.",
+    "database_niet_bereikbaar",
+)
+_handle_commit_in_doubt = _unavailable(
+    "commit in doubt",
+    "De database viel weg terwijl de opdracht werd vastgelegd; of dat gelukt is, is nog"
+    " onbekend. Herhaal het verzoek met dezelfde Idempotency-Key (dan volgt het eerste"
+    " antwoord), of lees de toestand na voordat u het opnieuw probeert.",
+    COMMIT_IN_DOUBT_CODE,
+)
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:

@@ -477,27 +477,10 @@ class DossierProjection:
         self.app = app
 
     def handle(self, delivery: Delivery) -> None:
-        """Consumer handler: store the event and refold its dossier in one transaction."""
-        envelope = delivery.envelope
-        aanvraag_id = delivery.event.aanvraag_id
-        if aanvraag_id is None:
-            return  # concerns no one dossier (e.g. a refused list request): nothing to show
-        with self.app.datastore.transaction(commit=True) as curs:
-            # Serialise writers of one dossier so a fold never misses a concurrent event.
-            curs.execute(
-                SQL("INSERT INTO {} (aanvraag_id) VALUES (%s) ON CONFLICT DO NOTHING").format(
-                    DOSSIERS
-                ),
-                (aanvraag_id,),
-            )
-            curs.execute(
-                SQL("SELECT 1 FROM {} WHERE aanvraag_id = %s FOR UPDATE").format(DOSSIERS),
-                (aanvraag_id,),
-            )
-            if not store_event(curs, EVENTS, envelope, aanvraag_id, delivery.stream_sequence):
-                return  # a redelivery: this event is already in the projection
-            purge_destroyed(curs, aanvraag_id, EVENTS, UITVOERING)
-            refold(curs, aanvraag_id, EVENTS, DOSSIERS)
+        """Consumer handler: store the event and refold its dossier in one transaction (a batch
+        of one: the consumer hands over one message at a time on redeliveries and after a
+        failed batch)."""
+        self.handle_batch([delivery])
 
     def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
         """Consumer batch handler: the same effect as ``handle`` on each delivery, in one

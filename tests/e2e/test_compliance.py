@@ -106,14 +106,7 @@ def world(
             closed.wait_for_status("afgesloten")
 
             approved = _driver(system, client, "GM0599")
-            approved.registreer()
-            approved.neem_contact_op()
-            approved.plan_gesprekken()
-            approved.voer_gesprekken()
-            approved.schrijf_rapport()
-            approved.beoordeel(approved.dien_in(), goedkeuren=False)
-            approved.herzie()
-            approved.beoordeel(approved.dien_in(), goedkeuren=True)
+            approved.tot_goedgekeurd()
             approved.wait_for_status("goedgekeurd")
 
             registered = _driver(system, client, "GM0344")
