@@ -267,10 +267,51 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 #: Compliance commands that are intake's own modules (shared never imports a service).
 INTAKE_MODULES = {
-    "replay": "services.intake.replay",
     "audit-export": "services.intake.audit_export",
     "retention": "services.intake.retention",
 }
+
+
+#: The read models ``weerbaar replay --projection NAME`` rebuilds: intake's dossier projection
+#: (out of every service's public history) and the services' aggregate projections
+#: (``shared.projection``, out of their own logs).
+PROJECTIONS = {
+    "intake": ["-m", "services.intake.replay"],
+    "scheduling": ["-m", "services.scheduling", "replay"],
+    "assessment": ["-m", "services.assessment", "replay"],
+}
+
+
+def cmd_replay(module_args: Sequence[str]) -> int:
+    """``weerbaar replay [--projection NAME|all] …``: the rest goes to that projection's rebuild."""
+    rest = list(module_args)
+    name = "intake"
+    for i, arg in enumerate(rest):
+        if arg == "--projection" and i + 1 < len(rest):
+            name = rest[i + 1]
+            del rest[i : i + 2]
+            break
+        if arg.startswith("--projection="):
+            name = arg.split("=", 1)[1]
+            del rest[i]
+            break
+    names = list(PROJECTIONS) if name == "all" else [name]
+    if any(n not in PROJECTIONS for n in names):
+        print(
+            f"weerbaar replay: unknown projection {name!r}; one of {', '.join(PROJECTIONS)} or all",
+            file=sys.stderr,
+        )
+        return 2
+    if len(names) > 1 and any(a == "--target" or a.startswith("--target=") for a in rest):
+        print("weerbaar replay: --target names one projection's schema, not all", file=sys.stderr)
+        return 2
+    _with_running_state()
+    for each in names:
+        command = [sys.executable, *PROJECTIONS[each], *rest]
+        code = subprocess.call(command, cwd=ROOT)  # noqa: S603 - our own interpreter and modules
+        if code != 0:
+            return code
+    return 0
 
 
 def cmd_intake_module(command: str, module_args: Sequence[str]) -> int:
@@ -368,7 +409,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     rebuild.add_argument("--timeout", type=float, default=600.0, help="seconds to wait")
     for name, what in (
-        ("replay", "rebuild intake's dossier projection from scratch and switch over"),
+        (
+            "replay",
+            "rebuild a read model from scratch and switch over (--projection"
+            f" {'|'.join(PROJECTIONS)}|all; default intake)",
+        ),
         ("audit-export", "the audit record of a dossier or a period: JSON, CSV or HTML"),
         ("retention", "apply the retention periods (dry run unless --apply)"),
     ):
@@ -378,6 +423,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     dossier.add_argument("aanvraag_id")
     dossier.add_argument("--per", help="RFC 3339 time, e.g. 2026-05-11T10:00:00+02:00")
     given = list(sys.argv[1:] if argv is None else argv)
+    if given and given[0] == "replay":
+        return cmd_replay(given[1:])
     if given and given[0] in INTAKE_MODULES:
         # Passed on whole: argparse's REMAINDER would not take options that come first.
         return cmd_intake_module(given[0], given[1:])

@@ -30,6 +30,8 @@ from shared.consumer import DurableConsumer, Subscription
 from shared.deadletters import RedriveError, redrive
 from shared.eventstore import Clock, ServiceApplication
 from shared.logging import configure_logging
+from shared.projection import AggregateProjection
+from shared.projection import main as replay_projection
 from shared.relay import Gateway, OutboxRelay
 from shared.replay import export_public
 from shared.settings import DEFAULT_PORTS, Settings, load_settings
@@ -51,6 +53,8 @@ class Components:
     gateway: Gateway
     subscriptions: Sequence[Subscription] = ()
     workers: Sequence[Worker] = ()
+    #: Read tables that are a function of the service's own aggregates (``replay`` rebuilds them).
+    projections: Sequence[AggregateProjection[Any]] = ()
     consumers: list[DurableConsumer] = field(default_factory=list)
 
 
@@ -129,6 +133,9 @@ async def run_components(
 
 def main(bootstrap: Bootstrap, service: str, argv: Sequence[str] | None = None) -> None:
     """Process entry point of a service."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["replay"]:
+        raise SystemExit(_replay(bootstrap, service, arguments[1:]))
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
     parser.add_argument("--role", choices=("all", *ROLES), action="append")
     parser.add_argument("--port", type=int, default=None)
@@ -153,7 +160,7 @@ def main(bootstrap: Bootstrap, service: str, argv: Sequence[str] | None = None) 
         help="hand dead letter SEQ to its consumer's handler once more, then exit"
         " (`weerbaar deadletters redrive SEQ` runs this)",
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     settings = load_settings()
     configure_logging(service, settings.log_level)
     configure_tracing(service, settings)
@@ -192,3 +199,18 @@ def main(bootstrap: Bootstrap, service: str, argv: Sequence[str] | None = None) 
         asyncio.run(run())
     finally:
         shutdown_tracing()
+
+
+def _replay(bootstrap: Bootstrap, service: str, argv: Sequence[str]) -> int:
+    """``python -m services.<name> replay …``: rebuild the service's projection."""
+    settings = load_settings()
+    configure_logging(service, settings.log_level)
+    components = bootstrap(settings, Clock())
+    try:
+        if not components.projections:
+            print(f"{service} keeps no read tables that replay rebuilds", file=sys.stderr)
+            return 2
+        (projection,) = components.projections
+        return replay_projection(components.app, projection, argv)
+    finally:
+        components.app.close()

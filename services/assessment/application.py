@@ -22,9 +22,9 @@ from services.assessment.domain import (
     BesluitPastNiet,
     Betaler,
     Concept,
-    Maatregel,
     Onderzoek,
     Rapport,
+    RapportOpgesteld,
     RapportStatus,
     RapportVersie,
     dien_in,
@@ -54,9 +54,9 @@ from shared.eventstore import (
     DomainEvent,
     DuplicateKey,
     ServiceApplication,
-    Statement,
 )
 from shared.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
+from shared.projection import AggregateProjection, Table
 from shared.register import DossierRegister, register_ddl
 
 log = logging.getLogger(__name__)
@@ -167,24 +167,49 @@ class MaatregelenOverzicht(BaseModel):
     maatregelen: list[MaatregelStatus]
 
 
-def _rapport_row(rapport_id: UUID, aanvraag_id: UUID) -> Statement:
-    return Statement(
-        SQL("INSERT INTO {} (rapport_id, aanvraag_id) VALUES (%s, %s)").format(RAPPORTEN),
-        (rapport_id, aanvraag_id),
-    )
+def _rapport_rows(rapport: Rapport) -> dict[str, list[tuple[object, ...]]]:
+    """What the read tables hold for one report: the report, and every measure of any version."""
+    return {
+        "rapporten": [(rapport.id, rapport.aanvraag_id)],
+        "maatregelen": [
+            (maatregel_id, rapport.id, rapport.aanvraag_id)
+            for maatregel_id in sorted(rapport.maatregel_ids())
+        ],
+    }
 
 
-def _maatregel_rows(rapport: Rapport, maatregelen: Sequence[Maatregel]) -> list[Statement]:
-    return [
-        Statement(
-            SQL(
-                "INSERT INTO {} (maatregel_id, rapport_id, aanvraag_id) VALUES (%s, %s, %s)"
-                " ON CONFLICT (maatregel_id) DO NOTHING"
-            ).format(MAATREGELEN),
-            (m.maatregel_id, rapport.id, rapport.aanvraag_id),
-        )
-        for m in maatregelen
-    ]
+#: The read tables: dossier → its only report (the UNIQUE keeps it the only one) and measure →
+#: report. Rebuilt by ``weerbaar replay --projection assessment``.
+RAPPORT = AggregateProjection[Rapport](
+    service="assessment",
+    tables=(
+        Table(
+            "rapporten",
+            columns=("rapport_id", "aanvraag_id"),
+            key=("rapport_id",),
+            owner="rapport_id",
+            ddl=(
+                "CREATE TABLE IF NOT EXISTS {schema}.rapporten ("
+                " rapport_id uuid PRIMARY KEY, aanvraag_id uuid NOT NULL UNIQUE)",
+            ),
+        ),
+        Table(
+            "maatregelen",
+            columns=("maatregel_id", "rapport_id", "aanvraag_id"),
+            key=("maatregel_id",),
+            owner="rapport_id",
+            ddl=(
+                "CREATE TABLE IF NOT EXISTS {schema}.maatregelen ("
+                " maatregel_id uuid PRIMARY KEY, rapport_id uuid NOT NULL,"
+                " aanvraag_id uuid NOT NULL)",
+            ),
+        ),
+    ),
+    started_by=(RapportOpgesteld,),
+    fold=project_rapport,
+    rows=_rapport_rows,
+    description="reports and their measures",
+)
 
 
 class Assessment(ServiceApplication):
@@ -194,10 +219,7 @@ class Assessment(ServiceApplication):
     ddl: ClassVar[Sequence[str]] = (
         *register_ddl(),
         idempotency_ddl(),
-        "CREATE TABLE IF NOT EXISTS {schema}.rapporten ("
-        " rapport_id uuid PRIMARY KEY, aanvraag_id uuid NOT NULL UNIQUE)",
-        "CREATE TABLE IF NOT EXISTS {schema}.maatregelen ("
-        " maatregel_id uuid PRIMARY KEY, rapport_id uuid NOT NULL, aanvraag_id uuid NOT NULL)",
+        *RAPPORT.ddl,
     )
 
     def __init__(self, env: dict[str, str]) -> None:
@@ -321,10 +343,7 @@ class Assessment(ServiceApplication):
         rapport = project_rapport(None, [event])
         assert rapport is not None
         antwoord = stand_van(rapport)
-        statements = [
-            _rapport_row(rapport.id, aanvraag_id),
-            *_maatregel_rows(rapport, rapport.huidige.inhoud.maatregelen),
-        ]
+        statements = RAPPORT.statements(None, rapport)
         if sleutel is not None:
             statements.append(
                 self.idempotency.remember(*sleutel, digest, antwoord.model_dump(mode="json"))
@@ -355,7 +374,7 @@ class Assessment(ServiceApplication):
                 return rapport
             after = project_rapport(rapport, [event])
             assert after is not None
-            self.record(event, statements=_maatregel_rows(after, event.inhoud.maatregelen))
+            self.record(event, statements=RAPPORT.statements(rapport, after))
             return after
 
         return self.retrying(command)

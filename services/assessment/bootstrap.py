@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from services.assessment.api import router
-from services.assessment.application import Assessment, OnbekendBesluit
+from services.assessment.application import RAPPORT, Assessment, OnbekendBesluit
 from services.assessment.gateway import to_public
 from shared.auth import Auth
 from shared.consumer import Delivery, Poison, Subscription
@@ -89,6 +89,7 @@ def bootstrap(
         app=app,
         api=api,
         gateway=to_public,
+        projections=(RAPPORT,),
         subscriptions=[
             register_subscription(app.register),
             Subscription(

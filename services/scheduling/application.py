@@ -16,6 +16,7 @@ from services.scheduling.domain import (
     AfspraakVerzoek,
     Partij,
     Planning,
+    PlanningGeopend,
     StopReden,
     Toelichting,
     annuleer_na_stop,
@@ -36,6 +37,7 @@ from shared.eventstore import (
     Statement,
 )
 from shared.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
+from shared.projection import AggregateProjection, Table
 
 log = logging.getLogger(__name__)
 
@@ -44,24 +46,51 @@ AFSPRAKEN = Identifier("scheduling", "afspraken")
 IDEMPOTENCY_CONSTRAINT = "idempotency_pkey"
 
 
-def _deadline_row(planning_id: UUID, deadline: datetime, status: str) -> Statement:
-    return Statement(
-        SQL(
-            "INSERT INTO {} (aanvraag_id, deadline, status) VALUES (%s, %s, %s)"
-            " ON CONFLICT (aanvraag_id) DO UPDATE SET status = EXCLUDED.status"
-        ).format(DEADLINES),
-        (planning_id, deadline, status),
-    )
+def _planning_rows(planning: Planning) -> dict[str, list[tuple[object, ...]]]:
+    """What the read tables hold for one planning."""
+    return {
+        "contact_deadlines": [(planning.id, planning.deadline, planning.contact_status)],
+        "afspraken": [(a.afspraak_id, planning.id, a.soort, a.status) for a in planning.afspraken],
+    }
 
 
-def _afspraak_row(aanvraag_id: UUID, afspraak: Afspraak) -> Statement:
-    return Statement(
-        SQL(
-            "INSERT INTO {} (afspraak_id, aanvraag_id, soort, status) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (afspraak_id) DO UPDATE SET status = EXCLUDED.status"
-        ).format(AFSPRAKEN),
-        (afspraak.afspraak_id, aanvraag_id, afspraak.soort, afspraak.status),
-    )
+#: The read tables: the contact deadlines (for the escalation worker) and afspraak_id → dossier
+#: (so the /afspraken/{id} routes find the planning to load). Rebuilt by ``weerbaar replay
+#: --projection scheduling``.
+PLANNING = AggregateProjection[Planning](
+    service="scheduling",
+    tables=(
+        Table(
+            "contact_deadlines",
+            columns=("aanvraag_id", "deadline", "status"),
+            key=("aanvraag_id",),
+            owner="aanvraag_id",
+            ddl=(
+                "CREATE TABLE IF NOT EXISTS {schema}.contact_deadlines ("
+                " aanvraag_id uuid PRIMARY KEY, deadline timestamptz NOT NULL,"
+                " status text NOT NULL)",
+                "CREATE INDEX IF NOT EXISTS contact_deadlines_open ON {schema}.contact_deadlines"
+                " (deadline) WHERE status = 'open'",
+            ),
+        ),
+        Table(
+            "afspraken",
+            columns=("afspraak_id", "aanvraag_id", "soort", "status"),
+            key=("afspraak_id",),
+            owner="aanvraag_id",
+            ddl=(
+                "CREATE TABLE IF NOT EXISTS {schema}.afspraken ("
+                " afspraak_id uuid PRIMARY KEY, aanvraag_id uuid NOT NULL, soort text NOT NULL,"
+                " status text NOT NULL)",
+                "CREATE INDEX IF NOT EXISTS afspraken_aanvraag ON {schema}.afspraken (aanvraag_id)",
+            ),
+        ),
+    ),
+    started_by=(PlanningGeopend,),
+    fold=project,
+    rows=_planning_rows,
+    description="contact deadlines and appointments",
+)
 
 
 @dataclass(frozen=True)
@@ -85,18 +114,7 @@ class Scheduling(ServiceApplication):
     """The scheduling service's application."""
 
     service = "scheduling"
-    ddl = (
-        "CREATE TABLE IF NOT EXISTS {schema}.contact_deadlines ("
-        " aanvraag_id uuid PRIMARY KEY, deadline timestamptz NOT NULL, status text NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS contact_deadlines_open ON {schema}.contact_deadlines"
-        " (deadline) WHERE status = 'open'",
-        # afspraak_id → dossier, so the /afspraken/{id} routes find the planning to load.
-        "CREATE TABLE IF NOT EXISTS {schema}.afspraken ("
-        " afspraak_id uuid PRIMARY KEY, aanvraag_id uuid NOT NULL, soort text NOT NULL,"
-        " status text NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS afspraken_aanvraag ON {schema}.afspraken (aanvraag_id)",
-        idempotency_ddl(),
-    )
+    ddl = (*PLANNING.ddl, idempotency_ddl())
 
     def __init__(
         self,
@@ -157,10 +175,10 @@ class Scheduling(ServiceApplication):
             self.calendar.profile.name,
             ctx,
         )
+        planning = project(None, [event])
+        assert planning is not None
         try:
-            self.record(
-                event, inbox=inbox, statements=[_deadline_row(aanvraag_id, deadline, "open")]
-            )
+            self.record(event, inbox=inbox, statements=PLANNING.statements(None, planning))
         except ConcurrencyConflict:
             raise AlreadyProcessed(inbox[1]) from None
 
@@ -360,13 +378,9 @@ class Scheduling(ServiceApplication):
         inbox: tuple[str, str] | None = None,
         statements: Sequence[Statement] = (),
     ) -> Planning:
-        """Record events with the side tables they change, in one transaction."""
+        """Record events with the read-table rows they change, in one transaction."""
         after = project(planning, events)
         assert after is not None
-        rows = list(statements)
-        if after.contact_status != planning.contact_status:
-            rows.append(_deadline_row(after.id, after.deadline, after.contact_status))
-        touched = {getattr(event, "afspraak_id", None) for event in events}
-        rows.extend(_afspraak_row(after.id, a) for a in after.afspraken if a.afspraak_id in touched)
+        rows = [*statements, *PLANNING.statements(planning, after)]
         self.record(*events, inbox=inbox, statements=rows)
         return after

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from services.scheduling.api import Parties, router
-from services.scheduling.application import Scheduling
+from services.scheduling.application import PLANNING, Scheduling
 from services.scheduling.gateway import to_public
 from shared.access import record_refusal
 from shared.auth import Auth, Refusal
@@ -88,6 +88,7 @@ def bootstrap(settings: Settings, clock: Clock, *, parties: Parties | None = Non
         app=app,
         api=api,
         gateway=to_public,
+        projections=(PLANNING,),
         subscriptions=[
             Subscription(
                 purpose="planning",

@@ -26,17 +26,26 @@ import psycopg
 import pytest
 from psycopg.sql import SQL, Identifier
 
+from services.assessment.application import RAPPORT, Assessment
 from services.intake import replay as replay_module
 from services.intake.application import Intake
 from services.intake.projections import store_event
 from services.intake.replay import PREVIOUS, Busy, Rebuild, content_hash, contents
 from services.intake.retention import apply, check_settings, plan
+from services.scheduling.application import PLANNING, Scheduling
+from shared import projection as projection_module
 from shared.auth import load_or_create_secret
+from shared.calendar import WorkingDayCalendar
 from shared.chain import events_table, verify
 from shared.demo import Actors, DossierDriver, personal_values
 from shared.embedded import free_port
-from shared.eventstore import utcnow
+from shared.eventstore import ServiceApplication, utcnow
 from shared.mailcatcher import MailCatcher
+from shared.projection import AggregateProjection
+from shared.projection import Busy as ProjectionBusy
+from shared.projection import Rebuild as ProjectionRebuild
+from shared.projection import content_hash as projection_hash
+from shared.projection import contents as projection_contents
 from shared.relay import advisory_key
 from shared.settings import SERVICES, Settings
 from shared.signing import load_public_keys
@@ -712,3 +721,191 @@ def test_replay_command_switches_the_live_read_model_over(world: World) -> None:
     d = world.registered
     d.neem_contact_op()
     assert d.wait_for_status("contact_opgenomen")["contact_op"] is not None
+
+
+# --- the services' own read tables (shared.projection) -------------------------------------------
+
+AGGREGATE_PROJECTIONS: dict[str, AggregateProjection[Any]] = {
+    "scheduling": PLANNING,
+    "assessment": RAPPORT,
+}
+
+
+def _application(world: World, service: str) -> ServiceApplication:
+    env = world.settings.eventsourcing_env(service)
+    return Scheduling(env, WorkingDayCalendar()) if service == "scheduling" else Assessment(env)
+
+
+def _log_end(database: str, service: str) -> int:
+    with psycopg.connect(database) as conn:
+        row = conn.execute(
+            SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(events_table(service))
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _assert_same_rows(world: World, service: str, schema: str) -> None:
+    """The rebuilt tables hold the live tables' rows, row by row."""
+    projection = AGGREGATE_PROJECTIONS[service]
+    live = projection_contents(world.database, projection, service)
+    rebuilt = projection_contents(world.database, projection, schema)
+    for table, rows in live.items():
+        assert rebuilt[table] == rows, table
+
+
+@pytest.mark.parametrize("service", sorted(AGGREGATE_PROJECTIONS))
+def test_a_services_read_tables_rebuild_to_exactly_the_live_ones(
+    world: World, service: str
+) -> None:
+    projection = AGGREGATE_PROJECTIONS[service]
+    app = _application(world, service)
+    try:
+        first = ProjectionRebuild(app, projection, target=f"{service}_replay_a", progress=False)
+        first.prepare(restart=True)
+        # The live tables are written in the events' transaction, so whenever the log stands
+        # still they equal a fold of the whole log; look until it stood still around one look.
+        for _ in range(30):
+            end = _log_end(world.database, service)
+            outcome = first.run(switch=False)
+            live = projection_contents(world.database, projection, service)
+            if _log_end(world.database, service) == end == outcome.mark:
+                break
+        else:
+            pytest.fail(f"{service}'s log kept growing")
+        assert outcome.complete and not outcome.switched
+        rebuilt = projection_contents(world.database, projection, f"{service}_replay_a")
+        assert rebuilt == live
+        # Not empty: the two dossiers with a report (and the closed one's appointments).
+        assert all(len(rows) >= 2 for rows in live.values()), {t: len(r) for t, r in live.items()}
+
+        # From scratch again: the same read model, to the hash.
+        second = ProjectionRebuild(app, projection, target=f"{service}_replay_b", progress=False)
+        second.prepare(restart=True)
+        again = second.run(switch=False)
+        if again.mark == end:
+            assert projection_hash(
+                world.database, projection, f"{service}_replay_b"
+            ) == projection_hash(world.database, projection, f"{service}_replay_a")
+        else:  # the log moved on meanwhile: the first rebuild catches up to the same place
+            assert first.run(switch=False).mark == again.mark
+            _assert_same_rows(world, f"{service}", f"{service}_replay_b")
+    finally:
+        app.close()
+
+
+def test_an_interrupted_service_rebuild_keeps_its_chunks_and_resumes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _application(world, "scheduling")
+    target = "scheduling_replay_i"
+    try:
+        rebuild = ProjectionRebuild(app, PLANNING, target=target, progress=False)
+        rebuild.prepare(restart=True)
+        # One run per target at a time.
+        with psycopg.connect(world.database, autocommit=True) as other:
+            other.execute(
+                "SELECT pg_advisory_lock(%s)", (advisory_key(f"weerbaar-replay:{target}"),)
+            )
+            with pytest.raises(ProjectionBusy):
+                rebuild.run(switch=False)
+        # A budget of one planning: not complete, the position kept, nothing switched.
+        first = rebuild.run(switch=True, max_aggregates=1)
+        assert first.folded == 1 and not first.complete and not first.switched
+        # A crash in the second chunk (of one planning each) keeps the first chunk and its
+        # position, and nothing of the crashed one.
+        monkeypatch.setattr(projection_module, "CHUNK", 1)
+        original = ProjectionRebuild._write
+        calls = {"n": 0}
+
+        def crashing(self: Any, conn: Any, ids: Any, aggregates: Any) -> None:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                original(self, conn, ids, aggregates)
+                raise RuntimeError("crash in the middle of a chunk")
+            original(self, conn, ids, aggregates)
+
+        monkeypatch.setattr(ProjectionRebuild, "_write", crashing)
+        with pytest.raises(RuntimeError, match="crash"):
+            rebuild.run(switch=False)
+        monkeypatch.undo()
+        with psycopg.connect(world.database) as conn:
+            position = conn.execute(
+                SQL("SELECT position FROM {}").format(Identifier(target, "replay_state"))
+            ).fetchone()
+            plannings = conn.execute(
+                SQL("SELECT count(*) FROM {}").format(Identifier(target, "contact_deadlines"))
+            ).fetchone()
+        assert plannings == (2,)  # the first run's one and the first chunk of this one
+        assert position is not None and position[0] > first.position
+        rest = rebuild.run(switch=False)
+        assert rest.complete
+        assert rest.folded >= 1  # went on from the position, not from the start
+        _assert_same_rows(world, "scheduling", target)
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("service", sorted(AGGREGATE_PROJECTIONS))
+def test_replay_command_rebuilds_a_services_read_tables_and_switches(
+    world: World, service: str
+) -> None:
+    projection = AGGREGATE_PROJECTIONS[service]
+    target = f"{service}_replay_c"
+
+    def replay(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "shared.cli", "replay", "--projection", service, *args],
+            cwd=ROOT,
+            env={**world.system.env(), "WEERBAAR_DATA_DIR": str(world.system.data_dir)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    partial = replay("--target", target, "--restart", "--max-aggregates", "1")
+    assert partial.returncode == 0, partial.stdout + partial.stderr
+    assert "not complete yet" in partial.stdout
+    live_before = projection_hash(world.database, projection, service)
+    done = replay("--target", target)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "switched" in done.stdout
+    assert "100.0%" in done.stderr  # the progress bar
+    assert projection_hash(world.database, projection, service) == live_before
+    assert projection_hash(world.database, projection, f"{service}_previous") == live_before
+    hashed = replay("--hash")
+    assert hashed.stdout.strip() == live_before
+
+    if service == "scheduling":
+        # The service goes on writing into the switched-in tables, and reads them.
+        d = world.registered
+        if d.dossier().get("contact_op") is None:
+            d.neem_contact_op()
+        d.plan_gesprekken()
+        rows = projection_contents(world.database, PLANNING, "scheduling")["afspraken"]
+        assert {str(a) for a in d.afspraken.values()} <= {row[0] for row in rows}
+        d.call(
+            "GET", "scheduling", f"/afspraken/{d.afspraken['gesprek_werkgever']}", "secretariaat"
+        )
+        app = _application(world, service)
+        try:
+            fresh = ProjectionRebuild(app, PLANNING, target="scheduling_replay_d", progress=False)
+            fresh.prepare(restart=True)
+            assert fresh.run(switch=False).complete
+        finally:
+            app.close()
+        _assert_same_rows(world, "scheduling", "scheduling_replay_d")
+
+
+def test_replay_command_names_the_projections_it_knows(world: World) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "replay", "--projection", "notulen"],
+        cwd=ROOT,
+        env={**world.system.env(), "WEERBAAR_DATA_DIR": str(world.system.data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "intake, scheduling, assessment or all" in result.stderr
