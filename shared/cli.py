@@ -273,12 +273,15 @@ INTAKE_MODULES = {
 
 
 #: The read models ``weerbaar replay --projection NAME`` rebuilds: intake's dossier projection
-#: (out of every service's public history) and the services' aggregate projections
-#: (``shared.projection``, out of their own logs).
+#: (out of every service's public history), the services' aggregate projections
+#: (``shared.projection``, out of their own logs) and the dossier registers (``shared.register``,
+#: out of intake's log).
 PROJECTIONS = {
     "intake": ["-m", "services.intake.replay"],
     "scheduling": ["-m", "services.scheduling", "replay"],
     "assessment": ["-m", "services.assessment", "replay"],
+    "assessment-register": ["-m", "shared.register", "assessment"],
+    "approval-register": ["-m", "shared.register", "approval"],
 }
 
 

@@ -7,15 +7,29 @@ exactly once per event (the event id is the primary key of ``register_events``).
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
+import psycopg
+from psycopg import Cursor
 from psycopg.sql import SQL, Identifier
 
+from shared.chain import events_table
 from shared.consumer import Delivery, Subscription
 from shared.contracts import events as public
+from shared.contracts.registry import from_cloudevent
 from shared.errors import Conflict, NietGevonden
 from shared.eventstore import ServiceApplication
+from shared.relay import advisory_key
+from shared.replay import Progress, store_batches
+from shared.settings import Settings, load_settings
 
 SUBJECTS = (
     "weerbaar.intake.AanvraagIngediend.*",
@@ -53,6 +67,40 @@ class DossierStand:
             raise Conflict("Het dossier is afgesloten.", code="dossier_afgesloten")
 
 
+def apply(curs: Cursor[Any], schema: str, event_id: str, event: Any) -> bool:
+    """Write one of intake's public events into the register in ``schema`` (once per event id:
+    False when it was there already). The live consumer and ``weerbaar replay`` both use this."""
+    curs.execute(
+        SQL(
+            "INSERT INTO {} (event_id, aanvraag_id) VALUES (%s, %s)"
+            " ON CONFLICT DO NOTHING RETURNING event_id"
+        ).format(Identifier(schema, "register_events")),
+        (event_id, event.aanvraag_id),
+    )
+    if curs.fetchone() is None:
+        return False
+    table = Identifier(schema, "dossier_register")
+    if isinstance(event, public.AanvraagIngediend):
+        curs.execute(
+            SQL(
+                "INSERT INTO {} (aanvraag_id, organisatie_code) VALUES (%s, %s)"
+                " ON CONFLICT (aanvraag_id) DO UPDATE"
+                " SET organisatie_code = EXCLUDED.organisatie_code"
+            ).format(table),
+            (event.aanvraag_id, event.organisatie_code),
+        )
+    elif isinstance(event, public.AanvraagIngetrokken | public.DossierAfgesloten):
+        column = "ingetrokken" if isinstance(event, public.AanvraagIngetrokken) else "afgesloten"
+        curs.execute(
+            SQL(
+                "INSERT INTO {t} (aanvraag_id, {c}) VALUES (%s, true)"
+                " ON CONFLICT (aanvraag_id) DO UPDATE SET {c} = true"
+            ).format(t=table, c=Identifier(column)),
+            (event.aanvraag_id,),
+        )
+    return True
+
+
 class DossierRegister:
     """Keeps the register of one service."""
 
@@ -63,37 +111,8 @@ class DossierRegister:
 
     def handle(self, delivery: Delivery) -> None:
         """Consumer handler (subscribe it to ``SUBJECTS``)."""
-        event = delivery.event
         with self.app.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                SQL(
-                    "INSERT INTO {} (event_id, aanvraag_id) VALUES (%s, %s)"
-                    " ON CONFLICT DO NOTHING RETURNING event_id"
-                ).format(self.events),
-                (delivery.envelope.id, event.aanvraag_id),
-            )
-            if curs.fetchone() is None:
-                return
-            if isinstance(event, public.AanvraagIngediend):
-                curs.execute(
-                    SQL(
-                        "INSERT INTO {} (aanvraag_id, organisatie_code) VALUES (%s, %s)"
-                        " ON CONFLICT (aanvraag_id) DO UPDATE"
-                        " SET organisatie_code = EXCLUDED.organisatie_code"
-                    ).format(self.table),
-                    (event.aanvraag_id, event.organisatie_code),
-                )
-            elif isinstance(event, public.AanvraagIngetrokken | public.DossierAfgesloten):
-                column = (
-                    "ingetrokken" if isinstance(event, public.AanvraagIngetrokken) else "afgesloten"
-                )
-                curs.execute(
-                    SQL(
-                        "INSERT INTO {t} (aanvraag_id, {c}) VALUES (%s, true)"
-                        " ON CONFLICT (aanvraag_id) DO UPDATE SET {c} = true"
-                    ).format(t=self.table, c=Identifier(column)),
-                    (event.aanvraag_id,),
-                )
+            apply(curs, self.app.service, delivery.envelope.id, delivery.event)
 
     def stand(self, aanvraag_id: UUID) -> DossierStand | None:
         """The dossier as this service knows it, or None when it has not heard of it."""
@@ -127,3 +146,261 @@ def register_subscription(register: DossierRegister) -> Subscription:
         handler=register.handle,
         description="Keeps the register of dossiers this service may act on.",
     )
+
+
+# --- rebuilding a register from intake's log ---------------------------------------------------
+
+REGISTER_TABLES = ("register_events", "dossier_register")
+REGISTER_EVENTS = (public.AanvraagIngediend, public.AanvraagIngetrokken, public.DossierAfgesloten)
+
+
+@dataclass
+class RegisterOutcome:
+    """What one run of a register rebuild did."""
+
+    loaded: int = 0  # intake's stored events read
+    applied: int = 0  # public events written into the register
+    complete: bool = False
+    switched: bool = False
+    position: int = 0
+
+
+class RegisterRebuild:
+    """Rebuild one service's dossier register from intake's log (decoded by intake itself, as
+    its relay publishes it: the same event ids the live consumer deduplicates by), then switch.
+
+    The rows and intake's position commit together per batch (resumable). The switch locks the
+    live tables (in the live handler's order), checks that intake's log is read to its end and
+    moves the live tables to ``<service>_register_previous`` and the rebuilt ones in. The live
+    consumer may lag behind intake's log; the rebuilt register is then ahead of it, and the
+    consumer's later deliveries of those events are already recorded by their ids.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        service: str,
+        *,
+        target: str | None = None,
+        env: Mapping[str, str] | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self.target = target or f"{service}_register_replay"
+        self.previous = f"{service}_register_previous"
+        if self.target in {service, self.previous}:
+            raise ValueError(f"the target must not be {self.target}")
+        self.env = dict(os.environ if env is None else env)
+        self.progress = progress
+        self.state = Identifier(self.target, "replay_position")
+
+    def connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.settings.database_url, autocommit=False)
+
+    def prepare(self, *, restart: bool = False) -> None:
+        with self.connect() as conn:
+            if restart:
+                conn.execute(
+                    SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(self.target))
+                )
+            conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(self.target)))
+            for statement in register_ddl():
+                conn.execute(statement.replace("{schema}", self.target))
+            conn.execute(
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (one boolean PRIMARY KEY DEFAULT true"
+                    " CHECK (one), position bigint NOT NULL)"
+                ).format(self.state)
+            )
+
+    def _position(self, conn: psycopg.Connection[Any]) -> int:
+        row = conn.execute(SQL("SELECT position FROM {}").format(self.state)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _intake_end(self, conn: psycopg.Connection[Any]) -> int:
+        exists = conn.execute("SELECT to_regclass('intake.intake_events')").fetchone()
+        if exists is None or exists[0] is None:
+            return 0
+        row = conn.execute(
+            SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(events_table("intake"))
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def run(self, *, switch: bool = True, max_events: int | None = None) -> RegisterOutcome:
+        outcome = RegisterOutcome()
+        with psycopg.connect(self.settings.database_url, autocommit=True) as lock:
+            row = lock.execute(
+                "SELECT pg_try_advisory_lock(%s)",
+                (advisory_key(f"weerbaar-replay:{self.target}"),),
+            ).fetchone()
+            if not (row and row[0]):
+                raise RegisterBusy(f"another rebuild into {self.target} is running")
+            self.load(outcome, max_events)
+            if switch and outcome.complete:
+                for _ in range(5):
+                    if self.switch(outcome):
+                        break
+                    self.load(outcome, None)
+                if not outcome.switched:
+                    raise RegisterLagging("intake's log keeps growing faster than it is read")
+        return outcome
+
+    def load(self, outcome: RegisterOutcome, budget: int | None) -> None:
+        with self.connect() as conn:
+            position = self._position(conn)
+            end = self._intake_end(conn)
+        todo = max(end - position, 0) if budget is None else min(max(end - position, 0), budget)
+        bar = Progress(todo, f"{self.service} register") if self.progress else None
+        batches = store_batches(self.env, "intake", position)
+        read = 0
+        try:
+            for whole in batches:
+                batch = whole if budget is None else whole[: budget - read]
+                if not batch:
+                    break
+                with self.connect() as conn, conn.cursor() as curs:
+                    for loaded in batch:
+                        for _, envelope in loaded.envelopes:
+                            event = from_cloudevent(envelope)
+                            if isinstance(event, REGISTER_EVENTS) and apply(
+                                curs, self.target, envelope.id, event
+                            ):
+                                outcome.applied += 1
+                    position = batch[-1].position
+                    curs.execute(
+                        SQL(
+                            "INSERT INTO {} (position) VALUES (%s)"
+                            " ON CONFLICT (one) DO UPDATE SET position = EXCLUDED.position"
+                        ).format(self.state),
+                        (position,),
+                    )
+                read += len(batch)
+                outcome.loaded += len(batch)
+                if bar is not None:
+                    bar.advance(batch[-1].position - (batch[0].position - 1))
+                if budget is not None and read >= budget:
+                    break
+        finally:
+            batches.close()
+        if bar is not None:
+            bar.finish()
+        with self.connect() as conn:
+            outcome.position = self._position(conn)
+            outcome.complete = outcome.position >= self._intake_end(conn)
+
+    def switch(self, outcome: RegisterOutcome) -> bool:
+        with self.connect() as conn:
+            conn.execute(
+                SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                    SQL(", ").join(Identifier(self.service, t) for t in REGISTER_TABLES)
+                )
+            )
+            if self._position(conn) < self._intake_end(conn):
+                conn.rollback()
+                return False
+            conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(self.previous)))
+            conn.execute(SQL("CREATE SCHEMA {}").format(Identifier(self.previous)))
+            for table in REGISTER_TABLES:
+                conn.execute(
+                    SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                        Identifier(self.service, table), Identifier(self.previous)
+                    )
+                )
+                conn.execute(
+                    SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                        Identifier(self.target, table), Identifier(self.service)
+                    )
+                )
+            conn.execute(SQL("DROP SCHEMA {} CASCADE").format(Identifier(self.target)))
+            conn.commit()
+        outcome.switched = True
+        return True
+
+
+class RegisterLagging(RuntimeError):
+    """The rebuild did not catch up with intake's log: the live register stays."""
+
+
+class RegisterBusy(RuntimeError):
+    """Another run rebuilds into the same target."""
+
+
+def register_contents(database_url: str, schema: str) -> dict[str, list[tuple[str | None, ...]]]:
+    """The register's rows per table as text, in a fixed order."""
+    queries = {
+        "register_events": "SELECT event_id, aanvraag_id::text FROM {}.register_events"
+        " ORDER BY event_id",
+        "dossier_register": "SELECT aanvraag_id::text, organisatie_code, ingetrokken::text,"
+        " afgesloten::text FROM {}.dossier_register ORDER BY aanvraag_id",
+    }
+    with psycopg.connect(database_url) as conn:
+        return {
+            table: [tuple(r) for r in conn.execute(SQL(query).format(Identifier(schema)))]
+            for table, query in queries.items()
+        }
+
+
+def register_hash(database_url: str, schema: str) -> str:
+    digest = hashlib.sha256()
+    for table, rows in register_contents(database_url, schema).items():
+        digest.update(f"{table}\n".encode())
+        for row in rows:
+            digest.update(json.dumps(row).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = print) -> int:
+    """``python -m shared.register SERVICE``: rebuild that service's dossier register."""
+    parser = argparse.ArgumentParser(
+        prog="weerbaar replay --projection <service>-register",
+        description="Rebuild a service's dossier register from intake's log and switch over.",
+    )
+    parser.add_argument("service", choices=REGISTER_SERVICES)
+    parser.add_argument("--target", help="schema to rebuild into (<service>_register_replay)")
+    parser.add_argument("--no-switch", action="store_true", help="rebuild, keep the live one")
+    parser.add_argument("--restart", action="store_true", help="drop an interrupted rebuild")
+    parser.add_argument("--max-events", type=int, help="read at most N of intake's events")
+    parser.add_argument("--hash", action="store_true", help="hash of the live register")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if args.hash:
+        out(register_hash(settings.database_url, args.service))
+        return 0
+    try:
+        rebuild = RegisterRebuild(settings, args.service, target=args.target)
+    except ValueError as exc:
+        parser.error(str(exc))
+    rebuild.prepare(restart=args.restart)
+    started = time.monotonic()
+    try:
+        outcome = rebuild.run(switch=not args.no_switch, max_events=args.max_events)
+    except KeyboardInterrupt:
+        out("weerbaar replay: interrupted; run it again to continue where it stopped")
+        return 130
+    except RegisterLagging as exc:
+        out(f"weerbaar replay: not switched, the live register stays: {exc}")
+        return 3
+    except RegisterBusy as exc:
+        out(f"weerbaar replay: {exc}")
+        return 4
+    name = f"{args.service} register"
+    out(
+        f"weerbaar replay: {name}: read {outcome.loaded} of intake's events, applied"
+        f" {outcome.applied} in {time.monotonic() - started:.1f}s"
+    )
+    if outcome.switched:
+        out(f"weerbaar replay: {name}: switched; the previous one is in {rebuild.previous}")
+    elif not outcome.complete:
+        out(f"weerbaar replay: {name}: not complete yet; run it again to continue")
+    else:
+        out(f"weerbaar replay: {name}: rebuilt in schema {rebuild.target} (not switched)")
+    return 0
+
+
+#: The services that keep a dossier register.
+REGISTER_SERVICES = ("assessment", "approval")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -16,8 +16,14 @@ Also here: the progress bar the rebuild draws on stderr.
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from shared.contracts.envelope import CloudEvent
@@ -32,6 +38,7 @@ if TYPE_CHECKING:
 #: Public events per stored event are numbered ``index`` within it; the rebuild orders events
 #: recorded together by ``notification_id * POSITION_SCALE + index``, as the relay published them.
 POSITION_SCALE = 64
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def public_envelopes(
@@ -71,6 +78,62 @@ def export_public(
         out.flush()
         start = batch[-1].id + 1
     return written
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One unit read from a source: its position and the envelopes (with their order key)."""
+
+    position: int
+    envelopes: Sequence[tuple[int, CloudEvent]]
+
+
+def store_batches(
+    environ: Mapping[str, str], service: str, after: int, batch_size: int = 500
+) -> Generator[list[Loaded], None, None]:
+    """The service's public history after ``after``, decoded by the service itself (its
+    ``--export-public``), in batches."""
+    env = {**environ, "WEERBAAR_LOG_LEVEL": "WARNING"}
+    with tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", f"services.{service}", "--export-public", str(after)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+        assert process.stdout is not None
+        try:
+            batch: list[Loaded] = []
+            for line in process.stdout:
+                record = json.loads(line)
+                notification_id = int(record["n"])
+                batch.append(
+                    Loaded(
+                        notification_id,
+                        [
+                            (notification_id * POSITION_SCALE + i, CloudEvent.model_validate(e))
+                            for i, e in enumerate(record["e"])
+                        ],
+                    )
+                )
+                if len(batch) >= batch_size:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+            if process.wait() != 0:
+                errors.seek(0)
+                last = errors.read()[-2000:]
+                raise RuntimeError(
+                    f"reading {service}'s log failed (exit {process.returncode}): {last}"
+                )
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            process.stdout.close()
 
 
 class Progress:

@@ -35,9 +35,6 @@ import asyncio
 import hashlib
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import suppress
@@ -65,7 +62,7 @@ from shared.contracts.envelope import CloudEvent
 from shared.contracts.errors import InvalidCloudEvent, InvalidEvent, UnknownEventType
 from shared.contracts.registry import from_cloudevent, subject_for
 from shared.relay import advisory_key
-from shared.replay import POSITION_SCALE, Progress
+from shared.replay import Loaded, Progress, store_batches
 from shared.settings import SERVICES, Settings, load_settings
 
 LIVE = "intake"
@@ -273,7 +270,7 @@ class Rebuild:
         batches = (
             _stream_batches(self.settings, position)
             if source == "stream"
-            else _store_batches(self.env, source, position)
+            else store_batches(self.env, source, position, BATCH)
         )
         read = 0
         try:
@@ -401,61 +398,6 @@ class Rebuild:
 
 
 # --- sources ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """One unit read from a source: its position and the envelopes (with their order key)."""
-
-    position: int
-    envelopes: Sequence[tuple[int, CloudEvent]]
-
-
-def _store_batches(
-    environ: Mapping[str, str], service: str, after: int
-) -> Generator[list[Loaded], None, None]:
-    """The service's public history after ``after``, decoded by the service itself."""
-    env = {**environ, "WEERBAAR_LOG_LEVEL": "WARNING"}
-    with tempfile.TemporaryFile("w+") as errors:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", f"services.{service}", "--export-public", str(after)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            text=True,
-        )
-        assert process.stdout is not None
-        try:
-            batch: list[Loaded] = []
-            for line in process.stdout:
-                record = json.loads(line)
-                notification_id = int(record["n"])
-                batch.append(
-                    Loaded(
-                        notification_id,
-                        [
-                            (notification_id * POSITION_SCALE + i, CloudEvent.model_validate(e))
-                            for i, e in enumerate(record["e"])
-                        ],
-                    )
-                )
-                if len(batch) >= BATCH:
-                    yield batch
-                    batch = []
-            if batch:
-                yield batch
-            if process.wait() != 0:
-                errors.seek(0)
-                last = errors.read()[-2000:]
-                raise RuntimeError(
-                    f"reading {service}'s log failed (exit {process.returncode}): {last}"
-                )
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            process.stdout.close()
 
 
 async def _stream_last_sequence(settings: Settings) -> int:
