@@ -280,6 +280,7 @@ PROJECTIONS = {
     "intake": ["-m", "services.intake.replay"],
     "scheduling": ["-m", "services.scheduling", "replay"],
     "assessment": ["-m", "services.assessment", "replay"],
+    "notifications": ["-m", "services.notifications", "replay"],
     "assessment-register": ["-m", "shared.register", "assessment"],
     "approval-register": ["-m", "shared.register", "approval"],
 }

@@ -57,13 +57,19 @@ SWITCH_ROUNDS = 5
 @dataclass(frozen=True)
 class Table:
     """One table of a projection: its columns (all written by the projection), primary key,
-    the column that names the aggregate a row belongs to, and its DDL (``{schema}``)."""
+    the column that names the aggregate a row belongs to, and its DDL (``{schema}``).
+
+    ``carried``: columns of live working state the projection does not write (a sender's claim
+    on a row, say); a rebuild cannot know them, so the switch carries them over from the live
+    rows, and comparisons leave them out.
+    """
 
     name: str
     columns: tuple[str, ...]
     key: tuple[str, ...]
     owner: str
     ddl: tuple[str, ...]
+    carried: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not set(self.key) <= set(self.columns) or self.owner not in self.columns:
@@ -431,6 +437,20 @@ class Rebuild(Generic[TAgg]):
                 return False  # too far behind to fold while writers wait
             if end > state[0]:
                 self._catch_up(conn, state[0], end, outcome)
+            for table in self.projection.tables:
+                if table.carried:
+                    conn.execute(
+                        SQL("UPDATE {t} AS r SET {sets} FROM {l} AS l WHERE {same}").format(
+                            t=table.ident(self.target),
+                            l=table.ident(self.service),
+                            sets=SQL(", ").join(
+                                SQL("{c} = l.{c}").format(c=Identifier(c)) for c in table.carried
+                            ),
+                            same=SQL(" AND ").join(
+                                SQL("r.{k} = l.{k}").format(k=Identifier(k)) for k in table.key
+                            ),
+                        )
+                    )
             conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(self.previous)))
             conn.execute(SQL("CREATE SCHEMA {}").format(Identifier(self.previous)))
             for table in self.projection.tables:

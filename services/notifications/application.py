@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from services.notifications.afspraak import Afspraak
 from services.notifications.domain import (
     Notificatie,
+    NotificatieGepland,
     NotificatieMislukt,
     NotificatieVerzonden,
     Ontvanger,
@@ -60,6 +61,7 @@ from shared.eventstore import (
     ServiceApplication,
     Statement,
 )
+from shared.projection import AggregateProjection, Table
 from shared.telemetry import context_from_traceparent, current_traceparent, metrics_for, tracer
 
 log = logging.getLogger(__name__)
@@ -126,31 +128,70 @@ class Bezorging(BaseModel):
     bijgewerkt_op: datetime
 
 
-def _delivery_row(
-    notificatie: Notificatie, volgende_poging: datetime | None, now: datetime
-) -> Statement:
+def _delivery_rows(notificatie: Notificatie) -> dict[str, list[tuple[object, ...]]]:
+    """The delivery log's row of one notification."""
     afspraak_id = notificatie.parameters.get("afspraak_id")
-    return Statement(
-        SQL(
-            "INSERT INTO {} (notificatie_id, aanvraag_id, soort, ontvanger, status, pogingen,"
-            " volgende_poging, bijgewerkt_op, afspraak_id)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (notificatie_id) DO UPDATE SET status = EXCLUDED.status,"
-            " pogingen = EXCLUDED.pogingen, volgende_poging = EXCLUDED.volgende_poging,"
-            " bijgewerkt_op = EXCLUDED.bijgewerkt_op, geclaimd_tot = NULL"
-        ).format(DELIVERIES),
-        (
-            notificatie.id,
-            notificatie.aanvraag_id,
-            notificatie.soort,
-            notificatie.ontvanger,
-            notificatie.status,
-            notificatie.pogingen,
-            volgende_poging,
-            now,
-            UUID(afspraak_id) if isinstance(afspraak_id, str) else None,
+    return {
+        "deliveries": [
+            (
+                notificatie.id,
+                notificatie.aanvraag_id,
+                notificatie.soort,
+                notificatie.ontvanger,
+                notificatie.status,
+                notificatie.pogingen,
+                notificatie.volgende_poging,
+                notificatie.bijgewerkt_op,
+                UUID(afspraak_id) if isinstance(afspraak_id, str) else None,
+            )
+        ]
+    }
+
+
+#: The delivery log (``GET /notificaties``) and the senders' queue: what is due when. A sender's
+#: claim (``geclaimd_tot``) is working state, carried over when a rebuild switches in. Rebuilt by
+#: ``weerbaar replay --projection notifications``.
+NOTIFICATIE = AggregateProjection[Notificatie](
+    service="notifications",
+    tables=(
+        Table(
+            "deliveries",
+            columns=(
+                "notificatie_id",
+                "aanvraag_id",
+                "soort",
+                "ontvanger",
+                "status",
+                "pogingen",
+                "volgende_poging",
+                "bijgewerkt_op",
+                "afspraak_id",
+            ),
+            key=("notificatie_id",),
+            owner="notificatie_id",
+            carried=("geclaimd_tot",),
+            ddl=(
+                "CREATE TABLE IF NOT EXISTS {schema}.deliveries ("
+                " notificatie_id uuid PRIMARY KEY, aanvraag_id uuid NOT NULL, soort text NOT NULL,"
+                " ontvanger text NOT NULL, status text NOT NULL, pogingen int NOT NULL,"
+                " volgende_poging timestamptz, geclaimd_tot timestamptz,"
+                " bijgewerkt_op timestamptz NOT NULL)",
+                "CREATE INDEX IF NOT EXISTS deliveries_due ON {schema}.deliveries"
+                " (volgende_poging) WHERE status = 'gepland'",
+                "CREATE INDEX IF NOT EXISTS deliveries_dossier ON {schema}.deliveries"
+                " (aanvraag_id)",
+                # Added after the first release: databases of that release get the column here.
+                "ALTER TABLE {schema}.deliveries ADD COLUMN IF NOT EXISTS afspraak_id uuid",
+                "CREATE INDEX IF NOT EXISTS deliveries_afspraak ON {schema}.deliveries"
+                " (afspraak_id) WHERE afspraak_id IS NOT NULL",
+            ),
         ),
-    )
+    ),
+    started_by=(NotificatieGepland,),
+    fold=project,
+    rows=_delivery_rows,
+    description="the delivery log",
+)
 
 
 class Notifications(ServiceApplication):
@@ -158,18 +199,7 @@ class Notifications(ServiceApplication):
 
     service = "notifications"
     ddl = (
-        "CREATE TABLE IF NOT EXISTS {schema}.deliveries ("
-        " notificatie_id uuid PRIMARY KEY, aanvraag_id uuid NOT NULL, soort text NOT NULL,"
-        " ontvanger text NOT NULL, status text NOT NULL, pogingen int NOT NULL,"
-        " volgende_poging timestamptz, geclaimd_tot timestamptz,"
-        " bijgewerkt_op timestamptz NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS deliveries_due ON {schema}.deliveries (volgende_poging)"
-        " WHERE status = 'gepland'",
-        "CREATE INDEX IF NOT EXISTS deliveries_dossier ON {schema}.deliveries (aanvraag_id)",
-        # Added after the first release: databases of that release get the column here.
-        "ALTER TABLE {schema}.deliveries ADD COLUMN IF NOT EXISTS afspraak_id uuid",
-        "CREATE INDEX IF NOT EXISTS deliveries_afspraak ON {schema}.deliveries (afspraak_id)"
-        " WHERE afspraak_id IS NOT NULL",
+        *NOTIFICATIE.ddl,
         # Per appointment: who heard of it (a toelichting's recipients) and how often it changed
         # (the calendar file's SEQUENCE, so clients replace their entry rather than add one).
         "CREATE TABLE IF NOT EXISTS {schema}.afspraken ("
@@ -220,7 +250,7 @@ class Notifications(ServiceApplication):
         for event in events:
             notificatie = project(None, [event])
             assert notificatie is not None
-            rows.append(_delivery_row(notificatie, ctx.now, ctx.now))
+            rows.extend(NOTIFICATIE.statements(None, notificatie))
         try:
             self.record(*events, inbox=inbox, statements=[*statements, *rows])
         except ConcurrencyConflict:
@@ -411,8 +441,11 @@ class Notifications(ServiceApplication):
         """Record one attempt's outcome with the delivery log row."""
         after = project(notificatie, [event])
         assert after is not None
-        volgende = getattr(event, "volgende_poging", None)
-        self.record(event, statements=[_delivery_row(after, volgende, now)])
+        release = Statement(
+            SQL("UPDATE {} SET geclaimd_tot = NULL WHERE notificatie_id = %s").format(DELIVERIES),
+            (notificatie.id,),
+        )
+        self.record(event, statements=[*NOTIFICATIE.statements(notificatie, after), release])
 
     def bezorgingen(
         self, *, aanvraag_id: UUID | None = None, status: str | None = None, limit: int = 100

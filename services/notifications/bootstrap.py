@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from services.notifications.api import router
-from services.notifications.application import Appointments, Notifications, Recipients, Sender
+from services.notifications.application import (
+    NOTIFICATIE,
+    Appointments,
+    Notifications,
+    Recipients,
+    Sender,
+)
 from services.notifications.appointments import SchedulingAppointments
 from services.notifications.gateway import to_public
 from services.notifications.mailer import Mailer, SmtpConfig
@@ -103,6 +109,7 @@ def bootstrap(
         app=app,
         api=api,
         gateway=to_public,
+        projections=(NOTIFICATIE,),
         subscriptions=[*policies.subscriptions(), webhooks.subscription()],
         workers=[
             periodic("mail-sender", settings.sender_interval_s, sender.run_once),

@@ -89,6 +89,9 @@ class Notificatie(Aggregate):
     parameters: dict[str, Any]
     status: Status = "gepland"
     pogingen: int = 0
+    #: When the next attempt is due (None: no further attempt), and when it last changed.
+    volgende_poging: datetime | None = None
+    bijgewerkt_op: datetime
     #: The trace of what planned it: each attempt continues it (and the mail carries it).
     traceparent: str | None = None
 
@@ -197,15 +200,21 @@ def project(notificatie: Notificatie | None, events: Iterable[DomainEvent]) -> N
                 ontvanger=event.ontvanger,
                 oorzaak_event_id=event.oorzaak_event_id,
                 parameters=event.parameters,
+                volgende_poging=event.timestamp,
+                bijgewerkt_op=event.timestamp,
                 traceparent=event.traceparent,
             )
             continue
         assert notificatie is not None
-        update: dict[str, object] = {"version": event.originator_version}
+        update: dict[str, object] = {
+            "version": event.originator_version,
+            "bijgewerkt_op": event.timestamp,
+            "volgende_poging": None,
+        }
         if isinstance(event, NotificatieVerzonden):
             update |= {"status": "verzonden", "pogingen": event.poging}
         elif isinstance(event, NotificatieMislukt):
-            update |= {"pogingen": event.poging}
+            update |= {"pogingen": event.poging, "volgende_poging": event.volgende_poging}
             if event.definitief:
                 update["status"] = "mislukt"
         elif isinstance(event, NotificatieVervallen):

@@ -32,6 +32,7 @@ from services.intake.application import Intake
 from services.intake.projections import store_event
 from services.intake.replay import PREVIOUS, Busy, Rebuild, content_hash, contents
 from services.intake.retention import apply, check_settings, plan
+from services.notifications.application import NOTIFICATIE, Notifications
 from services.scheduling.application import PLANNING, Scheduling
 from shared import projection as projection_module
 from shared.auth import load_or_create_secret
@@ -734,12 +735,15 @@ def test_replay_command_switches_the_live_read_model_over(world: World) -> None:
 AGGREGATE_PROJECTIONS: dict[str, AggregateProjection[Any]] = {
     "scheduling": PLANNING,
     "assessment": RAPPORT,
+    "notifications": NOTIFICATIE,
 }
 
 
 def _application(world: World, service: str) -> ServiceApplication:
     env = world.settings.eventsourcing_env(service)
-    return Scheduling(env, WorkingDayCalendar()) if service == "scheduling" else Assessment(env)
+    if service == "scheduling":
+        return Scheduling(env, WorkingDayCalendar())
+    return Assessment(env) if service == "assessment" else Notifications(env)
 
 
 def _log_end(database: str, service: str) -> int:
@@ -873,6 +877,18 @@ def test_replay_command_rebuilds_a_services_read_tables_and_switches(
     assert partial.returncode == 0, partial.stdout + partial.stderr
     assert "not complete yet" in partial.stdout
     live_before = projection_hash(world.database, projection, service)
+    claimed = None
+    if service == "notifications":
+        # A sender's claim is working state no event holds: the switch carries it over.
+        with psycopg.connect(world.database, autocommit=True) as conn:
+            row = conn.execute(
+                "UPDATE notifications.deliveries SET geclaimd_tot = now() + interval '1 hour'"
+                " WHERE notificatie_id = (SELECT min(notificatie_id::text)::uuid"
+                " FROM notifications.deliveries WHERE status = 'verzonden')"
+                " RETURNING notificatie_id, geclaimd_tot"
+            ).fetchone()
+        assert row is not None
+        claimed = row
     done = replay("--target", target)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "switched" in done.stdout
@@ -881,6 +897,17 @@ def test_replay_command_rebuilds_a_services_read_tables_and_switches(
     assert projection_hash(world.database, projection, f"{service}_previous") == live_before
     hashed = replay("--hash")
     assert hashed.stdout.strip() == live_before
+    if claimed is not None:
+        with psycopg.connect(world.database, autocommit=True) as conn:
+            kept = conn.execute(
+                "SELECT geclaimd_tot FROM notifications.deliveries WHERE notificatie_id = %s",
+                (claimed[0],),
+            ).fetchone()
+            conn.execute(
+                "UPDATE notifications.deliveries SET geclaimd_tot = NULL WHERE notificatie_id = %s",
+                (claimed[0],),
+            )
+        assert kept == (claimed[1],)
 
     if service == "scheduling":
         # The service goes on writing into the switched-in tables, and reads them.
