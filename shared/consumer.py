@@ -325,6 +325,12 @@ class DurableConsumer:
             await asyncio.to_thread(self.subscription.handler, delivery)
         except AlreadyProcessed:
             outcome = "duplicate"
+            # One line per message the inbox refused: the fault tests count them (a republished
+            # stream, a redelivery after a lost ack) as proof that deduplication ran.
+            log.info(
+                "message already processed",
+                extra={"consumer": self.durable, "attempt": attempt},
+            )
         except RETRYABLE as exc:
             log.warning(
                 "transient failure, will retry",

@@ -26,9 +26,6 @@ when an event was recorded without its statements — which is what rebuilding i
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -41,8 +38,17 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from shared.chain import events_table
 from shared.eventstore import Aggregate, DomainEvent, Statement
-from shared.relay import advisory_key
-from shared.replay import Progress
+from shared.replay import (
+    Lagging,
+    Progress,
+    Ran,
+    create_target,
+    hash_contents,
+    move_tables,
+    one_run_per_target,
+    rebuild_arguments,
+    run_command,
+)
 
 if TYPE_CHECKING:
     from shared.eventstore import ServiceApplication
@@ -180,14 +186,6 @@ class Outcome:
     position: int = 0
 
 
-class Lagging(RuntimeError):
-    """The rebuild did not catch up with the log: the live read model stays."""
-
-
-class Busy(RuntimeError):
-    """Another run rebuilds into the same target."""
-
-
 class Rebuild(Generic[TAgg]):
     """One rebuild of a service's aggregate projection into ``target``."""
 
@@ -219,10 +217,8 @@ class Rebuild(Generic[TAgg]):
     def prepare(self, *, restart: bool = False) -> None:
         """Create the target (with ``restart``: drop what an earlier run left first)."""
         with self.connect() as conn:
-            if restart:
-                conn.execute(
-                    SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(self.target))
-                )
+            create_target(conn, self.target, self.projection.ddl, restart=restart)
+            conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(self.target)))
             conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(self.target)))
             for statement in self.projection.ddl:
                 conn.execute(statement.replace("{schema}", self.target))
@@ -332,13 +328,7 @@ class Rebuild(Generic[TAgg]):
     def run(self, *, switch: bool = True, max_aggregates: int | None = None) -> Outcome:
         """Load, catch up and (when caught up) switch over; one run per target at a time."""
         outcome = Outcome()
-        with psycopg.connect(**self._connect, autocommit=True) as lock:
-            row = lock.execute(
-                "SELECT pg_try_advisory_lock(%s)",
-                (advisory_key(f"weerbaar-replay:{self.target}"),),
-            ).fetchone()
-            if not (row and row[0]):
-                raise Busy(f"another rebuild into {self.target} is running")
+        with one_run_per_target(self._connect, self.target):
             if not self.load(outcome, max_aggregates):
                 return outcome
             self.catch_up(outcome)
@@ -451,20 +441,8 @@ class Rebuild(Generic[TAgg]):
                             ),
                         )
                     )
-            conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(self.previous)))
-            conn.execute(SQL("CREATE SCHEMA {}").format(Identifier(self.previous)))
-            for table in self.projection.tables:
-                conn.execute(
-                    SQL("ALTER TABLE {} SET SCHEMA {}").format(
-                        table.ident(self.service), Identifier(self.previous)
-                    )
-                )
-                conn.execute(
-                    SQL("ALTER TABLE {} SET SCHEMA {}").format(
-                        table.ident(self.target), Identifier(self.service)
-                    )
-                )
-            conn.execute(SQL("DROP SCHEMA {} CASCADE").format(Identifier(self.target)))
+            tables = [table.name for table in self.projection.tables]
+            move_tables(conn, tables, self.service, self.target, self.previous)
             conn.commit()
         outcome.switched = True
         return True
@@ -501,12 +479,7 @@ def content_hash(
     conninfo: Mapping[str, Any] | str, projection: AggregateProjection[Any], schema: str
 ) -> str:
     """SHA-256 over the projection's ``contents`` in ``schema``."""
-    digest = hashlib.sha256()
-    for table, rows in contents(conninfo, projection, schema).items():
-        digest.update(f"{table}\n".encode())
-        for row in rows:
-            digest.update(json.dumps(row).encode() + b"\n")
-    return digest.hexdigest()
+    return hash_contents(contents(conninfo, projection, schema))
 
 
 # --- the command -------------------------------------------------------------------------------
@@ -526,15 +499,8 @@ def main(
         description=f"Rebuild {service}'s read model ({projection.description}) from its event"
         " log and switch over to it.",
     )
-    parser.add_argument("--target", default=f"{service}_replay", help="schema to rebuild into")
-    parser.add_argument("--no-switch", action="store_true", help="rebuild, keep the live one")
-    parser.add_argument("--restart", action="store_true", help="drop an interrupted rebuild")
-    parser.add_argument(
-        "--max-aggregates", type=int, help="fold at most N this run; run again to continue"
-    )
-    parser.add_argument(
-        "--hash", action="store_true", help="print the content hash of the live read model"
-    )
+    target = f"{service}_replay"
+    rebuild_arguments(parser, target, "aggregates", default=target)
     args = parser.parse_args(argv)
     connect = app.datastore.pool.kwargs
     assert isinstance(connect, dict)
@@ -546,29 +512,13 @@ def main(
     except ValueError as exc:
         parser.error(str(exc))
     rebuild.prepare(restart=args.restart)
-    started = time.monotonic()
-    try:
+
+    def run() -> Ran:
         outcome = rebuild.run(switch=not args.no_switch, max_aggregates=args.max_aggregates)
-    except KeyboardInterrupt:
-        out("weerbaar replay: interrupted; run it again to continue where it stopped")
-        return 130
-    except Lagging as exc:
-        out(f"weerbaar replay: not switched, the live read model stays: {exc}")
-        return 3
-    except Busy as exc:
-        out(f"weerbaar replay: {exc}")
-        return 4
-    out(
-        f"weerbaar replay: {service}: folded {outcome.folded} aggregates up to event"
-        f" {outcome.mark} in {time.monotonic() - started:.1f}s"
-    )
-    if outcome.switched:
-        out(
-            f"weerbaar replay: {service}: switched; the previous read model is in schema"
-            f" {rebuild.previous}"
+        return Ran(
+            f"folded {outcome.folded} aggregates up to event {outcome.mark}",
+            outcome.complete,
+            outcome.switched,
         )
-    elif not outcome.complete:
-        out(f"weerbaar replay: {service}: not complete yet; run it again to continue")
-    else:
-        out(f"weerbaar replay: {service}: rebuilt in schema {rebuild.target} (not switched)")
-    return 0
+
+    return run_command(service, run, rebuild.target, rebuild.previous, out)

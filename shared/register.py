@@ -8,10 +8,7 @@ exactly once per event (the event id is the primary key of ``register_events``).
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +24,18 @@ from shared.contracts import events as public
 from shared.contracts.registry import from_cloudevent
 from shared.errors import Conflict, NietGevonden
 from shared.eventstore import ServiceApplication
-from shared.relay import advisory_key
-from shared.replay import Progress, store_batches
+from shared.replay import (
+    Lagging,
+    Progress,
+    Ran,
+    create_target,
+    hash_contents,
+    move_tables,
+    one_run_per_target,
+    rebuild_arguments,
+    run_command,
+    store_batches,
+)
 from shared.settings import Settings, load_settings
 
 SUBJECTS = (
@@ -200,13 +207,7 @@ class RegisterRebuild:
 
     def prepare(self, *, restart: bool = False) -> None:
         with self.connect() as conn:
-            if restart:
-                conn.execute(
-                    SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(self.target))
-                )
-            conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(self.target)))
-            for statement in register_ddl():
-                conn.execute(statement.replace("{schema}", self.target))
+            create_target(conn, self.target, register_ddl(), restart=restart)
             conn.execute(
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {} (one boolean PRIMARY KEY DEFAULT true"
@@ -229,13 +230,7 @@ class RegisterRebuild:
 
     def run(self, *, switch: bool = True, max_events: int | None = None) -> RegisterOutcome:
         outcome = RegisterOutcome()
-        with psycopg.connect(self.settings.database_url, autocommit=True) as lock:
-            row = lock.execute(
-                "SELECT pg_try_advisory_lock(%s)",
-                (advisory_key(f"weerbaar-replay:{self.target}"),),
-            ).fetchone()
-            if not (row and row[0]):
-                raise RegisterBusy(f"another rebuild into {self.target} is running")
+        with one_run_per_target({"conninfo": self.settings.database_url}, self.target):
             self.load(outcome, max_events)
             if switch and outcome.complete:
                 for _ in range(5):
@@ -243,7 +238,7 @@ class RegisterRebuild:
                         break
                     self.load(outcome, None)
                 if not outcome.switched:
-                    raise RegisterLagging("intake's log keeps growing faster than it is read")
+                    raise Lagging("intake's log keeps growing faster than it is read")
         return outcome
 
     def load(self, outcome: RegisterOutcome, budget: int | None) -> None:
@@ -299,31 +294,10 @@ class RegisterRebuild:
             if self._position(conn) < self._intake_end(conn):
                 conn.rollback()
                 return False
-            conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(self.previous)))
-            conn.execute(SQL("CREATE SCHEMA {}").format(Identifier(self.previous)))
-            for table in REGISTER_TABLES:
-                conn.execute(
-                    SQL("ALTER TABLE {} SET SCHEMA {}").format(
-                        Identifier(self.service, table), Identifier(self.previous)
-                    )
-                )
-                conn.execute(
-                    SQL("ALTER TABLE {} SET SCHEMA {}").format(
-                        Identifier(self.target, table), Identifier(self.service)
-                    )
-                )
-            conn.execute(SQL("DROP SCHEMA {} CASCADE").format(Identifier(self.target)))
+            move_tables(conn, REGISTER_TABLES, self.service, self.target, self.previous)
             conn.commit()
         outcome.switched = True
         return True
-
-
-class RegisterLagging(RuntimeError):
-    """The rebuild did not catch up with intake's log: the live register stays."""
-
-
-class RegisterBusy(RuntimeError):
-    """Another run rebuilds into the same target."""
 
 
 def register_contents(database_url: str, schema: str) -> dict[str, list[tuple[str | None, ...]]]:
@@ -342,12 +316,8 @@ def register_contents(database_url: str, schema: str) -> dict[str, list[tuple[st
 
 
 def register_hash(database_url: str, schema: str) -> str:
-    digest = hashlib.sha256()
-    for table, rows in register_contents(database_url, schema).items():
-        digest.update(f"{table}\n".encode())
-        for row in rows:
-            digest.update(json.dumps(row).encode() + b"\n")
-    return digest.hexdigest()
+    """SHA-256 over the register's ``register_contents``."""
+    return hash_contents(register_contents(database_url, schema))
 
 
 def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = print) -> int:
@@ -357,11 +327,7 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
         description="Rebuild a service's dossier register from intake's log and switch over.",
     )
     parser.add_argument("service", choices=REGISTER_SERVICES)
-    parser.add_argument("--target", help="schema to rebuild into (<service>_register_replay)")
-    parser.add_argument("--no-switch", action="store_true", help="rebuild, keep the live one")
-    parser.add_argument("--restart", action="store_true", help="drop an interrupted rebuild")
-    parser.add_argument("--max-events", type=int, help="read at most N of intake's events")
-    parser.add_argument("--hash", action="store_true", help="hash of the live register")
+    rebuild_arguments(parser, "<service>_register_replay", "events")
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.hash:
@@ -372,30 +338,17 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
     except ValueError as exc:
         parser.error(str(exc))
     rebuild.prepare(restart=args.restart)
-    started = time.monotonic()
-    try:
+
+    def run() -> Ran:
         outcome = rebuild.run(switch=not args.no_switch, max_events=args.max_events)
-    except KeyboardInterrupt:
-        out("weerbaar replay: interrupted; run it again to continue where it stopped")
-        return 130
-    except RegisterLagging as exc:
-        out(f"weerbaar replay: not switched, the live register stays: {exc}")
-        return 3
-    except RegisterBusy as exc:
-        out(f"weerbaar replay: {exc}")
-        return 4
-    name = f"{args.service} register"
-    out(
-        f"weerbaar replay: {name}: read {outcome.loaded} of intake's events, applied"
-        f" {outcome.applied} in {time.monotonic() - started:.1f}s"
-    )
-    if outcome.switched:
-        out(f"weerbaar replay: {name}: switched; the previous one is in {rebuild.previous}")
-    elif not outcome.complete:
-        out(f"weerbaar replay: {name}: not complete yet; run it again to continue")
-    else:
-        out(f"weerbaar replay: {name}: rebuilt in schema {rebuild.target} (not switched)")
-    return 0
+        return Ran(
+            f"read {outcome.loaded} of intake's events, applied {outcome.applied}",
+            outcome.complete,
+            outcome.switched,
+        )
+
+    name = f"{args.service}-register"
+    return run_command(name, run, rebuild.target, rebuild.previous, out)
 
 
 #: The services that keep a dossier register.

@@ -16,19 +16,25 @@ Also here: the progress bar the rebuild draws on stderr.
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+import psycopg
+from psycopg.sql import SQL, Identifier
 
 from shared.contracts.envelope import CloudEvent
 from shared.eventstore import DomainEvent
-from shared.relay import cloudevents_for
+from shared.relay import advisory_key, cloudevents_for
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -134,6 +140,124 @@ def store_batches(
                 process.kill()
                 process.wait()
             process.stdout.close()
+
+
+# --- what every rebuild shares: one run per target, the switch, the hash, the command ---------
+
+
+class Lagging(RuntimeError):
+    """The rebuild did not catch up with its sources: the live read model stays."""
+
+
+class Busy(RuntimeError):
+    """Another run rebuilds into the same target."""
+
+
+@contextmanager
+def one_run_per_target(connect: Mapping[str, Any], target: str) -> Iterator[None]:
+    """Hold the target's advisory lock for the run (``Busy`` when another run holds it)."""
+    with psycopg.connect(**connect, autocommit=True) as lock:
+        row = lock.execute(
+            "SELECT pg_try_advisory_lock(%s)", (advisory_key(f"weerbaar-replay:{target}"),)
+        ).fetchone()
+        if not (row and row[0]):
+            raise Busy(f"another rebuild into {target} is running")
+        yield
+
+
+def create_target(
+    conn: psycopg.Connection[Any], target: str, ddl: Sequence[str], *, restart: bool
+) -> None:
+    """The target schema with the read model's tables (``{schema}`` in the DDL); with
+    ``restart``, what an earlier run left there is dropped first."""
+    if restart:
+        conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(target)))
+    conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(target)))
+    for statement in ddl:
+        conn.execute(statement.replace("{schema}", target))
+
+
+def rebuild_arguments(
+    parser: argparse.ArgumentParser, default_target: str, unit: str, *, default: str | None = None
+) -> None:
+    """The options every rebuild command takes (``--max-<unit>``: a budget per run)."""
+    parser.add_argument(
+        "--target", default=default, help=f"schema to rebuild into ({default_target})"
+    )
+    parser.add_argument(
+        f"--max-{unit}", type=int, help="read at most N this run; run again to continue"
+    )
+    parser.add_argument("--no-switch", action="store_true", help="rebuild, keep the live one")
+    parser.add_argument("--restart", action="store_true", help="drop an interrupted rebuild")
+    parser.add_argument(
+        "--hash", action="store_true", help="print the content hash of the live read model"
+    )
+
+
+def move_tables(
+    conn: psycopg.Connection[Any], tables: Sequence[str], live: str, target: str, previous: str
+) -> None:
+    """In the caller's transaction: the live tables to ``previous`` (emptied first), the rebuilt
+    ones from ``target`` to ``live``, and ``target`` dropped."""
+    conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(previous)))
+    conn.execute(SQL("CREATE SCHEMA {}").format(Identifier(previous)))
+    for table in tables:
+        conn.execute(
+            SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                Identifier(live, table), Identifier(previous)
+            )
+        )
+    for table in tables:
+        conn.execute(
+            SQL("ALTER TABLE {} SET SCHEMA {}").format(Identifier(target, table), Identifier(live))
+        )
+    conn.execute(SQL("DROP SCHEMA {} CASCADE").format(Identifier(target)))
+
+
+def hash_contents(contents: Mapping[str, Sequence[tuple[str | None, ...]]]) -> str:
+    """SHA-256 over a read model's rows, table by table, in the order given."""
+    digest = hashlib.sha256()
+    for table, rows in contents.items():
+        digest.update(f"{table}\n".encode())
+        for row in rows:
+            digest.update(json.dumps(row).encode() + b"\n")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a rebuild command reports of its run."""
+
+    summary: str
+    complete: bool
+    switched: bool
+
+
+def run_command(
+    name: str, run: Callable[[], Ran], target: str, previous: str, out: Callable[[str], None]
+) -> int:
+    """Run a rebuild and say how it ended: 0 done (or to be continued); 3 lagging; 4 busy; 130
+    interrupted."""
+    started = time.monotonic()
+    try:
+        ran = run()
+    except KeyboardInterrupt:
+        out(f"weerbaar replay: {name}: interrupted; run it again to continue where it stopped")
+        return 130
+    except Lagging as exc:
+        out(f"weerbaar replay: {name}: not switched, the live read model stays: {exc}")
+        return 3
+    except Busy as exc:
+        out(f"weerbaar replay: {name}: {exc}")
+        return 4
+    out(f"weerbaar replay: {name}: {ran.summary} in {time.monotonic() - started:.1f}s")
+    if ran.switched:
+        out(f"weerbaar replay: {name}: switched; the previous read model is in schema {previous}")
+    elif not ran.complete:
+        out(f"weerbaar replay: {name}: not complete yet; run it again to continue")
+    else:
+        out(f"weerbaar replay: {name}: rebuilt in schema {target} (not switched)")
+    return 0
 
 
 class Progress:

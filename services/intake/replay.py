@@ -32,10 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import json
 import os
-import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -61,8 +58,19 @@ from shared.chain import events_table
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.errors import InvalidCloudEvent, InvalidEvent, UnknownEventType
 from shared.contracts.registry import from_cloudevent, subject_for
-from shared.relay import advisory_key
-from shared.replay import Loaded, Progress, store_batches
+from shared.replay import (
+    Lagging,
+    Loaded,
+    Progress,
+    Ran,
+    create_target,
+    hash_contents,
+    move_tables,
+    one_run_per_target,
+    rebuild_arguments,
+    run_command,
+    store_batches,
+)
 from shared.settings import SERVICES, Settings, load_settings
 
 LIVE = "intake"
@@ -89,14 +97,6 @@ class Outcome:
     complete: bool = False  # every source read to its end
     switched: bool = False
     positions: dict[str, int] = field(default_factory=dict)
-
-
-class Lagging(RuntimeError):
-    """The rebuild did not catch up with its sources: the live read model stays."""
-
-
-class Busy(RuntimeError):
-    """Another run rebuilds into the same target (their positions would interleave)."""
 
 
 def _ident(schema: str, table: str) -> Identifier:
@@ -141,13 +141,7 @@ class Rebuild:
     def prepare(self, *, restart: bool = False) -> None:
         """Create the target (with ``restart``: drop what an earlier run left first)."""
         with self.connect() as conn:
-            if restart:
-                conn.execute(
-                    SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(self.target))
-                )
-            conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(self.target)))
-            for statement in DDL:
-                conn.execute(statement.replace("{schema}", self.target))
+            create_target(conn, self.target, DDL, restart=restart)
             conn.execute(
                 SQL(
                     "CREATE TABLE IF NOT EXISTS {} (source text PRIMARY KEY,"
@@ -218,14 +212,10 @@ class Rebuild:
     # --- the steps -----------------------------------------------------------------------
 
     def run(self, *, switch: bool = True, max_events: int | None = None) -> Outcome:
-        """Load, fold and (when caught up) switch over; one run per target at a time."""
+        """Load, fold and (when caught up) switch over; one run per target at a time (their
+        positions would interleave)."""
         outcome = Outcome()
-        with psycopg.connect(self.settings.database_url, autocommit=True) as lock:
-            row = lock.execute(
-                "SELECT pg_try_advisory_lock(%s)", (advisory_key(f"weerbaar-replay:{self.target}"),)
-            ).fetchone()
-            if not (row and row[0]):
-                raise Busy(f"another rebuild into {self.target} is running")
+        with one_run_per_target({"conninfo": self.settings.database_url}, self.target):
             self.load_and_fold(outcome, max_events)
             if switch and outcome.complete:
                 for _ in range(SWITCH_ROUNDS):
@@ -377,21 +367,7 @@ class Rebuild:
             ).fetchone()
             if any(positions[s] < ends[s] for s in self.sources()) or (dirty and dirty[0]):
                 return False
-            conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(PREVIOUS)))
-            conn.execute(SQL("CREATE SCHEMA {}").format(Identifier(PREVIOUS)))
-            for table in TABLES:
-                conn.execute(
-                    SQL("ALTER TABLE {} SET SCHEMA {}").format(
-                        _ident(LIVE, table), Identifier(PREVIOUS)
-                    )
-                )
-            for table in TABLES:
-                conn.execute(
-                    SQL("ALTER TABLE {} SET SCHEMA {}").format(
-                        _ident(self.target, table), Identifier(LIVE)
-                    )
-                )
-            conn.execute(SQL("DROP SCHEMA {} CASCADE").format(Identifier(self.target)))
+            move_tables(conn, TABLES, LIVE, self.target, PREVIOUS)
         outcome.positions = positions
         outcome.switched = True
         return True
@@ -528,12 +504,7 @@ def contents(
 
 def content_hash(database_url: str, schema: str = LIVE, *, with_sequence: bool = True) -> str:
     """SHA-256 over the projection's ``contents``."""
-    digest = hashlib.sha256()
-    for table, rows in contents(database_url, schema, with_sequence=with_sequence).items():
-        digest.update(f"{table}\n".encode())
-        for row in rows:
-            digest.update(json.dumps(row).encode() + b"\n")
-    return digest.hexdigest()
+    return hash_contents(contents(database_url, schema, with_sequence=with_sequence))
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -546,15 +517,7 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
         description="Rebuild intake's dossier projection from scratch and switch over to it.",
     )
     parser.add_argument("--from", dest="source", choices=("store", "stream"), default="store")
-    parser.add_argument("--target", default=TARGET, help=f"schema to rebuild into ({TARGET})")
-    parser.add_argument("--no-switch", action="store_true", help="rebuild, keep the live one")
-    parser.add_argument("--restart", action="store_true", help="drop an interrupted rebuild")
-    parser.add_argument(
-        "--max-events", type=int, help="read at most N this run; run again to continue"
-    )
-    parser.add_argument(
-        "--hash", action="store_true", help="print the content hash of the live read model"
-    )
+    rebuild_arguments(parser, TARGET, "events", default=TARGET)
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.hash:
@@ -564,30 +527,18 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
         parser.error(f"--target must not be {args.target}")
     rebuild = Rebuild(settings, source=args.source, target=args.target)
     rebuild.prepare(restart=args.restart)
-    started = time.monotonic()
-    try:
+
+    def run() -> Ran:
         outcome = rebuild.run(switch=not args.no_switch, max_events=args.max_events)
-    except KeyboardInterrupt:
-        out("weerbaar replay: interrupted; run it again to continue where it stopped")
-        return 130
-    except Lagging as exc:
-        out(f"weerbaar replay: not switched, the live read model stays: {exc}")
-        return 3
-    except Busy as exc:
-        out(f"weerbaar replay: {exc}")
-        return 4
-    out(
-        f"weerbaar replay: read {outcome.loaded}, added {outcome.events} events, folded "
-        f"{outcome.folded} dossiers in {time.monotonic() - started:.1f}s"
-        + (f", skipped {outcome.skipped} invalid messages" if outcome.skipped else "")
-    )
-    if outcome.switched:
-        out(f"weerbaar replay: switched; the previous read model is in schema {PREVIOUS}")
-    elif not outcome.complete:
-        out("weerbaar replay: not complete yet; run it again to continue")
-    else:
-        out(f"weerbaar replay: rebuilt in schema {args.target} (not switched)")
-    return 0
+        skipped = f", skipped {outcome.skipped} invalid messages" if outcome.skipped else ""
+        return Ran(
+            f"read {outcome.loaded}, added {outcome.events} events, folded {outcome.folded}"
+            f" dossiers{skipped}",
+            outcome.complete,
+            outcome.switched,
+        )
+
+    return run_command("intake", run, args.target, PREVIOUS, out)
 
 
 if __name__ == "__main__":

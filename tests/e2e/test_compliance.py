@@ -30,7 +30,7 @@ from services.assessment.application import RAPPORT, Assessment
 from services.intake import replay as replay_module
 from services.intake.application import Intake
 from services.intake.projections import store_event
-from services.intake.replay import PREVIOUS, Busy, Rebuild, content_hash, contents
+from services.intake.replay import PREVIOUS, Rebuild, content_hash, contents
 from services.intake.retention import apply, check_settings, plan
 from services.notifications.application import NOTIFICATIE, Notifications
 from services.scheduling.application import PLANNING, Scheduling
@@ -43,7 +43,6 @@ from shared.embedded import free_port
 from shared.eventstore import ServiceApplication, utcnow
 from shared.mailcatcher import MailCatcher
 from shared.projection import AggregateProjection
-from shared.projection import Busy as ProjectionBusy
 from shared.projection import Rebuild as ProjectionRebuild
 from shared.projection import content_hash as projection_hash
 from shared.projection import contents as projection_contents
@@ -54,6 +53,7 @@ from shared.register import (
     register_hash,
 )
 from shared.relay import advisory_key
+from shared.replay import Busy
 from shared.settings import SERVICES, Settings
 from shared.signing import load_public_keys
 from shared.system import System
@@ -73,6 +73,19 @@ class World:
     closed: DossierDriver
     approved: DossierDriver
     registered: DossierDriver
+
+
+def _weerbaar(world: World, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``weerbaar ARGS`` against the running system, as an operator would type it."""
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", *args],
+        cwd=ROOT,
+        env={**world.system.env(), "WEERBAAR_DATA_DIR": str(world.system.data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def _driver(system: System, client: httpx.Client, organisatie: str) -> DossierDriver:
@@ -224,15 +237,7 @@ def test_cli_shows_the_dossier_as_of_a_time(world: World) -> None:
     trail = _audit(world, d)
     approved_at = next(e["time"] for e in trail if e["type"].endswith(".RapportGoedgekeurd.v1"))
     per = (datetime.fromisoformat(approved_at) - timedelta(microseconds=1)).isoformat()
-    result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "dossier", d.aanvraag_id, "--per", per],
-        cwd=ROOT,
-        env={**world.system.env(), "WEERBAAR_DATA_DIR": str(world.system.data_dir)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _weerbaar(world, "dossier", d.aanvraag_id, "--per", per, timeout=60)
     assert result.returncode == 0, result.stderr
     assert '"status": "ter_toetsing"' in result.stdout
 
@@ -536,15 +541,7 @@ def test_retention_destroys_on_record_and_a_legal_hold_stops_it(world: World) ->
 
 
 def test_retention_command_is_a_dry_run_by_default(world: World) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "retention"],
-        cwd=ROOT,
-        env={**world.system.env(), "WEERBAAR_DATA_DIR": str(world.system.data_dir)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _weerbaar(world, "retention", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "dry run; 0 dossier(s)" in result.stdout
     bad = subprocess.run(
@@ -709,15 +706,7 @@ def _stored_events(database: str) -> int:
 
 def test_replay_command_switches_the_live_read_model_over(world: World) -> None:
     live_before = content_hash(world.database, "intake", with_sequence=False)
-    result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "replay", "--target", "intake_replay_c"],
-        cwd=ROOT,
-        env={**world.system.env(), "WEERBAAR_DATA_DIR": str(world.system.data_dir)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = _weerbaar(world, "replay", "--target", "intake_replay_c")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "switched" in result.stdout
     assert "100.0%" in result.stderr  # the progress bar
@@ -816,7 +805,7 @@ def test_an_interrupted_service_rebuild_keeps_its_chunks_and_resumes(
             other.execute(
                 "SELECT pg_advisory_lock(%s)", (advisory_key(f"weerbaar-replay:{target}"),)
             )
-            with pytest.raises(ProjectionBusy):
+            with pytest.raises(Busy):
                 rebuild.run(switch=False)
         # A budget of one planning: not complete, the position kept, nothing switched.
         first = rebuild.run(switch=True, max_aggregates=1)
@@ -863,15 +852,7 @@ def test_replay_command_rebuilds_a_services_read_tables_and_switches(
     target = f"{service}_replay_c"
 
     def replay(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "shared.cli", "replay", "--projection", service, *args],
-            cwd=ROOT,
-            env={**world.system.env(), "WEERBAAR_DATA_DIR": str(world.system.data_dir)},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        return _weerbaar(world, "replay", "--projection", service, *args)
 
     partial = replay("--target", target, "--restart", "--max-aggregates", "1")
     assert partial.returncode == 0, partial.stdout + partial.stderr
@@ -931,15 +912,7 @@ def test_replay_command_rebuilds_a_services_read_tables_and_switches(
 
 
 def test_replay_command_names_the_projections_it_knows(world: World) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "replay", "--projection", "notulen"],
-        cwd=ROOT,
-        env={**world.system.env(), "WEERBAAR_DATA_DIR": str(world.system.data_dir)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _weerbaar(world, "replay", "--projection", "notulen", timeout=60)
     assert result.returncode == 2
     assert "intake, scheduling, assessment" in result.stderr and "or all" in result.stderr
 
@@ -981,23 +954,7 @@ def test_a_services_dossier_register_rebuilds_from_intakes_log(world: World, ser
 
 def test_replay_command_rebuilds_a_register_resumes_and_switches(world: World) -> None:
     def replay(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "shared.cli",
-                "replay",
-                "--projection",
-                "approval-register",
-                *args,
-            ],
-            cwd=ROOT,
-            env={**world.system.env(), "WEERBAAR_DATA_DIR": str(world.system.data_dir)},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        return _weerbaar(world, "replay", "--projection", "approval-register", *args)
 
     target = "approval_register_replay_c"
     partial = replay("--target", target, "--restart", "--max-events", "2")

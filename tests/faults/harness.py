@@ -617,6 +617,12 @@ class Findings:
     mail_duplicates: int = 0
     mails_announced: int = 0
     redeliveries: int = 0
+    #: Messages an inbox refused as already processed (deduplication ran).
+    duplicates_refused: int = 0
+    #: Consumers and relays that lost NATS and connected again.
+    reconnects: int = 0
+    #: Handler attempts that met a transient failure (the database away) and were put back.
+    transient_retries: int = 0
     settle_s: float = 0.0
 
     def problems(self) -> dict[str, Any]:
@@ -702,6 +708,11 @@ def check(
         1 for m in messages if m.subject.split(".")[2] == "NotificatieVerzonden"
     )
     findings.redeliveries = log_lines(world, "message redelivered")
+    findings.duplicates_refused = log_lines(world, "message already processed")
+    findings.reconnects = log_lines(world, "consumer interrupted, reconnecting") + log_lines(
+        world, "relay interrupted, restarting"
+    )
+    findings.transient_retries = log_lines(world, "transient failure, will retry")
     return findings
 
 
@@ -842,6 +853,9 @@ def report(
         "faults_injected": len(world.faults),
         "fault_kinds": dict(Counter(f.kind for f in world.faults)),
         "redeliveries": findings.redeliveries,
+        "duplicates_refused": findings.duplicates_refused,
+        "reconnects": findings.reconnects,
+        "transient_retries": findings.transient_retries,
         "duplicates": {
             "on_stream": len(findings.twice_on_stream),
             "mails_same_message_id": findings.mail_duplicates,
@@ -885,7 +899,9 @@ def summary(body: dict[str, Any]) -> str:
         f"{body['scenario']}: {body['completed']}/{body['dossiers']} dossiers in {body['run_s']}s,"
         f" {body['events_stored']} events stored, {body['events_public']} public",
         f"  faults {body['faults_injected']} {body['fault_kinds']}, redeliveries"
-        f" {body['redeliveries']}, recovery max {body['recovery_s']['max']}s"
+        f" {body['redeliveries']}, refused as duplicates {body['duplicates_refused']},"
+        f" reconnects {body['reconnects']}, transient retries {body['transient_retries']},"
+        f" recovery max {body['recovery_s']['max']}s"
         f" mean {body['recovery_s']['mean']}s, at rest {body['settle_s']}s after the last step",
         f"  lost: {losses['dossiers']} dossiers, {losses['public_events_missing']} events,"
         f" {losses['commands_2xx_without_events']} acknowledged commands,"
