@@ -43,6 +43,10 @@ def test_broker_stopped_and_killed_mid_run_loses_nothing_and_repeats_nothing() -
     assert body["fault_kinds"] == {"nats_sigterm": 1, "nats_sigkill": 1}
     assert findings.problems() == {}
     assert findings.completed == DOSSIERS - 2
+    # The paths the fault must take: consumers and relays lost the broker and came back, and
+    # messages delivered but not acknowledged when it went were delivered again.
+    assert findings.reconnects > 0, "nothing reconnected: the broker outage path did not run"
+    assert findings.redeliveries > 0, "nothing was redelivered after the broker came back"
 
 
 @pytest.mark.timeout(harness.budget_s())
@@ -77,3 +81,5 @@ def test_broker_store_deleted_mid_run_is_refilled_from_postgres_without_second_e
     assert findings.problems() == {}
     assert findings.mail_duplicates == 0
     assert findings.completed == DOSSIERS - 2
+    # The republished events reached the consumers again and their inboxes refused them.
+    assert findings.duplicates_refused > 0, "no inbox refused a republished event"

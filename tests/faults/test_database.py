@@ -107,6 +107,9 @@ def test_database_outage_answers_503_and_loses_nothing() -> None:
     print(harness.summary(body))
     assert findings.problems() == {}
     assert findings.completed == DOSSIERS - 2
+    # Consumers met the outage: their handlers failed, the messages were put back and came again.
+    assert findings.transient_retries > 0, "no consumer met the outage"
+    assert findings.redeliveries > 0, "no message put back during the outage came again"
     # During the outage: 503 problem documents from every service, never a 500 or a trace.
     assert {p[0] for p in probes} == set(SERVICES)
     answers = [(a.service, a.status, a.content_type, a.body) for a in during] + probes
