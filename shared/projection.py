@@ -207,7 +207,7 @@ class Rebuild(Generic[TAgg]):
         self.progress = progress
         connect = app.datastore.pool.kwargs
         assert isinstance(connect, dict)
-        self._connect = {k: v for k, v in connect.items() if k != "row_factory"}
+        self._connect = {k: v for k, v in connect.items() if k not in {"row_factory", "autocommit"}}
         self.events = events_table(self.service)
         self.state = Identifier(self.target, "replay_state")
 
