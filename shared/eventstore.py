@@ -595,18 +595,49 @@ class ServiceApplication(Application[UUID]):
             assert isinstance(self.mapper, PydanticMapper)
             self.mapper.keys = self.keys
             if self.ddl:
-                with self.datastore.transaction(commit=True) as curs:
-                    for statement in self.ddl:
-                        curs.execute(statement.replace("{schema}", self.service))
+                self._apply_ddl(self.ddl, locked=True)
         watch_event_store(self)
 
     def create_tables(self, statements: Sequence[str]) -> None:
         """Run ``CREATE … IF NOT EXISTS`` statements (``{schema}`` = the service) under the
         service's DDL lock: processes that start at once would otherwise collide."""
+        self._apply_ddl(statements, locked=False)
+
+    def _apply_ddl(self, statements: Sequence[str], *, locked: bool) -> None:
+        """Apply the service's own DDL once per version of it.
+
+        A process that finds this set of statements recorded (``ddl_applied``, by digest) runs
+        none of them: ``CREATE INDEX IF NOT EXISTS`` locks its table even when the index is
+        there, and a restarted process that ran several in one transaction deadlocked with the
+        live writers of those tables and died (found by the long crash run). A new set is applied
+        one statement per transaction, so no lock is held across statements; ``locked``: the
+        caller holds the service's DDL lock already (otherwise each statement takes it).
+        """
+        rendered = [statement.replace("{schema}", self.service) for statement in statements]
+        digest = hashlib.sha256("\n".join(rendered).encode()).hexdigest()
+        marker = Identifier(self.service, "ddl_applied")
         with self.datastore.transaction(commit=True) as curs:
-            curs.execute("SELECT pg_advisory_xact_lock(%s)", (ddl_lock_key(self.service),))
-            for statement in statements:
-                curs.execute(statement.replace("{schema}", self.service))
+            if not locked:
+                curs.execute("SELECT pg_advisory_xact_lock(%s)", (ddl_lock_key(self.service),))
+            curs.execute(
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (digest text PRIMARY KEY,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                ).format(marker)
+            )
+            curs.execute(SQL("SELECT 1 FROM {} WHERE digest = %s").format(marker), (digest,))
+            if curs.fetchone() is not None:
+                return
+        for statement in rendered:
+            with self.datastore.transaction(commit=True) as curs:
+                if not locked:
+                    curs.execute("SELECT pg_advisory_xact_lock(%s)", (ddl_lock_key(self.service),))
+                curs.execute(statement)
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL("INSERT INTO {} (digest) VALUES (%s) ON CONFLICT DO NOTHING").format(marker),
+                (digest,),
+            )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
