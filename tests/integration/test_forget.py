@@ -523,6 +523,18 @@ def test_after_forgetting_no_api_replay_or_reader_reveals_the_person(stelsel: St
     assert "PersoonsgegevensVergeten" in [r["gebeurtenis"] for r in view["tijdlijn"]]
     audit = stelsel.call("intake", "GET", f"/aanvragen/{dossier.aanvraag_id}/audit", compliance)
     assert audit.status_code == 200 and leaks(audit.text, dossier) == []
+    # The audit export of the dossier, in each of its formats, likewise.
+    for formaat in ("json", "csv", "html"):
+        export = stelsel.call(
+            "intake",
+            "GET",
+            "/audit/export",
+            compliance,
+            params={"aanvraag_id": dossier.aanvraag_id, "formaat": formaat},
+        )
+        assert export.status_code == 200, export.text
+        assert str(dossier.aanvraag_id) in export.text  # it is the dossier's export
+        assert leaks(export.text, dossier) == [], formaat
     # The bestuurder can no longer be matched to the dossier: the e-mail hash went too.
     bestuurder = stelsel.als("bestuurder", "best-1", email=dossier.bestuurder_email)
     assert (
