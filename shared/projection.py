@@ -39,7 +39,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from shared.chain import events_table
 from shared.eventstore import Aggregate, DomainEvent, Statement
 from shared.replay import (
-    Lagging,
+    SWITCH_ROUNDS,
     Progress,
     Ran,
     create_target,
@@ -48,6 +48,7 @@ from shared.replay import (
     one_run_per_target,
     rebuild_arguments,
     run_command,
+    switch_when_caught_up,
 )
 
 if TYPE_CHECKING:
@@ -57,7 +58,6 @@ TAgg = TypeVar("TAgg", bound=Aggregate)
 Row = tuple[Any, ...]
 
 CHUNK = 200
-SWITCH_ROUNDS = 5
 
 
 @dataclass(frozen=True)
@@ -333,12 +333,11 @@ class Rebuild(Generic[TAgg]):
                 return outcome
             self.catch_up(outcome)
             if switch:
-                for _ in range(SWITCH_ROUNDS):
-                    if self.switch(outcome):
-                        break
-                    self.catch_up(outcome)
-                if not outcome.switched:
-                    raise Lagging("new events keep arriving faster than the rebuild folds them")
+                switch_when_caught_up(
+                    lambda: self.switch(outcome),
+                    lambda: self.catch_up(outcome),
+                    "new events keep arriving faster than the rebuild folds them",
+                )
         return outcome
 
     def load(self, outcome: Outcome, budget: int | None) -> bool:

@@ -25,7 +25,6 @@ from shared.contracts.registry import from_cloudevent
 from shared.errors import Conflict, NietGevonden
 from shared.eventstore import ServiceApplication
 from shared.replay import (
-    Lagging,
     Progress,
     Ran,
     create_target,
@@ -35,6 +34,7 @@ from shared.replay import (
     rebuild_arguments,
     run_command,
     store_batches,
+    switch_when_caught_up,
 )
 from shared.settings import Settings, load_settings
 
@@ -233,12 +233,11 @@ class RegisterRebuild:
         with one_run_per_target({"conninfo": self.settings.database_url}, self.target):
             self.load(outcome, max_events)
             if switch and outcome.complete:
-                for _ in range(5):
-                    if self.switch(outcome):
-                        break
-                    self.load(outcome, None)
-                if not outcome.switched:
-                    raise Lagging("intake's log keeps growing faster than it is read")
+                switch_when_caught_up(
+                    lambda: self.switch(outcome),
+                    lambda: self.load(outcome, None),
+                    "intake's log keeps growing faster than it is read",
+                )
         return outcome
 
     def load(self, outcome: RegisterOutcome, budget: int | None) -> None:

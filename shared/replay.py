@@ -165,6 +165,20 @@ def one_run_per_target(connect: Mapping[str, Any], target: str) -> Iterator[None
         yield
 
 
+#: How often a rebuild that is not caught up at its switch reads on before it gives up.
+SWITCH_ROUNDS = 5
+
+
+def switch_when_caught_up(switch: Callable[[], bool], again: Callable[[], None], what: str) -> None:
+    """Try the switch; while it finds the rebuild behind, read on (``again``) and try again, a
+    few rounds; then ``Lagging`` (the live read model stays)."""
+    for _ in range(SWITCH_ROUNDS):
+        if switch():
+            return
+        again()
+    raise Lagging(what)
+
+
 def create_target(
     conn: psycopg.Connection[Any], target: str, ddl: Sequence[str], *, restart: bool
 ) -> None:

@@ -59,7 +59,6 @@ from shared.contracts.envelope import CloudEvent
 from shared.contracts.errors import InvalidCloudEvent, InvalidEvent, UnknownEventType
 from shared.contracts.registry import from_cloudevent, subject_for
 from shared.replay import (
-    Lagging,
     Loaded,
     Progress,
     Ran,
@@ -70,6 +69,7 @@ from shared.replay import (
     rebuild_arguments,
     run_command,
     store_batches,
+    switch_when_caught_up,
 )
 from shared.settings import SERVICES, Settings, load_settings
 
@@ -79,7 +79,6 @@ PREVIOUS = "intake_previous"
 TABLES = ("dossier_events", "dossiers", "uitvoering_events")
 LOCK_ORDER = ("dossiers", "dossier_events", "uitvoering_events")
 BATCH = 500
-SWITCH_ROUNDS = 5
 FOLD_CHUNK = 200
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -218,12 +217,11 @@ class Rebuild:
         with one_run_per_target({"conninfo": self.settings.database_url}, self.target):
             self.load_and_fold(outcome, max_events)
             if switch and outcome.complete:
-                for _ in range(SWITCH_ROUNDS):
-                    if self.switch(outcome):
-                        break
-                    self.load_and_fold(outcome, None)
-                if not outcome.switched:
-                    raise Lagging("new events keep arriving faster than the rebuild reads them")
+                switch_when_caught_up(
+                    lambda: self.switch(outcome),
+                    lambda: self.load_and_fold(outcome, None),
+                    "new events keep arriving faster than the rebuild reads them",
+                )
         return outcome
 
     def load_and_fold(self, outcome: Outcome, max_events: int | None) -> None:
