@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+import uvloop
 from fastapi import FastAPI
 
 from shared.chain import checkpointer
@@ -90,6 +91,9 @@ async def run_components(
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=10,
+            # The C parser (httptools), not h11's pure-Python one: a service's API spends a
+            # good part of its CPU parsing and writing HTTP (weerbaar bench, ARCHITECTURE).
+            http="httptools",
         )
         server = _Server(config)
         tasks.append(asyncio.create_task(server.serve(), name="api"))
@@ -196,7 +200,10 @@ def main(bootstrap: Bootstrap, service: str, argv: Sequence[str] | None = None) 
     if "api" not in roles and metrics_port:
         serve_metrics(service, settings.bind_host, metrics_port)
     try:
-        asyncio.run(run())
+        # uvloop's event loop (libuv): the relays, consumers and the API share one loop per
+        # process, and the stock loop's Python-level scheduling was a tenth of their CPU.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(run())
     finally:
         shutdown_tracing()
 
