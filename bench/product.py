@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import secrets
 import statistics
@@ -318,6 +319,65 @@ class MemorySampler:
         if self._thread is not None:
             self._thread.join(5)
         self.sample()
+
+
+@dataclass(frozen=True)
+class CpuMeter:
+    """CPU seconds (user + system) used by processes, read from ``/proc`` (Linux).
+
+    ``processes`` are counted on their own (every thread); ``trees`` are counted whole: the
+    process, its live descendants and what it has reaped (PostgreSQL's backends are children of
+    its postmaster, each in a session of its own). Where ``/proc`` is missing every reading is 0.
+    """
+
+    processes: dict[str, int]
+    trees: dict[str, int]
+
+    def read(self) -> dict[str, float]:
+        tick = os.sysconf("SC_CLK_TCK")
+        stats = _proc_stats()
+        used = {name: _cpu_ticks(stats.get(pid)) for name, pid in self.processes.items()}
+        children: dict[int, list[int]] = {}
+        for pid, stat in stats.items():
+            children.setdefault(int(stat[1]), []).append(pid)
+        for name, root in self.trees.items():
+            tree, todo = [], [root]
+            while todo:
+                pid = todo.pop()
+                tree.append(pid)
+                todo.extend(children.get(pid, []))
+            fields = stats.get(root)
+            reaped = int(fields[13]) + int(fields[14]) if fields else 0
+            used[name] = reaped + sum(_cpu_ticks(stats.get(pid)) for pid in tree)
+        return {name: ticks / tick for name, ticks in used.items()}
+
+
+def _proc_stats() -> dict[int, list[str]]:
+    """``/proc/<pid>/stat`` of every process, the fields after the command name (state first)."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                raw = (entry / "stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            stats[int(entry.name)] = raw[raw.rfind(")") + 2 :].split()
+    return stats
+
+
+def _cpu_ticks(fields: list[str] | None) -> int:
+    return int(fields[11]) + int(fields[12]) if fields else 0
+
+
+def cpu_per_dossier(
+    before: dict[str, float], after: dict[str, float], dossiers: int
+) -> dict[str, Any]:
+    """CPU seconds per dossier of each process (group) and in all, between two readings."""
+    per = {name: (after[name] - before.get(name, 0.0)) / max(dossiers, 1) for name in after}
+    return {
+        "per_process_s": {name: round(value, 4) for name, value in per.items()},
+        "total_s": round(sum(per.values()), 4),
+    }
 
 
 # --- relay ---------------------------------------------------------------------------------------

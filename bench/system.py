@@ -116,6 +116,7 @@ def run(sizes: Sizes, out: Path, quick: bool) -> dict[str, Any]:  # noqa: PLR091
         with psycopg.connect(system.database_url) as conn:
             row = conn.execute("SHOW server_version").fetchone()
         results["postgres"] = row[0] if row else None
+        results["cpus"] = os.cpu_count()
 
         relay_settings = load_settings(
             database_url=_database(system, "bench_relay"),
@@ -205,13 +206,23 @@ def run(sizes: Sizes, out: Path, quick: bool) -> dict[str, Any]:  # noqa: PLR091
         asyncio.run(product.wait_quiet(system.nats_url, relay_settings.stream_name))
         step(f"{sizes.lifecycle_dossiers} dossiers through the whole process")
         urls = {p.service: system.url(p.service) for p in system.processes}
+        servers = {
+            "postgresql": system.postgres.pid,
+            "nats": system.nats.pid if system.nats else None,
+        }
+        cpu = product.CpuMeter(pids, {k: v for k, v in servers.items() if v is not None})
+        before = cpu.read()
         with product.MemorySampler(pids) as load:
             results["lifecycle"] = product.lifecycle(
                 urls, system.data_dir, sizes.lifecycle_dossiers, sizes.lifecycle_concurrency
             )
         results["rss_load_mb"] = {k: round(v, 1) for k, v in load.peak.items()}
 
+        # Up to rest: the mails and webhooks a closed dossier still causes count as its work.
         asyncio.run(product.wait_quiet(system.nats_url, relay_settings.stream_name))
+        results["cpu_per_dossier"] = product.cpu_per_dossier(
+            before, cpu.read(), results["lifecycle"]["completed"]
+        )
         step("dossier projection rebuild")
         target = _database(system, "bench_rebuild")
         results["rebuild"] = product.rebuild_projection(system.database_url, target)
@@ -289,6 +300,8 @@ def table(r: dict[str, Any]) -> list[Line]:
     rr, rb = _ratio(relay, publish), _ratio(rebuild, decode)
     idle_max = max(idle.values()) if idle else 0.0
     p99 = visible["p99_ms"]
+    cpu = r["cpu_per_dossier"]
+    cores = r.get("cpus") or os.cpu_count() or 1
     return [
         Line(
             "commands_1",
@@ -361,6 +374,17 @@ def table(r: dict[str, Any]) -> list[Line]:
             None,
             "≥ 20",
             life["per_s"] >= 20 and life["failed"] == 0,
+        ),
+        Line(
+            "cpu",
+            "CPU s per dossier through the whole process (all processes)",
+            f"{cpu['total_s']:.3f} s ("
+            + ", ".join(f"{k} {v:.3f}" for k, v in cpu["per_process_s"].items())
+            + ")",
+            f"{cores} cores",
+            None,
+            f"≤ {cores / 20:.2f} s for 20/s here",
+            None,
         ),
         Line(
             "list",

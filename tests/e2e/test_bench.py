@@ -27,9 +27,12 @@ LINES = {
     "rebuild": True,
     "visible": False,
     "lifecycle": False,
+    "cpu": False,
     "list": False,
     "memory": False,
 }
+#: Lines that report without a goal to meet.
+REPORTED = {"plain_1", "plain_8", "cpu"}
 
 
 def test_quick_bench_prints_every_line_with_its_ratio_and_writes_the_json(tmp_path: Path) -> None:
@@ -57,7 +60,9 @@ def test_quick_bench_prints_every_line_with_its_ratio_and_writes_the_json(tmp_pa
         if has_raw:
             assert line["ratio"] is not None and line["ratio"] > 0, key
             assert line["raw"] != "—", key
-        if key not in {"plain_1", "plain_8"}:
+        if key in REPORTED:
+            assert line["met"] is None, key
+        else:
             assert line["met"] in (True, False), key
             assert line["product"] != "—", key
 
@@ -79,3 +84,8 @@ def test_quick_bench_prints_every_line_with_its_ratio_and_writes_the_json(tmp_pa
         "approval",
         "notifications",
     }
+    # CPU per dossier of every service process and of both servers, read from /proc.
+    cpu = results["cpu_per_dossier"]
+    assert set(cpu["per_process_s"]) == set(results["rss_idle_mb"]) | {"postgresql", "nats"}
+    assert all(value >= 0 for value in cpu["per_process_s"].values())
+    assert cpu["total_s"] > 0
