@@ -73,6 +73,9 @@ class Settings(BaseSettings):
 
     notification_max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
     sender_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    sender_concurrency: Annotated[int, Field(ge=1, le=32)] = Field(
+        default=4, description="Dossiers whose mails one notifications process sends at once."
+    )
     intake_url: str = Field(
         default="http://127.0.0.1:8001", description="Intake's API, for the claim-check calls."
     )

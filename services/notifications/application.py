@@ -8,7 +8,9 @@ time and video link) is fetched from its owner by the Sender at the moment of se
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
@@ -423,15 +425,17 @@ class Notifications(ServiceApplication):
     # --- delivery --------------------------------------------------------------------------------
 
     def claim_due(self, now: datetime, limit: int = 20, hold: float = 60.0) -> list[UUID]:
-        """Claim notifications that are due, so that no other sender takes them meanwhile."""
+        """Claim notifications that are due, so that no other sender takes them meanwhile; in the
+        order they fell due (an UPDATE's RETURNING keeps no order of its own)."""
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 SQL(
-                    "UPDATE {t} SET geclaimd_tot = %s WHERE notificatie_id IN ("
+                    "WITH claimed AS (UPDATE {t} SET geclaimd_tot = %s WHERE notificatie_id IN ("
                     " SELECT notificatie_id FROM {t} WHERE status = 'gepland'"
                     " AND volgende_poging <= %s AND (geclaimd_tot IS NULL OR geclaimd_tot < %s)"
                     " ORDER BY volgende_poging LIMIT %s FOR UPDATE SKIP LOCKED)"
-                    " RETURNING notificatie_id"
+                    " RETURNING notificatie_id, volgende_poging)"
+                    " SELECT notificatie_id FROM claimed ORDER BY volgende_poging, notificatie_id"
                 ).format(t=DELIVERIES),
                 (now + timedelta(seconds=hold), now, now, limit),
             )
@@ -494,8 +498,14 @@ class Sender:
         message_id_domain: str,
         max_pogingen: int = 8,
         organizer: str | None = None,
+        concurrency: int = 4,
+        batch: int = 20,
+        drain_s: float = 10.0,
     ) -> None:
         self.app = app
+        self.concurrency = concurrency
+        self.batch = batch
+        self.drain_s = drain_s
         self.mailer = mailer
         self.recipients = recipients
         self.appointments = appointments
@@ -505,11 +515,43 @@ class Sender:
         self.organizer = parseaddr(organizer)[1] if organizer else f"noreply@{message_id_domain}"
 
     def run_once(self) -> int:
-        """Deliver what is due now; returns the number of attempts made."""
-        due = self.app.claim_due(self.clock.now())
-        for notificatie_id in due:
-            self.deliver(self.app.notificatie(notificatie_id))
-        return len(due)
+        """Deliver what is due now, a claimed batch at a time until less than a full batch was
+        due (or ``drain_s`` has passed); returns the number of attempts made.
+
+        A batch's dossiers are delivered side by side, ``concurrency`` at a time, each dossier's
+        mails one after the other in the order they were due: an attempt mostly waits (for the
+        claim-check calls, the SMTP server, the database), so one at a time fell behind a
+        sustained load (the fault suite's long run: 3.5 mails/s sent while 12/s were planned).
+        """
+        attempts = 0
+        started = time.monotonic()
+        while True:
+            due = self.app.claim_due(self.clock.now(), self.batch)
+            attempts += len(due)
+            self._deliver_batch([self.app.notificatie(n) for n in due])
+            if len(due) < self.batch or time.monotonic() - started >= self.drain_s:
+                return attempts
+
+    def _deliver_batch(self, batch: list[Notificatie]) -> None:
+        per_dossier: dict[UUID, list[Notificatie]] = {}
+        for notificatie in batch:
+            per_dossier.setdefault(notificatie.aanvraag_id, []).append(notificatie)
+        queues = list(per_dossier.values())
+        if self.concurrency <= 1 or len(queues) <= 1:
+            for queue in queues:
+                self._deliver_in_order(queue)
+            return
+        with ThreadPoolExecutor(
+            min(self.concurrency, len(queues)), thread_name_prefix="mail-sender"
+        ) as pool:
+            futures = [pool.submit(self._deliver_in_order, queue) for queue in queues]
+        # Every queue ran to its end; then the first failure (recording an outcome) is raised.
+        for future in futures:
+            future.result()
+
+    def _deliver_in_order(self, queue: list[Notificatie]) -> None:
+        for notificatie in queue:
+            self.deliver(notificatie)
 
     def deliver(self, notificatie: Notificatie) -> None:
         """One delivery attempt, in a span that continues the trace of what planned it."""

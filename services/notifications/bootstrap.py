@@ -102,6 +102,7 @@ def bootstrap(
         message_id_domain=settings.smtp_from.rsplit("@", 1)[-1].strip(" >"),
         max_pogingen=settings.notification_max_attempts,
         organizer=settings.smtp_from,
+        concurrency=settings.sender_concurrency,
     )
     policies = Policies(app, clock)
     return NotificationsComponents(

@@ -9,9 +9,10 @@ scheduling); the registration behind them holds distinctive personal data so a l
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -659,6 +660,88 @@ def test_the_aanvraag_is_still_confirmed_to_whoever_submitted_it(h: Harness) -> 
     [mail] = h.mails()
     assert mail.to == (h.body["bestuurder"]["email"],)
     assert subject(mail) == f"Bevestiging van uw aanmelding (dossier {h.aanvraag_id})"
+
+
+# --- the sender under load -----------------------------------------------------------------------
+
+
+def _another_dossier(h: Harness) -> UUID:
+    """A further registration with its confirmation and a conversation's invitation due."""
+    h.aanvraag_id = uuid4()
+    h.recipients.dossiers[h.aanvraag_id] = aanmelding()
+    h.publish(
+        public.AanvraagIngediend(
+            aanvraag_id=h.aanvraag_id,
+            ingediend_op=NU,
+            ingediend_door=public.Partij.BESTUURDER,
+            organisatie_code="GM0363",
+            binnen_regeling=True,
+            verhuizing_gepland=False,
+        )
+    )
+    # The invitation is planned a moment later, so due a moment later (the order to keep).
+    h.clock.advance_to(h.clock.now() + timedelta(milliseconds=1))
+    _, gepland = h.plan_afspraak("gesprek_werkgever")
+    assert h.feed(gepland)
+    return h.aanvraag_id
+
+
+class Overlapping:
+    """Intake's claim-check that notes how many requests are in flight at once. A request waits
+    (up to ``patience_s``) for a second one to be in flight beside it: a sender that delivers
+    one mail at a time never gets there."""
+
+    def __init__(self, inner: FakeRecipients, patience_s: float = 5.0) -> None:
+        self.inner = inner
+        self.patience_s = patience_s
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most = 0
+        self.side_by_side = threading.Event()
+
+    def address(self, aanvraag_id: UUID, ontvanger: Ontvanger) -> str:
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+            if self.in_flight > 1:
+                self.side_by_side.set()
+        try:
+            self.side_by_side.wait(self.patience_s)
+            return self.inner.address(aanvraag_id, ontvanger)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def test_more_than_a_batch_due_goes_out_in_one_round(h: Harness) -> None:
+    sender = h.components.sender
+    dossiers = [_another_dossier(h) for _ in range(sender.batch // 2 + 3)]  # 2 mails each
+
+    assert h.run() == 2 * len(dossiers) > sender.batch
+
+    assert len(h.mails()) == 2 * len(dossiers)
+    assert {r.status for d in dossiers for r in sender.app.bezorgingen(aanvraag_id=d)} == {
+        "verzonden"
+    }
+    assert h.run() == 0
+
+
+def test_dossiers_are_mailed_side_by_side_and_each_dossiers_mails_in_order(h: Harness) -> None:
+    sender = h.components.sender
+    assert isinstance(sender.recipients, RecipientDirectory)
+    overlapping = Overlapping(h.recipients)
+    sender.recipients.dossier = overlapping
+    dossiers = [_another_dossier(h) for _ in range(4)]
+
+    assert h.run() == 8
+
+    assert overlapping.most > 1, "one mail at a time: the sender delivered nothing side by side"
+    assert overlapping.most <= sender.concurrency
+    assert len(h.mails()) == 8
+    # Within a dossier, the order the mails were due in: the confirmation, then the invitation.
+    for dossier in dossiers:
+        asked = [ontvanger for d, ontvanger in h.recipients.handed_out if d == dossier]
+        assert asked == ["aanvrager", "werkgever"], dossier
 
 
 # --- failures and retries ------------------------------------------------------------------------
