@@ -9,9 +9,11 @@ the five services (``shared.system.System``) in a temporary directory, then meas
 2. with the services running, in three rounds each on a system at rest: the event store's own
    append SQL (``LOCK TABLE … IN EXCLUSIVE MODE``, ``NOTIFY``, ``INSERT``, ``COMMIT``, pipelined
    as the library sends it) and plain single-row commits on 1 (then 8) connections, then
-   ``POST /aanvragen`` from 1 (then 8) clients; the medians are reported;
+   ``POST /aanvragen`` from 1 (then 8) clients; the medians are reported, with the CPU each
+   registration cost in every process (``/proc``) until all it caused was handled;
 3. commit → visible at a fixed 50 commands/s; whole dossiers through every step of the process
-   (``DossierDriver``), with the RSS of every service process idle and under that load;
+   (``DossierDriver``), with the RSS of every service process idle and under that load and the
+   CPU per dossier of every service process, PostgreSQL and NATS;
 4. a rebuild of the dossier projection from its stored public events against reading and
    JSON-decoding the same rows;
 5. ``GET /aanvragen`` with filters after filling the projection up to 100,000 dossiers (copies of
@@ -155,6 +157,11 @@ def run(sizes: Sizes, out: Path, quick: bool) -> dict[str, Any]:  # noqa: PLR091
         system.start_services(timeout=120)
         pids = {p.service: p.process.pid for p in system.processes}
         time.sleep(2)  # let start-up work settle before the idle figure
+        servers = {
+            "postgresql": system.postgres.pid,
+            "nats": system.nats.pid if system.nats else None,
+        }
+        cpu = product.CpuMeter(pids, {k: v for k, v in servers.items() if v is not None})
         idle = product.MemorySampler(pids)
         idle.sample()
         results["rss_idle_mb"] = {k: round(v, 1) for k, v in idle.peak.items()}
@@ -174,8 +181,14 @@ def run(sizes: Sizes, out: Path, quick: bool) -> dict[str, Any]:  # noqa: PLR091
                 asyncio.run(product.wait_quiet(system.nats_url, relay_settings.stream_name))
                 append = raw.append_rate(raw_url, clients, sizes.seconds, state)
                 plain = raw.plain_insert_rate(raw_url, clients, sizes.seconds, state)
+                used = cpu.read()
                 commands = asyncio.run(product.command_rate(intake, clients, sizes.seconds))
-                rounds.append({"append": append, "plain": plain, "commands": asdict(commands)})
+                # What the registrations cost in every process, until they were all handled.
+                asyncio.run(product.wait_quiet(system.nats_url, relay_settings.stream_name))
+                cost = product.cpu_per_dossier(used, cpu.read(), commands.done)
+                rounds.append(
+                    {"append": append, "plain": plain, "commands": asdict(commands), "cpu": cost}
+                )
             results[f"raw_append_{clients}"] = _median([r["append"] for r in rounds])
             results[f"raw_plain_{clients}"] = _median([r["plain"] for r in rounds])
             results[f"commands_{clients}"] = {
@@ -184,6 +197,10 @@ def run(sizes: Sizes, out: Path, quick: bool) -> dict[str, Any]:  # noqa: PLR091
                 "failed": sum(r["commands"]["failed"] for r in rounds),
                 "ratio_per_round": [
                     r["commands"]["per_s"] / r["append"] if r["append"] else None for r in rounds
+                ],
+                # CPU per registration, of the round with the median rate.
+                "cpu": sorted(rounds, key=lambda r: r["commands"]["per_s"])[len(rounds) // 2][
+                    "cpu"
                 ],
             }
 
@@ -206,11 +223,6 @@ def run(sizes: Sizes, out: Path, quick: bool) -> dict[str, Any]:  # noqa: PLR091
         asyncio.run(product.wait_quiet(system.nats_url, relay_settings.stream_name))
         step(f"{sizes.lifecycle_dossiers} dossiers through the whole process")
         urls = {p.service: system.url(p.service) for p in system.processes}
-        servers = {
-            "postgresql": system.postgres.pid,
-            "nats": system.nats.pid if system.nats else None,
-        }
-        cpu = product.CpuMeter(pids, {k: v for k, v in servers.items() if v is not None})
         before = cpu.read()
         with product.MemorySampler(pids) as load:
             results["lifecycle"] = product.lifecycle(
@@ -283,6 +295,11 @@ def _median(values: list[float]) -> float:
 
 def _ratio(product_value: float, raw_value: float) -> float | None:
     return round(product_value / raw_value, 3) if raw_value else None
+
+
+def _cpu_cells(cpu: dict[str, Any]) -> str:
+    parts = ", ".join(f"{k} {v:.3f}" for k, v in cpu["per_process_s"].items())
+    return f"{cpu['total_s']:.3f} s ({parts})"
 
 
 def table(r: dict[str, Any]) -> list[Line]:
@@ -376,11 +393,18 @@ def table(r: dict[str, Any]) -> list[Line]:
             life["per_s"] >= 20 and life["failed"] == 0,
         ),
         Line(
+            "cpu_registration",
+            "CPU s per registration, 1 client, until handled everywhere (all processes)",
+            _cpu_cells(r["commands_1"]["cpu"]),
+            f"{cores} cores",
+            None,
+            "reported",
+            None,
+        ),
+        Line(
             "cpu",
             "CPU s per dossier through the whole process (all processes)",
-            f"{cpu['total_s']:.3f} s ("
-            + ", ".join(f"{k} {v:.3f}" for k, v in cpu["per_process_s"].items())
-            + ")",
+            _cpu_cells(cpu),
             f"{cores} cores",
             None,
             f"≤ {cores / 20:.2f} s for 20/s here",
