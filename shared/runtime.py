@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
-import uvloop
 from fastapi import FastAPI
 
 from shared.chain import checkpointer
@@ -200,10 +199,10 @@ def main(bootstrap: Bootstrap, service: str, argv: Sequence[str] | None = None) 
     if "api" not in roles and metrics_port:
         serve_metrics(service, settings.bind_host, metrics_port)
     try:
-        # uvloop's event loop (libuv): the relays, consumers and the API share one loop per
-        # process, and the stock loop's Python-level scheduling was a tenth of their CPU.
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(run())
+        # The stock event loop, not uvloop: under uvloop nats-py's close() after a broker
+        # restart raised RuntimeError on the closed transport and took the process down (the
+        # fault suite's scenario 2); the stock loop ignores writes to a closed transport.
+        asyncio.run(run())
     finally:
         shutdown_tracing()
 
