@@ -131,6 +131,17 @@ class Harness:
     def run(self) -> int:
         return self.components.sender.run_once()
 
+    def ingediend(self) -> public.AanvraagIngediend:
+        """The registration of this dossier, submitted by the bestuurder."""
+        return public.AanvraagIngediend(
+            aanvraag_id=self.aanvraag_id,
+            ingediend_op=NU,
+            ingediend_door=public.Partij.BESTUURDER,
+            organisatie_code="GM0363",
+            binnen_regeling=True,
+            verhuizing_gepland=False,
+        )
+
     def mails(self) -> list[CaughtMail]:
         return list_messages(self.catcher.directory)
 
@@ -644,16 +655,7 @@ def test_a_missed_contact_deadline_is_mailed_to_the_configured_secretariaat(h: H
 
 
 def test_the_aanvraag_is_still_confirmed_to_whoever_submitted_it(h: Harness) -> None:
-    h.publish(
-        public.AanvraagIngediend(
-            aanvraag_id=h.aanvraag_id,
-            ingediend_op=NU,
-            ingediend_door=public.Partij.BESTUURDER,
-            organisatie_code="GM0363",
-            binnen_regeling=True,
-            verhuizing_gepland=False,
-        )
-    )
+    h.publish(h.ingediend())
 
     h.run()
 
@@ -669,16 +671,7 @@ def _another_dossier(h: Harness) -> UUID:
     """A further registration with its confirmation and a conversation's invitation due."""
     h.aanvraag_id = uuid4()
     h.recipients.dossiers[h.aanvraag_id] = aanmelding()
-    h.publish(
-        public.AanvraagIngediend(
-            aanvraag_id=h.aanvraag_id,
-            ingediend_op=NU,
-            ingediend_door=public.Partij.BESTUURDER,
-            organisatie_code="GM0363",
-            binnen_regeling=True,
-            verhuizing_gepland=False,
-        )
-    )
+    h.publish(h.ingediend())
     # The invitation is planned a moment later, so due a moment later (the order to keep).
     h.clock.advance_to(h.clock.now() + timedelta(milliseconds=1))
     _, gepland = h.plan_afspraak("gesprek_werkgever")
