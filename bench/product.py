@@ -369,11 +369,10 @@ def _cpu_ticks(fields: list[str] | None) -> int:
     return int(fields[11]) + int(fields[12]) if fields else 0
 
 
-def cpu_per_dossier(
-    before: dict[str, float], after: dict[str, float], dossiers: int
-) -> dict[str, Any]:
-    """CPU seconds per dossier of each process (group) and in all, between two readings."""
-    per = {name: (after[name] - before.get(name, 0.0)) / max(dossiers, 1) for name in after}
+def cpu_per(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, Any]:
+    """CPU seconds per unit of work (a registration, a dossier) of each process (tree) and in
+    all, between two readings."""
+    per = {name: (after[name] - before.get(name, 0.0)) / max(count, 1) for name in after}
     return {
         "per_process_s": {name: round(value, 4) for name, value in per.items()},
         "total_s": round(sum(per.values()), 4),

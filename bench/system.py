@@ -185,7 +185,7 @@ def run(sizes: Sizes, out: Path, quick: bool) -> dict[str, Any]:  # noqa: PLR091
                 commands = asyncio.run(product.command_rate(intake, clients, sizes.seconds))
                 # What the registrations cost in every process, until they were all handled.
                 asyncio.run(product.wait_quiet(system.nats_url, relay_settings.stream_name))
-                cost = product.cpu_per_dossier(used, cpu.read(), commands.done)
+                cost = product.cpu_per(used, cpu.read(), commands.done)
                 rounds.append(
                     {"append": append, "plain": plain, "commands": asdict(commands), "cpu": cost}
                 )
@@ -232,7 +232,7 @@ def run(sizes: Sizes, out: Path, quick: bool) -> dict[str, Any]:  # noqa: PLR091
 
         # Up to rest: the mails and webhooks a closed dossier still causes count as its work.
         asyncio.run(product.wait_quiet(system.nats_url, relay_settings.stream_name))
-        results["cpu_per_dossier"] = product.cpu_per_dossier(
+        results["cpu_per_dossier"] = product.cpu_per(
             before, cpu.read(), results["lifecycle"]["completed"]
         )
         step("dossier projection rebuild")

@@ -424,7 +424,7 @@ class Notifications(ServiceApplication):
 
     # --- delivery --------------------------------------------------------------------------------
 
-    def claim_due(self, now: datetime, limit: int = 20, hold: float = 60.0) -> list[UUID]:
+    def claim_due(self, now: datetime, limit: int, hold: float = 60.0) -> list[UUID]:
         """Claim notifications that are due, so that no other sender takes them meanwhile; in the
         order they fell due (an UPDATE's RETURNING keeps no order of its own)."""
         with self.datastore.transaction(commit=True) as curs:

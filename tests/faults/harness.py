@@ -461,37 +461,9 @@ def events_table(service: str) -> Identifier:
     return Identifier(service, f"{service}_events")
 
 
-async def _consumers_idle(nats_url: str, stream: str) -> bool:
-    nc = await nats.connect(nats_url, max_reconnect_attempts=1, connect_timeout=2)
-    try:
-        js = nc.jetstream(timeout=5)
-        infos = await js.consumers_info(stream)
-        return bool(infos) and all(
-            (i.num_pending or 0) == 0 and (i.num_ack_pending or 0) == 0 for i in infos
-        )
-    finally:
-        await nc.close()
-
-
-def _relays_caught_up(database_url: str) -> bool:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        for service in SERVICES:
-            last = conn.execute(
-                SQL("SELECT max(notification_id) FROM {}").format(events_table(service))
-            ).fetchone()
-            done = conn.execute(
-                SQL("SELECT notification_id FROM {} WHERE service = %s").format(
-                    Identifier(service, "relay_position")
-                ),
-                (service,),
-            ).fetchone()
-            if last and last[0] is not None and (done is None or done[0] < last[0]):
-                return False
-    return True
-
-
 def settle(world: World, stalled_s: float = 180, cap_s: float = 1800) -> float:
-    """Wait until the run came to rest (relays and consumers idle, mails announced): seconds.
+    """Wait until the run came to rest (nothing left to relay, acknowledge or send, and the API
+    says no mail is planned): seconds.
 
     A backlog may take longer than ``stalled_s`` to drain after a long run (the services share
     the machine's cores with the drivers until the last dossier): the wait goes on while the work
@@ -499,22 +471,16 @@ def settle(world: World, stalled_s: float = 180, cap_s: float = 1800) -> float:
     ``cap_s`` in all)."""
     started = time.monotonic()
     quiet_since: float | None = None
-    least = waiting = _work_waiting(world)
-    progress_at = started
+    least, progress_at = float("inf"), started
     while True:
-        idle = (
-            _relays_caught_up(world.database_url)
-            and asyncio.run(_consumers_idle(world.nats_url, "WEERBAAR"))
-            and _mails_announced(world)
-        )
+        waiting = _work_waiting(world)
         now = time.monotonic()
-        if idle:
+        if waiting == 0 and _mails_announced(world):
             quiet_since = quiet_since or now
             if now - quiet_since >= 2 * ACK_WAIT_S:
                 return round(now - started, 2)
         else:
             quiet_since = None
-            waiting = _work_waiting(world)
             if waiting < least:
                 least, progress_at = waiting, now
         if now - progress_at > stalled_s or now - started > cap_s:
@@ -526,7 +492,8 @@ def settle(world: World, stalled_s: float = 180, cap_s: float = 1800) -> float:
 
 
 def _work_waiting(world: World) -> int:
-    """Events not yet relayed, messages not yet acknowledged and mails not yet sent."""
+    """Events not yet relayed, mails not yet sent, and messages not yet acknowledged (a stream
+    without consumers yet counts as one item: they are still to come)."""
     with psycopg.connect(world.database_url, autocommit=True) as conn:
         waiting = 0
         for service in SERVICES:
@@ -549,6 +516,8 @@ async def _messages_waiting(nats_url: str, stream: str) -> int:
     nc = await nats.connect(nats_url, max_reconnect_attempts=1, connect_timeout=2)
     try:
         infos = await nc.jetstream(timeout=5).consumers_info(stream)
+        if not infos:
+            return 1
         return sum((i.num_pending or 0) + (i.num_ack_pending or 0) for i in infos)
     finally:
         await nc.close()
