@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -323,7 +324,10 @@ def _is_sealed(value: Any) -> bool:
     return isinstance(value, dict) and value.keys() == {"enc", "ct"}
 
 
+@functools.lru_cache(maxsize=4096)
 def _placeholder(cls: type[DomainEvent], path: str) -> object:
+    # Cached: every forgotten event of a class asks for the same few paths (the relay decodes
+    # each event without keys, so it asks for every personal value of every event it publishes).
     parts = path.split(".")
     for pattern, placeholder in cls.personal.items():
         wanted = pattern.split(".")
@@ -336,37 +340,38 @@ def _placeholder(cls: type[DomainEvent], path: str) -> object:
 
 def _open_personal(state: dict[str, Any], cls: type[DomainEvent], keys: KeyRing | None) -> bool:
     """Decrypt the sealed values of a stored state in place; True when some key was destroyed."""
-    found: dict[UUID, bytes | None] = {}
+    found: dict[str, bytes | None] = {}  # by the stored key id, parsed once per key
     forgotten = False
 
-    def visit(node: Any, path: tuple[str, ...]) -> None:
+    def visit(node: Any, path: str) -> None:
         nonlocal forgotten
         items: Iterable[tuple[str | int, Any]]
         items = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
         for key, value in items:
-            here = (*path, str(key))
-            if _is_sealed(value):
-                if keys is None:
-                    raise KeyStoreError("an encrypted event was read without a key ring")
-                key_id = UUID(value["enc"])
-                if key_id not in found:
-                    found[key_id] = keys.for_reading(key_id)
-                data_key = found[key_id]
-                dotted = ".".join(here)
-                if data_key is None:
-                    forgotten = True
-                    placeholder = _placeholder(cls, dotted)
-                    if placeholder is OMIT and isinstance(node, dict):
-                        del node[key]
-                    else:
-                        node[key] = VERGETEN if placeholder is OMIT else placeholder
+            if isinstance(value, list) or (isinstance(value, dict) and not _is_sealed(value)):
+                visit(value, f"{path}{key}.")
+                continue
+            if not isinstance(value, dict):
+                continue  # a plain value (the common case: the walk passes it by)
+            if keys is None:
+                raise KeyStoreError("an encrypted event was read without a key ring")
+            key_id = value["enc"]
+            if key_id not in found:
+                found[key_id] = keys.for_reading(UUID(key_id))
+            data_key = found[key_id]
+            dotted = f"{path}{key}"
+            if data_key is None:
+                forgotten = True
+                placeholder = _placeholder(cls, dotted)
+                if placeholder is OMIT and isinstance(node, dict):
+                    del node[key]
                 else:
-                    sealed = base64.b64decode(value["ct"])
-                    node[key] = json.loads(open_sealed(data_key, sealed, _aad(state, dotted)))
-            elif isinstance(value, dict | list):
-                visit(value, here)
+                    node[key] = VERGETEN if placeholder is OMIT else placeholder
+            else:
+                sealed = base64.b64decode(value["ct"])
+                node[key] = json.loads(open_sealed(data_key, sealed, _aad(state, dotted)))
 
-    visit(state, ())
+    visit(state, "")
     return forgotten
 
 
