@@ -280,12 +280,40 @@ DATABASE_UNAVAILABLE: Final[tuple[type[Exception], ...]] = (
 COMMIT_IN_DOUBT_CODE: Final = "uitkomst_onbekend"
 
 
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of the database error behind ``exc`` (the event store wraps psycopg's)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+        seen = seen.__cause__
+    return None
+
+
+#: A lock not granted within ``postgres_lock_timeout_s``: another writer holds it (slow, or a
+#: stalled process mid-transaction). The database is up; the request may be retried.
+LOCK_NOT_AVAILABLE: Final = "55P03"
+#: The problem code of a 503 after a lock timeout.
+DATABASE_BUSY_CODE: Final = "database_bezet"
+
+
 def _unavailable(message: str, detail: str, code: str) -> Callable[..., Awaitable[Response]]:
     """A handler answering 503 problem+json with ``code`` (retry after 2 s); the log line names
-    only the exception's type."""
+    only the exception's type and the database's SQLSTATE (never its message, which may quote
+    data)."""
 
     async def handle(request: Request, exc: Exception) -> Response:
-        logger.warning(message, extra={"error_type": type(exc).__name__})
+        sqlstate = _sqlstate(exc)
+        logger.warning(message, extra={"error_type": type(exc).__name__, "sqlstate": sqlstate})
+        if sqlstate == LOCK_NOT_AVAILABLE:
+            problem = NietBeschikbaar(
+                "De gegevens worden op dit moment door een ander proces bijgewerkt; probeer het"
+                " zo opnieuw.",
+                code=DATABASE_BUSY_CODE,
+                headers={"Retry-After": "2"},
+            )
+            return _error_response(problem)
         return _error_response(NietBeschikbaar(detail, code=code, headers={"Retry-After": "2"}))
 
     return handle
