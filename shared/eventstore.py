@@ -53,6 +53,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic_core import from_json
 
 from shared.errors import Conflict, NietGevonden
 from shared.keys import DossierKeys, KeyEncryptionKeys, KeyRing, KeyStoreError, open_sealed, seal
@@ -258,7 +259,7 @@ def decode_event(topic: str, data: bytes, keys: KeyRing | None = None) -> Domain
     cls = resolve_topic(topic)
     if not (isinstance(cls, type) and issubclass(cls, DomainEvent)):
         raise TypeError(f"topic {topic} is not a domain event")
-    state: dict[str, Any] = json.loads(data)
+    state: dict[str, Any] = from_json(data)  # pydantic-core's parser: about half json.loads's time
     forgotten = False
     if b'"enc":' in data:
         forgotten = _open_personal(state, cls, keys)
