@@ -69,6 +69,23 @@ class _Server(uvicorn.Server):
         yield
 
 
+def api_config(api: FastAPI, settings: Settings, port: int) -> uvicorn.Config:
+    """How the API is served: uvicorn with the runtime's logging, shutdown and keep-alive."""
+    return uvicorn.Config(
+        api,
+        host=settings.bind_host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        timeout_keep_alive=settings.http_keep_alive_s,
+        # The C parser (httptools), not h11's pure-Python one (h11 was 4-7 % of the APIs'
+        # CPU in a profile; the gain was within the benchmark's noise).
+        http="httptools",
+    )
+
+
 async def run_components(
     components: Components,
     settings: Settings,
@@ -82,18 +99,7 @@ async def run_components(
     tasks: list[asyncio.Task[None]] = []
     server: _Server | None = None
     if "api" in roles:
-        config = uvicorn.Config(
-            components.api,
-            host=settings.bind_host,
-            port=port or DEFAULT_PORTS[components.service],
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=10,
-            # The C parser (httptools), not h11's pure-Python one (h11 was 4-7 % of the APIs'
-            # CPU in a profile; the gain was within the benchmark's noise).
-            http="httptools",
-        )
+        config = api_config(components.api, settings, port or DEFAULT_PORTS[components.service])
         server = _Server(config)
         tasks.append(asyncio.create_task(server.serve(), name="api"))
     if "relay" in roles:

@@ -120,6 +120,13 @@ class Settings(BaseSettings):
         default="127.0.0.1",
         description="Address the HTTP API listens on: 0.0.0.0 in a container, loopback otherwise.",
     )
+    http_keep_alive_s: Annotated[int, Field(ge=1)] = Field(
+        default=65,
+        description="How long the API keeps an idle connection open. Longer than the idle time"
+        " after which clients (httpx: 5 s) and load balancers (often 60 s) stop reusing one, so"
+        " the server never closes a connection just as a client sends on it (a request without"
+        " an answer). uvicorn's own default, 5 s, races httpx's.",
+    )
 
     audit_key_file: Path | None = Field(
         default=None,
