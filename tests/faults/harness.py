@@ -38,7 +38,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -234,6 +234,19 @@ class Attempt:
     status: int | None  # None: no answer (connection refused or cut)
     body: str = ""
     content_type: str = ""
+    #: Why there was no answer: the client's exception (ConnectError, ReadTimeout, …).
+    error: str = ""
+
+    @property
+    def kind(self) -> str:
+        """How the attempt ended, for the report: ``201``, ``503 database_bezet``,
+        ``no_answer RemoteProtocolError``."""
+        if self.status is None:
+            return f"no_answer {self.error}".rstrip()
+        if self.status >= 500 and self.content_type.startswith("application/problem+json"):
+            with suppress(ValueError, AttributeError):
+                return f"{self.status} {json.loads(self.body).get('code')}"
+        return str(self.status)
 
     @property
     def outcome_unknown(self) -> bool:
@@ -311,8 +324,11 @@ class FaultDriver(DossierDriver):
                     headers={**headers, "X-Correlation-Id": correlation},
                     **kwargs,
                 )
-            except httpx.TransportError:
+            except httpx.TransportError as exc:
                 response = None
+                error = type(exc).__name__
+            else:
+                error = ""
             self.log.attempts.append(
                 Attempt(
                     call=call,
@@ -328,6 +344,7 @@ class FaultDriver(DossierDriver):
                     content_type=""
                     if response is None
                     else response.headers.get("content-type", ""),
+                    error=error,
                 )
             )
             retry = response is None or (
@@ -622,6 +639,8 @@ class Findings:
     #: Attempts answered 503 ``uitkomst_onbekend`` (the connection was lost at COMMIT).
     commits_in_doubt: int = 0
     status_counts: dict[str, int] = field(default_factory=dict)
+    #: The 5xx answers by problem code and the attempts without an answer by the client's error.
+    unusual_answers: Counter[str] = field(default_factory=Counter)
     mails: int = 0
     mails_distinct: int = 0
     mail_duplicates: int = 0
@@ -781,6 +800,8 @@ def _check_commands(world: World, log: RunLog, findings: Findings) -> None:
     for attempts in by_call.values():
         for a in attempts:
             status_counts[str(a.status) if a.status is not None else "no_answer"] += 1
+            if a.status is None or a.status >= 500:
+                findings.unusual_answers[a.kind] += 1
             where = f"{a.status} {a.method} {a.service} {a.path}"
             if a.status == 500:
                 findings.answers_500.append(where)
@@ -879,6 +900,7 @@ def report(
         "mails": {"received": findings.mails, "distinct": findings.mails_distinct},
         "commands_2xx": findings.commands_2xx,
         "answers": findings.status_counts,
+        "answers_5xx_and_unanswered": dict(sorted(findings.unusual_answers.items())),
         "commits_in_doubt": findings.commits_in_doubt,
         "recovery_s": {
             "max": max(recovered) if recovered else None,
@@ -918,7 +940,7 @@ def summary(body: dict[str, Any]) -> str:
         f" {losses['mails_missing']} mails; twice: {dups['on_stream']} events,"
         f" {dups['mails_same_message_id']} mails (same Message-ID)",
         f"  latency command {lat['command']} ms; dossier {lat['dossier']} ms",
-        f"  answers {body['answers']}",
+        f"  answers {body['answers']}; 5xx and unanswered {body['answers_5xx_and_unanswered']}",
     ]
     if body["problems"]:
         lines.append(f"  PROBLEMS {json.dumps(body['problems'])[:2000]}")
