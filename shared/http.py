@@ -280,14 +280,20 @@ DATABASE_UNAVAILABLE: Final[tuple[type[Exception], ...]] = (
 COMMIT_IN_DOUBT_CODE: Final = "uitkomst_onbekend"
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it was raised from (the event store wraps psycopg's errors)."""
+    chain = [exc]
+    while (cause := chain[-1].__cause__) is not None and len(chain) < 10:
+        chain.append(cause)
+    return chain
+
+
 def _sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of the database error behind ``exc`` (the event store wraps psycopg's)."""
-    seen: BaseException | None = exc
-    while seen is not None:
+    """The SQLSTATE of the database error behind ``exc``, if the database answered one."""
+    for seen in _causes(exc):
         state = getattr(seen, "sqlstate", None)
         if isinstance(state, str):
             return state
-        seen = seen.__cause__
     return None
 
 
@@ -305,7 +311,16 @@ def _unavailable(message: str, detail: str, code: str) -> Callable[..., Awaitabl
 
     async def handle(request: Request, exc: Exception) -> Response:
         sqlstate = _sqlstate(exc)
-        logger.warning(message, extra={"error_type": type(exc).__name__, "sqlstate": sqlstate})
+        logger.warning(
+            message,
+            extra={
+                "error_type": type(exc).__name__,
+                # e.g. PoolTimeout (every connection busy, or none could be made) or
+                # LockNotAvailable; never the message, which may quote data
+                "cause_type": type(_causes(exc)[-1]).__name__,
+                "sqlstate": sqlstate,
+            },
+        )
         if sqlstate == LOCK_NOT_AVAILABLE:
             problem = NietBeschikbaar(
                 "De gegevens worden op dit moment door een ander proces bijgewerkt; probeer het"

@@ -54,7 +54,9 @@ def test_a_command_behind_a_stalled_writer_answers_503_database_bezet_and_record
         assert answer.json()["code"] == DATABASE_BUSY_CODE
         assert "vastgelopen" not in answer.text
         logged = [r for r in caplog.records if r.getMessage() == "database unavailable"]
-        assert [getattr(r, "sqlstate", None) for r in logged] == [LOCK_NOT_AVAILABLE]
+        assert [(getattr(r, "sqlstate", None), getattr(r, "cause_type", None)) for r in logged] == [
+            (LOCK_NOT_AVAILABLE, "LockNotAvailable")
+        ]
         holder.rollback()  # the stalled process goes on
         assert _registrations(fresh_database) == 0
         retried = client.post("/aanvragen", json=body, headers=headers)
