@@ -10,8 +10,9 @@ PostgreSQL is the system of record; the stream is derived from it. The relay
 - publishes each message with ``Nats-Msg-Id`` = the CloudEvent ``id``, which is stable (derived from
   the stored event), so a message re-sent after an unacknowledged publish is dropped by the stream's
   duplicate window;
-- records its position in PostgreSQL only after the PubAck (for monitoring the lag: see
-  ``shared.telemetry``);
+- records its position in PostgreSQL only after the PubAcks of a whole batch (for monitoring the
+  lag: see ``shared.telemetry``); while the broker stores one batch it reads, encodes and sends
+  the next (at most two batches in flight, acknowledged in order);
 - puts the ``traceparent`` stored with each domain event on its CloudEvents, so the trace of the
   request that recorded it continues at every consumer.
 """
@@ -31,6 +32,7 @@ import psycopg
 from eventsourcing.persistence import InterfaceError as ESInterfaceError
 from eventsourcing.persistence import OperationalError as ESOperationalError
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 from nats.js.errors import NotFoundError
 from psycopg.sql import SQL, Identifier
 
@@ -65,6 +67,14 @@ _TRACEPARENT = re.compile(TRACEPARENT_PATTERN)
 
 #: Maps one private domain event to the public events it announces (often one, sometimes none).
 Gateway = Callable[[DomainEvent], Sequence["PublicEvent"]]
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A published batch whose PubAcks are still to come, and the position after it."""
+
+    futures: list[asyncio.Future[PubAck]]
+    after: Position
 
 
 @dataclass(frozen=True, order=True)
@@ -156,12 +166,18 @@ class OutboxRelay:
                     requests: list[str] = []
                     await listen.execute(SQL("LISTEN {}").format(Identifier(self._channel())))
                     resyncing: list[str] = []
+                    # The batch published last, its PubAcks not yet awaited: the next batch is
+                    # read, encoded and sent while the broker stores this one.
+                    in_flight: _InFlight | None = None
                     while not stop.is_set():
                         await lock.execute("SELECT 1")  # lost the lock's connection → stop
                         if reconnected.is_set() or requests:
                             # The server may have restarted without what it had not yet synced
                             # to disk, or the stream was lost and provisioned again (``weerbaar
                             # stream rebuild`` asks): resume from what the stream really holds.
+                            if in_flight is not None:
+                                await self._settle(lock, in_flight)
+                                in_flight = None
                             reconnected.clear()
                             resyncing += requests
                             requests.clear()
@@ -172,8 +188,14 @@ class OutboxRelay:
                             self.settings.relay_batch_size,
                         )
                         if batch:
-                            position = await self._publish(js, batch, position)
-                            await self._record(lock, position)
+                            sent = await self._send(js, batch, position)
+                            if in_flight is not None:
+                                await self._settle(lock, in_flight)
+                            in_flight, position = sent, sent.after
+                            continue
+                        if in_flight is not None:
+                            await self._settle(lock, in_flight)
+                            in_flight = None
                             continue
                         if resyncing:
                             # Caught up with the log after a resync: say so to whoever asked.
@@ -313,9 +335,10 @@ class OutboxRelay:
                 messages.append((subject_for(public_event), ce.to_json(), headers))
         return messages
 
-    async def _publish(
+    async def _send(
         self, js: JetStreamContext, batch: Sequence[Notification], position: Position
-    ) -> Position:
+    ) -> _InFlight:
+        """Publish a batch without waiting for its PubAcks."""
         messages = await asyncio.to_thread(self._messages, batch, position)
         futures = [
             await js.publish_async(
@@ -323,14 +346,20 @@ class OutboxRelay:
             )
             for subject, payload, headers in messages
         ]
-        # Every future must be acked before the position moves; one failure → start over from
-        # the recorded position (the duplicate window drops what was stored twice). A PubAck
-        # lost to a broker restart never comes: wait only as long as a healthy batch can take.
-        acks = await asyncio.wait_for(asyncio.gather(*futures), timeout=PUBLISH_ACK_TIMEOUT_S)
+        return _InFlight(futures, Position(batch[-1].id + 1, 0))
+
+    async def _settle(self, conn: psycopg.AsyncConnection[Any], sent: _InFlight) -> None:
+        """Await a batch's PubAcks, then record the position after it.
+
+        Every future must be acked before the position moves; one failure → start over from the
+        recorded position (the duplicate window drops what was stored twice). A PubAck lost to a
+        broker restart never comes: wait only as long as a healthy batch can take.
+        """
+        acks = await asyncio.wait_for(asyncio.gather(*sent.futures), timeout=PUBLISH_ACK_TIMEOUT_S)
         stored = sum(1 for ack in acks if not ack.duplicate)
         self.published += stored
         self.metrics.relay_published.labels(self.service).inc(stored)
-        return Position(batch[-1].id + 1, 0)
+        await self._record(conn, sent.after)
 
     async def _record(self, conn: psycopg.AsyncConnection[Any], position: Position) -> None:
         await conn.execute(
