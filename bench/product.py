@@ -31,7 +31,7 @@ from psycopg import sql
 from services.intake.application import Intake
 from services.intake.domain import Aanmelding, dien_in
 from services.intake.gateway import to_public
-from services.intake.projections import DDL, fold, write_dossier
+from services.intake.projections import DDL, fold, write_dossiers
 from shared.auth import load_or_create_secret
 from shared.contracts.envelope import CloudEvent
 from shared.demo import Actors, DossierDriver, aanmelding_voor
@@ -492,12 +492,17 @@ def _events_by_dossier(conn: psycopg.Connection[Any]) -> Iterator[tuple[Any, lis
             yield current, rows
 
 
+#: Dossiers written per statement by the rebuild (as the projection's consumer writes a batch).
+REBUILD_WRITE_BATCH = 500
+
+
 def rebuild_projection(database_url: str, target_url: str) -> dict[str, Any]:
     """Every stored public event folded into a fresh dossier projection, dossier by dossier.
 
     The rows are intake's stored public events; the projection's own functions (``fold``,
-    ``write_dossier``) build and write the views into fresh tables of the projection's DDL in
-    another database (``target_url``), so the running system's projection stays as it is.
+    ``write_dossiers``, in batches as its consumer writes them) build and write the views into
+    fresh tables of the projection's DDL in another database (``target_url``), so the running
+    system's projection stays as it is.
     """
     with psycopg.connect(target_url, autocommit=True) as admin:
         admin.execute("DROP SCHEMA IF EXISTS intake CASCADE")
@@ -505,22 +510,31 @@ def rebuild_projection(database_url: str, target_url: str) -> dict[str, Any]:
         for statement in DDL:
             admin.execute(statement.replace("{schema}", "intake").encode())
     events = dossiers = 0
-    insert_dossier = "INSERT INTO intake.dossiers (aanvraag_id) VALUES (%s)"
+    insert_dossiers = "INSERT INTO intake.dossiers (aanvraag_id) SELECT unnest(%s::uuid[])"
+    folded: list[tuple[Any, Any]] = []
+
+    def flush(curs: psycopg.Cursor[Any]) -> None:
+        curs.execute(insert_dossiers, ([aanvraag_id for aanvraag_id, _ in folded],))
+        write_dossiers(curs, folded)
+        folded.clear()
+
     began = time.perf_counter()
     with (
         psycopg.connect(database_url) as reader,
         psycopg.connect(target_url) as writer,
-        writer.pipeline(),  # the writes do not wait for their answers: no round trip each
         writer.transaction(),
         writer.cursor() as curs,
     ):
         for aanvraag_id, rows in _events_by_dossier(reader):
             envelopes = [CloudEvent.model_validate_json(row[1]) for row in rows]
             sequences = {e.id: row[2] or 0 for e, row in zip(envelopes, rows, strict=True)}
-            curs.execute(insert_dossier, (aanvraag_id,), prepare=True)
-            write_dossier(curs, aanvraag_id, fold(envelopes, sequences))
+            folded.append((aanvraag_id, fold(envelopes, sequences)))
             events += len(rows)
             dossiers += 1
+            if len(folded) >= REBUILD_WRITE_BATCH:
+                flush(curs)
+        if folded:
+            flush(curs)
     elapsed = time.perf_counter() - began
     return {
         "events": events,

@@ -547,8 +547,8 @@ def store_events(curs: Any, table: Identifier, rows: Sequence[tuple[Any, ...]]) 
 def refold_many(
     curs: Any, aanvraag_ids: Sequence[UUID], events: Identifier, dossiers: Identifier
 ) -> None:
-    """``refold`` for several dossiers whose rows the caller holds locked: one read, one fold
-    and one write each."""
+    """``refold`` for several dossiers (each once) whose rows the caller holds locked: one read,
+    a fold each, and one write for them all."""
     curs.execute(
         SQL(
             "SELECT aanvraag_id, envelope, stream_sequence FROM {} WHERE aanvraag_id = ANY(%s)"
@@ -558,8 +558,7 @@ def refold_many(
     grouped: dict[UUID, list[Mapping[str, Any]]] = {a: [] for a in aanvraag_ids}
     for row in curs.fetchall():
         grouped[row["aanvraag_id"]].append(row)
-    for aanvraag_id in aanvraag_ids:
-        write_dossier(curs, aanvraag_id, fold_rows(grouped[aanvraag_id]), dossiers)
+    write_dossiers(curs, [(a, fold_rows(grouped[a])) for a in aanvraag_ids], dossiers)
 
 
 def store_event(
@@ -678,32 +677,48 @@ def write_dossier(
     curs: Any, aanvraag_id: UUID, dossier: Dossier | None, table: Identifier = DOSSIERS
 ) -> None:
     """Store a folded dossier (or mark it as not visible: not yet, or no longer after retention)."""
-    if dossier is None:
+    write_dossiers(curs, [(aanvraag_id, dossier)], table)
+
+
+def write_dossiers(
+    curs: Any, folded: Sequence[tuple[UUID, Dossier | None]], table: Identifier = DOSSIERS
+) -> None:
+    """``write_dossier`` for several dossiers (each once) in at most two statements: the visible
+    ones in one ``UPDATE … FROM unnest(…)``, the ones not (or no longer) visible in another."""
+    hidden = [aanvraag_id for aanvraag_id, dossier in folded if dossier is None]
+    shown = [(aanvraag_id, dossier) for aanvraag_id, dossier in folded if dossier is not None]
+    if hidden:
         curs.execute(
             SQL(
                 "UPDATE {} SET zichtbaar = false, status = NULL, organisatie_code = NULL,"
                 " contact_deadline = NULL, deadline_verstreken = false, ingediend_op = NULL,"
-                " view = NULL WHERE aanvraag_id = %s AND zichtbaar"
+                " view = NULL WHERE aanvraag_id = ANY(%s) AND zichtbaar"
             ).format(table),
-            (aanvraag_id,),
+            (hidden,),
         )
-        return
-    curs.execute(
-        SQL(
-            "UPDATE {} SET zichtbaar = true, status = %s, organisatie_code = %s,"
-            " contact_deadline = %s, deadline_verstreken = %s, ingediend_op = %s,"
-            " bijgewerkt_op = now(), view = %s WHERE aanvraag_id = %s"
-        ).format(table),
-        (
-            dossier.status,
-            dossier.organisatie_code,
-            dossier.contact_deadline,
-            dossier.deadline_verstreken,
-            dossier.ingediend_op,
-            dossier.model_dump_json(),
-            aanvraag_id,
-        ),
-    )
+    if shown:
+        curs.execute(
+            SQL(
+                "UPDATE {} AS d SET zichtbaar = true, status = u.status,"
+                " organisatie_code = u.organisatie_code, contact_deadline = u.contact_deadline,"
+                " deadline_verstreken = u.deadline_verstreken, ingediend_op = u.ingediend_op,"
+                " bijgewerkt_op = now(), view = u.view"
+                " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[],"
+                " %s::boolean[], %s::timestamptz[], %s::jsonb[])"
+                " AS u(aanvraag_id, status, organisatie_code, contact_deadline,"
+                " deadline_verstreken, ingediend_op, view)"
+                " WHERE d.aanvraag_id = u.aanvraag_id"
+            ).format(table),
+            (
+                [aanvraag_id for aanvraag_id, _ in shown],
+                [str(dossier.status) for _, dossier in shown],
+                [dossier.organisatie_code for _, dossier in shown],
+                [dossier.contact_deadline for _, dossier in shown],
+                [dossier.deadline_verstreken for _, dossier in shown],
+                [dossier.ingediend_op for _, dossier in shown],
+                [dossier.model_dump_json() for _, dossier in shown],
+            ),
+        )
 
 
 def read_dossier(app: ServiceApplication, aanvraag_id: UUID) -> Dossier | None:
