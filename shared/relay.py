@@ -175,9 +175,9 @@ class OutboxRelay:
                             # The server may have restarted without what it had not yet synced
                             # to disk, or the stream was lost and provisioned again (``weerbaar
                             # stream rebuild`` asks): resume from what the stream really holds.
-                            if in_flight is not None:
-                                await self._settle(lock, in_flight)
-                                in_flight = None
+                            # A batch still in flight is dropped, not awaited: its PubAcks may
+                            # never come, and the resume publishes again what the stream lacks.
+                            in_flight = None
                             reconnected.clear()
                             resyncing += requests
                             requests.clear()
@@ -189,12 +189,15 @@ class OutboxRelay:
                         )
                         if batch:
                             sent = await self._send(js, batch, position)
-                            if in_flight is not None:
-                                await self._settle(lock, in_flight)
+                            if in_flight is not None and not await self._settle(
+                                lock, in_flight, reconnected
+                            ):
+                                in_flight = None  # reconnected meanwhile: resume (above)
+                                continue
                             in_flight, position = sent, sent.after
                             continue
                         if in_flight is not None:
-                            await self._settle(lock, in_flight)
+                            await self._settle(lock, in_flight, reconnected)
                             in_flight = None
                             continue
                         if resyncing:
@@ -348,18 +351,39 @@ class OutboxRelay:
         ]
         return _InFlight(futures, Position(batch[-1].id + 1, 0))
 
-    async def _settle(self, conn: psycopg.AsyncConnection[Any], sent: _InFlight) -> None:
-        """Await a batch's PubAcks, then record the position after it.
+    async def _settle(
+        self, conn: psycopg.AsyncConnection[Any], sent: _InFlight, reconnected: asyncio.Event
+    ) -> bool:
+        """Await a batch's PubAcks, then record the position after it; False when the client
+        reconnected to the broker first (the caller then resumes from what the stream holds).
 
         Every future must be acked before the position moves; one failure → start over from the
         recorded position (the duplicate window drops what was stored twice). A PubAck lost to a
-        broker restart never comes: wait only as long as a healthy batch can take.
+        broker restart never comes: wait only as long as a healthy batch can take, and not at all
+        once the client has reconnected.
         """
-        acks = await asyncio.wait_for(asyncio.gather(*sent.futures), timeout=PUBLISH_ACK_TIMEOUT_S)
+        gathered = asyncio.ensure_future(asyncio.gather(*sent.futures))
+        lost = asyncio.ensure_future(reconnected.wait())
+        waiting: set[asyncio.Future[Any]] = {gathered, lost}
+        try:
+            done, _ = await asyncio.wait(
+                waiting,
+                timeout=PUBLISH_ACK_TIMEOUT_S,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            lost.cancel()
+        if gathered not in done:
+            gathered.cancel()
+            if lost in done:
+                return False
+            raise TimeoutError(f"no PubAcks within {PUBLISH_ACK_TIMEOUT_S} s")
+        acks = gathered.result()
         stored = sum(1 for ack in acks if not ack.duplicate)
         self.published += stored
         self.metrics.relay_published.labels(self.service).inc(stored)
         await self._record(conn, sent.after)
+        return True
 
     async def _record(self, conn: psycopg.AsyncConnection[Any], position: Position) -> None:
         await conn.execute(
