@@ -288,20 +288,14 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-def _sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of the database error behind ``exc``, if the database answered one."""
-    for seen in _causes(exc):
-        state = getattr(seen, "sqlstate", None)
-        if isinstance(state, str):
-            return state
-    return None
-
-
 #: A lock not granted within ``postgres_lock_timeout_s``: another writer holds it (slow, or a
 #: stalled process mid-transaction). The database is up; the request may be retried.
 LOCK_NOT_AVAILABLE: Final = "55P03"
 #: The problem code of a 503 after a lock timeout.
 DATABASE_BUSY_CODE: Final = "database_bezet"
+_BUSY_DETAIL: Final = (
+    "De gegevens worden op dit moment door een ander proces bijgewerkt; probeer het zo opnieuw."
+)
 
 
 def _unavailable(message: str, detail: str, code: str) -> Callable[..., Awaitable[Response]]:
@@ -310,26 +304,27 @@ def _unavailable(message: str, detail: str, code: str) -> Callable[..., Awaitabl
     data)."""
 
     async def handle(request: Request, exc: Exception) -> Response:
-        sqlstate = _sqlstate(exc)
+        causes = _causes(exc)
+        sqlstate = next(
+            (state for c in causes if isinstance(state := getattr(c, "sqlstate", None), str)),
+            None,
+        )
         logger.warning(
             message,
             extra={
                 "error_type": type(exc).__name__,
                 # e.g. PoolTimeout (every connection busy, or none could be made) or
                 # LockNotAvailable; never the message, which may quote data
-                "cause_type": type(_causes(exc)[-1]).__name__,
+                "cause_type": type(causes[-1]).__name__,
                 "sqlstate": sqlstate,
             },
         )
-        if sqlstate == LOCK_NOT_AVAILABLE:
-            problem = NietBeschikbaar(
-                "De gegevens worden op dit moment door een ander proces bijgewerkt; probeer het"
-                " zo opnieuw.",
-                code=DATABASE_BUSY_CODE,
-                headers={"Retry-After": "2"},
-            )
-            return _error_response(problem)
-        return _error_response(NietBeschikbaar(detail, code=code, headers={"Retry-After": "2"}))
+        said, problem_code = (
+            (_BUSY_DETAIL, DATABASE_BUSY_CODE) if sqlstate == LOCK_NOT_AVAILABLE else (detail, code)
+        )
+        return _error_response(
+            NietBeschikbaar(said, code=problem_code, headers={"Retry-After": "2"})
+        )
 
     return handle
 
