@@ -33,7 +33,7 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 
 from shared.contracts.envelope import CloudEvent
-from shared.eventstore import DomainEvent
+from shared.eventstore import DomainEvent, PydanticMapper
 from shared.relay import advisory_key, cloudevents_for
 from shared.settings import Settings
 
@@ -72,9 +72,12 @@ def export_public(
         batch = app.recorder.select_notifications(start, batch_size, stop=end)
         if not batch:
             break
-        for notification in batch:
-            event = app.mapper.to_domain_event(notification)
-            assert isinstance(event, DomainEvent)
+        # Decoded as the relay decodes them (skeletons: no key read, nothing decrypted), so the
+        # rebuild sees exactly the envelopes the relay publishes.
+        mapper = app.mapper
+        assert isinstance(mapper, PydanticMapper)
+        events = mapper.to_domain_events(batch, skeleton=True)
+        for notification, event in zip(batch, events, strict=True):
             envelopes = public_envelopes(app.service, settings, event, components.gateway)
             if len(envelopes) >= POSITION_SCALE:
                 raise RuntimeError(f"{len(envelopes)} public events from one stored event")

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -50,9 +51,10 @@ from psycopg.sql import SQL, Identifier
 from services.intake.projections import (
     DDL,
     UITVOERING_SUBJECTS,
+    copy_dossiers,
+    fold_many,
     purge_destroyed,
-    refold,
-    store_event,
+    store_events,
 )
 from shared.chain import events_table
 from shared.contracts.envelope import CloudEvent
@@ -79,7 +81,7 @@ PREVIOUS = "intake_previous"
 TABLES = ("dossier_events", "dossiers", "uitvoering_events")
 LOCK_ORDER = ("dossiers", "dossier_events", "uitvoering_events")
 BATCH = 500
-FOLD_CHUNK = 200
+FOLD_CHUNK = 500
 ROOT = Path(__file__).resolve().parents[2]
 
 Source = Literal["store", "stream"]
@@ -96,6 +98,8 @@ class Outcome:
     complete: bool = False  # every source read to its end
     switched: bool = False
     positions: dict[str, int] = field(default_factory=dict)
+    load_seconds: float = 0.0  # reading the sources and storing their events
+    fold_seconds: float = 0.0  # folding the dossiers that got events
 
 
 def _ident(schema: str, table: str) -> Identifier:
@@ -192,12 +196,14 @@ class Rebuild:
             ends[service] = int(row[0]) if row else 0
         return ends
 
-    def remaining(self, conn: psycopg.Connection[Any], positions: dict[str, int]) -> int:
+    def remaining(
+        self, conn: psycopg.Connection[Any], positions: dict[str, int], ends: dict[str, int]
+    ) -> int:
         """How many stored events (or stream messages) are still to read."""
         if self.source == "stream":
-            return max(self.ends(conn)["stream"] - positions["stream"], 0)
+            return max(ends["stream"] - positions["stream"], 0)
         total = 0
-        for service, end in self.ends(conn).items():
+        for service, end in ends.items():
             if end > positions[service]:
                 row = conn.execute(
                     SQL("SELECT count(*) FROM {} WHERE notification_id > %s").format(
@@ -225,9 +231,11 @@ class Rebuild:
         return outcome
 
     def load_and_fold(self, outcome: Outcome, max_events: int | None) -> None:
+        began = time.perf_counter()
         with self.connect() as conn:
             positions = self.positions(conn)
-            total = self.remaining(conn, positions)
+            ends = self.ends(conn)
+            total = self.remaining(conn, positions, ends)
         if max_events is not None:
             total = min(total, max_events)
         bar = Progress(total, "") if self.progress else None
@@ -235,12 +243,17 @@ class Rebuild:
         for source in self.sources():
             if budget is not None and budget <= 0:
                 break
+            if positions[source] >= ends[source]:
+                continue  # nothing new: no reader (for a service's log: no process) started
             read = self._load(source, positions[source], outcome, bar, budget)
             if budget is not None:
                 budget -= read
         if bar is not None:
             bar.finish()
+        folding = time.perf_counter()
+        outcome.load_seconds += folding - began
         self._fold(outcome)
+        outcome.fold_seconds += time.perf_counter() - folding
         with self.connect() as conn:
             positions = self.positions(conn)
             ends = self.ends(conn)
@@ -277,34 +290,45 @@ class Rebuild:
         return read
 
     def _commit_batch(self, source: str, batch: Sequence[Loaded], outcome: Outcome) -> None:
-        events = _ident(self.target, "dossier_events")
-        uitvoering = _ident(self.target, "uitvoering_events")
-        dirty = _ident(self.target, "replay_dirty")
-        with self.connect() as conn, conn.transaction(), conn.cursor() as curs:
-            for loaded in batch:
-                outcome.loaded += 1
-                for sequence, envelope in loaded.envelopes:
-                    try:
-                        event = from_cloudevent(envelope)
-                    except (UnknownEventType, InvalidEvent):
-                        outcome.skipped += 1  # the live consumer dead-letters it
-                        continue
-                    if event.aanvraag_id is None:
-                        continue  # concerns no one dossier: the projection keeps none
-                    if store_event(curs, events, envelope, event.aanvraag_id, sequence):
-                        outcome.events += 1
-                    if _matches(UITVOERING_SUBJECTS, subject_for(event)):
-                        curs.execute(
-                            SQL(
-                                "INSERT INTO {} (event_id, aanvraag_id, envelope)"
-                                " VALUES (%s, %s, %s) ON CONFLICT (event_id) DO NOTHING"
-                            ).format(uitvoering),
-                            (envelope.id, event.aanvraag_id, envelope.to_json().decode()),
-                        )
-                    curs.execute(
-                        SQL("INSERT INTO {} VALUES (%s) ON CONFLICT DO NOTHING").format(dirty),
-                        (event.aanvraag_id,),
-                    )
+        """A batch's events, the dossiers they dirty and the source's new position, in one
+        transaction and a few statements (not a few per event)."""
+        rows: list[tuple[Any, ...]] = []
+        execution: list[tuple[str, UUID, str]] = []
+        for loaded in batch:
+            outcome.loaded += 1
+            for sequence, envelope in loaded.envelopes:
+                try:
+                    event = from_cloudevent(envelope)
+                except (UnknownEventType, InvalidEvent):
+                    outcome.skipped += 1  # the live consumer dead-letters it
+                    continue
+                if event.aanvraag_id is None:
+                    continue  # concerns no one dossier: the projection keeps none
+                text = envelope.to_json().decode()
+                rows.append(
+                    (envelope.id, event.aanvraag_id, envelope.type, envelope.time, sequence, text)
+                )
+                if _matches(UITVOERING_SUBJECTS, subject_for(event)):
+                    execution.append((envelope.id, event.aanvraag_id, text))
+        with self.connect() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as curs:
+            if rows:
+                stored = store_events(curs, _ident(self.target, "dossier_events"), rows)
+                outcome.events += len(stored)
+                curs.execute(
+                    SQL("INSERT INTO {} SELECT unnest(%s::uuid[]) ON CONFLICT DO NOTHING").format(
+                        _ident(self.target, "replay_dirty")
+                    ),
+                    (sorted({row[1] for row in rows}),),
+                )
+            if execution:
+                curs.execute(
+                    SQL(
+                        "INSERT INTO {} (event_id, aanvraag_id, envelope)"
+                        " SELECT * FROM unnest(%s::text[], %s::uuid[], %s::jsonb[])"
+                        " ON CONFLICT (event_id) DO NOTHING"
+                    ).format(_ident(self.target, "uitvoering_events")),
+                    [list(column) for column in zip(*execution, strict=True)],
+                )
             curs.execute(
                 SQL(
                     "INSERT INTO {} (source, position) VALUES (%s, %s) ON CONFLICT (source)"
@@ -314,9 +338,13 @@ class Rebuild:
             )
 
     def _fold(self, outcome: Outcome) -> None:
+        """Fold every dirty dossier from all its events, a chunk per transaction: the chunk's
+        events read in one query, its old rows (an interrupted run's, or an earlier round's)
+        replaced by one ``COPY`` of the new ones, and the chunk off the dirty list together."""
         events = _ident(self.target, "dossier_events")
         dossiers = _ident(self.target, "dossiers")
         dirty = _ident(self.target, "replay_dirty")
+        uitvoering = _ident(self.target, "uitvoering_events")
         with self.connect() as conn:
             ids = [
                 UUID(str(r[0]))
@@ -325,21 +353,19 @@ class Rebuild:
                 ).fetchall()
             ]
         bar = Progress(len(ids), "dossiers") if self.progress and ids else None
-        uitvoering = _ident(self.target, "uitvoering_events")
         with self.connect() as conn:
-            # A chunk of dossiers per transaction: folded and off the dirty list together.
             for start in range(0, len(ids), FOLD_CHUNK):
                 chunk = ids[start : start + FOLD_CHUNK]
                 with conn.transaction(), conn.cursor(row_factory=dict_row) as curs:
-                    for aanvraag_id in chunk:
-                        curs.execute(
-                            SQL(
-                                "INSERT INTO {} (aanvraag_id) VALUES (%s) ON CONFLICT DO NOTHING"
-                            ).format(dossiers),
-                            (aanvraag_id,),
-                        )
-                        purge_destroyed(curs, aanvraag_id, events, uitvoering)
-                        refold(curs, aanvraag_id, events, dossiers)
+                    purge_destroyed(curs, chunk, events, uitvoering)
+                    folded = fold_many(curs, chunk, events)
+                    curs.execute(
+                        SQL("DELETE FROM {} WHERE aanvraag_id = ANY(%s)").format(dossiers),
+                        (chunk,),
+                    )
+                    row = curs.execute("SELECT now() AS now").fetchone()
+                    assert row is not None
+                    copy_dossiers(curs, folded, dossiers, row["now"])
                     curs.execute(
                         SQL("DELETE FROM {} WHERE aanvraag_id = ANY(%s)").format(dirty), (chunk,)
                     )
@@ -530,8 +556,8 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
         outcome = rebuild.run(switch=not args.no_switch, max_events=args.max_events)
         skipped = f", skipped {outcome.skipped} invalid messages" if outcome.skipped else ""
         return Ran(
-            f"read {outcome.loaded}, added {outcome.events} events, folded {outcome.folded}"
-            f" dossiers{skipped}",
+            f"read {outcome.loaded} (in {outcome.load_seconds:.1f}s), added {outcome.events}"
+            f" events, folded {outcome.folded} dossiers (in {outcome.fold_seconds:.1f}s){skipped}",
             outcome.complete,
             outcome.switched,
         )

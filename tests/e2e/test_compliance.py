@@ -29,7 +29,7 @@ from psycopg.sql import SQL, Identifier
 from services.assessment.application import RAPPORT, Assessment
 from services.intake import replay as replay_module
 from services.intake.application import Intake
-from services.intake.projections import store_event
+from services.intake.projections import store_events
 from services.intake.replay import PREVIOUS, Rebuild, content_hash, contents
 from services.intake.retention import apply, check_settings, plan
 from services.notifications.application import NOTIFICATIE, Notifications
@@ -663,16 +663,13 @@ def test_interrupted_rebuild_resumes_and_does_not_switch(
     rows_after_first = len(_event_ids(world.database, "intake_replay_i"))
 
     # A crash in the middle of a batch leaves nothing of that batch: its rows and its position
-    # commit together.
-    calls = {"n": 0}
+    # commit together. The crash comes after the batch's events were written (not yet committed).
+    def crashing(*args: Any, **kwargs: Any) -> list[Any]:
+        stored = store_events(*args, **kwargs)
+        assert stored, "the batch wrote events before the crash"
+        raise RuntimeError("crash in the middle of a batch")
 
-    def crashing(*args: Any, **kwargs: Any) -> bool:
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise RuntimeError("crash in the middle of a batch")
-        return store_event(*args, **kwargs)
-
-    monkeypatch.setattr(replay_module, "store_event", crashing)
+    monkeypatch.setattr(replay_module, "store_events", crashing)
     with pytest.raises(RuntimeError, match="crash"):
         _rebuild(world, "intake_replay_i").run(switch=False)
     monkeypatch.undo()
