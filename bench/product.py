@@ -16,7 +16,7 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,13 +31,13 @@ from psycopg import sql
 from services.intake.application import Intake
 from services.intake.domain import Aanmelding, dien_in
 from services.intake.gateway import to_public
-from services.intake.projections import DDL, fold, write_dossiers
+from services.intake.replay import Rebuild
 from shared.auth import load_or_create_secret
-from shared.contracts.envelope import CloudEvent
+from shared.chain import events_table
 from shared.demo import Actors, DossierDriver, aanmelding_voor
 from shared.eventstore import Context, PydanticMapper, utcnow
 from shared.relay import OutboxRelay, cloudevents_for
-from shared.settings import Settings
+from shared.settings import SERVICES, Settings
 
 ORGANISATIES = [f"GM{n:04d}" for n in range(300, 400, 2)]  # 50 municipalities
 STATUSES = [
@@ -473,75 +473,46 @@ async def purge_stream(settings: Settings) -> None:
 # --- projection rebuild --------------------------------------------------------------------------
 
 
-def _events_by_dossier(conn: psycopg.Connection[Any]) -> Iterator[tuple[Any, list[Any]]]:
-    with conn.cursor(name="bench_rebuild") as curs:
-        curs.itersize = 2000
-        curs.execute(
-            "SELECT aanvraag_id, envelope::text, stream_sequence FROM intake.dossier_events"
-            " ORDER BY aanvraag_id"
-        )
-        current: Any = None
-        rows: list[Any] = []
-        for row in curs:
-            if row[0] != current and rows:
-                yield current, rows
-                rows = []
-            current = row[0]
-            rows.append(row)
-        if rows:
-            yield current, rows
+def replay_projection(settings: Settings, env: dict[str, str], target: str) -> dict[str, Any]:
+    """``weerbaar replay --no-switch`` (the product's ``Rebuild``) from every service's log into a
+    fresh schema ``target``: the stored events read per second, and the fold step apart.
 
-
-#: Dossiers written per statement by the rebuild (as the projection's consumer writes a batch).
-REBUILD_WRITE_BATCH = 500
-
-
-def rebuild_projection(database_url: str, target_url: str) -> dict[str, Any]:
-    """Every stored public event folded into a fresh dossier projection, dossier by dossier.
-
-    The rows are intake's stored public events; the projection's own functions (``fold``,
-    ``write_dossiers``, in batches as its consumer writes them) build and write the views into
-    fresh tables of the projection's DDL in another database (``target_url``), so the running
-    system's projection stays as it is.
+    The live projection stays as it is; the target is dropped afterwards.
     """
-    with psycopg.connect(target_url, autocommit=True) as admin:
-        admin.execute("DROP SCHEMA IF EXISTS intake CASCADE")
-        admin.execute("CREATE SCHEMA intake")
-        for statement in DDL:
-            admin.execute(statement.replace("{schema}", "intake").encode())
-    events = dossiers = 0
-    insert_dossiers = "INSERT INTO intake.dossiers (aanvraag_id) SELECT unnest(%s::uuid[])"
-    folded: list[tuple[Any, Any]] = []
+    rebuild = Rebuild(settings, target=target, progress=False, env=env)
+    rebuild.prepare(restart=True)
+    try:
+        began = time.perf_counter()
+        outcome = rebuild.run(switch=False)
+        elapsed = time.perf_counter() - began
+        assert outcome.complete, "the rebuild did not read every log to its end"
+        return {
+            "stored_events": outcome.loaded,
+            "public_events": outcome.events,
+            "dossiers": outcome.folded,
+            "seconds": round(elapsed, 3),
+            "load_seconds": round(outcome.load_seconds, 3),
+            "fold_seconds": round(outcome.fold_seconds, 3),
+            "per_s": outcome.loaded / elapsed,
+            "fold_per_s": outcome.events / outcome.fold_seconds,
+        }
+    finally:
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(target)))
 
-    def flush(curs: psycopg.Cursor[Any]) -> None:
-        curs.execute(insert_dossiers, ([aanvraag_id for aanvraag_id, _ in folded],))
-        write_dossiers(curs, folded)
-        folded.clear()
 
-    began = time.perf_counter()
-    with (
-        psycopg.connect(database_url) as reader,
-        psycopg.connect(target_url) as writer,
-        writer.transaction(),
-        writer.cursor() as curs,
-    ):
-        for aanvraag_id, rows in _events_by_dossier(reader):
-            envelopes = [CloudEvent.model_validate_json(row[1]) for row in rows]
-            sequences = {e.id: row[2] or 0 for e, row in zip(envelopes, rows, strict=True)}
-            folded.append((aanvraag_id, fold(envelopes, sequences)))
-            events += len(rows)
-            dossiers += 1
-            if len(folded) >= REBUILD_WRITE_BATCH:
-                flush(curs)
-        if folded:
-            flush(curs)
-    elapsed = time.perf_counter() - began
-    return {
-        "events": events,
-        "dossiers": dossiers,
-        "seconds": round(elapsed, 3),
-        "per_s": events / elapsed,
-    }
+def stored_events_query(database_url: str) -> sql.Composed:
+    """Every service's stored events (their JSON ``state``), as the rebuild reads them."""
+    with psycopg.connect(database_url) as conn:
+        present = [
+            service
+            for service in SERVICES
+            if conn.execute("SELECT to_regclass(%s)", (f"{service}.{service}_events",)).fetchone()
+            != (None,)
+        ]
+    return sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT state FROM {}").format(events_table(service)) for service in present
+    )
 
 
 # --- the dossier list ----------------------------------------------------------------------------
