@@ -45,6 +45,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Problem codes of the 503s authentication answers (shown to the caller, named in the runbook).
+IDP_KEYS_CODE: Final = "idp_sleutels_onbereikbaar"
+REFUSAL_UNRECORDED_CODE: Final = "weigering_niet_vastgelegd"
+
 SECRET_BYTES: Final = 32
 _HMAC_ALGORITHM: Final = "HS256"
 _REQUIRED_CLAIMS: Final = ["exp", "iss", "aud", "sub"]
@@ -264,14 +268,14 @@ class OidcTokenVerifier:
         except (jwt.PyJWKClientError, jwt.PyJWKSetError) as exc:
             logger.error("JWKS unavailable", extra={"error_type": type(exc).__name__})
             raise NietBeschikbaar(
-                "De sleutels van de identity provider zijn niet beschikbaar."
+                "De sleutels van de identity provider zijn niet beschikbaar.", code=IDP_KEYS_CODE
             ) from None
         try:
             return self._client.get_signing_key(kid)
         except jwt.PyJWKClientConnectionError as exc:
             logger.error("JWKS unavailable", extra={"error_type": type(exc).__name__})
             raise NietBeschikbaar(
-                "De sleutels van de identity provider zijn niet beschikbaar."
+                "De sleutels van de identity provider zijn niet beschikbaar.", code=IDP_KEYS_CODE
             ) from None
         except (jwt.PyJWKClientError, jwt.PyJWKSetError):
             raise _unauthenticated(RefusalReason.unknown_key) from None
@@ -441,4 +445,6 @@ class Auth:
         except Exception as exc:
             # An unrecorded refusal would be a hole in the audit trail: fail the request.
             logger.exception("recording a refusal failed", extra={"actie": refusal.actie})
-            raise NietBeschikbaar("De weigering kon niet worden vastgelegd.") from exc
+            raise NietBeschikbaar(
+                "De weigering kon niet worden vastgelegd.", code=REFUSAL_UNRECORDED_CODE
+            ) from exc

@@ -9,6 +9,7 @@ caller is, and the dossier's public organisation code.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 from uuid import UUID
 
 import httpx
@@ -17,6 +18,9 @@ from pydantic import BaseModel
 from shared.auth import Principal, Role
 from shared.errors import NietBeschikbaar, NietGevonden
 from shared.telemetry import inject_traceparent
+
+#: The problem code of a 503 when intake's dossier registry could not answer who a caller is.
+REGISTRY_UNREACHABLE_CODE: Final = "dossierregistratie_onbereikbaar"
 
 
 class Partijen(BaseModel):
@@ -48,9 +52,14 @@ class DossierParties:
                 headers={"Authorization": f"Bearer {self.token()}"},
             )
         except httpx.HTTPError:
-            raise NietBeschikbaar("De dossierregistratie is tijdelijk niet bereikbaar.") from None
+            raise NietBeschikbaar(
+                "De dossierregistratie is tijdelijk niet bereikbaar.",
+                code=REGISTRY_UNREACHABLE_CODE,
+            ) from None
         if response.status_code == 404:
             raise NietGevonden("Onbekend dossier.")
         if response.status_code != 200:
-            raise NietBeschikbaar("De dossierregistratie gaf geen antwoord.")
+            raise NietBeschikbaar(
+                "De dossierregistratie gaf geen antwoord.", code=REGISTRY_UNREACHABLE_CODE
+            )
         return Partijen.model_validate(response.json())

@@ -439,7 +439,8 @@ class Assessment(ServiceApplication):
             # Content shown without its read on record would be a hole in the audit trail.
             log.exception("recording a read failed", extra={"rapport_id": str(rapport.id)})
             raise NietBeschikbaar(
-                "De inzage kon niet worden vastgelegd; het rapport wordt niet getoond."
+                "De inzage kon niet worden vastgelegd; het rapport wordt niet getoond.",
+                code="inzage_niet_vastgelegd",
             ) from exc
         return versie
 

@@ -679,6 +679,7 @@ def test_a_read_that_cannot_be_recorded_shows_nothing(world: World) -> None:
         )
     response = world.lees(rapport_id, world.als("compliance"))
     assert response.status_code == 503
+    assert response.json()["code"] == "inzage_niet_vastgelegd"
     assert "geheim" not in response.text
     assert world.of_type(public.RapportIngezien) == []
 

@@ -26,6 +26,8 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from shared.auth import (
+    IDP_KEYS_CODE,
+    REFUSAL_UNRECORDED_CODE,
     Auth,
     HmacTokenVerifier,
     OidcTokenVerifier,
@@ -345,6 +347,7 @@ def test_oidc_verifier_answers_503_when_the_jwks_cannot_be_fetched(jwks: Jwks) -
     token = jwt.encode(_claims(), jwks.rsa_key, algorithm="RS256", headers={"kid": "rsa-1"})
     response = _get(harness, token)
     assert response.status_code == 503
+    assert response.json()["code"] == IDP_KEYS_CODE
     assert "127.0.0.1" not in response.text
     assert harness.handled == []
 
@@ -377,6 +380,7 @@ def test_a_refusal_that_cannot_be_recorded_fails_the_request_with_503() -> None:
     for token in (None, no_role):
         response = _get(harness, token)
         assert response.status_code == 503
+        assert response.json()["code"] == REFUSAL_UNRECORDED_CODE
         assert "event store" not in response.text
     assert harness.handled == []
 
