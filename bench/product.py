@@ -321,6 +321,56 @@ class MemorySampler:
         self.sample()
 
 
+class LockWaits:
+    """How often PostgreSQL's backends of one database wait for a lock, sampled every
+    ``interval_s`` while the block runs (``pg_stat_activity``): whether the event store's table
+    lock is what limits a command rate."""
+
+    def __init__(self, database_url: str, interval_s: float = 0.02) -> None:
+        self.database_url = database_url
+        self.interval_s = interval_s
+        self.samples = 0
+        self.with_waiter = 0
+        self.waiters = 0
+        self.active = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _loop(self) -> None:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            while not self._stop.wait(self.interval_s):
+                row = conn.execute(
+                    "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'),"
+                    " count(*) FILTER (WHERE state = 'active')"
+                    " FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchone()
+                assert row is not None
+                self.samples += 1
+                self.waiters += row[0]
+                self.active += row[1]
+                self.with_waiter += row[0] > 0
+
+    def __enter__(self) -> LockWaits:
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def summary(self) -> dict[str, Any]:
+        n = max(self.samples, 1)
+        return {
+            "samples": self.samples,
+            "share_with_a_lock_waiter": round(self.with_waiter / n, 3),
+            "mean_lock_waiters": round(self.waiters / n, 2),
+            "mean_active_backends": round(self.active / n, 2),
+        }
+
+
 @dataclass(frozen=True)
 class CpuMeter:
     """CPU seconds (user + system) used by processes, read from ``/proc`` (Linux).

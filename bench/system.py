@@ -184,13 +184,21 @@ def run(sizes: Sizes, out: Path, quick: bool) -> dict[str, Any]:  # noqa: PLR091
                 append = raw.append_rate(raw_url, clients, sizes.seconds, state)
                 plain = raw.plain_insert_rate(raw_url, clients, sizes.seconds, state)
                 used = cpu.read()
-                commands = asyncio.run(product.command_rate(intake, clients, sizes.seconds))
+                with product.LockWaits(system.database_url) as waits:
+                    commands = asyncio.run(product.command_rate(intake, clients, sizes.seconds))
                 # What the registrations cost in every process, until they were all handled.
                 asyncio.run(product.wait_quiet(system.nats_url, relay_settings.stream_name))
                 cost = product.cpu_per(used, cpu.read(), commands.done)
                 rounds.append(
-                    {"append": append, "plain": plain, "commands": asdict(commands), "cpu": cost}
+                    {
+                        "append": append,
+                        "plain": plain,
+                        "commands": asdict(commands),
+                        "cpu": cost,
+                        "lock_waits": waits.summary(),
+                    }
                 )
+            median_round = sorted(rounds, key=lambda r: r["commands"]["per_s"])[len(rounds) // 2]
             results[f"raw_append_{clients}"] = _median([r["append"] for r in rounds])
             results[f"raw_plain_{clients}"] = _median([r["plain"] for r in rounds])
             results[f"commands_{clients}"] = {
@@ -200,10 +208,9 @@ def run(sizes: Sizes, out: Path, quick: bool) -> dict[str, Any]:  # noqa: PLR091
                 "ratio_per_round": [
                     r["commands"]["per_s"] / r["append"] if r["append"] else None for r in rounds
                 ],
-                # CPU per registration, of the round with the median rate.
-                "cpu": sorted(rounds, key=lambda r: r["commands"]["per_s"])[len(rounds) // 2][
-                    "cpu"
-                ],
+                # CPU per registration and lock waits, of the round with the median rate.
+                "cpu": median_round["cpu"],
+                "lock_waits": median_round["lock_waits"],
             }
 
         step("waiting until the services have handled what the commands caused")

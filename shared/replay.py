@@ -97,52 +97,75 @@ class Loaded:
     envelopes: Sequence[tuple[int, CloudEvent]]
 
 
+class StoreExport:
+    """A service's public history after ``after``, decoded by the service itself (its
+    ``--export-public``), in batches. The process starts at once: a rebuild starts the exports
+    of every log side by side (each takes about a second to start) and reads them one after
+    another; an export not read yet waits on its full pipe."""
+
+    def __init__(
+        self, environ: Mapping[str, str], service: str, after: int, batch_size: int = 500
+    ) -> None:
+        self.service = service
+        self.batch_size = batch_size
+        self._errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by close()
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", f"services.{service}", "--export-public", str(after)],
+            cwd=ROOT,
+            env={**environ, "WEERBAAR_LOG_LEVEL": "WARNING"},
+            stdout=subprocess.PIPE,
+            stderr=self._errors,
+            text=True,
+        )
+
+    def batches(self) -> Generator[list[Loaded], None, None]:
+        """The history's batches; raises when the export failed."""
+        assert self.process.stdout is not None
+        batch: list[Loaded] = []
+        for line in self.process.stdout:
+            record = json.loads(line)
+            notification_id = int(record["n"])
+            batch.append(
+                Loaded(
+                    notification_id,
+                    [
+                        (notification_id * POSITION_SCALE + i, CloudEvent.model_validate(e))
+                        for i, e in enumerate(record["e"])
+                    ],
+                )
+            )
+            if len(batch) >= self.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+        if self.process.wait() != 0:
+            self._errors.seek(0)
+            last = self._errors.read()[-2000:]
+            raise RuntimeError(
+                f"reading {self.service}'s log failed (exit {self.process.returncode}): {last}"
+            )
+
+    def close(self) -> None:
+        """Stop the export (when it has not ended) and let go of its pipe."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self._errors.close()
+
+
 def store_batches(
     environ: Mapping[str, str], service: str, after: int, batch_size: int = 500
 ) -> Generator[list[Loaded], None, None]:
-    """The service's public history after ``after``, decoded by the service itself (its
-    ``--export-public``), in batches."""
-    env = {**environ, "WEERBAAR_LOG_LEVEL": "WARNING"}
-    with tempfile.TemporaryFile("w+") as errors:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", f"services.{service}", "--export-public", str(after)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            text=True,
-        )
-        assert process.stdout is not None
-        try:
-            batch: list[Loaded] = []
-            for line in process.stdout:
-                record = json.loads(line)
-                notification_id = int(record["n"])
-                batch.append(
-                    Loaded(
-                        notification_id,
-                        [
-                            (notification_id * POSITION_SCALE + i, CloudEvent.model_validate(e))
-                            for i, e in enumerate(record["e"])
-                        ],
-                    )
-                )
-                if len(batch) >= batch_size:
-                    yield batch
-                    batch = []
-            if batch:
-                yield batch
-            if process.wait() != 0:
-                errors.seek(0)
-                last = errors.read()[-2000:]
-                raise RuntimeError(
-                    f"reading {service}'s log failed (exit {process.returncode}): {last}"
-                )
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            process.stdout.close()
+    """``StoreExport``'s batches of one service, the process stopped when they end or the
+    caller closes the generator."""
+    export = StoreExport(environ, service, after, batch_size)
+    try:
+        yield from export.batches()
+    finally:
+        export.close()
 
 
 # --- what every rebuild shares: one run per target, the switch, the hash, the command ---------

@@ -64,13 +64,13 @@ from shared.replay import (
     Loaded,
     Progress,
     Ran,
+    StoreExport,
     create_target,
     hash_contents,
     move_tables,
     one_run_per_target,
     rebuild_arguments,
     run_command,
-    store_batches,
     switch_when_caught_up,
 )
 from shared.settings import SERVICES, Settings, load_settings
@@ -240,14 +240,28 @@ class Rebuild:
             total = min(total, max_events)
         bar = Progress(total, "") if self.progress else None
         budget = max_events
-        for source in self.sources():
-            if budget is not None and budget <= 0:
-                break
-            if positions[source] >= ends[source]:
-                continue  # nothing new: no reader (for a service's log: no process) started
-            read = self._load(source, positions[source], outcome, bar, budget)
-            if budget is not None:
-                budget -= read
+        # Only sources with something new get a reader; the services' exports start together.
+        todo = [s for s in self.sources() if positions[s] < ends[s]]
+        exports = (
+            {s: StoreExport(self.env, s, positions[s], BATCH) for s in todo}
+            if self.source == "store"
+            else {}
+        )
+        try:
+            for source in todo:
+                if budget is not None and budget <= 0:
+                    break
+                batches = (
+                    exports[source].batches()
+                    if self.source == "store"
+                    else _stream_batches(self.settings, positions[source])
+                )
+                read = self._load(source, batches, outcome, bar, budget)
+                if budget is not None:
+                    budget -= read
+        finally:
+            for export in exports.values():
+                export.close()  # stops the exports a budget left unread
         if bar is not None:
             bar.finish()
         folding = time.perf_counter()
@@ -263,16 +277,11 @@ class Rebuild:
     def _load(
         self,
         source: str,
-        position: int,
+        batches: Generator[list[Loaded], None, None],
         outcome: Outcome,
         bar: Progress | None,
         budget: int | None,
     ) -> int:
-        batches = (
-            _stream_batches(self.settings, position)
-            if source == "stream"
-            else store_batches(self.env, source, position, BATCH)
-        )
         read = 0
         try:
             for whole in batches:
@@ -286,7 +295,7 @@ class Rebuild:
                 if budget is not None and read >= budget:
                     break
         finally:
-            batches.close()  # stops the reader (and its process) when the budget ends early
+            batches.close()  # stops reading (the stream reader) when the budget ends early
         return read
 
     def _commit_batch(self, source: str, batch: Sequence[Loaded], outcome: Outcome) -> None:
