@@ -548,7 +548,7 @@ def replay_projection(settings: Settings, env: dict[str, str], target: str) -> d
         }
     finally:
         with psycopg.connect(settings.database_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(target)))
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(target)))
 
 
 def stored_events_query(database_url: str) -> sql.Composed:

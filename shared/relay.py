@@ -292,12 +292,14 @@ class OutboxRelay:
         return Position(notification_id, index) == start
 
     def _first_public_position(self) -> Position | None:
-        """The position of the log's first public event (blocking: reads and decodes the log)."""
+        """The position of the log's first public event (blocking: reads and decodes the log,
+        as ``_messages`` does: skeletons, no key read)."""
+        mapper = self.app.mapper
+        assert isinstance(mapper, PydanticMapper)
         start = 1
         while batch := self.app.recorder.select_notifications(start, 100):
             for notification in batch:
-                event = self.app.mapper.to_domain_event(notification)
-                assert isinstance(event, DomainEvent)
+                (event,) = mapper.to_domain_events([notification], skeleton=True)
                 if self.gateway(event):
                     return Position(notification.id, 0)
             start = batch[-1].id + 1
