@@ -242,12 +242,11 @@ class Rebuild:
         budget = max_events
         # Only sources with something new get a reader; the services' exports start together.
         todo = [s for s in self.sources() if positions[s] < ends[s]]
-        exports = (
-            {s: StoreExport(self.env, s, positions[s], BATCH) for s in todo}
-            if self.source == "store"
-            else {}
-        )
+        exports: dict[str, StoreExport] = {}
         try:
+            if self.source == "store":
+                for source in todo:
+                    exports[source] = StoreExport(self.env, source, positions[source], BATCH)
             for source in todo:
                 if budget is not None and budget <= 0:
                     break
@@ -333,7 +332,7 @@ class Rebuild:
                 curs.execute(
                     SQL(
                         "INSERT INTO {} (event_id, aanvraag_id, envelope)"
-                        " SELECT * FROM unnest(%s::text[], %s::uuid[], %s::jsonb[])"
+                        " SELECT * FROM unnest(%s::text[], %s::uuid[], %b::text[]::jsonb[])"
                         " ON CONFLICT (event_id) DO NOTHING"
                     ).format(_ident(self.target, "uitvoering_events")),
                     [list(column) for column in zip(*execution, strict=True)],
