@@ -37,7 +37,7 @@ from shared.chain import events_table
 from shared.demo import Actors, DossierDriver, aanmelding_voor
 from shared.eventstore import Context, PydanticMapper, utcnow
 from shared.relay import OutboxRelay, cloudevents_for
-from shared.settings import SERVICES, Settings
+from shared.settings import Settings
 
 ORGANISATIES = [f"GM{n:04d}" for n in range(300, 400, 2)]  # 50 municipalities
 STATUSES = [
@@ -551,17 +551,16 @@ def replay_projection(settings: Settings, env: dict[str, str], target: str) -> d
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(target)))
 
 
-def stored_events_query(database_url: str) -> sql.Composed:
-    """Every service's stored events (their JSON ``state``), as the rebuild reads them."""
-    with psycopg.connect(database_url) as conn:
-        present = [
-            service
-            for service in SERVICES
-            if conn.execute("SELECT to_regclass(%s)", (f"{service}.{service}_events",)).fetchone()
-            != (None,)
-        ]
+def stored_events_query(settings: Settings) -> sql.Composed:
+    """Every service's stored events (their JSON ``state``): the logs the rebuild reads, as it
+    finds them (``Rebuild.ends``)."""
+    rebuild = Rebuild(settings, progress=False)
+    with rebuild.connect() as conn:
+        ends = rebuild.ends(conn)
     return sql.SQL(" UNION ALL ").join(
-        sql.SQL("SELECT state FROM {}").format(events_table(service)) for service in present
+        sql.SQL("SELECT state FROM {}").format(events_table(service))
+        for service, end in ends.items()
+        if end
     )
 
 

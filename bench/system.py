@@ -252,7 +252,7 @@ def run(sizes: Sizes, out: Path, quick: bool) -> dict[str, Any]:  # noqa: PLR091
             services_settings, system.env(), "bench_replay"
         )
         rows, per_s = raw.read_decode_rate(
-            system.database_url, product.stored_events_query(system.database_url)
+            system.database_url, product.stored_events_query(services_settings)
         )
         results["raw_read_decode"] = {"rows": rows, "per_s": per_s}
         # The fold step against reading and decoding the rows it reads (the public events the

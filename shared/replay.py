@@ -64,6 +64,8 @@ def export_public(
 ) -> int:
     """Write the public events of the log after ``after``, up to its end now; the lines written."""
     app = components.app
+    mapper = app.mapper
+    assert isinstance(mapper, PydanticMapper)
     end = app.recorder.max_notification_id() or 0
     written = 0
     start = after + 1
@@ -74,8 +76,6 @@ def export_public(
             break
         # Decoded as the relay decodes them (skeletons: no key read, nothing decrypted), so the
         # rebuild sees exactly the envelopes the relay publishes.
-        mapper = app.mapper
-        assert isinstance(mapper, PydanticMapper)
         events = mapper.to_domain_events(batch, skeleton=True)
         for notification, event in zip(batch, events, strict=True):
             envelopes = public_envelopes(app.service, settings, event, components.gateway)

@@ -696,15 +696,7 @@ def write_dossiers(
             (hidden,),
         )
     shown = [
-        (
-            dossier.status,
-            dossier.organisatie_code,
-            dossier.contact_deadline,
-            dossier.deadline_verstreken,
-            dossier.ingediend_op,
-            dossier.model_dump_json(),
-            aanvraag_id,
-        )
+        (*_view_columns(dossier), aanvraag_id)
         for aanvraag_id, dossier in folded
         if dossier is not None
     ]
@@ -734,19 +726,22 @@ def copy_dossiers(
             if dossier is None:
                 copy.write_row((aanvraag_id, False, None, None, None, False, None, None, None))
             else:
-                copy.write_row(
-                    (
-                        aanvraag_id,
-                        True,
-                        dossier.status,
-                        dossier.organisatie_code,
-                        dossier.contact_deadline,
-                        dossier.deadline_verstreken,
-                        dossier.ingediend_op,
-                        now,
-                        dossier.model_dump_json(),
-                    )
-                )
+                *listed, view = _view_columns(dossier)
+                copy.write_row((aanvraag_id, True, *listed, now, view))
+
+
+def _view_columns(dossier: Dossier) -> tuple[Any, ...]:
+    """A visible dossier's columns: status, organisatie_code, contact_deadline,
+    deadline_verstreken, ingediend_op and the view's JSON (what the list filters on, then what it
+    sends)."""
+    return (
+        dossier.status,
+        dossier.organisatie_code,
+        dossier.contact_deadline,
+        dossier.deadline_verstreken,
+        dossier.ingediend_op,
+        dossier.model_dump_json(),
+    )
 
 
 def read_dossier(app: ServiceApplication, aanvraag_id: UUID) -> Dossier | None:
