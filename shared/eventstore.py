@@ -31,6 +31,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -520,6 +521,27 @@ class WeerbaarRecorder(PostgresApplicationRecorder):
         super()._insert_events(curs, stored_events, **kwargs)
 
 
+@dataclass
+class RequestWrites:
+    """Whether the request being served has committed events (set by ``ServiceApplication.record``;
+    one object per request, shared with the worker thread a sync endpoint runs in)."""
+
+    recorded: bool = False
+
+
+#: The current request's writes (``shared.http`` sets one per request; None outside requests).
+request_writes: ContextVar[RequestWrites | None] = ContextVar(
+    "weerbaar_request_writes", default=None
+)
+
+
+def note_recorded() -> None:
+    """Mark the current request as having committed events: a later database failure of the
+    same request then answers "outcome unknown", not "nothing happened"."""
+    if (writes := request_writes.get()) is not None:
+        writes.recorded = True
+
+
 class CommitInDoubt(Exception):
     """The connection was lost after COMMIT was sent and the database could not yet say whether
     the transaction committed. Not retried blindly (that could apply a command twice): an API
@@ -681,6 +703,7 @@ class ServiceApplication(Application[UUID]):
             if constraint is not None and constraint.endswith("_events_pkey"):
                 raise ConcurrencyConflict(str(events[0].originator_id)) from None
             raise DuplicateKey(constraint) from exc
+        note_recorded()
         appended = metrics_for(self.service).events_appended
         for event in events:
             appended.labels(self.service, type(event).__name__).inc()

@@ -44,7 +44,7 @@ from shared.errors import (
     WeerbaarError,
     field_path,
 )
-from shared.eventstore import CommitInDoubt
+from shared.eventstore import CommitInDoubt, RequestWrites, request_writes
 from shared.logging import trace_id_var
 from shared.telemetry import (
     HTTP_METHODS,
@@ -293,6 +293,11 @@ def _causes(exc: BaseException) -> list[BaseException]:
 LOCK_NOT_AVAILABLE: Final = "55P03"
 #: The problem code of a 503 after a lock timeout.
 DATABASE_BUSY_CODE: Final = "database_bezet"
+_IN_DOUBT_DETAIL: Final = (
+    "De database viel weg terwijl de opdracht werd vastgelegd; of dat gelukt is, is nog"
+    " onbekend. Herhaal het verzoek met dezelfde Idempotency-Key (dan volgt het eerste"
+    " antwoord), of lees de toestand na voordat u het opnieuw probeert."
+)
 _BUSY_DETAIL: Final = (
     "De gegevens worden op dit moment door een ander proces bijgewerkt; probeer het zo opnieuw."
 )
@@ -319,9 +324,16 @@ def _unavailable(message: str, detail: str, code: str) -> Callable[..., Awaitabl
                 "sqlstate": sqlstate,
             },
         )
-        said, problem_code = (
-            (_BUSY_DETAIL, DATABASE_BUSY_CODE) if sqlstate == LOCK_NOT_AVAILABLE else (detail, code)
-        )
+        writes = request_writes.get()
+        if writes is not None and writes.recorded:
+            # The request's events are committed and then the database failed (reading the
+            # answer back, a second step): to the client the outcome is open, as after a commit
+            # in doubt. Retrying with the same key, or reading first, is what is safe.
+            said, problem_code = _IN_DOUBT_DETAIL, COMMIT_IN_DOUBT_CODE
+        elif sqlstate == LOCK_NOT_AVAILABLE:
+            said, problem_code = _BUSY_DETAIL, DATABASE_BUSY_CODE
+        else:
+            said, problem_code = detail, code
         return _error_response(
             NietBeschikbaar(said, code=problem_code, headers={"Retry-After": "2"})
         )
@@ -334,13 +346,7 @@ _handle_database_unavailable = _unavailable(
     "De database is tijdelijk niet bereikbaar; probeer het zo opnieuw.",
     "database_niet_bereikbaar",
 )
-_handle_commit_in_doubt = _unavailable(
-    "commit in doubt",
-    "De database viel weg terwijl de opdracht werd vastgelegd; of dat gelukt is, is nog"
-    " onbekend. Herhaal het verzoek met dezelfde Idempotency-Key (dan volgt het eerste"
-    " antwoord), of lees de toestand na voordat u het opnieuw probeert.",
-    COMMIT_IN_DOUBT_CODE,
-)
+_handle_commit_in_doubt = _unavailable("commit in doubt", _IN_DOUBT_DETAIL, COMMIT_IN_DOUBT_CODE)
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
@@ -405,6 +411,7 @@ class _RequestContext:
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, trace_id: str) -> int:
         token = trace_id_var.set(trace_id)
+        writes = request_writes.set(RequestWrites())
         started_at = time.perf_counter()
         status = 500
         response_started = False
@@ -438,6 +445,7 @@ class _RequestContext:
                 },
             )
             trace_id_var.reset(token)
+            request_writes.reset(writes)
             method = scope["method"] if scope["method"] in HTTP_METHODS else "OTHER"
             labels = (self.service, route or UNMATCHED_ROUTE, method)
             self.metrics.http_requests.labels(*labels, str(status)).inc()
