@@ -54,6 +54,7 @@ from services.notifications.templates import (
     render,
 )
 from shared.consumer import TransientError
+from shared.email_address import AdresOngeldig, email_address, veilig_adres
 from shared.eventstore import (
     AlreadyProcessed,
     Clock,
@@ -632,7 +633,10 @@ class Sender:
             params = {k: v for k, v in params.items() if k not in _AFSPRAAK_PARAMETERS}
             params |= {"ontvanger": notificatie.ontvanger, "afspraak": afspraak}
         # Asked only now that the mail will go out: no address is handed out for nothing.
-        address = self.recipients.address(notificatie.aanvraag_id, notificatie.ontvanger)
+        address = _checked(
+            notificatie.ontvanger,
+            self.recipients.address(notificatie.aanvraag_id, notificatie.ontvanger),
+        )
         subject, text = render(
             notificatie.soort, aanvraag_id=str(notificatie.aanvraag_id), **params
         )
@@ -692,6 +696,17 @@ class Sender:
             content_type=f"text/calendar; method={method}; charset=UTF-8",
             content=calendar_file(event, method, now).encode("utf-8"),
         )
+
+
+def _checked(ontvanger: Ontvanger, address: str) -> str:
+    """The address as it goes out, checked again: a dossier's party by the rules intake applies
+    (an address stored by an older release may break them), the secretariaat's (configuration,
+    possibly on a local domain) only for being one bare address safe in a header."""
+    try:
+        return veilig_adres(address) if ontvanger == "secretariaat" else email_address(address)
+    except AdresOngeldig as exc:
+        # Sending it again will not help: the notification fails for good, with the rule.
+        raise PermanentMailError(f"adres_{exc.rule}") from None
 
 
 def _params(notificatie: Notificatie) -> dict[str, Any]:

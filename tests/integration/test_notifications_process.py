@@ -9,6 +9,7 @@ scheduling); the registration behind them holds distinctive personal data so a l
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -755,6 +756,73 @@ def test_a_refused_delivery_is_retried_with_the_same_invitation(h: Harness) -> N
     [row] = h.log()
     assert (row["status"], row["pogingen"]) == ("verzonden", 2)
     assert only(invitation(mail)[1], "UID") == f"{afspraak.afspraak_id}@{DOMAIN}"
+
+
+def _announced(h: Harness) -> list[public.PublicEvent]:
+    return [p for e in h.stored_events() for p in to_public(e)]
+
+
+@pytest.mark.parametrize(
+    ("stored", "reden"),
+    [
+        ("geheim,ander@example.org", "adres_meer_dan_een_adres"),
+        ("=?utf-8?q?geheim?=@example.org", "adres_encoded_word"),
+        ("geheim@example.org\r\nBcc: ander@example.org", "adres_stuurteken"),
+        ("Geheim <geheim@example.org>", "adres_weergavenaam"),
+    ],
+)
+def test_an_address_the_mailer_refuses_fails_for_good_at_once(
+    h: Harness, caplog: pytest.LogCaptureFixture, stored: str, reden: str
+) -> None:
+    # An address an earlier release accepted and intake hands out as stored.
+    h.body["bestuurder"]["email"] = stored
+    h.publish(h.ingediend())
+
+    with caplog.at_level(logging.INFO):
+        assert h.run() == 1
+        h.clock.advance_to(NU + timedelta(days=1))
+        assert h.run() == 0  # not retried
+
+    assert h.mails() == []
+    [row] = h.log()
+    assert (row["status"], row["pogingen"], row["volgende_poging"]) == ("mislukt", 1, None)
+    [announced] = _announced(h)
+    assert isinstance(announced, public.NotificatieMislukt)
+    assert (announced.reden_code, announced.definitief) == (reden, True)
+    # One attempt on record, no error in the log, and nothing of the address in it.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert any(r.getMessage() == "notification attempt" for r in caplog.records)
+    for record in caplog.records:
+        assert "geheim" not in json.dumps(record.__dict__, default=str).lower()
+
+
+def test_the_smtp_servers_5xx_fails_for_good_at_once_and_its_4xx_is_retried(h: Harness) -> None:
+    h.publish(h.ingediend())
+    h.catcher.fail(1, code=550)
+
+    assert h.run() == 1
+    h.clock.advance_to(NU + timedelta(days=1))
+    assert h.run() == 0
+
+    assert h.mails() == []
+    [row] = h.log()
+    assert (row["status"], row["pogingen"]) == ("mislukt", 1)
+    [announced] = _announced(h)
+    assert isinstance(announced, public.NotificatieMislukt)
+    assert (announced.reden_code, announced.definitief) == ("data_refused", True)
+
+    # A 4xx for the next dossier's confirmation: retried, then sent.
+    h.aanvraag_id = uuid4()
+    h.recipients.dossiers[h.aanvraag_id] = aanmelding()
+    h.publish(h.ingediend())
+    h.catcher.fail(1, code=451)
+    assert h.run() == 1
+    [row] = h.log()
+    assert (row["status"], row["pogingen"]) == ("gepland", 1)
+    h.clock.advance_to(h.clock.now() + backoff(1))
+    assert h.run() == 1
+    assert [row["status"] for row in h.log()] == ["verzonden"]
+    assert len(h.mails()) == 1
 
 
 def test_a_scheduling_outage_is_retried_later(h: Harness) -> None:
