@@ -107,6 +107,7 @@ def bootstrap(
         max_pogingen=settings.notification_max_attempts,
         organizer=settings.smtp_from,
         concurrency=settings.sender_concurrency,
+        bevestiging_venster_s=settings.confirmation_mail_window_s,
     )
     policies = Policies(app, clock)
     return NotificationsComponents(

@@ -665,6 +665,94 @@ def test_the_aanvraag_is_still_confirmed_to_whoever_submitted_it(h: Harness) -> 
     assert subject(mail) == f"Bevestiging van uw aanmelding (dossier {h.aanvraag_id})"
 
 
+# --- at most one registration confirmation per address per window ---------------------------------
+
+
+def _registration(h: Harness, email: str) -> UUID:
+    """A further registration, submitted by its bestuurder with ``email``."""
+    h.aanvraag_id = uuid4()
+    body = aanmelding()
+    body["bestuurder"]["email"] = email
+    h.recipients.dossiers[h.aanvraag_id] = body
+    h.publish(h.ingediend())
+    return h.aanvraag_id
+
+
+def _statuses(h: Harness, dossiers: list[UUID]) -> list[str]:
+    app = h.components.sender.app
+    return [row.status for d in dossiers for row in app.bezorgingen(aanvraag_id=d)]
+
+
+def test_registrations_with_one_address_get_one_confirmation_per_window(h: Harness) -> None:
+    address = h.body["bestuurder"]["email"]
+    local, domain = address.split("@")
+    window = timedelta(seconds=h.settings.confirmation_mail_window_s)
+    assert window == timedelta(hours=1)  # the default
+    # Four at once: the sender delivers them side by side in one round; one claims the window.
+    first = [_registration(h, address) for _ in range(4)]
+    unrelated = _registration(h, "iemand.anders@example.org")
+    assert h.run() == 5
+    assert sorted(m.to for m in h.mails()) == sorted([(address,), ("iemand.anders@example.org",)])
+    assert sorted(_statuses(h, first)) == ["vervallen"] * 3 + ["verzonden"]
+    assert _statuses(h, [unrelated]) == ["verzonden"]
+    # Other spellings of the same mailbox, later within the window.
+    h.clock.advance_to(NU + window - timedelta(seconds=1))
+    others = [
+        _registration(h, spelling)
+        for spelling in (address.upper(), f"{local}+2@{domain}", f" {address} ")
+    ]
+    assert h.run() == 3
+    assert _statuses(h, others) == ["vervallen"] * 3
+    assert len(h.mails()) == 2
+    lapsed = [e for e in h.stored_events() if isinstance(e, NotificatieVervallen)]
+    assert [e.reden_code for e in lapsed] == ["te_vaak_verzonden"] * 6
+    assert all(to_public(e) == [] for e in lapsed)  # not an attempt: nothing is announced
+
+    # Other mails to the address are not counted against it: the appointment's goes out.
+    sent = h.components.sender.app.bezorgingen(status="verzonden")
+    [confirmed] = [r.aanvraag_id for r in sent if r.aanvraag_id in first]
+    h.aanvraag_id = confirmed
+    _, gepland = h.plan_afspraak("gesprek_bestuurder", "thuis", video_link=None)
+    assert h.feed(gepland)
+    assert h.run() == 1
+    assert len([m for m in h.mails() if m.to == (address,)]) == 2
+
+    # Once the window has passed (counted from the confirmation), the next one goes out again.
+    h.clock.advance_to(NU + window + timedelta(seconds=1))
+    later = _registration(h, address)
+    assert h.run() == 1
+    assert _statuses(h, [later]) == ["verzonden"]
+    assert len([m for m in h.mails() if m.to == (address,)]) == 3
+
+    # The window is kept by a keyed hash: the address is in none of the service's tables.
+    with h.components.app.datastore.get_connection() as conn:
+        rows = conn.execute("SELECT * FROM notifications.bevestigingsvenster").fetchall()
+    assert rows and all(len(r["adres_sleutel"]) == 64 for r in rows)
+    assert local not in json.dumps([dict(r) for r in rows], default=str)
+
+
+def test_a_confirmation_that_failed_leaves_the_window_to_the_next_registration(
+    h: Harness,
+) -> None:
+    address = h.body["bestuurder"]["email"]
+    h.catcher.fail(1, code=451)
+    first = _registration(h, address)
+    assert h.run() == 1  # refused for now: still due, and still holding the window
+    second = _registration(h, address)
+    h.clock.advance_to(NU + backoff(1))
+    assert h.run() == 2
+    assert _statuses(h, [first, second]) == ["verzonden", "vervallen"]
+
+    h.clock.advance_to(NU + timedelta(hours=2))
+    h.catcher.fail(1, code=550)
+    third = _registration(h, address)
+    assert h.run() == 1  # failed for good: no confirmation went, the window is given back
+    fourth = _registration(h, address)
+    assert h.run() == 1
+    assert _statuses(h, [third, fourth]) == ["mislukt", "verzonden"]
+    assert [m.to for m in h.mails()] == [(address,), (address,)]
+
+
 # --- the sender under load -----------------------------------------------------------------------
 
 
