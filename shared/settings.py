@@ -88,6 +88,12 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8002", description="Scheduling's API, for the claim-check calls."
     )
     secretariaat_email: str = "secretariaat@weerbaarbestuur.local"
+    confirmation_mail_window_s: Annotated[float, Field(ge=0)] = Field(
+        default=3600.0,
+        description="At most one registration confirmation per address within this many seconds"
+        " (the public registration must not be usable to flood a mailbox); a further one is not"
+        " sent (lapses with reason te_vaak_verzonden). 0: no limit.",
+    )
 
     # Webhooks (notifications): delays between attempts; the default spans ~27.6 hours.
     webhook_retry_schedule_s: tuple[Annotated[float, Field(ge=0)], ...] = Field(
