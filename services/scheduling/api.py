@@ -26,6 +26,7 @@ from services.scheduling.domain import (
     ToelichtingStatus,
     Vorm,
 )
+from shared.access import opaque_actor_id
 from shared.auth import Auth, Principal, Role
 from shared.contracts.envelope import UtcDatetime
 from shared.eventstore import Clock
@@ -207,6 +208,9 @@ def router(scheduling: Scheduling, auth: Auth, clock: Clock, parties: Parties) -
                 f"POST /aanvragen/{{aanvraag_id}}/afspraken|{principal.sub}", idempotency_key
             )
         )
+        # The adviseur is named by a pseudonym, like every person in an event: the same one
+        # their own actions carry (the id given is their sub).
+        verzoek = verzoek.model_copy(update={"adviseur_id": opaque_actor_id(verzoek.adviseur_id)})
         result = scheduling.plan_afspraak(aanvraag_id, verzoek, ctx, key)
         afspraak_id = result.afspraak.afspraak_id
         response.headers["Location"] = f"/afspraken/{afspraak_id}"

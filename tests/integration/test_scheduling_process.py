@@ -24,7 +24,7 @@ from services.scheduling.application import Scheduling
 from services.scheduling.bootstrap import bootstrap
 from services.scheduling.domain import AfspraakVerzoek
 from services.scheduling.gateway import to_public
-from shared.access import ToegangGeweigerdVastgelegd
+from shared.access import ToegangGeweigerdVastgelegd, opaque_actor_id
 from shared.auth import Principal, Role
 from shared.calendar import WorkingDayCalendar
 from shared.consumer import Delivery
@@ -217,7 +217,7 @@ def test_both_conversations_are_planned_moved_and_held_and_announced(world: Worl
         "vorm": "digitaal",
         "gepland_op": "2026-03-10T10:00:00Z",
         "duur_minuten": 60,
-        "adviseur_id": "adv-7",
+        "adviseur_id": opaque_actor_id("adv-7"),
         "video_link": LINK,
         "status": "gepland",
         "partijen": ["werkgever"],
@@ -696,7 +696,7 @@ def test_the_internal_endpoint_hands_the_video_link_to_services_only(
     assert (body["gepland_op"], body["duur_minuten"], body["adviseur_id"]) == (
         "2026-03-10T10:00:00Z",
         60,
-        "adv-7",
+        opaque_actor_id("adv-7"),  # the adviseur's pseudonym, never the id as given
     )
     assert body["video_link"] == LINK
     handed_out = [r for r in caplog.records if r.getMessage() == "private data handed out"]
