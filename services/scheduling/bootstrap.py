@@ -9,7 +9,7 @@ from services.scheduling.application import PLANNING, Scheduling
 from services.scheduling.gateway import to_public
 from shared.access import record_refusal
 from shared.auth import Auth, Refusal
-from shared.calendar import WorkingDayCalendar, profile_from_name
+from shared.calendar import WorkingDayCalendar, WorkingHours, profile_from_name
 from shared.consumer import Delivery, Subscription
 from shared.contract_routes import contract_router
 from shared.contracts import events as public
@@ -39,7 +39,10 @@ PLANNING_SUBJECTS = (
 
 def bootstrap(settings: Settings, clock: Clock, *, parties: Parties | None = None) -> Components:
     """Build the scheduling service (tests pass a fake for intake's party check)."""
-    calendar = WorkingDayCalendar(profile_from_name(settings.calendar_profile))
+    calendar = WorkingDayCalendar(
+        profile_from_name(settings.calendar_profile),
+        WorkingHours(start=settings.working_hours_start, end=settings.working_hours_end),
+    )
     app = Scheduling(
         settings.eventsourcing_env("scheduling"), calendar, settings.contact_working_days
     )
