@@ -23,6 +23,7 @@ from shared.calendar import (
     _feestdagen,
     profile_from_name,
 )
+from shared.settings import Settings
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 ATW = WorkingDayCalendar(ALGEMENE_TERMIJNENWET)
@@ -453,3 +454,30 @@ def test_latest_and_earliest_start_within_working_hours() -> None:
     assert ATW.earliest_start(local(2026, 4, 2, 17, 30), hour) == local(2026, 4, 7, 8)
     with pytest.raises(ValueError, match="does not fit"):
         ATW.latest_start(local(2026, 3, 10, 12), timedelta(hours=11))
+
+
+def test_working_hours_settings_are_read_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    required = {"database_url": "postgresql://127.0.0.1/weerbaar", "nats_url": "nats://127.0.0.1"}
+    for name in ("WEERBAAR_WORKING_HOURS_START", "WEERBAAR_WORKING_HOURS_END"):
+        monkeypatch.delenv(name, raising=False)
+    assert (Settings(**required).working_hours_start, Settings(**required).working_hours_end) == (
+        time(8),
+        time(18),
+    )
+    monkeypatch.setenv("WEERBAAR_WORKING_HOURS_START", "07:30")
+    monkeypatch.setenv("WEERBAAR_WORKING_HOURS_END", "16:00")
+    assert (Settings(**required).working_hours_start, Settings(**required).working_hours_end) == (
+        time(7, 30),
+        time(16),
+    )
+    for start, end, wrong in (
+        ("18:00", "08:00", "WEERBAAR_WORKING_HOURS_END"),
+        ("08:00+01:00", "18:00", "WEERBAAR_WORKING_HOURS_START"),
+    ):
+        monkeypatch.setenv("WEERBAAR_WORKING_HOURS_START", start)
+        monkeypatch.setenv("WEERBAAR_WORKING_HOURS_END", end)
+        with pytest.raises(ValidationError) as exc:
+            Settings(**required)
+        assert [e["loc"] for e in exc.value.errors()] == [
+            (wrong.removeprefix("WEERBAAR_").lower(),)
+        ]
