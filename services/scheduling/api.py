@@ -95,8 +95,16 @@ class VerzetVerzoek(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    gepland_op: UtcDatetime
+    gepland_op: UtcDatetime = Field(
+        description="New start; in the future (in the past with `achteraf`). The whole "
+        "appointment lies on a working day within working hours."
+    )
     duur_minuten: int | None = Field(default=None, ge=MIN_DUUR, le=MAX_DUUR)
+    achteraf: StrictBool = Field(
+        default=False,
+        description="The appointment took place at the new time already and is recorded "
+        "afterwards: the new start must have passed.",
+    )
 
 
 class GevoerdVerzoek(BaseModel):
@@ -248,7 +256,13 @@ def router(scheduling: Scheduling, auth: Auth, clock: Clock, parties: Parties) -
     ) -> AfspraakView:
         ctx = request_context(request, principal, clock)
         return _in_dossier(
-            scheduling.verzet_afspraak(afspraak_id, verzoek.gepland_op, verzoek.duur_minuten, ctx)
+            scheduling.verzet_afspraak(
+                afspraak_id,
+                verzoek.gepland_op,
+                verzoek.duur_minuten,
+                ctx,
+                achteraf=verzoek.achteraf,
+            )
         )
 
     @api.post(
