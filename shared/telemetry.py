@@ -70,7 +70,7 @@ RELAY_LAG: Final = "weerbaar_relay_lag_events"
 LAST_NOTIFICATION_ID: Final = "weerbaar_event_store_last_notification_id"
 LAST_PUBLISHED_AT: Final = "weerbaar_relay_last_published_timestamp_seconds"
 RELAY_STOPPED_AT: Final = "weerbaar_relay_stopped_at_event"
-STORE_SERIES: Final = (RELAY_LAG, LAST_NOTIFICATION_ID, LAST_PUBLISHED_AT)
+STORE_SERIES: Final = (RELAY_LAG, LAST_NOTIFICATION_ID, LAST_PUBLISHED_AT, RELAY_STOPPED_AT)
 
 
 # --- metrics -------------------------------------------------------------------------------------

@@ -651,6 +651,11 @@ def test_interrupted_rebuild_resumes_and_does_not_switch(
         )
         with pytest.raises(Busy):
             rebuild.run(switch=False)
+        # Released here, not by closing the connection: the server drops a closed session's
+        # locks only once its backend has ended, which the next line could outrun.
+        other.execute(
+            "SELECT pg_advisory_unlock(%s)", (advisory_key("weerbaar-replay:intake_replay_i"),)
+        )
     first = rebuild.run(switch=True, max_events=7)
     assert first.loaded == 7
     assert not first.complete and not first.switched
