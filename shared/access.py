@@ -38,7 +38,7 @@ class ToegangGeweigerdVastgelegd(DomainEvent):
     actie: str
     reden: str
     status_code: int
-    #: Anonymous attempts, counted per dossier, route and window (None: one signed-in refusal).
+    #: Anonymous attempts, counted per dossier and window (None: one signed-in refusal).
     aantal: int | None = None
     venster_van: datetime | None = None
     venster_tot: datetime | None = None
@@ -121,17 +121,20 @@ def record_refusal(app: ServiceApplication, refusal: Refusal) -> None:
 
 #: The reason of a window's later anonymous attempts, recorded together.
 ANONYMOUS_REASON: Final = "zonder_geldig_token"
+#: The ``actie`` of a window's later anonymous attempts: they may have tried any route.
+ANY_ROUTE: Final = "ALLE /{alle_routes}"
 _REFUSAL_IDS: Final = UUID("5c1f3c52-8f0e-4c52-9a35-2b4f1d7e6a90")
 
 
 class Refusals:
     """Puts refusals on record: a signed-in caller's one by one (``record_refusal``); attempts
-    without a valid token, which cannot say who tried, counted per dossier and route in windows
-    of ``window_s`` (the first at once, the rest as one event when the window has ended, by
-    ``record_ended``), and limited per source address (429 over ``per_source_per_minute``).
+    without a valid token, which cannot say who tried, counted per dossier in windows of
+    ``window_s`` (the first at once, with its route and reason; the rest as one event with their
+    count when the window has ended, by ``record_ended``), and limited per source address (429
+    over ``per_source_per_minute``).
 
     So anonymous traffic can never grow a dossier's history without bound: at most two events
-    per dossier, route and window, whatever the number of attempts.
+    per dossier, service and window, whatever the number of attempts and routes.
     """
 
     def __init__(self, app: ServiceApplication, window_s: float, per_source_per_minute: int):
@@ -148,10 +151,12 @@ class Refusals:
             record_refusal(self.app, refusal)
             return
         now = utcnow()
-        key = f"{refusal.aanvraag_id or NO_DOSSIER}|{refusal.actie}"
+        key = str(refusal.aanvraag_id or NO_DOSSIER)
         window = self.attempts.count(key, now)
         if window.count == 1:
-            self._record(key, window.start, window.end, 1, refusal.reason, refusal.status)
+            self._record(
+                key, window.start, window.end, 1, refusal.actie, refusal.reason, refusal.status
+            )
         self.sources.limit(
             refusal.source,
             self.per_source_per_minute,
@@ -165,7 +170,9 @@ class Refusals:
         recorded = 0
         for key, start, count, done in self.attempts.ended(now or utcnow()):
             end = start + timedelta(seconds=self.attempts.window_s)
-            self._record(key, start, end, count - done, ANONYMOUS_REASON, 401, total=count)
+            self._record(
+                key, start, end, count - done, ANY_ROUTE, ANONYMOUS_REASON, 401, total=count
+            )
             recorded += 1
         return recorded
 
@@ -175,12 +182,13 @@ class Refusals:
         start: datetime,
         end: datetime,
         aantal: int,
+        actie: str,
         reden: str,
         status: int,
         *,
         total: int | None = None,
     ) -> None:
-        dossier, actie = key.split("|", 1)
+        dossier = key
         marked = aantal if total is None else total
         # One id per window and count: a second process recording the same finds it taken.
         event_id = uuid5(_REFUSAL_IDS, f"{self.app.service}|{key}|{start.isoformat()}|{marked}")

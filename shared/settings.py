@@ -194,7 +194,7 @@ class Settings(BaseSettings):
     )
     anonymous_refusal_window_s: Annotated[float, Field(gt=0)] = Field(
         default=600.0,
-        description="Attempts without a valid token are recorded per dossier, route and window:"
+        description="Attempts without a valid token are recorded per dossier and window:"
         " the first at once, the rest as one counted event when the window ends.",
     )
     anonymous_requests_per_minute: Annotated[int, Field(ge=0)] = Field(

@@ -689,9 +689,10 @@ class ToegangGeweigerd(PublicEvent):
 class ToegangGeweigerdV2(ToegangGeweigerd):
     """Attempts without a valid token to reach a dossier's data were refused, counted together.
 
-    Anonymous attempts cannot say who tried, so they are recorded per dossier, route and window:
-    the first attempt of a window at once (`aantal` 1), the rest when the window has ended
-    (`aantal` = how many more). A signed-in caller's refusal is one `ToegangGeweigerd` v1 each.
+    Anonymous attempts cannot say who tried, so they are recorded per dossier and window: the
+    first attempt of a window at once (`aantal` 1, with its route), the rest when the window has
+    ended (`aantal` = how many more, `actie` `ALLE /{alle_routes}`: they may have tried any
+    route). A signed-in caller's refusal is one `ToegangGeweigerd` v1 each.
     """
 
     event_name = "ToegangGeweigerd"

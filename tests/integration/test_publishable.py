@@ -25,6 +25,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
+import jwt
 import psycopg
 import pytest
 
@@ -286,6 +287,66 @@ def test_a_store_written_before_the_upgrade_publishes_and_the_relay_keeps_runnin
     refusal = next(m for m in messages if m["type"].endswith("ToegangGeweigerd.v1"))
     assert "actorrole" not in refusal
     assert "stored event published with derived metadata" in log_text
+
+
+def test_the_two_requests_that_took_a_service_down_leave_it_running(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Against a running intake process: the public registration with a correlation id that is
+    not opaque, and validly signed tokens without a known role; the process keeps running and
+    what it recorded (the registration, the refusals) and what it records afterwards reaches the
+    stream."""
+    system = _system(settings, tmp_path)
+    process = system.spawn("intake", name="intake")
+    try:
+        system.wait_ready(60)
+        secret = load_or_create_secret(settings.secret_file)
+        base = f"http://127.0.0.1:{system.ports['intake']}"
+        with httpx.Client(base_url=base, timeout=10) as client:
+            registered = client.post(
+                "/aanvragen",
+                json=aanmelding(f"h-{uuid4().hex[:8]}@example.org", "GM0363"),
+                headers={"X-Correlation-Id": HOSTILE_CORRELATION},
+            )
+            assert registered.status_code == 201, registered.text
+            aanvraag_id = registered.json()["aanvraag_id"]
+            for roles in ([], ["admin"], ["Secretariaat"]):
+                now = utcnow()
+                token = jwt.encode(
+                    {
+                        "iss": settings.jwt_issuer,
+                        "aud": settings.jwt_audience,
+                        "sub": "Jan Jansen <jan@example.org>",
+                        "roles": roles,
+                        "iat": now,
+                        "exp": now + timedelta(minutes=5),
+                    },
+                    secret,
+                    algorithm="HS256",
+                )
+                refused = client.get(
+                    f"/aanvragen/{aanvraag_id}", headers={"Authorization": f"Bearer {token}"}
+                )
+                assert refused.status_code == 401
+            later = client.post(
+                "/aanvragen", json=aanmelding(f"l-{uuid4().hex[:8]}@example.org", "GM0363")
+            )
+            assert later.status_code == 201
+        wait_until(
+            lambda: later.json()["aanvraag_id"] in _published_subjects(settings),
+            timeout=60,
+            what="the later registration on the stream",
+        )
+        assert process.process.poll() is None, "the process keeps running"
+    finally:
+        system.stop()
+    messages = [json.loads(m.data) for m in _intake_messages(settings)]
+    assert aanvraag_id in {m["subject"] for m in messages}
+    # Anonymous (no known role): counted per dossier, the window's first on record at once.
+    assert any(m["type"].endswith("ToegangGeweigerd.v2") for m in messages), "the refusal too"
+    raw = b"".join(m.data for m in _intake_messages(settings))
+    assert HOSTILE_CORRELATION.encode() not in raw
+    assert b"jan@example.org" not in raw and b"Jan Jansen" not in raw
 
 
 def _intake_messages(settings: Settings) -> list[Any]:
