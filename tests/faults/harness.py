@@ -269,6 +269,15 @@ class RunLog:
     #: (start, end, what, dossier) of every wait for another service to hear of a step.
     waits: list[tuple[float, float, str, str]] = field(default_factory=list)
     calls: Iterator[int] = field(default_factory=itertools.count)
+    #: Set (with the reason) when the run cannot succeed any more, e.g. a service process
+    #: exited: the drivers stop at their next attempt instead of retrying until their timeout.
+    aborted: threading.Event = field(default_factory=threading.Event)
+    abort_reason: str = ""
+
+    def abort(self, reason: str) -> None:
+        """End the run early: every driver gives up its dossier at its next attempt."""
+        self.abort_reason = self.abort_reason or reason
+        self.aborted.set()
 
     def progress(self) -> int:
         """Dossiers finished (through the whole process, or lost)."""
@@ -311,6 +320,8 @@ class FaultDriver(DossierDriver):
         self.unanswered = False
         backoff = 0.1
         while True:
+            if self.log.aborted.is_set():
+                raise DemoError(f"run aborted: {self.log.abort_reason}")
             correlation = uuid.uuid4().hex
             started = time.monotonic()
             try:
