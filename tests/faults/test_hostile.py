@@ -148,6 +148,8 @@ class Hostile:
     log: RunLog
     secret: bytes
     routes: dict[str, list[tuple[str, str]]]
+    #: Set when the drivers are done: the client sends nothing more (a round ends at once).
+    stop: threading.Event
     answers: dict[str, Counter[str]] = field(default_factory=dict)
     echoes: list[str] = field(default_factory=list)
     answers_500: list[str] = field(default_factory=list)
@@ -182,6 +184,8 @@ class Hostile:
         **kwargs: Any,
     ) -> httpx.Response | None:
         """One hostile request; its answer counted under ``kind`` and checked."""
+        if self.stop.is_set() or self.log.aborted.is_set():
+            return None
         url = self.world.system.url(service) + path
         try:
             response = (client or self.client).request(
@@ -209,6 +213,8 @@ class Hostile:
 
     def raw(self, kind: str, service: str, path: bytes, line: bytes) -> None:
         """A request written byte by byte on a socket; the status line is counted."""
+        if self.stop.is_set() or self.log.aborted.is_set():
+            return
         port = self.world.system.ports[service]
         request = (
             b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + line + b"\r\n"
@@ -399,7 +405,7 @@ class Hostile:
     def until_done(self, method: str, service: str, path: str, headers: dict[str, str]) -> None:
         """Repeat a command while the service has not heard of the dossier yet (404/409)."""
         deadline = time.monotonic() + OWN_WAIT_S
-        while time.monotonic() < deadline and not self.log.aborted.is_set():
+        while time.monotonic() < deadline and not (self.stop.is_set() or self.log.aborted.is_set()):
             response = self.send("hostile_command", method, service, path, headers=headers)
             if response is not None and 200 <= response.status_code < 300:
                 self.hostile_commands_2xx += 1
@@ -563,7 +569,7 @@ def test_a_hostile_client_cannot_stop_a_service_or_reach_the_record() -> None:
             target=watch, args=(world, log, done, exits), name="watch", daemon=True
         )
         watcher.start()
-        client = Hostile(world, log, load_secret(world), dossier_routes(world))
+        client = Hostile(world, log, load_secret(world), dossier_routes(world), done)
         hostile.append(client)
         fault = world.fault("hostile_client", "every service")
         try:
