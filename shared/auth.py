@@ -28,7 +28,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict
 
-from shared.errors import Geweigerd, NietBeschikbaar, NietGevonden, NietIngelogd
+from shared.errors import Geweigerd, NietBeschikbaar, NietGevonden, NietIngelogd, TeVaak
 
 __all__ = [
     "Auth",
@@ -50,6 +50,9 @@ IDP_KEYS_CODE: Final = "idp_sleutels_onbereikbaar"
 REFUSAL_UNRECORDED_CODE: Final = "weigering_niet_vastgelegd"
 
 SECRET_BYTES: Final = 32
+#: The longest bearer token looked at: checked before anything decodes it (an OIDC access token
+#: with many claims is a few KB; the request's headers together are capped in ``shared.http``).
+MAX_TOKEN_CHARS: Final = 8192
 _HMAC_ALGORITHM: Final = "HS256"
 _REQUIRED_CLAIMS: Final = ["exp", "iss", "aud", "sub"]
 
@@ -84,6 +87,8 @@ class RefusalReason(StrEnum):
     missing_claim = "missing_claim"
     missing_token = "missing_token"  # noqa: S105 - a reason code, not a password
     missing_role = "missing_role"
+    no_known_role = "no_known_role"
+    token_too_long = "token_too_long"  # noqa: S105 - a reason code, not a password
 
 
 class Principal(BaseModel):
@@ -155,8 +160,11 @@ def _principal_from(claims: Mapping[str, Any]) -> Principal:
     raw_roles = claims["roles"]
     if not isinstance(raw_roles, list) or not all(isinstance(r, str) for r in raw_roles):
         raise _unauthenticated(RefusalReason.malformed)
-    # An OIDC provider may list roles of other applications; those mean nothing here.
+    # An OIDC provider may list roles of other applications; those mean nothing here. A token
+    # with none of ours is refused like any other bad token: it names nobody the process knows.
     roles = frozenset(Role(r) for r in raw_roles if r in _ROLE_VALUES)
+    if not roles:
+        raise _unauthenticated(RefusalReason.no_known_role)
     return Principal(
         sub=sub,
         roles=roles,
@@ -358,6 +366,9 @@ class Refusal:
     aanvraag_id: UUID | None
     # Every path parameter that is a UUID (e.g. rapport_id), so a service can find the dossier.
     ids: Mapping[str, UUID] = field(default_factory=dict)
+    #: The address the attempt came from (``shared.throttle.client_source``): what anonymous
+    #: attempts are limited by; never recorded.
+    source: str = ""
 
 
 def _path_ids(request: Request) -> dict[str, UUID]:
@@ -381,12 +392,26 @@ def _actie(request: Request) -> str:
 _bearer = HTTPBearer(auto_error=False)
 
 
+def _peer(request: Request) -> str:
+    return request.client.host if request.client is not None else "onbekend"
+
+
 class Auth:
     """Checks the bearer token and roles of a request; reports every refusal to `on_refused`."""
 
-    def __init__(self, verifier: TokenVerifier, on_refused: Callable[[Refusal], None]) -> None:
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        on_refused: Callable[[Refusal], None],
+        source_of: Callable[[Request], str] | None = None,
+        refusals: object | None = None,
+    ) -> None:
         self.verifier = verifier
         self.on_refused = on_refused
+        self.source_of = source_of or _peer
+        #: What records the refusals (``shared.access.Refusals``), for the worker that records
+        #: the anonymous attempts of ended windows.
+        self.refusals = refusals
 
     def require(self, *roles: Role) -> Callable[..., Principal]:
         """A dependency returning the caller's Principal; 401 without a valid token, 403 if the
@@ -407,6 +432,8 @@ class Auth:
                     headers={"WWW-Authenticate": "Bearer"},
                 )
             try:
+                if len(credentials.credentials) > MAX_TOKEN_CHARS:
+                    raise _unauthenticated(RefusalReason.token_too_long)
                 principal = self.verifier.verify(credentials.credentials)
             except NietIngelogd as exc:
                 self._refuse(request, None, exc.code or RefusalReason.malformed.value, 401)
@@ -439,9 +466,12 @@ class Auth:
             principal=principal,
             aanvraag_id=ids.get("aanvraag_id"),
             ids=ids,
+            source=self.source_of(request),
         )
         try:
             self.on_refused(refusal)
+        except TeVaak:
+            raise  # counted, and over the source's limit: 429
         except Exception as exc:
             # An unrecorded refusal would be a hole in the audit trail: fail the request.
             logger.exception("recording a refusal failed", extra={"actie": refusal.actie})

@@ -19,8 +19,10 @@ __all__ = [
     "NietBeschikbaar",
     "NietGevonden",
     "NietIngelogd",
+    "NietPubliceerbaar",
     "Ongeldig",
     "TeGroot",
+    "TeVaak",
     "WeerbaarError",
     "field_path",
 ]
@@ -151,3 +153,34 @@ class NietBeschikbaar(WeerbaarError):
     status = 503
     title = "Tijdelijk niet beschikbaar / Service unavailable"
     slug = "niet-beschikbaar"
+
+
+class TeVaak(WeerbaarError):
+    """429: too many requests of this kind from this source (or for this address) for now;
+    ``Retry-After`` says when the window ends."""
+
+    status = 429
+    title = "Te veel verzoeken / Too many requests"
+    slug = "te-vaak"
+
+    def __init__(self, detail: str, *, retry_after_s: int, code: str = "te_vaak") -> None:
+        super().__init__(detail, code=code, headers={"Retry-After": str(retry_after_s)})
+        self.retry_after_s = retry_after_s
+
+
+class NietPubliceerbaar(WeerbaarError):
+    """500: a command's events could not be given a public form the contract accepts, so nothing
+    was recorded (a defect of the service, not of the input: the input was checked first)."""
+
+    status = 500
+    title = "Interne fout / Internal server error"
+    slug = "niet-publiceerbaar"
+
+    def __init__(self, event_type: str, rules: str) -> None:
+        super().__init__(
+            "De wijziging kon niet worden vastgelegd: er is niets opgeslagen. Vermeld de trace_id"
+            " als u contact opneemt.",
+            code="niet_publiceerbaar",
+        )
+        self.event_type = event_type
+        self.rules = rules

@@ -128,6 +128,14 @@ class Context:
     actor_role: str | None = None
     correlation_id: str | None = None
     causation_id: str | None = None
+    #: Other ids the same actor was recorded under by earlier releases (never written): a rule
+    #: that compares actors across history (four-eyes) checks these too.
+    actor_aliases: tuple[str, ...] = ()
+
+    def is_actor(self, recorded: Iterable[str]) -> bool:
+        """Whether any of ``recorded`` (actor ids from history) is this context's actor."""
+        known = set(recorded)
+        return self.actor_id in known or any(alias in known for alias in self.actor_aliases)
 
     def event_fields(self) -> dict[str, Any]:
         """The metadata fields every domain event takes from its context."""
@@ -585,11 +593,18 @@ class ServiceApplication(Application[UUID]):
     service: ClassVar[str]
     #: The service's own tables (read models, indexes), created at start when missing.
     ddl: ClassVar[Sequence[str]] = ()
+    #: Builds and validates the public form of an event, raising when it has none the contract
+    #: accepts (set by the composition root, ``shared.runtime.Components``): ``record`` calls
+    #: it on every event before anything is stored, so every committed event can be published.
+    publication_check: Callable[[DomainEvent], None] | None = None
 
     def __init__(self, env: dict[str, str]) -> None:
         # Several processes of one service (roles, replicas) start at once: the library's
         # CREATE TABLE IF NOT EXISTS races with itself in PostgreSQL (a unique violation in the
         # catalog), so the creating is done one process at a time.
+        #: Steps that record what was counted and is due (the anonymous refusals of ended
+        #: windows, ``shared.access.Refusals``): the runtime's workers run them periodically.
+        self.pending_records: list[Callable[..., object]] = []
         with _creating_tables(env):
             super().__init__(env)
             recorder = self.recorder
@@ -694,6 +709,9 @@ class ServiceApplication(Application[UUID]):
             events = tuple(
                 event if event.traceparent else event.model_copy(update=update) for event in events
             )
+        if self.publication_check is not None:
+            for event in events:
+                self.publication_check(event)
         try:
             self.save(*events, inbox=inbox, statements=statements)
         except IntegrityError as exc:

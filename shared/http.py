@@ -60,6 +60,7 @@ __all__ = [
     "Problem",
     "ReadinessCheck",
     "add_readiness_check",
+    "add_readiness_detail",
     "create_app",
     "problem_response",
 ]
@@ -421,7 +422,9 @@ class _RequestContext:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                MutableHeaders(scope=message).append("X-Trace-Id", trace_id)
+                headers = MutableHeaders(scope=message)
+                headers.append("X-Trace-Id", trace_id)
+                _secure_headers(headers, scope)
             await send(message)
 
         try:
@@ -451,6 +454,44 @@ class _RequestContext:
             self.metrics.http_requests.labels(*labels, str(status)).inc()
             self.metrics.http_duration.labels(*labels).observe(elapsed)
         return status
+
+
+def _secure_headers(headers: MutableHeaders, scope: Scope) -> None:
+    """Headers on every answer: no content sniffing; nothing kept by a cache (answers carry
+    personal data, and a route that may be cached says so itself); the correlation id the
+    request's events were recorded under, when it has one (``shared.wiring.correlation_of``)."""
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Cache-Control", "no-store")
+    state = scope.get("state")
+    correlation = state.get("correlation_id") if isinstance(state, dict) else None
+    if isinstance(correlation, str):
+        headers["X-Correlation-Id"] = correlation
+
+
+#: All request headers together, names and values, at most (bytes); a bigger request gets 431.
+MAX_HEADER_BYTES: Final = 16_384
+
+
+class _HeaderLimit:
+    """Answer 431 to a request whose headers together exceed ``MAX_HEADER_BYTES``, before any
+    of them is parsed (a token, a cookie, a correlation id)."""
+
+    def __init__(self, app: ASGIApp, max_header_bytes: int = MAX_HEADER_BYTES) -> None:
+        self.app = app
+        self.max_header_bytes = max_header_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = sum(len(name) + len(value) for name, value in scope.get("headers", ()))
+            if size > self.max_header_bytes:
+                await problem_response(
+                    431,
+                    "Headers te groot / Request header fields too large",
+                    detail=f"De headers samen mogen hoogstens {self.max_header_bytes} bytes zijn.",
+                    code="headers_te_groot",
+                )(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class _BodySizeLimit:
@@ -521,6 +562,32 @@ def add_readiness_check(app: FastAPI, name: str, check: ReadinessCheck) -> None:
     app.state.readiness.append((name, check))
 
 
+#: Something `/health/ready` reports without failing on it (the service still serves): a dict
+#: to show under `details.<name>`, or None when there is nothing to say.
+ReadinessDetail = Callable[[], Awaitable[dict[str, Any] | None]]
+
+
+def add_readiness_detail(app: FastAPI, name: str, detail: ReadinessDetail) -> None:
+    """Register `detail` under `name`: shown in `/health/ready`'s `details` when it says
+    something (a relay stopped at an event, say); a detail that fails is left out."""
+    app.state.readiness_details.append((name, detail))
+
+
+async def _details(app: FastAPI) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, detail in app.state.readiness_details:
+        try:
+            said = await asyncio.wait_for(detail(), timeout=READINESS_TIMEOUT_SECONDS)
+        except Exception as exc:
+            logger.warning(
+                "readiness detail failed", extra={"detail": name, "error_type": type(exc).__name__}
+            )
+            continue
+        if said is not None:
+            found[name] = said
+    return found
+
+
 _URL_CREDENTIALS: Final = re.compile(r"(?<=://)[^/@\s]+@")
 _DSN_PASSWORD: Final = re.compile(r"(?i)(password|passwd|pwd|token|secret)=\S+")
 
@@ -554,16 +621,18 @@ def _install_health(app: FastAPI) -> None:
     )
     async def ready() -> Response:
         checks: list[tuple[str, ReadinessCheck]] = list(app.state.readiness)
-        results = await asyncio.gather(*(_run_check(name, check) for name, check in checks))
+        results, details = await asyncio.gather(
+            asyncio.gather(*(_run_check(name, check) for name, check in checks)), _details(app)
+        )
         names = [name for name, _ in checks]
         outcome = {name: "ok" if ok else "failed" for name, ok in zip(names, results, strict=True)}
         failing = [name for name, state in outcome.items() if state != "ok"]
         if failing:
             return _error_response(
                 NietBeschikbaar(f"Niet gereed / Not ready: {', '.join(failing)}", code="not_ready"),
-                extra={"checks": outcome, "failing": failing},
+                extra={"checks": outcome, "failing": failing, "details": details},
             )
-        return JSONResponse({"status": "ok", "checks": outcome})
+        return JSONResponse({"status": "ok", "checks": outcome, "details": details})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -622,6 +691,7 @@ def create_app(
     app = _WeerbaarApp(title=title, version=version)
     app.state.service = service
     app.state.readiness = []
+    app.state.readiness_details = []
     app.add_exception_handler(WeerbaarError, _handle_weerbaar_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
@@ -631,6 +701,7 @@ def create_app(
     app.add_exception_handler(Exception, _handle_unexpected)
     # Added last = outermost: the trace id is set before the size check answers.
     app.add_middleware(_BodySizeLimit, max_body_bytes=max_body_bytes)
+    app.add_middleware(_HeaderLimit)
     app.add_middleware(_RequestContext, service=service)
     _install_health(app)
     _install_metrics(app, service)

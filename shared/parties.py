@@ -16,18 +16,24 @@ import httpx
 from pydantic import BaseModel
 
 from shared.auth import Principal, Role
-from shared.errors import NietBeschikbaar, NietGevonden
+from shared.errors import NietBeschikbaar
 from shared.telemetry import inject_traceparent
 
 #: The problem code of a 503 when intake's dossier registry could not answer who a caller is.
 REGISTRY_UNREACHABLE_CODE: Final = "dossierregistratie_onbereikbaar"
 
 
+#: What a service asks intake about when a party asked for something that does not exist (a
+#: report, a measure): no dossier has this id, so the answer is "no party", as for someone
+#: else's, and the caller is refused the same way, on record (nothing tells it exists or not).
+STAND_IN_DOSSIER: Final = UUID("00000000-0000-4000-8000-000000000000")
+
+
 class Partijen(BaseModel):
-    """Intake's answer."""
+    """Intake's answer (no parties and no organisation for a dossier intake does not know)."""
 
     partijen: frozenset[str]
-    organisatie_code: str
+    organisatie_code: str | None = None
 
 
 class DossierParties:
@@ -40,7 +46,8 @@ class DossierParties:
         self.token = token
 
     def of(self, aanvraag_id: UUID, principal: Principal) -> Partijen:
-        """The parties this principal is in the dossier (empty when none)."""
+        """The parties this principal is in the dossier (empty when none, also when intake does
+        not know the dossier)."""
         claims = {
             "email": principal.email if principal.has_role(Role.bestuurder) else None,
             "organisatie": principal.organisatie if principal.has_role(Role.werkgever) else None,
@@ -57,7 +64,9 @@ class DossierParties:
                 code=REGISTRY_UNREACHABLE_CODE,
             ) from None
         if response.status_code == 404:
-            raise NietGevonden("Onbekend dossier.")
+            # Unknown to intake: the caller is no party of it, exactly as of someone else's
+            # dossier; the service refuses both alike (on record, 404).
+            return Partijen(partijen=frozenset())
         if response.status_code != 200:
             raise NietBeschikbaar(
                 "De dossierregistratie gaf geen antwoord.", code=REGISTRY_UNREACHABLE_CODE

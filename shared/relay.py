@@ -25,7 +25,8 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
+from uuid import uuid5
 
 import nats
 import psycopg
@@ -35,10 +36,18 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import NotFoundError
 from psycopg.sql import SQL, Identifier
+from pydantic import ValidationError
 
-from shared.contracts.envelope import TRACEPARENT_PATTERN, CloudEvent
+from shared.contracts.envelope import (
+    ACTOR_ROLE_PATTERN,
+    OPAQUE_ID_PATTERN,
+    TRACEPARENT_PATTERN,
+    CloudEvent,
+)
+from shared.contracts.errors import describe_errors
 from shared.contracts.registry import subject_for, to_cloudevent
-from shared.eventstore import DomainEvent, PydanticMapper, public_event_id
+from shared.errors import NietPubliceerbaar
+from shared.eventstore import EVENT_ID_NAMESPACE, DomainEvent, PydanticMapper, public_event_id
 from shared.settings import Settings
 from shared.telemetry import metrics_for
 
@@ -70,11 +79,23 @@ Gateway = Callable[[DomainEvent], Sequence["PublicEvent"]]
 
 
 @dataclass(frozen=True)
+class Blocked:
+    """A stored event the relay cannot publish (a defect of a release: before commit every
+    event was checked): where it is and why, without any of its values."""
+
+    notification_id: int
+    event_type: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class _InFlight:
-    """A published batch whose PubAcks are still to come, and the position after it."""
+    """A published batch whose PubAcks are still to come, and the position after it (at the
+    blocked event, when the batch stopped at one)."""
 
     futures: list[asyncio.Future[PubAck]]
     after: Position
+    blocked: Blocked | None = None
 
 
 @dataclass(frozen=True, order=True)
@@ -122,14 +143,31 @@ class OutboxRelay:
         self.metrics.relay_published.labels(self.service)  # the series exists from the start
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay until ``stop`` is set; survives NATS and PostgreSQL outages by starting over."""
+        """Relay until ``stop`` is set; survives NATS and PostgreSQL outages by starting over.
+
+        Nothing the relay meets ends the process (its API and consumers go on): an outage starts
+        it over after a second; anything else is logged with its traceback and started over
+        with a back-off that doubles up to a minute (a defect that repeats shows as a stalled
+        relay, its lag alert and these log lines, not as a crash loop).
+        """
+        failures = 0
         while not stop.is_set():
             try:
                 await self._run_once(stop)
+                failures = 0
             except OUTAGES as exc:
                 self.active.clear()
                 log.warning("relay interrupted, restarting", extra={"error": type(exc).__name__})
                 await _sleep_or_stop(stop, 1.0)
+            except Exception:
+                self.active.clear()
+                failures += 1
+                wait_s = min(60.0, 2.0 ** min(failures, 6))
+                log.exception(
+                    "relay failed unexpectedly, restarting",
+                    extra={"service": self.service, "failures": failures, "retry_in_s": wait_s},
+                )
+                await _sleep_or_stop(stop, wait_s)
 
     async def _run_once(self, stop: asyncio.Event) -> None:
         async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as lock:
@@ -155,8 +193,7 @@ class OutboxRelay:
                     "relay active",
                     extra={"service": self.service, "from": position.notification_id},
                 )
-                self.active.set()
-                self.metrics.relay_active.labels(self.service).set(1)
+                self._mark_active(True)
                 async with await psycopg.AsyncConnection.connect(
                     self.conninfo, autocommit=True
                 ) as listen:
@@ -195,6 +232,9 @@ class OutboxRelay:
                                 in_flight = None  # reconnected meanwhile: resume (above)
                                 continue
                             in_flight, position = sent, sent.after
+                            if sent.blocked is not None:
+                                in_flight = None
+                                requests += await self._halt(lock, listen, sent, reconnected, stop)
                             continue
                         if in_flight is not None:
                             await self._settle(lock, in_flight, reconnected)
@@ -204,11 +244,92 @@ class OutboxRelay:
                             # Caught up with the log after a resync: say so to whoever asked.
                             await self._confirm_resync(lock, resyncing[-1])
                             resyncing.clear()
-                        requests += await self._wait_for_notify(listen, stop)
+                        requests += _resyncs(await self._wait_for_notify(listen, stop))
             finally:
-                self.active.clear()
-                self.metrics.relay_active.labels(self.service).set(0)
+                self._mark_active(False)
                 await nc.close()
+
+    def _mark_active(self, active: bool) -> None:
+        if active:
+            self.active.set()
+        else:
+            self.active.clear()
+        self.metrics.relay_active.labels(self.service).set(1 if active else 0)
+
+    async def _halt(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        listen: psycopg.AsyncConnection[Any],
+        sent: _InFlight,
+        reconnected: asyncio.Event,
+        stop: asyncio.Event,
+    ) -> list[str]:
+        """Publish what came before the blocked event, then stop at it (``_stopped``); when
+        the client reconnected meanwhile, nothing (the loop resumes from the stream)."""
+        assert sent.blocked is not None
+        if not await self._settle(conn, sent, reconnected):
+            return []
+        return await self._stopped(conn, listen, sent.blocked, stop)
+
+    async def _stopped(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        listen: psycopg.AsyncConnection[Any],
+        blocked: Blocked,
+        stop: asyncio.Event,
+    ) -> list[str]:
+        """Stay at an event that cannot be published, loudly, until told to resume (``weerbaar
+        relay resume``) or stopped; the resync requests that came meanwhile.
+
+        Events after it are not published either: the stream keeps the log's order. The API and
+        the consumers of the process go on. A restart (a fixed release) tries again too.
+        """
+        log.error(
+            "relay stopped at an event it cannot publish",
+            extra={
+                "service": self.service,
+                "notification_id": blocked.notification_id,
+                "event_type": blocked.event_type,
+                "reason": blocked.reason,
+                "what_to_do": "deploy a release that can publish it, then `weerbaar relay resume`",
+            },
+        )
+        await conn.execute(
+            SQL(
+                "INSERT INTO {} (service, notification_id, next_index, gestopt_bij, "
+                "gestopt_type, gestopt_reden, gestopt_sinds) "
+                "VALUES (%s, %s, 0, %s, %s, %s, now()) ON CONFLICT (service) DO UPDATE SET "
+                "gestopt_bij = EXCLUDED.gestopt_bij, gestopt_type = EXCLUDED.gestopt_type, "
+                "gestopt_reden = EXCLUDED.gestopt_reden, gestopt_sinds = EXCLUDED.gestopt_sinds"
+            ).format(self.position_table),
+            (
+                self.service,
+                blocked.notification_id - 1,
+                blocked.notification_id,
+                blocked.event_type,
+                blocked.reason[:500],
+            ),
+        )
+        resyncs: list[str] = []
+        while not stop.is_set():
+            payloads = await self._wait_for_notify(listen, stop)
+            resyncs += _resyncs(payloads)
+            if any(p.startswith(RESUME_PREFIX) for p in payloads):
+                break
+        else:
+            return resyncs
+        await conn.execute(
+            SQL(
+                "UPDATE {} SET gestopt_bij = NULL, gestopt_type = NULL, gestopt_reden = NULL, "
+                "gestopt_sinds = NULL WHERE service = %s"
+            ).format(self.position_table),
+            (self.service,),
+        )
+        log.warning(
+            "relay resumes at the event it stopped at",
+            extra={"service": self.service, "notification_id": blocked.notification_id},
+        )
+        return resyncs
 
     async def _acquire(self, lock: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
         key = advisory_key(f"weerbaar-relay:{self.service}")
@@ -318,39 +439,73 @@ class OutboxRelay:
 
     def _messages(
         self, batch: Sequence[Notification], position: Position
-    ) -> list[tuple[str, bytes, dict[str, str]]]:
-        """The batch as NATS messages (blocking: it reads stored events' JSON)."""
-        messages = []
+    ) -> tuple[list[tuple[str, bytes, dict[str, str]]], Blocked | None]:
+        """The batch as NATS messages, up to the first event that cannot be published (blocking:
+        it reads stored events' JSON)."""
+        messages: list[tuple[str, bytes, dict[str, str]]] = []
         todo = [n for n in batch if n.id >= position.notification_id]
-        mapper = self.app.mapper
-        assert isinstance(mapper, PydanticMapper)
-        # Decoded without their personal values (no key read, nothing decrypted): the public
-        # events are made from what survives forgetting.
-        events = mapper.to_domain_events(todo, skeleton=True)
-        for notification, event in zip(todo, events, strict=True):
-            public = self.gateway(event)
-            envelopes = cloudevents_for(self.service, self.settings, event, public)
-            for index, (public_event, ce) in enumerate(zip(public, envelopes, strict=True)):
+        # The decoded list ends early, with a ``Blocked``, at an event that cannot be decoded.
+        for notification, event in zip(todo, self._decode(todo), strict=False):
+            try:
+                if isinstance(event, Blocked):
+                    return messages, event
+                public = self.gateway(event)
+                envelopes = cloudevents_for(self.service, self.settings, event, public)
+                encoded = [
+                    (subject_for(public_event), ce.to_json(), ce.id)
+                    for public_event, ce in zip(public, envelopes, strict=True)
+                ]
+            except OUTAGES:
+                raise
+            except Exception as exc:
+                return messages, _blocked(notification.id, type(event).__name__, exc)
+            for index, (subject, payload, ce_id) in enumerate(encoded):
                 if notification.id == position.notification_id and index < position.index:
                     continue
                 headers = {
-                    "Nats-Msg-Id": ce.id,
-                    POSITION_HEADER: f"{notification.id}/{index}/{len(public)}",
+                    "Nats-Msg-Id": ce_id,
+                    POSITION_HEADER: f"{notification.id}/{index}/{len(encoded)}",
                 }
-                messages.append((subject_for(public_event), ce.to_json(), headers))
-        return messages
+                messages.append((subject, payload, headers))
+        return messages, None
+
+    def _decode(self, todo: Sequence[Notification]) -> list[DomainEvent | Blocked]:
+        """The stored events decoded without their personal values (no key read, nothing
+        decrypted: the public events are made from what survives forgetting); one that cannot
+        be decoded (a class moved without its old topic, say) as a ``Blocked``."""
+        mapper = self.app.mapper
+        assert isinstance(mapper, PydanticMapper)
+        try:
+            return list(mapper.to_domain_events(todo, skeleton=True))
+        except OUTAGES:
+            raise
+        except Exception:
+            log.info("a batch did not decode as a whole; decoding it event by event")
+        decoded: list[DomainEvent | Blocked] = []
+        for notification in todo:
+            try:
+                (event,) = mapper.to_domain_events([notification], skeleton=True)
+            except OUTAGES:
+                raise
+            except Exception as exc:
+                decoded.append(_blocked(notification.id, notification.topic, exc))
+                break
+            decoded.append(event)
+        return decoded
 
     async def _send(
         self, js: JetStreamContext, batch: Sequence[Notification], position: Position
     ) -> _InFlight:
         """Publish a batch without waiting for its PubAcks."""
-        messages = await asyncio.to_thread(self._messages, batch, position)
+        messages, blocked = await asyncio.to_thread(self._messages, batch, position)
         futures = [
             await js.publish_async(
                 subject, payload, headers=headers, stream=self.settings.stream_name
             )
             for subject, payload, headers in messages
         ]
+        if blocked is not None:
+            return _InFlight(futures, max(position, Position(blocked.notification_id, 0)), blocked)
         return _InFlight(futures, Position(batch[-1].id + 1, 0))
 
     async def _settle(
@@ -403,18 +558,39 @@ class OutboxRelay:
     async def _wait_for_notify(
         self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event
     ) -> list[str]:
-        """Wait for the next notification, at most the poll interval; the resync tokens read."""
-        tokens: list[str] = []
+        """Wait for the next notification, at most the poll interval; the requests read (new
+        events notify without a payload)."""
+        payloads: list[str] = []
         try:
             async with asyncio.timeout(self.poll_interval_s):
                 async for notify in conn.notifies(stop_after=1):
-                    _collect_resync(notify.payload, tokens)
+                    if notify.payload:
+                        payloads.append(notify.payload)
         except TimeoutError:
             pass
-        return tokens
+        return payloads
 
 
 RESYNC_PREFIX = "resync:"
+#: ``weerbaar relay resume``: a relay stopped at an event tries it again.
+RESUME_PREFIX = "resume:"
+
+
+def _resyncs(payloads: Sequence[str]) -> list[str]:
+    tokens: list[str] = []
+    for payload in payloads:
+        _collect_resync(payload, tokens)
+    return tokens
+
+
+def _blocked(notification_id: int, what: str, exc: Exception) -> Blocked:
+    """Why an event cannot be published, in words that quote none of its values."""
+    if isinstance(exc, ValidationError):
+        reason = describe_errors(exc.errors(include_input=False))
+    else:
+        reason = type(exc).__name__
+    return Blocked(notification_id, what.rsplit(":", 1)[-1], reason)
+
 
 #: How many messages without a position header (not the relay's) the start check looks past.
 _FOREIGN_MESSAGES_SKIPPED = 100
@@ -444,30 +620,125 @@ async def ensure_position_table(conn: psycopg.AsyncConnection[Any], service: str
     await conn.execute(
         SQL(
             "ALTER TABLE {} ADD COLUMN IF NOT EXISTS resync_token text, "
-            "ADD COLUMN IF NOT EXISTS resynced_at timestamptz"
+            "ADD COLUMN IF NOT EXISTS resynced_at timestamptz, "
+            "ADD COLUMN IF NOT EXISTS gestopt_bij bigint, "
+            "ADD COLUMN IF NOT EXISTS gestopt_type text, "
+            "ADD COLUMN IF NOT EXISTS gestopt_reden text, "
+            "ADD COLUMN IF NOT EXISTS gestopt_sinds timestamptz"
         ).format(table)
     )
 
 
 def cloudevents_for(
-    service: str, settings: Settings, event: DomainEvent, public: Sequence[PublicEvent]
+    service: str,
+    settings: Settings | None,
+    event: DomainEvent,
+    public: Sequence[PublicEvent],
+    *,
+    source: str | None = None,
+    strict: bool = False,
 ) -> list[CloudEvent]:
     """The CloudEvents that announce one stored event: the one place they are built, so the
-    relay and a rebuild from the event store (``weerbaar replay``) see the same envelopes."""
+    relay, the check before a command commits and a rebuild from the event store (``weerbaar
+    replay``) see the same envelopes.
+
+    ``strict`` (the check before commit): the event's metadata must be valid as it is.
+    Otherwise (publishing what is stored): metadata an earlier release stored that the contract
+    refuses (a caller's correlation text, an empty role) is replaced by a valid form derived from
+    the event — the same at every publish, so ids and envelopes stay stable — and a log line says
+    so; the event is published, never held back by its metadata.
+    """
+    meta = _metadata(service, event, strict=strict)
     return [
         to_cloudevent(
             public_event,
             id=public_event_id(service, event.originator_id, event.originator_version, index),
-            source=settings.source_for(service),
+            source=source or _source(settings, service),
             time=event.timestamp,
-            correlationid=event.correlation_id,
-            causationid=event.causation_id,
-            actorrole=event.actor_role,
-            actorid=event.actor_id,
             traceparent=_valid_traceparent(event.traceparent),
+            **meta,
         )
         for index, public_event in enumerate(public)
     ]
+
+
+class PublicationCheck:
+    """The check ``ServiceApplication.record`` makes before it stores an event: the event's
+    public form, built as the relay builds it, must be valid as it is (no metadata derived).
+    Otherwise nothing is stored and the command answers 500 ``niet_publiceerbaar``: the input
+    was checked at the edge, so this is a defect to fix, named in the log without any value."""
+
+    def __init__(self, service: str, gateway: Gateway, source: str) -> None:
+        self.service = service
+        self.gateway = gateway
+        self.source = source
+
+    def __call__(self, event: DomainEvent) -> None:
+        """Raise ``NietPubliceerbaar`` when ``event`` has no public form the contract accepts."""
+        try:
+            public = self.gateway(event)
+            envelopes = cloudevents_for(
+                self.service, None, event, public, source=self.source, strict=True
+            )
+            for public_event, ce in zip(public, envelopes, strict=True):
+                subject_for(public_event)
+                ce.to_json()
+        except ValidationError as exc:
+            self._refuse(event, describe_errors(exc.errors(include_input=False)))
+        except Exception as exc:
+            self._refuse(event, type(exc).__name__)
+
+    def _refuse(self, event: DomainEvent, reason: str) -> NoReturn:
+        name = type(event).__name__
+        log.error(
+            "event has no valid public form; nothing stored",
+            extra={"service": self.service, "event_type": name, "reason": reason},
+        )
+        raise NietPubliceerbaar(name, reason)
+
+
+_OPAQUE = re.compile(OPAQUE_ID_PATTERN)
+_ACTOR_ROLE = re.compile(ACTOR_ROLE_PATTERN)
+
+
+def _metadata(service: str, event: DomainEvent, *, strict: bool) -> dict[str, str | None]:
+    meta: dict[str, str | None] = {
+        "correlationid": event.correlation_id,
+        "causationid": event.causation_id,
+        "actorrole": event.actor_role,
+        "actorid": event.actor_id,
+    }
+    if strict:
+        return meta
+    replaced = []
+    for name in ("correlationid", "causationid", "actorid"):
+        value = meta[name]
+        if value is not None and not _OPAQUE.fullmatch(value):
+            # Derived from the event (not from the value, which may be personal): stable.
+            meta[name] = str(uuid5(EVENT_ID_NAMESPACE, f"{name}/{service}/{event.originator_id}"))
+            replaced.append(name)
+    role = meta["actorrole"]
+    if role is not None and not _ACTOR_ROLE.fullmatch(role):
+        meta["actorrole"] = None  # "no role": the attribute is left out
+        replaced.append("actorrole")
+    if replaced:
+        log.warning(
+            "stored event published with derived metadata",
+            extra={
+                "service": service,
+                "originator_id": str(event.originator_id),
+                "originator_version": event.originator_version,
+                "event_type": type(event).__name__,
+                "replaced": replaced,
+            },
+        )
+    return meta
+
+
+def _source(settings: Settings | None, service: str) -> str:
+    if settings is None:
+        raise ValueError("a CloudEvent needs a source: give settings or the source")
+    return settings.source_for(service)
 
 
 def _valid_traceparent(value: str | None) -> str | None:

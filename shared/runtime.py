@@ -32,10 +32,11 @@ from shared.eventstore import Clock, ServiceApplication
 from shared.logging import configure_logging
 from shared.projection import AggregateProjection
 from shared.projection import main as replay_projection
-from shared.relay import Gateway, OutboxRelay
+from shared.relay import Gateway, OutboxRelay, PublicationCheck
 from shared.replay import export_public
 from shared.settings import DEFAULT_PORTS, Settings, load_settings
 from shared.telemetry import configure_tracing, serve_metrics, shutdown_tracing
+from shared.wiring import periodic
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,13 @@ class Components:
     #: Read tables that are a function of the service's own aggregates (``replay`` rebuilds them).
     projections: Sequence[AggregateProjection[Any]] = ()
     consumers: list[DurableConsumer] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Every event the application records is checked against its public form first: what
+        # is committed can be published (the invariant; see ``PublicationCheck``). The source
+        # only has to be non-empty, which every configured prefix gives: the default stands in.
+        source = Settings.model_fields["source_prefix"].default + ":" + self.service
+        self.app.publication_check = PublicationCheck(self.service, self.gateway, source)
 
 
 Bootstrap = Callable[[Settings, Clock], Components]
@@ -111,7 +119,10 @@ async def run_components(
             components.consumers.append(consumer)
             tasks.append(asyncio.create_task(consumer.run(stop), name=consumer.durable))
     if "workers" in roles:
-        for worker in components.workers:
+        workers = [*components.workers]
+        for step in components.app.pending_records:
+            workers.append(periodic("pending_records", settings.pending_records_interval_s, step))
+        for worker in workers:
             tasks.append(asyncio.create_task(worker(stop), name=getattr(worker, "__name__", "w")))
 
     if "checkpointer" in roles:

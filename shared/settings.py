@@ -62,6 +62,11 @@ class Settings(BaseSettings):
         description="Key-encryption keys (kek-<n>.key) that wrap the data keys of personal data;"
         " defaults to <data_dir>/secrets. Back it up apart from the database.",
     )
+    pseudonym_key_file: Path | None = Field(
+        default=None,
+        description="Key of the actors' pseudonyms; defaults to <data_dir>/secrets/pseudonym.key."
+        " Every service of a deployment must read the same file.",
+    )
     jwt_issuer: str = "weerbaar-embedded"
     jwt_audience: str = "weerbaar"
     oidc_jwks_url: AnyUrl | None = None
@@ -83,6 +88,12 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8002", description="Scheduling's API, for the claim-check calls."
     )
     secretariaat_email: str = "secretariaat@weerbaarbestuur.local"
+    confirmation_mail_window_s: Annotated[float, Field(ge=0)] = Field(
+        default=3600.0,
+        description="At most one registration confirmation per address within this many seconds"
+        " (the public registration must not be usable to flood a mailbox); a further one is not"
+        " sent (lapses with reason te_vaak_verzonden). 0: no limit.",
+    )
 
     # Webhooks (notifications): delays between attempts; the default spans ~27.6 hours.
     webhook_retry_schedule_s: tuple[Annotated[float, Field(ge=0)], ...] = Field(
@@ -165,6 +176,33 @@ class Settings(BaseSettings):
     )
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
 
+    # Hostile traffic at the edge.
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(),
+        description="Peers whose last X-Forwarded-For entry names the client (the reverse"
+        " proxy); from anyone else the header is ignored.",
+    )
+    anonymous_refusal_window_s: Annotated[float, Field(gt=0)] = Field(
+        default=600.0,
+        description="Attempts without a valid token are recorded per dossier, route and window:"
+        " the first at once, the rest as one counted event when the window ends.",
+    )
+    anonymous_requests_per_minute: Annotated[int, Field(ge=0)] = Field(
+        default=60,
+        description="Refused attempts without a valid token one source may make per minute"
+        " before it gets 429 (0: no limit).",
+    )
+    pending_records_interval_s: Annotated[float, Field(gt=0)] = 30.0
+    registration_window_s: Annotated[float, Field(gt=0)] = 3600.0
+    registrations_per_source: Annotated[int, Field(ge=0)] = Field(
+        default=20,
+        description="Registrations (POST /aanvragen) one source may make per window (0: no limit).",
+    )
+    registrations_per_address: Annotated[int, Field(ge=0)] = Field(
+        default=3,
+        description="Registrations for one e-mail address per window (0: no limit).",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, value: str) -> str:
@@ -192,6 +230,12 @@ class Settings(BaseSettings):
     def secret_file(self) -> Path:
         """Where the embedded signing secret lives."""
         return self.jwt_secret_file or self.data_dir / "secrets" / "jwt.key"
+
+    @property
+    def pseudonym_key_path(self) -> Path:
+        """The key of the actors' pseudonyms (``actorid``): one per deployment, shared by every
+        service, kept with the other secrets and in every backup."""
+        return self.pseudonym_key_file or self.data_dir / "secrets" / "pseudonym.key"
 
     @property
     def kek_path(self) -> Path:

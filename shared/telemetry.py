@@ -25,7 +25,8 @@ import threading
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 from opentelemetry import context as otel_context
@@ -68,6 +69,7 @@ UNMATCHED_ROUTE: Final = "unmatched"
 RELAY_LAG: Final = "weerbaar_relay_lag_events"
 LAST_NOTIFICATION_ID: Final = "weerbaar_event_store_last_notification_id"
 LAST_PUBLISHED_AT: Final = "weerbaar_relay_last_published_timestamp_seconds"
+RELAY_STOPPED_AT: Final = "weerbaar_relay_stopped_at_event"
 STORE_SERIES: Final = (RELAY_LAG, LAST_NOTIFICATION_ID, LAST_PUBLISHED_AT)
 
 
@@ -221,7 +223,7 @@ class _EventStoreCollector(Collector):
         if app is None:
             return []
         try:
-            last_id, published_id, published_at = _relay_progress(app)
+            last_id, published_id, published_at, stopped_at = _relay_progress(app)
         except Exception as exc:  # the database is down: the scrape still answers
             error = type(exc).__name__
             log.warning("relay lag unavailable", extra={"service": self.service, "error": error})
@@ -242,6 +244,14 @@ class _EventStoreCollector(Collector):
         )
         last.add_metric([self.service], last_id)
         families.append(last)
+        stopped = GaugeMetricFamily(
+            RELAY_STOPPED_AT,
+            "The notification id of the event the relay stopped at because it cannot publish it"
+            " (0 while it publishes): see `weerbaar relay status`.",
+            labels=["service"],
+        )
+        stopped.add_metric([self.service], stopped_at)
+        families.append(stopped)
         if published_at is not None:
             when = GaugeMetricFamily(
                 LAST_PUBLISHED_AT,
@@ -257,25 +267,56 @@ class _EventStoreCollector(Collector):
         return []
 
 
-def _relay_progress(app: ServiceApplication) -> tuple[int, int, float | None]:
-    table = Identifier(app.service, "relay_position")
+def _relay_progress(app: ServiceApplication) -> tuple[int, int, float | None, int]:
+    """Last notification id, last published, when, and where the relay stopped (0: it did not)."""
     last_id = app.max_notification_id()
+    state = relay_state(app)
+    if state is None:
+        return last_id, 0, None, 0
+    return last_id, state.published_id, state.published_at, state.stopped_at or 0
+
+
+@dataclass(frozen=True)
+class RelayState:
+    """What a service's relay recorded of its progress (``<service>.relay_position``)."""
+
+    published_id: int
+    published_at: float
+    stopped_at: int | None
+    stopped_type: str | None
+    stopped_reason: str | None
+    stopped_since: float | None
+
+
+def relay_state(app: ServiceApplication) -> RelayState | None:
+    """The relay's recorded progress and stop, or None when it never recorded any."""
+    table = Identifier(app.service, "relay_position")
     with app.datastore.get_connection() as conn:
         exists = conn.execute(
             "SELECT to_regclass(%s) IS NOT NULL", (f"{app.service}.relay_position",)
         ).fetchone()
         if not exists or not next(iter(exists.values())):
-            return last_id, 0, None
+            return None
         row = conn.execute(
             SQL(
-                "SELECT notification_id, extract(epoch FROM published_at) AS at FROM {} "
-                "WHERE service = %s"
+                "SELECT notification_id, extract(epoch FROM published_at) AS at, "
+                "to_jsonb(p) AS rest FROM {} p WHERE service = %s"
             ).format(table),
             (app.service,),
         ).fetchone()
     if row is None:
-        return last_id, 0, None
-    return last_id, int(row["notification_id"]), float(row["at"])
+        return None
+    # Read as JSON: a relay of an older release has not added the columns of a stop yet.
+    rest: dict[str, Any] = row["rest"]
+    since = rest.get("gestopt_sinds")
+    return RelayState(
+        published_id=int(row["notification_id"]),
+        published_at=float(row["at"]),
+        stopped_at=rest.get("gestopt_bij"),
+        stopped_type=rest.get("gestopt_type"),
+        stopped_reason=rest.get("gestopt_reden"),
+        stopped_since=datetime.fromisoformat(since).timestamp() if since else None,
+    )
 
 
 _store_collectors: dict[str, _EventStoreCollector] = {}

@@ -5,19 +5,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import uuid
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Any
+from typing import Any, Final
 
 import nats
 from fastapi import FastAPI, Request
 
-from shared.access import opaque_actor_id, record_refusal
+from shared.access import (
+    Refusals,
+    actor_role_value,
+    configure_pseudonyms,
+    legacy_actor_id,
+    opaque_actor_id,
+)
 from shared.auth import (
     Auth,
     HmacTokenVerifier,
     OidcTokenVerifier,
     Principal,
+    Refusal,
     Role,
     TokenVerifier,
     issue_token,
@@ -25,8 +34,11 @@ from shared.auth import (
 )
 from shared.consumer import Delivery
 from shared.eventstore import Clock, Context, ServiceApplication
-from shared.http import add_readiness_check
+from shared.http import add_readiness_check, add_readiness_detail
+from shared.logging import trace_id_var
 from shared.settings import AuthMode, Settings
+from shared.telemetry import relay_state
+from shared.throttle import client_source
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +77,29 @@ def service_token(settings: Settings, service: str) -> Callable[[], str]:
     return provide
 
 
-def make_auth(settings: Settings, app: ServiceApplication) -> Auth:
-    """Auth whose refusals are recorded as ToegangGeweigerd in the service's own event store."""
-    return Auth(token_verifier(settings), on_refused=lambda refusal: record_refusal(app, refusal))
+def make_auth(
+    settings: Settings,
+    app: ServiceApplication,
+    with_dossier: Callable[[Refusal], Refusal] | None = None,
+) -> Auth:
+    """Auth whose refusals are recorded as ToegangGeweigerd in the service's own event store
+    (``shared.access.Refusals``: anonymous attempts counted, the actors' pseudonyms made with
+    the deployment's key). ``with_dossier`` names the dossier of a refusal whose path names
+    another id (a report, an appointment), so the dossier's audit trail shows it."""
+    configure_pseudonyms(settings.pseudonym_key_path)
+    refusals = Refusals(
+        app, settings.anonymous_refusal_window_s, settings.anonymous_requests_per_minute
+    )
+
+    def on_refused(refusal: Refusal) -> None:
+        refusals(refusal if with_dossier is None else with_dossier(refusal))
+
+    return Auth(
+        token_verifier(settings),
+        on_refused=on_refused,
+        source_of=lambda request: client_source(request, settings.trusted_proxies),
+        refusals=refusals,
+    )
 
 
 def add_standard_readiness(api: FastAPI, app: ServiceApplication, settings: Settings) -> None:
@@ -89,26 +121,64 @@ def add_standard_readiness(api: FastAPI, app: ServiceApplication, settings: Sett
         finally:
             await nc.close()
 
+    async def relay() -> dict[str, Any] | None:
+        # Read from PostgreSQL: the relay may run in another process of the service.
+        state = await asyncio.to_thread(relay_state, app)
+        if state is None or state.stopped_at is None:
+            return None
+        return {
+            "gestopt_bij": state.stopped_at,
+            "gebeurtenis": state.stopped_type,
+            "reden": state.stopped_reason,
+            "sinds": state.stopped_since,
+            "wat_te_doen": "weerbaar relay status; na een release die het kan: weerbaar relay"
+            " resume",
+        }
+
     add_readiness_check(api, "postgres", postgres)
     add_readiness_check(api, "nats", nats_check)
+    add_readiness_detail(api, "relay", relay)
+
+
+#: A correlation id a caller may choose: a UUID (any case, with or without hyphens) or 16 to 64
+#: hex digits (a W3C trace id). Anything else could be a name or an address, and is replaced.
+OPAQUE_CORRELATION: Final = re.compile(
+    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+    r"|[0-9A-Fa-f]{16,64}"
+)
+
+
+def correlation_of(request: Request) -> str:
+    """The request's correlation id: the caller's ``X-Correlation-Id`` when it is opaque, else
+    one made here (the answer's ``X-Correlation-Id`` header says which, see ``shared.http``)."""
+    chosen = getattr(request.state, "correlation_id", None)
+    if isinstance(chosen, str):
+        return chosen
+    offered = request.headers.get("X-Correlation-Id")
+    correlation = offered if offered is not None and OPAQUE_CORRELATION.fullmatch(offered) else None
+    if correlation is None:
+        # The request's trace id (also in every log line of the request), else a new one.
+        correlation = trace_id_var.get() or uuid.uuid4().hex
+    request.state.correlation_id = correlation
+    return correlation
 
 
 def request_context(request: Request, principal: Principal | None, clock: Clock) -> Context:
-    """The context of a change asked for over HTTP."""
-    trace_id = getattr(request.state, "trace_id", None)
-    correlation = request.headers.get("X-Correlation-Id") or trace_id
+    """The context of a change asked for over HTTP: nothing the caller sent reaches it
+    unchecked (a pseudonym of the ``sub``, the roles the service knows, an opaque correlation)."""
     return Context(
         now=clock.now(),
         actor_id=opaque_actor_id(principal.sub) if principal else None,
         actor_role=_role_of(principal),
-        correlation_id=correlation[:128] if correlation else None,
+        correlation_id=correlation_of(request),
+        actor_aliases=(legacy_actor_id(principal.sub),) if principal else (),
     )
 
 
 def _role_of(principal: Principal | None) -> str | None:
     if principal is None:
         return "aanvrager"
-    return ",".join(sorted(role.value for role in principal.roles)) or None
+    return actor_role_value({role.value for role in principal.roles})
 
 
 def delivery_context(delivery: Delivery, clock: Clock, service: str) -> Context:

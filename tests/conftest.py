@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from types import FrameType
@@ -10,6 +11,13 @@ import pytest
 
 from tests import servers
 
+#: The limits per source and per address (``shared.settings``), off unless a test sets them.
+UNTHROTTLED = (
+    "WEERBAAR_REGISTRATIONS_PER_SOURCE",
+    "WEERBAAR_REGISTRATIONS_PER_ADDRESS",
+    "WEERBAAR_ANONYMOUS_REQUESTS_PER_MINUTE",
+)
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Reject an unknown ``WEERBAAR_TEST_SERVERS`` before any test runs; stop on SIGTERM as on
@@ -17,6 +25,12 @@ def pytest_configure(config: pytest.Config) -> None:
     timeout or ``timeout`` would otherwise leave embedded PostgreSQL and NATS running)."""
     servers.server_mode()
     signal.signal(signal.SIGTERM, _interrupt)
+    # Every test system's clients come from this one machine, and many tests register hundreds
+    # of dossiers or knock without a token: the limits per source and per address are off by
+    # default here (every process a test starts inherits this). The tests of the limits, and the
+    # hostile-client scenario, switch them on in their own systems.
+    for name in UNTHROTTLED:
+        os.environ.setdefault(name, "0")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -16,6 +16,7 @@ import httpx
 import nats
 from nats.js.errors import NotFoundError
 
+from shared.access import configure_pseudonyms, opaque_actor_id
 from shared.auth import issue_token, load_or_create_secret
 from shared.embedded import free_port
 from shared.mailcatcher import MailCatcher
@@ -114,6 +115,12 @@ async def _count(nats_url: str, stream: str, subject: str | None) -> int:
 def stream_count(nats_url: str, subject: str | None = None, stream: str = "WEERBAAR") -> int:
     """How many messages a stream holds (on a subject filter, when given)."""
     return asyncio.run(_count(nats_url, stream, subject))
+
+
+def pseudonym(data_dir: Path, sub: str) -> str:
+    """The ``actorid`` the system whose data directory is ``data_dir`` records for ``sub``."""
+    configure_pseudonyms(data_dir / "secrets" / "pseudonym.key")
+    return opaque_actor_id(sub)
 
 
 def token(data_dir: Path, role: str, **claims: Any) -> dict[str, str]:

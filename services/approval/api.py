@@ -19,7 +19,7 @@ from services.approval.domain import (
 )
 from shared.auth import Auth, Principal, Role
 from shared.eventstore import Clock
-from shared.parties import DossierParties
+from shared.parties import STAND_IN_DOSSIER, DossierParties
 from shared.wiring import request_context
 
 HASH_PATTERN = r"^[0-9a-f]{64}$"
@@ -197,10 +197,13 @@ def router(approval: Approval, auth: Auth, clock: Clock, parties: DossierParties
         request: Request,
         principal: Annotated[Principal, Depends(auth.require(Role.bestuurder))],
     ) -> StatusView:
-        beoordeling = approval.beoordeling(rapport_id)
-        partijen = parties.of(beoordeling.aanvraag_id, principal)
-        if "bestuurder" not in partijen.partijen:
+        # An unknown report takes the same path as someone else's: intake asked, refused.
+        beoordeling = approval.find(rapport_id)
+        aanvraag_id = STAND_IN_DOSSIER if beoordeling is None else beoordeling.aanvraag_id
+        partijen = parties.of(aanvraag_id, principal)
+        if beoordeling is None or "bestuurder" not in partijen.partijen:
             auth.refuse(request, principal, "niet_eigen_dossier", status=404)
+        assert partijen.organisatie_code is not None  # intake knows a dossier with a party
         ctx = request_context(request, principal, clock)
         return status_view(
             approval.stem_in(rapport_id, body.instemming, partijen.organisatie_code, ctx)
@@ -219,14 +222,17 @@ def router(approval: Approval, auth: Auth, clock: Clock, parties: DossierParties
             Principal, Depends(auth.require(*STAFF, Role.bestuurder, Role.werkgever))
         ],
     ) -> StatusView:
-        beoordeling = approval.beoordeling(rapport_id)
-        if not principal.has_role(*STAFF):
-            partijen = parties.of(beoordeling.aanvraag_id, principal).partijen
-            eigen = (principal.has_role(Role.bestuurder) and "bestuurder" in partijen) or (
-                principal.has_role(Role.werkgever) and "werkgever" in partijen
-            )
-            if not eigen:
-                auth.refuse(request, principal, "niet_eigen_dossier", status=404)
+        if principal.has_role(*STAFF):
+            return status_view(approval.beoordeling(rapport_id))
+        # A party: an unknown report takes the same path as someone else's.
+        beoordeling = approval.find(rapport_id)
+        aanvraag_id = STAND_IN_DOSSIER if beoordeling is None else beoordeling.aanvraag_id
+        partijen = parties.of(aanvraag_id, principal).partijen
+        eigen = (principal.has_role(Role.bestuurder) and "bestuurder" in partijen) or (
+            principal.has_role(Role.werkgever) and "werkgever" in partijen
+        )
+        if beoordeling is None or not eigen:
+            auth.refuse(request, principal, "niet_eigen_dossier", status=404)
         return status_view(beoordeling)
 
     return api

@@ -5,8 +5,6 @@ from __future__ import annotations
 from services.approval.api import router
 from services.approval.application import Approval
 from services.approval.gateway import to_public
-from shared.access import record_refusal
-from shared.auth import Auth
 from shared.consumer import Delivery, Subscription
 from shared.contract_routes import contract_router
 from shared.contracts import events as public
@@ -16,7 +14,7 @@ from shared.parties import DossierParties
 from shared.register import register_subscription
 from shared.runtime import Components
 from shared.settings import Settings
-from shared.wiring import add_standard_readiness, delivery_context, service_token, token_verifier
+from shared.wiring import add_standard_readiness, delivery_context, make_auth, service_token
 
 RAPPORT_SUBJECTS = (
     "weerbaar.assessment.RapportOpgesteld.*",
@@ -32,10 +30,7 @@ def bootstrap(
     app = Approval(settings.eventsourcing_env("approval"))
     # Refusals on /rapporten/{rapport_id}/… name no dossier in the path: attribute them to the
     # report's dossier, so the dossier's audit trail shows them.
-    auth = Auth(
-        token_verifier(settings),
-        on_refused=lambda refusal: record_refusal(app, app.with_dossier(refusal)),
-    )
+    auth = make_auth(settings, app, app.with_dossier)
     if parties is None:
         parties = DossierParties(settings.intake_url, service_token(settings, "approval"))
     api = create_app(

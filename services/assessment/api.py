@@ -29,7 +29,7 @@ from shared.auth import Auth, Principal, Role
 from shared.contracts import events as public
 from shared.errors import Conflict, NietGevonden
 from shared.eventstore import Clock
-from shared.parties import DossierParties
+from shared.parties import STAND_IN_DOSSIER, DossierParties
 from shared.wiring import request_context
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,15 @@ class Toegang:
         if not partijen:
             self.auth.refuse(request, principal, "niet_eigen_dossier", status=404)
         return partijen
+
+    def onbekend(self, request: Request, principal: Principal, rol: public.Rol | None) -> NoReturn:
+        """A report or measure that does not exist, asked for by a party: the same work as for
+        someone else's (intake asked about a dossier, refused as not found, on record), so
+        neither the answer nor its time tells whether it exists. Staff: a plain 404."""
+        if rol in (public.Rol.BESTUURDER, public.Rol.WERKGEVER):
+            self.eigen_partijen(request, principal, STAND_IN_DOSSIER)
+            self.auth.refuse(request, principal, "niet_eigen_dossier", status=404)
+        raise NietGevonden()
 
     def als_partij(
         self, request: Request, principal: Principal, aanvraag_id: UUID, rol: public.Rol
@@ -230,8 +239,10 @@ def _rapport_routes(
         ],
         versie: Annotated[int | None, Query(ge=1, le=100_000)] = None,
     ) -> RapportInzage:
-        rapport = assessment.rapport(rapport_id)
         rol = lezer_rol(principal)
+        rapport = assessment.rapport_of_none(rapport_id)
+        if rapport is None:
+            toegang.onbekend(request, principal, rol)
         toegang.als_partij(request, principal, rapport.aanvraag_id, rol)
         ctx = request_context(request, principal, clock)
         try:
@@ -268,8 +279,9 @@ def _pkvw_routes(
         request: Request,
         principal: Annotated[Principal, Depends(auth.require(Role.bestuurder))],
     ) -> PkvwStand:
-        assessment.register.known(aanvraag_id)
+        # The party check first: an unknown dossier is then refused as someone else's is.
         toegang.als_partij(request, principal, aanvraag_id, public.Rol.BESTUURDER)
+        assessment.register.known(aanvraag_id)
         ctx = request_context(request, principal, clock)
         return assessment.wijzig_pkvw(
             aanvraag_id,
@@ -293,9 +305,9 @@ def _pkvw_routes(
             Depends(auth.require(*STAFF, Role.secretariaat, Role.bestuurder, Role.werkgever)),
         ],
     ) -> PkvwStand:
-        assessment.register.known(aanvraag_id)
         if not principal.has_role(*STAFF, Role.secretariaat):
             toegang.eigen_partijen(request, principal, aanvraag_id)
+        assessment.register.known(aanvraag_id)
         return assessment.pkvw(aanvraag_id, request_context(request, principal, clock))
 
 
@@ -318,13 +330,13 @@ def _maatregel_routes(
             Depends(auth.require(*STAFF, Role.secretariaat, Role.bestuurder, Role.werkgever)),
         ],
     ) -> MaatregelenOverzicht:
-        assessment.register.known(aanvraag_id)
         # Staff (and the secretariat, who sees every dossier) see the measures without their
         # descriptions once approved; the parties see them when they may read the report.
         rol: public.Rol | None = None
         if not principal.has_role(*STAFF, Role.secretariaat):
             rol = lezer_rol(principal)
             toegang.als_partij(request, principal, aanvraag_id, rol)
+        assessment.register.known(aanvraag_id)
         rapport = assessment.goedgekeurd_rapport(aanvraag_id)
         if rol is public.Rol.BESTUURDER and rapport is None:
             toegang.weiger(request, principal, Weigering("nog_niet_goedgekeurd"))
@@ -349,7 +361,7 @@ def _maatregel_routes(
     ) -> MaatregelStand:
         plaats = assessment.maatregel_plaats(maatregel_id)
         if plaats is None:
-            raise NietGevonden("Onbekende maatregel.")
+            toegang.onbekend(request, principal, lezer_rol(principal))
         rapport_id, aanvraag_id = plaats
         partijen = toegang.eigen_partijen(request, principal, aanvraag_id)
         ctx = request_context(request, principal, clock)

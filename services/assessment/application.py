@@ -45,7 +45,6 @@ from services.assessment.domain import (
     wie_betaalt,
     wijzig_pkvw,
 )
-from shared.access import record_refusal
 from shared.auth import Refusal
 from shared.contracts import events as public
 from shared.errors import Conflict, NietBeschikbaar, NietGevonden
@@ -236,6 +235,10 @@ class Assessment(ServiceApplication):
     def rapport(self, rapport_id: UUID) -> Rapport:
         """A report with all its versions; 404 when unknown."""
         return self.load(rapport_id, project_rapport, "Onbekend rapport.")
+
+    def rapport_of_none(self, rapport_id: UUID) -> Rapport | None:
+        """A report with all its versions, or None when unknown."""
+        return self.load_or_none(rapport_id, project_rapport)
 
     def rapport_van(self, aanvraag_id: UUID) -> UUID | None:
         """The id of the dossier's report, or None."""
@@ -545,8 +548,8 @@ class Assessment(ServiceApplication):
 
     # --- refusals --------------------------------------------------------------------------------
 
-    def record_refusal(self, refusal: Refusal) -> None:
-        """Record ToegangGeweigerd, with the dossier found from a rapport or measure id."""
+    def with_dossier(self, refusal: Refusal) -> Refusal:
+        """The refusal with the dossier found from a rapport or measure id."""
         if refusal.aanvraag_id is None:
             aanvraag_id: UUID | None = None
             if "rapport_id" in refusal.ids:
@@ -555,7 +558,7 @@ class Assessment(ServiceApplication):
                 plaats = self.maatregel_plaats(refusal.ids["maatregel_id"])
                 aanvraag_id = plaats[1] if plaats else None
             refusal = replace(refusal, aanvraag_id=aanvraag_id)
-        record_refusal(self, refusal)
+        return refusal
 
     def _apply(self, rapport: Rapport, event: DomainEvent) -> Rapport:
         self.record(event)

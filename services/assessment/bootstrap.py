@@ -7,7 +7,6 @@ import logging
 from services.assessment.api import router
 from services.assessment.application import RAPPORT, Assessment, OnbekendBesluit
 from services.assessment.gateway import to_public
-from shared.auth import Auth
 from shared.consumer import Delivery, Poison, Subscription
 from shared.contract_routes import contract_router
 from shared.contracts import events as public
@@ -17,7 +16,7 @@ from shared.parties import DossierParties
 from shared.register import register_subscription
 from shared.runtime import Components
 from shared.settings import Settings
-from shared.wiring import add_standard_readiness, delivery_context, service_token, token_verifier
+from shared.wiring import add_standard_readiness, delivery_context, make_auth, service_token
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ def bootstrap(
     """Build the assessment service (tests pass a fake for intake's parties API)."""
     app = Assessment(settings.eventsourcing_env("assessment"))
     # Refusals on /rapporten/{id} and /maatregelen/{id} are recorded with their dossier.
-    auth = Auth(token_verifier(settings), on_refused=app.record_refusal)
+    auth = make_auth(settings, app, app.with_dossier)
     if parties is None:
         parties = DossierParties(settings.intake_url, service_token(settings, "assessment"))
     api = create_app(

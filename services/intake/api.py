@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, Field
 
-from services.intake.application import Intake, email_hash
+from services.intake.application import Intake, RegistrationLimits, email_hash
 from services.intake.audit_export import MEDIA_TYPES, Verificatie, build, render
 from services.intake.domain import Aanmelding, Adres, BewaarplichtReden
 from services.intake.projections import (
@@ -77,8 +77,13 @@ class Ontvanger(BaseModel):
     email: str
 
 
-def router(intake: Intake, auth: Auth, clock: Clock) -> APIRouter:
-    """Intake's routes."""
+def router(
+    intake: Intake,
+    auth: Auth,
+    clock: Clock,
+    limits: RegistrationLimits | None = None,
+) -> APIRouter:
+    """Intake's routes (``limits``: how often the public registration may be used)."""
     api = APIRouter()
 
     def check_dossier_access(request: Request, principal: Principal, aanvraag_id: UUID) -> None:
@@ -120,7 +125,13 @@ def router(intake: Intake, auth: Auth, clock: Clock) -> APIRouter:
         ] = None,
     ) -> AanvraagAangemaakt:
         ctx = request_context(request, None, clock)
-        result = intake.dien_aanvraag_in(aanmelding, ctx, idempotency_key)
+        source = auth.source_of(request)
+
+        def admit(checked: Aanmelding) -> None:
+            if limits is not None:
+                limits.admit(source, checked, ctx.now)
+
+        result = intake.dien_aanvraag_in(aanmelding, ctx, idempotency_key, admit)
         response.headers["Location"] = f"/aanvragen/{result.aanvraag_id}"
         if result.replayed:
             response.headers["Idempotent-Replayed"] = "true"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
@@ -29,6 +29,7 @@ from services.intake.domain import (
     vernietig,
 )
 from services.intake.projections import EVENTS, UITVOERING
+from shared.access import opaque_actor_id
 from shared.eventstore import (
     Context,
     DuplicateKey,
@@ -38,6 +39,7 @@ from shared.eventstore import (
 )
 from shared.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
 from shared.keys import Vergeten, destroy_statement
+from shared.throttle import THROTTLE_DDL, Throttle
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,43 @@ class Ingediend:
     replayed: bool  # True when an earlier request with the same Idempotency-Key answered this
 
 
+class RegistrationLimits:
+    """The public registration cannot be used as a weapon (to flood the secretariat, or someone's
+    mailbox): new registrations are counted per source address and per e-mail address (a keyed
+    hash: the address itself is never stored here) in windows; over a limit, 429."""
+
+    def __init__(
+        self,
+        app: ServiceApplication,
+        window_s: float,
+        per_source: int,
+        per_address: int,
+    ) -> None:
+        app.create_tables([THROTTLE_DDL])
+        self.sources = Throttle(app, "registratie_bron", window_s)
+        self.addresses = Throttle(app, "registratie_adres", window_s)
+        self.per_source = per_source
+        self.per_address = per_address
+
+    def admit(self, source: str, aanmelding: Aanmelding, now: datetime) -> None:
+        """Count one registration; raise ``TeVaak`` when its source or an address is over."""
+        self.sources.limit(
+            source,
+            self.per_source,
+            now,
+            "Te veel aanmeldingen vanaf dit adres; probeer het later opnieuw.",
+        )
+        addresses = {aanmelding.aanvrager_email.strip().lower()}
+        addresses.add(aanmelding.bestuurder.email.strip().lower())
+        for address in sorted(addresses):
+            self.addresses.limit(
+                opaque_actor_id(address),
+                self.per_address,
+                now,
+                "Te veel aanmeldingen met dit e-mailadres; probeer het later opnieuw.",
+            )
+
+
 class Intake(ServiceApplication):
     """The intake service's application."""
 
@@ -79,14 +118,21 @@ class Intake(ServiceApplication):
         self.idempotency = IdempotencyKeys(self)
 
     def dien_aanvraag_in(
-        self, aanmelding: Aanmelding, ctx: Context, idempotency_key: str | None = None
+        self,
+        aanmelding: Aanmelding,
+        ctx: Context,
+        idempotency_key: str | None = None,
+        admit: Callable[[Aanmelding], None] | None = None,
     ) -> Ingediend:
-        """Register an aanvraag; a repeated request with the same key returns the first answer."""
+        """Register an aanvraag; a repeated request with the same key returns the first answer.
+        ``admit`` may refuse a new one (429, ``RegistrationLimits``); a repeat is not counted."""
         digest = fingerprint(aanmelding)
         if idempotency_key is not None:
             earlier = self.idempotency.earlier(SCOPE, idempotency_key, digest)
             if earlier is not None:
                 return Ingediend(UUID(earlier["aanvraag_id"]), replayed=True)
+        if admit is not None:
+            admit(aanmelding)
         aanvraag_id = uuid4()
         statements = [
             Statement(

@@ -77,6 +77,7 @@ HANDELINGEN: dict[str, str] = {
 
 #: Fields of ``data`` that the export repeats (ids, versions, codes, counts: never personal data).
 DETAILS = (
+    "aantal",
     "versie",
     "rol",
     "soort",

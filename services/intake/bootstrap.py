@@ -6,7 +6,7 @@ import contextlib
 from uuid import UUID
 
 from services.intake.api import compliance_router, internal_router, router
-from services.intake.application import Intake
+from services.intake.application import Intake, RegistrationLimits
 from services.intake.audit_export import verify_chains
 from services.intake.gateway import to_public
 from services.intake.projections import DDL, UITVOERING_SUBJECTS, Afsluiting, DossierProjection
@@ -37,7 +37,13 @@ def bootstrap(settings: Settings, clock: Clock) -> Components:
         max_body_bytes=settings.max_body_bytes,
     )
     api.include_router(contract_router())
-    api.include_router(router(app, auth, clock))
+    limits = RegistrationLimits(
+        app,
+        settings.registration_window_s,
+        settings.registrations_per_source,
+        settings.registrations_per_address,
+    )
+    api.include_router(router(app, auth, clock, limits))
     api.include_router(compliance_router(app, auth, clock, lambda: verify_chains(settings)))
     api.include_router(internal_router(app, auth, clock))
     add_standard_readiness(api, app, settings)

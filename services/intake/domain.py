@@ -18,6 +18,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from pydantic_core import PydanticCustomError
 
+from shared.email_address import MAX_LENGTH, AdresOngeldig, email_address
 from shared.errors import Conflict
 from shared.eventstore import (
     OMIT,
@@ -71,14 +72,22 @@ def buiten_regeling_reden(functie: Functie) -> Literal["raadslid", "statenlid", 
 
 
 Naam = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Email = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True,
-        max_length=254,
-        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
-    ),
-]
+
+
+def _email(value: str) -> str:
+    try:
+        return email_address(value)
+    except AdresOngeldig as exc:
+        # The rule names the field's problem in the 422; the value never appears in it.
+        raise PydanticCustomError(
+            f"email_{exc.rule}", "Not one acceptable e-mail address ({rule})", {"rule": exc.rule}
+        ) from None
+
+
+#: One bare address, normalised: what the mailer checks again and sends (``shared.email_address``).
+Email = Annotated[str, StringConstraints(max_length=MAX_LENGTH), AfterValidator(_email)]
+#: An address as an earlier release accepted it, which checked less (see ``EerdereAanmelding``).
+EerderEmail = str
 # At least one digit; pydantic's (Rust) regex engine has no look-ahead, hence this shape.
 Telefoon = Annotated[
     str,
@@ -160,6 +169,30 @@ class Aanmelding(BaseModel):
         )
 
 
+class EerdereBestuurder(Bestuurder):
+    """The bestuurder of an aanmelding stored by an earlier release (see EerdereAanmelding)."""
+
+    email: EerderEmail
+
+
+class EerdereWerkgever(Werkgever):
+    """The werkgever of an aanmelding stored by an earlier release (see EerdereAanmelding)."""
+
+    email: EerderEmail
+
+
+class EerdereAanmelding(Aanmelding):
+    """An aanmelding stored by an earlier release whose e-mail address today's rules refuse.
+
+    Stored events never change, so such an aanmelding must still load: as this subclass, whose
+    addresses are taken as stored. It is an Aanmelding to every reader; the mailer checks the
+    address again and refuses it (the notification fails for good, with a reason code).
+    """
+
+    bestuurder: EerdereBestuurder
+    werkgever: EerdereWerkgever
+
+
 class VergetenBestuurder(BaseModel):
     """The bestuurder of a forgotten dossier: only the office remains."""
 
@@ -206,8 +239,11 @@ class AanvraagOntvangen(DomainEvent):
         "aanmelding.reden": OMIT,
     }
 
-    # Exactly one of the two validates: the whole aanmelding, or (forgotten) what remains of it.
-    aanmelding: Aanmelding | VergetenAanmelding
+    # The first that validates: the whole aanmelding, (forgotten) what remains of it, or one an
+    # earlier release stored with an address today's rules refuse.
+    aanmelding: Annotated[
+        Aanmelding | VergetenAanmelding | EerdereAanmelding, Field(union_mode="left_to_right")
+    ]
 
 
 class AanvraagIngetrokken(DomainEvent):

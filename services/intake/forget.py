@@ -30,7 +30,7 @@ from psycopg.sql import SQL, Identifier
 
 from services.intake.application import Intake
 from services.intake.domain import VergeetReden
-from shared.access import opaque_actor_id
+from shared.access import configure_pseudonyms, opaque_actor_id
 from shared.errors import NietGevonden
 from shared.eventstore import Context, utcnow
 from shared.keys import DossierKeys, KeyEncryptionKeys, connect_transaction, dossier_keys_ddl
@@ -70,6 +70,7 @@ def forget(
         finally:
             own.close()
     intake.aanvraag(aanvraag_id)
+    configure_pseudonyms(settings.pseudonym_key_path)
     ctx = Context(now=now or utcnow(), actor_id=opaque_actor_id(door), actor_role=ROLE)
     who = ctx.actor_id or ROLE
     transaction = connect_transaction(settings.database_url)

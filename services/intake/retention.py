@@ -38,7 +38,7 @@ from psycopg.sql import SQL
 from services.intake.application import Intake
 from services.intake.forget import forget
 from services.intake.projections import DOSSIERS, EVENTS, Dossier, refold
-from shared.access import opaque_actor_id
+from shared.access import configure_pseudonyms, opaque_actor_id
 from shared.contracts.registry import EVENT_NAMES
 from shared.errors import Conflict
 from shared.eventstore import Context, utcnow
@@ -153,6 +153,7 @@ def apply(
 ) -> int:
     """Carry out what is due (skipping dossiers under a legal hold); the entries destroyed."""
     destroyed = 0
+    configure_pseudonyms(settings.pseudonym_key_path)
     for besluit in besluiten:
         if not besluit.iets or besluit.bewaarplicht is not None:
             continue

@@ -50,10 +50,12 @@ from services.notifications.templates import (
     AFSPRAAK_GEANNULEERD,
     AFSPRAAK_TEMPLATES,
     AFSPRAAK_VERZET,
+    BEVESTIGING_AANVRAAG,
     calendar_event_for,
     render,
 )
 from shared.consumer import TransientError
+from shared.email_address import AdresOngeldig, adres_sleutel, email_address, veilig_adres
 from shared.eventstore import (
     AlreadyProcessed,
     Clock,
@@ -71,6 +73,10 @@ log = logging.getLogger(__name__)
 DELIVERIES = Identifier("notifications", "deliveries")
 AFSPRAKEN = Identifier("notifications", "afspraken")
 VERZOEKEN = Identifier("notifications", "toelichtingsverzoeken")
+BEVESTIGINGSVENSTER = Identifier("notifications", "bevestigingsvenster")
+#: The data key (in the service's key table, wrapped by the KEK like any other) whose bytes key
+#: the hash of a confirmation's address: the same for every replica, never stored in clear.
+VENSTER_SLEUTEL_ID = UUID("90ff536a-178f-45af-ab94-4c9b4d202728")
 
 #: Parameters stored as ISO text that templates take as datetimes.
 _DATETIME_PARAMETERS = frozenset(
@@ -213,6 +219,13 @@ class Notifications(ServiceApplication):
         " aangevraagd_op timestamptz NOT NULL, afspraak_id uuid)",
         "CREATE INDEX IF NOT EXISTS toelichtingsverzoeken_open"
         " ON {schema}.toelichtingsverzoeken (aanvraag_id) WHERE afspraak_id IS NULL",
+        # The last registration confirmation per address (a keyed hash, never the address),
+        # kept for the window only: at most one confirmation per address per window.
+        "CREATE TABLE IF NOT EXISTS {schema}.bevestigingsvenster ("
+        " adres_sleutel text PRIMARY KEY, notificatie_id uuid NOT NULL,"
+        " verzonden_op timestamptz NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS bevestigingsvenster_op"
+        " ON {schema}.bevestigingsvenster (verzonden_op)",
     )
 
     def notificatie(self, notificatie_id: UUID) -> Notificatie:
@@ -441,15 +454,60 @@ class Notifications(ServiceApplication):
             )
             return [row["notificatie_id"] for row in curs.fetchall()]
 
-    def record_outcome(self, notificatie: Notificatie, event: DomainEvent, now: datetime) -> None:
-        """Record one attempt's outcome with the delivery log row."""
+    def record_outcome(
+        self,
+        notificatie: Notificatie,
+        event: DomainEvent,
+        now: datetime,
+        statements: Sequence[Statement] = (),
+    ) -> None:
+        """Record one attempt's outcome with the delivery log row (and ``statements``)."""
         after = project(notificatie, [event])
         assert after is not None
         release = Statement(
             SQL("UPDATE {} SET geclaimd_tot = NULL WHERE notificatie_id = %s").format(DELIVERIES),
             (notificatie.id,),
         )
-        self.record(event, statements=[*NOTIFICATIE.statements(notificatie, after), release])
+        self.record(
+            event,
+            statements=[*NOTIFICATIE.statements(notificatie, after), release, *statements],
+        )
+
+    # --- at most one registration confirmation per address per window --------------------------
+
+    def bevestiging_claimen(
+        self, sleutel: str, notificatie_id: UUID, now: datetime, venster: timedelta
+    ) -> bool:
+        """Claim the address's window for this confirmation: False when another one was sent (or
+        is being sent) to it within ``venster``; True for the first, and for its own retries.
+
+        One statement decides, so two senders with two registrations of one address side by
+        side cannot both send. Entries older than the window are removed on the way.
+        """
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL("DELETE FROM {} WHERE verzonden_op <= %s").format(BEVESTIGINGSVENSTER),
+                (now - venster,),
+            )
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} AS v (adres_sleutel, notificatie_id, verzonden_op)"
+                    " VALUES (%s, %s, %s) ON CONFLICT (adres_sleutel) DO UPDATE"
+                    " SET verzonden_op = v.verzonden_op"
+                    " WHERE v.notificatie_id = EXCLUDED.notificatie_id RETURNING 1"
+                ).format(BEVESTIGINGSVENSTER),
+                (sleutel, notificatie_id, now),
+            )
+            return curs.fetchone() is not None
+
+    def bevestiging_vrijgeven(self, sleutel: str, notificatie_id: UUID) -> Statement:
+        """Give the window back (recorded with a confirmation that failed for good: none went)."""
+        return Statement(
+            SQL("DELETE FROM {} WHERE adres_sleutel = %s AND notificatie_id = %s").format(
+                BEVESTIGINGSVENSTER
+            ),
+            (sleutel, notificatie_id),
+        )
 
     def bezorgingen(
         self, *, aanvraag_id: UUID | None = None, status: str | None = None, limit: int = 100
@@ -501,8 +559,10 @@ class Sender:
         concurrency: int = 4,
         batch: int = 20,
         drain_s: float = 10.0,
+        bevestiging_venster_s: float = 0.0,
     ) -> None:
         self.app = app
+        self.bevestiging_venster = timedelta(seconds=bevestiging_venster_s)
         self.concurrency = concurrency
         self.batch = batch
         self.drain_s = drain_s
@@ -567,8 +627,17 @@ class Sender:
     def _attempt(self, notificatie: Notificatie) -> None:
         ctx = Context(now=self.clock.now(), causation_id=notificatie.oorzaak_event_id)
         event: DomainEvent
+        venster: list[Statement] = []  # gives a confirmation's window back if it fails for good
         try:
             mail = self.compose(notificatie, ctx.now)
+            if isinstance(mail, OutgoingMail) and self._per_venster(notificatie):
+                sleutel = adres_sleutel(mail.to, self.app.keys.for_writing(VENSTER_SLEUTEL_ID).key)
+                if self.app.bevestiging_claimen(
+                    sleutel, notificatie.id, ctx.now, self.bevestiging_venster
+                ):
+                    venster.append(self.app.bevestiging_vrijgeven(sleutel, notificatie.id))
+                else:
+                    mail = Vervalt("te_vaak_verzonden")
             if isinstance(mail, Vervalt):
                 event = vervallen(notificatie, mail.reden_code, ctx)
             else:
@@ -617,7 +686,13 @@ class Sender:
         elif isinstance(event, NotificatieMislukt):
             final = "true" if event.definitief else "false"
             metrics.mails_failed.labels(self.app.service, notificatie.soort, final).inc()
-        self.app.record_outcome(notificatie, event, ctx.now)
+        failed_for_good = isinstance(event, NotificatieMislukt) and event.definitief
+        self.app.record_outcome(notificatie, event, ctx.now, venster if failed_for_good else ())
+
+    def _per_venster(self, notificatie: Notificatie) -> bool:
+        """Whether the mail counts against its address's window: the registration's confirmation,
+        which anyone can cause with anyone's address (other mails follow a staff member's step)."""
+        return notificatie.soort == BEVESTIGING_AANVRAAG and self.bevestiging_venster > timedelta(0)
 
     def compose(self, notificatie: Notificatie, now: datetime) -> OutgoingMail | Vervalt:
         """The mail as it must go out now, or why it no longer applies."""
@@ -632,7 +707,10 @@ class Sender:
             params = {k: v for k, v in params.items() if k not in _AFSPRAAK_PARAMETERS}
             params |= {"ontvanger": notificatie.ontvanger, "afspraak": afspraak}
         # Asked only now that the mail will go out: no address is handed out for nothing.
-        address = self.recipients.address(notificatie.aanvraag_id, notificatie.ontvanger)
+        address = _checked(
+            notificatie.ontvanger,
+            self.recipients.address(notificatie.aanvraag_id, notificatie.ontvanger),
+        )
         subject, text = render(
             notificatie.soort, aanvraag_id=str(notificatie.aanvraag_id), **params
         )
@@ -692,6 +770,17 @@ class Sender:
             content_type=f"text/calendar; method={method}; charset=UTF-8",
             content=calendar_file(event, method, now).encode("utf-8"),
         )
+
+
+def _checked(ontvanger: Ontvanger, address: str) -> str:
+    """The address as it goes out, checked again: a dossier's party by the rules intake applies
+    (an address stored by an older release may break them), the secretariaat's (configuration,
+    possibly on a local domain) only for being one bare address safe in a header."""
+    try:
+        return veilig_adres(address) if ontvanger == "secretariaat" else email_address(address)
+    except AdresOngeldig as exc:
+        # Sending it again will not help: the notification fails for good, with the rule.
+        raise PermanentMailError(f"adres_{exc.rule}") from None
 
 
 def _params(notificatie: Notificatie) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from services.notifications.recipients import IntakeRecipients, RecipientDirecto
 from services.notifications.webhook_api import router as webhook_router
 from services.notifications.webhook_sender import WebhookSender
 from services.notifications.webhook_store import Webhooks, watch_webhooks
+from services.notifications.webhook_transport import Resolver, system_resolver
 from services.notifications.webhooks import RetrySchedule
 from shared.contract_routes import contract_router
 from shared.eventstore import Clock
@@ -45,11 +46,13 @@ def bootstrap(
     *,
     recipients: Recipients | None = None,
     appointments: Appointments | None = None,
+    resolver: Resolver = system_resolver,
 ) -> NotificationsComponents:
     """Build the notifications service; `recipients` and `appointments` replace the claim-checks.
 
     `recipients` answers for the dossier's parties (intake by default); the secretariaat's address
-    always comes from the settings.
+    always comes from the settings. `resolver` is what the webhook sender asks for a callback
+    host's addresses (the system's resolver by default).
     """
     app = Notifications(settings.eventsourcing_env("notifications"))
     auth = make_auth(settings, app)
@@ -78,6 +81,7 @@ def bootstrap(
         clock,
         timeout_s=settings.webhook_timeout_s,
         allow_private=settings.webhook_allow_private_addresses,
+        resolver=resolver,
     )
     add_standard_readiness(api, app, settings)
 
@@ -103,6 +107,7 @@ def bootstrap(
         max_pogingen=settings.notification_max_attempts,
         organizer=settings.smtp_from,
         concurrency=settings.sender_concurrency,
+        bevestiging_venster_s=settings.confirmation_mail_window_s,
     )
     policies = Policies(app, clock)
     return NotificationsComponents(

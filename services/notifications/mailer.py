@@ -21,6 +21,7 @@ from email.utils import format_datetime, getaddresses, parseaddr
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from shared.contracts.envelope import TRACEPARENT_PATTERN
+from shared.email_address import AdresOngeldig, veilig_adres
 
 __all__ = [
     "Attachment",
@@ -60,16 +61,11 @@ class PermanentMailError(MailError):
 
 
 def _single_address(value: str) -> str:
-    """Check that `value` is one bare address; errors never repeat the value."""
-    if _LINE_BREAK.search(value):
-        raise ValueError("address contains a line break")
-    _, address = parseaddr(value)
-    if address != value.strip() or address.count("@") != 1 or any(c.isspace() for c in address):
-        raise ValueError("not a single bare e-mail address")
-    local, domain = address.split("@")
-    if not local or not domain:
-        raise ValueError("not a single bare e-mail address")
-    return address
+    """Check that `value` is one bare address, safe in a header; errors never repeat the value."""
+    try:
+        return veilig_adres(value)
+    except AdresOngeldig as exc:
+        raise ValueError(f"not one bare e-mail address ({exc.rule})") from None
 
 
 class SmtpConfig(BaseModel):

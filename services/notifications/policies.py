@@ -1,6 +1,7 @@
 """Notifications' policies: which public events cause which e-mails, and for whom.
 
-- AanvraagIngediend (intake) → bevestiging_aanvraag → aanvrager;
+- AanvraagIngediend (intake) → bevestiging_aanvraag → aanvrager (the sender sends at most one per
+  address per window: the public registration must not flood a mailbox);
 - AfspraakGepland (scheduling) → afspraak_bevestiging with an .ics → the appointment's party: the
   werkgever for gesprek_werkgever, the bestuurder for gesprek_bestuurder, and for a toelichting
   whoever asked for it (both when that is not known);

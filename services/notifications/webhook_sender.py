@@ -1,20 +1,28 @@
 """Sends due webhook deliveries: one signed POST per attempt, the outcome on record.
 
 Success is a 2xx answer. Anything else — another status, a timeout, a refused connection, a
-redirect (never followed), a callback host that resolves to an address not allowed — is a failed
-attempt, retried on the schedule. Logs and the delivery log carry codes, never bodies or secrets.
+redirect (never followed), a callback host that does not resolve (``dns_fout``) or resolves to an
+address not allowed (``prive_adres``: then no connection is made) — is a failed attempt, retried
+on the schedule. Logs and the delivery log carry codes, never bodies or secrets.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from datetime import timedelta
 
 import httpx
 
 from services.notifications.webhook_store import Claim, Uitkomst, Webhooks
-from services.notifications.webhooks import adres_fout, signature
+from services.notifications.webhook_transport import (
+    AdresGeweigerd,
+    CheckedTransport,
+    Resolver,
+    system_resolver,
+)
+from services.notifications.webhooks import signature
 from shared.eventstore import Clock
 
 log = logging.getLogger(__name__)
@@ -43,17 +51,21 @@ class WebhookSender:
         timeout_s: float,
         allow_private: bool,
         batch: int = 20,
-        transport: httpx.BaseTransport | None = None,
+        resolver: Resolver = system_resolver,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.webhooks = webhooks
         self.clock = clock
         self.timeout_s = timeout_s
-        self.allow_private = allow_private
         self.batch = batch
+        # Every connection resolves the host once and goes to the address it checked; with a
+        # transport of its own the client also ignores proxy settings from the environment
+        # (through a proxy, the proxy's address would be the one checked).
+        self.transport = CheckedTransport(resolver, allow_private=allow_private, verify=verify)
         self.client = httpx.Client(
             timeout=httpx.Timeout(timeout_s),
             follow_redirects=False,
-            transport=transport,
+            transport=self.transport,
             headers={"User-Agent": "weerbaar-webhooks/1"},
         )
 
@@ -103,9 +115,6 @@ class WebhookSender:
         self.webhooks.record_attempt(claim, uitkomst, self.clock.now())
 
     def _post(self, claim: Claim, key: bytes, timestamp: int) -> Uitkomst:
-        refused = adres_fout(claim.callback_url, self.allow_private)
-        if refused is not None:
-            return Uitkomst(False, 0, fout=refused)
         headers = {
             "Content-Type": CONTENT_TYPE,
             "webhook-id": claim.event_id,
@@ -118,6 +127,9 @@ class WebhookSender:
                 "POST", claim.callback_url, content=claim.body, headers=headers
             ) as response:
                 status = response.status_code
+        except AdresGeweigerd as exc:
+            # Nothing was sent: the host did not resolve, or to an address not allowed.
+            return Uitkomst(False, 0, fout=exc.reden)
         except httpx.HTTPError as exc:
             return Uitkomst(False, 0, fout=_fout(exc))
         return Uitkomst(200 <= status < 300, 0, status_code=status)

@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -189,12 +188,40 @@ def verify(
 # --- callback URLs (SSRF) ------------------------------------------------------------------------
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def adres_toegestaan(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether a webhook may connect to this address: a public unicast one.
+
+    Refused: loopback, private, shared (CGNAT), link-local, multicast, reserved, unspecified,
+    documentation and other special-purpose ranges, IPv6 site-local; an IPv6 address that
+    carries an IPv4 one (IPv4-mapped, 6to4, NAT64) is judged by the IPv4 address it carries.
+    """
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in _NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return adres_toegestaan(embedded)
+        if address.is_site_local:
+            return False
+    return address.is_global and not (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )
+
+
 def url_fout(url: str, allow_private: bool) -> str | None:
     """Why a callback URL is refused (a rule code), or None when it is acceptable.
 
     Only http(s), a host, no credentials in the URL; IP literals and ``localhost`` must be public
-    unless private addresses are allowed (development). Host names are checked again, resolved,
-    at every attempt (``adres_fout``).
+    unless private addresses are allowed (development). A host name is resolved and its
+    addresses checked when delivering, by the connection itself (``webhook_transport``).
     """
     vorm = _vorm_fout(url)
     if vorm is not None or allow_private:
@@ -206,7 +233,7 @@ def url_fout(url: str, allow_private: bool) -> str | None:
         address = ipaddress.ip_address(host)
     except ValueError:
         return None  # a name: resolved and checked when delivering
-    return None if address.is_global else "prive_adres"
+    return None if adres_toegestaan(address) else "prive_adres"
 
 
 def _vorm_fout(url: str) -> str | None:
@@ -223,24 +250,6 @@ def _vorm_fout(url: str) -> str | None:
         (port == 0, "url_ongeldig"),
     )
     return next((code for failed, code in checks if failed), None)
-
-
-def adres_fout(url: str, allow_private: bool) -> str | None:
-    """Resolve the callback's host now; a reason code when it points somewhere not allowed."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        return "dns_fout"
-    if allow_private:
-        return None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            return "prive_adres"
-    return None
 
 
 # --- the subscription's history (private domain events) ------------------------------------------

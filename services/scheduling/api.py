@@ -26,7 +26,6 @@ from services.scheduling.domain import (
     ToelichtingStatus,
     Vorm,
 )
-from shared.access import opaque_actor_id
 from shared.auth import Auth, Principal, Role
 from shared.contracts.envelope import UtcDatetime
 from shared.eventstore import Clock
@@ -326,7 +325,8 @@ def router(scheduling: Scheduling, auth: Auth, clock: Clock, parties: Parties) -
             extra={
                 "aanvraag_id": str(planning.id),
                 "afspraak_id": str(afspraak_id),
-                "to": opaque_actor_id(principal.sub),
+                # A service (only they reach this route), named as itself: no person's id.
+                "to": principal.sub,
                 "field": "afspraak.video_link",
             },
         )

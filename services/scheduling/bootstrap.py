@@ -7,8 +7,7 @@ from dataclasses import replace
 from services.scheduling.api import Parties, router
 from services.scheduling.application import PLANNING, Scheduling
 from services.scheduling.gateway import to_public
-from shared.access import record_refusal
-from shared.auth import Auth, Refusal
+from shared.auth import Refusal
 from shared.calendar import WorkingDayCalendar, profile_from_name
 from shared.consumer import Delivery, Subscription
 from shared.contract_routes import contract_router
@@ -21,9 +20,9 @@ from shared.settings import Settings
 from shared.wiring import (
     add_standard_readiness,
     delivery_context,
+    make_auth,
     periodic,
     service_token,
-    token_verifier,
 )
 
 #: What the planning reacts to. One consumer, so it sees a dossier's events in stream order: the
@@ -44,14 +43,14 @@ def bootstrap(settings: Settings, clock: Clock, *, parties: Parties | None = Non
         settings.eventsourcing_env("scheduling"), calendar, settings.contact_working_days
     )
 
-    def on_refused(refusal: Refusal) -> None:
+    def with_dossier(refusal: Refusal) -> Refusal:
         # A refusal on /afspraken/{id} belongs in that appointment's dossier's audit trail.
         afspraak_id = refusal.ids.get("afspraak_id")
         if refusal.aanvraag_id is None and afspraak_id is not None:
             refusal = replace(refusal, aanvraag_id=app.aanvraag_van(afspraak_id))
-        record_refusal(app, refusal)
+        return refusal
 
-    auth = Auth(token_verifier(settings), on_refused=on_refused)
+    auth = make_auth(settings, app, with_dossier)
     if parties is None:
         parties = DossierParties(settings.intake_url, service_token(settings, "scheduling"))
     api = create_app(

@@ -23,6 +23,7 @@ from shared.contracts.errors import InvalidCloudEvent, describe_errors
 OPAQUE_ID_PATTERN = r"^[A-Za-z0-9._:|-]{1,128}$"
 EVENT_TYPE_PATTERN = r"^nl\.weerbaarbestuur\.[A-Z][A-Za-z0-9]*\.v[1-9][0-9]*$"
 TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+ACTOR_ROLE_PATTERN = r"^[a-z][a-z_]{0,31}(,[a-z][a-z_]{0,31}){0,7}$"
 
 _EXTENSIONS = ("correlationid", "causationid", "actorrole", "actorid", "traceparent")
 
@@ -110,7 +111,7 @@ class CloudEvent(BaseModel):
     )
     actorrole: str | None = Field(
         default=None,
-        pattern=r"^[a-z][a-z_]{0,31}(,[a-z][a-z_]{0,31}){0,7}$",
+        pattern=ACTOR_ROLE_PATTERN,
         description="Extension: role(s) under which the actor acted, comma-separated "
         "(e.g. `secretariaat`, `bestuurder,werkgever`).",
     )

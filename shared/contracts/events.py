@@ -684,3 +684,19 @@ class ToegangGeweigerd(PublicEvent):
     def emitting_service(self) -> str:
         """The service that refused the attempt."""
         return self.dienst.value
+
+
+class ToegangGeweigerdV2(ToegangGeweigerd):
+    """Attempts without a valid token to reach a dossier's data were refused, counted together.
+
+    Anonymous attempts cannot say who tried, so they are recorded per dossier, route and window:
+    the first attempt of a window at once (`aantal` 1), the rest when the window has ended
+    (`aantal` = how many more). A signed-in caller's refusal is one `ToegangGeweigerd` v1 each.
+    """
+
+    event_name = "ToegangGeweigerd"
+    version = 2
+
+    aantal: int = Field(ge=1, description="How many refused attempts this event stands for.")
+    venster_van: UtcDatetime = Field(description="Start of the window the attempts fell in.")
+    venster_tot: UtcDatetime = Field(description="End of that window.")

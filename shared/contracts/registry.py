@@ -64,6 +64,7 @@ ALL_EVENTS: tuple[type[ev.PublicEvent], ...] = (
     ev.WebhookAbonnementHersteld,
     # every service
     ev.ToegangGeweigerd,
+    ev.ToegangGeweigerdV2,
 )
 
 

@@ -189,6 +189,16 @@ EXAMPLES: dict[type[ev.PublicEvent], ev.PublicEvent] = {
             reden="rol_ontbreekt",
             status_code=403,
         ),
+        ev.ToegangGeweigerdV2(
+            aanvraag_id=AANVRAAG_ID,
+            dienst=ev.Dienst.ASSESSMENT,
+            actie="GET /rapporten/{rapport_id}",
+            reden="zonder_geldig_token",
+            status_code=401,
+            aantal=99,
+            venster_van=MOMENT,
+            venster_tot=MOMENT,
+        ),
         ev.WebhookAbonnementGefaald(
             abonnement_id=ABONNEMENT_ID,
             organisatie_code="GM0363",

@@ -71,6 +71,7 @@ def test_every_event_but_refusals_and_webhook_health_needs_a_dossier(
     data["aanvraag_id"] = None
     without_dossier = (
         ev.ToegangGeweigerd,
+        ev.ToegangGeweigerdV2,
         ev.WebhookAbonnementGefaald,
         ev.WebhookAbonnementHersteld,
     )

@@ -24,7 +24,14 @@ from shared.mailcatcher import CaughtMail, MailCatcher, list_messages
 from shared.settings import SERVICES
 from shared.system import System
 from tests import servers
-from tests.support import StreamMessage, reset_streams, settings_for, stream_messages, wait_until
+from tests.support import (
+    StreamMessage,
+    pseudonym,
+    reset_streams,
+    settings_for,
+    stream_messages,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -166,7 +173,8 @@ def test_happy_path_with_rejection_revision_toelichting_and_closing(
 
     trail = wait_until(audit_complete, what="the reads in the audit trail")
     handed_out = [e for e in trail if str(e["type"]).endswith("PersoonsgegevensVerstrekt.v1")]
-    assert handed_out and all(e["actorid"] == "svc-notifications" for e in handed_out)
+    notifications = pseudonym(system.data_dir, "svc-notifications")
+    assert handed_out and all(e["actorid"] == notifications for e in handed_out)
     assert all(e["actorrole"] == "dienst" and e["time"] for e in handed_out)
     readers = {e["actorrole"] for e in trail if str(e["type"]).endswith("RapportIngezien.v1")}
     assert {"bestuurder", "werkgever"} <= readers
@@ -228,7 +236,8 @@ def test_consent_refused_then_given_late(
     assert refusal.data["status_code"] == 403
     assert refusal.actorrole == "werkgever"
     read = next(e for e in events if e.type.endswith("RapportIngezien.v1"))
-    assert read.actorid == d.actors.subs["werkgever"]
+    werkgever = pseudonym(system.data_dir, d.actors.subs["werkgever"])
+    assert read.actorid == werkgever
     names = _names(_on_stream(system, d.aanvraag_id))
     assert names.index("InstemmingGeweigerd") < names.index("InstemmingGegeven")
 
@@ -242,7 +251,7 @@ def test_consent_refused_then_given_late(
 
     trail = wait_until(in_audit, what="the refusal and the read in the audit trail")
     entry = next(e for e in trail if e["id"] == refusal.id)
-    assert entry["actorrole"] == "werkgever" and entry["actorid"] == d.actors.subs["werkgever"]
+    assert entry["actorrole"] == "werkgever" and entry["actorid"] == werkgever
     assert entry["time"]
 
 

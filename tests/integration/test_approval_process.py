@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from services.approval.bootstrap import bootstrap
 from services.approval.gateway import to_public
+from shared.access import opaque_actor_id
 from shared.auth import Principal, Role
 from shared.consumer import Delivery
 from shared.contracts import events as public
@@ -332,7 +333,7 @@ def test_reject_revise_resubmit_approve(world: World) -> None:
         "afgekeurd",
         redenen,
     )
-    assert (versie_1["inhoud_hash"], versie_1["besloten_door"]) == (hash_v1, BVA)
+    assert (versie_1["inhoud_hash"], versie_1["besloten_door"]) == (hash_v1, opaque_actor_id(BVA))
     world.deliver(
         public.RapportHerzien(
             aanvraag_id=aanvraag_id,

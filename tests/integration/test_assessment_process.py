@@ -25,6 +25,7 @@ from services.assessment.application import Assessment
 from services.assessment.bootstrap import bootstrap
 from services.assessment.domain import BesluitTeVroeg, Concept, RapportIngezienVastgelegd
 from services.assessment.gateway import to_public
+from shared.access import opaque_actor_id
 from shared.auth import Principal, Role
 from shared.consumer import Delivery, Poison
 from shared.contracts import events as public
@@ -689,7 +690,7 @@ def test_the_reader_is_in_the_envelope_and_no_content_is_public(world: World) ->
     assert world.lees(rapport_id, world.bestuurder(aanvraag_id)).status_code == 200
 
     (read,) = [e for e in world.recorded() if isinstance(e, RapportIngezienVastgelegd)]
-    assert read.actor_id == "best-1"
+    assert read.actor_id == opaque_actor_id("best-1")  # a pseudonym, never the sub
     assert read.actor_role == "bestuurder"
     assert read.ingezien_op == NU
 

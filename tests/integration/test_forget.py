@@ -36,6 +36,7 @@ from services.intake.domain import (
     VergetenAanmelding,
 )
 from services.intake.forget import forget, main
+from shared.access import opaque_actor_id
 from shared.consumer import Delivery
 from shared.contracts import events as public
 from shared.contracts.envelope import CloudEvent
@@ -468,7 +469,7 @@ def test_after_forgetting_no_api_replay_or_reader_reveals_the_person(stelsel: St
         "beheerder",
         ("intake", "assessment", "approval"),
     )
-    assert recorded.actor_id == "fg-1"
+    assert recorded.actor_id == opaque_actor_id("fg-1")  # a pseudonym, never the name
 
     # The skeleton remains: every gateway announces exactly what it announced before, plus the
     # forgetting itself; the report keeps the hash of the version the BVA approved.

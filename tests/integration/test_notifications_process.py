@@ -9,6 +9,7 @@ scheduling); the registration behind them holds distinctive personal data so a l
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -664,6 +665,94 @@ def test_the_aanvraag_is_still_confirmed_to_whoever_submitted_it(h: Harness) -> 
     assert subject(mail) == f"Bevestiging van uw aanmelding (dossier {h.aanvraag_id})"
 
 
+# --- at most one registration confirmation per address per window ---------------------------------
+
+
+def _registration(h: Harness, email: str) -> UUID:
+    """A further registration, submitted by its bestuurder with ``email``."""
+    h.aanvraag_id = uuid4()
+    body = aanmelding()
+    body["bestuurder"]["email"] = email
+    h.recipients.dossiers[h.aanvraag_id] = body
+    h.publish(h.ingediend())
+    return h.aanvraag_id
+
+
+def _statuses(h: Harness, dossiers: list[UUID]) -> list[str]:
+    app = h.components.sender.app
+    return [row.status for d in dossiers for row in app.bezorgingen(aanvraag_id=d)]
+
+
+def test_registrations_with_one_address_get_one_confirmation_per_window(h: Harness) -> None:
+    address = h.body["bestuurder"]["email"]
+    local, domain = address.split("@")
+    window = timedelta(seconds=h.settings.confirmation_mail_window_s)
+    assert window == timedelta(hours=1)  # the default
+    # Four at once: the sender delivers them side by side in one round; one claims the window.
+    first = [_registration(h, address) for _ in range(4)]
+    unrelated = _registration(h, "iemand.anders@example.org")
+    assert h.run() == 5
+    assert sorted(m.to for m in h.mails()) == sorted([(address,), ("iemand.anders@example.org",)])
+    assert sorted(_statuses(h, first)) == ["vervallen"] * 3 + ["verzonden"]
+    assert _statuses(h, [unrelated]) == ["verzonden"]
+    # Other spellings of the same mailbox, later within the window.
+    h.clock.advance_to(NU + window - timedelta(seconds=1))
+    others = [
+        _registration(h, spelling)
+        for spelling in (address.upper(), f"{local}+2@{domain}", f" {address} ")
+    ]
+    assert h.run() == 3
+    assert _statuses(h, others) == ["vervallen"] * 3
+    assert len(h.mails()) == 2
+    lapsed = [e for e in h.stored_events() if isinstance(e, NotificatieVervallen)]
+    assert [e.reden_code for e in lapsed] == ["te_vaak_verzonden"] * 6
+    assert all(to_public(e) == [] for e in lapsed)  # not an attempt: nothing is announced
+
+    # Other mails to the address are not counted against it: the appointment's goes out.
+    sent = h.components.sender.app.bezorgingen(status="verzonden")
+    [confirmed] = [r.aanvraag_id for r in sent if r.aanvraag_id in first]
+    h.aanvraag_id = confirmed
+    _, gepland = h.plan_afspraak("gesprek_bestuurder", "thuis", video_link=None)
+    assert h.feed(gepland)
+    assert h.run() == 1
+    assert len([m for m in h.mails() if m.to == (address,)]) == 2
+
+    # Once the window has passed (counted from the confirmation), the next one goes out again.
+    h.clock.advance_to(NU + window + timedelta(seconds=1))
+    later = _registration(h, address)
+    assert h.run() == 1
+    assert _statuses(h, [later]) == ["verzonden"]
+    assert len([m for m in h.mails() if m.to == (address,)]) == 3
+
+    # The window is kept by a keyed hash: the address is in none of the service's tables.
+    with h.components.app.datastore.get_connection() as conn:
+        rows = conn.execute("SELECT * FROM notifications.bevestigingsvenster").fetchall()
+    assert rows and all(len(r["adres_sleutel"]) == 64 for r in rows)
+    assert local not in json.dumps([dict(r) for r in rows], default=str)
+
+
+def test_a_confirmation_that_failed_leaves_the_window_to_the_next_registration(
+    h: Harness,
+) -> None:
+    address = h.body["bestuurder"]["email"]
+    h.catcher.fail(1, code=451)
+    first = _registration(h, address)
+    assert h.run() == 1  # refused for now: still due, and still holding the window
+    second = _registration(h, address)
+    h.clock.advance_to(NU + backoff(1))
+    assert h.run() == 2
+    assert _statuses(h, [first, second]) == ["verzonden", "vervallen"]
+
+    h.clock.advance_to(NU + timedelta(hours=2))
+    h.catcher.fail(1, code=550)
+    third = _registration(h, address)
+    assert h.run() == 1  # failed for good: no confirmation went, the window is given back
+    fourth = _registration(h, address)
+    assert h.run() == 1
+    assert _statuses(h, [third, fourth]) == ["mislukt", "verzonden"]
+    assert [m.to for m in h.mails()] == [(address,), (address,)]
+
+
 # --- the sender under load -----------------------------------------------------------------------
 
 
@@ -755,6 +844,73 @@ def test_a_refused_delivery_is_retried_with_the_same_invitation(h: Harness) -> N
     [row] = h.log()
     assert (row["status"], row["pogingen"]) == ("verzonden", 2)
     assert only(invitation(mail)[1], "UID") == f"{afspraak.afspraak_id}@{DOMAIN}"
+
+
+def _announced(h: Harness) -> list[public.PublicEvent]:
+    return [p for e in h.stored_events() for p in to_public(e)]
+
+
+@pytest.mark.parametrize(
+    ("stored", "reden"),
+    [
+        ("geheim,ander@example.org", "adres_meer_dan_een_adres"),
+        ("=?utf-8?q?geheim?=@example.org", "adres_encoded_word"),
+        ("geheim@example.org\r\nBcc: ander@example.org", "adres_stuurteken"),
+        ("Geheim <geheim@example.org>", "adres_weergavenaam"),
+    ],
+)
+def test_an_address_the_mailer_refuses_fails_for_good_at_once(
+    h: Harness, caplog: pytest.LogCaptureFixture, stored: str, reden: str
+) -> None:
+    # An address an earlier release accepted and intake hands out as stored.
+    h.body["bestuurder"]["email"] = stored
+    h.publish(h.ingediend())
+
+    with caplog.at_level(logging.INFO):
+        assert h.run() == 1
+        h.clock.advance_to(NU + timedelta(days=1))
+        assert h.run() == 0  # not retried
+
+    assert h.mails() == []
+    [row] = h.log()
+    assert (row["status"], row["pogingen"], row["volgende_poging"]) == ("mislukt", 1, None)
+    [announced] = _announced(h)
+    assert isinstance(announced, public.NotificatieMislukt)
+    assert (announced.reden_code, announced.definitief) == (reden, True)
+    # One attempt on record, no error in the log, and nothing of the address in it.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert any(r.getMessage() == "notification attempt" for r in caplog.records)
+    for record in caplog.records:
+        assert "geheim" not in json.dumps(record.__dict__, default=str).lower()
+
+
+def test_the_smtp_servers_5xx_fails_for_good_at_once_and_its_4xx_is_retried(h: Harness) -> None:
+    h.publish(h.ingediend())
+    h.catcher.fail(1, code=550)
+
+    assert h.run() == 1
+    h.clock.advance_to(NU + timedelta(days=1))
+    assert h.run() == 0
+
+    assert h.mails() == []
+    [row] = h.log()
+    assert (row["status"], row["pogingen"]) == ("mislukt", 1)
+    [announced] = _announced(h)
+    assert isinstance(announced, public.NotificatieMislukt)
+    assert (announced.reden_code, announced.definitief) == ("data_refused", True)
+
+    # A 4xx for the next dossier's confirmation: retried, then sent.
+    h.aanvraag_id = uuid4()
+    h.recipients.dossiers[h.aanvraag_id] = aanmelding()
+    h.publish(h.ingediend())
+    h.catcher.fail(1, code=451)
+    assert h.run() == 1
+    [row] = h.log()
+    assert (row["status"], row["pogingen"]) == ("gepland", 1)
+    h.clock.advance_to(h.clock.now() + backoff(1))
+    assert h.run() == 1
+    assert [row["status"] for row in h.log()] == ["verzonden"]
+    assert len(h.mails()) == 1
 
 
 def test_a_scheduling_outage_is_retried_later(h: Harness) -> None:

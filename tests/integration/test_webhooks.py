@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -25,6 +26,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.notifications.bootstrap import NotificationsComponents, bootstrap
+from services.notifications.webhook_sender import WebhookSender
 from services.notifications.webhooks import AbonnementFalend, AbonnementHersteld, verify
 from shared.consumer import DurableConsumer
 from shared.contracts import events as public
@@ -63,6 +65,8 @@ class Receiver:
     received: list[Ontvangen] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
     release: threading.Event = field(default_factory=threading.Event)
+    tls: ssl.SSLContext | None = None  # HTTPS with this context's certificate
+    server_names: list[str | None] = field(default_factory=list)  # TLS SNI of each handshake
 
     @property
     def url(self) -> str:
@@ -94,6 +98,13 @@ class Receiver:
         ThreadingHTTPServer.allow_reuse_address = True
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
+        if self.tls is not None:
+
+            def sni(sock: ssl.SSLSocket, name: str | None, ctx: ssl.SSLContext) -> None:
+                receiver.server_names.append(name)
+
+            self.tls.sni_callback = sni
+            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
@@ -108,8 +119,10 @@ class Receiver:
 
 
 @contextmanager
-def receiver(mode: str = "ok", *, up: bool = True) -> Iterator[Receiver]:
-    r = Receiver(free_port(), mode)
+def receiver(
+    mode: str = "ok", *, up: bool = True, tls: ssl.SSLContext | None = None
+) -> Iterator[Receiver]:
+    r = Receiver(free_port(), mode, tls=tls)
     if up:
         r.start()
     try:
@@ -649,3 +662,157 @@ async def test_an_event_before_its_dossiers_organisation_is_known_is_retried_not
             assert consumer.redelivered >= 1, "the early event came back"
         assert await asyncio.to_thread(service.send_due) == 2
     assert sorted(ours.accepted_ids()) == sorted(ids)
+
+
+# --- where a delivery connects (DNS rebinding) ---------------------------------------------------
+
+HOST = "hooks.integrator.example"  # no DNS knows it: only the test's resolver answers for it
+
+
+@dataclass
+class Dns:
+    """The resolver the service is built with: answers per name, and who asked what."""
+
+    answers: dict[str, list[list[str]]] = field(default_factory=dict)  # per name: one per call
+    asked: list[str] = field(default_factory=list)
+
+    def resolve(self, host: str, port: int) -> list[str]:
+        self.asked.append(host)
+        answers = self.answers[host]
+        return answers.pop(0) if len(answers) > 1 else answers[0]
+
+
+@contextmanager
+def resolving(settings: Settings, dns: Dns, **update: Any) -> Iterator[Webhooks]:
+    """The notifications service built with the test's resolver."""
+    configured = settings.model_copy(update={"webhook_timeout_s": 1.5, **update})
+    clock = FixedClock(NU)
+    components = bootstrap(configured, clock, resolver=dns.resolve)
+    try:
+        with TestClient(components.api) as client:
+            yield Webhooks(components, client, clock, configured)
+    finally:
+        components.webhook_sender.close()
+        components.app.close()
+
+
+async def test_a_host_that_resolves_inward_at_delivery_is_refused_and_nothing_reaches_it(
+    settings: Settings,
+) -> None:
+    dns = Dns({HOST: [["93.184.215.14"]]})  # public when subscribed
+    with (
+        resolving(settings, dns, webhook_allow_private_addresses=False) as service,
+        receiver() as local,
+    ):
+        eigen = service.subscribe(f"http://{HOST}:{local.port}/hook")
+        async with consuming(service):
+            await _publish(service.settings, [_ingediend(uuid.uuid4(), ORGANISATIE)])
+            await _wait_planned(service, 1)
+        for inward in ("127.0.0.1", "::ffff:127.0.0.1"):
+            dns.answers[HOST] = [[inward]]  # rebound to loopback before the delivery
+            dns.asked.clear()
+            assert await asyncio.to_thread(service.send_due) == 1
+            assert dns.asked == [HOST]
+
+        assert local.received == []
+        [bezorging] = service.log(eigen["abonnement_id"])
+        assert bezorging["status"] == "gepland"  # retried on the schedule, in case DNS is fixed
+        assert [(p["fout"], p["geslaagd"], p["status_code"]) for p in bezorging["log"]] == [
+            ("prive_adres", False, None),
+            ("prive_adres", False, None),
+        ]
+
+
+async def test_the_delivery_connects_to_the_address_it_checked_under_the_host_name(
+    settings: Settings,
+) -> None:
+    # A second resolution would get an address where nothing listens.
+    dns = Dns({HOST: [["127.0.0.1"], ["192.0.2.1"]]})
+    with resolving(settings, dns, webhook_allow_private_addresses=True) as service:
+        with receiver() as local:
+            service.subscribe(f"http://{HOST}:{local.port}/hook")
+            async with consuming(service):
+                [event_id] = await _publish(
+                    service.settings, [_ingediend(uuid.uuid4(), ORGANISATIE)]
+                )
+                await _wait_planned(service, 1)
+            assert await asyncio.to_thread(service.send_due) == 1
+
+        assert local.accepted_ids() == [event_id]
+        assert local.received[0].headers["host"] == f"{HOST}:{local.port}"
+        assert dns.asked == [HOST]
+
+
+def _certificate(tmp_path: Any, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A self-signed certificate for ``name``: the receiver's context and one that trusts it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(datetime.now(UTC) - timedelta(hours=1))
+        .not_valid_after(datetime.now(UTC) + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client
+
+
+async def test_tls_is_verified_against_the_host_name_not_the_address(
+    settings: Settings, tmp_path: Any
+) -> None:
+    other = "ander.integrator.example"  # resolves to the same receiver; its certificate is HOST's
+    dns = Dns({HOST: [["127.0.0.1"]], other: [["127.0.0.1"]]})
+    server_tls, trusting = _certificate(tmp_path, HOST)
+    with (
+        resolving(settings, dns, webhook_allow_private_addresses=True) as service,
+        receiver(tls=server_tls) as local,
+    ):
+        eigen = service.subscribe(f"https://{HOST}:{local.port}/hook")
+        ander = service.subscribe(f"https://{other}:{local.port}/hook")
+        async with consuming(service):
+            [event_id] = await _publish(service.settings, [_ingediend(uuid.uuid4(), ORGANISATIE)])
+            await _wait_planned(service, 2)
+        sender = WebhookSender(
+            service.components.webhooks,
+            service.clock,
+            timeout_s=1.5,
+            allow_private=True,
+            resolver=dns.resolve,
+            verify=trusting,
+        )
+        try:
+            assert await asyncio.to_thread(sender.run_once) == 2
+        finally:
+            sender.close()
+
+        assert local.accepted_ids() == [event_id]
+        assert local.received[0].headers["host"] == f"{HOST}:{local.port}"
+        assert sorted(local.server_names, key=str) == sorted([HOST, other])  # SNI: the names
+        [delivered] = service.log(eigen["abonnement_id"])
+        assert delivered["status"] == "afgeleverd"
+        [refused] = service.log(ander["abonnement_id"])
+        assert [(p["fout"], p["geslaagd"]) for p in refused["log"]] == [
+            ("verbinding_mislukt", False)
+        ]

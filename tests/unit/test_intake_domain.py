@@ -7,6 +7,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from services.intake.domain import (
@@ -14,6 +15,7 @@ from services.intake.domain import (
     Aanvraag,
     AanvraagIngetrokken,
     AanvraagOntvangen,
+    EerdereAanmelding,
     Functie,
     buiten_regeling_reden,
     dien_in,
@@ -23,6 +25,7 @@ from services.intake.domain import (
 )
 from shared.errors import Conflict
 from shared.eventstore import Context
+from shared.http import create_app
 
 INGEDIEND = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
 LATER = datetime(2026, 3, 4, 14, 0, tzinfo=UTC)
@@ -194,6 +197,68 @@ def test_invalid_email_addresses_are_refused(email: str) -> None:
     with pytest.raises(ValidationError) as info:
         Aanmelding.model_validate(with_werkgever(email=email))
     assert [e["loc"] for e in info.value.errors()] == [("werkgever", "email")]
+
+
+@pytest.mark.parametrize(
+    ("email", "rule"),
+    [
+        ("anna@example.nl\r\nBcc: iemand@example.org", "email_stuurteken"),
+        ("=?utf-8?q?anna?=@example.nl", "email_encoded_word"),
+        ("anna@example.nl, piet@example.nl", "email_meer_dan_een_adres"),
+        ("Anna de Vries <anna@example.nl>", "email_weergavenaam"),
+        ("anna@intranet.local", "email_ongeldig"),
+    ],
+)
+def test_an_address_that_could_change_a_mail_header_is_refused_by_rule(
+    email: str, rule: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        Aanmelding.model_validate(with_bestuurder(email=email))
+    [error] = info.value.errors(include_input=False)
+    assert (error["loc"], error["type"]) == (("bestuurder", "email"), rule)
+    assert email not in str(error)
+
+
+def test_the_address_is_stored_as_the_mailer_sends_it() -> None:
+    aanmelding = Aanmelding.model_validate(with_werkgever(email=" P.Jansen@Example.NL "))
+    assert aanmelding.werkgever.email == "P.Jansen@example.nl"
+
+
+def test_the_422_names_the_field_and_the_rule_never_the_address() -> None:
+    api = create_app(service="intake", title="t", version="1", max_body_bytes=100_000)
+
+    @api.post("/aanvragen")
+    def dien_in_(aanmelding: Aanmelding) -> dict[str, str]:
+        return {}
+
+    email = "=?utf-8?q?geheim?=@verzonnen.example.nl"
+    with TestClient(api) as client:
+        response = client.post("/aanvragen", json=with_bestuurder(email=email))
+    assert response.status_code == 422
+    assert [(e["field"], e["rule"]) for e in response.json()["errors"]] == [
+        ("body.bestuurder.email", "email_encoded_word")
+    ]
+    assert "geheim" not in response.text and "verzonnen" not in response.text
+
+
+def test_an_aanmelding_an_earlier_release_stored_with_an_address_refused_today_still_loads() -> (
+    None
+):
+    event = dien_in(uuid4(), Aanmelding.model_validate(aanmelding_data()), Context(now=INGEDIEND))
+    stored = event.model_dump(mode="json")
+    stored["aanmelding"]["bestuurder"]["email"] = "anna,piet@example.nl"
+
+    loaded = AanvraagOntvangen.model_validate(stored)
+
+    assert isinstance(loaded.aanmelding, EerdereAanmelding)
+    assert isinstance(loaded.aanmelding, Aanmelding)  # to every reader, an aanmelding
+    assert loaded.aanmelding.bestuurder.email == "anna,piet@example.nl"  # as stored
+    aanvraag = project(None, [loaded])
+    assert aanvraag is not None and aanvraag.aanmelding == loaded.aanmelding
+    # Today's addresses load as today's aanmelding.
+    assert type(AanvraagOntvangen.model_validate(event.model_dump(mode="json")).aanmelding) is (
+        Aanmelding
+    )
 
 
 @pytest.mark.parametrize("telefoon", ["0612345678", "+31 6 12345678", "020-1234567", "(020) 123"])

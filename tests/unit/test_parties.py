@@ -11,7 +11,7 @@ import pytest
 
 from shared.auth import Principal, Role
 from shared.embedded import free_port
-from shared.errors import NietBeschikbaar, NietGevonden
+from shared.errors import NietBeschikbaar
 from shared.parties import REGISTRY_UNREACHABLE_CODE, DossierParties
 
 CALLER = Principal(sub="usr-1", roles=frozenset({Role.bestuurder}), email="b@example.org")
@@ -62,8 +62,12 @@ def test_a_registry_that_fails_is_a_503_with_its_code(
     assert raised.value.code == REGISTRY_UNREACHABLE_CODE
 
 
-def test_an_unknown_dossier_stays_a_404(registry: tuple[str, type[_Answer]]) -> None:
+def test_an_unknown_dossier_makes_the_caller_no_party_as_someone_elses_does(
+    registry: tuple[str, type[_Answer]],
+) -> None:
+    """The service then refuses it as it refuses someone else's dossier (the same path)."""
     url, handler = registry
     handler.status = 404
-    with pytest.raises(NietGevonden):
-        DossierParties(url, lambda: "token").of(uuid4(), CALLER)
+    answer = DossierParties(url, lambda: "token").of(uuid4(), CALLER)
+    assert answer.partijen == frozenset()
+    assert answer.organisatie_code is None

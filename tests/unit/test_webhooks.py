@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import itertools
 import time
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from services.notifications.webhooks import (
     Gebeurtenis,
     OrganisatieOnbekend,
     RetrySchedule,
+    adres_toegestaan,
     bereikt,
     secret_text,
     signature,
@@ -193,3 +195,60 @@ def test_the_guides_verification_sample_accepts_our_signature() -> None:
     old = {**headers, "webhook-timestamp": str(stamp - 600)}
     old["webhook-signature"] = signature(key, "e-9", stamp - 600, body)
     assert not verified(secret_text(key), old, body)
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("93.184.215.14", True),
+        ("8.8.8.8", True),
+        ("2606:4700::1111", True),
+        ("::ffff:8.8.8.8", True),  # IPv4-mapped: judged by the IPv4 address
+        ("64:ff9b::808:808", True),  # NAT64 of a public address
+        ("127.0.0.1", False),
+        ("127.8.9.10", False),
+        ("10.0.0.7", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("100.64.0.1", False),  # shared address space (CGNAT)
+        ("169.254.169.254", False),  # link-local: the cloud metadata service
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),  # multicast
+        ("239.255.255.250", False),
+        ("240.0.0.1", False),  # reserved
+        ("255.255.255.255", False),
+        ("192.0.2.1", False),  # documentation
+        ("198.18.0.1", False),  # benchmarking
+        ("::1", False),
+        ("::", False),
+        ("fe80::1", False),
+        ("fc00::1", False),  # unique local
+        ("fec0::1", False),  # site-local (deprecated, still not public)
+        ("ff02::1", False),  # multicast
+        ("2001:db8::1", False),  # documentation
+        ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
+        ("::ffff:169.254.169.254", False),
+        ("::ffff:10.0.0.1", False),
+        ("2002:7f00:1::", False),  # 6to4 carrying 127.0.0.1
+        ("2002:a00:1::", False),  # 6to4 carrying 10.0.0.1
+        ("64:ff9b::7f00:1", False),  # NAT64 carrying 127.0.0.1
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo
+    ],
+)
+def test_which_addresses_a_webhook_may_connect_to(address: str, allowed: bool) -> None:
+    assert adres_toegestaan(ipaddress.ip_address(address)) is allowed
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::ffff:127.0.0.1]:8005/internal",
+        "http://[::1]/",
+        "http://[fe80::1]/",
+        "http://224.0.0.1/",
+        "http://0.0.0.0:8005/",
+        "http://sub.localhost/",
+    ],
+)
+def test_inward_literals_are_refused_when_subscribing(url: str) -> None:
+    assert url_fout(url, allow_private=False) == "prive_adres"
