@@ -1,5 +1,6 @@
-"""Working-day calendar for the contact deadline (Algemene termijnenwet, configurable per profile).
+"""Working-day calendar (Algemene termijnenwet, configurable per profile) and working hours.
 
+The calendar sets the contact deadline and, with its working hours, when appointments may lie.
 A working day is a Monday to Friday that is not a recognised feestdag of the profile and not one of
 its extra days. The default profile recognises exactly the days of artikel 3 Algemene termijnenwet
 as listed in domain.md. The `holidays` library supplies the dates; what it calls a Dutch holiday is
@@ -206,11 +207,42 @@ def _plain_date(d: date) -> date:
     return d
 
 
-class WorkingDayCalendar:
-    """Answers which days are working days under one `CalendarProfile`."""
+class WorkingHours(BaseModel):
+    """The hours of a working day in which appointments lie (the profile's local time)."""
 
-    def __init__(self, profile: CalendarProfile = ALGEMENE_TERMIJNENWET) -> None:
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: time = time(8, 0)
+    end: time = time(18, 0)
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> Self:
+        if self.start.tzinfo is not None or self.end.tzinfo is not None:
+            raise ValueError("working hours are local times, without a time zone")
+        if self.start >= self.end:
+            raise ValueError("working hours must start before they end")
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}–{self.end:%H:%M}"
+
+
+_STEP = timedelta(minutes=1)
+
+
+def _whole_minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+class WorkingDayCalendar:
+    """Answers which days are working days under one `CalendarProfile`, and which moments lie
+    within its working hours."""
+
+    def __init__(
+        self, profile: CalendarProfile = ALGEMENE_TERMIJNENWET, hours: WorkingHours | None = None
+    ) -> None:
         self._profile = profile
+        self._hours = hours or WorkingHours()
         self._zone = ZoneInfo(profile.timezone)
         self._recognised = profile.recognised_holidays
 
@@ -218,6 +250,74 @@ class WorkingDayCalendar:
     def profile(self) -> CalendarProfile:
         """The profile this calendar was built from."""
         return self._profile
+
+    @property
+    def hours(self) -> WorkingHours:
+        """The working hours of each working day."""
+        return self._hours
+
+    def local(self, moment: datetime) -> datetime:
+        """An aware moment in the profile's time zone; a naive one is refused (which zone?)."""
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError("expected a timezone-aware datetime")
+        return moment.astimezone(self._zone)
+
+    def within_working_hours(self, start: datetime, end: datetime) -> bool:
+        """True when the whole span from `start` to `end` lies on one working day, within its
+        working hours (in the profile's time zone; `end` may equal the end of the hours).
+
+        Raises ValueError for a naive moment or a year the calendar does not cover.
+        """
+        begin, until = self.local(start), self.local(end)
+        if until < begin or until.date() != begin.date():
+            return False
+        if not self.is_working_day(begin.date()):
+            return False
+        # Compared as wall-clock times of that day: the hours are local, DST included.
+        return self._hours.start <= begin.time() and until.time() <= self._hours.end
+
+    def latest_start(self, at_or_before: datetime, duration: timedelta) -> datetime:
+        """The latest whole minute at or before `at_or_before` at which something lasting
+        `duration` lies wholly within working hours (UTC). ValueError when it cannot fit in
+        a working day."""
+        self._fits(duration)
+        day = self.local(at_or_before).date()
+        while True:
+            opening, closing = self._span(day)
+            latest = min(_whole_minute(self.local(at_or_before)), closing - duration)
+            if self.is_working_day(day) and latest >= opening:
+                return _whole_minute(latest).astimezone(UTC)
+            day -= timedelta(days=1)
+
+    def earliest_start(self, at_or_after: datetime, duration: timedelta) -> datetime:
+        """The earliest whole minute at or after `at_or_after` at which something lasting
+        `duration` lies wholly within working hours (UTC). ValueError when it cannot fit in
+        a working day."""
+        self._fits(duration)
+        first = self.local(at_or_after)
+        if first != _whole_minute(first):
+            first = _whole_minute(first) + _STEP
+        day = first.date()
+        while True:
+            opening, closing = self._span(day)
+            earliest = max(first, opening)
+            if self.is_working_day(day) and earliest + duration <= closing:
+                return earliest.astimezone(UTC)
+            day += timedelta(days=1)
+
+    def _span(self, day: date) -> tuple[datetime, datetime]:
+        """The working hours of `day` as aware local moments."""
+        return (
+            datetime.combine(day, self._hours.start, tzinfo=self._zone),
+            datetime.combine(day, self._hours.end, tzinfo=self._zone),
+        )
+
+    def _fits(self, duration: timedelta) -> None:
+        opening = datetime.combine(date(2000, 1, 1), self._hours.start)
+        if duration <= timedelta(0) or opening + duration > datetime.combine(
+            date(2000, 1, 1), self._hours.end
+        ):
+            raise ValueError(f"a duration of {duration} does not fit in the working hours")
 
     def holiday_name(self, d: date) -> str | None:
         """Name of the recognised feestdag or extra day on `d`, else None (weekends are unnamed)."""

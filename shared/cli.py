@@ -228,6 +228,13 @@ def cmd_stream_rebuild(args: argparse.Namespace) -> int:
     return rebuild_main(["--timeout", str(args.timeout)])
 
 
+def cmd_relay(args: argparse.Namespace) -> int:
+    """Where every relay is, and resume one that stopped at an event it cannot publish."""
+    from shared.relaycontrol import main as relay_main
+
+    return relay_main(args.relay_args)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Measure the system against the raw limits of its own servers (``bench/system.py``)."""
     # shared never imports services, and the benchmark drives them: run it as its own module.
@@ -405,6 +412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stream-rebuild", help="rebuild the NATS stream from PostgreSQL after losing it"
     )
     rebuild.add_argument("--timeout", type=float, default=600.0, help="seconds to wait")
+    sub.add_parser(
+        "relay", help="status of the relays; resume one stopped at an event (status|resume SVC)"
+    ).add_argument("relay_args", nargs=argparse.REMAINDER)
     for name, what in (
         (
             "replay",
@@ -431,7 +441,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"deadletters {args.action} needs the dead letter's sequence")
     if args.command == "dossier":
         return cmd_dossier(args)
-    if args.command in {"provision", "deadletters", "verify", "forget", "keys", "stream-rebuild"}:
+    if args.command in {
+        "provision",
+        "deadletters",
+        "verify",
+        "forget",
+        "keys",
+        "stream-rebuild",
+        "relay",
+    }:
         _with_running_state()
     handler = {
         "up": cmd_up,
@@ -447,6 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "faults": cmd_faults,
         "bench": cmd_bench,
         "stream-rebuild": cmd_stream_rebuild,
+        "relay": cmd_relay,
     }[args.command]
     return handler(args)
 

@@ -1,11 +1,18 @@
 """``weerbaar demo``: one realistic dossier through the whole process, against the running system.
 
 It acts as every person in turn (through the HTTP APIs, with tokens signed by the system's embedded
-secret): a bestuurder registers, the secretariat makes contact and plans both conversations, the
-adviseur holds them and writes the report, the BVA rejects it, the adviseur revises it, the BVA
-approves it, the bestuurder reads it and consents, the werkgever reads it, the PKVW certificate
-arrives, the measures are carried out and the dossier closes. Then it prints the timeline: who did
-what, when. The end-to-end tests drive dossiers with the same ``DossierDriver``.
+secret): a bestuurder registers, the secretariat makes contact and records both conversations,
+the adviseur records them as held and writes the report, the BVA rejects it, the adviseur revises
+it, the BVA approves it, the bestuurder reads it and consents, the werkgever reads it, the PKVW
+certificate arrives, the measures are carried out and the dossier closes. Then it prints the
+timeline: who did what, when. The end-to-end tests drive dossiers with the same ``DossierDriver``.
+
+The driver runs on the real clock and cannot wait for next week's appointment: a conversation is
+recorded as held only once its planned start has passed, and appointments lie within working
+hours. So it records the conversations as the secretariat records appointments that already took
+place (``achteraf``), at the latest working-hour slots before now (the default working hours;
+a system configured otherwise refuses them). Their start has passed, so no confirmation mail
+goes out for them.
 """
 
 from __future__ import annotations
@@ -22,10 +29,14 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from shared.auth import issue_token, load_or_create_secret
+from shared.calendar import WorkingDayCalendar
 
 T = TypeVar("T")
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+#: The default calendar and working hours (Monday to Friday 08:00-18:00, Atw feestdagen excluded).
+KALENDER = WorkingDayCalendar()
+GESPREKSDUUR = timedelta(minutes=90)
 
 
 class DemoError(RuntimeError):
@@ -294,11 +305,22 @@ class DossierDriver:
         )
 
     def plan_gesprekken(self) -> None:
-        """The secretariat plans both conversations."""
-        start = datetime.now(UTC) + timedelta(days=7)
-        for soort, extra in (
-            ("gesprek_werkgever", {"video_link": "https://video.example.org/gesprek-werkgever"}),
-            ("gesprek_bestuurder", {}),
+        """The secretariat records both conversations, arranged by phone and taken place since
+        (``achteraf``); the werkgever conversation was put off on the day, which it records too.
+
+        Each at a working-hour slot before now: the werkgever's as held at the latest one, the
+        bestuurder's before that, the werkgever's first arrangement a day earlier still.
+        """
+        gevoerd = KALENDER.latest_start(datetime.now(UTC), GESPREKSDUUR)
+        thuis = KALENDER.latest_start(gevoerd - GESPREKSDUUR, GESPREKSDUUR)
+        eerst = KALENDER.latest_start(gevoerd - timedelta(days=1), GESPREKSDUUR)
+        for soort, gepland_op, extra in (
+            (
+                "gesprek_werkgever",
+                eerst,
+                {"video_link": "https://video.example.org/gesprek-werkgever"},
+            ),
+            ("gesprek_bestuurder", thuis, {}),
         ):
             response = self.call(
                 "POST",
@@ -307,9 +329,10 @@ class DossierDriver:
                 "secretariaat",
                 json={
                     "soort": soort,
-                    "gepland_op": (start + timedelta(hours=len(self.afspraken) * 3)).isoformat(),
-                    "duur_minuten": 90,
+                    "gepland_op": gepland_op.isoformat(),
+                    "duur_minuten": int(GESPREKSDUUR.total_seconds() // 60),
                     "adviseur_id": self.actors.subs["adviseur"],
+                    "achteraf": True,
                     **extra,
                 },
                 headers={"Idempotency-Key": f"{self.aanvraag_id}-{soort}"},
@@ -320,7 +343,7 @@ class DossierDriver:
             "scheduling",
             f"/afspraken/{self.afspraken['gesprek_werkgever']}/verzetten",
             "secretariaat",
-            json={"gepland_op": (start + timedelta(days=1)).isoformat()},
+            json={"gepland_op": gevoerd.isoformat(), "achteraf": True},
         )
 
     def voer_gesprekken(self) -> None:
@@ -500,7 +523,10 @@ def run_demo(
         steps: list[tuple[str, Callable[[], object]]] = [
             ("De bestuurder meldt zich aan", d.registreer),
             ("Het secretariaat neemt contact op", d.neem_contact_op),
-            ("Het secretariaat plant beide gesprekken (en verzet er één)", d.plan_gesprekken),
+            (
+                "Het secretariaat legt beide gesprekken achteraf vast (er is er één verzet)",
+                d.plan_gesprekken,
+            ),
             ("De adviseur voert de gesprekken en de woningscan", d.voer_gesprekken),
             ("De adviseur stelt het rapport op", d.schrijf_rapport),
         ]

@@ -6,12 +6,13 @@ A missing or wrong setting stops the process at start with one clear line (see `
 from __future__ import annotations
 
 import sys
+from datetime import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import AnyUrl, Field, ValidationError, field_validator
+from pydantic import AnyUrl, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES: tuple[str, ...] = ("intake", "scheduling", "assessment", "approval", "notifications")
@@ -113,6 +114,15 @@ class Settings(BaseSettings):
 
     calendar_profile: str = "algemene_termijnenwet"
     contact_working_days: Annotated[int, Field(ge=1, le=30)] = 3
+    # Appointments lie wholly (start to end) within these hours on a working day of the calendar
+    # profile, in the profile's time zone (Europe/Amsterdam).
+    working_hours_start: time = Field(
+        default=time(8, 0), description="Local time working hours begin (HH:MM), e.g. 08:00."
+    )
+    working_hours_end: time = Field(
+        default=time(18, 0),
+        description="Local time working hours end (HH:MM); an appointment may end at it.",
+    )
     deadline_check_interval_s: Annotated[float, Field(gt=0)] = 30.0
 
     consumer_max_deliver: Annotated[int, Field(ge=1, le=100)] = 5
@@ -202,6 +212,16 @@ class Settings(BaseSettings):
         default=3,
         description="Registrations for one e-mail address per window (0: no limit).",
     )
+
+    @field_validator("working_hours_start", "working_hours_end")
+    @classmethod
+    def _local_time(cls, value: time, info: ValidationInfo) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("must be a local time (the calendar's), without an offset")
+        start = info.data.get("working_hours_start")
+        if info.field_name == "working_hours_end" and start is not None and start >= value:
+            raise ValueError("must come after WEERBAAR_WORKING_HOURS_START")
+        return value
 
     @field_validator("database_url")
     @classmethod

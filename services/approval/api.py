@@ -51,7 +51,10 @@ class InstemmingVerzoek(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    instemming: StrictBool
+    instemming: StrictBool = Field(
+        description="true: consent, the report is released to the werkgever (final: a refusal "
+        "after it is 409); false: refusal, which the bestuurder may still turn into consent."
+    )
 
 
 class StatusView(BaseModel):

@@ -78,6 +78,11 @@ Status = Literal[
 ]
 
 
+#: Where a dossier can be once the bestuurder decided on consent: carrying out measures moves it
+#: to in_uitvoering from here, and only from here.
+_NA_INSTEMMINGSBESLUIT = frozenset({"vrijgegeven", "instemming_geweigerd", "in_uitvoering"})
+
+
 class TijdlijnRegel(BaseModel):
     """One line of the dossier's timeline: what happened, when, by which role."""
 
@@ -419,11 +424,11 @@ class _Fold:
         elif name == "InstemmingGeweigerd" and self.rapport is not None:
             self.rapport["instemming"] = "geweigerd"
             if status == "goedgekeurd":
-                to("instemming_geweigerd")
+                to("in_uitvoering" if self.uitgevoerd else "instemming_geweigerd")
         elif name == "RapportVrijgegeven" and self.rapport is not None:
             self.rapport["vrijgegeven_op"] = envelope.time
             if status in {"goedgekeurd", "instemming_geweigerd"}:
-                to("vrijgegeven")
+                to("in_uitvoering" if self.uitgevoerd else "vrijgegeven")
         elif name == "RapportIngezien" and self.rapport is not None:
             self.rapport["keer_ingezien"] = self.rapport.get("keer_ingezien", 0) + 1
         elif name == "PkvwStatusGewijzigd":
@@ -437,7 +442,11 @@ class _Fold:
                 data["uitgevoerd_op"],
                 data["uitgevoerd_door"],
             )
-            to("in_uitvoering")
+            # Before the bestuurder decided on consent the dossier stays goedgekeurd (it waits
+            # on that decision: the secretariat's list of pending consents); the decision then
+            # moves it straight on to in_uitvoering.
+            if status in _NA_INSTEMMINGSBESLUIT:
+                to("in_uitvoering")
         elif name == "AanvraagIngetrokken":
             to("ingetrokken")
             state["ingetrokken_op"] = data["ingetrokken_op"]

@@ -26,6 +26,7 @@ from services.scheduling.domain import (
     ToelichtingStatus,
     Vorm,
 )
+from shared.access import opaque_actor_id
 from shared.auth import Auth, Principal, Role
 from shared.contracts.envelope import UtcDatetime
 from shared.eventstore import Clock
@@ -94,8 +95,16 @@ class VerzetVerzoek(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    gepland_op: UtcDatetime
+    gepland_op: UtcDatetime = Field(
+        description="New start; in the future (in the past with `achteraf`). The whole "
+        "appointment lies on a working day within working hours."
+    )
     duur_minuten: int | None = Field(default=None, ge=MIN_DUUR, le=MAX_DUUR)
+    achteraf: StrictBool = Field(
+        default=False,
+        description="The appointment took place at the new time already and is recorded "
+        "afterwards: the new start must have passed.",
+    )
 
 
 class GevoerdVerzoek(BaseModel):
@@ -207,6 +216,9 @@ def router(scheduling: Scheduling, auth: Auth, clock: Clock, parties: Parties) -
                 f"POST /aanvragen/{{aanvraag_id}}/afspraken|{principal.sub}", idempotency_key
             )
         )
+        # The adviseur is named by a pseudonym, like every person in an event: the same one
+        # their own actions carry (the id given is their sub).
+        verzoek = verzoek.model_copy(update={"adviseur_id": opaque_actor_id(verzoek.adviseur_id)})
         result = scheduling.plan_afspraak(aanvraag_id, verzoek, ctx, key)
         afspraak_id = result.afspraak.afspraak_id
         response.headers["Location"] = f"/afspraken/{afspraak_id}"
@@ -244,7 +256,13 @@ def router(scheduling: Scheduling, auth: Auth, clock: Clock, parties: Parties) -
     ) -> AfspraakView:
         ctx = request_context(request, principal, clock)
         return _in_dossier(
-            scheduling.verzet_afspraak(afspraak_id, verzoek.gepland_op, verzoek.duur_minuten, ctx)
+            scheduling.verzet_afspraak(
+                afspraak_id,
+                verzoek.gepland_op,
+                verzoek.duur_minuten,
+                ctx,
+                achteraf=verzoek.achteraf,
+            )
         )
 
     @api.post(

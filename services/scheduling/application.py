@@ -256,7 +256,9 @@ class Scheduling(ServiceApplication):
         idempotency: Idempotency | None = None,
     ) -> Gepland:
         """Plan an appointment; a repeated Idempotency-Key answers with the first appointment."""
-        digest = fingerprint({"aanvraag_id": str(aanvraag_id), **verzoek.model_dump(mode="json")})
+        # ``achteraf`` only when set: keys remembered before it existed keep their fingerprint.
+        body = verzoek.model_dump(mode="json", exclude=None if verzoek.achteraf else {"achteraf"})
+        digest = fingerprint({"aanvraag_id": str(aanvraag_id), **body})
 
         def earlier() -> Gepland | None:
             if idempotency is None:
@@ -272,7 +274,7 @@ class Scheduling(ServiceApplication):
             if replay is not None:
                 return replay
             planning = self.planning(aanvraag_id)
-            event = domain.plan_afspraak(planning, verzoek, uuid4(), ctx)
+            event = domain.plan_afspraak(planning, verzoek, uuid4(), ctx, self.calendar)
             statements: list[Statement] = []
             if idempotency is not None:
                 statements.append(
@@ -296,13 +298,28 @@ class Scheduling(ServiceApplication):
         return self.retrying(command)
 
     def verzet_afspraak(
-        self, afspraak_id: UUID, gepland_op: datetime, duur_minuten: int | None, ctx: Context
+        self,
+        afspraak_id: UUID,
+        gepland_op: datetime,
+        duur_minuten: int | None,
+        ctx: Context,
+        *,
+        achteraf: bool = False,
     ) -> tuple[Planning, Afspraak]:
-        """Move a planned appointment (the same time again changes nothing)."""
+        """Move a planned appointment, or record afterwards that it took place at another time
+        (the same time again changes nothing)."""
         return self._change_afspraak(
             afspraak_id,
             lambda planning: [
-                domain.verzet_afspraak(planning, afspraak_id, gepland_op, duur_minuten, ctx)
+                domain.verzet_afspraak(
+                    planning,
+                    afspraak_id,
+                    gepland_op,
+                    duur_minuten,
+                    ctx,
+                    self.calendar,
+                    achteraf=achteraf,
+                )
             ],
         )
 

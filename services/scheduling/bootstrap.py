@@ -8,7 +8,7 @@ from services.scheduling.api import Parties, router
 from services.scheduling.application import PLANNING, Scheduling
 from services.scheduling.gateway import to_public
 from shared.auth import Refusal
-from shared.calendar import WorkingDayCalendar, profile_from_name
+from shared.calendar import WorkingDayCalendar, WorkingHours, profile_from_name
 from shared.consumer import Delivery, Subscription
 from shared.contract_routes import contract_router
 from shared.contracts import events as public
@@ -38,7 +38,10 @@ PLANNING_SUBJECTS = (
 
 def bootstrap(settings: Settings, clock: Clock, *, parties: Parties | None = None) -> Components:
     """Build the scheduling service (tests pass a fake for intake's party check)."""
-    calendar = WorkingDayCalendar(profile_from_name(settings.calendar_profile))
+    calendar = WorkingDayCalendar(
+        profile_from_name(settings.calendar_profile),
+        WorkingHours(start=settings.working_hours_start, end=settings.working_hours_end),
+    )
     app = Scheduling(
         settings.eventsourcing_env("scheduling"), calendar, settings.contact_working_days
     )

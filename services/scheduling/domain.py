@@ -11,17 +11,27 @@ handful of appointments, so the aggregate stays small and cheap to rebuild.
 Every function here is pure: it takes the current Planning and returns the events a command
 records (None or an empty list when the planning already is in the asked-for state), or raises
 Conflict (409, step out of order), Ongeldig (422, input that breaks a rule) or NietGevonden.
+
+When an appointment may lie: the whole of it, from its start to its end (start + duration), on
+one working day of the calendar and within its working hours (``shared.calendar``; by default
+Monday to Friday 08:00–18:00 Europe/Amsterdam, the Algemene termijnenwet's feestdagen excluded).
+Nobody is expected to sit in a conversation after hours because it started before closing. A
+plan starts in the future. An appointment that already took place but was never entered (made
+by phone, moved on the day) is recorded afterwards with ``achteraf``: then its start must have
+passed, so a mistyped date is never silently taken for either. A conversation is recorded as
+held only once its planned start has passed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from shared.calendar import WorkingDayCalendar
 from shared.contracts.envelope import OPAQUE_ID_PATTERN, UtcDatetime
 from shared.errors import Conflict, FieldError, NietGevonden, Ongeldig
 from shared.eventstore import Aggregate, Context, DomainEvent, first_event, next_event
@@ -60,7 +70,10 @@ class AfspraakVerzoek(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     soort: Soort
-    gepland_op: UtcDatetime = Field(description="Start; aware, in the future.")
+    gepland_op: UtcDatetime = Field(
+        description="Start; aware, in the future (in the past with `achteraf`). The whole "
+        "appointment lies on a working day within working hours."
+    )
     duur_minuten: int = Field(ge=MIN_DUUR, le=MAX_DUUR)
     adviseur_id: str = Field(
         pattern=OPAQUE_ID_PATTERN, description="Opaque id of the adviseur who holds it."
@@ -75,6 +88,11 @@ class AfspraakVerzoek(BaseModel):
         default=None,
         description="toelichting only: the party whose request it serves; omitted: every "
         "party with an open request.",
+    )
+    achteraf: StrictBool = Field(
+        default=False,
+        description="The appointment already took place and is recorded afterwards: its start "
+        "must have passed (a plan, the default, starts in the future).",
     )
 
 
@@ -122,6 +140,8 @@ class AfspraakGepland(DomainEvent):
     adviseur_id: str
     video_link: str | None
     partijen: tuple[Partij, ...]
+    # Recorded afterwards: it had taken place already (events stored before this was known: no).
+    achteraf: bool = False
 
 
 class AfspraakVerzet(DomainEvent):
@@ -132,6 +152,8 @@ class AfspraakVerzet(DomainEvent):
     gepland_op: datetime
     vorige_gepland_op: datetime
     duur_minuten: int
+    # Recorded afterwards: it took place at the new time already.
+    achteraf: bool = False
 
 
 class AfspraakGeannuleerd(DomainEvent):
@@ -269,10 +291,49 @@ def _vereis_open(planning: Planning) -> None:
     )
 
 
-def _in_toekomst(gepland_op: datetime, ctx: Context) -> list[FieldError]:
-    if gepland_op > ctx.now:
-        return []
-    return [{"field": "body.gepland_op", "rule": "must_be_in_future"}]
+def _tijdstip(
+    gepland_op: datetime,
+    duur_minuten: int,
+    achteraf: bool,
+    kalender: WorkingDayCalendar,
+    ctx: Context,
+) -> list[FieldError]:
+    """Whether an appointment may lie at this moment: a plan in the future, one recorded
+    afterwards in the past; the whole of it on a working day within working hours."""
+    errors: list[FieldError] = []
+    if achteraf and gepland_op > ctx.now:
+        errors.append({"field": "body.gepland_op", "rule": "must_be_in_past"})
+    if not achteraf and gepland_op <= ctx.now:
+        errors.append({"field": "body.gepland_op", "rule": "must_be_in_future"})
+    if not MIN_DUUR <= duur_minuten <= MAX_DUUR:
+        return errors  # the duration's own rule is reported by the caller
+    einde = gepland_op + timedelta(minutes=duur_minuten)
+    try:
+        werkdag = kalender.is_working_day(kalender.local(gepland_op).date())
+        binnen = kalender.within_working_hours(gepland_op, einde)
+    except ValueError:  # a year the calendar does not cover: nobody plans that far out
+        errors.append({"field": "body.gepland_op", "rule": "outside_calendar_years"})
+        return errors
+    if not werkdag:
+        errors.append({"field": "body.gepland_op", "rule": "must_be_on_working_day"})
+    elif not binnen:
+        errors.append({"field": "body.gepland_op", "rule": "must_be_within_working_hours"})
+    return errors
+
+
+_WERKTIJD_REGELS: Final = frozenset({"must_be_on_working_day", "must_be_within_working_hours"})
+
+
+def _weiger(errors: list[FieldError], kalender: WorkingDayCalendar) -> Ongeldig:
+    """The 422 for these errors; it names the working hours when those were broken (the
+    configured rule, never the submitted value)."""
+    if any(e["rule"] in _WERKTIJD_REGELS for e in errors):
+        return Ongeldig(
+            errors,
+            "Een afspraak ligt van begin tot eind op een werkdag binnen de werktijden "
+            f"({kalender.hours}, {kalender.profile.timezone}; feestdagen uitgezonderd).",
+        )
+    return Ongeldig(errors)
 
 
 def open_planning(
@@ -352,11 +413,16 @@ def annuleer_na_stop(planning: Planning, ctx: Context) -> list[AfspraakGeannulee
 
 
 def plan_afspraak(
-    planning: Planning, verzoek: AfspraakVerzoek, afspraak_id: UUID, ctx: Context
+    planning: Planning,
+    verzoek: AfspraakVerzoek,
+    afspraak_id: UUID,
+    ctx: Context,
+    kalender: WorkingDayCalendar,
 ) -> AfspraakGepland:
-    """Plan an appointment: input rules first (422), then the order of the process (409)."""
+    """Plan an appointment (or record one afterwards): input rules first (422), then the order of
+    the process (409)."""
     vorm = VORM[verzoek.soort]
-    errors = _in_toekomst(verzoek.gepland_op, ctx)
+    errors = _tijdstip(verzoek.gepland_op, verzoek.duur_minuten, verzoek.achteraf, kalender, ctx)
     if vorm == "digitaal" and verzoek.video_link is None:
         errors.append({"field": "body.video_link", "rule": "required_for_digitaal"})
     if vorm == "thuis" and verzoek.video_link is not None:
@@ -364,7 +430,7 @@ def plan_afspraak(
     if verzoek.partij is not None and verzoek.soort != "toelichting":
         errors.append({"field": "body.partij", "rule": "only_for_toelichting"})
     if errors:
-        raise Ongeldig(errors)
+        raise _weiger(errors, kalender)
     _vereis_open(planning)
     if planning.contact_op is None:
         raise Conflict(
@@ -392,6 +458,7 @@ def plan_afspraak(
         adviseur_id=verzoek.adviseur_id,
         video_link=verzoek.video_link,
         partijen=partijen,
+        achteraf=verzoek.achteraf,
     )
 
 
@@ -417,8 +484,12 @@ def verzet_afspraak(
     gepland_op: datetime,
     duur_minuten: int | None,
     ctx: Context,
+    kalender: WorkingDayCalendar,
+    *,
+    achteraf: bool = False,
 ) -> AfspraakVerzet | None:
-    """Move a planned appointment; None when it already is at that time (and duration)."""
+    """Move a planned appointment (``achteraf``: record that it took place at another time);
+    None when it already is at that time (and duration)."""
     afspraak = planning.afspraak(afspraak_id)
     _vereis_open(planning)
     if afspraak.status == "gevoerd":
@@ -430,11 +501,11 @@ def verzet_afspraak(
     duur = afspraak.duur_minuten if duur_minuten is None else duur_minuten
     if gepland_op == afspraak.gepland_op and duur == afspraak.duur_minuten:
         return None
-    errors = _in_toekomst(gepland_op, ctx)
+    errors = _tijdstip(gepland_op, duur, achteraf, kalender, ctx)
     if not MIN_DUUR <= duur <= MAX_DUUR:
         errors.append({"field": "body.duur_minuten", "rule": "out_of_range"})
     if errors:
-        raise Ongeldig(errors)
+        raise _weiger(errors, kalender)
     return next_event(
         AfspraakVerzet,
         planning,
@@ -444,6 +515,7 @@ def verzet_afspraak(
         gepland_op=gepland_op,
         vorige_gepland_op=afspraak.gepland_op,
         duur_minuten=duur,
+        achteraf=achteraf,
     )
 
 
@@ -467,7 +539,8 @@ def annuleer_afspraak(
 def leg_gesprek_vast(
     planning: Planning, afspraak_id: UUID, woningscan_uitgevoerd: bool, ctx: Context
 ) -> list[DomainEvent]:
-    """Record that a planned appointment took place, with the woningscan when it was done then.
+    """Record that a planned appointment took place, with the woningscan when it was done then;
+    only once its planned start has passed (409 before).
 
     An empty list when it was already recorded (the same request again).
     """
@@ -489,6 +562,12 @@ def leg_gesprek_vast(
         raise Conflict(
             "Deze afspraak is geannuleerd; er kan geen gesprek worden vastgelegd.",
             code="geannuleerd",
+        )
+    if ctx.now < afspraak.gepland_op:
+        raise Conflict(
+            "Dit gesprek is nog niet begonnen; het wordt pas als gevoerd vastgelegd nadat het "
+            "geplande begin is verstreken.",
+            code="nog_niet_begonnen",
         )
     gevoerd = next_event(
         GesprekGevoerd,

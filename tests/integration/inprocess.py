@@ -439,13 +439,17 @@ class InProcessSystem:
         self.call("scheduling", "POST", f"/aanvragen/{d.aanvraag_id}/contact", sec)
 
     def _naar_gepland(self, d: Dossier) -> None:
+        # The system's clock stands still at NU, and a conversation is held only after its start:
+        # both are on record as having taken place a week ago (Mon 4 May, 12:00 and 15:00 in
+        # Amsterdam, within working hours), recorded afterwards, so a later stand can hold them.
         sec = self.headers("secretariaat")
         for soort, uren in (("gesprek_werkgever", 0), ("gesprek_bestuurder", 3)):
             body: dict[str, Any] = {
                 "soort": soort,
-                "gepland_op": (NU + timedelta(days=7, hours=uren)).isoformat(),
+                "gepland_op": (NU - timedelta(days=7) + timedelta(hours=uren)).isoformat(),
                 "duur_minuten": 60,
                 "adviseur_id": ADVISEUR_SUB,
+                "achteraf": True,
             }
             if soort == "gesprek_werkgever":
                 body["video_link"] = "https://video.example.org/kamer-1"

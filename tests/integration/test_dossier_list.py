@@ -72,3 +72,83 @@ def test_an_unknown_status_is_refused_and_an_empty_selection_is_an_empty_list(
     )
     assert response.status_code == 422
     assert _list(system, organisatie_code="GM9999") == []
+
+
+def _dossier(system: InProcessSystem, aanvraag_id: object) -> dict[str, Any]:
+    response = system.clients["intake"].get(
+        f"/aanvragen/{aanvraag_id}", headers=system.headers("secretariaat")
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _consent(system: InProcessSystem, d: Any, instemming: bool) -> None:
+    system.call(
+        "approval",
+        "POST",
+        f"/rapporten/{d.rapport_id}/instemming",
+        system.bestuurder(d),
+        json={"instemming": instemming},
+    )
+    system.pump()
+
+
+def test_a_measure_carried_out_before_consent_keeps_the_dossier_among_pending_consents(
+    system: InProcessSystem,
+) -> None:
+    d = system.dossier("goedgekeurd")
+    system.call(
+        "assessment",
+        "POST",
+        f"/maatregelen/{d.maatregel_bestuurder}/uitgevoerd",
+        system.bestuurder(d),
+    )
+    system.pump()
+
+    dossier = _dossier(system, d.aanvraag_id)
+    assert dossier["status"] == "goedgekeurd"
+    assert {m["maatregel_id"]: bool(m["uitgevoerd_op"]) for m in dossier["maatregelen"]} == {
+        str(d.maatregel_bestuurder): True,
+        str(d.maatregel_werkgever): False,
+    }
+    pending = {row["aanvraag_id"] for row in _list(system, status="goedgekeurd")}
+    assert str(d.aanvraag_id) in pending
+
+    # The bestuurder refuses, and then consents after all: from the decision on, the measure
+    # carried out moves the dossier on.
+    _consent(system, d, False)
+    assert _dossier(system, d.aanvraag_id)["status"] == "in_uitvoering"
+    assert str(d.aanvraag_id) not in {r["aanvraag_id"] for r in _list(system, status="goedgekeurd")}
+    _consent(system, d, True)
+    dossier = _dossier(system, d.aanvraag_id)
+    assert (dossier["status"], dossier["rapport"]["instemming"]) == ("in_uitvoering", "gegeven")
+    assert dossier["rapport"]["vrijgegeven_op"] is not None
+
+
+def test_a_refused_consent_turned_into_consent_releases_the_dossier(
+    system: InProcessSystem,
+) -> None:
+    d = system.dossier("geweigerd")
+    assert _dossier(system, d.aanvraag_id)["status"] == "instemming_geweigerd"
+    _consent(system, d, True)
+    dossier = _dossier(system, d.aanvraag_id)
+    assert (dossier["status"], dossier["rapport"]["instemming"]) == ("vrijgegeven", "gegeven")
+    # Consent once given is final.
+    undo = system.clients["approval"].post(
+        f"/rapporten/{d.rapport_id}/instemming",
+        json={"instemming": False},
+        headers=system.bestuurder(d),
+    )
+    assert (undo.status_code, undo.json()["code"]) == (409, "al_vrijgegeven")
+    # The werkgever may now read the report and carry out its measure.
+    werkgever = system.headers("werkgever", "wg-1", organisatie=d.organisatie)
+    assert (
+        system.clients["assessment"]
+        .get(f"/rapporten/{d.rapport_id}", headers=werkgever)
+        .status_code
+        == 200
+    )
+    system.call("assessment", "POST", f"/maatregelen/{d.maatregel_werkgever}/uitgevoerd", werkgever)
+    system.pump()
+    assert _dossier(system, d.aanvraag_id)["status"] == "in_uitvoering"

@@ -31,6 +31,7 @@ import pytest
 from services.intake.application import Intake
 from services.intake.domain import Aanmelding
 from services.intake.gateway import to_public
+from shared import relaycontrol
 from shared.access import PSEUDONYM, ToegangGeweigerdVastgelegd, opaque_actor_id
 from shared.auth import load_or_create_secret
 from shared.errors import NietPubliceerbaar
@@ -358,6 +359,14 @@ def test_a_relay_stopped_at_an_unpublishable_event_keeps_the_process_serving_and
                 "/aanvragen",
                 json=aanmelding(f"a-{uuid4().hex[:8]}@example.org", "GM0363"),
             )
+        # The operator's view: `weerbaar relay status` names the event; `resume` without a
+        # fixed release finds the relay stopped there again.
+        said: list[str] = []
+        assert relaycontrol.status(settings.database_url, out=said.append) == 1
+        assert any(f"GESTOPT bij gebeurtenis {blocked_at}" in line for line in said)
+        again: list[str] = []
+        assert relaycontrol.resume(settings.database_url, "intake", 30, out=again.append) == 1
+        assert f"opnieuw gestopt bij {blocked_at}" in again[-1]
         assert process.process.poll() is None, "the process keeps running"
         log_text = process.log_path.read_text()
     finally:

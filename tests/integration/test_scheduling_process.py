@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -24,7 +24,7 @@ from services.scheduling.application import Scheduling
 from services.scheduling.bootstrap import bootstrap
 from services.scheduling.domain import AfspraakVerzoek
 from services.scheduling.gateway import to_public
-from shared.access import ToegangGeweigerdVastgelegd
+from shared.access import ToegangGeweigerdVastgelegd, opaque_actor_id
 from shared.auth import Principal, Role
 from shared.calendar import WorkingDayCalendar
 from shared.consumer import Delivery
@@ -149,10 +149,18 @@ class World:
         )
         return response
 
-    def planned(self, aanvraag_id: UUID, soort: str = "gesprek_werkgever") -> UUID:
-        response = self.plan(aanvraag_id, soort)
+    def planned(self, aanvraag_id: UUID, soort: str = "gesprek_werkgever", **body: Any) -> UUID:
+        response = self.plan(aanvraag_id, soort, **body)
         assert response.status_code == 201, response.text
         return UUID(response.json()["afspraak_id"])
+
+    def hold(self, afspraak_id: UUID, role: str = "secretariaat", **body: Any) -> httpx.Response:
+        """Record the conversation as held once its start has come (the clock moves there)."""
+        afspraak = self.client.get(f"/afspraken/{afspraak_id}", headers=self.auth("secretariaat"))
+        start = datetime.fromisoformat(afspraak.json()["gepland_op"])
+        if self.clock.now() < start:
+            self.clock.advance_to(start)
+        return self.act(afspraak_id, "gevoerd", role, **body)
 
     def act(
         self, afspraak_id: UUID, step: str, role: str = "secretariaat", **body: Any
@@ -217,7 +225,7 @@ def test_both_conversations_are_planned_moved_and_held_and_announced(world: Worl
         "vorm": "digitaal",
         "gepland_op": "2026-03-10T10:00:00Z",
         "duur_minuten": 60,
-        "adviseur_id": "adv-7",
+        "adviseur_id": opaque_actor_id("adv-7"),
         "video_link": LINK,
         "status": "gepland",
         "partijen": ["werkgever"],
@@ -231,11 +239,11 @@ def test_both_conversations_are_planned_moved_and_held_and_announced(world: Worl
     moved = world.act(werkgever_id, "verzetten", "adviseur", gepland_op=nieuw.isoformat())
     assert moved.status_code == 200
     assert moved.json()["gepland_op"] == "2026-03-11T10:00:00Z"
-    held = world.act(werkgever_id, "gevoerd", "adviseur", woningscan_uitgevoerd=False)
+    held = world.hold(werkgever_id, "adviseur", woningscan_uitgevoerd=False)
     assert held.json()["status"] == "gevoerd"
-    thuis = world.act(bestuurder, "gevoerd", woningscan_uitgevoerd=True)
+    thuis = world.hold(bestuurder, woningscan_uitgevoerd=True)
     assert thuis.status_code == 200
-    assert thuis.json()["woningscan_uitgevoerd_op"] == "2026-03-03T10:00:00Z"
+    assert thuis.json()["woningscan_uitgevoerd_op"] == "2026-03-11T10:00:00Z"
 
     planning = world.client.get(
         f"/aanvragen/{aanvraag_id}/planning", headers=world.auth("compliance")
@@ -293,8 +301,11 @@ def test_one_active_conversation_of_a_kind_and_a_cancelled_one_replanned(world: 
     assert world.act(eerste, "annuleren").json()["status"] == "geannuleerd"
     tweede = world.planned(aanvraag_id, "gesprek_bestuurder")
     assert tweede != eerste
-    world.act(tweede, "gevoerd")
-    problem(world.plan(aanvraag_id, "gesprek_bestuurder"), 409)
+    world.hold(tweede)
+    nog_een = world.plan(
+        aanvraag_id, "gesprek_bestuurder", gepland_op=(LATER + timedelta(days=1)).isoformat()
+    )
+    assert problem(nog_een, 409)["code"] == "gesprek_bestaat_al"
     assert world.names(aanvraag_id).count("AfspraakGepland") == 2
 
 
@@ -361,6 +372,20 @@ def test_the_same_idempotency_key_plans_once(world: World) -> None:
             "must_be_in_future",
         ),
         ("gesprek_werkgever", {"gepland_op": "2026-03-10T10:00:00"}, "body.gepland_op", None),
+        (
+            "gesprek_werkgever",
+            {"gepland_op": "2026-03-14T10:00:00+01:00"},  # a Saturday
+            "body.gepland_op",
+            "must_be_on_working_day",
+        ),
+        (
+            "gesprek_bestuurder",
+            {"gepland_op": "2026-03-10T17:30:00+01:00"},  # ends at 18:30
+            "body.gepland_op",
+            "must_be_within_working_hours",
+        ),
+        ("gesprek_werkgever", {"achteraf": True}, "body.gepland_op", "must_be_in_past"),
+        ("gesprek_werkgever", {"achteraf": "ja"}, "body.achteraf", None),
         ("gesprek_werkgever", {"duur_minuten": 14}, "body.duur_minuten", None),
         ("gesprek_werkgever", {"duur_minuten": 481}, "body.duur_minuten", None),
         ("gesprek_werkgever", {"adviseur_id": "anna@ccv.nl"}, "body.adviseur_id", None),
@@ -390,6 +415,103 @@ def test_input_that_breaks_a_rule_is_422_and_not_echoed(
     assert "AfspraakGepland" not in world.names(aanvraag_id)
 
 
+# --- when appointments lie -----------------------------------------------------------------------
+
+
+def test_planning_and_moving_outside_working_hours_is_refused_and_nothing_stored(
+    world: World,
+) -> None:
+    aanvraag_id = world.dossier()
+    avond = "2026-03-10T18:30:00+01:00"
+    hemelvaart = "2026-05-14T10:00:00+02:00"  # a Thursday, and an Atw feestdag
+    for gepland_op, rule in (
+        (avond, "must_be_within_working_hours"),
+        (hemelvaart, "must_be_on_working_day"),
+    ):
+        response = world.plan(aanvraag_id, gepland_op=gepland_op)
+        body = problem(response, 422)
+        assert [(e["field"], e["rule"]) for e in body["errors"]] == [("body.gepland_op", rule)]
+        assert "werktijden (08:00–18:00, Europe/Amsterdam" in body["detail"]
+        assert gepland_op[:10] not in response.text and gepland_op[11:16] not in response.text
+    assert "AfspraakGepland" not in world.names(aanvraag_id)
+
+    afspraak_id = world.planned(aanvraag_id)  # Tue 10 Mar, 11:00-12:00 in Amsterdam
+    # The appointment as a whole: moved to 17:30, or lengthened past 18:00, it would run late.
+    for change in (
+        {"gepland_op": "2026-03-11T17:30:00+01:00"},
+        {"gepland_op": "2026-03-11T16:00:00+01:00", "duur_minuten": 150},
+        {"gepland_op": hemelvaart},
+    ):
+        moved = world.act(afspraak_id, "verzetten", **change)
+        assert problem(moved, 422)["errors"][0]["field"] == "body.gepland_op"
+    edge = world.act(afspraak_id, "verzetten", gepland_op="2026-03-11T17:00:00+01:00")
+    assert (edge.status_code, edge.json()["gepland_op"]) == (200, "2026-03-11T16:00:00Z")
+    assert world.names(aanvraag_id).count("AfspraakVerzet") == 1
+
+
+def test_the_working_hours_are_a_setting(settings: Settings) -> None:
+    later_start = settings.model_copy(update={"working_hours_start": time(9, 30)})
+    clock, parties = FixedClock(NU), FakeParties()
+    components = bootstrap(later_start, clock, parties=parties)
+    assert isinstance(components.app, Scheduling)
+    (subscription,) = components.subscriptions
+    with TestClient(components.api) as client:
+        world = World(later_start, components.app, client, parties, clock, subscription.handler)
+        aanvraag_id = world.dossier()
+        vroeg = world.plan(aanvraag_id, gepland_op="2026-03-10T09:00:00+01:00")
+        assert problem(vroeg, 422)["errors"][0]["rule"] == "must_be_within_working_hours"
+        assert "09:30–18:00" in vroeg.json()["detail"]
+        assert world.plan(aanvraag_id, gepland_op="2026-03-10T09:30:00+01:00").status_code == 201
+    components.app.close()
+
+
+def test_a_conversation_is_recorded_as_held_only_after_its_start(world: World) -> None:
+    aanvraag_id = world.dossier()
+    thuis = world.planned(aanvraag_id, "gesprek_bestuurder")  # starts at LATER
+    for moment in (NU, LATER - timedelta(seconds=1)):
+        world.clock.advance_to(moment)
+        early = world.act(thuis, "gevoerd", "adviseur", woningscan_uitgevoerd=True)
+        body = problem(early, 409)
+        assert body["code"] == "nog_niet_begonnen"
+        assert "nog niet begonnen" in body["detail"]
+    names = world.names(aanvraag_id)
+    assert "GesprekGevoerd" not in names and "WoningscanUitgevoerd" not in names
+    world.clock.advance_to(LATER)
+    held = world.act(thuis, "gevoerd", "adviseur", woningscan_uitgevoerd=True)
+    assert (held.status_code, held.json()["gevoerd_op"]) == (200, "2026-03-10T10:00:00Z")
+
+
+def test_an_appointment_that_took_place_is_recorded_afterwards(world: World) -> None:
+    aanvraag_id = world.dossier()
+    vanochtend = "2026-03-03T09:00:00+01:00"  # NU is 11:00 in Amsterdam
+    werkgever = world.planned(aanvraag_id, gepland_op=vanochtend, achteraf=True)
+    assert world.act(werkgever, "gevoerd").json()["status"] == "gevoerd"
+    # A planned conversation moved on the day and held: its time corrected afterwards.
+    thuis = world.planned(aanvraag_id, "gesprek_bestuurder")
+    in_toekomst = world.act(thuis, "verzetten", gepland_op=vanochtend)
+    assert problem(in_toekomst, 422)["errors"][0]["rule"] == "must_be_in_future"
+    moved = world.act(thuis, "verzetten", gepland_op="2026-03-03T10:00:00+01:00", achteraf=True)
+    assert moved.json()["gepland_op"] == "2026-03-03T09:00:00Z"
+    assert world.act(thuis, "gevoerd", woningscan_uitgevoerd=True).status_code == 200
+    assert world.names(aanvraag_id)[-6:] == [
+        "AfspraakGepland",
+        "GesprekGevoerd",
+        "AfspraakGepland",
+        "AfspraakVerzet",
+        "GesprekGevoerd",
+        "WoningscanUitgevoerd",
+    ]
+    recorded = [e for e in world.recorded() if e.originator_id == aanvraag_id]
+    assert [getattr(e, "achteraf", None) for e in recorded[-6:]] == [
+        True,
+        None,
+        False,
+        True,
+        None,
+        None,
+    ]
+
+
 # --- moving, cancelling, holding -----------------------------------------------------------------
 
 
@@ -407,13 +529,15 @@ def test_moving_only_while_planned_and_the_same_time_again_changes_nothing(world
     problem(world.act(afspraak_id, "verzetten", gepland_op=LATER.isoformat(), duur_minuten=5), 422)
     assert world.names(aanvraag_id).count("AfspraakVerzet") == 1
 
-    world.act(afspraak_id, "gevoerd")
+    world.hold(afspraak_id)
     held = world.act(afspraak_id, "verzetten", gepland_op=(LATER + timedelta(days=1)).isoformat())
     assert problem(held, 409)["code"] == "al_gevoerd"
 
-    cancelled = world.planned(aanvraag_id, "gesprek_bestuurder")
+    cancelled = world.planned(
+        aanvraag_id, "gesprek_bestuurder", gepland_op=(LATER + timedelta(days=1)).isoformat()
+    )
     world.act(cancelled, "annuleren")
-    later = world.act(cancelled, "verzetten", gepland_op=(LATER + timedelta(days=1)).isoformat())
+    later = world.act(cancelled, "verzetten", gepland_op=(LATER + timedelta(days=2)).isoformat())
     assert problem(later, 409)["code"] == "geannuleerd"
     assert world.names(aanvraag_id).count("AfspraakVerzet") == 1
 
@@ -427,7 +551,7 @@ def test_cancelling_once_and_never_after_the_conversation(world: World) -> None:
     assert world.names(aanvraag_id).count("AfspraakGeannuleerd") == 1
 
     gehouden = world.planned(aanvraag_id)
-    world.act(gehouden, "gevoerd")
+    world.hold(gehouden)
     assert problem(world.act(gehouden, "annuleren"), 409)["code"] == "al_gevoerd"
     cancellations = [
         p for p in world.announced(aanvraag_id) if isinstance(p, public.AfspraakGeannuleerd)
@@ -444,13 +568,15 @@ def test_cancelling_once_and_never_after_the_conversation(world: World) -> None:
 def test_a_conversation_is_held_once_and_not_when_cancelled(world: World) -> None:
     aanvraag_id = world.dossier()
     afspraak_id = world.planned(aanvraag_id)
-    assert world.act(afspraak_id, "gevoerd").json()["gevoerd_op"] == "2026-03-03T10:00:00Z"
-    world.clock.advance_to(NU + timedelta(hours=3))
+    assert world.hold(afspraak_id).json()["gevoerd_op"] == "2026-03-10T10:00:00Z"
+    world.clock.advance_to(LATER + timedelta(hours=3))
     again = world.act(afspraak_id, "gevoerd", woningscan_uitgevoerd=False)
-    assert (again.status_code, again.json()["gevoerd_op"]) == (200, "2026-03-03T10:00:00Z")
+    assert (again.status_code, again.json()["gevoerd_op"]) == (200, "2026-03-10T10:00:00Z")
     assert world.names(aanvraag_id).count("GesprekGevoerd") == 1
 
-    cancelled = world.planned(aanvraag_id, "gesprek_bestuurder")
+    cancelled = world.planned(
+        aanvraag_id, "gesprek_bestuurder", gepland_op=(LATER + timedelta(days=1)).isoformat()
+    )
     world.act(cancelled, "annuleren")
     assert problem(world.act(cancelled, "gevoerd"), 409)["code"] == "geannuleerd"
     problem(world.act(uuid4(), "gevoerd"), 404)
@@ -464,7 +590,7 @@ def test_the_woningscan_belongs_to_the_conversation_at_home(world: World) -> Non
     response = world.act(werkgever, "gevoerd", woningscan_uitgevoerd=True)
     assert problem(response, 422)["errors"][0]["rule"] == "only_in_gesprek_bestuurder"
     assert "GesprekGevoerd" not in world.names(aanvraag_id)
-    world.act(werkgever, "gevoerd")
+    world.hold(werkgever)
     assert problem(world.act(werkgever, "woningscan", "adviseur"), 409)["code"] == (
         "geen_gesprek_bestuurder"
     )
@@ -475,16 +601,16 @@ def test_a_woningscan_done_later_is_recorded_once_by_the_adviseur(world: World) 
     aanvraag_id = world.dossier()
     thuis = world.planned(aanvraag_id, "gesprek_bestuurder")
     assert problem(world.act(thuis, "woningscan", "adviseur"), 409)["code"] == "niet_gevoerd"
-    world.act(thuis, "gevoerd", woningscan_uitgevoerd=False)
+    world.hold(thuis, woningscan_uitgevoerd=False)
     problem(world.act(thuis, "woningscan", "secretariaat"), 403)
-    world.clock.advance_to(NU + timedelta(days=2))
+    world.clock.advance_to(LATER + timedelta(days=2))
     scan = world.act(thuis, "woningscan", "adviseur")
-    assert scan.json()["woningscan_uitgevoerd_op"] == "2026-03-05T10:00:00Z"
+    assert scan.json()["woningscan_uitgevoerd_op"] == "2026-03-12T10:00:00Z"
     again = world.act(thuis, "woningscan", "adviseur")
     assert again.status_code == 200
     assert world.names(aanvraag_id).count("WoningscanUitgevoerd") == 1
     assert world.announced(aanvraag_id)[-1] == public.WoningscanUitgevoerd(
-        aanvraag_id=aanvraag_id, afspraak_id=thuis, uitgevoerd_op=NU + timedelta(days=2)
+        aanvraag_id=aanvraag_id, afspraak_id=thuis, uitgevoerd_op=LATER + timedelta(days=2)
     )
 
 
@@ -618,11 +744,15 @@ def test_after_withdrawal_nothing_moves_and_planned_appointments_are_cancelled(
     aanvraag_id = world.dossier()
     world.deliver(verstrekt(aanvraag_id))
     gehouden = world.planned(aanvraag_id, "gesprek_werkgever")
-    world.act(gehouden, "gevoerd")
-    thuis = world.planned(aanvraag_id, "gesprek_bestuurder")
+    world.hold(gehouden)
+    thuis = world.planned(
+        aanvraag_id, "gesprek_bestuurder", gepland_op=(LATER + timedelta(days=1)).isoformat()
+    )
     intrekking = world.deliver(
         public.AanvraagIngetrokken(
-            aanvraag_id=aanvraag_id, ingetrokken_op=NU, door_rol=public.Rol.BESTUURDER
+            aanvraag_id=aanvraag_id,
+            ingetrokken_op=world.clock.now(),
+            door_rol=public.Rol.BESTUURDER,
         )
     )
     world.handler(intrekking)  # redelivered: one effect
@@ -635,10 +765,11 @@ def test_after_withdrawal_nothing_moves_and_planned_appointments_are_cancelled(
     )
     before = len(world.recorded())
 
-    assert problem(world.plan(aanvraag_id, "gesprek_bestuurder"), 409)["code"] == (
-        "dossier_ingetrokken"
+    opnieuw = world.plan(
+        aanvraag_id, "gesprek_bestuurder", gepland_op=(LATER + timedelta(days=1)).isoformat()
     )
-    later = (LATER + timedelta(days=1)).isoformat()
+    assert problem(opnieuw, 409)["code"] == "dossier_ingetrokken"
+    later = (LATER + timedelta(days=2)).isoformat()
     problem(world.act(thuis, "verzetten", gepland_op=later), 409)
     problem(world.act(thuis, "gevoerd"), 409)
     url = f"/aanvragen/{aanvraag_id}/toelichting"
@@ -696,7 +827,7 @@ def test_the_internal_endpoint_hands_the_video_link_to_services_only(
     assert (body["gepland_op"], body["duur_minuten"], body["adviseur_id"]) == (
         "2026-03-10T10:00:00Z",
         60,
-        "adv-7",
+        opaque_actor_id("adv-7"),  # the adviseur's pseudonym, never the id as given
     )
     assert body["video_link"] == LINK
     handed_out = [r for r in caplog.records if r.getMessage() == "private data handed out"]

@@ -19,9 +19,11 @@ from shared.calendar import (
     CalendarProfile,
     Feestdag,
     WorkingDayCalendar,
+    WorkingHours,
     _feestdagen,
     profile_from_name,
 )
+from shared.settings import Settings
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 ATW = WorkingDayCalendar(ALGEMENE_TERMIJNENWET)
@@ -400,3 +402,82 @@ def test_deadline_properties_hold_for_every_submission_day() -> None:
                 between = [day + timedelta(days=i) for i in range(1, (last_day - day).days + 1)]
                 assert sum(ATW.is_working_day(d) for d in between) == n
         day += timedelta(days=1)
+
+
+# --- working hours (appointments) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "within"),
+    [
+        (local(2026, 3, 10, 8), local(2026, 3, 10, 18), True),  # Tue, the whole day
+        (local(2026, 3, 10, 7, 59), local(2026, 3, 10, 9), False),
+        (local(2026, 3, 10, 17), local(2026, 3, 10, 18, 1), False),
+        (local(2026, 3, 10, 23), local(2026, 3, 11, 9), False),  # across midnight
+        (local(2026, 3, 14, 10), local(2026, 3, 14, 11), False),  # Sat
+        (local(2026, 4, 6, 10), local(2026, 4, 6, 11), False),  # 2e Paasdag
+        # Mon 30 Mar, the day after the change to summer time: 08:00 CEST is 06:00 UTC.
+        (utc(2026, 3, 30, 6), utc(2026, 3, 30, 7), True),
+        (utc(2026, 3, 30, 5, 59), utc(2026, 3, 30, 7), False),
+        # Tue 3 Mar, winter time: 17:00 UTC is 18:00 CET, the end of the day.
+        (utc(2026, 3, 3, 16), utc(2026, 3, 3, 17), True),
+    ],
+)
+def test_within_working_hours_in_the_profiles_time_zone(
+    start: datetime, end: datetime, within: bool
+) -> None:
+    assert ATW.within_working_hours(start, end) is within
+
+
+def test_working_hours_are_configurable_and_checked() -> None:
+    early = WorkingDayCalendar(hours=WorkingHours(start=time(7), end=time(15, 30)))
+    assert early.within_working_hours(local(2026, 3, 10, 7), local(2026, 3, 10, 8))
+    assert not early.within_working_hours(local(2026, 3, 10, 15), local(2026, 3, 10, 16))
+    assert str(early.hours) == "07:00–15:30"
+    with pytest.raises(ValidationError, match="start before they end"):
+        WorkingHours(start=time(18), end=time(8))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        ATW.within_working_hours(datetime(2026, 3, 10, 9), datetime(2026, 3, 10, 10))
+
+
+def test_latest_and_earliest_start_within_working_hours() -> None:
+    hour = timedelta(hours=1)
+    # Sun 8 Mar 23:00: the latest start is Fri 6 Mar 17:00, the earliest Mon 9 Mar 08:00.
+    assert ATW.latest_start(local(2026, 3, 8, 23), hour) == local(2026, 3, 6, 17)
+    assert ATW.earliest_start(local(2026, 3, 8, 23), hour) == local(2026, 3, 9, 8)
+    # Within the hours: the moment itself, to the whole minute (earlier, or later).
+    moment = local(2026, 3, 10, 9, 30) + timedelta(seconds=5)
+    assert ATW.latest_start(moment, hour) == local(2026, 3, 10, 9, 30)
+    assert ATW.earliest_start(moment, hour) == local(2026, 3, 10, 9, 31)
+    # Thu 2 Apr 17:30: too late for an hour today; Fri 3 Apr is Goede Vrijdag, Mon 6 2e Paasdag.
+    assert ATW.latest_start(local(2026, 4, 2, 17, 30), hour) == local(2026, 4, 2, 17)
+    assert ATW.earliest_start(local(2026, 4, 2, 17, 30), hour) == local(2026, 4, 7, 8)
+    with pytest.raises(ValueError, match="does not fit"):
+        ATW.latest_start(local(2026, 3, 10, 12), timedelta(hours=11))
+
+
+def test_working_hours_settings_are_read_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    required = {"database_url": "postgresql://127.0.0.1/weerbaar", "nats_url": "nats://127.0.0.1"}
+    for name in ("WEERBAAR_WORKING_HOURS_START", "WEERBAAR_WORKING_HOURS_END"):
+        monkeypatch.delenv(name, raising=False)
+    assert (Settings(**required).working_hours_start, Settings(**required).working_hours_end) == (
+        time(8),
+        time(18),
+    )
+    monkeypatch.setenv("WEERBAAR_WORKING_HOURS_START", "07:30")
+    monkeypatch.setenv("WEERBAAR_WORKING_HOURS_END", "16:00")
+    assert (Settings(**required).working_hours_start, Settings(**required).working_hours_end) == (
+        time(7, 30),
+        time(16),
+    )
+    for start, end, wrong in (
+        ("18:00", "08:00", "WEERBAAR_WORKING_HOURS_END"),
+        ("08:00+01:00", "18:00", "WEERBAAR_WORKING_HOURS_START"),
+    ):
+        monkeypatch.setenv("WEERBAAR_WORKING_HOURS_START", start)
+        monkeypatch.setenv("WEERBAAR_WORKING_HOURS_END", end)
+        with pytest.raises(ValidationError) as exc:
+            Settings(**required)
+        assert [e["loc"] for e in exc.value.errors()] == [
+            (wrong.removeprefix("WEERBAAR_").lower(),)
+        ]

@@ -411,3 +411,176 @@ def test_a_refusal_changes_nothing_in_the_dossier() -> None:
         geweigerd(aanvraag_id, CONTACT + timedelta(hours=1)),
     ]
     assert folded(with_refusals) == folded(events)
+
+
+# --- consent and the measures --------------------------------------------------------------------
+
+RAPPORT = UUID("0d3c2b1a-0000-4000-8000-0000000000aa")
+MAATREGEL_BESTUURDER = UUID("0d3c2b1a-0000-4000-8000-0000000000b1")
+MAATREGEL_WERKGEVER = UUID("0d3c2b1a-0000-4000-8000-0000000000b2")
+GOEDGEKEURD = datetime(2026, 3, 20, 10, 0, tzinfo=UTC)
+
+
+def goedgekeurd_rapport(aanvraag_id: UUID) -> list[CloudEvent]:
+    """A dossier whose report (two measures) was approved and handed to the bestuurder."""
+    maatregelen = (
+        ev.MaatregelSamenvatting(
+            maatregel_id=MAATREGEL_BESTUURDER,
+            domein=ev.Domein.VERPLAATSEN,
+            kosten=ev.Kosten.KOSTELOOS,
+            uitvoerder=ev.Partij.BESTUURDER,
+            prioriteit=ev.Prioriteit.MIDDEL,
+        ),
+        ev.MaatregelSamenvatting(
+            maatregel_id=MAATREGEL_WERKGEVER,
+            domein=ev.Domein.WONEN,
+            kosten=ev.Kosten.MET_KOSTEN,
+            uitvoerder=ev.Partij.WERKGEVER,
+            prioriteit=ev.Prioriteit.HOOG,
+        ),
+    )
+    ids = {"aanvraag_id": aanvraag_id, "rapport_id": RAPPORT, "versie": 1}
+    inhoud_hash = "a" * 64
+    return [
+        ingediend(aanvraag_id),
+        contact(aanvraag_id),
+        ce(
+            ev.RapportOpgesteld(**ids, aantal_maatregelen=2, maatregelen=maatregelen),
+            GOEDGEKEURD - timedelta(days=2),
+            version=10,
+        ),
+        ce(
+            ev.RapportTerToetsingAangeboden(**ids, inhoud_hash=inhoud_hash),
+            GOEDGEKEURD - timedelta(days=1),
+            version=11,
+        ),
+        ce(ev.RapportGoedgekeurd(**ids, inhoud_hash=inhoud_hash), GOEDGEKEURD, version=3),
+        ce(ev.RapportVerstrektAanBestuurder(**ids), GOEDGEKEURD, version=4),
+    ]
+
+
+def maatregel_uitgevoerd(
+    aanvraag_id: UUID, at: datetime, maatregel_id: UUID = MAATREGEL_BESTUURDER
+) -> CloudEvent:
+    bestuurder = maatregel_id == MAATREGEL_BESTUURDER
+    return ce(
+        ev.MaatregelUitgevoerd(
+            aanvraag_id=aanvraag_id,
+            maatregel_id=maatregel_id,
+            rapport_id=RAPPORT,
+            domein=ev.Domein.VERPLAATSEN if bestuurder else ev.Domein.WONEN,
+            kosten=ev.Kosten.KOSTELOOS if bestuurder else ev.Kosten.MET_KOSTEN,
+            uitgevoerd_door=ev.Partij.BESTUURDER if bestuurder else ev.Partij.WERKGEVER,
+            uitgevoerd_op=at,
+        ),
+        at,
+        version=20 if bestuurder else 21,
+        actorrole="bestuurder" if bestuurder else "werkgever",
+    )
+
+
+def instemming(aanvraag_id: UUID, at: datetime, *, gegeven: bool) -> list[CloudEvent]:
+    """The bestuurder's decision: consent and release (one stored step), or a refusal."""
+    ids = {"aanvraag_id": aanvraag_id, "rapport_id": RAPPORT, "versie": 1}
+    if not gegeven:
+        return [ce(ev.InstemmingGeweigerd(**ids), at, version=5, actorrole="bestuurder")]
+    return [
+        ce(ev.InstemmingGegeven(**ids), at, version=6, actorrole="bestuurder"),
+        ce(
+            ev.RapportVrijgegeven(**ids, organisatie_code="GM0363"),
+            at,
+            version=7,
+            actorrole="bestuurder",
+        ),
+    ]
+
+
+def test_a_measure_before_the_consent_decision_keeps_the_dossier_with_the_bestuurder() -> None:
+    aanvraag_id = uuid4()
+    approved = goedgekeurd_rapport(aanvraag_id)
+    assert folded(approved).status == "goedgekeurd"
+    uitgevoerd = GOEDGEKEURD + timedelta(days=1)
+    dossier = folded([*approved, maatregel_uitgevoerd(aanvraag_id, uitgevoerd)])
+    # Still waiting on the bestuurder's decision (the secretariat's list of pending consents),
+    # with the measure shown as carried out.
+    assert dossier.status == "goedgekeurd"
+    assert dossier.rapport is not None and dossier.rapport.instemming is None
+    done = {m.maatregel_id: m.uitgevoerd_op for m in dossier.maatregelen}
+    assert done == {MAATREGEL_BESTUURDER: uitgevoerd, MAATREGEL_WERKGEVER: None}
+
+
+@pytest.mark.parametrize(
+    ("gegeven", "besloten"), [(True, "vrijgegeven"), (False, "instemming_geweigerd")]
+)
+def test_after_the_consent_decision_measures_move_the_dossier_to_in_uitvoering(
+    gegeven: bool, besloten: str
+) -> None:
+    aanvraag_id = uuid4()
+    besluit = instemming(aanvraag_id, GOEDGEKEURD + timedelta(days=1), gegeven=gegeven)
+    decided = [*goedgekeurd_rapport(aanvraag_id), *besluit]
+    assert folded(decided).status == besloten
+    measure = maatregel_uitgevoerd(aanvraag_id, GOEDGEKEURD + timedelta(days=2))
+    assert folded([*decided, measure]).status == "in_uitvoering"
+
+
+@pytest.mark.parametrize("gegeven", [True, False])
+def test_a_decision_after_a_measure_moves_the_dossier_on_to_in_uitvoering(gegeven: bool) -> None:
+    aanvraag_id = uuid4()
+    measure = maatregel_uitgevoerd(aanvraag_id, GOEDGEKEURD + timedelta(days=1))
+    besluit = instemming(aanvraag_id, GOEDGEKEURD + timedelta(days=2), gegeven=gegeven)
+    dossier = folded([*goedgekeurd_rapport(aanvraag_id), measure, *besluit])
+    assert dossier.status == "in_uitvoering"
+    assert dossier.rapport is not None
+    assert dossier.rapport.instemming == ("gegeven" if gegeven else "geweigerd")
+
+
+@pytest.mark.parametrize("gegeven", [True, False])
+def test_a_measure_and_the_decision_at_one_moment_give_one_status_in_either_order(
+    gegeven: bool,
+) -> None:
+    # The live projection orders events of one moment by stream sequence, a rebuild by each
+    # service's own log: the status must not depend on which of the two services came first.
+    aanvraag_id = uuid4()
+    moment = GOEDGEKEURD + timedelta(days=1)
+    events = [
+        *goedgekeurd_rapport(aanvraag_id),
+        maatregel_uitgevoerd(aanvraag_id, moment),
+        *instemming(aanvraag_id, moment, gegeven=gegeven),
+    ]
+    measure_id = events[-3 if gegeven else -2].id
+    # The decision's events were recorded together: consecutive in the stream.
+    decision = {e.id: 2 + i for i, e in enumerate(events[-2 if gegeven else -1 :])}
+    measure_first = fold(events, {measure_id: 1} | decision)
+    decision_first = fold(events, {measure_id: 4} | decision)
+    assert measure_first is not None and decision_first is not None
+    # Only the timeline lists the two in another order.
+    assert [r.gebeurtenis for r in measure_first.tijdlijn][-1] in {
+        "InstemmingGeweigerd",
+        "RapportVrijgegeven",
+    }
+    assert [r.gebeurtenis for r in decision_first.tijdlijn][-1] == "MaatregelUitgevoerd"
+    assert (measure_first.status, decision_first.status) == ("in_uitvoering", "in_uitvoering")
+    assert measure_first.model_copy(update={"tijdlijn": ()}) == decision_first.model_copy(
+        update={"tijdlijn": ()}
+    )
+
+
+def test_a_refusal_turned_into_consent_releases_the_report() -> None:
+    aanvraag_id = uuid4()
+    refused = [
+        *goedgekeurd_rapport(aanvraag_id),
+        *instemming(aanvraag_id, GOEDGEKEURD + timedelta(days=1), gegeven=False),
+    ]
+    assert folded(refused).status == "instemming_geweigerd"
+    later = instemming(aanvraag_id, GOEDGEKEURD + timedelta(days=3), gegeven=True)
+    dossier = folded([*refused, *later])
+    assert dossier.status == "vrijgegeven"
+    assert dossier.rapport is not None
+    assert (dossier.rapport.instemming, dossier.rapport.vrijgegeven_op) == (
+        "gegeven",
+        GOEDGEKEURD + timedelta(days=3),
+    )
+    measure = maatregel_uitgevoerd(
+        aanvraag_id, GOEDGEKEURD + timedelta(days=4), MAATREGEL_WERKGEVER
+    )
+    assert folded([*refused, *later, measure]).status == "in_uitvoering"

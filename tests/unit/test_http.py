@@ -379,7 +379,11 @@ def test_live_and_ready_answer_200_when_every_check_passes(svc: App) -> None:
     assert svc.client.get("/health/live").json() == {"status": "ok"}
     ready = svc.client.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ok", "checks": {"database": "ok", "nats": "ok"}}
+    assert ready.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "nats": "ok"},
+        "details": {},
+    }
 
 
 def test_ready_answers_503_naming_the_failing_check_without_its_secrets(

@@ -232,7 +232,11 @@ def test_every_alert_rule_uses_series_a_service_exposes() -> None:
         assert used, rule["alert"]
         assert used <= exposed, f"{rule['alert']} uses unknown series {used - exposed}"
     alerts = {rule["alert"] for rule in rules}
-    assert {"WeerbaarDeadLetter", "WeerbaarRelayLagGrowing"} <= alerts
+    assert {
+        "WeerbaarDeadLetter",
+        "WeerbaarRelayLagGrowing",
+        "WeerbaarRelayStoppedAtEvent",
+    } <= alerts
 
 
 class _Collector(BaseHTTPRequestHandler):
