@@ -23,7 +23,7 @@ def _data_dir() -> Path:
 def cmd_up(args: argparse.Namespace) -> int:
     """Run the whole system until Ctrl-C or SIGTERM."""
     from shared.logging import configure_logging
-    from shared.system import System
+    from shared.system import Supervisor, System
 
     configure_logging("weerbaar-up", "WARNING")
     smtp = None
@@ -44,17 +44,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("weerbaar: starting the five services …", flush=True)
         system.start_services()
         _print_welcome(system)
+        supervisor = Supervisor(system)
+        system.write_state()
         while not stop.wait(1.0):
-            for proc in list(system.processes):
-                if proc.process.poll() is not None:
-                    print(
-                        f"weerbaar: {proc.service} exited ({proc.process.returncode}); "
-                        f"restarting — see {proc.log_path}",
-                        flush=True,
-                    )
-                    system.processes.remove(proc)
-                    system.spawn(proc.service)
-                    system.write_state()
+            supervisor.check()
     finally:
         print("\nweerbaar: stopping …", flush=True)
         system.stop()

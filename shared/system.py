@@ -17,7 +17,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,6 +78,8 @@ class System:
     mailcatcher: MailCatcher | None = None
     processes: list[ServiceProcess] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
+    #: Set by a ``Supervisor``: how its processes fare, written into the state file.
+    supervision: Callable[[], dict[str, Any]] | None = None
 
     @property
     def mail_dir(self) -> Path:
@@ -242,6 +245,8 @@ class System:
             },
             "supervisor_pid": os.getpid(),
         }
+        if self.supervision is not None:
+            state["processes"] = self.supervision()
         self.state_path.write_text(json.dumps(state, indent=2))
 
     def stop_process(
@@ -293,6 +298,183 @@ class System:
             yield self
         finally:
             self.stop()
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How a supervisor restarts a process that exited."""
+
+    #: The wait before the first restart; it doubles with every exit that follows quickly.
+    initial_delay_s: float = 1.0
+    max_delay_s: float = 60.0
+    #: A process that stayed up this long counts as healthy: its next exit waits
+    #: ``initial_delay_s`` again.
+    healthy_after_s: float = 60.0
+    #: So many exits within ``loop_window_s`` make a crash loop (shown on the terminal and in
+    #: the state file).
+    loop_exits: int = 5
+    loop_window_s: float = 120.0
+
+
+@dataclass
+class _Watch:
+    """What a supervisor knows of one process (by name; it outlives each pid)."""
+
+    proc: ServiceProcess
+    started_at: float
+    delay_s: float = 0.0
+    exits: deque[float] = field(default_factory=deque)
+    restarts: int = 0
+    last_exit_code: int | None = None
+    #: When the exited process is started again (None while it runs).
+    restart_at: float | None = None
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _minutes(seconds: float) -> str:
+    minutes = seconds / 60
+    return f"{minutes:g} minute" + ("" if minutes == 1 else "s")
+
+
+class Supervisor:
+    """Keeps a system's service processes running: restarts one that exited after a back-off
+    that doubles while it keeps exiting (up to a cap; reset once it stayed up a while), says so
+    loudly each time, and makes a crash loop visible (terminal, log, state file).
+
+    ``check()`` does one round; ``weerbaar up`` calls it every second. The clock and the output
+    are given, so a test can drive the rounds itself.
+    """
+
+    def __init__(
+        self,
+        system: System,
+        policy: RestartPolicy | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        say: Callable[[str], None] = lambda line: print(line, flush=True),
+    ) -> None:
+        self.system = system
+        self.policy = policy or RestartPolicy()
+        self.clock = clock
+        self.say = say
+        now = clock()
+        self.watches = {p.log_path.stem: _Watch(p, now) for p in system.processes}
+        system.supervision = self.states
+
+    def check(self) -> None:
+        """Notice processes that exited, and start those whose back-off is over."""
+        now = self.clock()
+        changed = False
+        for name, watch in self.watches.items():
+            if watch.restart_at is None and watch.proc.process.poll() is not None:
+                self._exited(name, watch, now)
+                changed = True
+            if watch.restart_at is not None and now >= watch.restart_at:
+                self._restart(name, watch, now)
+                changed = True
+        if changed:
+            self.system.write_state()
+
+    def _exited(self, name: str, watch: _Watch, now: float) -> None:
+        policy = self.policy
+        code = watch.proc.process.returncode
+        watch.last_exit_code = code
+        if now - watch.started_at >= policy.healthy_after_s:
+            watch.delay_s = 0.0
+        watch.delay_s = (
+            policy.initial_delay_s
+            if watch.delay_s == 0
+            else min(policy.max_delay_s, watch.delay_s * 2)
+        )
+        watch.exits.append(now)
+        watch.restart_at = now + watch.delay_s
+        if watch.proc in self.system.processes:
+            self.system.processes.remove(watch.proc)
+        recent = self._recent(watch, now)
+        window = _minutes(policy.loop_window_s)
+        line = (
+            f"weerbaar: !!! {name} {_describe_exit(code)}"
+            f" ({recent} time{'s' if recent != 1 else ''} in the last {window});"
+            f" restarting in {watch.delay_s:g} s — see {watch.proc.log_path}"
+        )
+        self._announce(line, name, watch, "service process exited")
+        if recent >= policy.loop_exits:
+            self._announce(
+                f"weerbaar: !!! CRASH LOOP: {name} exited {recent} times in the last {window}"
+                f" ({watch.restarts} restarts in all); it keeps exiting — see"
+                f" {watch.proc.log_path}",
+                name,
+                watch,
+                "service process in a crash loop",
+            )
+
+    def _announce(self, line: str, name: str, watch: _Watch, message: str) -> None:
+        """On the terminal, in the supervisor's log and in the process's own log file."""
+        self.say(line)
+        fields = {
+            "service_process": name,
+            "exit_code": watch.last_exit_code,
+            "exits_recent": self._recent(watch, self.clock()),
+            "restart_in_s": watch.delay_s,
+        }
+        log.error(message, extra=fields)
+        entry = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "level": "ERROR",
+            "service": "weerbaar-up",
+            "message": message,
+            **fields,
+        }
+        with watch.proc.log_path.open("a") as out:
+            out.write(json.dumps(entry) + "\n")
+
+    def _restart(self, name: str, watch: _Watch, now: float) -> None:
+        old = watch.proc
+        watch.proc = self.system.spawn(old.service, old.roles, name=name, port=old.port)
+        watch.started_at = now
+        watch.restarts += 1
+        watch.restart_at = None
+
+    def _recent(self, watch: _Watch, now: float) -> int:
+        """Exits within the loop window up to ``now`` (older ones are forgotten)."""
+        while watch.exits and watch.exits[0] < now - self.policy.loop_window_s:
+            watch.exits.popleft()
+        return len(watch.exits)
+
+    def crash_loops(self) -> list[str]:
+        """The processes that exited ``loop_exits`` times within the window."""
+        now = self.clock()
+        return [
+            name
+            for name, watch in self.watches.items()
+            if self._recent(watch, now) >= self.policy.loop_exits
+        ]
+
+    def states(self) -> dict[str, Any]:
+        """Per process, for the state file: pid, restarts, recent exits, crash loop."""
+        loops = set(self.crash_loops())
+        now = self.clock()
+        return {
+            name: {
+                "pid": watch.proc.process.pid if watch.restart_at is None else None,
+                "restarts": watch.restarts,
+                "exits_recent": self._recent(watch, now),
+                "last_exit_code": watch.last_exit_code,
+                "restart_in_s": None
+                if watch.restart_at is None
+                else round(max(0.0, watch.restart_at - now), 1),
+                "crash_loop": name in loops,
+            }
+            for name, watch in self.watches.items()
+        }
 
 
 def read_state(data_dir: Path) -> dict[str, Any] | None:

@@ -187,13 +187,18 @@ def _spawn_split(system: System) -> None:
 
 @contextmanager
 def world(
-    name: str, *, split: bool = False, extra: Callable[[System], None] | None = None
+    name: str,
+    *,
+    split: bool = False,
+    extra: Callable[[System], None] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[World]:
-    """A fresh system on its own embedded servers: one process per service, or per role."""
+    """A fresh system on its own embedded servers: one process per service, or per role;
+    ``env`` adds to (or overrides) the services' environment."""
     with servers.scratch_dir(f"faults-{name}") as base:
         system = System(
             data_dir=base / "data",
-            extra_env=dict(SERVICE_ENV),
+            extra_env={**SERVICE_ENV, **(env or {})},
             preferred_ports={s: free_port() for s in SERVICES},
         )
         try:
@@ -269,6 +274,15 @@ class RunLog:
     #: (start, end, what, dossier) of every wait for another service to hear of a step.
     waits: list[tuple[float, float, str, str]] = field(default_factory=list)
     calls: Iterator[int] = field(default_factory=itertools.count)
+    #: Set (with the reason) when the run cannot succeed any more, e.g. a service process
+    #: exited: the drivers stop at their next attempt instead of retrying until their timeout.
+    aborted: threading.Event = field(default_factory=threading.Event)
+    abort_reason: str = ""
+
+    def abort(self, reason: str) -> None:
+        """End the run early: every driver gives up its dossier at its next attempt."""
+        self.abort_reason = self.abort_reason or reason
+        self.aborted.set()
 
     def progress(self) -> int:
         """Dossiers finished (through the whole process, or lost)."""
@@ -311,6 +325,8 @@ class FaultDriver(DossierDriver):
         self.unanswered = False
         backoff = 0.1
         while True:
+            if self.log.aborted.is_set():
+                raise DemoError(f"run aborted: {self.log.abort_reason}")
             correlation = uuid.uuid4().hex
             started = time.monotonic()
             try:
@@ -396,6 +412,12 @@ def full_process(d: DossierDriver) -> None:
     d.volledig_proces()
 
 
+def driver_source(index: int) -> str:
+    """The source address of the ``index``-th dossier's client: one in 127.1.0.0/16 (the whole
+    of 127/8 is this machine)."""
+    return f"127.1.{index // 250 % 250}.{index % 250 + 1}"
+
+
 def drive_one(log: RunLog, index: int) -> None:
     """Drive one dossier; record it as completed or lost."""
     world = log.world
@@ -405,7 +427,10 @@ def drive_one(log: RunLog, index: int) -> None:
         organisatie="GM0363",
     )
     started = time.monotonic()
-    with httpx.Client(timeout=30) as client:
+    # Each dossier's people on a machine of their own (a loopback address of their own), as
+    # the limits per source address see them.
+    transport = httpx.HTTPTransport(local_address=driver_source(index))
+    with httpx.Client(timeout=30, transport=transport) as client:
         driver = FaultDriver(log, actors, client)
         try:
             full_process(driver)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -32,6 +33,7 @@ from shared.embedded import (
     read_state,
     write_state,
 )
+from shared.system import RestartPolicy, Supervisor, System
 from tests import servers
 
 pytestmark = pytest.mark.integration
@@ -396,3 +398,73 @@ async def test_nats_url_serves_jetstream(nats_url: str) -> None:
             await js.delete_stream(stream)
     finally:
         await nc.close()
+
+
+def test_a_process_that_keeps_exiting_is_restarted_with_back_off_and_shown_as_a_crash_loop(
+    workdir: Path,
+) -> None:
+    # A real service process that exits at once, every time: a setting it refuses.
+    system = System(
+        data_dir=workdir / "data",
+        database_url="postgresql://nobody@127.0.0.1:1/none",
+        nats_url="nats://127.0.0.1:1",
+        smtp=("127.0.0.1", 1),
+        extra_env={"WEERBAAR_LOG_LEVEL": "LOUD"},
+    )
+    system.spawn("intake")
+    clock = [0.0]
+    said: list[str] = []
+    policy = RestartPolicy(
+        initial_delay_s=1, max_delay_s=8, healthy_after_s=60, loop_exits=4, loop_window_s=120
+    )
+    supervisor = Supervisor(system, policy, clock=lambda: clock[0], say=said.append)
+    delays: list[float] = []
+    pids: list[int] = []
+    try:
+        for _ in range(6):
+            proc = supervisor.watches["intake"].proc
+            pids.append(proc.process.pid)
+            assert proc.process.wait(60) == 2  # the exit itself, not a guess at its timing
+            supervisor.check()
+            delay = supervisor.watches["intake"].delay_s
+            delays.append(delay)
+            # Not started again before its back-off is over ...
+            clock[0] += delay - 0.01
+            supervisor.check()
+            assert system.processes == []
+            # ... and started again (same name, roles and port) once it is.
+            clock[0] += 0.01
+            supervisor.check()
+            assert [p.log_path.stem for p in system.processes] == ["intake"]
+        # A process that stayed up a while starts over at the first delay.
+        clock[0] += policy.healthy_after_s
+        assert supervisor.watches["intake"].proc.process.wait(60) == 2
+        supervisor.check()
+        after_a_healthy_while = supervisor.watches["intake"].delay_s
+        state = json.loads(system.state_path.read_text())
+    finally:
+        system.stop()
+
+    assert delays == [1, 2, 4, 8, 8, 8]
+    assert after_a_healthy_while == 1
+    assert len(set(pids)) == 6
+    exits = [line for line in said if "intake exited with code 2" in line]
+    assert len(exits) == 7
+    assert "(1 time in the last 2 minutes); restarting in 1 s" in exits[0]
+    assert "(3 times in the last 2 minutes); restarting in 4 s" in exits[2]
+    loops = [line for line in said if "CRASH LOOP" in line]
+    assert loops[0].startswith("weerbaar: !!! CRASH LOOP: intake exited 4 times in the last 2")
+    assert len(loops) == 4  # the 4th exit and every one after it within the window
+    assert state["processes"]["intake"] | {"pid": None} == {
+        "pid": None,
+        "restarts": 6,
+        "exits_recent": 7,
+        "last_exit_code": 2,
+        "restart_in_s": 1.0,
+        "crash_loop": True,
+    }
+    # The process's own log says it too, next to what the process wrote before it exited.
+    logged = (workdir / "data" / "logs" / "intake.log").read_text().splitlines()
+    entries = [json.loads(line) for line in logged if line.startswith("{")]
+    assert sum(e.get("message") == "service process exited" for e in entries) == 7
+    assert any("WEERBAAR_LOG_LEVEL" in line for line in logged)
