@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ from shared.eventstore import Context, DomainEvent, first_event, utcnow
 from shared.relay import RESUME_PREFIX, OutboxRelay, PublicationCheck, relay_channel
 from shared.settings import Settings
 from shared.system import System
-from tests.integration.inprocess import InProcessSystem, aanmelding, system_on_new_database
+from tests.integration.inprocess import InProcessSystem, aanmelding
 from tests.support import stream_messages, wait_until
 
 pytestmark = pytest.mark.integration
@@ -49,14 +48,9 @@ HOSTILE_CORRELATION = "not opaque"
 
 
 @pytest.fixture(scope="module")
-def system(
-    postgres_server_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[InProcessSystem]:
-    """The five services in one process, on a database of their own."""
-    with system_on_new_database(
-        postgres_server_url, nats_url, tmp_path_factory.mktemp("publishable")
-    ) as built:
-        yield built
+def system(inprocess_system: InProcessSystem) -> InProcessSystem:
+    """The five services in one process, on a database of their own (this module's)."""
+    return inprocess_system
 
 
 def _signed(system: InProcessSystem, **claims: Any) -> dict[str, str]:
