@@ -420,8 +420,16 @@ class OutboxRelay:
         start = 1
         while batch := self.app.recorder.select_notifications(start, 100):
             for notification in batch:
-                (event,) = mapper.to_domain_events([notification], skeleton=True)
-                if self.gateway(event):
+                try:
+                    (event,) = mapper.to_domain_events([notification], skeleton=True)
+                    public = self.gateway(event)
+                except OUTAGES:
+                    raise
+                except Exception:
+                    # One it cannot publish: the log's public part starts there at the latest
+                    # (publishing stops at it, and says so).
+                    return Position(notification.id, 0)
+                if public:
                     return Position(notification.id, 0)
             start = batch[-1].id + 1
         return None
