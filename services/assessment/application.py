@@ -49,6 +49,7 @@ from shared.auth import Refusal
 from shared.contracts import events as public
 from shared.errors import Conflict, NietBeschikbaar, NietGevonden
 from shared.eventstore import (
+    CommitInDoubt,
     Context,
     DomainEvent,
     DuplicateKey,
@@ -438,6 +439,10 @@ class Assessment(ServiceApplication):
             raise NietGevonden("Deze versie van het rapport bestaat niet.")
         try:
             self.record(lees(rapport, nummer, rol, ctx))
+        except CommitInDoubt:
+            # The read may be on record: the client is told the outcome is unknown (503
+            # uitkomst_onbekend), never that it was not recorded. The content is not shown.
+            raise
         except Exception as exc:
             # Content shown without its read on record would be a hole in the audit trail.
             log.exception("recording a read failed", extra={"rapport_id": str(rapport.id)})

@@ -31,7 +31,7 @@ from shared.consumer import Delivery, Poison
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
 from shared.errors import NietGevonden
-from shared.eventstore import Context, DomainEvent, FixedClock
+from shared.eventstore import CommitInDoubt, Context, DomainEvent, FixedClock
 from shared.parties import DossierParties, Partijen
 from shared.runtime import Components
 from shared.settings import Settings
@@ -683,6 +683,27 @@ def test_a_read_that_cannot_be_recorded_shows_nothing(world: World) -> None:
     assert response.json()["code"] == "inzage_niet_vastgelegd"
     assert "geheim" not in response.text
     assert world.of_type(public.RapportIngezien) == []
+
+
+def test_a_read_whose_commit_is_in_doubt_says_so_and_shows_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection lost at COMMIT: the read may be on record, so the answer is 503
+    uitkomst_onbekend (as for every command), not inzage_niet_vastgelegd (found by the
+    database-outage scenario: a read answered "not recorded" that was recorded)."""
+    _, rapport_id = world.nieuw_rapport(concept("geheim"))
+    recorder = world.components.app.recorder
+    insert = recorder.insert_events
+
+    def committed_then_lost(*args: Any, **kwargs: Any) -> Any:
+        insert(*args, **kwargs)
+        raise CommitInDoubt("1")
+
+    monkeypatch.setattr(recorder, "insert_events", committed_then_lost)
+    response = world.lees(rapport_id, world.als("compliance"))
+    assert response.status_code == 503
+    assert response.json()["code"] == "uitkomst_onbekend"
+    assert "geheim" not in response.text
 
 
 def test_the_reader_is_in_the_envelope_and_no_content_is_public(world: World) -> None:
