@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import re
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
@@ -137,8 +138,15 @@ class Refusals:
     per dossier, service and window, whatever the number of attempts and routes.
     """
 
-    def __init__(self, app: ServiceApplication, window_s: float, per_source_per_minute: int):
+    def __init__(
+        self,
+        app: ServiceApplication,
+        window_s: float,
+        per_source_per_minute: int,
+        now: Callable[[], datetime] = utcnow,
+    ):
         app.create_tables([THROTTLE_DDL])
+        self.now = now
         app.pending_records.append(self.record_ended)
         self.app = app
         self.attempts = Throttle(app, "anoniem_geweigerd", window_s)
@@ -150,7 +158,7 @@ class Refusals:
         if refusal.principal is not None:
             record_refusal(self.app, refusal)
             return
-        now = utcnow()
+        now = self.now()
         key = str(refusal.aanvraag_id or NO_DOSSIER)
         window = self.attempts.count(key, now)
         if window.count == 1:
@@ -168,7 +176,7 @@ class Refusals:
         """Record the attempts of every ended window not yet on record, one event per window;
         how many events were recorded."""
         recorded = 0
-        for key, start, count, done in self.attempts.ended(now or utcnow()):
+        for key, start, count, done in self.attempts.ended(now or self.now()):
             end = start + timedelta(seconds=self.attempts.window_s)
             self._record(
                 key, start, end, count - done, ANY_ROUTE, ANONYMOUS_REASON, 401, total=count
@@ -195,7 +203,7 @@ class Refusals:
         event = first_event(
             ToegangGeweigerdVastgelegd,
             event_id,
-            Context(now=utcnow()),
+            Context(now=self.now()),
             aanvraag_id=None if dossier == NO_DOSSIER else UUID(dossier),
             actie=actie,
             reden=reden,

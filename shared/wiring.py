@@ -81,14 +81,19 @@ def make_auth(
     settings: Settings,
     app: ServiceApplication,
     with_dossier: Callable[[Refusal], Refusal] | None = None,
+    clock: Clock | None = None,
 ) -> Auth:
     """Auth whose refusals are recorded as ToegangGeweigerd in the service's own event store
     (``shared.access.Refusals``: anonymous attempts counted, the actors' pseudonyms made with
-    the deployment's key). ``with_dossier`` names the dossier of a refusal whose path names
-    another id (a report, an appointment), so the dossier's audit trail shows it."""
+    the deployment's key; windows by ``clock``). ``with_dossier`` names the dossier of a refusal
+    whose path names another id (a report, an appointment), so the dossier's audit trail shows
+    it."""
     configure_pseudonyms(settings.pseudonym_key_path)
     refusals = Refusals(
-        app, settings.anonymous_refusal_window_s, settings.anonymous_requests_per_minute
+        app,
+        settings.anonymous_refusal_window_s,
+        settings.anonymous_requests_per_minute,
+        now=(clock or Clock()).now,
     )
 
     def on_refused(refusal: Refusal) -> None:

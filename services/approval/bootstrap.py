@@ -30,7 +30,7 @@ def bootstrap(
     app = Approval(settings.eventsourcing_env("approval"))
     # Refusals on /rapporten/{rapport_id}/… name no dossier in the path: attribute them to the
     # report's dossier, so the dossier's audit trail shows them.
-    auth = make_auth(settings, app, app.with_dossier)
+    auth = make_auth(settings, app, app.with_dossier, clock)
     if parties is None:
         parties = DossierParties(settings.intake_url, service_token(settings, "approval"))
     api = create_app(

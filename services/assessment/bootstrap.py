@@ -39,7 +39,7 @@ def bootstrap(
     """Build the assessment service (tests pass a fake for intake's parties API)."""
     app = Assessment(settings.eventsourcing_env("assessment"))
     # Refusals on /rapporten/{id} and /maatregelen/{id} are recorded with their dossier.
-    auth = make_auth(settings, app, app.with_dossier)
+    auth = make_auth(settings, app, app.with_dossier, clock)
     if parties is None:
         parties = DossierParties(settings.intake_url, service_token(settings, "assessment"))
     api = create_app(

@@ -29,7 +29,7 @@ class IntakeWithProjection(Intake):
 def bootstrap(settings: Settings, clock: Clock) -> Components:
     """Build the intake service."""
     app = IntakeWithProjection(settings.eventsourcing_env("intake"))
-    auth = make_auth(settings, app)
+    auth = make_auth(settings, app, clock=clock)
     api = create_app(
         service="intake",
         title="Weerbaar — intake",

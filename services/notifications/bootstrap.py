@@ -55,7 +55,7 @@ def bootstrap(
     host's addresses (the system's resolver by default).
     """
     app = Notifications(settings.eventsourcing_env("notifications"))
-    auth = make_auth(settings, app)
+    auth = make_auth(settings, app, clock=clock)
     api = create_app(
         service="notifications",
         title="Weerbaar — notifications",

@@ -53,7 +53,7 @@ def bootstrap(settings: Settings, clock: Clock, *, parties: Parties | None = Non
             refusal = replace(refusal, aanvraag_id=app.aanvraag_van(afspraak_id))
         return refusal
 
-    auth = make_auth(settings, app, with_dossier)
+    auth = make_auth(settings, app, with_dossier, clock)
     if parties is None:
         parties = DossierParties(settings.intake_url, service_token(settings, "scheduling"))
     api = create_app(
