@@ -411,7 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rebuild = sub.add_parser(
         "stream-rebuild", help="rebuild the NATS stream from PostgreSQL after losing it"
     )
-    rebuild.add_argument("--timeout", type=float, default=600.0, help="seconds to wait")
+    rebuild.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds the whole command may take"
+    )
     sub.add_parser(
         "relay", help="status of the relays; resume one stopped at an event (status|resume SVC)"
     ).add_argument("relay_args", nargs=argparse.REMAINDER)

@@ -182,6 +182,7 @@ class DurableConsumer:
                 await self._run_once(stop)
             except (OSError, nats.errors.Error) as exc:
                 self.ready.clear()
+                self._backlog_unknown()
                 log.warning(
                     "consumer interrupted, reconnecting",
                     extra={"consumer": self.durable, "error": type(exc).__name__},
@@ -370,12 +371,28 @@ class DurableConsumer:
             )
         except nats.errors.Error as exc:  # the numbers wait for the next round; work goes on
             log.debug("consumer stats unavailable", extra={"error": type(exc).__name__})
+            self._backlog_unknown()
             return
+        self.metrics.consumer_backlog_known.labels(*labels).set(1)
         self.metrics.consumer_pending.labels(*labels).set(info.num_pending or 0)
         self.metrics.consumer_ack_pending.labels(*labels).set(info.num_ack_pending or 0)
         self.metrics.consumer_redelivered.labels(*labels).set(info.num_redelivered or 0)
         waiting = sum((letters.state.subjects or {}).values())
         self.metrics.dead_letters_waiting.labels(*labels).set(waiting)
+
+    def _backlog_unknown(self) -> None:
+        """The broker cannot be asked: drop the numbers rather than show stale ones (an absent
+        series is Prometheus's "unknown"), and say so."""
+        labels = (self.service, self.durable)
+        self.metrics.consumer_backlog_known.labels(*labels).set(0)
+        for gauge in (
+            self.metrics.consumer_pending,
+            self.metrics.consumer_ack_pending,
+            self.metrics.consumer_redelivered,
+            self.metrics.dead_letters_waiting,
+        ):
+            with contextlib.suppress(KeyError):  # not reported yet
+                gauge.remove(*labels)
 
     def _decode(self, msg: Msg, attempt: int) -> Delivery:
         try:

@@ -119,6 +119,24 @@ def advisory_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
+def relay_lock_probe(service: str) -> tuple[str, tuple[int, int]]:
+    """SQL and parameters: whether another session holds the relay lock of ``service``.
+
+    Reads ``pg_locks`` rather than trying the lock: a probe that takes the lock answers wrong
+    when its own session already holds it (advisory locks are re-entrant), and while it holds
+    it a relay that tries at that moment backs off. A bigint key is split into ``classid``
+    (high 32 bits) and ``objid`` (low 32 bits), ``objsubid`` 1.
+    """
+    key = advisory_key(f"weerbaar-relay:{service}") & 0xFFFFFFFFFFFFFFFF
+    return (
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1"
+        " AND pid <> pg_backend_pid())",
+        (key >> 32, key & 0xFFFFFFFF),
+    )
+
+
 class OutboxRelay:
     """Publishes one service's events, in log order, onto the WEERBAAR stream."""
 
@@ -200,8 +218,10 @@ class OutboxRelay:
                     # Resync requests (``weerbaar stream-rebuild``) come on the same channel;
                     # notifications that arrive while the relay publishes wait in psycopg's
                     # backlog and are read by the next wait.
-                    requests: list[str] = []
                     await listen.execute(SQL("LISTEN {}").format(Identifier(self._channel())))
+                    # A request made while this relay was not listening (between connections,
+                    # on standby) is on record: read after LISTEN, so none falls in between.
+                    requests: list[str] = await self._pending_resync(lock)
                     resyncing: list[str] = []
                     # The batch published last, its PubAcks not yet awaited: the next batch is
                     # read, encoded and sent while the broker stores this one.
@@ -341,6 +361,19 @@ class OutboxRelay:
 
     async def _ensure_position_table(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await ensure_position_table(conn, self.service)
+
+    async def _pending_resync(self, conn: psycopg.AsyncConnection[Any]) -> list[str]:
+        """The resync requested (``weerbaar stream-rebuild``) and not yet confirmed, if any."""
+        row = await (
+            await conn.execute(
+                SQL(
+                    "SELECT resync_requested FROM {} WHERE service = %s "
+                    "AND resync_requested IS DISTINCT FROM resync_token"
+                ).format(self.position_table),
+                (self.service,),
+            )
+        ).fetchone()
+        return [] if row is None or row[0] is None else [str(row[0])]
 
     async def _confirm_resync(self, conn: psycopg.AsyncConnection[Any], token: str) -> None:
         await conn.execute(
@@ -628,6 +661,7 @@ async def ensure_position_table(conn: psycopg.AsyncConnection[Any], service: str
     await conn.execute(
         SQL(
             "ALTER TABLE {} ADD COLUMN IF NOT EXISTS resync_token text, "
+            "ADD COLUMN IF NOT EXISTS resync_requested text, "
             "ADD COLUMN IF NOT EXISTS resynced_at timestamptz, "
             "ADD COLUMN IF NOT EXISTS gestopt_bij bigint, "
             "ADD COLUMN IF NOT EXISTS gestopt_type text, "

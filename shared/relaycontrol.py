@@ -22,7 +22,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier
 
-from shared.relay import RESUME_PREFIX, advisory_key, relay_channel
+from shared.relay import RESUME_PREFIX, relay_channel, relay_lock_probe
 from shared.settings import SERVICES, load_settings
 
 
@@ -75,13 +75,10 @@ def read(conn: psycopg.Connection[dict[str, object]], service: str) -> RelayView
 
 
 def _locked(conn: psycopg.Connection[dict[str, object]], service: str) -> bool:
-    """A running relay holds its advisory lock."""
-    key = advisory_key(f"weerbaar-relay:{service}")
-    row = conn.execute("SELECT pg_try_advisory_lock(%s) AS free", (key,)).fetchone()
-    if row is not None and row["free"]:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-        return False
-    return True
+    """A running relay holds its advisory lock (seen in ``pg_locks``, not by taking it)."""
+    query, params = relay_lock_probe(service)
+    found = conn.execute(query + " AS held", params).fetchone()
+    return bool(found is not None and found["held"])
 
 
 def status(conninfo: str, out: Callable[[str], None] = print) -> int:

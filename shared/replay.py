@@ -230,7 +230,10 @@ def rebuild_arguments(
     parser.add_argument("--no-switch", action="store_true", help="rebuild, keep the live one")
     parser.add_argument("--restart", action="store_true", help="drop an interrupted rebuild")
     parser.add_argument(
-        "--hash", action="store_true", help="print the content hash of the live read model"
+        "--hash",
+        action="store_true",
+        help="print the content hash of the live read model: what a rebuild reproduces (equal"
+        " before and after a faithful rebuild and switch)",
     )
 
 

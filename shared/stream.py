@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 import nats
+from nats.aio.client import Client as NatsClient
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
 from nats.js.errors import NotFoundError
 
@@ -54,9 +55,30 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
     ]
 
 
-async def provision(settings: Settings) -> list[StreamInfo]:
-    """Create the streams, or update them to the declared configuration."""
-    nc = await nats.connect(servers=settings.nats_servers, name="weerbaar-provision")
+async def connect_bounded(settings: Settings, name: str, timeout_s: float = 5.0) -> NatsClient:
+    """A connection for a command or a probe: each server tried at most twice, each attempt
+    within ``timeout_s``, then ``NoServersError`` (or the last ``OSError``); connection errors
+    are logged at debug level, not with a traceback each (the caller says what failed)."""
+
+    async def quiet(exc: Exception) -> None:
+        log.debug("nats connection error", extra={"client": name, "error": type(exc).__name__})
+
+    return await nats.connect(
+        servers=settings.nats_servers,
+        name=name,
+        connect_timeout=max(0.5, timeout_s),
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0.2,
+        error_cb=quiet,
+    )
+
+
+async def provision(settings: Settings, nc: NatsClient | None = None) -> list[StreamInfo]:
+    """Create the streams, or update them to the declared configuration (on ``nc`` when given:
+    the caller's connection, left open)."""
+    own = nc is None
+    if nc is None:
+        nc = await nats.connect(servers=settings.nats_servers, name="weerbaar-provision")
     try:
         js = nc.jetstream(timeout=10)
         infos = []
@@ -71,4 +93,5 @@ async def provision(settings: Settings) -> list[StreamInfo]:
                 infos.append(await js.update_stream(config))
         return infos
     finally:
-        await nc.close()
+        if own:
+            await nc.close()

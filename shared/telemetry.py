@@ -90,6 +90,7 @@ class ServiceMetrics:
     consumer_messages: Counter
     consumer_redeliveries: Counter
     consumer_pending: Gauge
+    consumer_backlog_known: Gauge
     consumer_ack_pending: Gauge
     consumer_redelivered: Gauge
     dead_letters: Counter
@@ -150,6 +151,14 @@ def _new_metrics(service: str) -> ServiceMetrics:
         consumer_pending=Gauge(
             "weerbaar_consumer_pending_messages",
             "Messages on the stream the consumer has not yet been given (consumer info).",
+            ["service", "consumer"],
+            registry=registry,
+        ),
+        consumer_backlog_known=Gauge(
+            "weerbaar_consumer_backlog_known",
+            "1 while the consumer's numbers (pending, ack pending, redelivered, dead letters"
+            " waiting) are fresh from the broker; 0 when it cannot be asked (NATS down, stream"
+            " or consumer missing): those series are then absent, not a stale value.",
             ["service", "consumer"],
             registry=registry,
         ),

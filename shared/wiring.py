@@ -11,8 +11,8 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Final
 
-import nats
 from fastapi import FastAPI, Request
+from nats.js.errors import NotFoundError
 
 from shared.access import (
     Refusals,
@@ -37,6 +37,7 @@ from shared.eventstore import Clock, Context, ServiceApplication
 from shared.http import add_readiness_check, add_readiness_detail
 from shared.logging import trace_id_var
 from shared.settings import AuthMode, Settings
+from shared.stream import connect_bounded
 from shared.telemetry import relay_state
 from shared.throttle import client_source
 
@@ -107,8 +108,37 @@ def make_auth(
     )
 
 
+class _BrokerProbe:
+    """Asks NATS once per readiness round whether it answers and the stream exists; the
+    ``nats`` and ``stream`` checks of that round share the answer (one connection)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._asking: asyncio.Task[bool] | None = None
+
+    async def stream_exists(self) -> bool:
+        """Whether the stream exists; raises when NATS does not answer."""
+        if self._asking is None or self._asking.done():
+            self._asking = asyncio.ensure_future(self._ask())
+        # Shielded: one check timing out must not cancel the other's answer.
+        return await asyncio.shield(self._asking)
+
+    async def _ask(self) -> bool:
+        nc = await connect_bounded(self.settings, "readiness", timeout_s=2)
+        try:
+            js = nc.jetstream(timeout=3)
+            await js.account_info()
+            try:
+                await js.stream_info(self.settings.stream_name)
+            except NotFoundError:
+                return False
+            return True
+        finally:
+            await nc.close()
+
+
 def add_standard_readiness(api: FastAPI, app: ServiceApplication, settings: Settings) -> None:
-    """Readiness checks on PostgreSQL and NATS."""
+    """Readiness checks on PostgreSQL, NATS and the stream."""
 
     async def postgres() -> None:
         def ping() -> None:
@@ -117,14 +147,14 @@ def add_standard_readiness(api: FastAPI, app: ServiceApplication, settings: Sett
 
         await asyncio.wait_for(asyncio.to_thread(ping), timeout=3)
 
+    broker = _BrokerProbe(settings)
+
     async def nats_check() -> None:
-        nc = await nats.connect(
-            servers=settings.nats_servers, connect_timeout=2, max_reconnect_attempts=0
-        )
-        try:
-            await nc.jetstream().account_info()
-        finally:
-            await nc.close()
+        await broker.stream_exists()
+
+    async def stream_check() -> None:
+        if not await broker.stream_exists():
+            raise LookupError(f"stream {settings.stream_name} does not exist")
 
     async def relay() -> dict[str, Any] | None:
         # Read from PostgreSQL: the relay may run in another process of the service.
@@ -142,6 +172,9 @@ def add_standard_readiness(api: FastAPI, app: ServiceApplication, settings: Sett
 
     add_readiness_check(api, "postgres", postgres)
     add_readiness_check(api, "nats", nats_check)
+    # A server that answers without the stream publishes and delivers nothing (lost store,
+    # stream deleted): not ready until ``weerbaar stream-rebuild`` or ``provision``.
+    add_readiness_check(api, "stream", stream_check)
     add_readiness_detail(api, "relay", relay)
 
 

@@ -708,12 +708,19 @@ def _stored_events(database: str) -> int:
 
 def test_replay_command_switches_the_live_read_model_over(world: World) -> None:
     live_before = content_hash(world.database, "intake", with_sequence=False)
+    hash_before = _weerbaar(world, "replay", "--hash")
+    assert hash_before.returncode == 0, hash_before.stderr
+    assert hash_before.stdout.strip() == live_before
     result = _weerbaar(world, "replay", "--target", "intake_replay_c")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "switched" in result.stdout
     assert "100.0%" in result.stderr  # the progress bar
     assert content_hash(world.database, "intake", with_sequence=False) == live_before
     assert content_hash(world.database, PREVIOUS, with_sequence=False) == live_before
+    # As the README tells an operator to confirm a rebuild: the hash after it is the one before.
+    hash_after = _weerbaar(world, "replay", "--hash")
+    assert hash_after.returncode == 0, hash_after.stderr
+    assert hash_after.stdout == hash_before.stdout, "replay --hash does not confirm the rebuild"
 
     # The live consumer goes on writing into the switched-in tables.
     d = world.registered

@@ -18,6 +18,7 @@ from shared.contracts.registry import subject_for, to_cloudevent
 from shared.eventstore import Context, utcnow
 from shared.relay import OutboxRelay
 from shared.settings import Settings
+from shared.stream import provision
 from shared.telemetry import (
     LAST_NOTIFICATION_ID,
     LAST_PUBLISHED_AT,
@@ -186,3 +187,48 @@ async def test_consumer_counts_outcomes_redeliveries_and_dead_letters_and_contin
     assert inside.split("-")[2] != INCOMING.split("-")[2], "in a span of its own"
     untraced = seen_trace[flaky]
     assert untraced is not None and untraced.split("-")[1] != TRACE_ID, "no traceparent: new"
+
+
+async def test_a_consumer_that_cannot_ask_the_broker_shows_its_backlog_as_unknown_not_zero(
+    settings: Settings,
+) -> None:
+    """With the stream gone the last numbers would be stale: the series go away (unknown, for
+    Prometheus) and ``weerbaar_consumer_backlog_known`` says why, until the stream is back."""
+    service = f"obs{uuid.uuid4().hex[:8]}"
+    consumer = DurableConsumer(
+        service,
+        Subscription("test", ["weerbaar.intake.AanvraagIngediend.*"], lambda delivery: None),
+        settings,
+        stats_interval_s=0.2,
+    )
+    durable = consumer.durable
+
+    def known() -> float | None:
+        return _sample(service, "weerbaar_consumer_backlog_known", consumer=durable)
+
+    def pending() -> float | None:
+        return _sample(service, "weerbaar_consumer_pending_messages", consumer=durable)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await _until(lambda: known() == 1 and pending() == 0, "the backlog known: nothing")
+        nc = await nats.connect(settings.nats_url)
+        try:
+            await nc.jetstream().delete_stream(settings.stream_name)
+        finally:
+            await nc.close()
+        await _until(lambda: known() == 0, "the backlog reported unknown")
+        assert pending() is None, "no stale backlog while it cannot be asked"
+        for name in (
+            "weerbaar_consumer_ack_pending_messages",
+            "weerbaar_consumer_redelivered_messages",
+            "weerbaar_dead_letters_waiting",
+        ):
+            assert _sample(service, name, consumer=durable) is None, name
+
+        await provision(settings)
+        await _until(lambda: known() == 1 and pending() == 0, "the backlog known again")
+    finally:
+        stop.set()
+        await task
