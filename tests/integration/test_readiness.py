@@ -1,13 +1,22 @@
-"""Readiness checks PostgreSQL and NATS: an unreachable NATS makes the service not ready."""
+"""Readiness checks PostgreSQL and NATS: an unreachable one makes the service not ready, and
+readiness says so within about a second (the checks are bounded)."""
 
 from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from services.scheduling.bootstrap import bootstrap
+from shared.embedded import EmbeddedPostgres
 from shared.eventstore import Clock
 from shared.settings import Settings
+from tests import servers
 
 pytestmark = pytest.mark.integration
 
@@ -30,3 +39,49 @@ def test_not_ready_without_nats(settings: Settings) -> None:
     assert ready.headers["content-type"].startswith("application/problem+json")
     assert "nats" in ready.text
     assert "postgres" not in ready.json().get("detail", "")
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[int]:
+    """A port where connections are taken (by the kernel's backlog) but nothing ever answers,
+    as with a server that hangs."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield sock.getsockname()[1]
+
+
+def timed_ready(client: TestClient) -> tuple[float, Any]:
+    started = time.monotonic()
+    response = client.get("/health/ready")
+    return time.monotonic() - started, response
+
+
+@pytest.mark.parametrize("how", ["refused", "silent"])
+def test_not_ready_within_about_a_second_when_nats_is_unreachable(
+    settings: Settings, how: str
+) -> None:
+    with contextlib.ExitStack() as stack:
+        port = 9 if how == "refused" else stack.enter_context(silent_server())
+        unreachable = settings.model_copy(update={"nats_url": f"nats://127.0.0.1:{port}"})
+        components = bootstrap(unreachable, Clock())
+        client = stack.enter_context(TestClient(components.api))
+        took, ready = timed_ready(client)
+    assert ready.status_code == 503
+    assert ready.json()["failing"] == ["nats"]
+    assert took < 1.5
+
+
+def test_not_ready_within_about_a_second_when_postgres_is_down(settings: Settings) -> None:
+    with servers.scratch_dir("ready") as scratch, EmbeddedPostgres(scratch / "pg") as postgres:
+        own = settings.model_copy(update={"database_url": postgres.ensure_database("weerbaar")})
+        components = bootstrap(own, Clock())
+        with TestClient(components.api) as client:
+            assert client.get("/health/ready").status_code == 200
+            postgres.kill()  # our own server: a crash, as an operator would meet it
+            # More probes than the pool holds connections: the first ones may meet a broken
+            # idle connection (fails at once), the later ones wait for a new one that never comes.
+            probes = [timed_ready(client) for _ in range(12)]
+    assert [ready.status_code for _, ready in probes] == [503] * 12
+    assert all(ready.json()["failing"] == ["postgres"] for _, ready in probes)
+    assert max(took for took, _ in probes) < 1.5
