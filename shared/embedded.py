@@ -59,6 +59,7 @@ __all__ = [
     "free_port",
     "pid_is_running",
     "read_state",
+    "write_file_atomically",
     "write_state",
 ]
 
@@ -858,12 +859,37 @@ STATE_FILE_NAME = "state.json"
 def write_state(path: Path, state: ServerState) -> None:
     """Write ``state`` as JSON to the file ``path`` (conventionally ``<datadir>/state.json``).
 
-    Written to a temporary file and renamed, so a reader never sees half a file.
+    Written atomically (``write_file_atomically``), so a reader never sees half a file.
+    """
+    write_file_atomically(path, state.model_dump_json(indent=2))
+
+
+def write_file_atomically(path: Path, text: str) -> None:
+    """Replace the file ``path`` with ``text`` so that a reader sees the old or the new whole.
+
+    Written to a temporary file in the same directory (a rename is atomic only within one file
+    system), flushed to disk, then renamed over ``path``; the directory is synced so the rename
+    itself survives a crash. A writer that dies half-way leaves only its temporary file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(state.model_dump_json(indent=2))
-    tmp.replace(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        # mkstemp makes the file private (0600); the state is read by the operator's commands.
+        tmp.chmod(0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def read_state(path: Path) -> ServerState | None:

@@ -3,7 +3,8 @@
 Used by ``weerbaar up``, by the end-to-end tests and by the benchmarks, so all three run the system
 the same way. Embedded PostgreSQL and NATS are started unless URLs of external servers are given;
 the mail catcher is started unless an SMTP server is given. What was started, and where, is written
-to ``<data_dir>/state.json`` so other commands (``weerbaar mail``, the demo) find it.
+to ``<data_dir>/state.json`` (replaced atomically) so other commands (``weerbaar mail``, the demo)
+find it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port, write_file_atomically
 from shared.mailcatcher import MailCatcher
 from shared.settings import DEFAULT_PORTS, SERVICES, load_settings
 from shared.stream import provision
@@ -247,7 +248,8 @@ class System:
         }
         if self.supervision is not None:
             state["processes"] = self.supervision()
-        self.state_path.write_text(json.dumps(state, indent=2))
+        # Rewritten while other commands read it: they see the old state or the new, never half.
+        write_file_atomically(self.state_path, json.dumps(state, indent=2))
 
     def stop_process(
         self, proc: ServiceProcess, sig: int = signal.SIGTERM, timeout: float = 15
@@ -479,8 +481,9 @@ class Supervisor:
 
 def read_state(data_dir: Path) -> dict[str, Any] | None:
     """The state of a running system, or None."""
-    path = data_dir / "state.json"
-    if not path.exists():
+    try:
+        text = (data_dir / "state.json").read_text()
+    except FileNotFoundError:  # not running, or stopped just now
         return None
-    state: dict[str, Any] = json.loads(path.read_text())
+    state: dict[str, Any] = json.loads(text)
     return state

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from shared.embedded import (
     write_state,
 )
 from shared.system import RestartPolicy, Supervisor, System
+from shared.system import read_state as read_system_state
 from tests import servers
 
 pytestmark = pytest.mark.integration
@@ -468,3 +470,48 @@ def test_a_process_that_keeps_exiting_is_restarted_with_back_off_and_shown_as_a_
     entries = [json.loads(line) for line in logged if line.startswith("{")]
     assert sum(e.get("message") == "service process exited" for e in entries) == 7
     assert any("WEERBAAR_LOG_LEVEL" in line for line in logged)
+
+
+def test_readers_of_the_state_file_never_see_half_of_it(workdir: Path) -> None:
+    system = System(
+        data_dir=workdir / "data",
+        database_url="postgresql://nobody@127.0.0.1:1/none",
+        nats_url="nats://127.0.0.1:1",
+        smtp=("127.0.0.1", 1),
+    )
+    system.data_dir.mkdir(parents=True)
+    version = [0]
+    # A state file of some size, rewritten while another command reads it.
+    system.supervision = lambda: {
+        f"proces-{i}": {"versie": version[0], "toelichting": "x" * 200} for i in range(1000)
+    }
+    system.write_state()
+    done = threading.Event()
+    seen: set[int] = set()
+    broken: list[str] = []
+
+    def read_until_done() -> None:
+        while not done.is_set():
+            try:
+                state = read_system_state(system.data_dir)
+            except ValueError as exc:  # JSONDecodeError: half a file, or none
+                broken.append(str(exc))
+                continue
+            assert state is not None
+            seen.add(state["processes"]["proces-0"]["versie"])
+
+    reader = threading.Thread(target=read_until_done)
+    reader.start()
+    try:
+        for written in range(1, 301):
+            version[0] = written
+            system.write_state()
+    finally:
+        done.set()
+        reader.join(30)
+
+    assert broken == []
+    assert len(seen) > 1  # the reader did read while the file was being rewritten
+    assert read_system_state(system.data_dir)["processes"]["proces-0"]["versie"] == 300
+    # Nothing left behind but the state itself.
+    assert [path.name for path in system.data_dir.iterdir()] == ["state.json"]
