@@ -58,6 +58,7 @@ __all__ = [
     "ServerState",
     "free_port",
     "pid_is_running",
+    "port_is_free",
     "read_state",
     "write_file_atomically",
     "write_state",
@@ -130,6 +131,11 @@ def _port_is_free(port: int, host: str = LOCALHOST) -> bool:
         except OSError:
             return False
         return True
+
+
+def port_is_free(port: int, host: str = LOCALHOST) -> bool:
+    """Whether a server could listen on ``port`` now (a port in TIME_WAIT is free to a server)."""
+    return _port_is_free(port, host)
 
 
 def _proc_stat_fields(pid: int) -> list[str] | None:

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,13 @@ from typing import Any
 
 import httpx
 
-from shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port, write_file_atomically
+from shared.embedded import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    free_port,
+    port_is_free,
+    write_file_atomically,
+)
 from shared.mailcatcher import MailCatcher
 from shared.settings import DEFAULT_PORTS, SERVICES, load_settings
 from shared.stream import provision
@@ -39,12 +44,10 @@ DATABASE_NAME = "weerbaar"
 
 
 def _port_or_free(preferred: int) -> int:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", preferred))
-        except OSError:
-            return free_port()
-    return preferred
+    # Probed as a server binds (SO_REUSEADDR, as uvicorn does): a port whose last connections are
+    # in TIME_WAIT is free to it. A plain bind counted such a port as taken, so a quick second
+    # `weerbaar up` moved the services other services call (intake, scheduling) elsewhere.
+    return preferred if port_is_free(preferred) else free_port()
 
 
 @dataclass

@@ -34,6 +34,7 @@ from shared.embedded import (
     read_state,
     write_state,
 )
+from shared.settings import DEFAULT_PORTS
 from shared.system import RestartPolicy, Supervisor, System
 from shared.system import read_state as read_system_state
 from tests import servers
@@ -470,6 +471,30 @@ def test_a_process_that_keeps_exiting_is_restarted_with_back_off_and_shown_as_a_
     entries = [json.loads(line) for line in logged if line.startswith("{")]
     assert sum(e.get("message") == "service process exited" for e in entries) == 7
     assert any("WEERBAAR_LOG_LEVEL" in line for line in logged)
+
+
+def test_a_port_whose_last_connections_are_in_time_wait_stays_the_services_port(
+    workdir: Path,
+) -> None:
+    # Why a quick second `weerbaar up` moved intake and scheduling (the services the others
+    # call): the server side closed those connections, so their port was in TIME_WAIT.
+    port = free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = listener.accept()
+            accepted.close()  # the server closes first: its side of the connection waits
+            assert client.recv(1) == b""
+    # The port is not free to a plain bind (what the old probe did) ...
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))
+
+    # ... but it is to a server (uvicorn binds with SO_REUSEADDR): the service keeps it.
+    system = System(data_dir=workdir / "data", preferred_ports={**DEFAULT_PORTS, "intake": port})
+    system.allocate_ports()
+    assert system.ports["intake"] == port
 
 
 def test_readers_of_the_state_file_never_see_half_of_it(workdir: Path) -> None:
