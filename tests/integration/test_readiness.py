@@ -42,12 +42,14 @@ def test_not_ready_without_nats(settings: Settings) -> None:
 
 
 @contextlib.contextmanager
-def silent_server() -> Iterator[int]:
+def silent_server(port: int = 0) -> Iterator[int]:
     """A port where connections are taken (by the kernel's backlog) but nothing ever answers,
-    as with a server that hangs."""
+    as with a server that hangs or a network that drops the packets."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
+        # The port's last connections may still wait in TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(64)
         yield sock.getsockname()[1]
 
 
@@ -72,16 +74,33 @@ def test_not_ready_within_about_a_second_when_nats_is_unreachable(
     assert took < 1.5
 
 
-def test_not_ready_within_about_a_second_when_postgres_is_down(settings: Settings) -> None:
-    with servers.scratch_dir("ready") as scratch, EmbeddedPostgres(scratch / "pg") as postgres:
-        own = settings.model_copy(update={"database_url": postgres.ensure_database("weerbaar")})
+@pytest.mark.parametrize("how", ["refused", "silent"])
+def test_not_ready_within_about_a_second_when_postgres_is_down(
+    settings: Settings, how: str
+) -> None:
+    with (
+        servers.scratch_dir("ready") as scratch,
+        EmbeddedPostgres(scratch / "pg") as postgres,
+        contextlib.ExitStack() as stack,
+    ):
+        # A pool that waits long for a connection (as a production setting may): readiness
+        # must not wait with it.
+        own = settings.model_copy(
+            update={
+                "database_url": postgres.ensure_database("weerbaar"),
+                "postgres_connect_timeout_s": 5,
+            }
+        )
         components = bootstrap(own, Clock())
-        with TestClient(components.api) as client:
-            assert client.get("/health/ready").status_code == 200
-            postgres.kill()  # our own server: a crash, as an operator would meet it
-            # More probes than the pool holds connections: the first ones may meet a broken
-            # idle connection (fails at once), the later ones wait for a new one that never comes.
-            probes = [timed_ready(client) for _ in range(12)]
+        client = stack.enter_context(TestClient(components.api))
+        assert client.get("/health/ready").status_code == 200
+        postgres.kill()  # our own server: a crash, as an operator would meet it
+        if how == "silent":
+            # Its address no longer answers at all: new connections hang in the handshake.
+            stack.enter_context(silent_server(postgres.port))
+        # More probes than the pool holds connections: the first ones may meet a broken idle
+        # connection (fails at once), the later ones wait for a new one that does not come.
+        probes = [timed_ready(client) for _ in range(12)]
     assert [ready.status_code for _, ready in probes] == [503] * 12
     assert all(ready.json()["failing"] == ["postgres"] for _, ready in probes)
     assert max(took for took, _ in probes) < 1.5
