@@ -234,6 +234,25 @@ class _ChildServer:
         """Whether the server process this object started is still alive."""
         return self._proc is not None and self._proc.poll() is None
 
+    def exit_code(self) -> int | None:
+        """How the server process exited (negative: the signal), or None while it runs.
+
+        None too when no process is there to ask (never started, or stopped and reaped).
+        """
+        return None if self._proc is None else self._proc.poll()
+
+    @property
+    def listen_ports(self) -> tuple[int, ...]:
+        """The ports the server listens on."""
+        raise NotImplementedError
+
+    def pin_ports(self) -> None:
+        """From now on start only on the current ports: a taken port is an error, never a move.
+
+        For a restart after a crash: every client was given these ports.
+        """
+        raise NotImplementedError
+
     def _spawn(self, args: list[str], cwd: Path, run_as: _RunAs | None) -> None:
         log = self.log_path.open("ab")
         self._log_offset = log.tell()
@@ -439,6 +458,15 @@ class EmbeddedPostgres(_ChildServer):
     def port(self) -> int:
         """The TCP port the server listens (or will listen) on."""
         return self._port
+
+    @property
+    def listen_ports(self) -> tuple[int, ...]:
+        """The TCP port."""
+        return (self._port,)
+
+    def pin_ports(self) -> None:
+        """Start only on the current port from now on (see ``_ChildServer.pin_ports``)."""
+        self._port_fixed = True
 
     def url(self, dbname: str = "postgres") -> str:
         """Connection URL for database ``dbname`` as the superuser ``postgres``."""
@@ -719,6 +747,16 @@ class EmbeddedNats(_ChildServer):
     def monitor_port(self) -> int:
         """The HTTP monitoring port."""
         return self._monitor_port
+
+    @property
+    def listen_ports(self) -> tuple[int, ...]:
+        """The client port and the monitoring port."""
+        return (self._port, self._monitor_port)
+
+    def pin_ports(self) -> None:
+        """Start only on the current ports from now on (see ``_ChildServer.pin_ports``)."""
+        self._port_fixed = True
+        self._monitor_port_fixed = True
 
     @property
     def url(self) -> str:
