@@ -542,7 +542,8 @@ class Supervisor:
         recent = self._recent(watch, now)
         window = _minutes(policy.loop_window_s)
         how = _describe_exit(code) if code is not None else f"failed to start ({why})"
-        where = " on the same port" if child.kind == "server" else ""
+        plural = "s" if len(child.ports()) > 1 else ""
+        where = f" on the same port{plural}" if child.kind == "server" else ""
         line = (
             f"weerbaar: !!! {child.title(name)} {how}"
             f" ({recent} time{'s' if recent != 1 else ''} in the last {window});"

@@ -683,9 +683,9 @@ def test_the_supervisor_restarts_a_killed_embedded_server_on_its_port_with_its_d
         f"weerbaar: !!! {pg_title} was killed by SIGKILL (1 time in the last 2 minutes);"
         f" restarting in 1 s on the same port — see {postgres.log_path}",
         f"weerbaar: !!! {nats_title} was killed by SIGKILL (1 time in the last 2 minutes);"
-        f" restarting in 1 s on the same port — see {nats_server.log_path}",
+        f" restarting in 1 s on the same ports — see {nats_server.log_path}",
         f"weerbaar: !!! {nats_title} was killed by SIGKILL (2 times in the last 2 minutes);"
-        f" restarting in 2 s on the same port — see {nats_server.log_path}",
+        f" restarting in 2 s on the same ports — see {nats_server.log_path}",
         "weerbaar: !!! CRASH LOOP: nats exited 2 times in the last 2 minutes (1 restarts in"
         f" all); it keeps exiting — see {nats_server.log_path}",
     ]
