@@ -58,7 +58,9 @@ __all__ = [
     "ServerState",
     "free_port",
     "pid_is_running",
+    "port_is_free",
     "read_state",
+    "write_file_atomically",
     "write_state",
 ]
 
@@ -129,6 +131,11 @@ def _port_is_free(port: int, host: str = LOCALHOST) -> bool:
         except OSError:
             return False
         return True
+
+
+def port_is_free(port: int, host: str = LOCALHOST) -> bool:
+    """Whether a server could listen on ``port`` now (a port in TIME_WAIT is free to a server)."""
+    return _port_is_free(port, host)
 
 
 def _proc_stat_fields(pid: int) -> list[str] | None:
@@ -226,6 +233,25 @@ class _ChildServer:
     def is_running(self) -> bool:
         """Whether the server process this object started is still alive."""
         return self._proc is not None and self._proc.poll() is None
+
+    def exit_code(self) -> int | None:
+        """How the server process exited (negative: the signal), or None while it runs.
+
+        None too when no process is there to ask (never started, or stopped and reaped).
+        """
+        return None if self._proc is None else self._proc.poll()
+
+    @property
+    def listen_ports(self) -> tuple[int, ...]:
+        """The ports the server listens on."""
+        raise NotImplementedError
+
+    def pin_ports(self) -> None:
+        """From now on start only on the current ports: a taken port is an error, never a move.
+
+        For a restart after a crash: every client was given these ports.
+        """
+        raise NotImplementedError
 
     def _spawn(self, args: list[str], cwd: Path, run_as: _RunAs | None) -> None:
         log = self.log_path.open("ab")
@@ -432,6 +458,15 @@ class EmbeddedPostgres(_ChildServer):
     def port(self) -> int:
         """The TCP port the server listens (or will listen) on."""
         return self._port
+
+    @property
+    def listen_ports(self) -> tuple[int, ...]:
+        """The TCP port."""
+        return (self._port,)
+
+    def pin_ports(self) -> None:
+        """Start only on the current port from now on (see ``_ChildServer.pin_ports``)."""
+        self._port_fixed = True
 
     def url(self, dbname: str = "postgres") -> str:
         """Connection URL for database ``dbname`` as the superuser ``postgres``."""
@@ -714,6 +749,16 @@ class EmbeddedNats(_ChildServer):
         return self._monitor_port
 
     @property
+    def listen_ports(self) -> tuple[int, ...]:
+        """The client port and the monitoring port."""
+        return (self._port, self._monitor_port)
+
+    def pin_ports(self) -> None:
+        """Start only on the current ports from now on (see ``_ChildServer.pin_ports``)."""
+        self._port_fixed = True
+        self._monitor_port_fixed = True
+
+    @property
     def url(self) -> str:
         """Client URL, ``nats://127.0.0.1:<port>``."""
         return f"nats://{LOCALHOST}:{self._port}"
@@ -858,12 +903,37 @@ STATE_FILE_NAME = "state.json"
 def write_state(path: Path, state: ServerState) -> None:
     """Write ``state`` as JSON to the file ``path`` (conventionally ``<datadir>/state.json``).
 
-    Written to a temporary file and renamed, so a reader never sees half a file.
+    Written atomically (``write_file_atomically``), so a reader never sees half a file.
+    """
+    write_file_atomically(path, state.model_dump_json(indent=2))
+
+
+def write_file_atomically(path: Path, text: str) -> None:
+    """Replace the file ``path`` with ``text`` so that a reader sees the old or the new whole.
+
+    Written to a temporary file in the same directory (a rename is atomic only within one file
+    system), flushed to disk, then renamed over ``path``; the directory is synced so the rename
+    itself survives a crash. A writer that dies half-way leaves only its temporary file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(state.model_dump_json(indent=2))
-    tmp.replace(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        # mkstemp makes the file private (0600); the state is read by the operator's commands.
+        tmp.chmod(0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def read_state(path: Path) -> ServerState | None:

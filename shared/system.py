@@ -3,7 +3,9 @@
 Used by ``weerbaar up``, by the end-to-end tests and by the benchmarks, so all three run the system
 the same way. Embedded PostgreSQL and NATS are started unless URLs of external servers are given;
 the mail catcher is started unless an SMTP server is given. What was started, and where, is written
-to ``<data_dir>/state.json`` so other commands (``weerbaar mail``, the demo) find it.
+to ``<data_dir>/state.json`` (replaced atomically) so other commands (``weerbaar mail``, the demo)
+find it. A ``Supervisor`` keeps what was started running: the service processes and the embedded
+servers, each restarted on its own port.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,11 +24,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
-from shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from shared.embedded import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    EmbeddedServerError,
+    free_port,
+    port_is_free,
+    write_file_atomically,
+)
 from shared.mailcatcher import MailCatcher
 from shared.settings import DEFAULT_PORTS, SERVICES, load_settings
 from shared.stream import provision
@@ -38,12 +46,10 @@ DATABASE_NAME = "weerbaar"
 
 
 def _port_or_free(preferred: int) -> int:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", preferred))
-        except OSError:
-            return free_port()
-    return preferred
+    # Probed as a server binds (SO_REUSEADDR, as uvicorn does): a port whose last connections are
+    # in TIME_WAIT is free to it. A plain bind counted such a port as taken, so a quick second
+    # `weerbaar up` moved the services other services call (intake, scheduling) elsewhere.
+    return preferred if port_is_free(preferred) else free_port()
 
 
 @dataclass
@@ -247,7 +253,8 @@ class System:
         }
         if self.supervision is not None:
             state["processes"] = self.supervision()
-        self.state_path.write_text(json.dumps(state, indent=2))
+        # Rewritten while other commands read it: they see the old state or the new, never half.
+        write_file_atomically(self.state_path, json.dumps(state, indent=2))
 
     def stop_process(
         self, proc: ServiceProcess, sig: int = signal.SIGTERM, timeout: float = 15
@@ -314,13 +321,121 @@ class RestartPolicy:
     #: the state file).
     loop_exits: int = 5
     loop_window_s: float = 120.0
+    #: A restart waits (from the end of its back-off) so long for its port to be free: a process
+    #: comes back on its own port, where its clients look for it, never on another. After that it
+    #: is started anyway; if the port is still taken it fails, which counts as another exit.
+    port_wait_s: float = 30.0
+
+
+class _Child(Protocol):
+    """Something a supervisor keeps running: a service process or an embedded server."""
+
+    #: What it is, for people: "service process" or "server".
+    kind: str
+
+    @property
+    def log_path(self) -> Path:
+        """Where its own output goes."""
+
+    def title(self, name: str) -> str:
+        """How the terminal line names it."""
+
+    def exit_code(self) -> int | None:
+        """How it exited, or None while it runs."""
+
+    def pid(self) -> int | None:
+        """Its pid while it runs."""
+
+    def ports(self) -> tuple[int, ...]:
+        """The ports it listens on: they must be free before it starts again."""
+
+    def forget(self) -> None:
+        """After an exit: let go of what is left of it."""
+
+    def start(self) -> None:
+        """Start it again, on the same ports (raises when that fails)."""
+
+
+class _ServiceChild:
+    """A service process of the system."""
+
+    kind = "service process"
+
+    def __init__(self, system: System, proc: ServiceProcess) -> None:
+        self.system = system
+        self.proc = proc
+
+    @property
+    def log_path(self) -> Path:
+        return self.proc.log_path
+
+    def title(self, name: str) -> str:
+        return name
+
+    def exit_code(self) -> int | None:
+        return self.proc.process.poll()
+
+    def pid(self) -> int | None:
+        return self.proc.process.pid
+
+    def ports(self) -> tuple[int, ...]:
+        return () if self.proc.port is None else (self.proc.port,)
+
+    def forget(self) -> None:
+        if self.proc in self.system.processes:
+            self.system.processes.remove(self.proc)
+
+    def start(self) -> None:
+        old = self.proc
+        self.proc = self.system.spawn(old.service, old.roles, name=old.log_path.stem, port=old.port)
+
+
+class _ServerChild:
+    """An embedded server (PostgreSQL, NATS) the system started."""
+
+    kind = "server"
+
+    def __init__(self, server: EmbeddedPostgres | EmbeddedNats, what: str) -> None:
+        self.server = server
+        self.what = what
+
+    @property
+    def log_path(self) -> Path:
+        return self.server.log_path
+
+    def title(self, name: str) -> str:
+        ports = self.server.listen_ports
+        listed = ", ".join(str(port) for port in ports)
+        return f"{name} (the embedded {self.what} on port{'s' if len(ports) > 1 else ''} {listed})"
+
+    def exit_code(self) -> int | None:
+        return self.server.exit_code()
+
+    def pid(self) -> int | None:
+        return self.server.pid
+
+    def ports(self) -> tuple[int, ...]:
+        return self.server.listen_ports
+
+    def forget(self) -> None:
+        # What the dead server left in its process group (PostgreSQL's backends outlive a killed
+        # postmaster for a moment and hold its shared memory: a new one would refuse to start).
+        try:
+            self.server.kill()
+        except EmbeddedServerError:
+            log.exception("could not clear what the exited server left", extra={"of": self.what})
+
+    def start(self) -> None:
+        # Every service was given these ports: the server comes back there or not at all.
+        self.server.pin_ports()
+        self.server.start()
 
 
 @dataclass
 class _Watch:
     """What a supervisor knows of one process (by name; it outlives each pid)."""
 
-    proc: ServiceProcess
+    child: _Child
     started_at: float
     delay_s: float = 0.0
     exits: deque[float] = field(default_factory=deque)
@@ -328,6 +443,15 @@ class _Watch:
     last_exit_code: int | None = None
     #: When the exited process is started again (None while it runs).
     restart_at: float | None = None
+    #: Whether the wait for its port has been said already (once per restart).
+    port_wait_said: bool = False
+
+    @property
+    def proc(self) -> ServiceProcess:
+        """The service process watched (for a service; a server has none)."""
+        if not isinstance(self.child, _ServiceChild):
+            raise TypeError(f"a {self.child.kind} has no service process")
+        return self.child.proc
 
 
 def _describe_exit(code: int) -> str:
@@ -345,12 +469,15 @@ def _minutes(seconds: float) -> str:
 
 
 class Supervisor:
-    """Keeps a system's service processes running: restarts one that exited after a back-off
-    that doubles while it keeps exiting (up to a cap; reset once it stayed up a while), says so
-    loudly each time, and makes a crash loop visible (terminal, log, state file).
+    """Keeps a system running: its service processes and the embedded servers it started.
+
+    Restarts one that exited after a back-off that doubles while it keeps exiting (up to a cap;
+    reset once it stayed up a while), on the ports it had (waiting for them to be free, never
+    moving), says so loudly each time, and makes a crash loop visible (terminal, log, state file).
 
     ``check()`` does one round; ``weerbaar up`` calls it every second. The clock and the output
-    are given, so a test can drive the rounds itself.
+    are given, so a test can drive the rounds itself. Starting a server again blocks the round
+    until it serves (or fails); a service process is only spawned.
     """
 
     def __init__(
@@ -366,7 +493,13 @@ class Supervisor:
         self.clock = clock
         self.say = say
         now = clock()
-        self.watches = {p.log_path.stem: _Watch(p, now) for p in system.processes}
+        self.watches: dict[str, _Watch] = {}
+        if system.postgres is not None:
+            self.watches["postgres"] = _Watch(_ServerChild(system.postgres, "PostgreSQL"), now)
+        if system.nats is not None:
+            self.watches["nats"] = _Watch(_ServerChild(system.nats, "NATS server"), now)
+        for proc in system.processes:
+            self.watches[proc.log_path.stem] = _Watch(_ServiceChild(system, proc), now)
         system.supervision = self.states
 
     def check(self) -> None:
@@ -374,18 +507,25 @@ class Supervisor:
         now = self.clock()
         changed = False
         for name, watch in self.watches.items():
-            if watch.restart_at is None and watch.proc.process.poll() is not None:
-                self._exited(name, watch, now)
-                changed = True
+            if watch.restart_at is None:
+                code = watch.child.exit_code()
+                if code is not None:
+                    self._exited(name, watch, now, code)
+                    changed = True
             if watch.restart_at is not None and now >= watch.restart_at:
+                if self._waits_for_port(name, watch, now):
+                    continue
                 self._restart(name, watch, now)
                 changed = True
         if changed:
             self.system.write_state()
 
-    def _exited(self, name: str, watch: _Watch, now: float) -> None:
+    def _exited(
+        self, name: str, watch: _Watch, now: float, code: int | None, why: str = ""
+    ) -> None:
+        """Count an exit (``code`` None: a start that failed, for reason ``why``) and plan the
+        restart."""
         policy = self.policy
-        code = watch.proc.process.returncode
         watch.last_exit_code = code
         if now - watch.started_at >= policy.healthy_after_s:
             watch.delay_s = 0.0
@@ -396,31 +536,53 @@ class Supervisor:
         )
         watch.exits.append(now)
         watch.restart_at = now + watch.delay_s
-        if watch.proc in self.system.processes:
-            self.system.processes.remove(watch.proc)
+        watch.port_wait_said = False
+        child = watch.child
+        child.forget()
         recent = self._recent(watch, now)
         window = _minutes(policy.loop_window_s)
+        how = _describe_exit(code) if code is not None else f"failed to start ({why})"
+        plural = "s" if len(child.ports()) > 1 else ""
+        where = f" on the same port{plural}" if child.kind == "server" else ""
         line = (
-            f"weerbaar: !!! {name} {_describe_exit(code)}"
+            f"weerbaar: !!! {child.title(name)} {how}"
             f" ({recent} time{'s' if recent != 1 else ''} in the last {window});"
-            f" restarting in {watch.delay_s:g} s — see {watch.proc.log_path}"
+            f" restarting in {watch.delay_s:g} s{where} — see {child.log_path}"
         )
-        self._announce(line, name, watch, "service process exited")
+        self._announce(line, name, watch, f"{child.kind} exited")
         if recent >= policy.loop_exits:
             self._announce(
                 f"weerbaar: !!! CRASH LOOP: {name} exited {recent} times in the last {window}"
                 f" ({watch.restarts} restarts in all); it keeps exiting — see"
-                f" {watch.proc.log_path}",
+                f" {child.log_path}",
                 name,
                 watch,
-                "service process in a crash loop",
+                f"{child.kind} in a crash loop",
             )
+
+    def _waits_for_port(self, name: str, watch: _Watch, now: float) -> bool:
+        """Whether the restart waits for a port still taken (say so once)."""
+        assert watch.restart_at is not None
+        taken = [port for port in watch.child.ports() if not port_is_free(port)]
+        if not taken or now >= watch.restart_at + self.policy.port_wait_s:
+            return False
+        if not watch.port_wait_said:
+            watch.port_wait_said = True
+            ports = ", ".join(str(port) for port in taken)
+            self._announce(
+                f"weerbaar: {name} waits for port {ports} to be free (up to"
+                f" {self.policy.port_wait_s:g} s) to start again where its clients look for it",
+                name,
+                watch,
+                f"{watch.child.kind} waits for its port",
+            )
+        return True
 
     def _announce(self, line: str, name: str, watch: _Watch, message: str) -> None:
         """On the terminal, in the supervisor's log and in the process's own log file."""
         self.say(line)
         fields = {
-            "service_process": name,
+            watch.child.kind.replace(" ", "_"): name,
             "exit_code": watch.last_exit_code,
             "exits_recent": self._recent(watch, self.clock()),
             "restart_in_s": watch.delay_s,
@@ -433,15 +595,24 @@ class Supervisor:
             "message": message,
             **fields,
         }
-        with watch.proc.log_path.open("a") as out:
+        with watch.child.log_path.open("a") as out:
             out.write(json.dumps(entry) + "\n")
 
     def _restart(self, name: str, watch: _Watch, now: float) -> None:
-        old = watch.proc
-        watch.proc = self.system.spawn(old.service, old.roles, name=name, port=old.port)
-        watch.started_at = now
         watch.restarts += 1
         watch.restart_at = None
+        watch.started_at = now
+        try:
+            watch.child.start()
+        except (EmbeddedServerError, OSError) as exc:
+            # The whole message (with the server's log tail) goes to the log; its first line
+            # to the terminal.
+            log.error(
+                "restart failed",
+                extra={watch.child.kind.replace(" ", "_"): name, "error": str(exc)},
+            )
+            first_line = str(exc).split("\n", 1)[0][:200]
+            self._exited(name, watch, self.clock(), None, first_line)
 
     def _recent(self, watch: _Watch, now: float) -> int:
         """Exits within the loop window up to ``now`` (older ones are forgotten)."""
@@ -464,7 +635,7 @@ class Supervisor:
         now = self.clock()
         return {
             name: {
-                "pid": watch.proc.process.pid if watch.restart_at is None else None,
+                "pid": watch.child.pid() if watch.restart_at is None else None,
                 "restarts": watch.restarts,
                 "exits_recent": self._recent(watch, now),
                 "last_exit_code": watch.last_exit_code,
@@ -479,8 +650,9 @@ class Supervisor:
 
 def read_state(data_dir: Path) -> dict[str, Any] | None:
     """The state of a running system, or None."""
-    path = data_dir / "state.json"
-    if not path.exists():
+    try:
+        text = (data_dir / "state.json").read_text()
+    except FileNotFoundError:  # not running, or stopped just now
         return None
-    state: dict[str, Any] = json.loads(path.read_text())
+    state: dict[str, Any] = json.loads(text)
     return state

@@ -297,10 +297,19 @@ class RelayState:
     stopped_since: float | None
 
 
-def relay_state(app: ServiceApplication) -> RelayState | None:
-    """The relay's recorded progress and stop, or None when it never recorded any."""
+def relay_state(app: ServiceApplication, wait_s: float | None = None) -> RelayState | None:
+    """The relay's recorded progress and stop, or None when it never recorded any.
+
+    ``wait_s``: wait at most so long for a connection (readiness must not wait out the pool's
+    connect timeout while the database is down).
+    """
     table = Identifier(app.service, "relay_position")
-    with app.datastore.get_connection() as conn:
+    if wait_s is None:
+        connection = app.datastore.get_connection()
+    else:
+        app.datastore.pool.open(wait=False)
+        connection = app.datastore.pool.connection(timeout=wait_s)
+    with connection as conn:
         exists = conn.execute(
             "SELECT to_regclass(%s) IS NOT NULL", (f"{app.service}.relay_position",)
         ).fetchone()

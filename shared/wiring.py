@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Final
 
+import nats
 from fastapi import FastAPI, Request
 from nats.js.errors import NotFoundError
 
@@ -34,10 +35,9 @@ from shared.auth import (
 )
 from shared.consumer import Delivery
 from shared.eventstore import Clock, Context, ServiceApplication
-from shared.http import add_readiness_check, add_readiness_detail
+from shared.http import READINESS_TIMEOUT_SECONDS, add_readiness_check, add_readiness_detail
 from shared.logging import trace_id_var
 from shared.settings import AuthMode, Settings
-from shared.stream import connect_bounded
 from shared.telemetry import relay_state
 from shared.throttle import client_source
 
@@ -108,12 +108,19 @@ def make_auth(
     )
 
 
+#: What each readiness check allows its dependency, below ``READINESS_TIMEOUT_SECONDS``: the check
+#: ends by itself (a thread that waited on the pool, a NATS connection) rather than being left
+#: behind when the endpoint gives up on it, so probes of a server that is down do not pile up.
+READINESS_DEPENDENCY_TIMEOUT_S: Final = 0.8 * READINESS_TIMEOUT_SECONDS
+
+
 class _BrokerProbe:
     """Asks NATS once per readiness round whether it answers and the stream exists; the
     ``nats`` and ``stream`` checks of that round share the answer (one connection)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, timeout_s: float) -> None:
         self.settings = settings
+        self.timeout_s = timeout_s
         self._asking: asyncio.Task[bool] | None = None
 
     async def stream_exists(self) -> bool:
@@ -124,9 +131,20 @@ class _BrokerProbe:
         return await asyncio.shield(self._asking)
 
     async def _ask(self) -> bool:
-        nc = await connect_bounded(self.settings, "readiness", timeout_s=2)
+        # nats-py tries the servers of a first connect in a loop that ends only once each was
+        # tried more than ``max_reconnect_attempts`` times (0 never ends: it waited out the whole
+        # readiness timeout, 2 s between tries). So: each server tried twice, 50 ms apart; one
+        # that accepts but says nothing fails within the connect timeout.
+        nc = await nats.connect(
+            servers=self.settings.nats_servers,
+            connect_timeout=self.timeout_s,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.05,
+            error_cb=_quiet,
+        )
         try:
-            js = nc.jetstream(timeout=3)
+            js = nc.jetstream(timeout=self.timeout_s)
             await js.account_info()
             try:
                 await js.stream_info(self.settings.stream_name)
@@ -138,16 +156,22 @@ class _BrokerProbe:
 
 
 def add_standard_readiness(api: FastAPI, app: ServiceApplication, settings: Settings) -> None:
-    """Readiness checks on PostgreSQL, NATS and the stream."""
+    """Readiness checks on PostgreSQL, NATS and the stream, each bounded (a server that is down
+    fails it within ``READINESS_DEPENDENCY_TIMEOUT_S``)."""
+    timeout = READINESS_DEPENDENCY_TIMEOUT_S
 
     async def postgres() -> None:
         def ping() -> None:
-            with app.datastore.get_connection() as conn:
+            datastore = app.datastore
+            datastore.pool.open(wait=False)
+            # The pool's own wait for a connection is the datastore's connect timeout (5 s by
+            # default, and every attempt of it fails while the server is down): wait less here.
+            with datastore.pool.connection(timeout=timeout) as conn:
                 conn.execute("SELECT 1")
 
-        await asyncio.wait_for(asyncio.to_thread(ping), timeout=3)
+        await asyncio.wait_for(asyncio.to_thread(ping), timeout=timeout)
 
-    broker = _BrokerProbe(settings)
+    broker = _BrokerProbe(settings, timeout)
 
     async def nats_check() -> None:
         await broker.stream_exists()
@@ -158,7 +182,7 @@ def add_standard_readiness(api: FastAPI, app: ServiceApplication, settings: Sett
 
     async def relay() -> dict[str, Any] | None:
         # Read from PostgreSQL: the relay may run in another process of the service.
-        state = await asyncio.to_thread(relay_state, app)
+        state = await asyncio.to_thread(relay_state, app, timeout)
         if state is None or state.stopped_at is None:
             return None
         return {
@@ -176,6 +200,11 @@ def add_standard_readiness(api: FastAPI, app: ServiceApplication, settings: Sett
     # stream deleted): not ready until ``weerbaar stream-rebuild`` or ``provision``.
     add_readiness_check(api, "stream", stream_check)
     add_readiness_detail(api, "relay", relay)
+
+
+async def _quiet(_: Exception) -> None:
+    # The readiness check reports the failure itself (a 503 naming it, one log line).
+    return None
 
 
 #: A correlation id a caller may choose: a UUID (any case, with or without hyphens) or 16 to 64

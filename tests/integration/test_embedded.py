@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,8 +34,11 @@ from shared.embedded import (
     read_state,
     write_state,
 )
+from shared.settings import DEFAULT_PORTS
 from shared.system import RestartPolicy, Supervisor, System
+from shared.system import read_state as read_system_state
 from tests import servers
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -468,3 +472,232 @@ def test_a_process_that_keeps_exiting_is_restarted_with_back_off_and_shown_as_a_
     entries = [json.loads(line) for line in logged if line.startswith("{")]
     assert sum(e.get("message") == "service process exited" for e in entries) == 7
     assert any("WEERBAAR_LOG_LEVEL" in line for line in logged)
+
+
+@contextlib.contextmanager
+def holding(port: int) -> Iterator[None]:
+    """Listen on ``port`` as another program would, until the block ends."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As a server binds: the port's last connections may still wait in TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        yield
+
+
+def test_a_restarted_service_process_waits_for_its_port_and_never_moves(workdir: Path) -> None:
+    # A real service process that exits at once (a setting it refuses), before it binds.
+    system = System(
+        data_dir=workdir / "data",
+        database_url="postgresql://nobody@127.0.0.1:1/none",
+        nats_url="nats://127.0.0.1:1",
+        smtp=("127.0.0.1", 1),
+        extra_env={"WEERBAAR_LOG_LEVEL": "LOUD"},
+    )
+    port = free_port()
+    system.spawn("intake", port=port)
+    clock = [0.0]
+    said: list[str] = []
+    policy = RestartPolicy(initial_delay_s=1, max_delay_s=8, port_wait_s=30)
+    supervisor = Supervisor(system, policy, clock=lambda: clock[0], say=said.append)
+    try:
+        assert supervisor.watches["intake"].proc.process.wait(60) == 2
+        supervisor.check()
+        with holding(port):
+            # The back-off is over but the port is taken: it waits, it does not move.
+            clock[0] += 1
+            supervisor.check()
+            assert system.processes == []
+            clock[0] += 10
+            supervisor.check()
+            assert system.processes == []
+        # Free again: started on its own port.
+        supervisor.check()
+        assert [p.port for p in system.processes] == [port]
+
+        # Held past the wait: started anyway, on its own port still (where it fails to bind and
+        # counts as another exit), never on another one.
+        assert supervisor.watches["intake"].proc.process.wait(60) == 2
+        supervisor.check()
+        with holding(port):
+            clock[0] += 2
+            supervisor.check()
+            assert system.processes == []
+            clock[0] += policy.port_wait_s
+            supervisor.check()
+            assert [p.port for p in system.processes] == [port]
+    finally:
+        system.stop()
+
+    waits = [line for line in said if "waits for port" in line]
+    assert (
+        waits
+        == [
+            f"weerbaar: intake waits for port {port} to be free (up to 30 s) to start again where"
+            " its clients look for it"
+        ]
+        * 2
+    )
+
+
+def test_a_port_whose_last_connections_are_in_time_wait_stays_the_services_port(
+    workdir: Path,
+) -> None:
+    # Why a quick second `weerbaar up` moved intake and scheduling (the services the others
+    # call): the server side closed those connections, so their port was in TIME_WAIT.
+    port = free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = listener.accept()
+            accepted.close()  # the server closes first: its side of the connection waits
+            assert client.recv(1) == b""
+    # The port is not free to a plain bind (what the old probe did) ...
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))
+
+    # ... but it is to a server (uvicorn binds with SO_REUSEADDR): the service keeps it.
+    system = System(data_dir=workdir / "data", preferred_ports={**DEFAULT_PORTS, "intake": port})
+    system.allocate_ports()
+    assert system.ports["intake"] == port
+
+
+def test_readers_of_the_state_file_never_see_half_of_it(workdir: Path) -> None:
+    system = System(
+        data_dir=workdir / "data",
+        database_url="postgresql://nobody@127.0.0.1:1/none",
+        nats_url="nats://127.0.0.1:1",
+        smtp=("127.0.0.1", 1),
+    )
+    system.data_dir.mkdir(parents=True)
+    version = [0]
+    # A state file of some size, rewritten while another command reads it.
+    system.supervision = lambda: {
+        f"proces-{i}": {"versie": version[0], "toelichting": "x" * 200} for i in range(1000)
+    }
+    system.write_state()
+    done = threading.Event()
+    seen: set[int] = set()
+    broken: list[str] = []
+
+    def read_until_done() -> None:
+        while not done.is_set():
+            try:
+                state = read_system_state(system.data_dir)
+            except ValueError as exc:  # JSONDecodeError: half a file, or none
+                broken.append(str(exc))
+                continue
+            assert state is not None
+            seen.add(state["processes"]["proces-0"]["versie"])
+
+    reader = threading.Thread(target=read_until_done)
+    reader.start()
+    try:
+        for written in range(1, 301):
+            version[0] = written
+            system.write_state()
+    finally:
+        done.set()
+        reader.join(30)
+
+    assert broken == []
+    assert len(seen) > 1  # the reader did read while the file was being rewritten
+    assert read_system_state(system.data_dir)["processes"]["proces-0"]["versie"] == 300
+    # Nothing left behind but the state itself.
+    assert [path.name for path in system.data_dir.iterdir()] == ["state.json"]
+
+
+async def stream_names(url: str) -> list[str]:
+    nc = await nats.connect(url)
+    try:
+        return [info.config.name or "" for info in await nc.jetstream().streams_info()]
+    finally:
+        await nc.close()
+
+
+def test_the_supervisor_restarts_a_killed_embedded_server_on_its_port_with_its_data(
+    workdir: Path,
+) -> None:
+    system = System(data_dir=workdir / "data", smtp=("127.0.0.1", 1))
+    clock = [0.0]
+    said: list[str] = []
+    policy = RestartPolicy(
+        initial_delay_s=1, max_delay_s=8, loop_exits=2, loop_window_s=120, port_wait_s=30
+    )
+    try:
+        system.start_servers()
+        postgres, nats_server = system.postgres, system.nats
+        assert postgres is not None
+        assert nats_server is not None
+        database_url, nats_url = system.database_url, system.nats_url
+        assert database_url is not None
+        assert nats_url is not None
+        supervisor = Supervisor(system, policy, clock=lambda: clock[0], say=said.append)
+        assert set(supervisor.watches) == {"postgres", "nats"}
+        pg_port, nats_ports = postgres.port, nats_server.listen_ports
+
+        # PostgreSQL: only the postmaster is killed (`kill -9 <pid>`), while a client holds a
+        # backend, which outlives its postmaster for a moment.
+        client = psycopg.connect(database_url)
+        killed_pg = postgres.pid
+        assert killed_pg is not None
+        os.kill(killed_pg, signal.SIGKILL)
+        wait_until(lambda: postgres.exit_code() is not None, 30, "postgres to exit")
+        supervisor.check()
+        client.close()
+        with holding(pg_port):
+            clock[0] += 1
+            supervisor.check()
+            assert not postgres.is_running()
+        supervisor.check()
+        assert postgres.is_running()
+        assert postgres.pid != killed_pg
+        assert postgres.port == pg_port
+        assert accepts_connections(database_url)  # the same URL; the database is still there
+
+        # NATS, twice in a row: the back-off doubles and the crash loop is called out.
+        for _ in range(2):
+            killed = nats_server.pid
+            assert killed is not None
+            os.kill(killed, signal.SIGKILL)
+            wait_until(lambda: nats_server.exit_code() is not None, 30, "nats to exit")
+            supervisor.check()
+            assert not nats_server.is_running()
+            clock[0] += supervisor.watches["nats"].delay_s
+            supervisor.check()
+            assert nats_server.is_running()
+            assert nats_server.pid != killed
+            assert nats_server.listen_ports == nats_ports
+        assert nats_server.url == nats_url
+        assert "WEERBAAR" in asyncio.run(stream_names(nats_url))  # JetStream kept its store
+        state = json.loads(system.state_path.read_text())
+        running = {"postgres": postgres.pid, "nats": nats_server.pid}
+    finally:
+        system.stop()
+
+    pg_title = f"postgres (the embedded PostgreSQL on port {pg_port})"
+    nats_title = f"nats (the embedded NATS server on ports {nats_ports[0]}, {nats_ports[1]})"
+    assert [line for line in said if line.startswith("weerbaar: !!!")] == [
+        f"weerbaar: !!! {pg_title} was killed by SIGKILL (1 time in the last 2 minutes);"
+        f" restarting in 1 s on the same port — see {postgres.log_path}",
+        f"weerbaar: !!! {nats_title} was killed by SIGKILL (1 time in the last 2 minutes);"
+        f" restarting in 1 s on the same ports — see {nats_server.log_path}",
+        f"weerbaar: !!! {nats_title} was killed by SIGKILL (2 times in the last 2 minutes);"
+        f" restarting in 2 s on the same ports — see {nats_server.log_path}",
+        "weerbaar: !!! CRASH LOOP: nats exited 2 times in the last 2 minutes (1 restarts in"
+        f" all); it keeps exiting — see {nats_server.log_path}",
+    ]
+    assert [line for line in said if "waits for port" in line] == [
+        f"weerbaar: postgres waits for port {pg_port} to be free (up to 30 s) to start again"
+        " where its clients look for it"
+    ]
+    assert {name: state["pids"][name] for name in running} == running
+    assert state["processes"]["postgres"]["restarts"] == 1
+    assert state["processes"]["nats"]["restarts"] == 2
+    assert state["processes"]["nats"]["crash_loop"] is True
+    # Each server's own log says it too.
+    logged = nats_server.log_path.read_text().splitlines()
+    entries = [json.loads(line) for line in logged if line.startswith("{")]
+    assert sum(e.get("message") == "server exited" for e in entries) == 2
