@@ -53,6 +53,7 @@ from services.notifications.templates import (
     AFSPRAAK_TEMPLATES,
     AFSPRAAK_VERZET,
     BEVESTIGING_AANVRAAG,
+    TEMPLATES,
     calendar_event_for,
     render,
 )
@@ -618,6 +619,7 @@ class Sender:
         self.message_id_domain = message_id_domain
         self.schema = schema
         self.organizer = parseaddr(organizer)[1] if organizer else f"noreply@{message_id_domain}"
+        expose_mail_series(app.service)
 
     def run_once(self) -> int:
         """Deliver what is due now, a claimed batch at a time until less than a full batch was
@@ -813,6 +815,20 @@ class Sender:
             content_type=f"text/calendar; method={method}; charset=UTF-8",
             content=calendar_file(event, method, now).encode("utf-8"),
         )
+
+
+def expose_mail_series(service: str) -> None:
+    """Make every series the mail alert reads exist at 0 from the start, for every template.
+
+    ``increase()`` sees nothing of a counter's first step from absent to 1, and ``… == 0`` matches
+    no series that does not exist: without this, a process whose every attempt fails from its
+    first minute on would never raise WeerbaarMailFailing (deploy/alerts.yml).
+    """
+    metrics = metrics_for(service)
+    for soort in TEMPLATES:
+        metrics.mails_sent.labels(service, soort)
+        for final in ("true", "false"):
+            metrics.mails_failed.labels(service, soort, final)
 
 
 def _checked(ontvanger: Ontvanger, address: str) -> str:
