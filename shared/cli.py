@@ -136,7 +136,17 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
 
 def cmd_mail(args: argparse.Namespace) -> int:
-    """List the mail the local mail catcher received."""
+    """List the mail the local mail catcher received, or send a failed notification again."""
+    action, *rest = args.mail_args or ["list"]
+    if action == "resend":
+        _with_running_state()
+        # shared never imports a service: notifications re-plans it, as its own module.
+        return subprocess.call(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "services.notifications.resend", *rest], cwd=ROOT
+        )
+    if action != "list" or rest:
+        print("usage: weerbaar mail [list | resend NOTIFICATIE_ID]", file=sys.stderr)
+        return 2
     from shared.mailcatcher import list_messages
 
     directory = _data_dir() / "mail"
@@ -387,7 +397,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     test = sub.add_parser("test", help="run the checks and every test")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     sub.add_parser("provision", help="create or update the NATS streams")
-    sub.add_parser("mail", help="list the mail the local mail catcher received")
+    sub.add_parser(
+        "mail",
+        help="list the mail the local mail catcher received (list); send a failed notification"
+        " again (resend NOTIFICATIE_ID)",
+    ).add_argument("mail_args", nargs=argparse.REMAINDER)
     deadletters = sub.add_parser(
         "deadletters", help="list, re-drive or remove the dead-lettered messages"
     )

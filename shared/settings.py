@@ -77,7 +77,32 @@ class Settings(BaseSettings):
     smtp_from: str = "noreply@weerbaarbestuur.local"
     smtp_starttls: bool = False
 
-    notification_max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
+    # E-mail (notifications): delays between attempts; the default spans ~28.1 hours, so an
+    # SMTP relay that is down for a night loses no mail.
+    mail_retry_schedule_s: tuple[Annotated[float, Field(ge=0)], ...] = Field(
+        # The first ten double from 2 s as the retries always did (a hiccup costs seconds),
+        # then the waits grow to 12 hours.
+        default=(
+            *(2.0**n for n in range(1, 11)),
+            1800.0,
+            3600.0,
+            7200.0,
+            14400.0,
+            28800.0,
+            43200.0,
+        ),
+        min_length=1,
+        description="Seconds before each retry of an e-mail that failed for a passing reason"
+        " (JSON list); the first attempt is immediate, each delay gets 0-`mail_retry_jitter`"
+        " extra, and after the last retry the mail has failed (it can be sent again:"
+        " `POST /notificaties/{id}/opnieuw`, `weerbaar mail resend ID`).",
+    )
+    mail_retry_jitter: Annotated[float, Field(ge=0, le=1)] = 0.1
+    notification_max_attempts: int | None = Field(
+        default=None,
+        description="Replaced by WEERBAAR_MAIL_RETRY_SCHEDULE_S (attempts = its length + 1);"
+        " refused when set, so a deployment that tuned it does not silently get another span.",
+    )
     sender_interval_s: Annotated[float, Field(gt=0)] = 1.0
     sender_concurrency: Annotated[int, Field(ge=1, le=32)] = Field(
         default=4, description="Dossiers whose mails one notifications process sends at once."
@@ -221,6 +246,16 @@ class Settings(BaseSettings):
         start = info.data.get("working_hours_start")
         if info.field_name == "working_hours_end" and start is not None and start >= value:
             raise ValueError("must come after WEERBAAR_WORKING_HOURS_START")
+        return value
+
+    @field_validator("notification_max_attempts")
+    @classmethod
+    def _replaced(cls, value: int | None) -> int | None:
+        if value is not None:
+            raise ValueError(
+                "replaced by WEERBAAR_MAIL_RETRY_SCHEDULE_S (a JSON list of seconds between"
+                " attempts; attempts = its length + 1): remove this setting"
+            )
         return value
 
     @field_validator("database_url")

@@ -1,4 +1,5 @@
-"""Notifications' use cases: plan a notification once, deliver it with retries, log deliveries.
+"""Notifications' use cases: plan a notification once, deliver it with retries, log deliveries,
+send one that failed for good again.
 
 Planning happens when another service's public event arrives (see ``policies``); it stores ids,
 kinds and times only. Everything a mail tells a person (the address, the appointment's current
@@ -11,7 +12,7 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any, Protocol
@@ -31,6 +32,7 @@ from services.notifications.domain import (
     Partij,
     afspraak_ontvangers,
     mislukt,
+    opnieuw,
     plan,
     project,
     vervallen,
@@ -51,9 +53,12 @@ from services.notifications.templates import (
     AFSPRAAK_TEMPLATES,
     AFSPRAAK_VERZET,
     BEVESTIGING_AANVRAAG,
+    TEMPLATES,
     calendar_event_for,
     render,
 )
+from services.notifications.webhooks import RetrySchedule
+from shared.auth import Refusal
 from shared.consumer import TransientError
 from shared.email_address import AdresOngeldig, adres_sleutel, email_address, veilig_adres
 from shared.eventstore import (
@@ -134,6 +139,9 @@ class Bezorging(BaseModel):
     pogingen: int
     volgende_poging: datetime | None
     bijgewerkt_op: datetime
+    #: Why the last attempt failed (or why it lapsed): a code such as ``connection_refused`` or
+    #: ``recipient_refused``, never the server's reply; None once sent (and before any attempt).
+    reden_code: str | None = None
 
 
 def _delivery_rows(notificatie: Notificatie) -> dict[str, list[tuple[object, ...]]]:
@@ -151,6 +159,7 @@ def _delivery_rows(notificatie: Notificatie) -> dict[str, list[tuple[object, ...
                 notificatie.volgende_poging,
                 notificatie.bijgewerkt_op,
                 UUID(afspraak_id) if isinstance(afspraak_id, str) else None,
+                notificatie.reden_code,
             )
         ]
     }
@@ -174,6 +183,7 @@ NOTIFICATIE = AggregateProjection[Notificatie](
                 "volgende_poging",
                 "bijgewerkt_op",
                 "afspraak_id",
+                "reden_code",
             ),
             key=("notificatie_id",),
             owner="notificatie_id",
@@ -192,6 +202,9 @@ NOTIFICATIE = AggregateProjection[Notificatie](
                 "ALTER TABLE {schema}.deliveries ADD COLUMN IF NOT EXISTS afspraak_id uuid",
                 "CREATE INDEX IF NOT EXISTS deliveries_afspraak ON {schema}.deliveries"
                 " (afspraak_id) WHERE afspraak_id IS NOT NULL",
+                # Added later still: rows written before show no reason until a replay
+                # (`weerbaar replay --projection notifications`) or their next attempt.
+                "ALTER TABLE {schema}.deliveries ADD COLUMN IF NOT EXISTS reden_code text",
             ),
         ),
     ),
@@ -473,6 +486,30 @@ class Notifications(ServiceApplication):
             statements=[*NOTIFICATIE.statements(notificatie, after), release, *statements],
         )
 
+    def with_dossier(self, refusal: Refusal) -> Refusal:
+        """The refusal with the dossier of the notification its path names, so the dossier's
+        audit trail shows it (an unknown notification: none)."""
+        if refusal.aanvraag_id is None and "notificatie_id" in refusal.ids:
+            with self.datastore.get_connection() as conn:
+                row = conn.execute(
+                    SQL("SELECT aanvraag_id FROM {} WHERE notificatie_id = %s").format(DELIVERIES),
+                    (refusal.ids["notificatie_id"],),
+                ).fetchone()
+            if row is not None:
+                refusal = replace(refusal, aanvraag_id=row["aanvraag_id"])
+        return refusal
+
+    def opnieuw(self, notificatie_id: UUID, ctx: Context) -> Bezorging:
+        """Send a notification that failed for good again, now, on a fresh round of the schedule
+        (404 when unknown, 409 when it has not failed). Recorded as NotificatieOpnieuwGepland."""
+        notificatie = self.notificatie(notificatie_id)
+        event = opnieuw(notificatie, ctx)
+        after = project(notificatie, [event])
+        assert after is not None
+        self.record(event, statements=NOTIFICATIE.statements(notificatie, after))
+        [row] = self.bezorgingen(notificatie_id=notificatie_id, limit=1)
+        return row
+
     # --- at most one registration confirmation per address per window --------------------------
 
     def bevestiging_claimen(
@@ -510,11 +547,19 @@ class Notifications(ServiceApplication):
         )
 
     def bezorgingen(
-        self, *, aanvraag_id: UUID | None = None, status: str | None = None, limit: int = 100
+        self,
+        *,
+        aanvraag_id: UUID | None = None,
+        status: str | None = None,
+        notificatie_id: UUID | None = None,
+        limit: int = 100,
     ) -> Sequence[Bezorging]:
         """The delivery log, newest first."""
         clauses = [SQL("true")]
         params: list[Any] = []
+        if notificatie_id is not None:
+            clauses.append(SQL("notificatie_id = %s"))
+            params.append(notificatie_id)
         if aanvraag_id is not None:
             clauses.append(SQL("aanvraag_id = %s"))
             params.append(aanvraag_id)
@@ -523,7 +568,8 @@ class Notifications(ServiceApplication):
             params.append(status)
         query = SQL(
             "SELECT notificatie_id, aanvraag_id, soort, ontvanger, status, pogingen,"
-            " volgende_poging, bijgewerkt_op FROM {} WHERE {} ORDER BY bijgewerkt_op DESC LIMIT %s"
+            " volgende_poging, bijgewerkt_op, reden_code FROM {} WHERE {}"
+            " ORDER BY bijgewerkt_op DESC LIMIT %s"
         ).format(DELIVERIES, SQL(" AND ").join(clauses))
         with self.datastore.get_connection() as conn:
             rows = conn.execute(query, [*params, limit]).fetchall()
@@ -554,7 +600,7 @@ class Sender:
         clock: Clock,
         *,
         message_id_domain: str,
-        max_pogingen: int = 8,
+        schema: RetrySchedule,
         organizer: str | None = None,
         concurrency: int = 4,
         batch: int = 20,
@@ -571,8 +617,9 @@ class Sender:
         self.appointments = appointments
         self.clock = clock
         self.message_id_domain = message_id_domain
-        self.max_pogingen = max_pogingen
+        self.schema = schema
         self.organizer = parseaddr(organizer)[1] if organizer else f"noreply@{message_id_domain}"
+        expose_mail_series(app.service)
 
     def run_once(self) -> int:
         """Deliver what is due now, a claimed batch at a time until less than a full batch was
@@ -645,9 +692,7 @@ class Sender:
                 event = verzonden(notificatie, ctx)
         except (PermanentMailError, RecipientUnknown, AfspraakOnbekend) as exc:
             reason = getattr(exc, "reason", "ontvanger_onbekend")
-            event = mislukt(
-                notificatie, _code(reason), permanent=True, max_pogingen=self.max_pogingen, ctx=ctx
-            )
+            event = mislukt(notificatie, _code(reason), permanent=True, schema=self.schema, ctx=ctx)
         except (MailError, OSError, TransientError) as exc:
             # A TransientError's text is a code the claim-check clients chose, never a value;
             # other errors' texts may quote a server's reply (and the address in it).
@@ -656,7 +701,7 @@ class Sender:
             else:
                 reason = getattr(exc, "reason", type(exc).__name__)
             event = mislukt(
-                notificatie, _code(reason), permanent=False, max_pogingen=self.max_pogingen, ctx=ctx
+                notificatie, _code(reason), permanent=False, schema=self.schema, ctx=ctx
             )
         except Exception:
             # A bug, not bad luck: loud in the log, and a counted attempt so that it does not
@@ -669,7 +714,7 @@ class Sender:
                 notificatie,
                 "interne_fout",
                 permanent=False,
-                max_pogingen=self.max_pogingen,
+                schema=self.schema,
                 ctx=ctx,
             )
         log.info(
@@ -770,6 +815,20 @@ class Sender:
             content_type=f"text/calendar; method={method}; charset=UTF-8",
             content=calendar_file(event, method, now).encode("utf-8"),
         )
+
+
+def expose_mail_series(service: str) -> None:
+    """Make every series the mail alert reads exist at 0 from the start, for every template.
+
+    ``increase()`` sees nothing of a counter's first step from absent to 1, and ``… == 0`` matches
+    no series that does not exist: without this, a process whose every attempt fails from its
+    first minute on would never raise WeerbaarMailFailing (deploy/alerts.yml).
+    """
+    metrics = metrics_for(service)
+    for soort in TEMPLATES:
+        metrics.mails_sent.labels(service, soort)
+        for final in ("true", "false"):
+            metrics.mails_failed.labels(service, soort, final)
 
 
 def _checked(ontvanger: Ontvanger, address: str) -> str:

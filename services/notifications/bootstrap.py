@@ -55,7 +55,7 @@ def bootstrap(
     host's addresses (the system's resolver by default).
     """
     app = Notifications(settings.eventsourcing_env("notifications"))
-    auth = make_auth(settings, app, clock=clock)
+    auth = make_auth(settings, app, app.with_dossier, clock)
     api = create_app(
         service="notifications",
         title="Weerbaar — notifications",
@@ -63,7 +63,7 @@ def bootstrap(
         max_body_bytes=settings.max_body_bytes,
     )
     api.include_router(contract_router())
-    api.include_router(router(app, auth))
+    api.include_router(router(app, auth, clock))
     webhooks = Webhooks(
         app,
         clock,
@@ -104,7 +104,7 @@ def bootstrap(
         appointments or SchedulingAppointments(settings.scheduling_url, token),
         clock,
         message_id_domain=settings.smtp_from.rsplit("@", 1)[-1].strip(" >"),
-        max_pogingen=settings.notification_max_attempts,
+        schema=RetrySchedule(settings.mail_retry_schedule_s, settings.mail_retry_jitter),
         organizer=settings.smtp_from,
         concurrency=settings.sender_concurrency,
         bevestiging_venster_s=settings.confirmation_mail_window_s,

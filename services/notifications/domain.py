@@ -1,17 +1,21 @@
 """Notifications' domain: one notification per (cause event, template, recipient role).
 
 A notification is planned exactly once (its id derives from what caused it), then delivered by the
-sender with retries; every attempt's outcome is an event. The recipient's address is never stored
-here: the sender fetches it from its owner (claim-check) at the moment of sending.
+sender with retries on a schedule (the webhooks' ``RetrySchedule``); every attempt's outcome is an
+event. One that failed for good can be sent again on request (a fresh round of the schedule). The
+recipient's address is never stored here: the sender fetches it from its owner (claim-check) at
+the moment of sending.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID, uuid5
 
+from services.notifications.webhooks import RetrySchedule
+from shared.errors import Conflict
 from shared.eventstore import Aggregate, Context, DomainEvent, first_event, next_event
 
 NOTIFICATION_NAMESPACE = UUID("5d7b0c43-2f0e-4a57-9b7d-0e4f1c2a9d61")
@@ -79,6 +83,17 @@ class NotificatieVervallen(DomainEvent):
     reden_code: str
 
 
+class NotificatieOpnieuwGepland(DomainEvent):
+    """Someone asked for a notification that failed for good to be sent again (a new round of
+    attempts). Not an attempt itself, so no public event announces it; the delivery log shows it.
+    """
+
+    aanvraag_id: UUID
+    soort: str
+    ontvanger: Ontvanger
+    oorzaak_event_id: str
+
+
 class Notificatie(Aggregate):
     """One notification and its delivery attempts."""
 
@@ -89,6 +104,10 @@ class Notificatie(Aggregate):
     parameters: dict[str, Any]
     status: Status = "gepland"
     pogingen: int = 0
+    #: The attempts made before the current round (a re-send starts a new round of the schedule).
+    ronde_start: int = 0
+    #: Why the last attempt failed, or why the notification lapsed (a code, never a server's text).
+    reden_code: str | None = None
     #: When the next attempt is due (None: no further attempt), and when it last changed.
     volgende_poging: datetime | None = None
     bijgewerkt_op: datetime
@@ -160,22 +179,18 @@ def afspraak_ontvangers(soort: str, verzoekers: Iterable[str] = ()) -> tuple[Par
     return asked or ontvangers
 
 
-def backoff(poging: int) -> timedelta:
-    """Wait before the next attempt: 2, 4, 8 … seconds, at most an hour."""
-    return timedelta(seconds=min(3600, 2**poging))
-
-
 def mislukt(
     notificatie: Notificatie,
     reden_code: str,
     *,
     permanent: bool,
-    max_pogingen: int,
+    schema: RetrySchedule,
     ctx: Context,
 ) -> NotificatieMislukt:
-    """Record a failed attempt; the last allowed attempt, or a permanent error, is final."""
+    """Record a failed attempt; a permanent error, or the last attempt of the schedule's round,
+    is final. Otherwise the next attempt is due when the schedule says."""
     poging = notificatie.pogingen + 1
-    definitief = permanent or poging >= max_pogingen
+    volgende = None if permanent else schema.next_attempt(poging - notificatie.ronde_start, ctx.now)
     return next_event(
         NotificatieMislukt,
         notificatie,
@@ -183,9 +198,23 @@ def mislukt(
         **_about(notificatie),
         poging=poging,
         reden_code=reden_code,
-        definitief=definitief,
-        volgende_poging=None if definitief else ctx.now + backoff(poging),
+        definitief=volgende is None,
+        volgende_poging=volgende,
     )
+
+
+def opnieuw(notificatie: Notificatie, ctx: Context) -> NotificatieOpnieuwGepland:
+    """Send a notification that failed for good again, now, with a fresh round of attempts.
+
+    The mail keeps its Message-ID (it derives from the cause, the template and the recipient),
+    so a receiver that did get an earlier copy can recognise this one as the same mail.
+    """
+    if notificatie.status != "mislukt":
+        raise Conflict(
+            "Alleen een mislukte notificatie kan opnieuw worden verzonden.",
+            code="niet_mislukt",
+        )
+    return next_event(NotificatieOpnieuwGepland, notificatie, ctx, **_about(notificatie))
 
 
 def project(notificatie: Notificatie | None, events: Iterable[DomainEvent]) -> Notificatie | None:
@@ -212,12 +241,23 @@ def project(notificatie: Notificatie | None, events: Iterable[DomainEvent]) -> N
             "volgende_poging": None,
         }
         if isinstance(event, NotificatieVerzonden):
-            update |= {"status": "verzonden", "pogingen": event.poging}
+            update |= {"status": "verzonden", "pogingen": event.poging, "reden_code": None}
         elif isinstance(event, NotificatieMislukt):
-            update |= {"pogingen": event.poging, "volgende_poging": event.volgende_poging}
+            update |= {
+                "pogingen": event.poging,
+                "volgende_poging": event.volgende_poging,
+                "reden_code": event.reden_code,
+            }
             if event.definitief:
                 update["status"] = "mislukt"
         elif isinstance(event, NotificatieVervallen):
-            update["status"] = "vervallen"
+            update |= {"status": "vervallen", "reden_code": event.reden_code}
+        elif isinstance(event, NotificatieOpnieuwGepland):
+            # Due at once; the failed round's reason stays on show until the next attempt.
+            update |= {
+                "status": "gepland",
+                "volgende_poging": event.timestamp,
+                "ronde_start": notificatie.pogingen,
+            }
         notificatie = notificatie.model_copy(update=update)
     return notificatie

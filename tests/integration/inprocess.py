@@ -206,6 +206,7 @@ class Dossier:
     maatregel_werkgever: UUID | None = None
     abonnement_id: UUID | None = None  # the werkgever's webhook subscription
     bezorging_id: UUID | None = None  # one delivery of it (planned, never sent in-process)
+    notificatie_id: UUID | None = None  # one of its e-mail notifications (not failed)
 
 
 def aanmelding(email: str, organisatie: str) -> dict[str, Any]:
@@ -279,6 +280,7 @@ STANDEN: Mapping[str, str | None] = {
     "geweigerd": "goedgekeurd",
     "vrijgegeven": "goedgekeurd",
     "abonnement": "ingediend",
+    "notificatie": "ingediend",
 }
 
 
@@ -551,6 +553,17 @@ class InProcessSystem:
             werkgever,
         )
         d.bezorging_id = UUID(bezorging["bezorging_id"])
+
+    def _naar_notificatie(self, d: Dossier) -> None:
+        """Nothing changes: the registration planned its confirmation; note the notification."""
+        [bezorging, *_] = self.call(
+            "notifications",
+            "GET",
+            "/notificaties",
+            self.headers("secretariaat"),
+            params={"aanvraag_id": str(d.aanvraag_id)},
+        )
+        d.notificatie_id = UUID(bezorging["notificatie_id"])
 
     def _naar_vrijgegeven(self, d: Dossier) -> None:
         self.call(

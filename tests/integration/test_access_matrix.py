@@ -879,6 +879,17 @@ TABEL: tuple[Rij, ...] = (
         ids={"bezorging_id": "bezorging_id"},
         check=lambda d, body: body["status"] == "gepland",
     ),
+    # Not in domain.md's table: sending a failed e-mail again (issue 16). The secretariaat may;
+    # this notification has not failed, so the step is out of order.
+    Rij(
+        "notifications",
+        "POST",
+        "/notificaties/{notificatie_id}/opnieuw",
+        "notificatie",
+        _set("secretariaat"),
+        ok=stap(409),
+        ids={"notificatie_id": "notificatie_id"},
+    ),
 )
 
 #: Framework routes that are not the services' API (documentation, health and metrics).

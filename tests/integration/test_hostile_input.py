@@ -286,6 +286,7 @@ class Operation:
             "file": "AanvraagIngediend.v1.json",
             "abonnement_id": d.abonnement_id or uuid4(),
             "bezorging_id": d.bezorging_id or uuid4(),
+            "notificatie_id": d.notificatie_id or uuid4(),
         }
         return self.endpoint.path.format(**{k: override or v for k, v in ids.items()})
 

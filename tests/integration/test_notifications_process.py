@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -21,21 +22,29 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from services.notifications.afspraak import Afspraak
 from services.notifications.application import AfspraakOnbekend, RecipientUnknown
 from services.notifications.appointments import SchedulingAppointments
 from services.notifications.bootstrap import NotificationsComponents, bootstrap
-from services.notifications.domain import NotificatieVervallen, Ontvanger, backoff
+from services.notifications.domain import (
+    NotificatieGepland,
+    NotificatieOpnieuwGepland,
+    NotificatieVervallen,
+    Ontvanger,
+)
 from services.notifications.gateway import to_public
+from services.notifications.mailer import make_message_id
 from services.notifications.recipients import RecipientDirectory
+from services.notifications.resend import resend
 from shared.consumer import Delivery, TransientError
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
 from shared.eventstore import AlreadyProcessed, DomainEvent, FixedClock
-from shared.mailcatcher import CaughtMail, MailCatcher, list_messages
+from shared.mailcatcher import CaughtMail, MailCatcher, free_port, list_messages
 from shared.settings import Settings
-from tests.support import aanmelding, personal_values
+from tests.support import aanmelding, personal_values, token
 
 pytestmark = pytest.mark.integration
 
@@ -196,6 +205,13 @@ class Harness:
         return afspraak, deliver(event)
 
 
+def retry_wait(h: Harness, poging: int) -> timedelta:
+    """After the ``poging``-th attempt failed, the next is due no later than this (the
+    schedule's delay with the most jitter it can add)."""
+    delay = h.settings.mail_retry_schedule_s[poging - 1]
+    return timedelta(seconds=delay * (1 + h.settings.mail_retry_jitter))
+
+
 def deliver(event: public.PublicEvent, event_id: str | None = None) -> Delivery:
     envelope = to_cloudevent(
         event,
@@ -206,17 +222,24 @@ def deliver(event: public.PublicEvent, event_id: str | None = None) -> Delivery:
     return Delivery(envelope=envelope, event=event, stream_sequence=1, attempt=1)
 
 
-@pytest.fixture(name="h")
-def harness(settings: Settings, tmp_path: Path) -> Iterator[Harness]:
-    """The notifications service on the test's database, sending to a real SMTP server."""
-    with MailCatcher(tmp_path / "mail") as catcher:
+@contextmanager
+def harness_on(settings: Settings, catcher: MailCatcher, **updates: Any) -> Iterator[Harness]:
+    """The notifications service on the test's database, sending to ``catcher``."""
+    with catcher:
         configured = settings.model_copy(
-            update={"smtp_port": catcher.port, "secretariaat_email": SECRETARIAAT}
+            update={"smtp_port": catcher.port, "secretariaat_email": SECRETARIAAT, **updates}
         )
         recipients, appointments, clock = FakeRecipients(), FakeAppointments(), FixedClock(NU)
         components = bootstrap(configured, clock, recipients=recipients, appointments=appointments)
         h = Harness(components, configured, catcher, clock, recipients, appointments)
         recipients.dossiers[h.aanvraag_id] = h.body
+        yield h
+
+
+@pytest.fixture(name="h")
+def harness(settings: Settings, tmp_path: Path) -> Iterator[Harness]:
+    """The notifications service on the test's database, sending to a real SMTP server."""
+    with harness_on(settings, MailCatcher(tmp_path / "mail")) as h:
         yield h
 
 
@@ -739,7 +762,7 @@ def test_a_confirmation_that_failed_leaves_the_window_to_the_next_registration(
     first = _registration(h, address)
     assert h.run() == 1  # refused for now: still due, and still holding the window
     second = _registration(h, address)
-    h.clock.advance_to(NU + backoff(1))
+    h.clock.advance_to(NU + retry_wait(h, 1))
     assert h.run() == 2
     assert _statuses(h, [first, second]) == ["verzonden", "vervallen"]
 
@@ -837,7 +860,7 @@ def test_a_refused_delivery_is_retried_with_the_same_invitation(h: Harness) -> N
     h.run()
     assert h.mails() == []
     assert h.run() == 0  # not due before its back-off
-    h.clock.advance_to(NU + backoff(1))
+    h.clock.advance_to(NU + retry_wait(h, 1))
     h.run()
 
     [mail] = h.mails()
@@ -907,7 +930,7 @@ def test_the_smtp_servers_5xx_fails_for_good_at_once_and_its_4xx_is_retried(h: H
     assert h.run() == 1
     [row] = h.log()
     assert (row["status"], row["pogingen"]) == ("gepland", 1)
-    h.clock.advance_to(h.clock.now() + backoff(1))
+    h.clock.advance_to(h.clock.now() + retry_wait(h, 1))
     assert h.run() == 1
     assert [row["status"] for row in h.log()] == ["verzonden"]
     assert len(h.mails()) == 1
@@ -930,7 +953,7 @@ def test_a_scheduling_outage_is_retried_later(h: Harness) -> None:
     )
 
     h.appointments.outage = False
-    h.clock.advance_to(NU + backoff(1))
+    h.clock.advance_to(NU + retry_wait(h, 1))
     h.run()
     assert len(h.mails()) == 1
 
@@ -956,6 +979,133 @@ def test_an_appointment_of_another_dossier_is_never_mailed(h: Harness) -> None:
 
     assert h.mails() == []
     assert [row["status"] for row in h.log()] == ["mislukt"]
+
+
+# --- an SMTP outage (issue 16: mail is at least as durable as webhooks) --------------------------
+
+#: An outage of the SMTP relay that the tests' short schedules span, or do not.
+STORING = timedelta(minutes=10)
+
+
+def _registrations(h: Harness, count: int) -> list[UUID]:
+    dossiers = []
+    for _ in range(count):
+        h.aanvraag_id = uuid4()
+        h.body = aanmelding()
+        h.recipients.dossiers[h.aanvraag_id] = h.body
+        h.publish(h.ingediend())
+        dossiers.append(h.aanvraag_id)
+    return dossiers
+
+
+def _rows(h: Harness, dossiers: list[UUID]) -> list[dict[str, Any]]:
+    app = h.components.sender.app
+    return [row.model_dump() for d in dossiers for row in app.bezorgingen(aanvraag_id=d)]
+
+
+def test_an_smtp_outage_of_ten_minutes_loses_no_mail(settings: Settings, tmp_path: Path) -> None:
+    """The relay refuses connections for ten minutes; a schedule spanning 15 minutes (attempts at
+    0, 1, 3, 7 and 15 minutes) tries through it, and every mail arrives once, after it ends."""
+    catcher = MailCatcher(tmp_path / "mail", port=free_port())
+    schedule = {"mail_retry_schedule_s": (60.0, 120.0, 240.0, 480.0), "mail_retry_jitter": 0.0}
+    with harness_on(settings, catcher, **schedule) as h:
+        catcher.stop()  # the outage begins
+        dossiers = _registrations(h, 3)
+        tried = 0
+        while h.clock.now() < NU + STORING:
+            tried += h.run()
+            rows = _rows(h, dossiers)
+            assert {(r["status"], r["reden_code"]) for r in rows} == {
+                ("gepland", "connection_refused")
+            }, "a mail failed for good during the outage"
+            due = min(r["volgende_poging"] for r in rows)
+            h.clock.advance_to(due)
+        assert tried == 3 * 4, "every attempt of the outage was made"
+
+        catcher.start()  # the outage is over; the next attempt is the schedule's last
+        assert h.clock.now() == NU + timedelta(minutes=15)
+        assert h.run() == 3
+
+        rows = _rows(h, dossiers)
+        assert {(r["status"], r["pogingen"], r["reden_code"]) for r in rows} == {
+            ("verzonden", 5, None)
+        }
+        assert sorted(m.to for m in h.mails()) == sorted(
+            (h.recipients.dossiers[d]["bestuurder"]["email"],) for d in dossiers
+        ), "each mail arrived, once"
+
+
+def test_a_mail_that_failed_in_an_outage_is_sent_again_with_its_message_id(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A schedule shorter than the outage gives up (reason on the failed-mail list); once the
+    relay is back the secretariaat sends it again (recorded), and it arrives under its own
+    Message-ID. Another one is sent again from the command line."""
+    catcher = MailCatcher(tmp_path / "mail", port=free_port())
+    schedule = {"mail_retry_schedule_s": (60.0,), "mail_retry_jitter": 0.0}
+    with harness_on(settings, catcher, **schedule) as h, TestClient(h.components.api) as api:
+        catcher.stop()
+        [eerste, tweede] = _registrations(h, 2)
+        assert h.run() == 2
+        h.clock.advance_to(NU + timedelta(seconds=60))
+        assert h.run() == 2
+        h.clock.advance_to(NU + STORING)
+        assert h.run() == 0, "given up: nothing is due"
+        catcher.start()
+
+        secretariaat = token(h.settings.data_dir, "secretariaat", sub="sec-1")
+        mislukt = api.get(
+            "/notificaties", params={"status": "mislukt"}, headers=secretariaat
+        ).json()
+        assert {(r["aanvraag_id"], r["pogingen"], r["reden_code"]) for r in mislukt} == {
+            (str(eerste), 2, "connection_refused"),
+            (str(tweede), 2, "connection_refused"),
+        }
+        [row] = [r for r in mislukt if r["aanvraag_id"] == str(eerste)]
+        url = f"/notificaties/{row['notificatie_id']}/opnieuw"
+
+        adviseur = token(h.settings.data_dir, "adviseur")
+        assert api.post(url, headers=adviseur).status_code == 403
+        answer = api.post(url, headers=secretariaat)
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["status"] == "gepland"
+        again = api.post(url, headers=secretariaat)
+        assert (again.status_code, again.json()["code"]) == (409, "niet_mislukt")
+        missing = api.post(f"/notificaties/{uuid4()}/opnieuw", headers=secretariaat)
+        assert missing.status_code == 404
+
+        # From the command line (the operator's database connection, not the API).
+        with caplog.at_level(logging.INFO):
+            [other] = [r for r in mislukt if r["aanvraag_id"] == str(tweede)]
+            cli = resend(
+                h.settings, UUID(other["notificatie_id"]), "beheerder-7", now=h.clock.now()
+            )
+            assert (cli.status, cli.reden_code) == ("gepland", "connection_refused")
+
+            assert h.run() == 2
+        rows = _rows(h, [eerste, tweede])
+        assert {(r["status"], r["pogingen"], r["reden_code"]) for r in rows} == {
+            ("verzonden", 3, None)
+        }
+        mails = {m.to[0]: m for m in h.mails()}
+        assert len(h.mails()) == 2
+        for dossier in (eerste, tweede):
+            mail = mails[h.recipients.dossiers[dossier]["bestuurder"]["email"]]
+            [planned] = [
+                e
+                for e in h.stored_events()
+                if isinstance(e, NotificatieGepland) and e.aanvraag_id == dossier
+            ]
+            assert mail.message_id == make_message_id(
+                planned.oorzaak_event_id, planned.soort, DOMAIN, planned.ontvanger
+            )
+        opnieuw = [e for e in h.stored_events() if isinstance(e, NotificatieOpnieuwGepland)]
+        assert sorted(e.actor_role or "" for e in opnieuw) == ["beheerder", "secretariaat"]
+        assert all(e.actor_id and e.actor_id not in ("sec-1", "beheerder-7") for e in opnieuw)
+        for record in caplog.records:
+            for dossier in (eerste, tweede):
+                address = h.recipients.dossiers[dossier]["bestuurder"]["email"]
+                assert address not in json.dumps(record.__dict__, default=str)
 
 
 # --- what is stored ------------------------------------------------------------------------------

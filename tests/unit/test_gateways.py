@@ -16,6 +16,7 @@ from services.intake.domain import Aanmelding, Aanvraag, Functie, dien_in, proje
 from services.notifications import gateway as notifications_gateway
 from services.notifications.domain import Notificatie, mislukt, plan, verzonden
 from services.notifications.domain import project as project_notificatie
+from services.notifications.webhooks import RetrySchedule
 from services.scheduling import gateway as scheduling_gateway
 from services.scheduling.domain import (
     Planning,
@@ -290,7 +291,11 @@ def test_notifications_announce_a_failure(permanent: bool, definitief: bool) -> 
     aanvraag_id = uuid4()
     notificatie = geplande_notificatie(aanvraag_id)
     event = mislukt(
-        notificatie, "smtp_timeout", permanent=permanent, max_pogingen=5, ctx=Context(now=NU)
+        notificatie,
+        "smtp_timeout",
+        permanent=permanent,
+        schema=RetrySchedule((2.0,) * 4, jitter=0),
+        ctx=Context(now=NU),
     )
     assert notifications_gateway.to_public(event) == [
         public.NotificatieMislukt(

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import ClassVar
+from types import SimpleNamespace
+from typing import Any, ClassVar, cast
 from uuid import UUID, uuid4
 
 import pytest
@@ -24,9 +25,12 @@ from fastapi.testclient import TestClient
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.notifications.mailer import OutgoingMail, build_email
+from services.notifications.application import Notifications, Sender, expose_mail_series
+from services.notifications.mailer import Mailer, OutgoingMail, SmtpConfig, build_email
+from services.notifications.templates import TEMPLATES
 from services.notifications.webhook_store import WEBHOOK_SERIES
-from shared.eventstore import DomainEvent, PydanticMapper, _NoTranscoder
+from services.notifications.webhooks import RetrySchedule
+from shared.eventstore import DomainEvent, FixedClock, PydanticMapper, _NoTranscoder
 from shared.http import create_app
 from shared.logging import JsonFormatter
 from shared.settings import Settings
@@ -237,6 +241,71 @@ def test_every_alert_rule_uses_series_a_service_exposes() -> None:
         "WeerbaarRelayLagGrowing",
         "WeerbaarRelayStoppedAtEvent",
     } <= alerts
+
+
+def _mail_rule() -> dict[str, object]:
+    document = yaml.safe_load(ALERTS.read_text())
+    [rule] = [
+        rule
+        for group in document["groups"]
+        for rule in group["rules"]
+        if rule["alert"] == "WeerbaarMailFailing"
+    ]
+    return dict(rule)
+
+
+def _selectors(expr: str) -> list[tuple[str, dict[str, str]]]:
+    """Each series the expression reads, with its label matchers (``name{a="b"}``)."""
+    found = []
+    for name, matchers in re.findall(r"\b(weerbaar_[a-z_]+)(?:\{([^}]*)\})?", expr):
+        labels = dict(re.findall(r'([a-z_]+)="([^"]*)"', matchers))
+        found.append((name, labels))
+    return found
+
+
+def _exposition(service: str) -> list[tuple[str, dict[str, str], float]]:
+    from prometheus_client import generate_latest
+
+    return _samples(generate_latest(metrics_for(service).registry).decode())
+
+
+def test_the_mail_alerts_series_exist_at_zero_for_every_template_from_the_start() -> None:
+    """``increase()`` does not see a counter's first step from nothing to 1, and ``== 0`` matches
+    no missing series: a series the rule reads must be there, at 0, before the first mail."""
+    expr = str(_mail_rule()["expr"])
+    selectors = _selectors(expr)
+    assert {name for name, _ in selectors} == {
+        "weerbaar_mails_failed_total",
+        "weerbaar_mails_sent_total",
+    }
+    fresh = _service()
+    assert not [s for s in _exposition(fresh) if s[0].startswith("weerbaar_mails_")], (
+        "a registry on its own exposes no mail series: the check below would pass for nothing"
+    )
+    service = _service()
+    sender = Sender(
+        cast(Notifications, SimpleNamespace(service=service)),
+        Mailer(SmtpConfig(host="127.0.0.1", from_address="noreply@weerbaarbestuur.local")),
+        recipients=cast(Any, None),
+        appointments=cast(Any, None),
+        clock=FixedClock(datetime(2026, 12, 6, tzinfo=UTC)),
+        message_id_domain="weerbaarbestuur.local",
+        schema=RetrySchedule((5.0,)),
+    )
+    assert sender.app.service == service
+    samples = _exposition(service)
+    for name, matchers in selectors:
+        for soort in TEMPLATES:
+            wanted = {"service": service, "soort": soort, **matchers}
+            values = [
+                value
+                for sample, labels, value in samples
+                if sample == name and wanted.items() <= labels.items()
+            ]
+            assert values, f"{name}{matchers} for {soort} is not exposed at start"
+            assert set(values) == {0.0}
+    expose_mail_series(service)  # a second bootstrap in one process changes nothing
+    assert _exposition(service) == samples
 
 
 class _Collector(BaseHTTPRequestHandler):
