@@ -238,6 +238,13 @@ def cmd_stream_rebuild(args: argparse.Namespace) -> int:
     return rebuild_main(["--timeout", str(args.timeout)])
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """Compare the stream with the event stores: what is extra, what is missing."""
+    from shared.reconcile import main as reconcile_main
+
+    return reconcile_main(["--timeout", str(args.timeout)])
+
+
 def cmd_relay(args: argparse.Namespace) -> int:
     """Where every relay is, and resume one that stopped at an event it cannot publish."""
     from shared.relaycontrol import main as relay_main
@@ -422,12 +429,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="measure against the raw limits of the same servers")
     bench.add_argument("--quick", action="store_true", help="tiny counts, seconds (CI)")
     bench.add_argument("--out", help="where to write the JSON (default: under bench/results/)")
-    rebuild = sub.add_parser(
-        "stream-rebuild", help="rebuild the NATS stream from PostgreSQL after losing it"
-    )
-    rebuild.add_argument(
-        "--timeout", type=float, default=600.0, help="seconds the whole command may take"
-    )
+    for name, what, default_s in (
+        ("stream-rebuild", "rebuild the NATS stream from PostgreSQL after losing it", 600.0),
+        ("reconcile", "compare the stream with the event stores: what is extra, missing", 300.0),
+    ):
+        sub.add_parser(name, help=what).add_argument(
+            "--timeout", type=float, default=default_s, help="seconds the whole command may take"
+        )
     sub.add_parser(
         "relay", help="status of the relays; resume one stopped at an event (status|resume SVC)"
     ).add_argument("relay_args", nargs=argparse.REMAINDER)
@@ -464,6 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "forget",
         "keys",
         "stream-rebuild",
+        "reconcile",
         "relay",
     }:
         _with_running_state()
@@ -481,6 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "faults": cmd_faults,
         "bench": cmd_bench,
         "stream-rebuild": cmd_stream_rebuild,
+        "reconcile": cmd_reconcile,
         "relay": cmd_relay,
     }[args.command]
     return handler(args)

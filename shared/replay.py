@@ -139,6 +139,18 @@ class StoreExport:
                 batch = []
         if batch:
             yield batch
+        self._check_exit()
+
+    def ids(self) -> Generator[tuple[int, list[str]], None, None]:
+        """Each stored event's notification id and the ids of the CloudEvents it announces
+        (nothing else of them is kept); raises when the export failed."""
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            record = json.loads(line)
+            yield int(record["n"]), [str(e["id"]) for e in record["e"]]
+        self._check_exit()
+
+    def _check_exit(self) -> None:
         if self.process.wait() != 0:
             self._errors.seek(0)
             last = self._errors.read()[-2000:]

@@ -37,6 +37,7 @@ from shared.consumer import Delivery
 from shared.eventstore import Clock, Context, ServiceApplication
 from shared.http import READINESS_TIMEOUT_SECONDS, add_readiness_check, add_readiness_detail
 from shared.logging import trace_id_var
+from shared.reconcile import tail_check, watch_stream_tail
 from shared.settings import AuthMode, Settings
 from shared.telemetry import relay_state
 from shared.throttle import client_source
@@ -157,7 +158,8 @@ class _BrokerProbe:
 
 def add_standard_readiness(api: FastAPI, app: ServiceApplication, settings: Settings) -> None:
     """Readiness checks on PostgreSQL, NATS and the stream, each bounded (a server that is down
-    fails it within ``READINESS_DEPENDENCY_TIMEOUT_S``)."""
+    fails it within ``READINESS_DEPENDENCY_TIMEOUT_S``); the details of a stopped relay and of a
+    stream ahead of the store, and the latter's gauge (``shared.reconcile``)."""
     timeout = READINESS_DEPENDENCY_TIMEOUT_S
 
     async def postgres() -> None:
@@ -194,12 +196,20 @@ def add_standard_readiness(api: FastAPI, app: ServiceApplication, settings: Sett
             " resume",
         }
 
+    async def stream_vs_store() -> dict[str, Any] | None:
+        # Reported, not failed: the service serves correctly from its database; what is wrong
+        # is the stream, which taking replicas out of the load balancer cannot mend.
+        tail = await tail_check(app, settings, timeout)
+        return None if tail is None else tail.detail()
+
     add_readiness_check(api, "postgres", postgres)
     add_readiness_check(api, "nats", nats_check)
     # A server that answers without the stream publishes and delivers nothing (lost store,
     # stream deleted): not ready until ``weerbaar stream-rebuild`` or ``provision``.
     add_readiness_check(api, "stream", stream_check)
     add_readiness_detail(api, "relay", relay)
+    add_readiness_detail(api, "stream", stream_vs_store)
+    watch_stream_tail(app, settings, timeout)
 
 
 async def _quiet(_: Exception) -> None:
