@@ -3,7 +3,8 @@ stores disagree, on real PostgreSQL and NATS.
 
 - a consistent system reconciles clean (exit 0), and readiness and the gauge say nothing is wrong;
 - after a restore of the database to an earlier point (the stream kept), the stream holds events
-  the store lacks: extra, exit 1, in the readiness details and the gauge;
+  the store lacks: extra, exit 1, in the readiness details and the gauge; deleting the stream
+  and letting the relay publish its log again (the runbook's remedy) makes them agree;
 - a gap behind the relay's position (the stream lost messages the relay recorded as published)
   is missing, exit 1;
 - events the relay has not reached yet are lag, not an error (exit 0);
@@ -32,6 +33,7 @@ from shared.eventstore import Clock, Context, utcnow
 from shared.reconcile import STREAM_AHEAD
 from shared.relay import OutboxRelay
 from shared.settings import Settings
+from shared.stream import provision
 from shared.telemetry import metrics_for
 from tests.support import aanmelding, stream_count
 
@@ -106,6 +108,14 @@ async def _purge_before(settings: Settings, sequence: int) -> None:
         await nc.jetstream().purge_stream(
             settings.stream_name, subject=INTAKE_SUBJECTS, seq=sequence
         )
+    finally:
+        await nc.close()
+
+
+async def _delete_stream(settings: Settings) -> None:
+    nc = await nats.connect(settings.nats_url)
+    try:
+        await nc.jetstream().delete_stream(settings.stream_name)
     finally:
         await nc.close()
 
@@ -187,6 +197,14 @@ def test_a_restored_database_behind_the_stream_is_reported_extra_everywhere(
         assert detail["voor_op_opslag"] is True
         assert "reconcile" in detail["wat_te_doen"]
         assert _ahead() == 1
+
+    # The runbook's remedy: delete the stream, provision it, the relay publishes its log again.
+    asyncio.run(_delete_stream(settings))
+    asyncio.run(provision(settings))
+    asyncio.run(_publish_all(intake, settings))
+    capsys.readouterr()
+    assert weerbaar(["reconcile", "--timeout", "60"]) == 0
+    assert "extra 0, missing 0, not yet published 0" in _line(capsys.readouterr().out, "intake")
 
 
 def test_a_gap_behind_the_relay_is_missing(

@@ -33,6 +33,7 @@ from services.notifications.webhooks import RetrySchedule
 from shared.eventstore import DomainEvent, FixedClock, PydanticMapper, _NoTranscoder
 from shared.http import create_app
 from shared.logging import JsonFormatter
+from shared.reconcile import STREAM_AHEAD
 from shared.settings import Settings
 from shared.telemetry import (
     STORE_SERIES,
@@ -212,7 +213,8 @@ def test_a_dead_letters_reason_label_keeps_only_its_kind() -> None:
 
 
 def _exposed_series(service: str) -> set[str]:
-    names = set(STORE_SERIES) | set(WEBHOOK_SERIES)  # the latter: notifications only
+    # WEBHOOK_SERIES: notifications only; STREAM_AHEAD: judged against NATS at scrape time.
+    names = set(STORE_SERIES) | set(WEBHOOK_SERIES) | {STREAM_AHEAD}
     for family in metrics_for(service).registry.collect():
         suffixes = {
             "counter": ("_total",),
@@ -240,6 +242,7 @@ def test_every_alert_rule_uses_series_a_service_exposes() -> None:
         "WeerbaarDeadLetter",
         "WeerbaarRelayLagGrowing",
         "WeerbaarRelayStoppedAtEvent",
+        "WeerbaarStreamAheadOfStore",
     } <= alerts
 
 
