@@ -72,10 +72,24 @@ OUTAGES: tuple[type[BaseException], ...] = (
 )
 #: How long the relay waits for the PubAcks of one batch before it starts over.
 PUBLISH_ACK_TIMEOUT_S = 5.0
+#: How often a relay that found the stream ahead of its store looks again.
+STREAM_AHEAD_RETRY_S = 2.0
 _TRACEPARENT = re.compile(TRACEPARENT_PATTERN)
 
 #: Maps one private domain event to the public events it announces (often one, sometimes none).
 Gateway = Callable[[DomainEvent], Sequence["PublicEvent"]]
+
+
+class StreamAhead(Exception):
+    """The service's last message on the stream is not an event its store holds at that
+    position: the stream announces events the database does not have (a restore from an older
+    backup with the stream kept). Publishing on would put new events beside them, under ids
+    they reuse; the relay publishes nothing until the stream is rebuilt from PostgreSQL."""
+
+    def __init__(self, header: str, store_last: int) -> None:
+        super().__init__(f"stream at {header}, event store up to {store_last}")
+        self.header = header
+        self.store_last = store_last
 
 
 @dataclass(frozen=True)
@@ -159,6 +173,8 @@ class OutboxRelay:
         self.active = asyncio.Event()
         self.metrics = metrics_for(self.service)
         self.metrics.relay_published.labels(self.service)  # the series exists from the start
+        #: Whether the log said the stream is ahead of the store (once, until it is not).
+        self.ahead_reported = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until ``stop`` is set; survives NATS and PostgreSQL outages by starting over.
@@ -177,6 +193,23 @@ class OutboxRelay:
                 self.active.clear()
                 log.warning("relay interrupted, restarting", extra={"error": type(exc).__name__})
                 await _sleep_or_stop(stop, 1.0)
+            except StreamAhead as exc:
+                self.active.clear()
+                if not self.ahead_reported:
+                    log.error(
+                        "stream holds events the event store does not; publishing nothing",
+                        extra={
+                            "service": self.service,
+                            "stream_position": exc.header,
+                            "event_store_last": exc.store_last,
+                            "what_to_do": "weerbaar reconcile; delete the stream, then weerbaar"
+                            " stream-rebuild (RUNBOOK: WeerbaarStreamAheadOfStore)",
+                        },
+                    )
+                    self.ahead_reported = True
+                # Looked at again (lock, stream, store) every few seconds: a rebuilt stream
+                # lets it go on by itself, and ``weerbaar stream-rebuild`` finds it running.
+                await _sleep_or_stop(stop, STREAM_AHEAD_RETRY_S)
             except Exception:
                 self.active.clear()
                 failures += 1
@@ -405,7 +438,10 @@ class OutboxRelay:
             )
         ).fetchone()
         recorded = None if row is None else Position(int(row[0]) + 1, int(row[1]))
-        on_stream = await self._position_on_stream(js)
+        on_stream = await self._position_on_stream(js, conn)
+        if self.ahead_reported:
+            log.info("stream no longer ahead of the event store", extra={"service": self.service})
+            self.ahead_reported = False
         if on_stream is None:
             # Someone else published on this service's subjects (a poison message, a test):
             # it says nothing about the log; the acknowledged position does.
@@ -467,15 +503,38 @@ class OutboxRelay:
             start = batch[-1].id + 1
         return None
 
-    async def _position_on_stream(self, js: JetStreamContext) -> Position | None:
-        """After the service's last message on the stream; None when that is not the relay's."""
+    async def _position_on_stream(
+        self, js: JetStreamContext, conn: psycopg.AsyncConnection[Any]
+    ) -> Position | None:
+        """After the service's last message on the stream; None when that is not the relay's.
+
+        Raises ``StreamAhead`` when that message is not an event the store holds at its position
+        (the CloudEvent id derives from the stored event at that notification id)."""
         try:
             last = await js.get_last_msg(self.settings.stream_name, f"weerbaar.{self.service}.>")
         except NotFoundError:
             return Position(1, 0)
-        header = (last.headers or {}).get(POSITION_HEADER)
+        headers = last.headers or {}
+        header = headers.get(POSITION_HEADER)
         if header is None:
             return None
+        notification_id, index, _ = (int(p) for p in header.split("/"))
+        row = await (
+            await conn.execute(
+                SQL(
+                    "SELECT (SELECT coalesce(max(notification_id), 0) FROM {0}),"
+                    " e.originator_id, e.originator_version"
+                    " FROM (SELECT 1) AS one LEFT JOIN {0} AS e ON e.notification_id = %s"
+                ).format(Identifier(self.service, f"{self.service}_events")),
+                (notification_id,),
+            )
+        ).fetchone()
+        assert row is not None  # one row, whether the event is there or not
+        held = row[1] is not None and headers.get("Nats-Msg-Id") == public_event_id(
+            self.service, row[1], int(row[2]), index
+        )
+        if not held:
+            raise StreamAhead(header, int(row[0]))
         return Position.after_header(header)
 
     def _messages(

@@ -3,8 +3,9 @@ stores disagree, on real PostgreSQL and NATS.
 
 - a consistent system reconciles clean (exit 0), and readiness and the gauge say nothing is wrong;
 - after a restore of the database to an earlier point (the stream kept), the stream holds events
-  the store lacks: extra, exit 1, in the readiness details and the gauge; deleting the stream
-  and letting the relay publish its log again (the runbook's remedy) makes them agree;
+  the store lacks: extra, exit 1, in the readiness details and the gauge; the relay publishes
+  nothing onto it, and once the stream is deleted and provisioned again (the runbook's remedy)
+  it publishes its whole log and they agree;
 - a gap behind the relay's position (the stream lost messages the relay recorded as published)
   is missing, exit 1;
 - events the relay has not reached yet are lag, not an error (exit 0);
@@ -70,6 +71,33 @@ async def _publish_all(intake: Intake, settings: Settings) -> None:
     finally:
         stop.set()
         await task
+
+
+async def _relay_through_the_remedy(intake: Intake, settings: Settings) -> tuple[int, int]:
+    """Start intake's relay on the stream that is ahead; once it has said so, what the stream
+    holds and where the relay stands; then delete and provision the stream, and wait until the
+    relay has published the whole log."""
+    relay = OutboxRelay(intake, to_public, settings, poll_interval_s=0.2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        async with asyncio.timeout(30):
+            while not relay.ahead_reported:
+                await asyncio.sleep(0.05)
+        held_back = (
+            await asyncio.to_thread(stream_count, settings.nats_url, INTAKE_SUBJECTS),
+            _relay_at(settings),
+        )
+        await _delete_stream(settings)
+        await provision(settings)
+        async with asyncio.timeout(30):
+            while _relay_at(settings) < intake.max_notification_id():
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+    assert not relay.ahead_reported, "the relay said the stream is no longer ahead"
+    return held_back
 
 
 def _with_env(monkeypatch: pytest.MonkeyPatch, settings: Settings, **urls: str) -> None:
@@ -198,10 +226,12 @@ def test_a_restored_database_behind_the_stream_is_reported_extra_everywhere(
         assert "reconcile" in detail["wat_te_doen"]
         assert _ahead() == 1
 
-    # The runbook's remedy: delete the stream, provision it, the relay publishes its log again.
-    asyncio.run(_delete_stream(settings))
-    asyncio.run(provision(settings))
-    asyncio.run(_publish_all(intake, settings))
+    # The relay publishes nothing onto a stream that holds other events under its positions
+    # and ids; once the stream is deleted and provisioned again (the runbook's remedy) it
+    # publishes its whole log by itself.
+    on_stream = stream_count(settings.nats_url, INTAKE_SUBJECTS)
+    held_back = asyncio.run(_relay_through_the_remedy(intake, settings))
+    assert held_back == (on_stream, restore_point), "nothing published while the stream is ahead"
     capsys.readouterr()
     assert weerbaar(["reconcile", "--timeout", "60"]) == 0
     assert "extra 0, missing 0, not yet published 0" in _line(capsys.readouterr().out, "intake")
