@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 MAX_LINES = 150
@@ -74,3 +76,15 @@ def test_every_relative_link_in_the_readers_documents_resolves() -> None:
             assert target.exists(), f"{name} links {link}, which does not exist"
             if anchor and target.suffix == ".md":
                 assert anchor in _anchors(target), f"{name} links {link}: no such heading"
+
+
+def test_every_alert_links_a_section_of_the_runbook() -> None:
+    """The operators' document says what each alert means: its `runbook` link resolves."""
+    alerts = yaml.safe_load((ROOT / "deploy" / "alerts.yml").read_text())
+    runbook = ROOT / "deploy" / "RUNBOOK.md"
+    anchors = _anchors(runbook)
+    for group in alerts["groups"]:
+        for rule in group["rules"]:
+            path, _, anchor = rule["annotations"]["runbook"].partition("#")
+            assert (runbook.parent / path).resolve() == runbook, rule["alert"]
+            assert anchor in anchors, f"{rule['alert']}: RUNBOOK.md has no section #{anchor}"
