@@ -502,11 +502,15 @@ class Notifications(ServiceApplication):
     def opnieuw(self, notificatie_id: UUID, ctx: Context) -> Bezorging:
         """Send a notification that failed for good again, now, on a fresh round of the schedule
         (404 when unknown, 409 when it has not failed). Recorded as NotificatieOpnieuwGepland."""
-        notificatie = self.notificatie(notificatie_id)
-        event = opnieuw(notificatie, ctx)
-        after = project(notificatie, [event])
-        assert after is not None
-        self.record(event, statements=NOTIFICATIE.statements(notificatie, after))
+
+        def command() -> None:
+            notificatie = self.notificatie(notificatie_id)
+            event = opnieuw(notificatie, ctx)
+            after = project(notificatie, [event])
+            assert after is not None
+            self.record(event, statements=NOTIFICATIE.statements(notificatie, after))
+
+        self.retrying(command)
         [row] = self.bezorgingen(notificatie_id=notificatie_id, limit=1)
         return row
 
