@@ -25,6 +25,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from services.notifications import application as notifications_application
 from services.notifications.afspraak import Afspraak
 from services.notifications.application import (
     AfspraakOnbekend,
@@ -47,11 +48,11 @@ from services.notifications.resend import resend
 from shared.consumer import Delivery, TransientError
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
-from shared.errors import Conflict
+from shared.errors import Conflict, NietPubliceerbaar
 from shared.eventstore import AlreadyProcessed, Context, DomainEvent, FixedClock
 from shared.mailcatcher import CaughtMail, MailCatcher, free_port, list_messages
 from shared.settings import Settings
-from tests.support import aanmelding, personal_values, token
+from tests.support import aanmelding, gateway_defect, personal_values, token
 
 pytestmark = pytest.mark.integration
 
@@ -1161,6 +1162,35 @@ def test_two_replicas_sending_a_failed_mail_again_at_once_plan_it_once(h: Harnes
     assert [r["status"] for r in h.log()] == ["gepland"]
     opnieuw_gepland = [e for e in h.stored_events() if isinstance(e, NotificatieOpnieuwGepland)]
     assert len(opnieuw_gepland) == 1
+
+
+def test_resend_on_the_command_line_refuses_what_it_cannot_publish(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``weerbaar mail resend`` builds the application itself: it checks as the service does.
+    With a gateway defect for the event it records nothing is stored and the mail stays failed;
+    with the fixed release the same command plans it again."""
+    h.publish(h.ingediend())
+    h.catcher.fail(1, code=550)
+    assert h.run() == 1
+    [row] = h.log()
+    assert row["status"] == "mislukt"
+    app = h.components.app
+    mark = app.max_notification_id()
+    with monkeypatch.context() as defect:
+        defect.setattr(
+            notifications_application,
+            "to_public",
+            gateway_defect(NotificatieOpnieuwGepland, to_public),
+        )
+        with pytest.raises(NietPubliceerbaar):
+            resend(h.settings, row["notificatie_id"], "beheerder-7", now=h.clock.now())
+    assert app.max_notification_id() == mark, "nothing stored"
+    assert [r["status"] for r in h.log()] == ["mislukt"]
+
+    again = resend(h.settings, row["notificatie_id"], "beheerder-7", now=h.clock.now())
+    assert again.status == "gepland"
+    assert [type(e) for e in h.stored_events()][-1] is NotificatieOpnieuwGepland
 
 
 def test_notifications_store_no_personal_data_and_no_video_link(h: Harness) -> None:
