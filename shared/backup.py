@@ -130,13 +130,11 @@ def _events_per_service(database_url: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     with psycopg.connect(database_url, connect_timeout=10) as conn:
         for service in SERVICES:
-            table = f"{service}.stored_events"
-            row = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+            table = f"{service}_events"  # the eventsourcing library's, per application
+            row = conn.execute("SELECT to_regclass(%s)", (f"{service}.{table}",)).fetchone()
             if row is None or row[0] is None:
                 continue
-            query = sql.SQL("SELECT count(*) FROM {}").format(
-                sql.Identifier(service, "stored_events")
-            )
+            query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(service, table))
             counted = conn.execute(query).fetchone()
             counts[service] = int(counted[0]) if counted else 0
     return counts

@@ -231,11 +231,12 @@ def cmd_forget(args: argparse.Namespace) -> int:
     )
 
 
-def cmd_backup(args: argparse.Namespace) -> int:
-    """Back up the database and the secrets (apart), or restore such a backup."""
+def cmd_backup(argv: Sequence[str]) -> int:
+    """Back up the database and the secrets (apart), or restore such a backup (passed on whole:
+    argparse's REMAINDER would not take the options that come first)."""
     from shared.backup import main as backup_main
 
-    return backup_main([args.command, *args.backup_args])
+    return backup_main(argv)
 
 
 def cmd_stream_rebuild(args: argparse.Namespace) -> int:
@@ -470,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     if given and given[0] == "replay":
         return cmd_replay(given[1:])
+    if given and given[0] in {"backup", "restore"}:
+        return cmd_backup(given)
     if given and given[0] in INTAKE_MODULES:
         # Passed on whole: argparse's REMAINDER would not take options that come first.
         return cmd_intake_module(given[0], given[1:])
@@ -504,8 +507,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench": cmd_bench,
         "stream-rebuild": cmd_stream_rebuild,
         "relay": cmd_relay,
-        "backup": cmd_backup,
-        "restore": cmd_backup,
     }[args.command]
     return handler(args)
 
