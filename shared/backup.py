@@ -401,7 +401,11 @@ def _reapply_forgets(settings: Settings) -> list[str]:
             "re-applying the forget record failed: "
             + (done.stderr.strip().splitlines() or ["(no message)"])[-1]
         )
-    return [line for line in done.stdout.splitlines() if "forgotten again" in line]
+    return [
+        line.removeprefix("weerbaar forget: ")
+        for line in done.stdout.splitlines()
+        if line.startswith("weerbaar forget: dossier ") and "forgotten again" in line
+    ]
 
 
 def _rewrap(settings: Settings) -> int:

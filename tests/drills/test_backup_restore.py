@@ -100,7 +100,9 @@ def test_a_restore_keeps_forgets_survives_a_retired_kek_and_empties_the_stream(
             "weerbaar restore --dump DUMP --secrets SECRETS", DUMP=str(dump), SECRETS=str(folder)
         )
         assert f"dossier {forgotten_later} forgotten again" in restored.stdout
-        assert "1 dossiers forgotten again" in restored.stdout
+        assert "weerbaar restore: 1 dossiers forgotten again from the forget record" in (
+            restored.stdout
+        )
         assert "KEKs from the backup: kek-1.key" in restored.stdout
         assert "the stream was emptied" in restored.stdout
         # The retired KEK was needed for the restore only: gone again, every key on kek-2.
@@ -154,7 +156,7 @@ def test_a_restore_keeps_forgets_survives_a_retired_kek_and_empties_the_stream(
 
         # Run again (as after NATS was unreachable): harmless, nothing forgotten twice.
         again_out = operator.runbook("weerbaar restore --secrets SECRETS", SECRETS=str(folder))
-        assert "0 dossiers forgotten again" in again_out.stdout
+        assert "weerbaar restore: 0 dossiers forgotten again" in again_out.stdout
         assert re.search(r"the stream was emptied", again_out.stdout)
     finally:
         if operator.is_running():
