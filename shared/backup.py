@@ -486,6 +486,11 @@ def _servers(data_dir: Path, *, nats: bool) -> Iterator[dict[str, str]]:
         elif running and state is not None:
             env["WEERBAAR_DATABASE_URL"] = state["database_url"]
         else:
+            if not nats and not (data_dir / "postgres" / "PG_VERSION").is_file():
+                raise BackupError(
+                    f"no embedded database in {data_dir} (and no WEERBAAR_DATABASE_URL): nothing"
+                    " to back up"
+                )
             postgres = EmbeddedPostgres(data_dir / "postgres", settings={"max_connections": "400"})
             postgres.start()
             stack.callback(postgres.stop)

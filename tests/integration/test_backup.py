@@ -23,6 +23,7 @@ from services.intake.application import Intake
 from services.intake.domain import VergetenAanmelding
 from services.intake.forget import forget
 from shared.backup import BackupError, backup, pg_tool, restore, server_major
+from shared.backup import main as backup_main
 from shared.keys import KeyEncryptionKeys, KeyStoreError, retire, rotate
 from shared.settings import SERVICES, Settings
 from tests import servers
@@ -199,3 +200,14 @@ def test_secrets_of_another_installation_are_refused(
     with pytest.raises(BackupError, match="another installation"):
         restore(elsewhere, made.secrets, dump=made.dump)
     assert KeyEncryptionKeys(elsewhere.kek_path).ids() == ["1"]
+
+
+def test_backup_of_a_data_directory_without_a_database_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WEERBAAR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("WEERBAAR_DATABASE_URL", raising=False)
+    argv = ["backup", "--to", str(tmp_path / "d"), "--secrets-to", str(tmp_path / "s")]
+    assert backup_main(argv) == 1
+    assert "no embedded database in" in capsys.readouterr().err
+    assert not (tmp_path / "data" / "postgres").exists(), "no empty database made to back up"
