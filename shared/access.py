@@ -176,10 +176,17 @@ class Refusals:
         """Record the attempts of every ended window not yet on record, one event per window;
         how many events were recorded."""
         recorded = 0
-        for key, start, count, done in self.attempts.ended(now or self.now()):
-            end = start + timedelta(seconds=self.attempts.window_s)
+        for window in self.attempts.ended(now or self.now()):
+            end = window.start + timedelta(seconds=self.attempts.window_s)
             self._record(
-                key, start, end, count - done, ANY_ROUTE, ANONYMOUS_REASON, 401, total=count
+                window.key,
+                window.start,
+                end,
+                window.count - window.recorded,
+                ANY_ROUTE,
+                ANONYMOUS_REASON,
+                401,
+                total=window.count,
             )
             recorded += 1
         return recorded

@@ -231,6 +231,14 @@ def cmd_forget(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_backup(argv: Sequence[str]) -> int:
+    """Back up the database and the secrets (apart), or restore such a backup (passed on whole:
+    argparse's REMAINDER would not take the options that come first)."""
+    from shared.backup import main as backup_main
+
+    return backup_main(argv)
+
+
 def cmd_stream_rebuild(args: argparse.Namespace) -> int:
     """Rebuild the NATS stream from PostgreSQL after losing it."""
     from shared.streamrebuild import main as rebuild_main
@@ -391,8 +399,8 @@ def _with_running_state() -> None:
         os.environ.setdefault("WEERBAAR_NATS_URL", state["nats_url"])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``weerbaar`` command."""
+def _parser() -> argparse.ArgumentParser:
+    """The ``weerbaar`` command's arguments."""
     parser = argparse.ArgumentParser(prog="weerbaar", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="run the whole system (embedded NATS and PostgreSQL)")
@@ -420,6 +428,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     forget.add_argument("forget_args", nargs=argparse.REMAINDER)
     keys = sub.add_parser("keys", help="key-encryption keys: status, rotate, retire")
     keys.add_argument("keys_args", nargs=argparse.REMAINDER)
+    for name, what in (
+        ("backup", "dump the database and copy the secrets, apart (--to DIR --secrets-to DIR)"),
+        (
+            "restore",
+            "restore a backup with every service stopped (--dump FILE --secrets DIR); the forget"
+            " record is re-applied and the stream emptied",
+        ),
+    ):
+        sub.add_parser(name, help=what).add_argument("backup_args", nargs=argparse.REMAINDER)
     sub.add_parser("demo", help="drive a dossier through the whole process (needs ./weerbaar up)")
     faults = sub.add_parser("faults", help="break processes and servers on purpose (tests/faults)")
     faults.add_argument("--long", action="store_true", help="the release run: 2,000 dossiers")
@@ -453,9 +470,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     dossier = sub.add_parser("dossier", help="a dossier, now or as recorded at --per (compliance)")
     dossier.add_argument("aanvraag_id")
     dossier.add_argument("--per", help="RFC 3339 time, e.g. 2026-05-11T10:00:00+02:00")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``weerbaar`` command."""
+    parser = _parser()
     given = list(sys.argv[1:] if argv is None else argv)
     if given and given[0] == "replay":
         return cmd_replay(given[1:])
+    if given and given[0] in {"backup", "restore"}:
+        return cmd_backup(given)
     if given and given[0] in INTAKE_MODULES:
         # Passed on whole: argparse's REMAINDER would not take options that come first.
         return cmd_intake_module(given[0], given[1:])

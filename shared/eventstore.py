@@ -593,12 +593,16 @@ class ServiceApplication(Application[UUID]):
     service: ClassVar[str]
     #: The service's own tables (read models, indexes), created at start when missing.
     ddl: ClassVar[Sequence[str]] = ()
-    #: Builds and validates the public form of an event, raising when it has none the contract
-    #: accepts (set by the composition root, ``shared.runtime.Components``): ``record`` calls
-    #: it on every event before anything is stored, so every committed event can be published.
-    publication_check: Callable[[DomainEvent], None] | None = None
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(
+        self, env: dict[str, str], *, publication_check: Callable[[DomainEvent], None]
+    ) -> None:
+        #: Builds and validates the public form of an event, raising when it has none the
+        #: contract accepts (``shared.relay.PublicationCheck`` with the service's gateway):
+        #: ``record`` calls it on every event before anything is stored, so every committed
+        #: event can be published. Required, so no way of building an application (the
+        #: runtime, a command-line tool, a test) records without it.
+        self.publication_check = publication_check
         # Several processes of one service (roles, replicas) start at once: the library's
         # CREATE TABLE IF NOT EXISTS races with itself in PostgreSQL (a unique violation in the
         # catalog), so the creating is done one process at a time.
@@ -709,9 +713,8 @@ class ServiceApplication(Application[UUID]):
             events = tuple(
                 event if event.traceparent else event.model_copy(update=update) for event in events
             )
-        if self.publication_check is not None:
-            for event in events:
-                self.publication_check(event)
+        for event in events:
+            self.publication_check(event)
         try:
             self.save(*events, inbox=inbox, statements=statements)
         except IntegrityError as exc:

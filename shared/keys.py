@@ -24,7 +24,11 @@ arrives for it later is refused (``Vergeten``, 410) instead of being stored unde
 
 A destroyed key's old bytes live on for a while outside the live row: in the dead row version
 until (auto)vacuum, in the WAL and in backups. All of them are wrapped by a KEK: after a rotation
-and retiring the old KEK file, they are noise too. Make that part of the retention procedure.
+and retiring the old KEK file, those in the live server are noise too. A backup
+(``weerbaar backup``, ``shared.backup``) keeps the KEKs of its day in its own secrets folder, so
+it stays usable after a retirement, and a restore forgets again what the forget record
+(``shared.forgotten``) says was forgotten; a backup becomes noise when its secrets folder is
+destroyed with it at the end of its retention.
 """
 
 from __future__ import annotations

@@ -771,10 +771,12 @@ class PublicationCheck:
     Otherwise nothing is stored and the command answers 500 ``niet_publiceerbaar``: the input
     was checked at the edge, so this is a defect to fix, named in the log without any value."""
 
-    def __init__(self, service: str, gateway: Gateway, source: str) -> None:
+    def __init__(self, service: str, gateway: Gateway, source: str | None = None) -> None:
         self.service = service
         self.gateway = gateway
-        self.source = source
+        # The check needs a valid source, not the deployment's own: every configured prefix
+        # gives one, so the default prefix stands in.
+        self.source = source or f"{Settings.model_fields['source_prefix'].default}:{service}"
 
     def __call__(self, event: DomainEvent) -> None:
         """Raise ``NietPubliceerbaar`` when ``event`` has no public form the contract accepts."""

@@ -59,11 +59,15 @@ class Components:
     consumers: list[DurableConsumer] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        # Every event the application records is checked against its public form first: what
-        # is committed can be published (the invariant; see ``PublicationCheck``). The source
-        # only has to be non-empty, which every configured prefix gives: the default stands in.
-        source = Settings.model_fields["source_prefix"].default + ":" + self.service
-        self.app.publication_check = PublicationCheck(self.service, self.gateway, source)
+        # The application checks every event against its public form before it records it
+        # (it cannot be built without: ``ServiceApplication``); the relay publishes with
+        # ``gateway``. Both must build the same public form, or the check proves nothing.
+        check = self.app.publication_check
+        if not isinstance(check, PublicationCheck) or check.gateway is not self.gateway:
+            raise ValueError(
+                f"{self.service}: the application checks its events with another gateway than"
+                " the relay publishes them with"
+            )
 
 
 Bootstrap = Callable[[Settings, Clock], Components]

@@ -6,8 +6,9 @@ configuration another one declared). ``weerbaar up`` and ``weerbaar provision`` 
 Durability (see ARCHITECTURE.md): the streams use file storage and keep all history (no age or size
 limit) so integrators and compliance can replay from sequence 1. JetStream acknowledges a publish
 before it is fsynced unless the server runs with ``sync_interval: always``; the embedded server
-does, at a measured cost in publish rate (see the README's performance section). Independently of
-that, PostgreSQL is the system of record and the relays re-publish whatever the stream lacks.
+keeps the server default (``WEERBAAR_NATS_SYNC_INTERVAL`` sets it; the cost and the choice are in
+deploy/RUNBOOK.md, "Durability choices"). Independently of that, PostgreSQL is the system of
+record and the relays re-publish whatever the stream lacks.
 """
 
 from __future__ import annotations

@@ -43,6 +43,16 @@ class Window:
         return max(1, math.ceil((self.end - now).total_seconds()))
 
 
+@dataclass(frozen=True)
+class EndedWindow:
+    """A window that has ended with attempts not yet on record."""
+
+    key: str
+    start: datetime
+    count: int
+    recorded: int  # of ``count``, how many are on record already
+
+
 def window_start(now: datetime, window_s: float) -> datetime:
     """The start of the fixed window ``now`` falls in (windows are aligned to the epoch)."""
     epoch = now.timestamp()
@@ -84,9 +94,8 @@ class Throttle:
             raise TeVaak(detail, retry_after_s=window.retry_after_s(now))
         return window
 
-    def ended(self, now: datetime, batch: int = 100) -> list[tuple[str, datetime, int, int]]:
-        """Windows that have ended with more counted than recorded: (key, start, count,
-        recorded), oldest first."""
+    def ended(self, now: datetime, batch: int = 100) -> list[EndedWindow]:
+        """Windows that have ended with more counted than recorded, oldest first."""
         with self.app.datastore.transaction(commit=False) as curs:
             curs.execute(
                 SQL(
@@ -96,17 +105,10 @@ class Throttle:
                 ).format(self.table),
                 (self.soort, now - timedelta(seconds=self.window_s), batch),
             )
-            rows: Sequence[dict[str, object]] = curs.fetchall()
-        return [
-            (
-                str(r["sleutel"]),
-                r["venster_start"],
-                int(str(r["aantal"])),
-                int(str(r["vastgelegd"])),
-            )
-            for r in rows
-            if isinstance(r["venster_start"], datetime)
-        ]
+            return [
+                EndedWindow(row["sleutel"], row["venster_start"], row["aantal"], row["vastgelegd"])
+                for row in curs.fetchall()
+            ]
 
     def recorded_statement(self, key: str, start: datetime, count: int) -> Statement:
         """The side statement that marks ``count`` of a window as recorded (with its event)."""

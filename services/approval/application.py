@@ -9,10 +9,12 @@ from uuid import UUID
 
 from services.approval import domain
 from services.approval.domain import Beoordeling, project
+from services.approval.gateway import to_public
 from shared.auth import Refusal
 from shared.errors import NietGevonden
 from shared.eventstore import Context, DomainEvent, ServiceApplication
 from shared.register import DossierRegister, register_ddl
+from shared.relay import PublicationCheck
 
 
 class Approval(ServiceApplication):
@@ -22,7 +24,7 @@ class Approval(ServiceApplication):
     ddl = register_ddl()
 
     def __init__(self, env: dict[str, str]) -> None:
-        super().__init__(env)
+        super().__init__(env, publication_check=PublicationCheck(self.service, to_public))
         self.register = DossierRegister(self)
 
     def beoordeling(self, rapport_id: UUID) -> Beoordeling:

@@ -45,6 +45,7 @@ from services.assessment.domain import (
     wie_betaalt,
     wijzig_pkvw,
 )
+from services.assessment.gateway import to_public
 from shared.auth import Refusal
 from shared.contracts import events as public
 from shared.errors import Conflict, NietBeschikbaar, NietGevonden
@@ -58,6 +59,7 @@ from shared.eventstore import (
 from shared.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
 from shared.projection import AggregateProjection, Table
 from shared.register import DossierRegister, register_ddl
+from shared.relay import PublicationCheck
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +225,7 @@ class Assessment(ServiceApplication):
     )
 
     def __init__(self, env: dict[str, str]) -> None:
-        super().__init__(env)
+        super().__init__(env, publication_check=PublicationCheck(self.service, to_public))
         self.register = DossierRegister(self)
         self.idempotency = IdempotencyKeys(self)
 

@@ -28,6 +28,7 @@ from services.intake.domain import (
     vergeet,
     vernietig,
 )
+from services.intake.gateway import to_public
 from services.intake.projections import EVENTS, UITVOERING
 from shared.access import opaque_actor_id
 from shared.eventstore import (
@@ -39,6 +40,7 @@ from shared.eventstore import (
 )
 from shared.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
 from shared.keys import Vergeten, destroy_statement
+from shared.relay import PublicationCheck
 from shared.throttle import THROTTLE_DDL, Throttle
 
 log = logging.getLogger(__name__)
@@ -114,7 +116,7 @@ class Intake(ServiceApplication):
     )
 
     def __init__(self, env: dict[str, str]) -> None:
-        super().__init__(env)
+        super().__init__(env, publication_check=PublicationCheck(self.service, to_public))
         self.idempotency = IdempotencyKeys(self)
 
     def dien_aanvraag_in(

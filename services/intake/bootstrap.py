@@ -8,6 +8,7 @@ from uuid import UUID
 from services.intake.api import compliance_router, internal_router, router
 from services.intake.application import Intake, RegistrationLimits
 from services.intake.audit_export import verify_chains
+from services.intake.forget import reapply
 from services.intake.gateway import to_public
 from services.intake.projections import DDL, UITVOERING_SUBJECTS, Afsluiting, DossierProjection
 from shared.consumer import Delivery, Subscription
@@ -29,6 +30,10 @@ class IntakeWithProjection(Intake):
 def bootstrap(settings: Settings, clock: Clock) -> Components:
     """Build the intake service."""
     app = IntakeWithProjection(settings.eventsourcing_env("intake"))
+    # A restore of a backup older than a forget must not bring the person back: every start
+    # forgets again what the record beside the KEKs says was forgotten (logged, and recorded
+    # again where the restored history lacks it).
+    reapply(settings, app)
     auth = make_auth(settings, app, clock=clock)
     api = create_app(
         service="intake",

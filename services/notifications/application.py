@@ -38,6 +38,7 @@ from services.notifications.domain import (
     vervallen,
     verzonden,
 )
+from services.notifications.gateway import to_public
 from services.notifications.ics import Method, calendar_file
 from services.notifications.mailer import (
     Attachment,
@@ -71,6 +72,7 @@ from shared.eventstore import (
     Statement,
 )
 from shared.projection import AggregateProjection, Table
+from shared.relay import PublicationCheck
 from shared.telemetry import context_from_traceparent, current_traceparent, metrics_for, tracer
 
 log = logging.getLogger(__name__)
@@ -240,6 +242,9 @@ class Notifications(ServiceApplication):
         "CREATE INDEX IF NOT EXISTS bevestigingsvenster_op"
         " ON {schema}.bevestigingsvenster (verzonden_op)",
     )
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env, publication_check=PublicationCheck(self.service, to_public))
 
     def notificatie(self, notificatie_id: UUID) -> Notificatie:
         """One notification."""
@@ -502,11 +507,15 @@ class Notifications(ServiceApplication):
     def opnieuw(self, notificatie_id: UUID, ctx: Context) -> Bezorging:
         """Send a notification that failed for good again, now, on a fresh round of the schedule
         (404 when unknown, 409 when it has not failed). Recorded as NotificatieOpnieuwGepland."""
-        notificatie = self.notificatie(notificatie_id)
-        event = opnieuw(notificatie, ctx)
-        after = project(notificatie, [event])
-        assert after is not None
-        self.record(event, statements=NOTIFICATIE.statements(notificatie, after))
+
+        def command() -> None:
+            notificatie = self.notificatie(notificatie_id)
+            event = opnieuw(notificatie, ctx)
+            after = project(notificatie, [event])
+            assert after is not None
+            self.record(event, statements=NOTIFICATIE.statements(notificatie, after))
+
+        self.retrying(command)
         [row] = self.bezorgingen(notificatie_id=notificatie_id, limit=1)
         return row
 

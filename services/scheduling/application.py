@@ -25,6 +25,7 @@ from services.scheduling.domain import (
     project,
     stel_verstrijken_vast,
 )
+from services.scheduling.gateway import to_public
 from shared.calendar import WorkingDayCalendar
 from shared.errors import NietGevonden
 from shared.eventstore import (
@@ -38,6 +39,7 @@ from shared.eventstore import (
 )
 from shared.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
 from shared.projection import AggregateProjection, Table
+from shared.relay import PublicationCheck
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,7 @@ class Scheduling(ServiceApplication):
         calendar: WorkingDayCalendar,
         working_days: int = 3,
     ) -> None:
-        super().__init__(env)
+        super().__init__(env, publication_check=PublicationCheck(self.service, to_public))
         self.calendar = calendar
         self.working_days = working_days
         self.idempotency = IdempotencyKeys(self)

@@ -8,6 +8,17 @@ from pathlib import Path
 # In CI the shared folder sits beside the repository: <root>/../shared/domain.md.
 DOMAIN_MD = Path(__file__).parents[2].parent / "shared" / "domain.md"
 
+ABSENT = (
+    f"the product definition is not beside this clone ({DOMAIN_MD}): the public contract was not"
+    " checked against domain.md (CI has it there, and fails without it)"
+)
+
+
+def domain_md_present() -> bool:
+    """Whether domain.md is where CI puts it (anyone's clone need not have it)."""
+    return DOMAIN_MD.is_file()
+
+
 _PASCAL_CASE = re.compile(r"\b[A-Z][a-z]+(?:[A-Z][a-z]+)+\b")
 
 

@@ -313,6 +313,46 @@ def test_service_environments_are_settings_the_services_accept(
     assert sorted(checked) == sorted([*SERVICES, "provision"])
 
 
+def mail_settings() -> list[str]:
+    """The settings the notifications service reads to send mail: the SMTP connection, the
+    retry schedule, the sender's pace, the addresses and windows (every one with mail in its
+    name); a new one of these kinds is included without anyone listing it here."""
+    return [
+        name
+        for name in Settings.model_fields
+        if name.startswith(("smtp_", "mail_", "sender_")) or "mail" in name
+    ]
+
+
+def test_notifications_gets_every_mail_setting_with_the_services_own_default(
+    model: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = mail_settings()
+    assert {"smtp_host", "mail_retry_schedule_s", "mail_retry_jitter"} <= set(names)
+    env = model["services"]["notifications"]["environment"]
+    missing = [f"WEERBAAR_{n.upper()}" for n in names if f"WEERBAAR_{n.upper()}" not in env]
+    assert not missing, f"compose does not pass these to notifications: {missing}"
+
+    # What compose passes when deploy/.env leaves a setting out is what the service would
+    # use without it: a default in compose never changes behaviour on its own.
+    operator_sets = read_env_file(ENV_EXAMPLE)
+    for key in list(os.environ):
+        if key.startswith("WEERBAAR_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("WEERBAAR_DATABASE_URL", "postgresql://u@h:5432/d")
+    monkeypatch.setenv("WEERBAAR_NATS_URL", "nats://h:4222")
+    defaulted = []
+    for name in names:
+        key = f"WEERBAAR_{name.upper()}"
+        if key in operator_sets:
+            continue
+        monkeypatch.setenv(key, env[key])
+        assert getattr(Settings(), name) == Settings.model_fields[name].default, key
+        monkeypatch.delenv(key)
+        defaulted.append(name)
+    assert {"mail_retry_schedule_s", "mail_retry_jitter"} <= set(defaulted)
+
+
 def test_services_start_after_their_servers_and_the_streams(model: dict[str, Any]) -> None:
     services = model["services"]
     assert services["provision"]["restart"] == "no"

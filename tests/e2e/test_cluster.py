@@ -283,7 +283,7 @@ def test_cluster_loses_a_node_and_a_replica_of_each_service_mid_burst(
         # Every notification went out: one Message-ID per announced NotificatieVerzonden. The
         # SMTP hand-off is the one effect that is at least once: a replica killed between the
         # server's acceptance of a mail and recording it leaves the claim to expire, and the
-        # other replica sends it again with the same Message-ID (README, Reliability). Counted
+        # other replica sends it again with the same Message-ID (docs/reliability.md). Counted
         # in the report; a second mail with its own Message-ID would be a duplicate here.
         assert len(per_mail) == sent_announced, "every announced mail received, no other"
 

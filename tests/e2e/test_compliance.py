@@ -717,7 +717,7 @@ def test_replay_command_switches_the_live_read_model_over(world: World) -> None:
     assert "100.0%" in result.stderr  # the progress bar
     assert content_hash(world.database, "intake", with_sequence=False) == live_before
     assert content_hash(world.database, PREVIOUS, with_sequence=False) == live_before
-    # As the README tells an operator to confirm a rebuild: the hash after it is the one before.
+    # As docs/compliance.md tells how to confirm a rebuild: the hash after it is the one before.
     hash_after = _weerbaar(world, "replay", "--hash")
     assert hash_after.returncode == 0, hash_after.stderr
     assert hash_after.stdout == hash_before.stdout, "replay --hash does not confirm the rebuild"

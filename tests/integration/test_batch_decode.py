@@ -1,7 +1,7 @@
 """Decoding a batch of stored events reads the batch's data keys in one lookup (the relay's path).
 
 One lookup per event was one database round trip per dossier and most of the relay's time (see
-the README's performance section). The batch path must decode exactly as the single path does,
+bench/README.md, "Relay"). The batch path must decode exactly as the single path does,
 forgotten dossiers included.
 """
 

@@ -29,7 +29,7 @@ from services.intake.bootstrap import bootstrap as intake_bootstrap
 from shared.demo import aanmelding_voor
 from shared.eventstore import Clock, CommitInDoubt, Context, DomainEvent, ServiceApplication, utcnow
 from shared.http import COMMIT_IN_DOUBT_CODE
-from tests.support import settings_for
+from tests.support import private_events_only, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -149,6 +149,9 @@ class Geteld(DomainEvent):
 
 class Teller(ServiceApplication):
     service: ClassVar[str] = "teller"
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env, publication_check=private_events_only(self.service))
 
 
 def _teller(database_url: str, cutter: CommitCutter, tmp_path: Path, nats_url: str) -> Teller:

@@ -27,6 +27,7 @@ from shared.deadletters import (
 )
 from shared.eventstore import Context, DomainEvent, ServiceApplication, utcnow
 from shared.settings import Settings
+from tests.support import private_events_only
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +42,9 @@ class Ontvangen(DomainEvent):
 
 class Ontvanger(ServiceApplication):
     service: ClassVar[str] = SERVICE
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env, publication_check=private_events_only(self.service))
 
 
 class Handler:

@@ -323,10 +323,15 @@ def test_read_state_returns_none_for_dead_pids(workdir: Path) -> None:
 
 
 _PARENT_SCRIPT = """
+import signal
 import sys
 from pathlib import Path
 from shared.embedded import EmbeddedNats, EmbeddedPostgres
 
+# Ctrl-C raises KeyboardInterrupt, whatever the disposition this process inherited: a job a
+# non-interactive shell starts in the background inherits SIGINT ignored, and Python then leaves
+# it ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 root = Path(sys.argv[1])
 pg = EmbeddedPostgres(root / "pg")
 ns = EmbeddedNats(root / "nats")
@@ -339,19 +344,26 @@ sys.stdin.read()  # until Ctrl-C
 """
 
 
-@pytest.mark.parametrize("how", ["exit", "ctrl-c"])
+def _as_a_background_job() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("how", ["exit", "ctrl-c", "ctrl-c-in-background"])
 def test_servers_do_not_outlive_a_parent_that_ends_cleanly(workdir: Path, how: str) -> None:
+    """``ctrl-c-in-background``: the parent inherited SIGINT ignored, as the suite's own
+    processes do when the suite was started as a background job."""
     parent = subprocess.Popen(
-        [sys.executable, "-c", _PARENT_SCRIPT, str(workdir), how],
+        [sys.executable, "-c", _PARENT_SCRIPT, str(workdir), how.removesuffix("-in-background")],
         cwd=REPO_ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=_as_a_background_job if how.endswith("-in-background") else None,  # noqa: PLW1509 - before exec, one signal call
     )
     assert parent.stdout is not None
     pids = [int(pid) for pid in parent.stdout.readline().split()]
     assert len(pids) == 2
-    if how == "ctrl-c":
+    if how.startswith("ctrl-c"):
         assert all(pid_is_running(pid) for pid in pids)
         parent.send_signal(signal.SIGINT)
     parent.wait(timeout=60)

@@ -25,6 +25,7 @@ from shared.eventstore import (
     utcnow,
 )
 from shared.settings import Settings
+from tests.support import private_events_only
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +42,9 @@ class Teller(ServiceApplication):
     ddl: ClassVar[tuple[str, ...]] = (
         "CREATE TABLE IF NOT EXISTS {schema}.sleutels (sleutel text PRIMARY KEY)",
     )
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env, publication_check=private_events_only(self.service))
 
 
 def _events(originator: UUID, first_version: int, count: int) -> list[DomainEvent]:

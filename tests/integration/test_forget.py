@@ -10,6 +10,7 @@ real internal API (``DossierParties`` on intake's TestClient).
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from services.intake.domain import (
     PersoonsgegevensVergeten,
     VergetenAanmelding,
 )
-from services.intake.forget import forget, main
+from services.intake.forget import Heraangebracht, forget, main, reapply
 from shared.access import opaque_actor_id
 from shared.consumer import Delivery
 from shared.contracts import events as public
@@ -43,6 +44,7 @@ from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import subject_for, to_cloudevent
 from shared.errors import NietGevonden
 from shared.eventstore import VERGETEN, DomainEvent, FixedClock, public_event_id
+from shared.forgotten import ForgetRecord, Forgotten
 from shared.keys import KeyEncryptionKeys, KeyStoreError, retire, rotate
 from shared.parties import DossierParties
 from shared.runtime import Components
@@ -711,3 +713,85 @@ def test_a_service_refuses_to_start_with_another_installations_kek(stelsel: Stel
     (stelsel.settings.kek_path / "kek-1.key").write_bytes(bytes(32))
     with pytest.raises(KeyStoreError, match=r"not the key that wrapped"):
         Intake(stelsel.settings.eventsourcing_env("intake"))
+
+
+# --- the forget record: a forget survives a restore -------------------------------------------
+
+
+def test_a_forget_is_written_to_the_record_beside_the_keks_before_the_keys_go(
+    stelsel: Stelsel,
+) -> None:
+    dossier, other = drive(stelsel), drive(stelsel)
+    forget(stelsel.settings, dossier.aanvraag_id, "fg-1", "verzoek_betrokkene", now=NU)
+    forget(stelsel.settings, dossier.aanvraag_id, "fg-2", "onrechtmatig_verwerkt")  # again
+    with pytest.raises(NietGevonden):
+        forget(stelsel.settings, uuid4(), "fg-1", "verzoek_betrokkene")
+
+    record = ForgetRecord(stelsel.settings.kek_path)
+    assert record.path.parent == stelsel.settings.kek_path
+    assert record.entries() == [
+        Forgotten(dossier.aanvraag_id, "verzoek_betrokkene", opaque_actor_id("fg-1"), NU)
+    ], "one entry per forgotten dossier, the first decision; an unknown dossier not at all"
+    text = record.path.read_text()
+    assert other.aanvraag_id.hex not in text.replace("-", "")
+    for value in personal_values(dossier.body):
+        assert value not in text
+
+
+def _restored_before_the_forget(stelsel: Stelsel, dossier: Dossier) -> None:
+    """The state a restore of a backup made before the forget leaves: the record names the
+    dossier, the database holds its keys live and no PersoonsgegevensVergeten."""
+    ForgetRecord(stelsel.settings.kek_path).add(
+        Forgotten(dossier.aanvraag_id, "verzoek_betrokkene", opaque_actor_id("fg-1"), NU)
+    )
+
+
+def test_intake_forgets_again_at_start_what_the_record_says_was_forgotten(
+    stelsel: Stelsel, caplog: pytest.LogCaptureFixture
+) -> None:
+    dossier, kept = drive(stelsel), drive(stelsel)
+    _restored_before_the_forget(stelsel, dossier)
+    assert stelsel.intake.persoonsgegevens(dossier.aanvraag_id) is not None
+
+    with caplog.at_level(logging.WARNING, logger="weerbaar.intake.forget"):
+        started = intake_bootstrap(stelsel.settings, FixedClock(NU))
+    try:
+        app = started.app
+        assert isinstance(app, Intake)
+        assert isinstance(app.aanvraag(dossier.aanvraag_id).aanmelding, VergetenAanmelding)
+        assert app.persoonsgegevens(kept.aanvraag_id) == Aanmelding.model_validate(kept.body)
+        # Every service's key of the dossier is gone again, and intake recorded it (once).
+        with psycopg.connect(stelsel.settings.database_url) as conn:
+            for service in KEY_SERVICES:
+                row = conn.execute(
+                    SQL(
+                        "SELECT wrapped_key, destroyed_reason FROM {} WHERE aanvraag_id = %s"
+                    ).format(Identifier(service, "dossier_keys")),
+                    (dossier.aanvraag_id,),
+                ).fetchone()
+                assert row == (None, "verzoek_betrokkene"), service
+        recorded = [
+            e
+            for e in replay(stelsel)["intake"]
+            if isinstance(e, PersoonsgegevensVergeten) and e.originator_id == dossier.aanvraag_id
+        ]
+        assert len(recorded) == 1
+        assert recorded[0].actor_id == opaque_actor_id("fg-1")
+        [line] = [r for r in caplog.records if r.getMessage().startswith("forget re-applied")]
+        assert line.__dict__["aanvraag_id"] == str(dossier.aanvraag_id)
+        assert line.__dict__["recorded_again"] is True
+    finally:
+        started.app.close()
+
+    # Starting again finds nothing live: nothing happens twice.
+    assert reapply(stelsel.settings) == Heraangebracht((), ())
+
+
+def test_a_forget_of_a_dossier_the_restored_database_lacks_is_reported_not_failed(
+    stelsel: Stelsel,
+) -> None:
+    ForgetRecord(stelsel.settings.kek_path).add(
+        Forgotten(uuid4(), "verzoek_betrokkene", opaque_actor_id("fg-1"), NU)
+    )
+    done = reapply(stelsel.settings)
+    assert done.opnieuw_vergeten == () and len(done.onbekend) == 1

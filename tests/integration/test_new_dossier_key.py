@@ -1,7 +1,8 @@
 """A new dossier's data key is stored in the same transaction as the dossier's first events.
 
 Before, registering committed the key in a transaction of its own and then the events: two
-commits per registration (see the README's performance section). Now both are stored or neither.
+commits per registration (see bench/README.md, "Command commit rate"). Now both are stored or
+neither.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,11 +25,17 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from services.notifications import application as notifications_application
 from services.notifications.afspraak import Afspraak
-from services.notifications.application import AfspraakOnbekend, RecipientUnknown
+from services.notifications.application import (
+    AfspraakOnbekend,
+    Notifications,
+    RecipientUnknown,
+)
 from services.notifications.appointments import SchedulingAppointments
 from services.notifications.bootstrap import NotificationsComponents, bootstrap
 from services.notifications.domain import (
+    Notificatie,
     NotificatieGepland,
     NotificatieOpnieuwGepland,
     NotificatieVervallen,
@@ -41,10 +48,11 @@ from services.notifications.resend import resend
 from shared.consumer import Delivery, TransientError
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
-from shared.eventstore import AlreadyProcessed, DomainEvent, FixedClock
+from shared.errors import Conflict, NietPubliceerbaar
+from shared.eventstore import AlreadyProcessed, Context, DomainEvent, FixedClock
 from shared.mailcatcher import CaughtMail, MailCatcher, free_port, list_messages
 from shared.settings import Settings
-from tests.support import aanmelding, personal_values, token
+from tests.support import aanmelding, gateway_defect, personal_values, token
 
 pytestmark = pytest.mark.integration
 
@@ -1109,6 +1117,80 @@ def test_a_mail_that_failed_in_an_outage_is_sent_again_with_its_message_id(
 
 
 # --- what is stored ------------------------------------------------------------------------------
+
+
+def test_two_replicas_sending_a_failed_mail_again_at_once_plan_it_once(h: Harness) -> None:
+    """Both read the failed notification before either records: the one that loses is run
+    again, finds the mail no longer failed and answers 409 ``niet_mislukt`` (as the API does
+    to a second request), never a concurrency error."""
+    h.publish(h.ingediend())
+    h.catcher.fail(1, code=550)
+    assert h.run() == 1
+    [row] = h.log()
+    assert row["status"] == "mislukt"
+    both_read = threading.Barrier(2, timeout=30)
+
+    class Replica(Notifications):
+        """A process of the service whose first read waits until the other one has read too."""
+
+        has_waited = False
+
+        def notificatie(self, notificatie_id: UUID) -> Notificatie:
+            found = super().notificatie(notificatie_id)
+            if not self.has_waited:
+                self.has_waited = True
+                both_read.wait()
+            return found
+
+    replicas = [Replica(h.settings.eventsourcing_env("notifications")) for _ in range(2)]
+
+    def opnieuw(app: Notifications) -> str:
+        ctx = Context(now=h.clock.now(), actor_role="secretariaat")
+        try:
+            app.opnieuw(row["notificatie_id"], ctx)
+        except Conflict as exc:
+            return f"409 {exc.code}"
+        return "202"
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            outcomes = sorted(pool.map(opnieuw, replicas))
+    finally:
+        for replica in replicas:
+            replica.close()
+    assert outcomes == ["202", "409 niet_mislukt"]
+    assert [r["status"] for r in h.log()] == ["gepland"]
+    opnieuw_gepland = [e for e in h.stored_events() if isinstance(e, NotificatieOpnieuwGepland)]
+    assert len(opnieuw_gepland) == 1
+
+
+def test_resend_on_the_command_line_refuses_what_it_cannot_publish(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``weerbaar mail resend`` builds the application itself: it checks as the service does.
+    With a gateway defect for the event it records nothing is stored and the mail stays failed;
+    with the fixed release the same command plans it again."""
+    h.publish(h.ingediend())
+    h.catcher.fail(1, code=550)
+    assert h.run() == 1
+    [row] = h.log()
+    assert row["status"] == "mislukt"
+    app = h.components.app
+    mark = app.max_notification_id()
+    with monkeypatch.context() as defect:
+        defect.setattr(
+            notifications_application,
+            "to_public",
+            gateway_defect(NotificatieOpnieuwGepland, to_public),
+        )
+        with pytest.raises(NietPubliceerbaar):
+            resend(h.settings, row["notificatie_id"], "beheerder-7", now=h.clock.now())
+    assert app.max_notification_id() == mark, "nothing stored"
+    assert [r["status"] for r in h.log()] == ["mislukt"]
+
+    again = resend(h.settings, row["notificatie_id"], "beheerder-7", now=h.clock.now())
+    assert again.status == "gepland"
+    assert [type(e) for e in h.stored_events()][-1] is NotificatieOpnieuwGepland
 
 
 def test_notifications_store_no_personal_data_and_no_video_link(h: Harness) -> None:

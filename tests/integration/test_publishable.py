@@ -211,9 +211,10 @@ def test_the_check_refuses_metadata_the_contract_refuses(system: InProcessSystem
 
 
 def _legacy_rows(settings: Settings) -> list[str]:
-    """What the code before this change let through: stored without the check (the plain
-    application, as that code had no check), a caller's correlation text and an empty role."""
+    """What the code before this change let through: stored without the check (switched off
+    here, as that code had none), a caller's correlation text and an empty role."""
     intake = Intake(settings.eventsourcing_env("intake"))
+    intake.publication_check = lambda event: None
     try:
         ids = []
         for _ in range(3):
@@ -356,6 +357,7 @@ def _unpublishable_row(settings: Settings) -> int:
     """A stored event no public form fits (a defect of some release stored it unchecked): a
     refusal whose route holds a caller's text where the contract wants a template."""
     intake = Intake(settings.eventsourcing_env("intake"))
+    intake.publication_check = lambda event: None  # as that release stored it
     try:
         intake.record(
             first_event(
