@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 import nats
+import psycopg
 
 from shared.embedded import pid_is_running
 from shared.mailcatcher import list_messages
@@ -122,6 +123,10 @@ class Operator:
         self.registered: list[str] = []
         #: Messages a drill itself put on the stream (no service's log announces them).
         self.foreign: set[str] = set()
+        #: Why the system was not at rest when the accounting last looked.
+        self.unrest = ""
+        #: How long the last accounting waited for the system to come to rest.
+        self.settled_in_s = 0.0
 
     # -- up and down ---------------------------------------------------------------------------
 
@@ -249,6 +254,12 @@ class Operator:
             )
         return result
 
+    def runbook_sql(self, query: str) -> list[tuple[Any, ...]]:
+        """Run a query the runbook gives, as given, on the system's database (``psql``)."""
+        assert in_runbook(query), f"the runbook does not give the query {query!r}"
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            return conn.execute(query.encode()).fetchall()
+
     # -- load ------------------------------------------------------------------------------------
 
     def register(self, client: httpx.Client, deadline_s: float = 90) -> Registration:
@@ -282,9 +293,10 @@ class Operator:
         with httpx.Client(timeout=10) as client:
             return [str(self.register(client).aanvraag_id) for _ in range(count)]
 
-    def load(self, clients: int = 2) -> Load:
-        """Registrations flowing from ``clients`` clients while the drill does its step."""
-        return Load(self, clients)
+    def load(self, clients: int = 2, interval_s: float = 0.25) -> Load:
+        """Registrations flowing from ``clients`` clients while the drill does its step, each
+        client starting one every ``interval_s`` (a steady trickle, not a benchmark)."""
+        return Load(self, clients, interval_s)
 
     # -- the accounting --------------------------------------------------------------------------
 
@@ -321,17 +333,22 @@ class Operator:
                 headers=self.headers("secretariaat"),
             )
         if planned.status_code != 200 or planned.json():
+            self.unrest = f"mail planned: {planned.status_code} {planned.text[:200]}"
             return None
         if not asyncio.run(_consumers_idle(self.nats_url)):
+            self.unrest = "a consumer has messages pending or unacknowledged"
             return None
         logged = self.logged_public_ids()
         messages = stream_messages(self.nats_url)
         on_stream = {m.headers.get("Nats-Msg-Id") for m in messages}
-        if not {i for ids in logged.values() for i in ids} <= on_stream:
+        unpublished = {i for ids in logged.values() for i in ids} - on_stream
+        if unpublished:
+            self.unrest = f"{len(unpublished)} logged events not on the stream"
             return None
         announced = sum(1 for m in messages if _event_type(m) == "NotificatieVerzonden")
         received = {m.message_id for m in list_messages(self.mail_dir)}
         if len(received) < announced:
+            self.unrest = f"{announced} mails announced, {len(received)} received"
             return None
         return logged, messages
 
@@ -346,7 +363,12 @@ class Operator:
           no other dossier;
         - every mail announced (``NotificatieVerzonden``) was received, each Message-ID once.
         """
-        logged, messages = wait_until(self._at_rest, timeout=timeout, what="the system at rest")
+        started = time.monotonic()
+        try:
+            logged, messages = wait_until(self._at_rest, timeout=timeout, what="the system at rest")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last seen: {self.unrest}") from None
+        self.settled_in_s = time.monotonic() - started
         all_logged = [i for ids in logged.values() for i in ids]
         assert len(all_logged) == len(set(all_logged)), "two stored events with one CloudEvent id"
         ids = Counter(m.headers.get("Nats-Msg-Id") for m in messages)
@@ -366,11 +388,17 @@ class Operator:
         )
         secretariaat = self.headers("secretariaat")
         with httpx.Client(timeout=15) as client:
-            listed = client.get(
-                f"{self.url('intake')}/aanvragen", params={"limit": 500}, headers=secretariaat
-            )
-            assert listed.status_code == 200, listed.text
-            in_list = Counter(d["aanvraag_id"] for d in listed.json())
+            in_list: Counter[str] = Counter()
+            while True:
+                page = client.get(
+                    f"{self.url('intake')}/aanvragen",
+                    params={"limit": 500, "offset": sum(in_list.values())},
+                    headers=secretariaat,
+                )
+                assert page.status_code == 200, page.text
+                in_list.update(d["aanvraag_id"] for d in page.json())
+                if len(page.json()) < 500:
+                    break
             assert in_list == Counter(self.registered), "the dossier list differs"
             for aanvraag_id in self.registered:
                 one = client.get(
@@ -396,9 +424,10 @@ class Load:
     """Clients registering dossiers, one after another each, until the block ends; each
     registration retries with its Idempotency-Key until it gets a 2xx."""
 
-    def __init__(self, operator: Operator, clients: int) -> None:
+    def __init__(self, operator: Operator, clients: int, interval_s: float) -> None:
         self.operator = operator
         self.clients = clients
+        self.interval_s = interval_s
         self.stop = threading.Event()
         self.registrations: list[Registration] = []
         self.errors: list[BaseException] = []
@@ -412,6 +441,7 @@ class Load:
                 except BaseException as exc:  # reported by __exit__
                     self.errors.append(exc)
                     return
+                self.stop.wait(self.interval_s)
 
     def __enter__(self) -> Load:
         for _ in range(self.clients):
