@@ -1,0 +1,90 @@
+"""Drill: the runbook's "Dead letters: inspect, re-drive, remove", under ``./weerbaar up``.
+
+Something not ours is published on ``weerbaar.>`` (here: a message on a dossier's subject that is
+no CloudEvent). Every consumer that reads that subject dead-letters it (``invalid_cloudevent``);
+``weerbaar deadletters`` lists each, ``redrive`` refuses a letter that is not a valid event, and
+``remove`` takes it away. The dossiers flow on, and nothing of ours is lost or doubled.
+
+The re-drive of a handler that failed until its cause was fixed needs a handler that can be broken
+and mended at will: ``tests/integration/test_deadletters.py`` runs that on real NATS and
+PostgreSQL with a handler of its own; a service under ``up`` has no such switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import nats
+import pytest
+
+from tests.drills.operator import Operator
+from tests.support import wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+async def _publish_foreign(nats_url: str, subject: str, msg_id: str) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        await nc.jetstream().publish(
+            subject, b"not a CloudEvent", stream="WEERBAAR", headers={"Nats-Msg-Id": msg_id}
+        )
+    finally:
+        await nc.close()
+
+
+def _letters(operator: Operator, command: str = "weerbaar deadletters") -> list[dict[str, Any]]:
+    listed = operator.runbook(command).stdout
+    return [json.loads(line) for line in listed.splitlines() if line.startswith("{")]
+
+
+def test_a_letter_that_is_not_ours_is_listed_refused_for_redrive_and_removed(
+    operator: Operator,
+) -> None:
+    operator.register_many(3)
+    operator.account()
+    assert operator.runbook("weerbaar deadletters").stdout.strip() == "no dead letters"
+
+    subject = f"weerbaar.intake.AanvraagIngediend.{uuid.uuid4()}"
+    msg_id = f"drill-{uuid.uuid4()}"
+    asyncio.run(_publish_foreign(operator.nats_url, subject, msg_id))
+    # The accounting sees a message on the stream that no service stored.
+    with pytest.raises(AssertionError, match="on the stream, in no store"):
+        operator.account()
+    operator.foreign.add(msg_id)
+
+    letters = wait_until(
+        lambda: [
+            letter
+            for letter in _letters(operator)
+            if letter["original_subject"] == subject and letter["reason"] == "invalid_cloudevent"
+        ],
+        timeout=60,
+        what="the dead letters of the foreign message",
+    )
+    # The alert's first step, as it is written there, lists the same letters.
+    assert _letters(operator, "python -m shared.cli deadletters") == _letters(operator)
+    print(f"dead letters: {letters}")
+    consumers = [letter["consumer"] for letter in letters]
+    assert len(consumers) == len(set(consumers)), f"one consumer dead-lettered it twice: {letters}"
+
+    first = letters[0]
+    refused = operator.runbook(
+        "weerbaar deadletters redrive SEQ", check=False, SEQ=str(first["sequence"])
+    )
+    assert refused.returncode == 1
+    assert "is not a valid event" in refused.stderr and "remove" in refused.stderr
+
+    for letter in letters:
+        removed = operator.runbook("weerbaar deadletters remove SEQ", SEQ=str(letter["sequence"]))
+        assert f"dead letter {letter['sequence']} of {letter['consumer']} removed" in (
+            removed.stdout
+        )
+    assert operator.runbook("weerbaar deadletters").stdout.strip() == "no dead letters"
+
+    # Later messages of the same consumers flow.
+    operator.register_many(2)
+    print(operator.account())
