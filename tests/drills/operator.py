@@ -121,6 +121,8 @@ class Operator:
         self.state: dict[str, Any] = {}
         #: Every registration that got a 2xx from intake in this system's lifetime.
         self.registered: list[str] = []
+        #: What was registered, per dossier.
+        self.bodies: dict[str, dict[str, Any]] = {}
         #: Messages a drill itself put on the stream (no service's log announces them).
         self.foreign: set[str] = set()
         #: Why the system was not at rest when the accounting last looked.
@@ -281,6 +283,7 @@ class Operator:
                 if response.is_success:
                     registration.aanvraag_id = str(response.json()["aanvraag_id"])
                     self.registered.append(registration.aanvraag_id)
+                    self.bodies[registration.aanvraag_id] = body
                     return registration
                 registration.refusals.append(str(response.status_code))
             time.sleep(0.1)  # a client's back-off between retries
