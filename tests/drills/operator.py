@@ -56,6 +56,18 @@ def in_runbook(command: str) -> bool:
     return f"`{command}`" in text or f" {command} " in _code_block_lines()
 
 
+def runbook_argv(command: str, **fill: str) -> list[str]:
+    """The argument vector of a command the runbook gives word for word (``fill``: the values of
+    its placeholders). ``weerbaar`` is typed ``./weerbaar``, ``python`` is this interpreter."""
+    assert in_runbook(command), f"the runbook does not give the command {command!r}"
+    argv = [fill.get(word, word) for word in shlex.split(command)]
+    if argv[0] == "weerbaar":
+        argv[0] = "./weerbaar"
+    elif argv[0] == "python":
+        argv[0] = sys.executable
+    return argv
+
+
 def _code_block_lines() -> str:
     lines = []
     inside = False
@@ -135,10 +147,10 @@ class Operator:
     def up(self, timeout: float = 90) -> dict[str, Any]:
         """``./weerbaar up``, in the background, until it says the system runs."""
         assert self.process is None, "already up"
-        assert in_runbook("./weerbaar up")
+        argv = runbook_argv("./weerbaar up")
         (self.data_dir / "state.json").unlink(missing_ok=True)
         self.process = subprocess.Popen(
-            ["./weerbaar", "up"],
+            argv,
             cwd=ROOT,
             env=self.env(),
             stdout=self.terminal.open("ab"),
@@ -235,14 +247,8 @@ class Operator:
         placeholders (``SEQ``, ``N``, ``<notificatie_id>``) and are replaced by their values.
         ``weerbaar`` is typed ``./weerbaar`` (the runbook's note on commands).
         """
-        assert in_runbook(command), f"the runbook does not give the command {command!r}"
-        argv = [fill.get(word, word) for word in shlex.split(command)]
-        if argv[0] == "weerbaar":
-            argv[0] = "./weerbaar"
-        elif argv[0] == "python":
-            argv[0] = sys.executable
         result = subprocess.run(
-            argv,
+            runbook_argv(command, **fill),
             cwd=ROOT,
             env=self.env(),
             capture_output=True,

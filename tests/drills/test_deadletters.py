@@ -36,8 +36,8 @@ async def _publish_foreign(nats_url: str, subject: str, msg_id: str) -> None:
         await nc.close()
 
 
-def _letters(operator: Operator, command: str = "weerbaar deadletters") -> list[dict[str, Any]]:
-    listed = operator.runbook(command).stdout
+def _letters(listed: str) -> list[dict[str, Any]]:
+    """The dead letters ``weerbaar deadletters`` printed, one JSON object a line."""
     return [json.loads(line) for line in listed.splitlines() if line.startswith("{")]
 
 
@@ -59,14 +59,15 @@ def test_a_letter_that_is_not_ours_is_listed_refused_for_redrive_and_removed(
     letters = wait_until(
         lambda: [
             letter
-            for letter in _letters(operator)
+            for letter in _letters(operator.runbook("weerbaar deadletters").stdout)
             if letter["original_subject"] == subject and letter["reason"] == "invalid_cloudevent"
         ],
         timeout=60,
         what="the dead letters of the foreign message",
     )
     # The alert's first step, as it is written there, lists the same letters.
-    assert _letters(operator, "python -m shared.cli deadletters") == _letters(operator)
+    in_container = operator.runbook("python -m shared.cli deadletters").stdout
+    assert _letters(in_container) == _letters(operator.runbook("weerbaar deadletters").stdout)
     print(f"dead letters: {letters}")
     consumers = [letter["consumer"] for letter in letters]
     assert len(consumers) == len(set(consumers)), f"one consumer dead-lettered it twice: {letters}"

@@ -128,11 +128,10 @@ def test_postgresql_killed_under_up_is_restarted_and_loses_nothing(operator: Ope
     log = (operator.data_dir / "postgres" / "postgres.log").read_text(errors="replace")
     assert '"message": "server exited"' in log, "the exit is not in PostgreSQL's own log"
     # The runbook's query for a lock holder (WeerbaarServerErrors, database_bezet) runs as given.
-    query = (
+    operator.runbook_sql(
         "SELECT pid, state, xact_start, query FROM pg_stat_activity"
         " WHERE state = 'idle in transaction'"
     )
-    operator.runbook_sql(query)
 
 
 def test_nats_killed_under_up_is_restarted_and_loses_nothing(operator: Operator) -> None:

@@ -29,6 +29,15 @@ def test_stop_and_start_keeps_everything_once(operator: Operator) -> None:
     after = operator.account()
     assert after == before, f"before the stop: {before}; after the start: {after}"
 
+    # Every relay runs again and has published everything: none stopped, nothing to resume.
+    # (A relay stopped at an event it cannot publish needs a release that stores one: shown in
+    # tests/integration/test_publishable.py.)
+    relays = operator.runbook("./weerbaar relay status").stdout
+    assert relays.count(": draait,") == 5, relays
+    assert "GESTOPT" not in relays
+    resumed = operator.runbook("./weerbaar relay resume <service>", **{"<service>": "intake"})
+    assert "niets te hervatten" in resumed.stdout
+
     # And the system goes on.
     operator.register_many(2)
     print(operator.account())
