@@ -5,7 +5,10 @@ no CloudEvent). Every consumer that reads that subject dead-letters it (``invali
 ``weerbaar deadletters`` lists each, ``redrive`` refuses a letter that is not a valid event, and
 ``remove`` takes it away. The dossiers flow on, and nothing of ours is lost or doubled.
 
-The re-drive of a handler that failed until its cause was fixed needs a handler that can be broken
+Then a valid event whose handler refuses it (approval's decision about a report version assessment
+does not know: ``besluit_past_niet``): ``redrive`` runs assessment's handler once more, which
+fails again, so the letter stays and the error is printed; it is then removed. The re-drive of a
+handler that failed until its cause was fixed, applied once, needs a handler that can be broken
 and mended at will: ``tests/integration/test_deadletters.py`` runs that on real NATS and
 PostgreSQL with a handler of its own; a service under ``up`` has no such switch.
 """
@@ -20,17 +23,22 @@ from typing import Any
 import nats
 import pytest
 
+from shared.contracts import events as public
+from shared.contracts.registry import subject_for, to_cloudevent
+from shared.eventstore import utcnow
 from tests.drills.operator import Operator
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-async def _publish_foreign(nats_url: str, subject: str, msg_id: str) -> None:
+async def _publish_foreign(
+    nats_url: str, subject: str, msg_id: str, data: bytes = b"not a CloudEvent"
+) -> None:
     nc = await nats.connect(nats_url)
     try:
         await nc.jetstream().publish(
-            subject, b"not a CloudEvent", stream="WEERBAAR", headers={"Nats-Msg-Id": msg_id}
+            subject, data, stream="WEERBAAR", headers={"Nats-Msg-Id": msg_id}
         )
     finally:
         await nc.close()
@@ -88,4 +96,35 @@ def test_a_letter_that_is_not_ours_is_listed_refused_for_redrive_and_removed(
 
     # Later messages of the same consumers flow.
     operator.register_many(2)
+    print(operator.account())
+
+
+def test_a_letter_whose_handler_fails_again_stays_when_redriven(operator: Operator) -> None:
+    decision = public.RapportGoedgekeurd(
+        aanvraag_id=uuid.uuid4(), rapport_id=uuid.uuid4(), versie=1, inhoud_hash="0" * 64
+    )
+    envelope = to_cloudevent(
+        decision, id=str(uuid.uuid4()), source="urn:nl:weerbaarbestuur:approval", time=utcnow()
+    )
+    subject = subject_for(decision)
+    asyncio.run(_publish_foreign(operator.nats_url, subject, envelope.id, envelope.to_json()))
+    operator.foreign.add(envelope.id)
+    operator.account()  # every consumer has handled it
+
+    [letter] = [
+        letter
+        for letter in _letters(operator.runbook("weerbaar deadletters").stdout)
+        if letter["original_subject"] == subject
+    ]
+    assert (letter["consumer"], letter["reason"]) == ("assessment-besluiten", "besluit_past_niet")
+
+    again = operator.runbook(
+        "weerbaar deadletters redrive SEQ", check=False, SEQ=str(letter["sequence"])
+    )
+    assert again.returncode != 0
+    assert "besluit_past_niet" in again.stderr, again.stderr
+    assert _letters(operator.runbook("weerbaar deadletters").stdout) == [letter], "not kept"
+
+    operator.runbook("weerbaar deadletters remove SEQ", SEQ=str(letter["sequence"]))
+    assert operator.runbook("weerbaar deadletters").stdout.strip() == "no dead letters"
     print(operator.account())
