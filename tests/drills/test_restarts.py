@@ -81,7 +81,9 @@ def _new_lines(operator: Operator, seen: int, *parts: str) -> list[str]:
     return [line for line in operator.terminal_lines()[seen:] if all(p in line for p in parts)]
 
 
-def _kill_server(operator: Operator, server: str, title: str) -> None:
+def _kill_server(
+    operator: Operator, server: str, title: str, *, mail_at_least_once: bool = False
+) -> None:
     """SIGKILL to an embedded server under load: said at once, named by readiness, back on its
     own ports, nothing lost."""
     state_before = operator.read_state()
@@ -120,11 +122,14 @@ def _kill_server(operator: Operator, server: str, title: str) -> None:
     assert set(watch.named_down) == set(SERVICES), f"not every service named {server} down"
     late = {s: t for s, t in watch.named_down.items() if t > AT_ONCE_S}
     assert not late, f"503 naming {server} came late: {late}"
-    print(operator.account(), f"(at rest after {operator.settled_in_s:.1f} s)")
+    account = operator.account(mail_at_least_once=mail_at_least_once)
+    print(account, f"(at rest after {operator.settled_in_s:.1f} s)")
 
 
 def test_postgresql_killed_under_up_is_restarted_and_loses_nothing(operator: Operator) -> None:
-    _kill_server(operator, "postgres", "the embedded PostgreSQL on port")
+    # A mail the SMTP server accepted just before PostgreSQL went may go out once more under
+    # its Message-ID (the runbook's topology section): counted, not refused.
+    _kill_server(operator, "postgres", "the embedded PostgreSQL on port", mail_at_least_once=True)
     log = (operator.data_dir / "postgres" / "postgres.log").read_text(errors="replace")
     assert '"message": "server exited"' in log, "the exit is not in PostgreSQL's own log"
     # The runbook's query for a lock holder (WeerbaarServerErrors, database_bezet) runs as given.
