@@ -162,12 +162,19 @@ class Operator:
             stderr=subprocess.STDOUT,
         )
         process = self.process
-        wait_until(
-            lambda: (self.data_dir / "state.json").exists() or process.poll() is not None,
-            timeout=timeout,
-            what="./weerbaar up to report the system running",
-        )
-        assert process.poll() is None, self.terminal.read_text()[-3000:]
+        try:
+            wait_until(
+                lambda: (self.data_dir / "state.json").exists() or process.poll() is not None,
+                timeout=timeout,
+                what="./weerbaar up to report the system running",
+            )
+            assert process.poll() is None, self.terminal.read_text()[-3000:]
+        except BaseException:
+            # Whatever it started, it stops on SIGTERM; nothing is left running for the next.
+            self.process = None
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+            raise
         self.state = self.read_state()
         return self.state
 
