@@ -102,6 +102,7 @@ class Registration:
 class Account:
     """What the accounting counted."""
 
+    #: The public events (CloudEvents) the services' event logs announce: what the relays publish.
     events: int
     on_stream: int
     dossiers: int
@@ -112,7 +113,7 @@ class Account:
 
     def __str__(self) -> str:
         return (
-            f"{self.events} events in the stores, {self.on_stream} on the stream,"
+            f"{self.events} public events in the stores' logs, {self.on_stream} on the stream,"
             f" {self.dossiers} dossiers, {self.mails} mails ({self.announced_mails} announced,"
             f" {self.mails_twice} received twice)"
         )
