@@ -389,6 +389,7 @@ class Operator:
           while PostgreSQL could not record it goes out again after its claim expires).
         """
         started = time.monotonic()
+        self.unrest = ""
         try:
             logged, messages = wait_until(self._at_rest, timeout=timeout, what="the system at rest")
         except AssertionError as exc:

@@ -123,7 +123,9 @@ def _kill_server(
     late = {s: t for s, t in watch.named_down.items() if t > AT_ONCE_S}
     assert not late, f"503 naming {server} came late: {late}"
     account = operator.account(mail_at_least_once=mail_at_least_once)
-    print(account, f"(at rest after {operator.settled_in_s:.1f} s)")
+    print(
+        account, f"(at rest after {operator.settled_in_s:.1f} s; last waited on: {operator.unrest})"
+    )
 
 
 def test_postgresql_killed_under_up_is_restarted_and_loses_nothing(operator: Operator) -> None:
@@ -172,4 +174,7 @@ def test_a_rolling_restart_under_load_loses_nothing(operator: Operator) -> None:
     for service in SERVICES:
         assert _new_lines(operator, seen, f"!!! {service} exited"), f"{service}'s exit not said"
     print(f"{len(load.registrations)} registrations, {load.refused} attempts refused and retried")
-    print(operator.account(), f"(at rest after {operator.settled_in_s:.1f} s)")
+    account = operator.account()
+    print(
+        account, f"(at rest after {operator.settled_in_s:.1f} s; last waited on: {operator.unrest})"
+    )
