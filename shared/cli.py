@@ -243,7 +243,9 @@ def cmd_stream_rebuild(args: argparse.Namespace) -> int:
     """Rebuild the NATS stream from PostgreSQL after losing it."""
     from shared.streamrebuild import main as rebuild_main
 
-    return rebuild_main(["--timeout", str(args.timeout)])
+    return rebuild_main(
+        ["--timeout", str(args.timeout), *(["--delete-first"] if args.delete_first else [])]
+    )
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
@@ -453,6 +455,11 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=what).add_argument(
             "--timeout", type=float, default=default_s, help="seconds the whole command may take"
         )
+    sub.choices["stream-rebuild"].add_argument(
+        "--delete-first",
+        action="store_true",
+        help="delete the stream first (it holds events the stores lack, or has a gap)",
+    )
     sub.add_parser(
         "relay", help="status of the relays; resume one stopped at an event (status|resume SVC)"
     ).add_argument("relay_args", nargs=argparse.REMAINDER)

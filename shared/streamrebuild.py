@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -40,6 +41,7 @@ import nats
 import psycopg
 from nats.aio.client import Client as NatsClient
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 from psycopg.sql import SQL, Identifier
 
 from shared.relay import RESYNC_PREFIX, ensure_position_table, relay_channel, relay_lock_probe
@@ -167,8 +169,13 @@ async def rebuild(
     timeout_s: float = 600.0,
     running_grace_s: float = RUNNING_GRACE_S,
     say: Callable[[str], None] = lambda line: None,
+    delete_first: bool = False,
 ) -> RebuildReport:
     """Provision the streams, ask every relay to resync, wait until each running one confirms.
+
+    ``delete_first`` deletes the ``WEERBAAR`` stream before: for a stream that holds events the
+    stores lack (``weerbaar reconcile``: extra) or has a gap behind a relay (missing); every relay
+    then publishes its whole log again, under the same ids.
 
     Bounded by ``timeout_s`` as a whole; raises ``Unreachable`` when NATS or PostgreSQL does not
     answer, ``TimeoutError`` when the servers answer too slowly.
@@ -181,6 +188,10 @@ async def rebuild(
     async with asyncio.timeout(timeout_s):
         nc = await connect_nats(settings, "weerbaar-stream-rebuild", min(CONNECT_TIMEOUT_S, left()))
         try:
+            if delete_first:
+                with contextlib.suppress(NotFoundError):
+                    await nc.jetstream().delete_stream(settings.stream_name)
+                say(f"stream {settings.stream_name} deleted")
             return await _rebuild(settings, services, nc, deadline, running_grace_s, say)
         finally:
             await nc.close()
@@ -265,11 +276,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=600.0, help="seconds the whole command may take"
     )
+    parser.add_argument(
+        "--delete-first",
+        action="store_true",
+        help="delete the stream first (it holds events the stores lack, or has a gap)",
+    )
     args = parser.parse_args(argv)
     try:
         report = asyncio.run(
             rebuild(
-                load_settings(), timeout_s=args.timeout, say=lambda line: print(line, flush=True)
+                load_settings(),
+                timeout_s=args.timeout,
+                say=lambda line: print(line, flush=True),
+                delete_first=args.delete_first,
             )
         )
     except Unreachable as exc:

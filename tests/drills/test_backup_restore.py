@@ -151,7 +151,8 @@ def test_a_restore_keeps_forgets_survives_a_retired_kek_and_empties_the_stream(
             ).fetchall()
             assert keks == [("2",)]
         operator.runbook("weerbaar verify")
-        reconciled = operator.runbook("weerbaar reconcile")
+        operator.runbook("weerbaar reconcile")
+        reconciled = operator.runbook("weerbaar reconcile --timeout 120")
         assert "extra" not in reconciled.stderr, reconciled.stderr
         print(f"after the restore: {account}")
         operator.down()

@@ -54,16 +54,6 @@ COMMAND_WORDS = frozenset(
     }
 )
 
-#: The commands of the section "Back up and restore PostgreSQL", which its own drill
-#: (``tests/drills/test_backup_restore.py``, with ``weerbaar backup``/``restore``) is to run.
-#: Listed, not skipped: ``test_the_commands_awaited_from_the_backup_drill_are_still_awaited``
-#: fails as soon as one of them is run or leaves the runbook, so the list can only shrink.
-AWAITED_FROM_BACKUP_DRILL = {
-    "pg_dump --format=custom weerbaar": "Back up and restore PostgreSQL",
-    "pg_restore --clean --dbname=weerbaar …": "Back up and restore PostgreSQL",
-    "nats stream rm WEERBAAR": "Back up and restore PostgreSQL",
-}
-
 _RUNNERS = frozenset({"runbook", "runbook_sql", "runbook_argv"})
 
 
@@ -149,24 +139,8 @@ def test_every_command_in_the_runbook_is_run_by_a_drill() -> None:
     commands = commands_in(RUNBOOK.read_text())
     drilled = drilled_commands()
     assert "weerbaar stream-rebuild" in commands and "./weerbaar up" in commands
-    missing = {
-        command: section
-        for command, section in commands.items()
-        if command not in drilled and command not in AWAITED_FROM_BACKUP_DRILL
-    }
+    missing = {command: section for command, section in commands.items() if command not in drilled}
     assert not missing, f"runbook commands no drill runs (section each): {missing}"
-
-
-def test_the_commands_awaited_from_the_backup_drill_are_still_awaited() -> None:
-    commands = commands_in(RUNBOOK.read_text())
-    drilled = drilled_commands()
-    for command, section in AWAITED_FROM_BACKUP_DRILL.items():
-        assert commands.get(command) == section, (
-            f"{command!r} is no longer in the runbook's {section!r}: remove it from the list"
-        )
-        assert command not in drilled, (
-            f"{command!r} is run by {drilled[command]}: remove it from the list"
-        )
 
 
 def test_every_command_a_drill_runs_is_in_the_runbook() -> None:

@@ -100,3 +100,41 @@ def test_a_store_wiped_while_nats_was_down_is_rebuilt(operator: Operator) -> Non
 
     operator.register_many(2)
     print(operator.account())
+
+
+async def _lose_the_first_messages(nats_url: str, subject: str, count: int) -> None:
+    """A damaged stream store: the first ``count`` messages of a subject are gone."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info("WEERBAAR")
+        first = info.state.first_seq
+        kept = first
+        for _ in range(count):
+            kept = (await js.get_msg("WEERBAAR", seq=kept, subject=subject, next=True)).seq + 1
+        await js.purge_stream("WEERBAAR", subject=subject, seq=kept)
+    finally:
+        await nc.close()
+
+
+def test_a_gap_in_the_stream_is_found_by_reconcile_and_rebuilt_from_scratch(
+    operator: Operator,
+) -> None:
+    """The runbook's "Reconcile the stream with the event stores": a stream that lost part of a
+    service's messages (the relay would not fill the gap by itself) is reported missing, and
+    rebuilt with its deletion first."""
+    operator.register_many(3)
+    before = operator.account()
+    clean = operator.runbook("weerbaar reconcile")
+    assert "missing 0" in clean.stdout
+
+    asyncio.run(_lose_the_first_messages(operator.nats_url, "weerbaar.intake.>", 2))
+    found = operator.runbook("weerbaar reconcile", check=False)
+    assert found.returncode == 1, found.stdout + found.stderr
+    assert "missing 2" in found.stdout and "RUNBOOK" in found.stderr
+
+    operator.runbook("weerbaar stream-rebuild --delete-first")
+    operator.wait_ready()
+    operator.runbook("weerbaar reconcile")
+    after = operator.account()
+    assert after == before, f"before: {before}; rebuilt: {after}"

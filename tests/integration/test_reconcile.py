@@ -35,6 +35,7 @@ from shared.reconcile import STREAM_AHEAD
 from shared.relay import OutboxRelay
 from shared.settings import Settings
 from shared.stream import provision
+from shared.streamrebuild import RebuildReport, rebuild
 from shared.telemetry import metrics_for
 from tests.support import aanmelding, stream_count
 
@@ -146,6 +147,18 @@ async def _delete_stream(settings: Settings) -> None:
         await nc.jetstream().delete_stream(settings.stream_name)
     finally:
         await nc.close()
+
+
+async def _rebuild_from_scratch(intake: Intake, settings: Settings) -> RebuildReport:
+    """``weerbaar stream-rebuild --delete-first`` while intake's relay runs."""
+    relay = OutboxRelay(intake, to_public, settings, poll_interval_s=0.2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        return await rebuild(settings, ("intake",), timeout_s=60, delete_first=True)
+    finally:
+        stop.set()
+        await task
 
 
 @contextmanager
@@ -260,6 +273,13 @@ def test_a_gap_behind_the_relay_is_missing(
         # The stream's last message is one the store holds: the cheap check sees no problem.
         assert "stream" not in client.get("/health/ready").json()["details"]
         assert _ahead() == 0
+
+    # The runbook's remedy, with the relay running: weerbaar stream-rebuild --delete-first.
+    report = asyncio.run(_rebuild_from_scratch(intake, settings))
+    assert report.complete and report.on_stream["intake"] == before
+    capsys.readouterr()
+    assert weerbaar(["reconcile", "--timeout", "60"]) == 0
+    assert "extra 0, missing 0, not yet published 0" in _line(capsys.readouterr().out, "intake")
 
 
 def test_events_the_relay_has_not_reached_are_lag_not_an_error(
