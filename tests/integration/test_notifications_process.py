@@ -1043,6 +1043,42 @@ def test_an_smtp_outage_of_ten_minutes_loses_no_mail(settings: Settings, tmp_pat
         ), "each mail arrived, once"
 
 
+def test_an_smtp_outage_of_ten_minutes_on_the_default_schedule_loses_no_mail(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The same outage on the schedule a deployment gets without configuring one (jitter
+    included): every attempt in the ten minutes fails and leaves the mail planned with its
+    reason; the first attempt after the outage sends each one, once."""
+    assert (
+        settings.mail_retry_schedule_s == Settings.model_fields["mail_retry_schedule_s"].default
+    ), "the default schedule"
+    catcher = MailCatcher(tmp_path / "mail", port=free_port())
+    with harness_on(settings, catcher) as h:
+        catcher.stop()  # the outage begins
+        dossiers = _registrations(h, 3)
+        tried = 0
+        while True:
+            tried += h.run()
+            rows = _rows(h, dossiers)
+            assert {(r["status"], r["reden_code"]) for r in rows} == {
+                ("gepland", "connection_refused")
+            }, "a mail failed for good during the outage"
+            due = min(r["volgende_poging"] for r in rows)
+            if due >= NU + STORING:
+                break
+            h.clock.advance_to(due)
+        assert tried >= 3 * 8, "the default schedule tries often in the first ten minutes"
+
+        catcher.start()  # the outage is over
+        while (rows := _rows(h, dossiers)) and any(r["status"] == "gepland" for r in rows):
+            h.clock.advance_to(min(r["volgende_poging"] for r in rows if r["status"] == "gepland"))
+            h.run()
+        assert {r["status"] for r in rows} == {"verzonden"}
+        assert sorted(m.to for m in h.mails()) == sorted(
+            (h.recipients.dossiers[d]["bestuurder"]["email"],) for d in dossiers
+        ), "each mail arrived, once"
+
+
 def test_a_mail_that_failed_in_an_outage_is_sent_again_with_its_message_id(
     settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
