@@ -12,7 +12,7 @@ import nats
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from shared.consumer import Delivery, Subscription
+from shared.consumer import Delivery, Poison, Subscription
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import from_cloudevent
 from shared.eventstore import AlreadyProcessed
@@ -131,7 +131,8 @@ async def redrive(
     Run by the service that owns the consumer (``python -m services.<svc> --redrive SEQ``, which
     ``weerbaar deadletters redrive SEQ`` starts), after the cause was fixed. The handler records
     the message id in the inbox with its effect, so a letter whose effect was applied meanwhile is
-    not applied twice. When the handler fails again the letter stays, and the error is raised.
+    not applied twice. When the handler fails again the letter stays (``RedriveError``, one line;
+    the stack trace goes to the log).
     """
     nc = await nats.connect(servers=settings.nats_servers, name=f"{service}-redrive")
     try:
@@ -160,6 +161,20 @@ async def redrive(
             await asyncio.to_thread(matching[0].handler, delivery)
         except AlreadyProcessed:
             outcome = "already_applied"
+        except Poison as poison:
+            raise RedriveError(
+                f"dead letter {sequence}: its handler refuses it again ({poison.reason}); the"
+                " letter stays (remove it when it cannot be applied)"
+            ) from None
+        except Exception as exc:
+            log.exception(
+                "dead letter re-drive failed",
+                extra={"sequence": sequence, "consumer": letter.consumer},
+            )
+            raise RedriveError(
+                f"dead letter {sequence}: the handler failed again ({type(exc).__name__}); the"
+                " letter stays; the log line 'dead letter re-drive failed' has the stack trace"
+            ) from None
         await _remove(js, settings, letter)
         log.info(
             "dead letter re-driven",

@@ -127,7 +127,7 @@ def test_a_fixed_cause_is_redriven_once_and_the_letter_is_gone(settings: Setting
     assert handler.effects() == 0
 
     # Still broken: the re-drive fails and the letter stays.
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RedriveError, match=r"the handler failed again \(RuntimeError\)"):
         asyncio.run(redrive(settings, SERVICE, [subscription], letter["sequence"]))
     assert len(asyncio.run(list_deadletters(settings))) == 1
 
