@@ -469,22 +469,30 @@ def restore(
 # --- the command line ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Servers:
+    """What a backup or restore works on."""
+
+    database_url: str
+    nats_url: str
+    admin_url: str | None  # the embedded server's maintenance database, when we started it
+    up_running: bool  # ``weerbaar up`` runs on this data directory
+
+
 @contextlib.contextmanager
-def _servers(data_dir: Path, *, nats: bool) -> Iterator[dict[str, str]]:
+def _servers(data_dir: Path, *, nats: bool) -> Iterator[_Servers]:
     """The database (and NATS) to work on: given URLs, else the embedded servers of
     ``data_dir``, started for the command when ``weerbaar up`` does not run."""
-    env: dict[str, str] = {}
     state = read_state(data_dir)
     running = state is not None and any(
         pid and pid_is_running(pid) for pid in state.get("pids", {}).values()
     )
-    given_db = os.environ.get("WEERBAAR_DATABASE_URL")
-    given_nats = os.environ.get("WEERBAAR_NATS_URL")
+    admin_url: str | None = None
     with contextlib.ExitStack() as stack:
-        if given_db:
-            env["WEERBAAR_DATABASE_URL"] = given_db
+        if given := os.environ.get("WEERBAAR_DATABASE_URL"):
+            database_url = given
         elif running and state is not None:
-            env["WEERBAAR_DATABASE_URL"] = state["database_url"]
+            database_url = str(state["database_url"])
         else:
             if not nats and not (data_dir / "postgres" / "PG_VERSION").is_file():
                 raise BackupError(
@@ -494,30 +502,20 @@ def _servers(data_dir: Path, *, nats: bool) -> Iterator[dict[str, str]]:
             postgres = EmbeddedPostgres(data_dir / "postgres", settings={"max_connections": "400"})
             postgres.start()
             stack.callback(postgres.stop)
-            env["WEERBAAR_DATABASE_URL"] = postgres.ensure_database(DATABASE_NAME)
-            env["_ADMIN_URL"] = postgres.url()
-        if given_nats:
-            env["WEERBAAR_NATS_URL"] = given_nats
+            database_url = postgres.ensure_database(DATABASE_NAME)
+            admin_url = postgres.url()
+        if given := os.environ.get("WEERBAAR_NATS_URL"):
+            nats_url = given
         elif running and state is not None:
-            env["WEERBAAR_NATS_URL"] = state["nats_url"]
+            nats_url = str(state["nats_url"])
         elif nats:
             server = EmbeddedNats(data_dir / "nats")
             server.start()
             stack.callback(server.stop)
-            env["WEERBAAR_NATS_URL"] = server.url
+            nats_url = server.url
         else:
-            env["WEERBAAR_NATS_URL"] = "nats://127.0.0.1:4222"  # not used by a backup
-        if running:
-            env["_UP_RUNNING"] = "1"
-        yield env
-
-
-def _settings(env: dict[str, str], data_dir: Path) -> Settings:
-    return load_settings(
-        database_url=env["WEERBAAR_DATABASE_URL"],
-        nats_url=env["WEERBAAR_NATS_URL"],
-        data_dir=data_dir,
-    )
+            nats_url = "nats://127.0.0.1:4222"  # a backup does not use NATS
+        yield _Servers(database_url, nats_url, admin_url, running)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -542,8 +540,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_dir = Path(os.environ.get("WEERBAAR_DATA_DIR", ROOT / ".data")).resolve()
     prog = f"weerbaar {args.action}"
     try:
-        with _servers(data_dir, nats=args.action == "restore") as env:
-            settings = _settings(env, data_dir)
+        with _servers(data_dir, nats=args.action == "restore") as servers:
+            settings = load_settings(
+                database_url=servers.database_url, nats_url=servers.nats_url, data_dir=data_dir
+            )
             if args.action == "backup":
                 made = backup(settings, args.to, args.secrets_to)
                 events = sum(made.events.values())
@@ -553,13 +553,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f" {', '.join(made.keks) or 'none'}); keep them apart from the dump"
                 )
                 return 0
-            if env.get("_UP_RUNNING"):
+            if servers.up_running:
                 raise BackupError("weerbaar up is running: stop it first (Ctrl-C)")
             done = restore(
                 settings,
                 args.secrets,
                 dump=args.dump,
-                admin_url=env.get("_ADMIN_URL"),
+                admin_url=servers.admin_url,
                 nats_timeout_s=args.timeout,
             )
     except (BackupError, KeyStoreError) as exc:
