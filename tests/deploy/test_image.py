@@ -13,9 +13,9 @@ filesystem's tarball is cached in ``~/.cache/weerbaar/image-test/``
 Then ``podman build`` builds the Dockerfile (uv downloads the locked packages from PyPI), and
 the compose topology runs as in test_compose.py, except that every process of the image (the
 stream provisioning, the five services, the mail catcher) runs in a container of the built
-image, with the compose file's command, environment, secret, volumes and hardening (read-only,
-no capabilities, no new privileges), and a writable ``/var/lib/weerbaar`` of its own as in the
-native test (the compose file gives it none: the services' keys could not be written).
+image, with exactly the compose file's command, environment, secret, volumes and hardening
+(read-only, no capabilities, no new privileges): the services' key material goes to the one
+``secrets`` volume they share, so every service uses the same pseudonym key and KEKs.
 PostgreSQL (embedded, with the compose init script), NATS (with the compose config) and Caddy
 run natively. On these machines containers run only with ``--ulimit nofile=1024:1024 --ulimit
 nproc=1024:1024`` and ``--network host``, so the container addresses are free ports on
@@ -236,13 +236,7 @@ class ContainerTopology(NativeTopology):
     def mounts(self, name: str) -> list[str]:
         """The compose volumes and secrets of ``name`` as bind mounts."""
         service = self.model["services"][name]
-        # The services keep key material under WEERBAAR_DATA_DIR (/var/lib/weerbaar/secrets),
-        # which compose.yaml leaves on the read-only image file system: they cannot start so.
-        # As the native test does, each container gets a writable data directory of its own.
-        home = self.root / "home" / name
-        home.mkdir(parents=True, exist_ok=True)
-        os.chown(home, int(CONTAINER_UID), int(CONTAINER_UID))
-        options = ["--volume", f"{home}:/var/lib/weerbaar"]
+        options: list[str] = []
         for volume in service.get("volumes", []):
             local = self.root / "volumes" / volume["source"]
             local.mkdir(parents=True, exist_ok=True)
@@ -427,6 +421,14 @@ def take_a_dossier(topology: ContainerTopology) -> None:
     assert ingediend["specversion"] == termijn["specversion"] == "1.0"
     assert ingediend["source"].rsplit(":", 1)[-1] == "intake"
     assert termijn["source"].rsplit(":", 1)[-1] == "scheduling"
+
+    # One set of key material for the deployment, in the volume every service shares.
+    shared = topology.paths("intake")["/var/lib/weerbaar/secrets"]
+    for service in ("scheduling", "assessment", "approval", "notifications"):
+        assert topology.paths(service)["/var/lib/weerbaar/secrets"] == shared, service
+    assert {"kek-1.key", "pseudonym.key", "audit-ed25519.key"} <= {
+        p.name for p in shared.iterdir()
+    }, sorted(p.name for p in shared.iterdir())
 
 
 def nats_client_url(topology: ContainerTopology) -> str:
