@@ -53,7 +53,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from shared.eventstore import public_event_id
-from shared.relay import POSITION_HEADER
+from shared.relay import POSITION_HEADER, PositionHeader
 from shared.replay import StoreExport
 from shared.settings import SERVICES, Settings, load_settings
 from shared.streamrebuild import CONNECT_TIMEOUT_S, Unreachable, connect_nats
@@ -188,12 +188,6 @@ def compare(
     )
 
 
-def parse_position(header: str) -> Position:
-    """``<notification_id>/<index>/<count>`` → (notification_id, index)."""
-    notification_id, index, _ = (int(p) for p in header.split("/"))
-    return notification_id, index
-
-
 async def read_stream(js: JetStreamContext, stream_name: str, service: str) -> StreamSide:
     """Every message of ``service`` on the stream, headers only (no payload crosses the wire),
     through a throwaway consumer; up to the messages it held when the reading began."""
@@ -228,12 +222,13 @@ async def read_stream(js: JetStreamContext, stream_name: str, service: str) -> S
 
 def _collect(side: StreamSide, message: Msg) -> None:
     headers = message.headers or {}
-    header = headers.get(POSITION_HEADER)
+    header = PositionHeader.read(headers.get(POSITION_HEADER))
     msg_id = headers.get(MSG_ID_HEADER)
     if header is None or msg_id is None:
         side.foreign += 1
         return
-    side.messages.append(OnStream(message.metadata.sequence.stream, parse_position(header), msg_id))
+    position = (header.notification_id, header.index)
+    side.messages.append(OnStream(message.metadata.sequence.stream, position, msg_id))
 
 
 def read_store(export: StoreExport) -> StoreSide:
@@ -401,10 +396,11 @@ async def last_relay_message(
     finally:
         await nc.close()
     headers = last.headers or {}
-    header, msg_id = headers.get(POSITION_HEADER), headers.get(MSG_ID_HEADER)
+    header = PositionHeader.read(headers.get(POSITION_HEADER))
+    msg_id = headers.get(MSG_ID_HEADER)
     if header is None or msg_id is None:
         return None
-    return parse_position(header), msg_id
+    return (header.notification_id, header.index), msg_id
 
 
 async def tail_check(app: ServiceApplication, settings: Settings, timeout_s: float) -> Tail | None:

@@ -122,12 +122,50 @@ class Position:
     index: int
 
     @classmethod
-    def after_header(cls, header: str) -> Position:
-        """The position after the message that carries this header value."""
-        notification_id, index, count = (int(p) for p in header.split("/"))
-        if index + 1 < count:
-            return cls(notification_id, index + 1)
-        return cls(notification_id + 1, 0)
+    def after_header(cls, value: str) -> Position:
+        """The position after the message that carries this header value; ValueError when it
+        is not one the relay writes."""
+        header = PositionHeader.read(value)
+        if header is None:
+            raise ValueError("not a Weerbaar-Position header")
+        return cls.after(header)
+
+    @classmethod
+    def after(cls, header: PositionHeader) -> Position:
+        """The position after the message that carries this header."""
+        if header.index + 1 < header.count:
+            return cls(header.notification_id, header.index + 1)
+        return cls(header.notification_id + 1, 0)
+
+
+_POSITION_VALUE = re.compile(r"([0-9]{1,18})/([0-9]{1,9})/([0-9]{1,9})")
+
+
+@dataclass(frozen=True)
+class PositionHeader:
+    """A ``Weerbaar-Position`` header as the relay writes it: the message is public event
+    ``index`` of ``count`` announced by stored event ``notification_id``."""
+
+    notification_id: int
+    index: int
+    count: int
+
+    @property
+    def position(self) -> Position:
+        """Where the message stands in the log."""
+        return Position(self.notification_id, self.index)
+
+    @classmethod
+    def read(cls, value: str | None) -> PositionHeader | None:
+        """The header of a message, or None when it has none the relay could have written
+        (absent, malformed, huge or inconsistent: a message that is not the relay's)."""
+        match = _POSITION_VALUE.fullmatch(value) if value else None
+        if match is None:
+            return None
+        notification_id, index, count = (int(group) for group in match.groups())
+        if notification_id < 1 or index >= count:
+            return None
+        return cls(notification_id, index, count)
 
 
 def advisory_key(name: str) -> int:
@@ -473,15 +511,14 @@ class OutboxRelay:
                 )
             except NotFoundError:
                 return False
-            header = (first.headers or {}).get(POSITION_HEADER)
+            header = PositionHeader.read((first.headers or {}).get(POSITION_HEADER))
             if header is not None:
                 break
             seq = (first.seq or seq) + 1  # not the relay's message: look at the next one
         start = await asyncio.to_thread(self._first_public_position)
         if header is None or start is None:
             return False
-        notification_id, index, _ = (int(p) for p in header.split("/"))
-        return Position(notification_id, index) == start
+        return header.position == start
 
     def _first_public_position(self) -> Position | None:
         """The position of the log's first public event (blocking: reads and decodes the log,
@@ -517,10 +554,10 @@ class OutboxRelay:
         except NotFoundError:
             return Position(1, 0)
         headers = last.headers or {}
-        header = headers.get(POSITION_HEADER)
+        header = PositionHeader.read(headers.get(POSITION_HEADER))
         if header is None:
             return None
-        notification_id, index, _ = (int(p) for p in header.split("/"))
+        notification_id, index = header.notification_id, header.index
         row = await (
             await conn.execute(
                 SQL(
@@ -536,8 +573,8 @@ class OutboxRelay:
             self.service, row[1], int(row[2]), index
         )
         if not held:
-            raise StreamAhead(header, int(row[0]))
-        return Position.after_header(header)
+            raise StreamAhead(headers[POSITION_HEADER], int(row[0]))
+        return Position.after(header)
 
     def _messages(
         self, batch: Sequence[Notification], position: Position

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.relay import Position, advisory_key
+from shared.relay import Position, PositionHeader, advisory_key
 from shared.settings import SERVICES
 
 
@@ -55,3 +55,24 @@ def test_advisory_key_is_a_signed_64_bit_integer() -> None:
 def test_advisory_key_differs_per_service() -> None:
     keys = {advisory_key(f"weerbaar-relay:{service}") for service in SERVICES}
     assert len(keys) == len(SERVICES)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        *(None, "", "12", "12/0", "12/0/1/4", "a/0/1", "12/x/1", " 12/0/1", "12/0/1\n"),
+        *("-1/0/1", "0/0/1", "12/1/1", "12/0/0", "1" * 19 + "/0/1", "12/0/" + "9" * 10),
+        "１２/0/1",  # digits, but not ASCII ones
+    ],
+)
+def test_a_header_the_relay_cannot_have_written_is_not_its_own(value: str | None) -> None:
+    """A message on a service's subjects with such a header (foreign, forged, damaged) is
+    treated as not the relay's: it never stops the relay or the reconciliation."""
+    assert PositionHeader.read(value) is None
+
+
+def test_a_header_the_relay_writes_reads_back() -> None:
+    header = PositionHeader.read("9007199254740993/1/3")
+    assert header == PositionHeader(9007199254740993, 1, 3)
+    assert header.position == Position(9007199254740993, 1)
+    assert Position.after(header) == Position(9007199254740993, 2)
