@@ -32,12 +32,12 @@ from services.intake.application import Intake
 from services.intake.domain import Aanmelding, dien_in
 from services.intake.gateway import to_public
 from services.intake.replay import Rebuild
-from shared.auth import load_or_create_secret
-from shared.chain import events_table
-from shared.demo import Actors, DossierDriver, aanmelding_voor
-from shared.eventstore import Context, PydanticMapper, utcnow
-from shared.relay import OutboxRelay, cloudevents_for
-from shared.settings import Settings
+from shared.platform.auth import load_or_create_secret
+from shared.platform.chain import events_table
+from shared.platform.eventstore import Context, PydanticMapper, utcnow
+from shared.platform.relay import OutboxRelay, cloudevents_for
+from shared.platform.settings import Settings
+from tools.demo import Actors, DossierDriver, aanmelding_voor
 
 ORGANISATIES = [f"GM{n:04d}" for n in range(300, 400, 2)]  # 50 municipalities
 STATUSES = [

@@ -24,11 +24,11 @@ from typing import Any
 
 import httpx
 
-from shared.auth import load_or_create_secret
-from shared.demo import Actors, DossierDriver
-from shared.embedded import free_port
-from shared.settings import SERVICES
-from shared.system import System
+from shared.platform.auth import load_or_create_secret
+from shared.platform.settings import SERVICES
+from tools.demo import Actors, DossierDriver
+from tools.embedded import free_port
+from tools.system import System
 
 RESULTS = Path(__file__).resolve().parent / "results" / "refusal_paths.json"
 

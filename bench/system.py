@@ -1,7 +1,7 @@
 """``weerbaar bench``: the product's speed against the raw limits of the same servers, same run.
 
 ``python -m bench.system [--quick] [--out FILE]`` starts its own embedded PostgreSQL and NATS and
-the five services (``shared.system.System``) in a temporary directory, then measures in order:
+the five services (``tools.system.System``) in a temporary directory, then measures in order:
 
 1. intake's outbox relay publishing a seeded log (written through intake's application) onto the
    stream, between two runs of nats-py ``publish_async`` with ``Nats-Msg-Id`` of the same payload
@@ -47,10 +47,10 @@ import psycopg
 from psycopg.sql import SQL
 
 from bench import product, raw
-from shared.auth import issue_token, load_or_create_secret
-from shared.embedded import free_port
-from shared.settings import SERVICES, load_settings
-from shared.system import System
+from shared.platform.auth import issue_token, load_or_create_secret
+from shared.platform.settings import SERVICES, load_settings
+from tools.embedded import free_port
+from tools.system import System
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,9 @@ import psycopg
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import sql
 
-from shared.chain import ProblemKind, checkpoint, events_table, verify
-from shared.embedded import EmbeddedPostgres
-from shared.signing import generate_signing_key
+from shared.platform.chain import ProblemKind, checkpoint, events_table, verify
+from shared.platform.signing import generate_signing_key
+from tools.embedded import EmbeddedPostgres
 
 SERVICE = "intake"
 GOAL = 100_000

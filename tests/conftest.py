@@ -11,7 +11,8 @@ import pytest
 
 from tests import servers
 
-#: The limits per source and per address (``shared.settings``), off unless a test sets them.
+#: The limits per source and per address (``shared.platform.settings``), off unless a test sets
+#: them.
 UNTHROTTLED = (
     "WEERBAAR_REGISTRATIONS_PER_SOURCE",
     "WEERBAAR_REGISTRATIONS_PER_ADDRESS",

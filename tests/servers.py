@@ -5,7 +5,7 @@ Chosen per server, in this order:
 1. ``WEERBAAR_TEST_POSTGRES_URL`` / ``WEERBAAR_TEST_NATS_URL``: use that running server.
 2. ``WEERBAAR_TEST_SERVERS=testcontainers``: start a container (needs a reachable Docker engine;
    without one the tests fail with a message saying so, because it was asked for explicitly).
-3. Otherwise (``WEERBAAR_TEST_SERVERS`` unset or ``embedded``): start ``shared.embedded`` servers in
+3. Otherwise (``WEERBAAR_TEST_SERVERS`` unset or ``embedded``): start ``tools.embedded`` servers in
    a temporary directory, stopped when the test session ends.
 
 The machine's own PostgreSQL (5432) and NATS (4222) are never used unless named by the variables.
@@ -27,7 +27,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from shared.embedded import EmbeddedNats, EmbeddedPostgres
+from tools.embedded import EmbeddedNats, EmbeddedPostgres
 
 ENV_POSTGRES_URL = "WEERBAAR_TEST_POSTGRES_URL"
 ENV_NATS_URL = "WEERBAAR_TEST_NATS_URL"

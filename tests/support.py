@@ -16,16 +16,16 @@ import httpx
 import nats
 from nats.js.errors import NotFoundError
 
-from shared.access import configure_pseudonyms, opaque_actor_id
-from shared.auth import issue_token, load_or_create_secret
 from shared.contracts.events import PublicEvent
-from shared.embedded import free_port
-from shared.eventstore import DomainEvent
-from shared.mailcatcher import MailCatcher
-from shared.relay import Gateway, PublicationCheck
-from shared.settings import SERVICES, Settings
-from shared.stream import provision
-from shared.system import System
+from shared.platform.access import configure_pseudonyms, opaque_actor_id
+from shared.platform.auth import issue_token, load_or_create_secret
+from shared.platform.eventstore import DomainEvent
+from shared.platform.relay import Gateway, PublicationCheck
+from shared.platform.settings import SERVICES, Settings
+from shared.platform.stream import provision
+from tools.embedded import free_port
+from tools.mailcatcher import MailCatcher
+from tools.system import System
 
 T = TypeVar("T")
 

@@ -1,6 +1,6 @@
 """``python -m services.approval``."""
 
 from services.approval.bootstrap import bootstrap
-from shared.runtime import main
+from shared.platform.runtime import main
 
 main(bootstrap, "approval")

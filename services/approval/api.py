@@ -17,10 +17,10 @@ from services.approval.domain import (
     Uitkomst,
     VierOgen,
 )
-from shared.auth import Auth, Principal, Role
-from shared.eventstore import Clock
-from shared.parties import STAND_IN_DOSSIER, DossierParties
-from shared.wiring import request_context
+from shared.platform.auth import Auth, Principal, Role
+from shared.platform.eventstore import Clock
+from shared.platform.parties import STAND_IN_DOSSIER, DossierParties
+from shared.platform.wiring import request_context
 
 HASH_PATTERN = r"^[0-9a-f]{64}$"
 

@@ -10,11 +10,11 @@ from uuid import UUID
 from services.approval import domain
 from services.approval.domain import Beoordeling, project
 from services.approval.gateway import to_public
-from shared.auth import Refusal
-from shared.errors import NietGevonden
-from shared.eventstore import Context, DomainEvent, ServiceApplication
-from shared.register import DossierRegister, register_ddl
-from shared.relay import PublicationCheck
+from shared.platform.auth import Refusal
+from shared.platform.errors import NietGevonden
+from shared.platform.eventstore import Context, DomainEvent, ServiceApplication
+from shared.platform.register import DossierRegister, register_ddl
+from shared.platform.relay import PublicationCheck
 
 
 class Approval(ServiceApplication):

@@ -14,8 +14,15 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.errors import Conflict
-from shared.eventstore import VERGETEN, Aggregate, Context, DomainEvent, first_event, next_event
+from shared.platform.errors import Conflict
+from shared.platform.eventstore import (
+    VERGETEN,
+    Aggregate,
+    Context,
+    DomainEvent,
+    first_event,
+    next_event,
+)
 
 # --- events --------------------------------------------------------------------------------------
 

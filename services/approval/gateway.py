@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.approval import domain
-from shared.access import ToegangGeweigerdVastgelegd, refusal_to_public
 from shared.contracts import events as public
-from shared.eventstore import DomainEvent
+from shared.platform.access import ToegangGeweigerdVastgelegd, refusal_to_public
+from shared.platform.eventstore import DomainEvent
 
 
 def to_public(event: DomainEvent) -> Sequence[public.PublicEvent]:

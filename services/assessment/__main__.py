@@ -1,6 +1,6 @@
 """``python -m services.assessment``."""
 
 from services.assessment.bootstrap import bootstrap
-from shared.runtime import main
+from shared.platform.runtime import main
 
 main(bootstrap, "assessment")

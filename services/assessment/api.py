@@ -25,12 +25,12 @@ from services.assessment.domain import (
     RapportStatus,
     Weigering,
 )
-from shared.auth import Auth, Principal, Role
 from shared.contracts import events as public
-from shared.errors import Conflict, NietGevonden
-from shared.eventstore import Clock
-from shared.parties import STAND_IN_DOSSIER, DossierParties
-from shared.wiring import request_context
+from shared.platform.auth import Auth, Principal, Role
+from shared.platform.errors import Conflict, NietGevonden
+from shared.platform.eventstore import Clock
+from shared.platform.parties import STAND_IN_DOSSIER, DossierParties
+from shared.platform.wiring import request_context
 
 log = logging.getLogger(__name__)
 

@@ -46,20 +46,20 @@ from services.assessment.domain import (
     wijzig_pkvw,
 )
 from services.assessment.gateway import to_public
-from shared.auth import Refusal
 from shared.contracts import events as public
-from shared.errors import Conflict, NietBeschikbaar, NietGevonden
-from shared.eventstore import (
+from shared.platform.auth import Refusal
+from shared.platform.errors import Conflict, NietBeschikbaar, NietGevonden
+from shared.platform.eventstore import (
     CommitInDoubt,
     Context,
     DomainEvent,
     DuplicateKey,
     ServiceApplication,
 )
-from shared.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
-from shared.projection import AggregateProjection, Table
-from shared.register import DossierRegister, register_ddl
-from shared.relay import PublicationCheck
+from shared.platform.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
+from shared.platform.projection import AggregateProjection, Table
+from shared.platform.register import DossierRegister, register_ddl
+from shared.platform.relay import PublicationCheck
 
 log = logging.getLogger(__name__)
 

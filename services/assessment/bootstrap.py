@@ -7,16 +7,21 @@ import logging
 from services.assessment.api import router
 from services.assessment.application import RAPPORT, Assessment, OnbekendBesluit
 from services.assessment.gateway import to_public
-from shared.consumer import Delivery, Poison, Subscription
-from shared.contract_routes import contract_router
 from shared.contracts import events as public
-from shared.eventstore import Clock
-from shared.http import create_app
-from shared.parties import DossierParties
-from shared.register import register_subscription
-from shared.runtime import Components
-from shared.settings import Settings
-from shared.wiring import add_standard_readiness, delivery_context, make_auth, service_token
+from shared.platform.consumer import Delivery, Poison, Subscription
+from shared.platform.contract_routes import contract_router
+from shared.platform.eventstore import Clock
+from shared.platform.http import create_app
+from shared.platform.parties import DossierParties
+from shared.platform.register import register_subscription
+from shared.platform.runtime import Components
+from shared.platform.settings import Settings
+from shared.platform.wiring import (
+    add_standard_readiness,
+    delivery_context,
+    make_auth,
+    service_token,
+)
 
 log = logging.getLogger(__name__)
 

@@ -38,8 +38,15 @@ from shared.contracts.events import (
     Prioriteit,
     Rol,
 )
-from shared.errors import Conflict, FieldError, Ongeldig
-from shared.eventstore import VERGETEN, Aggregate, Context, DomainEvent, first_event, next_event
+from shared.platform.errors import Conflict, FieldError, Ongeldig
+from shared.platform.eventstore import (
+    VERGETEN,
+    Aggregate,
+    Context,
+    DomainEvent,
+    first_event,
+    next_event,
+)
 
 ZONE = ZoneInfo("Europe/Amsterdam")
 PKVW_GELDIG_JAREN = 10

@@ -12,9 +12,9 @@ from services.assessment.domain import (
     RapportOpgesteld,
     RapportTerToetsingAangeboden,
 )
-from shared.access import ToegangGeweigerdVastgelegd, refusal_to_public
 from shared.contracts import events as public
-from shared.eventstore import DomainEvent
+from shared.platform.access import ToegangGeweigerdVastgelegd, refusal_to_public
+from shared.platform.eventstore import DomainEvent
 
 
 def _versie(event: RapportOpgesteld | RapportHerzien) -> public.PublicEvent:

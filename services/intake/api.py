@@ -22,10 +22,10 @@ from services.intake.projections import (
     read_dossier,
     read_dossier_per,
 )
-from shared.auth import Auth, Principal, Role
-from shared.errors import NietGevonden, Ongeldig
-from shared.eventstore import Clock
-from shared.wiring import request_context
+from shared.platform.auth import Auth, Principal, Role
+from shared.platform.errors import NietGevonden, Ongeldig
+from shared.platform.eventstore import Clock
+from shared.platform.wiring import request_context
 
 log = logging.getLogger(__name__)
 

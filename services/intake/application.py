@@ -30,18 +30,18 @@ from services.intake.domain import (
 )
 from services.intake.gateway import to_public
 from services.intake.projections import EVENTS, UITVOERING
-from shared.access import opaque_actor_id
-from shared.eventstore import (
+from shared.platform.access import opaque_actor_id
+from shared.platform.eventstore import (
     Context,
     DuplicateKey,
     ServiceApplication,
     Statement,
     first_event,
 )
-from shared.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
-from shared.keys import Vergeten, destroy_statement
-from shared.relay import PublicationCheck
-from shared.throttle import THROTTLE_DDL, Throttle
+from shared.platform.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
+from shared.platform.keys import Vergeten, destroy_statement
+from shared.platform.relay import PublicationCheck
+from shared.platform.throttle import THROTTLE_DDL, Throttle
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ Built from the dossier projection's stored public events (the audit trail): who 
 planned, held, wrote, reviewed, approved, consented, released, **read** (which version, when) and
 was refused, and whether the contact deadline was met. As JSON and CSV for machines and as an
 HTML document a compliance officer can file; each states whether the services' event logs were
-verified against their tamper-evident chains (``shared.chain``) when it was made, and the result.
+verified against their tamper-evident chains (``shared.platform.chain``) when it was made, and the
+result.
 
 It holds no personal data: public events carry none, and actors are opaque ids (the token's
 ``sub``), never names or e-mail addresses.
@@ -33,11 +34,11 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL
 
 from services.intake.projections import EVENTS
-from shared.chain import verify
 from shared.contracts.envelope import format_rfc3339
-from shared.eventstore import utcnow
-from shared.settings import SERVICES, Settings, load_settings
-from shared.signing import load_public_keys
+from shared.platform.chain import verify
+from shared.platform.eventstore import utcnow
+from shared.platform.settings import SERVICES, Settings, load_settings
+from shared.platform.signing import load_public_keys
 
 Formaat = Literal["json", "csv", "html"]
 

@@ -11,14 +11,14 @@ from services.intake.audit_export import verify_chains
 from services.intake.forget import reapply
 from services.intake.gateway import to_public
 from services.intake.projections import DDL, UITVOERING_SUBJECTS, Afsluiting, DossierProjection
-from shared.consumer import Delivery, Subscription
-from shared.contract_routes import contract_router
-from shared.errors import Conflict
-from shared.eventstore import Clock
-from shared.http import create_app
-from shared.runtime import Components
-from shared.settings import Settings
-from shared.wiring import add_standard_readiness, delivery_context, make_auth
+from shared.platform.consumer import Delivery, Subscription
+from shared.platform.contract_routes import contract_router
+from shared.platform.errors import Conflict
+from shared.platform.eventstore import Clock
+from shared.platform.http import create_app
+from shared.platform.runtime import Components
+from shared.platform.settings import Settings
+from shared.platform.wiring import add_standard_readiness, delivery_context, make_auth
 
 
 class IntakeWithProjection(Intake):

@@ -18,9 +18,9 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from shared.email_address import MAX_LENGTH, AdresOngeldig, email_address
-from shared.errors import Conflict
-from shared.eventstore import (
+from shared.platform.email_address import MAX_LENGTH, AdresOngeldig, email_address
+from shared.platform.errors import Conflict
+from shared.platform.eventstore import (
     OMIT,
     VERGETEN,
     Aggregate,
@@ -84,7 +84,8 @@ def _email(value: str) -> str:
         ) from None
 
 
-#: One bare address, normalised: what the mailer checks again and sends (``shared.email_address``).
+#: One bare address, normalised: what the mailer checks again and sends
+#: (``shared.platform.email_address``).
 Email = Annotated[str, StringConstraints(max_length=MAX_LENGTH), AfterValidator(_email)]
 #: An address as an earlier release accepted it, which checked less (see ``EerdereAanmelding``).
 EerderEmail = str

@@ -1,8 +1,8 @@
 """``weerbaar forget <aanvraag_id> --reden CODE``: forget a dossier's personal data everywhere.
 
 Crypto-shredding: every service that holds personal data of the dossier holds it encrypted with
-the dossier's data key in its own ``dossier_keys`` table (``shared.keys``). Forgetting destroys
-that key in every service's schema, then destroys intake's key and records
+the dossier's data key in its own ``dossier_keys`` table (``shared.platform.keys``). Forgetting
+destroys that key in every service's schema, then destroys intake's key and records
 ``PersoonsgegevensVergeten`` (who, when, why) in one transaction, which the relay announces. The
 events stay, so the dossier's skeleton (events, dates, decisions, who acted) and every replay
 remain; the names, addresses, contact details, reasons and report texts become placeholders.
@@ -15,10 +15,10 @@ table on every use, never cached). Running it again finishes an interrupted run 
 nothing new.
 
 Every forget is also written to the forget record beside the key-encryption keys
-(``shared.forgotten``), before any key is destroyed. ``reapply`` forgets again every dossier in
-the record whose keys are live in the database: after a restore of a backup older than the forget
-(``weerbaar restore`` runs it, and intake runs it at every start), so a restore never brings
-forgotten personal data back.
+(``shared.platform.forgotten``), before any key is destroyed. ``reapply`` forgets again every
+dossier in the record whose keys are live in the database: after a restore of a backup older than
+the forget (``weerbaar restore`` runs it, and intake runs it at every start), so a restore never
+brings forgotten personal data back.
 """
 
 from __future__ import annotations
@@ -37,18 +37,18 @@ from psycopg.sql import SQL, Identifier
 
 from services.intake.application import Intake
 from services.intake.domain import VergeetReden
-from shared.access import configure_pseudonyms, opaque_actor_id
-from shared.errors import NietGevonden
-from shared.eventstore import Context, utcnow
-from shared.forgotten import ForgetRecord, ForgetRecordError, Forgotten
-from shared.keys import (
+from shared.platform.access import configure_pseudonyms, opaque_actor_id
+from shared.platform.errors import NietGevonden
+from shared.platform.eventstore import Context, utcnow
+from shared.platform.forgotten import ForgetRecord, ForgetRecordError, Forgotten
+from shared.platform.keys import (
     DossierKeys,
     KeyEncryptionKeys,
     Transaction,
     connect_transaction,
     dossier_keys_ddl,
 )
-from shared.settings import SERVICES, Settings, load_settings
+from shared.platform.settings import SERVICES, Settings, load_settings
 
 ROLE = "beheerder"
 """The role an operator acts under on the command line (in the event's ``actor_role``)."""

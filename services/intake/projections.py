@@ -18,9 +18,9 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 from pydantic import BaseModel, ConfigDict
 
-from shared.consumer import Delivery
 from shared.contracts.envelope import CloudEvent
-from shared.eventstore import ServiceApplication
+from shared.platform.consumer import Delivery
+from shared.platform.eventstore import ServiceApplication
 
 EVENTS = Identifier("intake", "dossier_events")
 DOSSIERS = Identifier("intake", "dossiers")

@@ -2,8 +2,8 @@
 
 **Sources.** By default the system of record: every service's event log in PostgreSQL. Each log
 is decoded by its own service (``python -m services.<name> --export-public N``, see
-``shared.replay``) with the gateway its relay uses, so the rebuild sees the same CloudEvent ids
-and envelopes the stream carries, and no service imports another. ``--from stream`` reads the
+``shared.platform.replay``) with the gateway its relay uses, so the rebuild sees the same CloudEvent
+ids and envelopes the stream carries, and no service imports another. ``--from stream`` reads the
 ``WEERBAAR`` stream from sequence 1 instead (what an integrator would see).
 
 **Target.** A fresh schema (``intake_replay``) with the projection's own tables (the same DDL),
@@ -56,11 +56,11 @@ from services.intake.projections import (
     purge_destroyed,
     store_events,
 )
-from shared.chain import events_table
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.errors import InvalidCloudEvent, InvalidEvent, UnknownEventType
 from shared.contracts.registry import from_cloudevent, subject_for
-from shared.replay import (
+from shared.platform.chain import events_table
+from shared.platform.replay import (
     Loaded,
     Progress,
     Ran,
@@ -73,7 +73,7 @@ from shared.replay import (
     run_command,
     switch_when_caught_up,
 )
-from shared.settings import SERVICES, Settings, load_settings
+from shared.platform.settings import SERVICES, Settings, load_settings
 
 LIVE = "intake"
 TARGET = "intake_replay"

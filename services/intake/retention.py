@@ -7,7 +7,8 @@ as a late read: after that entry). The dossier's personal data are destroyed
 ``WEERBAAR_RETENTION_PERSONAL_DATA_DAYS`` after it ended.
 
 **What destroying means.** The event stores are the hash-chained, signed system of record
-(``shared.chain``): deleting their rows would break ``weerbaar verify``, so they stay. What goes:
+(``shared.platform.chain``): deleting their rows would break ``weerbaar verify``, so they stay. What
+goes:
 
 - the read models' copy: the dossier projection's entries (its audit trail) of the expired types,
   deleted in the transaction that records ``GegevensVernietigd`` (type, count, up to when, who):
@@ -38,11 +39,11 @@ from psycopg.sql import SQL
 from services.intake.application import Intake
 from services.intake.forget import forget
 from services.intake.projections import DOSSIERS, EVENTS, Dossier, refold
-from shared.access import configure_pseudonyms, opaque_actor_id
 from shared.contracts.registry import EVENT_NAMES
-from shared.errors import Conflict
-from shared.eventstore import Context, utcnow
-from shared.settings import Settings, load_settings
+from shared.platform.access import configure_pseudonyms, opaque_actor_id
+from shared.platform.errors import Conflict
+from shared.platform.eventstore import Context, utcnow
+from shared.platform.settings import Settings, load_settings
 
 ACTOR = "weerbaar-retention"
 ROLE = "beheerder"

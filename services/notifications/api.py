@@ -8,9 +8,9 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request
 
 from services.notifications.application import Bezorging, Notifications
-from shared.auth import Auth, Principal, Role
-from shared.eventstore import Clock
-from shared.wiring import request_context
+from shared.platform.auth import Auth, Principal, Role
+from shared.platform.eventstore import Clock
+from shared.platform.wiring import request_context
 
 
 def router(app: Notifications, auth: Auth, clock: Clock) -> APIRouter:

@@ -59,10 +59,10 @@ from services.notifications.templates import (
     render,
 )
 from services.notifications.webhooks import RetrySchedule
-from shared.auth import Refusal
-from shared.consumer import TransientError
-from shared.email_address import AdresOngeldig, adres_sleutel, email_address, veilig_adres
-from shared.eventstore import (
+from shared.platform.auth import Refusal
+from shared.platform.consumer import TransientError
+from shared.platform.email_address import AdresOngeldig, adres_sleutel, email_address, veilig_adres
+from shared.platform.eventstore import (
     AlreadyProcessed,
     Clock,
     ConcurrencyConflict,
@@ -71,9 +71,14 @@ from shared.eventstore import (
     ServiceApplication,
     Statement,
 )
-from shared.projection import AggregateProjection, Table
-from shared.relay import PublicationCheck
-from shared.telemetry import context_from_traceparent, current_traceparent, metrics_for, tracer
+from shared.platform.projection import AggregateProjection, Table
+from shared.platform.relay import PublicationCheck
+from shared.platform.telemetry import (
+    context_from_traceparent,
+    current_traceparent,
+    metrics_for,
+    tracer,
+)
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import httpx
 
 from services.notifications.afspraak import Afspraak
 from services.notifications.application import AfspraakOnbekend
-from shared.consumer import TransientError
-from shared.telemetry import inject_traceparent
+from shared.platform.consumer import TransientError
+from shared.platform.telemetry import inject_traceparent
 
 
 class SchedulingAppointments:

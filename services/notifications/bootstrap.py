@@ -22,12 +22,12 @@ from services.notifications.webhook_sender import WebhookSender
 from services.notifications.webhook_store import Webhooks, watch_webhooks
 from services.notifications.webhook_transport import Resolver, system_resolver
 from services.notifications.webhooks import RetrySchedule
-from shared.contract_routes import contract_router
-from shared.eventstore import Clock
-from shared.http import create_app
-from shared.runtime import Components
-from shared.settings import Settings
-from shared.wiring import add_standard_readiness, make_auth, periodic, service_token
+from shared.platform.contract_routes import contract_router
+from shared.platform.eventstore import Clock
+from shared.platform.http import create_app
+from shared.platform.runtime import Components
+from shared.platform.settings import Settings
+from shared.platform.wiring import add_standard_readiness, make_auth, periodic, service_token
 
 
 @dataclass

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from services.notifications.domain import NotificatieMislukt, NotificatieVerzonden, Poging
 from services.notifications.webhooks import AbonnementFalend, AbonnementHersteld
-from shared.access import ToegangGeweigerdVastgelegd, refusal_to_public
 from shared.contracts import events as public
-from shared.eventstore import DomainEvent
+from shared.platform.access import ToegangGeweigerdVastgelegd, refusal_to_public
+from shared.platform.eventstore import DomainEvent
 
 
 def _common(event: Poging) -> dict[str, object]:

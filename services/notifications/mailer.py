@@ -21,7 +21,7 @@ from email.utils import format_datetime, getaddresses, parseaddr
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from shared.contracts.envelope import TRACEPARENT_PATTERN
-from shared.email_address import AdresOngeldig, veilig_adres
+from shared.platform.email_address import AdresOngeldig, veilig_adres
 
 __all__ = [
     "Attachment",

@@ -26,10 +26,10 @@ from services.notifications.templates import (
     RAPPORT_BESCHIKBAAR_BESTUURDER,
     RAPPORT_BESCHIKBAAR_WERKGEVER,
 )
-from shared.consumer import Delivery, Subscription
 from shared.contracts import events as public
-from shared.eventstore import Clock
-from shared.wiring import delivery_context
+from shared.platform.consumer import Delivery, Subscription
+from shared.platform.eventstore import Clock
+from shared.platform.wiring import delivery_context
 
 SERVICE = "notifications"
 

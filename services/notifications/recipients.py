@@ -9,8 +9,8 @@ import httpx
 
 from services.notifications.application import Recipients, RecipientUnknown
 from services.notifications.domain import Ontvanger
-from shared.consumer import TransientError
-from shared.telemetry import inject_traceparent
+from shared.platform.consumer import TransientError
+from shared.platform.telemetry import inject_traceparent
 
 
 class IntakeRecipients:

@@ -17,10 +17,10 @@ from datetime import datetime
 from uuid import UUID
 
 from services.notifications.application import Bezorging, Notifications
-from shared.access import configure_pseudonyms, opaque_actor_id
-from shared.errors import Conflict, NietGevonden
-from shared.eventstore import Context, utcnow
-from shared.settings import Settings, load_settings
+from shared.platform.access import configure_pseudonyms, opaque_actor_id
+from shared.platform.errors import Conflict, NietGevonden
+from shared.platform.eventstore import Context, utcnow
+from shared.platform.settings import Settings, load_settings
 
 ROLE = "beheerder"
 """The role an operator acts under on the command line (in the event's ``actor_role``)."""

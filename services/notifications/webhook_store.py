@@ -39,10 +39,10 @@ from services.notifications.webhooks import (
     bereikt,
     new_secret,
 )
-from shared.consumer import Delivery, Subscription, TransientError
 from shared.contracts import events as public
-from shared.errors import Conflict, NietGevonden
-from shared.eventstore import (
+from shared.platform.consumer import Delivery, Subscription, TransientError
+from shared.platform.errors import Conflict, NietGevonden
+from shared.platform.eventstore import (
     AlreadyProcessed,
     Clock,
     ConcurrencyConflict,
@@ -50,8 +50,8 @@ from shared.eventstore import (
     Statement,
     first_event,
 )
-from shared.keys import destroy_statement, open_sealed, seal
-from shared.telemetry import metrics_for
+from shared.platform.keys import destroy_statement, open_sealed, seal
+from shared.platform.telemetry import metrics_for
 
 log = logging.getLogger(__name__)
 

@@ -26,12 +26,12 @@ from services.scheduling.domain import (
     ToelichtingStatus,
     Vorm,
 )
-from shared.access import opaque_actor_id
-from shared.auth import Auth, Principal, Role
 from shared.contracts.envelope import UtcDatetime
-from shared.eventstore import Clock
-from shared.parties import Partijen
-from shared.wiring import request_context
+from shared.platform.access import opaque_actor_id
+from shared.platform.auth import Auth, Principal, Role
+from shared.platform.eventstore import Clock
+from shared.platform.parties import Partijen
+from shared.platform.wiring import request_context
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ STAFF = (Role.secretariaat, Role.adviseur)
 
 
 class Parties(Protocol):
-    """Which parties of a dossier a caller is (intake knows; see shared.parties)."""
+    """Which parties of a dossier a caller is (intake knows; see shared.platform.parties)."""
 
     def of(self, aanvraag_id: UUID, principal: Principal) -> Partijen:
         """The parties this principal is in the dossier (empty when none)."""

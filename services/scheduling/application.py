@@ -26,9 +26,9 @@ from services.scheduling.domain import (
     stel_verstrijken_vast,
 )
 from services.scheduling.gateway import to_public
-from shared.calendar import WorkingDayCalendar
-from shared.errors import NietGevonden
-from shared.eventstore import (
+from shared.platform.calendar import WorkingDayCalendar
+from shared.platform.errors import NietGevonden
+from shared.platform.eventstore import (
     AlreadyProcessed,
     ConcurrencyConflict,
     Context,
@@ -37,9 +37,9 @@ from shared.eventstore import (
     ServiceApplication,
     Statement,
 )
-from shared.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
-from shared.projection import AggregateProjection, Table
-from shared.relay import PublicationCheck
+from shared.platform.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
+from shared.platform.projection import AggregateProjection, Table
+from shared.platform.relay import PublicationCheck
 
 log = logging.getLogger(__name__)
 

@@ -7,17 +7,17 @@ from dataclasses import replace
 from services.scheduling.api import Parties, router
 from services.scheduling.application import PLANNING, Scheduling
 from services.scheduling.gateway import to_public
-from shared.auth import Refusal
-from shared.calendar import WorkingDayCalendar, WorkingHours, profile_from_name
-from shared.consumer import Delivery, Subscription
-from shared.contract_routes import contract_router
 from shared.contracts import events as public
-from shared.eventstore import Clock
-from shared.http import create_app
-from shared.parties import DossierParties
-from shared.runtime import Components
-from shared.settings import Settings
-from shared.wiring import (
+from shared.platform.auth import Refusal
+from shared.platform.calendar import WorkingDayCalendar, WorkingHours, profile_from_name
+from shared.platform.consumer import Delivery, Subscription
+from shared.platform.contract_routes import contract_router
+from shared.platform.eventstore import Clock
+from shared.platform.http import create_app
+from shared.platform.parties import DossierParties
+from shared.platform.runtime import Components
+from shared.platform.settings import Settings
+from shared.platform.wiring import (
     add_standard_readiness,
     delivery_context,
     make_auth,

@@ -15,9 +15,9 @@ from services.scheduling.domain import (
     ToelichtingAangevraagd,
     WoningscanUitgevoerd,
 )
-from shared.access import ToegangGeweigerdVastgelegd, refusal_to_public
 from shared.contracts import events as public
-from shared.eventstore import DomainEvent
+from shared.platform.access import ToegangGeweigerdVastgelegd, refusal_to_public
+from shared.platform.eventstore import DomainEvent
 
 
 def to_public(event: DomainEvent) -> Sequence[public.PublicEvent]:

@@ -13,10 +13,10 @@ import pytest
 from jsonschema import Draft7Validator, FormatChecker  # type: ignore[import-untyped]
 from pydantic import Field
 
-from shared.contracts import asyncapi
 from shared.contracts import events as ev
 from shared.contracts.generate import SCHEMA_DIR, render, schema_file
 from shared.contracts.registry import ALL_EVENTS, event_type, subject_for, to_cloudevent
+from shared.platform import asyncapi
 from tests.contract.examples import EXAMPLES
 
 COMMITTED = asyncapi.DOCS_DIR / asyncapi.JSON_FILE
@@ -59,7 +59,7 @@ def key(model_cls: type[ev.PublicEvent]) -> str:
 
 def test_committed_document_equals_the_generated_one() -> None:
     assert COMMITTED.read_text(encoding="utf-8") == render(asyncapi.build()), (
-        "docs/asyncapi.json is out of date: run python -m shared.contracts.asyncapi"
+        "docs/asyncapi.json is out of date: run python -m shared.platform.asyncapi"
     )
 
 
@@ -88,7 +88,7 @@ def test_check_fails_naming_the_difference_when_an_event_changes(
 
     err = capsys.readouterr().err
     assert "out of date" in err
-    assert "python -m shared.contracts.asyncapi" in err
+    assert "python -m shared.platform.asyncapi" in err
     assert "nl.weerbaarbestuur.RapportVrijgegeven.v2" in err
     assert "vrijgegeven_op" in err
 

@@ -44,12 +44,12 @@ import psycopg
 import pytest
 from psycopg.sql import SQL, Identifier
 
-from shared.auth import issue_token
-from shared.embedded import EmbeddedPostgres, free_port
-from shared.mailcatcher import list_messages
-from shared.settings import SERVICES, Settings
+from shared.platform.auth import issue_token
+from shared.platform.settings import SERVICES, Settings
 from tests.servers import scratch_dir
 from tests.support import aanmelding, personal_values, wait_until
+from tools.embedded import EmbeddedPostgres, free_port
+from tools.mailcatcher import list_messages
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -147,10 +147,11 @@ def image_name(service: Mapping[str, Any]) -> str:
 
 
 def runs_settings(service: Mapping[str, Any]) -> bool:
-    """Whether the service's process reads shared.settings (a service or a settings-backed CLI)."""
+    """Whether the service's process reads shared.platform.settings (a service or a settings-backed
+    CLI)."""
     command = " ".join(service.get("command") or [])
     return image_name(service) == OWN_IMAGE and (
-        "-m services." in command or "-m shared.cli provision" in command
+        "-m services." in command or "-m tools.cli provision" in command
     )
 
 
@@ -298,7 +299,9 @@ def test_service_environments_are_settings_the_services_accept(
             if key.startswith("WEERBAAR_")
             and key.removeprefix("WEERBAAR_").lower() not in Settings.model_fields
         ]
-        assert not unknown, f"{name} sets variables shared.settings does not know: {unknown}"
+        assert not unknown, (
+            f"{name} sets variables shared.platform.settings does not know: {unknown}"
+        )
         required = [f for f, info in Settings.model_fields.items() if info.is_required()]
         missing = [f"WEERBAAR_{f.upper()}" for f in required if f"WEERBAAR_{f.upper()}" not in env]
         assert not missing, f"{name} lacks required settings: {missing}"

@@ -41,9 +41,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.auth import issue_token
-from shared.mailcatcher import list_messages
-from shared.settings import Settings
+from shared.platform.auth import issue_token
+from shared.platform.settings import Settings
 from tests.deploy.test_compose import (
     DOCKERFILE,
     REPO,
@@ -55,6 +54,7 @@ from tests.deploy.test_compose import (
 )
 from tests.servers import scratch_dir
 from tests.support import aanmelding, stream_messages, wait_until
+from tools.mailcatcher import list_messages
 
 # Containers on these machines run only with these limits and the host's network.
 RUN_OPTIONS = [

@@ -34,12 +34,12 @@ import httpx
 import nats
 import psycopg
 
-from shared.embedded import pid_is_running
-from shared.mailcatcher import list_messages
-from shared.settings import SERVICES
-from shared.system import read_state
+from shared.platform.settings import SERVICES
 from tests.conftest import UNTHROTTLED
 from tests.support import StreamMessage, aanmelding, stream_messages, token, wait_until
+from tools.embedded import pid_is_running
+from tools.mailcatcher import list_messages
+from tools.system import read_state
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK = ROOT / "deploy" / "RUNBOOK.md"

@@ -23,8 +23,8 @@ import httpx
 import psycopg
 import pytest
 
-from shared.forgotten import ForgetRecord
-from shared.settings import SERVICES
+from shared.platform.forgotten import ForgetRecord
+from shared.platform.settings import SERVICES
 from tests.drills.operator import ROOT, Operator
 from tests.support import stream_messages
 

@@ -25,7 +25,7 @@ import pytest
 
 from shared.contracts import events as public
 from shared.contracts.registry import subject_for, to_cloudevent
-from shared.eventstore import utcnow
+from shared.platform.eventstore import utcnow
 from tests.drills.operator import Operator
 from tests.support import wait_until
 
@@ -74,7 +74,7 @@ def test_a_letter_that_is_not_ours_is_listed_refused_for_redrive_and_removed(
         what="the dead letters of the foreign message",
     )
     # The alert's first step, as it is written there, lists the same letters.
-    in_container = operator.runbook("python -m shared.cli deadletters").stdout
+    in_container = operator.runbook("python -m tools.cli deadletters").stdout
     assert _letters(in_container) == _letters(operator.runbook("weerbaar deadletters").stdout)
     print(f"dead letters: {letters}")
     consumers = [letter["consumer"] for letter in letters]

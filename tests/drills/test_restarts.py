@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from shared.settings import SERVICES
+from shared.platform.settings import SERVICES
 from tests.drills.operator import Operator
 from tests.support import wait_until
 

@@ -21,10 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.embedded import free_port
-from shared.mailcatcher import MailCatcher
 from tests.drills.operator import Operator
 from tests.support import wait_until
+from tools.embedded import free_port
+from tools.mailcatcher import MailCatcher
 
 pytestmark = pytest.mark.e2e
 

@@ -20,7 +20,7 @@ import nats
 import pytest
 from nats.js.errors import NotFoundError
 
-from shared.settings import SERVICES
+from shared.platform.settings import SERVICES
 from tests.drills.operator import Operator
 from tests.support import wait_until
 

@@ -19,4 +19,4 @@ pytestmark = pytest.mark.e2e
 def test_the_contract_checks_of_a_release_pass(tmp_path: Path) -> None:
     operator = Operator(tmp_path / "data")
     operator.runbook("python -m shared.contracts.generate --check")
-    operator.runbook("python -m shared.contracts.asyncapi --check")
+    operator.runbook("python -m shared.platform.asyncapi --check")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.mailcatcher import MailCatcher
-from shared.system import System
 from tests.support import mail_catcher, reset_streams, settings_for, system_on
+from tools.mailcatcher import MailCatcher
+from tools.system import System
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ def test_quick_bench_prints_every_line_with_its_ratio_and_writes_the_json(tmp_pa
     out = tmp_path / "bench.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WEERBAAR_")}
     finished = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "bench", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "tools.cli", "bench", "--quick", "--out", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,

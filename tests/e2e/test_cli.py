@@ -14,9 +14,9 @@ import httpx
 import jwt
 import pytest
 
-from shared.embedded import pid_is_running
-from shared.mailcatcher import list_messages
 from tests.support import aanmelding, get_json, stream_messages, token, wait_until
+from tools.embedded import pid_is_running
+from tools.mailcatcher import list_messages
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +31,7 @@ def _clean_env(data_dir: Path) -> dict[str, str]:
 
 def _up(data_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "up"],
+        [sys.executable, "-m", "tools.cli", "up"],
         cwd=ROOT,
         env=_clean_env(data_dir),
         stdout=(data_dir.parent / "up.log").open("ab"),
@@ -81,7 +81,7 @@ def test_up_runs_the_system_and_keeps_its_data(tmp_path: Path) -> None:
             assert mails[0].to == (body["bestuurder"]["email"],)
         # `weerbaar mail` shows it.
         shown = subprocess.run(
-            [sys.executable, "-m", "shared.cli", "mail"],
+            [sys.executable, "-m", "tools.cli", "mail"],
             cwd=ROOT,
             env=_clean_env(data_dir),
             capture_output=True,
@@ -91,7 +91,7 @@ def test_up_runs_the_system_and_keeps_its_data(tmp_path: Path) -> None:
         assert aanvraag_id in shown.stdout
         # `weerbaar demo` drives a dossier through the whole process and prints its timeline.
         demo = subprocess.run(
-            [sys.executable, "-m", "shared.cli", "demo"],
+            [sys.executable, "-m", "tools.cli", "demo"],
             cwd=ROOT,
             env=_clean_env(data_dir),
             capture_output=True,
@@ -129,7 +129,7 @@ def test_token_command_prints_a_token_the_services_accept(tmp_path: Path) -> Non
         [
             sys.executable,
             "-m",
-            "shared.cli",
+            "tools.cli",
             "token",
             "--role",
             "werkgever",

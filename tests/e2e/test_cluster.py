@@ -33,15 +33,15 @@ import httpx
 import nats
 import pytest
 
-from shared.auth import load_or_create_secret
-from shared.demo import Actors, run_demo
-from shared.embedded import _nats_server_binary, free_port
-from shared.mailcatcher import MailCatcher, list_messages
-from shared.settings import SERVICES
-from shared.stream import provision
-from shared.system import ServiceProcess, System
+from shared.platform.auth import load_or_create_secret
+from shared.platform.settings import SERVICES
+from shared.platform.stream import provision
 from tests import servers
 from tests.support import settings_for, stream_messages, wait_until
+from tools.demo import Actors, run_demo
+from tools.embedded import _nats_server_binary, free_port
+from tools.mailcatcher import MailCatcher, list_messages
+from tools.system import ServiceProcess, System
 
 pytestmark = pytest.mark.e2e
 

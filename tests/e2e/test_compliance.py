@@ -34,31 +34,31 @@ from services.intake.replay import PREVIOUS, Rebuild, content_hash, contents
 from services.intake.retention import apply, check_settings, plan
 from services.notifications.application import NOTIFICATIE, Notifications
 from services.scheduling.application import PLANNING, Scheduling
-from shared import projection as projection_module
-from shared.auth import load_or_create_secret
-from shared.calendar import WorkingDayCalendar
-from shared.chain import events_table, verify
-from shared.demo import Actors, DossierDriver, personal_values
-from shared.embedded import free_port
-from shared.eventstore import ServiceApplication, utcnow
-from shared.mailcatcher import MailCatcher
-from shared.projection import AggregateProjection
-from shared.projection import Rebuild as ProjectionRebuild
-from shared.projection import content_hash as projection_hash
-from shared.projection import contents as projection_contents
-from shared.register import (
+from shared.platform import projection as projection_module
+from shared.platform.auth import load_or_create_secret
+from shared.platform.calendar import WorkingDayCalendar
+from shared.platform.chain import events_table, verify
+from shared.platform.eventstore import ServiceApplication, utcnow
+from shared.platform.projection import AggregateProjection
+from shared.platform.projection import Rebuild as ProjectionRebuild
+from shared.platform.projection import content_hash as projection_hash
+from shared.platform.projection import contents as projection_contents
+from shared.platform.register import (
     REGISTER_SERVICES,
     RegisterRebuild,
     register_contents,
     register_hash,
 )
-from shared.relay import advisory_key
-from shared.replay import Busy
-from shared.settings import SERVICES, Settings
-from shared.signing import load_public_keys
-from shared.system import System
+from shared.platform.relay import advisory_key
+from shared.platform.replay import Busy
+from shared.platform.settings import SERVICES, Settings
+from shared.platform.signing import load_public_keys
 from tests import servers
 from tests.support import reset_streams, settings_for, wait_until
+from tools.demo import Actors, DossierDriver, personal_values
+from tools.embedded import free_port
+from tools.mailcatcher import MailCatcher
+from tools.system import System
 
 pytestmark = pytest.mark.e2e
 
@@ -78,7 +78,7 @@ class World:
 def _weerbaar(world: World, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """``weerbaar ARGS`` against the running system, as an operator would type it."""
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
+        [sys.executable, "-m", "tools.cli", *args],
         cwd=ROOT,
         env={**world.system.env(), "WEERBAAR_DATA_DIR": str(world.system.data_dir)},
         capture_output=True,
@@ -422,7 +422,7 @@ def test_audit_export_command_writes_a_file(world: World, tmp_path: Path) -> Non
         [
             sys.executable,
             "-m",
-            "shared.cli",
+            "tools.cli",
             "audit-export",
             "--aanvraag",
             d.aanvraag_id,
@@ -545,7 +545,7 @@ def test_retention_command_is_a_dry_run_by_default(world: World) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "dry run; 0 dossier(s)" in result.stdout
     bad = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "retention", "--apply"],
+        [sys.executable, "-m", "tools.cli", "retention", "--apply"],
         cwd=ROOT,
         env={
             **world.system.env(),
@@ -728,7 +728,7 @@ def test_replay_command_switches_the_live_read_model_over(world: World) -> None:
     assert d.wait_for_status("contact_opgenomen")["contact_op"] is not None
 
 
-# --- the services' own read tables (shared.projection) -------------------------------------------
+# --- the services' own read tables (shared.platform.projection) -----------------------------------
 
 AGGREGATE_PROJECTIONS: dict[str, AggregateProjection[Any]] = {
     "scheduling": PLANNING,
@@ -926,7 +926,7 @@ def test_replay_command_names_the_projections_it_knows(world: World) -> None:
     assert "intake, scheduling, assessment" in result.stderr and "or all" in result.stderr
 
 
-# --- the dossier registers (shared.register) ----------------------------------------------------
+# --- the dossier registers (shared.platform.register) ---------------------------------------------
 
 
 @pytest.mark.parametrize("service", REGISTER_SERVICES)

@@ -19,9 +19,7 @@ import nats
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.mailcatcher import MailCatcher, free_port, list_messages
-from shared.settings import SERVICES
-from shared.system import System
+from shared.platform.settings import SERVICES
 from tests.support import (
     aanmelding,
     personal_values,
@@ -32,6 +30,8 @@ from tests.support import (
     token,
     wait_until,
 )
+from tools.mailcatcher import MailCatcher, free_port, list_messages
+from tools.system import System
 
 pytestmark = pytest.mark.e2e
 

@@ -15,14 +15,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from shared.auth import load_or_create_secret
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import ALL_EVENTS, from_cloudevent
-from shared.demo import Actors, DossierDriver, aanmelding_voor, personal_values, rapport_inhoud
-from shared.embedded import free_port
-from shared.mailcatcher import CaughtMail, MailCatcher, list_messages
-from shared.settings import SERVICES
-from shared.system import System
+from shared.platform.auth import load_or_create_secret
+from shared.platform.settings import SERVICES
 from tests import servers
 from tests.support import (
     StreamMessage,
@@ -32,6 +28,10 @@ from tests.support import (
     stream_messages,
     wait_until,
 )
+from tools.demo import Actors, DossierDriver, aanmelding_voor, personal_values, rapport_inhoud
+from tools.embedded import free_port
+from tools.mailcatcher import CaughtMail, MailCatcher, list_messages
+from tools.system import System
 
 pytestmark = pytest.mark.e2e
 

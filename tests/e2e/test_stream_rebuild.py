@@ -20,16 +20,16 @@ import pytest
 from nats.js.errors import NotFoundError
 from psycopg.sql import SQL, Identifier
 
-from shared.auth import load_or_create_secret
-from shared.cli import main as weerbaar
-from shared.demo import Actors, run_demo
-from shared.embedded import free_port
-from shared.mailcatcher import MailCatcher, list_messages
-from shared.relay import POSITION_HEADER
-from shared.settings import SERVICES
-from shared.system import System
+from shared.platform.auth import load_or_create_secret
+from shared.platform.relay import POSITION_HEADER
+from shared.platform.settings import SERVICES
 from tests import servers
 from tests.support import StreamMessage, reset_streams, settings_for, stream_messages, wait_until
+from tools.cli import main as weerbaar
+from tools.demo import Actors, run_demo
+from tools.embedded import free_port
+from tools.mailcatcher import MailCatcher, list_messages
+from tools.system import System
 
 pytestmark = pytest.mark.e2e
 

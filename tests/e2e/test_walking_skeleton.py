@@ -5,8 +5,6 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from shared.mailcatcher import MailCatcher, list_messages
-from shared.system import System
 from tests.support import (
     aanmelding,
     get_json,
@@ -15,6 +13,8 @@ from tests.support import (
     token,
     wait_until,
 )
+from tools.mailcatcher import MailCatcher, list_messages
+from tools.system import System
 
 pytestmark = pytest.mark.e2e
 

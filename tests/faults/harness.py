@@ -2,8 +2,8 @@
 something breaks, and the end state checked against what a fault-free run produces.
 
 A run starts its own embedded PostgreSQL and NATS (so it may stop, kill and wipe them), the mail
-catcher and the five services as OS processes (``shared.system.System``), either one process per
-service or one per role. ``FaultDriver`` (a ``shared.demo.DossierDriver``) takes a dossier through
+catcher and the five services as OS processes (``tools.system.System``), either one process per
+service or one per role. ``FaultDriver`` (a ``tools.demo.DossierDriver``) takes a dossier through
 the whole process over HTTP and keeps going through the faults: a refused connection or a 503 is
 retried, and every attempt is logged with its own ``X-Correlation-Id``, which the service stores
 on every event the attempt records. The checks after the run then read the system of record:
@@ -50,18 +50,18 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier
 
-from shared.auth import load_or_create_secret
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import from_cloudevent
-from shared.demo import Actors, DemoError, DossierDriver
-from shared.embedded import free_port
-from shared.http import COMMIT_IN_DOUBT_CODE
-from shared.mailcatcher import list_messages
-from shared.relay import POSITION_HEADER
-from shared.settings import SERVICES
-from shared.system import ServiceProcess, System
+from shared.platform.auth import load_or_create_secret
+from shared.platform.http import COMMIT_IN_DOUBT_CODE
+from shared.platform.relay import POSITION_HEADER
+from shared.platform.settings import SERVICES
 from tests import servers
 from tests.support import StreamMessage, stream_messages
+from tools.demo import Actors, DemoError, DossierDriver
+from tools.embedded import free_port
+from tools.mailcatcher import list_messages
+from tools.system import ServiceProcess, System
 
 ROOT = Path(__file__).resolve().parents[2]
 

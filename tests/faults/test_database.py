@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from shared.auth import load_or_create_secret
-from shared.demo import Actors, aanmelding_voor
-from shared.settings import SERVICES
+from shared.platform.auth import load_or_create_secret
+from shared.platform.settings import SERVICES
 from tests.faults import harness
 from tests.faults.harness import DOSSIERS, RunLog
+from tools.demo import Actors, aanmelding_voor
 
 #: How long the database stays down.
 DOWN_S = 6.0

@@ -43,14 +43,14 @@ import psycopg
 import pytest
 from psycopg.sql import SQL, Identifier
 
-from shared.auth import load_or_create_secret
 from shared.contracts.envelope import CloudEvent
-from shared.demo import Actors, aanmelding_voor
-from shared.settings import SERVICES
-from shared.system import ServiceProcess
+from shared.platform.auth import load_or_create_secret
+from shared.platform.settings import SERVICES
 from tests.faults import harness
 from tests.faults.harness import DOSSIERS, ROOT, Findings, RunLog, World
 from tests.support import stream_messages
+from tools.demo import Actors, aanmelding_voor
+from tools.system import ServiceProcess
 
 #: In every hostile value (case as sent; searched for without regard to case).
 MARKER = "Zq7HOSTILE"

@@ -9,9 +9,9 @@ import threading
 
 import pytest
 
-from shared.system import System
 from tests.faults import harness
 from tests.faults.harness import ACK_WAIT_S, DOSSIERS, RunLog
+from tools.system import System
 
 #: Each pause lasts this long: well past the ack wait.
 PAUSE_S = 2.5 * ACK_WAIT_S

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import Settings
+from shared.platform.settings import Settings
 from tests.integration.inprocess import InProcessSystem, system_on_new_database
 from tests.support import reset_streams, settings_for
 

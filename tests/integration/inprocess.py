@@ -33,15 +33,15 @@ from services.assessment.bootstrap import bootstrap as assessment_bootstrap
 from services.intake.bootstrap import bootstrap as intake_bootstrap
 from services.notifications.bootstrap import bootstrap as notifications_bootstrap
 from services.scheduling.bootstrap import bootstrap as scheduling_bootstrap
-from shared.access import ToegangGeweigerdVastgelegd
-from shared.auth import Role
-from shared.consumer import Delivery
 from shared.contracts.registry import subject_for, to_cloudevent
-from shared.eventstore import DomainEvent, FixedClock, public_event_id
-from shared.parties import DossierParties
-from shared.runtime import Components
-from shared.settings import Settings
-from shared.wiring import service_token
+from shared.platform.access import ToegangGeweigerdVastgelegd
+from shared.platform.auth import Role
+from shared.platform.consumer import Delivery
+from shared.platform.eventstore import DomainEvent, FixedClock, public_event_id
+from shared.platform.parties import DossierParties
+from shared.platform.runtime import Components
+from shared.platform.settings import Settings
+from shared.platform.wiring import service_token
 from tests import servers
 from tests.support import settings_for, token
 
@@ -64,7 +64,8 @@ PUBLIC_ROUTES: frozenset[tuple[str, str, str]] = frozenset(
             "/contract/asyncapi.json",
             "/contract/schemas",
             "/contract/schemas/{file}",
-            # Prometheus metrics: route templates, names and counts only (shared.telemetry).
+            # Prometheus metrics: route templates, names and counts only
+            # (shared.platform.telemetry).
             "/metrics",
         )
     }

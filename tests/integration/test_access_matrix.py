@@ -29,9 +29,9 @@ import pytest
 from httpx import Response
 
 from services.assessment.domain import RapportIngezienVastgelegd
-from shared.access import ANY_ROUTE
-from shared.auth import Role
-from shared.eventstore import utcnow
+from shared.platform.access import ANY_ROUTE
+from shared.platform.auth import Role
+from shared.platform.eventstore import utcnow
 from tests.integration.inprocess import (
     ADVISEUR_SUB,
     ANDERE_ORGANISATIE,

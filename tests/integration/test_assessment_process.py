@@ -25,16 +25,16 @@ from services.assessment.application import Assessment
 from services.assessment.bootstrap import bootstrap
 from services.assessment.domain import BesluitTeVroeg, Concept, RapportIngezienVastgelegd
 from services.assessment.gateway import to_public
-from shared.access import opaque_actor_id
-from shared.auth import Principal, Role
-from shared.consumer import Delivery, Poison
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
-from shared.errors import NietGevonden
-from shared.eventstore import CommitInDoubt, Context, DomainEvent, FixedClock
-from shared.parties import DossierParties, Partijen
-from shared.runtime import Components
-from shared.settings import Settings
+from shared.platform.access import opaque_actor_id
+from shared.platform.auth import Principal, Role
+from shared.platform.consumer import Delivery, Poison
+from shared.platform.errors import NietGevonden
+from shared.platform.eventstore import CommitInDoubt, Context, DomainEvent, FixedClock
+from shared.platform.parties import DossierParties, Partijen
+from shared.platform.runtime import Components
+from shared.platform.settings import Settings
 from tests.support import token
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""``weerbaar backup`` / ``weerbaar restore`` (``shared.backup``) on real PostgreSQL and NATS: the
+"""``weerbaar backup`` / ``weerbaar restore`` (``tools.backup``) on real PostgreSQL and NATS: the
 refusals, a database restored by other means, and the client tools of the server's version.
 
 The whole procedure on a system under ``./weerbaar up`` is the drill
@@ -22,12 +22,12 @@ import pytest
 from services.intake.application import Intake
 from services.intake.domain import VergetenAanmelding
 from services.intake.forget import forget
-from shared.backup import BackupError, backup, pg_tool, restore, server_major
-from shared.backup import main as backup_main
-from shared.keys import KeyEncryptionKeys, KeyStoreError, retire, rotate
-from shared.settings import SERVICES, Settings
+from shared.platform.keys import KeyEncryptionKeys, KeyStoreError, retire, rotate
+from shared.platform.settings import SERVICES, Settings
 from tests import servers
 from tests.integration.test_forget import Stelsel, drive, stelsel  # noqa: F401
+from tools.backup import BackupError, backup, pg_tool, restore, server_major
+from tools.backup import main as backup_main
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.intake.application import Intake
 from services.intake.domain import Aanmelding
-from shared.chain import (
+from shared.platform.chain import (
     GENESIS,
     ChainError,
     ProblemKind,
@@ -35,10 +35,10 @@ from shared.chain import (
     main,
     verify,
 )
-from shared.eventstore import Context, utcnow
-from shared.keys import Vergeten
-from shared.settings import Settings
-from shared.signing import (
+from shared.platform.eventstore import Context, utcnow
+from shared.platform.keys import Vergeten
+from shared.platform.settings import Settings
+from shared.platform.signing import (
     KEY_FILE_NAME,
     SigningKey,
     load_or_create_signing_key,

@@ -32,12 +32,12 @@ from services.intake.gateway import to_public as intake_gateway
 from services.intake.projections import EVENTS
 from services.notifications.application import Notifications
 from services.scheduling.application import Scheduling
-from shared.access import ToegangGeweigerdVastgelegd
-from shared.calendar import WorkingDayCalendar
-from shared.errors import NietPubliceerbaar
-from shared.eventstore import Context, ServiceApplication, first_event, utcnow
-from shared.runtime import Components
-from shared.settings import SERVICES
+from shared.platform.access import ToegangGeweigerdVastgelegd
+from shared.platform.calendar import WorkingDayCalendar
+from shared.platform.errors import NietPubliceerbaar
+from shared.platform.eventstore import Context, ServiceApplication, first_event, utcnow
+from shared.platform.runtime import Components
+from shared.platform.settings import SERVICES
 from tests.integration.inprocess import InProcessSystem
 from tests.support import gateway_defect
 

@@ -26,10 +26,17 @@ from fastapi.testclient import TestClient
 from psycopg.sql import SQL
 
 from services.intake.bootstrap import bootstrap as intake_bootstrap
-from shared.demo import aanmelding_voor
-from shared.eventstore import Clock, CommitInDoubt, Context, DomainEvent, ServiceApplication, utcnow
-from shared.http import COMMIT_IN_DOUBT_CODE
+from shared.platform.eventstore import (
+    Clock,
+    CommitInDoubt,
+    Context,
+    DomainEvent,
+    ServiceApplication,
+    utcnow,
+)
+from shared.platform.http import COMMIT_IN_DOUBT_CODE
 from tests.support import private_events_only, settings_for
+from tools.demo import aanmelding_voor
 
 pytestmark = pytest.mark.integration
 

@@ -16,16 +16,16 @@ import pytest
 from psycopg.sql import SQL
 
 from services.scheduling.application import Scheduling
-from shared.calendar import WorkingDayCalendar
-from shared.consumer import Delivery, DurableConsumer, Subscription
 from shared.contracts import events as public
 from shared.contracts.registry import subject_for, to_cloudevent
-from shared.deadletters import list_deadletters
-from shared.embedded import free_port
-from shared.eventstore import AlreadyProcessed, Context, utcnow
-from shared.settings import SERVICES, Settings
-from shared.system import System
+from shared.platform.calendar import WorkingDayCalendar
+from shared.platform.consumer import Delivery, DurableConsumer, Subscription
+from shared.platform.deadletters import list_deadletters
+from shared.platform.eventstore import AlreadyProcessed, Context, utcnow
+from shared.platform.settings import SERVICES, Settings
 from tests.support import aanmelding, wait_until
+from tools.embedded import free_port
+from tools.system import System
 
 pytestmark = pytest.mark.integration
 

@@ -15,18 +15,18 @@ import nats
 import pytest
 from psycopg.sql import SQL
 
-from shared.consumer import Delivery, DurableConsumer, Subscription
 from shared.contracts import events as public
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import from_cloudevent, subject_for, to_cloudevent
-from shared.deadletters import (
+from shared.platform.consumer import Delivery, DurableConsumer, Subscription
+from shared.platform.deadletters import (
     RedriveError,
     list_deadletters,
     redrive,
     remove_deadletter,
 )
-from shared.eventstore import Context, DomainEvent, ServiceApplication, utcnow
-from shared.settings import Settings
+from shared.platform.eventstore import Context, DomainEvent, ServiceApplication, utcnow
+from shared.platform.settings import Settings
 from tests.support import private_events_only
 
 pytestmark = pytest.mark.integration

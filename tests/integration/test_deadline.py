@@ -10,9 +10,9 @@ import pytest
 from psycopg.sql import SQL
 
 from services.scheduling.application import Scheduling
-from shared.calendar import WorkingDayCalendar
-from shared.eventstore import Context
-from shared.settings import Settings
+from shared.platform.calendar import WorkingDayCalendar
+from shared.platform.eventstore import Context
+from shared.platform.settings import Settings
 
 pytestmark = pytest.mark.integration
 

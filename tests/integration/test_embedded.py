@@ -23,8 +23,11 @@ import psycopg
 import pytest
 from nats.js.api import StorageType, StreamConfig
 
-from shared import embedded
-from shared.embedded import (
+from shared.platform.settings import DEFAULT_PORTS
+from tests import servers
+from tests.support import wait_until
+from tools import embedded
+from tools.embedded import (
     EmbeddedNats,
     EmbeddedPostgres,
     EmbeddedServerError,
@@ -34,11 +37,8 @@ from shared.embedded import (
     read_state,
     write_state,
 )
-from shared.settings import DEFAULT_PORTS
-from shared.system import RestartPolicy, Supervisor, System
-from shared.system import read_state as read_system_state
-from tests import servers
-from tests.support import wait_until
+from tools.system import RestartPolicy, Supervisor, System
+from tools.system import read_state as read_system_state
 
 pytestmark = pytest.mark.integration
 
@@ -326,7 +326,7 @@ _PARENT_SCRIPT = """
 import signal
 import sys
 from pathlib import Path
-from shared.embedded import EmbeddedNats, EmbeddedPostgres
+from tools.embedded import EmbeddedNats, EmbeddedPostgres
 
 # Ctrl-C raises KeyboardInterrupt, whatever the disposition this process inherited: a job a
 # non-interactive shell starts in the background inherits SIGINT ignored, and Python then leaves

@@ -13,14 +13,14 @@ import pytest
 from services.notifications.bootstrap import bootstrap as notifications
 from services.scheduling.application import Scheduling
 from services.scheduling.bootstrap import bootstrap as scheduling
-from shared.consumer import DurableConsumer
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import from_cloudevent
-from shared.eventstore import Context, FixedClock
-from shared.mailcatcher import list_messages
-from shared.relay import OutboxRelay
-from shared.settings import Settings
+from shared.platform.consumer import DurableConsumer
+from shared.platform.eventstore import Context, FixedClock
+from shared.platform.relay import OutboxRelay
+from shared.platform.settings import Settings
 from tests.support import mail_catcher, stream_messages
+from tools.mailcatcher import list_messages
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 import pytest
 from psycopg.sql import SQL
 
-from shared.eventstore import (
+from shared.platform.eventstore import (
     AlreadyProcessed,
     ConcurrencyConflict,
     Context,
@@ -24,7 +24,7 @@ from shared.eventstore import (
     Statement,
     utcnow,
 )
-from shared.settings import Settings
+from shared.platform.settings import Settings
 from tests.support import private_events_only
 
 pytestmark = pytest.mark.integration

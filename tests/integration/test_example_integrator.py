@@ -21,7 +21,7 @@ import pytest
 from shared.contracts import events as ev
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import subject_for, to_cloudevent
-from shared.settings import Settings
+from shared.platform.settings import Settings
 from tests.contract.examples import EXAMPLES
 from tests.support import wait_until
 

@@ -37,18 +37,18 @@ from services.intake.domain import (
     VergetenAanmelding,
 )
 from services.intake.forget import Heraangebracht, forget, main, reapply
-from shared.access import opaque_actor_id
-from shared.consumer import Delivery
 from shared.contracts import events as public
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import subject_for, to_cloudevent
-from shared.errors import NietGevonden
-from shared.eventstore import VERGETEN, DomainEvent, FixedClock, public_event_id
-from shared.forgotten import ForgetRecord, Forgotten
-from shared.keys import KeyEncryptionKeys, KeyStoreError, retire, rotate
-from shared.parties import DossierParties
-from shared.runtime import Components
-from shared.settings import SERVICES, Settings
+from shared.platform.access import opaque_actor_id
+from shared.platform.consumer import Delivery
+from shared.platform.errors import NietGevonden
+from shared.platform.eventstore import VERGETEN, DomainEvent, FixedClock, public_event_id
+from shared.platform.forgotten import ForgetRecord, Forgotten
+from shared.platform.keys import KeyEncryptionKeys, KeyStoreError, retire, rotate
+from shared.platform.parties import DossierParties
+from shared.platform.runtime import Components
+from shared.platform.settings import SERVICES, Settings
 from tests.support import aanmelding, personal_values, token
 
 pytestmark = pytest.mark.integration

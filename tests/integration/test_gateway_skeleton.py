@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.eventstore import PydanticMapper
+from shared.platform.eventstore import PydanticMapper
 from tests.integration.inprocess import InProcessSystem
 
 pytestmark = pytest.mark.integration

@@ -36,9 +36,9 @@ import jwt
 import pytest
 from httpx import Response
 
-from shared.auth import Role, load_or_create_secret
-from shared.eventstore import DomainEvent
-from shared.relay import cloudevents_for
+from shared.platform.auth import Role, load_or_create_secret
+from shared.platform.eventstore import DomainEvent
+from shared.platform.relay import cloudevents_for
 from tests.integration.inprocess import (
     ADVISEUR_SUB,
     NU,

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.embedded import free_port
-from shared.http import create_app
-from shared.runtime import _Server, api_config
-from shared.settings import Settings
+from shared.platform.http import create_app
+from shared.platform.runtime import _Server, api_config
+from shared.platform.settings import Settings
+from tools.embedded import free_port
 
 pytestmark = pytest.mark.integration
 

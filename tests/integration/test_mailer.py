@@ -23,7 +23,7 @@ from services.notifications.mailer import (
     TransientMailError,
     make_message_id,
 )
-from shared.mailcatcher import MailCatcher, free_port, list_messages
+from tools.mailcatcher import MailCatcher, free_port, list_messages
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +186,7 @@ def test_standalone_catcher_stores_mail_and_stops_on_signal(
 ) -> None:
     directory = tmp_path / "mail"
     process = subprocess.Popen(
-        [sys.executable, "-m", "shared.mailcatcher", "--dir", str(directory), "--port", "0"],
+        [sys.executable, "-m", "tools.mailcatcher", "--dir", str(directory), "--port", "0"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -17,8 +17,8 @@ from psycopg.sql import SQL
 
 from services.intake.application import Intake
 from services.intake.domain import Aanmelding, dien_in
-from shared.eventstore import Context, DuplicateKey, Statement, utcnow
-from shared.settings import Settings
+from shared.platform.eventstore import Context, DuplicateKey, Statement, utcnow
+from shared.platform.settings import Settings
 from tests.support import aanmelding
 
 pytestmark = pytest.mark.integration

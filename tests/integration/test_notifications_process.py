@@ -45,14 +45,14 @@ from services.notifications.gateway import to_public
 from services.notifications.mailer import make_message_id
 from services.notifications.recipients import RecipientDirectory
 from services.notifications.resend import resend
-from shared.consumer import Delivery, TransientError
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
-from shared.errors import Conflict, NietPubliceerbaar
-from shared.eventstore import AlreadyProcessed, Context, DomainEvent, FixedClock
-from shared.mailcatcher import CaughtMail, MailCatcher, free_port, list_messages
-from shared.settings import Settings
+from shared.platform.consumer import Delivery, TransientError
+from shared.platform.errors import Conflict, NietPubliceerbaar
+from shared.platform.eventstore import AlreadyProcessed, Context, DomainEvent, FixedClock
+from shared.platform.settings import Settings
 from tests.support import aanmelding, gateway_defect, personal_values, token
+from tools.mailcatcher import CaughtMail, MailCatcher, free_port, list_messages
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from psycopg.sql import SQL
 
-from shared.consumer import Delivery
+from shared.platform.consumer import Delivery
 from tests.integration.inprocess import InProcessSystem
 
 pytestmark = pytest.mark.integration

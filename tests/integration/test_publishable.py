@@ -31,16 +31,16 @@ import pytest
 from services.intake.application import Intake
 from services.intake.domain import Aanmelding
 from services.intake.gateway import to_public
-from shared import relaycontrol
-from shared.access import PSEUDONYM, ToegangGeweigerdVastgelegd, opaque_actor_id
-from shared.auth import load_or_create_secret
-from shared.errors import NietPubliceerbaar
-from shared.eventstore import Context, DomainEvent, first_event, utcnow
-from shared.relay import RESUME_PREFIX, OutboxRelay, PublicationCheck, relay_channel
-from shared.settings import Settings
-from shared.system import System
+from shared.platform.access import PSEUDONYM, ToegangGeweigerdVastgelegd, opaque_actor_id
+from shared.platform.auth import load_or_create_secret
+from shared.platform.errors import NietPubliceerbaar
+from shared.platform.eventstore import Context, DomainEvent, first_event, utcnow
+from shared.platform.relay import RESUME_PREFIX, OutboxRelay, PublicationCheck, relay_channel
+from shared.platform.settings import Settings
 from tests.integration.inprocess import InProcessSystem, aanmelding
 from tests.support import stream_messages, wait_until
+from tools import relaycontrol
+from tools.system import System
 
 pytestmark = pytest.mark.integration
 

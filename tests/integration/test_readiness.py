@@ -16,11 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.scheduling.bootstrap import bootstrap
-from shared.embedded import EmbeddedPostgres
-from shared.eventstore import Clock
-from shared.settings import Settings
-from shared.stream import provision
+from shared.platform.eventstore import Clock
+from shared.platform.settings import Settings
+from shared.platform.stream import provision
 from tests import servers
+from tools.embedded import EmbeddedPostgres
 
 pytestmark = pytest.mark.integration
 

@@ -28,16 +28,16 @@ from services.intake.application import Intake
 from services.intake.bootstrap import bootstrap
 from services.intake.domain import Aanmelding
 from services.intake.gateway import to_public
-from shared.cli import main as weerbaar
-from shared.embedded import free_port
-from shared.eventstore import Clock, Context, utcnow
-from shared.reconcile import STREAM_AHEAD
-from shared.relay import OutboxRelay
-from shared.settings import Settings
-from shared.stream import provision
-from shared.streamrebuild import RebuildReport, rebuild
-from shared.telemetry import metrics_for
+from shared.platform.eventstore import Clock, Context, utcnow
+from shared.platform.reconcile import STREAM_AHEAD
+from shared.platform.relay import OutboxRelay
+from shared.platform.settings import Settings
+from shared.platform.stream import provision
+from shared.platform.telemetry import metrics_for
 from tests.support import aanmelding, stream_count
+from tools.cli import main as weerbaar
+from tools.embedded import free_port
+from tools.streamrebuild import RebuildReport, rebuild
 
 pytestmark = pytest.mark.integration
 

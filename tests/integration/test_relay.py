@@ -14,10 +14,10 @@ import pytest
 
 from services.intake.application import Intake
 from services.intake.domain import Aanmelding
-from shared.eventstore import Context, utcnow
-from shared.settings import Settings
-from shared.system import System
+from shared.platform.eventstore import Context, utcnow
+from shared.platform.settings import Settings
 from tests.support import aanmelding, reset_streams, stream_count, stream_messages, wait_until
+from tools.system import System
 
 pytestmark = pytest.mark.integration
 

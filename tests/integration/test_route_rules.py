@@ -15,8 +15,8 @@ from typing import Annotated
 import pytest
 from fastapi import Depends, FastAPI
 
-from shared.auth import Auth, HmacTokenVerifier, Principal, Refusal, Role
-from shared.settings import Settings
+from shared.platform.auth import Auth, HmacTokenVerifier, Principal, Refusal, Role
+from shared.platform.settings import Settings
 from tests.integration.inprocess import (
     PUBLIC_ROUTES,
     Endpoint,

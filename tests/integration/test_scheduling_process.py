@@ -24,16 +24,16 @@ from services.scheduling.application import Scheduling
 from services.scheduling.bootstrap import bootstrap
 from services.scheduling.domain import AfspraakVerzoek
 from services.scheduling.gateway import to_public
-from shared.access import ToegangGeweigerdVastgelegd, opaque_actor_id
-from shared.auth import Principal, Role
-from shared.calendar import WorkingDayCalendar
-from shared.consumer import Delivery
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
-from shared.errors import Conflict, NietGevonden
-from shared.eventstore import Context, DomainEvent, FixedClock
-from shared.parties import Partijen
-from shared.settings import Settings
+from shared.platform.access import ToegangGeweigerdVastgelegd, opaque_actor_id
+from shared.platform.auth import Principal, Role
+from shared.platform.calendar import WorkingDayCalendar
+from shared.platform.consumer import Delivery
+from shared.platform.errors import Conflict, NietGevonden
+from shared.platform.eventstore import Context, DomainEvent, FixedClock
+from shared.platform.parties import Partijen
+from shared.platform.settings import Settings
 from tests.support import token
 
 pytestmark = pytest.mark.integration

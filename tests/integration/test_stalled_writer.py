@@ -18,10 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.intake.bootstrap import bootstrap as intake_bootstrap
-from shared.demo import aanmelding_voor
-from shared.eventstore import Clock
-from shared.http import DATABASE_BUSY_CODE, LOCK_NOT_AVAILABLE
+from shared.platform.eventstore import Clock
+from shared.platform.http import DATABASE_BUSY_CODE, LOCK_NOT_AVAILABLE
 from tests.support import settings_for
+from tools.demo import aanmelding_voor
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ def test_a_command_behind_a_stalled_writer_answers_503_database_bezet_and_record
     with TestClient(built.api) as client, psycopg.connect(fresh_database) as holder:
         # The stalled writer: inside a transaction, holding the lock the event store takes.
         holder.execute("LOCK TABLE intake.intake_events IN EXCLUSIVE MODE")
-        with caplog.at_level(logging.WARNING, logger="shared.http"):
+        with caplog.at_level(logging.WARNING, logger="shared.platform.http"):
             answer = client.post("/aanvragen", json=body, headers=headers)
         assert answer.status_code == 503
         assert answer.headers["content-type"].startswith("application/problem+json")

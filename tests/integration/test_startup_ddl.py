@@ -14,8 +14,8 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 
 from services.scheduling.application import Scheduling
-from shared.calendar import WorkingDayCalendar
-from shared.settings import Settings
+from shared.platform.calendar import WorkingDayCalendar
+from shared.platform.settings import Settings
 
 
 def _start(settings: Settings) -> None:

@@ -8,8 +8,8 @@ import nats
 import pytest
 from nats.js.api import StorageType
 
-from shared.settings import Settings
-from shared.stream import provision
+from shared.platform.settings import Settings
+from shared.platform.stream import provision
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ async def test_provisioning_again_restores_the_declared_configuration(settings: 
 
 
 def test_services_do_not_declare_streams() -> None:
-    """Only shared/stream.py (the provisioning owner) creates or updates streams."""
+    """Only shared/platform/stream.py (the provisioning owner) creates or updates streams."""
     root = Path(__file__).resolve().parents[2]
     offenders = [
         str(path.relative_to(root))

@@ -18,14 +18,14 @@ import pytest
 
 from services.intake.application import Intake
 from services.intake.domain import Aanmelding
-from shared.cli import main as weerbaar
-from shared.embedded import free_port
-from shared.eventstore import Context, utcnow
-from shared.relay import advisory_key, relay_lock_probe
-from shared.settings import Settings
-from shared.streamrebuild import rebuild
-from shared.system import System
+from shared.platform.eventstore import Context, utcnow
+from shared.platform.relay import advisory_key, relay_lock_probe
+from shared.platform.settings import Settings
 from tests.support import aanmelding, stream_count, wait_until
+from tools.cli import main as weerbaar
+from tools.embedded import free_port
+from tools.streamrebuild import rebuild
+from tools.system import System
 
 pytestmark = pytest.mark.integration
 

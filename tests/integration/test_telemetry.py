@@ -12,14 +12,14 @@ import pytest
 from services.intake.application import Intake
 from services.intake.domain import Aanmelding
 from services.intake.gateway import to_public
-from shared.consumer import Delivery, DurableConsumer, Subscription
 from shared.contracts import events as public
 from shared.contracts.registry import subject_for, to_cloudevent
-from shared.eventstore import Context, utcnow
-from shared.relay import OutboxRelay
-from shared.settings import Settings
-from shared.stream import provision
-from shared.telemetry import (
+from shared.platform.consumer import Delivery, DurableConsumer, Subscription
+from shared.platform.eventstore import Context, utcnow
+from shared.platform.relay import OutboxRelay
+from shared.platform.settings import Settings
+from shared.platform.stream import provision
+from shared.platform.telemetry import (
     LAST_NOTIFICATION_ID,
     LAST_PUBLISHED_AT,
     RELAY_LAG,

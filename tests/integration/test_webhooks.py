@@ -28,14 +28,14 @@ from fastapi.testclient import TestClient
 from services.notifications.bootstrap import NotificationsComponents, bootstrap
 from services.notifications.webhook_sender import WebhookSender
 from services.notifications.webhooks import AbonnementFalend, AbonnementHersteld, verify
-from shared.consumer import DurableConsumer
 from shared.contracts import events as public
 from shared.contracts.registry import subject_for, to_cloudevent
-from shared.embedded import free_port
-from shared.eventstore import DomainEvent, FixedClock
-from shared.relay import OutboxRelay
-from shared.settings import Settings
+from shared.platform.consumer import DurableConsumer
+from shared.platform.eventstore import DomainEvent, FixedClock
+from shared.platform.relay import OutboxRelay
+from shared.platform.settings import Settings
 from tests.support import stream_messages, token, wait_until
+from tools.embedded import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from shared.auth import (
+from shared.platform.auth import (
     IDP_KEYS_CODE,
     REFUSAL_UNRECORDED_CODE,
     Auth,
@@ -38,7 +38,7 @@ from shared.auth import (
     issue_token,
     load_or_create_secret,
 )
-from shared.http import create_app
+from shared.platform.http import create_app
 
 ISSUER = "https://login.example.test/realms/weerbaar"
 AUDIENCE = "weerbaar"

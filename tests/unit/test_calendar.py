@@ -14,7 +14,7 @@ import holidays
 import pytest
 from pydantic import ValidationError
 
-from shared.calendar import (
+from shared.platform.calendar import (
     ALGEMENE_TERMIJNENWET,
     CalendarProfile,
     Feestdag,
@@ -23,7 +23,7 @@ from shared.calendar import (
     _feestdagen,
     profile_from_name,
 )
-from shared.settings import Settings
+from shared.platform.settings import Settings
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 ATW = WorkingDayCalendar(ALGEMENE_TERMIJNENWET)

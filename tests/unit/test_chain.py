@@ -13,8 +13,8 @@ from uuid import UUID, uuid4
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from shared.chain import GENESIS, Checkpoint, Problem, ProblemKind, frame, link, locate
-from shared.signing import (
+from shared.platform.chain import GENESIS, Checkpoint, Problem, ProblemKind, frame, link, locate
+from shared.platform.signing import (
     KEY_FILE_NAME,
     generate_signing_key,
     key_id_of,

@@ -23,9 +23,9 @@ from services.intake.domain import (
 )
 from services.intake.replay import _matches
 from services.intake.retention import check_settings
-from shared.errors import Conflict
-from shared.eventstore import Context
-from shared.settings import Settings
+from shared.platform.errors import Conflict
+from shared.platform.eventstore import Context
+from shared.platform.settings import Settings
 from tests.support import aanmelding
 
 NU = datetime(2026, 5, 11, 10, 0, tzinfo=UTC)

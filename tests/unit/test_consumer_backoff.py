@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.consumer import SERVER_MAX_DELIVER, transient_retry_delay
+from shared.platform.consumer import SERVER_MAX_DELIVER, transient_retry_delay
 
 
 def test_a_brief_outage_costs_a_message_at_most_a_few_seconds_once_it_is_over() -> None:

@@ -8,11 +8,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from shared.contract_routes import contract_router
-from shared.contracts import asyncapi
 from shared.contracts.generate import ENVELOPE_FILE, LOCK_FILE, SCHEMA_DIR, schema_file
 from shared.contracts.registry import ALL_EVENTS, event_type
-from shared.http import PROBLEM_JSON, create_app
+from shared.platform import asyncapi
+from shared.platform.contract_routes import contract_router
+from shared.platform.http import PROBLEM_JSON, create_app
 
 BASE = "http://testserver"
 

@@ -12,7 +12,7 @@ from services.intake.projections import Dossier, fold
 from shared.contracts import events as ev
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import to_cloudevent
-from shared.eventstore import public_event_id
+from shared.platform.eventstore import public_event_id
 
 T0 = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)  # Monday
 DEADLINE = datetime(2026, 3, 4, 23, 0, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.email_address import AdresOngeldig, adres_sleutel, email_address, veilig_adres
+from shared.platform.email_address import AdresOngeldig, adres_sleutel, email_address, veilig_adres
 
 KEY = b"k" * 32
 

@@ -35,7 +35,7 @@ from services.intake.domain import (
     dien_in,
 )
 from shared.contracts import events as public
-from shared.eventstore import (
+from shared.platform.eventstore import (
     VERGETEN,
     Context,
     DomainEvent,
@@ -43,7 +43,7 @@ from shared.eventstore import (
     _NoTranscoder,
     first_event,
 )
-from shared.keys import KeyEncryptionKeys, KeyStoreError, MemoryKeys, Vergeten
+from shared.platform.keys import KeyEncryptionKeys, KeyStoreError, MemoryKeys, Vergeten
 
 NU = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
 CTX = Context(now=NU, actor_id="adv-1", actor_role="adviseur")

@@ -19,7 +19,7 @@ from services.intake.domain import Aanmelding, AanvraagIngetrokken, AanvraagOntv
 from services.notifications.domain import NotificatieMislukt
 from services.scheduling.domain import PlanningGeopend
 from shared.contracts.envelope import OPAQUE_ID_PATTERN
-from shared.eventstore import (
+from shared.platform.eventstore import (
     Aggregate,
     Context,
     DomainEvent,

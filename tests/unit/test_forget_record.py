@@ -1,4 +1,5 @@
-"""The forget record beside the KEKs (``shared.forgotten``): durable, one entry per dossier."""
+"""The forget record beside the KEKs (``shared.platform.forgotten``): durable, one entry per
+dossier."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from uuid import uuid4
 
 import pytest
 
-from shared.forgotten import ForgetRecord, ForgetRecordError, Forgotten
+from shared.platform.forgotten import ForgetRecord, ForgetRecordError, Forgotten
 
 NU = datetime(2026, 5, 11, 10, 0, tzinfo=UTC)
 

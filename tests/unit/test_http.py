@@ -1,5 +1,5 @@
-"""What a caller and an operator see of `shared.http`: problem+json errors that never echo input,
-body limits, trace ids, health checks, and JSON logs."""
+"""What a caller and an operator see of `shared.platform.http`: problem+json errors that never echo
+input, body limits, trace ids, health checks, and JSON logs."""
 
 import io
 import json
@@ -16,9 +16,9 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.errors import Conflict
-from shared.http import add_readiness_check, create_app
-from shared.logging import JsonFormatter, configure_logging
+from shared.platform.errors import Conflict
+from shared.platform.http import add_readiness_check, create_app
+from shared.platform.logging import JsonFormatter, configure_logging
 
 LIMIT = 1000
 

@@ -23,9 +23,9 @@ from services.intake.domain import (
     sluit_af,
     trek_in,
 )
-from shared.errors import Conflict
-from shared.eventstore import Context
-from shared.http import create_app
+from shared.platform.errors import Conflict
+from shared.platform.eventstore import Context
+from shared.platform.http import create_app
 
 INGEDIEND = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
 LATER = datetime(2026, 3, 4, 14, 0, tzinfo=UTC)

@@ -20,9 +20,9 @@ from services.notifications.domain import (
     verzonden,
 )
 from services.notifications.webhooks import RetrySchedule
-from shared.errors import Conflict
-from shared.eventstore import Context
-from shared.settings import Settings
+from shared.platform.errors import Conflict
+from shared.platform.eventstore import Context
+from shared.platform.settings import Settings
 
 NU = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
 CTX = Context(now=NU, causation_id="ev-1")

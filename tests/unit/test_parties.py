@@ -9,10 +9,10 @@ from uuid import uuid4
 
 import pytest
 
-from shared.auth import Principal, Role
-from shared.embedded import free_port
-from shared.errors import NietBeschikbaar
-from shared.parties import REGISTRY_UNREACHABLE_CODE, DossierParties
+from shared.platform.auth import Principal, Role
+from shared.platform.errors import NietBeschikbaar
+from shared.platform.parties import REGISTRY_UNREACHABLE_CODE, DossierParties
+from tools.embedded import free_port
 
 CALLER = Principal(sub="usr-1", roles=frozenset({Role.bestuurder}), email="b@example.org")
 

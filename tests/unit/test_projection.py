@@ -7,8 +7,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from shared.eventstore import Aggregate, DomainEvent
-from shared.projection import AggregateProjection, Table
+from shared.platform.eventstore import Aggregate, DomainEvent
+from shared.platform.projection import AggregateProjection, Table
 
 
 class Lijst(Aggregate):

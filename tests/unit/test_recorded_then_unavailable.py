@@ -6,8 +6,8 @@ from __future__ import annotations
 import psycopg
 from fastapi.testclient import TestClient
 
-from shared.eventstore import note_recorded
-from shared.http import COMMIT_IN_DOUBT_CODE, create_app
+from shared.platform.eventstore import note_recorded
+from shared.platform.http import COMMIT_IN_DOUBT_CODE, create_app
 
 
 def _client() -> TestClient:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.relay import Position, PositionHeader, advisory_key
-from shared.settings import SERVICES
+from shared.platform.relay import Position, PositionHeader, advisory_key
+from shared.platform.settings import SERVICES
 
 
 @pytest.mark.parametrize(

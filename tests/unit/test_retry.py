@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import Conflict
-from shared.eventstore import ConcurrencyConflict, retry_on_conflict
+from shared.platform.errors import Conflict
+from shared.platform.eventstore import ConcurrencyConflict, retry_on_conflict
 
 
 def test_a_command_that_loses_once_is_retried() -> None:

@@ -19,8 +19,8 @@ from services.scheduling.domain import (
     stel_verstrijken_vast,
     stop,
 )
-from shared.errors import Conflict
-from shared.eventstore import Context, DomainEvent
+from shared.platform.errors import Conflict
+from shared.platform.eventstore import Context, DomainEvent
 
 INGEDIEND = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)  # a Monday
 DEADLINE = datetime(2026, 3, 4, 23, 0, tzinfo=UTC)  # end of Wednesday, Amsterdam

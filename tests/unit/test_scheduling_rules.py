@@ -39,10 +39,10 @@ from services.scheduling.domain import (
     verzet_afspraak,
     vraag_toelichting_aan,
 )
-from shared.calendar import WorkingDayCalendar, WorkingHours, profile_from_name
 from shared.contracts import events as public
-from shared.errors import Conflict, NietGevonden, Ongeldig
-from shared.eventstore import Context, DomainEvent
+from shared.platform.calendar import WorkingDayCalendar, WorkingHours, profile_from_name
+from shared.platform.errors import Conflict, NietGevonden, Ongeldig
+from shared.platform.eventstore import Context, DomainEvent
 
 INGEDIEND = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
 DEADLINE = datetime(2026, 3, 4, 23, 0, tzinfo=UTC)

@@ -30,12 +30,12 @@ from services.notifications.mailer import Mailer, OutgoingMail, SmtpConfig, buil
 from services.notifications.templates import TEMPLATES
 from services.notifications.webhook_store import WEBHOOK_SERIES
 from services.notifications.webhooks import RetrySchedule
-from shared.eventstore import DomainEvent, FixedClock, PydanticMapper, _NoTranscoder
-from shared.http import create_app
-from shared.logging import JsonFormatter
-from shared.reconcile import STREAM_AHEAD
-from shared.settings import Settings
-from shared.telemetry import (
+from shared.platform.eventstore import DomainEvent, FixedClock, PydanticMapper, _NoTranscoder
+from shared.platform.http import create_app
+from shared.platform.logging import JsonFormatter
+from shared.platform.reconcile import STREAM_AHEAD
+from shared.platform.settings import Settings
+from shared.platform.telemetry import (
     STORE_SERIES,
     configure_tracing,
     context_from_traceparent,

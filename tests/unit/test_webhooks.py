@@ -30,7 +30,7 @@ from services.notifications.webhooks import (
     url_fout,
     verify,
 )
-from shared.settings import Settings
+from shared.platform.settings import Settings
 
 NU = datetime(2026, 5, 11, 10, 0, tzinfo=UTC)
 DOSSIER = uuid4()
