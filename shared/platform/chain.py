@@ -76,13 +76,13 @@ import sys
 import time
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -97,9 +97,6 @@ from shared.platform.signing import (
     load_public_keys,
     signature_valid,
 )
-
-if TYPE_CHECKING:
-    from shared.platform.runtime import Worker
 
 log = logging.getLogger(__name__)
 
@@ -634,8 +631,9 @@ def checkpointer(
     *,
     interval_s: float = 60.0,
     key_path: Path | None = None,
-) -> Worker:
-    """A worker that checkpoints the service's log every ``interval_s`` until stopped."""
+) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """A worker (``shared.platform.runtime.Worker``) that checkpoints the service's log every
+    ``interval_s`` until stopped."""
     path = key_path or settings.data_dir / "secrets" / KEY_FILE_NAME
 
     async def run(stop: asyncio.Event) -> None:

@@ -38,8 +38,8 @@ from shared.platform.relay import advisory_key, cloudevents_for
 from shared.platform.settings import Settings
 
 if TYPE_CHECKING:
+    from shared.platform.eventstore import ServiceApplication
     from shared.platform.relay import Gateway
-    from shared.platform.runtime import Components
 
 #: Public events per stored event are numbered ``index`` within it; the rebuild orders events
 #: recorded together by ``notification_id * POSITION_SCALE + index``, as the relay published them.
@@ -55,7 +55,8 @@ def public_envelopes(
 
 
 def export_public(
-    components: Components,
+    app: ServiceApplication,
+    gateway: Gateway,
     settings: Settings,
     after: int,
     out: TextIO,
@@ -63,7 +64,6 @@ def export_public(
     batch_size: int = 500,
 ) -> int:
     """Write the public events of the log after ``after``, up to its end now; the lines written."""
-    app = components.app
     mapper = app.mapper
     assert isinstance(mapper, PydanticMapper)
     end = app.recorder.max_notification_id() or 0
@@ -78,7 +78,7 @@ def export_public(
         # rebuild sees exactly the envelopes the relay publishes.
         events = mapper.to_domain_events(batch, skeleton=True)
         for notification, event in zip(batch, events, strict=True):
-            envelopes = public_envelopes(app.service, settings, event, components.gateway)
+            envelopes = public_envelopes(app.service, settings, event, gateway)
             if len(envelopes) >= POSITION_SCALE:
                 raise RuntimeError(f"{len(envelopes)} public events from one stored event")
             public = ",".join(e.to_json().decode() for e in envelopes)

@@ -160,7 +160,8 @@ def main(bootstrap: Bootstrap, service: str, argv: Sequence[str] | None = None) 
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["replay"]:
         raise SystemExit(_replay(bootstrap, service, arguments[1:]))
-    parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
+    # The service's package, as ``python -m`` runs it (its bootstrap module's parent).
+    parser = argparse.ArgumentParser(prog=f"python -m {bootstrap.__module__.rpartition('.')[0]}")
     parser.add_argument("--role", choices=("all", *ROLES), action="append")
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument(
@@ -203,7 +204,7 @@ def main(bootstrap: Bootstrap, service: str, argv: Sequence[str] | None = None) 
         print(f"dead letter {args.redrive}: {outcome.replace('_', ' ')}")
         return
     if args.export_public is not None:
-        export_public(components, settings, args.export_public, sys.stdout)
+        export_public(components.app, components.gateway, settings, args.export_public, sys.stdout)
         components.app.close()
         return
 

@@ -15,15 +15,13 @@ from urllib.parse import unquote, urlsplit
 from pydantic import AnyUrl, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICES: tuple[str, ...] = ("intake", "scheduling", "assessment", "approval", "notifications")
+from shared.contracts.events import Dienst
 
-DEFAULT_PORTS: dict[str, int] = {
-    "intake": 8001,
-    "scheduling": 8002,
-    "assessment": 8003,
-    "approval": 8004,
-    "notifications": 8005,
-}
+#: The services, in the order of the public contract's ``Dienst`` (the producers it names).
+SERVICES: tuple[str, ...] = tuple(dienst.value for dienst in Dienst)
+
+#: Each service's API port when nothing else is set: 8001 onwards, in that order.
+DEFAULT_PORTS: dict[str, int] = {service: 8001 + i for i, service in enumerate(SERVICES)}
 
 
 class AuthMode(StrEnum):

@@ -26,7 +26,7 @@ import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import httpx
 from opentelemetry import context as otel_context
@@ -42,8 +42,29 @@ from prometheus_client.registry import Collector
 from psycopg.sql import SQL, Identifier
 
 if TYPE_CHECKING:
-    from shared.platform.eventstore import ServiceApplication
+    from eventsourcing.postgres import PostgresDatastore
+
     from shared.platform.settings import Settings
+
+
+class ServiceApplication(Protocol):
+    """What the event store's metrics read of a service's application
+    (``shared.platform.eventstore.ServiceApplication``, which imports this module)."""
+
+    @property
+    def service(self) -> str:
+        """The service's name (its schema)."""
+        ...
+
+    @property
+    def datastore(self) -> PostgresDatastore:
+        """The event store's connection pool."""
+        ...
+
+    def max_notification_id(self) -> int:
+        """The id of the last event in the service's log."""
+        ...
+
 
 __all__ = [
     "ServiceMetrics",
