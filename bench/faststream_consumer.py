@@ -8,9 +8,9 @@ extensions the relay sets) and then lets each variant consume all N in a fresh d
 consumer, each run in its own Python subprocess so its CPU time is its own:
 
 - ``nats_py_fetch``: nats-py ``fetch(B)``, ``CloudEvent.from_json`` and ``from_cloudevent`` (the
-  contract validation of ``shared.consumer``), ``ack`` per message: our consumer's path without
-  the database, the worker thread, spans and metrics;
-- ``durable_consumer``: ``shared.consumer.DurableConsumer`` itself with a handler that does
+  contract validation of ``shared.platform.consumer``), ``ack`` per message: our consumer's path
+  without the database, the worker thread, spans and metrics;
+- ``durable_consumer``: ``shared.platform.consumer.DurableConsumer`` itself with a handler that does
   nothing (so: also its worker thread per message, span, metrics and stats);
 - ``durable_consumer_batch``: the same with a ``batch_handler`` that does nothing (one worker
   thread hop per fetch, as intake's projection consumer runs; span and ack per message);
@@ -53,19 +53,20 @@ from faststream.nats import JStream, NatsBroker, PullSub
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from shared.consumer import Delivery, DurableConsumer, Subscription
 from shared.contracts import events as ev
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import STREAM_NAME, from_cloudevent, subject_for, to_cloudevent
-from shared.embedded import EmbeddedNats
-from shared.settings import Settings
-from shared.stream import stream_configs
+from shared.platform.consumer import Delivery, DurableConsumer, Subscription
+from shared.platform.settings import Settings
+from shared.platform.stream import stream_configs
+from tools.embedded import EmbeddedNats
 
 VARIANTS: dict[str, str] = {
     "nats_py_fetch": "nats-py fetch(B) + CloudEvent.from_json + from_cloudevent + ack per message",
-    "durable_consumer": "shared.consumer.DurableConsumer, no-op handler (thread, span, metrics)",
-    "durable_consumer_batch": "shared.consumer.DurableConsumer, no-op batch_handler (one thread "
-    "hop per fetch, span and ack per message)",
+    "durable_consumer": "shared.platform.consumer.DurableConsumer, no-op handler "
+    "(thread, span, metrics)",
+    "durable_consumer_batch": "shared.platform.consumer.DurableConsumer, no-op batch_handler "
+    "(one thread hop per fetch, span and ack per message)",
     "faststream_pull": "FastStream NatsBroker, PullSub(batch_size=B), handler(body: CloudEvent), "
     "NACK_ON_ERROR, from_cloudevent",
     "faststream_pull_batch": "FastStream NatsBroker, PullSub(batch_size=B, batch=True), "
