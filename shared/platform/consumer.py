@@ -9,7 +9,8 @@ What happens to a message:
 - handled, or already handled (``AlreadyProcessed``) → ack;
 - the database or broker is unavailable (``TransientError``, psycopg/eventsourcing operational
   errors) → nak with back-off; it does not count against the application's attempts;
-- the handler failed ``max_deliver`` times, or the message is not a valid CloudEvent of a known type
+- the handler failed ``max_deliver`` times (its failures, counted apart from the deliveries an
+  outage took), or the message is not a valid CloudEvent of a known type
   (poison) → published to the dead-letter stream with the reason, then terminated. Nothing is
   silently dropped.
 
@@ -24,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: A generous server-side ceiling; the application's own limit (settings) decides dead-lettering.
 SERVER_MAX_DELIVER = 1000
+#: Messages whose handler failures one consumer keeps count of (the oldest forgotten first).
+FAILURE_MEMORY = 10_000
 
 
 def transient_retry_delay(attempt: int) -> float:
@@ -150,6 +154,10 @@ class DurableConsumer:
         self.handled = 0
         self.deadlettered = 0
         self.redelivered = 0
+        #: Handler failures per stream sequence, apart from the deliveries an outage took (the
+        #: server's ``num_delivered`` counts those too). Kept in this process only: a restart or
+        #: another replica starts again from nothing, so a message gets more attempts, never fewer.
+        self._failures: OrderedDict[int, int] = OrderedDict()
         self.ready = asyncio.Event()
         self.stats_interval_s = stats_interval_s
         self.metrics = metrics_for(service)
@@ -352,14 +360,24 @@ class DurableConsumer:
                     "attempt": attempt,
                 },
             )
-            if attempt >= self.settings.consumer_max_deliver:
+            failures = self._failed(msg.metadata.sequence.stream)
+            if failures >= self.settings.consumer_max_deliver:
                 await self._deadletter(js, msg, f"handler_failed:{type(exc).__name__}", attempt)
                 return "deadlettered"
-            await msg.nak(delay=min(10.0, 0.2 * 2**attempt))
+            await msg.nak(delay=min(10.0, 0.2 * 2**failures))
             return "failed"
+        self._failures.pop(msg.metadata.sequence.stream, None)
         await msg.ack()
         self.handled += 1
         return outcome
+
+    def _failed(self, sequence: int) -> int:
+        """Count one more handler failure of the message at ``sequence``; the count."""
+        failures = self._failures.pop(sequence, 0) + 1
+        self._failures[sequence] = failures
+        while len(self._failures) > FAILURE_MEMORY:
+            self._failures.popitem(last=False)
+        return failures
 
     async def _report_stats(self, js: JetStreamContext) -> None:
         """Pending, unacked and redelivered messages (consumer info); waiting dead letters."""
@@ -413,6 +431,7 @@ class DurableConsumer:
 
     async def _deadletter(self, js: JetStreamContext, msg: Msg, reason: str, attempt: int) -> None:
         seq = msg.metadata.sequence.stream
+        self._failures.pop(seq, None)
         headers = {
             "Nats-Msg-Id": f"{self.durable}:{seq}",
             "Weerbaar-Reason": reason,

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import httpx
 import nats
+import psycopg
 import pytest
 from psycopg.sql import SQL
 
 from services.scheduling.application import Scheduling
 from shared.contracts import events as public
 from shared.contracts.registry import subject_for, to_cloudevent
+from shared.platform import consumer as consumer_module
 from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.consumer import Delivery, DurableConsumer, Subscription
 from shared.platform.deadletters import list_deadletters
@@ -243,6 +245,49 @@ async def test_poison_and_failing_messages_go_to_the_dead_letters(settings: Sett
     assert scheduling.planning(good).deadline is not None, "good messages keep flowing"
     text = repr(letters)
     assert "not a code" not in text, "a dead letter's listing does not echo the payload"
+
+
+async def test_outage_redeliveries_do_not_count_against_the_handlers_attempts(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message that met a long outage (more deliveries than the application's attempts) and
+    then one real failure is tried again, not dead-lettered: only failures count."""
+    monkeypatch.setattr(consumer_module, "transient_retry_delay", lambda attempt: 0.0)
+    outages = settings.consumer_max_deliver + 2
+    attempts: list[int] = []
+
+    def handle(delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        if len(attempts) <= outages:
+            raise psycopg.OperationalError("the database is down")
+        if len(attempts) == outages + 1:
+            raise RuntimeError("one real failure")
+
+    subject, payload = _ingediend(uuid.uuid4())
+    await _publish(settings, subject, payload)
+    consumer = DurableConsumer(
+        "scheduling",
+        Subscription("outage", ["weerbaar.intake.AanvraagIngediend.*"], handle),
+        settings,
+    )
+    await _run_consumers([consumer], until=lambda: consumer.handled + consumer.deadlettered >= 1)
+    assert consumer.deadlettered == 0
+    assert consumer.handled == 1
+    assert attempts == list(range(1, outages + 3)), "one delivery per try, in order"
+
+
+def test_failures_are_counted_per_message_and_forgotten_oldest_first(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(consumer_module, "FAILURE_MEMORY", 3)
+    consumer = DurableConsumer(
+        "scheduling", Subscription("count", ["weerbaar.x.>"], lambda delivery: None), settings
+    )
+    assert [consumer._failed(7), consumer._failed(7), consumer._failed(8)] == [1, 2, 1]
+    for sequence in (9, 10):
+        consumer._failed(sequence)
+    assert consumer._failed(7) == 1, "the oldest count was forgotten: more attempts, never fewer"
+    assert consumer._failed(10) == 2
 
 
 async def test_a_batch_handler_takes_whole_fetches_and_falls_back_one_by_one(
