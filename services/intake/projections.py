@@ -18,7 +18,9 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 from pydantic import BaseModel, ConfigDict
 
+from shared.contracts import events as ev
 from shared.contracts.envelope import CloudEvent
+from shared.contracts.registry import model_for_type
 from shared.platform.consumer import Delivery
 from shared.platform.eventstore import ServiceApplication
 
@@ -247,8 +249,7 @@ def fold(
     ordered = sorted(envelopes, key=lambda e: (e.time, order.get(e.id, 0), e.id))
     if not any(_name(e) == "AanvraagIngediend" for e in ordered):
         return None
-    state: dict[str, Any] = {}
-    fold_state = _Fold()
+    folding = _Fold()
     tijdlijn: list[TijdlijnRegel] = []
     # AanvraagIngediend first: another service's event may carry an earlier timestamp.
     ordered.sort(key=lambda e: _name(e) != "AanvraagIngediend")
@@ -264,34 +265,66 @@ def fold(
                     actor_id=envelope.actorid,
                 )
             )
-        fold_state.apply(state, name, envelope)
-    state.update(fold_state.collected())
+        folding.apply(envelope)
+    state = folding.collected()
     state["tijdlijn"] = tuple(sorted(tijdlijn, key=lambda r: r.tijd))  # stable: ties keep order
     return Dossier.model_validate(state)
 
 
 def uitvoering(envelopes: Iterable[CloudEvent]) -> tuple[int, int]:
     """(measures of the approved report, how many of them are carried out)."""
-    fold_state = _Fold()
-    state: dict[str, Any] = {"status": "ingediend"}
+    folding = _Fold(status="ingediend")
     for envelope in sorted(envelopes, key=lambda e: (e.time, e.id)):
-        fold_state.apply(state, _name(envelope), envelope)
-    maatregelen = fold_state.collected()["maatregelen"]
+        folding.apply(envelope)
+    maatregelen = folding.collected()["maatregelen"]
     return len(maatregelen), sum(1 for m in maatregelen if m.uitgevoerd_op is not None)
 
 
-class _Fold:
-    """The parts of the dossier that are collections, built while folding."""
+_Handler = Callable[["_Fold", Any, CloudEvent], None]
+#: One handler per public event type the dossier shows; the types not listed change nothing in it
+#: (refusals, hand-outs of personal data, webhook states, the retention's destroying).
+_HANDLERS: dict[type[ev.PublicEvent], _Handler] = {}
 
-    def __init__(self) -> None:
-        self.notificaties: dict[str, Notificatie] = {}
-        self.afspraken: dict[str, dict[str, Any]] = {}
+
+def _handles(*types: type[ev.PublicEvent]) -> Callable[[_Handler], _Handler]:
+    def register(handler: _Handler) -> _Handler:
+        for event_type in types:
+            _HANDLERS[event_type] = handler
+        return handler
+
+    return register
+
+
+class _Fold:
+    """A dossier while its events are folded into it, one handler per event type."""
+
+    def __init__(self, status: str | None = None) -> None:
+        self.state: dict[str, Any] = {} if status is None else {"status": status}
+        self.notificaties: dict[UUID, Notificatie] = {}
+        self.afspraken: dict[UUID, dict[str, Any]] = {}
         self.toelichtingen: list[TijdlijnRegel] = []
         self.rapport: dict[str, Any] | None = None
         self.versies: dict[int, dict[str, Any]] = {}
-        self.maatregelen_per_versie: dict[int, list[dict[str, Any]]] = {}
-        self.uitgevoerd: dict[str, tuple[datetime, str]] = {}
+        self.maatregelen_per_versie: dict[int, tuple[ev.MaatregelSamenvatting, ...]] = {}
+        self.uitgevoerd: dict[UUID, tuple[datetime, str]] = {}
         self.pkvw: dict[str, Any] = {"status": "geen"}
+
+    def apply(self, envelope: CloudEvent) -> None:
+        """Fold one event in: its envelope's data as the contract's model of its type."""
+        model = model_for_type(envelope.type)
+        handler = _HANDLERS.get(model)
+        if handler is not None:
+            handler(self, model.model_validate(envelope.data), envelope)
+
+    @property
+    def status(self) -> str | None:
+        status = self.state.get("status")
+        return None if status is None else str(status)
+
+    def to(self, new: str) -> None:
+        """Move the dossier on, unless it has ended (withdrawn or closed)."""
+        if self.status not in {"ingetrokken", "afgesloten"}:
+            self.state["status"] = new
 
     def collected(self) -> dict[str, Any]:
         rapport = None
@@ -303,18 +336,19 @@ class _Fold:
             )
         maatregelen = []
         if goedgekeurd is not None:
-            for m in self.maatregelen_per_versie.get(goedgekeurd, []):
-                done = self.uitgevoerd.get(str(m["maatregel_id"]))
+            for m in self.maatregelen_per_versie.get(goedgekeurd, ()):
+                done = self.uitgevoerd.get(m.maatregel_id)
                 maatregelen.append(
                     Maatregel.model_validate(
                         {
-                            **m,
+                            **m.model_dump(mode="json"),
                             "uitgevoerd_op": done[0] if done else None,
                             "uitgevoerd_door": done[1] if done else None,
                         }
                     )
                 )
         return {
+            **self.state,
             "notificaties": tuple(self.notificaties.values()),
             "afspraken": tuple(Afspraak.model_validate(a) for a in self.afspraken.values()),
             "toelichtingen": tuple(self.toelichtingen),
@@ -323,160 +357,230 @@ class _Fold:
             "maatregelen": tuple(maatregelen),
         }
 
-    def apply(self, state: dict[str, Any], name: str, envelope: CloudEvent) -> None:  # noqa: PLR0912, PLR0915
-        data = envelope.data
-        status = state.get("status")
-        final = status in {"ingetrokken", "afgesloten"}
-
-        def to(new: str) -> None:
-            if not final:
-                state["status"] = new
-
-        if name == "AanvraagIngediend":
-            state.update(
-                {
-                    "aanvraag_id": data["aanvraag_id"],
-                    "status": status or "ingediend",
-                    "ingediend_op": data["ingediend_op"],
-                    "ingediend_door": data["ingediend_door"],
-                    "organisatie_code": data["organisatie_code"],
-                    "binnen_regeling": data["binnen_regeling"],
-                    "verhuizing_gepland": data["verhuizing_gepland"],
-                }
-            )
-        elif name == "AanvraagBuitenRegeling":
-            state["buiten_regeling_reden"] = data["reden"]
-        elif name == "ContacttermijnGesteld":
-            state["contact_deadline"] = data["deadline"]
-        elif name == "ContactOpgenomen":
-            state["contact_op"] = data["contact_op"]
-            state["contact_binnen_termijn"] = data["binnen_termijn"]
-            if status == "ingediend":
-                to("contact_opgenomen")
-        elif name == "ContacttermijnVerstreken":
-            state["deadline_verstreken"] = True
-            state["deadline_verstreken_op"] = data["vastgesteld_op"]
-            state.setdefault("contact_deadline", data["deadline"])
-        elif name == "AfspraakGepland":
-            self.afspraken[data["afspraak_id"]] = {
-                k: data[k]
-                for k in (
-                    "afspraak_id",
-                    "soort",
-                    "vorm",
-                    "gepland_op",
-                    "duur_minuten",
-                    "adviseur_id",
-                )
-            }
-            if status == "contact_opgenomen" and self._beide("gepland", "gevoerd"):
-                to("gesprekken_gepland")
-        elif name == "AfspraakVerzet" and data["afspraak_id"] in self.afspraken:
-            afspraak = self.afspraken[data["afspraak_id"]]
-            afspraak["gepland_op"] = data["gepland_op"]
-            afspraak["keer_verzet"] = afspraak.get("keer_verzet", 0) + 1
-        elif name == "AfspraakGeannuleerd" and data["afspraak_id"] in self.afspraken:
-            self.afspraken[data["afspraak_id"]]["status"] = "geannuleerd"
-        elif name == "GesprekGevoerd" and data["afspraak_id"] in self.afspraken:
-            afspraak = self.afspraken[data["afspraak_id"]]
-            afspraak["status"] = "gevoerd"
-            afspraak["gevoerd_op"] = data["gevoerd_op"]
-            if status in {"contact_opgenomen", "gesprekken_gepland"} and self._beide("gevoerd"):
-                to("gesprekken_gevoerd")
-        elif name == "WoningscanUitgevoerd" and data["afspraak_id"] in self.afspraken:
-            self.afspraken[data["afspraak_id"]]["woningscan_uitgevoerd_op"] = data["uitgevoerd_op"]
-        elif name == "ToelichtingAangevraagd":
-            self.toelichtingen.append(
-                TijdlijnRegel(
-                    tijd=data["aangevraagd_op"],
-                    gebeurtenis="ToelichtingAangevraagd",
-                    dienst="scheduling",
-                    rol=data["aangevraagd_door"],
-                )
-            )
-        elif name in {"RapportOpgesteld", "RapportHerzien"}:
-            self.rapport = self.rapport or {"rapport_id": data["rapport_id"]}
-            self.versies[data["versie"]] = {
-                "versie": data["versie"],
-                "opgesteld_op": envelope.time,
-                "aantal_maatregelen": data["aantal_maatregelen"],
-            }
-            self.maatregelen_per_versie[data["versie"]] = list(data.get("maatregelen", ()))
-            to("rapport_in_opstelling")
-        elif name == "RapportTerToetsingAangeboden" and data["versie"] in self.versies:
-            self.versies[data["versie"]].update(
-                ter_toetsing_op=envelope.time, inhoud_hash=data["inhoud_hash"]
-            )
-            to("ter_toetsing")
-        elif name in {"RapportGoedgekeurd", "RapportAfgekeurd"} and data["versie"] in self.versies:
-            besluit = "goedgekeurd" if name == "RapportGoedgekeurd" else "afgekeurd"
-            self.versies[data["versie"]].update(
-                besluit=besluit, besluit_op=envelope.time, aantal_redenen=data.get("aantal_redenen")
-            )
-            if besluit == "goedgekeurd":
-                assert self.rapport is not None
-                self.rapport["goedgekeurde_versie"] = data["versie"]
-            to(besluit)
-        elif name == "RapportVerstrektAanBestuurder" and self.rapport is not None:
-            self.rapport["verstrekt_aan_bestuurder_op"] = envelope.time
-        elif name == "InstemmingGegeven" and self.rapport is not None:
-            self.rapport["instemming"] = "gegeven"
-        elif name == "InstemmingGeweigerd" and self.rapport is not None:
-            self.rapport["instemming"] = "geweigerd"
-            if status == "goedgekeurd":
-                to("in_uitvoering" if self.uitgevoerd else "instemming_geweigerd")
-        elif name == "RapportVrijgegeven" and self.rapport is not None:
-            self.rapport["vrijgegeven_op"] = envelope.time
-            if status in {"goedgekeurd", "instemming_geweigerd"}:
-                to("in_uitvoering" if self.uitgevoerd else "vrijgegeven")
-        elif name == "RapportIngezien" and self.rapport is not None:
-            self.rapport["keer_ingezien"] = self.rapport.get("keer_ingezien", 0) + 1
-        elif name == "PkvwStatusGewijzigd":
-            self.pkvw = {
-                "status": data["status"],
-                "geldig_tot": data.get("geldig_tot"),
-                "gewijzigd_op": envelope.time,
-            }
-        elif name == "MaatregelUitgevoerd":
-            self.uitgevoerd[str(data["maatregel_id"])] = (
-                data["uitgevoerd_op"],
-                data["uitgevoerd_door"],
-            )
-            # Before the bestuurder decided on consent the dossier stays goedgekeurd (it waits
-            # on that decision: the secretariat's list of pending consents); the decision then
-            # moves it straight on to in_uitvoering.
-            if status in _NA_INSTEMMINGSBESLUIT:
-                to("in_uitvoering")
-        elif name == "AanvraagIngetrokken":
-            to("ingetrokken")
-            state["ingetrokken_op"] = data["ingetrokken_op"]
-        elif name == "DossierAfgesloten":
-            to("afgesloten")
-            state["afgesloten_op"] = data["afgesloten_op"]
-            state["afsluit_reden"] = data["reden"]
-        elif name == "PersoonsgegevensVergeten":
-            state["persoonsgegevens_vergeten_op"] = data["vergeten_op"]
-        elif name == "BewaarplichtOpgelegd":
-            state["bewaarplicht"] = data["reden"]
-        elif name == "BewaarplichtOpgeheven":
-            state["bewaarplicht"] = None
-        elif name in {"NotificatieVerzonden", "NotificatieMislukt"}:
-            note = "verzonden"
-            if name == "NotificatieMislukt":
-                note = "definitief_mislukt" if data["definitief"] else "mislukt"
-            self.notificaties[data["notificatie_id"]] = Notificatie(
-                notificatie_id=data["notificatie_id"],
-                soort=data["soort"],
-                status=note,
-                op=envelope.time,
-            )
-
-    def _beide(self, *statussen: str) -> bool:
+    def beide(self, *statussen: str) -> bool:
         """Whether both conversations (werkgever and bestuurder) are in one of these states."""
         soorten = {
             a["soort"] for a in self.afspraken.values() if a.get("status", "gepland") in statussen
         }
         return {"gesprek_werkgever", "gesprek_bestuurder"} <= soorten
+
+    # --- intake ----------------------------------------------------------------------------------
+
+    @_handles(ev.AanvraagIngediend)
+    def _ingediend(self, event: ev.AanvraagIngediend, envelope: CloudEvent) -> None:
+        self.state.update(
+            aanvraag_id=event.aanvraag_id,
+            status=self.status or "ingediend",
+            ingediend_op=event.ingediend_op,
+            ingediend_door=event.ingediend_door,
+            organisatie_code=event.organisatie_code,
+            binnen_regeling=event.binnen_regeling,
+            verhuizing_gepland=event.verhuizing_gepland,
+        )
+
+    @_handles(ev.AanvraagBuitenRegeling)
+    def _buiten_regeling(self, event: ev.AanvraagBuitenRegeling, envelope: CloudEvent) -> None:
+        self.state["buiten_regeling_reden"] = event.reden
+
+    @_handles(ev.AanvraagIngetrokken)
+    def _ingetrokken(self, event: ev.AanvraagIngetrokken, envelope: CloudEvent) -> None:
+        self.to("ingetrokken")
+        self.state["ingetrokken_op"] = event.ingetrokken_op
+
+    @_handles(ev.DossierAfgesloten)
+    def _afgesloten(self, event: ev.DossierAfgesloten, envelope: CloudEvent) -> None:
+        self.to("afgesloten")
+        self.state["afgesloten_op"] = event.afgesloten_op
+        self.state["afsluit_reden"] = event.reden
+
+    @_handles(ev.PersoonsgegevensVergeten)
+    def _vergeten(self, event: ev.PersoonsgegevensVergeten, envelope: CloudEvent) -> None:
+        self.state["persoonsgegevens_vergeten_op"] = event.vergeten_op
+
+    @_handles(ev.BewaarplichtOpgelegd)
+    def _bewaarplicht(self, event: ev.BewaarplichtOpgelegd, envelope: CloudEvent) -> None:
+        self.state["bewaarplicht"] = event.reden
+
+    @_handles(ev.BewaarplichtOpgeheven)
+    def _bewaarplicht_opgeheven(
+        self, event: ev.BewaarplichtOpgeheven, envelope: CloudEvent
+    ) -> None:
+        self.state["bewaarplicht"] = None
+
+    # --- scheduling ------------------------------------------------------------------------------
+
+    @_handles(ev.ContacttermijnGesteld)
+    def _termijn(self, event: ev.ContacttermijnGesteld, envelope: CloudEvent) -> None:
+        self.state["contact_deadline"] = event.deadline
+
+    @_handles(ev.ContactOpgenomen)
+    def _contact(self, event: ev.ContactOpgenomen, envelope: CloudEvent) -> None:
+        self.state["contact_op"] = event.contact_op
+        self.state["contact_binnen_termijn"] = event.binnen_termijn
+        if self.status == "ingediend":
+            self.to("contact_opgenomen")
+
+    @_handles(ev.ContacttermijnVerstreken)
+    def _verstreken(self, event: ev.ContacttermijnVerstreken, envelope: CloudEvent) -> None:
+        self.state["deadline_verstreken"] = True
+        self.state["deadline_verstreken_op"] = event.vastgesteld_op
+        self.state.setdefault("contact_deadline", event.deadline)
+
+    @_handles(ev.AfspraakGepland)
+    def _gepland(self, event: ev.AfspraakGepland, envelope: CloudEvent) -> None:
+        self.afspraken[event.afspraak_id] = {
+            "afspraak_id": event.afspraak_id,
+            "soort": event.soort,
+            "vorm": event.vorm,
+            "gepland_op": event.gepland_op,
+            "duur_minuten": event.duur_minuten,
+            "adviseur_id": event.adviseur_id,
+        }
+        if self.status == "contact_opgenomen" and self.beide("gepland", "gevoerd"):
+            self.to("gesprekken_gepland")
+
+    @_handles(ev.AfspraakVerzet)
+    def _verzet(self, event: ev.AfspraakVerzet, envelope: CloudEvent) -> None:
+        afspraak = self.afspraken.get(event.afspraak_id)
+        if afspraak is not None:
+            afspraak["gepland_op"] = event.gepland_op
+            afspraak["keer_verzet"] = afspraak.get("keer_verzet", 0) + 1
+
+    @_handles(ev.AfspraakGeannuleerd)
+    def _geannuleerd(self, event: ev.AfspraakGeannuleerd, envelope: CloudEvent) -> None:
+        afspraak = self.afspraken.get(event.afspraak_id)
+        if afspraak is not None:
+            afspraak["status"] = "geannuleerd"
+
+    @_handles(ev.GesprekGevoerd)
+    def _gevoerd(self, event: ev.GesprekGevoerd, envelope: CloudEvent) -> None:
+        afspraak = self.afspraken.get(event.afspraak_id)
+        if afspraak is None:
+            return
+        afspraak["status"] = "gevoerd"
+        afspraak["gevoerd_op"] = event.gevoerd_op
+        if self.status in {"contact_opgenomen", "gesprekken_gepland"} and self.beide("gevoerd"):
+            self.to("gesprekken_gevoerd")
+
+    @_handles(ev.WoningscanUitgevoerd)
+    def _woningscan(self, event: ev.WoningscanUitgevoerd, envelope: CloudEvent) -> None:
+        afspraak = self.afspraken.get(event.afspraak_id)
+        if afspraak is not None:
+            afspraak["woningscan_uitgevoerd_op"] = event.uitgevoerd_op
+
+    @_handles(ev.ToelichtingAangevraagd)
+    def _toelichting(self, event: ev.ToelichtingAangevraagd, envelope: CloudEvent) -> None:
+        self.toelichtingen.append(
+            TijdlijnRegel(
+                tijd=event.aangevraagd_op,
+                gebeurtenis="ToelichtingAangevraagd",
+                dienst="scheduling",
+                rol=event.aangevraagd_door,
+            )
+        )
+
+    # --- assessment ------------------------------------------------------------------------------
+
+    @_handles(ev.RapportOpgesteld, ev.RapportHerzien)
+    def _versie(self, event: ev.RapportOpgesteld | ev.RapportHerzien, envelope: CloudEvent) -> None:
+        self.rapport = self.rapport or {"rapport_id": event.rapport_id}
+        self.versies[event.versie] = {
+            "versie": event.versie,
+            "opgesteld_op": envelope.time,
+            "aantal_maatregelen": event.aantal_maatregelen,
+        }
+        self.maatregelen_per_versie[event.versie] = event.maatregelen
+        self.to("rapport_in_opstelling")
+
+    @_handles(ev.RapportTerToetsingAangeboden)
+    def _ter_toetsing(self, event: ev.RapportTerToetsingAangeboden, envelope: CloudEvent) -> None:
+        if event.versie in self.versies:
+            self.versies[event.versie].update(
+                ter_toetsing_op=envelope.time, inhoud_hash=event.inhoud_hash
+            )
+            self.to("ter_toetsing")
+
+    @_handles(ev.RapportIngezien)
+    def _ingezien(self, event: ev.RapportIngezien, envelope: CloudEvent) -> None:
+        if self.rapport is not None:
+            self.rapport["keer_ingezien"] = self.rapport.get("keer_ingezien", 0) + 1
+
+    @_handles(ev.PkvwStatusGewijzigd)
+    def _pkvw(self, event: ev.PkvwStatusGewijzigd, envelope: CloudEvent) -> None:
+        self.pkvw = {
+            "status": event.status,
+            "geldig_tot": event.geldig_tot,
+            "gewijzigd_op": envelope.time,
+        }
+
+    @_handles(ev.MaatregelUitgevoerd)
+    def _uitgevoerd(self, event: ev.MaatregelUitgevoerd, envelope: CloudEvent) -> None:
+        self.uitgevoerd[event.maatregel_id] = (event.uitgevoerd_op, event.uitgevoerd_door)
+        # Before the bestuurder decided on consent the dossier stays goedgekeurd (it waits on
+        # that decision: the secretariat's list of pending consents); the decision then moves
+        # it straight on to in_uitvoering.
+        if self.status in _NA_INSTEMMINGSBESLUIT:
+            self.to("in_uitvoering")
+
+    # --- approval --------------------------------------------------------------------------------
+
+    @_handles(ev.RapportGoedgekeurd)
+    def _goedgekeurd(self, event: ev.RapportGoedgekeurd, envelope: CloudEvent) -> None:
+        if event.versie in self.versies:
+            self.versies[event.versie].update(
+                besluit="goedgekeurd", besluit_op=envelope.time, aantal_redenen=None
+            )
+            assert self.rapport is not None
+            self.rapport["goedgekeurde_versie"] = event.versie
+            self.to("goedgekeurd")
+
+    @_handles(ev.RapportAfgekeurd)
+    def _afgekeurd(self, event: ev.RapportAfgekeurd, envelope: CloudEvent) -> None:
+        if event.versie in self.versies:
+            self.versies[event.versie].update(
+                besluit="afgekeurd", besluit_op=envelope.time, aantal_redenen=event.aantal_redenen
+            )
+            self.to("afgekeurd")
+
+    @_handles(ev.RapportVerstrektAanBestuurder)
+    def _verstrekt(self, event: ev.RapportVerstrektAanBestuurder, envelope: CloudEvent) -> None:
+        if self.rapport is not None:
+            self.rapport["verstrekt_aan_bestuurder_op"] = envelope.time
+
+    @_handles(ev.InstemmingGegeven)
+    def _instemming(self, event: ev.InstemmingGegeven, envelope: CloudEvent) -> None:
+        if self.rapport is not None:
+            self.rapport["instemming"] = "gegeven"
+
+    @_handles(ev.InstemmingGeweigerd)
+    def _geweigerd(self, event: ev.InstemmingGeweigerd, envelope: CloudEvent) -> None:
+        if self.rapport is not None:
+            self.rapport["instemming"] = "geweigerd"
+            if self.status == "goedgekeurd":
+                self.to("in_uitvoering" if self.uitgevoerd else "instemming_geweigerd")
+
+    @_handles(ev.RapportVrijgegeven)
+    def _vrijgegeven(self, event: ev.RapportVrijgegeven, envelope: CloudEvent) -> None:
+        if self.rapport is not None:
+            self.rapport["vrijgegeven_op"] = envelope.time
+            if self.status in {"goedgekeurd", "instemming_geweigerd"}:
+                self.to("in_uitvoering" if self.uitgevoerd else "vrijgegeven")
+
+    # --- notifications ---------------------------------------------------------------------------
+
+    @_handles(ev.NotificatieVerzonden, ev.NotificatieMislukt)
+    def _notificatie(
+        self, event: ev.NotificatieVerzonden | ev.NotificatieMislukt, envelope: CloudEvent
+    ) -> None:
+        status: Literal["verzonden", "mislukt", "definitief_mislukt"] = "verzonden"
+        if isinstance(event, ev.NotificatieMislukt):
+            status = "definitief_mislukt" if event.definitief else "mislukt"
+        self.notificaties[event.notificatie_id] = Notificatie(
+            notificatie_id=str(event.notificatie_id),
+            soort=event.soort,
+            status=status,
+            op=envelope.time,
+        )
 
 
 class DossierProjection:
