@@ -43,6 +43,7 @@ from shared.platform.projection import AggregateProjection
 from shared.platform.projection import Rebuild as ProjectionRebuild
 from shared.platform.projection import content_hash as projection_hash
 from shared.platform.projection import contents as projection_contents
+from shared.platform.rebuild import Busy
 from shared.platform.register import (
     REGISTER_SERVICES,
     RegisterRebuild,
@@ -50,7 +51,6 @@ from shared.platform.register import (
     register_hash,
 )
 from shared.platform.relay import advisory_key
-from shared.platform.replay import Busy
 from shared.platform.settings import SERVICES, Settings
 from shared.platform.signing import load_public_keys
 from tests import servers
@@ -656,7 +656,7 @@ def test_interrupted_rebuild_resumes_and_does_not_switch(
         other.execute(
             "SELECT pg_advisory_unlock(%s)", (advisory_key("weerbaar-replay:intake_replay_i"),)
         )
-    first = rebuild.run(switch=True, max_events=7)
+    first = rebuild.run(switch=True, budget=7)
     assert first.loaded == 7
     assert not first.complete and not first.switched
     assert sum(first.positions.values()) > 0  # the position is kept
@@ -688,7 +688,7 @@ def test_interrupted_rebuild_resumes_and_does_not_switch(
     # A new run (a new process would do the same: the position is in the database) goes on
     # from there and reads each event once.
     again = _rebuild(world, "intake_replay_i")
-    second = again.run(switch=False, max_events=30)
+    second = again.run(switch=False, budget=30)
     assert second.loaded == 30
     assert all(second.positions[s] >= first.positions[s] for s in first.positions)
     rest = again.run(switch=False)
@@ -817,7 +817,7 @@ def test_an_interrupted_service_rebuild_keeps_its_chunks_and_resumes(
             with pytest.raises(Busy):
                 rebuild.run(switch=False)
         # A budget of one planning: not complete, the position kept, nothing switched.
-        first = rebuild.run(switch=True, max_aggregates=1)
+        first = rebuild.run(switch=True, budget=1)
         assert first.folded == 1 and not first.complete and not first.switched
         # A crash in the second chunk (of one planning each) keeps the first chunk and its
         # position, and nothing of the crashed one.
