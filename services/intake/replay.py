@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import suppress
@@ -110,6 +111,11 @@ def _matches(subject_filters: Sequence[str], subject: str) -> bool:
         ):
             return True
     return False
+
+
+def service_command(service: str) -> list[str]:
+    """How to start a service's process (each decodes its own log)."""
+    return [sys.executable, "-m", f"services.{service}"]
 
 
 class Rebuild(rebuild.Rebuild[Outcome]):
@@ -197,7 +203,9 @@ class Rebuild(rebuild.Rebuild[Outcome]):
         try:
             if self.source == "store":
                 for source in todo:
-                    exports[source] = StoreExport(self.env, source, positions[source], BATCH)
+                    exports[source] = StoreExport(
+                        self.env, source, positions[source], BATCH, command=service_command
+                    )
             for source in todo:
                 if budget is not None and budget <= 0:
                     break

@@ -1,6 +1,6 @@
 """A service's local register of the dossiers it has heard of (from intake's public events).
 
-The register's source is intake's log (``SOURCE``).
+The register's source is the service that emits its events, as the contract says (``SOURCE``).
 
 Services that act on a dossier keep their own copy of the few public facts they need, instead of
 asking intake at request time: they stay available when intake is not, and the copy is written
@@ -21,23 +21,21 @@ from psycopg import Cursor
 from psycopg.sql import SQL, Identifier
 
 from shared.contracts import events as public
-from shared.contracts.registry import from_cloudevent
+from shared.contracts.registry import SUBJECT_PREFIX, from_cloudevent
 from shared.platform import rebuild
 from shared.platform.consumer import Delivery, Subscription
 from shared.platform.errors import Conflict, NietGevonden
 from shared.platform.eventstore import ServiceApplication
 from shared.platform.rebuild import hash_contents
-from shared.platform.replay import Loaded, store_batches
+from shared.platform.replay import Loaded, ServiceCommand, StoreExport
 from shared.platform.settings import Settings, load_settings
 
-SUBJECTS = (
-    "weerbaar.intake.AanvraagIngediend.*",
-    "weerbaar.intake.AanvraagIngetrokken.*",
-    "weerbaar.intake.DossierAfgesloten.*",
-)
-#: The public events the register copies, and the log they come from.
+#: The public events the register copies, and the one service whose log they come from (the
+#: contract says which service emits each).
 REGISTER_EVENTS = (public.AanvraagIngediend, public.AanvraagIngetrokken, public.DossierAfgesloten)
-SOURCE = "intake"
+SOURCE = REGISTER_EVENTS[0].service
+assert all(event.service == SOURCE for event in REGISTER_EVENTS), "one source log"
+SUBJECTS = tuple(f"{SUBJECT_PREFIX}.{SOURCE}.{event.event_name}.*" for event in REGISTER_EVENTS)
 
 
 def register_ddl() -> tuple[str, ...]:
@@ -187,6 +185,7 @@ class RegisterRebuild(rebuild.Rebuild[RegisterOutcome]):
         settings: Settings,
         service: str,
         *,
+        command: ServiceCommand,
         target: str | None = None,
         env: Mapping[str, str] | None = None,
         progress: bool = True,
@@ -200,6 +199,7 @@ class RegisterRebuild(rebuild.Rebuild[RegisterOutcome]):
             progress=progress,
         )
         self.service = service
+        self.command = command
         self.env = dict(os.environ if env is None else env)
 
     def outcome(self) -> RegisterOutcome:
@@ -217,13 +217,13 @@ class RegisterRebuild(rebuild.Rebuild[RegisterOutcome]):
             end = rebuild.log_end(conn, SOURCE)
             todo = rebuild.log_remaining(conn, SOURCE, position, end)
         bar = self.bar(todo if budget is None else min(todo, budget), f"{self.service} register")
-        outcome.loaded += rebuild.read_batches(
-            SOURCE,
-            store_batches(self.env, SOURCE, position),
-            partial(self._commit, outcome),
-            bar,
-            budget,
-        )
+        export = StoreExport(self.env, SOURCE, position, command=self.command)
+        try:
+            outcome.loaded += rebuild.read_batches(
+                SOURCE, export.batches(), partial(self._commit, outcome), bar, budget
+            )
+        finally:
+            export.close()
         if bar is not None:
             bar.finish()
         with self.connect() as conn:
@@ -266,15 +266,22 @@ def register_hash(database_url: str, schema: str) -> str:
     return hash_contents(register_contents(database_url, schema))
 
 
-def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = print) -> int:
-    """``python -m shared.platform.register SERVICE``: rebuild that service's dossier register."""
+def main(
+    argv: Sequence[str],
+    *,
+    services: Sequence[str],
+    command: ServiceCommand,
+    out: Callable[[str], None] = print,
+) -> int:
+    """``weerbaar replay --projection <service>-register``: rebuild that service's dossier
+    register (one of ``services``, those that keep one; ``command`` starts the source service)."""
     parser = rebuild.parser(
         "weerbaar replay --projection <service>-register",
         f"Rebuild a service's dossier register from {SOURCE}'s log and switch over.",
         "<service>_register_replay",
         "events",
     )
-    parser.add_argument("service", choices=REGISTER_SERVICES)
+    parser.add_argument("service", choices=services)
     args = parser.parse_args(argv)
     settings = load_settings()
     return rebuild.command(
@@ -282,14 +289,6 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
         args,
         f"{args.service}-register",
         live_hash=lambda: register_hash(settings.database_url, args.service),
-        build=lambda: RegisterRebuild(settings, args.service, target=args.target),
+        build=lambda: RegisterRebuild(settings, args.service, command=command, target=args.target),
         out=out,
     )
-
-
-#: The services that keep a dossier register.
-REGISTER_SERVICES = ("assessment", "approval")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """Reading the public history back from the system of record, for rebuilding read models.
 
-``python -m services.<name> --export-public AFTER`` writes every public event the service's log
+A service process started with ``--export-public AFTER`` writes every public event its log
 announces after notification id AFTER, one JSON line per stored event on stdout::
 
     {"n": <notification_id>, "e": [<CloudEvent>, ...]}
@@ -11,16 +11,16 @@ as its relay does: the same CloudEvent ids, envelopes and order. That keeps the 
 boundaries (a rebuild in one service never imports another's gateway) and lets a rebuild read the
 stores of services that are down.
 
-The rebuild core (``shared.platform.rebuild``) reads these.
+The export is started by a ``ServiceCommand`` the caller passes: the platform never names a
+service's module.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tempfile
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 #: recorded together by ``notification_id * POSITION_SCALE + index``, as the relay published them.
 POSITION_SCALE = 64
 ROOT = Path(__file__).resolve().parents[2]
+
+#: The command line that starts a service's process (``python -m <its package>``), given by a
+#: caller that may name services: ``StoreExport`` appends ``--export-public AFTER``.
+ServiceCommand = Callable[[str], Sequence[str]]
 
 
 def public_envelopes(
@@ -102,12 +106,14 @@ class StoreExport:
         service: str,
         after: int,
         batch_size: int = 500,
+        *,
+        command: ServiceCommand,
     ) -> None:
         self.service = service
         self.batch_size = batch_size
         self._errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by close()
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", f"services.{service}", "--export-public", str(after)],
+            [*command(service), "--export-public", str(after)],
             cwd=ROOT,
             env={**environ, "WEERBAAR_LOG_LEVEL": "WARNING"},
             stdout=subprocess.PIPE,
@@ -163,15 +169,3 @@ class StoreExport:
         if self.process.stdout is not None:
             self.process.stdout.close()
         self._errors.close()
-
-
-def store_batches(
-    environ: Mapping[str, str], service: str, after: int, batch_size: int = 500
-) -> Generator[list[Loaded], None, None]:
-    """``StoreExport``'s batches of one service, the process stopped when they end or the
-    caller closes the generator."""
-    export = StoreExport(environ, service, after, batch_size)
-    try:
-        yield from export.batches()
-    finally:
-        export.close()

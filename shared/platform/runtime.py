@@ -160,7 +160,9 @@ def main(bootstrap: Bootstrap, service: str, argv: Sequence[str] | None = None) 
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["replay"]:
         raise SystemExit(_replay(bootstrap, service, arguments[1:]))
-    parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
+    # Named as it was started (``python -m <the service's package>``): the platform names none.
+    package = getattr(sys.modules["__main__"].__spec__, "parent", None)
+    parser = argparse.ArgumentParser(prog=f"python -m {package}" if package else service)
     parser.add_argument("--role", choices=("all", *ROLES), action="append")
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument(

@@ -44,21 +44,17 @@ from shared.platform.projection import Rebuild as ProjectionRebuild
 from shared.platform.projection import content_hash as projection_hash
 from shared.platform.projection import contents as projection_contents
 from shared.platform.rebuild import Busy
-from shared.platform.register import (
-    REGISTER_SERVICES,
-    RegisterRebuild,
-    register_contents,
-    register_hash,
-)
+from shared.platform.register import RegisterRebuild, register_contents, register_hash
 from shared.platform.relay import advisory_key
 from shared.platform.settings import SERVICES, Settings
 from shared.platform.signing import load_public_keys
 from tests import servers
 from tests.support import reset_streams, settings_for, wait_until
+from tools.cli import REGISTER_SERVICES
 from tools.demo import Actors, DossierDriver, personal_values
 from tools.embedded import free_port
 from tools.mailcatcher import MailCatcher
-from tools.system import System
+from tools.system import System, service_command
 
 pytestmark = pytest.mark.e2e
 
@@ -933,7 +929,12 @@ def test_replay_command_names_the_projections_it_knows(world: World) -> None:
 def test_a_services_dossier_register_rebuilds_from_intakes_log(world: World, service: str) -> None:
     target = f"{service}_register_replay_a"
     rebuild = RegisterRebuild(
-        world.settings, service, target=target, env=world.system.env(), progress=False
+        world.settings,
+        service,
+        command=service_command,
+        target=target,
+        env=world.system.env(),
+        progress=False,
     )
     rebuild.prepare(restart=True)
     outcome = rebuild.run(switch=False)
@@ -951,7 +952,11 @@ def test_a_services_dossier_register_rebuilds_from_intakes_log(world: World, ser
     assert registered[world.registered.aanvraag_id][1] == "GM0344"
     # Twice from scratch: the same register, to the hash.
     again = RegisterRebuild(
-        world.settings, service, target=f"{service}_register_replay_b", env=world.system.env()
+        world.settings,
+        service,
+        command=service_command,
+        target=f"{service}_register_replay_b",
+        env=world.system.env(),
     )
     again.progress = False
     again.prepare(restart=True)
