@@ -251,8 +251,9 @@ def cmd_stream_rebuild(args: argparse.Namespace) -> int:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     """Compare the stream with the event stores: what is extra, what is missing."""
     from shared.platform.reconcile import main as reconcile_main
+    from tools.system import service_command
 
-    return reconcile_main(["--timeout", str(args.timeout)])
+    return reconcile_main(["--timeout", str(args.timeout)], command=service_command)
 
 
 def cmd_relay(args: argparse.Namespace) -> int:
@@ -299,17 +300,19 @@ INTAKE_MODULES = {
 }
 
 
+#: The services that keep a dossier register (``shared.platform.register``).
+REGISTER_SERVICES = ("assessment", "approval")
+
 #: The read models ``weerbaar replay --projection NAME`` rebuilds: intake's dossier projection
-#: (out of every service's public history), the services' aggregate projections
-#: (``shared.platform.projection``, out of their own logs) and the dossier registers
-#: (``shared.platform.register``, out of intake's log).
-PROJECTIONS = {
+#: (out of every service's public history) and the services' aggregate projections
+#: (``shared.platform.projection``, out of their own logs), each its own process; and the
+#: dossier registers (``shared.platform.register``, out of intake's log: ``None``, run here).
+PROJECTIONS: dict[str, list[str] | None] = {
     "intake": ["-m", "services.intake.replay"],
     "scheduling": ["-m", "services.scheduling", "replay"],
     "assessment": ["-m", "services.assessment", "replay"],
     "notifications": ["-m", "services.notifications", "replay"],
-    "assessment-register": ["-m", "shared.platform.register", "assessment"],
-    "approval-register": ["-m", "shared.platform.register", "approval"],
+    **{f"{service}-register": None for service in REGISTER_SERVICES},
 }
 
 
@@ -338,8 +341,18 @@ def cmd_replay(module_args: Sequence[str]) -> int:
         return 2
     _with_running_state()
     for each in names:
-        command = [sys.executable, *PROJECTIONS[each], *rest]
-        code = subprocess.call(command, cwd=ROOT)  # noqa: S603 - our own interpreter and modules
+        module = PROJECTIONS[each]
+        if module is None:
+            from shared.platform.register import main as register_main
+            from tools.system import service_command
+
+            service = each.removesuffix("-register")
+            code = register_main(
+                [service, *rest], services=REGISTER_SERVICES, command=service_command
+            )
+        else:
+            command = [sys.executable, *module, *rest]
+            code = subprocess.call(command, cwd=ROOT)  # noqa: S603 - our own interpreter
         if code != 0:
             return code
     return 0

@@ -68,6 +68,12 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
 
+def service_command(service: str) -> list[str]:
+    """The command line that starts a service's process (``--role``, ``--export-public`` …
+    follow)."""
+    return [sys.executable, "-m", f"services.{service}"]
+
+
 @dataclass
 class System:
     """Starts and stops the whole system."""
@@ -171,7 +177,7 @@ class System:
         log_dir = self.data_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{name or service}.log"
-        args = [sys.executable, "-m", f"services.{service}"]
+        args = service_command(service)
         for role in roles:
             args += ["--role", role]
         has_api = "all" in roles or "api" in roles

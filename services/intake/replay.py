@@ -30,13 +30,14 @@ together exactly as the relay published them. Rows rebuilt from the stream keep 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
@@ -59,20 +60,9 @@ from services.intake.projections import (
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.errors import InvalidCloudEvent, InvalidEvent, UnknownEventType
 from shared.contracts.registry import from_cloudevent, subject_for
-from shared.platform.chain import events_table
-from shared.platform.replay import (
-    Loaded,
-    Progress,
-    Ran,
-    StoreExport,
-    create_target,
-    hash_contents,
-    move_tables,
-    one_run_per_target,
-    rebuild_arguments,
-    run_command,
-    switch_when_caught_up,
-)
+from shared.platform import rebuild
+from shared.platform.rebuild import Progress, hash_contents
+from shared.platform.replay import Loaded, StoreExport
 from shared.platform.settings import SERVICES, Settings, load_settings
 
 LIVE = "intake"
@@ -88,18 +78,23 @@ Source = Literal["store", "stream"]
 
 
 @dataclass
-class Outcome:
+class Outcome(rebuild.Outcome):
     """What one run of the rebuild did."""
 
     loaded: int = 0  # stored events (store) or stream messages (stream) read this run
     events: int = 0  # public events of a dossier added to the rebuilt projection
     folded: int = 0  # dossiers folded
     skipped: int = 0  # stream messages the live projection would not take either (invalid)
-    complete: bool = False  # every source read to its end
-    switched: bool = False
     positions: dict[str, int] = field(default_factory=dict)
     load_seconds: float = 0.0  # reading the sources and storing their events
     fold_seconds: float = 0.0  # folding the dossiers that got events
+
+    def summary(self) -> str:
+        skipped = f", skipped {self.skipped} invalid messages" if self.skipped else ""
+        return (
+            f"read {self.loaded} (in {self.load_seconds:.1f}s), added {self.events}"
+            f" events, folded {self.folded} dossiers (in {self.fold_seconds:.1f}s){skipped}"
+        )
 
 
 def _ident(schema: str, table: str) -> Identifier:
@@ -118,7 +113,12 @@ def _matches(subject_filters: Sequence[str], subject: str) -> bool:
     return False
 
 
-class Rebuild:
+def service_command(service: str) -> list[str]:
+    """How to start a service's process (each decodes its own log)."""
+    return [sys.executable, "-m", f"services.{service}"]
+
+
+class Rebuild(rebuild.Rebuild[Outcome]):
     """One rebuild of the dossier projection into ``target``."""
 
     def __init__(
@@ -130,71 +130,53 @@ class Rebuild:
         progress: bool = True,
         env: Mapping[str, str] | None = None,
     ) -> None:
+        super().__init__(
+            {"conninfo": settings.database_url},
+            live=LIVE,
+            tables=TABLES,
+            lock_order=LOCK_ORDER,  # the live consumer's order (dossiers first): no deadlock
+            target=target,
+            previous=PREVIOUS,
+            progress=progress,
+        )
         self.settings = settings
         self.env = dict(os.environ if env is None else env)
         self.source = source
-        self.target = target
-        self.progress = progress
+
+    def outcome(self) -> Outcome:
+        return Outcome()
 
     # --- bookkeeping ---------------------------------------------------------------------
 
-    def connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.settings.database_url, autocommit=False)
+    def ddl(self) -> Sequence[str]:
+        return (
+            *DDL,
+            rebuild.POSITIONS_DDL,
+            "CREATE TABLE IF NOT EXISTS {schema}.replay_dirty (aanvraag_id uuid PRIMARY KEY)",
+        )
 
-    def prepare(self, *, restart: bool = False) -> None:
-        """Create the target (with ``restart``: drop what an earlier run left first)."""
-        with self.connect() as conn:
-            create_target(conn, self.target, DDL, restart=restart)
-            conn.execute(
-                SQL(
-                    "CREATE TABLE IF NOT EXISTS {} (source text PRIMARY KEY,"
-                    " position bigint NOT NULL, bijgewerkt_op timestamptz NOT NULL DEFAULT now())"
-                ).format(_ident(self.target, "replay_positions"))
+    def prepared(self, conn: psycopg.Connection[Any]) -> None:
+        rows = conn.execute(
+            SQL("SELECT source FROM {}").format(_ident(self.target, "replay_positions"))
+        ).fetchall()
+        others = {r[0] for r in rows} - set(self.sources())
+        if others:
+            raise SystemExit(
+                f"weerbaar replay: {self.target} holds a rebuild from other sources "
+                f"({', '.join(sorted(others))}); finish it with the same --from, or --restart"
             )
-            conn.execute(
-                SQL("CREATE TABLE IF NOT EXISTS {} (aanvraag_id uuid PRIMARY KEY)").format(
-                    _ident(self.target, "replay_dirty")
-                )
-            )
-            rows = conn.execute(
-                SQL("SELECT source FROM {}").format(_ident(self.target, "replay_positions"))
-            ).fetchall()
-            others = {r[0] for r in rows} - set(self.sources())
-            if others:
-                raise SystemExit(
-                    f"weerbaar replay: {self.target} holds a rebuild from other sources "
-                    f"({', '.join(sorted(others))}); finish it with the same --from, or --restart"
-                )
 
     def sources(self) -> tuple[str, ...]:
         return SERVICES if self.source == "store" else ("stream",)
 
     def positions(self, conn: psycopg.Connection[Any]) -> dict[str, int]:
-        rows = conn.execute(
-            SQL("SELECT source, position FROM {}").format(_ident(self.target, "replay_positions"))
-        ).fetchall()
-        known = {str(r[0]): int(r[1]) for r in rows}
-        return {s: known.get(s, 0) for s in self.sources()}
+        return rebuild.positions(conn, self.target, self.sources())
 
     def ends(self, conn: psycopg.Connection[Any]) -> dict[str, int]:
         """Where each source ends now."""
         if self.source == "stream":
             return {"stream": asyncio.run(_stream_last_sequence(self.settings))}
-        ends = {}
-        for service in SERVICES:
-            exists = conn.execute(
-                "SELECT to_regclass(%s)", (f"{service}.{service}_events",)
-            ).fetchone()
-            if exists is None or exists[0] is None:
-                ends[service] = 0
-                continue
-            row = conn.execute(
-                SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(
-                    events_table(service)
-                )
-            ).fetchone()
-            ends[service] = int(row[0]) if row else 0
-        return ends
+        return {service: rebuild.log_end(conn, service) for service in SERVICES}
 
     def remaining(
         self, conn: psycopg.Connection[Any], positions: dict[str, int], ends: dict[str, int]
@@ -202,51 +184,28 @@ class Rebuild:
         """How many stored events (or stream messages) are still to read."""
         if self.source == "stream":
             return max(ends["stream"] - positions["stream"], 0)
-        total = 0
-        for service, end in ends.items():
-            if end > positions[service]:
-                row = conn.execute(
-                    SQL("SELECT count(*) FROM {} WHERE notification_id > %s").format(
-                        events_table(service)
-                    ),
-                    (positions[service],),
-                ).fetchone()
-                total += int(row[0]) if row else 0
-        return total
+        return sum(rebuild.log_remaining(conn, s, positions[s], e) for s, e in ends.items())
 
     # --- the steps -----------------------------------------------------------------------
 
-    def run(self, *, switch: bool = True, max_events: int | None = None) -> Outcome:
-        """Load, fold and (when caught up) switch over; one run per target at a time (their
-        positions would interleave)."""
-        outcome = Outcome()
-        with one_run_per_target({"conninfo": self.settings.database_url}, self.target):
-            self.load_and_fold(outcome, max_events)
-            if switch and outcome.complete:
-                switch_when_caught_up(
-                    lambda: self.switch(outcome),
-                    lambda: self.load_and_fold(outcome, None),
-                    "new events keep arriving faster than the rebuild reads them",
-                )
-        return outcome
-
-    def load_and_fold(self, outcome: Outcome, max_events: int | None) -> None:
+    def load(self, outcome: Outcome, budget: int | None) -> bool:
+        """Read every source from its position (at most ``budget`` units), fold the dossiers
+        that got events; whether every source is read to its end."""
         began = time.perf_counter()
         with self.connect() as conn:
             positions = self.positions(conn)
             ends = self.ends(conn)
             total = self.remaining(conn, positions, ends)
-        if max_events is not None:
-            total = min(total, max_events)
-        bar = Progress(total, "") if self.progress else None
-        budget = max_events
+        bar = self.bar(total if budget is None else min(total, budget))
         # Only sources with something new get a reader; the services' exports start together.
         todo = [s for s in self.sources() if positions[s] < ends[s]]
         exports: dict[str, StoreExport] = {}
         try:
             if self.source == "store":
                 for source in todo:
-                    exports[source] = StoreExport(self.env, source, positions[source], BATCH)
+                    exports[source] = StoreExport(
+                        self.env, source, positions[source], BATCH, command=service_command
+                    )
             for source in todo:
                 if budget is not None and budget <= 0:
                     break
@@ -255,7 +214,13 @@ class Rebuild:
                     if self.source == "store"
                     else _stream_batches(self.settings, positions[source])
                 )
-                read = self._load(source, batches, outcome, bar, budget)
+                read = rebuild.read_batches(
+                    source,
+                    batches,
+                    partial(self._commit_batch, source, outcome=outcome),
+                    bar,
+                    budget,
+                )
                 if budget is not None:
                     budget -= read
         finally:
@@ -272,30 +237,7 @@ class Rebuild:
             ends = self.ends(conn)
         outcome.positions = positions
         outcome.complete = all(positions[s] >= ends[s] for s in self.sources())
-
-    def _load(
-        self,
-        source: str,
-        batches: Generator[list[Loaded], None, None],
-        outcome: Outcome,
-        bar: Progress | None,
-        budget: int | None,
-    ) -> int:
-        read = 0
-        try:
-            for whole in batches:
-                batch = whole if budget is None else whole[: budget - read]
-                if not batch:
-                    break
-                self._commit_batch(source, batch, outcome)
-                read += len(batch)
-                if bar is not None:
-                    bar.advance(len(batch), f"{source} {batch[-1].position}")
-                if budget is not None and read >= budget:
-                    break
-        finally:
-            batches.close()  # stops reading (the stream reader) when the budget ends early
-        return read
+        return outcome.complete
 
     def _commit_batch(self, source: str, batch: Sequence[Loaded], outcome: Outcome) -> None:
         """A batch's events, the dossiers they dirty and the source's new position, in one
@@ -337,13 +279,7 @@ class Rebuild:
                     ).format(_ident(self.target, "uitvoering_events")),
                     [list(column) for column in zip(*execution, strict=True)],
                 )
-            curs.execute(
-                SQL(
-                    "INSERT INTO {} (source, position) VALUES (%s, %s) ON CONFLICT (source)"
-                    " DO UPDATE SET position = EXCLUDED.position, bijgewerkt_op = now()"
-                ).format(_ident(self.target, "replay_positions")),
-                (source, batch[-1].position),
-            )
+            rebuild.set_position(curs, self.target, source, batch[-1].position)
 
     def _fold(self, outcome: Outcome) -> None:
         """Fold every dirty dossier from all its events, a chunk per transaction: the chunk's
@@ -383,25 +319,16 @@ class Rebuild:
         if bar is not None:
             bar.finish()
 
-    def switch(self, outcome: Outcome) -> bool:
-        """Swap the rebuilt tables in, if the rebuild holds everything; False when it lags."""
-        with self.connect() as conn, conn.transaction():
-            # In the order the live consumer takes them (dossiers first): no deadlock with it.
-            conn.execute(
-                SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
-                    SQL(", ").join(_ident(LIVE, t) for t in LOCK_ORDER)
-                )
-            )
-            positions = self.positions(conn)
-            ends = self.ends(conn)
-            dirty = conn.execute(
-                SQL("SELECT count(*) FROM {}").format(_ident(self.target, "replay_dirty"))
-            ).fetchone()
-            if any(positions[s] < ends[s] for s in self.sources()) or (dirty and dirty[0]):
-                return False
-            move_tables(conn, TABLES, LIVE, self.target, PREVIOUS)
+    def ready(self, conn: psycopg.Connection[Any], outcome: Outcome) -> bool:
+        """Every source read to its end and every dossier folded."""
+        positions = self.positions(conn)
+        ends = self.ends(conn)
+        dirty = conn.execute(
+            SQL("SELECT count(*) FROM {}").format(_ident(self.target, "replay_dirty"))
+        ).fetchone()
+        if any(positions[s] < ends[s] for s in self.sources()) or (dirty and dirty[0]):
+            return False
         outcome.positions = positions
-        outcome.switched = True
         return True
 
 
@@ -543,37 +470,28 @@ def content_hash(database_url: str, schema: str = LIVE, *, with_sequence: bool =
 
 
 def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = print) -> int:
-    """``weerbaar replay``: 0 done (switched, or rebuilt with --no-switch); 3 lagging; 4 busy."""
-    parser = argparse.ArgumentParser(
-        prog="weerbaar replay",
-        description="Rebuild intake's dossier projection from scratch and switch over to it.",
+    """``weerbaar replay``: 0 done (switched, or rebuilt with --no-switch); 3 lagging; 4 busy;
+    130 interrupted."""
+    parser = rebuild.parser(
+        "weerbaar replay",
+        "Rebuild intake's dossier projection from scratch and switch over to it.",
+        TARGET,
+        "events",
     )
     parser.add_argument("--from", dest="source", choices=("store", "stream"), default="store")
-    rebuild_arguments(parser, TARGET, "events", default=TARGET)
     args = parser.parse_args(argv)
     settings = load_settings()
-    if args.hash:
+    return rebuild.command(
+        parser,
+        args,
+        LIVE,
         # What a rebuild reproduces: a rebuild from the logs orders rows by log position, the
         # live projection by stream sequence, so the sequence is left out; everything else,
         # envelopes and folded views included, must match.
-        out(content_hash(settings.database_url, with_sequence=False))
-        return 0
-    if args.target in {LIVE, PREVIOUS}:
-        parser.error(f"--target must not be {args.target}")
-    rebuild = Rebuild(settings, source=args.source, target=args.target)
-    rebuild.prepare(restart=args.restart)
-
-    def run() -> Ran:
-        outcome = rebuild.run(switch=not args.no_switch, max_events=args.max_events)
-        skipped = f", skipped {outcome.skipped} invalid messages" if outcome.skipped else ""
-        return Ran(
-            f"read {outcome.loaded} (in {outcome.load_seconds:.1f}s), added {outcome.events}"
-            f" events, folded {outcome.folded} dossiers (in {outcome.fold_seconds:.1f}s){skipped}",
-            outcome.complete,
-            outcome.switched,
-        )
-
-    return run_command("intake", run, args.target, PREVIOUS, out)
+        live_hash=lambda: content_hash(settings.database_url, with_sequence=False),
+        build=lambda: Rebuild(settings, source=args.source, target=args.target or TARGET),
+        out=out,
+    )
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ aggregate of that kind from the service's own event log and inserts ``rows(aggre
 sides go through the one ``rows`` function, so a rebuild can only differ from the live read model
 when an event was recorded without its statements — which is what rebuilding is there to find.
 
-``python -m services.<name> replay`` (and ``weerbaar replay --projection <name>``) runs
-``main``:
+A service's ``replay`` command (``weerbaar replay --projection <name>``) runs ``main``, on the
+rebuild core (``shared.platform.rebuild``):
 
 1. *Load*: aggregates in the order they were started (the notification id of their first
    event), up to a mark (the log's last notification id when the rebuild began), folded from
@@ -25,7 +25,6 @@ when an event was recorded without its statements — which is what rebuilding i
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -36,20 +35,10 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Composed, Identifier
 
+from shared.platform import rebuild
 from shared.platform.chain import events_table
 from shared.platform.eventstore import Aggregate, DomainEvent, Statement
-from shared.platform.replay import (
-    SWITCH_ROUNDS,
-    Progress,
-    Ran,
-    create_target,
-    hash_contents,
-    move_tables,
-    one_run_per_target,
-    rebuild_arguments,
-    run_command,
-    switch_when_caught_up,
-)
+from shared.platform.rebuild import SWITCH_ROUNDS, hash_contents
 
 if TYPE_CHECKING:
     from shared.platform.eventstore import ServiceApplication
@@ -176,18 +165,21 @@ class AggregateProjection(Generic[TAgg]):
 
 
 @dataclass
-class Outcome:
+class Outcome(rebuild.Outcome):
     """What one run of a rebuild did."""
 
     folded: int = 0  # aggregates folded (again, when they changed while it ran)
-    complete: bool = False  # every aggregate folded up to the log's end when it looked
-    switched: bool = False
     mark: int = 0
     position: int = 0
 
+    def summary(self) -> str:
+        return f"folded {self.folded} aggregates up to event {self.mark}"
 
-class Rebuild(Generic[TAgg]):
+
+class Rebuild(rebuild.Rebuild[Outcome], Generic[TAgg]):
     """One rebuild of a service's aggregate projection into ``target``."""
+
+    lagging = "new events keep arriving faster than the rebuild folds them"
 
     def __init__(
         self,
@@ -197,46 +189,37 @@ class Rebuild(Generic[TAgg]):
         target: str | None = None,
         progress: bool = True,
     ) -> None:
+        connect = app.datastore.pool.kwargs
+        assert isinstance(connect, dict)
+        super().__init__(
+            connect,
+            live=projection.service,
+            # Writers touch the read tables before they lock the log: the same order here.
+            tables=[t.name for t in projection.tables],
+            target=target,
+            progress=progress,
+        )
         self.app = app
         self.projection = projection
         self.service = projection.service
-        self.target = target or f"{self.service}_replay"
-        self.previous = f"{self.service}_previous"
-        if self.target in {self.service, self.previous}:
-            raise ValueError(f"the target must not be {self.target}")
-        self.progress = progress
-        connect = app.datastore.pool.kwargs
-        assert isinstance(connect, dict)
-        self._connect = {k: v for k, v in connect.items() if k not in {"row_factory", "autocommit"}}
         self.events = events_table(self.service)
         self.state = Identifier(self.target, "replay_state")
 
-    def connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(**self._connect, autocommit=False)
+    def outcome(self) -> Outcome:
+        return Outcome()
 
-    def prepare(self, *, restart: bool = False) -> None:
-        """Create the target (with ``restart``: drop what an earlier run left first)."""
-        with self.connect() as conn:
-            create_target(conn, self.target, self.projection.ddl, restart=restart)
-            conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(self.target)))
-            conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(self.target)))
-            for statement in self.projection.ddl:
-                conn.execute(statement.replace("{schema}", self.target))
-            conn.execute(
-                SQL(
-                    "CREATE TABLE IF NOT EXISTS {} (one boolean PRIMARY KEY DEFAULT true"
-                    " CHECK (one), mark bigint NOT NULL, position bigint NOT NULL,"
-                    " bijgewerkt_op timestamptz NOT NULL DEFAULT now())"
-                ).format(self.state)
-            )
+    def ddl(self) -> Sequence[str]:
+        return (
+            *self.projection.ddl,
+            "CREATE TABLE IF NOT EXISTS {schema}.replay_state (one boolean PRIMARY KEY DEFAULT"
+            " true CHECK (one), mark bigint NOT NULL, position bigint NOT NULL,"
+            " bijgewerkt_op timestamptz NOT NULL DEFAULT now())",
+        )
 
     # --- reading the log ---------------------------------------------------------------------
 
     def _log_end(self, conn: psycopg.Connection[Any]) -> int:
-        row = conn.execute(
-            SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(self.events)
-        ).fetchone()
-        return int(row[0]) if row else 0
+        return rebuild.log_end(conn, self.service)
 
     def _started(
         self, conn: psycopg.Connection[Any], after: int, upto: int, limit: int
@@ -325,22 +308,15 @@ class Rebuild(Generic[TAgg]):
 
     # --- the steps ---------------------------------------------------------------------------
 
-    def run(self, *, switch: bool = True, max_aggregates: int | None = None) -> Outcome:
-        """Load, catch up and (when caught up) switch over; one run per target at a time."""
-        outcome = Outcome()
-        with one_run_per_target(self._connect, self.target):
-            if not self.load(outcome, max_aggregates):
-                return outcome
-            self.catch_up(outcome)
-            if switch:
-                switch_when_caught_up(
-                    lambda: self.switch(outcome),
-                    lambda: self.catch_up(outcome),
-                    "new events keep arriving faster than the rebuild folds them",
-                )
-        return outcome
-
     def load(self, outcome: Outcome, budget: int | None) -> bool:
+        """Fold the aggregates started up to the mark, then (unless the budget ran out first)
+        every aggregate that got events after it; whether caught up."""
+        if not self._load(outcome, budget):
+            return False
+        self.catch_up(outcome)
+        return True
+
+    def _load(self, outcome: Outcome, budget: int | None) -> bool:
         """Fold the aggregates started up to the mark; False when the budget ran out first."""
         with self.connect() as conn:
             state = self._get_state(conn)
@@ -357,11 +333,7 @@ class Rebuild(Generic[TAgg]):
                 (list(self.projection.topics), position, mark),
             ).fetchone()
             todo = int(total[0]) if total else 0
-            bar = (
-                Progress(todo if budget is None else min(todo, budget), "")
-                if self.progress
-                else None
-            )
+            bar = self.bar(todo if budget is None else min(todo, budget))
             # Bounded: every chunk moves the position past at least one started aggregate.
             while budget is None or budget > 0:
                 size = CHUNK if budget is None else min(CHUNK, budget)
@@ -398,7 +370,6 @@ class Rebuild(Generic[TAgg]):
                     break
                 self._catch_up(conn, mark, end, outcome)
                 conn.commit()
-            outcome.complete = True
 
     def _catch_up(
         self, conn: psycopg.Connection[Any], mark: int, end: int, outcome: Outcome
@@ -411,39 +382,31 @@ class Rebuild(Generic[TAgg]):
         self._set_state(conn, end, end)
         outcome.mark = outcome.position = end
 
-    def switch(self, outcome: Outcome) -> bool:
-        """Fold in the last events and swap the rebuilt tables in, writers held meanwhile."""
-        live = [t.ident(self.service) for t in self.projection.tables]
-        with self.connect() as conn:
-            # Writers touch the read tables before they lock the log: the same order here.
-            conn.execute(SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(SQL(", ").join(live)))
-            conn.execute(SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(self.events))
-            state = self._get_state(conn)
-            assert state is not None
-            end = self._log_end(conn)
-            if end - state[0] > CHUNK * 10:
-                conn.rollback()
-                return False  # too far behind to fold while writers wait
-            if end > state[0]:
-                self._catch_up(conn, state[0], end, outcome)
-            for table in self.projection.tables:
-                if table.carried:
-                    conn.execute(
-                        SQL("UPDATE {t} AS r SET {sets} FROM {l} AS l WHERE {same}").format(
-                            t=table.ident(self.target),
-                            l=table.ident(self.service),
-                            sets=SQL(", ").join(
-                                SQL("{c} = l.{c}").format(c=Identifier(c)) for c in table.carried
-                            ),
-                            same=SQL(" AND ").join(
-                                SQL("r.{k} = l.{k}").format(k=Identifier(k)) for k in table.key
-                            ),
-                        )
+    def ready(self, conn: psycopg.Connection[Any], outcome: Outcome) -> bool:
+        """With the log locked too (writers wait): fold in the last events, carry the working
+        state over from the live rows; False when too far behind to do that while writers wait."""
+        conn.execute(SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(self.events))
+        state = self._get_state(conn)
+        assert state is not None
+        end = self._log_end(conn)
+        if end - state[0] > CHUNK * 10:
+            return False
+        if end > state[0]:
+            self._catch_up(conn, state[0], end, outcome)
+        for table in self.projection.tables:
+            if table.carried:
+                conn.execute(
+                    SQL("UPDATE {t} AS r SET {sets} FROM {l} AS l WHERE {same}").format(
+                        t=table.ident(self.target),
+                        l=table.ident(self.service),
+                        sets=SQL(", ").join(
+                            SQL("{c} = l.{c}").format(c=Identifier(c)) for c in table.carried
+                        ),
+                        same=SQL(" AND ").join(
+                            SQL("r.{k} = l.{k}").format(k=Identifier(k)) for k in table.key
+                        ),
                     )
-            tables = [table.name for table in self.projection.tables]
-            move_tables(conn, tables, self.service, self.target, self.previous)
-            conn.commit()
-        outcome.switched = True
+                )
         return True
 
 
@@ -491,33 +454,23 @@ def main(
     *,
     out: Callable[[str], None] = print,
 ) -> int:
-    """``python -m services.<name> replay``: 0 done; 3 lagging; 4 busy; 130 interrupted."""
+    """``python -m <service> replay``: 0 done; 3 lagging; 4 busy; 130 interrupted."""
     service = projection.service
-    parser = argparse.ArgumentParser(
-        prog=f"weerbaar replay --projection {service}",
-        description=f"Rebuild {service}'s read model ({projection.description}) from its event"
+    parser = rebuild.parser(
+        f"weerbaar replay --projection {service}",
+        f"Rebuild {service}'s read model ({projection.description}) from its event"
         " log and switch over to it.",
+        f"{service}_replay",
+        "aggregates",
     )
-    target = f"{service}_replay"
-    rebuild_arguments(parser, target, "aggregates", default=target)
     args = parser.parse_args(argv)
     connect = app.datastore.pool.kwargs
     assert isinstance(connect, dict)
-    if args.hash:
-        out(content_hash(connect, projection, service))
-        return 0
-    try:
-        rebuild = Rebuild(app, projection, target=args.target)
-    except ValueError as exc:
-        parser.error(str(exc))
-    rebuild.prepare(restart=args.restart)
-
-    def run() -> Ran:
-        outcome = rebuild.run(switch=not args.no_switch, max_aggregates=args.max_aggregates)
-        return Ran(
-            f"folded {outcome.folded} aggregates up to event {outcome.mark}",
-            outcome.complete,
-            outcome.switched,
-        )
-
-    return run_command(service, run, rebuild.target, rebuild.previous, out)
+    return rebuild.command(
+        parser,
+        args,
+        service,
+        live_hash=lambda: content_hash(connect, projection, service),
+        build=lambda: Rebuild(app, projection, target=args.target),
+        out=out,
+    )

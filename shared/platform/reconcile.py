@@ -9,8 +9,8 @@ one id). Nothing else notices: ``weerbaar verify`` checks the logs against their
 
 Per service, the command compares the service's messages on the stream (headers only: the
 ``Weerbaar-Position`` and ``Nats-Msg-Id`` the relay puts on each) with the public events its log
-announces (decoded by the service itself, ``python -m services.<svc> --export-public 0``: the
-relay's own ids and positions, see ``shared.platform.replay``):
+announces (decoded by the service itself, its ``--export-public 0``: the relay's own ids and
+positions, see ``shared.platform.replay``):
 
 - **extra**: on the stream, but the log holds no event at that position with that id;
 - **missing**: announced by the log at a position the relay has recorded as published (behind
@@ -54,7 +54,7 @@ from psycopg.sql import SQL, Identifier
 
 from shared.platform.eventstore import public_event_id
 from shared.platform.relay import POSITION_HEADER, PositionHeader
-from shared.platform.replay import StoreExport
+from shared.platform.replay import ServiceCommand, StoreExport
 from shared.platform.settings import SERVICES, Settings, load_settings
 from shared.platform.stream import CONNECT_TIMEOUT_S, Unreachable, connect_nats
 from shared.platform.telemetry import metrics_for
@@ -273,6 +273,7 @@ async def reconcile(
     settings: Settings,
     services: Sequence[str] = SERVICES,
     *,
+    command: ServiceCommand,
     timeout_s: float = 120.0,
     environ: Mapping[str, str] | None = None,
 ) -> list[ServiceReport]:
@@ -307,7 +308,7 @@ async def reconcile(
         finally:
             await nc.close()
         # Then the logs, side by side (each export is a process of its own service).
-        exports = {s: StoreExport(env, s, 0) for s in services if tables[s][0]}
+        exports = {s: StoreExport(env, s, 0, command=command) for s in services if tables[s][0]}
         try:
             read = await asyncio.gather(
                 *(asyncio.to_thread(read_store, e) for e in exports.values())
@@ -501,15 +502,16 @@ def watch_stream_tail(app: ServiceApplication, settings: Settings, timeout_s: fl
 # --- the command --------------------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``weerbaar reconcile [--timeout S]``: 0 when the stream and the logs agree, else 1."""
+def main(argv: Sequence[str] | None = None, *, command: ServiceCommand) -> int:
+    """``weerbaar reconcile [--timeout S]``: 0 when the stream and the logs agree, else 1
+    (``command`` starts a service's process, to read its log)."""
     parser = argparse.ArgumentParser(prog="weerbaar reconcile", description=__doc__)
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds the whole command may take"
     )
     args = parser.parse_args(argv)
     try:
-        reports = asyncio.run(reconcile(load_settings(), timeout_s=args.timeout))
+        reports = asyncio.run(reconcile(load_settings(), command=command, timeout_s=args.timeout))
     except Unreachable as exc:
         print(f"reconcile: {exc}; nothing compared", file=sys.stderr)
         return 1
@@ -541,7 +543,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
     )
     return 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

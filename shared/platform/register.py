@@ -1,5 +1,7 @@
 """A service's local register of the dossiers it has heard of (from intake's public events).
 
+The register's source is the service that emits its events, as the contract says (``SOURCE``).
+
 Services that act on a dossier keep their own copy of the few public facts they need, instead of
 asking intake at request time: they stay available when intake is not, and the copy is written
 exactly once per event (the event id is the primary key of ``register_events``).
@@ -7,10 +9,10 @@ exactly once per event (the event id is the primary key of ``register_events``).
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -19,30 +21,21 @@ from psycopg import Cursor
 from psycopg.sql import SQL, Identifier
 
 from shared.contracts import events as public
-from shared.contracts.registry import from_cloudevent
-from shared.platform.chain import events_table
+from shared.contracts.registry import SUBJECT_PREFIX, from_cloudevent
+from shared.platform import rebuild
 from shared.platform.consumer import Delivery, Subscription
 from shared.platform.errors import Conflict, NietGevonden
 from shared.platform.eventstore import ServiceApplication
-from shared.platform.replay import (
-    Progress,
-    Ran,
-    create_target,
-    hash_contents,
-    move_tables,
-    one_run_per_target,
-    rebuild_arguments,
-    run_command,
-    store_batches,
-    switch_when_caught_up,
-)
+from shared.platform.rebuild import hash_contents
+from shared.platform.replay import Loaded, ServiceCommand, StoreExport
 from shared.platform.settings import Settings, load_settings
 
-SUBJECTS = (
-    "weerbaar.intake.AanvraagIngediend.*",
-    "weerbaar.intake.AanvraagIngetrokken.*",
-    "weerbaar.intake.DossierAfgesloten.*",
-)
+#: The public events the register copies, and the one service whose log they come from (the
+#: contract says which service emits each).
+REGISTER_EVENTS = (public.AanvraagIngediend, public.AanvraagIngetrokken, public.DossierAfgesloten)
+SOURCE = REGISTER_EVENTS[0].service
+assert all(event.service == SOURCE for event in REGISTER_EVENTS), "one source log"
+SUBJECTS = tuple(f"{SUBJECT_PREFIX}.{SOURCE}.{event.event_name}.*" for event in REGISTER_EVENTS)
 
 
 def register_ddl() -> tuple[str, ...]:
@@ -155,148 +148,102 @@ def register_subscription(register: DossierRegister) -> Subscription:
     )
 
 
-# --- rebuilding a register from intake's log ---------------------------------------------------
+# --- rebuilding a register from its source's log ----------------------------------------------
 
 REGISTER_TABLES = ("register_events", "dossier_register")
-REGISTER_EVENTS = (public.AanvraagIngediend, public.AanvraagIngetrokken, public.DossierAfgesloten)
 
 
 @dataclass
-class RegisterOutcome:
+class RegisterOutcome(rebuild.Outcome):
     """What one run of a register rebuild did."""
 
-    loaded: int = 0  # intake's stored events read
+    source: str = SOURCE
+    loaded: int = 0  # the source's stored events read
     applied: int = 0  # public events written into the register
-    complete: bool = False
-    switched: bool = False
     position: int = 0
 
+    def summary(self) -> str:
+        return f"read {self.loaded} of {self.source}'s events, applied {self.applied}"
 
-class RegisterRebuild:
-    """Rebuild one service's dossier register from intake's log (decoded by intake itself, as
-    its relay publishes it: the same event ids the live consumer deduplicates by), then switch.
 
-    The rows and intake's position commit together per batch (resumable). The switch locks the
-    live tables (in the live handler's order), checks that intake's log is read to its end and
+class RegisterRebuild(rebuild.Rebuild[RegisterOutcome]):
+    """Rebuild one service's dossier register from its source's log (decoded by the source
+    service itself, as its relay publishes it: the same event ids the live consumer deduplicates
+    by), then switch.
+
+    The rows and the source's position commit together per batch (resumable). The switch locks
+    the live tables (in the live handler's order), checks that the log is read to its end and
     moves the live tables to ``<service>_register_previous`` and the rebuilt ones in. The live
-    consumer may lag behind intake's log; the rebuilt register is then ahead of it, and the
+    consumer may lag behind the log; the rebuilt register is then ahead of it, and the
     consumer's later deliveries of those events are already recorded by their ids.
     """
+
+    lagging = f"{SOURCE}'s log keeps growing faster than it is read"
 
     def __init__(
         self,
         settings: Settings,
         service: str,
         *,
+        command: ServiceCommand,
         target: str | None = None,
         env: Mapping[str, str] | None = None,
         progress: bool = True,
     ) -> None:
-        self.settings = settings
+        super().__init__(
+            {"conninfo": settings.database_url},
+            live=service,
+            tables=REGISTER_TABLES,
+            target=target or f"{service}_register_replay",
+            previous=f"{service}_register_previous",
+            progress=progress,
+        )
         self.service = service
-        self.target = target or f"{service}_register_replay"
-        self.previous = f"{service}_register_previous"
-        if self.target in {service, self.previous}:
-            raise ValueError(f"the target must not be {self.target}")
+        self.command = command
         self.env = dict(os.environ if env is None else env)
-        self.progress = progress
-        self.state = Identifier(self.target, "replay_position")
 
-    def connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.settings.database_url, autocommit=False)
+    def outcome(self) -> RegisterOutcome:
+        return RegisterOutcome()
 
-    def prepare(self, *, restart: bool = False) -> None:
-        with self.connect() as conn:
-            create_target(conn, self.target, register_ddl(), restart=restart)
-            conn.execute(
-                SQL(
-                    "CREATE TABLE IF NOT EXISTS {} (one boolean PRIMARY KEY DEFAULT true"
-                    " CHECK (one), position bigint NOT NULL)"
-                ).format(self.state)
-            )
+    def ddl(self) -> Sequence[str]:
+        return (*register_ddl(), rebuild.POSITIONS_DDL)
 
     def _position(self, conn: psycopg.Connection[Any]) -> int:
-        row = conn.execute(SQL("SELECT position FROM {}").format(self.state)).fetchone()
-        return 0 if row is None else int(row[0])
+        return rebuild.positions(conn, self.target, (SOURCE,))[SOURCE]
 
-    def _intake_end(self, conn: psycopg.Connection[Any]) -> int:
-        exists = conn.execute("SELECT to_regclass('intake.intake_events')").fetchone()
-        if exists is None or exists[0] is None:
-            return 0
-        row = conn.execute(
-            SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(events_table("intake"))
-        ).fetchone()
-        return int(row[0]) if row else 0
-
-    def run(self, *, switch: bool = True, max_events: int | None = None) -> RegisterOutcome:
-        outcome = RegisterOutcome()
-        with one_run_per_target({"conninfo": self.settings.database_url}, self.target):
-            self.load(outcome, max_events)
-            if switch and outcome.complete:
-                switch_when_caught_up(
-                    lambda: self.switch(outcome),
-                    lambda: self.load(outcome, None),
-                    "intake's log keeps growing faster than it is read",
-                )
-        return outcome
-
-    def load(self, outcome: RegisterOutcome, budget: int | None) -> None:
+    def load(self, outcome: RegisterOutcome, budget: int | None) -> bool:
         with self.connect() as conn:
             position = self._position(conn)
-            end = self._intake_end(conn)
-        todo = max(end - position, 0) if budget is None else min(max(end - position, 0), budget)
-        bar = Progress(todo, f"{self.service} register") if self.progress else None
-        batches = store_batches(self.env, "intake", position)
-        read = 0
+            end = rebuild.log_end(conn, SOURCE)
+            todo = rebuild.log_remaining(conn, SOURCE, position, end)
+        bar = self.bar(todo if budget is None else min(todo, budget), f"{self.service} register")
+        export = StoreExport(self.env, SOURCE, position, command=self.command)
         try:
-            for whole in batches:
-                batch = whole if budget is None else whole[: budget - read]
-                if not batch:
-                    break
-                with self.connect() as conn, conn.cursor() as curs:
-                    for loaded in batch:
-                        for _, envelope in loaded.envelopes:
-                            event = from_cloudevent(envelope)
-                            if isinstance(event, REGISTER_EVENTS) and apply(
-                                curs, self.target, envelope.id, event
-                            ):
-                                outcome.applied += 1
-                    position = batch[-1].position
-                    curs.execute(
-                        SQL(
-                            "INSERT INTO {} (position) VALUES (%s)"
-                            " ON CONFLICT (one) DO UPDATE SET position = EXCLUDED.position"
-                        ).format(self.state),
-                        (position,),
-                    )
-                read += len(batch)
-                outcome.loaded += len(batch)
-                if bar is not None:
-                    bar.advance(batch[-1].position - (batch[0].position - 1))
-                if budget is not None and read >= budget:
-                    break
+            outcome.loaded += rebuild.read_batches(
+                SOURCE, export.batches(), partial(self._commit, outcome), bar, budget
+            )
         finally:
-            batches.close()
+            export.close()
         if bar is not None:
             bar.finish()
         with self.connect() as conn:
             outcome.position = self._position(conn)
-            outcome.complete = outcome.position >= self._intake_end(conn)
+            return outcome.position >= rebuild.log_end(conn, SOURCE)
 
-    def switch(self, outcome: RegisterOutcome) -> bool:
-        with self.connect() as conn:
-            conn.execute(
-                SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
-                    SQL(", ").join(Identifier(self.service, t) for t in REGISTER_TABLES)
-                )
-            )
-            if self._position(conn) < self._intake_end(conn):
-                conn.rollback()
-                return False
-            move_tables(conn, REGISTER_TABLES, self.service, self.target, self.previous)
-            conn.commit()
-        outcome.switched = True
-        return True
+    def _commit(self, outcome: RegisterOutcome, batch: Sequence[Loaded]) -> None:
+        """A batch's events, through the live handler's ``apply``, and the position reached."""
+        with self.connect() as conn, conn.cursor() as curs:
+            for loaded in batch:
+                for _, envelope in loaded.envelopes:
+                    event = from_cloudevent(envelope)
+                    if isinstance(event, REGISTER_EVENTS) and apply(
+                        curs, self.target, envelope.id, event
+                    ):
+                        outcome.applied += 1
+            rebuild.set_position(curs, self.target, SOURCE, batch[-1].position)
+
+    def ready(self, conn: psycopg.Connection[Any], outcome: RegisterOutcome) -> bool:
+        return self._position(conn) >= rebuild.log_end(conn, SOURCE)
 
 
 def register_contents(database_url: str, schema: str) -> dict[str, list[tuple[str | None, ...]]]:
@@ -319,40 +266,29 @@ def register_hash(database_url: str, schema: str) -> str:
     return hash_contents(register_contents(database_url, schema))
 
 
-def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = print) -> int:
-    """``python -m shared.platform.register SERVICE``: rebuild that service's dossier register."""
-    parser = argparse.ArgumentParser(
-        prog="weerbaar replay --projection <service>-register",
-        description="Rebuild a service's dossier register from intake's log and switch over.",
+def main(
+    argv: Sequence[str],
+    *,
+    services: Sequence[str],
+    command: ServiceCommand,
+    out: Callable[[str], None] = print,
+) -> int:
+    """``weerbaar replay --projection <service>-register``: rebuild that service's dossier
+    register (one of ``services``, those that keep one; ``command`` starts the source service)."""
+    parser = rebuild.parser(
+        "weerbaar replay --projection <service>-register",
+        f"Rebuild a service's dossier register from {SOURCE}'s log and switch over.",
+        "<service>_register_replay",
+        "events",
     )
-    parser.add_argument("service", choices=REGISTER_SERVICES)
-    rebuild_arguments(parser, "<service>_register_replay", "events")
+    parser.add_argument("service", choices=services)
     args = parser.parse_args(argv)
     settings = load_settings()
-    if args.hash:
-        out(register_hash(settings.database_url, args.service))
-        return 0
-    try:
-        rebuild = RegisterRebuild(settings, args.service, target=args.target)
-    except ValueError as exc:
-        parser.error(str(exc))
-    rebuild.prepare(restart=args.restart)
-
-    def run() -> Ran:
-        outcome = rebuild.run(switch=not args.no_switch, max_events=args.max_events)
-        return Ran(
-            f"read {outcome.loaded} of intake's events, applied {outcome.applied}",
-            outcome.complete,
-            outcome.switched,
-        )
-
-    name = f"{args.service}-register"
-    return run_command(name, run, rebuild.target, rebuild.previous, out)
-
-
-#: The services that keep a dossier register.
-REGISTER_SERVICES = ("assessment", "approval")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return rebuild.command(
+        parser,
+        args,
+        f"{args.service}-register",
+        live_hash=lambda: register_hash(settings.database_url, args.service),
+        build=lambda: RegisterRebuild(settings, args.service, command=command, target=args.target),
+        out=out,
+    )

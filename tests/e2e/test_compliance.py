@@ -43,22 +43,18 @@ from shared.platform.projection import AggregateProjection
 from shared.platform.projection import Rebuild as ProjectionRebuild
 from shared.platform.projection import content_hash as projection_hash
 from shared.platform.projection import contents as projection_contents
-from shared.platform.register import (
-    REGISTER_SERVICES,
-    RegisterRebuild,
-    register_contents,
-    register_hash,
-)
+from shared.platform.rebuild import Busy
+from shared.platform.register import RegisterRebuild, register_contents, register_hash
 from shared.platform.relay import advisory_key
-from shared.platform.replay import Busy
 from shared.platform.settings import SERVICES, Settings
 from shared.platform.signing import load_public_keys
 from tests import servers
 from tests.support import reset_streams, settings_for, wait_until
+from tools.cli import REGISTER_SERVICES
 from tools.demo import Actors, DossierDriver, personal_values
 from tools.embedded import free_port
 from tools.mailcatcher import MailCatcher
-from tools.system import System
+from tools.system import System, service_command
 
 pytestmark = pytest.mark.e2e
 
@@ -656,7 +652,7 @@ def test_interrupted_rebuild_resumes_and_does_not_switch(
         other.execute(
             "SELECT pg_advisory_unlock(%s)", (advisory_key("weerbaar-replay:intake_replay_i"),)
         )
-    first = rebuild.run(switch=True, max_events=7)
+    first = rebuild.run(switch=True, budget=7)
     assert first.loaded == 7
     assert not first.complete and not first.switched
     assert sum(first.positions.values()) > 0  # the position is kept
@@ -688,7 +684,7 @@ def test_interrupted_rebuild_resumes_and_does_not_switch(
     # A new run (a new process would do the same: the position is in the database) goes on
     # from there and reads each event once.
     again = _rebuild(world, "intake_replay_i")
-    second = again.run(switch=False, max_events=30)
+    second = again.run(switch=False, budget=30)
     assert second.loaded == 30
     assert all(second.positions[s] >= first.positions[s] for s in first.positions)
     rest = again.run(switch=False)
@@ -817,7 +813,7 @@ def test_an_interrupted_service_rebuild_keeps_its_chunks_and_resumes(
             with pytest.raises(Busy):
                 rebuild.run(switch=False)
         # A budget of one planning: not complete, the position kept, nothing switched.
-        first = rebuild.run(switch=True, max_aggregates=1)
+        first = rebuild.run(switch=True, budget=1)
         assert first.folded == 1 and not first.complete and not first.switched
         # A crash in the second chunk (of one planning each) keeps the first chunk and its
         # position, and nothing of the crashed one.
@@ -933,7 +929,12 @@ def test_replay_command_names_the_projections_it_knows(world: World) -> None:
 def test_a_services_dossier_register_rebuilds_from_intakes_log(world: World, service: str) -> None:
     target = f"{service}_register_replay_a"
     rebuild = RegisterRebuild(
-        world.settings, service, target=target, env=world.system.env(), progress=False
+        world.settings,
+        service,
+        command=service_command,
+        target=target,
+        env=world.system.env(),
+        progress=False,
     )
     rebuild.prepare(restart=True)
     outcome = rebuild.run(switch=False)
@@ -951,7 +952,11 @@ def test_a_services_dossier_register_rebuilds_from_intakes_log(world: World, ser
     assert registered[world.registered.aanvraag_id][1] == "GM0344"
     # Twice from scratch: the same register, to the hash.
     again = RegisterRebuild(
-        world.settings, service, target=f"{service}_register_replay_b", env=world.system.env()
+        world.settings,
+        service,
+        command=service_command,
+        target=f"{service}_register_replay_b",
+        env=world.system.env(),
     )
     again.progress = False
     again.prepare(restart=True)
