@@ -250,7 +250,7 @@ def cmd_stream_rebuild(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     """Compare the stream with the event stores: what is extra, what is missing."""
-    from shared.platform.reconcile import main as reconcile_main
+    from tools.reconcile import main as reconcile_main
     from tools.system import service_command
 
     return reconcile_main(["--timeout", str(args.timeout)], command=service_command)

@@ -9,7 +9,7 @@ PostgreSQL is the system of record; the stream is derived from it. The relay
   so after a crash, or after the stream lost its tail, it publishes exactly what is missing;
 - publishes nothing while that last message is not an event its store holds at that position (a
   database restored from an older backup, the stream kept: ``StreamAhead``,
-  ``shared.platform.reconcile``);
+  ``shared.platform.stream_tail``);
 - publishes each message with ``Nats-Msg-Id`` = the CloudEvent ``id``, which is stable (derived from
   the stored event), so a message re-sent after an unacknowledged publish is dropped by the stream's
   duplicate window;

@@ -41,8 +41,8 @@ from shared.platform.http import (
     add_readiness_detail,
 )
 from shared.platform.logging import trace_id_var
-from shared.platform.reconcile import tail_check, watch_stream_tail
 from shared.platform.settings import AuthMode, Settings
+from shared.platform.stream_tail import tail_check, watch_stream_tail
 from shared.platform.telemetry import relay_state
 from shared.platform.throttle import client_source
 
@@ -163,7 +163,7 @@ class _BrokerProbe:
 def add_standard_readiness(api: FastAPI, app: ServiceApplication, settings: Settings) -> None:
     """Readiness checks on PostgreSQL, NATS and the stream, each bounded (a server that is down
     fails it within ``READINESS_DEPENDENCY_TIMEOUT_S``); the details of a stopped relay and of a
-    stream ahead of the store, and the latter's gauge (``shared.platform.reconcile``)."""
+    stream ahead of the store, and the latter's gauge (``shared.platform.stream_tail``)."""
     timeout = READINESS_DEPENDENCY_TIMEOUT_S
 
     async def postgres() -> None:

@@ -29,10 +29,10 @@ from services.intake.bootstrap import bootstrap
 from services.intake.domain import Aanmelding
 from services.intake.gateway import to_public
 from shared.platform.eventstore import Clock, Context, utcnow
-from shared.platform.reconcile import STREAM_AHEAD
 from shared.platform.relay import OutboxRelay
 from shared.platform.settings import Settings
 from shared.platform.stream import provision
+from shared.platform.stream_tail import STREAM_AHEAD
 from shared.platform.telemetry import metrics_for
 from tests.support import aanmelding, stream_count
 from tools.cli import main as weerbaar

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.platform.reconcile import OnStream, StoreSide, StreamSide, compare
+from tools.reconcile import OnStream, StoreSide, StreamSide, compare
 
 
 def _store(*announced: tuple[int, int, str], stored: int = 0) -> StoreSide:

@@ -33,8 +33,8 @@ from services.notifications.webhooks import RetrySchedule
 from shared.platform.eventstore import DomainEvent, FixedClock, PydanticMapper, _NoTranscoder
 from shared.platform.http import create_app
 from shared.platform.logging import JsonFormatter
-from shared.platform.reconcile import STREAM_AHEAD
 from shared.platform.settings import Settings
+from shared.platform.stream_tail import STREAM_AHEAD
 from shared.platform.telemetry import (
     STORE_SERIES,
     configure_tracing,

@@ -21,10 +21,10 @@ It reads in an order that makes neither verdict false while the system runs: the
 position first (everything before it was acknowledged by the stream), then the stream (every
 message on it announces an event committed before), then the logs.
 
-The cheap form of the same question (``tail_check``: is the service's last message on the stream
-an event the store holds at that position?) is a readiness detail and the gauge
-``weerbaar_stream_ahead_of_store``. Nothing here prints or logs a payload: ids, positions and
-counts only.
+The cheap form of the same question (``shared.platform.stream_tail.tail_check``: is the service's
+last message on the stream an event the store holds at that position?) is a readiness detail and
+the gauge ``weerbaar_stream_ahead_of_store``. Nothing here prints or logs a payload: ids, positions
+and counts only.
 """
 
 from __future__ import annotations
@@ -34,48 +34,35 @@ import asyncio
 import logging
 import os
 import sys
-import threading
 import time
-import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
-from uuid import UUID
 
 import nats
 import psycopg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from shared.platform.eventstore import public_event_id
 from shared.platform.relay import POSITION_HEADER, PositionHeader
 from shared.platform.replay import ServiceCommand, StoreExport
 from shared.platform.settings import SERVICES, Settings, load_settings
 from shared.platform.stream import CONNECT_TIMEOUT_S, Unreachable, connect_nats
-from shared.platform.telemetry import metrics_for
+from shared.platform.stream_tail import MSG_ID_HEADER, Position
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
 
-    from shared.platform.eventstore import ServiceApplication
 
 log = logging.getLogger(__name__)
 
-MSG_ID_HEADER: Final = "Nats-Msg-Id"
-#: The gauge of the cheap check (read at scrape time).
-STREAM_AHEAD: Final = "weerbaar_stream_ahead_of_store"
 #: How many ids of extra or missing events a report lists (the counts are always whole).
 LISTED: Final = 5
 #: Messages fetched per request while reading the stream's headers.
 FETCH_BATCH: Final = 2000
 RUNBOOK_SECTION: Final = "deploy/RUNBOOK.md, 'Reconcile the stream with the event stores'"
-
-Position = tuple[int, int]  # (notification_id, index), ordered as the relay publishes
 
 
 @dataclass(frozen=True)
@@ -323,183 +310,6 @@ async def reconcile(
 
 
 # --- the cheap check: readiness detail and gauge ---------------------------------------------
-
-
-@dataclass(frozen=True)
-class Tail:
-    """The service's last message on the stream, judged against its store."""
-
-    position: Position
-    held: bool
-    store_last: int
-
-    def detail(self) -> dict[str, Any] | None:
-        """The readiness detail: None while the store holds the stream's last message."""
-        if self.held:
-            return None
-        return {
-            "voor_op_opslag": True,
-            "laatste_bericht_positie": f"{self.position[0]}/{self.position[1]}",
-            "opslag_laatste_positie": self.store_last,
-            "wat_te_doen": "weerbaar reconcile; zie RUNBOOK, WeerbaarStreamAheadOfStore",
-        }
-
-
-def store_holds(
-    conn: psycopg.Connection[Any], service: str, position: Position, msg_id: str
-) -> tuple[bool, int]:
-    """Whether the log holds, at ``position``, the event whose CloudEvent id is ``msg_id``;
-    and the log's last notification id. Gateway-free: the id derives from the stored event's
-    aggregate and version and the public event's index."""
-    table = Identifier(service, f"{service}_events")
-    with conn.cursor(row_factory=tuple_row) as cur:
-        row = cur.execute(
-            SQL(
-                "SELECT originator_id, originator_version,"
-                " (SELECT coalesce(max(notification_id), 0) FROM {0})"
-                " FROM {0} WHERE notification_id = %s"
-            ).format(table),
-            (position[0],),
-        ).fetchone()
-        if row is None:
-            last = cur.execute(
-                SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(table)
-            ).fetchone()
-            return False, int(last[0]) if last else 0
-    originator = row[0] if isinstance(row[0], UUID) else UUID(str(row[0]))
-    expected = public_event_id(service, originator, int(row[1]), position[1])
-    return expected == msg_id, int(row[2])
-
-
-async def last_relay_message(
-    settings: Settings, service: str, timeout_s: float
-) -> tuple[Position, str] | None:
-    """The position and id of the service's last message on the stream; None when it has none
-    or the last one is not the relay's (its headers carry no position)."""
-
-    async def quiet(_: Exception) -> None:
-        return None
-
-    nc = await nats.connect(
-        servers=settings.nats_servers,
-        connect_timeout=timeout_s,
-        allow_reconnect=False,
-        max_reconnect_attempts=1,
-        reconnect_time_wait=0.05,
-        error_cb=quiet,
-    )
-    try:
-        js = nc.jetstream(timeout=timeout_s)
-        try:
-            last = await js.get_last_msg(settings.stream_name, f"weerbaar.{service}.>")
-        except NotFoundError:
-            return None
-    finally:
-        await nc.close()
-    headers = last.headers or {}
-    header = PositionHeader.read(headers.get(POSITION_HEADER))
-    msg_id = headers.get(MSG_ID_HEADER)
-    if header is None or msg_id is None:
-        return None
-    return (header.notification_id, header.index), msg_id
-
-
-async def tail_check(app: ServiceApplication, settings: Settings, timeout_s: float) -> Tail | None:
-    """Is the service's last message on the stream an event its store holds at that position?
-    None when there is nothing to judge (no message of the relay on the stream). One NATS
-    request and one query, each bounded by ``timeout_s``."""
-    last = await last_relay_message(settings, app.service, timeout_s)
-    if last is None:
-        return None
-    position, msg_id = last
-
-    def lookup() -> tuple[bool, int]:
-        app.datastore.pool.open(wait=False)
-        with app.datastore.pool.connection(timeout=timeout_s) as conn:
-            return store_holds(conn, app.service, position, msg_id)
-
-    held, store_last = await asyncio.to_thread(lookup)
-    return Tail(position, held, store_last)
-
-
-class _StreamTailCollector(Collector):
-    """``weerbaar_stream_ahead_of_store``, judged at scrape time (absent when unknown)."""
-
-    def __init__(self, service: str, settings: Settings, timeout_s: float) -> None:
-        self.service = service
-        self.settings = settings
-        self.timeout_s = timeout_s
-        self.app: weakref.ReferenceType[ServiceApplication] | None = None
-
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        app = self.app() if self.app is not None else None
-        if app is None:
-            return []
-        try:
-            tail = _run_bounded(
-                lambda: tail_check(app, self.settings, self.timeout_s), 2 * self.timeout_s
-            )
-        except Exception as exc:  # a server is down: the scrape still answers
-            log.warning(
-                "stream check unavailable",
-                extra={"service": self.service, "error": type(exc).__name__},
-            )
-            return []
-        gauge = GaugeMetricFamily(
-            STREAM_AHEAD,
-            "1 when the service's last message on the stream is not an event its event store "
-            "holds at that position (the stream is ahead of the database, e.g. after a restore):"
-            " see `weerbaar reconcile`.",
-            labels=["service"],
-        )
-        gauge.add_metric([self.service], 0 if tail is None or tail.held else 1)
-        return [gauge]
-
-    def describe(self) -> Iterable[GaugeMetricFamily]:
-        return []  # registering must not ask the servers
-
-
-def _run_bounded(make: Callable[[], Any], timeout_s: float) -> Any:
-    """Run a coroutine on an event loop of its own thread (a scrape may come from a thread
-    with a running loop, or none), at most ``timeout_s``."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = asyncio.run(asyncio.wait_for(make(), timeout_s))
-        except BaseException as exc:  # handed to the caller
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, name="stream-tail-check", daemon=True)
-    thread.start()
-    thread.join(timeout_s + 0.5)
-    if "error" in outcome:
-        raise outcome["error"]
-    if "value" not in outcome:
-        raise TimeoutError("stream check did not end in time")
-    return outcome["value"]
-
-
-_collectors: dict[str, _StreamTailCollector] = {}
-_collectors_lock = threading.Lock()
-
-
-def watch_stream_tail(app: ServiceApplication, settings: Settings, timeout_s: float) -> None:
-    """Expose ``weerbaar_stream_ahead_of_store`` for ``app``'s service (the latest wins)."""
-    with _collectors_lock:
-        collector = _collectors.get(app.service)
-        new = collector is None
-        if collector is None:
-            collector = _collectors[app.service] = _StreamTailCollector(
-                app.service, settings, timeout_s
-            )
-    collector.settings = settings
-    collector.app = weakref.ref(app)
-    if new:
-        metrics_for(app.service).registry.register(collector)
-
-
-# --- the command --------------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None, *, command: ServiceCommand) -> int:
