@@ -218,7 +218,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Recompute every service's hash chain and check the signed checkpoints."""
-    from shared.platform.chain import main as verify_main
+    from tools.verify import main as verify_main
 
     return verify_main(["--keys", str(_data_dir() / "secrets"), *args.verify_args])
 
@@ -288,7 +288,7 @@ def cmd_faults(args: argparse.Namespace) -> int:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     """Key-encryption keys: status, rotate, retire."""
-    from shared.platform.keys import main as keys_main
+    from tools.keys import main as keys_main
 
     return keys_main(args.keys_args)
 

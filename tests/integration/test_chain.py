@@ -32,7 +32,6 @@ from shared.platform.chain import (
     ensure_audit_schema,
     frame,
     link,
-    main,
     verify,
 )
 from shared.platform.eventstore import Context, utcnow
@@ -46,6 +45,7 @@ from shared.platform.signing import (
     rotate_signing_key,
 )
 from tests.support import aanmelding
+from tools.verify import main
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.platform.keys import main as keys
 from shared.platform.signing import load_or_create_signing_key, load_public_keys, load_signing_key
+from tools.keys import main as keys
 
 
 def test_rotate_signing_keeps_the_old_public_key_and_signs_with_a_new_one(
