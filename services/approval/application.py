@@ -12,7 +12,8 @@ from services.approval.domain import Beoordeling, project
 from services.approval.gateway import to_public
 from shared.platform.auth import Refusal
 from shared.platform.errors import NietGevonden
-from shared.platform.eventstore import Context, DomainEvent, ServiceApplication
+from shared.platform.eventstore import ServiceApplication
+from shared.platform.model import Context, DomainEvent
 from shared.platform.register import DossierRegister, register_ddl
 from shared.platform.relay import PublicationCheck
 

@@ -37,7 +37,8 @@ from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Composed, Identifier
 
 from shared.platform.chain import events_table
-from shared.platform.eventstore import Aggregate, DomainEvent, Statement
+from shared.platform.eventstore import Statement
+from shared.platform.model import Aggregate, DomainEvent
 from shared.platform.replay import (
     SWITCH_ROUNDS,
     Progress,

@@ -33,7 +33,8 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 
 from shared.contracts.envelope import CloudEvent
-from shared.platform.eventstore import DomainEvent, PydanticMapper
+from shared.platform.eventstore import PydanticMapper
+from shared.platform.model import DomainEvent
 from shared.platform.relay import advisory_key, cloudevents_for
 from shared.platform.settings import Settings
 

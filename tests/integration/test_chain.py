@@ -35,8 +35,8 @@ from shared.platform.chain import (
     main,
     verify,
 )
-from shared.platform.eventstore import Context, utcnow
 from shared.platform.keys import Vergeten
+from shared.platform.model import Context, utcnow
 from shared.platform.settings import Settings
 from shared.platform.signing import (
     KEY_FILE_NAME,

@@ -35,7 +35,8 @@ from services.scheduling.application import Scheduling
 from shared.platform.access import ToegangGeweigerdVastgelegd
 from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.errors import NietPubliceerbaar
-from shared.platform.eventstore import Context, ServiceApplication, first_event, utcnow
+from shared.platform.eventstore import ServiceApplication
+from shared.platform.model import Context, first_event, utcnow
 from shared.platform.runtime import Components
 from shared.platform.settings import SERVICES
 from tests.integration.inprocess import InProcessSystem
