@@ -85,15 +85,10 @@ class Approval(ServiceApplication):
         decide: Callable[[Beoordeling | None], list[DomainEvent]],
         inbox: tuple[str, str],
     ) -> None:
-        # Retrying re-reads the review: when another event of the same report created it in
-        # the meantime, the decision is taken again on what is there now. A redelivery of this
-        # very message stops at the inbox (AlreadyProcessed).
-        def command() -> None:
-            events = decide(self.find(rapport_id))
-            if events:
-                self.record(*events, inbox=inbox)
-
-        self.retrying(command)
+        # A retry re-reads the review: when another event of the same report created it in the
+        # meantime, the decision is taken again on what is there now. A redelivery of this very
+        # message stops at the inbox (AlreadyProcessed).
+        self.change(rapport_id, decide, project=project, inbox=inbox)
 
     # --- decisions -------------------------------------------------------------------------------
 
@@ -130,18 +125,15 @@ class Approval(ServiceApplication):
     def _decide(
         self, rapport_id: UUID, decide: Callable[[Beoordeling], list[DomainEvent]]
     ) -> Beoordeling:
-        def command() -> Beoordeling:
-            beoordeling = self.beoordeling(rapport_id)
-            self.register.known(beoordeling.aanvraag_id).require_open()
-            events = decide(beoordeling)
-            if not events:
-                return beoordeling
-            self.record(*events)
-            after = project(beoordeling, events)
-            assert after is not None
-            return after
+        def on_open_dossier(found: Beoordeling | None) -> list[DomainEvent]:
+            if found is None:
+                raise NietGevonden("Onbekend rapport.")
+            self.register.known(found.aanvraag_id).require_open()
+            return decide(found)
 
-        return self.retrying(command)
+        after = self.change(rapport_id, on_open_dossier, project=project)
+        assert after is not None  # on_open_dossier refuses an unknown report
+        return after
 
     # --- refusals --------------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from uuid import UUID, uuid5
 import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
+    ApplicationRecorder,
     IntegrityError,
     InterfaceError,
     Mapper,
@@ -493,8 +494,24 @@ TResult = TypeVar("TResult")
 TAgg = TypeVar("TAgg", bound=Aggregate)
 
 
+#: The library's in-memory store: ``PERSISTENCE_MODULE`` for use-case tests without a server.
+IN_MEMORY: Final = "eventsourcing.popo"
+
+#: Rebuilds an aggregate from its events (None before its first), as the library's repository
+#: calls it.
+Projector = Callable[[TAgg | None, Iterable[Any]], TAgg | None]
+
+
 class ServiceApplication(Application[UUID]):
-    """One service's event-sourced application on PostgreSQL (schema = service name)."""
+    """One service's event-sourced application: its use cases, on the store the environment names.
+
+    In every process that store is PostgreSQL (schema = service name), with the parts the library
+    has not (``PostgresParts``: the data keys of personal fields, the service's own tables). With
+    ``PERSISTENCE_MODULE=eventsourcing.popo`` the same use cases run on the library's in-memory
+    store (``shared.platform.memory.MemoryRecorder``: the inbox and the concurrency check as
+    PostgreSQL has them), which is how their tests run in milliseconds; personal fields are then
+    kept as they are (there is no key store) and nothing else of PostgreSQL is there.
+    """
 
     service: ClassVar[str]
     #: The service's own tables (read models, indexes), created at start when missing.
@@ -509,89 +526,27 @@ class ServiceApplication(Application[UUID]):
         #: event can be published. Required, so no way of building an application (the
         #: runtime, a command-line tool, a test) records without it.
         self.publication_check = publication_check
-        # Several processes of one service (roles, replicas) start at once: the library's
-        # CREATE TABLE IF NOT EXISTS races with itself in PostgreSQL (a unique violation in the
-        # catalog), so the creating is done one process at a time.
         #: Steps that record what was counted and is due (the anonymous refusals of ended
         #: windows, ``shared.platform.access.Refusals``): the runtime's workers run them
         #: periodically.
         self.pending_records: list[Callable[..., object]] = []
+        self._postgres: PostgresParts | None = None
+        if env.get("PERSISTENCE_MODULE") == IN_MEMORY:
+            super().__init__(env)
+            return
+        # Several processes of one service (roles, replicas) start at once: the library's
+        # CREATE TABLE IF NOT EXISTS races with itself in PostgreSQL (a unique violation in the
+        # catalog), so the creating is done one process at a time.
         with _creating_tables(env):
             super().__init__(env)
             recorder = self.recorder
             assert isinstance(recorder, WeerbaarRecorder)
-            self.store: WeerbaarRecorder = recorder
-            self.datastore: PostgresDatastore = recorder.datastore
-            # The data keys of personal data, in the service's schema but apart from the events.
-            # Looked up on every read (never cached, so forgetting takes effect at once): on
-            # autocommit connections of their own, one round trip each.
-            connect = self.datastore.pool.kwargs
-            assert isinstance(connect, dict)
-            self._key_reads: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
-                kwargs={**connect, "autocommit": True},
-                connection_class=psycopg.Connection[DictRow],
-                min_size=0,  # connections are made on first use
-                max_size=4,
-                name=f"{self.service}-keys",
-                open=True,
-            )
-            self.keys = DossierKeys(
-                lambda: self.datastore.transaction(commit=True),
-                self.service,
-                KeyEncryptionKeys(Path(env.get("WEERBAAR_KEK_DIR") or ".data/secrets")),
-                read=self._key_reads.connection,
-            )
-            try:
-                self.keys.create_table()
-            except Exception:
-                self._key_reads.close()
-                raise
+            self._postgres = PostgresParts(self.service, recorder, env)
             assert isinstance(self.mapper, PydanticMapper)
-            self.mapper.keys = self.keys
+            self.mapper.keys = self._postgres.keys
             if self.ddl:
-                self._apply_ddl(self.ddl, locked=True)
+                self._postgres.apply_ddl(self.ddl, locked=True)
         watch_event_store(self)
-
-    def create_tables(self, statements: Sequence[str]) -> None:
-        """Run ``CREATE … IF NOT EXISTS`` statements (``{schema}`` = the service) under the
-        service's DDL lock: processes that start at once would otherwise collide."""
-        self._apply_ddl(statements, locked=False)
-
-    def _apply_ddl(self, statements: Sequence[str], *, locked: bool) -> None:
-        """Apply the service's own DDL once per version of it.
-
-        A process that finds this set of statements recorded (``ddl_applied``, by digest) runs
-        none of them: ``CREATE INDEX IF NOT EXISTS`` locks its table even when the index is
-        there, and a restarted process that ran several in one transaction deadlocked with the
-        live writers of those tables and died (found by the long crash run). A new set is applied
-        one statement per transaction, so no lock is held across statements; ``locked``: the
-        caller holds the service's DDL lock already (otherwise each statement takes it).
-        """
-        rendered = [statement.replace("{schema}", self.service) for statement in statements]
-        digest = hashlib.sha256("\n".join(rendered).encode()).hexdigest()
-        marker = Identifier(self.service, "ddl_applied")
-        with self.datastore.transaction(commit=True) as curs:
-            if not locked:
-                curs.execute("SELECT pg_advisory_xact_lock(%s)", (ddl_lock_key(self.service),))
-            curs.execute(
-                SQL(
-                    "CREATE TABLE IF NOT EXISTS {} (digest text PRIMARY KEY,"
-                    " applied_at timestamptz NOT NULL DEFAULT now())"
-                ).format(marker)
-            )
-            curs.execute(SQL("SELECT 1 FROM {} WHERE digest = %s").format(marker), (digest,))
-            if curs.fetchone() is not None:
-                return
-        for statement in rendered:
-            with self.datastore.transaction(commit=True) as curs:
-                if not locked:
-                    curs.execute("SELECT pg_advisory_xact_lock(%s)", (ddl_lock_key(self.service),))
-                curs.execute(statement)
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                SQL("INSERT INTO {} (digest) VALUES (%s) ON CONFLICT DO NOTHING").format(marker),
-                (digest,),
-            )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -600,9 +555,55 @@ class ServiceApplication(Application[UUID]):
         if hasattr(cls, "service"):
             cls.name = cls.service
 
+    # --- the store -------------------------------------------------------------------------------
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether this application runs on the in-memory store (use-case tests)."""
+        return self._postgres is None
+
+    @property
+    def postgres(self) -> PostgresParts:
+        """The PostgreSQL parts; an error on the in-memory store, which has none."""
+        if self._postgres is None:
+            raise RuntimeError(f"{self.service} runs on the in-memory store: no PostgreSQL here")
+        return self._postgres
+
+    @property
+    def store(self) -> WeerbaarRecorder:
+        """The PostgreSQL recorder (inbox, side statements, commit-in-doubt handling)."""
+        return self.postgres.recorder
+
+    @property
+    def datastore(self) -> PostgresDatastore:
+        """The service's connection pool and schema."""
+        return self.postgres.recorder.datastore
+
+    @property
+    def keys(self) -> DossierKeys:
+        """The data keys of personal fields."""
+        return self.postgres.keys
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        """The library's recorder for the configured store; in memory, one with an inbox."""
+        if self.env.get("PERSISTENCE_MODULE") == IN_MEMORY:
+            from shared.platform.memory import MemoryRecorder  # noqa: PLC0415 - tests only
+
+            return MemoryRecorder()
+        return super().construct_recorder()
+
     def construct_mapper(self) -> Mapper[UUID]:
         """Use the pydantic mapper."""
         return PydanticMapper(transcoder=_NoTranscoder())
+
+    def create_tables(self, statements: Sequence[str]) -> None:
+        """Run ``CREATE … IF NOT EXISTS`` statements (``{schema}`` = the service) under the
+        service's DDL lock: processes that start at once would otherwise collide. Nothing to do
+        on the in-memory store (it has no tables)."""
+        if self._postgres is not None:
+            self._postgres.apply_ddl(statements, locked=False)
+
+    # --- use cases -------------------------------------------------------------------------------
 
     def record(
         self,
@@ -610,7 +611,9 @@ class ServiceApplication(Application[UUID]):
         inbox: tuple[str, str] | None = None,
         statements: Sequence[Statement] = (),
     ) -> None:
-        """Append events atomically with an optional inbox row and side statements.
+        """Append events atomically with the unit of work's other writes: an ``inbox`` entry
+        ``(consumer, message_id)`` (idempotency: ``AlreadyProcessed`` when it is there already)
+        and the read model's side ``statements``.
 
         Each event gets the ``traceparent`` of the current span, unless it carries one already.
         """
@@ -636,13 +639,44 @@ class ServiceApplication(Application[UUID]):
         for event in events:
             appended.labels(self.service, type(event).__name__).inc()
 
+    def change(
+        self,
+        aggregate_id: UUID,
+        decide: Callable[[TAgg | None], Sequence[DomainEvent]],
+        *,
+        project: Projector[TAgg],
+        inbox: tuple[str, str] | None = None,
+        statements: Callable[[TAgg | None, TAgg | None], Sequence[Statement]] | None = None,
+    ) -> TAgg | None:
+        """One use case: load the aggregate, ``decide`` its new events, record them (with the
+        ``inbox`` entry and the ``statements`` of the change, from the states before and after)
+        and return the new state; the aggregate as it was when nothing is decided (then the
+        inbox entry is not recorded either: a redelivery decides the same nothing).
+
+        When another writer came first the whole of it runs again on what is there now, so
+        ``decide`` must have no effect but its events.
+        """
+
+        def command() -> TAgg | None:
+            before = self.load_or_none(aggregate_id, project)
+            events = list(decide(before))
+            if not events:
+                return before
+            after = project(before, events)
+            self.record(
+                *events,
+                inbox=inbox,
+                statements=() if statements is None else statements(before, after),
+            )
+            return after
+
+        return self.retrying(command)
+
     def retrying(self, command: Callable[[], TResult], attempts: int = 5) -> TResult:
         """Run a get → decide → record command, retrying when another writer came first."""
         return retry_on_conflict(command, attempts)
 
-    def load_or_none(
-        self, aggregate_id: UUID, projector: Callable[[TAgg | None, Iterable[Any]], TAgg | None]
-    ) -> TAgg | None:
+    def load_or_none(self, aggregate_id: UUID, projector: Projector[TAgg]) -> TAgg | None:
         """An aggregate rebuilt from its events, or None when it has none."""
         try:
             aggregate: TAgg = self.repository.get(aggregate_id, projector_func=projector)
@@ -650,12 +684,7 @@ class ServiceApplication(Application[UUID]):
             return None
         return aggregate
 
-    def load(
-        self,
-        aggregate_id: UUID,
-        projector: Callable[[TAgg | None, Iterable[Any]], TAgg | None],
-        not_found: str,
-    ) -> TAgg:
+    def load(self, aggregate_id: UUID, projector: Projector[TAgg], not_found: str) -> TAgg:
         """An aggregate rebuilt from its events; 404 (with ``not_found``) when it has none."""
         aggregate = self.load_or_none(aggregate_id, projector)
         if aggregate is None:
@@ -668,8 +697,84 @@ class ServiceApplication(Application[UUID]):
 
     def close(self) -> None:
         """Close the event store's connections and the key lookups'."""
-        self._key_reads.close()
+        if self._postgres is not None:
+            self._postgres.close()
         super().close()
+
+
+class PostgresParts:
+    """What a service's application has in PostgreSQL besides the library's recorder: the data
+    keys of personal fields (in the service's schema, apart from the events) and the service's
+    own tables."""
+
+    def __init__(self, service: str, recorder: WeerbaarRecorder, env: Mapping[str, str]) -> None:
+        self.service = service
+        self.recorder = recorder
+        datastore = recorder.datastore
+        # The data keys are looked up on every read (never cached, so forgetting takes effect at
+        # once): on autocommit connections of their own, one round trip each.
+        connect = datastore.pool.kwargs
+        assert isinstance(connect, dict)
+        self._key_reads: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
+            kwargs={**connect, "autocommit": True},
+            connection_class=psycopg.Connection[DictRow],
+            min_size=0,  # connections are made on first use
+            max_size=4,
+            name=f"{service}-keys",
+            open=True,
+        )
+        self.keys = DossierKeys(
+            lambda: datastore.transaction(commit=True),
+            service,
+            KeyEncryptionKeys(Path(env.get("WEERBAAR_KEK_DIR") or ".data/secrets")),
+            read=self._key_reads.connection,
+        )
+        try:
+            self.keys.create_table()
+        except Exception:
+            self._key_reads.close()
+            raise
+
+    def apply_ddl(self, statements: Sequence[str], *, locked: bool) -> None:
+        """Apply the service's own DDL once per version of it.
+
+        A process that finds this set of statements recorded (``ddl_applied``, by digest) runs
+        none of them: ``CREATE INDEX IF NOT EXISTS`` locks its table even when the index is
+        there, and a restarted process that ran several in one transaction deadlocked with the
+        live writers of those tables and died (found by the long crash run). A new set is applied
+        one statement per transaction, so no lock is held across statements; ``locked``: the
+        caller holds the service's DDL lock already (otherwise each statement takes it).
+        """
+        datastore = self.recorder.datastore
+        rendered = [statement.replace("{schema}", self.service) for statement in statements]
+        digest = hashlib.sha256("\n".join(rendered).encode()).hexdigest()
+        marker = Identifier(self.service, "ddl_applied")
+        with datastore.transaction(commit=True) as curs:
+            if not locked:
+                curs.execute("SELECT pg_advisory_xact_lock(%s)", (ddl_lock_key(self.service),))
+            curs.execute(
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (digest text PRIMARY KEY,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                ).format(marker)
+            )
+            curs.execute(SQL("SELECT 1 FROM {} WHERE digest = %s").format(marker), (digest,))
+            if curs.fetchone() is not None:
+                return
+        for statement in rendered:
+            with datastore.transaction(commit=True) as curs:
+                if not locked:
+                    curs.execute("SELECT pg_advisory_xact_lock(%s)", (ddl_lock_key(self.service),))
+                curs.execute(statement)
+        with datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL("INSERT INTO {} (digest) VALUES (%s) ON CONFLICT DO NOTHING").format(marker),
+                (digest,),
+            )
+
+    def close(self) -> None:
+        """Close the key lookups' connections."""
+        self._key_reads.close()
 
 
 def retry_on_conflict(command: Callable[[], TResult], attempts: int = 5) -> TResult:
