@@ -1,4 +1,9 @@
-"""Approval's use cases: follow the report's versions, decide about them, record the consent."""
+"""Approval's use cases: follow the report's versions, decide about them, record the consent.
+
+Each is one ``change`` of a review (``Beoordeling``): load, decide by the domain's rules, record,
+retried when another writer came first. They run on PostgreSQL or on the in-memory store alike
+(``tests/usecases/test_approval.py`` runs them on both).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from shared.platform.auth import Refusal
 from shared.platform.errors import NietGevonden
 from shared.platform.eventstore import ServiceApplication
 from shared.platform.model import Context, DomainEvent
-from shared.platform.register import DossierRegister, register_ddl
+from shared.platform.ports import DossierRegister
 from shared.platform.relay import PublicationCheck
 
 
@@ -22,11 +27,16 @@ class Approval(ServiceApplication):
     """The approval service's application."""
 
     service = "approval"
-    ddl = register_ddl()
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        register: Callable[[ServiceApplication], DossierRegister],
+    ) -> None:
+        """On the store ``env`` names, with the dossier register ``register`` makes on it."""
         super().__init__(env, publication_check=PublicationCheck(self.service, to_public))
-        self.register = DossierRegister(self)
+        #: What approval knows of the dossiers (the read model it decides by).
+        self.register = register(self)
 
     def beoordeling(self, rapport_id: UUID) -> Beoordeling:
         """The review of a report; 404 when approval has not heard of the report."""

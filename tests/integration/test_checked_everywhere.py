@@ -21,7 +21,7 @@ import pytest
 from fastapi import FastAPI
 from psycopg.sql import SQL
 
-from services.approval.application import Approval
+from services.approval.bootstrap import application as approval_application
 from services.assessment.application import Assessment
 from services.intake import application as intake_application
 from services.intake import retention
@@ -48,7 +48,7 @@ BUILD: dict[str, Callable[[dict[str, str]], ServiceApplication]] = {
     "intake": Intake,
     "scheduling": lambda env: Scheduling(env, WorkingDayCalendar()),
     "assessment": Assessment,
-    "approval": Approval,
+    "approval": approval_application,
     "notifications": Notifications,
 }
 
