@@ -20,6 +20,7 @@ import pytest
 from services.approval import domain, policies, projections
 from services.approval.application import Approval
 from services.approval.bootstrap import application
+from services.approval.domain import Beoordeling
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
 from shared.platform.access import (
@@ -142,8 +143,12 @@ class World:
 
     def recorded(self) -> list[DomainEvent]:
         """Every event approval's store holds, in order."""
-        notifications = self.app.recorder.select_notifications(1, 10_000)
-        return [self.app.mapper.to_domain_event(n) for n in notifications]
+        events = []
+        for notification in self.app.recorder.select_notifications(1, 10_000):
+            event = self.app.mapper.to_domain_event(notification)
+            assert isinstance(event, DomainEvent)
+            events.append(event)
+        return events
 
     def names(self) -> list[str]:
         """The names of the recorded events."""
@@ -328,6 +333,38 @@ def test_a_colleague_who_revised_the_report_cannot_approve_it(world: World) -> N
 
     with pytest.raises(domain.VierOgen):
         world.app.keur_goed(rapport_id, 2, v2, as_actor(COLLEGA, "bva"))
+
+
+# --- change: load, decide, record, again when another writer came first ------------------------
+
+
+def test_a_decision_that_lost_to_another_writer_is_taken_again_on_what_is_there_now(
+    world: World,
+) -> None:
+    aanvraag_id, rapport_id, inhoud_hash = world.submitted()
+    seen: list[frozenset[str]] = []
+
+    def approve_while_the_colleague_revises(found: Beoordeling | None) -> list[DomainEvent]:
+        assert found is not None
+        seen.append(found.auteurs)
+        if len(seen) == 1:  # between this load and its record, the colleague's revision lands
+            world.deliver(
+                public.RapportHerzien(
+                    aanvraag_id=aanvraag_id,
+                    rapport_id=rapport_id,
+                    versie=2,
+                    aantal_maatregelen=0,
+                    maatregelen=(),
+                ),
+                actorid=COLLEGA,
+            )
+        return domain.keur_goed(found, 1, inhoud_hash, as_actor(COLLEGA, "bva"))
+
+    with pytest.raises(domain.VierOgen):
+        world.app.change(rapport_id, approve_while_the_colleague_revises, project=domain.project)
+
+    assert seen == [frozenset({ADVISEUR}), frozenset({ADVISEUR, COLLEGA})]
+    assert world.app.beoordeling(rapport_id).status == "ter_toetsing"
 
 
 # --- consent -------------------------------------------------------------------------------------
