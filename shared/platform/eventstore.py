@@ -1,9 +1,11 @@
-"""Event-store wiring shared by every service: pydantic domain events on the eventsourcing library.
+"""Event-store wiring shared by every service: the pydantic domain events of
+``shared.platform.model`` stored by the eventsourcing library.
 
-Each service is one eventsourcing ``Application`` on PostgreSQL, in its own schema. Domain events
-are frozen pydantic models, validated when they are loaded, evolved with ``class_version`` and
-``upcast_vN_vM`` static methods. ``WeerbaarRecorder`` adds two things to the library's recorder,
-both written in the same transaction as the events:
+Each service is one eventsourcing ``Application`` on PostgreSQL, in its own schema (its use
+cases also run on the library's in-memory store, for their tests: see ``ServiceApplication``).
+Domain events are frozen pydantic models, validated when they are loaded, evolved with
+``class_version`` and ``upcast_vN_vM`` static methods. ``WeerbaarRecorder`` adds two things to
+the library's recorder, both written in the same transaction as the events:
 
 - an *inbox* row ``(consumer, message_id)``: a message that was already processed cannot have its
   effect twice, whichever replica handles it (the primary key refuses the second insert);
@@ -587,7 +589,8 @@ class ServiceApplication(Application[UUID]):
     def construct_recorder(self) -> ApplicationRecorder:
         """The library's recorder for the configured store; in memory, one with an inbox."""
         if self.env.get("PERSISTENCE_MODULE") == IN_MEMORY:
-            from shared.platform.memory import MemoryRecorder  # noqa: PLC0415 - tests only
+            # Imported here: the in-memory forms build on this module.
+            from shared.platform.memory import MemoryRecorder  # noqa: PLC0415
 
             return MemoryRecorder()
         return super().construct_recorder()
