@@ -61,12 +61,16 @@ class Approval(ServiceApplication):
         inbox: tuple[str, str],
     ) -> None:
         """A version was drafted or revised (RapportOpgesteld, RapportHerzien)."""
-        self._follow(
+        # A retry re-reads the review: when another event of the same report created it in the
+        # meantime, the decision is taken again on what is there now. A redelivery of this very
+        # message stops at the inbox (AlreadyProcessed).
+        self.change(
             rapport_id,
             lambda found: domain.neem_bewerking_op(
                 found, rapport_id, aanvraag_id, versie, auteur_id, ctx
             ),
-            inbox,
+            project=project,
+            inbox=inbox,
         )
 
     def ontvang_ter_toetsing(
@@ -81,24 +85,14 @@ class Approval(ServiceApplication):
         inbox: tuple[str, str],
     ) -> None:
         """A version was submitted for review (RapportTerToetsingAangeboden)."""
-        self._follow(
+        self.change(
             rapport_id,
             lambda found: domain.ontvang_ter_toetsing(
                 found, rapport_id, aanvraag_id, versie, inhoud_hash, auteur_id, ingediend_op, ctx
             ),
-            inbox,
+            project=project,
+            inbox=inbox,
         )
-
-    def _follow(
-        self,
-        rapport_id: UUID,
-        decide: Callable[[Beoordeling | None], list[DomainEvent]],
-        inbox: tuple[str, str],
-    ) -> None:
-        # A retry re-reads the review: when another event of the same report created it in the
-        # meantime, the decision is taken again on what is there now. A redelivery of this very
-        # message stops at the inbox (AlreadyProcessed).
-        self.change(rapport_id, decide, project=project, inbox=inbox)
 
     # --- decisions -------------------------------------------------------------------------------
 
