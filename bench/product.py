@@ -34,7 +34,8 @@ from services.intake.gateway import to_public
 from services.intake.replay import Rebuild
 from shared.platform.auth import load_or_create_secret
 from shared.platform.chain import events_table
-from shared.platform.eventstore import Context, PydanticMapper, utcnow
+from shared.platform.eventstore import PydanticMapper
+from shared.platform.model import Context, utcnow
 from shared.platform.relay import OutboxRelay, cloudevents_for
 from shared.platform.settings import Settings
 from tools.demo import Actors, DossierDriver, aanmelding_voor

@@ -19,7 +19,7 @@ from nats.js.errors import NotFoundError
 from shared.contracts.events import PublicEvent
 from shared.platform.access import configure_pseudonyms, opaque_actor_id
 from shared.platform.auth import issue_token, load_or_create_secret
-from shared.platform.eventstore import DomainEvent
+from shared.platform.model import DomainEvent
 from shared.platform.relay import Gateway, PublicationCheck
 from shared.platform.settings import SERVICES, Settings
 from shared.platform.stream import provision

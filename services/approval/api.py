@@ -18,7 +18,7 @@ from services.approval.domain import (
     VierOgen,
 )
 from shared.platform.auth import Auth, Principal, Role
-from shared.platform.eventstore import Clock
+from shared.platform.model import Clock
 from shared.platform.parties import STAND_IN_DOSSIER, DossierParties
 from shared.platform.wiring import request_context
 

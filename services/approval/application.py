@@ -1,4 +1,9 @@
-"""Approval's use cases: follow the report's versions, decide about them, record the consent."""
+"""Approval's use cases: follow the report's versions, decide about them, record the consent.
+
+Each is one ``change`` of a review (``Beoordeling``): load, decide by the domain's rules, record,
+retried when another writer came first. They run on PostgreSQL or on the in-memory store alike
+(``tests/usecases/test_approval.py`` runs them on both).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,9 @@ from services.approval.domain import Beoordeling, project
 from services.approval.gateway import to_public
 from shared.platform.auth import Refusal
 from shared.platform.errors import NietGevonden
-from shared.platform.eventstore import Context, DomainEvent, ServiceApplication
-from shared.platform.register import DossierRegister, register_ddl
+from shared.platform.eventstore import ServiceApplication
+from shared.platform.model import Context, DomainEvent
+from shared.platform.ports import DossierRegister
 from shared.platform.relay import PublicationCheck
 
 
@@ -21,11 +27,16 @@ class Approval(ServiceApplication):
     """The approval service's application."""
 
     service = "approval"
-    ddl = register_ddl()
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        register: Callable[[ServiceApplication], DossierRegister],
+    ) -> None:
+        """On the store ``env`` names, with the dossier register ``register`` makes on it."""
         super().__init__(env, publication_check=PublicationCheck(self.service, to_public))
-        self.register = DossierRegister(self)
+        #: What approval knows of the dossiers (the read model it decides by).
+        self.register = register(self)
 
     def beoordeling(self, rapport_id: UUID) -> Beoordeling:
         """The review of a report; 404 when approval has not heard of the report."""
@@ -50,12 +61,16 @@ class Approval(ServiceApplication):
         inbox: tuple[str, str],
     ) -> None:
         """A version was drafted or revised (RapportOpgesteld, RapportHerzien)."""
-        self._follow(
+        # A retry re-reads the review: when another event of the same report created it in the
+        # meantime, the decision is taken again on what is there now. A redelivery of this very
+        # message stops at the inbox (AlreadyProcessed).
+        self.change(
             rapport_id,
             lambda found: domain.neem_bewerking_op(
                 found, rapport_id, aanvraag_id, versie, auteur_id, ctx
             ),
-            inbox,
+            project=project,
+            inbox=inbox,
         )
 
     def ontvang_ter_toetsing(
@@ -70,29 +85,14 @@ class Approval(ServiceApplication):
         inbox: tuple[str, str],
     ) -> None:
         """A version was submitted for review (RapportTerToetsingAangeboden)."""
-        self._follow(
+        self.change(
             rapport_id,
             lambda found: domain.ontvang_ter_toetsing(
                 found, rapport_id, aanvraag_id, versie, inhoud_hash, auteur_id, ingediend_op, ctx
             ),
-            inbox,
+            project=project,
+            inbox=inbox,
         )
-
-    def _follow(
-        self,
-        rapport_id: UUID,
-        decide: Callable[[Beoordeling | None], list[DomainEvent]],
-        inbox: tuple[str, str],
-    ) -> None:
-        # Retrying re-reads the review: when another event of the same report created it in
-        # the meantime, the decision is taken again on what is there now. A redelivery of this
-        # very message stops at the inbox (AlreadyProcessed).
-        def command() -> None:
-            events = decide(self.find(rapport_id))
-            if events:
-                self.record(*events, inbox=inbox)
-
-        self.retrying(command)
 
     # --- decisions -------------------------------------------------------------------------------
 
@@ -129,18 +129,15 @@ class Approval(ServiceApplication):
     def _decide(
         self, rapport_id: UUID, decide: Callable[[Beoordeling], list[DomainEvent]]
     ) -> Beoordeling:
-        def command() -> Beoordeling:
-            beoordeling = self.beoordeling(rapport_id)
-            self.register.known(beoordeling.aanvraag_id).require_open()
-            events = decide(beoordeling)
-            if not events:
-                return beoordeling
-            self.record(*events)
-            after = project(beoordeling, events)
-            assert after is not None
-            return after
+        def on_open_dossier(found: Beoordeling | None) -> list[DomainEvent]:
+            if found is None:
+                raise NietGevonden("Onbekend rapport.")
+            self.register.known(found.aanvraag_id).require_open()
+            return decide(found)
 
-        return self.retrying(command)
+        after = self.change(rapport_id, on_open_dossier, project=project)
+        assert after is not None  # on_open_dossier refuses an unknown report
+        return after
 
     # --- refusals --------------------------------------------------------------------------------
 

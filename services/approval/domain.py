@@ -15,14 +15,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from shared.platform.errors import Conflict
-from shared.platform.eventstore import (
-    VERGETEN,
-    Aggregate,
-    Context,
-    DomainEvent,
-    first_event,
-    next_event,
-)
+from shared.platform.model import VERGETEN, Aggregate, Context, DomainEvent, first_event, next_event
 
 # --- events --------------------------------------------------------------------------------------
 

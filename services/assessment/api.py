@@ -28,7 +28,7 @@ from services.assessment.domain import (
 from shared.contracts import events as public
 from shared.platform.auth import Auth, Principal, Role
 from shared.platform.errors import Conflict, NietGevonden
-from shared.platform.eventstore import Clock
+from shared.platform.model import Clock
 from shared.platform.parties import STAND_IN_DOSSIER, DossierParties
 from shared.platform.wiring import request_context
 

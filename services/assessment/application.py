@@ -49,14 +49,9 @@ from services.assessment.gateway import to_public
 from shared.contracts import events as public
 from shared.platform.auth import Refusal
 from shared.platform.errors import Conflict, NietBeschikbaar, NietGevonden
-from shared.platform.eventstore import (
-    CommitInDoubt,
-    Context,
-    DomainEvent,
-    DuplicateKey,
-    ServiceApplication,
-)
+from shared.platform.eventstore import CommitInDoubt, DuplicateKey, ServiceApplication
 from shared.platform.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
+from shared.platform.model import Context, DomainEvent
 from shared.platform.projection import AggregateProjection, Table
 from shared.platform.register import DossierRegister, register_ddl
 from shared.platform.relay import PublicationCheck

@@ -10,8 +10,8 @@ from services.assessment.gateway import to_public
 from shared.contracts import events as public
 from shared.platform.consumer import Delivery, Poison, Subscription
 from shared.platform.contract_routes import contract_router
-from shared.platform.eventstore import Clock
 from shared.platform.http import create_app
+from shared.platform.model import Clock
 from shared.platform.parties import DossierParties
 from shared.platform.register import register_subscription
 from shared.platform.runtime import Components

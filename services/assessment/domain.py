@@ -39,14 +39,7 @@ from shared.contracts.events import (
     Rol,
 )
 from shared.platform.errors import Conflict, FieldError, Ongeldig
-from shared.platform.eventstore import (
-    VERGETEN,
-    Aggregate,
-    Context,
-    DomainEvent,
-    first_event,
-    next_event,
-)
+from shared.platform.model import VERGETEN, Aggregate, Context, DomainEvent, first_event, next_event
 
 ZONE = ZoneInfo("Europe/Amsterdam")
 PKVW_GELDIG_JAREN = 10

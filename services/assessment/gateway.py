@@ -14,7 +14,7 @@ from services.assessment.domain import (
 )
 from shared.contracts import events as public
 from shared.platform.access import ToegangGeweigerdVastgelegd, refusal_to_public
-from shared.platform.eventstore import DomainEvent
+from shared.platform.model import DomainEvent
 
 
 def _versie(event: RapportOpgesteld | RapportHerzien) -> public.PublicEvent:

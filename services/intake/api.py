@@ -24,7 +24,7 @@ from services.intake.projections import (
 )
 from shared.platform.auth import Auth, Principal, Role
 from shared.platform.errors import NietGevonden, Ongeldig
-from shared.platform.eventstore import Clock
+from shared.platform.model import Clock
 from shared.platform.wiring import request_context
 
 log = logging.getLogger(__name__)

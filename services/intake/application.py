@@ -31,15 +31,10 @@ from services.intake.domain import (
 from services.intake.gateway import to_public
 from services.intake.projections import EVENTS, UITVOERING
 from shared.platform.access import opaque_actor_id
-from shared.platform.eventstore import (
-    Context,
-    DuplicateKey,
-    ServiceApplication,
-    Statement,
-    first_event,
-)
+from shared.platform.eventstore import DuplicateKey, ServiceApplication, Statement
 from shared.platform.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
 from shared.platform.keys import Vergeten, destroy_statement
+from shared.platform.model import Context, first_event
 from shared.platform.relay import PublicationCheck
 from shared.platform.throttle import THROTTLE_DDL, Throttle
 

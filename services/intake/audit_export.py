@@ -36,7 +36,7 @@ from psycopg.sql import SQL
 from services.intake.projections import EVENTS
 from shared.contracts.envelope import format_rfc3339
 from shared.platform.chain import verify
-from shared.platform.eventstore import utcnow
+from shared.platform.model import utcnow
 from shared.platform.settings import SERVICES, Settings, load_settings
 from shared.platform.signing import load_public_keys
 

@@ -14,8 +14,8 @@ from services.intake.projections import DDL, UITVOERING_SUBJECTS, Afsluiting, Do
 from shared.platform.consumer import Delivery, Subscription
 from shared.platform.contract_routes import contract_router
 from shared.platform.errors import Conflict
-from shared.platform.eventstore import Clock
 from shared.platform.http import create_app
+from shared.platform.model import Clock
 from shared.platform.runtime import Components
 from shared.platform.settings import Settings
 from shared.platform.wiring import add_standard_readiness, delivery_context, make_auth

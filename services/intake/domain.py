@@ -20,7 +20,7 @@ from pydantic_core import PydanticCustomError
 
 from shared.platform.email_address import MAX_LENGTH, AdresOngeldig, email_address
 from shared.platform.errors import Conflict
-from shared.platform.eventstore import (
+from shared.platform.model import (
     OMIT,
     VERGETEN,
     Aggregate,

@@ -39,7 +39,6 @@ from services.intake.application import Intake
 from services.intake.domain import VergeetReden
 from shared.platform.access import configure_pseudonyms, opaque_actor_id
 from shared.platform.errors import NietGevonden
-from shared.platform.eventstore import Context, utcnow
 from shared.platform.forgotten import ForgetRecord, ForgetRecordError, Forgotten
 from shared.platform.keys import (
     DossierKeys,
@@ -48,6 +47,7 @@ from shared.platform.keys import (
     connect_transaction,
     dossier_keys_ddl,
 )
+from shared.platform.model import Context, utcnow
 from shared.platform.settings import SERVICES, Settings, load_settings
 
 ROLE = "beheerder"

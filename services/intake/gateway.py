@@ -17,7 +17,7 @@ from services.intake.domain import (
 )
 from shared.contracts import events as public
 from shared.platform.access import ToegangGeweigerdVastgelegd, refusal_to_public
-from shared.platform.eventstore import DomainEvent
+from shared.platform.model import DomainEvent
 
 
 def to_public(event: DomainEvent) -> Sequence[public.PublicEvent]:

@@ -42,7 +42,7 @@ from services.intake.projections import DOSSIERS, EVENTS, Dossier, refold
 from shared.contracts.registry import EVENT_NAMES
 from shared.platform.access import configure_pseudonyms, opaque_actor_id
 from shared.platform.errors import Conflict
-from shared.platform.eventstore import Context, utcnow
+from shared.platform.model import Context, utcnow
 from shared.platform.settings import Settings, load_settings
 
 ACTOR = "weerbaar-retention"

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from services.notifications.application import Bezorging, Notifications
 from shared.platform.auth import Auth, Principal, Role
-from shared.platform.eventstore import Clock
+from shared.platform.model import Clock
 from shared.platform.wiring import request_context
 
 

@@ -64,13 +64,11 @@ from shared.platform.consumer import TransientError
 from shared.platform.email_address import AdresOngeldig, adres_sleutel, email_address, veilig_adres
 from shared.platform.eventstore import (
     AlreadyProcessed,
-    Clock,
     ConcurrencyConflict,
-    Context,
-    DomainEvent,
     ServiceApplication,
     Statement,
 )
+from shared.platform.model import Clock, Context, DomainEvent
 from shared.platform.projection import AggregateProjection, Table
 from shared.platform.relay import PublicationCheck
 from shared.platform.telemetry import (

@@ -23,8 +23,8 @@ from services.notifications.webhook_store import Webhooks, watch_webhooks
 from services.notifications.webhook_transport import Resolver, system_resolver
 from services.notifications.webhooks import RetrySchedule
 from shared.platform.contract_routes import contract_router
-from shared.platform.eventstore import Clock
 from shared.platform.http import create_app
+from shared.platform.model import Clock
 from shared.platform.runtime import Components
 from shared.platform.settings import Settings
 from shared.platform.wiring import add_standard_readiness, make_auth, periodic, service_token

@@ -16,7 +16,7 @@ from uuid import UUID, uuid5
 
 from services.notifications.webhooks import RetrySchedule
 from shared.platform.errors import Conflict
-from shared.platform.eventstore import Aggregate, Context, DomainEvent, first_event, next_event
+from shared.platform.model import Aggregate, Context, DomainEvent, first_event, next_event
 
 NOTIFICATION_NAMESPACE = UUID("5d7b0c43-2f0e-4a57-9b7d-0e4f1c2a9d61")
 

@@ -8,7 +8,7 @@ from services.notifications.domain import NotificatieMislukt, NotificatieVerzond
 from services.notifications.webhooks import AbonnementFalend, AbonnementHersteld
 from shared.contracts import events as public
 from shared.platform.access import ToegangGeweigerdVastgelegd, refusal_to_public
-from shared.platform.eventstore import DomainEvent
+from shared.platform.model import DomainEvent
 
 
 def _common(event: Poging) -> dict[str, object]:

@@ -28,7 +28,7 @@ from services.notifications.templates import (
 )
 from shared.contracts import events as public
 from shared.platform.consumer import Delivery, Subscription
-from shared.platform.eventstore import Clock
+from shared.platform.model import Clock
 from shared.platform.wiring import delivery_context
 
 SERVICE = "notifications"

@@ -19,7 +19,7 @@ from uuid import UUID
 from services.notifications.application import Bezorging, Notifications
 from shared.platform.access import configure_pseudonyms, opaque_actor_id
 from shared.platform.errors import Conflict, NietGevonden
-from shared.platform.eventstore import Context, utcnow
+from shared.platform.model import Context, utcnow
 from shared.platform.settings import Settings, load_settings
 
 ROLE = "beheerder"

@@ -16,7 +16,7 @@ from services.notifications.webhook_store import Abonnement, Bezorging, Webhooks
 from services.notifications.webhooks import Eigenaar, secret_text, toegestaan, url_fout
 from shared.platform.auth import Auth, Principal, Role
 from shared.platform.errors import Ongeldig
-from shared.platform.eventstore import Clock
+from shared.platform.model import Clock
 from shared.platform.wiring import request_context
 
 ORGANISATIE_PATTERN = r"^(GM[0-9]{4}|PV[0-9]{2}|WS[0-9]{4})$"

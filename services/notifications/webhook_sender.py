@@ -23,7 +23,7 @@ from services.notifications.webhook_transport import (
     system_resolver,
 )
 from services.notifications.webhooks import signature
-from shared.platform.eventstore import Clock
+from shared.platform.model import Clock
 
 log = logging.getLogger(__name__)
 

@@ -42,15 +42,9 @@ from services.notifications.webhooks import (
 from shared.contracts import events as public
 from shared.platform.consumer import Delivery, Subscription, TransientError
 from shared.platform.errors import Conflict, NietGevonden
-from shared.platform.eventstore import (
-    AlreadyProcessed,
-    Clock,
-    ConcurrencyConflict,
-    Context,
-    Statement,
-    first_event,
-)
+from shared.platform.eventstore import AlreadyProcessed, ConcurrencyConflict, Statement
 from shared.platform.keys import destroy_statement, open_sealed, seal
+from shared.platform.model import Clock, Context, first_event
 from shared.platform.telemetry import metrics_for
 
 log = logging.getLogger(__name__)

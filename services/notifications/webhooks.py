@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 from shared.contracts.registry import EVENT_NAMES
-from shared.platform.eventstore import DomainEvent
+from shared.platform.model import DomainEvent
 
 Eigenaar = Literal["werkgever", "secretariaat"]
 

@@ -29,7 +29,7 @@ from services.scheduling.domain import (
 from shared.contracts.envelope import UtcDatetime
 from shared.platform.access import opaque_actor_id
 from shared.platform.auth import Auth, Principal, Role
-from shared.platform.eventstore import Clock
+from shared.platform.model import Clock
 from shared.platform.parties import Partijen
 from shared.platform.wiring import request_context
 

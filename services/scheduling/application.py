@@ -31,13 +31,12 @@ from shared.platform.errors import NietGevonden
 from shared.platform.eventstore import (
     AlreadyProcessed,
     ConcurrencyConflict,
-    Context,
-    DomainEvent,
     DuplicateKey,
     ServiceApplication,
     Statement,
 )
 from shared.platform.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
+from shared.platform.model import Context, DomainEvent
 from shared.platform.projection import AggregateProjection, Table
 from shared.platform.relay import PublicationCheck
 

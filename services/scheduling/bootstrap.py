@@ -12,8 +12,8 @@ from shared.platform.auth import Refusal
 from shared.platform.calendar import WorkingDayCalendar, WorkingHours, profile_from_name
 from shared.platform.consumer import Delivery, Subscription
 from shared.platform.contract_routes import contract_router
-from shared.platform.eventstore import Clock
 from shared.platform.http import create_app
+from shared.platform.model import Clock
 from shared.platform.parties import DossierParties
 from shared.platform.runtime import Components
 from shared.platform.settings import Settings

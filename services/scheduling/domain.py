@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from shared.contracts.envelope import OPAQUE_ID_PATTERN, UtcDatetime
 from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.errors import Conflict, FieldError, NietGevonden, Ongeldig
-from shared.platform.eventstore import Aggregate, Context, DomainEvent, first_event, next_event
+from shared.platform.model import Aggregate, Context, DomainEvent, first_event, next_event
 
 Soort = Literal["gesprek_werkgever", "gesprek_bestuurder", "toelichting"]
 Vorm = Literal["digitaal", "thuis"]

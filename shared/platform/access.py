@@ -21,14 +21,8 @@ from uuid import UUID, uuid4, uuid5
 from shared.contracts import events as public
 from shared.contracts.registry import NO_DOSSIER
 from shared.platform.auth import Refusal, load_or_create_secret
-from shared.platform.eventstore import (
-    ConcurrencyConflict,
-    Context,
-    DomainEvent,
-    ServiceApplication,
-    first_event,
-    utcnow,
-)
+from shared.platform.eventstore import ConcurrencyConflict, ServiceApplication
+from shared.platform.model import Context, DomainEvent, first_event, utcnow
 from shared.platform.throttle import THROTTLE_DDL, Throttle
 
 

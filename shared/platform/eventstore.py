@@ -1,9 +1,11 @@
-"""Event-store wiring shared by every service: pydantic domain events on the eventsourcing library.
+"""Event-store wiring shared by every service: the pydantic domain events of
+``shared.platform.model`` stored by the eventsourcing library.
 
-Each service is one eventsourcing ``Application`` on PostgreSQL, in its own schema. Domain events
-are frozen pydantic models, validated when they are loaded, evolved with ``class_version`` and
-``upcast_vN_vM`` static methods. ``WeerbaarRecorder`` adds two things to the library's recorder,
-both written in the same transaction as the events:
+Each service is one eventsourcing ``Application`` on PostgreSQL, in its own schema (its use
+cases also run on the library's in-memory store, for their tests: see ``ServiceApplication``).
+Domain events are frozen pydantic models, validated when they are loaded, evolved with
+``class_version`` and ``upcast_vN_vM`` static methods. ``WeerbaarRecorder`` adds two things to
+the library's recorder, both written in the same transaction as the events:
 
 - an *inbox* row ``(consumer, message_id)``: a message that was already processed cannot have its
   effect twice, whichever replica handles it (the primary key refuses the second insert);
@@ -33,9 +35,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Final, Self, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 from uuid import UUID, uuid5
 
 import psycopg
@@ -53,7 +54,6 @@ from eventsourcing.utils import get_topic, resolve_topic, retry
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 from psycopg_pool import ConnectionPool
-from pydantic import BaseModel, ConfigDict, PrivateAttr
 from pydantic_core import from_json
 
 from shared.platform.errors import Conflict, NietGevonden
@@ -65,112 +65,12 @@ from shared.platform.keys import (
     open_sealed,
     seal,
 )
+from shared.platform.model import OMIT, VERGETEN, Aggregate, DomainEvent
 from shared.platform.telemetry import current_traceparent, metrics_for, watch_event_store
 
 log = logging.getLogger(__name__)
 
 EVENT_ID_NAMESPACE = UUID("3b0f6a0e-6c55-4f6e-9a7e-6f0d5b1f2a11")
-
-VERGETEN: Final = "[vergeten]"
-"""What a forgotten text reads as."""
-
-
-class _Omit:
-    def __repr__(self) -> str:
-        return "OMIT"
-
-
-OMIT: Final = _Omit()
-"""Placeholder that leaves a forgotten field out (its model has a form without it)."""
-
-
-class DomainEvent(BaseModel):
-    """A private domain event: immutable, validated when loaded, versioned by ``class_version``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    class_version: ClassVar[int] = 1
-    #: The personal fields: dotted path (``*`` = every list item) → placeholder once forgotten.
-    personal: ClassVar[Mapping[str, object]] = {}
-
-    _vergeten: bool = PrivateAttr(default=False)
-
-    originator_id: UUID
-    originator_version: int
-    timestamp: datetime
-    actor_id: str | None = None
-    actor_role: str | None = None
-    correlation_id: str | None = None
-    causation_id: str | None = None
-    #: W3C trace context of the span that recorded the event (set by ``record``): the relay puts
-    #: it on the CloudEvent, so consumers continue the trace however late it is published.
-    traceparent: str | None = None
-
-    @property
-    def vergeten(self) -> bool:
-        """Whether this event was loaded after its dossier's personal data were forgotten."""
-        return self._vergeten
-
-    def dossier_id(self) -> UUID:
-        """The dossier whose key encrypts this event's personal data."""
-        aanvraag_id = getattr(self, "aanvraag_id", None)
-        return aanvraag_id if isinstance(aanvraag_id, UUID) else self.originator_id
-
-
-class Aggregate(BaseModel):
-    """An immutable aggregate state, rebuilt by a projector function from its events."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: UUID
-    version: int
-
-
-@dataclass(frozen=True)
-class Context:
-    """Who asks for a change, and why: carried into every event the change records."""
-
-    now: datetime
-    actor_id: str | None = None
-    actor_role: str | None = None
-    correlation_id: str | None = None
-    causation_id: str | None = None
-    #: Other ids the same actor was recorded under by earlier releases (never written): a rule
-    #: that compares actors across history (four-eyes) checks these too.
-    actor_aliases: tuple[str, ...] = ()
-
-    def is_actor(self, recorded: Iterable[str]) -> bool:
-        """Whether any of ``recorded`` (actor ids from history) is this context's actor."""
-        known = set(recorded)
-        return self.actor_id in known or any(alias in known for alias in self.actor_aliases)
-
-    def event_fields(self) -> dict[str, Any]:
-        """The metadata fields every domain event takes from its context."""
-        return {
-            "timestamp": self.now,
-            "actor_id": self.actor_id,
-            "actor_role": self.actor_role,
-            "correlation_id": self.correlation_id,
-            "causation_id": self.causation_id,
-        }
-
-
-TEvent = TypeVar("TEvent", bound=DomainEvent)
-
-
-def first_event(cls: type[TEvent], originator_id: UUID, ctx: Context, **fields: Any) -> TEvent:
-    """The event that creates an aggregate (version 1)."""
-    return cls(originator_id=originator_id, originator_version=1, **ctx.event_fields(), **fields)
-
-
-def next_event(cls: type[TEvent], aggregate: Aggregate, ctx: Context, **fields: Any) -> TEvent:
-    """The event that follows the aggregate's current version."""
-    return cls(
-        originator_id=aggregate.id,
-        originator_version=aggregate.version + 1,
-        **ctx.event_fields(),
-        **fields,
-    )
 
 
 def public_event_id(service: str, originator_id: UUID, originator_version: int, index: int) -> str:
@@ -595,8 +495,25 @@ TResult = TypeVar("TResult")
 TAgg = TypeVar("TAgg", bound=Aggregate)
 
 
+#: The in-memory store (the library's, with an inbox): ``PERSISTENCE_MODULE`` for use-case tests
+#: without a server. Named, not imported: the in-memory forms build on this module.
+IN_MEMORY: Final = "shared.platform.memory:MemoryFactory"
+
+#: Rebuilds an aggregate from its events (None before its first), as the library's repository
+#: calls it.
+Projector = Callable[[TAgg | None, Iterable[Any]], TAgg | None]
+
+
 class ServiceApplication(Application[UUID]):
-    """One service's event-sourced application on PostgreSQL (schema = service name)."""
+    """One service's event-sourced application: its use cases, on the store the environment names.
+
+    In every process that store is PostgreSQL (schema = service name), with the parts the library
+    has not (``PostgresParts``: the data keys of personal fields, the service's own tables). With
+    ``PERSISTENCE_MODULE`` = ``IN_MEMORY`` the same use cases run on the library's in-memory
+    store (``shared.platform.memory.MemoryRecorder``: the inbox and the concurrency check as
+    PostgreSQL has them), which is how their tests run in milliseconds; personal fields are then
+    kept as they are (there is no key store) and nothing else of PostgreSQL is there.
+    """
 
     service: ClassVar[str]
     #: The service's own tables (read models, indexes), created at start when missing.
@@ -611,89 +528,27 @@ class ServiceApplication(Application[UUID]):
         #: event can be published. Required, so no way of building an application (the
         #: runtime, a command-line tool, a test) records without it.
         self.publication_check = publication_check
-        # Several processes of one service (roles, replicas) start at once: the library's
-        # CREATE TABLE IF NOT EXISTS races with itself in PostgreSQL (a unique violation in the
-        # catalog), so the creating is done one process at a time.
         #: Steps that record what was counted and is due (the anonymous refusals of ended
         #: windows, ``shared.platform.access.Refusals``): the runtime's workers run them
         #: periodically.
         self.pending_records: list[Callable[..., object]] = []
+        self._postgres: PostgresParts | None = None
+        if env.get("PERSISTENCE_MODULE") == IN_MEMORY:
+            super().__init__(env)
+            return
+        # Several processes of one service (roles, replicas) start at once: the library's
+        # CREATE TABLE IF NOT EXISTS races with itself in PostgreSQL (a unique violation in the
+        # catalog), so the creating is done one process at a time.
         with _creating_tables(env):
             super().__init__(env)
             recorder = self.recorder
             assert isinstance(recorder, WeerbaarRecorder)
-            self.store: WeerbaarRecorder = recorder
-            self.datastore: PostgresDatastore = recorder.datastore
-            # The data keys of personal data, in the service's schema but apart from the events.
-            # Looked up on every read (never cached, so forgetting takes effect at once): on
-            # autocommit connections of their own, one round trip each.
-            connect = self.datastore.pool.kwargs
-            assert isinstance(connect, dict)
-            self._key_reads: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
-                kwargs={**connect, "autocommit": True},
-                connection_class=psycopg.Connection[DictRow],
-                min_size=0,  # connections are made on first use
-                max_size=4,
-                name=f"{self.service}-keys",
-                open=True,
-            )
-            self.keys = DossierKeys(
-                lambda: self.datastore.transaction(commit=True),
-                self.service,
-                KeyEncryptionKeys(Path(env.get("WEERBAAR_KEK_DIR") or ".data/secrets")),
-                read=self._key_reads.connection,
-            )
-            try:
-                self.keys.create_table()
-            except Exception:
-                self._key_reads.close()
-                raise
+            self._postgres = PostgresParts(self.service, recorder, env)
             assert isinstance(self.mapper, PydanticMapper)
-            self.mapper.keys = self.keys
+            self.mapper.keys = self._postgres.keys
             if self.ddl:
-                self._apply_ddl(self.ddl, locked=True)
+                self._postgres.apply_ddl(self.ddl, locked=True)
         watch_event_store(self)
-
-    def create_tables(self, statements: Sequence[str]) -> None:
-        """Run ``CREATE … IF NOT EXISTS`` statements (``{schema}`` = the service) under the
-        service's DDL lock: processes that start at once would otherwise collide."""
-        self._apply_ddl(statements, locked=False)
-
-    def _apply_ddl(self, statements: Sequence[str], *, locked: bool) -> None:
-        """Apply the service's own DDL once per version of it.
-
-        A process that finds this set of statements recorded (``ddl_applied``, by digest) runs
-        none of them: ``CREATE INDEX IF NOT EXISTS`` locks its table even when the index is
-        there, and a restarted process that ran several in one transaction deadlocked with the
-        live writers of those tables and died (found by the long crash run). A new set is applied
-        one statement per transaction, so no lock is held across statements; ``locked``: the
-        caller holds the service's DDL lock already (otherwise each statement takes it).
-        """
-        rendered = [statement.replace("{schema}", self.service) for statement in statements]
-        digest = hashlib.sha256("\n".join(rendered).encode()).hexdigest()
-        marker = Identifier(self.service, "ddl_applied")
-        with self.datastore.transaction(commit=True) as curs:
-            if not locked:
-                curs.execute("SELECT pg_advisory_xact_lock(%s)", (ddl_lock_key(self.service),))
-            curs.execute(
-                SQL(
-                    "CREATE TABLE IF NOT EXISTS {} (digest text PRIMARY KEY,"
-                    " applied_at timestamptz NOT NULL DEFAULT now())"
-                ).format(marker)
-            )
-            curs.execute(SQL("SELECT 1 FROM {} WHERE digest = %s").format(marker), (digest,))
-            if curs.fetchone() is not None:
-                return
-        for statement in rendered:
-            with self.datastore.transaction(commit=True) as curs:
-                if not locked:
-                    curs.execute("SELECT pg_advisory_xact_lock(%s)", (ddl_lock_key(self.service),))
-                curs.execute(statement)
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                SQL("INSERT INTO {} (digest) VALUES (%s) ON CONFLICT DO NOTHING").format(marker),
-                (digest,),
-            )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -702,9 +557,47 @@ class ServiceApplication(Application[UUID]):
         if hasattr(cls, "service"):
             cls.name = cls.service
 
+    # --- the store -------------------------------------------------------------------------------
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether this application runs on the in-memory store (use-case tests)."""
+        return self._postgres is None
+
+    @property
+    def postgres(self) -> PostgresParts:
+        """The PostgreSQL parts; an error on the in-memory store, which has none."""
+        if self._postgres is None:
+            raise RuntimeError(f"{self.service} runs on the in-memory store: no PostgreSQL here")
+        return self._postgres
+
+    @property
+    def store(self) -> WeerbaarRecorder:
+        """The PostgreSQL recorder (inbox, side statements, commit-in-doubt handling)."""
+        return self.postgres.recorder
+
+    @property
+    def datastore(self) -> PostgresDatastore:
+        """The service's connection pool and schema."""
+        return self.postgres.recorder.datastore
+
+    @property
+    def keys(self) -> DossierKeys:
+        """The data keys of personal fields."""
+        return self.postgres.keys
+
     def construct_mapper(self) -> Mapper[UUID]:
         """Use the pydantic mapper."""
         return PydanticMapper(transcoder=_NoTranscoder())
+
+    def create_tables(self, statements: Sequence[str]) -> None:
+        """Run ``CREATE … IF NOT EXISTS`` statements (``{schema}`` = the service) under the
+        service's DDL lock: processes that start at once would otherwise collide. Nothing to do
+        on the in-memory store (it has no tables)."""
+        if self._postgres is not None:
+            self._postgres.apply_ddl(statements, locked=False)
+
+    # --- use cases -------------------------------------------------------------------------------
 
     def record(
         self,
@@ -712,7 +605,9 @@ class ServiceApplication(Application[UUID]):
         inbox: tuple[str, str] | None = None,
         statements: Sequence[Statement] = (),
     ) -> None:
-        """Append events atomically with an optional inbox row and side statements.
+        """Append events atomically with the unit of work's other writes: an ``inbox`` entry
+        ``(consumer, message_id)`` (idempotency: ``AlreadyProcessed`` when it is there already)
+        and the read model's side ``statements``.
 
         Each event gets the ``traceparent`` of the current span, unless it carries one already.
         """
@@ -738,13 +633,44 @@ class ServiceApplication(Application[UUID]):
         for event in events:
             appended.labels(self.service, type(event).__name__).inc()
 
+    def change(
+        self,
+        aggregate_id: UUID,
+        decide: Callable[[TAgg | None], Sequence[DomainEvent]],
+        *,
+        project: Projector[TAgg],
+        inbox: tuple[str, str] | None = None,
+        statements: Callable[[TAgg | None, TAgg | None], Sequence[Statement]] | None = None,
+    ) -> TAgg | None:
+        """One use case: load the aggregate, ``decide`` its new events, record them (with the
+        ``inbox`` entry and the ``statements`` of the change, from the states before and after)
+        and return the new state; the aggregate as it was when nothing is decided (then the
+        inbox entry is not recorded either: a redelivery decides the same nothing).
+
+        When another writer came first the whole of it runs again on what is there now, so
+        ``decide`` must have no effect but its events.
+        """
+
+        def command() -> TAgg | None:
+            before = self.load_or_none(aggregate_id, project)
+            events = list(decide(before))
+            if not events:
+                return before
+            after = project(before, events)
+            self.record(
+                *events,
+                inbox=inbox,
+                statements=() if statements is None else statements(before, after),
+            )
+            return after
+
+        return self.retrying(command)
+
     def retrying(self, command: Callable[[], TResult], attempts: int = 5) -> TResult:
         """Run a get → decide → record command, retrying when another writer came first."""
         return retry_on_conflict(command, attempts)
 
-    def load_or_none(
-        self, aggregate_id: UUID, projector: Callable[[TAgg | None, Iterable[Any]], TAgg | None]
-    ) -> TAgg | None:
+    def load_or_none(self, aggregate_id: UUID, projector: Projector[TAgg]) -> TAgg | None:
         """An aggregate rebuilt from its events, or None when it has none."""
         try:
             aggregate: TAgg = self.repository.get(aggregate_id, projector_func=projector)
@@ -752,12 +678,7 @@ class ServiceApplication(Application[UUID]):
             return None
         return aggregate
 
-    def load(
-        self,
-        aggregate_id: UUID,
-        projector: Callable[[TAgg | None, Iterable[Any]], TAgg | None],
-        not_found: str,
-    ) -> TAgg:
+    def load(self, aggregate_id: UUID, projector: Projector[TAgg], not_found: str) -> TAgg:
         """An aggregate rebuilt from its events; 404 (with ``not_found``) when it has none."""
         aggregate = self.load_or_none(aggregate_id, projector)
         if aggregate is None:
@@ -770,8 +691,84 @@ class ServiceApplication(Application[UUID]):
 
     def close(self) -> None:
         """Close the event store's connections and the key lookups'."""
-        self._key_reads.close()
+        if self._postgres is not None:
+            self._postgres.close()
         super().close()
+
+
+class PostgresParts:
+    """What a service's application has in PostgreSQL besides the library's recorder: the data
+    keys of personal fields (in the service's schema, apart from the events) and the service's
+    own tables."""
+
+    def __init__(self, service: str, recorder: WeerbaarRecorder, env: Mapping[str, str]) -> None:
+        self.service = service
+        self.recorder = recorder
+        datastore = recorder.datastore
+        # The data keys are looked up on every read (never cached, so forgetting takes effect at
+        # once): on autocommit connections of their own, one round trip each.
+        connect = datastore.pool.kwargs
+        assert isinstance(connect, dict)
+        self._key_reads: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
+            kwargs={**connect, "autocommit": True},
+            connection_class=psycopg.Connection[DictRow],
+            min_size=0,  # connections are made on first use
+            max_size=4,
+            name=f"{service}-keys",
+            open=True,
+        )
+        self.keys = DossierKeys(
+            lambda: datastore.transaction(commit=True),
+            service,
+            KeyEncryptionKeys(Path(env.get("WEERBAAR_KEK_DIR") or ".data/secrets")),
+            read=self._key_reads.connection,
+        )
+        try:
+            self.keys.create_table()
+        except Exception:
+            self._key_reads.close()
+            raise
+
+    def apply_ddl(self, statements: Sequence[str], *, locked: bool) -> None:
+        """Apply the service's own DDL once per version of it.
+
+        A process that finds this set of statements recorded (``ddl_applied``, by digest) runs
+        none of them: ``CREATE INDEX IF NOT EXISTS`` locks its table even when the index is
+        there, and a restarted process that ran several in one transaction deadlocked with the
+        live writers of those tables and died (found by the long crash run). A new set is applied
+        one statement per transaction, so no lock is held across statements; ``locked``: the
+        caller holds the service's DDL lock already (otherwise each statement takes it).
+        """
+        datastore = self.recorder.datastore
+        rendered = [statement.replace("{schema}", self.service) for statement in statements]
+        digest = hashlib.sha256("\n".join(rendered).encode()).hexdigest()
+        marker = Identifier(self.service, "ddl_applied")
+        with datastore.transaction(commit=True) as curs:
+            if not locked:
+                curs.execute("SELECT pg_advisory_xact_lock(%s)", (ddl_lock_key(self.service),))
+            curs.execute(
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (digest text PRIMARY KEY,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                ).format(marker)
+            )
+            curs.execute(SQL("SELECT 1 FROM {} WHERE digest = %s").format(marker), (digest,))
+            if curs.fetchone() is not None:
+                return
+        for statement in rendered:
+            with datastore.transaction(commit=True) as curs:
+                if not locked:
+                    curs.execute("SELECT pg_advisory_xact_lock(%s)", (ddl_lock_key(self.service),))
+                curs.execute(statement)
+        with datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL("INSERT INTO {} (digest) VALUES (%s) ON CONFLICT DO NOTHING").format(marker),
+                (digest,),
+            )
+
+    def close(self) -> None:
+        """Close the key lookups' connections."""
+        self._key_reads.close()
 
 
 def retry_on_conflict(command: Callable[[], TResult], attempts: int = 5) -> TResult:
@@ -814,32 +811,3 @@ def _creating_tables(env: dict[str, str]) -> Iterator[None]:
             with contextlib.suppress(psycopg.errors.UniqueViolation):
                 conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
         yield
-
-
-def utcnow() -> datetime:
-    """The current time, aware, in UTC."""
-    return datetime.now(UTC)
-
-
-class Clock:
-    """The time source of a service; tests replace it to move time forward."""
-
-    def now(self) -> datetime:
-        """The current time (UTC)."""
-        return utcnow()
-
-
-class FixedClock(Clock):
-    """A clock that stands still until told to move (tests and replays)."""
-
-    def __init__(self, start: datetime) -> None:
-        self._now = start
-
-    def now(self) -> datetime:
-        """The clock's time."""
-        return self._now
-
-    def advance_to(self, moment: datetime) -> Self:
-        """Move the clock forward."""
-        self._now = moment
-        return self

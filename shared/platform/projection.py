@@ -37,7 +37,8 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from shared.platform import rebuild
 from shared.platform.chain import events_table
-from shared.platform.eventstore import Aggregate, DomainEvent, Statement
+from shared.platform.eventstore import Statement
+from shared.platform.model import Aggregate, DomainEvent
 from shared.platform.rebuild import SWITCH_ROUNDS, hash_contents
 
 if TYPE_CHECKING:

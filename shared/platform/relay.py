@@ -50,12 +50,8 @@ from shared.contracts.envelope import (
 from shared.contracts.errors import describe_errors
 from shared.contracts.registry import subject_for, to_cloudevent
 from shared.platform.errors import NietPubliceerbaar
-from shared.platform.eventstore import (
-    EVENT_ID_NAMESPACE,
-    DomainEvent,
-    PydanticMapper,
-    public_event_id,
-)
+from shared.platform.eventstore import EVENT_ID_NAMESPACE, PydanticMapper, public_event_id
+from shared.platform.model import DomainEvent
 from shared.platform.settings import Settings
 from shared.platform.telemetry import metrics_for
 

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from shared.contracts.envelope import CloudEvent
-from shared.platform.eventstore import DomainEvent, PydanticMapper
+from shared.platform.eventstore import PydanticMapper
+from shared.platform.model import DomainEvent
 from shared.platform.relay import cloudevents_for
 from shared.platform.settings import Settings
 

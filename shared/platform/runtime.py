@@ -28,8 +28,9 @@ from fastapi import FastAPI
 from shared.platform.chain import checkpointer
 from shared.platform.consumer import DurableConsumer, Subscription
 from shared.platform.deadletters import RedriveError, redrive
-from shared.platform.eventstore import Clock, ServiceApplication
+from shared.platform.eventstore import ServiceApplication
 from shared.platform.logging import configure_logging
+from shared.platform.model import Clock
 from shared.platform.projection import AggregateProjection
 from shared.platform.projection import main as replay_projection
 from shared.platform.relay import Gateway, OutboxRelay, PublicationCheck

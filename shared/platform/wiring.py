@@ -34,13 +34,14 @@ from shared.platform.auth import (
     load_or_create_secret,
 )
 from shared.platform.consumer import Delivery
-from shared.platform.eventstore import Clock, Context, ServiceApplication
+from shared.platform.eventstore import ServiceApplication
 from shared.platform.http import (
     READINESS_TIMEOUT_SECONDS,
     add_readiness_check,
     add_readiness_detail,
 )
 from shared.platform.logging import trace_id_var
+from shared.platform.model import Clock, Context
 from shared.platform.settings import AuthMode, Settings
 from shared.platform.stream_tail import tail_check, watch_stream_tail
 from shared.platform.telemetry import relay_state

@@ -25,7 +25,7 @@ import pytest
 
 from shared.contracts import events as public
 from shared.contracts.registry import subject_for, to_cloudevent
-from shared.platform.eventstore import utcnow
+from shared.platform.model import utcnow
 from tests.drills.operator import Operator
 from tests.support import wait_until
 

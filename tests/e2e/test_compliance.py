@@ -38,7 +38,8 @@ from shared.platform import projection as projection_module
 from shared.platform.auth import load_or_create_secret
 from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.chain import events_table, verify
-from shared.platform.eventstore import ServiceApplication, utcnow
+from shared.platform.eventstore import ServiceApplication
+from shared.platform.model import utcnow
 from shared.platform.projection import AggregateProjection
 from shared.platform.projection import Rebuild as ProjectionRebuild
 from shared.platform.projection import content_hash as projection_hash

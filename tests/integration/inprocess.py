@@ -37,7 +37,8 @@ from shared.contracts.registry import subject_for, to_cloudevent
 from shared.platform.access import ToegangGeweigerdVastgelegd
 from shared.platform.auth import Role
 from shared.platform.consumer import Delivery
-from shared.platform.eventstore import DomainEvent, FixedClock, public_event_id
+from shared.platform.eventstore import public_event_id
+from shared.platform.model import DomainEvent, FixedClock
 from shared.platform.parties import DossierParties
 from shared.platform.runtime import Components
 from shared.platform.settings import Settings

@@ -31,7 +31,7 @@ from httpx import Response
 from services.assessment.domain import RapportIngezienVastgelegd
 from shared.platform.access import ANY_ROUTE
 from shared.platform.auth import Role
-from shared.platform.eventstore import utcnow
+from shared.platform.model import utcnow
 from tests.integration.inprocess import (
     ADVISEUR_SUB,
     ANDERE_ORGANISATIE,

@@ -24,7 +24,7 @@ from shared.platform.access import opaque_actor_id
 from shared.platform.auth import Principal, Role
 from shared.platform.consumer import Delivery
 from shared.platform.errors import NietGevonden
-from shared.platform.eventstore import DomainEvent, FixedClock
+from shared.platform.model import DomainEvent, FixedClock
 from shared.platform.parties import DossierParties, Partijen
 from shared.platform.runtime import Components
 from shared.platform.settings import Settings

@@ -31,7 +31,8 @@ from shared.platform.access import opaque_actor_id
 from shared.platform.auth import Principal, Role
 from shared.platform.consumer import Delivery, Poison
 from shared.platform.errors import NietGevonden
-from shared.platform.eventstore import CommitInDoubt, Context, DomainEvent, FixedClock
+from shared.platform.eventstore import CommitInDoubt
+from shared.platform.model import Context, DomainEvent, FixedClock
 from shared.platform.parties import DossierParties, Partijen
 from shared.platform.runtime import Components
 from shared.platform.settings import Settings

@@ -16,7 +16,8 @@ import pytest
 
 from services.intake.application import Intake
 from services.intake.domain import Aanmelding, AanvraagOntvangen, VergetenAanmelding, dien_in
-from shared.platform.eventstore import Context, PydanticMapper, utcnow
+from shared.platform.eventstore import PydanticMapper
+from shared.platform.model import Context, utcnow
 from shared.platform.settings import Settings
 from tests.support import aanmelding
 

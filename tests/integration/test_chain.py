@@ -34,8 +34,8 @@ from shared.platform.chain import (
     link,
     verify,
 )
-from shared.platform.eventstore import Context, utcnow
 from shared.platform.keys import Vergeten
+from shared.platform.model import Context, utcnow
 from shared.platform.settings import Settings
 from shared.platform.signing import (
     KEY_FILE_NAME,

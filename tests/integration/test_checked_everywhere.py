@@ -21,7 +21,7 @@ import pytest
 from fastapi import FastAPI
 from psycopg.sql import SQL
 
-from services.approval.application import Approval
+from services.approval.bootstrap import application as approval_application
 from services.assessment.application import Assessment
 from services.intake import application as intake_application
 from services.intake import retention
@@ -35,7 +35,8 @@ from services.scheduling.application import Scheduling
 from shared.platform.access import ToegangGeweigerdVastgelegd
 from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.errors import NietPubliceerbaar
-from shared.platform.eventstore import Context, ServiceApplication, first_event, utcnow
+from shared.platform.eventstore import ServiceApplication
+from shared.platform.model import Context, first_event, utcnow
 from shared.platform.runtime import Components
 from shared.platform.settings import SERVICES
 from tests.integration.inprocess import InProcessSystem
@@ -47,7 +48,7 @@ BUILD: dict[str, Callable[[dict[str, str]], ServiceApplication]] = {
     "intake": Intake,
     "scheduling": lambda env: Scheduling(env, WorkingDayCalendar()),
     "assessment": Assessment,
-    "approval": Approval,
+    "approval": approval_application,
     "notifications": Notifications,
 }
 

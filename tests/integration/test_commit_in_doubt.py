@@ -26,15 +26,9 @@ from fastapi.testclient import TestClient
 from psycopg.sql import SQL
 
 from services.intake.bootstrap import bootstrap as intake_bootstrap
-from shared.platform.eventstore import (
-    Clock,
-    CommitInDoubt,
-    Context,
-    DomainEvent,
-    ServiceApplication,
-    utcnow,
-)
+from shared.platform.eventstore import CommitInDoubt, ServiceApplication
 from shared.platform.http import COMMIT_IN_DOUBT_CODE
+from shared.platform.model import Clock, Context, DomainEvent, utcnow
 from tests.support import private_events_only, settings_for
 from tools.demo import aanmelding_voor
 

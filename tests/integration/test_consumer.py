@@ -23,7 +23,8 @@ from shared.platform import consumer as consumer_module
 from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.consumer import Delivery, DurableConsumer, Subscription
 from shared.platform.deadletters import list_deadletters
-from shared.platform.eventstore import AlreadyProcessed, Context, utcnow
+from shared.platform.eventstore import AlreadyProcessed
+from shared.platform.model import Context, utcnow
 from shared.platform.settings import SERVICES, Settings
 from tests.support import aanmelding, wait_until
 from tools.embedded import free_port

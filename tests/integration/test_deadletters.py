@@ -25,7 +25,8 @@ from shared.platform.deadletters import (
     redrive,
     remove_deadletter,
 )
-from shared.platform.eventstore import Context, DomainEvent, ServiceApplication, utcnow
+from shared.platform.eventstore import ServiceApplication
+from shared.platform.model import Context, DomainEvent, utcnow
 from shared.platform.settings import Settings
 from tests.support import private_events_only
 

@@ -11,7 +11,7 @@ from psycopg.sql import SQL
 
 from services.scheduling.application import Scheduling
 from shared.platform.calendar import WorkingDayCalendar
-from shared.platform.eventstore import Context
+from shared.platform.model import Context
 from shared.platform.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from shared.platform.access import ToegangGeweigerdVastgelegd
-from shared.platform.eventstore import utcnow
+from shared.platform.model import utcnow
 from tests.integration.inprocess import InProcessSystem, aanmelding, system_on_new_database
 
 pytestmark = pytest.mark.integration

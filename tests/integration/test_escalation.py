@@ -16,7 +16,7 @@ from services.scheduling.bootstrap import bootstrap as scheduling
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import from_cloudevent
 from shared.platform.consumer import DurableConsumer
-from shared.platform.eventstore import Context, FixedClock
+from shared.platform.model import Context, FixedClock
 from shared.platform.relay import OutboxRelay
 from shared.platform.settings import Settings
 from tests.support import mail_catcher, stream_messages

@@ -17,13 +17,11 @@ from psycopg.sql import SQL
 from shared.platform.eventstore import (
     AlreadyProcessed,
     ConcurrencyConflict,
-    Context,
-    DomainEvent,
     DuplicateKey,
     ServiceApplication,
     Statement,
-    utcnow,
 )
+from shared.platform.model import Context, DomainEvent, utcnow
 from shared.platform.settings import Settings
 from tests.support import private_events_only
 

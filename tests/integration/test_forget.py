@@ -43,9 +43,10 @@ from shared.contracts.registry import subject_for, to_cloudevent
 from shared.platform.access import opaque_actor_id
 from shared.platform.consumer import Delivery
 from shared.platform.errors import NietGevonden
-from shared.platform.eventstore import VERGETEN, DomainEvent, FixedClock, public_event_id
+from shared.platform.eventstore import public_event_id
 from shared.platform.forgotten import ForgetRecord, Forgotten
 from shared.platform.keys import KeyEncryptionKeys, KeyStoreError, retire, rotate
+from shared.platform.model import VERGETEN, DomainEvent, FixedClock
 from shared.platform.parties import DossierParties
 from shared.platform.runtime import Components
 from shared.platform.settings import SERVICES, Settings

@@ -37,7 +37,7 @@ import pytest
 from httpx import Response
 
 from shared.platform.auth import Role, load_or_create_secret
-from shared.platform.eventstore import DomainEvent
+from shared.platform.model import DomainEvent
 from shared.platform.relay import cloudevents_for
 from tests.integration.inprocess import (
     ADVISEUR_SUB,

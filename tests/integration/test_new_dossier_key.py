@@ -17,7 +17,8 @@ from psycopg.sql import SQL
 
 from services.intake.application import Intake
 from services.intake.domain import Aanmelding, dien_in
-from shared.platform.eventstore import Context, DuplicateKey, Statement, utcnow
+from shared.platform.eventstore import DuplicateKey, Statement
+from shared.platform.model import Context, utcnow
 from shared.platform.settings import Settings
 from tests.support import aanmelding
 

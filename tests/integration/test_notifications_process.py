@@ -49,7 +49,8 @@ from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
 from shared.platform.consumer import Delivery, TransientError
 from shared.platform.errors import Conflict, NietPubliceerbaar
-from shared.platform.eventstore import AlreadyProcessed, Context, DomainEvent, FixedClock
+from shared.platform.eventstore import AlreadyProcessed
+from shared.platform.model import Context, DomainEvent, FixedClock
 from shared.platform.settings import Settings
 from tests.support import aanmelding, gateway_defect, personal_values, token
 from tools.mailcatcher import CaughtMail, MailCatcher, free_port, list_messages

@@ -34,7 +34,7 @@ from services.intake.gateway import to_public
 from shared.platform.access import PSEUDONYM, ToegangGeweigerdVastgelegd, opaque_actor_id
 from shared.platform.auth import load_or_create_secret
 from shared.platform.errors import NietPubliceerbaar
-from shared.platform.eventstore import Context, DomainEvent, first_event, utcnow
+from shared.platform.model import Context, DomainEvent, first_event, utcnow
 from shared.platform.relay import RESUME_PREFIX, OutboxRelay, PublicationCheck, relay_channel
 from shared.platform.settings import Settings
 from tests.integration.inprocess import InProcessSystem, aanmelding

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.scheduling.bootstrap import bootstrap
-from shared.platform.eventstore import Clock
+from shared.platform.model import Clock
 from shared.platform.settings import Settings
 from shared.platform.stream import provision
 from tests import servers

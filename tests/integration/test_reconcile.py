@@ -28,7 +28,7 @@ from services.intake.application import Intake
 from services.intake.bootstrap import bootstrap
 from services.intake.domain import Aanmelding
 from services.intake.gateway import to_public
-from shared.platform.eventstore import Clock, Context, utcnow
+from shared.platform.model import Clock, Context, utcnow
 from shared.platform.relay import OutboxRelay
 from shared.platform.settings import Settings
 from shared.platform.stream import provision

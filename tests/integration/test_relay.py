@@ -14,7 +14,7 @@ import pytest
 
 from services.intake.application import Intake
 from services.intake.domain import Aanmelding
-from shared.platform.eventstore import Context, utcnow
+from shared.platform.model import Context, utcnow
 from shared.platform.settings import Settings
 from tests.support import aanmelding, reset_streams, stream_count, stream_messages, wait_until
 from tools.system import System

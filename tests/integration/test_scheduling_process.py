@@ -31,7 +31,7 @@ from shared.platform.auth import Principal, Role
 from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.consumer import Delivery
 from shared.platform.errors import Conflict, NietGevonden
-from shared.platform.eventstore import Context, DomainEvent, FixedClock
+from shared.platform.model import Context, DomainEvent, FixedClock
 from shared.platform.parties import Partijen
 from shared.platform.settings import Settings
 from tests.support import token

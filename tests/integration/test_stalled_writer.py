@@ -18,8 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.intake.bootstrap import bootstrap as intake_bootstrap
-from shared.platform.eventstore import Clock
 from shared.platform.http import DATABASE_BUSY_CODE, LOCK_NOT_AVAILABLE
+from shared.platform.model import Clock
 from tests.support import settings_for
 from tools.demo import aanmelding_voor
 

@@ -18,7 +18,7 @@ import pytest
 
 from services.intake.application import Intake
 from services.intake.domain import Aanmelding
-from shared.platform.eventstore import Context, utcnow
+from shared.platform.model import Context, utcnow
 from shared.platform.relay import advisory_key, relay_lock_probe
 from shared.platform.settings import Settings
 from tests.support import aanmelding, stream_count, wait_until

@@ -15,7 +15,7 @@ from services.intake.gateway import to_public
 from shared.contracts import events as public
 from shared.contracts.registry import subject_for, to_cloudevent
 from shared.platform.consumer import Delivery, DurableConsumer, Subscription
-from shared.platform.eventstore import Context, utcnow
+from shared.platform.model import Context, utcnow
 from shared.platform.relay import OutboxRelay
 from shared.platform.settings import Settings
 from shared.platform.stream import provision

@@ -31,7 +31,7 @@ from services.notifications.webhooks import AbonnementFalend, AbonnementHersteld
 from shared.contracts import events as public
 from shared.contracts.registry import subject_for, to_cloudevent
 from shared.platform.consumer import DurableConsumer
-from shared.platform.eventstore import DomainEvent, FixedClock
+from shared.platform.model import DomainEvent, FixedClock
 from shared.platform.relay import OutboxRelay
 from shared.platform.settings import Settings
 from tests.support import stream_messages, token, wait_until

@@ -13,7 +13,7 @@ from services.approval.domain import Beoordeling, VierOgen, project
 from services.approval.gateway import to_public
 from shared.contracts import events as public
 from shared.platform.errors import Conflict
-from shared.platform.eventstore import Context, DomainEvent
+from shared.platform.model import Context, DomainEvent
 
 NU = datetime(2026, 5, 11, 10, 0, tzinfo=UTC)
 AUTEUR = "adv-1"

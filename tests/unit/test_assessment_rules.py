@@ -47,7 +47,7 @@ from services.assessment.gateway import to_public
 from shared.contracts import events as public
 from shared.contracts.events import Domein, Kosten, Partij, PkvwStatus, Rol
 from shared.platform.errors import Conflict, Ongeldig
-from shared.platform.eventstore import Context, DomainEvent
+from shared.platform.model import Context, DomainEvent
 
 NU = datetime(2026, 5, 11, 10, 0, tzinfo=UTC)
 AANVRAAG = UUID("6f1c2a8e-4b7d-4e11-9a3c-0d5e8f7a9b21")

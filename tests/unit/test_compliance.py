@@ -24,7 +24,7 @@ from services.intake.domain import (
 from services.intake.replay import _matches
 from services.intake.retention import check_settings
 from shared.platform.errors import Conflict
-from shared.platform.eventstore import Context
+from shared.platform.model import Context
 from shared.platform.settings import Settings
 from tests.support import aanmelding
 

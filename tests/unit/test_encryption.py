@@ -35,15 +35,9 @@ from services.intake.domain import (
     dien_in,
 )
 from shared.contracts import events as public
-from shared.platform.eventstore import (
-    VERGETEN,
-    Context,
-    DomainEvent,
-    PydanticMapper,
-    _NoTranscoder,
-    first_event,
-)
+from shared.platform.eventstore import PydanticMapper, _NoTranscoder
 from shared.platform.keys import KeyEncryptionKeys, KeyStoreError, MemoryKeys, Vergeten
+from shared.platform.model import VERGETEN, Context, DomainEvent, first_event
 
 NU = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
 CTX = Context(now=NU, actor_id="adv-1", actor_role="adviseur")

@@ -19,17 +19,8 @@ from services.intake.domain import Aanmelding, AanvraagIngetrokken, AanvraagOntv
 from services.notifications.domain import NotificatieMislukt
 from services.scheduling.domain import PlanningGeopend
 from shared.contracts.envelope import OPAQUE_ID_PATTERN
-from shared.platform.eventstore import (
-    Aggregate,
-    Context,
-    DomainEvent,
-    PydanticMapper,
-    _NoTranscoder,
-    decode_event,
-    first_event,
-    next_event,
-    public_event_id,
-)
+from shared.platform.eventstore import PydanticMapper, _NoTranscoder, decode_event, public_event_id
+from shared.platform.model import Aggregate, Context, DomainEvent, first_event, next_event
 
 NU = datetime(2026, 3, 2, 9, 15, 30, 123456, tzinfo=UTC)
 

@@ -29,7 +29,8 @@ from services.scheduling.domain import project as project_planning
 from shared.contracts import events as public
 from shared.contracts.registry import subject_for, to_cloudevent
 from shared.platform.access import ToegangGeweigerdVastgelegd
-from shared.platform.eventstore import Context, DomainEvent, first_event, public_event_id
+from shared.platform.eventstore import public_event_id
+from shared.platform.model import Context, DomainEvent, first_event
 
 NU = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
 DEADLINE = datetime(2026, 3, 4, 23, 0, tzinfo=UTC)

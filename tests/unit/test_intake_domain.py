@@ -24,8 +24,8 @@ from services.intake.domain import (
     trek_in,
 )
 from shared.platform.errors import Conflict
-from shared.platform.eventstore import Context
 from shared.platform.http import create_app
+from shared.platform.model import Context
 
 INGEDIEND = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
 LATER = datetime(2026, 3, 4, 14, 0, tzinfo=UTC)

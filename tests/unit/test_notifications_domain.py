@@ -21,7 +21,7 @@ from services.notifications.domain import (
 )
 from services.notifications.webhooks import RetrySchedule
 from shared.platform.errors import Conflict
-from shared.platform.eventstore import Context
+from shared.platform.model import Context
 from shared.platform.settings import Settings
 
 NU = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)

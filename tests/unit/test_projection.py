@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from shared.platform.eventstore import Aggregate, DomainEvent
+from shared.platform.model import Aggregate, DomainEvent
 from shared.platform.projection import AggregateProjection, Table
 
 

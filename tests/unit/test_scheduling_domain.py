@@ -20,7 +20,7 @@ from services.scheduling.domain import (
     stop,
 )
 from shared.platform.errors import Conflict
-from shared.platform.eventstore import Context, DomainEvent
+from shared.platform.model import Context, DomainEvent
 
 INGEDIEND = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)  # a Monday
 DEADLINE = datetime(2026, 3, 4, 23, 0, tzinfo=UTC)  # end of Wednesday, Amsterdam

@@ -42,7 +42,7 @@ from services.scheduling.domain import (
 from shared.contracts import events as public
 from shared.platform.calendar import WorkingDayCalendar, WorkingHours, profile_from_name
 from shared.platform.errors import Conflict, NietGevonden, Ongeldig
-from shared.platform.eventstore import Context, DomainEvent
+from shared.platform.model import Context, DomainEvent
 
 INGEDIEND = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)
 DEADLINE = datetime(2026, 3, 4, 23, 0, tzinfo=UTC)

@@ -30,9 +30,10 @@ from services.notifications.mailer import Mailer, OutgoingMail, SmtpConfig, buil
 from services.notifications.templates import TEMPLATES
 from services.notifications.webhook_store import WEBHOOK_SERIES
 from services.notifications.webhooks import RetrySchedule
-from shared.platform.eventstore import DomainEvent, FixedClock, PydanticMapper, _NoTranscoder
+from shared.platform.eventstore import PydanticMapper, _NoTranscoder
 from shared.platform.http import create_app
 from shared.platform.logging import JsonFormatter
+from shared.platform.model import DomainEvent, FixedClock
 from shared.platform.settings import Settings
 from shared.platform.stream_tail import STREAM_AHEAD
 from shared.platform.telemetry import (
