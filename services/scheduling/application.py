@@ -6,9 +6,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 from uuid import UUID, uuid4
-
-from psycopg.sql import SQL, Identifier
 
 from services.scheduling import domain
 from services.scheduling.domain import (
@@ -16,7 +15,6 @@ from services.scheduling.domain import (
     AfspraakVerzoek,
     Partij,
     Planning,
-    PlanningGeopend,
     StopReden,
     Toelichting,
     annuleer_na_stop,
@@ -37,61 +35,29 @@ from shared.platform.eventstore import (
 )
 from shared.platform.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
 from shared.platform.model import Context, DomainEvent
-from shared.platform.projection import AggregateProjection, Table
 from shared.platform.relay import PublicationCheck
 
 log = logging.getLogger(__name__)
 
-DEADLINES = Identifier("scheduling", "contact_deadlines")
-AFSPRAKEN = Identifier("scheduling", "afspraken")
 IDEMPOTENCY_CONSTRAINT = "idempotency_pkey"
 
 
-def _planning_rows(planning: Planning) -> dict[str, list[tuple[object, ...]]]:
-    """What the read tables hold for one planning."""
-    return {
-        "contact_deadlines": [(planning.id, planning.deadline, planning.contact_status)],
-        "afspraken": [(a.afspraak_id, planning.id, a.soort, a.status) for a in planning.afspraken],
-    }
+class ReadModel(Protocol):
+    """The plannings' read model as the use cases write and ask it (its forms:
+    ``services.scheduling.projections``, given by the composition root)."""
 
+    @property
+    def ddl(self) -> Sequence[str]:
+        """Its tables, created at start."""
 
-#: The read tables: the contact deadlines (for the escalation worker) and afspraak_id → dossier
-#: (so the /afspraken/{id} routes find the planning to load). Rebuilt by ``weerbaar replay
-#: --projection scheduling``.
-PLANNING = AggregateProjection[Planning](
-    service="scheduling",
-    tables=(
-        Table(
-            "contact_deadlines",
-            columns=("aanvraag_id", "deadline", "status"),
-            key=("aanvraag_id",),
-            owner="aanvraag_id",
-            ddl=(
-                "CREATE TABLE IF NOT EXISTS {schema}.contact_deadlines ("
-                " aanvraag_id uuid PRIMARY KEY, deadline timestamptz NOT NULL,"
-                " status text NOT NULL)",
-                "CREATE INDEX IF NOT EXISTS contact_deadlines_open ON {schema}.contact_deadlines"
-                " (deadline) WHERE status = 'open'",
-            ),
-        ),
-        Table(
-            "afspraken",
-            columns=("afspraak_id", "aanvraag_id", "soort", "status"),
-            key=("afspraak_id",),
-            owner="aanvraag_id",
-            ddl=(
-                "CREATE TABLE IF NOT EXISTS {schema}.afspraken ("
-                " afspraak_id uuid PRIMARY KEY, aanvraag_id uuid NOT NULL, soort text NOT NULL,"
-                " status text NOT NULL)",
-                "CREATE INDEX IF NOT EXISTS afspraken_aanvraag ON {schema}.afspraken (aanvraag_id)",
-            ),
-        ),
-    ),
-    started_by=(PlanningGeopend,),
-    fold=project,
-    rows=_planning_rows,
-    description="contact deadlines and appointments",
-)
+    def statements(self, before: Planning | None, after: Planning | None) -> Sequence[Statement]:
+        """The side statements of a change of one planning (in the events' transaction)."""
+
+    def aanvraag_van(self, app: ServiceApplication, afspraak_id: UUID) -> UUID | None:
+        """The dossier an appointment belongs to, or None for an unknown appointment."""
+
+    def overdue(self, app: ServiceApplication, now: datetime, limit: int) -> list[UUID]:
+        """Open plannings whose deadline has passed, the earliest first."""
 
 
 @dataclass(frozen=True)
@@ -115,17 +81,22 @@ class Scheduling(ServiceApplication):
     """The scheduling service's application."""
 
     service = "scheduling"
-    ddl = (*PLANNING.ddl, idempotency_ddl())
+    # The read model's tables come with it (``__init__``); the set is applied as one, as before.
+    ddl = ()
 
     def __init__(
         self,
         env: dict[str, str],
         calendar: WorkingDayCalendar,
         working_days: int = 3,
+        *,
+        read_model: ReadModel,
     ) -> None:
         super().__init__(env, publication_check=PublicationCheck(self.service, to_public))
+        self.create_tables((*read_model.ddl, idempotency_ddl()))
         self.calendar = calendar
         self.working_days = working_days
+        self.read_model = read_model
         self.idempotency = IdempotencyKeys(self)
 
     # --- queries ---------------------------------------------------------------------------------
@@ -136,12 +107,7 @@ class Scheduling(ServiceApplication):
 
     def aanvraag_van(self, afspraak_id: UUID) -> UUID | None:
         """The dossier an appointment belongs to, or None for an unknown appointment."""
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(
-                SQL("SELECT aanvraag_id FROM {} WHERE afspraak_id = %s").format(AFSPRAKEN),
-                (afspraak_id,),
-            ).fetchone()
-        return None if row is None else UUID(str(row["aanvraag_id"]))
+        return self.read_model.aanvraag_van(self, afspraak_id)
 
     def afspraak(self, afspraak_id: UUID) -> tuple[Planning, Afspraak]:
         """An appointment with the planning it is part of; 404 when unknown."""
@@ -151,15 +117,7 @@ class Scheduling(ServiceApplication):
 
     def overdue(self, now: datetime, limit: int = 500) -> list[UUID]:
         """Open plannings whose deadline has passed."""
-        with self.datastore.get_connection() as conn:
-            rows = conn.execute(
-                SQL(
-                    "SELECT aanvraag_id FROM {} WHERE status = 'open' AND deadline <= %s"
-                    " ORDER BY deadline LIMIT %s"
-                ).format(DEADLINES),
-                (now, limit),
-            ).fetchall()
-        return [row["aanvraag_id"] for row in rows]
+        return self.read_model.overdue(self, now, limit)
 
     # --- reactions to other services' events -----------------------------------------------------
 
@@ -179,7 +137,7 @@ class Scheduling(ServiceApplication):
         planning = project(None, [event])
         assert planning is not None
         try:
-            self.record(event, inbox=inbox, statements=PLANNING.statements(None, planning))
+            self.record(event, inbox=inbox, statements=self.read_model.statements(None, planning))
         except ConcurrencyConflict:
             raise AlreadyProcessed(inbox[1]) from None
 
@@ -399,6 +357,6 @@ class Scheduling(ServiceApplication):
         """Record events with the read-table rows they change, in one transaction."""
         after = project(planning, events)
         assert after is not None
-        rows = [*statements, *PLANNING.statements(planning, after)]
+        rows = [*statements, *self.read_model.statements(planning, after)]
         self.record(*events, inbox=inbox, statements=rows)
         return after

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from services.scheduling.api import Parties, router
-from services.scheduling.application import PLANNING, Scheduling
+from services.scheduling.application import ReadModel, Scheduling
 from services.scheduling.gateway import to_public
+from services.scheduling.projections import PLANNING, MemoryReadModel, SqlReadModel
 from shared.contracts import events as public
 from shared.platform.auth import Refusal
 from shared.platform.calendar import WorkingDayCalendar, WorkingHours, profile_from_name
 from shared.platform.consumer import Delivery, Subscription
 from shared.platform.contract_routes import contract_router
+from shared.platform.eventstore import IN_MEMORY
 from shared.platform.http import create_app
 from shared.platform.model import Clock
 from shared.platform.parties import DossierParties
@@ -36,13 +38,24 @@ PLANNING_SUBJECTS = (
 )
 
 
+def application(
+    env: dict[str, str], calendar: WorkingDayCalendar, working_days: int = 3
+) -> Scheduling:
+    """Scheduling's use cases on the store ``env`` names (PostgreSQL, or the in-memory store),
+    with the read model of that store."""
+    read_model: ReadModel = (
+        MemoryReadModel() if env.get("PERSISTENCE_MODULE") == IN_MEMORY else SqlReadModel()
+    )
+    return Scheduling(env, calendar, working_days, read_model=read_model)
+
+
 def bootstrap(settings: Settings, clock: Clock, *, parties: Parties | None = None) -> Components:
     """Build the scheduling service (tests pass a fake for intake's party check)."""
     calendar = WorkingDayCalendar(
         profile_from_name(settings.calendar_profile),
         WorkingHours(start=settings.working_hours_start, end=settings.working_hours_end),
     )
-    app = Scheduling(
+    app = application(
         settings.eventsourcing_env("scheduling"), calendar, settings.contact_working_days
     )
 
