@@ -7,11 +7,10 @@ from dataclasses import replace
 from services.scheduling.api import Parties, router
 from services.scheduling.application import ReadModel, Scheduling
 from services.scheduling.gateway import to_public
+from services.scheduling.policies import policies
 from services.scheduling.projections import PLANNING, MemoryReadModel, SqlReadModel
-from shared.contracts import events as public
 from shared.platform.auth import Refusal
 from shared.platform.calendar import WorkingDayCalendar, WorkingHours, profile_from_name
-from shared.platform.consumer import Delivery, Subscription
 from shared.platform.contract_routes import contract_router
 from shared.platform.eventstore import IN_MEMORY
 from shared.platform.http import create_app
@@ -19,23 +18,7 @@ from shared.platform.model import Clock
 from shared.platform.parties import DossierParties
 from shared.platform.runtime import Components
 from shared.platform.settings import Settings
-from shared.platform.wiring import (
-    add_standard_readiness,
-    delivery_context,
-    make_auth,
-    periodic,
-    service_token,
-)
-
-#: What the planning reacts to. One consumer, so it sees a dossier's events in stream order: the
-#: planning exists before its withdrawal, closing or report arrives.
-PLANNING_SUBJECTS = (
-    "weerbaar.intake.AanvraagIngediend.*",
-    "weerbaar.intake.AanvraagIngetrokken.*",
-    "weerbaar.intake.DossierAfgesloten.*",
-    "weerbaar.approval.RapportVerstrektAanBestuurder.*",
-    "weerbaar.approval.RapportVrijgegeven.*",
-)
+from shared.platform.wiring import add_standard_readiness, make_auth, periodic, service_token
 
 
 def application(
@@ -78,41 +61,13 @@ def bootstrap(settings: Settings, clock: Clock, *, parties: Parties | None = Non
     api.include_router(contract_router())
     api.include_router(router(app, auth, clock, parties))
     add_standard_readiness(api, app, settings)
-
-    def on_planning_event(delivery: Delivery) -> None:
-        ctx = delivery_context(delivery, clock, "scheduling")
-        inbox = ("scheduling-planning", delivery.envelope.id)
-        event = delivery.event
-        if isinstance(event, public.AanvraagIngediend):
-            app.open(event.aanvraag_id, event.ingediend_op, ctx, inbox)
-        elif isinstance(event, public.AanvraagIngetrokken):
-            app.stop(event.aanvraag_id, ctx, inbox, "ingetrokken")
-        elif isinstance(event, public.DossierAfgesloten):
-            app.stop(event.aanvraag_id, ctx, inbox, "afgesloten")
-        elif isinstance(event, public.RapportVerstrektAanBestuurder):
-            app.noteer_rapport(
-                event.aanvraag_id, "bestuurder", event.rapport_id, event.versie, ctx, inbox
-            )
-        elif isinstance(event, public.RapportVrijgegeven):
-            app.noteer_rapport(
-                event.aanvraag_id, "werkgever", event.rapport_id, event.versie, ctx, inbox
-            )
-
     return Components(
         service="scheduling",
         app=app,
         api=api,
         gateway=to_public,
         projections=(PLANNING,),
-        subscriptions=[
-            Subscription(
-                purpose="planning",
-                subjects=list(PLANNING_SUBJECTS),
-                handler=on_planning_event,
-                description="Opens the planning and its contact deadline; stops it on withdrawal "
-                "or closing; notes who received the report (for the toelichting).",
-            )
-        ],
+        subscriptions=policies(app, clock),
         workers=[
             periodic(
                 "deadline-checker",
