@@ -6,9 +6,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 from uuid import UUID, uuid4
-
-from psycopg.sql import SQL, Identifier
 
 from services.scheduling import domain
 from services.scheduling.domain import (
@@ -16,7 +15,6 @@ from services.scheduling.domain import (
     AfspraakVerzoek,
     Partij,
     Planning,
-    PlanningGeopend,
     StopReden,
     Toelichting,
     annuleer_na_stop,
@@ -30,68 +28,35 @@ from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.errors import NietGevonden
 from shared.platform.eventstore import (
     AlreadyProcessed,
-    ConcurrencyConflict,
     DuplicateKey,
     ServiceApplication,
     Statement,
 )
 from shared.platform.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
 from shared.platform.model import Context, DomainEvent
-from shared.platform.projection import AggregateProjection, Table
 from shared.platform.relay import PublicationCheck
 
 log = logging.getLogger(__name__)
 
-DEADLINES = Identifier("scheduling", "contact_deadlines")
-AFSPRAKEN = Identifier("scheduling", "afspraken")
 IDEMPOTENCY_CONSTRAINT = "idempotency_pkey"
 
 
-def _planning_rows(planning: Planning) -> dict[str, list[tuple[object, ...]]]:
-    """What the read tables hold for one planning."""
-    return {
-        "contact_deadlines": [(planning.id, planning.deadline, planning.contact_status)],
-        "afspraken": [(a.afspraak_id, planning.id, a.soort, a.status) for a in planning.afspraken],
-    }
+class ReadModel(Protocol):
+    """The plannings' read model as the use cases write and ask it (its forms:
+    ``services.scheduling.projections``, given by the composition root)."""
 
+    @property
+    def ddl(self) -> Sequence[str]:
+        """Its tables, created at start."""
 
-#: The read tables: the contact deadlines (for the escalation worker) and afspraak_id → dossier
-#: (so the /afspraken/{id} routes find the planning to load). Rebuilt by ``weerbaar replay
-#: --projection scheduling``.
-PLANNING = AggregateProjection[Planning](
-    service="scheduling",
-    tables=(
-        Table(
-            "contact_deadlines",
-            columns=("aanvraag_id", "deadline", "status"),
-            key=("aanvraag_id",),
-            owner="aanvraag_id",
-            ddl=(
-                "CREATE TABLE IF NOT EXISTS {schema}.contact_deadlines ("
-                " aanvraag_id uuid PRIMARY KEY, deadline timestamptz NOT NULL,"
-                " status text NOT NULL)",
-                "CREATE INDEX IF NOT EXISTS contact_deadlines_open ON {schema}.contact_deadlines"
-                " (deadline) WHERE status = 'open'",
-            ),
-        ),
-        Table(
-            "afspraken",
-            columns=("afspraak_id", "aanvraag_id", "soort", "status"),
-            key=("afspraak_id",),
-            owner="aanvraag_id",
-            ddl=(
-                "CREATE TABLE IF NOT EXISTS {schema}.afspraken ("
-                " afspraak_id uuid PRIMARY KEY, aanvraag_id uuid NOT NULL, soort text NOT NULL,"
-                " status text NOT NULL)",
-                "CREATE INDEX IF NOT EXISTS afspraken_aanvraag ON {schema}.afspraken (aanvraag_id)",
-            ),
-        ),
-    ),
-    started_by=(PlanningGeopend,),
-    fold=project,
-    rows=_planning_rows,
-    description="contact deadlines and appointments",
-)
+    def statements(self, before: Planning | None, after: Planning | None) -> Sequence[Statement]:
+        """The side statements of a change of one planning (in the events' transaction)."""
+
+    def aanvraag_van(self, app: ServiceApplication, afspraak_id: UUID) -> UUID | None:
+        """The dossier an appointment belongs to, or None for an unknown appointment."""
+
+    def overdue(self, app: ServiceApplication, now: datetime, limit: int) -> list[UUID]:
+        """Open plannings whose deadline has passed, the earliest first."""
 
 
 @dataclass(frozen=True)
@@ -111,21 +76,34 @@ class Idempotency:
     key: str
 
 
+class _Replay(Exception):
+    """Ends a use case with the answer given to an earlier request with the same key."""
+
+    def __init__(self, gepland: Gepland) -> None:
+        super().__init__(gepland.afspraak.afspraak_id)
+        self.gepland = gepland
+
+
 class Scheduling(ServiceApplication):
     """The scheduling service's application."""
 
     service = "scheduling"
-    ddl = (*PLANNING.ddl, idempotency_ddl())
+    # The read model's tables come with it (``__init__``); the set is applied as one, as before.
+    ddl = ()
 
     def __init__(
         self,
         env: dict[str, str],
         calendar: WorkingDayCalendar,
         working_days: int = 3,
+        *,
+        read_model: ReadModel,
     ) -> None:
         super().__init__(env, publication_check=PublicationCheck(self.service, to_public))
+        self.create_tables((*read_model.ddl, idempotency_ddl()))
         self.calendar = calendar
         self.working_days = working_days
+        self.read_model = read_model
         self.idempotency = IdempotencyKeys(self)
 
     # --- queries ---------------------------------------------------------------------------------
@@ -136,12 +114,7 @@ class Scheduling(ServiceApplication):
 
     def aanvraag_van(self, afspraak_id: UUID) -> UUID | None:
         """The dossier an appointment belongs to, or None for an unknown appointment."""
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(
-                SQL("SELECT aanvraag_id FROM {} WHERE afspraak_id = %s").format(AFSPRAKEN),
-                (afspraak_id,),
-            ).fetchone()
-        return None if row is None else UUID(str(row["aanvraag_id"]))
+        return self.read_model.aanvraag_van(self, afspraak_id)
 
     def afspraak(self, afspraak_id: UUID) -> tuple[Planning, Afspraak]:
         """An appointment with the planning it is part of; 404 when unknown."""
@@ -151,15 +124,7 @@ class Scheduling(ServiceApplication):
 
     def overdue(self, now: datetime, limit: int = 500) -> list[UUID]:
         """Open plannings whose deadline has passed."""
-        with self.datastore.get_connection() as conn:
-            rows = conn.execute(
-                SQL(
-                    "SELECT aanvraag_id FROM {} WHERE status = 'open' AND deadline <= %s"
-                    " ORDER BY deadline LIMIT %s"
-                ).format(DEADLINES),
-                (now, limit),
-            ).fetchall()
-        return [row["aanvraag_id"] for row in rows]
+        return self.read_model.overdue(self, now, limit)
 
     # --- reactions to other services' events -----------------------------------------------------
 
@@ -167,21 +132,30 @@ class Scheduling(ServiceApplication):
         self, aanvraag_id: UUID, ingediend_op: datetime, ctx: Context, inbox: tuple[str, str]
     ) -> None:
         """Open the planning of a new aanvraag (once, however often the event arrives)."""
-        deadline = self.calendar.contact_deadline(ingediend_op, self.working_days)
-        event = open_planning(
+
+        def decide(planning: Planning | None) -> list[DomainEvent]:
+            if planning is not None:
+                # Opened already (by an earlier delivery of this event, or a re-announcement).
+                raise AlreadyProcessed(inbox[1])
+            deadline = self.calendar.contact_deadline(ingediend_op, self.working_days)
+            return [
+                open_planning(
+                    aanvraag_id,
+                    ingediend_op,
+                    deadline,
+                    self.working_days,
+                    self.calendar.profile.name,
+                    ctx,
+                )
+            ]
+
+        self.change(
             aanvraag_id,
-            ingediend_op,
-            deadline,
-            self.working_days,
-            self.calendar.profile.name,
-            ctx,
+            decide,
+            project=project,
+            inbox=inbox,
+            statements=self.read_model.statements,
         )
-        planning = project(None, [event])
-        assert planning is not None
-        try:
-            self.record(event, inbox=inbox, statements=PLANNING.statements(None, planning))
-        except ConcurrencyConflict:
-            raise AlreadyProcessed(inbox[1]) from None
 
     def stop(
         self,
@@ -192,15 +166,15 @@ class Scheduling(ServiceApplication):
     ) -> None:
         """Stop the planning of a withdrawn aanvraag or closed dossier; cancel what is planned."""
 
-        def command() -> None:
-            planning = self.planning(aanvraag_id)
+        def decide(planning: Planning) -> list[DomainEvent]:
             event = domain.stop(planning, ctx, reden)
-            if event is not None:
-                gestopt = project(planning, [event])
-                assert gestopt is not None
-                self._save(planning, [event, *annuleer_na_stop(gestopt, ctx)], inbox=inbox)
+            if event is None:
+                return []
+            gestopt = project(planning, [event])
+            assert gestopt is not None
+            return [event, *annuleer_na_stop(gestopt, ctx)]
 
-        self.retrying(command)
+        self._change(aanvraag_id, decide, inbox=inbox)
 
     def noteer_rapport(
         self,
@@ -212,14 +186,11 @@ class Scheduling(ServiceApplication):
         inbox: tuple[str, str],
     ) -> None:
         """Note that a party received the report (it may ask for a toelichting from now on)."""
-
-        def command() -> None:
-            planning = self.planning(aanvraag_id)
-            event = domain.noteer_rapport(planning, partij, rapport_id, versie, ctx)
-            if event is not None:
-                self._save(planning, [event], inbox=inbox)
-
-        self.retrying(command)
+        self._change(
+            aanvraag_id,
+            lambda planning: [domain.noteer_rapport(planning, partij, rapport_id, versie, ctx)],
+            inbox=inbox,
+        )
 
     # --- contact and its deadline ----------------------------------------------------------------
 
@@ -229,16 +200,16 @@ class Scheduling(ServiceApplication):
 
     def stel_verstrijken_vast(self, aanvraag_id: UUID, ctx: Context) -> bool:
         """Escalate a missed deadline; True when this call recorded it."""
+        # What the last (the recorded) attempt decided: a retry after another replica escalated
+        # first decides nothing.
+        decided: list[DomainEvent] = []
 
-        def command() -> bool:
-            planning = self.planning(aanvraag_id)
-            event = stel_verstrijken_vast(planning, ctx)
-            if event is None:
-                return False
-            self._save(planning, [event])
-            return True
+        def decide(planning: Planning) -> list[DomainEvent | None]:
+            decided[:] = [e for e in [stel_verstrijken_vast(planning, ctx)] if e is not None]
+            return list(decided)
 
-        return self.retrying(command)
+        self._change(aanvraag_id, decide)
+        return bool(decided)
 
     def escalate_overdue(self, now: datetime) -> int:
         """Record ContacttermijnVerstreken for every overdue planning; returns how many."""
@@ -260,6 +231,7 @@ class Scheduling(ServiceApplication):
         # ``achteraf`` only when set: keys remembered before it existed keep their fingerprint.
         body = verzoek.model_dump(mode="json", exclude=None if verzoek.achteraf else {"achteraf"})
         digest = fingerprint({"aanvraag_id": str(aanvraag_id), **body})
+        afspraak_id = uuid4()
 
         def earlier() -> Gepland | None:
             if idempotency is None:
@@ -270,33 +242,38 @@ class Scheduling(ServiceApplication):
             planning, afspraak = self.afspraak(UUID(found["afspraak_id"]))
             return Gepland(planning.id, afspraak, replayed=True)
 
-        def command() -> Gepland:
+        remember: list[Statement] = []
+        if idempotency is not None:
+            remember.append(
+                self.idempotency.remember(
+                    idempotency.scope, idempotency.key, digest, {"afspraak_id": str(afspraak_id)}
+                )
+            )
+
+        def decide(planning: Planning | None) -> list[DomainEvent]:
+            # The key first, on every attempt: after a conflict the winner may have been this key.
             replay = earlier()
             if replay is not None:
-                return replay
-            planning = self.planning(aanvraag_id)
-            event = domain.plan_afspraak(planning, verzoek, uuid4(), ctx, self.calendar)
-            statements: list[Statement] = []
-            if idempotency is not None:
-                statements.append(
-                    self.idempotency.remember(
-                        idempotency.scope,
-                        idempotency.key,
-                        digest,
-                        {"afspraak_id": str(event.afspraak_id)},
-                    )
-                )
-            try:
-                after = self._save(planning, [event], statements=statements)
-            except DuplicateKey as exc:
-                # The same key arrived twice at the same moment: the other request won.
-                replay = earlier() if exc.constraint == IDEMPOTENCY_CONSTRAINT else None
-                if replay is None:
-                    raise
-                return replay
-            return Gepland(after.id, after.afspraak(event.afspraak_id), replayed=False)
+                raise _Replay(replay)
+            if planning is None:
+                raise NietGevonden("Onbekend dossier.")
+            return [domain.plan_afspraak(planning, verzoek, afspraak_id, ctx, self.calendar)]
 
-        return self.retrying(command)
+        def side(before: Planning | None, after: Planning | None) -> list[Statement]:
+            return [*remember, *self.read_model.statements(before, after)]
+
+        try:
+            after = self.change(aanvraag_id, decide, project=project, statements=side)
+        except _Replay as answered:
+            return answered.gepland
+        except DuplicateKey as exc:
+            # The same key arrived twice at the same moment: the other request won.
+            replay = earlier() if exc.constraint == IDEMPOTENCY_CONSTRAINT else None
+            if replay is None:
+                raise
+            return replay
+        assert after is not None
+        return Gepland(after.id, after.afspraak(afspraak_id), replayed=False)
 
     def verzet_afspraak(
         self,
@@ -372,33 +349,29 @@ class Scheduling(ServiceApplication):
         self,
         aanvraag_id: UUID,
         decide: Callable[[Planning], Sequence[DomainEvent | None]],
+        *,
+        inbox: tuple[str, str] | None = None,
     ) -> Planning:
-        """get → decide → record, retried on a concurrency conflict; the planning afterwards."""
+        """``change`` on an existing planning (404 when there is none), with the read model's
+        rows in the events' transaction; the planning afterwards."""
 
-        def command() -> Planning:
-            planning = self.planning(aanvraag_id)
-            events = [event for event in decide(planning) if event is not None]
-            return self._save(planning, events) if events else planning
+        def decide_known(planning: Planning | None) -> list[DomainEvent]:
+            if planning is None:
+                raise NietGevonden("Onbekend dossier.")
+            return [event for event in decide(planning) if event is not None]
 
-        return self.retrying(command)
+        after = self.change(
+            aanvraag_id,
+            decide_known,
+            project=project,
+            inbox=inbox,
+            statements=self.read_model.statements,
+        )
+        assert after is not None
+        return after
 
     def _change_afspraak(
         self, afspraak_id: UUID, decide: Callable[[Planning], Sequence[DomainEvent | None]]
     ) -> tuple[Planning, Afspraak]:
         planning = self._change(self._dossier_van(afspraak_id), decide)
         return planning, planning.afspraak(afspraak_id)
-
-    def _save(
-        self,
-        planning: Planning,
-        events: Sequence[DomainEvent],
-        *,
-        inbox: tuple[str, str] | None = None,
-        statements: Sequence[Statement] = (),
-    ) -> Planning:
-        """Record events with the read-table rows they change, in one transaction."""
-        after = project(planning, events)
-        assert after is not None
-        rows = [*statements, *PLANNING.statements(planning, after)]
-        self.record(*events, inbox=inbox, statements=rows)
-        return after

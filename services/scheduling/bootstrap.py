@@ -5,35 +5,31 @@ from __future__ import annotations
 from dataclasses import replace
 
 from services.scheduling.api import Parties, router
-from services.scheduling.application import PLANNING, Scheduling
+from services.scheduling.application import ReadModel, Scheduling
 from services.scheduling.gateway import to_public
-from shared.contracts import events as public
+from services.scheduling.policies import policies
+from services.scheduling.projections import PLANNING, MemoryReadModel, SqlReadModel
 from shared.platform.auth import Refusal
 from shared.platform.calendar import WorkingDayCalendar, WorkingHours, profile_from_name
-from shared.platform.consumer import Delivery, Subscription
 from shared.platform.contract_routes import contract_router
+from shared.platform.eventstore import IN_MEMORY
 from shared.platform.http import create_app
 from shared.platform.model import Clock
 from shared.platform.parties import DossierParties
 from shared.platform.runtime import Components
 from shared.platform.settings import Settings
-from shared.platform.wiring import (
-    add_standard_readiness,
-    delivery_context,
-    make_auth,
-    periodic,
-    service_token,
-)
+from shared.platform.wiring import add_standard_readiness, make_auth, periodic, service_token
 
-#: What the planning reacts to. One consumer, so it sees a dossier's events in stream order: the
-#: planning exists before its withdrawal, closing or report arrives.
-PLANNING_SUBJECTS = (
-    "weerbaar.intake.AanvraagIngediend.*",
-    "weerbaar.intake.AanvraagIngetrokken.*",
-    "weerbaar.intake.DossierAfgesloten.*",
-    "weerbaar.approval.RapportVerstrektAanBestuurder.*",
-    "weerbaar.approval.RapportVrijgegeven.*",
-)
+
+def application(
+    env: dict[str, str], calendar: WorkingDayCalendar, working_days: int = 3
+) -> Scheduling:
+    """Scheduling's use cases on the store ``env`` names (PostgreSQL, or the in-memory store),
+    with the read model of that store."""
+    read_model: ReadModel = (
+        MemoryReadModel() if env.get("PERSISTENCE_MODULE") == IN_MEMORY else SqlReadModel()
+    )
+    return Scheduling(env, calendar, working_days, read_model=read_model)
 
 
 def bootstrap(settings: Settings, clock: Clock, *, parties: Parties | None = None) -> Components:
@@ -42,7 +38,7 @@ def bootstrap(settings: Settings, clock: Clock, *, parties: Parties | None = Non
         profile_from_name(settings.calendar_profile),
         WorkingHours(start=settings.working_hours_start, end=settings.working_hours_end),
     )
-    app = Scheduling(
+    app = application(
         settings.eventsourcing_env("scheduling"), calendar, settings.contact_working_days
     )
 
@@ -65,41 +61,13 @@ def bootstrap(settings: Settings, clock: Clock, *, parties: Parties | None = Non
     api.include_router(contract_router())
     api.include_router(router(app, auth, clock, parties))
     add_standard_readiness(api, app, settings)
-
-    def on_planning_event(delivery: Delivery) -> None:
-        ctx = delivery_context(delivery, clock, "scheduling")
-        inbox = ("scheduling-planning", delivery.envelope.id)
-        event = delivery.event
-        if isinstance(event, public.AanvraagIngediend):
-            app.open(event.aanvraag_id, event.ingediend_op, ctx, inbox)
-        elif isinstance(event, public.AanvraagIngetrokken):
-            app.stop(event.aanvraag_id, ctx, inbox, "ingetrokken")
-        elif isinstance(event, public.DossierAfgesloten):
-            app.stop(event.aanvraag_id, ctx, inbox, "afgesloten")
-        elif isinstance(event, public.RapportVerstrektAanBestuurder):
-            app.noteer_rapport(
-                event.aanvraag_id, "bestuurder", event.rapport_id, event.versie, ctx, inbox
-            )
-        elif isinstance(event, public.RapportVrijgegeven):
-            app.noteer_rapport(
-                event.aanvraag_id, "werkgever", event.rapport_id, event.versie, ctx, inbox
-            )
-
     return Components(
         service="scheduling",
         app=app,
         api=api,
         gateway=to_public,
         projections=(PLANNING,),
-        subscriptions=[
-            Subscription(
-                purpose="planning",
-                subjects=list(PLANNING_SUBJECTS),
-                handler=on_planning_event,
-                description="Opens the planning and its contact deadline; stops it on withdrawal "
-                "or closing; notes who received the report (for the toelichting).",
-            )
-        ],
+        subscriptions=policies(app, clock),
         workers=[
             periodic(
                 "deadline-checker",

@@ -33,7 +33,8 @@ from services.intake.projections import store_events
 from services.intake.replay import PREVIOUS, Rebuild, content_hash, contents
 from services.intake.retention import apply, check_settings, plan
 from services.notifications.application import NOTIFICATIE, Notifications
-from services.scheduling.application import PLANNING, Scheduling
+from services.scheduling.bootstrap import application as scheduling_application
+from services.scheduling.projections import PLANNING
 from shared.platform import projection as projection_module
 from shared.platform.auth import load_or_create_secret
 from shared.platform.calendar import WorkingDayCalendar
@@ -737,7 +738,7 @@ AGGREGATE_PROJECTIONS: dict[str, AggregateProjection[Any]] = {
 def _application(world: World, service: str) -> ServiceApplication:
     env = world.settings.eventsourcing_env(service)
     if service == "scheduling":
-        return Scheduling(env, WorkingDayCalendar())
+        return scheduling_application(env, WorkingDayCalendar())
     return Assessment(env) if service == "assessment" else Notifications(env)
 
 

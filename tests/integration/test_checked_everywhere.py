@@ -31,7 +31,7 @@ from services.intake.forget import forget
 from services.intake.gateway import to_public as intake_gateway
 from services.intake.projections import EVENTS
 from services.notifications.application import Notifications
-from services.scheduling.application import Scheduling
+from services.scheduling.bootstrap import application as scheduling_application
 from shared.platform.access import ToegangGeweigerdVastgelegd
 from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.errors import NietPubliceerbaar
@@ -46,7 +46,7 @@ pytestmark = pytest.mark.integration
 
 BUILD: dict[str, Callable[[dict[str, str]], ServiceApplication]] = {
     "intake": Intake,
-    "scheduling": lambda env: Scheduling(env, WorkingDayCalendar()),
+    "scheduling": lambda env: scheduling_application(env, WorkingDayCalendar()),
     "assessment": Assessment,
     "approval": approval_application,
     "notifications": Notifications,

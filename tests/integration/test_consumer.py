@@ -17,6 +17,7 @@ import pytest
 from psycopg.sql import SQL
 
 from services.scheduling.application import Scheduling
+from services.scheduling.bootstrap import application
 from shared.contracts import events as public
 from shared.contracts.registry import subject_for, to_cloudevent
 from shared.platform import consumer as consumer_module
@@ -58,7 +59,7 @@ def test_two_replicas_one_killed_mid_burst_apply_each_effect_once(
         extra_env={"WEERBAAR_CONSUMER_ACK_WAIT_S": "2"},
         preferred_ports={s: free_port() for s in SERVICES},
     )
-    scheduling = Scheduling(settings.eventsourcing_env("scheduling"), WorkingDayCalendar())
+    scheduling = application(settings.eventsourcing_env("scheduling"), WorkingDayCalendar())
     burst = 200
     try:
         system.spawn("intake")
@@ -159,7 +160,7 @@ async def test_a_redelivered_message_has_a_single_effect_across_replicas(
     settings: Settings,
 ) -> None:
     """Replica A applies the effect and dies before acking; replica B gets it again: no effect."""
-    scheduling = Scheduling(settings.eventsourcing_env("scheduling"), WorkingDayCalendar())
+    scheduling = application(settings.eventsourcing_env("scheduling"), WorkingDayCalendar())
     seen: list[tuple[str, int]] = []
     outcomes: list[str] = []
     crashed = threading.Event()
@@ -201,7 +202,7 @@ async def test_a_redelivered_message_has_a_single_effect_across_replicas(
 
 
 async def test_poison_and_failing_messages_go_to_the_dead_letters(settings: Settings) -> None:
-    scheduling = Scheduling(settings.eventsourcing_env("scheduling"), WorkingDayCalendar())
+    scheduling = application(settings.eventsourcing_env("scheduling"), WorkingDayCalendar())
     good = uuid.uuid4()
     doomed = uuid.uuid4()
 

@@ -10,6 +10,7 @@ import pytest
 from psycopg.sql import SQL
 
 from services.scheduling.application import Scheduling
+from services.scheduling.bootstrap import application
 from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.model import Context
 from shared.platform.settings import Settings
@@ -42,7 +43,7 @@ def _open(app: Scheduling) -> uuid.UUID:
 
 
 def test_deadline_follows_the_calendar_and_escalates_once(settings: Settings) -> None:
-    app = Scheduling(settings.eventsourcing_env("scheduling"), WorkingDayCalendar())
+    app = application(settings.eventsourcing_env("scheduling"), WorkingDayCalendar())
     aanvraag_id = _open(app)
     assert app.planning(aanvraag_id).deadline == DEADLINE
 
@@ -50,7 +51,7 @@ def test_deadline_follows_the_calendar_and_escalates_once(settings: Settings) ->
     assert app.escalate_overdue(DEADLINE) == 1
     assert app.escalate_overdue(DEADLINE + timedelta(hours=1)) == 0
     # A restarted service (a new application on the same database) does not escalate again.
-    restarted = Scheduling(settings.eventsourcing_env("scheduling"), WorkingDayCalendar())
+    restarted = application(settings.eventsourcing_env("scheduling"), WorkingDayCalendar())
     assert restarted.escalate_overdue(DEADLINE + timedelta(days=1)) == 0
     assert _verstreken(app, aanvraag_id) == 1
     assert app.planning(aanvraag_id).contact_status == "verstreken"
@@ -58,7 +59,8 @@ def test_deadline_follows_the_calendar_and_escalates_once(settings: Settings) ->
 
 def test_two_checkers_at_once_escalate_each_dossier_once(settings: Settings) -> None:
     replicas = [
-        Scheduling(settings.eventsourcing_env("scheduling"), WorkingDayCalendar()) for _ in range(2)
+        application(settings.eventsourcing_env("scheduling"), WorkingDayCalendar())
+        for _ in range(2)
     ]
     ids = [_open(replicas[0]) for _ in range(30)]
     after = DEADLINE + timedelta(minutes=5)
@@ -69,7 +71,7 @@ def test_two_checkers_at_once_escalate_each_dossier_once(settings: Settings) -> 
 
 
 def test_contact_in_time_prevents_escalation(settings: Settings) -> None:
-    app = Scheduling(settings.eventsourcing_env("scheduling"), WorkingDayCalendar())
+    app = application(settings.eventsourcing_env("scheduling"), WorkingDayCalendar())
     aanvraag_id = _open(app)
     planning = app.neem_contact_op(aanvraag_id, Context(now=DEADLINE - timedelta(hours=2)))
     assert planning.contact_status == "opgenomen"

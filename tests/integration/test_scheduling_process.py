@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.scheduling.application import Scheduling
-from services.scheduling.bootstrap import bootstrap
+from services.scheduling.bootstrap import application, bootstrap
 from services.scheduling.domain import AfspraakVerzoek
 from services.scheduling.gateway import to_public
 from shared.contracts import events as public
@@ -314,7 +314,7 @@ def test_two_replicas_planning_the_same_conversation_at_once_plan_it_once(
 ) -> None:
     aanvraag_id = world.dossier()
     replicas = [
-        Scheduling(world.settings.eventsourcing_env("scheduling"), WorkingDayCalendar())
+        application(world.settings.eventsourcing_env("scheduling"), WorkingDayCalendar())
         for _ in range(2)
     ]
     verzoek = AfspraakVerzoek(

@@ -14,12 +14,14 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 
 from services.scheduling.application import Scheduling
+from services.scheduling.bootstrap import application
+from services.scheduling.projections import SqlReadModel
 from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.settings import Settings
 
 
 def _start(settings: Settings) -> None:
-    Scheduling(settings.eventsourcing_env("scheduling"), WorkingDayCalendar()).close()
+    application(settings.eventsourcing_env("scheduling"), WorkingDayCalendar()).close()
 
 
 def test_a_restart_takes_no_lock_on_tables_that_are_being_written(settings: Settings) -> None:
@@ -59,7 +61,9 @@ def test_a_new_statement_is_applied_once_and_recorded(settings: Settings) -> Non
     class Later(Scheduling):
         ddl = (*Scheduling.ddl, "CREATE TABLE IF NOT EXISTS {schema}.later (x int)")
 
-    Later(settings.eventsourcing_env("scheduling"), WorkingDayCalendar()).close()
+    Later(
+        settings.eventsourcing_env("scheduling"), WorkingDayCalendar(), read_model=SqlReadModel()
+    ).close()
     with psycopg.connect(settings.database_url) as conn:
         assert conn.execute("SELECT to_regclass('scheduling.later')").fetchone() != (None,)
         digests = conn.execute(
@@ -68,6 +72,8 @@ def test_a_new_statement_is_applied_once_and_recorded(settings: Settings) -> Non
         # Dropped behind the service's back, it stays dropped: the recorded set is not run again.
         conn.execute("DROP TABLE scheduling.later")
     assert digests == (2,)
-    Later(settings.eventsourcing_env("scheduling"), WorkingDayCalendar()).close()
+    Later(
+        settings.eventsourcing_env("scheduling"), WorkingDayCalendar(), read_model=SqlReadModel()
+    ).close()
     with psycopg.connect(settings.database_url) as conn:
         assert conn.execute("SELECT to_regclass('scheduling.later')").fetchone() == (None,)
