@@ -1,21 +1,20 @@
 """Assessment's use cases: draft, revise and submit the report, note approval's decisions, record
 every read, keep the PKVW and the measures carried out.
 
-Two side tables are written in the events' transaction: ``rapporten`` (rapport_id → aanvraag_id,
-one report per dossier by a unique key) and ``maatregelen`` (maatregel_id → rapport_id,
-aanvraag_id), so a report or a measure can be found from its id alone.
+A report's change records with it the statements of its read tables (``ReadModel``, given by the
+composition root: the projection's, ``services.assessment.projections``), so a report or a measure
+can be found from its id alone.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import ClassVar, Literal
+from typing import Literal, Protocol
 from uuid import UUID, uuid4
 
-from psycopg.sql import SQL, Identifier
 from pydantic import BaseModel
 
 from services.assessment.domain import (
@@ -24,7 +23,6 @@ from services.assessment.domain import (
     Concept,
     Onderzoek,
     Rapport,
-    RapportOpgesteld,
     RapportStatus,
     RapportVersie,
     dien_in,
@@ -49,17 +47,20 @@ from services.assessment.gateway import to_public
 from shared.contracts import events as public
 from shared.platform.auth import Refusal
 from shared.platform.errors import Conflict, NietBeschikbaar, NietGevonden
-from shared.platform.eventstore import CommitInDoubt, DuplicateKey, ServiceApplication
+from shared.platform.eventstore import (
+    CommitInDoubt,
+    DuplicateKey,
+    ServiceApplication,
+    Statement,
+)
 from shared.platform.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
 from shared.platform.model import Context, DomainEvent
-from shared.platform.projection import AggregateProjection, Table
-from shared.platform.register import DossierRegister, register_ddl
+from shared.platform.ports import DossierRegister
+from shared.platform.register import register_ddl
 from shared.platform.relay import PublicationCheck
 
 log = logging.getLogger(__name__)
 
-RAPPORTEN = Identifier("assessment", "rapporten")
-MAATREGELEN = Identifier("assessment", "maatregelen")
 OPSTELLEN = "POST /aanvragen/{aanvraag_id}/rapport"
 
 
@@ -164,65 +165,49 @@ class MaatregelenOverzicht(BaseModel):
     maatregelen: list[MaatregelStatus]
 
 
-def _rapport_rows(rapport: Rapport) -> dict[str, list[tuple[object, ...]]]:
-    """What the read tables hold for one report: the report, and every measure of any version."""
-    return {
-        "rapporten": [(rapport.id, rapport.aanvraag_id)],
-        "maatregelen": [
-            (maatregel_id, rapport.id, rapport.aanvraag_id)
-            for maatregel_id in sorted(rapport.maatregel_ids())
-        ],
-    }
+class ReadModel(Protocol):
+    """The read tables the use cases find a report or a measure by, and write with a report's
+    events (``services.assessment.projections.ReadTables`` in PostgreSQL)."""
 
+    @property
+    def ddl(self) -> Sequence[str]:
+        """The tables (``{schema}`` is the service's schema)."""
 
-#: The read tables: dossier → its only report (the UNIQUE keeps it the only one) and measure →
-#: report. Rebuilt by ``weerbaar replay --projection assessment``.
-RAPPORT = AggregateProjection[Rapport](
-    service="assessment",
-    tables=(
-        Table(
-            "rapporten",
-            columns=("rapport_id", "aanvraag_id"),
-            key=("rapport_id",),
-            owner="rapport_id",
-            ddl=(
-                "CREATE TABLE IF NOT EXISTS {schema}.rapporten ("
-                " rapport_id uuid PRIMARY KEY, aanvraag_id uuid NOT NULL UNIQUE)",
-            ),
-        ),
-        Table(
-            "maatregelen",
-            columns=("maatregel_id", "rapport_id", "aanvraag_id"),
-            key=("maatregel_id",),
-            owner="rapport_id",
-            ddl=(
-                "CREATE TABLE IF NOT EXISTS {schema}.maatregelen ("
-                " maatregel_id uuid PRIMARY KEY, rapport_id uuid NOT NULL,"
-                " aanvraag_id uuid NOT NULL)",
-            ),
-        ),
-    ),
-    started_by=(RapportOpgesteld,),
-    fold=project_rapport,
-    rows=_rapport_rows,
-    description="reports and their measures",
-)
+    def statements(self, before: Rapport | None, after: Rapport) -> list[Statement]:
+        """What brings the tables from the report's rows before a change to those after it."""
+
+    def rapport_van(self, aanvraag_id: UUID) -> UUID | None:
+        """The id of the dossier's report, or None."""
+
+    def maatregel_plaats(self, maatregel_id: UUID) -> tuple[UUID, UUID] | None:
+        """(rapport_id, aanvraag_id) of a measure, or None when unknown."""
+
+    def dossier_van_rapport(self, rapport_id: UUID) -> UUID | None:
+        """The aanvraag_id of a report, or None."""
 
 
 class Assessment(ServiceApplication):
     """The assessment service's application."""
 
     service = "assessment"
-    ddl: ClassVar[Sequence[str]] = (
-        *register_ddl(),
-        idempotency_ddl(),
-        *RAPPORT.ddl,
-    )
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        read_model: Callable[[ServiceApplication], ReadModel],
+        register: Callable[[ServiceApplication], DossierRegister],
+    ) -> None:
+        """On the store ``env`` names, with the read tables and the dossier register their
+        factories make on it."""
         super().__init__(env, publication_check=PublicationCheck(self.service, to_public))
-        self.register = DossierRegister(self)
+        self.read_model = read_model(self)
+        #: What assessment knows of the dossiers intake announced (kept by its own consumer).
+        self.register = register(self)
         self.idempotency = IdempotencyKeys(self)
+        # One set of statements, in the order earlier releases applied it: a database that has
+        # them all (``ddl_applied``, by digest) runs none of them again.
+        self.create_tables((*register_ddl(), idempotency_ddl(), *self.read_model.ddl))
 
     # --- reading aggregates and side tables ------------------------------------------------------
 
@@ -240,34 +225,15 @@ class Assessment(ServiceApplication):
 
     def rapport_van(self, aanvraag_id: UUID) -> UUID | None:
         """The id of the dossier's report, or None."""
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(
-                SQL("SELECT rapport_id FROM {} WHERE aanvraag_id = %s").format(RAPPORTEN),
-                (aanvraag_id,),
-            ).fetchone()
-        return None if row is None else UUID(str(row["rapport_id"]))
+        return self.read_model.rapport_van(aanvraag_id)
 
     def maatregel_plaats(self, maatregel_id: UUID) -> tuple[UUID, UUID] | None:
         """(rapport_id, aanvraag_id) of a measure, or None when unknown."""
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(
-                SQL("SELECT rapport_id, aanvraag_id FROM {} WHERE maatregel_id = %s").format(
-                    MAATREGELEN
-                ),
-                (maatregel_id,),
-            ).fetchone()
-        if row is None:
-            return None
-        return UUID(str(row["rapport_id"])), UUID(str(row["aanvraag_id"]))
+        return self.read_model.maatregel_plaats(maatregel_id)
 
     def dossier_van_rapport(self, rapport_id: UUID) -> UUID | None:
         """The aanvraag_id of a report, or None."""
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(
-                SQL("SELECT aanvraag_id FROM {} WHERE rapport_id = %s").format(RAPPORTEN),
-                (rapport_id,),
-            ).fetchone()
-        return None if row is None else UUID(str(row["aanvraag_id"]))
+        return self.read_model.dossier_van_rapport(rapport_id)
 
     # --- scheduling's facts ----------------------------------------------------------------------
 
@@ -344,7 +310,7 @@ class Assessment(ServiceApplication):
         rapport = project_rapport(None, [event])
         assert rapport is not None
         antwoord = stand_van(rapport)
-        statements = RAPPORT.statements(None, rapport)
+        statements = self.read_model.statements(None, rapport)
         if sleutel is not None:
             statements.append(
                 self.idempotency.remember(*sleutel, digest, antwoord.model_dump(mode="json"))
@@ -375,7 +341,7 @@ class Assessment(ServiceApplication):
                 return rapport
             after = project_rapport(rapport, [event])
             assert after is not None
-            self.record(event, statements=RAPPORT.statements(rapport, after))
+            self.record(event, statements=self.read_model.statements(rapport, after))
             return after
 
         return self.retrying(command)

@@ -1,26 +1,38 @@
-"""Assessment's composition root."""
+"""Assessment's composition root: the one place that wires the rooms together.
+
+``application(env)`` builds the use cases on the store ``env`` names, with the read model
+(``projections``) on the same store; ``bootstrap`` adds the HTTP API, the access log, the
+reactions to other services' events (``policies``) and the register's consumer for a running
+service. Assessment has no adapters of its own (intake's party check, the register and the
+idempotency keys are the platform's) and no commands of its own (``replay`` is the runtime's).
+"""
 
 from __future__ import annotations
 
+from services.assessment import projections
 from services.assessment.api import router
-from services.assessment.application import RAPPORT, Assessment
+from services.assessment.application import Assessment
 from services.assessment.gateway import to_public
 from services.assessment.policies import policies
 from shared.platform.contract_routes import contract_router
 from shared.platform.http import create_app
 from shared.platform.model import Clock
 from shared.platform.parties import DossierParties
-from shared.platform.register import register_subscription
 from shared.platform.runtime import Components
 from shared.platform.settings import Settings
 from shared.platform.wiring import add_standard_readiness, make_auth, service_token
+
+
+def application(env: dict[str, str]) -> Assessment:
+    """Assessment's use cases on the store ``env`` names (PostgreSQL, or the in-memory store)."""
+    return Assessment(env, read_model=projections.ReadTables, register=projections.dossier_register)
 
 
 def bootstrap(
     settings: Settings, clock: Clock, *, parties: DossierParties | None = None
 ) -> Components:
     """Build the assessment service (tests pass a fake for intake's parties API)."""
-    app = Assessment(settings.eventsourcing_env("assessment"))
+    app = application(settings.eventsourcing_env("assessment"))
     # Refusals on /rapporten/{id} and /maatregelen/{id} are recorded with their dossier.
     auth = make_auth(settings, app, app.with_dossier, clock)
     if parties is None:
@@ -39,9 +51,9 @@ def bootstrap(
         app=app,
         api=api,
         gateway=to_public,
-        projections=(RAPPORT,),
+        projections=(projections.RAPPORT,),
         subscriptions=[
-            register_subscription(app.register),
+            projections.register_subscription(app.register),
             *policies(app, clock),
         ],
     )
