@@ -1,9 +1,13 @@
 """Assessment's use cases: draft, revise and submit the report, note approval's decisions, record
 every read, keep the PKVW and the measures carried out.
 
-A report's change records with it the statements of its read tables (``ReadModel``, given by the
-composition root: the projection's, ``services.assessment.projections``), so a report or a measure
-can be found from its id alone.
+Each change of a research (``Onderzoek``) or a report (``Rapport``) is one ``change``: load, decide
+by the domain's rules, record, retried when another writer came first. A report's change records
+with it the statements of its read tables (``ReadModel``, given by the composition root: the
+projection's, ``services.assessment.projections``), so a report or a measure can be found from its
+id alone. What writes or reads those tables (drafting, revising, finding a dossier's report or a
+measure's) needs PostgreSQL; the other use cases run on the in-memory store as well
+(``tests/usecases/test_assessment.py`` runs them on both).
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ from shared.platform.relay import PublicationCheck
 
 log = logging.getLogger(__name__)
 
+ONBEKEND_RAPPORT = "Onbekend rapport."
 OPSTELLEN = "POST /aanvragen/{aanvraag_id}/rapport"
 
 
@@ -217,7 +222,7 @@ class Assessment(ServiceApplication):
 
     def rapport(self, rapport_id: UUID) -> Rapport:
         """A report with all its versions; 404 when unknown."""
-        return self.load(rapport_id, project_rapport, "Onbekend rapport.")
+        return self.load(rapport_id, project_rapport, ONBEKEND_RAPPORT)
 
     def rapport_of_none(self, rapport_id: UUID) -> Rapport | None:
         """A report with all its versions, or None when unknown."""
@@ -235,6 +240,47 @@ class Assessment(ServiceApplication):
         """The aanvraag_id of a report, or None."""
         return self.read_model.dossier_van_rapport(rapport_id)
 
+    # --- the two aggregates' changes -------------------------------------------------------------
+
+    def _change_onderzoek(
+        self,
+        aanvraag_id: UUID,
+        decide: Callable[[Onderzoek | None], DomainEvent | None],
+        inbox: tuple[str, str] | None = None,
+    ) -> Onderzoek | None:
+        """One change of a dossier's research (it starts with its first event)."""
+
+        def events(onderzoek: Onderzoek | None) -> list[DomainEvent]:
+            event = decide(onderzoek)
+            return [] if event is None else [event]
+
+        return self.change(aanvraag_id, events, project=project_onderzoek, inbox=inbox)
+
+    def _change_rapport(
+        self,
+        rapport_id: UUID,
+        decide: Callable[[Rapport], DomainEvent | None],
+        inbox: tuple[str, str] | None = None,
+        onbekend: Callable[[], Exception] = lambda: NietGevonden(ONBEKEND_RAPPORT),
+    ) -> Rapport:
+        """One change of an existing report (``onbekend`` is raised when there is none), its read
+        tables' rows with it."""
+
+        def events(rapport: Rapport | None) -> list[DomainEvent]:
+            if rapport is None:
+                raise onbekend()
+            event = decide(rapport)
+            return [] if event is None else [event]
+
+        def rows(before: Rapport | None, after: Rapport | None) -> list[Statement]:
+            return [] if after is None else self.read_model.statements(before, after)
+
+        after = self.change(
+            rapport_id, events, project=project_rapport, inbox=inbox, statements=rows
+        )
+        assert after is not None  # ``events`` raised when there was no report
+        return after
+
     # --- scheduling's facts ----------------------------------------------------------------------
 
     def noteer_gesprek(
@@ -244,38 +290,30 @@ class Assessment(ServiceApplication):
         soort = gevoerd.soort
         if soort is public.AfspraakSoort.TOELICHTING:
             return
-
-        def command() -> None:
-            onderzoek = self.onderzoek(gevoerd.aanvraag_id)
-            event = noteer_gesprek(
-                onderzoek,
-                gevoerd.aanvraag_id,
-                "gesprek_werkgever"
-                if soort is public.AfspraakSoort.GESPREK_WERKGEVER
-                else "gesprek_bestuurder",
-                gevoerd.afspraak_id,
-                gevoerd.gevoerd_op,
-                ctx,
-            )
-            if event is not None:
-                self.record(event, inbox=inbox)
-
-        self.retrying(command)
+        wat: Literal["gesprek_werkgever", "gesprek_bestuurder"] = (
+            "gesprek_werkgever"
+            if soort is public.AfspraakSoort.GESPREK_WERKGEVER
+            else "gesprek_bestuurder"
+        )
+        self._change_onderzoek(
+            gevoerd.aanvraag_id,
+            lambda onderzoek: noteer_gesprek(
+                onderzoek, gevoerd.aanvraag_id, wat, gevoerd.afspraak_id, gevoerd.gevoerd_op, ctx
+            ),
+            inbox,
+        )
 
     def noteer_woningscan(
         self, scan: public.WoningscanUitgevoerd, ctx: Context, inbox: tuple[str, str]
     ) -> None:
         """Note the woningscan."""
-
-        def command() -> None:
-            onderzoek = self.onderzoek(scan.aanvraag_id)
-            event = noteer_woningscan(
+        self._change_onderzoek(
+            scan.aanvraag_id,
+            lambda onderzoek: noteer_woningscan(
                 onderzoek, scan.aanvraag_id, scan.afspraak_id, scan.uitgevoerd_op, ctx
-            )
-            if event is not None:
-                self.record(event, inbox=inbox)
-
-        self.retrying(command)
+            ),
+            inbox,
+        )
 
     # --- the report ------------------------------------------------------------------------------
 
@@ -290,6 +328,9 @@ class Assessment(ServiceApplication):
 
         ``sleutel`` is (scope, Idempotency-Key): a repeated request gets the first answer.
         """
+        # Not a ``change``: a new report has nothing to load and, with a fresh id, no other
+        # writer to lose to; the race that matters (a second report for the dossier, or the same
+        # key twice) is the read table's unique key, answered below.
         stand = self.register.known(aanvraag_id)
         # The dossier is part of what was asked: one key reused for another dossier is refused.
         digest = fingerprint(
@@ -333,28 +374,20 @@ class Assessment(ServiceApplication):
     def herzie_rapport(self, rapport_id: UUID, concept: Concept, ctx: Context) -> Rapport:
         """Write a new version (draft or rejected only); the same content again changes nothing."""
 
-        def command() -> Rapport:
-            rapport = self.rapport(rapport_id)
+        def decide(rapport: Rapport) -> DomainEvent | None:
             self.register.known(rapport.aanvraag_id).require_open()
-            event = herzie(rapport, concept, ctx)
-            if event is None:
-                return rapport
-            after = project_rapport(rapport, [event])
-            assert after is not None
-            self.record(event, statements=self.read_model.statements(rapport, after))
-            return after
+            return herzie(rapport, concept, ctx)
 
-        return self.retrying(command)
+        return self._change_rapport(rapport_id, decide)
 
     def dien_rapport_in(self, rapport_id: UUID, ctx: Context) -> Rapport:
         """Submit the current version to the BVA."""
 
-        def command() -> Rapport:
-            rapport = self.rapport(rapport_id)
+        def decide(rapport: Rapport) -> DomainEvent:
             self.register.known(rapport.aanvraag_id).require_open()
-            return self._apply(rapport, dien_in(rapport, ctx))
+            return dien_in(rapport, ctx)
 
-        return self.retrying(command)
+        return self._change_rapport(rapport_id, decide)
 
     def noteer_besluit(self, besluit: Besluit, ctx: Context, inbox: tuple[str, str]) -> None:
         """Note one of approval's decisions about a report version (matched by id and version).
@@ -364,28 +397,25 @@ class Assessment(ServiceApplication):
         """
         versie = besluit.versie
 
-        def command() -> None:
-            try:
-                rapport = self.rapport(besluit.rapport_id)
-            except NietGevonden:
-                raise OnbekendBesluit("decision about an unknown report") from None
-            event: DomainEvent | None
+        def decide(rapport: Rapport) -> DomainEvent | None:
             try:
                 if isinstance(besluit, public.RapportGoedgekeurd):
-                    event = noteer_goedkeuring(rapport, versie, besluit.inhoud_hash, ctx)
-                elif isinstance(besluit, public.RapportAfgekeurd):
-                    event = noteer_afkeuring(rapport, versie, ctx)
-                elif isinstance(besluit, public.InstemmingGegeven | public.InstemmingGeweigerd):
+                    return noteer_goedkeuring(rapport, versie, besluit.inhoud_hash, ctx)
+                if isinstance(besluit, public.RapportAfgekeurd):
+                    return noteer_afkeuring(rapport, versie, ctx)
+                if isinstance(besluit, public.InstemmingGegeven | public.InstemmingGeweigerd):
                     gegeven = isinstance(besluit, public.InstemmingGegeven)
-                    event = noteer_instemming(rapport, versie, gegeven, ctx)
-                else:
-                    event = noteer_vrijgave(rapport, versie, ctx)
+                    return noteer_instemming(rapport, versie, gegeven, ctx)
+                return noteer_vrijgave(rapport, versie, ctx)
             except BesluitPastNiet as exc:
                 raise OnbekendBesluit(str(exc)) from None
-            if event is not None:
-                self.record(event, inbox=inbox)
 
-        self.retrying(command)
+        self._change_rapport(
+            besluit.rapport_id,
+            decide,
+            inbox,
+            onbekend=lambda: OnbekendBesluit("decision about an unknown report"),
+        )
 
     # --- reading the content ---------------------------------------------------------------------
 
@@ -419,7 +449,11 @@ class Assessment(ServiceApplication):
 
     def pkvw(self, aanvraag_id: UUID, ctx: Context) -> PkvwStand:
         """The bestuurder's PKVW as of the context's day."""
-        onderzoek = self.onderzoek(aanvraag_id)
+        return self._pkvw_stand(aanvraag_id, self.onderzoek(aanvraag_id), ctx)
+
+    def _pkvw_stand(
+        self, aanvraag_id: UUID, onderzoek: Onderzoek | None, ctx: Context
+    ) -> PkvwStand:
         if onderzoek is None:
             return PkvwStand(
                 aanvraag_id=aanvraag_id,
@@ -446,16 +480,11 @@ class Assessment(ServiceApplication):
     ) -> PkvwStand:
         """Record the bestuurder's new PKVW status (forward only; the same again: no change)."""
 
-        def command() -> PkvwStand:
+        def decide(onderzoek: Onderzoek | None) -> DomainEvent | None:
             self.register.known(aanvraag_id).require_open()
-            event = wijzig_pkvw(
-                self.onderzoek(aanvraag_id), aanvraag_id, status, afgegeven_op, nummer, ctx
-            )
-            if event is not None:
-                self.record(event)
-            return self.pkvw(aanvraag_id, ctx)
+            return wijzig_pkvw(onderzoek, aanvraag_id, status, afgegeven_op, nummer, ctx)
 
-        return self.retrying(command)
+        return self._pkvw_stand(aanvraag_id, self._change_onderzoek(aanvraag_id, decide), ctx)
 
     # --- measures --------------------------------------------------------------------------------
 
@@ -504,15 +533,12 @@ class Assessment(ServiceApplication):
     ) -> Rapport:
         """Record a measure of the approved version as carried out by its uitvoerder."""
 
-        def command() -> Rapport:
-            rapport = self.rapport(rapport_id)
+        def decide(rapport: Rapport) -> DomainEvent | None:
             self.register.known(rapport.aanvraag_id).require_open()
-            event = voer_uit(
-                rapport, maatregel_id, partijen, self.onderzoek(rapport.aanvraag_id), ctx
-            )
-            return rapport if event is None else self._apply(rapport, event)
+            onderzoek = self.onderzoek(rapport.aanvraag_id)
+            return voer_uit(rapport, maatregel_id, partijen, onderzoek, ctx)
 
-        return self.retrying(command)
+        return self._change_rapport(rapport_id, decide)
 
     # --- refusals --------------------------------------------------------------------------------
 
@@ -527,9 +553,3 @@ class Assessment(ServiceApplication):
                 aanvraag_id = plaats[1] if plaats else None
             refusal = replace(refusal, aanvraag_id=aanvraag_id)
         return refusal
-
-    def _apply(self, rapport: Rapport, event: DomainEvent) -> Rapport:
-        self.record(event)
-        after = project_rapport(rapport, [event])
-        assert after is not None
-        return after
