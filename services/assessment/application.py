@@ -1,21 +1,24 @@
 """Assessment's use cases: draft, revise and submit the report, note approval's decisions, record
 every read, keep the PKVW and the measures carried out.
 
-Two side tables are written in the events' transaction: ``rapporten`` (rapport_id → aanvraag_id,
-one report per dossier by a unique key) and ``maatregelen`` (maatregel_id → rapport_id,
-aanvraag_id), so a report or a measure can be found from its id alone.
+Each change of a research (``Onderzoek``) or a report (``Rapport``) is one ``change``: load, decide
+by the domain's rules, record, retried when another writer came first. A report's change records
+with it the statements of its read tables (``ReadModel``, given by the composition root: the
+projection's, ``services.assessment.projections``), so a report or a measure can be found from its
+id alone. What writes or reads those tables (drafting, revising, finding a dossier's report or a
+measure's) needs PostgreSQL; the other use cases run on the in-memory store as well
+(``tests/usecases/test_assessment.py`` runs them on both).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import ClassVar, Literal
+from typing import Literal, Protocol
 from uuid import UUID, uuid4
 
-from psycopg.sql import SQL, Identifier
 from pydantic import BaseModel
 
 from services.assessment.domain import (
@@ -24,7 +27,6 @@ from services.assessment.domain import (
     Concept,
     Onderzoek,
     Rapport,
-    RapportOpgesteld,
     RapportStatus,
     RapportVersie,
     dien_in,
@@ -49,17 +51,21 @@ from services.assessment.gateway import to_public
 from shared.contracts import events as public
 from shared.platform.auth import Refusal
 from shared.platform.errors import Conflict, NietBeschikbaar, NietGevonden
-from shared.platform.eventstore import CommitInDoubt, DuplicateKey, ServiceApplication
+from shared.platform.eventstore import (
+    CommitInDoubt,
+    DuplicateKey,
+    ServiceApplication,
+    Statement,
+)
 from shared.platform.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
 from shared.platform.model import Context, DomainEvent
-from shared.platform.projection import AggregateProjection, Table
-from shared.platform.register import DossierRegister, register_ddl
+from shared.platform.ports import DossierRegister
+from shared.platform.register import register_ddl
 from shared.platform.relay import PublicationCheck
 
 log = logging.getLogger(__name__)
 
-RAPPORTEN = Identifier("assessment", "rapporten")
-MAATREGELEN = Identifier("assessment", "maatregelen")
+ONBEKEND_RAPPORT = "Onbekend rapport."
 OPSTELLEN = "POST /aanvragen/{aanvraag_id}/rapport"
 
 
@@ -164,65 +170,49 @@ class MaatregelenOverzicht(BaseModel):
     maatregelen: list[MaatregelStatus]
 
 
-def _rapport_rows(rapport: Rapport) -> dict[str, list[tuple[object, ...]]]:
-    """What the read tables hold for one report: the report, and every measure of any version."""
-    return {
-        "rapporten": [(rapport.id, rapport.aanvraag_id)],
-        "maatregelen": [
-            (maatregel_id, rapport.id, rapport.aanvraag_id)
-            for maatregel_id in sorted(rapport.maatregel_ids())
-        ],
-    }
+class ReadModel(Protocol):
+    """The read tables the use cases find a report or a measure by, and write with a report's
+    events (``services.assessment.projections.ReadTables`` in PostgreSQL)."""
 
+    @property
+    def ddl(self) -> Sequence[str]:
+        """The tables (``{schema}`` is the service's schema)."""
 
-#: The read tables: dossier → its only report (the UNIQUE keeps it the only one) and measure →
-#: report. Rebuilt by ``weerbaar replay --projection assessment``.
-RAPPORT = AggregateProjection[Rapport](
-    service="assessment",
-    tables=(
-        Table(
-            "rapporten",
-            columns=("rapport_id", "aanvraag_id"),
-            key=("rapport_id",),
-            owner="rapport_id",
-            ddl=(
-                "CREATE TABLE IF NOT EXISTS {schema}.rapporten ("
-                " rapport_id uuid PRIMARY KEY, aanvraag_id uuid NOT NULL UNIQUE)",
-            ),
-        ),
-        Table(
-            "maatregelen",
-            columns=("maatregel_id", "rapport_id", "aanvraag_id"),
-            key=("maatregel_id",),
-            owner="rapport_id",
-            ddl=(
-                "CREATE TABLE IF NOT EXISTS {schema}.maatregelen ("
-                " maatregel_id uuid PRIMARY KEY, rapport_id uuid NOT NULL,"
-                " aanvraag_id uuid NOT NULL)",
-            ),
-        ),
-    ),
-    started_by=(RapportOpgesteld,),
-    fold=project_rapport,
-    rows=_rapport_rows,
-    description="reports and their measures",
-)
+    def statements(self, before: Rapport | None, after: Rapport) -> list[Statement]:
+        """What brings the tables from the report's rows before a change to those after it."""
+
+    def rapport_van(self, aanvraag_id: UUID) -> UUID | None:
+        """The id of the dossier's report, or None."""
+
+    def maatregel_plaats(self, maatregel_id: UUID) -> tuple[UUID, UUID] | None:
+        """(rapport_id, aanvraag_id) of a measure, or None when unknown."""
+
+    def dossier_van_rapport(self, rapport_id: UUID) -> UUID | None:
+        """The aanvraag_id of a report, or None."""
 
 
 class Assessment(ServiceApplication):
     """The assessment service's application."""
 
     service = "assessment"
-    ddl: ClassVar[Sequence[str]] = (
-        *register_ddl(),
-        idempotency_ddl(),
-        *RAPPORT.ddl,
-    )
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        read_model: Callable[[ServiceApplication], ReadModel],
+        register: Callable[[ServiceApplication], DossierRegister],
+    ) -> None:
+        """On the store ``env`` names, with the read tables and the dossier register their
+        factories make on it."""
         super().__init__(env, publication_check=PublicationCheck(self.service, to_public))
-        self.register = DossierRegister(self)
+        self.read_model = read_model(self)
+        #: What assessment knows of the dossiers intake announced (kept by its own consumer).
+        self.register = register(self)
         self.idempotency = IdempotencyKeys(self)
+        # One set of statements, in the order earlier releases applied it: a database that has
+        # them all (``ddl_applied``, by digest) runs none of them again.
+        self.create_tables((*register_ddl(), idempotency_ddl(), *self.read_model.ddl))
 
     # --- reading aggregates and side tables ------------------------------------------------------
 
@@ -232,7 +222,7 @@ class Assessment(ServiceApplication):
 
     def rapport(self, rapport_id: UUID) -> Rapport:
         """A report with all its versions; 404 when unknown."""
-        return self.load(rapport_id, project_rapport, "Onbekend rapport.")
+        return self.load(rapport_id, project_rapport, ONBEKEND_RAPPORT)
 
     def rapport_of_none(self, rapport_id: UUID) -> Rapport | None:
         """A report with all its versions, or None when unknown."""
@@ -240,34 +230,56 @@ class Assessment(ServiceApplication):
 
     def rapport_van(self, aanvraag_id: UUID) -> UUID | None:
         """The id of the dossier's report, or None."""
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(
-                SQL("SELECT rapport_id FROM {} WHERE aanvraag_id = %s").format(RAPPORTEN),
-                (aanvraag_id,),
-            ).fetchone()
-        return None if row is None else UUID(str(row["rapport_id"]))
+        return self.read_model.rapport_van(aanvraag_id)
 
     def maatregel_plaats(self, maatregel_id: UUID) -> tuple[UUID, UUID] | None:
         """(rapport_id, aanvraag_id) of a measure, or None when unknown."""
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(
-                SQL("SELECT rapport_id, aanvraag_id FROM {} WHERE maatregel_id = %s").format(
-                    MAATREGELEN
-                ),
-                (maatregel_id,),
-            ).fetchone()
-        if row is None:
-            return None
-        return UUID(str(row["rapport_id"])), UUID(str(row["aanvraag_id"]))
+        return self.read_model.maatregel_plaats(maatregel_id)
 
     def dossier_van_rapport(self, rapport_id: UUID) -> UUID | None:
         """The aanvraag_id of a report, or None."""
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(
-                SQL("SELECT aanvraag_id FROM {} WHERE rapport_id = %s").format(RAPPORTEN),
-                (rapport_id,),
-            ).fetchone()
-        return None if row is None else UUID(str(row["aanvraag_id"]))
+        return self.read_model.dossier_van_rapport(rapport_id)
+
+    # --- the two aggregates' changes -------------------------------------------------------------
+
+    def _change_onderzoek(
+        self,
+        aanvraag_id: UUID,
+        decide: Callable[[Onderzoek | None], DomainEvent | None],
+        inbox: tuple[str, str] | None = None,
+    ) -> Onderzoek | None:
+        """One change of a dossier's research (it starts with its first event)."""
+
+        def events(onderzoek: Onderzoek | None) -> list[DomainEvent]:
+            event = decide(onderzoek)
+            return [] if event is None else [event]
+
+        return self.change(aanvraag_id, events, project=project_onderzoek, inbox=inbox)
+
+    def _change_rapport(
+        self,
+        rapport_id: UUID,
+        decide: Callable[[Rapport], DomainEvent | None],
+        inbox: tuple[str, str] | None = None,
+        onbekend: Callable[[], Exception] = lambda: NietGevonden(ONBEKEND_RAPPORT),
+    ) -> Rapport:
+        """One change of an existing report (``onbekend`` is raised when there is none), its read
+        tables' rows with it."""
+
+        def events(rapport: Rapport | None) -> list[DomainEvent]:
+            if rapport is None:
+                raise onbekend()
+            event = decide(rapport)
+            return [] if event is None else [event]
+
+        def rows(before: Rapport | None, after: Rapport | None) -> list[Statement]:
+            return [] if after is None else self.read_model.statements(before, after)
+
+        after = self.change(
+            rapport_id, events, project=project_rapport, inbox=inbox, statements=rows
+        )
+        assert after is not None  # ``events`` raised when there was no report
+        return after
 
     # --- scheduling's facts ----------------------------------------------------------------------
 
@@ -278,38 +290,30 @@ class Assessment(ServiceApplication):
         soort = gevoerd.soort
         if soort is public.AfspraakSoort.TOELICHTING:
             return
-
-        def command() -> None:
-            onderzoek = self.onderzoek(gevoerd.aanvraag_id)
-            event = noteer_gesprek(
-                onderzoek,
-                gevoerd.aanvraag_id,
-                "gesprek_werkgever"
-                if soort is public.AfspraakSoort.GESPREK_WERKGEVER
-                else "gesprek_bestuurder",
-                gevoerd.afspraak_id,
-                gevoerd.gevoerd_op,
-                ctx,
-            )
-            if event is not None:
-                self.record(event, inbox=inbox)
-
-        self.retrying(command)
+        wat: Literal["gesprek_werkgever", "gesprek_bestuurder"] = (
+            "gesprek_werkgever"
+            if soort is public.AfspraakSoort.GESPREK_WERKGEVER
+            else "gesprek_bestuurder"
+        )
+        self._change_onderzoek(
+            gevoerd.aanvraag_id,
+            lambda onderzoek: noteer_gesprek(
+                onderzoek, gevoerd.aanvraag_id, wat, gevoerd.afspraak_id, gevoerd.gevoerd_op, ctx
+            ),
+            inbox,
+        )
 
     def noteer_woningscan(
         self, scan: public.WoningscanUitgevoerd, ctx: Context, inbox: tuple[str, str]
     ) -> None:
         """Note the woningscan."""
-
-        def command() -> None:
-            onderzoek = self.onderzoek(scan.aanvraag_id)
-            event = noteer_woningscan(
+        self._change_onderzoek(
+            scan.aanvraag_id,
+            lambda onderzoek: noteer_woningscan(
                 onderzoek, scan.aanvraag_id, scan.afspraak_id, scan.uitgevoerd_op, ctx
-            )
-            if event is not None:
-                self.record(event, inbox=inbox)
-
-        self.retrying(command)
+            ),
+            inbox,
+        )
 
     # --- the report ------------------------------------------------------------------------------
 
@@ -324,6 +328,9 @@ class Assessment(ServiceApplication):
 
         ``sleutel`` is (scope, Idempotency-Key): a repeated request gets the first answer.
         """
+        # Not a ``change``: a new report has nothing to load and, with a fresh id, no other
+        # writer to lose to; the race that matters (a second report for the dossier, or the same
+        # key twice) is the read table's unique key, answered below.
         stand = self.register.known(aanvraag_id)
         # The dossier is part of what was asked: one key reused for another dossier is refused.
         digest = fingerprint(
@@ -344,7 +351,7 @@ class Assessment(ServiceApplication):
         rapport = project_rapport(None, [event])
         assert rapport is not None
         antwoord = stand_van(rapport)
-        statements = RAPPORT.statements(None, rapport)
+        statements = self.read_model.statements(None, rapport)
         if sleutel is not None:
             statements.append(
                 self.idempotency.remember(*sleutel, digest, antwoord.model_dump(mode="json"))
@@ -367,28 +374,20 @@ class Assessment(ServiceApplication):
     def herzie_rapport(self, rapport_id: UUID, concept: Concept, ctx: Context) -> Rapport:
         """Write a new version (draft or rejected only); the same content again changes nothing."""
 
-        def command() -> Rapport:
-            rapport = self.rapport(rapport_id)
+        def decide(rapport: Rapport) -> DomainEvent | None:
             self.register.known(rapport.aanvraag_id).require_open()
-            event = herzie(rapport, concept, ctx)
-            if event is None:
-                return rapport
-            after = project_rapport(rapport, [event])
-            assert after is not None
-            self.record(event, statements=RAPPORT.statements(rapport, after))
-            return after
+            return herzie(rapport, concept, ctx)
 
-        return self.retrying(command)
+        return self._change_rapport(rapport_id, decide)
 
     def dien_rapport_in(self, rapport_id: UUID, ctx: Context) -> Rapport:
         """Submit the current version to the BVA."""
 
-        def command() -> Rapport:
-            rapport = self.rapport(rapport_id)
+        def decide(rapport: Rapport) -> DomainEvent:
             self.register.known(rapport.aanvraag_id).require_open()
-            return self._apply(rapport, dien_in(rapport, ctx))
+            return dien_in(rapport, ctx)
 
-        return self.retrying(command)
+        return self._change_rapport(rapport_id, decide)
 
     def noteer_besluit(self, besluit: Besluit, ctx: Context, inbox: tuple[str, str]) -> None:
         """Note one of approval's decisions about a report version (matched by id and version).
@@ -398,28 +397,25 @@ class Assessment(ServiceApplication):
         """
         versie = besluit.versie
 
-        def command() -> None:
-            try:
-                rapport = self.rapport(besluit.rapport_id)
-            except NietGevonden:
-                raise OnbekendBesluit("decision about an unknown report") from None
-            event: DomainEvent | None
+        def decide(rapport: Rapport) -> DomainEvent | None:
             try:
                 if isinstance(besluit, public.RapportGoedgekeurd):
-                    event = noteer_goedkeuring(rapport, versie, besluit.inhoud_hash, ctx)
-                elif isinstance(besluit, public.RapportAfgekeurd):
-                    event = noteer_afkeuring(rapport, versie, ctx)
-                elif isinstance(besluit, public.InstemmingGegeven | public.InstemmingGeweigerd):
+                    return noteer_goedkeuring(rapport, versie, besluit.inhoud_hash, ctx)
+                if isinstance(besluit, public.RapportAfgekeurd):
+                    return noteer_afkeuring(rapport, versie, ctx)
+                if isinstance(besluit, public.InstemmingGegeven | public.InstemmingGeweigerd):
                     gegeven = isinstance(besluit, public.InstemmingGegeven)
-                    event = noteer_instemming(rapport, versie, gegeven, ctx)
-                else:
-                    event = noteer_vrijgave(rapport, versie, ctx)
+                    return noteer_instemming(rapport, versie, gegeven, ctx)
+                return noteer_vrijgave(rapport, versie, ctx)
             except BesluitPastNiet as exc:
                 raise OnbekendBesluit(str(exc)) from None
-            if event is not None:
-                self.record(event, inbox=inbox)
 
-        self.retrying(command)
+        self._change_rapport(
+            besluit.rapport_id,
+            decide,
+            inbox,
+            onbekend=lambda: OnbekendBesluit("decision about an unknown report"),
+        )
 
     # --- reading the content ---------------------------------------------------------------------
 
@@ -453,7 +449,11 @@ class Assessment(ServiceApplication):
 
     def pkvw(self, aanvraag_id: UUID, ctx: Context) -> PkvwStand:
         """The bestuurder's PKVW as of the context's day."""
-        onderzoek = self.onderzoek(aanvraag_id)
+        return self._pkvw_stand(aanvraag_id, self.onderzoek(aanvraag_id), ctx)
+
+    def _pkvw_stand(
+        self, aanvraag_id: UUID, onderzoek: Onderzoek | None, ctx: Context
+    ) -> PkvwStand:
         if onderzoek is None:
             return PkvwStand(
                 aanvraag_id=aanvraag_id,
@@ -480,16 +480,11 @@ class Assessment(ServiceApplication):
     ) -> PkvwStand:
         """Record the bestuurder's new PKVW status (forward only; the same again: no change)."""
 
-        def command() -> PkvwStand:
+        def decide(onderzoek: Onderzoek | None) -> DomainEvent | None:
             self.register.known(aanvraag_id).require_open()
-            event = wijzig_pkvw(
-                self.onderzoek(aanvraag_id), aanvraag_id, status, afgegeven_op, nummer, ctx
-            )
-            if event is not None:
-                self.record(event)
-            return self.pkvw(aanvraag_id, ctx)
+            return wijzig_pkvw(onderzoek, aanvraag_id, status, afgegeven_op, nummer, ctx)
 
-        return self.retrying(command)
+        return self._pkvw_stand(aanvraag_id, self._change_onderzoek(aanvraag_id, decide), ctx)
 
     # --- measures --------------------------------------------------------------------------------
 
@@ -538,15 +533,12 @@ class Assessment(ServiceApplication):
     ) -> Rapport:
         """Record a measure of the approved version as carried out by its uitvoerder."""
 
-        def command() -> Rapport:
-            rapport = self.rapport(rapport_id)
+        def decide(rapport: Rapport) -> DomainEvent | None:
             self.register.known(rapport.aanvraag_id).require_open()
-            event = voer_uit(
-                rapport, maatregel_id, partijen, self.onderzoek(rapport.aanvraag_id), ctx
-            )
-            return rapport if event is None else self._apply(rapport, event)
+            onderzoek = self.onderzoek(rapport.aanvraag_id)
+            return voer_uit(rapport, maatregel_id, partijen, onderzoek, ctx)
 
-        return self.retrying(command)
+        return self._change_rapport(rapport_id, decide)
 
     # --- refusals --------------------------------------------------------------------------------
 
@@ -561,9 +553,3 @@ class Assessment(ServiceApplication):
                 aanvraag_id = plaats[1] if plaats else None
             refusal = replace(refusal, aanvraag_id=aanvraag_id)
         return refusal
-
-    def _apply(self, rapport: Rapport, event: DomainEvent) -> Rapport:
-        self.record(event)
-        after = project_rapport(rapport, [event])
-        assert after is not None
-        return after

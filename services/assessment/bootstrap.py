@@ -1,48 +1,38 @@
-"""Assessment's composition root."""
+"""Assessment's composition root: the one place that wires the rooms together.
+
+``application(env)`` builds the use cases on the store ``env`` names, with the read model
+(``projections``) on the same store; ``bootstrap`` adds the HTTP API, the access log, the
+reactions to other services' events (``policies``) and the register's consumer for a running
+service. Assessment has no adapters of its own (intake's party check, the register and the
+idempotency keys are the platform's) and no commands of its own (``replay`` is the runtime's).
+"""
 
 from __future__ import annotations
 
-import logging
-
+from services.assessment import projections
 from services.assessment.api import router
-from services.assessment.application import RAPPORT, Assessment, OnbekendBesluit
+from services.assessment.application import Assessment
 from services.assessment.gateway import to_public
-from shared.contracts import events as public
-from shared.platform.consumer import Delivery, Poison, Subscription
+from services.assessment.policies import policies
 from shared.platform.contract_routes import contract_router
 from shared.platform.http import create_app
 from shared.platform.model import Clock
 from shared.platform.parties import DossierParties
-from shared.platform.register import register_subscription
 from shared.platform.runtime import Components
 from shared.platform.settings import Settings
-from shared.platform.wiring import (
-    add_standard_readiness,
-    delivery_context,
-    make_auth,
-    service_token,
-)
+from shared.platform.wiring import add_standard_readiness, make_auth, service_token
 
-log = logging.getLogger(__name__)
 
-ONDERZOEK_SUBJECTS = (
-    "weerbaar.scheduling.GesprekGevoerd.*",
-    "weerbaar.scheduling.WoningscanUitgevoerd.*",
-)
-BESLUIT_SUBJECTS = (
-    "weerbaar.approval.RapportGoedgekeurd.*",
-    "weerbaar.approval.RapportAfgekeurd.*",
-    "weerbaar.approval.InstemmingGegeven.*",
-    "weerbaar.approval.InstemmingGeweigerd.*",
-    "weerbaar.approval.RapportVrijgegeven.*",
-)
+def application(env: dict[str, str]) -> Assessment:
+    """Assessment's use cases on the store ``env`` names (PostgreSQL, or the in-memory store)."""
+    return Assessment(env, read_model=projections.ReadTables, register=projections.dossier_register)
 
 
 def bootstrap(
     settings: Settings, clock: Clock, *, parties: DossierParties | None = None
 ) -> Components:
     """Build the assessment service (tests pass a fake for intake's parties API)."""
-    app = Assessment(settings.eventsourcing_env("assessment"))
+    app = application(settings.eventsourcing_env("assessment"))
     # Refusals on /rapporten/{id} and /maatregelen/{id} are recorded with their dossier.
     auth = make_auth(settings, app, app.with_dossier, clock)
     if parties is None:
@@ -56,57 +46,14 @@ def bootstrap(
     api.include_router(contract_router())
     api.include_router(router(app, auth, parties, clock))
     add_standard_readiness(api, app, settings)
-
-    def on_onderzoek(delivery: Delivery) -> None:
-        ctx = delivery_context(delivery, clock, "assessment")
-        inbox = ("assessment-onderzoek", delivery.envelope.id)
-        event = delivery.event
-        if isinstance(event, public.GesprekGevoerd):
-            app.noteer_gesprek(event, ctx, inbox)
-        elif isinstance(event, public.WoningscanUitgevoerd):
-            app.noteer_woningscan(event, ctx, inbox)
-
-    def on_besluit(delivery: Delivery) -> None:
-        ctx = delivery_context(delivery, clock, "assessment")
-        inbox = ("assessment-besluiten", delivery.envelope.id)
-        event = delivery.event
-        if not isinstance(
-            event,
-            public.RapportGoedgekeurd
-            | public.RapportAfgekeurd
-            | public.InstemmingGegeven
-            | public.InstemmingGeweigerd
-            | public.RapportVrijgegeven,
-        ):
-            return
-        try:
-            app.noteer_besluit(event, ctx, inbox)
-        except OnbekendBesluit as exc:
-            log.error(
-                "decision does not match a submitted report version",
-                extra={"event_id": delivery.envelope.id, "problem": str(exc)},
-            )
-            raise Poison("besluit_past_niet") from None
-
     return Components(
         service="assessment",
         app=app,
         api=api,
         gateway=to_public,
-        projections=(RAPPORT,),
+        projections=(projections.RAPPORT,),
         subscriptions=[
-            register_subscription(app.register),
-            Subscription(
-                purpose="onderzoek",
-                subjects=list(ONDERZOEK_SUBJECTS),
-                handler=on_onderzoek,
-                description="Notes the conversations and the woningscan the report must wait for.",
-            ),
-            Subscription(
-                purpose="besluiten",
-                subjects=list(BESLUIT_SUBJECTS),
-                handler=on_besluit,
-                description="Notes approval's decisions: the report's state and who may read it.",
-            ),
+            projections.register_subscription(app.register),
+            *policies(app, clock),
         ],
     )

@@ -26,7 +26,8 @@ import psycopg
 import pytest
 from psycopg.sql import SQL, Identifier
 
-from services.assessment.application import RAPPORT, Assessment
+from services.assessment.bootstrap import application as assessment_application
+from services.assessment.projections import RAPPORT
 from services.intake import replay as replay_module
 from services.intake.application import Intake
 from services.intake.projections import store_events
@@ -739,7 +740,7 @@ def _application(world: World, service: str) -> ServiceApplication:
     env = world.settings.eventsourcing_env(service)
     if service == "scheduling":
         return scheduling_application(env, WorkingDayCalendar())
-    return Assessment(env) if service == "assessment" else Notifications(env)
+    return assessment_application(env) if service == "assessment" else Notifications(env)
 
 
 def _log_end(database: str, service: str) -> int:

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from psycopg.sql import SQL
 
 from services.approval.bootstrap import application as approval_application
-from services.assessment.application import Assessment
+from services.assessment.bootstrap import application as assessment_application
 from services.intake import application as intake_application
 from services.intake import retention
 from services.intake.application import Intake
@@ -47,7 +47,7 @@ pytestmark = pytest.mark.integration
 BUILD: dict[str, Callable[[dict[str, str]], ServiceApplication]] = {
     "intake": Intake,
     "scheduling": lambda env: scheduling_application(env, WorkingDayCalendar()),
-    "assessment": Assessment,
+    "assessment": assessment_application,
     "approval": approval_application,
     "notifications": Notifications,
 }
