@@ -18,12 +18,23 @@ from email.utils import parseaddr
 from typing import Any, Protocol
 from uuid import UUID
 
+from eventsourcing.utils import get_topic
 from opentelemetry.trace import SpanKind
 from psycopg.sql import SQL, Identifier
 from pydantic import BaseModel
 
-from services.notifications.afspraak import Afspraak
-from services.notifications.domain import (
+from services.notifications.domain import notificatie as notificatie_events
+from services.notifications.domain import webhooks as webhook_events
+from services.notifications.domain.afspraak import Afspraak
+from services.notifications.domain.ics import Method, calendar_file
+from services.notifications.domain.mail import (
+    Attachment,
+    MailError,
+    OutgoingMail,
+    PermanentMailError,
+    make_message_id,
+)
+from services.notifications.domain.notificatie import (
     Notificatie,
     NotificatieGepland,
     NotificatieMislukt,
@@ -38,17 +49,7 @@ from services.notifications.domain import (
     vervallen,
     verzonden,
 )
-from services.notifications.gateway import to_public
-from services.notifications.ics import Method, calendar_file
-from services.notifications.mailer import (
-    Attachment,
-    Mailer,
-    MailError,
-    OutgoingMail,
-    PermanentMailError,
-    make_message_id,
-)
-from services.notifications.templates import (
+from services.notifications.domain.templates import (
     AFSPRAAK_BEVESTIGING,
     AFSPRAAK_GEANNULEERD,
     AFSPRAAK_TEMPLATES,
@@ -58,7 +59,8 @@ from services.notifications.templates import (
     calendar_event_for,
     render,
 )
-from services.notifications.webhooks import RetrySchedule
+from services.notifications.domain.webhooks import RetrySchedule
+from services.notifications.gateway import to_public
 from shared.platform.auth import Refusal
 from shared.platform.consumer import TransientError
 from shared.platform.email_address import AdresOngeldig, adres_sleutel, email_address, veilig_adres
@@ -79,6 +81,12 @@ from shared.platform.telemetry import (
 )
 
 log = logging.getLogger(__name__)
+
+# The library resolves a stored topic by importing the module it names; the events' topics name
+# the modules they were first stored from, which are gone. Registered here, where the store is,
+# so a process that only reads (the relay, a replay) finds them too.
+for _event in (*notificatie_events.EVENTS, *webhook_events.EVENTS):
+    get_topic(_event)
 
 DELIVERIES = Identifier("notifications", "deliveries")
 AFSPRAKEN = Identifier("notifications", "afspraken")
@@ -113,6 +121,14 @@ class Recipients(Protocol):
 
     def address(self, aanvraag_id: UUID, ontvanger: Ontvanger) -> str:
         """The recipient's e-mail address; raises RecipientUnknown or a transient error."""
+        ...
+
+
+class MailServer(Protocol):
+    """Where the sender hands a composed mail (the SMTP relay: ``adapters.smtp.Mailer``)."""
+
+    def send(self, message: OutgoingMail) -> None:
+        """Send it; raises TransientMailError or PermanentMailError (``domain.mail``)."""
         ...
 
 
@@ -606,7 +622,7 @@ class Sender:
     def __init__(
         self,
         app: Notifications,
-        mailer: Mailer,
+        mailer: MailServer,
         recipients: Recipients,
         appointments: Appointments,
         clock: Clock,

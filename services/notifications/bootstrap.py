@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.notifications.api import router
+from services.notifications.adapters.appointments import SchedulingAppointments
+from services.notifications.adapters.recipients import IntakeRecipients, RecipientDirectory
+from services.notifications.adapters.smtp import Mailer, SmtpConfig
+from services.notifications.adapters.webhook_sender import WebhookSender
+from services.notifications.adapters.webhook_store import Webhooks, watch_webhooks
+from services.notifications.adapters.webhook_transport import Resolver, system_resolver
+from services.notifications.api.notificaties import router
+from services.notifications.api.webhooks import router as webhook_router
 from services.notifications.application import (
     NOTIFICATIE,
     Appointments,
@@ -12,16 +19,9 @@ from services.notifications.application import (
     Recipients,
     Sender,
 )
-from services.notifications.appointments import SchedulingAppointments
+from services.notifications.domain.webhooks import RetrySchedule
 from services.notifications.gateway import to_public
-from services.notifications.mailer import Mailer, SmtpConfig
 from services.notifications.policies import Policies
-from services.notifications.recipients import IntakeRecipients, RecipientDirectory
-from services.notifications.webhook_api import router as webhook_router
-from services.notifications.webhook_sender import WebhookSender
-from services.notifications.webhook_store import Webhooks, watch_webhooks
-from services.notifications.webhook_transport import Resolver, system_resolver
-from services.notifications.webhooks import RetrySchedule
 from shared.platform.contract_routes import contract_router
 from shared.platform.http import create_app
 from shared.platform.model import Clock

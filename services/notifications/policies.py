@@ -19,8 +19,8 @@ Each handler records with an inbox row, so a redelivered event plans nothing twi
 from __future__ import annotations
 
 from services.notifications.application import Notifications
-from services.notifications.domain import Partij
-from services.notifications.templates import (
+from services.notifications.domain.notificatie import Partij
+from services.notifications.domain.templates import (
     BEVESTIGING_AANVRAAG,
     CONTACTTERMIJN_VERSTREKEN,
     RAPPORT_BESCHIKBAAR_BESTUURDER,

@@ -26,15 +26,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.notifications import application as notifications_application
-from services.notifications.afspraak import Afspraak
+from services.notifications.adapters.appointments import SchedulingAppointments
+from services.notifications.adapters.recipients import RecipientDirectory
 from services.notifications.application import (
     AfspraakOnbekend,
     Notifications,
     RecipientUnknown,
 )
-from services.notifications.appointments import SchedulingAppointments
 from services.notifications.bootstrap import NotificationsComponents, bootstrap
-from services.notifications.domain import (
+from services.notifications.domain.afspraak import Afspraak
+from services.notifications.domain.mail import make_message_id
+from services.notifications.domain.notificatie import (
     Notificatie,
     NotificatieGepland,
     NotificatieOpnieuwGepland,
@@ -42,9 +44,7 @@ from services.notifications.domain import (
     Ontvanger,
 )
 from services.notifications.gateway import to_public
-from services.notifications.mailer import make_message_id
-from services.notifications.recipients import RecipientDirectory
-from services.notifications.resend import resend
+from services.notifications.ops import resend
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
 from shared.platform.consumer import Delivery, TransientError

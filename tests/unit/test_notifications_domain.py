@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from services.notifications.domain import (
+from services.notifications.domain.notificatie import (
     Notificatie,
     NotificatieGepland,
     NotificatieMislukt,
@@ -19,7 +19,7 @@ from services.notifications.domain import (
     project,
     verzonden,
 )
-from services.notifications.webhooks import RetrySchedule
+from services.notifications.domain.webhooks import RetrySchedule
 from shared.platform.errors import Conflict
 from shared.platform.model import Context
 from shared.platform.settings import Settings

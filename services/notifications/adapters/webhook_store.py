@@ -26,7 +26,7 @@ from psycopg.sql import SQL, Identifier
 from pydantic import BaseModel
 
 from services.notifications.application import Notifications
-from services.notifications.webhooks import (
+from services.notifications.domain.webhooks import (
     AbonnementAangemaakt,
     AbonnementFalend,
     AbonnementHersteld,
