@@ -32,7 +32,8 @@ from services.intake.application import Intake
 from services.intake.projections import store_events
 from services.intake.replay import PREVIOUS, Rebuild, content_hash, contents
 from services.intake.retention import apply, check_settings, plan
-from services.notifications.application import NOTIFICATIE, Notifications
+from services.notifications.bootstrap import application as notifications
+from services.notifications.projections import NOTIFICATIE
 from services.scheduling.application import PLANNING, Scheduling
 from shared.platform import projection as projection_module
 from shared.platform.auth import load_or_create_secret
@@ -742,7 +743,7 @@ def _application(world: World, service: str) -> ServiceApplication:
     env = world.settings.eventsourcing_env(service)
     if service == "scheduling":
         return Scheduling(env, WorkingDayCalendar())
-    return Assessment(env) if service == "assessment" else Notifications(env)
+    return Assessment(env) if service == "assessment" else notifications(env)
 
 
 def _log_end(database: str, service: str) -> int:
