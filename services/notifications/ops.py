@@ -1,4 +1,6 @@
-"""``weerbaar mail resend <notificatie_id>``: send an e-mail that failed for good again.
+"""Notifications' commands (``python -m services.notifications.ops``, run by ``tools/cli.py``).
+
+``weerbaar mail resend <notificatie_id>``: send an e-mail that failed for good again.
 
 The same use case as ``POST /notificaties/{id}/opnieuw``: it records NotificatieOpnieuwGepland
 (the operator as actor, role ``beheerder``) and the notification is due at once, on a fresh
