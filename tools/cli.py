@@ -142,7 +142,7 @@ def cmd_mail(args: argparse.Namespace) -> int:
         _with_running_state()
         # shared never imports a service: notifications re-plans it, as its own module.
         return subprocess.call(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "services.notifications.resend", *rest], cwd=ROOT
+            [sys.executable, "-m", "services.notifications.ops", *rest], cwd=ROOT
         )
     if action != "list" or rest:
         print("usage: weerbaar mail [list | resend NOTIFICATIE_ID]", file=sys.stderr)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -18,14 +18,22 @@ from email.utils import parseaddr
 from typing import Any, Protocol
 from uuid import UUID
 
+from eventsourcing.utils import get_topic
 from opentelemetry.trace import SpanKind
-from psycopg.sql import SQL, Identifier
-from pydantic import BaseModel
 
-from services.notifications.afspraak import Afspraak
-from services.notifications.domain import (
+from services.notifications.domain import notificatie as notificatie_events
+from services.notifications.domain import webhooks as webhook_events
+from services.notifications.domain.afspraak import Afspraak
+from services.notifications.domain.ics import Method, calendar_file
+from services.notifications.domain.mail import (
+    Attachment,
+    MailError,
+    OutgoingMail,
+    PermanentMailError,
+    make_message_id,
+)
+from services.notifications.domain.notificatie import (
     Notificatie,
-    NotificatieGepland,
     NotificatieMislukt,
     NotificatieVerzonden,
     Ontvanger,
@@ -38,17 +46,7 @@ from services.notifications.domain import (
     vervallen,
     verzonden,
 )
-from services.notifications.gateway import to_public
-from services.notifications.ics import Method, calendar_file
-from services.notifications.mailer import (
-    Attachment,
-    Mailer,
-    MailError,
-    OutgoingMail,
-    PermanentMailError,
-    make_message_id,
-)
-from services.notifications.templates import (
+from services.notifications.domain.templates import (
     AFSPRAAK_BEVESTIGING,
     AFSPRAAK_GEANNULEERD,
     AFSPRAAK_TEMPLATES,
@@ -58,10 +56,12 @@ from services.notifications.templates import (
     calendar_event_for,
     render,
 )
-from services.notifications.webhooks import RetrySchedule
+from services.notifications.domain.webhooks import RetrySchedule
+from services.notifications.gateway import to_public
 from shared.platform.auth import Refusal
 from shared.platform.consumer import TransientError
 from shared.platform.email_address import AdresOngeldig, adres_sleutel, email_address, veilig_adres
+from shared.platform.errors import NietGevonden
 from shared.platform.eventstore import (
     AlreadyProcessed,
     ConcurrencyConflict,
@@ -69,7 +69,6 @@ from shared.platform.eventstore import (
     Statement,
 )
 from shared.platform.model import Clock, Context, DomainEvent
-from shared.platform.projection import AggregateProjection, Table
 from shared.platform.relay import PublicationCheck
 from shared.platform.telemetry import (
     context_from_traceparent,
@@ -80,10 +79,12 @@ from shared.platform.telemetry import (
 
 log = logging.getLogger(__name__)
 
-DELIVERIES = Identifier("notifications", "deliveries")
-AFSPRAKEN = Identifier("notifications", "afspraken")
-VERZOEKEN = Identifier("notifications", "toelichtingsverzoeken")
-BEVESTIGINGSVENSTER = Identifier("notifications", "bevestigingsvenster")
+# The library resolves a stored topic by importing the module it names; the events' topics name
+# the modules they were first stored from, which are gone. Registered here, where the store is,
+# so a process that only reads (the relay, a replay) finds them too.
+for _event in (*notificatie_events.EVENTS, *webhook_events.EVENTS):
+    get_topic(_event)
+
 #: The data key (in the service's key table, wrapped by the KEK like any other) whose bytes key
 #: the hash of a confirmation's address: the same for every replica, never stored in clear.
 VENSTER_SLEUTEL_ID = UUID("90ff536a-178f-45af-ab94-4c9b4d202728")
@@ -116,6 +117,14 @@ class Recipients(Protocol):
         ...
 
 
+class MailServer(Protocol):
+    """Where the sender hands a composed mail (the SMTP relay: ``adapters.smtp.Mailer``)."""
+
+    def send(self, message: OutgoingMail) -> None:
+        """Send it; raises TransientMailError or PermanentMailError (``domain.mail``)."""
+        ...
+
+
 class Appointments(Protocol):
     """Where the sender asks for an appointment's current state at the moment of sending."""
 
@@ -133,121 +142,86 @@ class Geplande:
     parameters: dict[str, Any]
 
 
-class Bezorging(BaseModel):
-    """One line of the delivery log (no addresses, no content)."""
+class Tables(Protocol):
+    """The service's own tables as the use cases read and write them: the delivery log, what the
+    service heard of appointments, the confirmations' window (``projections.Tables``; none on the
+    in-memory store). Writes that belong with the events come back as statements."""
 
-    notificatie_id: UUID
-    aanvraag_id: UUID
-    soort: str
-    ontvanger: str
-    status: str
-    pogingen: int
-    volgende_poging: datetime | None
-    bijgewerkt_op: datetime
-    #: Why the last attempt failed (or why it lapsed): a code such as ``connection_refused`` or
-    #: ``recipient_refused``, never the server's reply; None once sent (and before any attempt).
-    reden_code: str | None = None
+    def rows(self, before: Notificatie | None, after: Notificatie) -> Sequence[Statement]:
+        """The delivery log's row of a notification that changed."""
+        ...
 
+    def released(self, notificatie_id: UUID) -> Sequence[Statement]:
+        """The sender's claim on the notification given back."""
+        ...
 
-def _delivery_rows(notificatie: Notificatie) -> dict[str, list[tuple[object, ...]]]:
-    """The delivery log's row of one notification."""
-    afspraak_id = notificatie.parameters.get("afspraak_id")
-    return {
-        "deliveries": [
-            (
-                notificatie.id,
-                notificatie.aanvraag_id,
-                notificatie.soort,
-                notificatie.ontvanger,
-                notificatie.status,
-                notificatie.pogingen,
-                notificatie.volgende_poging,
-                notificatie.bijgewerkt_op,
-                UUID(afspraak_id) if isinstance(afspraak_id, str) else None,
-                notificatie.reden_code,
-            )
-        ]
-    }
+    def claim_due(self, now: datetime, limit: int, hold: float = 60.0) -> list[UUID]:
+        """Claim due notifications, in the order they fell due."""
+        ...
 
+    def dossier_van(self, notificatie_id: UUID) -> UUID | None:
+        """The dossier of a notification."""
+        ...
 
-#: The delivery log (``GET /notificaties``) and the senders' queue: what is due when. A sender's
-#: claim (``geclaimd_tot``) is working state, carried over when a rebuild switches in. Rebuilt by
-#: ``weerbaar replay --projection notifications``.
-NOTIFICATIE = AggregateProjection[Notificatie](
-    service="notifications",
-    tables=(
-        Table(
-            "deliveries",
-            columns=(
-                "notificatie_id",
-                "aanvraag_id",
-                "soort",
-                "ontvanger",
-                "status",
-                "pogingen",
-                "volgende_poging",
-                "bijgewerkt_op",
-                "afspraak_id",
-                "reden_code",
-            ),
-            key=("notificatie_id",),
-            owner="notificatie_id",
-            carried=("geclaimd_tot",),
-            ddl=(
-                "CREATE TABLE IF NOT EXISTS {schema}.deliveries ("
-                " notificatie_id uuid PRIMARY KEY, aanvraag_id uuid NOT NULL, soort text NOT NULL,"
-                " ontvanger text NOT NULL, status text NOT NULL, pogingen int NOT NULL,"
-                " volgende_poging timestamptz, geclaimd_tot timestamptz,"
-                " bijgewerkt_op timestamptz NOT NULL)",
-                "CREATE INDEX IF NOT EXISTS deliveries_due ON {schema}.deliveries"
-                " (volgende_poging) WHERE status = 'gepland'",
-                "CREATE INDEX IF NOT EXISTS deliveries_dossier ON {schema}.deliveries"
-                " (aanvraag_id)",
-                # Added after the first release: databases of that release get the column here.
-                "ALTER TABLE {schema}.deliveries ADD COLUMN IF NOT EXISTS afspraak_id uuid",
-                "CREATE INDEX IF NOT EXISTS deliveries_afspraak ON {schema}.deliveries"
-                " (afspraak_id) WHERE afspraak_id IS NOT NULL",
-                # Added later still: rows written before show no reason until a replay
-                # (`weerbaar replay --projection notifications`) or their next attempt.
-                "ALTER TABLE {schema}.deliveries ADD COLUMN IF NOT EXISTS reden_code text",
-            ),
-        ),
-    ),
-    started_by=(NotificatieGepland,),
-    fold=project,
-    rows=_delivery_rows,
-    description="the delivery log",
-)
+    def verzoek_onthouden(
+        self, verzoek_id: str, aanvraag_id: UUID, partij: Partij, aangevraagd_op: datetime
+    ) -> None:
+        """Remember who asked for a toelichting."""
+        ...
+
+    def open_verzoeken(self, aanvraag_id: UUID) -> dict[str, Partij]:
+        """The dossier's unanswered toelichting requests: id → party."""
+        ...
+
+    def afspraak_gepland(
+        self,
+        afspraak_id: UUID,
+        aanvraag_id: UUID,
+        ontvangers: Sequence[Partij],
+        beantwoord: Sequence[str],
+    ) -> Sequence[Statement]:
+        """Who hears of a new appointment, and the requests it answers."""
+        ...
+
+    def afspraak_gewijzigd(self, afspraak_id: UUID, aanvraag_id: UUID) -> Sequence[Statement]:
+        """One more change of the appointment."""
+        ...
+
+    def ontvangers_van(self, afspraak_id: UUID) -> tuple[Partij, ...]:
+        """Who heard of the appointment."""
+        ...
+
+    def volgnummer(self, afspraak_id: UUID) -> int:
+        """The appointment's calendar SEQUENCE."""
+        ...
+
+    def aangekondigd(self, afspraak_id: UUID, ontvanger: Ontvanger) -> bool:
+        """Whether a mail announcing the appointment reached this recipient."""
+        ...
+
+    def bevestiging_claimen(
+        self, sleutel: str, notificatie_id: UUID, now: datetime, venster: timedelta
+    ) -> bool:
+        """Claim the address's window for this confirmation."""
+        ...
+
+    def bevestiging_vrijgeven(self, sleutel: str, notificatie_id: UUID) -> Sequence[Statement]:
+        """Give the window back."""
+        ...
 
 
 class Notifications(ServiceApplication):
     """The notifications service's application."""
 
     service = "notifications"
-    ddl = (
-        *NOTIFICATIE.ddl,
-        # Per appointment: who heard of it (a toelichting's recipients) and how often it changed
-        # (the calendar file's SEQUENCE, so clients replace their entry rather than add one).
-        "CREATE TABLE IF NOT EXISTS {schema}.afspraken ("
-        " afspraak_id uuid PRIMARY KEY, aanvraag_id uuid NOT NULL, ontvangers text[],"
-        " volgnummer int NOT NULL DEFAULT 0)",
-        # Who asked for a toelichting, until a planned toelichting answers the request.
-        "CREATE TABLE IF NOT EXISTS {schema}.toelichtingsverzoeken ("
-        " verzoek_id text PRIMARY KEY, aanvraag_id uuid NOT NULL, partij text NOT NULL,"
-        " aangevraagd_op timestamptz NOT NULL, afspraak_id uuid)",
-        "CREATE INDEX IF NOT EXISTS toelichtingsverzoeken_open"
-        " ON {schema}.toelichtingsverzoeken (aanvraag_id) WHERE afspraak_id IS NULL",
-        # The last registration confirmation per address (a keyed hash, never the address),
-        # kept for the window only: at most one confirmation per address per window.
-        "CREATE TABLE IF NOT EXISTS {schema}.bevestigingsvenster ("
-        " adres_sleutel text PRIMARY KEY, notificatie_id uuid NOT NULL,"
-        " verzonden_op timestamptz NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS bevestigingsvenster_op"
-        " ON {schema}.bevestigingsvenster (verzonden_op)",
-    )
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(
+        self, env: dict[str, str], *, tables: Callable[[ServiceApplication], Tables]
+    ) -> None:
+        """``tables`` gives the service's own tables on the store ``env`` names
+        (``projections.tables``)."""
         super().__init__(env, publication_check=PublicationCheck(self.service, to_public))
+        self.tables = tables(self)
 
     def notificatie(self, notificatie_id: UUID) -> Notificatie:
         """One notification."""
@@ -282,11 +256,11 @@ class Notifications(ServiceApplication):
             plan(aanvraag_id, g.soort, g.ontvanger, oorzaak_event_id, g.parameters, ctx)
             for g in geplande
         ]
-        rows = []
+        rows: list[Statement] = []
         for event in events:
             notificatie = project(None, [event])
             assert notificatie is not None
-            rows.extend(NOTIFICATIE.statements(None, notificatie))
+            rows.extend(self.tables.rows(None, notificatie))
         try:
             self.record(*events, inbox=inbox, statements=[*statements, *rows])
         except ConcurrencyConflict:
@@ -298,14 +272,7 @@ class Notifications(ServiceApplication):
         self, verzoek_id: str, aanvraag_id: UUID, partij: Partij, aangevraagd_op: datetime
     ) -> None:
         """Remember who asked for a toelichting (idempotent: the request's event id is the key)."""
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                SQL(
-                    "INSERT INTO {} (verzoek_id, aanvraag_id, partij, aangevraagd_op)"
-                    " VALUES (%s, %s, %s, %s) ON CONFLICT (verzoek_id) DO NOTHING"
-                ).format(VERZOEKEN),
-                (verzoek_id, aanvraag_id, partij, aangevraagd_op),
-            )
+        self.tables.verzoek_onthouden(verzoek_id, aanvraag_id, partij, aangevraagd_op)
 
     def afspraak_gepland(
         self,
@@ -317,27 +284,10 @@ class Notifications(ServiceApplication):
         inbox: tuple[str, str],
     ) -> tuple[Partij, ...]:
         """Plan the confirmation of a new appointment for the parties it concerns."""
-        verzoeken = self._open_verzoeken(aanvraag_id) if soort == "toelichting" else {}
+        verzoeken = self.tables.open_verzoeken(aanvraag_id) if soort == "toelichting" else {}
         ontvangers = afspraak_ontvangers(soort, verzoeken.values())
         beantwoord = [v for v, partij in verzoeken.items() if partij in ontvangers]
-        statements = [
-            Statement(
-                SQL(
-                    "INSERT INTO {} (afspraak_id, aanvraag_id, ontvangers) VALUES (%s, %s, %s)"
-                    " ON CONFLICT (afspraak_id) DO UPDATE SET ontvangers = EXCLUDED.ontvangers"
-                ).format(AFSPRAKEN),
-                (afspraak_id, aanvraag_id, list(ontvangers)),
-            )
-        ]
-        if beantwoord:
-            statements.append(
-                Statement(
-                    SQL("UPDATE {} SET afspraak_id = %s WHERE verzoek_id = ANY(%s)").format(
-                        VERZOEKEN
-                    ),
-                    (afspraak_id, beantwoord),
-                )
-            )
+        statements = self.tables.afspraak_gepland(afspraak_id, aanvraag_id, ontvangers, beantwoord)
         parameters = {"afspraak_id": str(afspraak_id), "soort": soort}
         self.plan_all(
             aanvraag_id,
@@ -396,15 +346,9 @@ class Notifications(ServiceApplication):
         ctx: Context,
         inbox: tuple[str, str],
     ) -> tuple[Partij, ...]:
-        ontvangers = self._ontvangers_van(afspraak_id) or afspraak_ontvangers(soort)
+        ontvangers = self.tables.ontvangers_van(afspraak_id) or afspraak_ontvangers(soort)
         # Counted in the transaction that holds the inbox row: once per change, on any replica.
-        volgende = Statement(
-            SQL(
-                "INSERT INTO {} AS a (afspraak_id, aanvraag_id, volgnummer) VALUES (%s, %s, 1)"
-                " ON CONFLICT (afspraak_id) DO UPDATE SET volgnummer = a.volgnummer + 1"
-            ).format(AFSPRAKEN),
-            (afspraak_id, aanvraag_id),
-        )
+        volgende = self.tables.afspraak_gewijzigd(afspraak_id, aanvraag_id)
         parameters = {"afspraak_id": str(afspraak_id), "soort": soort, **extra}
         self.plan_all(
             aanvraag_id,
@@ -412,68 +356,11 @@ class Notifications(ServiceApplication):
             [Geplande(template, o, parameters) for o in ontvangers],
             ctx,
             inbox,
-            [volgende],
+            volgende,
         )
         return ontvangers
 
-    def _open_verzoeken(self, aanvraag_id: UUID) -> dict[str, Partij]:
-        with self.datastore.get_connection() as conn:
-            rows = conn.execute(
-                SQL(
-                    "SELECT verzoek_id, partij FROM {} WHERE aanvraag_id = %s"
-                    " AND afspraak_id IS NULL"
-                ).format(VERZOEKEN),
-                (aanvraag_id,),
-            ).fetchall()
-        return {row["verzoek_id"]: row["partij"] for row in rows}
-
-    def _ontvangers_van(self, afspraak_id: UUID) -> tuple[Partij, ...]:
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(
-                SQL("SELECT ontvangers FROM {} WHERE afspraak_id = %s").format(AFSPRAKEN),
-                (afspraak_id,),
-            ).fetchone()
-        return tuple(row["ontvangers"] or ()) if row else ()
-
-    def volgnummer(self, afspraak_id: UUID) -> int:
-        """How often the appointment changed since it was planned (its calendar SEQUENCE)."""
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(
-                SQL("SELECT volgnummer FROM {} WHERE afspraak_id = %s").format(AFSPRAKEN),
-                (afspraak_id,),
-            ).fetchone()
-        return int(row["volgnummer"]) if row else 0
-
-    def aangekondigd(self, afspraak_id: UUID, ontvanger: Ontvanger) -> bool:
-        """Whether a mail announcing the appointment (planned or moved) reached this recipient."""
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(
-                SQL(
-                    "SELECT 1 FROM {} WHERE afspraak_id = %s AND ontvanger = %s"
-                    " AND soort = ANY(%s) AND status = 'verzonden' LIMIT 1"
-                ).format(DELIVERIES),
-                (afspraak_id, ontvanger, [AFSPRAAK_BEVESTIGING, AFSPRAAK_VERZET]),
-            ).fetchone()
-        return row is not None
-
     # --- delivery --------------------------------------------------------------------------------
-
-    def claim_due(self, now: datetime, limit: int, hold: float = 60.0) -> list[UUID]:
-        """Claim notifications that are due, so that no other sender takes them meanwhile; in the
-        order they fell due (an UPDATE's RETURNING keeps no order of its own)."""
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                SQL(
-                    "WITH claimed AS (UPDATE {t} SET geclaimd_tot = %s WHERE notificatie_id IN ("
-                    " SELECT notificatie_id FROM {t} WHERE status = 'gepland'"
-                    " AND volgende_poging <= %s AND (geclaimd_tot IS NULL OR geclaimd_tot < %s)"
-                    " ORDER BY volgende_poging LIMIT %s FOR UPDATE SKIP LOCKED)"
-                    " RETURNING notificatie_id, volgende_poging)"
-                    " SELECT notificatie_id FROM claimed ORDER BY volgende_poging, notificatie_id"
-                ).format(t=DELIVERIES),
-                (now + timedelta(seconds=hold), now, now, limit),
-            )
-            return [row["notificatie_id"] for row in curs.fetchall()]
 
     def record_outcome(
         self,
@@ -485,107 +372,39 @@ class Notifications(ServiceApplication):
         """Record one attempt's outcome with the delivery log row (and ``statements``)."""
         after = project(notificatie, [event])
         assert after is not None
-        release = Statement(
-            SQL("UPDATE {} SET geclaimd_tot = NULL WHERE notificatie_id = %s").format(DELIVERIES),
-            (notificatie.id,),
-        )
         self.record(
             event,
-            statements=[*NOTIFICATIE.statements(notificatie, after), release, *statements],
+            statements=[
+                *self.tables.rows(notificatie, after),
+                *self.tables.released(notificatie.id),
+                *statements,
+            ],
         )
 
     def with_dossier(self, refusal: Refusal) -> Refusal:
         """The refusal with the dossier of the notification its path names, so the dossier's
         audit trail shows it (an unknown notification: none)."""
         if refusal.aanvraag_id is None and "notificatie_id" in refusal.ids:
-            with self.datastore.get_connection() as conn:
-                row = conn.execute(
-                    SQL("SELECT aanvraag_id FROM {} WHERE notificatie_id = %s").format(DELIVERIES),
-                    (refusal.ids["notificatie_id"],),
-                ).fetchone()
-            if row is not None:
-                refusal = replace(refusal, aanvraag_id=row["aanvraag_id"])
+            aanvraag_id = self.tables.dossier_van(refusal.ids["notificatie_id"])
+            if aanvraag_id is not None:
+                refusal = replace(refusal, aanvraag_id=aanvraag_id)
         return refusal
 
-    def opnieuw(self, notificatie_id: UUID, ctx: Context) -> Bezorging:
+    def opnieuw(self, notificatie_id: UUID, ctx: Context) -> Notificatie:
         """Send a notification that failed for good again, now, on a fresh round of the schedule
         (404 when unknown, 409 when it has not failed). Recorded as NotificatieOpnieuwGepland."""
 
-        def command() -> None:
-            notificatie = self.notificatie(notificatie_id)
-            event = opnieuw(notificatie, ctx)
-            after = project(notificatie, [event])
-            assert after is not None
-            self.record(event, statements=NOTIFICATIE.statements(notificatie, after))
+        def decide(notificatie: Notificatie | None) -> list[DomainEvent]:
+            if notificatie is None:
+                raise NietGevonden("Onbekende notificatie.")
+            return [opnieuw(notificatie, ctx)]
 
-        self.retrying(command)
-        [row] = self.bezorgingen(notificatie_id=notificatie_id, limit=1)
-        return row
+        after = self.change(notificatie_id, decide, project=project, statements=self._rows)
+        assert after is not None
+        return after
 
-    # --- at most one registration confirmation per address per window --------------------------
-
-    def bevestiging_claimen(
-        self, sleutel: str, notificatie_id: UUID, now: datetime, venster: timedelta
-    ) -> bool:
-        """Claim the address's window for this confirmation: False when another one was sent (or
-        is being sent) to it within ``venster``; True for the first, and for its own retries.
-
-        One statement decides, so two senders with two registrations of one address side by
-        side cannot both send. Entries older than the window are removed on the way.
-        """
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(
-                SQL("DELETE FROM {} WHERE verzonden_op <= %s").format(BEVESTIGINGSVENSTER),
-                (now - venster,),
-            )
-            curs.execute(
-                SQL(
-                    "INSERT INTO {} AS v (adres_sleutel, notificatie_id, verzonden_op)"
-                    " VALUES (%s, %s, %s) ON CONFLICT (adres_sleutel) DO UPDATE"
-                    " SET verzonden_op = v.verzonden_op"
-                    " WHERE v.notificatie_id = EXCLUDED.notificatie_id RETURNING 1"
-                ).format(BEVESTIGINGSVENSTER),
-                (sleutel, notificatie_id, now),
-            )
-            return curs.fetchone() is not None
-
-    def bevestiging_vrijgeven(self, sleutel: str, notificatie_id: UUID) -> Statement:
-        """Give the window back (recorded with a confirmation that failed for good: none went)."""
-        return Statement(
-            SQL("DELETE FROM {} WHERE adres_sleutel = %s AND notificatie_id = %s").format(
-                BEVESTIGINGSVENSTER
-            ),
-            (sleutel, notificatie_id),
-        )
-
-    def bezorgingen(
-        self,
-        *,
-        aanvraag_id: UUID | None = None,
-        status: str | None = None,
-        notificatie_id: UUID | None = None,
-        limit: int = 100,
-    ) -> Sequence[Bezorging]:
-        """The delivery log, newest first."""
-        clauses = [SQL("true")]
-        params: list[Any] = []
-        if notificatie_id is not None:
-            clauses.append(SQL("notificatie_id = %s"))
-            params.append(notificatie_id)
-        if aanvraag_id is not None:
-            clauses.append(SQL("aanvraag_id = %s"))
-            params.append(aanvraag_id)
-        if status is not None:
-            clauses.append(SQL("status = %s"))
-            params.append(status)
-        query = SQL(
-            "SELECT notificatie_id, aanvraag_id, soort, ontvanger, status, pogingen,"
-            " volgende_poging, bijgewerkt_op, reden_code FROM {} WHERE {}"
-            " ORDER BY bijgewerkt_op DESC LIMIT %s"
-        ).format(DELIVERIES, SQL(" AND ").join(clauses))
-        with self.datastore.get_connection() as conn:
-            rows = conn.execute(query, [*params, limit]).fetchall()
-        return [Bezorging.model_validate(dict(row)) for row in rows]
+    def _rows(self, before: Notificatie | None, after: Notificatie | None) -> Sequence[Statement]:
+        return () if after is None else self.tables.rows(before, after)
 
 
 @dataclass(frozen=True)
@@ -606,7 +425,7 @@ class Sender:
     def __init__(
         self,
         app: Notifications,
-        mailer: Mailer,
+        mailer: MailServer,
         recipients: Recipients,
         appointments: Appointments,
         clock: Clock,
@@ -645,7 +464,7 @@ class Sender:
         attempts = 0
         started = time.monotonic()
         while True:
-            due = self.app.claim_due(self.clock.now(), self.batch)
+            due = self.app.tables.claim_due(self.clock.now(), self.batch)
             attempts += len(due)
             self._deliver_batch([self.app.notificatie(n) for n in due])
             if len(due) < self.batch or time.monotonic() - started >= self.drain_s:
@@ -691,10 +510,10 @@ class Sender:
             mail = self.compose(notificatie, ctx.now)
             if isinstance(mail, OutgoingMail) and self._per_venster(notificatie):
                 sleutel = adres_sleutel(mail.to, self.app.keys.for_writing(VENSTER_SLEUTEL_ID).key)
-                if self.app.bevestiging_claimen(
+                if self.app.tables.bevestiging_claimen(
                     sleutel, notificatie.id, ctx.now, self.bevestiging_venster
                 ):
-                    venster.append(self.app.bevestiging_vrijgeven(sleutel, notificatie.id))
+                    venster.extend(self.app.tables.bevestiging_vrijgeven(sleutel, notificatie.id))
                 else:
                     mail = Vervalt("te_vaak_verzonden")
             if isinstance(mail, Vervalt):
@@ -801,7 +620,7 @@ class Sender:
             return "niet_betrokken"
         if notificatie.soort == AFSPRAAK_GEANNULEERD:
             # Who never heard of the appointment need not hear that it is off.
-            if not self.app.aangekondigd(afspraak.afspraak_id, notificatie.ontvanger):
+            if not self.app.tables.aangekondigd(afspraak.afspraak_id, notificatie.ontvanger):
                 return "niet_aangekondigd"
             return None
         if afspraak.geannuleerd:
@@ -818,7 +637,7 @@ class Sender:
             afspraak,
             notificatie.ontvanger,
             uid_domain=self.message_id_domain,
-            sequence=self.app.volgnummer(afspraak.afspraak_id),
+            sequence=self.app.tables.volgnummer(afspraak.afspraak_id),
             organizer=self.organizer,
             attendee=address,
         )

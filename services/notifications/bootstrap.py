@@ -1,27 +1,33 @@
-"""Notifications' composition root."""
+"""Notifications' composition root: the one place that wires the rooms together.
+
+``application(env)`` builds the use cases on the store ``env`` names, with the service's own
+tables (``projections``) on the same store; ``bootstrap`` adds the HTTP API, the adapters (SMTP,
+the claim-checks of intake and scheduling, the webhook store, sender and transport), the
+reactions (``policies``) and the two sender workers of a running service.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.notifications.api import router
+from services.notifications import projections
+from services.notifications.adapters.appointments import SchedulingAppointments
+from services.notifications.adapters.recipients import IntakeRecipients, RecipientDirectory
+from services.notifications.adapters.smtp import Mailer, SmtpConfig
+from services.notifications.adapters.webhook_sender import WebhookSender
+from services.notifications.adapters.webhook_store import Webhooks, watch_webhooks
+from services.notifications.adapters.webhook_transport import Resolver, system_resolver
+from services.notifications.api.notificaties import router
+from services.notifications.api.webhooks import router as webhook_router
 from services.notifications.application import (
-    NOTIFICATIE,
     Appointments,
     Notifications,
     Recipients,
     Sender,
 )
-from services.notifications.appointments import SchedulingAppointments
+from services.notifications.domain.webhooks import RetrySchedule
 from services.notifications.gateway import to_public
-from services.notifications.mailer import Mailer, SmtpConfig
-from services.notifications.policies import Policies
-from services.notifications.recipients import IntakeRecipients, RecipientDirectory
-from services.notifications.webhook_api import router as webhook_router
-from services.notifications.webhook_sender import WebhookSender
-from services.notifications.webhook_store import Webhooks, watch_webhooks
-from services.notifications.webhook_transport import Resolver, system_resolver
-from services.notifications.webhooks import RetrySchedule
+from services.notifications.policies import policies
 from shared.platform.contract_routes import contract_router
 from shared.platform.http import create_app
 from shared.platform.model import Clock
@@ -35,9 +41,14 @@ class NotificationsComponents(Components):
     """The service's components, plus the sender (tests drive it with ``run_once``)."""
 
     sender: Sender = field(kw_only=True)
-    policies: Policies = field(kw_only=True)
+    tables: projections.Tables = field(kw_only=True)
     webhooks: Webhooks = field(kw_only=True)
     webhook_sender: WebhookSender = field(kw_only=True)
+
+
+def application(env: dict[str, str]) -> Notifications:
+    """Notifications' use cases on the store ``env`` names (PostgreSQL, or the in-memory store)."""
+    return Notifications(env, tables=projections.tables)
 
 
 def bootstrap(
@@ -54,7 +65,8 @@ def bootstrap(
     always comes from the settings. `resolver` is what the webhook sender asks for a callback
     host's addresses (the system's resolver by default).
     """
-    app = Notifications(settings.eventsourcing_env("notifications"))
+    app = application(settings.eventsourcing_env("notifications"))
+    tables = projections.Tables(app.datastore)
     auth = make_auth(settings, app, app.with_dossier, clock)
     api = create_app(
         service="notifications",
@@ -63,7 +75,7 @@ def bootstrap(
         max_body_bytes=settings.max_body_bytes,
     )
     api.include_router(contract_router())
-    api.include_router(router(app, auth, clock))
+    api.include_router(router(app, tables, auth, clock))
     webhooks = Webhooks(
         app,
         clock,
@@ -109,20 +121,19 @@ def bootstrap(
         concurrency=settings.sender_concurrency,
         bevestiging_venster_s=settings.confirmation_mail_window_s,
     )
-    policies = Policies(app, clock)
     return NotificationsComponents(
         service="notifications",
         app=app,
         api=api,
         gateway=to_public,
-        projections=(NOTIFICATIE,),
-        subscriptions=[*policies.subscriptions(), webhooks.subscription()],
+        projections=(projections.NOTIFICATIE,),
+        subscriptions=policies(app, clock, webhooks),
         workers=[
             periodic("mail-sender", settings.sender_interval_s, sender.run_once),
             periodic("webhook-sender", settings.webhook_interval_s, webhook_sender.run_once),
         ],
         sender=sender,
-        policies=policies,
+        tables=tables,
         webhooks=webhooks,
         webhook_sender=webhook_sender,
     )

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.notifications.domain import NotificatieMislukt, NotificatieVerzonden, Poging
-from services.notifications.webhooks import AbonnementFalend, AbonnementHersteld
+from services.notifications.domain.notificatie import (
+    NotificatieMislukt,
+    NotificatieVerzonden,
+    Poging,
+)
+from services.notifications.domain.webhooks import AbonnementFalend, AbonnementHersteld
 from shared.contracts import events as public
 from shared.platform.access import ToegangGeweigerdVastgelegd, refusal_to_public
 from shared.platform.model import DomainEvent

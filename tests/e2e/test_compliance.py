@@ -33,7 +33,8 @@ from services.intake.application import Intake
 from services.intake.projections import store_events
 from services.intake.replay import PREVIOUS, Rebuild, content_hash, contents
 from services.intake.retention import apply, check_settings, plan
-from services.notifications.application import NOTIFICATIE, Notifications
+from services.notifications.bootstrap import application as notifications
+from services.notifications.projections import NOTIFICATIE
 from services.scheduling.bootstrap import application as scheduling_application
 from services.scheduling.projections import PLANNING
 from shared.platform import projection as projection_module
@@ -740,7 +741,7 @@ def _application(world: World, service: str) -> ServiceApplication:
     env = world.settings.eventsourcing_env(service)
     if service == "scheduling":
         return scheduling_application(env, WorkingDayCalendar())
-    return assessment_application(env) if service == "assessment" else Notifications(env)
+    return assessment_application(env) if service == "assessment" else notifications(env)
 
 
 def _log_end(database: str, service: str) -> int:

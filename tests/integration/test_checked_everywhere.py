@@ -30,7 +30,7 @@ from services.intake.domain import GegevensVernietigd, PersoonsgegevensVergeten
 from services.intake.forget import forget
 from services.intake.gateway import to_public as intake_gateway
 from services.intake.projections import EVENTS
-from services.notifications.application import Notifications
+from services.notifications.bootstrap import application as notifications
 from services.scheduling.bootstrap import application as scheduling_application
 from shared.platform.access import ToegangGeweigerdVastgelegd
 from shared.platform.calendar import WorkingDayCalendar
@@ -49,7 +49,7 @@ BUILD: dict[str, Callable[[dict[str, str]], ServiceApplication]] = {
     "scheduling": lambda env: scheduling_application(env, WorkingDayCalendar()),
     "assessment": assessment_application,
     "approval": approval_application,
-    "notifications": Notifications,
+    "notifications": notifications,
 }
 
 

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from services.notifications.mailer import (
+from services.notifications.adapters.smtp import Mailer, SmtpConfig
+from services.notifications.domain.mail import (
     Attachment,
-    Mailer,
     MailError,
     OutgoingMail,
     PermanentMailError,
-    SmtpConfig,
     TransientMailError,
     make_message_id,
 )

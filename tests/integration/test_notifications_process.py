@@ -26,25 +26,25 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.notifications import application as notifications_application
-from services.notifications.afspraak import Afspraak
+from services.notifications import projections
+from services.notifications.adapters.appointments import SchedulingAppointments
+from services.notifications.adapters.recipients import RecipientDirectory
 from services.notifications.application import (
     AfspraakOnbekend,
     Notifications,
     RecipientUnknown,
 )
-from services.notifications.appointments import SchedulingAppointments
 from services.notifications.bootstrap import NotificationsComponents, bootstrap
-from services.notifications.domain import (
-    Notificatie,
+from services.notifications.domain.afspraak import Afspraak
+from services.notifications.domain.mail import make_message_id
+from services.notifications.domain.notificatie import (
     NotificatieGepland,
     NotificatieOpnieuwGepland,
     NotificatieVervallen,
     Ontvanger,
 )
 from services.notifications.gateway import to_public
-from services.notifications.mailer import make_message_id
-from services.notifications.recipients import RecipientDirectory
-from services.notifications.resend import resend
+from services.notifications.ops import resend
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
 from shared.platform.consumer import Delivery, TransientError
@@ -165,7 +165,7 @@ class Harness:
         return list_messages(self.catcher.directory)
 
     def log(self) -> list[dict[str, Any]]:
-        rows = self.components.sender.app.bezorgingen(aanvraag_id=self.aanvraag_id)
+        rows = self.components.tables.bezorgingen(aanvraag_id=self.aanvraag_id)
         return [row.model_dump() for row in rows]
 
     def stored_events(self) -> list[DomainEvent]:
@@ -711,8 +711,8 @@ def _registration(h: Harness, email: str) -> UUID:
 
 
 def _statuses(h: Harness, dossiers: list[UUID]) -> list[str]:
-    app = h.components.sender.app
-    return [row.status for d in dossiers for row in app.bezorgingen(aanvraag_id=d)]
+    tables = h.components.tables
+    return [row.status for d in dossiers for row in tables.bezorgingen(aanvraag_id=d)]
 
 
 def test_registrations_with_one_address_get_one_confirmation_per_window(h: Harness) -> None:
@@ -741,7 +741,7 @@ def test_registrations_with_one_address_get_one_confirmation_per_window(h: Harne
     assert all(to_public(e) == [] for e in lapsed)  # not an attempt: nothing is announced
 
     # Other mails to the address are not counted against it: the appointment's goes out.
-    sent = h.components.sender.app.bezorgingen(status="verzonden")
+    sent = h.components.tables.bezorgingen(status="verzonden")
     [confirmed] = [r.aanvraag_id for r in sent if r.aanvraag_id in first]
     h.aanvraag_id = confirmed
     _, gepland = h.plan_afspraak("gesprek_bestuurder", "thuis", video_link=None)
@@ -834,7 +834,7 @@ def test_more_than_a_batch_due_goes_out_in_one_round(h: Harness) -> None:
     assert h.run() == 2 * len(dossiers) > sender.batch
 
     assert len(h.mails()) == 2 * len(dossiers)
-    assert {r.status for d in dossiers for r in sender.app.bezorgingen(aanvraag_id=d)} == {
+    assert {r.status for d in dossiers for r in h.components.tables.bezorgingen(aanvraag_id=d)} == {
         "verzonden"
     }
     assert h.run() == 0
@@ -1008,8 +1008,8 @@ def _registrations(h: Harness, count: int) -> list[UUID]:
 
 
 def _rows(h: Harness, dossiers: list[UUID]) -> list[dict[str, Any]]:
-    app = h.components.sender.app
-    return [row.model_dump() for d in dossiers for row in app.bezorgingen(aanvraag_id=d)]
+    tables = h.components.tables
+    return [row.model_dump() for d in dossiers for row in tables.bezorgingen(aanvraag_id=d)]
 
 
 def test_an_smtp_outage_of_ten_minutes_loses_no_mail(settings: Settings, tmp_path: Path) -> None:
@@ -1172,14 +1172,15 @@ def test_two_replicas_sending_a_failed_mail_again_at_once_plan_it_once(h: Harnes
 
         has_waited = False
 
-        def notificatie(self, notificatie_id: UUID) -> Notificatie:
-            found = super().notificatie(notificatie_id)
+        def load_or_none(self, aggregate_id: UUID, projector: Any) -> Any:
+            found = super().load_or_none(aggregate_id, projector)
             if not self.has_waited:
                 self.has_waited = True
                 both_read.wait()
             return found
 
-    replicas = [Replica(h.settings.eventsourcing_env("notifications")) for _ in range(2)]
+    env = h.settings.eventsourcing_env("notifications")
+    replicas = [Replica(env, tables=projections.tables) for _ in range(2)]
 
     def opnieuw(app: Notifications) -> str:
         ctx = Context(now=h.clock.now(), actor_role="secretariaat")

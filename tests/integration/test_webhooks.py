@@ -25,9 +25,9 @@ import nats
 import pytest
 from fastapi.testclient import TestClient
 
+from services.notifications.adapters.webhook_sender import WebhookSender
 from services.notifications.bootstrap import NotificationsComponents, bootstrap
-from services.notifications.webhook_sender import WebhookSender
-from services.notifications.webhooks import AbonnementFalend, AbonnementHersteld, verify
+from services.notifications.domain.webhooks import AbonnementFalend, AbonnementHersteld, verify
 from shared.contracts import events as public
 from shared.contracts.registry import subject_for, to_cloudevent
 from shared.platform.consumer import DurableConsumer

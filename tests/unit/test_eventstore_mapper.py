@@ -16,7 +16,7 @@ from eventsourcing.utils import Environment, get_topic
 from pydantic import ValidationError
 
 from services.intake.domain import Aanmelding, AanvraagIngetrokken, AanvraagOntvangen, dien_in
-from services.notifications.domain import NotificatieMislukt
+from services.notifications.domain.notificatie import NotificatieMislukt
 from services.scheduling.domain import PlanningGeopend
 from shared.contracts.envelope import OPAQUE_ID_PATTERN
 from shared.platform.eventstore import PydanticMapper, _NoTranscoder, decode_event, public_event_id

@@ -14,9 +14,9 @@ from services.assessment import gateway as assessment_gateway
 from services.intake import gateway as intake_gateway
 from services.intake.domain import Aanmelding, Aanvraag, Functie, dien_in, project, trek_in
 from services.notifications import gateway as notifications_gateway
-from services.notifications.domain import Notificatie, mislukt, plan, verzonden
-from services.notifications.domain import project as project_notificatie
-from services.notifications.webhooks import RetrySchedule
+from services.notifications.domain.notificatie import Notificatie, mislukt, plan, verzonden
+from services.notifications.domain.notificatie import project as project_notificatie
+from services.notifications.domain.webhooks import RetrySchedule
 from services.scheduling import gateway as scheduling_gateway
 from services.scheduling.domain import (
     Planning,

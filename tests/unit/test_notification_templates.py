@@ -10,10 +10,10 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 
-from services.notifications.afspraak import Afspraak
-from services.notifications.domain import afspraak_ontvangers
-from services.notifications.ics import CalendarEvent, calendar_file, escape_text, fold
-from services.notifications.templates import (
+from services.notifications.domain.afspraak import Afspraak
+from services.notifications.domain.ics import CalendarEvent, calendar_file, escape_text, fold
+from services.notifications.domain.notificatie import afspraak_ontvangers
+from services.notifications.domain.templates import (
     AFSPRAAK_TEMPLATES,
     AMSTERDAM,
     TEMPLATES,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
+from eventsourcing.utils import get_topic
 
-from services.notifications.domain import (
+from services.notifications.domain import notificatie, webhooks
+from services.notifications.domain.notificatie import (
     Notificatie,
     NotificatieGepland,
     NotificatieMislukt,
@@ -19,7 +23,7 @@ from services.notifications.domain import (
     project,
     verzonden,
 )
-from services.notifications.webhooks import RetrySchedule
+from services.notifications.domain.webhooks import RetrySchedule
 from shared.platform.errors import Conflict
 from shared.platform.model import Context
 from shared.platform.settings import Settings
@@ -266,3 +270,41 @@ def test_project_from_scratch_equals_step_by_step() -> None:
     assert stap1 is not None
     ok = verzonden(stap1, CTX)
     assert project(None, [planned, fail, ok]) == project(stap1, [ok])
+
+
+#: The topics the store holds the service's events under since their first release.
+STORED_TOPICS = {
+    "services.notifications.domain:NotificatieGepland",
+    "services.notifications.domain:NotificatieVerzonden",
+    "services.notifications.domain:NotificatieMislukt",
+    "services.notifications.domain:NotificatieVervallen",
+    "services.notifications.domain:NotificatieOpnieuwGepland",
+    "services.notifications.webhooks:AbonnementAangemaakt",
+    "services.notifications.webhooks:AbonnementVerwijderd",
+    "services.notifications.webhooks:AbonnementFalend",
+    "services.notifications.webhooks:AbonnementHersteld",
+}
+
+
+def test_the_events_keep_their_stored_topics_wherever_their_code_lives() -> None:
+    # A fresh interpreter that only loads the application (as the relay does) must read every
+    # stored topic, and write each event under the topic it always had.
+    script = (
+        "import services.notifications.application\n"
+        "from eventsourcing.utils import get_topic, resolve_topic\n"
+        "for topic in sys.argv[1:]:\n"
+        "    cls = resolve_topic(topic)\n"
+        "    assert get_topic(cls) == topic, (topic, get_topic(cls))\n"
+        "    print(cls.__module__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys\n" + script, *sorted(STORED_TOPICS)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert set(out.stdout.split()) == {
+        "services.notifications.domain.notificatie",
+        "services.notifications.domain.webhooks",
+    }
+    assert {get_topic(cls) for cls in (*notificatie.EVENTS, *webhooks.EVENTS)} == STORED_TOPICS

@@ -40,9 +40,22 @@ ALLOWED = (
 )
 
 
-def _loaded_by_import(module: str) -> list[str]:
+def _domain_modules(service: str) -> list[str]:
+    """The service's domain: its module, or the package and every module in it."""
+    package = ROOT / "services" / service / "domain"
+    parts = sorted(p.stem for p in package.glob("*.py") if p.stem != "__init__")
+    return [f"services.{service}.domain", *(f"services.{service}.domain.{p}" for p in parts)]
+
+
+def _module_path(module: str) -> Path:
+    path = ROOT / module.replace(".", "/")
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def _loaded_by_import(*modules: str) -> list[str]:
+    names = ", ".join(modules)
     out = subprocess.run(
-        [sys.executable, "-c", f"import {module}, sys; print('\\n'.join(sorted(sys.modules)))"],
+        [sys.executable, "-c", f"import {names}, sys; print('\\n'.join(sorted(sys.modules)))"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -57,8 +70,9 @@ def _machinery(modules: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_importing_the_domain_loads_no_machinery(service: str) -> None:
-    loaded = _loaded_by_import(f"services.{service}.domain")
-    assert f"services.{service}.domain" in loaded
+    modules = _domain_modules(service)
+    loaded = _loaded_by_import(*modules)
+    assert set(modules) <= set(loaded)
     assert _machinery(loaded) == []
 
 
@@ -83,7 +97,7 @@ def _not_allowed(service: str, module: str, seen: set[str]) -> list[str]:
     """The imports of ``module`` (and of the service's own modules it imports) outside the rule."""
     seen.add(module)
     wrong = []
-    for name in sorted(_imports(ROOT / (module.replace(".", "/") + ".py"))):
+    for name in sorted(_imports(_module_path(module))):
         if name.split(".")[0] in sys.stdlib_module_names:
             continue
         if any(name == a or name.startswith(f"{a}.") for a in ALLOWED):
@@ -98,4 +112,5 @@ def _not_allowed(service: str, module: str, seen: set[str]) -> list[str]:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_domain_imports_only_pure_modules(service: str) -> None:
-    assert _not_allowed(service, f"services.{service}.domain", set()) == []
+    seen: set[str] = set()
+    assert [w for m in _domain_modules(service) for w in _not_allowed(service, m, seen)] == []

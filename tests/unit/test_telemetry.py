@@ -25,11 +25,12 @@ from fastapi.testclient import TestClient
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.notifications.adapters.smtp import Mailer, SmtpConfig, build_email
+from services.notifications.adapters.webhook_store import WEBHOOK_SERIES
 from services.notifications.application import Notifications, Sender, expose_mail_series
-from services.notifications.mailer import Mailer, OutgoingMail, SmtpConfig, build_email
-from services.notifications.templates import TEMPLATES
-from services.notifications.webhook_store import WEBHOOK_SERIES
-from services.notifications.webhooks import RetrySchedule
+from services.notifications.domain.mail import OutgoingMail
+from services.notifications.domain.templates import TEMPLATES
+from services.notifications.domain.webhooks import RetrySchedule
 from shared.platform.eventstore import PydanticMapper, _NoTranscoder
 from shared.platform.http import create_app
 from shared.platform.logging import JsonFormatter

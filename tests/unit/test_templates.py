@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.notifications.templates import (
+from services.notifications.domain.templates import (
     AMSTERDAM,
     BEVESTIGING_AANVRAAG,
     TEMPLATES,

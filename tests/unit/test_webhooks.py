@@ -15,7 +15,7 @@ from uuid import uuid4
 
 import pytest
 
-from services.notifications.webhooks import (
+from services.notifications.domain.webhooks import (
     AUDIT,
     BEZORGBAAR,
     MET_MAATREGELEN,

@@ -8,7 +8,7 @@ from uuid import UUID
 import httpx
 
 from services.notifications.application import Recipients, RecipientUnknown
-from services.notifications.domain import Ontvanger
+from services.notifications.domain.notificatie import Ontvanger
 from shared.platform.consumer import TransientError
 from shared.platform.telemetry import inject_traceparent
 

@@ -18,8 +18,8 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
-from services.notifications.afspraak import Afspraak
-from services.notifications.ics import CalendarEvent
+from services.notifications.domain.afspraak import Afspraak
+from services.notifications.domain.ics import CalendarEvent
 
 __all__ = [
     "AFSPRAAK_BEVESTIGING",

@@ -24,7 +24,7 @@ from ipaddress import IPv4Address, IPv6Address
 import httpcore
 import httpx
 
-from services.notifications.webhooks import adres_toegestaan
+from services.notifications.domain.webhooks import adres_toegestaan
 
 Resolver = Callable[[str, int], Sequence[str]]
 """The addresses (text) a host name resolves to for a TCP connection to ``port``."""

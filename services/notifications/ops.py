@@ -1,4 +1,6 @@
-"""``weerbaar mail resend <notificatie_id>``: send an e-mail that failed for good again.
+"""Notifications' commands (``python -m services.notifications.ops``, run by ``tools/cli.py``).
+
+``weerbaar mail resend <notificatie_id>``: send an e-mail that failed for good again.
 
 The same use case as ``POST /notificaties/{id}/opnieuw``: it records NotificatieOpnieuwGepland
 (the operator as actor, role ``beheerder``) and the notification is due at once, on a fresh
@@ -16,7 +18,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from services.notifications.application import Bezorging, Notifications
+from services.notifications import projections
+from services.notifications.application import Notifications
+from services.notifications.projections import NotificatieBezorging
 from shared.platform.access import configure_pseudonyms, opaque_actor_id
 from shared.platform.errors import Conflict, NietGevonden
 from shared.platform.model import Context, utcnow
@@ -33,17 +37,18 @@ def resend(
     *,
     now: datetime | None = None,
     app: Notifications | None = None,
-) -> Bezorging:
+) -> NotificatieBezorging:
     """Plan the failed notification again; NietGevonden or Conflict (not failed) otherwise."""
     if app is None:
-        own = Notifications(settings.eventsourcing_env("notifications"))
+        own = Notifications(settings.eventsourcing_env("notifications"), tables=projections.tables)
         try:
             return resend(settings, notificatie_id, door, now=now, app=own)
         finally:
             own.close()
     configure_pseudonyms(settings.pseudonym_key_path)
     ctx = Context(now=now or utcnow(), actor_id=opaque_actor_id(door), actor_role=ROLE)
-    return app.opnieuw(notificatie_id, ctx)
+    app.opnieuw(notificatie_id, ctx)
+    return projections.Tables(app.datastore).bezorging(notificatie_id)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

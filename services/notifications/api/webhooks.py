@@ -12,8 +12,8 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.notifications.webhook_store import Abonnement, Bezorging, Webhooks
-from services.notifications.webhooks import Eigenaar, secret_text, toegestaan, url_fout
+from services.notifications.adapters.webhook_store import Abonnement, WebhookBezorging, Webhooks
+from services.notifications.domain.webhooks import Eigenaar, secret_text, toegestaan, url_fout
 from shared.platform.auth import Auth, Principal, Role
 from shared.platform.errors import Ongeldig
 from shared.platform.model import Clock
@@ -155,7 +155,7 @@ def router(webhooks: Webhooks, auth: Auth, clock: Clock, *, allow_private: bool)
 
     @api.get(
         "/abonnementen/{abonnement_id}/bezorgingen",
-        response_model=list[Bezorging],
+        response_model=list[WebhookBezorging],
         summary="Het bezorglogboek van een abonnement, met elke poging",
     )
     def bezorgingen(
@@ -166,21 +166,21 @@ def router(webhooks: Webhooks, auth: Auth, clock: Clock, *, allow_private: bool)
         ],
         status: Literal["gepland", "afgeleverd", "opgegeven", "vervallen"] | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    ) -> list[Bezorging]:
+    ) -> list[WebhookBezorging]:
         zichtbaar(request, principal, webhooks.abonnement(abonnement_id))
         return webhooks.bezorgingen(abonnement_id, status=status, limit=limit)
 
     @api.post(
         "/bezorgingen/{bezorging_id}/opnieuw",
         status_code=202,
-        response_model=Bezorging,
+        response_model=WebhookBezorging,
         summary="Een bezorging nu opnieuw versturen (met een nieuw schema van pogingen)",
     )
     def opnieuw(
         bezorging_id: UUID,
         request: Request,
         principal: Annotated[Principal, Depends(auth.require(Role.werkgever, Role.secretariaat))],
-    ) -> Bezorging:
+    ) -> WebhookBezorging:
         zichtbaar(request, principal, webhooks.abonnement_van(bezorging_id))
         return webhooks.opnieuw(bezorging_id, clock.now())
 

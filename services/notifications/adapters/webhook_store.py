@@ -26,7 +26,7 @@ from psycopg.sql import SQL, Identifier
 from pydantic import BaseModel
 
 from services.notifications.application import Notifications
-from services.notifications.webhooks import (
+from services.notifications.domain.webhooks import (
     AbonnementAangemaakt,
     AbonnementFalend,
     AbonnementHersteld,
@@ -40,7 +40,7 @@ from services.notifications.webhooks import (
     new_secret,
 )
 from shared.contracts import events as public
-from shared.platform.consumer import Delivery, Subscription, TransientError
+from shared.platform.consumer import Delivery, TransientError
 from shared.platform.errors import Conflict, NietGevonden
 from shared.platform.eventstore import AlreadyProcessed, ConcurrencyConflict, Statement
 from shared.platform.keys import destroy_statement, open_sealed, seal
@@ -111,7 +111,7 @@ class Poging(BaseModel):
     geslaagd: bool
 
 
-class Bezorging(BaseModel):
+class WebhookBezorging(BaseModel):
     """One event for one subscription, with every attempt."""
 
     bezorging_id: UUID
@@ -415,15 +415,6 @@ class Webhooks:
         row = curs.fetchone()
         return (row["organisatie_code"], bool(row["vrijgegeven"])) if row else (None, False)
 
-    def subscription(self) -> Subscription:
-        """The consumer of every public event (the filters decide what goes out)."""
-        return Subscription(
-            purpose="webhooks",
-            subjects=["weerbaar.>"],
-            handler=self.handle,
-            description="Plans the webhook deliveries of every public event.",
-        )
-
     # --- sending (the worker) ------------------------------------------------------------------
 
     def claim_due(self, now: datetime, limit: int, hold: timedelta) -> list[Claim]:
@@ -626,7 +617,7 @@ class Webhooks:
         status: str | None = None,
         limit: int = 100,
         bezorging_id: UUID | None = None,
-    ) -> list[Bezorging]:
+    ) -> list[WebhookBezorging]:
         """A subscription's deliveries (or one delivery) with their attempts, newest first."""
         clauses = [SQL("true")]
         params: list[Any] = []
@@ -658,18 +649,18 @@ class Webhooks:
         for attempt in attempts:
             per.setdefault(attempt["bezorging_id"], []).append(Poging.model_validate(dict(attempt)))
         return [
-            Bezorging.model_validate({**row, "log": per.get(row["bezorging_id"], [])})
+            WebhookBezorging.model_validate({**row, "log": per.get(row["bezorging_id"], [])})
             for row in rows
         ]
 
-    def bezorging(self, bezorging_id: UUID) -> Bezorging:
+    def bezorging(self, bezorging_id: UUID) -> WebhookBezorging:
         """One delivery (404 when unknown)."""
         found = self.bezorgingen(None, bezorging_id=bezorging_id, limit=1)
         if not found:
             raise NietGevonden("Onbekende bezorging.")
         return found[0]
 
-    def opnieuw(self, bezorging_id: UUID, now: datetime) -> Bezorging:
+    def opnieuw(self, bezorging_id: UUID, now: datetime) -> WebhookBezorging:
         """Send a delivery again now, on a fresh schedule (409 when its subscription is gone)."""
         with self.app.datastore.transaction(commit=True) as curs:
             curs.execute(

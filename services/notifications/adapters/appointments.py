@@ -7,8 +7,8 @@ from uuid import UUID
 
 import httpx
 
-from services.notifications.afspraak import Afspraak
 from services.notifications.application import AfspraakOnbekend
+from services.notifications.domain.afspraak import Afspraak
 from shared.platform.consumer import TransientError
 from shared.platform.telemetry import inject_traceparent
 

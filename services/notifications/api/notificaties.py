@@ -7,19 +7,20 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from services.notifications.application import Bezorging, Notifications
+from services.notifications.application import Notifications
+from services.notifications.projections import NotificatieBezorging, Tables
 from shared.platform.auth import Auth, Principal, Role
 from shared.platform.model import Clock
 from shared.platform.wiring import request_context
 
 
-def router(app: Notifications, auth: Auth, clock: Clock) -> APIRouter:
+def router(app: Notifications, tables: Tables, auth: Auth, clock: Clock) -> APIRouter:
     """Notifications' routes."""
     api = APIRouter()
 
     @api.get(
         "/notificaties",
-        response_model=list[Bezorging],
+        response_model=list[NotificatieBezorging],
         summary="Het bezorglogboek (secretariaat, compliance), met de redencode van de laatste"
         " mislukte poging",
         tags=["notificaties"],
@@ -29,13 +30,13 @@ def router(app: Notifications, auth: Auth, clock: Clock) -> APIRouter:
         aanvraag_id: UUID | None = None,
         status: Literal["gepland", "verzonden", "mislukt", "vervallen"] | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    ) -> list[Bezorging]:
-        return list(app.bezorgingen(aanvraag_id=aanvraag_id, status=status, limit=limit))
+    ) -> list[NotificatieBezorging]:
+        return tables.bezorgingen(aanvraag_id=aanvraag_id, status=status, limit=limit)
 
     @api.post(
         "/notificaties/{notificatie_id}/opnieuw",
         status_code=202,
-        response_model=Bezorging,
+        response_model=NotificatieBezorging,
         summary="Een mislukte notificatie nu opnieuw versturen (met een nieuw schema van"
         " pogingen en dezelfde Message-ID); 409 als ze niet mislukt is",
         tags=["notificaties"],
@@ -44,7 +45,8 @@ def router(app: Notifications, auth: Auth, clock: Clock) -> APIRouter:
         notificatie_id: UUID,
         request: Request,
         principal: Annotated[Principal, Depends(auth.require(Role.secretariaat))],
-    ) -> Bezorging:
-        return app.opnieuw(notificatie_id, request_context(request, principal, clock))
+    ) -> NotificatieBezorging:
+        app.opnieuw(notificatie_id, request_context(request, principal, clock))
+        return tables.bezorging(notificatie_id)
 
     return api

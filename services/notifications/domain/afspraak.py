@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.notifications.domain import Partij
+from services.notifications.domain.notificatie import Partij
 from shared.contracts.events import AfspraakSoort, AfspraakVorm
 
 GEANNULEERD = "geannuleerd"

@@ -24,7 +24,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import ClassVar, Literal
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -253,10 +253,15 @@ def _vorm_fout(url: str) -> str | None:
 
 
 # --- the subscription's history (private domain events) ------------------------------------------
+# Each one's ``TOPIC`` names the module it was first stored from
+# (``services.notifications.webhooks``):
+# stored topics never change when the code moves.
 
 
 class AbonnementAangemaakt(DomainEvent):
     """A webhook subscription was made (its URL and secret stay in the subscriptions table)."""
+
+    TOPIC: ClassVar[str] = "services.notifications.webhooks:AbonnementAangemaakt"
 
     eigenaar: Eigenaar
     organisatie_code: str | None
@@ -267,11 +272,15 @@ class AbonnementAangemaakt(DomainEvent):
 class AbonnementVerwijderd(DomainEvent):
     """A webhook subscription was removed; its secret was destroyed."""
 
+    TOPIC: ClassVar[str] = "services.notifications.webhooks:AbonnementVerwijderd"
+
     organisatie_code: str | None
 
 
 class AbonnementFalend(DomainEvent):
     """The subscription's receiver keeps failing."""
+
+    TOPIC: ClassVar[str] = "services.notifications.webhooks:AbonnementFalend"
 
     organisatie_code: str | None
     opeenvolgende_fouten: int
@@ -282,4 +291,15 @@ class AbonnementFalend(DomainEvent):
 class AbonnementHersteld(DomainEvent):
     """The receiver of a failing subscription accepted a delivery again."""
 
+    TOPIC: ClassVar[str] = "services.notifications.webhooks:AbonnementHersteld"
+
     organisatie_code: str | None
+
+
+#: Every event a subscription is stored as.
+EVENTS: tuple[type[DomainEvent], ...] = (
+    AbonnementAangemaakt,
+    AbonnementVerwijderd,
+    AbonnementFalend,
+    AbonnementHersteld,
+)

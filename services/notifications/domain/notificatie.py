@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from uuid import UUID, uuid5
 
-from services.notifications.webhooks import RetrySchedule
+from services.notifications.domain.webhooks import RetrySchedule
 from shared.platform.errors import Conflict
 from shared.platform.model import Aggregate, Context, DomainEvent, first_event, next_event
 
+#: Each stored event's ``TOPIC`` is where it was defined when the first ones were stored
+#: (``services.notifications.domain``): the store, the relay, a replay and the projection's rebuild
+#: find them by it, so it never changes when the code moves.
 NOTIFICATION_NAMESPACE = UUID("5d7b0c43-2f0e-4a57-9b7d-0e4f1c2a9d61")
 
 Ontvanger = Literal["aanvrager", "bestuurder", "werkgever", "secretariaat"]
@@ -41,6 +44,8 @@ def notificatie_id(oorzaak_event_id: str, soort: str, ontvanger: str) -> UUID:
 class NotificatieGepland(DomainEvent):
     """A notification must go out (its parameters hold no personal data)."""
 
+    TOPIC: ClassVar[str] = "services.notifications.domain:NotificatieGepland"
+
     aanvraag_id: UUID
     soort: str
     ontvanger: Ontvanger
@@ -61,9 +66,13 @@ class Poging(DomainEvent):
 class NotificatieVerzonden(Poging):
     """The SMTP server accepted the message."""
 
+    TOPIC: ClassVar[str] = "services.notifications.domain:NotificatieVerzonden"
+
 
 class NotificatieMislukt(Poging):
     """An attempt failed; ``definitief`` when no further attempt will be made."""
+
+    TOPIC: ClassVar[str] = "services.notifications.domain:NotificatieMislukt"
 
     reden_code: str
     definitief: bool
@@ -76,6 +85,8 @@ class NotificatieVervallen(DomainEvent):
     Not an attempt: nothing was sent, so no public event announces it; the delivery log shows it.
     """
 
+    TOPIC: ClassVar[str] = "services.notifications.domain:NotificatieVervallen"
+
     aanvraag_id: UUID
     soort: str
     ontvanger: Ontvanger
@@ -87,6 +98,8 @@ class NotificatieOpnieuwGepland(DomainEvent):
     """Someone asked for a notification that failed for good to be sent again (a new round of
     attempts). Not an attempt itself, so no public event announces it; the delivery log shows it.
     """
+
+    TOPIC: ClassVar[str] = "services.notifications.domain:NotificatieOpnieuwGepland"
 
     aanvraag_id: UUID
     soort: str
@@ -261,3 +274,13 @@ def project(notificatie: Notificatie | None, events: Iterable[DomainEvent]) -> N
             }
         notificatie = notificatie.model_copy(update=update)
     return notificatie
+
+
+#: Every event a notification is stored as.
+EVENTS: tuple[type[DomainEvent], ...] = (
+    NotificatieGepland,
+    NotificatieVerzonden,
+    NotificatieMislukt,
+    NotificatieVervallen,
+    NotificatieOpnieuwGepland,
+)

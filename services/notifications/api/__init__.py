@@ -1,0 +1,2 @@
+"""Notifications' HTTP API: the delivery log (``notificaties``) and webhook subscriptions
+(``webhooks``)."""

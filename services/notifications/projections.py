@@ -1,0 +1,447 @@
+"""Notifications' own tables: the delivery log and the senders' queue (``deliveries``, the
+projection ``NOTIFICATIE`` of the notifications), what the service heard of appointments
+(``afspraken``, ``toelichtingsverzoeken``) and the confirmations' window per address
+(``bevestigingsvenster``): their DDL, rows and queries.
+
+The use cases get them as ``Tables`` (the application's ``Tables`` port): the rows they write go
+into the events' transaction as statements. On the in-memory store there are none
+(``NoTables``): the use cases record their events and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, NoReturn
+from uuid import UUID
+
+from eventsourcing.postgres import PostgresDatastore
+from psycopg.sql import SQL, Identifier
+from pydantic import BaseModel
+
+from services.notifications.domain.notificatie import (
+    Notificatie,
+    NotificatieGepland,
+    Ontvanger,
+    Partij,
+    project,
+)
+from services.notifications.domain.templates import AFSPRAAK_BEVESTIGING, AFSPRAAK_VERZET
+from shared.platform.eventstore import ServiceApplication, Statement
+from shared.platform.projection import AggregateProjection, Table
+
+DELIVERIES = Identifier("notifications", "deliveries")
+AFSPRAKEN = Identifier("notifications", "afspraken")
+VERZOEKEN = Identifier("notifications", "toelichtingsverzoeken")
+BEVESTIGINGSVENSTER = Identifier("notifications", "bevestigingsvenster")
+
+
+class NotificatieBezorging(BaseModel):
+    """One line of the delivery log (no addresses, no content)."""
+
+    notificatie_id: UUID
+    aanvraag_id: UUID
+    soort: str
+    ontvanger: str
+    status: str
+    pogingen: int
+    volgende_poging: datetime | None
+    bijgewerkt_op: datetime
+    #: Why the last attempt failed (or why it lapsed): a code such as ``connection_refused`` or
+    #: ``recipient_refused``, never the server's reply; None once sent (and before any attempt).
+    reden_code: str | None = None
+
+
+def _delivery_rows(notificatie: Notificatie) -> dict[str, list[tuple[object, ...]]]:
+    """The delivery log's row of one notification."""
+    afspraak_id = notificatie.parameters.get("afspraak_id")
+    return {
+        "deliveries": [
+            (
+                notificatie.id,
+                notificatie.aanvraag_id,
+                notificatie.soort,
+                notificatie.ontvanger,
+                notificatie.status,
+                notificatie.pogingen,
+                notificatie.volgende_poging,
+                notificatie.bijgewerkt_op,
+                UUID(afspraak_id) if isinstance(afspraak_id, str) else None,
+                notificatie.reden_code,
+            )
+        ]
+    }
+
+
+#: The delivery log (``GET /notificaties``) and the senders' queue: what is due when. A sender's
+#: claim (``geclaimd_tot``) is working state, carried over when a rebuild switches in. Rebuilt by
+#: ``weerbaar replay --projection notifications``.
+NOTIFICATIE = AggregateProjection[Notificatie](
+    service="notifications",
+    tables=(
+        Table(
+            "deliveries",
+            columns=(
+                "notificatie_id",
+                "aanvraag_id",
+                "soort",
+                "ontvanger",
+                "status",
+                "pogingen",
+                "volgende_poging",
+                "bijgewerkt_op",
+                "afspraak_id",
+                "reden_code",
+            ),
+            key=("notificatie_id",),
+            owner="notificatie_id",
+            carried=("geclaimd_tot",),
+            ddl=(
+                "CREATE TABLE IF NOT EXISTS {schema}.deliveries ("
+                " notificatie_id uuid PRIMARY KEY, aanvraag_id uuid NOT NULL, soort text NOT NULL,"
+                " ontvanger text NOT NULL, status text NOT NULL, pogingen int NOT NULL,"
+                " volgende_poging timestamptz, geclaimd_tot timestamptz,"
+                " bijgewerkt_op timestamptz NOT NULL)",
+                "CREATE INDEX IF NOT EXISTS deliveries_due ON {schema}.deliveries"
+                " (volgende_poging) WHERE status = 'gepland'",
+                "CREATE INDEX IF NOT EXISTS deliveries_dossier ON {schema}.deliveries"
+                " (aanvraag_id)",
+                # Added after the first release: databases of that release get the column here.
+                "ALTER TABLE {schema}.deliveries ADD COLUMN IF NOT EXISTS afspraak_id uuid",
+                "CREATE INDEX IF NOT EXISTS deliveries_afspraak ON {schema}.deliveries"
+                " (afspraak_id) WHERE afspraak_id IS NOT NULL",
+                # Added later still: rows written before show no reason until a replay
+                # (`weerbaar replay --projection notifications`) or their next attempt.
+                "ALTER TABLE {schema}.deliveries ADD COLUMN IF NOT EXISTS reden_code text",
+            ),
+        ),
+    ),
+    started_by=(NotificatieGepland,),
+    fold=project,
+    rows=_delivery_rows,
+    description="the delivery log",
+)
+
+
+#: Every table of the service's own (the webhooks' are the webhook store's), created at start.
+DDL: tuple[str, ...] = (
+    *NOTIFICATIE.ddl,
+    # Per appointment: who heard of it (a toelichting's recipients) and how often it changed
+    # (the calendar file's SEQUENCE, so clients replace their entry rather than add one).
+    "CREATE TABLE IF NOT EXISTS {schema}.afspraken ("
+    " afspraak_id uuid PRIMARY KEY, aanvraag_id uuid NOT NULL, ontvangers text[],"
+    " volgnummer int NOT NULL DEFAULT 0)",
+    # Who asked for a toelichting, until a planned toelichting answers the request.
+    "CREATE TABLE IF NOT EXISTS {schema}.toelichtingsverzoeken ("
+    " verzoek_id text PRIMARY KEY, aanvraag_id uuid NOT NULL, partij text NOT NULL,"
+    " aangevraagd_op timestamptz NOT NULL, afspraak_id uuid)",
+    "CREATE INDEX IF NOT EXISTS toelichtingsverzoeken_open"
+    " ON {schema}.toelichtingsverzoeken (aanvraag_id) WHERE afspraak_id IS NULL",
+    # The last registration confirmation per address (a keyed hash, never the address),
+    # kept for the window only: at most one confirmation per address per window.
+    "CREATE TABLE IF NOT EXISTS {schema}.bevestigingsvenster ("
+    " adres_sleutel text PRIMARY KEY, notificatie_id uuid NOT NULL,"
+    " verzonden_op timestamptz NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS bevestigingsvenster_op"
+    " ON {schema}.bevestigingsvenster (verzonden_op)",
+)
+
+
+class Tables:
+    """The service's own tables in PostgreSQL, as the use cases and the API read and write them."""
+
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        self.datastore = datastore
+
+    # --- the delivery log and the senders' queue ---------------------------------------------
+
+    def rows(self, before: Notificatie | None, after: Notificatie) -> Sequence[Statement]:
+        """The delivery log's row of a notification that changed, as statements."""
+        return NOTIFICATIE.statements(before, after)
+
+    def released(self, notificatie_id: UUID) -> Sequence[Statement]:
+        """The sender's claim on a notification given back (its attempt is on record)."""
+        return [
+            Statement(
+                SQL("UPDATE {} SET geclaimd_tot = NULL WHERE notificatie_id = %s").format(
+                    DELIVERIES
+                ),
+                (notificatie_id,),
+            )
+        ]
+
+    def claim_due(self, now: datetime, limit: int, hold: float = 60.0) -> list[UUID]:
+        """Claim notifications that are due, so that no other sender takes them meanwhile; in the
+        order they fell due (an UPDATE's RETURNING keeps no order of its own)."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "WITH claimed AS (UPDATE {t} SET geclaimd_tot = %s WHERE notificatie_id IN ("
+                    " SELECT notificatie_id FROM {t} WHERE status = 'gepland'"
+                    " AND volgende_poging <= %s AND (geclaimd_tot IS NULL OR geclaimd_tot < %s)"
+                    " ORDER BY volgende_poging LIMIT %s FOR UPDATE SKIP LOCKED)"
+                    " RETURNING notificatie_id, volgende_poging)"
+                    " SELECT notificatie_id FROM claimed ORDER BY volgende_poging, notificatie_id"
+                ).format(t=DELIVERIES),
+                (now + timedelta(seconds=hold), now, now, limit),
+            )
+            return [row["notificatie_id"] for row in curs.fetchall()]
+
+    def dossier_van(self, notificatie_id: UUID) -> UUID | None:
+        """The dossier of a notification (None when unknown)."""
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(
+                SQL("SELECT aanvraag_id FROM {} WHERE notificatie_id = %s").format(DELIVERIES),
+                (notificatie_id,),
+            ).fetchone()
+        return None if row is None else UUID(str(row["aanvraag_id"]))
+
+    def bezorgingen(
+        self,
+        *,
+        aanvraag_id: UUID | None = None,
+        status: str | None = None,
+        notificatie_id: UUID | None = None,
+        limit: int = 100,
+    ) -> list[NotificatieBezorging]:
+        """The delivery log, newest first."""
+        clauses = [SQL("true")]
+        params: list[Any] = []
+        if notificatie_id is not None:
+            clauses.append(SQL("notificatie_id = %s"))
+            params.append(notificatie_id)
+        if aanvraag_id is not None:
+            clauses.append(SQL("aanvraag_id = %s"))
+            params.append(aanvraag_id)
+        if status is not None:
+            clauses.append(SQL("status = %s"))
+            params.append(status)
+        query = SQL(
+            "SELECT notificatie_id, aanvraag_id, soort, ontvanger, status, pogingen,"
+            " volgende_poging, bijgewerkt_op, reden_code FROM {} WHERE {}"
+            " ORDER BY bijgewerkt_op DESC LIMIT %s"
+        ).format(DELIVERIES, SQL(" AND ").join(clauses))
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(query, [*params, limit]).fetchall()
+        return [NotificatieBezorging.model_validate(dict(row)) for row in rows]
+
+    def bezorging(self, notificatie_id: UUID) -> NotificatieBezorging:
+        """One notification's line of the delivery log (it has one once it is planned)."""
+        [row] = self.bezorgingen(notificatie_id=notificatie_id, limit=1)
+        return row
+
+    # --- appointments --------------------------------------------------------------------------
+
+    def verzoek_onthouden(
+        self, verzoek_id: str, aanvraag_id: UUID, partij: Partij, aangevraagd_op: datetime
+    ) -> None:
+        """Remember who asked for a toelichting (idempotent: the request's event id is the key)."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (verzoek_id, aanvraag_id, partij, aangevraagd_op)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT (verzoek_id) DO NOTHING"
+                ).format(VERZOEKEN),
+                (verzoek_id, aanvraag_id, partij, aangevraagd_op),
+            )
+
+    def open_verzoeken(self, aanvraag_id: UUID) -> dict[str, Partij]:
+        """The dossier's toelichting requests no planned toelichting answered yet: id → party."""
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(
+                SQL(
+                    "SELECT verzoek_id, partij FROM {} WHERE aanvraag_id = %s"
+                    " AND afspraak_id IS NULL"
+                ).format(VERZOEKEN),
+                (aanvraag_id,),
+            ).fetchall()
+        return {row["verzoek_id"]: row["partij"] for row in rows}
+
+    def afspraak_gepland(
+        self,
+        afspraak_id: UUID,
+        aanvraag_id: UUID,
+        ontvangers: Sequence[Partij],
+        beantwoord: Sequence[str],
+    ) -> Sequence[Statement]:
+        """Who hears of a new appointment, and the requests it answers, as statements."""
+        statements = [
+            Statement(
+                SQL(
+                    "INSERT INTO {} (afspraak_id, aanvraag_id, ontvangers) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (afspraak_id) DO UPDATE SET ontvangers = EXCLUDED.ontvangers"
+                ).format(AFSPRAKEN),
+                (afspraak_id, aanvraag_id, list(ontvangers)),
+            )
+        ]
+        if beantwoord:
+            statements.append(
+                Statement(
+                    SQL("UPDATE {} SET afspraak_id = %s WHERE verzoek_id = ANY(%s)").format(
+                        VERZOEKEN
+                    ),
+                    (afspraak_id, list(beantwoord)),
+                )
+            )
+        return statements
+
+    def afspraak_gewijzigd(self, afspraak_id: UUID, aanvraag_id: UUID) -> Sequence[Statement]:
+        """One more change of the appointment (its calendar SEQUENCE), as a statement."""
+        return [
+            Statement(
+                SQL(
+                    "INSERT INTO {} AS a (afspraak_id, aanvraag_id, volgnummer)"
+                    " VALUES (%s, %s, 1)"
+                    " ON CONFLICT (afspraak_id) DO UPDATE SET volgnummer = a.volgnummer + 1"
+                ).format(AFSPRAKEN),
+                (afspraak_id, aanvraag_id),
+            )
+        ]
+
+    def ontvangers_van(self, afspraak_id: UUID) -> tuple[Partij, ...]:
+        """Who heard of the appointment (none when it is unknown here)."""
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(
+                SQL("SELECT ontvangers FROM {} WHERE afspraak_id = %s").format(AFSPRAKEN),
+                (afspraak_id,),
+            ).fetchone()
+        return tuple(row["ontvangers"] or ()) if row else ()
+
+    def volgnummer(self, afspraak_id: UUID) -> int:
+        """How often the appointment changed since it was planned (its calendar SEQUENCE)."""
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(
+                SQL("SELECT volgnummer FROM {} WHERE afspraak_id = %s").format(AFSPRAKEN),
+                (afspraak_id,),
+            ).fetchone()
+        return int(row["volgnummer"]) if row else 0
+
+    def aangekondigd(self, afspraak_id: UUID, ontvanger: Ontvanger) -> bool:
+        """Whether a mail announcing the appointment (planned or moved) reached this recipient."""
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(
+                SQL(
+                    "SELECT 1 FROM {} WHERE afspraak_id = %s AND ontvanger = %s"
+                    " AND soort = ANY(%s) AND status = 'verzonden' LIMIT 1"
+                ).format(DELIVERIES),
+                (afspraak_id, ontvanger, [AFSPRAAK_BEVESTIGING, AFSPRAAK_VERZET]),
+            ).fetchone()
+        return row is not None
+
+    # --- at most one registration confirmation per address per window --------------------------
+
+    def bevestiging_claimen(
+        self, sleutel: str, notificatie_id: UUID, now: datetime, venster: timedelta
+    ) -> bool:
+        """Claim the address's window for this confirmation: False when another one was sent (or
+        is being sent) to it within ``venster``; True for the first, and for its own retries.
+
+        One statement decides, so two senders with two registrations of one address side by
+        side cannot both send. Entries older than the window are removed on the way.
+        """
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL("DELETE FROM {} WHERE verzonden_op <= %s").format(BEVESTIGINGSVENSTER),
+                (now - venster,),
+            )
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} AS v (adres_sleutel, notificatie_id, verzonden_op)"
+                    " VALUES (%s, %s, %s) ON CONFLICT (adres_sleutel) DO UPDATE"
+                    " SET verzonden_op = v.verzonden_op"
+                    " WHERE v.notificatie_id = EXCLUDED.notificatie_id RETURNING 1"
+                ).format(BEVESTIGINGSVENSTER),
+                (sleutel, notificatie_id, now),
+            )
+            return curs.fetchone() is not None
+
+    def bevestiging_vrijgeven(self, sleutel: str, notificatie_id: UUID) -> Sequence[Statement]:
+        """Give the window back (recorded with a confirmation that failed for good: none went)."""
+        return [
+            Statement(
+                SQL("DELETE FROM {} WHERE adres_sleutel = %s AND notificatie_id = %s").format(
+                    BEVESTIGINGSVENSTER
+                ),
+                (sleutel, notificatie_id),
+            )
+        ]
+
+
+class NoTables:
+    """The in-memory store's tables: none. The use cases record their events; the delivery log,
+    the appointments' tables and the window are PostgreSQL's (a use case that reads them needs
+    PostgreSQL)."""
+
+    def rows(self, before: Notificatie | None, after: Notificatie) -> Sequence[Statement]:
+        """No delivery log."""
+        return ()
+
+    def released(self, notificatie_id: UUID) -> Sequence[Statement]:
+        """No claim to give back."""
+        return ()
+
+    def claim_due(self, now: datetime, limit: int, hold: float = 60.0) -> list[UUID]:
+        """No queue to claim from."""
+        _postgres_only()
+
+    def dossier_van(self, notificatie_id: UUID) -> UUID | None:
+        """No delivery log to look in."""
+        _postgres_only()
+
+    def verzoek_onthouden(
+        self, verzoek_id: str, aanvraag_id: UUID, partij: Partij, aangevraagd_op: datetime
+    ) -> None:
+        """No table of requests."""
+        _postgres_only()
+
+    def open_verzoeken(self, aanvraag_id: UUID) -> dict[str, Partij]:
+        """No table of requests."""
+        _postgres_only()
+
+    def afspraak_gepland(
+        self,
+        afspraak_id: UUID,
+        aanvraag_id: UUID,
+        ontvangers: Sequence[Partij],
+        beantwoord: Sequence[str],
+    ) -> Sequence[Statement]:
+        """No appointments' table to write."""
+        return ()
+
+    def afspraak_gewijzigd(self, afspraak_id: UUID, aanvraag_id: UUID) -> Sequence[Statement]:
+        """No appointments' table to write."""
+        return ()
+
+    def ontvangers_van(self, afspraak_id: UUID) -> tuple[Partij, ...]:
+        """No appointments' table to read."""
+        _postgres_only()
+
+    def volgnummer(self, afspraak_id: UUID) -> int:
+        """No appointments' table to read."""
+        _postgres_only()
+
+    def aangekondigd(self, afspraak_id: UUID, ontvanger: Ontvanger) -> bool:
+        """No delivery log to read."""
+        _postgres_only()
+
+    def bevestiging_claimen(
+        self, sleutel: str, notificatie_id: UUID, now: datetime, venster: timedelta
+    ) -> bool:
+        """No window to claim."""
+        _postgres_only()
+
+    def bevestiging_vrijgeven(self, sleutel: str, notificatie_id: UUID) -> Sequence[Statement]:
+        """No window to give back."""
+        return ()
+
+
+def _postgres_only() -> NoReturn:
+    raise NotImplementedError("notifications' own tables are in PostgreSQL only")
+
+
+def tables(app: ServiceApplication) -> Tables | NoTables:
+    """The tables of the store ``app`` runs on, created when missing."""
+    if app.in_memory:
+        return NoTables()
+    app.create_tables(DDL)
+    return Tables(app.datastore)

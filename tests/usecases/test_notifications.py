@@ -1,0 +1,419 @@
+"""Notifications' use cases, on the in-memory store and on PostgreSQL: the same tests, only the
+store differs (``store``: ``memory``, and ``postgres`` on the session's test server).
+
+They drive the application as its composition root builds it (``bootstrap.application``): the
+reactions to intake's, scheduling's and approval's events through the declared policies, the
+sender's attempts with a mail server, intake and scheduling of the test's own, and re-sending a
+mail that failed for good. What reads or writes the service's own tables (the delivery log, the
+appointments' tables, the confirmations' window) is PostgreSQL's: those tests run there only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import pytest
+
+from services.notifications import projections
+from services.notifications.adapters.webhook_store import Webhooks
+from services.notifications.application import Notifications, RecipientUnknown, Sender
+from services.notifications.bootstrap import application
+from services.notifications.domain.afspraak import Afspraak
+from services.notifications.domain.mail import OutgoingMail, PermanentMailError, TransientMailError
+from services.notifications.domain.notificatie import (
+    Notificatie,
+    NotificatieGepland,
+    NotificatieMislukt,
+    NotificatieOpnieuwGepland,
+    NotificatieVerzonden,
+    Ontvanger,
+    notificatie_id,
+)
+from services.notifications.domain.webhooks import RetrySchedule
+from services.notifications.policies import policies
+from shared.contracts import events as public
+from shared.contracts.registry import to_cloudevent
+from shared.platform.consumer import Delivery, Subscription
+from shared.platform.errors import Conflict, NietGevonden
+from shared.platform.eventstore import IN_MEMORY, AlreadyProcessed
+from shared.platform.model import Context, DomainEvent, FixedClock
+from tests.support import settings_for
+
+NU = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+GEPLAND_OP = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+SECRETARIAAT = "secretariaat@ccv.nl"
+SCHEMA = RetrySchedule((60.0, 600.0), jitter=0.0)
+
+
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.integration)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The environment of notifications' event store: the library's in-memory store, or a fresh
+    PostgreSQL database of the session's test server."""
+    if request.param == "memory":
+        return {"PERSISTENCE_MODULE": IN_MEMORY}
+    return _postgres(request, tmp_path)
+
+
+@pytest.fixture
+def postgres(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """PostgreSQL only: for the use cases that read or write the service's own tables."""
+    return _postgres(request, tmp_path)
+
+
+def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    database = request.getfixturevalue("fresh_database")
+    # The use cases talk to no broker: the NATS URL is a required setting, never dialled here.
+    settings = settings_for(database, "nats://127.0.0.1:4222", tmp_path)
+    return settings.eventsourcing_env("notifications")
+
+
+# --- the other services, as the sender asks them --------------------------------------------------
+
+
+@dataclass
+class MailServer:
+    """An SMTP relay: keeps what it accepted; ``fail`` makes the next sends fail."""
+
+    sent: list[OutgoingMail] = field(default_factory=list)
+    failures: list[Exception] = field(default_factory=list)
+
+    def send(self, message: OutgoingMail) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(message)
+
+
+@dataclass
+class Intake:
+    """Intake's claim-check: every party of every dossier has an address, unless forgotten."""
+
+    vergeten: set[UUID] = field(default_factory=set)
+
+    def address(self, aanvraag_id: UUID, ontvanger: Ontvanger) -> str:
+        if ontvanger == "secretariaat":
+            return SECRETARIAAT
+        if aanvraag_id in self.vergeten:
+            raise RecipientUnknown(ontvanger)
+        return f"{ontvanger}.{str(aanvraag_id)[:8]}@voorbeeld.nl"
+
+
+@dataclass
+class Scheduling:
+    """Scheduling's claim-check: the appointments it holds."""
+
+    afspraken: dict[UUID, Afspraak] = field(default_factory=dict)
+
+    def afspraak(self, afspraak_id: UUID) -> Afspraak:
+        return self.afspraken[afspraak_id]
+
+
+@dataclass
+class World:
+    """Notifications on one store, with the feeds and the neighbours a running service has."""
+
+    app: Notifications
+    clock: FixedClock
+    subscriptions: list[Subscription]
+    mail: MailServer
+    intake: Intake
+    scheduling: Scheduling
+    sender: Sender
+
+    def deliver(self, event: public.PublicEvent, *, event_id: str | None = None) -> str:
+        """Hand an event to the handler of the policy that subscribes to it, as the consumer
+        would (the webhooks' consumer, which takes every event, is the webhook store's)."""
+        envelope = to_cloudevent(
+            event,
+            id=event_id or str(uuid4()),
+            source=f"urn:weerbaar:{event.emitting_service}",
+            time=NU,
+        )
+        delivery = Delivery(envelope=envelope, event=event, stream_sequence=1, attempt=1)
+        subject = f"weerbaar.{event.emitting_service}.{event.event_name}."
+        [subscription] = [
+            s
+            for s in self.subscriptions
+            if s.purpose != "webhooks" and any(p[:-1] == subject for p in s.subjects)
+        ]
+        subscription.handler(delivery)
+        return envelope.id
+
+    def ingediend(self, aanvraag_id: UUID, *, event_id: str | None = None) -> str:
+        """Intake registered a dossier; the CloudEvent id (the notification's cause)."""
+        return self.deliver(
+            public.AanvraagIngediend(
+                aanvraag_id=aanvraag_id,
+                ingediend_op=NU,
+                ingediend_door=public.Partij.BESTUURDER,
+                organisatie_code="GM0363",
+                binnen_regeling=True,
+                verhuizing_gepland=False,
+            ),
+            event_id=event_id,
+        )
+
+    def recorded(self) -> list[DomainEvent]:
+        """Every event notifications' store holds, in order."""
+        notifications = self.app.recorder.select_notifications(1, 10_000)
+        return [self.app.mapper.to_domain_event(n) for n in notifications]
+
+    def planned(self) -> list[tuple[str, str]]:
+        """(template, recipient) of every notification planned, in order."""
+        return [
+            (e.soort, e.ontvanger) for e in self.recorded() if isinstance(e, NotificatieGepland)
+        ]
+
+    def bevestiging(self, aanvraag_id: UUID) -> Notificatie:
+        """The registration's confirmation, planned and delivered once (attempt made)."""
+        cause = self.ingediend(aanvraag_id)
+        notificatie = self.app.notificatie(
+            notificatie_id(cause, "bevestiging_aanvraag", "aanvrager")
+        )
+        self.sender.deliver(notificatie)
+        return self.app.notificatie(notificatie.id)
+
+
+@pytest.fixture
+def world(store: dict[str, str]) -> Iterator[World]:
+    yield from _world(store)
+
+
+@pytest.fixture
+def pg_world(postgres: dict[str, str]) -> Iterator[World]:
+    yield from _world(postgres)
+
+
+def _world(env: dict[str, str]) -> Iterator[World]:
+    app = application(env)
+    clock = FixedClock(NU)
+    webhooks = Webhooks(app, clock, SCHEMA, failing_after=5)
+    mail, intake, scheduling = MailServer(), Intake(), Scheduling()
+    sender = Sender(
+        app,
+        mail,
+        intake,
+        scheduling,
+        clock,
+        message_id_domain="weerbaar.test",
+        schema=SCHEMA,
+        concurrency=1,
+    )
+    try:
+        yield World(app, clock, policies(app, clock, webhooks), mail, intake, scheduling, sender)
+    finally:
+        app.close()
+
+
+# --- the reactions: which event causes which mail, for whom ---------------------------------------
+
+
+def test_a_registration_plans_one_confirmation_for_whoever_submitted_it(world: World) -> None:
+    aanvraag_id = uuid4()
+
+    cause = world.ingediend(aanvraag_id)
+
+    [event] = world.recorded()
+    assert isinstance(event, NotificatieGepland)
+    assert (event.aanvraag_id, event.soort, event.ontvanger) == (
+        aanvraag_id,
+        "bevestiging_aanvraag",
+        "aanvrager",
+    )
+    assert event.originator_id == notificatie_id(cause, "bevestiging_aanvraag", "aanvrager")
+    assert event.oorzaak_event_id == cause
+
+
+def test_a_redelivered_event_plans_nothing_twice(world: World) -> None:
+    aanvraag_id = uuid4()
+    world.ingediend(aanvraag_id, event_id="ev-ingediend")
+
+    with pytest.raises(AlreadyProcessed):
+        world.ingediend(aanvraag_id, event_id="ev-ingediend")
+
+    assert world.planned() == [("bevestiging_aanvraag", "aanvrager")]
+
+
+def test_the_report_goes_to_the_bestuurder_then_after_consent_to_the_werkgever(
+    world: World,
+) -> None:
+    aanvraag_id, rapport_id = uuid4(), uuid4()
+
+    world.deliver(
+        public.RapportVerstrektAanBestuurder(
+            aanvraag_id=aanvraag_id, rapport_id=rapport_id, versie=2
+        )
+    )
+    world.deliver(
+        public.RapportVrijgegeven(
+            aanvraag_id=aanvraag_id, rapport_id=rapport_id, versie=2, organisatie_code="GM0363"
+        )
+    )
+
+    assert world.planned() == [
+        ("rapport_beschikbaar_bestuurder", "bestuurder"),
+        ("rapport_beschikbaar_werkgever", "werkgever"),
+    ]
+    gepland = [e for e in world.recorded() if isinstance(e, NotificatieGepland)]
+    assert {e.parameters["rapport_id"] for e in gepland} == {str(rapport_id)}
+
+
+def test_a_missed_contact_deadline_tells_the_secretariaat(world: World) -> None:
+    deadline = datetime(2026, 4, 30, 22, 0, tzinfo=UTC)
+
+    world.deliver(
+        public.ContacttermijnVerstreken(
+            aanvraag_id=uuid4(), deadline=deadline, vastgesteld_op=deadline + timedelta(seconds=30)
+        )
+    )
+
+    [event] = world.recorded()
+    assert isinstance(event, NotificatieGepland)
+    assert (event.soort, event.ontvanger) == ("contacttermijn_verstreken", "secretariaat")
+    assert event.parameters["deadline"] == deadline.isoformat()
+
+
+def test_a_conversation_with_the_werkgever_is_confirmed_to_the_werkgever_only(
+    world: World,
+) -> None:
+    afspraak_id = uuid4()
+
+    world.deliver(
+        public.AfspraakGepland(
+            aanvraag_id=uuid4(),
+            afspraak_id=afspraak_id,
+            soort=public.AfspraakSoort("gesprek_werkgever"),
+            vorm=public.AfspraakVorm("digitaal"),
+            gepland_op=GEPLAND_OP,
+            duur_minuten=60,
+            adviseur_id="adviseur-7",
+        )
+    )
+
+    assert world.planned() == [("afspraak_bevestiging", "werkgever")]
+    [event] = world.recorded()
+    assert isinstance(event, NotificatieGepland)
+    assert event.parameters == {"afspraak_id": str(afspraak_id), "soort": "gesprek_werkgever"}
+
+
+# --- the sender -----------------------------------------------------------------------------------
+
+
+def test_the_sender_fetches_the_address_and_records_the_mail_as_sent(world: World) -> None:
+    aanvraag_id = uuid4()
+
+    notificatie = world.bevestiging(aanvraag_id)
+
+    [mail] = world.mail.sent
+    assert mail.to == world.intake.address(aanvraag_id, "aanvrager")
+    assert str(aanvraag_id) in mail.subject
+    assert (notificatie.status, notificatie.pogingen) == ("verzonden", 1)
+    assert isinstance(world.recorded()[-1], NotificatieVerzonden)
+
+
+def test_a_transient_failure_is_tried_again_on_the_schedule(world: World) -> None:
+    world.mail.failures.append(TransientMailError("connection_refused"))
+
+    notificatie = world.bevestiging(uuid4())
+
+    assert (notificatie.status, notificatie.reden_code) == ("gepland", "connection_refused")
+    assert notificatie.volgende_poging == NU + timedelta(seconds=60)
+    failed = world.recorded()[-1]
+    assert isinstance(failed, NotificatieMislukt)
+    assert not failed.definitief
+
+
+def test_an_address_intake_no_longer_has_fails_for_good(world: World) -> None:
+    aanvraag_id = uuid4()
+    world.intake.vergeten.add(aanvraag_id)
+
+    notificatie = world.bevestiging(aanvraag_id)
+
+    assert (notificatie.status, notificatie.reden_code) == ("mislukt", "ontvanger_onbekend")
+    assert world.mail.sent == []
+
+
+# --- sending a failed mail again (change: load, decide, record) ----------------------------------
+
+
+def test_a_mail_that_failed_for_good_is_planned_again_once(world: World) -> None:
+    world.mail.failures.append(PermanentMailError("recipient_refused", 550))
+    notificatie = world.bevestiging(uuid4())
+    assert notificatie.status == "mislukt"
+    beheerder = Context(now=NU, actor_id="beheerder-1", actor_role="beheerder")
+
+    again = world.app.opnieuw(notificatie.id, beheerder)
+
+    assert (again.status, again.volgende_poging, again.ronde_start) == ("gepland", NU, 1)
+    opnieuw = world.recorded()[-1]
+    assert isinstance(opnieuw, NotificatieOpnieuwGepland)
+    assert opnieuw.actor_role == "beheerder"
+    with pytest.raises(Conflict) as refused:
+        world.app.opnieuw(notificatie.id, beheerder)
+    assert refused.value.code == "niet_mislukt"
+    world.sender.deliver(again)
+    assert world.app.notificatie(notificatie.id).status == "verzonden"
+
+
+def test_an_unknown_notification_cannot_be_sent_again(world: World) -> None:
+    before = world.app.max_notification_id()
+
+    with pytest.raises(NietGevonden):
+        world.app.opnieuw(uuid4(), Context(now=NU, actor_role="secretariaat"))
+
+    assert world.app.max_notification_id() == before
+
+
+# --- PostgreSQL only: the use cases that read or write the service's own tables -------------------
+
+
+@pytest.mark.integration
+def test_the_delivery_log_and_the_queue_follow_each_attempt(pg_world: World) -> None:
+    tables = projections.Tables(pg_world.app.datastore)
+    aanvraag_id = uuid4()
+    pg_world.ingediend(aanvraag_id)
+    [planned] = tables.bezorgingen(aanvraag_id=aanvraag_id)
+    assert (planned.status, planned.pogingen) == ("gepland", 0)
+
+    due = tables.claim_due(NU, 10)
+    assert due == [planned.notificatie_id]
+    assert tables.claim_due(NU, 10) == [], "claimed: no other sender takes it"
+    pg_world.mail.failures.append(PermanentMailError("recipient_refused", 550))
+    pg_world.sender.deliver(pg_world.app.notificatie(planned.notificatie_id))
+    [failed] = tables.bezorgingen(aanvraag_id=aanvraag_id)
+    assert (failed.status, failed.reden_code) == ("mislukt", "recipient_refused")
+
+    pg_world.app.opnieuw(planned.notificatie_id, Context(now=NU, actor_role="secretariaat"))
+
+    assert tables.bezorging(planned.notificatie_id).status == "gepland"
+    assert tables.claim_due(NU, 10) == [planned.notificatie_id]
+
+
+@pytest.mark.integration
+def test_a_toelichting_is_confirmed_to_the_party_that_asked(pg_world: World) -> None:
+    aanvraag_id, afspraak_id = uuid4(), uuid4()
+    pg_world.deliver(
+        public.ToelichtingAangevraagd(
+            aanvraag_id=aanvraag_id, aangevraagd_door=public.Partij.WERKGEVER, aangevraagd_op=NU
+        )
+    )
+
+    pg_world.deliver(
+        public.AfspraakGepland(
+            aanvraag_id=aanvraag_id,
+            afspraak_id=afspraak_id,
+            soort=public.AfspraakSoort("toelichting"),
+            vorm=public.AfspraakVorm("digitaal"),
+            gepland_op=GEPLAND_OP,
+            duur_minuten=30,
+            adviseur_id="adviseur-7",
+        )
+    )
+
+    assert pg_world.planned() == [("afspraak_bevestiging", "werkgever")]
+    tables = projections.Tables(pg_world.app.datastore)
+    assert tables.ontvangers_van(afspraak_id) == ("werkgever",)
+    assert tables.open_verzoeken(aanvraag_id) == {}, "the request is answered"
