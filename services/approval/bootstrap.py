@@ -53,6 +53,6 @@ def bootstrap(
         gateway=to_public,
         subscriptions=[
             projections.register_subscription(app.register),
-            policies.subscription(app, clock),
+            *policies.policies(app, clock),
         ],
     )

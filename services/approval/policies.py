@@ -1,4 +1,5 @@
-"""Approval's reactions to other services' events, declared in one list (``POLICIES``).
+"""Approval's reactions to other services' events, declared in one list (``POLICIES``); ``policies``
+gives the consumers that run them, as every service's ``policies`` does.
 
 Each reaction turns one public event into one use case of the application, with the inbox entry
 that makes a redelivery harmless. The subscription that feeds them is built from the list.
@@ -89,3 +90,8 @@ def subscription(app: Approval, clock: Clock) -> Subscription:
         handler=handler(app, clock),
         description="Follows the report's versions, their content hashes and writers.",
     )
+
+
+def policies(app: Approval, clock: Clock) -> list[Subscription]:
+    """The service's reactions to other services' events, as the consumers that run them."""
+    return [subscription(app, clock)]
