@@ -28,8 +28,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from services.scheduling.domain.calendar import WorkingDayCalendar
 from shared.platform.auth import issue_token, load_or_create_secret
-from shared.platform.calendar import WorkingDayCalendar
 
 T = TypeVar("T")
 

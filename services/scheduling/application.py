@@ -23,8 +23,8 @@ from services.scheduling.domain import (
     project,
     stel_verstrijken_vast,
 )
+from services.scheduling.domain.calendar import WorkingDayCalendar
 from services.scheduling.gateway import to_public
-from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.errors import NietGevonden
 from shared.platform.eventstore import (
     AlreadyProcessed,

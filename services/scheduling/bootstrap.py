@@ -6,11 +6,11 @@ from dataclasses import replace
 
 from services.scheduling.api import Parties, router
 from services.scheduling.application import ReadModel, Scheduling
+from services.scheduling.domain.calendar import WorkingDayCalendar, WorkingHours, profile_from_name
 from services.scheduling.gateway import to_public
 from services.scheduling.policies import policies
 from services.scheduling.projections import PLANNING, MemoryReadModel, SqlReadModel
 from shared.platform.auth import Refusal
-from shared.platform.calendar import WorkingDayCalendar, WorkingHours, profile_from_name
 from shared.platform.contract_routes import contract_router
 from shared.platform.eventstore import IN_MEMORY
 from shared.platform.http import create_app

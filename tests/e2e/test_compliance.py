@@ -36,10 +36,10 @@ from services.intake.retention import apply, check_settings, plan
 from services.notifications.bootstrap import application as notifications
 from services.notifications.projections import NOTIFICATIE
 from services.scheduling.bootstrap import application as scheduling_application
+from services.scheduling.domain.calendar import WorkingDayCalendar
 from services.scheduling.projections import PLANNING
 from shared.platform import projection as projection_module
 from shared.platform.auth import load_or_create_secret
-from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.chain import events_table, verify
 from shared.platform.eventstore import ServiceApplication
 from shared.platform.model import utcnow

@@ -32,8 +32,8 @@ from services.intake.gateway import to_public as intake_gateway
 from services.intake.projections import EVENTS
 from services.notifications.bootstrap import application as notifications
 from services.scheduling.bootstrap import application as scheduling_application
+from services.scheduling.domain.calendar import WorkingDayCalendar
 from shared.platform.access import ToegangGeweigerdVastgelegd
-from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.errors import NietPubliceerbaar
 from shared.platform.eventstore import ServiceApplication
 from shared.platform.model import Context, first_event, utcnow

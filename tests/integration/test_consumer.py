@@ -18,10 +18,10 @@ from psycopg.sql import SQL
 
 from services.scheduling.application import Scheduling
 from services.scheduling.bootstrap import application
+from services.scheduling.domain.calendar import WorkingDayCalendar
 from shared.contracts import events as public
 from shared.contracts.registry import subject_for, to_cloudevent
 from shared.platform import consumer as consumer_module
-from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.consumer import Delivery, DurableConsumer, Subscription
 from shared.platform.deadletters import list_deadletters
 from shared.platform.eventstore import AlreadyProcessed

@@ -11,7 +11,7 @@ from psycopg.sql import SQL
 
 from services.scheduling.application import Scheduling
 from services.scheduling.bootstrap import application
-from shared.platform.calendar import WorkingDayCalendar
+from services.scheduling.domain.calendar import WorkingDayCalendar
 from shared.platform.model import Context
 from shared.platform.settings import Settings
 

@@ -23,12 +23,12 @@ from fastapi.testclient import TestClient
 from services.scheduling.application import Scheduling
 from services.scheduling.bootstrap import application, bootstrap
 from services.scheduling.domain import AfspraakVerzoek
+from services.scheduling.domain.calendar import WorkingDayCalendar
 from services.scheduling.gateway import to_public
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
 from shared.platform.access import ToegangGeweigerdVastgelegd, opaque_actor_id
 from shared.platform.auth import Principal, Role
-from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.consumer import Delivery
 from shared.platform.errors import Conflict, NietGevonden
 from shared.platform.model import Context, DomainEvent, FixedClock

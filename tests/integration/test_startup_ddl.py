@@ -15,8 +15,8 @@ from psycopg.sql import SQL, Identifier
 
 from services.scheduling.application import Scheduling
 from services.scheduling.bootstrap import application
+from services.scheduling.domain.calendar import WorkingDayCalendar
 from services.scheduling.projections import SqlReadModel
-from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.settings import Settings
 
 

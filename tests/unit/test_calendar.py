@@ -14,7 +14,7 @@ import holidays
 import pytest
 from pydantic import ValidationError
 
-from shared.platform.calendar import (
+from services.scheduling.domain.calendar import (
     ALGEMENE_TERMIJNENWET,
     CalendarProfile,
     Feestdag,

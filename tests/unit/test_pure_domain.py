@@ -32,9 +32,10 @@ MACHINERY = (
 ALLOWED = (
     "pydantic",
     "pydantic_core",
+    # The feestdagen of the Netherlands for scheduling's working-day calendar: data, no I/O.
+    "holidays",
     "shared.contracts",
     "shared.platform.model",
-    "shared.platform.calendar",
     "shared.platform.email_address",
     "shared.platform.errors",
 )

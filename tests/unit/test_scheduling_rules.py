@@ -39,8 +39,8 @@ from services.scheduling.domain import (
     verzet_afspraak,
     vraag_toelichting_aan,
 )
+from services.scheduling.domain.calendar import WorkingDayCalendar, WorkingHours, profile_from_name
 from shared.contracts import events as public
-from shared.platform.calendar import WorkingDayCalendar, WorkingHours, profile_from_name
 from shared.platform.errors import Conflict, NietGevonden, Ongeldig
 from shared.platform.model import Context, DomainEvent
 

@@ -20,10 +20,10 @@ import pytest
 from services.scheduling.application import Idempotency, Scheduling
 from services.scheduling.bootstrap import application
 from services.scheduling.domain import AfspraakVerzoek
+from services.scheduling.domain.calendar import WorkingDayCalendar
 from services.scheduling.policies import policies
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
-from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.consumer import Delivery, Subscription
 from shared.platform.errors import Conflict, NietGevonden
 from shared.platform.eventstore import IN_MEMORY, AlreadyProcessed

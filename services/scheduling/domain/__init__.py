@@ -13,13 +13,13 @@ records (None or an empty list when the planning already is in the asked-for sta
 Conflict (409, step out of order), Ongeldig (422, input that breaks a rule) or NietGevonden.
 
 When an appointment may lie: the whole of it, from its start to its end (start + duration), on
-one working day of the calendar and within its working hours (``shared.platform.calendar``; by
-default Monday to Friday 08:00–18:00 Europe/Amsterdam, the Algemene termijnenwet's feestdagen
-excluded). Nobody is expected to sit in a conversation after hours because it started before
-closing. A plan starts in the future. An appointment that already took place but was never entered
-(made by phone, moved on the day) is recorded afterwards with ``achteraf``: then its start must have
-passed, so a mistyped date is never silently taken for either. A conversation is recorded as
-held only once its planned start has passed.
+one working day of the calendar and within its working hours
+(``services.scheduling.domain.calendar``; by default Monday to Friday 08:00–18:00 Europe/Amsterdam,
+the Algemene termijnenwet's feestdagen excluded). Nobody is expected to sit in a conversation after
+hours because it started before closing. A plan starts in the future. An appointment that already
+took place but was never entered (made by phone, moved on the day) is recorded afterwards with
+``achteraf``: then its start must have passed, so a mistyped date is never silently taken for
+either. A conversation is recorded as held only once its planned start has passed.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from services.scheduling.domain.calendar import WorkingDayCalendar
 from shared.contracts.envelope import OPAQUE_ID_PATTERN, UtcDatetime
-from shared.platform.calendar import WorkingDayCalendar
 from shared.platform.errors import Conflict, FieldError, NietGevonden, Ongeldig
 from shared.platform.model import Aggregate, Context, DomainEvent, first_event, next_event
 
