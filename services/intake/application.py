@@ -1,4 +1,9 @@
-"""Intake's use cases: register, withdraw, hand out contact details to services that need them."""
+"""Intake's use cases: register, withdraw, hand out contact details to services that need them,
+close, legal holds, forget and destroy under the retention periods.
+
+The dossier projection's tables are written in a destruction's transaction; the application has
+them as a ``ReadModel`` the composition root gives it (``services.intake.projections``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Protocol
 from uuid import UUID, uuid4
 
 from psycopg.sql import SQL, Identifier
@@ -29,7 +34,6 @@ from services.intake.domain import (
     vernietig,
 )
 from services.intake.gateway import to_public
-from services.intake.projections import EVENTS, UITVOERING
 from shared.platform.access import opaque_actor_id
 from shared.platform.eventstore import DuplicateKey, ServiceApplication, Statement
 from shared.platform.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
@@ -97,6 +101,18 @@ class RegistrationLimits:
             )
 
 
+class ReadModel(Protocol):
+    """The read tables a use case writes with its events
+    (``services.intake.projections.dossier.ReadTables`` in PostgreSQL)."""
+
+    @property
+    def ddl(self) -> Sequence[str]:
+        """The tables (``{schema}`` is the service's schema)."""
+
+    def vernietig(self, aanvraag_id: UUID, event_ids: Sequence[str]) -> list[Statement]:
+        """What deletes the dossier's kept public events with these ids."""
+
+
 class Intake(ServiceApplication):
     """The intake service's application."""
 
@@ -110,8 +126,12 @@ class Intake(ServiceApplication):
         " (bestuurder_email_hash)",
     )
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(
+        self, env: dict[str, str], *, read_model: Callable[[ServiceApplication], ReadModel]
+    ) -> None:
         super().__init__(env, publication_check=PublicationCheck(self.service, to_public))
+        self.read_model = read_model(self)
+        self.create_tables(self.read_model.ddl)
         self.idempotency = IdempotencyKeys(self)
 
     def dien_aanvraag_in(
@@ -272,19 +292,7 @@ class Intake(ServiceApplication):
 
         def command() -> None:
             event = vernietig(self.aanvraag(aanvraag_id), soort, len(event_ids), tot, ctx)
-            ids = list(event_ids)
-            self.record(
-                event,
-                statements=[
-                    Statement(
-                        SQL("DELETE FROM {} WHERE aanvraag_id = %s AND event_id = ANY(%s)").format(
-                            table
-                        ),
-                        (aanvraag_id, ids),
-                    )
-                    for table in (EVENTS, UITVOERING)
-                ],
-            )
+            self.record(event, statements=self.read_model.vernietig(aanvraag_id, event_ids))
 
         self.retrying(command)
 
