@@ -35,10 +35,11 @@ from services.intake.domain import (
 )
 from services.intake.gateway import to_public
 from shared.platform.access import opaque_actor_id
+from shared.platform.errors import NietGevonden
 from shared.platform.eventstore import DuplicateKey, ServiceApplication, Statement
 from shared.platform.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
 from shared.platform.keys import Vergeten, destroy_statement
-from shared.platform.model import Context, first_event
+from shared.platform.model import Context, DomainEvent, first_event
 from shared.platform.relay import PublicationCheck
 from shared.platform.throttle import THROTTLE_DDL, Throttle
 
@@ -207,6 +208,36 @@ class Intake(ServiceApplication):
             )
         )
 
+    def _change(
+        self,
+        aanvraag_id: UUID,
+        decide: Callable[[Aanvraag], DomainEvent | None],
+        statements: Callable[[], Sequence[Statement]] | None = None,
+    ) -> bool:
+        """One change of a known dossier (404 for an unknown one): ``decide`` its event, or None
+        for nothing to do, and record it with ``statements``; True when this call recorded it.
+
+        When another writer came first it all runs again on what is there now; what this call
+        answers is what its last run decided.
+        """
+        decided = False
+
+        def decide_known(aanvraag: Aanvraag | None) -> list[DomainEvent]:
+            nonlocal decided
+            if aanvraag is None:
+                raise NietGevonden("Onbekend dossier.")
+            event = decide(aanvraag)
+            decided = event is not None
+            return [] if event is None else [event]
+
+        self.change(
+            aanvraag_id,
+            decide_known,
+            project=project,
+            statements=None if statements is None else lambda before, after: statements(),
+        )
+        return decided
+
     def vergeet_persoonsgegevens(
         self,
         aanvraag_id: UUID,
@@ -222,59 +253,40 @@ class Intake(ServiceApplication):
         """
         who = ctx.actor_id or "onbekend"
 
-        def command() -> bool:
-            aanvraag = self.aanvraag(aanvraag_id)
+        def decide(aanvraag: Aanvraag) -> DomainEvent | None:
             status = self.keys.status(aanvraag_id)
             eigen = ("intake",) if status is not None and status.had_key else ()
-            event = vergeet(aanvraag, reden, (*eigen, *diensten), ctx)
-            if event is None:
-                return False
-            sql, params = destroy_statement("intake", aanvraag_id, who, reden, ctx.now)
-            self.record(
-                event,
-                statements=[
-                    Statement(sql, params),
-                    Statement(
-                        SQL(
-                            "UPDATE {} SET bestuurder_email_hash = %s WHERE aanvraag_id = %s"
-                        ).format(ACCESS),
-                        (VERGETEN_HASH, aanvraag_id),
-                    ),
-                    Statement(
-                        SQL(
-                            "DELETE FROM {} WHERE scope = %s AND result->>'aanvraag_id' = %s"
-                        ).format(IDEMPOTENCY),
-                        (SCOPE, str(aanvraag_id)),
-                    ),
-                ],
-            )
-            return True
+            return vergeet(aanvraag, reden, (*eigen, *diensten), ctx)
 
-        return self.retrying(command)
+        def statements() -> list[Statement]:
+            sql, params = destroy_statement("intake", aanvraag_id, who, reden, ctx.now)
+            return [
+                Statement(sql, params),
+                Statement(
+                    SQL("UPDATE {} SET bestuurder_email_hash = %s WHERE aanvraag_id = %s").format(
+                        ACCESS
+                    ),
+                    (VERGETEN_HASH, aanvraag_id),
+                ),
+                Statement(
+                    SQL("DELETE FROM {} WHERE scope = %s AND result->>'aanvraag_id' = %s").format(
+                        IDEMPOTENCY
+                    ),
+                    (SCOPE, str(aanvraag_id)),
+                ),
+            ]
+
+        return self._change(aanvraag_id, decide, statements)
 
     def leg_bewaarplicht_op(
         self, aanvraag_id: UUID, reden: BewaarplichtReden, ctx: Context
     ) -> bool:
         """Place a legal hold on the dossier; True when this call placed it."""
-
-        def command() -> bool:
-            event = leg_bewaarplicht_op(self.aanvraag(aanvraag_id), reden, ctx)
-            if event is not None:
-                self.record(event)
-            return event is not None
-
-        return self.retrying(command)
+        return self._change(aanvraag_id, lambda aanvraag: leg_bewaarplicht_op(aanvraag, reden, ctx))
 
     def hef_bewaarplicht_op(self, aanvraag_id: UUID, ctx: Context) -> bool:
         """Lift the legal hold; True when this call lifted it."""
-
-        def command() -> bool:
-            event = hef_bewaarplicht_op(self.aanvraag(aanvraag_id), ctx)
-            if event is not None:
-                self.record(event)
-            return event is not None
-
-        return self.retrying(command)
+        return self._change(aanvraag_id, lambda aanvraag: hef_bewaarplicht_op(aanvraag, ctx))
 
     def vernietig(
         self,
@@ -289,22 +301,15 @@ class Intake(ServiceApplication):
         Never a silent delete: the event and the deletes commit in one transaction, and a legal
         hold placed meanwhile makes the command refuse (Conflict) and delete nothing.
         """
-
-        def command() -> None:
-            event = vernietig(self.aanvraag(aanvraag_id), soort, len(event_ids), tot, ctx)
-            self.record(event, statements=self.read_model.vernietig(aanvraag_id, event_ids))
-
-        self.retrying(command)
+        self._change(
+            aanvraag_id,
+            lambda aanvraag: vernietig(aanvraag, soort, len(event_ids), tot, ctx),
+            lambda: self.read_model.vernietig(aanvraag_id, event_ids),
+        )
 
     def trek_aanvraag_in(self, aanvraag_id: UUID, ctx: Context) -> None:
         """Withdraw an aanvraag (a repeated request has no second effect)."""
-
-        def command() -> None:
-            event = trek_in(self.aanvraag(aanvraag_id), ctx)
-            if event is not None:
-                self.record(event)
-
-        self.retrying(command)
+        self._change(aanvraag_id, lambda aanvraag: trek_in(aanvraag, ctx))
 
     def sluit_dossier_af(
         self,
@@ -316,17 +321,10 @@ class Intake(ServiceApplication):
         ctx: Context,
     ) -> bool:
         """Close the dossier; True when this call closed it (False: it was already closed)."""
-
-        def command() -> bool:
-            event = sluit_af(
-                self.aanvraag(aanvraag_id), reden, toelichting, totaal, uitgevoerd, ctx
-            )
-            if event is None:
-                return False
-            self.record(event)
-            return True
-
-        return self.retrying(command)
+        return self._change(
+            aanvraag_id,
+            lambda aanvraag: sluit_af(aanvraag, reden, toelichting, totaal, uitgevoerd, ctx),
+        )
 
     def toegang(self, aanvraag_id: UUID) -> tuple[str, str] | None:
         """(bestuurder e-mail hash, organisatie_code) of a dossier, or None when unknown."""
