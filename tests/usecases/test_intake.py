@@ -17,8 +17,8 @@ as ``domain.dien_in`` makes it, recorded without the key and the tables.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -85,6 +85,7 @@ class World:
 
     app: Intake
     clock: FixedClock
+    times: dict[str, datetime] = field(default_factory=dict)
 
     def dossier(self, form: Aanmelding | None = None) -> UUID:
         """A registered aanvraag: through the use case on PostgreSQL; on the in-memory store
@@ -97,12 +98,16 @@ class World:
         return aanvraag_id
 
     def deliver(self, event: public.PublicEvent, *, event_id: str | None = None) -> None:
-        """Hand another service's event to the policy that takes it, as the consumer would."""
+        """Hand another service's event to the policy that takes it, as the consumer would; each
+        one a second after the one before (the closing policy counts in the events' time order), a
+        redelivery (the same ``event_id``) as it was the first time."""
+        event_id = event_id or str(uuid4())
+        time = self.times.setdefault(event_id, NU + timedelta(seconds=len(self.times) + 1))
         envelope = to_cloudevent(
             event,
-            id=event_id or str(uuid4()),
+            id=event_id,
             source=f"urn:weerbaar:{event.service}",
-            time=NU,
+            time=time,
             actorid=ADVISEUR,
             actorrole="adviseur",
         )
