@@ -28,10 +28,10 @@ import nats
 import psycopg
 from psycopg import sql
 
-from services.intake.application import Intake
+from services.intake.bootstrap import application as intake_application
 from services.intake.domain import Aanmelding, dien_in
 from services.intake.gateway import to_public
-from services.intake.replay import Rebuild
+from services.intake.projections.rebuild import Rebuild
 from shared.platform.auth import load_or_create_secret
 from shared.platform.chain import events_table
 from shared.platform.eventstore import PydanticMapper
@@ -435,7 +435,7 @@ def cpu_per(before: dict[str, float], after: dict[str, float], count: int) -> di
 
 def seed_intake_log(settings: Settings, events: int, per_save: int = 100) -> dict[str, Any]:
     """Registrations written through intake's own application (batched saves) into a log."""
-    app = Intake(settings.eventsourcing_env("intake"))
+    app = intake_application(settings.eventsourcing_env("intake"))
     try:
         ctx = Context(now=utcnow(), actor_role="aanvrager", correlation_id="bench")
         public = 0
@@ -464,7 +464,7 @@ def seed_intake_log(settings: Settings, events: int, per_save: int = 100) -> dic
 
 async def relay_rate(settings: Settings, expected: int, timeout_s: float = 300) -> dict[str, Any]:
     """Intake's outbox relay publishing a seeded log onto the stream: acked events per second."""
-    app = Intake(settings.eventsourcing_env("intake"))
+    app = intake_application(settings.eventsourcing_env("intake"))
     relay = OutboxRelay(app, to_public, settings)
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
@@ -500,7 +500,7 @@ async def relay_rate(settings: Settings, expected: int, timeout_s: float = 300) 
 
 def cloudevent_bytes(settings: Settings) -> int:
     """The size of the CloudEvent the relay publishes for the first stored registration."""
-    app = Intake(settings.eventsourcing_env("intake"))
+    app = intake_application(settings.eventsourcing_env("intake"))
     try:
         (first,) = app.recorder.select_notifications(1, 1)
         mapper = app.mapper

@@ -390,7 +390,7 @@ def _reapply_forgets(settings: Settings) -> list[str]:
         "WEERBAAR_KEK_DIR": str(settings.kek_path),
     }
     done = subprocess.run(
-        [sys.executable, "-m", "services.intake.forget", "--opnieuw-toepassen"],
+        [sys.executable, "-m", "services.intake.ops.forget", "--opnieuw-toepassen"],
         cwd=ROOT,
         env=env,
         capture_output=True,

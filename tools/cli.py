@@ -227,7 +227,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
     """Crypto-shred a dossier's personal data in every service (and record that it happened)."""
     # shared never imports a service: run intake's forget as its own module.
     return subprocess.call(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "services.intake.forget", *args.forget_args], cwd=ROOT
+        [sys.executable, "-m", "services.intake.ops.forget", *args.forget_args], cwd=ROOT
     )
 
 
@@ -295,8 +295,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 #: Compliance commands that are intake's own modules (shared never imports a service).
 INTAKE_MODULES = {
-    "audit-export": "services.intake.audit_export",
-    "retention": "services.intake.retention",
+    "audit-export": "services.intake.ops.audit_export",
+    "retention": "services.intake.ops.retention",
 }
 
 
@@ -308,7 +308,7 @@ REGISTER_SERVICES = ("assessment", "approval")
 #: (``shared.platform.projection``, out of their own logs), each its own process; and the
 #: dossier registers (``shared.platform.register``, out of intake's log: ``None``, run here).
 PROJECTIONS: dict[str, list[str] | None] = {
-    "intake": ["-m", "services.intake.replay"],
+    "intake": ["-m", "services.intake.ops.replay"],
     "scheduling": ["-m", "services.scheduling", "replay"],
     "assessment": ["-m", "services.assessment", "replay"],
     "notifications": ["-m", "services.notifications", "replay"],

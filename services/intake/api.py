@@ -12,9 +12,9 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, Field
 
 from services.intake.application import Intake, RegistrationLimits, email_hash
-from services.intake.audit_export import MEDIA_TYPES, Verificatie, build, render
 from services.intake.domain import Aanmelding, Adres, BewaarplichtReden
-from services.intake.projections import (
+from services.intake.projections.audit import MEDIA_TYPES, Verificatie, build, render
+from services.intake.projections.dossier import (
     Dossier,
     Status,
     audit_trail,

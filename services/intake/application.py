@@ -1,4 +1,9 @@
-"""Intake's use cases: register, withdraw, hand out contact details to services that need them."""
+"""Intake's use cases: register, withdraw, hand out contact details to services that need them,
+close, legal holds, forget and destroy under the retention periods.
+
+The dossier projection's tables are written in a destruction's transaction; the application has
+them as a ``ReadModel`` the composition root gives it (``services.intake.projections``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Protocol
 from uuid import UUID, uuid4
 
 from psycopg.sql import SQL, Identifier
@@ -29,12 +34,12 @@ from services.intake.domain import (
     vernietig,
 )
 from services.intake.gateway import to_public
-from services.intake.projections import EVENTS, UITVOERING
 from shared.platform.access import opaque_actor_id
+from shared.platform.errors import NietGevonden
 from shared.platform.eventstore import DuplicateKey, ServiceApplication, Statement
 from shared.platform.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
 from shared.platform.keys import Vergeten, destroy_statement
-from shared.platform.model import Context, first_event
+from shared.platform.model import Context, DomainEvent, first_event
 from shared.platform.relay import PublicationCheck
 from shared.platform.throttle import THROTTLE_DDL, Throttle
 
@@ -97,6 +102,18 @@ class RegistrationLimits:
             )
 
 
+class ReadModel(Protocol):
+    """The read tables a use case writes with its events
+    (``services.intake.projections.dossier.ReadTables`` in PostgreSQL)."""
+
+    @property
+    def ddl(self) -> Sequence[str]:
+        """The tables (``{schema}`` is the service's schema)."""
+
+    def vernietig(self, aanvraag_id: UUID, event_ids: Sequence[str]) -> list[Statement]:
+        """What deletes the dossier's kept public events with these ids."""
+
+
 class Intake(ServiceApplication):
     """The intake service's application."""
 
@@ -110,8 +127,12 @@ class Intake(ServiceApplication):
         " (bestuurder_email_hash)",
     )
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(
+        self, env: dict[str, str], *, read_model: Callable[[ServiceApplication], ReadModel]
+    ) -> None:
         super().__init__(env, publication_check=PublicationCheck(self.service, to_public))
+        self.read_model = read_model(self)
+        self.create_tables(self.read_model.ddl)
         self.idempotency = IdempotencyKeys(self)
 
     def dien_aanvraag_in(
@@ -187,6 +208,36 @@ class Intake(ServiceApplication):
             )
         )
 
+    def _change(
+        self,
+        aanvraag_id: UUID,
+        decide: Callable[[Aanvraag], DomainEvent | None],
+        statements: Callable[[], Sequence[Statement]] | None = None,
+    ) -> bool:
+        """One change of a known dossier (404 for an unknown one): ``decide`` its event, or None
+        for nothing to do, and record it with ``statements``; True when this call recorded it.
+
+        When another writer came first it all runs again on what is there now; what this call
+        answers is what its last run decided.
+        """
+        decided = False
+
+        def decide_known(aanvraag: Aanvraag | None) -> list[DomainEvent]:
+            nonlocal decided
+            if aanvraag is None:
+                raise NietGevonden("Onbekend dossier.")
+            event = decide(aanvraag)
+            decided = event is not None
+            return [] if event is None else [event]
+
+        self.change(
+            aanvraag_id,
+            decide_known,
+            project=project,
+            statements=None if statements is None else lambda before, after: statements(),
+        )
+        return decided
+
     def vergeet_persoonsgegevens(
         self,
         aanvraag_id: UUID,
@@ -202,59 +253,40 @@ class Intake(ServiceApplication):
         """
         who = ctx.actor_id or "onbekend"
 
-        def command() -> bool:
-            aanvraag = self.aanvraag(aanvraag_id)
+        def decide(aanvraag: Aanvraag) -> DomainEvent | None:
             status = self.keys.status(aanvraag_id)
             eigen = ("intake",) if status is not None and status.had_key else ()
-            event = vergeet(aanvraag, reden, (*eigen, *diensten), ctx)
-            if event is None:
-                return False
-            sql, params = destroy_statement("intake", aanvraag_id, who, reden, ctx.now)
-            self.record(
-                event,
-                statements=[
-                    Statement(sql, params),
-                    Statement(
-                        SQL(
-                            "UPDATE {} SET bestuurder_email_hash = %s WHERE aanvraag_id = %s"
-                        ).format(ACCESS),
-                        (VERGETEN_HASH, aanvraag_id),
-                    ),
-                    Statement(
-                        SQL(
-                            "DELETE FROM {} WHERE scope = %s AND result->>'aanvraag_id' = %s"
-                        ).format(IDEMPOTENCY),
-                        (SCOPE, str(aanvraag_id)),
-                    ),
-                ],
-            )
-            return True
+            return vergeet(aanvraag, reden, (*eigen, *diensten), ctx)
 
-        return self.retrying(command)
+        def statements() -> list[Statement]:
+            sql, params = destroy_statement("intake", aanvraag_id, who, reden, ctx.now)
+            return [
+                Statement(sql, params),
+                Statement(
+                    SQL("UPDATE {} SET bestuurder_email_hash = %s WHERE aanvraag_id = %s").format(
+                        ACCESS
+                    ),
+                    (VERGETEN_HASH, aanvraag_id),
+                ),
+                Statement(
+                    SQL("DELETE FROM {} WHERE scope = %s AND result->>'aanvraag_id' = %s").format(
+                        IDEMPOTENCY
+                    ),
+                    (SCOPE, str(aanvraag_id)),
+                ),
+            ]
+
+        return self._change(aanvraag_id, decide, statements)
 
     def leg_bewaarplicht_op(
         self, aanvraag_id: UUID, reden: BewaarplichtReden, ctx: Context
     ) -> bool:
         """Place a legal hold on the dossier; True when this call placed it."""
-
-        def command() -> bool:
-            event = leg_bewaarplicht_op(self.aanvraag(aanvraag_id), reden, ctx)
-            if event is not None:
-                self.record(event)
-            return event is not None
-
-        return self.retrying(command)
+        return self._change(aanvraag_id, lambda aanvraag: leg_bewaarplicht_op(aanvraag, reden, ctx))
 
     def hef_bewaarplicht_op(self, aanvraag_id: UUID, ctx: Context) -> bool:
         """Lift the legal hold; True when this call lifted it."""
-
-        def command() -> bool:
-            event = hef_bewaarplicht_op(self.aanvraag(aanvraag_id), ctx)
-            if event is not None:
-                self.record(event)
-            return event is not None
-
-        return self.retrying(command)
+        return self._change(aanvraag_id, lambda aanvraag: hef_bewaarplicht_op(aanvraag, ctx))
 
     def vernietig(
         self,
@@ -269,34 +301,15 @@ class Intake(ServiceApplication):
         Never a silent delete: the event and the deletes commit in one transaction, and a legal
         hold placed meanwhile makes the command refuse (Conflict) and delete nothing.
         """
-
-        def command() -> None:
-            event = vernietig(self.aanvraag(aanvraag_id), soort, len(event_ids), tot, ctx)
-            ids = list(event_ids)
-            self.record(
-                event,
-                statements=[
-                    Statement(
-                        SQL("DELETE FROM {} WHERE aanvraag_id = %s AND event_id = ANY(%s)").format(
-                            table
-                        ),
-                        (aanvraag_id, ids),
-                    )
-                    for table in (EVENTS, UITVOERING)
-                ],
-            )
-
-        self.retrying(command)
+        self._change(
+            aanvraag_id,
+            lambda aanvraag: vernietig(aanvraag, soort, len(event_ids), tot, ctx),
+            lambda: self.read_model.vernietig(aanvraag_id, event_ids),
+        )
 
     def trek_aanvraag_in(self, aanvraag_id: UUID, ctx: Context) -> None:
         """Withdraw an aanvraag (a repeated request has no second effect)."""
-
-        def command() -> None:
-            event = trek_in(self.aanvraag(aanvraag_id), ctx)
-            if event is not None:
-                self.record(event)
-
-        self.retrying(command)
+        self._change(aanvraag_id, lambda aanvraag: trek_in(aanvraag, ctx))
 
     def sluit_dossier_af(
         self,
@@ -308,17 +321,10 @@ class Intake(ServiceApplication):
         ctx: Context,
     ) -> bool:
         """Close the dossier; True when this call closed it (False: it was already closed)."""
-
-        def command() -> bool:
-            event = sluit_af(
-                self.aanvraag(aanvraag_id), reden, toelichting, totaal, uitgevoerd, ctx
-            )
-            if event is None:
-                return False
-            self.record(event)
-            return True
-
-        return self.retrying(command)
+        return self._change(
+            aanvraag_id,
+            lambda aanvraag: sluit_af(aanvraag, reden, toelichting, totaal, uitgevoerd, ctx),
+        )
 
     def toegang(self, aanvraag_id: UUID) -> tuple[str, str] | None:
         """(bestuurder e-mail hash, organisatie_code) of a dossier, or None when unknown."""

@@ -28,11 +28,11 @@ from psycopg.sql import SQL, Identifier
 
 from services.assessment.bootstrap import application as assessment_application
 from services.assessment.projections import RAPPORT
-from services.intake import replay as replay_module
-from services.intake.application import Intake
-from services.intake.projections import store_events
-from services.intake.replay import PREVIOUS, Rebuild, content_hash, contents
-from services.intake.retention import apply, check_settings, plan
+from services.intake.bootstrap import application as intake_application
+from services.intake.ops.retention import apply, check_settings, plan
+from services.intake.projections import rebuild as replay_module
+from services.intake.projections.dossier import store_events
+from services.intake.projections.rebuild import PREVIOUS, Rebuild, content_hash, contents
 from services.notifications.bootstrap import application as notifications
 from services.notifications.projections import NOTIFICATIE
 from services.scheduling.bootstrap import application as scheduling_application
@@ -467,7 +467,7 @@ def test_retention_destroys_on_record_and_a_legal_hold_stops_it(world: World) ->
     reads = _types(world.database, d.aanvraag_id).count("RapportIngezien")
     assert reads >= 2
     stored_before = _stored_events(world.database)
-    intake = Intake(settings.eventsourcing_env("intake"))
+    intake = intake_application(settings.eventsourcing_env("intake"))
     lines: list[str] = []
     try:
         # Nothing is due yet.

@@ -398,7 +398,7 @@ def test_weerbaar_forget_on_the_running_system(
     before = d.lees_rapport("adviseur").json()
 
     done = subprocess.run(
-        [sys.executable, "-m", "services.intake.forget", d.aanvraag_id, "--reden",
+        [sys.executable, "-m", "services.intake.ops.forget", d.aanvraag_id, "--reden",
          "verzoek_betrokkene", "--door", "fg-1"],
         env=system.env(), capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

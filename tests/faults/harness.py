@@ -791,7 +791,10 @@ def _check_projection(
     world: World, per_dossier: dict[str, list[tuple[CloudEvent, int]]], findings: Findings
 ) -> None:
     """The dossier projection equals a fold of each dossier's events as the stream holds them."""
-    from services.intake.projections import Dossier, fold  # the test reads a service's model
+    from services.intake.projections.dossier import (
+        Dossier,
+        fold,
+    )  # the test reads a service's model
 
     with psycopg.connect(world.database_url, autocommit=True, row_factory=dict_row) as conn:
         views = {

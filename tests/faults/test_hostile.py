@@ -584,7 +584,7 @@ def marker_in_audit(world: World, since: datetime, dossiers: list[str]) -> dict[
             [
                 sys.executable,
                 "-m",
-                "services.intake.audit_export",
+                "services.intake.ops.audit_export",
                 "--van",
                 since.isoformat(),
                 "--tot",

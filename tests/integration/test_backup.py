@@ -19,9 +19,9 @@ import nats
 import psycopg
 import pytest
 
-from services.intake.application import Intake
+from services.intake.bootstrap import application as intake_application
 from services.intake.domain import VergetenAanmelding
-from services.intake.forget import forget
+from services.intake.ops.forget import forget
 from shared.platform.keys import KeyEncryptionKeys, KeyStoreError, retire, rotate
 from shared.platform.settings import SERVICES, Settings
 from tests import servers
@@ -135,7 +135,9 @@ def test_a_database_restored_by_other_means_gets_its_forgets_keys_and_stream_put
     )
     assert _live_keys(elsewhere, forgotten.aanvraag_id) == 2, "the backup brought the keys back"
     with pytest.raises(KeyStoreError, match=r"kek-1\.key"):
-        Intake(elsewhere.eventsourcing_env("intake"))  # the retired KEK: no start without it
+        intake_application(
+            elsewhere.eventsourcing_env("intake")
+        )  # the retired KEK: no start without it
     _disconnect(elsewhere)  # what the failed start left open
     assert asyncio.run(_publish_extra(settings)) > 0
 
@@ -147,7 +149,7 @@ def test_a_database_restored_by_other_means_gets_its_forgets_keys_and_stream_put
     assert KeyEncryptionKeys(settings.kek_path).ids() == ["2"], "kek-1 was for the restore only"
     assert _live_keys(elsewhere, forgotten.aanvraag_id) == 0
     assert asyncio.run(_on_stream(settings)) == 0, "the stream announces nothing it lacks"
-    restarted = Intake(elsewhere.eventsourcing_env("intake"))
+    restarted = intake_application(elsewhere.eventsourcing_env("intake"))
     try:
         assert isinstance(restarted.aanvraag(forgotten.aanvraag_id).aanmelding, VergetenAanmelding)
         assert (

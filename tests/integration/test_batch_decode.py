@@ -15,6 +15,7 @@ from uuid import uuid4
 import pytest
 
 from services.intake.application import Intake
+from services.intake.bootstrap import application as intake_application
 from services.intake.domain import Aanmelding, AanvraagOntvangen, VergetenAanmelding, dien_in
 from shared.platform.eventstore import PydanticMapper
 from shared.platform.model import Context, utcnow
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def intake(settings: Settings) -> Iterator[Intake]:
     """Intake's application on the test's database."""
-    app = Intake(settings.eventsourcing_env("intake"))
+    app = intake_application(settings.eventsourcing_env("intake"))
     try:
         yield app
     finally:

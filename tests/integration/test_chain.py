@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.intake.application import Intake
+from services.intake.bootstrap import application as intake_application
 from services.intake.domain import Aanmelding
 from shared.platform.chain import (
     GENESIS,
@@ -98,7 +99,7 @@ class Log:
 
 @pytest.fixture
 def log(settings: Settings) -> Iterator[Log]:
-    intake = Intake(settings.eventsourcing_env("intake"))
+    intake = intake_application(settings.eventsourcing_env("intake"))
     key = load_or_create_signing_key(settings.data_dir / "secrets" / KEY_FILE_NAME)
     chained = Log(settings, intake, key, [])
     chained.dossiers = chained.submit(DOSSIERS)

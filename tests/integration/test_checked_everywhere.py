@@ -24,12 +24,12 @@ from psycopg.sql import SQL
 from services.approval.bootstrap import application as approval_application
 from services.assessment.bootstrap import application as assessment_application
 from services.intake import application as intake_application
-from services.intake import retention
-from services.intake.application import Intake
+from services.intake.bootstrap import application as intake
 from services.intake.domain import GegevensVernietigd, PersoonsgegevensVergeten
-from services.intake.forget import forget
 from services.intake.gateway import to_public as intake_gateway
-from services.intake.projections import EVENTS
+from services.intake.ops import retention
+from services.intake.ops.forget import forget
+from services.intake.projections.dossier import EVENTS
 from services.notifications.bootstrap import application as notifications
 from services.scheduling.bootstrap import application as scheduling_application
 from services.scheduling.domain.calendar import WorkingDayCalendar
@@ -45,7 +45,7 @@ from tests.support import gateway_defect
 pytestmark = pytest.mark.integration
 
 BUILD: dict[str, Callable[[dict[str, str]], ServiceApplication]] = {
-    "intake": Intake,
+    "intake": intake,
     "scheduling": lambda env: scheduling_application(env, WorkingDayCalendar()),
     "assessment": assessment_application,
     "approval": approval_application,

@@ -28,6 +28,7 @@ from services.approval.bootstrap import bootstrap as approval_bootstrap
 from services.assessment.bootstrap import bootstrap as assessment_bootstrap
 from services.assessment.domain import PkvwStatusGewijzigd, RapportHerzien, RapportOpgesteld
 from services.intake.application import Intake
+from services.intake.bootstrap import application as intake_application
 from services.intake.bootstrap import bootstrap as intake_bootstrap
 from services.intake.domain import (
     Aanmelding,
@@ -36,7 +37,7 @@ from services.intake.domain import (
     PersoonsgegevensVergeten,
     VergetenAanmelding,
 )
-from services.intake.forget import Heraangebracht, forget, main, reapply
+from services.intake.ops.forget import Heraangebracht, forget, main, reapply
 from shared.contracts import events as public
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import subject_for, to_cloudevent
@@ -682,7 +683,7 @@ def test_kek_rotation_rewraps_every_key_and_keeps_everything_readable(stelsel: S
     assert KeyEncryptionKeys(kek_dir).ids() == ["2"]
     # The running services and a freshly started one read everything as before.
     assert replay(stelsel) == before
-    restarted = Intake(stelsel.settings.eventsourcing_env("intake"))
+    restarted = intake_application(stelsel.settings.eventsourcing_env("intake"))
     assert restarted.persoonsgegevens(dossier.aanvraag_id) == Aanmelding.model_validate(
         dossier.body
     )
@@ -705,7 +706,7 @@ def test_a_service_refuses_to_start_without_the_kek_its_keys_need(stelsel: Stels
     kek = stelsel.settings.kek_path / "kek-1.key"
     kek.rename(kek.with_suffix(".bak"))
     with pytest.raises(KeyStoreError, match=r"kek-1\.key"):
-        Intake(stelsel.settings.eventsourcing_env("intake"))
+        intake_application(stelsel.settings.eventsourcing_env("intake"))
     assert not kek.exists()  # not replaced by a new one that would unwrap nothing
 
 
@@ -713,7 +714,7 @@ def test_a_service_refuses_to_start_with_another_installations_kek(stelsel: Stel
     drive(stelsel)
     (stelsel.settings.kek_path / "kek-1.key").write_bytes(bytes(32))
     with pytest.raises(KeyStoreError, match=r"not the key that wrapped"):
-        Intake(stelsel.settings.eventsourcing_env("intake"))
+        intake_application(stelsel.settings.eventsourcing_env("intake"))
 
 
 # --- the forget record: a forget survives a restore -------------------------------------------

@@ -16,6 +16,7 @@ from eventsourcing.persistence import DataError
 from psycopg.sql import SQL
 
 from services.intake.application import Intake
+from services.intake.bootstrap import application as intake_application
 from services.intake.domain import Aanmelding, dien_in
 from shared.platform.eventstore import DuplicateKey, Statement
 from shared.platform.model import Context, utcnow
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def intake(settings: Settings) -> Iterator[Intake]:
     """Intake's application on the test's database."""
-    app = Intake(settings.eventsourcing_env("intake"))
+    app = intake_application(settings.eventsourcing_env("intake"))
     try:
         yield app
     finally:

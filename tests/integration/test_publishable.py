@@ -29,6 +29,7 @@ import psycopg
 import pytest
 
 from services.intake.application import Intake
+from services.intake.bootstrap import application as intake_application
 from services.intake.domain import Aanmelding
 from services.intake.gateway import to_public
 from shared.platform.access import PSEUDONYM, ToegangGeweigerdVastgelegd, opaque_actor_id
@@ -213,7 +214,7 @@ def test_the_check_refuses_metadata_the_contract_refuses(system: InProcessSystem
 def _legacy_rows(settings: Settings) -> list[str]:
     """What the code before this change let through: stored without the check (switched off
     here, as that code had none), a caller's correlation text and an empty role."""
-    intake = Intake(settings.eventsourcing_env("intake"))
+    intake = intake_application(settings.eventsourcing_env("intake"))
     intake.publication_check = lambda event: None
     try:
         ids = []
@@ -259,7 +260,7 @@ def test_a_store_written_before_the_upgrade_publishes_and_the_relay_keeps_runnin
         wait_until(
             lambda: len(_intake_messages(settings)) == 4, timeout=60, what="the old rows published"
         )
-        after = Intake(settings.eventsourcing_env("intake"))
+        after = intake_application(settings.eventsourcing_env("intake"))
         try:
             later = after.dien_aanvraag_in(
                 Aanmelding.model_validate(aanmelding(f"n-{uuid4().hex[:8]}@example.org", "GM0363")),
@@ -356,7 +357,7 @@ def _intake_messages(settings: Settings) -> list[Any]:
 def _unpublishable_row(settings: Settings) -> int:
     """A stored event no public form fits (a defect of some release stored it unchecked): a
     refusal whose route holds a caller's text where the contract wants a template."""
-    intake = Intake(settings.eventsourcing_env("intake"))
+    intake = intake_application(settings.eventsourcing_env("intake"))
     intake.publication_check = lambda event: None  # as that release stored it
     try:
         intake.record(
@@ -383,7 +384,7 @@ def _fixed_gateway(event: DomainEvent) -> Any:
 
 
 def _submit(settings: Settings) -> str:
-    intake = Intake(settings.eventsourcing_env("intake"))
+    intake = intake_application(settings.eventsourcing_env("intake"))
     try:
         result = intake.dien_aanvraag_in(
             Aanmelding.model_validate(aanmelding(f"s-{uuid4().hex[:8]}@example.org", "GM0363")),
@@ -445,7 +446,7 @@ def test_a_stopped_relay_resumes_when_told_after_the_fix(settings: Settings) -> 
     before = _submit(settings)
     blocked_at = _unpublishable_row(settings)
     behind = _submit(settings)
-    intake = Intake(settings.eventsourcing_env("intake"))
+    intake = intake_application(settings.eventsourcing_env("intake"))
 
     async def scenario() -> None:
         relay = OutboxRelay(intake, to_public, settings, poll_interval_s=0.2)

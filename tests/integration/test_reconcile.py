@@ -25,6 +25,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.intake.application import Intake
+from services.intake.bootstrap import application as intake_application
 from services.intake.bootstrap import bootstrap
 from services.intake.domain import Aanmelding
 from services.intake.gateway import to_public
@@ -178,7 +179,7 @@ def _ahead() -> float | None:
 def test_a_consistent_system_reconciles_clean(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    intake = Intake(settings.eventsourcing_env("intake"))
+    intake = intake_application(settings.eventsourcing_env("intake"))
     _submit(intake, 3)
     asyncio.run(_publish_all(intake, settings))
     published = stream_count(settings.nats_url, INTAKE_SUBJECTS)
@@ -204,7 +205,7 @@ def test_a_consistent_system_reconciles_clean(
 def test_a_restored_database_behind_the_stream_is_reported_extra_everywhere(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    intake = Intake(settings.eventsourcing_env("intake"))
+    intake = intake_application(settings.eventsourcing_env("intake"))
     _submit(intake, 1)
     restore_point = intake.max_notification_id()
     _submit(intake, 3)
@@ -214,7 +215,7 @@ def test_a_restored_database_behind_the_stream_is_reported_extra_everywhere(
     _restore_to(settings, restore_point)
     # After the restore, the service goes on: new dossiers' events take the lost ones' places,
     # and more: the store has an event (another one) at every position the stream holds.
-    intake = Intake(settings.eventsourcing_env("intake"))
+    intake = intake_application(settings.eventsourcing_env("intake"))
     _submit(intake, 5)
     assert intake.max_notification_id() > lost_up_to
     _with_env(monkeypatch, settings)
@@ -253,7 +254,7 @@ def test_a_restored_database_behind_the_stream_is_reported_extra_everywhere(
 def test_a_gap_behind_the_relay_is_missing(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    intake = Intake(settings.eventsourcing_env("intake"))
+    intake = intake_application(settings.eventsourcing_env("intake"))
     _submit(intake, 3)
     asyncio.run(_publish_all(intake, settings))
     before = stream_count(settings.nats_url, INTAKE_SUBJECTS)
@@ -285,7 +286,7 @@ def test_a_gap_behind_the_relay_is_missing(
 def test_events_the_relay_has_not_reached_are_lag_not_an_error(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    intake = Intake(settings.eventsourcing_env("intake"))
+    intake = intake_application(settings.eventsourcing_env("intake"))
     _submit(intake, 2)
     asyncio.run(_publish_all(intake, settings))
     _submit(intake, 2)  # no relay runs now
@@ -308,7 +309,7 @@ def test_with_a_server_unreachable_the_command_ends_within_its_timeout_in_one_li
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    Intake(settings.eventsourcing_env("intake"))  # the event store exists
+    intake_application(settings.eventsourcing_env("intake"))  # the event store exists
     port = free_port()
     closed = {
         "nats_url": f"nats://127.0.0.1:{port}",

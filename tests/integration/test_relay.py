@@ -13,6 +13,7 @@ import nats
 import pytest
 
 from services.intake.application import Intake
+from services.intake.bootstrap import application as intake_application
 from services.intake.domain import Aanmelding
 from shared.platform.model import Context, utcnow
 from shared.platform.settings import Settings
@@ -60,7 +61,7 @@ def _count(settings: Settings) -> int:
 def test_relay_killed_mid_burst_publishes_every_event_exactly_once(
     settings: Settings, tmp_path: Path
 ) -> None:
-    intake = Intake(settings.eventsourcing_env("intake"))
+    intake = intake_application(settings.eventsourcing_env("intake"))
     system = _system(settings, tmp_path)
     relay = system.spawn("intake", roles=("relay",), name="relay-1")
     submitted: list[str] = []
@@ -90,7 +91,7 @@ def test_relay_killed_mid_burst_publishes_every_event_exactly_once(
 
 
 def test_only_one_relay_per_service_is_active(settings: Settings, tmp_path: Path) -> None:
-    intake = Intake(settings.eventsourcing_env("intake"))
+    intake = intake_application(settings.eventsourcing_env("intake"))
     system = _system(settings, tmp_path)
     first = system.spawn("intake", roles=("relay",), name="relay-a")
     try:
@@ -116,7 +117,7 @@ def test_a_stream_lost_and_made_again_is_refilled_even_after_newer_events_reache
 ) -> None:
     """The new stream's tail is a newer event than the ones it lacks: the relay that starts next
     publishes the whole log again, not only what follows that tail."""
-    intake = Intake(settings.eventsourcing_env("intake"))
+    intake = intake_application(settings.eventsourcing_env("intake"))
     system = _system(settings, tmp_path)
     first = system.spawn("intake", roles=("relay",), name="relay-1")
     try:
@@ -140,7 +141,7 @@ def test_a_foreign_message_on_the_services_subjects_neither_stops_nor_rewinds_th
     """A message without the relay's position header (a poison message, another publisher) is
     the last, and also the first, on intake's subjects: a relay that starts next resumes from
     its acknowledged position, publishing only what is new."""
-    intake = Intake(settings.eventsourcing_env("intake"))
+    intake = intake_application(settings.eventsourcing_env("intake"))
     system = _system(settings, tmp_path)
 
     async def publish_foreign(subject: str) -> None:

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from services.intake.application import Intake
+from services.intake.bootstrap import application as intake_application
 from services.intake.domain import Aanmelding
 from shared.platform.model import Context, utcnow
 from shared.platform.relay import advisory_key, relay_lock_probe
@@ -77,7 +78,7 @@ def _with_env(monkeypatch: pytest.MonkeyPatch, settings: Settings, nats_url: str
 def test_a_relay_between_connections_is_found_running_and_confirms(
     settings: Settings, tmp_path: Path
 ) -> None:
-    intake = Intake(settings.eventsourcing_env("intake"))
+    intake = intake_application(settings.eventsourcing_env("intake"))
     system = System(
         data_dir=tmp_path / "data",
         database_url=settings.database_url,
@@ -104,7 +105,7 @@ def test_a_relay_between_connections_is_found_running_and_confirms(
 def test_a_running_relay_that_does_not_confirm_fails_the_command_within_its_timeout(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    Intake(settings.eventsourcing_env("intake"))  # the event store exists
+    intake_application(settings.eventsourcing_env("intake"))  # the event store exists
     key = advisory_key("weerbaar-relay:intake")
     _with_env(monkeypatch, settings, settings.nats_url)
     # A relay that holds its lock but never answers (hung on something).

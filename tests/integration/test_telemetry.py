@@ -9,7 +9,7 @@ from collections.abc import Callable
 import nats
 import pytest
 
-from services.intake.application import Intake
+from services.intake.bootstrap import application as intake_application
 from services.intake.domain import Aanmelding
 from services.intake.gateway import to_public
 from shared.contracts import events as public
@@ -50,7 +50,7 @@ async def _until(condition: Callable[[], bool], what: str, timeout: float = 30) 
 async def test_the_relay_publishes_the_recorded_traceparent_and_its_lag_falls_to_zero(
     settings: Settings,
 ) -> None:
-    intake = Intake(settings.eventsourcing_env("intake"))
+    intake = intake_application(settings.eventsourcing_env("intake"))
     with tracer("intake").start_as_current_span(
         "request", context=context_from_traceparent(INCOMING)
     ):

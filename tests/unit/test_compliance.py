@@ -10,7 +10,6 @@ from uuid import uuid4
 
 import pytest
 
-from services.intake.audit_export import Export, Regel, Verificatie, render, termijnen
 from services.intake.domain import (
     Aanmelding,
     Aanvraag,
@@ -21,8 +20,9 @@ from services.intake.domain import (
     project,
     vernietig,
 )
-from services.intake.replay import _matches
-from services.intake.retention import check_settings
+from services.intake.ops.retention import check_settings
+from services.intake.projections.audit import Export, Regel, Verificatie, render, termijnen
+from services.intake.projections.rebuild import _matches
 from shared.platform.errors import Conflict
 from shared.platform.model import Context
 from shared.platform.settings import Settings

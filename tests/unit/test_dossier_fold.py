@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from services.intake.projections import Dossier, fold
+from services.intake.projections.dossier import Dossier, fold
 from shared.contracts import events as ev
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import to_cloudevent

@@ -37,8 +37,8 @@ from uuid import UUID
 from psycopg.sql import SQL
 
 from services.intake.application import Intake
-from services.intake.forget import forget
-from services.intake.projections import DOSSIERS, EVENTS, Dossier, refold
+from services.intake.ops.forget import forget, intake_on
+from services.intake.projections.dossier import DOSSIERS, EVENTS, Dossier, refold
 from shared.contracts.registry import EVENT_NAMES
 from shared.platform.access import configure_pseudonyms, opaque_actor_id
 from shared.platform.errors import Conflict
@@ -214,7 +214,7 @@ def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = prin
         print(f"weerbaar retention: {problem}", file=sys.stderr)
     if problems:
         return 2
-    intake = Intake(settings.eventsourcing_env("intake"))
+    intake = intake_on(settings)
     try:
         besluiten = plan(settings, intake, utcnow())
         for besluit in besluiten:

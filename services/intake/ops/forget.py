@@ -37,6 +37,7 @@ from psycopg.sql import SQL, Identifier
 
 from services.intake.application import Intake
 from services.intake.domain import VergeetReden
+from services.intake.projections.dossier import ReadTables
 from shared.platform.access import configure_pseudonyms, opaque_actor_id
 from shared.platform.errors import NietGevonden
 from shared.platform.forgotten import ForgetRecord, ForgetRecordError, Forgotten
@@ -54,6 +55,11 @@ ROLE = "beheerder"
 """The role an operator acts under on the command line (in the event's ``actor_role``)."""
 
 _logger = logging.getLogger("weerbaar.intake.forget")
+
+
+def intake_on(settings: Settings) -> Intake:
+    """Intake's use cases on its database, for a command (as the composition root builds them)."""
+    return Intake(settings.eventsourcing_env("intake"), read_model=ReadTables)
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,7 @@ def forget(
     does not know (nothing is destroyed or written then).
     """
     if intake is None:
-        own = Intake(settings.eventsourcing_env("intake"))
+        own = intake_on(settings)
         try:
             return forget(
                 settings, aanvraag_id, door, reden, now=now, intake=own, pseudonym=pseudonym
@@ -180,7 +186,7 @@ def reapply(settings: Settings, intake: Intake | None = None) -> Heraangebracht:
     if not live:
         return Heraangebracht((), ())
     if intake is None:
-        own = Intake(settings.eventsourcing_env("intake"))
+        own = intake_on(settings)
         try:
             return reapply(settings, own)
         finally:

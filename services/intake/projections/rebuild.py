@@ -1,4 +1,6 @@
-"""``weerbaar replay``: rebuild intake's dossier projection from scratch, then switch over to it.
+"""The dossier projection's rebuild (``weerbaar replay``, the command in
+``services.intake.ops.replay``): rebuild intake's dossier projection from scratch, then switch
+over to it.
 
 **Sources.** By default the system of record: every service's event log in PostgreSQL. Each log
 is decoded by its own service (``python -m services.<name> --export-public N``, see
@@ -34,7 +36,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
@@ -49,7 +51,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier
 
-from services.intake.projections import (
+from services.intake.projections.dossier import (
     DDL,
     UITVOERING_SUBJECTS,
     copy_dossiers,
@@ -63,7 +65,7 @@ from shared.contracts.registry import from_cloudevent, subject_for
 from shared.platform import rebuild
 from shared.platform.rebuild import Progress, hash_contents
 from shared.platform.replay import Loaded, StoreExport
-from shared.platform.settings import SERVICES, Settings, load_settings
+from shared.platform.settings import SERVICES, Settings
 
 LIVE = "intake"
 TARGET = "intake_replay"
@@ -72,7 +74,7 @@ TABLES = ("dossier_events", "dossiers", "uitvoering_events")
 LOCK_ORDER = ("dossiers", "dossier_events", "uitvoering_events")
 BATCH = 500
 FOLD_CHUNK = 500
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 Source = Literal["store", "stream"]
 
@@ -464,35 +466,3 @@ def contents(
 def content_hash(database_url: str, schema: str = LIVE, *, with_sequence: bool = True) -> str:
     """SHA-256 over the projection's ``contents``."""
     return hash_contents(contents(database_url, schema, with_sequence=with_sequence))
-
-
-# --- the command -----------------------------------------------------------------------------
-
-
-def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = print) -> int:
-    """``weerbaar replay``: 0 done (switched, or rebuilt with --no-switch); 3 lagging; 4 busy;
-    130 interrupted."""
-    parser = rebuild.parser(
-        "weerbaar replay",
-        "Rebuild intake's dossier projection from scratch and switch over to it.",
-        TARGET,
-        "events",
-    )
-    parser.add_argument("--from", dest="source", choices=("store", "stream"), default="store")
-    args = parser.parse_args(argv)
-    settings = load_settings()
-    return rebuild.command(
-        parser,
-        args,
-        LIVE,
-        # What a rebuild reproduces: a rebuild from the logs orders rows by log position, the
-        # live projection by stream sequence, so the sequence is left out; everything else,
-        # envelopes and folded views included, must match.
-        live_hash=lambda: content_hash(settings.database_url, with_sequence=False),
-        build=lambda: Rebuild(settings, source=args.source, target=args.target or TARGET),
-        out=out,
-    )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

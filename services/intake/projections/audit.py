@@ -1,31 +1,30 @@
 """The audit export: who did what in a dossier (or a period), every read and refusal, the deadlines.
 
-Built from the dossier projection's stored public events (the audit trail): who submitted,
-planned, held, wrote, reviewed, approved, consented, released, **read** (which version, when) and
-was refused, and whether the contact deadline was met. As JSON and CSV for machines and as an
-HTML document a compliance officer can file; each states whether the services' event logs were
-verified against their tamper-evident chains (``shared.platform.chain``) when it was made, and the
-result.
+Built from the dossier projection's stored public events (the audit trail, ``EVENTS``): who
+submitted, planned, held, wrote, reviewed, approved, consented, released, **read** (which version,
+when) and was refused, and whether the contact deadline was met. As JSON and CSV for machines and
+as an HTML document a compliance officer can file; each states whether the services' event logs
+were verified against their tamper-evident chains when it was made, and the result (the
+verification itself is ``services.intake.adapters.verify_chains``).
 
 It holds no personal data: public events carry none, and actors are opaque ids (the token's
 ``sub``), never names or e-mail addresses.
 
-``weerbaar audit-export --aanvraag ID | --van T --tot T [--formaat json|csv|html] [--uit FILE]``
-works on the database directly (operator); ``GET /audit/export`` serves the same to compliance.
+The export is a query of the read model and its view (``build``, ``Export``); its formats
+(``render``) are here too, beside it, because both entry points render it and they do not know
+each other: ``GET /audit/export`` (``services.intake.api``) serves it to compliance,
+``weerbaar audit-export`` (``services.intake.ops.audit_export``) writes it for the operator.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import html
 import io
 import json
-import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
 
@@ -33,12 +32,9 @@ import psycopg
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL
 
-from services.intake.projections import EVENTS
+from services.intake.projections.dossier import EVENTS
 from shared.contracts.envelope import format_rfc3339
-from shared.platform.chain import verify
 from shared.platform.model import utcnow
-from shared.platform.settings import SERVICES, Settings, load_settings
-from shared.platform.signing import load_public_keys
 
 Formaat = Literal["json", "csv", "html"]
 
@@ -239,28 +235,6 @@ def termijnen(regels: Iterable[tuple[str, dict[str, Any]]]) -> tuple[Termijn, ..
     )
 
 
-def verify_chains(settings: Settings) -> Verificatie:
-    """Verify every service's event log against its hash chain and signed checkpoints."""
-    keys = load_public_keys(settings.audit_key_path.parent)
-    diensten: dict[str, str] = {}
-    in_orde = True
-    try:
-        for service in SERVICES:
-            report = verify(service, settings.database_url, keys)
-            diensten[service] = report.summary()
-            in_orde = in_orde and report.ok
-    except psycopg.Error as exc:
-        return Verificatie(
-            uitgevoerd=False,
-            in_orde=None,
-            toelichting=f"niet geverifieerd: de logs zijn niet leesbaar ({type(exc).__name__})",
-        )
-    toelichting = "in orde" if in_orde else "NIET in orde: zie de diensten"
-    if not keys:
-        toelichting += "; geen publieke sleutels gevonden, handtekeningen niet gecontroleerd"
-    return Verificatie(uitgevoerd=True, in_orde=in_orde, diensten=diensten, toelichting=toelichting)
-
-
 def build(
     conn: psycopg.Connection[Any],
     *,
@@ -417,45 +391,3 @@ MEDIA_TYPES: dict[str, str] = {
     "csv": "text/csv; charset=utf-8",
     "html": "text/html; charset=utf-8",
 }
-
-
-def main(argv: Sequence[str] | None = None, *, out: Callable[[str], None] = print) -> int:
-    """``weerbaar audit-export``: 0 written; 1 unknown dossier; 2 wrong arguments."""
-    parser = argparse.ArgumentParser(
-        prog="weerbaar audit-export",
-        description="The audit record of one dossier or a period, as JSON, CSV or HTML.",
-    )
-    parser.add_argument("--aanvraag", type=UUID, help="one dossier")
-    parser.add_argument("--van", type=datetime.fromisoformat, help="from (RFC 3339)")
-    parser.add_argument("--tot", type=datetime.fromisoformat, help="until, exclusive")
-    parser.add_argument("--formaat", choices=("json", "csv", "html"), default="html")
-    parser.add_argument("--uit", type=Path, help="write to this file (default: stdout)")
-    parser.add_argument(
-        "--zonder-verificatie", action="store_true", help="do not verify the hash chains"
-    )
-    args = parser.parse_args(argv)
-    if args.aanvraag is None and (args.van is None or args.tot is None):
-        parser.error("give --aanvraag, or --van and --tot")
-    for moment in (args.van, args.tot):
-        if moment is not None and moment.tzinfo is None:
-            parser.error("--van and --tot need a time zone offset (RFC 3339)")
-    settings = load_settings()
-    verificatie = None if args.zonder_verificatie else verify_chains(settings)
-    with psycopg.connect(settings.database_url) as conn:
-        export = build(
-            conn, aanvraag_id=args.aanvraag, van=args.van, tot=args.tot, verificatie=verificatie
-        )
-    if export is None:
-        print("weerbaar audit-export: onbekend dossier", file=sys.stderr)
-        return 1
-    text = render(export, args.formaat)
-    if args.uit is not None:
-        args.uit.write_text(text, encoding="utf-8")
-        out(f"weerbaar audit-export: {len(export.gebeurtenissen)} gebeurtenissen → {args.uit}")
-    else:
-        out(text)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
