@@ -32,11 +32,11 @@ from shared.platform.access import (
 from shared.platform.auth import Principal, Refusal, Role
 from shared.platform.consumer import Delivery
 from shared.platform.errors import Conflict, NietGevonden
-from shared.platform.eventstore import IN_MEMORY, AlreadyProcessed
+from shared.platform.eventstore import AlreadyProcessed
 from shared.platform.memory import MemoryAccessLog
 from shared.platform.model import Context, DomainEvent, FixedClock
 from shared.platform.ports import AccessLog
-from tests.support import settings_for
+from tests.usecases.conftest import STORES, store_env
 
 NU = datetime(2026, 5, 11, 10, 0, tzinfo=UTC)
 ORGANISATIE = "GM0363"
@@ -50,15 +50,11 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.integration)])
+@pytest.fixture(params=STORES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     """The environment of approval's event store: the library's in-memory store, or a fresh
     PostgreSQL database of the session's test server."""
-    if request.param == "memory":
-        return {"PERSISTENCE_MODULE": IN_MEMORY}
-    database = request.getfixturevalue("fresh_database")
-    # The use cases talk to no broker: the NATS URL is a required setting, never dialled here.
-    return settings_for(database, "nats://127.0.0.1:4222", tmp_path).eventsourcing_env("approval")
+    return store_env(str(request.param), "approval", request, tmp_path)
 
 
 @dataclass

@@ -39,9 +39,8 @@ from shared.contracts.registry import to_cloudevent
 from shared.platform.auth import Principal, Refusal, Role
 from shared.platform.consumer import Delivery, Poison
 from shared.platform.errors import Conflict
-from shared.platform.eventstore import IN_MEMORY
 from shared.platform.model import Context, DomainEvent, FixedClock
-from tests.support import settings_for
+from tests.usecases.conftest import STORES, store_env
 
 NU = datetime(2026, 5, 11, 10, 0, tzinfo=UTC)
 ORGANISATIE = "GM0363"
@@ -83,14 +82,10 @@ def concept(tag: str, *maatregelen: dict[str, Any]) -> Concept:
 
 
 def _env(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    if kind == "memory":
-        return {"PERSISTENCE_MODULE": IN_MEMORY}
-    database = request.getfixturevalue("fresh_database")
-    # The use cases talk to no broker: the NATS URL is a required setting, never dialled here.
-    return settings_for(database, "nats://127.0.0.1:4222", tmp_path).eventsourcing_env("assessment")
+    return store_env(kind, "assessment", request, tmp_path)
 
 
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.integration)])
+@pytest.fixture(params=STORES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     """The environment of assessment's event store: the library's in-memory store, or a fresh
     PostgreSQL database of the session's test server."""

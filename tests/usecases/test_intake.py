@@ -34,10 +34,10 @@ from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
 from shared.platform.consumer import Delivery
 from shared.platform.errors import Conflict, NietGevonden, Ongeldig
-from shared.platform.eventstore import IN_MEMORY
 from shared.platform.keys import Vergeten
 from shared.platform.model import Context, DomainEvent, FixedClock
-from tests.support import aanmelding, settings_for
+from tests.support import aanmelding
+from tests.usecases.conftest import STORES, store_env
 
 NU = datetime(2026, 5, 11, 10, 0, tzinfo=UTC)
 SECRETARIAAT = "p-" + "s" * 32
@@ -65,14 +65,10 @@ AANVRAGER = as_actor(None, "aanvrager")
 
 
 def _env(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    if kind == "memory":
-        return {"PERSISTENCE_MODULE": IN_MEMORY}
-    database = request.getfixturevalue("fresh_database")
-    # The use cases talk to no broker: the NATS URL is a required setting, never dialled here.
-    return settings_for(database, "nats://127.0.0.1:4222", tmp_path).eventsourcing_env("intake")
+    return store_env(kind, "intake", request, tmp_path)
 
 
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.integration)])
+@pytest.fixture(params=STORES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     """The environment of intake's event store: the library's in-memory store, or a fresh
     PostgreSQL database of the session's test server."""

@@ -39,9 +39,9 @@ from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
 from shared.platform.consumer import Delivery, Subscription
 from shared.platform.errors import Conflict, NietGevonden
-from shared.platform.eventstore import IN_MEMORY, AlreadyProcessed
+from shared.platform.eventstore import AlreadyProcessed
 from shared.platform.model import Context, DomainEvent, FixedClock
-from tests.support import settings_for
+from tests.usecases.conftest import STORES, store_env
 
 NU = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 GEPLAND_OP = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
@@ -49,13 +49,11 @@ SECRETARIAAT = "secretariaat@ccv.nl"
 SCHEMA = RetrySchedule((60.0, 600.0), jitter=0.0)
 
 
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.integration)])
+@pytest.fixture(params=STORES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     """The environment of notifications' event store: the library's in-memory store, or a fresh
     PostgreSQL database of the session's test server."""
-    if request.param == "memory":
-        return {"PERSISTENCE_MODULE": IN_MEMORY}
-    return _postgres(request, tmp_path)
+    return store_env(str(request.param), "notifications", request, tmp_path)
 
 
 @pytest.fixture
@@ -65,10 +63,7 @@ def postgres(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
 
 
 def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    database = request.getfixturevalue("fresh_database")
-    # The use cases talk to no broker: the NATS URL is a required setting, never dialled here.
-    settings = settings_for(database, "nats://127.0.0.1:4222", tmp_path)
-    return settings.eventsourcing_env("notifications")
+    return store_env("postgres", "notifications", request, tmp_path)
 
 
 # --- the other services, as the sender asks them --------------------------------------------------

@@ -26,9 +26,9 @@ from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
 from shared.platform.consumer import Delivery, Subscription
 from shared.platform.errors import Conflict, NietGevonden
-from shared.platform.eventstore import IN_MEMORY, AlreadyProcessed
+from shared.platform.eventstore import AlreadyProcessed
 from shared.platform.model import Context, FixedClock
-from tests.support import settings_for
+from tests.usecases.conftest import STORES, store_env
 
 INGEDIEND = datetime(2026, 3, 2, 9, 15, tzinfo=UTC)  # a Monday
 DEADLINE = datetime(2026, 3, 5, 23, 0, tzinfo=UTC)  # the third working day's end, Amsterdam
@@ -37,15 +37,11 @@ ADVISEUR = "p-" + "a" * 32
 SECRETARIAAT = Context(now=INGEDIEND + timedelta(hours=1), actor_id="p-" + "s" * 32)
 
 
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.integration)])
+@pytest.fixture(params=STORES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     """The environment of scheduling's event store: the library's in-memory store, or a fresh
     PostgreSQL database of the session's test server."""
-    if request.param == "memory":
-        return {"PERSISTENCE_MODULE": IN_MEMORY}
-    database = request.getfixturevalue("fresh_database")
-    # The use cases talk to no broker: the NATS URL is a required setting, never dialled here.
-    return settings_for(database, "nats://127.0.0.1:4222", tmp_path).eventsourcing_env("scheduling")
+    return store_env(str(request.param), "scheduling", request, tmp_path)
 
 
 @dataclass
