@@ -46,11 +46,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from shared.platform.relay import POSITION_HEADER, PositionHeader
+from shared.platform.relay import MSG_ID_HEADER, POSITION_HEADER, PositionHeader
 from shared.platform.replay import ServiceCommand, StoreExport
 from shared.platform.settings import SERVICES, Settings, load_settings
 from shared.platform.stream import CONNECT_TIMEOUT_S, Unreachable, connect_nats
-from shared.platform.stream_tail import MSG_ID_HEADER, Position
+from shared.platform.stream_tail import Position
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg

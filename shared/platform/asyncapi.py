@@ -39,7 +39,7 @@ from shared.contracts.registry import (
     dataschema_for,
     event_type,
 )
-from shared.platform.relay import POSITION_HEADER
+from shared.platform.relay import MSG_ID_HEADER, POSITION_HEADER
 from shared.platform.settings import Settings
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -47,7 +47,6 @@ DOCUMENT_ID = "urn:nl:weerbaarbestuur:asyncapi"
 DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
 JSON_FILE = "asyncapi.json"
 CONTENT_TYPE = "application/cloudevents+json"
-MSG_ID_HEADER = "Nats-Msg-Id"
 ENVELOPE = "CloudEvent"
 HEADERS = "NatsHeaders"
 EVERY_SERVICE = "*"

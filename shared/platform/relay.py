@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
-from uuid import uuid5
+from uuid import UUID, uuid5
 
 import nats
 import psycopg
@@ -38,7 +38,7 @@ from eventsourcing.persistence import OperationalError as ESOperationalError
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import NotFoundError
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 from pydantic import ValidationError
 
 from shared.contracts.envelope import (
@@ -64,6 +64,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POSITION_HEADER = "Weerbaar-Position"
+#: The header JetStream deduplicates by: the CloudEvent ``id``.
+MSG_ID_HEADER = "Nats-Msg-Id"
 #: What an unreachable database or broker raises; the relay starts over (the event store's
 #: reads raise the library's own errors, not psycopg's).
 OUTAGES: tuple[type[BaseException], ...] = (
@@ -141,6 +143,26 @@ class Position:
 
 
 _POSITION_VALUE = re.compile(r"([0-9]{1,18})/([0-9]{1,9})/([0-9]{1,9})")
+
+
+def tail_query(service: str) -> Composed:
+    """One row, whether or not the log holds an event at the notification id ``%s``: the log's
+    last notification id, then that event's aggregate and version (NULLs when there is none)."""
+    return SQL(
+        "SELECT (SELECT coalesce(max(notification_id), 0) FROM {0}),"
+        " e.originator_id, e.originator_version"
+        " FROM (SELECT 1) AS one LEFT JOIN {0} AS e ON e.notification_id = %s"
+    ).format(Identifier(service, f"{service}_events"))
+
+
+def tail_held(service: str, row: Sequence[Any], index: int, msg_id: str | None) -> bool:
+    """Whether the event of ``tail_query``'s ``row`` is the one a message with this CloudEvent id
+    (``msg_id``) and public-event ``index`` announces. Gateway-free: the id derives from the
+    stored event's aggregate and version and the index."""
+    if row[1] is None or msg_id is None:
+        return False
+    originator = row[1] if isinstance(row[1], UUID) else UUID(str(row[1]))
+    return msg_id == public_event_id(service, originator, int(row[2]), index)
 
 
 @dataclass(frozen=True)
@@ -560,21 +582,9 @@ class OutboxRelay:
         if header is None:
             return None
         notification_id, index = header.notification_id, header.index
-        row = await (
-            await conn.execute(
-                SQL(
-                    "SELECT (SELECT coalesce(max(notification_id), 0) FROM {0}),"
-                    " e.originator_id, e.originator_version"
-                    " FROM (SELECT 1) AS one LEFT JOIN {0} AS e ON e.notification_id = %s"
-                ).format(Identifier(self.service, f"{self.service}_events")),
-                (notification_id,),
-            )
-        ).fetchone()
+        row = await (await conn.execute(tail_query(self.service), (notification_id,))).fetchone()
         assert row is not None  # one row, whether the event is there or not
-        held = row[1] is not None and headers.get("Nats-Msg-Id") == public_event_id(
-            self.service, row[1], int(row[2]), index
-        )
-        if not held:
+        if not tail_held(self.service, row, index, headers.get(MSG_ID_HEADER)):
             raise StreamAhead(headers[POSITION_HEADER], int(row[0]))
         return Position.after(header)
 
@@ -604,7 +614,7 @@ class OutboxRelay:
                 if notification.id == position.notification_id and index < position.index:
                     continue
                 headers = {
-                    "Nats-Msg-Id": ce_id,
+                    MSG_ID_HEADER: ce_id,
                     POSITION_HEADER: f"{notification.id}/{index}/{len(encoded)}",
                 }
                 messages.append((subject, payload, headers))

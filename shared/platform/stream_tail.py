@@ -18,7 +18,6 @@ import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
-from uuid import UUID
 
 import nats
 import psycopg
@@ -26,10 +25,14 @@ from nats.js.errors import NotFoundError
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Identifier
 
-from shared.platform.eventstore import public_event_id
-from shared.platform.relay import POSITION_HEADER, PositionHeader
+from shared.platform.relay import (
+    MSG_ID_HEADER,
+    POSITION_HEADER,
+    PositionHeader,
+    tail_held,
+    tail_query,
+)
 from shared.platform.settings import Settings
 from shared.platform.telemetry import metrics_for
 
@@ -38,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MSG_ID_HEADER: Final = "Nats-Msg-Id"
 #: The gauge of the cheap check (read at scrape time).
 STREAM_AHEAD: Final = "weerbaar_stream_ahead_of_store"
 
@@ -69,26 +71,11 @@ def store_holds(
     conn: psycopg.Connection[Any], service: str, position: Position, msg_id: str
 ) -> tuple[bool, int]:
     """Whether the log holds, at ``position``, the event whose CloudEvent id is ``msg_id``;
-    and the log's last notification id. Gateway-free: the id derives from the stored event's
-    aggregate and version and the public event's index."""
-    table = Identifier(service, f"{service}_events")
+    and the log's last notification id (the relay's own check, ``tail_query``/``tail_held``)."""
     with conn.cursor(row_factory=tuple_row) as cur:
-        row = cur.execute(
-            SQL(
-                "SELECT originator_id, originator_version,"
-                " (SELECT coalesce(max(notification_id), 0) FROM {0})"
-                " FROM {0} WHERE notification_id = %s"
-            ).format(table),
-            (position[0],),
-        ).fetchone()
-        if row is None:
-            last = cur.execute(
-                SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(table)
-            ).fetchone()
-            return False, int(last[0]) if last else 0
-    originator = row[0] if isinstance(row[0], UUID) else UUID(str(row[0]))
-    expected = public_event_id(service, originator, int(row[1]), position[1])
-    return expected == msg_id, int(row[2])
+        row = cur.execute(tail_query(service), (position[0],)).fetchone()
+    assert row is not None  # one row, whether the event is there or not
+    return tail_held(service, row, position[1], msg_id), int(row[0])
 
 
 async def last_relay_message(
