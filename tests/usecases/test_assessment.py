@@ -81,15 +81,11 @@ def concept(tag: str, *maatregelen: dict[str, Any]) -> Concept:
     )
 
 
-def _env(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    return store_env(kind, "assessment", request, tmp_path)
-
-
 @pytest.fixture(params=STORES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     """The environment of assessment's event store: the library's in-memory store, or a fresh
     PostgreSQL database of the session's test server."""
-    return _env(str(request.param), request, tmp_path)
+    return store_env(str(request.param), "assessment", request, tmp_path)
 
 
 @dataclass
@@ -219,7 +215,7 @@ def world(store: dict[str, str]) -> Iterator[World]:
 @pytest.fixture
 def postgres_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     """Assessment on PostgreSQL only: the use cases that write or read the read tables."""
-    yield from _world(_env("postgres", request, tmp_path))
+    yield from _world(store_env("postgres", "assessment", request, tmp_path))
 
 
 # --- the research (scheduling's events) ----------------------------------------------------------

@@ -64,15 +64,11 @@ def as_actor(actor_id: str | None, role: str) -> Context:
 AANVRAGER = as_actor(None, "aanvrager")
 
 
-def _env(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    return store_env(kind, "intake", request, tmp_path)
-
-
 @pytest.fixture(params=STORES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     """The environment of intake's event store: the library's in-memory store, or a fresh
     PostgreSQL database of the session's test server."""
-    return _env(str(request.param), request, tmp_path)
+    return store_env(str(request.param), "intake", request, tmp_path)
 
 
 @dataclass
@@ -143,7 +139,7 @@ def world(store: dict[str, str]) -> Iterator[World]:
 @pytest.fixture
 def postgres_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     """Intake on PostgreSQL only: the use cases that need a data key or SQL tables."""
-    yield from _world(_env("postgres", request, tmp_path))
+    yield from _world(store_env("postgres", "intake", request, tmp_path))
 
 
 # --- registering (PostgreSQL only) ----------------------------------------------------------------
