@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 from pydantic import BaseModel
 
 from services.notifications.domain.notificatie import (
@@ -34,6 +34,13 @@ DELIVERIES = Identifier("notifications", "deliveries")
 AFSPRAKEN = Identifier("notifications", "afspraken")
 VERZOEKEN = Identifier("notifications", "toelichtingsverzoeken")
 BEVESTIGINGSVENSTER = Identifier("notifications", "bevestigingsvenster")
+
+
+def where(**equal: object) -> tuple[Composed, list[Any]]:
+    """A condition that each named column equals its value; a value of None filters nothing."""
+    given = [(column, value) for column, value in equal.items() if value is not None]
+    clauses = [SQL("true"), *(SQL("{} = %s").format(Identifier(c)) for c, _ in given)]
+    return SQL(" AND ").join(clauses), [value for _, value in given]
 
 
 class NotificatieBezorging(BaseModel):
@@ -205,22 +212,14 @@ class Tables:
         limit: int = 100,
     ) -> list[NotificatieBezorging]:
         """The delivery log, newest first."""
-        clauses = [SQL("true")]
-        params: list[Any] = []
-        if notificatie_id is not None:
-            clauses.append(SQL("notificatie_id = %s"))
-            params.append(notificatie_id)
-        if aanvraag_id is not None:
-            clauses.append(SQL("aanvraag_id = %s"))
-            params.append(aanvraag_id)
-        if status is not None:
-            clauses.append(SQL("status = %s"))
-            params.append(status)
+        condition, params = where(
+            notificatie_id=notificatie_id, aanvraag_id=aanvraag_id, status=status
+        )
         query = SQL(
             "SELECT notificatie_id, aanvraag_id, soort, ontvanger, status, pogingen,"
             " volgende_poging, bijgewerkt_op, reden_code FROM {} WHERE {}"
             " ORDER BY bijgewerkt_op DESC LIMIT %s"
-        ).format(DELIVERIES, SQL(" AND ").join(clauses))
+        ).format(DELIVERIES, condition)
         with self.datastore.get_connection() as conn:
             rows = conn.execute(query, [*params, limit]).fetchall()
         return [NotificatieBezorging.model_validate(dict(row)) for row in rows]

@@ -39,6 +39,7 @@ from services.notifications.domain.webhooks import (
     bereikt,
     new_secret,
 )
+from services.notifications.projections import where
 from shared.contracts import events as public
 from shared.platform.consumer import Delivery, TransientError
 from shared.platform.errors import Conflict, NietGevonden
@@ -619,22 +620,14 @@ class Webhooks:
         bezorging_id: UUID | None = None,
     ) -> list[WebhookBezorging]:
         """A subscription's deliveries (or one delivery) with their attempts, newest first."""
-        clauses = [SQL("true")]
-        params: list[Any] = []
-        if abonnement_id is not None:
-            clauses.append(SQL("abonnement_id = %s"))
-            params.append(abonnement_id)
-        if bezorging_id is not None:
-            clauses.append(SQL("bezorging_id = %s"))
-            params.append(bezorging_id)
-        if status is not None:
-            clauses.append(SQL("status = %s"))
-            params.append(status)
+        condition, params = where(
+            abonnement_id=abonnement_id, bezorging_id=bezorging_id, status=status
+        )
         query = SQL(
             "SELECT bezorging_id, abonnement_id, event_id, event_type, aanvraag_id, status,"
             " pogingen, volgende_poging, aangemaakt_op, afgeleverd_op FROM {}"
             " WHERE {} ORDER BY aangemaakt_op DESC, bezorging_id LIMIT %s"
-        ).format(BEZORGINGEN, SQL(" AND ").join(clauses))
+        ).format(BEZORGINGEN, condition)
         with self.app.datastore.get_connection() as conn:
             rows = conn.execute(query, [*params, limit]).fetchall()
             ids = [row["bezorging_id"] for row in rows]
