@@ -51,15 +51,10 @@ from services.assessment.gateway import to_public
 from shared.contracts import events as public
 from shared.platform.auth import Refusal
 from shared.platform.errors import Conflict, NietBeschikbaar, NietGevonden
-from shared.platform.eventstore import (
-    CommitInDoubt,
-    DuplicateKey,
-    ServiceApplication,
-    Statement,
-)
-from shared.platform.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
+from shared.platform.eventstore import CommitInDoubt, ServiceApplication
+from shared.platform.idempotency import fingerprint, idempotency_ddl, idempotency_keys
 from shared.platform.model import Context, DomainEvent
-from shared.platform.ports import DossierRegister
+from shared.platform.ports import DossierRegister, DuplicateKey, SideWrite
 from shared.platform.register import register_ddl
 from shared.platform.relay import PublicationCheck
 
@@ -178,7 +173,7 @@ class ReadModel(Protocol):
     def ddl(self) -> Sequence[str]:
         """The tables (``{schema}`` is the service's schema)."""
 
-    def statements(self, before: Rapport | None, after: Rapport) -> list[Statement]:
+    def statements(self, before: Rapport | None, after: Rapport) -> Sequence[SideWrite]:
         """What brings the tables from the report's rows before a change to those after it."""
 
     def rapport_van(self, aanvraag_id: UUID) -> UUID | None:
@@ -209,7 +204,7 @@ class Assessment(ServiceApplication):
         self.read_model = read_model(self)
         #: What assessment knows of the dossiers intake announced (kept by its own consumer).
         self.register = register(self)
-        self.idempotency = IdempotencyKeys(self)
+        self.idempotency = idempotency_keys(self)
         # One set of statements, in the order earlier releases applied it: a database that has
         # them all (``ddl_applied``, by digest) runs none of them again.
         self.create_tables((*register_ddl(), idempotency_ddl(), *self.read_model.ddl))
@@ -272,8 +267,8 @@ class Assessment(ServiceApplication):
             event = decide(rapport)
             return [] if event is None else [event]
 
-        def rows(before: Rapport | None, after: Rapport | None) -> list[Statement]:
-            return [] if after is None else self.read_model.statements(before, after)
+        def rows(before: Rapport | None, after: Rapport | None) -> Sequence[SideWrite]:
+            return () if after is None else self.read_model.statements(before, after)
 
         after = self.change(
             rapport_id, events, project=project_rapport, inbox=inbox, statements=rows
@@ -351,7 +346,7 @@ class Assessment(ServiceApplication):
         rapport = project_rapport(None, [event])
         assert rapport is not None
         antwoord = stand_van(rapport)
-        statements = self.read_model.statements(None, rapport)
+        statements = list(self.read_model.statements(None, rapport))
         if sleutel is not None:
             statements.append(
                 self.idempotency.remember(*sleutel, digest, antwoord.model_dump(mode="json"))

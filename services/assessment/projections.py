@@ -18,9 +18,9 @@ from psycopg.sql import SQL, Identifier
 
 from services.assessment.domain import Rapport, RapportOpgesteld, project_rapport
 from shared.platform.consumer import Subscription
-from shared.platform.eventstore import ServiceApplication, Statement
+from shared.platform.eventstore import ServiceApplication
 from shared.platform.memory import MemoryDossierRegister
-from shared.platform.ports import DossierRegister
+from shared.platform.ports import DossierRegister, Statement
 from shared.platform.projection import AggregateProjection, Table
 from shared.platform.register import SUBJECTS
 from shared.platform.register import DossierRegister as PostgresDossierRegister

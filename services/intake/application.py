@@ -36,10 +36,11 @@ from services.intake.domain import (
 from services.intake.gateway import to_public
 from shared.platform.access import opaque_actor_id
 from shared.platform.errors import NietGevonden
-from shared.platform.eventstore import DuplicateKey, ServiceApplication, Statement
-from shared.platform.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
-from shared.platform.keys import Vergeten, destroy_statement
+from shared.platform.eventstore import Answered, Once, ServiceApplication
+from shared.platform.idempotency import fingerprint, idempotency_ddl, idempotency_keys
+from shared.platform.keys import Vergeten
 from shared.platform.model import Context, DomainEvent, first_event
+from shared.platform.ports import SideWrite, Statement
 from shared.platform.relay import PublicationCheck
 from shared.platform.throttle import THROTTLE_DDL, Throttle
 
@@ -110,7 +111,7 @@ class ReadModel(Protocol):
     def ddl(self) -> Sequence[str]:
         """The tables (``{schema}`` is the service's schema)."""
 
-    def vernietig(self, aanvraag_id: UUID, event_ids: Sequence[str]) -> list[Statement]:
+    def vernietig(self, aanvraag_id: UUID, event_ids: Sequence[str]) -> Sequence[SideWrite]:
         """What deletes the dossier's kept public events with these ids."""
 
 
@@ -133,7 +134,7 @@ class Intake(ServiceApplication):
         super().__init__(env, publication_check=PublicationCheck(self.service, to_public))
         self.read_model = read_model(self)
         self.create_tables(self.read_model.ddl)
-        self.idempotency = IdempotencyKeys(self)
+        self.idempotency = idempotency_keys(self)
 
     def dien_aanvraag_in(
         self,
@@ -145,44 +146,42 @@ class Intake(ServiceApplication):
         """Register an aanvraag; a repeated request with the same key returns the first answer.
         ``admit`` may refuse a new one (429, ``RegistrationLimits``); a repeat is not counted."""
         digest = fingerprint(aanmelding)
-        if idempotency_key is not None:
-            earlier = self.idempotency.earlier(SCOPE, idempotency_key, digest)
-            if earlier is not None:
-                return Ingediend(UUID(earlier["aanvraag_id"]), replayed=True)
-        if admit is not None:
-            admit(aanmelding)
         aanvraag_id = uuid4()
-        statements = [
-            Statement(
-                SQL(
-                    "INSERT INTO {} (aanvraag_id, bestuurder_email_hash, organisatie_code)"
-                    " VALUES (%s, %s, %s)"
-                ).format(ACCESS),
-                (
-                    aanvraag_id,
-                    email_hash(aanmelding.bestuurder.email),
-                    aanmelding.werkgever.organisatie_code,
+
+        def decide(_: Aanvraag | None) -> list[DomainEvent]:
+            if admit is not None:
+                admit(aanmelding)  # only a new registration counts (a repeat was answered)
+            return [dien_in(aanvraag_id, aanmelding, ctx)]
+
+        def statements(_: Aanvraag | None, __: Aanvraag | None) -> list[SideWrite]:
+            return [
+                Statement(
+                    SQL(
+                        "INSERT INTO {} (aanvraag_id, bestuurder_email_hash, organisatie_code)"
+                        " VALUES (%s, %s, %s)"
+                    ).format(ACCESS),
+                    (
+                        aanvraag_id,
+                        email_hash(aanmelding.bestuurder.email),
+                        aanmelding.werkgever.organisatie_code,
+                    ),
                 ),
+                key_write,
+            ]
+
+        # A new dossier: its data key is stored in the same unit of work as its events.
+        with self.keys.new_dossier(aanvraag_id) as key_write:
+            if idempotency_key is None:
+                self.change(aanvraag_id, decide, project=project, statements=statements, new=True)
+                return Ingediend(aanvraag_id, replayed=False)
+            once = Once(
+                self.idempotency, SCOPE, idempotency_key, digest, {"aanvraag_id": str(aanvraag_id)}
             )
-        ]
-        if idempotency_key is not None:
-            statements.append(
-                self.idempotency.remember(
-                    SCOPE, idempotency_key, digest, {"aanvraag_id": str(aanvraag_id)}
-                )
+            changed = self.change_once(
+                once, aanvraag_id, decide, project=project, statements=statements, new=True
             )
-        try:
-            # A new dossier: its data key is stored in the same transaction as its events.
-            with self.keys.new_dossier(aanvraag_id) as key_row:
-                statements.append(Statement(*key_row))
-                self.record(dien_in(aanvraag_id, aanmelding, ctx), statements=statements)
-        except DuplicateKey:
-            # The same key arrived twice at the same moment: the other request won.
-            assert idempotency_key is not None
-            earlier = self.idempotency.earlier(SCOPE, idempotency_key, digest)
-            if earlier is None:
-                raise
-            return Ingediend(UUID(earlier["aanvraag_id"]), replayed=True)
+        if isinstance(changed, Answered):
+            return Ingediend(UUID(changed.result["aanvraag_id"]), replayed=True)
         return Ingediend(aanvraag_id, replayed=False)
 
     def aanvraag(self, aanvraag_id: UUID) -> Aanvraag:
@@ -212,7 +211,7 @@ class Intake(ServiceApplication):
         self,
         aanvraag_id: UUID,
         decide: Callable[[Aanvraag], DomainEvent | None],
-        statements: Callable[[], Sequence[Statement]] | None = None,
+        statements: Callable[[], Sequence[SideWrite]] | None = None,
     ) -> bool:
         """One change of a known dossier (404 for an unknown one): ``decide`` its event, or None
         for nothing to do, and record it with ``statements``; True when this call recorded it.
@@ -258,22 +257,16 @@ class Intake(ServiceApplication):
             eigen = ("intake",) if status is not None and status.had_key else ()
             return vergeet(aanvraag, reden, (*eigen, *diensten), ctx)
 
-        def statements() -> list[Statement]:
-            sql, params = destroy_statement("intake", aanvraag_id, who, reden, ctx.now)
+        def statements() -> list[SideWrite]:
             return [
-                Statement(sql, params),
+                self.keys.destroying(aanvraag_id, who, reden, ctx.now),
                 Statement(
                     SQL("UPDATE {} SET bestuurder_email_hash = %s WHERE aanvraag_id = %s").format(
                         ACCESS
                     ),
                     (VERGETEN_HASH, aanvraag_id),
                 ),
-                Statement(
-                    SQL("DELETE FROM {} WHERE scope = %s AND result->>'aanvraag_id' = %s").format(
-                        IDEMPOTENCY
-                    ),
-                    (SCOPE, str(aanvraag_id)),
-                ),
+                self.idempotency.forget(SCOPE, "aanvraag_id", str(aanvraag_id)),
             ]
 
         return self._change(aanvraag_id, decide, statements)

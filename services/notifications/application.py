@@ -62,13 +62,9 @@ from shared.platform.auth import Refusal
 from shared.platform.consumer import TransientError
 from shared.platform.email_address import AdresOngeldig, adres_sleutel, email_address, veilig_adres
 from shared.platform.errors import NietGevonden
-from shared.platform.eventstore import (
-    AlreadyProcessed,
-    ConcurrencyConflict,
-    ServiceApplication,
-    Statement,
-)
+from shared.platform.eventstore import AlreadyProcessed, ConcurrencyConflict, ServiceApplication
 from shared.platform.model import Clock, Context, DomainEvent
+from shared.platform.ports import Statement
 from shared.platform.relay import PublicationCheck
 from shared.platform.telemetry import (
     context_from_traceparent,

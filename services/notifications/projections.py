@@ -27,7 +27,8 @@ from services.notifications.domain.notificatie import (
     project,
 )
 from services.notifications.domain.templates import AFSPRAAK_BEVESTIGING, AFSPRAAK_VERZET
-from shared.platform.eventstore import ServiceApplication, Statement
+from shared.platform.eventstore import ServiceApplication
+from shared.platform.ports import Statement
 from shared.platform.projection import AggregateProjection, Table
 
 DELIVERIES = Identifier("notifications", "deliveries")

@@ -26,19 +26,13 @@ from services.scheduling.domain import (
 from services.scheduling.domain.calendar import WorkingDayCalendar
 from services.scheduling.gateway import to_public
 from shared.platform.errors import NietGevonden
-from shared.platform.eventstore import (
-    AlreadyProcessed,
-    DuplicateKey,
-    ServiceApplication,
-    Statement,
-)
-from shared.platform.idempotency import IdempotencyKeys, fingerprint, idempotency_ddl
+from shared.platform.eventstore import AlreadyProcessed, Answered, Once, ServiceApplication
+from shared.platform.idempotency import fingerprint, idempotency_ddl, idempotency_keys
 from shared.platform.model import Context, DomainEvent
+from shared.platform.ports import SideWrite
 from shared.platform.relay import PublicationCheck
 
 log = logging.getLogger(__name__)
-
-IDEMPOTENCY_CONSTRAINT = "idempotency_pkey"
 
 
 class ReadModel(Protocol):
@@ -49,7 +43,7 @@ class ReadModel(Protocol):
     def ddl(self) -> Sequence[str]:
         """Its tables, created at start."""
 
-    def statements(self, before: Planning | None, after: Planning | None) -> Sequence[Statement]:
+    def statements(self, before: Planning | None, after: Planning | None) -> Sequence[SideWrite]:
         """The side statements of a change of one planning (in the events' transaction)."""
 
     def aanvraag_van(self, app: ServiceApplication, afspraak_id: UUID) -> UUID | None:
@@ -76,14 +70,6 @@ class Idempotency:
     key: str
 
 
-class _Replay(Exception):
-    """Ends a use case with the answer given to an earlier request with the same key."""
-
-    def __init__(self, gepland: Gepland) -> None:
-        super().__init__(gepland.afspraak.afspraak_id)
-        self.gepland = gepland
-
-
 class Scheduling(ServiceApplication):
     """The scheduling service's application."""
 
@@ -104,7 +90,7 @@ class Scheduling(ServiceApplication):
         self.calendar = calendar
         self.working_days = working_days
         self.read_model = read_model
-        self.idempotency = IdempotencyKeys(self)
+        self.idempotency = idempotency_keys(self)
 
     # --- queries ---------------------------------------------------------------------------------
 
@@ -233,45 +219,30 @@ class Scheduling(ServiceApplication):
         digest = fingerprint({"aanvraag_id": str(aanvraag_id), **body})
         afspraak_id = uuid4()
 
-        def earlier() -> Gepland | None:
-            if idempotency is None:
-                return None
-            found = self.idempotency.earlier(idempotency.scope, idempotency.key, digest)
-            if found is None:
-                return None
-            planning, afspraak = self.afspraak(UUID(found["afspraak_id"]))
-            return Gepland(planning.id, afspraak, replayed=True)
-
-        remember: list[Statement] = []
-        if idempotency is not None:
-            remember.append(
-                self.idempotency.remember(
-                    idempotency.scope, idempotency.key, digest, {"afspraak_id": str(afspraak_id)}
-                )
-            )
-
         def decide(planning: Planning | None) -> list[DomainEvent]:
-            # The key first, on every attempt: after a conflict the winner may have been this key.
-            replay = earlier()
-            if replay is not None:
-                raise _Replay(replay)
             if planning is None:
                 raise NietGevonden("Onbekend dossier.")
             return [domain.plan_afspraak(planning, verzoek, afspraak_id, ctx, self.calendar)]
 
-        def side(before: Planning | None, after: Planning | None) -> list[Statement]:
-            return [*remember, *self.read_model.statements(before, after)]
-
-        try:
-            after = self.change(aanvraag_id, decide, project=project, statements=side)
-        except _Replay as answered:
-            return answered.gepland
-        except DuplicateKey as exc:
-            # The same key arrived twice at the same moment: the other request won.
-            replay = earlier() if exc.constraint == IDEMPOTENCY_CONSTRAINT else None
-            if replay is None:
-                raise
-            return replay
+        if idempotency is None:
+            after = self.change(
+                aanvraag_id, decide, project=project, statements=self.read_model.statements
+            )
+        else:
+            once = Once(
+                self.idempotency,
+                idempotency.scope,
+                idempotency.key,
+                digest,
+                {"afspraak_id": str(afspraak_id)},
+            )
+            changed = self.change_once(
+                once, aanvraag_id, decide, project=project, statements=self.read_model.statements
+            )
+            if isinstance(changed, Answered):
+                planning, afspraak = self.afspraak(UUID(changed.result["afspraak_id"]))
+                return Gepland(planning.id, afspraak, replayed=True)
+            after = changed
         assert after is not None
         return Gepland(after.id, after.afspraak(afspraak_id), replayed=False)
 

@@ -16,7 +16,8 @@ from uuid import UUID
 from psycopg.sql import SQL, Identifier
 
 from services.scheduling.domain import Planning, PlanningGeopend, project
-from shared.platform.eventstore import ServiceApplication, Statement
+from shared.platform.eventstore import ServiceApplication
+from shared.platform.ports import Statement
 from shared.platform.projection import AggregateProjection, Table
 
 DEADLINES = Identifier("scheduling", "contact_deadlines")

@@ -34,7 +34,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final, TypeVar
 from uuid import UUID, uuid5
@@ -52,21 +52,24 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import get_topic, resolve_topic, retry
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 from pydantic_core import from_json
 
 from shared.platform.errors import Conflict, NietGevonden
 from shared.platform.keys import (
+    DataKeys,
     DossierKeys,
     KeyEncryptionKeys,
     KeyRing,
     KeyStoreError,
+    MemoryKeys,
     open_sealed,
     seal,
 )
 from shared.platform.model import OMIT, VERGETEN, Aggregate, DomainEvent
 from shared.platform.telemetry import current_traceparent, metrics_for, watch_event_store
+from shared.platform.unitofwork import DuplicateKey, IdempotencyKeys, SideWrite, Statement
 
 log = logging.getLogger(__name__)
 
@@ -303,11 +306,26 @@ class _NoTranscoder(Transcoder):
 
 
 @dataclass(frozen=True)
-class Statement:
-    """A side statement executed in the same transaction as the events it comes with."""
+class Once:
+    """An ``Idempotency-Key`` of a command: the first answer (``result``) is remembered with its
+    events; a repeat with the same body gets it back (``Answered``)."""
 
-    sql: SQL | Composed
-    params: Sequence[Any] | dict[str, Any] = field(default_factory=tuple)
+    keys: IdempotencyKeys
+    scope: str
+    key: str
+    digest: str
+    result: dict[str, Any]
+
+    def earlier(self) -> dict[str, Any] | None:
+        """The first answer to this key, or None (422 when it came with another body)."""
+        return self.keys.earlier(self.scope, self.key, self.digest)
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A command that was answered before under the same ``Idempotency-Key``: its first answer."""
+
+    result: dict[str, Any]
 
 
 class WeerbaarRecorder(PostgresApplicationRecorder):
@@ -430,8 +448,10 @@ class WeerbaarRecorder(PostgresApplicationRecorder):
         inbox: tuple[str, str] | None = kwargs.get("inbox")
         if inbox is not None:
             curs.execute(self._insert_inbox, inbox, prepare=True)
-        statements: Iterable[Statement] = kwargs.get("statements", ())
+        statements: Iterable[SideWrite] = kwargs.get("statements", ())
         for statement in statements:
+            if not isinstance(statement, Statement):
+                raise TypeError(f"not a SQL statement: {statement!r} (an in-memory write?)")
             curs.execute(statement.sql, statement.params)
         super()._insert_events(curs, stored_events, **kwargs)
 
@@ -475,14 +495,6 @@ class AlreadyProcessed(Exception):
 
 class ConcurrencyConflict(Exception):
     """Another writer changed the aggregate first; the command can be retried."""
-
-
-class DuplicateKey(Exception):
-    """A side statement hit a unique constraint (e.g. an idempotency key)."""
-
-    def __init__(self, constraint: str | None):
-        super().__init__(constraint or "unique constraint")
-        self.constraint = constraint
 
 
 def _constraint_of(exc: BaseException) -> str | None:
@@ -535,6 +547,10 @@ class ServiceApplication(Application[UUID]):
         self._postgres: PostgresParts | None = None
         if env.get("PERSISTENCE_MODULE") == IN_MEMORY:
             super().__init__(env)
+            # Personal fields sealed as in PostgreSQL, with keys that live as long as the store.
+            self._memory_keys = MemoryKeys()
+            assert isinstance(self.mapper, PydanticMapper)
+            self.mapper.keys = self._memory_keys
             return
         # Several processes of one service (roles, replicas) start at once: the library's
         # CREATE TABLE IF NOT EXISTS races with itself in PostgreSQL (a unique violation in the
@@ -582,9 +598,11 @@ class ServiceApplication(Application[UUID]):
         return self.postgres.recorder.datastore
 
     @property
-    def keys(self) -> DossierKeys:
-        """The data keys of personal fields."""
-        return self.postgres.keys
+    def keys(self) -> DataKeys:
+        """The data keys of personal fields (in memory: ``MemoryKeys``)."""
+        if self._postgres is None:
+            return self._memory_keys
+        return self._postgres.keys
 
     def construct_mapper(self) -> Mapper[UUID]:
         """Use the pydantic mapper."""
@@ -603,7 +621,7 @@ class ServiceApplication(Application[UUID]):
         self,
         *events: DomainEvent,
         inbox: tuple[str, str] | None = None,
-        statements: Sequence[Statement] = (),
+        statements: Sequence[SideWrite] = (),
     ) -> None:
         """Append events atomically with the unit of work's other writes: an ``inbox`` entry
         ``(consumer, message_id)`` (idempotency: ``AlreadyProcessed`` when it is there already)
@@ -640,28 +658,70 @@ class ServiceApplication(Application[UUID]):
         *,
         project: Projector[TAgg],
         inbox: tuple[str, str] | None = None,
-        statements: Callable[[TAgg | None, TAgg | None], Sequence[Statement]] | None = None,
+        statements: Callable[[TAgg | None, TAgg | None], Sequence[SideWrite]] | None = None,
+        new: bool = False,
     ) -> TAgg | None:
         """One use case: load the aggregate, ``decide`` its new events, record them (with the
         ``inbox`` entry and the ``statements`` of the change, from the states before and after)
         and return the new state; the aggregate as it was when nothing is decided (then the
-        inbox entry is not recorded either: a redelivery decides the same nothing).
+        inbox entry is not recorded either: a redelivery decides the same nothing). ``new``: the
+        id was just made, there is nothing to load.
 
         When another writer came first the whole of it runs again on what is there now, so
         ``decide`` must have no effect but its events.
         """
+        changed = self._changing(aggregate_id, decide, project, inbox, statements, None, new)
+        assert not isinstance(changed, Answered)
+        return changed
 
-        def command() -> TAgg | None:
-            before = self.load_or_none(aggregate_id, project)
+    def change_once(
+        self,
+        once: Once,
+        aggregate_id: UUID,
+        decide: Callable[[TAgg | None], Sequence[DomainEvent]],
+        *,
+        project: Projector[TAgg],
+        statements: Callable[[TAgg | None, TAgg | None], Sequence[SideWrite]] | None = None,
+        new: bool = False,
+    ) -> TAgg | Answered | None:
+        """``change`` under an ``Idempotency-Key``: the first answer is remembered with the
+        events; a repeat with the same body is ``Answered`` with it, whether it comes after the
+        first (looked up on every attempt: after a conflict the winner may have been this key)
+        or at the same moment (the key's constraint refuses the second, which then reads the
+        first's answer). Nothing decided, nothing remembered: a repeat decides again.
+        """
+        try:
+            return self._changing(aggregate_id, decide, project, None, statements, once, new)
+        except DuplicateKey as exc:
+            if exc.constraint != once.keys.constraint:
+                raise
+            earlier = once.earlier()
+            if earlier is None:
+                raise
+            return Answered(earlier)
+
+    def _changing(
+        self,
+        aggregate_id: UUID,
+        decide: Callable[[TAgg | None], Sequence[DomainEvent]],
+        project: Projector[TAgg],
+        inbox: tuple[str, str] | None,
+        statements: Callable[[TAgg | None, TAgg | None], Sequence[SideWrite]] | None,
+        once: Once | None,
+        new: bool,
+    ) -> TAgg | Answered | None:
+        def command() -> TAgg | Answered | None:
+            if once is not None and (earlier := once.earlier()) is not None:
+                return Answered(earlier)
+            before = None if new else self.load_or_none(aggregate_id, project)
             events = list(decide(before))
             if not events:
                 return before
             after = project(before, events)
-            self.record(
-                *events,
-                inbox=inbox,
-                statements=() if statements is None else statements(before, after),
-            )
+            writes = [] if statements is None else list(statements(before, after))
+            if once is not None:
+                writes.insert(0, once.keys.remember(once.scope, once.key, once.digest, once.result))
+            self.record(*events, inbox=inbox, statements=writes)
             return after
 
         return self.retrying(command)

@@ -42,8 +42,8 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID, uuid4
@@ -55,6 +55,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from shared.platform.errors import WeerbaarError
+from shared.platform.unitofwork import DuplicateKey, MemoryWrite, SideWrite, Statement
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -249,6 +250,27 @@ class KeyStatus:
     destroyed_reason: str | None
 
 
+class DataKeys(Protocol):
+    """The data keys of one service's personal fields, one per dossier."""
+
+    def for_writing(self, aanvraag_id: UUID) -> DataKey:
+        """The dossier's data key, made on first use; ``Vergeten`` once it was destroyed."""
+
+    def for_reading(self, key_id: UUID) -> bytes | None:
+        """The data key with this id, or None when it was destroyed."""
+
+    def new_dossier(self, aanvraag_id: UUID) -> AbstractContextManager[SideWrite]:
+        """A new dossier's key, stored by the side write the block is handed (with the dossier's
+        first events); inside the block ``for_writing`` gets it without a lookup."""
+
+    def status(self, aanvraag_id: UUID) -> KeyStatus | None:
+        """The dossier's key without the key, or None when it has none."""
+
+    def destroying(self, aanvraag_id: UUID, who: str, why: str, at: datetime) -> SideWrite:
+        """The side write that destroys the dossier's key (or leaves a tombstone), keeping the
+        first who/when/why when it was destroyed before."""
+
+
 class DossierKeys:
     """One service's data keys in PostgreSQL (``<schema>.dossier_keys``).
 
@@ -359,7 +381,7 @@ class DossierKeys:
         return None if row["wrapped_key"] is None else self._unwrap(row)
 
     @contextlib.contextmanager
-    def new_dossier(self, aanvraag_id: UUID) -> Iterator[tuple[Composed, tuple[Any, ...]]]:
+    def new_dossier(self, aanvraag_id: UUID) -> Iterator[Statement]:
         """The data key of a dossier being created, to be stored with its first events.
 
         Inside the block, ``for_writing(aanvraag_id)`` (the mapper, while saving, in the same
@@ -374,7 +396,7 @@ class DossierKeys:
         creating = self._creating()
         creating[aanvraag_id] = DataKey(key_id, key)
         try:
-            yield (
+            yield Statement(
                 SQL(
                     "INSERT INTO {} (aanvraag_id, key_id, kek_id, wrapped_key)"
                     " VALUES (%s, %s, %s, %s)"
@@ -420,6 +442,10 @@ class DossierKeys:
         with self.transaction() as cur:
             cur.execute(sql + SQL(" RETURNING aanvraag_id"), params)
             return cur.fetchone() is not None
+
+    def destroying(self, aanvraag_id: UUID, who: str, why: str, at: datetime) -> Statement:
+        """The side statement that destroys the dossier's key (``destroy_statement``)."""
+        return Statement(*destroy_statement(self.schema, aanvraag_id, who, why, at))
 
     def status(self, aanvraag_id: UUID) -> KeyStatus | None:
         """The dossier's key row without the key, or None when it has none."""
@@ -496,22 +522,43 @@ class _Prefetched:
 
 
 class MemoryKeys:
-    """Data keys in memory: the same rules as ``DossierKeys``, for tests of logic only."""
+    r"""Data keys in memory (``shared.platform.ports.DataKeys``): the rules of ``DossierKeys``
+    for the in-memory store, whose mapper seals personal fields with them as PostgreSQL's does.
+    Its side writes are ``MemoryWrite``\ s, checked and applied under the in-memory recorder's
+    lock with the events they come with."""
 
     def __init__(self) -> None:
         self.by_dossier: dict[UUID, DataKey] = {}
         self.by_id: dict[UUID, bytes | None] = {}
+        self.statuses: dict[UUID, KeyStatus] = {}
+        self._lock = threading.RLock()
+        self._local = threading.local()  # keys of dossiers being created, per thread
+
+    def _creating(self) -> dict[UUID, DataKey]:
+        creating: dict[UUID, DataKey] | None = getattr(self._local, "creating", None)
+        if creating is None:
+            creating = self._local.creating = {}
+        return creating
+
+    def _store(self, aanvraag_id: UUID, made: DataKey) -> None:
+        self.by_dossier[aanvraag_id] = made
+        self.by_id[made.key_id] = made.key
+        self.statuses[aanvraag_id] = KeyStatus(
+            made.key_id, True, datetime.now(UTC), None, None, None
+        )
 
     def for_writing(self, aanvraag_id: UUID) -> DataKey:
         """The dossier's data key, made on first use; ``Vergeten`` once it was destroyed."""
-        if aanvraag_id not in self.by_dossier:
-            made = DataKey(uuid4(), AESGCM.generate_key(bit_length=256))
-            self.by_dossier[aanvraag_id] = made
-            self.by_id[made.key_id] = made.key
-        found = self.by_dossier[aanvraag_id]
-        if self.by_id[found.key_id] is None:
-            raise Vergeten(code="persoonsgegevens_vergeten")
-        return found
+        creating = self._creating().get(aanvraag_id)
+        if creating is not None:
+            return creating
+        with self._lock:
+            status = self.statuses.get(aanvraag_id)
+            if status is not None and status.destroyed_at is not None:
+                raise Vergeten(code="persoonsgegevens_vergeten")  # a destroyed key or a tombstone
+            if status is None:
+                self._store(aanvraag_id, DataKey(uuid4(), AESGCM.generate_key(bit_length=256)))
+            return self.by_dossier[aanvraag_id]
 
     def for_reading(self, key_id: UUID) -> bytes | None:
         """The data key with this id, or None when it was destroyed."""
@@ -519,11 +566,50 @@ class MemoryKeys:
             raise KeyStoreError(f"data key {key_id} is unknown")
         return self.by_id[key_id]
 
-    def destroy(self, aanvraag_id: UUID) -> None:
-        """Forget the dossier's key (a dossier without one gets a destroyed one)."""
-        if aanvraag_id not in self.by_dossier:
-            self.for_writing(aanvraag_id)
-        self.by_id[self.by_dossier[aanvraag_id].key_id] = None
+    @contextlib.contextmanager
+    def new_dossier(self, aanvraag_id: UUID) -> Iterator[MemoryWrite]:
+        """A new dossier's key, stored by the write the block is handed (``DossierKeys``'s rule:
+        a dossier that has a key or a tombstone refuses it, and its events with it)."""
+        made = DataKey(uuid4(), AESGCM.generate_key(bit_length=256))
+        creating = self._creating()
+        creating[aanvraag_id] = made
+
+        def check() -> None:
+            if aanvraag_id in self.statuses:
+                raise DuplicateKey("dossier_keys_pkey")
+
+        try:
+            yield MemoryWrite(apply=lambda: self._store(aanvraag_id, made), check=check)
+        finally:
+            del creating[aanvraag_id]
+
+    def status(self, aanvraag_id: UUID) -> KeyStatus | None:
+        """The dossier's key without the key, or None when it has none."""
+        return self.statuses.get(aanvraag_id)
+
+    def destroying(self, aanvraag_id: UUID, who: str, why: str, at: datetime) -> MemoryWrite:
+        """The write that destroys the dossier's key (or leaves a tombstone); a key destroyed
+        before keeps its first who/when/why."""
+
+        def apply() -> None:
+            status = self.statuses.get(aanvraag_id)
+            if status is None:
+                self.statuses[aanvraag_id] = KeyStatus(uuid4(), False, at, at, who, why)
+                return
+            if status.destroyed_at is not None:
+                return
+            self.by_id[status.key_id] = None
+            self.statuses[aanvraag_id] = replace(
+                status, destroyed_at=at, destroyed_by=who, destroyed_reason=why
+            )
+
+        return MemoryWrite(apply=apply)
+
+    def destroy(self, aanvraag_id: UUID, who: str = "test", why: str = "test") -> bool:
+        """Destroy the dossier's key now (or leave a tombstone); True when this call did it."""
+        before = self.statuses.get(aanvraag_id)
+        self.destroying(aanvraag_id, who, why, datetime.now(UTC)).apply()
+        return before is None or before.destroyed_at is None
 
 
 # --- operating on every service's schema (the CLI) ----------------------------------------------

@@ -1,10 +1,13 @@
 """The in-memory forms of the unit-of-work ports (``shared.platform.ports``), for use-case tests.
 
-They keep the promises of their PostgreSQL forms that a use case relies on: an inbox entry is
-recorded with the events or not at all (``AlreadyProcessed`` the second time), a version taken by
-another writer is a ``ConcurrencyConflict``, a register takes each of intake's events once. What
-only PostgreSQL has (SQL side statements, encryption with per-dossier keys, the relay) is not
-pretended here.
+They keep the promises of their PostgreSQL forms that a use case relies on: an inbox entry and
+the side writes (``MemoryWrite``) are recorded with the events or not at all (``AlreadyProcessed``
+the second time, ``DuplicateKey`` for a key taken), a version taken by another writer is a
+``ConcurrencyConflict``, a register takes each of intake's events once. The data keys and the
+idempotency keys have their memory forms beside their SQL ones (``shared.platform.keys.MemoryKeys``,
+``shared.platform.idempotency.MemoryIdempotencyKeys``). What only PostgreSQL has (SQL, the
+relay, the windows of anonymous refusals) is not pretended here: the in-memory recorder refuses a
+SQL ``Statement``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from shared.platform.eventstore import (
     ServiceApplication,
 )
 from shared.platform.register import DossierStand
+from shared.platform.unitofwork import MemoryWrite
 
 
 class MemoryRecorder(POPOApplicationRecorder):
@@ -41,17 +45,24 @@ class MemoryRecorder(POPOApplicationRecorder):
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         inbox: tuple[str, str] | None = kwargs.get("inbox")
-        if kwargs.get("statements"):
-            raise NotImplementedError("side statements are SQL: this use case needs PostgreSQL")
+        writes: list[MemoryWrite] = []
+        for write in kwargs.get("statements", ()):
+            if not isinstance(write, MemoryWrite):
+                raise NotImplementedError(f"a SQL statement on the in-memory store: {write!r}")
+            writes.append(write)
         with self._database_lock:
             if inbox is not None and inbox in self.inbox:
                 raise AlreadyProcessed(inbox[1])
+            for write in writes:
+                write.check()
             try:
                 notification_ids = super()._insert_events(stored_events, **kwargs)
             except IntegrityError:
                 raise ConcurrencyConflict(str(stored_events[0].originator_id)) from None
             if inbox is not None:
                 self.inbox.add(inbox)
+            for write in writes:
+                write.apply()
             return notification_ids
 
 

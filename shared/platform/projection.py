@@ -37,9 +37,9 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from shared.platform import rebuild
 from shared.platform.chain import events_table
-from shared.platform.eventstore import Statement
 from shared.platform.model import Aggregate, DomainEvent
 from shared.platform.rebuild import SWITCH_ROUNDS, hash_contents
+from shared.platform.unitofwork import Statement
 
 if TYPE_CHECKING:
     from shared.platform.eventstore import ServiceApplication

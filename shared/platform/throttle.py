@@ -20,7 +20,8 @@ from fastapi import Request
 from psycopg.sql import SQL, Identifier
 
 from shared.platform.errors import TeVaak
-from shared.platform.eventstore import ServiceApplication, Statement
+from shared.platform.eventstore import ServiceApplication
+from shared.platform.unitofwork import Statement
 
 THROTTLE_DDL: Final = (
     "CREATE TABLE IF NOT EXISTS {schema}.throttle ("

@@ -14,14 +14,9 @@ from uuid import UUID, uuid4
 import pytest
 from psycopg.sql import SQL
 
-from shared.platform.eventstore import (
-    AlreadyProcessed,
-    ConcurrencyConflict,
-    DuplicateKey,
-    ServiceApplication,
-    Statement,
-)
+from shared.platform.eventstore import AlreadyProcessed, ConcurrencyConflict, ServiceApplication
 from shared.platform.model import Context, DomainEvent, utcnow
+from shared.platform.ports import DuplicateKey, Statement
 from shared.platform.settings import Settings
 from tests.support import private_events_only
 

@@ -18,8 +18,8 @@ from psycopg.sql import SQL
 from services.intake.application import Intake
 from services.intake.bootstrap import application as intake_application
 from services.intake.domain import Aanmelding, dien_in
-from shared.platform.eventstore import DuplicateKey, Statement
 from shared.platform.model import Context, utcnow
+from shared.platform.ports import DuplicateKey, Statement
 from shared.platform.settings import Settings
 from tests.support import aanmelding
 
@@ -70,7 +70,7 @@ def test_when_the_events_fail_the_new_key_is_not_stored_either(
     event = dien_in(aanvraag_id, Aanmelding.model_validate(aanmelding()), Context(now=utcnow()))
     failing = Statement(SQL("SELECT 1 / 0"))
     with pytest.raises(DataError), intake.keys.new_dossier(aanvraag_id) as key_row:
-        intake.record(event, statements=[Statement(*key_row), failing])
+        intake.record(event, statements=[key_row, failing])
 
     assert _keys_of(settings, aanvraag_id) == []
     assert _events_of(intake, aanvraag_id) == 0
@@ -86,6 +86,6 @@ def test_a_forgotten_dossier_cannot_get_a_new_key_with_new_events(
     assert intake.keys.destroy(aanvraag_id, "test", "verzoek_betrokkene", utcnow())  # tombstone
     event = dien_in(aanvraag_id, Aanmelding.model_validate(aanmelding()), Context(now=utcnow()))
     with pytest.raises(DuplicateKey), intake.keys.new_dossier(aanvraag_id) as key_row:
-        intake.record(event, statements=[Statement(*key_row)])
+        intake.record(event, statements=[key_row])
 
     assert _events_of(intake, aanvraag_id) == 0

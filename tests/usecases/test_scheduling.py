@@ -25,7 +25,7 @@ from services.scheduling.policies import policies
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
 from shared.platform.consumer import Delivery, Subscription
-from shared.platform.errors import Conflict, NietGevonden
+from shared.platform.errors import Conflict, NietGevonden, Ongeldig
 from shared.platform.eventstore import AlreadyProcessed
 from shared.platform.model import Context, FixedClock
 from tests.usecases.conftest import STORES, store_env
@@ -286,11 +286,7 @@ def test_an_unknown_appointment_is_not_found(world: World) -> None:
         world.app.annuleer_afspraak(uuid4(), SECRETARIAAT)
 
 
-@pytest.mark.parametrize(
-    "store", [pytest.param("postgres", marks=pytest.mark.integration)], indirect=True
-)
 def test_a_repeated_idempotency_key_answers_with_the_first_appointment(world: World) -> None:
-    # PostgreSQL only: the key is remembered in the idempotency table, in the events' transaction.
     aanvraag_id = world.ingediend()
     world.app.neem_contact_op(aanvraag_id, SECRETARIAAT)
     key = Idempotency(scope="POST /aanvragen/{id}/afspraken p-x", key="k-1")
@@ -301,3 +297,21 @@ def test_a_repeated_idempotency_key_answers_with_the_first_appointment(world: Wo
     assert (first.replayed, again.replayed) == (False, True)
     assert again.afspraak == first.afspraak
     assert world.names(aanvraag_id).count("AfspraakGepland") == 1
+    # The same key with another body is refused, and changes nothing.
+    with pytest.raises(Ongeldig) as refused:
+        later = gesprek_bestuurder(GESPREK + timedelta(days=1))
+        world.app.plan_afspraak(aanvraag_id, later, SECRETARIAAT, key)
+    assert refused.value.errors[0]["rule"] == "reused_with_other_body"
+    assert world.names(aanvraag_id).count("AfspraakGepland") == 1
+    # Another caller's scope is another key.
+    other = Idempotency(scope="POST /aanvragen/{id}/afspraken p-y", key="k-1")
+    werkgever = AfspraakVerzoek(
+        soort="gesprek_werkgever",
+        gepland_op=GESPREK,
+        duur_minuten=60,
+        adviseur_id=ADVISEUR,
+        video_link="https://video.example.org/kamer-2",
+    )
+    third = world.app.plan_afspraak(aanvraag_id, werkgever, SECRETARIAAT, other)
+    assert not third.replayed
+    assert world.names(aanvraag_id).count("AfspraakGepland") == 2

@@ -22,7 +22,8 @@ from shared.contracts import events as ev
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import model_for_type
 from shared.platform.consumer import Delivery, Subscription
-from shared.platform.eventstore import ServiceApplication, Statement
+from shared.platform.eventstore import ServiceApplication
+from shared.platform.ports import Statement
 
 EVENTS = Identifier("intake", "dossier_events")
 DOSSIERS = Identifier("intake", "dossiers")

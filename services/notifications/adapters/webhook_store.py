@@ -43,9 +43,10 @@ from services.notifications.projections import where
 from shared.contracts import events as public
 from shared.platform.consumer import Delivery, TransientError
 from shared.platform.errors import Conflict, NietGevonden
-from shared.platform.eventstore import AlreadyProcessed, ConcurrencyConflict, Statement
+from shared.platform.eventstore import AlreadyProcessed, ConcurrencyConflict
 from shared.platform.keys import destroy_statement, open_sealed, seal
 from shared.platform.model import Clock, Context, first_event
+from shared.platform.ports import Statement
 from shared.platform.telemetry import metrics_for
 
 log = logging.getLogger(__name__)
