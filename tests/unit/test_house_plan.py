@@ -9,10 +9,16 @@ checks with ``lint-imports`` before the suite. What import-linter does not check
 from __future__ import annotations
 
 import ast
+import functools
+import os
 import re
+import shutil
+import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grimp
 
@@ -22,8 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("shared", "services", "tools")
 
 
+@functools.cache
 def _graph() -> grimp.ImportGraph:
-    # Imports made only for type checking count too: they are how the cycles hid before.
+    # Imports made only for type checking count too: they are how the cycles hid before. Built
+    # once for the module's tests (it only reads the code).
     return grimp.build_graph(*PACKAGES, include_external_packages=True, cache_dir=None)
 
 
@@ -164,3 +172,87 @@ def test_the_name_check_recognises_a_service_named_as_code() -> None:
         "kept by assessment.",
     ):
         assert not _AS_CODE.search(prose), prose
+
+
+# --- the import contracts: present, naming every service, and able to fail ----------------------
+
+
+def _contracts() -> dict[str, dict[str, Any]]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return {c["name"]: c for c in config["tool"]["importlinter"]["contracts"]}
+
+
+def test_the_import_contracts_name_the_layers_and_every_service() -> None:
+    contracts = _contracts()
+    services = [f"services.{s}" for s in SERVICES]
+    independence = contracts["Services never import each other"]
+    assert independence["type"] == "independence"
+    assert sorted(independence["modules"]) == sorted(services)
+    layers = contracts["Layers: tools above services above the platform above the public contract"]
+    assert layers["type"] == "layers"
+    assert layers["layers"] == ["tools", "services", "shared.platform", "shared.contracts"]
+    rooms = contracts["Every service's rooms"]
+    assert rooms["type"] == "layers"
+    assert sorted(rooms["containers"]) == sorted(services)
+    assert rooms["layers"] == [
+        "bootstrap",
+        "(api) | (policies) | (ops)",
+        "(adapters)",
+        "application | (projections)",
+        "(gateway)",
+        "domain",
+    ]
+    assert rooms["exhaustive"] is True
+    assert rooms["exhaustive_ignores"] == ["__main__"]
+
+
+def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    """``lint-imports`` on a copy of the code in ``root`` (its pyproject.toml)."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _copy_of_the_code(tmp_path: Path) -> Path:
+    for package in PACKAGES:
+        shutil.copytree(
+            ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+def test_the_rooms_contract_fails_when_a_use_case_imports_its_read_model(tmp_path: Path) -> None:
+    code = _copy_of_the_code(tmp_path)
+    clean = _lint_imports(code)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    application = code / "services" / "approval" / "application.py"
+    application.write_text(
+        application.read_text() + "\nimport services.approval.projections  # noqa: E402,F401\n"
+    )
+    broken = _lint_imports(code)
+    assert broken.returncode != 0
+    assert "Every service's rooms BROKEN" in broken.stdout
+    assert "services.approval.application -> services.approval.projections" in broken.stdout
+
+
+# --- the size of the shared core ------------------------------------------------------------------
+
+
+def _lines(folder: Path) -> int:
+    return sum(len(path.read_text().splitlines()) for path in folder.rglob("*.py"))
+
+
+def test_the_shared_core_is_clearly_smaller_than_the_services() -> None:
+    # "Clearly": at most 90 % of the five services together (contract + platform against the
+    # services' own code). A shared layer that grows past that is taking the services' work.
+    shared = _lines(ROOT / "shared" / "contracts") + _lines(ROOT / "shared" / "platform")
+    services = _lines(ROOT / "services")
+    assert shared == _lines(ROOT / "shared")  # nothing in shared/ beside the two layers
+    assert shared <= 0.9 * services, f"shared {shared} lines, services {services}"

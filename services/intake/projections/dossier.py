@@ -282,9 +282,21 @@ def uitvoering(envelopes: Iterable[CloudEvent]) -> tuple[int, int]:
 
 
 _Handler = Callable[["_Fold", Any, CloudEvent], None]
-#: One handler per public event type the dossier shows; the types not listed change nothing in it
-#: (refusals, hand-outs of personal data, webhook states, the retention's destroying).
+#: One handler per public event type the dossier shows.
 _HANDLERS: dict[type[ev.PublicEvent], _Handler] = {}
+#: The public event types that change nothing in the dossier (its audit trail keeps them): every
+#: public event is either handled or named here, so a new one is a decision
+#: (``tests/unit/test_adding_an_event.py``).
+NOT_SHOWN: frozenset[type[ev.PublicEvent]] = frozenset(
+    {
+        ev.ToegangGeweigerd,  # refusals: the audit trail's, not the dossier's
+        ev.ToegangGeweigerdV2,
+        ev.PersoonsgegevensVerstrekt,  # hand-outs of personal data: the audit trail's
+        ev.GegevensVernietigd,  # the retention's destroying of kept public events
+        ev.WebhookAbonnementGefaald,  # an organisation's webhook states: no dossier's
+        ev.WebhookAbonnementHersteld,
+    }
+)
 
 
 def _handles(*types: type[ev.PublicEvent]) -> Callable[[_Handler], _Handler]:
