@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from shared.platform.settings import DEFAULT_PORTS
+
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 MAX_LINES = 150
@@ -88,3 +90,14 @@ def test_every_alert_links_a_section_of_the_runbook() -> None:
             path, _, anchor = rule["annotations"]["runbook"].partition("#")
             assert (runbook.parent / path).resolve() == runbook, rule["alert"]
             assert anchor in anchors, f"{rule['alert']}: RUNBOOK.md has no section #{anchor}"
+
+
+def test_the_default_ports_are_the_ones_the_readme_and_compose_give() -> None:
+    # The ports are derived from the contract's list of services (``Dienst``): reordering that
+    # list would move every service to another port under its operators' feet.
+    row = re.compile(r"^\| (\w+) \| (\d+) \| http://127\.0\.0\.1:\2/docs \|$", re.MULTILINE)
+    table = dict(row.findall(README.read_text()))
+    assert {service: int(port) for service, port in table.items()} == DEFAULT_PORTS
+    compose = (ROOT / "deploy" / "compose.yaml").read_text()
+    for service, port in DEFAULT_PORTS.items():
+        assert f'[python, -m, services.{service}, --role, all, --port, "{port}"]' in compose
