@@ -1,8 +1,10 @@
 """Intake's use cases: register, withdraw, hand out contact details to services that need them,
 close, legal holds, forget and destroy under the retention periods.
 
-The dossier projection's tables are written in a destruction's transaction; the application has
-them as a ``ReadModel`` the composition root gives it (``services.intake.projections``).
+What they write besides their events (who may see a dossier, a destruction's deletes) and what
+they ask of the read model (who may see a dossier, the closing policy's count) goes through the
+``ReadModel`` the composition root gives the application: PostgreSQL's tables or the in-memory
+store's (``services.intake.projections.read_model``).
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Protocol
 from uuid import UUID, uuid4
-
-from psycopg.sql import SQL, Identifier
 
 from services.intake.domain import (
     Aanmelding,
@@ -35,20 +35,19 @@ from services.intake.domain import (
 )
 from services.intake.gateway import to_public
 from shared.platform.access import opaque_actor_id
+from shared.platform.consumer import Delivery
 from shared.platform.errors import NietGevonden
 from shared.platform.eventstore import Answered, Once, ServiceApplication
 from shared.platform.idempotency import fingerprint, idempotency_ddl, idempotency_keys
 from shared.platform.keys import Vergeten
 from shared.platform.model import Context, DomainEvent, first_event
-from shared.platform.ports import SideWrite, Statement
+from shared.platform.ports import SideWrite
 from shared.platform.relay import PublicationCheck
 from shared.platform.throttle import THROTTLE_DDL, Throttle
 
 log = logging.getLogger(__name__)
 
 SCOPE = "POST /aanvragen"
-ACCESS = Identifier("intake", "dossier_access")
-IDEMPOTENCY = Identifier("intake", "idempotency")
 #: Stands in for a forgotten bestuurder's e-mail hash: no e-mail address hashes to it.
 VERGETEN_HASH = "vergeten"
 
@@ -104,29 +103,39 @@ class RegistrationLimits:
 
 
 class ReadModel(Protocol):
-    """The read tables a use case writes with its events
-    (``services.intake.projections.dossier.ReadTables`` in PostgreSQL)."""
+    """What the use cases write with their events besides them, and ask of the read model
+    (``services.intake.projections.read_model``: ``SqlReadModel`` in PostgreSQL,
+    ``MemoryReadModel`` on the in-memory store)."""
 
     @property
     def ddl(self) -> Sequence[str]:
         """The tables (``{schema}`` is the service's schema)."""
 
+    def registreer_toegang(
+        self, aanvraag_id: UUID, bestuurder_email_hash: str, organisatie_code: str
+    ) -> SideWrite:
+        """What records who may see a new dossier: its bestuurder (by the hash of their e-mail
+        address) and its werkgever (by organisatie_code)."""
+
+    def vervang_bestuurder_hash(self, aanvraag_id: UUID, bestuurder_email_hash: str) -> SideWrite:
+        """What replaces the bestuurder's e-mail hash of the dossier."""
+
+    def toegang(self, aanvraag_id: UUID) -> tuple[str, str] | None:
+        """(bestuurder e-mail hash, organisatie_code) of a dossier, or None when unknown."""
+
     def vernietig(self, aanvraag_id: UUID, event_ids: Sequence[str]) -> Sequence[SideWrite]:
         """What deletes the dossier's kept public events with these ids."""
+
+    def noteer_uitvoering(self, delivery: Delivery) -> tuple[int, int]:
+        """Keep one of the events the closing policy counts (once per event id) and answer
+        (measures of the dossier's approved report, how many of them are carried out)."""
 
 
 class Intake(ServiceApplication):
     """The intake service's application."""
 
     service = "intake"
-    ddl: ClassVar[Sequence[str]] = (
-        idempotency_ddl(),
-        "CREATE TABLE IF NOT EXISTS {schema}.dossier_access ("
-        " aanvraag_id uuid PRIMARY KEY, bestuurder_email_hash text NOT NULL,"
-        " organisatie_code text NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS dossier_access_email ON {schema}.dossier_access"
-        " (bestuurder_email_hash)",
-    )
+    ddl: ClassVar[Sequence[str]] = (idempotency_ddl(),)
 
     def __init__(
         self, env: dict[str, str], *, read_model: Callable[[ServiceApplication], ReadModel]
@@ -155,16 +164,10 @@ class Intake(ServiceApplication):
 
         def statements(_: Aanvraag | None, __: Aanvraag | None) -> list[SideWrite]:
             return [
-                Statement(
-                    SQL(
-                        "INSERT INTO {} (aanvraag_id, bestuurder_email_hash, organisatie_code)"
-                        " VALUES (%s, %s, %s)"
-                    ).format(ACCESS),
-                    (
-                        aanvraag_id,
-                        email_hash(aanmelding.bestuurder.email),
-                        aanmelding.werkgever.organisatie_code,
-                    ),
+                self.read_model.registreer_toegang(
+                    aanvraag_id,
+                    email_hash(aanmelding.bestuurder.email),
+                    aanmelding.werkgever.organisatie_code,
                 ),
                 key_write,
             ]
@@ -260,12 +263,7 @@ class Intake(ServiceApplication):
         def statements() -> list[SideWrite]:
             return [
                 self.keys.destroying(aanvraag_id, who, reden, ctx.now),
-                Statement(
-                    SQL("UPDATE {} SET bestuurder_email_hash = %s WHERE aanvraag_id = %s").format(
-                        ACCESS
-                    ),
-                    (VERGETEN_HASH, aanvraag_id),
-                ),
+                self.read_model.vervang_bestuurder_hash(aanvraag_id, VERGETEN_HASH),
                 self.idempotency.forget(SCOPE, "aanvraag_id", str(aanvraag_id)),
             ]
 
@@ -321,11 +319,10 @@ class Intake(ServiceApplication):
 
     def toegang(self, aanvraag_id: UUID) -> tuple[str, str] | None:
         """(bestuurder e-mail hash, organisatie_code) of a dossier, or None when unknown."""
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(
-                SQL(
-                    "SELECT bestuurder_email_hash, organisatie_code FROM {} WHERE aanvraag_id = %s"
-                ).format(ACCESS),
-                (aanvraag_id,),
-            ).fetchone()
-        return None if row is None else (row["bestuurder_email_hash"], row["organisatie_code"])
+        return self.read_model.toegang(aanvraag_id)
+
+    def noteer_uitvoering(self, delivery: Delivery) -> tuple[int, int]:
+        """Keep one of the events the closing policy counts (assessment's reports and carried-out
+        measures, approval's approval; once per event id) and answer (measures of the dossier's
+        approved report, how many of them are carried out)."""
+        return self.read_model.noteer_uitvoering(delivery)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 
 from services.intake.application import Intake
-from services.intake.projections.dossier import UITVOERING_SUBJECTS, noteer_uitvoering
+from services.intake.projections.dossier import UITVOERING_SUBJECTS
 from shared.platform.consumer import Delivery, Subscription
 from shared.platform.errors import Conflict
 from shared.platform.model import Clock
@@ -26,10 +26,10 @@ SERVICE = "intake"
 class SluitAf:
     """Closes a dossier once every measure of the approved report is carried out.
 
-    The events it needs are kept by the read model (``noteer_uitvoering``: once per event id);
-    closing an already closed dossier records nothing, so the effect happens once however often,
-    and by whichever replica, the last MaatregelUitgevoerd is handled. A withdrawn dossier is not
-    closed (Conflict): nothing to do.
+    The events it needs are kept by the read model (``Intake.noteer_uitvoering``: once per event
+    id); closing an already closed dossier records nothing, so the effect happens once however
+    often, and by whichever replica, the last MaatregelUitgevoerd is handled. A withdrawn dossier
+    is not closed (Conflict): nothing to do.
     """
 
     def __init__(self, app: Intake, clock: Clock) -> None:
@@ -40,7 +40,7 @@ class SluitAf:
         """Handle one delivery."""
         aanvraag_id = delivery.event.aanvraag_id
         assert aanvraag_id is not None
-        totaal, uitgevoerd = noteer_uitvoering(self.app, delivery)
+        totaal, uitgevoerd = self.app.noteer_uitvoering(delivery)
         if not totaal or uitgevoerd < totaal:
             return
         ctx = delivery_context(delivery, self.clock, SERVICE)

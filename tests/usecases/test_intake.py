@@ -2,16 +2,11 @@
 differs (``store``: ``memory`` by default, ``postgres`` on the session's test server, marked
 ``integration``).
 
-They drive the application as its composition root builds it (``bootstrap.application``): the
-use cases as the API calls them, the closing policy through the declared ``policies``.
-
-What only PostgreSQL has is tested there alone (``postgres_world``): registering (a new dossier's
-data key is stored with its events, and the Idempotency-Key, the access index and the
-registration limits are SQL tables), forgetting (destroying the key, with the access index and
-the idempotency key, in the event's transaction), destroying under the retention periods (the
-read model's deletes in the event's transaction) and the closing policy (it keeps the events it
-counts in the read model's table). On the in-memory store a dossier is the registration's event
-as ``domain.dien_in`` makes it, recorded without the key and the tables.
+They drive the application as its composition root builds it (``bootstrap.application``, with the
+read model of the store): the use cases as the API calls them, the closing policy through the
+declared ``policies``. What a use case writes besides its events (a new dossier's data key, its
+Idempotency-Key, who may see it; forgetting's destroyed key; a destruction's deletes) is written
+with them on either store, and read back through the application's queries.
 """
 
 from __future__ import annotations
@@ -80,19 +75,13 @@ class World:
     times: dict[str, datetime] = field(default_factory=dict)
 
     def dossier(self, form: Aanmelding | None = None) -> UUID:
-        """A registered aanvraag: through the use case on PostgreSQL; on the in-memory store
-        (no data keys, no tables) its event as the use case decides it."""
-        form = form or formulier()
-        if not self.app.in_memory:
-            return self.app.dien_aanvraag_in(form, AANVRAGER).aanvraag_id
-        aanvraag_id = uuid4()
-        self.app.record(domain.dien_in(aanvraag_id, form, AANVRAGER))
-        return aanvraag_id
+        """A registered aanvraag, through the use case."""
+        return self.app.dien_aanvraag_in(form or formulier(), AANVRAGER).aanvraag_id
 
-    def deliver(self, event: public.PublicEvent, *, event_id: str | None = None) -> None:
-        """Hand another service's event to the policy that takes it, as the consumer would; each
-        one a second after the one before (the closing policy counts in the events' time order), a
-        redelivery (the same ``event_id``) as it was the first time."""
+    def delivery(self, event: public.PublicEvent, event_id: str | None = None) -> Delivery:
+        """Another service's event as the consumer hands it over; each one a second after the one
+        before (the closing policy counts in the events' time order), a redelivery (the same
+        ``event_id``) as it was the first time."""
         event_id = event_id or str(uuid4())
         time = self.times.setdefault(event_id, NU + timedelta(seconds=len(self.times) + 1))
         envelope = to_cloudevent(
@@ -103,9 +92,12 @@ class World:
             actorid=ADVISEUR,
             actorrole="adviseur",
         )
-        delivery = Delivery(envelope=envelope, event=event, stream_sequence=1, attempt=1)
+        return Delivery(envelope=envelope, event=event, stream_sequence=1, attempt=1)
+
+    def deliver(self, event: public.PublicEvent, *, event_id: str | None = None) -> None:
+        """Hand another service's event to the policy that takes it, as the consumer would."""
         (afsluiting,) = policies.policies(self.app, self.clock)
-        afsluiting.handler(delivery)
+        afsluiting.handler(self.delivery(event, event_id))
 
     def recorded(self) -> list[DomainEvent]:
         """Every event intake's store holds, in order."""
@@ -123,49 +115,35 @@ class World:
         ]
 
 
-def _world(env: dict[str, str]) -> Iterator[World]:
-    app = application(env)
+@pytest.fixture
+def world(store: dict[str, str]) -> Iterator[World]:
+    app = application(store)
     try:
         yield World(app, FixedClock(NU))
     finally:
         app.close()
 
 
-@pytest.fixture
-def world(store: dict[str, str]) -> Iterator[World]:
-    yield from _world(store)
+# --- registering ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def postgres_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    """Intake on PostgreSQL only: the use cases that need a data key or SQL tables."""
-    yield from _world(store_env("postgres", "intake", request, tmp_path))
-
-
-# --- registering (PostgreSQL only) ----------------------------------------------------------------
-
-
-@pytest.mark.integration
-def test_a_registration_keeps_the_form_and_who_may_see_the_dossier(postgres_world: World) -> None:
+def test_a_registration_keeps_the_form_and_who_may_see_the_dossier(world: World) -> None:
     form = formulier()
 
-    ingediend = postgres_world.app.dien_aanvraag_in(form, AANVRAGER)
+    ingediend = world.app.dien_aanvraag_in(form, AANVRAGER)
 
     assert not ingediend.replayed
-    assert postgres_world.app.persoonsgegevens(ingediend.aanvraag_id) == form
-    assert postgres_world.app.aanvraag(ingediend.aanvraag_id).status == "ingediend"
-    assert postgres_world.app.toegang(ingediend.aanvraag_id) == (
+    assert world.app.persoonsgegevens(ingediend.aanvraag_id) == form
+    assert world.app.aanvraag(ingediend.aanvraag_id).status == "ingediend"
+    assert world.app.toegang(ingediend.aanvraag_id) == (
         email_hash(form.bestuurder.email),
         "GM0363",
     )
-    assert postgres_world.names(ingediend.aanvraag_id) == ["AanvraagOntvangen"]
+    assert world.names(ingediend.aanvraag_id) == ["AanvraagOntvangen"]
 
 
-@pytest.mark.integration
-def test_a_repeated_registration_with_the_same_key_answers_the_first(
-    postgres_world: World,
-) -> None:
-    app = postgres_world.app
+def test_a_repeated_registration_with_the_same_key_answers_the_first(world: World) -> None:
+    app = world.app
     form = formulier()
     first = app.dien_aanvraag_in(form, AANVRAGER, idempotency_key="sleutel-1")
     before = app.max_notification_id()
@@ -179,9 +157,8 @@ def test_a_repeated_registration_with_the_same_key_answers_the_first(
     assert app.max_notification_id() == before
 
 
-@pytest.mark.integration
-def test_a_repeated_registration_is_not_counted_against_the_limits(postgres_world: World) -> None:
-    app = postgres_world.app
+def test_a_repeated_registration_is_not_counted_against_the_limits(world: World) -> None:
+    app = world.app
     admitted: list[Aanmelding] = []
     form = formulier()
 
@@ -329,10 +306,9 @@ def test_nothing_is_destroyed_while_the_dossier_runs(world: World) -> None:
     assert world.names(aanvraag_id) == ["AanvraagOntvangen"]
 
 
-@pytest.mark.integration
-def test_a_destruction_after_the_hold_is_lifted_is_recorded(postgres_world: World) -> None:
-    app = postgres_world.app
-    aanvraag_id = postgres_world.dossier()
+def test_a_destruction_after_the_hold_is_lifted_is_recorded(world: World) -> None:
+    app = world.app
+    aanvraag_id = world.dossier()
     beheerder = as_actor(BEHEERDER, "beheerder")
     app.sluit_dossier_af(aanvraag_id, "gesloten_door_secretariaat", None, 0, 0, beheerder)
     app.leg_bewaarplicht_op(aanvraag_id, "rechtszaak", beheerder)
@@ -340,11 +316,11 @@ def test_a_destruction_after_the_hold_is_lifted_is_recorded(postgres_world: Worl
 
     app.vernietig(aanvraag_id, "RapportIngezien", ["ev-1", "ev-2"], NU, beheerder)
 
-    destroyed = [e for e in postgres_world.recorded() if isinstance(e, domain.GegevensVernietigd)]
+    destroyed = [e for e in world.recorded() if isinstance(e, domain.GegevensVernietigd)]
     assert [(e.soort, e.aantal, e.tot) for e in destroyed] == [("RapportIngezien", 2, NU)]
 
 
-# --- the closing policy (PostgreSQL only) ---------------------------------------------------------
+# --- the closing policy ---------------------------------------------------------------------------
 
 
 def _maatregel() -> public.MaatregelSamenvatting:
@@ -371,14 +347,13 @@ def _uitgevoerd(
     )
 
 
-@pytest.mark.integration
 def test_the_dossier_closes_when_every_measure_of_the_approved_report_is_done(
-    postgres_world: World,
+    world: World,
 ) -> None:
-    aanvraag_id = postgres_world.dossier()
+    aanvraag_id = world.dossier()
     rapport_id = uuid4()
     maatregelen = (_maatregel(), _maatregel())
-    postgres_world.deliver(
+    world.deliver(
         public.RapportOpgesteld(
             aanvraag_id=aanvraag_id,
             rapport_id=rapport_id,
@@ -387,32 +362,31 @@ def test_the_dossier_closes_when_every_measure_of_the_approved_report_is_done(
             maatregelen=maatregelen,
         )
     )
-    postgres_world.deliver(
+    world.deliver(
         public.RapportGoedgekeurd(
             aanvraag_id=aanvraag_id, rapport_id=rapport_id, versie=1, inhoud_hash="0a" * 32
         )
     )
-    postgres_world.deliver(_uitgevoerd(aanvraag_id, rapport_id, maatregelen[0]), event_id="ev-1")
-    postgres_world.deliver(_uitgevoerd(aanvraag_id, rapport_id, maatregelen[0]), event_id="ev-1")
-    assert postgres_world.app.aanvraag(aanvraag_id).status == "ingediend"  # one of two
+    world.deliver(_uitgevoerd(aanvraag_id, rapport_id, maatregelen[0]), event_id="ev-1")
+    world.deliver(_uitgevoerd(aanvraag_id, rapport_id, maatregelen[0]), event_id="ev-1")
+    assert world.app.aanvraag(aanvraag_id).status == "ingediend"  # one of two
 
-    postgres_world.deliver(_uitgevoerd(aanvraag_id, rapport_id, maatregelen[1]), event_id="ev-2")
-    postgres_world.deliver(_uitgevoerd(aanvraag_id, rapport_id, maatregelen[1]), event_id="ev-2")
+    world.deliver(_uitgevoerd(aanvraag_id, rapport_id, maatregelen[1]), event_id="ev-2")
+    world.deliver(_uitgevoerd(aanvraag_id, rapport_id, maatregelen[1]), event_id="ev-2")
 
-    assert postgres_world.app.aanvraag(aanvraag_id).status == "afgesloten"
-    closed = [e for e in postgres_world.recorded() if isinstance(e, domain.DossierAfgesloten)]
+    assert world.app.aanvraag(aanvraag_id).status == "afgesloten"
+    closed = [e for e in world.recorded() if isinstance(e, domain.DossierAfgesloten)]
     assert [
         (e.reden, e.maatregelen_totaal, e.maatregelen_uitgevoerd, e.causation_id) for e in closed
     ] == [("alle_maatregelen_uitgevoerd", 2, 2, "ev-2")]
 
 
-@pytest.mark.integration
-def test_the_closing_policy_leaves_a_withdrawn_dossier_alone(postgres_world: World) -> None:
-    aanvraag_id = postgres_world.dossier()
-    postgres_world.app.trek_aanvraag_in(aanvraag_id, AANVRAGER)
+def test_the_closing_policy_leaves_a_withdrawn_dossier_alone(world: World) -> None:
+    aanvraag_id = world.dossier()
+    world.app.trek_aanvraag_in(aanvraag_id, AANVRAGER)
     rapport_id = uuid4()
     maatregel = _maatregel()
-    postgres_world.deliver(
+    world.deliver(
         public.RapportOpgesteld(
             aanvraag_id=aanvraag_id,
             rapport_id=rapport_id,
@@ -421,24 +395,54 @@ def test_the_closing_policy_leaves_a_withdrawn_dossier_alone(postgres_world: Wor
             maatregelen=(maatregel,),
         )
     )
-    postgres_world.deliver(
+    world.deliver(
         public.RapportGoedgekeurd(
             aanvraag_id=aanvraag_id, rapport_id=rapport_id, versie=1, inhoud_hash="0b" * 32
         )
     )
 
-    postgres_world.deliver(_uitgevoerd(aanvraag_id, rapport_id, maatregel))
+    world.deliver(_uitgevoerd(aanvraag_id, rapport_id, maatregel))
 
-    assert postgres_world.app.aanvraag(aanvraag_id).status == "ingetrokken"
-    assert postgres_world.names(aanvraag_id) == ["AanvraagOntvangen", "AanvraagIngetrokken"]
-
-
-# --- forgetting (PostgreSQL only) -----------------------------------------------------------------
+    assert world.app.aanvraag(aanvraag_id).status == "ingetrokken"
+    assert world.names(aanvraag_id) == ["AanvraagOntvangen", "AanvraagIngetrokken"]
 
 
-@pytest.mark.integration
-def test_forgetting_destroys_the_personal_data_once(postgres_world: World) -> None:
-    app = postgres_world.app
+def test_a_destruction_deletes_the_kept_events_it_names_and_no_others(world: World) -> None:
+    aanvraag_id = world.dossier()
+    rapport_id = uuid4()
+    maatregelen = (_maatregel(), _maatregel())
+    world.deliver(
+        public.RapportOpgesteld(
+            aanvraag_id=aanvraag_id,
+            rapport_id=rapport_id,
+            versie=1,
+            aantal_maatregelen=2,
+            maatregelen=maatregelen,
+        )
+    )
+    goedgekeurd = public.RapportGoedgekeurd(
+        aanvraag_id=aanvraag_id, rapport_id=rapport_id, versie=1, inhoud_hash="0c" * 32
+    )
+    world.deliver(goedgekeurd, event_id="ev-goedgekeurd")
+    uitgevoerd = world.delivery(_uitgevoerd(aanvraag_id, rapport_id, maatregelen[0]), "ev-1")
+    assert world.app.noteer_uitvoering(uitgevoerd) == (2, 1)
+    beheerder = as_actor(BEHEERDER, "beheerder")
+    world.app.sluit_dossier_af(aanvraag_id, "gesloten_door_secretariaat", None, 0, 0, beheerder)
+
+    world.app.vernietig(aanvraag_id, "RapportGoedgekeurd", ["ev-goedgekeurd"], NU, beheerder)
+
+    # The approval is gone: no measures of an approved report to count.
+    assert world.app.noteer_uitvoering(uitgevoerd) == (0, 0)
+    # The report and the measure carried out were kept: an approval under a new id counts them.
+    world.deliver(goedgekeurd, event_id="ev-goedgekeurd-2")
+    assert world.app.noteer_uitvoering(uitgevoerd) == (2, 1)
+
+
+# --- forgetting -----------------------------------------------------------------------------------
+
+
+def test_forgetting_destroys_the_personal_data_once(world: World) -> None:
+    app = world.app
     form = formulier()
     aanvraag_id = app.dien_aanvraag_in(form, AANVRAGER, idempotency_key="sleutel-3").aanvraag_id
     beheerder = as_actor(BEHEERDER, "beheerder")
@@ -452,9 +456,7 @@ def test_forgetting_destroys_the_personal_data_once(postgres_world: World) -> No
     with pytest.raises(Vergeten):
         app.persoonsgegevens(aanvraag_id)
     assert app.toegang(aanvraag_id) == (VERGETEN_HASH, "GM0363")
-    (vergeten,) = [
-        e for e in postgres_world.recorded() if isinstance(e, domain.PersoonsgegevensVergeten)
-    ]
+    (vergeten,) = [e for e in world.recorded() if isinstance(e, domain.PersoonsgegevensVergeten)]
     assert vergeten.diensten == ("intake", "scheduling")
     # The registration's idempotency key (a digest of the form) went too: the same form under
     # the same key is a new registration.

@@ -37,7 +37,7 @@ from psycopg.sql import SQL, Identifier
 
 from services.intake.application import Intake
 from services.intake.domain import VergeetReden
-from services.intake.projections.dossier import ReadTables
+from services.intake.projections.read_model import SqlReadModel
 from shared.platform.access import configure_pseudonyms, opaque_actor_id
 from shared.platform.errors import NietGevonden
 from shared.platform.forgotten import ForgetRecord, ForgetRecordError, Forgotten
@@ -59,7 +59,7 @@ _logger = logging.getLogger("weerbaar.intake.forget")
 
 def intake_on(settings: Settings) -> Intake:
     """Intake's use cases on its database, for a command (as the composition root builds them)."""
-    return Intake(settings.eventsourcing_env("intake"), read_model=ReadTables)
+    return Intake(settings.eventsourcing_env("intake"), read_model=SqlReadModel)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import model_for_type
 from shared.platform.consumer import Delivery, Subscription
 from shared.platform.eventstore import ServiceApplication
-from shared.platform.ports import Statement
 
 EVENTS = Identifier("intake", "dossier_events")
 DOSSIERS = Identifier("intake", "dossiers")
@@ -756,36 +755,6 @@ def fold_rows(rows: Sequence[Mapping[str, Any]]) -> Dossier | None:
     )
 
 
-def noteer_uitvoering(app: ServiceApplication, delivery: Delivery) -> tuple[int, int]:
-    """Keep one of the events the closing policy needs (``UITVOERING_SUBJECTS``; the event id is
-    the key, so a redelivery adds nothing) and answer (measures, measures carried out) of its
-    dossier's approved report, from all the dossier's kept events.
-
-    One dossier at a time: two replicas handling its last two events at once would each miss the
-    other's uncommitted row, and neither would see every measure carried out.
-    """
-    aanvraag_id = delivery.event.aanvraag_id
-    assert aanvraag_id is not None
-    with app.datastore.transaction(commit=True) as curs:
-        curs.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-            (f"weerbaar-afsluiting:{aanvraag_id}",),
-        )
-        curs.execute(
-            SQL(
-                "INSERT INTO {} (event_id, aanvraag_id, envelope) VALUES (%s, %s, %s)"
-                " ON CONFLICT (event_id) DO NOTHING"
-            ).format(UITVOERING),
-            (delivery.envelope.id, aanvraag_id, delivery.envelope.to_json().decode()),
-        )
-        curs.execute(
-            SQL("SELECT envelope FROM {} WHERE aanvraag_id = %s").format(UITVOERING),
-            (aanvraag_id,),
-        )
-        envelopes = [CloudEvent.model_validate(row["envelope"]) for row in curs.fetchall()]
-    return uitvoering(envelopes)
-
-
 def write_dossier(
     curs: Any, aanvraag_id: UUID, dossier: Dossier | None, table: Identifier = DOSSIERS
 ) -> None:
@@ -945,32 +914,6 @@ def audit_trail(app: ServiceApplication, aanvraag_id: UUID) -> list[dict[str, An
     return [
         json.loads(r["envelope"]) if isinstance(r["envelope"], str) else r["envelope"] for r in rows
     ]
-
-
-class ReadTables:
-    """The projection's tables in the application's database, as the use cases need them (the
-    application's ``ReadModel``): their DDL, and what a destruction under the retention periods
-    deletes from them in the transaction of its GegevensVernietigd."""
-
-    def __init__(self, app: ServiceApplication) -> None:
-        self.app = app
-
-    @property
-    def ddl(self) -> tuple[str, ...]:
-        """The tables (``{schema}`` is the service's schema)."""
-        return DDL
-
-    def vernietig(self, aanvraag_id: UUID, event_ids: Sequence[str]) -> list[Statement]:
-        """Delete the dossier's kept public events with these ids (audit trail and the closing
-        policy's events)."""
-        ids = list(event_ids)
-        return [
-            Statement(
-                SQL("DELETE FROM {} WHERE aanvraag_id = %s AND event_id = ANY(%s)").format(table),
-                (aanvraag_id, ids),
-            )
-            for table in (EVENTS, UITVOERING)
-        ]
 
 
 def subscription(app: ServiceApplication) -> Subscription:
