@@ -15,11 +15,12 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = sorted(p.stem.removeprefix("test_") for p in (ROOT / "tests/usecases").glob("test_*.py"))
+SERVICES = ["approval", "assessment", "intake", "notifications", "scheduling"]
 
 
 def test_every_service_has_use_case_tests() -> None:
-    assert SERVICES == ["approval", "assessment", "intake", "notifications", "scheduling"]
+    for service in SERVICES:
+        assert (ROOT / "tests" / "usecases" / f"test_{service}.py").is_file(), service
 
 
 def test_the_in_memory_use_case_tests_need_no_server(tmp_path: Path) -> None:
