@@ -3,11 +3,10 @@ every read, keep the PKVW and the measures carried out.
 
 Each change of a research (``Onderzoek``) or a report (``Rapport``) is one ``change``: load, decide
 by the domain's rules, record, retried when another writer came first. A report's change records
-with it the statements of its read tables (``ReadModel``, given by the composition root: the
-projection's, ``services.assessment.projections``), so a report or a measure can be found from its
-id alone. What writes or reads those tables (drafting, revising, finding a dossier's report or a
-measure's) needs PostgreSQL; the other use cases run on the in-memory store as well
-(``tests/usecases/test_assessment.py`` runs them on both).
+with it the side writes of its read tables (``ReadModel``, given by the composition root: the
+projection's, ``services.assessment.projections``, in PostgreSQL or in memory), so a report or a
+measure can be found from its id alone. Every use case runs on PostgreSQL and on the in-memory
+store alike (``tests/usecases/test_assessment.py`` runs them on both).
 """
 
 from __future__ import annotations
@@ -167,11 +166,15 @@ class MaatregelenOverzicht(BaseModel):
 
 class ReadModel(Protocol):
     """The read tables the use cases find a report or a measure by, and write with a report's
-    events (``services.assessment.projections.ReadTables`` in PostgreSQL)."""
+    events (``services.assessment.projections``: ``ReadTables`` in PostgreSQL,
+    ``MemoryReadTables`` on the in-memory store)."""
+
+    #: The unique key a second report for one dossier violates (``DuplicateKey``).
+    rapport_per_dossier: str
 
     @property
     def ddl(self) -> Sequence[str]:
-        """The tables (``{schema}`` is the service's schema)."""
+        """The tables (``{schema}`` is the service's schema; none in memory)."""
 
     def statements(self, before: Rapport | None, after: Rapport) -> Sequence[SideWrite]:
         """What brings the tables from the report's rows before a change to those after it."""

@@ -5,9 +5,8 @@ session's test server, marked ``integration``).
 They drive the application as its composition root builds it (``bootstrap.application``): the
 reactions to scheduling's and approval's events through the declared policies, intake's events
 through the register's subscription, the rest as the API calls it. Drafting and revising write the
-report's read tables in the events' transaction, which only PostgreSQL has: those use cases, and
-what reads the tables (the dossier's report, a refusal's dossier), are tested on PostgreSQL only
-(``postgres_world``). On the in-memory store a drafted report is its event alone.
+report's read tables with its events (in PostgreSQL, or their rows in memory), and what reads them
+(the dossier's report, a measure's, a refusal's dossier) answers the same on both stores.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from services.assessment.domain import (
     RapportIngezienVastgelegd,
     RapportStatus,
     Weigering,
-    stel_op,
 )
 from services.assessment.policies import policies
 from shared.contracts import events as public
@@ -153,15 +151,9 @@ class World:
         return aanvraag_id
 
     def opgesteld(self, aanvraag_id: UUID, tag: str = "v1") -> Rapport:
-        """A drafted report: by the use case on PostgreSQL, where its read tables are; on the
-        in-memory store, which has no tables, its event alone."""
-        if not self.app.in_memory:
-            stand = self.app.stel_rapport_op(aanvraag_id, concept(tag), ADVISEUR).stand
-            return self.app.rapport(stand.rapport_id)
-        onderzoek = self.app.onderzoek(aanvraag_id)
-        event = stel_op(uuid4(), aanvraag_id, onderzoek, concept(tag), ADVISEUR)
-        self.app.record(event)
-        return self.app.rapport(event.originator_id)
+        """A report drafted by the use case."""
+        stand = self.app.stel_rapport_op(aanvraag_id, concept(tag), ADVISEUR).stand
+        return self.app.rapport(stand.rapport_id)
 
     def besluit(
         self, soort: type[public.PublicEvent], rapport: Rapport, versie: int, **kw: Any
@@ -210,12 +202,6 @@ def _world(env: dict[str, str]) -> Iterator[World]:
 @pytest.fixture
 def world(store: dict[str, str]) -> Iterator[World]:
     yield from _world(store)
-
-
-@pytest.fixture
-def postgres_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    """Assessment on PostgreSQL only: the use cases that write or read the read tables."""
-    yield from _world(store_env("postgres", "assessment", request, tmp_path))
 
 
 # --- the research (scheduling's events) ----------------------------------------------------------
@@ -402,14 +388,10 @@ def test_measures_are_carried_out_by_their_uitvoerder_and_paid_once_the_pkvw_is_
     ]
 
 
-# --- drafting and revising: the read tables (PostgreSQL only) -------------------------------------
+# --- drafting and revising: the read tables -----------------------------------------------------
 
 
-@pytest.mark.integration
-def test_one_report_per_dossier_found_by_its_dossier_and_its_measures(
-    postgres_world: World,
-) -> None:
-    world = postgres_world
+def test_one_report_per_dossier_found_by_its_dossier_and_its_measures(world: World) -> None:
     aanvraag_id = world.dossier()
     with pytest.raises(Conflict) as te_vroeg:
         world.app.stel_rapport_op(aanvraag_id, concept("v1"), ADVISEUR)
@@ -436,9 +418,7 @@ def test_one_report_per_dossier_found_by_its_dossier_and_its_measures(
     assert world.names().count("RapportOpgesteld") == 1
 
 
-@pytest.mark.integration
-def test_a_revision_adds_its_new_measures_to_the_read_tables(postgres_world: World) -> None:
-    world = postgres_world
+def test_a_revision_adds_its_new_measures_to_the_read_tables(world: World) -> None:
     rapport = world.opgesteld(world.onderzocht(), "v1")
     slot = rapport.huidige.inhoud.maatregelen[0]
     nieuw = {
@@ -466,9 +446,7 @@ def test_a_revision_adds_its_new_measures_to_the_read_tables(postgres_world: Wor
         assert world.app.maatregel_plaats(maatregel_id) == (rapport.id, rapport.aanvraag_id)
 
 
-@pytest.mark.integration
-def test_a_refusal_on_a_report_or_measure_is_put_on_its_dossier(postgres_world: World) -> None:
-    world = postgres_world
+def test_a_refusal_on_a_report_or_measure_is_put_on_its_dossier(world: World) -> None:
     rapport = world.opgesteld(world.onderzocht())
     maatregel_id = rapport.huidige.inhoud.maatregelen[0].maatregel_id
 
