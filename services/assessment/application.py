@@ -3,11 +3,10 @@ every read, keep the PKVW and the measures carried out.
 
 Each change of a research (``Onderzoek``) or a report (``Rapport``) is one ``change``: load, decide
 by the domain's rules, record, retried when another writer came first. A report's change records
-with it the statements of its read tables (``ReadModel``, given by the composition root: the
-projection's, ``services.assessment.projections``), so a report or a measure can be found from its
-id alone. What writes or reads those tables (drafting, revising, finding a dossier's report or a
-measure's) needs PostgreSQL; the other use cases run on the in-memory store as well
-(``tests/usecases/test_assessment.py`` runs them on both).
+with it the side writes of its read tables (``ReadModel``, given by the composition root: the
+projection's, ``services.assessment.projections``, in PostgreSQL or in memory), so a report or a
+measure can be found from its id alone. Every use case runs on PostgreSQL and on the in-memory
+store alike (``tests/usecases/test_assessment.py`` runs them on both).
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel
@@ -51,7 +50,7 @@ from services.assessment.gateway import to_public
 from shared.contracts import events as public
 from shared.platform.auth import Refusal
 from shared.platform.errors import Conflict, NietBeschikbaar, NietGevonden
-from shared.platform.eventstore import CommitInDoubt, ServiceApplication
+from shared.platform.eventstore import Answered, CommitInDoubt, Once, ServiceApplication
 from shared.platform.idempotency import fingerprint, idempotency_ddl, idempotency_keys
 from shared.platform.model import Context, DomainEvent
 from shared.platform.ports import DossierRegister, DuplicateKey, SideWrite
@@ -72,6 +71,14 @@ Besluit = (
     | public.RapportVrijgegeven
 )
 """The decisions of approval that move a report's state."""
+
+
+def _rapport_bestaat_al() -> Conflict:
+    return Conflict(
+        "Dit dossier heeft al een rapport; herzie dat rapport in plaats van een nieuw op te"
+        " stellen.",
+        code="rapport_bestaat_al",
+    )
 
 
 class OnbekendBesluit(Exception):
@@ -167,11 +174,15 @@ class MaatregelenOverzicht(BaseModel):
 
 class ReadModel(Protocol):
     """The read tables the use cases find a report or a measure by, and write with a report's
-    events (``services.assessment.projections.ReadTables`` in PostgreSQL)."""
+    events (``services.assessment.projections``: ``ReadTables`` in PostgreSQL,
+    ``MemoryReadTables`` on the in-memory store)."""
+
+    #: The unique key a second report for one dossier violates (``DuplicateKey``).
+    rapport_per_dossier: str
 
     @property
     def ddl(self) -> Sequence[str]:
-        """The tables (``{schema}`` is the service's schema)."""
+        """The tables (``{schema}`` is the service's schema; none in memory)."""
 
     def statements(self, before: Rapport | None, after: Rapport) -> Sequence[SideWrite]:
         """What brings the tables from the report's rows before a change to those after it."""
@@ -251,6 +262,10 @@ class Assessment(ServiceApplication):
 
         return self.change(aanvraag_id, events, project=project_onderzoek, inbox=inbox)
 
+    def _rows(self, before: Rapport | None, after: Rapport | None) -> Sequence[SideWrite]:
+        """The read tables' side writes of a report's change."""
+        return () if after is None else self.read_model.statements(before, after)
+
     def _change_rapport(
         self,
         rapport_id: UUID,
@@ -267,11 +282,8 @@ class Assessment(ServiceApplication):
             event = decide(rapport)
             return [] if event is None else [event]
 
-        def rows(before: Rapport | None, after: Rapport | None) -> Sequence[SideWrite]:
-            return () if after is None else self.read_model.statements(before, after)
-
         after = self.change(
-            rapport_id, events, project=project_rapport, inbox=inbox, statements=rows
+            rapport_id, events, project=project_rapport, inbox=inbox, statements=self._rows
         )
         assert after is not None  # ``events`` raised when there was no report
         return after
@@ -321,50 +333,57 @@ class Assessment(ServiceApplication):
     ) -> Opgesteld:
         """Draft version 1 of the dossier's only report.
 
-        ``sleutel`` is (scope, Idempotency-Key): a repeated request gets the first answer.
+        ``sleutel`` is (scope, Idempotency-Key): a repeated request gets the first answer. A
+        second report for the dossier is refused (409), also when two requests come at the same
+        moment: the read tables' unique key refuses the second.
         """
-        # Not a ``change``: a new report has nothing to load and, with a fresh id, no other
-        # writer to lose to; the race that matters (a second report for the dossier, or the same
-        # key twice) is the read table's unique key, answered below.
         stand = self.register.known(aanvraag_id)
         # The dossier is part of what was asked: one key reused for another dossier is refused.
         digest = fingerprint(
             {"aanvraag_id": str(aanvraag_id), "concept": concept.model_dump(mode="json")}
         )
-        if sleutel is not None:
-            earlier = self.idempotency.earlier(*sleutel, digest)
-            if earlier is not None:
-                return Opgesteld(RapportStand.model_validate(earlier), replayed=True)
-        stand.require_open()
-        if self.rapport_van(aanvraag_id) is not None:
-            raise Conflict(
-                "Dit dossier heeft al een rapport; herzie dat rapport in plaats van een nieuw"
-                " op te stellen.",
-                code="rapport_bestaat_al",
-            )
-        event = stel_op(uuid4(), aanvraag_id, self.onderzoek(aanvraag_id), concept, ctx)
-        rapport = project_rapport(None, [event])
-        assert rapport is not None
-        antwoord = stand_van(rapport)
-        statements = list(self.read_model.statements(None, rapport))
-        if sleutel is not None:
-            statements.append(
-                self.idempotency.remember(*sleutel, digest, antwoord.model_dump(mode="json"))
-            )
+        # The answer remembered with the key is the drafted report's stand: ``decide`` fills it
+        # in, and ``change_once`` makes the key's write after it, with the events it decided.
+        antwoord: dict[str, Any] = {}
+        rapport_id = uuid4()
+
+        def decide(_: Rapport | None) -> list[DomainEvent]:
+            stand.require_open()
+            if self.rapport_van(aanvraag_id) is not None:
+                raise _rapport_bestaat_al()
+            event = stel_op(rapport_id, aanvraag_id, self.onderzoek(aanvraag_id), concept, ctx)
+            rapport = project_rapport(None, [event])
+            assert rapport is not None
+            antwoord.clear()
+            antwoord.update(stand_van(rapport).model_dump(mode="json"))
+            return [event]
+
+        # A new report: a fresh id, nothing to load and no other writer of it to lose to.
         try:
-            self.record(event, statements=statements)
-        except DuplicateKey:
-            # Another request for this dossier came first (with this key, or another).
-            if sleutel is not None:
-                earlier = self.idempotency.earlier(*sleutel, digest)
-                if earlier is not None:
-                    return Opgesteld(RapportStand.model_validate(earlier), replayed=True)
-            raise Conflict(
-                "Dit dossier heeft al een rapport; herzie dat rapport in plaats van een nieuw"
-                " op te stellen.",
-                code="rapport_bestaat_al",
-            ) from None
-        return Opgesteld(antwoord, replayed=False)
+            if sleutel is None:
+                rapport = self.change(
+                    rapport_id, decide, project=project_rapport, statements=self._rows, new=True
+                )
+            else:
+                once = Once(self.idempotency, *sleutel, digest, antwoord)
+                changed = self.change_once(
+                    once,
+                    rapport_id,
+                    decide,
+                    project=project_rapport,
+                    statements=self._rows,
+                    new=True,
+                )
+                if isinstance(changed, Answered):
+                    return Opgesteld(RapportStand.model_validate(changed.result), replayed=True)
+                rapport = changed
+        except DuplicateKey as exc:
+            if exc.constraint != self.read_model.rapport_per_dossier:
+                raise
+            # Another request for this dossier came first.
+            raise _rapport_bestaat_al() from None
+        assert rapport is not None  # ``decide`` decides an event or raises
+        return Opgesteld(stand_van(rapport), replayed=False)
 
     def herzie_rapport(self, rapport_id: UUID, concept: Concept, ctx: Context) -> Rapport:
         """Write a new version (draft or rejected only); the same content again changes nothing."""

@@ -1,20 +1,22 @@
 """Assessment's composition root: the one place that wires the rooms together.
 
 ``application(env)`` builds the use cases on the store ``env`` names, with the read model
-(``projections``) on the same store; ``bootstrap`` adds the HTTP API, the access log, the
-reactions to other services' events (``policies``) and the register's consumer for a running
-service. Assessment has no adapters of its own (intake's party check, the register and the
-idempotency keys are the platform's) and no commands of its own (``replay`` is the runtime's).
+(``projections``: its tables in PostgreSQL, or its rows in memory) on the same store;
+``bootstrap`` adds the HTTP API, the access log, the reactions to other services' events
+(``policies``) and the register's consumer for a running service. Assessment has no adapters of
+its own (intake's party check, the register and the idempotency keys are the platform's) and no
+commands of its own (``replay`` is the runtime's).
 """
 
 from __future__ import annotations
 
 from services.assessment import projections
 from services.assessment.api import router
-from services.assessment.application import Assessment
+from services.assessment.application import Assessment, ReadModel
 from services.assessment.gateway import to_public
 from services.assessment.policies import policies
 from shared.platform.contract_routes import contract_router
+from shared.platform.eventstore import ServiceApplication
 from shared.platform.http import create_app
 from shared.platform.model import Clock
 from shared.platform.parties import DossierParties
@@ -23,9 +25,15 @@ from shared.platform.settings import Settings
 from shared.platform.wiring import add_standard_readiness, make_auth, service_token
 
 
+def read_model(app: ServiceApplication) -> ReadModel:
+    """The read tables on the application's store: in PostgreSQL, or in memory."""
+    return projections.MemoryReadTables() if app.in_memory else projections.ReadTables(app)
+
+
 def application(env: dict[str, str]) -> Assessment:
-    """Assessment's use cases on the store ``env`` names (PostgreSQL, or the in-memory store)."""
-    return Assessment(env, read_model=projections.ReadTables, register=projections.dossier_register)
+    """Assessment's use cases on the store ``env`` names (PostgreSQL, or the in-memory store),
+    with the read model and the register of that store."""
+    return Assessment(env, read_model=read_model, register=projections.dossier_register)
 
 
 def bootstrap(

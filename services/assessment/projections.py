@@ -3,9 +3,12 @@ register of the dossiers intake announced.
 
 - ``RAPPORT``: ``rapporten`` (rapport_id → aanvraag_id, one report per dossier by a unique key) and
   ``maatregelen`` (maatregel_id → rapport_id, aanvraag_id), a function of the ``Rapport``
-  aggregate (``shared.platform.projection``): written in the events' transaction by the
-  statements the use cases are given (``ReadTables.statements``), rebuilt from the log by
-  ``weerbaar replay --projection assessment``. PostgreSQL only: the in-memory store has no tables.
+  aggregate (``shared.platform.projection``): written with the report's events by the side writes
+  the use cases are given, rebuilt from the log by ``weerbaar replay --projection assessment``.
+  Two forms of the application's ``ReadModel``: ``ReadTables`` (the tables in PostgreSQL, written
+  in the events' transaction) and ``MemoryReadTables`` (the same rows on the in-memory store,
+  written under its recorder's lock, with the same unique keys); the composition root picks the
+  one of the application's store.
 - the dossier register (``shared.platform.register``, kept by its own consumer), in PostgreSQL or,
   for use-case tests, in memory.
 """
@@ -20,13 +23,17 @@ from services.assessment.domain import Rapport, RapportOpgesteld, project_rappor
 from shared.platform.consumer import Subscription
 from shared.platform.eventstore import ServiceApplication
 from shared.platform.memory import MemoryDossierRegister
-from shared.platform.ports import DossierRegister, Statement
-from shared.platform.projection import AggregateProjection, Table
+from shared.platform.ports import DossierRegister, DuplicateKey, MemoryWrite, Statement
+from shared.platform.projection import AggregateProjection, Row, Table
 from shared.platform.register import SUBJECTS
 from shared.platform.register import DossierRegister as PostgresDossierRegister
 
 RAPPORTEN = Identifier("assessment", "rapporten")
 MAATREGELEN = Identifier("assessment", "maatregelen")
+
+#: The unique key a second report for one dossier violates: the name PostgreSQL gives the UNIQUE
+#: of ``rapporten.aanvraag_id`` (and the in-memory tables give it too).
+EEN_RAPPORT_PER_DOSSIER = "rapporten_aanvraag_id_key"
 
 
 def _rapport_rows(rapport: Rapport) -> dict[str, list[tuple[object, ...]]]:
@@ -79,6 +86,9 @@ class ReadTables:
     report's change and the queries that find a report or measure by id (the application's
     ``ReadModel``)."""
 
+    #: The constraint a second report for one dossier violates (``DuplicateKey``).
+    rapport_per_dossier = EEN_RAPPORT_PER_DOSSIER
+
     def __init__(self, app: ServiceApplication) -> None:
         self.app = app
 
@@ -121,6 +131,64 @@ class ReadTables:
                 (rapport_id,),
             ).fetchone()
         return None if row is None else UUID(str(row["aanvraag_id"]))
+
+
+class MemoryReadTables:
+    """``RAPPORT``'s rows on the in-memory store, which has no tables: per table, its rows by
+    their key (the application's ``ReadModel``, for use-case tests).
+
+    A report's change writes them as PostgreSQL's statements do (the rows that changed replaced
+    by their key, the rows that went deleted), with one ``MemoryWrite`` checked and applied under
+    the recorder's lock with the events; a second report for a dossier is refused as the UNIQUE
+    of ``rapporten.aanvraag_id`` refuses it, ``DuplicateKey`` with PostgreSQL's constraint name.
+    """
+
+    #: The constraint a second report for one dossier violates (``DuplicateKey``).
+    rapport_per_dossier = EEN_RAPPORT_PER_DOSSIER
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[Row, Row]] = {table.name: {} for table in RAPPORT.tables}
+
+    @property
+    def ddl(self) -> tuple[str, ...]:
+        """No tables to create."""
+        return ()
+
+    def statements(self, before: Rapport | None, after: Rapport) -> list[MemoryWrite]:
+        """The write that brings the tables from the report's rows before a change to those after
+        it (none when they stay the same)."""
+        old, new = RAPPORT.keyed(before), RAPPORT.keyed(after)
+        if old == new:
+            return []
+
+        def check() -> None:
+            for rapport_id, aanvraag_id in new["rapporten"].values():
+                taken = self.rapport_van(aanvraag_id)
+                if taken is not None and taken != rapport_id:
+                    raise DuplicateKey(EEN_RAPPORT_PER_DOSSIER)
+
+        def apply() -> None:
+            for name, rows in self.rows.items():
+                for key in old[name].keys() - new[name].keys():
+                    del rows[key]
+                rows.update(new[name])
+
+        return [MemoryWrite(apply=apply, check=check)]
+
+    def rapport_van(self, aanvraag_id: UUID) -> UUID | None:
+        """The id of the dossier's report, or None."""
+        rapporten = self.rows["rapporten"].values()
+        return next((row[0] for row in rapporten if row[1] == aanvraag_id), None)
+
+    def maatregel_plaats(self, maatregel_id: UUID) -> tuple[UUID, UUID] | None:
+        """(rapport_id, aanvraag_id) of a measure, or None when unknown."""
+        row = self.rows["maatregelen"].get((maatregel_id,))
+        return None if row is None else (row[1], row[2])
+
+    def dossier_van_rapport(self, rapport_id: UUID) -> UUID | None:
+        """The aanvraag_id of a report, or None."""
+        row = self.rows["rapporten"].get((rapport_id,))
+        return None if row is None else row[1]
 
 
 def dossier_register(app: ServiceApplication) -> DossierRegister:

@@ -5,14 +5,13 @@ session's test server, marked ``integration``).
 They drive the application as its composition root builds it (``bootstrap.application``): the
 reactions to scheduling's and approval's events through the declared policies, intake's events
 through the register's subscription, the rest as the API calls it. Drafting and revising write the
-report's read tables in the events' transaction, which only PostgreSQL has: those use cases, and
-what reads the tables (the dossier's report, a refusal's dossier), are tested on PostgreSQL only
-(``postgres_world``). On the in-memory store a drafted report is its event alone.
+report's read tables with its events (in PostgreSQL, or their rows in memory), and what reads them
+(the dossier's report, a measure's, a refusal's dossier) answers the same on both stores.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,7 +21,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from services.assessment import projections
-from services.assessment.application import Assessment
+from services.assessment.application import OPSTELLEN, Assessment, Opgesteld
 from services.assessment.bootstrap import application
 from services.assessment.domain import (
     BesluitTeVroeg,
@@ -31,14 +30,13 @@ from services.assessment.domain import (
     RapportIngezienVastgelegd,
     RapportStatus,
     Weigering,
-    stel_op,
 )
 from services.assessment.policies import policies
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
 from shared.platform.auth import Principal, Refusal, Role
 from shared.platform.consumer import Delivery, Poison
-from shared.platform.errors import Conflict
+from shared.platform.errors import Conflict, Ongeldig
 from shared.platform.model import Context, DomainEvent, FixedClock
 from tests.usecases.conftest import STORES, store_env
 
@@ -153,15 +151,9 @@ class World:
         return aanvraag_id
 
     def opgesteld(self, aanvraag_id: UUID, tag: str = "v1") -> Rapport:
-        """A drafted report: by the use case on PostgreSQL, where its read tables are; on the
-        in-memory store, which has no tables, its event alone."""
-        if not self.app.in_memory:
-            stand = self.app.stel_rapport_op(aanvraag_id, concept(tag), ADVISEUR).stand
-            return self.app.rapport(stand.rapport_id)
-        onderzoek = self.app.onderzoek(aanvraag_id)
-        event = stel_op(uuid4(), aanvraag_id, onderzoek, concept(tag), ADVISEUR)
-        self.app.record(event)
-        return self.app.rapport(event.originator_id)
+        """A report drafted by the use case."""
+        stand = self.app.stel_rapport_op(aanvraag_id, concept(tag), ADVISEUR).stand
+        return self.app.rapport(stand.rapport_id)
 
     def besluit(
         self, soort: type[public.PublicEvent], rapport: Rapport, versie: int, **kw: Any
@@ -210,12 +202,6 @@ def _world(env: dict[str, str]) -> Iterator[World]:
 @pytest.fixture
 def world(store: dict[str, str]) -> Iterator[World]:
     yield from _world(store)
-
-
-@pytest.fixture
-def postgres_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    """Assessment on PostgreSQL only: the use cases that write or read the read tables."""
-    yield from _world(store_env("postgres", "assessment", request, tmp_path))
 
 
 # --- the research (scheduling's events) ----------------------------------------------------------
@@ -402,14 +388,10 @@ def test_measures_are_carried_out_by_their_uitvoerder_and_paid_once_the_pkvw_is_
     ]
 
 
-# --- drafting and revising: the read tables (PostgreSQL only) -------------------------------------
+# --- drafting and revising: the read tables -----------------------------------------------------
 
 
-@pytest.mark.integration
-def test_one_report_per_dossier_found_by_its_dossier_and_its_measures(
-    postgres_world: World,
-) -> None:
-    world = postgres_world
+def test_one_report_per_dossier_found_by_its_dossier_and_its_measures(world: World) -> None:
     aanvraag_id = world.dossier()
     with pytest.raises(Conflict) as te_vroeg:
         world.app.stel_rapport_op(aanvraag_id, concept("v1"), ADVISEUR)
@@ -436,9 +418,102 @@ def test_one_report_per_dossier_found_by_its_dossier_and_its_measures(
     assert world.names().count("RapportOpgesteld") == 1
 
 
-@pytest.mark.integration
-def test_a_revision_adds_its_new_measures_to_the_read_tables(postgres_world: World) -> None:
-    world = postgres_world
+def test_a_retried_draft_gets_the_first_answer_and_a_key_answers_one_request(
+    world: World,
+) -> None:
+    aanvraag_id = world.dossier()
+    ander_dossier = world.onderzocht()
+    sleutel = (f"{OPSTELLEN}|adv-1", "key-1")
+
+    # Refused: nothing decided, so nothing remembered with the key.
+    with pytest.raises(Conflict) as te_vroeg:
+        world.app.stel_rapport_op(aanvraag_id, concept("v1"), ADVISEUR, sleutel)
+    world.gesprek(aanvraag_id, public.AfspraakSoort.GESPREK_WERKGEVER)
+    world.gesprek(aanvraag_id, public.AfspraakSoort.GESPREK_BESTUURDER)
+    world.deliver(
+        public.WoningscanUitgevoerd(aanvraag_id=aanvraag_id, afspraak_id=uuid4(), uitgevoerd_op=NU)
+    )
+    eerste = world.app.stel_rapport_op(aanvraag_id, concept("v1"), ADVISEUR, sleutel)
+    herhaald = world.app.stel_rapport_op(aanvraag_id, concept("v1"), ADVISEUR, sleutel)
+    with pytest.raises(Ongeldig) as ander_verzoek:
+        world.app.stel_rapport_op(aanvraag_id, concept("v2"), ADVISEUR, sleutel)
+    with pytest.raises(Ongeldig) as ander_dossier_zelfde_sleutel:
+        world.app.stel_rapport_op(ander_dossier, concept("v1"), ADVISEUR, sleutel)
+    with pytest.raises(Conflict) as andere_sleutel:
+        world.app.stel_rapport_op(aanvraag_id, concept("v1"), ADVISEUR, (sleutel[0], "key-2"))
+
+    assert te_vroeg.value.code == "onderzoek_niet_afgerond"
+    assert eerste.replayed is False
+    assert herhaald == Opgesteld(eerste.stand, replayed=True)
+    for hergebruikt in (ander_verzoek, ander_dossier_zelfde_sleutel):
+        assert hergebruikt.value.errors == [
+            {"field": "header.Idempotency-Key", "rule": "reused_with_other_body"}
+        ]
+    assert andere_sleutel.value.code == "rapport_bestaat_al"
+    assert world.app.rapport_van(aanvraag_id) == eerste.stand.rapport_id
+    assert world.app.rapport_van(ander_dossier) is None
+    assert world.names().count("RapportOpgesteld") == 1
+
+
+def _meanwhile(
+    monkeypatch: pytest.MonkeyPatch, world: World, other_request: Callable[[], Opgesteld]
+) -> list[Opgesteld]:
+    """Two requests at the same moment: the next request that asks the read tables for the
+    dossier's report is told there is none, and the other request drafts one before it goes on.
+    Returns (once it ran) the other request's answer."""
+    read_model = world.app.read_model
+    rapport_van = read_model.rapport_van
+    other: list[Opgesteld] = []
+    raced: list[bool] = []
+
+    def found_then_overtaken(aanvraag_id: UUID) -> UUID | None:
+        found = rapport_van(aanvraag_id)
+        if not raced:
+            raced.append(True)
+            other.append(other_request())
+        return found
+
+    monkeypatch.setattr(read_model, "rapport_van", found_then_overtaken)
+    return other
+
+
+@pytest.mark.parametrize("andere_sleutel", ["key-1", "key-2", None])
+def test_of_two_drafts_at_the_same_moment_one_makes_the_report(
+    world: World, monkeypatch: pytest.MonkeyPatch, andere_sleutel: str | None
+) -> None:
+    aanvraag_id = world.onderzocht()
+    scope = f"{OPSTELLEN}|adv-1"
+    other = _meanwhile(
+        monkeypatch,
+        world,
+        lambda: world.app.stel_rapport_op(
+            aanvraag_id,
+            concept("v1"),
+            ADVISEUR,
+            None if andere_sleutel is None else (scope, andere_sleutel),
+        ),
+    )
+
+    if andere_sleutel == "key-1":
+        # The same key: the first answer, whichever of the two recorded it.
+        later = world.app.stel_rapport_op(aanvraag_id, concept("v1"), ADVISEUR, (scope, "key-1"))
+        (first,) = other
+        assert later == Opgesteld(first.stand, replayed=True)
+    else:
+        # Another key, or none: the read tables' unique key refuses the second report.
+        with pytest.raises(Conflict) as refused:
+            world.app.stel_rapport_op(aanvraag_id, concept("v1"), ADVISEUR, (scope, "key-1"))
+        # Nothing was recorded with the refused request's key: retried, it is refused again.
+        with pytest.raises(Conflict) as retried:
+            world.app.stel_rapport_op(aanvraag_id, concept("v1"), ADVISEUR, (scope, "key-1"))
+        (first,) = other
+        assert refused.value.code == retried.value.code == "rapport_bestaat_al"
+    assert first.replayed is False
+    assert world.app.rapport_van(aanvraag_id) == first.stand.rapport_id
+    assert world.names().count("RapportOpgesteld") == 1
+
+
+def test_a_revision_adds_its_new_measures_to_the_read_tables(world: World) -> None:
     rapport = world.opgesteld(world.onderzocht(), "v1")
     slot = rapport.huidige.inhoud.maatregelen[0]
     nieuw = {
@@ -466,9 +541,7 @@ def test_a_revision_adds_its_new_measures_to_the_read_tables(postgres_world: Wor
         assert world.app.maatregel_plaats(maatregel_id) == (rapport.id, rapport.aanvraag_id)
 
 
-@pytest.mark.integration
-def test_a_refusal_on_a_report_or_measure_is_put_on_its_dossier(postgres_world: World) -> None:
-    world = postgres_world
+def test_a_refusal_on_a_report_or_measure_is_put_on_its_dossier(world: World) -> None:
     rapport = world.opgesteld(world.onderzocht())
     maatregel_id = rapport.huidige.inhoud.maatregelen[0].maatregel_id
 
