@@ -342,9 +342,6 @@ class Assessment(ServiceApplication):
         digest = fingerprint(
             {"aanvraag_id": str(aanvraag_id), "concept": concept.model_dump(mode="json")}
         )
-        # The answer remembered with the key is the drafted report's stand: ``decide`` fills it
-        # in, and ``change_once`` makes the key's write after it, with the events it decided.
-        antwoord: dict[str, Any] = {}
         rapport_id = uuid4()
 
         def decide(_: Rapport | None) -> list[DomainEvent]:
@@ -352,11 +349,11 @@ class Assessment(ServiceApplication):
             if self.rapport_van(aanvraag_id) is not None:
                 raise _rapport_bestaat_al()
             event = stel_op(rapport_id, aanvraag_id, self.onderzoek(aanvraag_id), concept, ctx)
-            rapport = project_rapport(None, [event])
-            assert rapport is not None
-            antwoord.clear()
-            antwoord.update(stand_van(rapport).model_dump(mode="json"))
             return [event]
+
+        def antwoord(rapport: Rapport) -> dict[str, Any]:
+            # The answer remembered with the key: the drafted report's stand.
+            return stand_van(rapport).model_dump(mode="json")
 
         # A new report: a fresh id, nothing to load and no other writer of it to lose to.
         try:

@@ -314,7 +314,12 @@ class Once:
     scope: str
     key: str
     digest: str
-    result: dict[str, Any]
+    #: The answer to remember: as it is, or made from the aggregate the command left.
+    result: dict[str, Any] | Callable[[Any], dict[str, Any]]
+
+    def answer(self, after: Any) -> dict[str, Any]:
+        """The answer remembered for a command that left ``after``."""
+        return self.result(after) if callable(self.result) else self.result
 
     def earlier(self) -> dict[str, Any] | None:
         """The first answer to this key, or None (422 when it came with another body)."""
@@ -720,7 +725,8 @@ class ServiceApplication(Application[UUID]):
             after = project(before, events)
             writes = [] if statements is None else list(statements(before, after))
             if once is not None:
-                writes.insert(0, once.keys.remember(once.scope, once.key, once.digest, once.result))
+                answer = once.answer(after)
+                writes.insert(0, once.keys.remember(once.scope, once.key, once.digest, answer))
             self.record(*events, inbox=inbox, statements=writes)
             return after
 
