@@ -34,6 +34,7 @@ from services.notifications.domain.mail import (
 )
 from services.notifications.domain.notificatie import (
     Notificatie,
+    NotificatieBezorging,
     NotificatieMislukt,
     NotificatieVerzonden,
     Ontvanger,
@@ -64,7 +65,7 @@ from shared.platform.email_address import AdresOngeldig, adres_sleutel, email_ad
 from shared.platform.errors import NietGevonden
 from shared.platform.eventstore import AlreadyProcessed, ConcurrencyConflict, ServiceApplication
 from shared.platform.model import Clock, Context, DomainEvent
-from shared.platform.ports import Statement
+from shared.platform.ports import SideWrite
 from shared.platform.relay import PublicationCheck
 from shared.platform.telemetry import (
     context_from_traceparent,
@@ -140,14 +141,15 @@ class Geplande:
 
 class Tables(Protocol):
     """The service's own tables as the use cases read and write them: the delivery log, what the
-    service heard of appointments, the confirmations' window (``projections.Tables``; none on the
-    in-memory store). Writes that belong with the events come back as statements."""
+    service heard of appointments, the confirmations' window (``projections.Tables`` in
+    PostgreSQL, ``projections.MemoryTables`` on the in-memory store). Writes that belong with the
+    events come back as side writes of that store."""
 
-    def rows(self, before: Notificatie | None, after: Notificatie) -> Sequence[Statement]:
+    def rows(self, before: Notificatie | None, after: Notificatie) -> Sequence[SideWrite]:
         """The delivery log's row of a notification that changed."""
         ...
 
-    def released(self, notificatie_id: UUID) -> Sequence[Statement]:
+    def released(self, notificatie_id: UUID) -> Sequence[SideWrite]:
         """The sender's claim on the notification given back."""
         ...
 
@@ -157,6 +159,21 @@ class Tables(Protocol):
 
     def dossier_van(self, notificatie_id: UUID) -> UUID | None:
         """The dossier of a notification."""
+        ...
+
+    def bezorgingen(
+        self,
+        *,
+        aanvraag_id: UUID | None = None,
+        status: str | None = None,
+        notificatie_id: UUID | None = None,
+        limit: int = 100,
+    ) -> list[NotificatieBezorging]:
+        """The delivery log, newest first."""
+        ...
+
+    def bezorging(self, notificatie_id: UUID) -> NotificatieBezorging:
+        """One notification's line of the delivery log."""
         ...
 
     def verzoek_onthouden(
@@ -175,11 +192,11 @@ class Tables(Protocol):
         aanvraag_id: UUID,
         ontvangers: Sequence[Partij],
         beantwoord: Sequence[str],
-    ) -> Sequence[Statement]:
+    ) -> Sequence[SideWrite]:
         """Who hears of a new appointment, and the requests it answers."""
         ...
 
-    def afspraak_gewijzigd(self, afspraak_id: UUID, aanvraag_id: UUID) -> Sequence[Statement]:
+    def afspraak_gewijzigd(self, afspraak_id: UUID, aanvraag_id: UUID) -> Sequence[SideWrite]:
         """One more change of the appointment."""
         ...
 
@@ -201,7 +218,7 @@ class Tables(Protocol):
         """Claim the address's window for this confirmation."""
         ...
 
-    def bevestiging_vrijgeven(self, sleutel: str, notificatie_id: UUID) -> Sequence[Statement]:
+    def bevestiging_vrijgeven(self, sleutel: str, notificatie_id: UUID) -> Sequence[SideWrite]:
         """Give the window back."""
         ...
 
@@ -214,14 +231,28 @@ class Notifications(ServiceApplication):
     def __init__(
         self, env: dict[str, str], *, tables: Callable[[ServiceApplication], Tables]
     ) -> None:
-        """``tables`` gives the service's own tables on the store ``env`` names
-        (``projections.tables``)."""
+        """``tables`` gives the service's own tables on the store ``env`` names (the composition
+        root's choice: ``projections.sql_tables`` or ``projections.memory_tables``)."""
         super().__init__(env, publication_check=PublicationCheck(self.service, to_public))
         self.tables = tables(self)
 
     def notificatie(self, notificatie_id: UUID) -> Notificatie:
         """One notification."""
         return self.load(notificatie_id, project, "Onbekende notificatie.")
+
+    def bezorgingen(
+        self,
+        *,
+        aanvraag_id: UUID | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[NotificatieBezorging]:
+        """The delivery log (``GET /notificaties``), newest first."""
+        return self.tables.bezorgingen(aanvraag_id=aanvraag_id, status=status, limit=limit)
+
+    def bezorging(self, notificatie_id: UUID) -> NotificatieBezorging:
+        """One notification's line of the delivery log (it has one once it is planned)."""
+        return self.tables.bezorging(notificatie_id)
 
     def plan(
         self,
@@ -245,14 +276,14 @@ class Notifications(ServiceApplication):
         geplande: Sequence[Geplande],
         ctx: Context,
         inbox: tuple[str, str],
-        statements: Sequence[Statement] = (),
+        statements: Sequence[SideWrite] = (),
     ) -> None:
         """Plan the notifications one event causes, together with its side rows, in one go."""
         events = [
             plan(aanvraag_id, g.soort, g.ontvanger, oorzaak_event_id, g.parameters, ctx)
             for g in geplande
         ]
-        rows: list[Statement] = []
+        rows: list[SideWrite] = []
         for event in events:
             notificatie = project(None, [event])
             assert notificatie is not None
@@ -363,7 +394,7 @@ class Notifications(ServiceApplication):
         notificatie: Notificatie,
         event: DomainEvent,
         now: datetime,
-        statements: Sequence[Statement] = (),
+        statements: Sequence[SideWrite] = (),
     ) -> None:
         """Record one attempt's outcome with the delivery log row (and ``statements``)."""
         after = project(notificatie, [event])
@@ -399,7 +430,7 @@ class Notifications(ServiceApplication):
         assert after is not None
         return after
 
-    def _rows(self, before: Notificatie | None, after: Notificatie | None) -> Sequence[Statement]:
+    def _rows(self, before: Notificatie | None, after: Notificatie | None) -> Sequence[SideWrite]:
         return () if after is None else self.tables.rows(before, after)
 
 
@@ -501,7 +532,7 @@ class Sender:
     def _attempt(self, notificatie: Notificatie) -> None:
         ctx = Context(now=self.clock.now(), causation_id=notificatie.oorzaak_event_id)
         event: DomainEvent
-        venster: list[Statement] = []  # gives a confirmation's window back if it fails for good
+        venster: list[SideWrite] = []  # gives a confirmation's window back if it fails for good
         try:
             mail = self.compose(notificatie, ctx.now)
             if isinstance(mail, OutgoingMail) and self._per_venster(notificatie):

@@ -24,11 +24,13 @@ from services.notifications.application import (
     Notifications,
     Recipients,
     Sender,
+    Tables,
 )
 from services.notifications.domain.webhooks import RetrySchedule
 from services.notifications.gateway import to_public
 from services.notifications.policies import policies
 from shared.platform.contract_routes import contract_router
+from shared.platform.eventstore import IN_MEMORY
 from shared.platform.http import create_app
 from shared.platform.model import Clock
 from shared.platform.runtime import Components
@@ -41,14 +43,17 @@ class NotificationsComponents(Components):
     """The service's components, plus the sender (tests drive it with ``run_once``)."""
 
     sender: Sender = field(kw_only=True)
-    tables: projections.Tables = field(kw_only=True)
+    tables: Tables = field(kw_only=True)
     webhooks: Webhooks = field(kw_only=True)
     webhook_sender: WebhookSender = field(kw_only=True)
 
 
 def application(env: dict[str, str]) -> Notifications:
-    """Notifications' use cases on the store ``env`` names (PostgreSQL, or the in-memory store)."""
-    return Notifications(env, tables=projections.tables)
+    """Notifications' use cases on the store ``env`` names (PostgreSQL, or the in-memory store),
+    with the service's own tables on that store."""
+    in_memory = env.get("PERSISTENCE_MODULE") == IN_MEMORY
+    tables = projections.memory_tables if in_memory else projections.sql_tables
+    return Notifications(env, tables=tables)
 
 
 def bootstrap(
@@ -66,7 +71,6 @@ def bootstrap(
     host's addresses (the system's resolver by default).
     """
     app = application(settings.eventsourcing_env("notifications"))
-    tables = projections.Tables(app.datastore)
     auth = make_auth(settings, app, app.with_dossier, clock)
     api = create_app(
         service="notifications",
@@ -75,7 +79,7 @@ def bootstrap(
         max_body_bytes=settings.max_body_bytes,
     )
     api.include_router(contract_router())
-    api.include_router(router(app, tables, auth, clock))
+    api.include_router(router(app, auth, clock))
     webhooks = Webhooks(
         app,
         clock,
@@ -133,7 +137,7 @@ def bootstrap(
             periodic("webhook-sender", settings.webhook_interval_s, webhook_sender.run_once),
         ],
         sender=sender,
-        tables=tables,
+        tables=app.tables,
         webhooks=webhooks,
         webhook_sender=webhook_sender,
     )

@@ -1180,7 +1180,7 @@ def test_two_replicas_sending_a_failed_mail_again_at_once_plan_it_once(h: Harnes
             return found
 
     env = h.settings.eventsourcing_env("notifications")
-    replicas = [Replica(env, tables=projections.tables) for _ in range(2)]
+    replicas = [Replica(env, tables=projections.sql_tables) for _ in range(2)]
 
     def opnieuw(app: Notifications) -> str:
         ctx = Context(now=h.clock.now(), actor_role="secretariaat")

@@ -4,8 +4,8 @@ store differs (``store``: ``memory``, and ``postgres`` on the session's test ser
 They drive the application as its composition root builds it (``bootstrap.application``): the
 reactions to intake's, scheduling's and approval's events through the declared policies, the
 sender's attempts with a mail server, intake and scheduling of the test's own, and re-sending a
-mail that failed for good. What reads or writes the service's own tables (the delivery log, the
-appointments' tables, the confirmations' window) is PostgreSQL's: those tests run there only.
+mail that failed for good. The service's own tables (the delivery log, the appointments' tables)
+are read through the application's queries and its tables port, whichever store holds them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from services.notifications import projections
 from services.notifications.adapters.webhook_store import Webhooks
 from services.notifications.application import Notifications, RecipientUnknown, Sender
 from services.notifications.bootstrap import application
@@ -54,16 +53,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     """The environment of notifications' event store: the library's in-memory store, or a fresh
     PostgreSQL database of the session's test server."""
     return store_env(str(request.param), "notifications", request, tmp_path)
-
-
-@pytest.fixture
-def postgres(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    """PostgreSQL only: for the use cases that read or write the service's own tables."""
-    return _postgres(request, tmp_path)
-
-
-def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    return store_env("postgres", "notifications", request, tmp_path)
 
 
 # --- the other services, as the sender asks them --------------------------------------------------
@@ -175,11 +164,6 @@ class World:
 @pytest.fixture
 def world(store: dict[str, str]) -> Iterator[World]:
     yield from _world(store)
-
-
-@pytest.fixture
-def pg_world(postgres: dict[str, str]) -> Iterator[World]:
-    yield from _world(postgres)
 
 
 def _world(env: dict[str, str]) -> Iterator[World]:
@@ -362,41 +346,38 @@ def test_an_unknown_notification_cannot_be_sent_again(world: World) -> None:
     assert world.app.max_notification_id() == before
 
 
-# --- PostgreSQL only: the use cases that read or write the service's own tables -------------------
+# --- the service's own tables: the delivery log, the queue, who asked for a toelichting ----------
 
 
-@pytest.mark.integration
-def test_the_delivery_log_and_the_queue_follow_each_attempt(pg_world: World) -> None:
-    tables = projections.Tables(pg_world.app.datastore)
+def test_the_delivery_log_and_the_queue_follow_each_attempt(world: World) -> None:
     aanvraag_id = uuid4()
-    pg_world.ingediend(aanvraag_id)
-    [planned] = tables.bezorgingen(aanvraag_id=aanvraag_id)
+    world.ingediend(aanvraag_id)
+    [planned] = world.app.bezorgingen(aanvraag_id=aanvraag_id)
     assert (planned.status, planned.pogingen) == ("gepland", 0)
 
-    due = tables.claim_due(NU, 10)
+    due = world.app.tables.claim_due(NU, 10)
     assert due == [planned.notificatie_id]
-    assert tables.claim_due(NU, 10) == [], "claimed: no other sender takes it"
-    pg_world.mail.failures.append(PermanentMailError("recipient_refused", 550))
-    pg_world.sender.deliver(pg_world.app.notificatie(planned.notificatie_id))
-    [failed] = tables.bezorgingen(aanvraag_id=aanvraag_id)
+    assert world.app.tables.claim_due(NU, 10) == [], "claimed: no other sender takes it"
+    world.mail.failures.append(PermanentMailError("recipient_refused", 550))
+    world.sender.deliver(world.app.notificatie(planned.notificatie_id))
+    [failed] = world.app.bezorgingen(aanvraag_id=aanvraag_id)
     assert (failed.status, failed.reden_code) == ("mislukt", "recipient_refused")
 
-    pg_world.app.opnieuw(planned.notificatie_id, Context(now=NU, actor_role="secretariaat"))
+    world.app.opnieuw(planned.notificatie_id, Context(now=NU, actor_role="secretariaat"))
 
-    assert tables.bezorging(planned.notificatie_id).status == "gepland"
-    assert tables.claim_due(NU, 10) == [planned.notificatie_id]
+    assert world.app.bezorging(planned.notificatie_id).status == "gepland"
+    assert world.app.tables.claim_due(NU, 10) == [planned.notificatie_id]
 
 
-@pytest.mark.integration
-def test_a_toelichting_is_confirmed_to_the_party_that_asked(pg_world: World) -> None:
+def test_a_toelichting_is_confirmed_to_the_party_that_asked(world: World) -> None:
     aanvraag_id, afspraak_id = uuid4(), uuid4()
-    pg_world.deliver(
+    world.deliver(
         public.ToelichtingAangevraagd(
             aanvraag_id=aanvraag_id, aangevraagd_door=public.Partij.WERKGEVER, aangevraagd_op=NU
         )
     )
 
-    pg_world.deliver(
+    world.deliver(
         public.AfspraakGepland(
             aanvraag_id=aanvraag_id,
             afspraak_id=afspraak_id,
@@ -408,7 +389,6 @@ def test_a_toelichting_is_confirmed_to_the_party_that_asked(pg_world: World) -> 
         )
     )
 
-    assert pg_world.planned() == [("afspraak_bevestiging", "werkgever")]
-    tables = projections.Tables(pg_world.app.datastore)
-    assert tables.ontvangers_van(afspraak_id) == ("werkgever",)
-    assert tables.open_verzoeken(aanvraag_id) == {}, "the request is answered"
+    assert world.planned() == [("afspraak_bevestiging", "werkgever")]
+    assert world.app.tables.ontvangers_van(afspraak_id) == ("werkgever",)
+    assert world.app.tables.open_verzoeken(aanvraag_id) == {}, "the request is answered"
