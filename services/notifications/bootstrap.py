@@ -14,8 +14,13 @@ from services.notifications import projections
 from services.notifications.adapters.appointments import SchedulingAppointments
 from services.notifications.adapters.recipients import IntakeRecipients, RecipientDirectory
 from services.notifications.adapters.smtp import Mailer, SmtpConfig
+from services.notifications.adapters.webhook_memory import memory_webhook_store
 from services.notifications.adapters.webhook_sender import WebhookSender
-from services.notifications.adapters.webhook_store import Webhooks, watch_webhooks
+from services.notifications.adapters.webhook_store import (
+    SqlWebhookStore,
+    sql_webhook_store,
+    watch_webhooks,
+)
 from services.notifications.adapters.webhook_transport import Resolver, system_resolver
 from services.notifications.api.notificaties import router
 from services.notifications.api.webhooks import router as webhook_router
@@ -25,6 +30,7 @@ from services.notifications.application import (
     Recipients,
     Sender,
     Tables,
+    Webhooks,
 )
 from services.notifications.domain.webhooks import RetrySchedule
 from services.notifications.gateway import to_public
@@ -50,10 +56,10 @@ class NotificationsComponents(Components):
 
 def application(env: dict[str, str]) -> Notifications:
     """Notifications' use cases on the store ``env`` names (PostgreSQL, or the in-memory store),
-    with the service's own tables on that store."""
-    in_memory = env.get("PERSISTENCE_MODULE") == IN_MEMORY
-    tables = projections.memory_tables if in_memory else projections.sql_tables
-    return Notifications(env, tables=tables)
+    with the service's own tables and the webhook store on that store."""
+    if env.get("PERSISTENCE_MODULE") == IN_MEMORY:
+        return Notifications(env, tables=projections.memory_tables, webhooks=memory_webhook_store)
+    return Notifications(env, tables=projections.sql_tables, webhooks=sql_webhook_store)
 
 
 def bootstrap(
@@ -86,7 +92,8 @@ def bootstrap(
         RetrySchedule(settings.webhook_retry_schedule_s, settings.webhook_jitter),
         settings.webhook_failing_after,
     )
-    watch_webhooks(webhooks)
+    if isinstance(app.webhook_store, SqlWebhookStore):
+        watch_webhooks(app.webhook_store)
     api.include_router(
         webhook_router(
             webhooks, auth, clock, allow_private=settings.webhook_allow_private_addresses

@@ -19,6 +19,7 @@ from datetime import datetime
 from uuid import UUID
 
 from services.notifications import projections
+from services.notifications.adapters.webhook_store import sql_webhook_store
 from services.notifications.application import Notifications
 from services.notifications.domain.notificatie import NotificatieBezorging
 from shared.platform.access import configure_pseudonyms, opaque_actor_id
@@ -41,7 +42,9 @@ def resend(
     """Plan the failed notification again; NietGevonden or Conflict (not failed) otherwise."""
     if app is None:
         own = Notifications(
-            settings.eventsourcing_env("notifications"), tables=projections.sql_tables
+            settings.eventsourcing_env("notifications"),
+            tables=projections.sql_tables,
+            webhooks=sql_webhook_store,
         )
         try:
             return resend(settings, notificatie_id, door, now=now, app=own)
