@@ -1,5 +1,5 @@
 """Notifications' use cases: plan a notification once, deliver it with retries, log deliveries,
-send one that failed for good again.
+send one that failed for good again; webhook subscriptions and their deliveries (``Webhooks``).
 
 Planning happens when another service's public event arrives (see ``policies``); it stores ids,
 kinds and times only. Everything a mail tells a person (the address, the appointment's current
@@ -8,6 +8,7 @@ time and video link) is fetched from its owner by the Sender at the moment of se
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any, Protocol
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.utils import get_topic
 from opentelemetry.trace import SpanKind
@@ -34,6 +35,7 @@ from services.notifications.domain.mail import (
 )
 from services.notifications.domain.notificatie import (
     Notificatie,
+    NotificatieBezorging,
     NotificatieMislukt,
     NotificatieVerzonden,
     Ontvanger,
@@ -56,15 +58,35 @@ from services.notifications.domain.templates import (
     calendar_event_for,
     render,
 )
-from services.notifications.domain.webhooks import RetrySchedule
+from services.notifications.domain.webhooks import (
+    Abonnement,
+    AbonnementAangemaakt,
+    AbonnementFalend,
+    AbonnementHersteld,
+    AbonnementVerwijderd,
+    Claim,
+    Eigenaar,
+    Filter,
+    Gebeurtenis,
+    Gezondheid,
+    OrganisatieOnbekend,
+    RetrySchedule,
+    Uitkomst,
+    WebhookBezorging,
+    bereikt,
+    new_secret,
+)
 from services.notifications.gateway import to_public
+from shared.contracts.envelope import CloudEvent
+from shared.contracts.events import PublicEvent
 from shared.platform.auth import Refusal
-from shared.platform.consumer import TransientError
+from shared.platform.consumer import Delivery, TransientError
 from shared.platform.email_address import AdresOngeldig, adres_sleutel, email_address, veilig_adres
-from shared.platform.errors import NietGevonden
+from shared.platform.errors import Conflict, NietGevonden
 from shared.platform.eventstore import AlreadyProcessed, ConcurrencyConflict, ServiceApplication
-from shared.platform.model import Clock, Context, DomainEvent
-from shared.platform.ports import Statement
+from shared.platform.keys import open_sealed, seal
+from shared.platform.model import Clock, Context, DomainEvent, first_event
+from shared.platform.ports import SideWrite
 from shared.platform.relay import PublicationCheck
 from shared.platform.telemetry import (
     context_from_traceparent,
@@ -140,14 +162,15 @@ class Geplande:
 
 class Tables(Protocol):
     """The service's own tables as the use cases read and write them: the delivery log, what the
-    service heard of appointments, the confirmations' window (``projections.Tables``; none on the
-    in-memory store). Writes that belong with the events come back as statements."""
+    service heard of appointments, the confirmations' window (``projections.Tables`` in
+    PostgreSQL, ``projections.MemoryTables`` on the in-memory store). Writes that belong with the
+    events come back as side writes of that store."""
 
-    def rows(self, before: Notificatie | None, after: Notificatie) -> Sequence[Statement]:
+    def rows(self, before: Notificatie | None, after: Notificatie) -> Sequence[SideWrite]:
         """The delivery log's row of a notification that changed."""
         ...
 
-    def released(self, notificatie_id: UUID) -> Sequence[Statement]:
+    def released(self, notificatie_id: UUID) -> Sequence[SideWrite]:
         """The sender's claim on the notification given back."""
         ...
 
@@ -157,6 +180,21 @@ class Tables(Protocol):
 
     def dossier_van(self, notificatie_id: UUID) -> UUID | None:
         """The dossier of a notification."""
+        ...
+
+    def bezorgingen(
+        self,
+        *,
+        aanvraag_id: UUID | None = None,
+        status: str | None = None,
+        notificatie_id: UUID | None = None,
+        limit: int = 100,
+    ) -> list[NotificatieBezorging]:
+        """The delivery log, newest first."""
+        ...
+
+    def bezorging(self, notificatie_id: UUID) -> NotificatieBezorging:
+        """One notification's line of the delivery log."""
         ...
 
     def verzoek_onthouden(
@@ -175,11 +213,11 @@ class Tables(Protocol):
         aanvraag_id: UUID,
         ontvangers: Sequence[Partij],
         beantwoord: Sequence[str],
-    ) -> Sequence[Statement]:
+    ) -> Sequence[SideWrite]:
         """Who hears of a new appointment, and the requests it answers."""
         ...
 
-    def afspraak_gewijzigd(self, afspraak_id: UUID, aanvraag_id: UUID) -> Sequence[Statement]:
+    def afspraak_gewijzigd(self, afspraak_id: UUID, aanvraag_id: UUID) -> Sequence[SideWrite]:
         """One more change of the appointment."""
         ...
 
@@ -201,8 +239,105 @@ class Tables(Protocol):
         """Claim the address's window for this confirmation."""
         ...
 
-    def bevestiging_vrijgeven(self, sleutel: str, notificatie_id: UUID) -> Sequence[Statement]:
+    def bevestiging_vrijgeven(self, sleutel: str, notificatie_id: UUID) -> Sequence[SideWrite]:
         """Give the window back."""
+        ...
+
+
+class WebhookStore(Protocol):
+    """What the webhook use cases keep of subscriptions and deliveries: the subscriptions with
+    their sealed secrets, the register of dossiers the events told of, the deliveries and their
+    attempts (``adapters.webhook_store.SqlWebhookStore`` in PostgreSQL,
+    ``adapters.webhook_memory.MemoryWebhookStore`` on the in-memory store). Writes that belong
+    with a subscription's events come back as side writes of that store."""
+
+    def nieuw(
+        self,
+        abonnement_id: UUID,
+        callback_url: str,
+        event_types: Sequence[str] | None,
+        organisatie_code: str | None,
+        aanvraag_id: UUID | None,
+        eigenaar: Eigenaar,
+        secret_key_id: UUID,
+        secret: bytes,
+        now: datetime,
+    ) -> Sequence[SideWrite]:
+        """A new subscription's row (version 1, active)."""
+        ...
+
+    def verwijderd(self, abonnement_id: UUID, versie: int, now: datetime) -> Sequence[SideWrite]:
+        """A subscription removed at ``versie`` + 1, its planned deliveries lapsed."""
+        ...
+
+    def gemarkeerd(self, abonnement_id: UUID, versie: int, status: str) -> Sequence[SideWrite]:
+        """A subscription marked ``falend`` or ``actief`` again at ``versie`` + 1."""
+        ...
+
+    def abonnement(self, abonnement_id: UUID) -> Abonnement | None:
+        """One subscription, or None."""
+        ...
+
+    def abonnementen(
+        self, *, werkgever: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[Abonnement]:
+        """The subscriptions (not the removed ones unless asked for), newest first."""
+        ...
+
+    def versie(self, abonnement_id: UUID) -> int | None:
+        """A subscription's version (its events so far), or None."""
+        ...
+
+    def plannen(
+        self,
+        consumer: str,
+        event: PublicEvent,
+        envelope: CloudEvent,
+        now: datetime,
+        kies: Callable[[Gebeurtenis, Sequence[tuple[UUID, Filter]]], Sequence[UUID]],
+    ) -> None:
+        """In one unit with the inbox entry ``(consumer, envelope id)`` (``AlreadyProcessed`` the
+        second time): the register's part of the event, and a delivery for each live
+        subscription ``kies`` picks from (id, filter); whatever ``kies`` raises undoes it all."""
+        ...
+
+    def claim_due(self, now: datetime, limit: int, hold: timedelta) -> list[Claim]:
+        """Claim due deliveries; no other sender takes them meanwhile."""
+        ...
+
+    def vervallen(self, claim: Claim) -> None:
+        """A claimed delivery lapses (its subscription is gone)."""
+        ...
+
+    def poging(
+        self,
+        claim: Claim,
+        uitkomst: Uitkomst,
+        status: str,
+        volgende: datetime | None,
+        now: datetime,
+    ) -> Gezondheid | None:
+        """One attempt on record with the delivery's new ``status`` and the subscription's
+        health; None when the claim was lost (or the subscription is gone)."""
+        ...
+
+    def bezorgingen(
+        self,
+        abonnement_id: UUID | None,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        bezorging_id: UUID | None = None,
+    ) -> list[WebhookBezorging]:
+        """A subscription's deliveries (or one delivery) with their attempts, newest first."""
+        ...
+
+    def opnieuw(self, bezorging_id: UUID, now: datetime) -> bool:
+        """Plan a delivery again now on a fresh schedule; False when its subscription is gone."""
+        ...
+
+    def abonnement_van(self, bezorging_id: UUID) -> UUID | None:
+        """The subscription of a delivery, or None when the delivery is unknown."""
         ...
 
 
@@ -212,16 +347,35 @@ class Notifications(ServiceApplication):
     service = "notifications"
 
     def __init__(
-        self, env: dict[str, str], *, tables: Callable[[ServiceApplication], Tables]
+        self,
+        env: dict[str, str],
+        *,
+        tables: Callable[[ServiceApplication], Tables],
+        webhooks: Callable[[ServiceApplication], WebhookStore],
     ) -> None:
-        """``tables`` gives the service's own tables on the store ``env`` names
-        (``projections.tables``)."""
+        """``tables`` gives the service's own tables on the store ``env`` names, ``webhooks`` the
+        webhook store on it (the composition root's choice of their SQL or memory forms)."""
         super().__init__(env, publication_check=PublicationCheck(self.service, to_public))
         self.tables = tables(self)
+        self.webhook_store = webhooks(self)
 
     def notificatie(self, notificatie_id: UUID) -> Notificatie:
         """One notification."""
         return self.load(notificatie_id, project, "Onbekende notificatie.")
+
+    def bezorgingen(
+        self,
+        *,
+        aanvraag_id: UUID | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[NotificatieBezorging]:
+        """The delivery log (``GET /notificaties``), newest first."""
+        return self.tables.bezorgingen(aanvraag_id=aanvraag_id, status=status, limit=limit)
+
+    def bezorging(self, notificatie_id: UUID) -> NotificatieBezorging:
+        """One notification's line of the delivery log (it has one once it is planned)."""
+        return self.tables.bezorging(notificatie_id)
 
     def plan(
         self,
@@ -245,14 +399,14 @@ class Notifications(ServiceApplication):
         geplande: Sequence[Geplande],
         ctx: Context,
         inbox: tuple[str, str],
-        statements: Sequence[Statement] = (),
+        statements: Sequence[SideWrite] = (),
     ) -> None:
         """Plan the notifications one event causes, together with its side rows, in one go."""
         events = [
             plan(aanvraag_id, g.soort, g.ontvanger, oorzaak_event_id, g.parameters, ctx)
             for g in geplande
         ]
-        rows: list[Statement] = []
+        rows: list[SideWrite] = []
         for event in events:
             notificatie = project(None, [event])
             assert notificatie is not None
@@ -363,7 +517,7 @@ class Notifications(ServiceApplication):
         notificatie: Notificatie,
         event: DomainEvent,
         now: datetime,
-        statements: Sequence[Statement] = (),
+        statements: Sequence[SideWrite] = (),
     ) -> None:
         """Record one attempt's outcome with the delivery log row (and ``statements``)."""
         after = project(notificatie, [event])
@@ -399,7 +553,7 @@ class Notifications(ServiceApplication):
         assert after is not None
         return after
 
-    def _rows(self, before: Notificatie | None, after: Notificatie | None) -> Sequence[Statement]:
+    def _rows(self, before: Notificatie | None, after: Notificatie | None) -> Sequence[SideWrite]:
         return () if after is None else self.tables.rows(before, after)
 
 
@@ -501,7 +655,7 @@ class Sender:
     def _attempt(self, notificatie: Notificatie) -> None:
         ctx = Context(now=self.clock.now(), causation_id=notificatie.oorzaak_event_id)
         event: DomainEvent
-        venster: list[Statement] = []  # gives a confirmation's window back if it fails for good
+        venster: list[SideWrite] = []  # gives a confirmation's window back if it fails for good
         try:
             mail = self.compose(notificatie, ctx.now)
             if isinstance(mail, OutgoingMail) and self._per_venster(notificatie):
@@ -642,6 +796,257 @@ class Sender:
             content_type=f"text/calendar; method={method}; charset=UTF-8",
             content=calendar_file(event, method, now).encode("utf-8"),
         )
+
+
+# --- webhooks ------------------------------------------------------------------------------------
+
+#: The inbox's consumer of the webhooks' reaction to every public event.
+WEBHOOK_CONSUMER = "notifications-webhooks"
+
+
+def _secret_aad(abonnement_id: UUID) -> bytes:
+    return f"webhook-secret|{abonnement_id}".encode()
+
+
+class Webhooks:
+    """Webhook subscriptions and deliveries: make and remove a subscription, plan the deliveries
+    of every public event, record each attempt and the subscription's health (failing,
+    recovered), send a delivery again. Events and rows go through the application's store."""
+
+    def __init__(
+        self, app: Notifications, clock: Clock, schedule: RetrySchedule, failing_after: int
+    ) -> None:
+        self.app = app
+        self.store = app.webhook_store
+        self.clock = clock
+        self.schedule = schedule
+        self.failing_after = failing_after
+
+    # --- subscriptions -------------------------------------------------------------------------
+
+    def maak(
+        self,
+        callback_url: str,
+        eigenaar: Eigenaar,
+        event_types: Sequence[str] | None,
+        organisatie_code: str | None,
+        aanvraag_id: UUID | None,
+        ctx: Context,
+    ) -> tuple[Abonnement, bytes]:
+        """Make a subscription; returns it with its secret (shown this once, stored sealed)."""
+        abonnement_id = uuid4()
+        key = new_secret()
+        # Sealed with a data key of its own in the service's key table (under the subscription's
+        # id): KEK rotation re-wraps it like any other, and removing the subscription destroys it.
+        data_key = self.app.keys.for_writing(abonnement_id)
+        sealed = seal(data_key.key, key, _secret_aad(abonnement_id))
+        types = sorted(set(event_types)) if event_types is not None else None
+        event = first_event(
+            AbonnementAangemaakt,
+            abonnement_id,
+            ctx,
+            eigenaar=eigenaar,
+            organisatie_code=organisatie_code,
+            filter_aanvraag_id=aanvraag_id,
+            event_types=tuple(types) if types is not None else None,
+        )
+        row = self.store.nieuw(
+            abonnement_id,
+            callback_url,
+            types,
+            organisatie_code,
+            aanvraag_id,
+            eigenaar,
+            data_key.key_id,
+            sealed,
+            ctx.now,
+        )
+        self.app.record(event, statements=row)
+        return self.abonnement(abonnement_id), key
+
+    def abonnement(self, abonnement_id: UUID) -> Abonnement:
+        """One subscription (404 when unknown)."""
+        found = self.store.abonnement(abonnement_id)
+        if found is None:
+            raise NietGevonden("Onbekend abonnement.")
+        return found
+
+    def abonnementen(
+        self, *, werkgever: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[Abonnement]:
+        """The subscriptions (not the removed ones unless asked for), newest first; with
+        ``werkgever``, only that organisation's werkgever subscriptions."""
+        return self.store.abonnementen(werkgever=werkgever, status=status, limit=limit)
+
+    def verwijder(self, abonnement_id: UUID, ctx: Context) -> Abonnement:
+        """Remove a subscription: no more deliveries, its secret destroyed (crypto-shredding)."""
+        abonnement = self.abonnement(abonnement_id)
+        if abonnement.status == "verwijderd":
+            return abonnement
+        versie = self.store.versie(abonnement_id)
+        if versie is None:
+            raise NietGevonden("Onbekend abonnement.")
+        event = AbonnementVerwijderd(
+            originator_id=abonnement_id,
+            originator_version=versie + 1,
+            organisatie_code=abonnement.organisatie_code,
+            **ctx.event_fields(),
+        )
+        writes = [
+            *self.store.verwijderd(abonnement_id, versie, ctx.now),
+            self.app.keys.destroying(
+                abonnement_id, ctx.actor_id or "onbekend", "webhook_abonnement_verwijderd", ctx.now
+            ),
+        ]
+        try:
+            self.app.record(event, statements=writes)
+        except ConcurrencyConflict:
+            raise Conflict("Het abonnement werd tegelijk gewijzigd; probeer opnieuw.") from None
+        return self.abonnement(abonnement_id)
+
+    # --- planning deliveries (the consumer) ----------------------------------------------------
+
+    def handle(self, delivery: Delivery) -> None:
+        """Consumer handler: keep the register and plan a delivery per matching subscription
+        (once per message: ``AlreadyProcessed`` the second time)."""
+
+        def kies(
+            gebeurtenis: Gebeurtenis, abonnementen: Sequence[tuple[UUID, Filter]]
+        ) -> list[UUID]:
+            try:
+                return [a for a, filter in abonnementen if bereikt(filter, gebeurtenis)]
+            except OrganisatieOnbekend:
+                # Nothing is kept of the message: it comes back later.
+                raise TransientError("webhook_organisatie_onbekend") from None
+
+        self.store.plannen(
+            WEBHOOK_CONSUMER, delivery.event, delivery.envelope, self.clock.now(), kies
+        )
+
+    # --- sending (the worker) ------------------------------------------------------------------
+
+    def claim_due(self, now: datetime, limit: int, hold: timedelta) -> list[Claim]:
+        """Claim due deliveries of live subscriptions; no other sender takes them meanwhile."""
+        return self.store.claim_due(now, limit, hold)
+
+    def secret_of(self, claim: Claim) -> bytes | None:
+        """The subscription's HMAC key, or None when it was destroyed (subscription removed)."""
+        data_key = self.app.keys.for_reading(claim.secret_key_id)
+        if data_key is None:
+            return None
+        return open_sealed(data_key, claim.secret, _secret_aad(claim.abonnement_id))
+
+    def vervallen(self, claim: Claim) -> None:
+        """The subscription is gone: the delivery will not be attempted."""
+        self.store.vervallen(claim)
+
+    def record_attempt(self, claim: Claim, uitkomst: Uitkomst, now: datetime) -> None:
+        """Record one attempt with the delivery's new state and the subscription's health; a
+        receiver that keeps failing marks the subscription failing (AbonnementFalend), a
+        delivery to a failing one that succeeds marks it recovered (AbonnementHersteld)."""
+        poging = claim.pogingen + 1
+        if uitkomst.geslaagd:
+            status, volgende = "afgeleverd", None
+        else:
+            volgende = self.schedule.next_attempt(poging - claim.ronde_start, now)
+            status = "gepland" if volgende is not None else "opgegeven"
+        health = self.store.poging(claim, uitkomst, status, volgende, now)
+        if health is None:
+            return
+        if uitkomst.geslaagd and health.status == "falend":
+            self._markeer(
+                claim.abonnement_id,
+                health.versie,
+                "actief",
+                AbonnementHersteld,
+                now,
+                organisatie_code=health.organisatie_code,
+            )
+        elif (
+            not uitkomst.geslaagd
+            and health.status == "actief"
+            and (health.opeenvolgende_fouten >= self.failing_after or status == "opgegeven")
+        ):
+            log.error(
+                "webhook subscription failing",
+                extra={
+                    "abonnement_id": str(claim.abonnement_id),
+                    "opeenvolgende_fouten": health.opeenvolgende_fouten,
+                    "reden": uitkomst.reden,
+                },
+            )
+            self._markeer(
+                claim.abonnement_id,
+                health.versie,
+                "falend",
+                AbonnementFalend,
+                now,
+                organisatie_code=health.organisatie_code,
+                opeenvolgende_fouten=health.opeenvolgende_fouten,
+                falend_sinds=health.falend_sinds,
+                reden_code=uitkomst.reden,
+            )
+        if status == "opgegeven":
+            log.error(
+                "webhook delivery given up",
+                extra={"bezorging_id": str(claim.bezorging_id), "pogingen": poging},
+            )
+
+    def _markeer(
+        self,
+        abonnement_id: UUID,
+        versie: int,
+        status: str,
+        cls: type[AbonnementFalend] | type[AbonnementHersteld],
+        now: datetime,
+        **fields: Any,
+    ) -> None:
+        event = cls(
+            originator_id=abonnement_id,
+            originator_version=versie + 1,
+            timestamp=now,
+            actor_id="svc-notifications",
+            actor_role="systeem",
+            **fields,
+        )
+        # Another sender (or a removal) may have recorded the change first: that one stands.
+        with contextlib.suppress(ConcurrencyConflict):
+            self.app.record(event, statements=self.store.gemarkeerd(abonnement_id, versie, status))
+
+    # --- the delivery log and re-sending -------------------------------------------------------
+
+    def bezorgingen(
+        self,
+        abonnement_id: UUID | None,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        bezorging_id: UUID | None = None,
+    ) -> list[WebhookBezorging]:
+        """A subscription's deliveries (or one delivery) with their attempts, newest first."""
+        return self.store.bezorgingen(
+            abonnement_id, status=status, limit=limit, bezorging_id=bezorging_id
+        )
+
+    def bezorging(self, bezorging_id: UUID) -> WebhookBezorging:
+        """One delivery (404 when unknown)."""
+        found = self.bezorgingen(None, bezorging_id=bezorging_id, limit=1)
+        if not found:
+            raise NietGevonden("Onbekende bezorging.")
+        return found[0]
+
+    def opnieuw(self, bezorging_id: UUID, now: datetime) -> WebhookBezorging:
+        """Send a delivery again now, on a fresh schedule (409 when its subscription is gone)."""
+        if not self.store.opnieuw(bezorging_id, now):
+            raise Conflict("Het abonnement is verwijderd.", code="abonnement_verwijderd")
+        return self.bezorging(bezorging_id)
+
+    def abonnement_van(self, bezorging_id: UUID) -> Abonnement:
+        """The subscription of a delivery (404 when the delivery is unknown)."""
+        abonnement_id = self.store.abonnement_van(bezorging_id)
+        if abonnement_id is None:
+            raise NietGevonden("Onbekende bezorging.")
+        return self.abonnement(abonnement_id)
 
 
 def expose_mail_series(service: str) -> None:

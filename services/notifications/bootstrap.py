@@ -14,8 +14,13 @@ from services.notifications import projections
 from services.notifications.adapters.appointments import SchedulingAppointments
 from services.notifications.adapters.recipients import IntakeRecipients, RecipientDirectory
 from services.notifications.adapters.smtp import Mailer, SmtpConfig
+from services.notifications.adapters.webhook_memory import memory_webhook_store
 from services.notifications.adapters.webhook_sender import WebhookSender
-from services.notifications.adapters.webhook_store import Webhooks, watch_webhooks
+from services.notifications.adapters.webhook_store import (
+    SqlWebhookStore,
+    sql_webhook_store,
+    watch_webhooks,
+)
 from services.notifications.adapters.webhook_transport import Resolver, system_resolver
 from services.notifications.api.notificaties import router
 from services.notifications.api.webhooks import router as webhook_router
@@ -24,11 +29,14 @@ from services.notifications.application import (
     Notifications,
     Recipients,
     Sender,
+    Tables,
+    Webhooks,
 )
 from services.notifications.domain.webhooks import RetrySchedule
 from services.notifications.gateway import to_public
 from services.notifications.policies import policies
 from shared.platform.contract_routes import contract_router
+from shared.platform.eventstore import IN_MEMORY
 from shared.platform.http import create_app
 from shared.platform.model import Clock
 from shared.platform.runtime import Components
@@ -41,14 +49,17 @@ class NotificationsComponents(Components):
     """The service's components, plus the sender (tests drive it with ``run_once``)."""
 
     sender: Sender = field(kw_only=True)
-    tables: projections.Tables = field(kw_only=True)
+    tables: Tables = field(kw_only=True)
     webhooks: Webhooks = field(kw_only=True)
     webhook_sender: WebhookSender = field(kw_only=True)
 
 
 def application(env: dict[str, str]) -> Notifications:
-    """Notifications' use cases on the store ``env`` names (PostgreSQL, or the in-memory store)."""
-    return Notifications(env, tables=projections.tables)
+    """Notifications' use cases on the store ``env`` names (PostgreSQL, or the in-memory store),
+    with the service's own tables and the webhook store on that store."""
+    if env.get("PERSISTENCE_MODULE") == IN_MEMORY:
+        return Notifications(env, tables=projections.memory_tables, webhooks=memory_webhook_store)
+    return Notifications(env, tables=projections.sql_tables, webhooks=sql_webhook_store)
 
 
 def bootstrap(
@@ -66,7 +77,6 @@ def bootstrap(
     host's addresses (the system's resolver by default).
     """
     app = application(settings.eventsourcing_env("notifications"))
-    tables = projections.Tables(app.datastore)
     auth = make_auth(settings, app, app.with_dossier, clock)
     api = create_app(
         service="notifications",
@@ -75,14 +85,15 @@ def bootstrap(
         max_body_bytes=settings.max_body_bytes,
     )
     api.include_router(contract_router())
-    api.include_router(router(app, tables, auth, clock))
+    api.include_router(router(app, auth, clock))
     webhooks = Webhooks(
         app,
         clock,
         RetrySchedule(settings.webhook_retry_schedule_s, settings.webhook_jitter),
         settings.webhook_failing_after,
     )
-    watch_webhooks(webhooks)
+    if isinstance(app.webhook_store, SqlWebhookStore):
+        watch_webhooks(app.webhook_store)
     api.include_router(
         webhook_router(
             webhooks, auth, clock, allow_private=settings.webhook_allow_private_addresses
@@ -133,7 +144,7 @@ def bootstrap(
             periodic("webhook-sender", settings.webhook_interval_s, webhook_sender.run_once),
         ],
         sender=sender,
-        tables=tables,
+        tables=app.tables,
         webhooks=webhooks,
         webhook_sender=webhook_sender,
     )

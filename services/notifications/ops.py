@@ -19,8 +19,9 @@ from datetime import datetime
 from uuid import UUID
 
 from services.notifications import projections
+from services.notifications.adapters.webhook_store import sql_webhook_store
 from services.notifications.application import Notifications
-from services.notifications.projections import NotificatieBezorging
+from services.notifications.domain.notificatie import NotificatieBezorging
 from shared.platform.access import configure_pseudonyms, opaque_actor_id
 from shared.platform.errors import Conflict, NietGevonden
 from shared.platform.model import Context, utcnow
@@ -40,7 +41,11 @@ def resend(
 ) -> NotificatieBezorging:
     """Plan the failed notification again; NietGevonden or Conflict (not failed) otherwise."""
     if app is None:
-        own = Notifications(settings.eventsourcing_env("notifications"), tables=projections.tables)
+        own = Notifications(
+            settings.eventsourcing_env("notifications"),
+            tables=projections.sql_tables,
+            webhooks=sql_webhook_store,
+        )
         try:
             return resend(settings, notificatie_id, door, now=now, app=own)
         finally:
@@ -48,7 +53,7 @@ def resend(
     configure_pseudonyms(settings.pseudonym_key_path)
     ctx = Context(now=now or utcnow(), actor_id=opaque_actor_id(door), actor_role=ROLE)
     app.opnieuw(notificatie_id, ctx)
-    return projections.Tables(app.datastore).bezorging(notificatie_id)
+    return app.bezorging(notificatie_id)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,8 +13,8 @@
 
 ToelichtingAangevraagd (scheduling) mails nobody; it tells who asked for the next toelichting, so
 it shares the appointments' subscription and arrives in stream order before their AfspraakGepland.
-Every public event (webhooks) → one delivery per subscription whose filter it matches (the
-webhook store plans them with the inbox row).
+Every public event (webhooks) → one delivery per subscription whose filter it matches (planned
+with the inbox entry, in the webhook store's one unit of work).
 
 Each handler records with an inbox row, so a redelivered event plans nothing twice. The
 reactions are declared in one list (``policies``); each handler is a function here that turns
@@ -25,8 +25,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from services.notifications.adapters.webhook_store import Webhooks
-from services.notifications.application import Notifications
+from services.notifications.application import Notifications, Webhooks
 from services.notifications.domain.notificatie import Partij
 from services.notifications.domain.templates import (
     BEVESTIGING_AANVRAAG,

@@ -1,26 +1,28 @@
-"""Notifications' own tables: the delivery log and the senders' queue (``deliveries``, the
+r"""Notifications' own tables: the delivery log and the senders' queue (``deliveries``, the
 projection ``NOTIFICATIE`` of the notifications), what the service heard of appointments
 (``afspraken``, ``toelichtingsverzoeken``) and the confirmations' window per address
 (``bevestigingsvenster``): their DDL, rows and queries.
 
-The use cases get them as ``Tables`` (the application's ``Tables`` port): the rows they write go
-into the events' transaction as statements. On the in-memory store there are none
-(``NoTables``): the use cases record their events and nothing else.
+The use cases get them through the application's ``Tables`` port, in the form of the store they
+run on (the composition root chooses): ``Tables`` in PostgreSQL, whose rows go into the events'
+transaction as SQL statements, or ``MemoryTables`` on the in-memory store, the same rows in dicts
+written by ``MemoryWrite``\ s with the events.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.sql import SQL, Composed, Identifier
-from pydantic import BaseModel
 
 from services.notifications.domain.notificatie import (
     Notificatie,
+    NotificatieBezorging,
     NotificatieGepland,
     Ontvanger,
     Partij,
@@ -28,7 +30,7 @@ from services.notifications.domain.notificatie import (
 )
 from services.notifications.domain.templates import AFSPRAAK_BEVESTIGING, AFSPRAAK_VERZET
 from shared.platform.eventstore import ServiceApplication
-from shared.platform.ports import Statement
+from shared.platform.ports import MemoryWrite, Statement
 from shared.platform.projection import AggregateProjection, Table
 
 DELIVERIES = Identifier("notifications", "deliveries")
@@ -42,22 +44,6 @@ def where(**equal: object) -> tuple[Composed, list[Any]]:
     given = [(column, value) for column, value in equal.items() if value is not None]
     clauses = [SQL("true"), *(SQL("{} = %s").format(Identifier(c)) for c, _ in given)]
     return SQL(" AND ").join(clauses), [value for _, value in given]
-
-
-class NotificatieBezorging(BaseModel):
-    """One line of the delivery log (no addresses, no content)."""
-
-    notificatie_id: UUID
-    aanvraag_id: UUID
-    soort: str
-    ontvanger: str
-    status: str
-    pogingen: int
-    volgende_poging: datetime | None
-    bijgewerkt_op: datetime
-    #: Why the last attempt failed (or why it lapsed): a code such as ``connection_refused`` or
-    #: ``recipient_refused``, never the server's reply; None once sent (and before any attempt).
-    reden_code: str | None = None
 
 
 def _delivery_rows(notificatie: Notificatie) -> dict[str, list[tuple[object, ...]]]:
@@ -367,36 +353,111 @@ class Tables:
         ]
 
 
-class NoTables:
-    """The in-memory store's tables: none. The use cases record their events; the delivery log,
-    the appointments' tables and the window are PostgreSQL's (a use case that reads them needs
-    PostgreSQL)."""
+class MemoryTables:
+    r"""The same tables on the in-memory store, as dicts: the rows a use case writes are
+    ``MemoryWrite``\ s, applied under the in-memory recorder's lock with the events they come
+    with; what PostgreSQL writes in a transaction of its own (a sender's claim, a toelichting
+    request, a confirmation's window) is written at once under this store's lock."""
 
-    def rows(self, before: Notificatie | None, after: Notificatie) -> Sequence[Statement]:
-        """No delivery log."""
-        return ()
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        #: notificatie_id → the delivery log's row (``_delivery_rows``'s columns) and its claim.
+        self.deliveries: dict[UUID, dict[str, Any]] = {}
+        #: afspraak_id → (aanvraag_id, ontvangers or None, volgnummer).
+        self.afspraken: dict[UUID, tuple[UUID, tuple[Partij, ...] | None, int]] = {}
+        #: verzoek_id → (aanvraag_id, partij, aangevraagd_op, the afspraak that answered it).
+        self.verzoeken: dict[str, tuple[UUID, Partij, datetime, UUID | None]] = {}
+        #: adres_sleutel → (notificatie_id, verzonden_op).
+        self.venster: dict[str, tuple[UUID, datetime]] = {}
 
-    def released(self, notificatie_id: UUID) -> Sequence[Statement]:
-        """No claim to give back."""
-        return ()
+    # --- the delivery log and the senders' queue ---------------------------------------------
+
+    def rows(self, before: Notificatie | None, after: Notificatie) -> Sequence[MemoryWrite]:
+        """The delivery log's row of a notification that changed (its claim carried over)."""
+        [row] = _delivery_rows(after)["deliveries"]
+        columns = NOTIFICATIE.tables[0].columns
+        new = dict(zip(columns, row, strict=True))
+
+        def apply() -> None:
+            with self._lock:
+                old = self.deliveries.get(after.id)
+                new["geclaimd_tot"] = None if old is None else old["geclaimd_tot"]
+                self.deliveries[after.id] = new
+
+        return [MemoryWrite(apply=apply)]
+
+    def released(self, notificatie_id: UUID) -> Sequence[MemoryWrite]:
+        """The sender's claim on a notification given back (its attempt is on record)."""
+
+        def apply() -> None:
+            with self._lock:
+                row = self.deliveries.get(notificatie_id)
+                if row is not None:
+                    row["geclaimd_tot"] = None
+
+        return [MemoryWrite(apply=apply)]
 
     def claim_due(self, now: datetime, limit: int, hold: float = 60.0) -> list[UUID]:
-        """No queue to claim from."""
-        _postgres_only()
+        """Claim notifications that are due, in the order they fell due."""
+        with self._lock:
+            due = sorted(
+                (row["volgende_poging"], row["notificatie_id"])
+                for row in self.deliveries.values()
+                if row["status"] == "gepland"
+                and row["volgende_poging"] is not None
+                and row["volgende_poging"] <= now
+                and (row["geclaimd_tot"] is None or row["geclaimd_tot"] < now)
+            )[:limit]
+            for _, notificatie_id in due:
+                self.deliveries[notificatie_id]["geclaimd_tot"] = now + timedelta(seconds=hold)
+        return [notificatie_id for _, notificatie_id in due]
 
     def dossier_van(self, notificatie_id: UUID) -> UUID | None:
-        """No delivery log to look in."""
-        _postgres_only()
+        """The dossier of a notification (None when unknown)."""
+        row = self.deliveries.get(notificatie_id)
+        return None if row is None else UUID(str(row["aanvraag_id"]))
+
+    def bezorgingen(
+        self,
+        *,
+        aanvraag_id: UUID | None = None,
+        status: str | None = None,
+        notificatie_id: UUID | None = None,
+        limit: int = 100,
+    ) -> list[NotificatieBezorging]:
+        """The delivery log, newest first."""
+        wanted = {"notificatie_id": notificatie_id, "aanvraag_id": aanvraag_id, "status": status}
+        with self._lock:
+            rows = [
+                dict(row)
+                for row in self.deliveries.values()
+                if all(v is None or row[c] == v for c, v in wanted.items())
+            ]
+        rows.sort(key=lambda row: row["bijgewerkt_op"], reverse=True)
+        return [NotificatieBezorging.model_validate(row) for row in rows[:limit]]
+
+    def bezorging(self, notificatie_id: UUID) -> NotificatieBezorging:
+        """One notification's line of the delivery log (it has one once it is planned)."""
+        [row] = self.bezorgingen(notificatie_id=notificatie_id, limit=1)
+        return row
+
+    # --- appointments --------------------------------------------------------------------------
 
     def verzoek_onthouden(
         self, verzoek_id: str, aanvraag_id: UUID, partij: Partij, aangevraagd_op: datetime
     ) -> None:
-        """No table of requests."""
-        _postgres_only()
+        """Remember who asked for a toelichting (idempotent: the request's event id is the key)."""
+        with self._lock:
+            self.verzoeken.setdefault(verzoek_id, (aanvraag_id, partij, aangevraagd_op, None))
 
     def open_verzoeken(self, aanvraag_id: UUID) -> dict[str, Partij]:
-        """No table of requests."""
-        _postgres_only()
+        """The dossier's toelichting requests no planned toelichting answered yet: id → party."""
+        with self._lock:
+            return {
+                verzoek_id: partij
+                for verzoek_id, (dossier, partij, _, afspraak_id) in self.verzoeken.items()
+                if dossier == aanvraag_id and afspraak_id is None
+            }
 
     def afspraak_gepland(
         self,
@@ -404,44 +465,87 @@ class NoTables:
         aanvraag_id: UUID,
         ontvangers: Sequence[Partij],
         beantwoord: Sequence[str],
-    ) -> Sequence[Statement]:
-        """No appointments' table to write."""
-        return ()
+    ) -> Sequence[MemoryWrite]:
+        """Who hears of a new appointment, and the requests it answers."""
 
-    def afspraak_gewijzigd(self, afspraak_id: UUID, aanvraag_id: UUID) -> Sequence[Statement]:
-        """No appointments' table to write."""
-        return ()
+        def apply() -> None:
+            with self._lock:
+                dossier, _, volgnummer = self.afspraken.get(afspraak_id, (aanvraag_id, None, 0))
+                self.afspraken[afspraak_id] = (dossier, tuple(ontvangers), volgnummer)
+                for verzoek_id in beantwoord:
+                    if verzoek_id in self.verzoeken:
+                        dossier_id, partij, op, _ = self.verzoeken[verzoek_id]
+                        self.verzoeken[verzoek_id] = (dossier_id, partij, op, afspraak_id)
+
+        return [MemoryWrite(apply=apply)]
+
+    def afspraak_gewijzigd(self, afspraak_id: UUID, aanvraag_id: UUID) -> Sequence[MemoryWrite]:
+        """One more change of the appointment (its calendar SEQUENCE)."""
+
+        def apply() -> None:
+            with self._lock:
+                if afspraak_id not in self.afspraken:
+                    self.afspraken[afspraak_id] = (aanvraag_id, None, 1)
+                    return
+                dossier, ontvangers, volgnummer = self.afspraken[afspraak_id]
+                self.afspraken[afspraak_id] = (dossier, ontvangers, volgnummer + 1)
+
+        return [MemoryWrite(apply=apply)]
 
     def ontvangers_van(self, afspraak_id: UUID) -> tuple[Partij, ...]:
-        """No appointments' table to read."""
-        _postgres_only()
+        """Who heard of the appointment (none when it is unknown here)."""
+        found = self.afspraken.get(afspraak_id)
+        return tuple(found[1] or ()) if found else ()
 
     def volgnummer(self, afspraak_id: UUID) -> int:
-        """No appointments' table to read."""
-        _postgres_only()
+        """How often the appointment changed since it was planned (its calendar SEQUENCE)."""
+        found = self.afspraken.get(afspraak_id)
+        return found[2] if found else 0
 
     def aangekondigd(self, afspraak_id: UUID, ontvanger: Ontvanger) -> bool:
-        """No delivery log to read."""
-        _postgres_only()
+        """Whether a mail announcing the appointment (planned or moved) reached this recipient."""
+        with self._lock:
+            return any(
+                row["afspraak_id"] == afspraak_id
+                and row["ontvanger"] == ontvanger
+                and row["soort"] in (AFSPRAAK_BEVESTIGING, AFSPRAAK_VERZET)
+                and row["status"] == "verzonden"
+                for row in self.deliveries.values()
+            )
+
+    # --- at most one registration confirmation per address per window --------------------------
 
     def bevestiging_claimen(
         self, sleutel: str, notificatie_id: UUID, now: datetime, venster: timedelta
     ) -> bool:
-        """No window to claim."""
-        _postgres_only()
+        """Claim the address's window for this confirmation (``Tables.bevestiging_claimen``)."""
+        with self._lock:
+            for key in [k for k, (_, op) in self.venster.items() if op <= now - venster]:
+                del self.venster[key]
+            held = self.venster.get(sleutel)
+            if held is None:
+                self.venster[sleutel] = (notificatie_id, now)
+                return True
+            return held[0] == notificatie_id
 
-    def bevestiging_vrijgeven(self, sleutel: str, notificatie_id: UUID) -> Sequence[Statement]:
-        """No window to give back."""
-        return ()
+    def bevestiging_vrijgeven(self, sleutel: str, notificatie_id: UUID) -> Sequence[MemoryWrite]:
+        """Give the window back (recorded with a confirmation that failed for good)."""
+
+        def apply() -> None:
+            with self._lock:
+                held = self.venster.get(sleutel)
+                if held is not None and held[0] == notificatie_id:
+                    del self.venster[sleutel]
+
+        return [MemoryWrite(apply=apply)]
 
 
-def _postgres_only() -> NoReturn:
-    raise NotImplementedError("notifications' own tables are in PostgreSQL only")
-
-
-def tables(app: ServiceApplication) -> Tables | NoTables:
-    """The tables of the store ``app`` runs on, created when missing."""
-    if app.in_memory:
-        return NoTables()
+def sql_tables(app: ServiceApplication) -> Tables:
+    """The tables in PostgreSQL, created when missing (the application on PostgreSQL)."""
     app.create_tables(DDL)
     return Tables(app.datastore)
+
+
+def memory_tables(app: ServiceApplication) -> MemoryTables:
+    """The tables in memory (the application on the in-memory store)."""
+    return MemoryTables()

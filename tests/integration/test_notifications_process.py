@@ -29,6 +29,7 @@ from services.notifications import application as notifications_application
 from services.notifications import projections
 from services.notifications.adapters.appointments import SchedulingAppointments
 from services.notifications.adapters.recipients import RecipientDirectory
+from services.notifications.adapters.webhook_store import sql_webhook_store
 from services.notifications.application import (
     AfspraakOnbekend,
     Notifications,
@@ -1180,7 +1181,9 @@ def test_two_replicas_sending_a_failed_mail_again_at_once_plan_it_once(h: Harnes
             return found
 
     env = h.settings.eventsourcing_env("notifications")
-    replicas = [Replica(env, tables=projections.tables) for _ in range(2)]
+    replicas = [
+        Replica(env, tables=projections.sql_tables, webhooks=sql_webhook_store) for _ in range(2)
+    ]
 
     def opnieuw(app: Notifications) -> str:
         ctx = Context(now=h.clock.now(), actor_role="secretariaat")

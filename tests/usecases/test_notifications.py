@@ -3,9 +3,10 @@ store differs (``store``: ``memory``, and ``postgres`` on the session's test ser
 
 They drive the application as its composition root builds it (``bootstrap.application``): the
 reactions to intake's, scheduling's and approval's events through the declared policies, the
-sender's attempts with a mail server, intake and scheduling of the test's own, and re-sending a
-mail that failed for good. What reads or writes the service's own tables (the delivery log, the
-appointments' tables, the confirmations' window) is PostgreSQL's: those tests run there only.
+sender's attempts with a mail server, intake and scheduling of the test's own, re-sending a
+mail that failed for good, and the webhooks' use cases (subscribing, removing, a receiver failing
+and recovering). The service's own tables (the delivery log, the appointments' tables)
+are read through the application's queries and its tables port, whichever store holds them.
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from services.notifications import projections
-from services.notifications.adapters.webhook_store import Webhooks
-from services.notifications.application import Notifications, RecipientUnknown, Sender
+from services.notifications.application import Notifications, RecipientUnknown, Sender, Webhooks
 from services.notifications.bootstrap import application
 from services.notifications.domain.afspraak import Afspraak
 from services.notifications.domain.mail import OutgoingMail, PermanentMailError, TransientMailError
@@ -33,7 +32,14 @@ from services.notifications.domain.notificatie import (
     Ontvanger,
     notificatie_id,
 )
-from services.notifications.domain.webhooks import RetrySchedule
+from services.notifications.domain.webhooks import (
+    AbonnementAangemaakt,
+    AbonnementFalend,
+    AbonnementHersteld,
+    AbonnementVerwijderd,
+    RetrySchedule,
+    Uitkomst,
+)
 from services.notifications.policies import policies
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
@@ -54,16 +60,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     """The environment of notifications' event store: the library's in-memory store, or a fresh
     PostgreSQL database of the session's test server."""
     return store_env(str(request.param), "notifications", request, tmp_path)
-
-
-@pytest.fixture
-def postgres(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    """PostgreSQL only: for the use cases that read or write the service's own tables."""
-    return _postgres(request, tmp_path)
-
-
-def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    return store_env("postgres", "notifications", request, tmp_path)
 
 
 # --- the other services, as the sender asks them --------------------------------------------------
@@ -117,10 +113,13 @@ class World:
     intake: Intake
     scheduling: Scheduling
     sender: Sender
+    webhooks: Webhooks
 
-    def deliver(self, event: public.PublicEvent, *, event_id: str | None = None) -> str:
+    def deliver(
+        self, event: public.PublicEvent, *, event_id: str | None = None, webhooks: bool = False
+    ) -> str:
         """Hand an event to the handler of the policy that subscribes to it, as the consumer
-        would (the webhooks' consumer, which takes every event, is the webhook store's)."""
+        would; with ``webhooks``, to the webhooks' consumer (which takes every event) instead."""
         envelope = to_cloudevent(
             event,
             id=event_id or str(uuid4()),
@@ -132,7 +131,8 @@ class World:
         [subscription] = [
             s
             for s in self.subscriptions
-            if s.purpose != "webhooks" and any(p[:-1] == subject for p in s.subjects)
+            if (s.purpose == "webhooks") == webhooks
+            and any(p[:-1] == subject or p == "weerbaar.>" for p in s.subjects)
         ]
         subscription.handler(delivery)
         return envelope.id
@@ -177,11 +177,6 @@ def world(store: dict[str, str]) -> Iterator[World]:
     yield from _world(store)
 
 
-@pytest.fixture
-def pg_world(postgres: dict[str, str]) -> Iterator[World]:
-    yield from _world(postgres)
-
-
 def _world(env: dict[str, str]) -> Iterator[World]:
     app = application(env)
     clock = FixedClock(NU)
@@ -198,7 +193,9 @@ def _world(env: dict[str, str]) -> Iterator[World]:
         concurrency=1,
     )
     try:
-        yield World(app, clock, policies(app, clock, webhooks), mail, intake, scheduling, sender)
+        yield World(
+            app, clock, policies(app, clock, webhooks), mail, intake, scheduling, sender, webhooks
+        )
     finally:
         app.close()
 
@@ -362,41 +359,38 @@ def test_an_unknown_notification_cannot_be_sent_again(world: World) -> None:
     assert world.app.max_notification_id() == before
 
 
-# --- PostgreSQL only: the use cases that read or write the service's own tables -------------------
+# --- the service's own tables: the delivery log, the queue, who asked for a toelichting ----------
 
 
-@pytest.mark.integration
-def test_the_delivery_log_and_the_queue_follow_each_attempt(pg_world: World) -> None:
-    tables = projections.Tables(pg_world.app.datastore)
+def test_the_delivery_log_and_the_queue_follow_each_attempt(world: World) -> None:
     aanvraag_id = uuid4()
-    pg_world.ingediend(aanvraag_id)
-    [planned] = tables.bezorgingen(aanvraag_id=aanvraag_id)
+    world.ingediend(aanvraag_id)
+    [planned] = world.app.bezorgingen(aanvraag_id=aanvraag_id)
     assert (planned.status, planned.pogingen) == ("gepland", 0)
 
-    due = tables.claim_due(NU, 10)
+    due = world.app.tables.claim_due(NU, 10)
     assert due == [planned.notificatie_id]
-    assert tables.claim_due(NU, 10) == [], "claimed: no other sender takes it"
-    pg_world.mail.failures.append(PermanentMailError("recipient_refused", 550))
-    pg_world.sender.deliver(pg_world.app.notificatie(planned.notificatie_id))
-    [failed] = tables.bezorgingen(aanvraag_id=aanvraag_id)
+    assert world.app.tables.claim_due(NU, 10) == [], "claimed: no other sender takes it"
+    world.mail.failures.append(PermanentMailError("recipient_refused", 550))
+    world.sender.deliver(world.app.notificatie(planned.notificatie_id))
+    [failed] = world.app.bezorgingen(aanvraag_id=aanvraag_id)
     assert (failed.status, failed.reden_code) == ("mislukt", "recipient_refused")
 
-    pg_world.app.opnieuw(planned.notificatie_id, Context(now=NU, actor_role="secretariaat"))
+    world.app.opnieuw(planned.notificatie_id, Context(now=NU, actor_role="secretariaat"))
 
-    assert tables.bezorging(planned.notificatie_id).status == "gepland"
-    assert tables.claim_due(NU, 10) == [planned.notificatie_id]
+    assert world.app.bezorging(planned.notificatie_id).status == "gepland"
+    assert world.app.tables.claim_due(NU, 10) == [planned.notificatie_id]
 
 
-@pytest.mark.integration
-def test_a_toelichting_is_confirmed_to_the_party_that_asked(pg_world: World) -> None:
+def test_a_toelichting_is_confirmed_to_the_party_that_asked(world: World) -> None:
     aanvraag_id, afspraak_id = uuid4(), uuid4()
-    pg_world.deliver(
+    world.deliver(
         public.ToelichtingAangevraagd(
             aanvraag_id=aanvraag_id, aangevraagd_door=public.Partij.WERKGEVER, aangevraagd_op=NU
         )
     )
 
-    pg_world.deliver(
+    world.deliver(
         public.AfspraakGepland(
             aanvraag_id=aanvraag_id,
             afspraak_id=afspraak_id,
@@ -408,7 +402,142 @@ def test_a_toelichting_is_confirmed_to_the_party_that_asked(pg_world: World) -> 
         )
     )
 
-    assert pg_world.planned() == [("afspraak_bevestiging", "werkgever")]
-    tables = projections.Tables(pg_world.app.datastore)
-    assert tables.ontvangers_van(afspraak_id) == ("werkgever",)
-    assert tables.open_verzoeken(aanvraag_id) == {}, "the request is answered"
+    assert world.planned() == [("afspraak_bevestiging", "werkgever")]
+    assert world.app.tables.ontvangers_van(afspraak_id) == ("werkgever",)
+    assert world.app.tables.open_verzoeken(aanvraag_id) == {}, "the request is answered"
+
+
+# --- webhooks: subscribing, unsubscribing, a receiver failing and recovering --------------------
+
+WERKGEVER = Context(now=NU, actor_id="werkgever-1", actor_role="werkgever")
+HOLD = timedelta(seconds=60)
+
+
+def _subscribed(world: World) -> tuple[UUID, bytes]:
+    abonnement, key = world.webhooks.maak(
+        "https://ontvanger.example/hook",
+        "werkgever",
+        ["AanvraagIngediend", "AanvraagIngediend"],
+        "GM0363",
+        None,
+        WERKGEVER,
+    )
+    return abonnement.abonnement_id, key
+
+
+def _ingediend(aanvraag_id: UUID) -> public.AanvraagIngediend:
+    return public.AanvraagIngediend(
+        aanvraag_id=aanvraag_id,
+        ingediend_op=NU,
+        ingediend_door=public.Partij.BESTUURDER,
+        organisatie_code="GM0363",
+        binnen_regeling=True,
+        verhuizing_gepland=False,
+    )
+
+
+def test_a_subscription_is_made_with_its_secret_and_gets_the_events_it_asks_for(
+    world: World,
+) -> None:
+    abonnement_id, key = _subscribed(world)
+
+    abonnement = world.webhooks.abonnement(abonnement_id)
+    assert (abonnement.status, abonnement.eigenaar, abonnement.organisatie_code) == (
+        "actief",
+        "werkgever",
+        "GM0363",
+    )
+    assert abonnement.event_types == ["AanvraagIngediend"]
+    assert [a.abonnement_id for a in world.webhooks.abonnementen(werkgever="GM0363")] == [
+        abonnement_id
+    ]
+    assert world.webhooks.abonnementen(werkgever="GM0999") == []
+    [made] = world.recorded()
+    assert isinstance(made, AbonnementAangemaakt)
+    assert (made.originator_id, made.originator_version) == (abonnement_id, 1)
+    assert (made.eigenaar, made.organisatie_code, made.event_types) == (
+        "werkgever",
+        "GM0363",
+        ("AanvraagIngediend",),
+    )
+
+    event_id = world.deliver(_ingediend(uuid4()), webhooks=True)
+    with pytest.raises(AlreadyProcessed):
+        world.deliver(_ingediend(uuid4()), event_id=event_id, webhooks=True)
+
+    [bezorging] = world.webhooks.bezorgingen(abonnement_id)
+    assert (bezorging.event_id, bezorging.status, bezorging.pogingen) == (event_id, "gepland", 0)
+    [claim] = world.webhooks.claim_due(NU, 10, HOLD)
+    assert world.webhooks.claim_due(NU, 10, HOLD) == [], "claimed: no other sender takes it"
+    assert world.webhooks.secret_of(claim) == key
+
+
+def test_a_removed_subscription_gets_nothing_more_and_its_secret_is_destroyed(
+    world: World,
+) -> None:
+    abonnement_id, _ = _subscribed(world)
+    world.deliver(_ingediend(uuid4()), webhooks=True)
+    [claim] = world.webhooks.claim_due(NU, 10, HOLD)
+
+    removed = world.webhooks.verwijder(abonnement_id, WERKGEVER)
+
+    assert removed.status == "verwijderd"
+    verwijderd = world.recorded()[-1]
+    assert isinstance(verwijderd, AbonnementVerwijderd)
+    assert (verwijderd.originator_version, verwijderd.organisatie_code) == (2, "GM0363")
+    assert world.webhooks.abonnementen() == []
+    assert [a.abonnement_id for a in world.webhooks.abonnementen(status="verwijderd")] == [
+        abonnement_id
+    ]
+    [bezorging] = world.webhooks.bezorgingen(abonnement_id)
+    assert bezorging.status == "vervallen"
+    assert world.webhooks.secret_of(claim) is None
+    world.webhooks.record_attempt(claim, Uitkomst(True, 5, status_code=204), NU)
+    assert world.webhooks.bezorging(bezorging.bezorging_id).status == "vervallen"
+    with pytest.raises(Conflict):
+        world.webhooks.opnieuw(bezorging.bezorging_id, NU)
+    events = len(world.recorded())
+    assert world.webhooks.verwijder(abonnement_id, WERKGEVER).status == "verwijderd"
+    assert len(world.recorded()) == events, "removing twice records nothing more"
+    world.deliver(_ingediend(uuid4()), webhooks=True)
+    assert len(world.webhooks.bezorgingen(abonnement_id)) == 1
+
+
+def test_a_receiver_that_keeps_failing_marks_its_subscription_failing_until_it_recovers(
+    world: World,
+) -> None:
+    abonnement_id, _ = _subscribed(world)
+    world.deliver(_ingediend(uuid4()), webhooks=True)
+    now = NU
+    for _ in range(SCHEMA.attempts):  # every attempt of the schedule fails: given up
+        [claim] = world.webhooks.claim_due(now, 10, HOLD)
+        world.webhooks.record_attempt(claim, Uitkomst(False, 12, status_code=500), now)
+        now += timedelta(seconds=600)
+
+    [bezorging] = world.webhooks.bezorgingen(abonnement_id)
+    assert (bezorging.status, bezorging.pogingen) == ("opgegeven", SCHEMA.attempts)
+    assert [p.status_code for p in bezorging.log] == [500] * SCHEMA.attempts
+    abonnement = world.webhooks.abonnement(abonnement_id)
+    assert (abonnement.status, abonnement.opeenvolgende_fouten) == ("falend", SCHEMA.attempts)
+    assert (abonnement.falend_sinds, abonnement.laatste_fout) == (NU, "http_500")
+    falend = world.recorded()[-1]
+    assert isinstance(falend, AbonnementFalend)
+    assert (falend.originator_version, falend.opeenvolgende_fouten, falend.reden_code) == (
+        2,
+        SCHEMA.attempts,
+        "http_500",
+    )
+    assert falend.falend_sinds == NU
+
+    again = world.webhooks.opnieuw(bezorging.bezorging_id, now)
+    assert (again.status, again.volgende_poging) == ("gepland", now)
+    [claim] = world.webhooks.claim_due(now, 10, HOLD)
+    world.webhooks.record_attempt(claim, Uitkomst(True, 8, status_code=204), now)
+
+    assert world.webhooks.bezorging(bezorging.bezorging_id).status == "afgeleverd"
+    abonnement = world.webhooks.abonnement(abonnement_id)
+    assert (abonnement.status, abonnement.opeenvolgende_fouten) == ("actief", 0)
+    assert abonnement.falend_sinds is None
+    hersteld = world.recorded()[-1]
+    assert isinstance(hersteld, AbonnementHersteld)
+    assert (hersteld.originator_version, hersteld.organisatie_code) == (3, "GM0363")

@@ -15,14 +15,14 @@ from datetime import timedelta
 
 import httpx
 
-from services.notifications.adapters.webhook_store import Claim, Uitkomst, Webhooks
 from services.notifications.adapters.webhook_transport import (
     AdresGeweigerd,
     CheckedTransport,
     Resolver,
     system_resolver,
 )
-from services.notifications.domain.webhooks import signature
+from services.notifications.application import Webhooks
+from services.notifications.domain.webhooks import Claim, Uitkomst, signature
 from shared.platform.model import Clock
 
 log = logging.getLogger(__name__)

@@ -1,64 +1,57 @@
-"""Webhooks in PostgreSQL: subscriptions, the dossier register, deliveries and their attempts.
+"""The webhook store in PostgreSQL (the application's ``WebhookStore``): subscriptions, the dossier
+register, deliveries and their attempts, as rows and queries; the use cases that decide and
+record events are the application's (``application.Webhooks``).
 
-The consumer's handler plans one delivery per matching subscription in the transaction that
-records the message in the inbox: a redelivered message plans nothing twice, and a planned
-delivery cannot get lost between NATS and the sender. The sender claims due deliveries with
-``FOR UPDATE SKIP LOCKED`` and a claim token, so two replicas never send one attempt twice, and
-records each attempt's outcome (status or error class, duration) in ``webhook_pogingen``.
+The deliveries of one message are planned in the transaction that records the message in the
+inbox: a redelivered message plans nothing twice, and a planned delivery cannot get lost between
+NATS and the sender. A sender claims due deliveries with ``FOR UPDATE SKIP LOCKED`` and a claim
+token, so two replicas never send one attempt twice, and each attempt's outcome (status or error
+class, duration) goes into ``webhook_pogingen`` with the subscription's health.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID, uuid4, uuid5
+from uuid import UUID, uuid4
 
+from eventsourcing.postgres import PostgresDatastore
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
-from pydantic import BaseModel
 
-from services.notifications.application import Notifications
 from services.notifications.domain.webhooks import (
-    AbonnementAangemaakt,
-    AbonnementFalend,
-    AbonnementHersteld,
-    AbonnementVerwijderd,
+    Abonnement,
+    Claim,
     Eigenaar,
     Filter,
     Gebeurtenis,
-    OrganisatieOnbekend,
-    RetrySchedule,
-    bereikt,
-    new_secret,
+    Gezondheid,
+    Poging,
+    Uitkomst,
+    WebhookBezorging,
+    bezorging_id,
 )
 from services.notifications.projections import where
 from shared.contracts import events as public
-from shared.platform.consumer import Delivery, TransientError
-from shared.platform.errors import Conflict, NietGevonden
-from shared.platform.eventstore import AlreadyProcessed, ConcurrencyConflict
-from shared.platform.keys import destroy_statement, open_sealed, seal
-from shared.platform.model import Clock, Context, first_event
+from shared.contracts.envelope import CloudEvent
+from shared.platform.eventstore import AlreadyProcessed, ServiceApplication
 from shared.platform.ports import Statement
 from shared.platform.telemetry import metrics_for
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "notifications"
-CONSUMER = "notifications-webhooks"
 ABONNEMENTEN = Identifier(SCHEMA, "webhook_abonnementen")
 DOSSIERS = Identifier(SCHEMA, "webhook_dossiers")
 BEZORGINGEN = Identifier(SCHEMA, "webhook_bezorgingen")
 POGINGEN = Identifier(SCHEMA, "webhook_pogingen")
 INBOX = Identifier(SCHEMA, "inbox")
-BEZORGING_NAMESPACE = UUID("6d1f3a52-0b7e-4c1a-9f3e-2b8c5d7e9a10")
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS {schema}.webhook_abonnementen ("
@@ -86,91 +79,6 @@ DDL = (
 )
 
 
-class Abonnement(BaseModel):
-    """A webhook subscription as its owners see it (never its secret)."""
-
-    abonnement_id: UUID
-    callback_url: str
-    event_types: list[str] | None
-    organisatie_code: str | None
-    aanvraag_id: UUID | None
-    eigenaar: str
-    status: str  # actief, falend, verwijderd
-    aangemaakt_op: datetime
-    opeenvolgende_fouten: int
-    falend_sinds: datetime | None
-    laatste_fout: str | None
-
-
-class Poging(BaseModel):
-    """One delivery attempt."""
-
-    poging: int
-    op: datetime
-    duur_ms: int
-    status_code: int | None
-    fout: str | None
-    geslaagd: bool
-
-
-class WebhookBezorging(BaseModel):
-    """One event for one subscription, with every attempt."""
-
-    bezorging_id: UUID
-    abonnement_id: UUID
-    event_id: str
-    event_type: str
-    aanvraag_id: UUID | None
-    status: str  # gepland, afgeleverd, opgegeven, vervallen
-    pogingen: int
-    volgende_poging: datetime | None
-    aangemaakt_op: datetime
-    afgeleverd_op: datetime | None
-    log: list[Poging]
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A due delivery claimed by one sender."""
-
-    bezorging_id: UUID
-    abonnement_id: UUID
-    event_id: str
-    body: bytes
-    callback_url: str
-    secret_key_id: UUID
-    secret: bytes
-    pogingen: int
-    ronde_start: int
-    claim: UUID
-
-
-@dataclass(frozen=True)
-class Uitkomst:
-    """The outcome of one attempt."""
-
-    geslaagd: bool
-    duur_ms: int
-    status_code: int | None = None
-    fout: str | None = None
-
-    @property
-    def reden(self) -> str:
-        """A short code of a failure (``http_500``, ``timeout``)."""
-        if self.fout:
-            return self.fout
-        return f"http_{self.status_code}" if self.status_code is not None else "onbekend"
-
-
-def bezorging_id(abonnement_id: UUID, event_id: str) -> UUID:
-    """The delivery of one event to one subscription (stable: planned once)."""
-    return uuid5(BEZORGING_NAMESPACE, f"{abonnement_id}/{event_id}")
-
-
-def _secret_aad(abonnement_id: UUID) -> bytes:
-    return f"webhook-secret|{abonnement_id}".encode()
-
-
 def _abonnement(row: DictRow) -> Abonnement:
     return Abonnement.model_validate(dict(row))
 
@@ -181,79 +89,89 @@ _ABONNEMENT_COLUMNS = SQL(
 )
 
 
-class Webhooks:
-    """Subscriptions and deliveries of the notifications service."""
+class SqlWebhookStore:
+    """Subscriptions and deliveries of the notifications service in PostgreSQL."""
 
-    def __init__(
-        self, app: Notifications, clock: Clock, schedule: RetrySchedule, failing_after: int
-    ) -> None:
-        self.app = app
-        self.clock = clock
-        self.schedule = schedule
-        self.failing_after = failing_after
-        app.create_tables([statement.replace("{schema}", SCHEMA) for statement in DDL])
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        self.datastore = datastore
 
     # --- subscriptions -------------------------------------------------------------------------
 
-    def maak(
+    def nieuw(
         self,
+        abonnement_id: UUID,
         callback_url: str,
-        eigenaar: Eigenaar,
         event_types: Sequence[str] | None,
         organisatie_code: str | None,
         aanvraag_id: UUID | None,
-        ctx: Context,
-    ) -> tuple[Abonnement, bytes]:
-        """Make a subscription; returns it with its secret (shown this once, stored sealed)."""
-        abonnement_id = uuid4()
-        key = new_secret()
-        # Sealed with a data key of its own in the service's key table (under the subscription's
-        # id): KEK rotation re-wraps it like any other, and removing the subscription destroys it.
-        data_key = self.app.keys.for_writing(abonnement_id)
-        sealed = seal(data_key.key, key, _secret_aad(abonnement_id))
-        types = sorted(set(event_types)) if event_types is not None else None
-        event = first_event(
-            AbonnementAangemaakt,
-            abonnement_id,
-            ctx,
-            eigenaar=eigenaar,
-            organisatie_code=organisatie_code,
-            filter_aanvraag_id=aanvraag_id,
-            event_types=tuple(types) if types is not None else None,
-        )
-        insert = Statement(
-            SQL(
-                "INSERT INTO {} (abonnement_id, callback_url, event_types, organisatie_code,"
-                " aanvraag_id, eigenaar, status, versie, secret_key_id, secret, aangemaakt_op)"
-                " VALUES (%s, %s, %s, %s, %s, %s, 'actief', 1, %s, %s, %s)"
-            ).format(ABONNEMENTEN),
-            (
-                abonnement_id,
-                callback_url,
-                types,
-                organisatie_code,
-                aanvraag_id,
-                eigenaar,
-                data_key.key_id,
-                sealed,
-                ctx.now,
-            ),
-        )
-        self.app.record(event, statements=[insert])
-        return self.abonnement(abonnement_id), key
+        eigenaar: Eigenaar,
+        secret_key_id: UUID,
+        secret: bytes,
+        now: datetime,
+    ) -> Sequence[Statement]:
+        """A new subscription's row (version 1, active)."""
+        return [
+            Statement(
+                SQL(
+                    "INSERT INTO {} (abonnement_id, callback_url, event_types, organisatie_code,"
+                    " aanvraag_id, eigenaar, status, versie, secret_key_id, secret, aangemaakt_op)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, 'actief', 1, %s, %s, %s)"
+                ).format(ABONNEMENTEN),
+                (
+                    abonnement_id,
+                    callback_url,
+                    None if event_types is None else list(event_types),
+                    organisatie_code,
+                    aanvraag_id,
+                    eigenaar,
+                    secret_key_id,
+                    secret,
+                    now,
+                ),
+            )
+        ]
 
-    def abonnement(self, abonnement_id: UUID) -> Abonnement:
-        """One subscription (404 when unknown)."""
-        with self.app.datastore.get_connection() as conn:
+    def verwijderd(self, abonnement_id: UUID, versie: int, now: datetime) -> Sequence[Statement]:
+        """A subscription removed at ``versie`` + 1, its planned deliveries lapsed."""
+        return [
+            Statement(
+                SQL(
+                    "UPDATE {} SET status = 'verwijderd', versie = %s, verwijderd_op = %s"
+                    " WHERE abonnement_id = %s AND versie = %s"
+                ).format(ABONNEMENTEN),
+                (versie + 1, now, abonnement_id, versie),
+            ),
+            Statement(
+                SQL(
+                    "UPDATE {} SET status = 'vervallen', volgende_poging = NULL"
+                    " WHERE abonnement_id = %s AND status = 'gepland'"
+                ).format(BEZORGINGEN),
+                (abonnement_id,),
+            ),
+        ]
+
+    def gemarkeerd(self, abonnement_id: UUID, versie: int, status: str) -> Sequence[Statement]:
+        """A subscription marked ``falend`` or ``actief`` again at ``versie`` + 1."""
+        return [
+            Statement(
+                SQL(
+                    "UPDATE {} SET status = %s, versie = %s WHERE abonnement_id = %s"
+                    " AND versie = %s AND status <> 'verwijderd'"
+                ).format(ABONNEMENTEN),
+                (status, versie + 1, abonnement_id, versie),
+            )
+        ]
+
+    def abonnement(self, abonnement_id: UUID) -> Abonnement | None:
+        """One subscription, or None."""
+        with self.datastore.get_connection() as conn:
             row = conn.execute(
                 SQL("SELECT {} FROM {} WHERE abonnement_id = %s").format(
                     _ABONNEMENT_COLUMNS, ABONNEMENTEN
                 ),
                 (abonnement_id,),
             ).fetchone()
-        if row is None:
-            raise NietGevonden("Onbekend abonnement.")
-        return _abonnement(row)
+        return None if row is None else _abonnement(row)
 
     def abonnementen(
         self,
@@ -272,76 +190,38 @@ class Webhooks:
         query = SQL("SELECT {} FROM {} WHERE {} ORDER BY aangemaakt_op DESC LIMIT %s").format(
             _ABONNEMENT_COLUMNS, ABONNEMENTEN, SQL(" AND ").join(clauses)
         )
-        with self.app.datastore.get_connection() as conn:
+        with self.datastore.get_connection() as conn:
             rows = conn.execute(query, [*params, limit]).fetchall()
         return [_abonnement(row) for row in rows]
 
-    def verwijder(self, abonnement_id: UUID, ctx: Context) -> Abonnement:
-        """Remove a subscription: no more deliveries, its secret destroyed (crypto-shredding)."""
-        abonnement = self.abonnement(abonnement_id)
-        if abonnement.status == "verwijderd":
-            return abonnement
-        versie = self._versie(abonnement_id)
-        event = AbonnementVerwijderd(
-            originator_id=abonnement_id,
-            originator_version=versie + 1,
-            organisatie_code=abonnement.organisatie_code,
-            **ctx.event_fields(),
-        )
-        key_sql, key_params = destroy_statement(
-            SCHEMA,
-            abonnement_id,
-            ctx.actor_id or "onbekend",
-            "webhook_abonnement_verwijderd",
-            ctx.now,
-        )
-        statements = [
-            Statement(
-                SQL(
-                    "UPDATE {} SET status = 'verwijderd', versie = %s, verwijderd_op = %s"
-                    " WHERE abonnement_id = %s AND versie = %s"
-                ).format(ABONNEMENTEN),
-                (versie + 1, ctx.now, abonnement_id, versie),
-            ),
-            Statement(
-                SQL(
-                    "UPDATE {} SET status = 'vervallen', volgende_poging = NULL"
-                    " WHERE abonnement_id = %s AND status = 'gepland'"
-                ).format(BEZORGINGEN),
-                (abonnement_id,),
-            ),
-            Statement(key_sql, key_params),
-        ]
-        try:
-            self.app.record(event, statements=statements)
-        except ConcurrencyConflict:
-            raise Conflict("Het abonnement werd tegelijk gewijzigd; probeer opnieuw.") from None
-        return self.abonnement(abonnement_id)
-
-    def _versie(self, abonnement_id: UUID) -> int:
-        with self.app.datastore.get_connection() as conn:
+    def versie(self, abonnement_id: UUID) -> int | None:
+        """A subscription's version (its events so far), or None."""
+        with self.datastore.get_connection() as conn:
             row = conn.execute(
                 SQL("SELECT versie FROM {} WHERE abonnement_id = %s").format(ABONNEMENTEN),
                 (abonnement_id,),
             ).fetchone()
-        if row is None:
-            raise NietGevonden("Onbekend abonnement.")
-        return int(row["versie"])
+        return None if row is None else int(row["versie"])
 
     # --- planning deliveries (the consumer) ----------------------------------------------------
 
-    def handle(self, delivery: Delivery) -> None:
-        """Consumer handler: keep the register and plan a delivery per matching subscription."""
-        event = delivery.event
-        envelope = delivery.envelope
+    def plannen(
+        self,
+        consumer: str,
+        event: public.PublicEvent,
+        envelope: CloudEvent,
+        now: datetime,
+        kies: Callable[[Gebeurtenis, Sequence[tuple[UUID, Filter]]], Sequence[UUID]],
+    ) -> None:
+        """The inbox row, the register and the deliveries ``kies`` picks, in one transaction."""
         naam = type(event).event_name
-        with self.app.datastore.transaction(commit=True) as curs:
+        with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 SQL(
                     "INSERT INTO {} (consumer, message_id) VALUES (%s, %s)"
                     " ON CONFLICT DO NOTHING RETURNING message_id"
                 ).format(INBOX),
-                (CONSUMER, envelope.id),
+                (consumer, envelope.id),
             )
             if curs.fetchone() is None:
                 raise AlreadyProcessed(envelope.id)
@@ -353,26 +233,25 @@ class Webhooks:
                 ).format(ABONNEMENTEN)
             )
             gebeurtenis = Gebeurtenis(naam, event.aanvraag_id, organisatie, vrijgegeven)
-            ontvangers = []
-            for row in curs.fetchall():
-                filter = Filter(
-                    eigenaar=row["eigenaar"],
-                    event_types=frozenset(row["event_types"])
-                    if row["event_types"] is not None
-                    else None,
-                    organisatie_code=row["organisatie_code"],
-                    aanvraag_id=row["aanvraag_id"],
+            abonnementen = [
+                (
+                    row["abonnement_id"],
+                    Filter(
+                        eigenaar=row["eigenaar"],
+                        event_types=frozenset(row["event_types"])
+                        if row["event_types"] is not None
+                        else None,
+                        organisatie_code=row["organisatie_code"],
+                        aanvraag_id=row["aanvraag_id"],
+                    ),
                 )
-                try:
-                    if bereikt(filter, gebeurtenis):
-                        ontvangers.append(row["abonnement_id"])
-                except OrganisatieOnbekend:
-                    # Rolled back with the inbox row: the message comes back later.
-                    raise TransientError("webhook_organisatie_onbekend") from None
+                for row in curs.fetchall()
+            ]
+            # Whatever ``kies`` raises rolls the inbox row back: the message comes back later.
+            ontvangers = kies(gebeurtenis, abonnementen)
             if not ontvangers:
                 return
             body = envelope.to_json()
-            now = self.clock.now()
             for abonnement_id in ontvangers:
                 curs.execute(
                     SQL(
@@ -422,7 +301,7 @@ class Webhooks:
     def claim_due(self, now: datetime, limit: int, hold: timedelta) -> list[Claim]:
         """Claim due deliveries of live subscriptions; no other sender takes them meanwhile."""
         claim = uuid4()
-        with self.app.datastore.transaction(commit=True) as curs:
+        with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 SQL(
                     "UPDATE {b} SET claim = %s, geclaimd_tot = %s WHERE bezorging_id IN ("
@@ -462,16 +341,9 @@ class Webhooks:
             for row in rows
         ]
 
-    def secret_of(self, claim: Claim) -> bytes | None:
-        """The subscription's HMAC key, or None when it was destroyed (subscription removed)."""
-        data_key = self.app.keys.for_reading(claim.secret_key_id)
-        if data_key is None:
-            return None
-        return open_sealed(data_key, claim.secret, _secret_aad(claim.abonnement_id))
-
     def vervallen(self, claim: Claim) -> None:
         """The subscription is gone: the delivery will not be attempted."""
-        with self.app.datastore.transaction(commit=True) as curs:
+        with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 SQL(
                     "UPDATE {} SET status = 'vervallen', volgende_poging = NULL, claim = NULL,"
@@ -480,15 +352,18 @@ class Webhooks:
                 (claim.bezorging_id, claim.claim),
             )
 
-    def record_attempt(self, claim: Claim, uitkomst: Uitkomst, now: datetime) -> None:
-        """Record one attempt with the delivery's new state and the subscription's health."""
+    def poging(
+        self,
+        claim: Claim,
+        uitkomst: Uitkomst,
+        status: str,
+        volgende: datetime | None,
+        now: datetime,
+    ) -> Gezondheid | None:
+        """One attempt on record with the delivery's new ``status`` and the subscription's
+        health, in one transaction; None when the claim was lost (or the subscription is gone)."""
         poging = claim.pogingen + 1
-        if uitkomst.geslaagd:
-            status, volgende = "afgeleverd", None
-        else:
-            volgende = self.schedule.next_attempt(poging - claim.ronde_start, now)
-            status = "gepland" if volgende is not None else "opgegeven"
-        with self.app.datastore.transaction(commit=True) as curs:
+        with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 SQL(
                     "UPDATE {} SET pogingen = %s, status = %s, volgende_poging = %s, claim = NULL,"
@@ -503,7 +378,7 @@ class Webhooks:
                 # The claim expired and another sender took the delivery (its record counts),
                 # or the subscription was removed meanwhile.
                 log.warning("webhook claim lost", extra={"bezorging_id": str(claim.bezorging_id)})
-                return
+                return None
             curs.execute(
                 SQL(
                     "INSERT INTO {} (bezorging_id, poging, op, duur_ms, status_code, fout,"
@@ -542,73 +417,14 @@ class Webhooks:
                 )
             health = curs.fetchone()
         if health is None:
-            return
-        if uitkomst.geslaagd and health["status"] == "falend":
-            self._markeer(
-                claim.abonnement_id,
-                health["versie"],
-                "actief",
-                AbonnementHersteld,
-                now,
-                organisatie_code=health["organisatie_code"],
-            )
-        elif (
-            not uitkomst.geslaagd
-            and health["status"] == "actief"
-            and (health["opeenvolgende_fouten"] >= self.failing_after or status == "opgegeven")
-        ):
-            log.error(
-                "webhook subscription failing",
-                extra={
-                    "abonnement_id": str(claim.abonnement_id),
-                    "opeenvolgende_fouten": health["opeenvolgende_fouten"],
-                    "reden": uitkomst.reden,
-                },
-            )
-            self._markeer(
-                claim.abonnement_id,
-                health["versie"],
-                "falend",
-                AbonnementFalend,
-                now,
-                organisatie_code=health["organisatie_code"],
-                opeenvolgende_fouten=health["opeenvolgende_fouten"],
-                falend_sinds=health["falend_sinds"],
-                reden_code=uitkomst.reden,
-            )
-        if status == "opgegeven":
-            log.error(
-                "webhook delivery given up",
-                extra={"bezorging_id": str(claim.bezorging_id), "pogingen": poging},
-            )
-
-    def _markeer(
-        self,
-        abonnement_id: UUID,
-        versie: int,
-        status: str,
-        cls: type[AbonnementFalend] | type[AbonnementHersteld],
-        now: datetime,
-        **fields: Any,
-    ) -> None:
-        event = cls(
-            originator_id=abonnement_id,
-            originator_version=versie + 1,
-            timestamp=now,
-            actor_id="svc-notifications",
-            actor_role="systeem",
-            **fields,
+            return None
+        return Gezondheid(
+            status=health["status"],
+            versie=health["versie"],
+            opeenvolgende_fouten=health["opeenvolgende_fouten"],
+            falend_sinds=health["falend_sinds"],
+            organisatie_code=health["organisatie_code"],
         )
-        update = Statement(
-            SQL(
-                "UPDATE {} SET status = %s, versie = %s WHERE abonnement_id = %s AND versie = %s"
-                " AND status <> 'verwijderd'"
-            ).format(ABONNEMENTEN),
-            (status, versie + 1, abonnement_id, versie),
-        )
-        # Another sender (or a removal) may have recorded the change first: that one stands.
-        with contextlib.suppress(ConcurrencyConflict):
-            self.app.record(event, statements=[update])
 
     # --- the delivery log and re-sending -------------------------------------------------------
 
@@ -629,7 +445,7 @@ class Webhooks:
             " pogingen, volgende_poging, aangemaakt_op, afgeleverd_op FROM {}"
             " WHERE {} ORDER BY aangemaakt_op DESC, bezorging_id LIMIT %s"
         ).format(BEZORGINGEN, condition)
-        with self.app.datastore.get_connection() as conn:
+        with self.datastore.get_connection() as conn:
             rows = conn.execute(query, [*params, limit]).fetchall()
             ids = [row["bezorging_id"] for row in rows]
             attempts = conn.execute(
@@ -647,16 +463,9 @@ class Webhooks:
             for row in rows
         ]
 
-    def bezorging(self, bezorging_id: UUID) -> WebhookBezorging:
-        """One delivery (404 when unknown)."""
-        found = self.bezorgingen(None, bezorging_id=bezorging_id, limit=1)
-        if not found:
-            raise NietGevonden("Onbekende bezorging.")
-        return found[0]
-
-    def opnieuw(self, bezorging_id: UUID, now: datetime) -> WebhookBezorging:
-        """Send a delivery again now, on a fresh schedule (409 when its subscription is gone)."""
-        with self.app.datastore.transaction(commit=True) as curs:
+    def opnieuw(self, bezorging_id: UUID, now: datetime) -> bool:
+        """Plan a delivery again now on a fresh schedule; False when its subscription is gone."""
+        with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 SQL(
                     "UPDATE {b} SET status = 'gepland', volgende_poging = %s,"
@@ -667,20 +476,22 @@ class Webhooks:
                 ).format(b=BEZORGINGEN, a=ABONNEMENTEN),
                 (now, bezorging_id),
             )
-            if curs.fetchone() is None:
-                raise Conflict("Het abonnement is verwijderd.", code="abonnement_verwijderd")
-        return self.bezorging(bezorging_id)
+            return curs.fetchone() is not None
 
-    def abonnement_van(self, bezorging_id: UUID) -> Abonnement:
-        """The subscription of a delivery (404 when the delivery is unknown)."""
-        with self.app.datastore.get_connection() as conn:
+    def abonnement_van(self, bezorging_id: UUID) -> UUID | None:
+        """The subscription of a delivery, or None when the delivery is unknown."""
+        with self.datastore.get_connection() as conn:
             row = conn.execute(
                 SQL("SELECT abonnement_id FROM {} WHERE bezorging_id = %s").format(BEZORGINGEN),
                 (bezorging_id,),
             ).fetchone()
-        if row is None:
-            raise NietGevonden("Onbekende bezorging.")
-        return self.abonnement(row["abonnement_id"])
+        return None if row is None else UUID(str(row["abonnement_id"]))
+
+
+def sql_webhook_store(app: ServiceApplication) -> SqlWebhookStore:
+    """The webhook store in PostgreSQL, its tables created when missing."""
+    app.create_tables([statement.replace("{schema}", SCHEMA) for statement in DDL])
+    return SqlWebhookStore(app.datastore)
 
 
 # --- metrics -------------------------------------------------------------------------------------
@@ -697,14 +508,14 @@ class WebhookCollector(Collector):
     """
 
     def __init__(self) -> None:
-        self.webhooks: weakref.ReferenceType[Webhooks] | None = None
+        self.store: weakref.ReferenceType[SqlWebhookStore] | None = None
 
     def collect(self) -> Iterable[Metric]:
-        webhooks = self.webhooks() if self.webhooks is not None else None
-        if webhooks is None:
+        store = self.store() if self.store is not None else None
+        if store is None:
             return []
         try:
-            with webhooks.app.datastore.get_connection() as conn:
+            with store.datastore.get_connection() as conn:
                 abonnementen = conn.execute(
                     SQL("SELECT status, count(*) AS n FROM {} GROUP BY status").format(ABONNEMENTEN)
                 ).fetchall()
@@ -741,13 +552,14 @@ _collector: WebhookCollector | None = None
 _collector_lock = threading.Lock()
 
 
-def watch_webhooks(webhooks: Webhooks) -> None:
-    """Report ``webhooks`` in the service's metrics (the latest one of the process wins)."""
+def watch_webhooks(store: SqlWebhookStore) -> None:
+    """Report ``store``'s subscriptions and deliveries in the service's metrics (the latest one
+    of the process wins)."""
     global _collector  # noqa: PLW0603 - one collector per process and registry
     with _collector_lock:
         new = _collector is None
         if _collector is None:
             _collector = WebhookCollector()
-        _collector.webhooks = weakref.ref(webhooks)
+        _collector.store = weakref.ref(store)
     if new:
         metrics_for(SCHEMA).registry.register(_collector)

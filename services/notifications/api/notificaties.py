@@ -8,13 +8,13 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request
 
 from services.notifications.application import Notifications
-from services.notifications.projections import NotificatieBezorging, Tables
+from services.notifications.domain.notificatie import NotificatieBezorging
 from shared.platform.auth import Auth, Principal, Role
 from shared.platform.model import Clock
 from shared.platform.wiring import request_context
 
 
-def router(app: Notifications, tables: Tables, auth: Auth, clock: Clock) -> APIRouter:
+def router(app: Notifications, auth: Auth, clock: Clock) -> APIRouter:
     """Notifications' routes."""
     api = APIRouter()
 
@@ -31,7 +31,7 @@ def router(app: Notifications, tables: Tables, auth: Auth, clock: Clock) -> APIR
         status: Literal["gepland", "verzonden", "mislukt", "vervallen"] | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> list[NotificatieBezorging]:
-        return tables.bezorgingen(aanvraag_id=aanvraag_id, status=status, limit=limit)
+        return app.bezorgingen(aanvraag_id=aanvraag_id, status=status, limit=limit)
 
     @api.post(
         "/notificaties/{notificatie_id}/opnieuw",
@@ -47,6 +47,6 @@ def router(app: Notifications, tables: Tables, auth: Auth, clock: Clock) -> APIR
         principal: Annotated[Principal, Depends(auth.require(Role.secretariaat))],
     ) -> NotificatieBezorging:
         app.opnieuw(notificatie_id, request_context(request, principal, clock))
-        return tables.bezorging(notificatie_id)
+        return app.bezorging(notificatie_id)
 
     return api

@@ -12,8 +12,15 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.notifications.adapters.webhook_store import Abonnement, WebhookBezorging, Webhooks
-from services.notifications.domain.webhooks import Eigenaar, secret_text, toegestaan, url_fout
+from services.notifications.application import Webhooks
+from services.notifications.domain.webhooks import (
+    Abonnement,
+    Eigenaar,
+    WebhookBezorging,
+    secret_text,
+    toegestaan,
+    url_fout,
+)
 from shared.platform.auth import Auth, Principal, Role
 from shared.platform.errors import Ongeldig
 from shared.platform.model import Clock

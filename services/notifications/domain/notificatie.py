@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal
 from uuid import UUID, uuid5
 
+from pydantic import BaseModel
+
 from services.notifications.domain.webhooks import RetrySchedule
 from shared.platform.errors import Conflict
 from shared.platform.model import Aggregate, Context, DomainEvent, first_event, next_event
@@ -126,6 +128,22 @@ class Notificatie(Aggregate):
     bijgewerkt_op: datetime
     #: The trace of what planned it: each attempt continues it (and the mail carries it).
     traceparent: str | None = None
+
+
+class NotificatieBezorging(BaseModel):
+    """One line of the delivery log (no addresses, no content)."""
+
+    notificatie_id: UUID
+    aanvraag_id: UUID
+    soort: str
+    ontvanger: str
+    status: str
+    pogingen: int
+    volgende_poging: datetime | None
+    bijgewerkt_op: datetime
+    #: Why the last attempt failed (or why it lapsed): a code such as ``connection_refused`` or
+    #: ``recipient_refused``, never the server's reply; None once sent (and before any attempt).
+    reden_code: str | None = None
 
 
 def plan(

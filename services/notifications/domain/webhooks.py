@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar, Literal
 from urllib.parse import urlsplit
-from uuid import UUID
+from uuid import UUID, uuid5
+
+from pydantic import BaseModel
 
 from shared.contracts.registry import EVENT_NAMES
 from shared.platform.model import DomainEvent
@@ -250,6 +252,104 @@ def _vorm_fout(url: str) -> str | None:
         (port == 0, "url_ongeldig"),
     )
     return next((code for failed, code in checks if failed), None)
+
+
+# --- what the store holds of subscriptions and deliveries -----------------------------------------
+
+BEZORGING_NAMESPACE = UUID("6d1f3a52-0b7e-4c1a-9f3e-2b8c5d7e9a10")
+
+
+def bezorging_id(abonnement_id: UUID, event_id: str) -> UUID:
+    """The delivery of one event to one subscription (stable: planned once)."""
+    return uuid5(BEZORGING_NAMESPACE, f"{abonnement_id}/{event_id}")
+
+
+class Abonnement(BaseModel):
+    """A webhook subscription as its owners see it (never its secret)."""
+
+    abonnement_id: UUID
+    callback_url: str
+    event_types: list[str] | None
+    organisatie_code: str | None
+    aanvraag_id: UUID | None
+    eigenaar: str
+    status: str  # actief, falend, verwijderd
+    aangemaakt_op: datetime
+    opeenvolgende_fouten: int
+    falend_sinds: datetime | None
+    laatste_fout: str | None
+
+
+class Poging(BaseModel):
+    """One delivery attempt."""
+
+    poging: int
+    op: datetime
+    duur_ms: int
+    status_code: int | None
+    fout: str | None
+    geslaagd: bool
+
+
+class WebhookBezorging(BaseModel):
+    """One event for one subscription, with every attempt."""
+
+    bezorging_id: UUID
+    abonnement_id: UUID
+    event_id: str
+    event_type: str
+    aanvraag_id: UUID | None
+    status: str  # gepland, afgeleverd, opgegeven, vervallen
+    pogingen: int
+    volgende_poging: datetime | None
+    aangemaakt_op: datetime
+    afgeleverd_op: datetime | None
+    log: list[Poging]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A due delivery claimed by one sender."""
+
+    bezorging_id: UUID
+    abonnement_id: UUID
+    event_id: str
+    body: bytes
+    callback_url: str
+    secret_key_id: UUID
+    secret: bytes
+    pogingen: int
+    ronde_start: int
+    claim: UUID
+
+
+@dataclass(frozen=True)
+class Uitkomst:
+    """The outcome of one attempt."""
+
+    geslaagd: bool
+    duur_ms: int
+    status_code: int | None = None
+    fout: str | None = None
+
+    @property
+    def reden(self) -> str:
+        """A short code of a failure (``http_500``, ``timeout``)."""
+        if self.fout:
+            return self.fout
+        return f"http_{self.status_code}" if self.status_code is not None else "onbekend"
+
+
+@dataclass(frozen=True)
+class Gezondheid:
+    """A subscription's health after an attempt was recorded: its status and version, the
+    failures in a row and since when."""
+
+    status: str
+    versie: int
+    opeenvolgende_fouten: int
+    falend_sinds: datetime | None
+    organisatie_code: str | None
 
 
 # --- the subscription's history (private domain events) ------------------------------------------
