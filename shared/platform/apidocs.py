@@ -12,7 +12,8 @@ The page refers to its files and to the OpenAPI document by relative references 
 it also works behind the path-stripping proxy (`/intake/docs` loads `/intake/openapi.json`).
 Two changes to FastAPI's page make it pass axe-core where it is ours: the document's language
 (`lang="en"`, Swagger UI's own texts are English) and Swagger UI's container in a `<main>`
-landmark. What axe-core still finds is inside Swagger UI's own markup and style sheet.
+landmark. What axe-core still finds is inside Swagger UI's own markup and style sheet
+(`tests/browser/test_api_docs.py` lists it).
 
 ReDoc, FastAPI's second documentation page, is not offered: it would need a second bundle, and it
 loads its fonts from the internet.
