@@ -3,8 +3,8 @@
 `create_app` installs: problem+json errors (RFC 9457) that never echo submitted values or stack
 traces, a request body limit (413), a span and trace id per request (`X-Trace-Id`, also in every
 log line; an incoming `traceparent` is continued), an access log and request metrics by route
-template, `/health/live` + `/health/ready`, and `/metrics` (Prometheus,
-`shared.platform.telemetry`).
+template, `/health/live` + `/health/ready`, `/metrics` (Prometheus, `shared.platform.telemetry`),
+and Swagger UI at `/docs` from local files (`shared.platform.apidocs`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.platform.apidocs import install_api_docs
 from shared.platform.errors import (
     Conflict,
     FieldError,
@@ -694,7 +695,8 @@ def create_app(
     *, service: str, title: str, version: str, max_body_bytes: int = 1_000_000
 ) -> FastAPI:
     """A FastAPI app with the project's errors, limits, tracing, access log and health routes."""
-    app = _WeerbaarApp(title=title, version=version)
+    # FastAPI's own /docs and /redoc load their files from a CDN: shared.platform.apidocs.
+    app = _WeerbaarApp(title=title, version=version, docs_url=None, redoc_url=None)
     app.state.service = service
     app.state.readiness = []
     app.state.readiness_details = []
@@ -711,4 +713,5 @@ def create_app(
     app.add_middleware(_RequestContext, service=service)
     _install_health(app)
     _install_metrics(app, service)
+    install_api_docs(app)
     return app

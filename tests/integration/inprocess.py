@@ -58,9 +58,9 @@ PUBLIC_ROUTES: frozenset[tuple[str, str, str]] = frozenset(
             "/health/live",
             "/health/ready",
             "/openapi.json",
+            # Swagger UI and its files, served by the service (shared.platform.apidocs).
             "/docs",
-            "/docs/oauth2-redirect",
-            "/redoc",
+            "/docs/assets/{name}",
             # The published contract (AsyncAPI and JSON Schemas): public documentation.
             "/contract/asyncapi.json",
             "/contract/schemas",
