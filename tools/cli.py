@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -122,7 +123,30 @@ def cmd_test(args: argparse.Namespace) -> int:
             if _run(check) != 0:
                 print("weerbaar test: a check failed", file=sys.stderr)
                 return 1
+    _install_machine_packages()
     return _run([py, "-m", "pytest", *args.pytest_args])
+
+
+#: The machine's packages some tests drive (Debian package = command): the image test's podman,
+#: debootstrap and runc; the browser tests' Chromium (Playwright's own download cannot work here).
+MACHINE_PACKAGES = ("podman", "debootstrap", "runc", "chromium")
+
+
+def _install_machine_packages() -> None:
+    """Install the missing ones where this runs as root on Debian (CI); elsewhere the tests that
+    need one fail with one line saying how to get it."""
+    missing = [tool for tool in MACHINE_PACKAGES if shutil.which(tool) is None]
+    if not missing or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return
+    print(f"weerbaar test: installing {' '.join(missing)} (apt-get)", file=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    update = ["apt-get", "update", "-qq"]
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]
+    for command in (update, install):
+        # Debian's apt-get with fixed arguments and the package names above.
+        if subprocess.call(command, env=env, stdout=subprocess.DEVNULL) != 0:  # noqa: S603
+            print(f"weerbaar test: could not install {' '.join(missing)}", file=sys.stderr)
+            return
 
 
 def cmd_provision(args: argparse.Namespace) -> int:

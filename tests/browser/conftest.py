@@ -2,8 +2,8 @@
 
 Playwright's own browser download cannot work on these machines, so the browser is the
 machine's: ``WEERBAAR_CHROMIUM`` when set, else ``/usr/bin/chromium`` (Debian's ``chromium``,
-which ``.ci/run`` installs as root). Without it a browser test says so in one line: it fails when
-``CI`` is set and is skipped otherwise.
+which ``./weerbaar test`` installs where it runs as root). Without it a browser test fails with
+one line saying how to get one: it is never skipped.
 
 While the browser is open, Playwright's sync API runs an event loop in the test's thread, so
 ``asyncio.run`` (``tests.support.reset_streams``, ``stream_messages``) fails there: a fixture that
@@ -48,22 +48,22 @@ def chromium_executable() -> tuple[str | None, str]:
         return found, ""
     where = f"WEERBAAR_CHROMIUM={configured}" if configured else DEFAULT_CHROMIUM
     return None, (
-        f"no Chromium at {where}: `apt-get install chromium` (Debian, as root; .ci/run does)"
-        " or set WEERBAAR_CHROMIUM to a Chromium executable"
+        f"no Chromium at {where}: `apt-get install chromium` (Debian, as root; `./weerbaar test`"
+        " does it when it runs as root) or set WEERBAAR_CHROMIUM to a Chromium executable"
     )
 
 
 def _require(executable: str | None, problem: str) -> str:
+    # Never skipped: a browser test that cannot run is a failure, with the one line that says
+    # how to get a Chromium (``./weerbaar test`` installs Debian's where it runs as root).
     if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail(problem, pytrace=False)
-        pytest.skip(problem)
+        pytest.fail(problem, pytrace=False)
     return executable
 
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """The Chromium executable (the test is skipped, or fails in CI, when there is none)."""
+    """The Chromium executable (the test fails, saying how to get one, when there is none)."""
     return _require(*chromium_executable())
 
 
