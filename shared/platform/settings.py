@@ -327,6 +327,47 @@ class Settings(BaseSettings):
         }
 
 
+class PortalSettings(BaseSettings):
+    """The portal's settings: it has no database or stream, only the services' APIs it calls."""
+
+    model_config = SettingsConfigDict(env_prefix="WEERBAAR_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(
+        default=Path(".data"), description="Local state: servers, secrets, mail."
+    )
+    portal_port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    portal_behind_tls: bool = Field(
+        default=False,
+        description="The portal is reached over HTTPS (a proxy ends TLS): its cookie is Secure.",
+    )
+    portal_session_key_file: Path | None = Field(
+        default=None,
+        description="The session cookie's AES-GCM key; defaults to <data_dir>/secrets/portal.key.",
+    )
+    portal_session_hours: Annotated[float, Field(gt=0, le=24)] = 8.0
+    auth_mode: AuthMode = AuthMode.EMBEDDED
+    jwt_secret_file: Path | None = Field(
+        default=None, description="Embedded mode: defaults to <data_dir>/secrets/jwt.key"
+    )
+    jwt_issuer: str = "weerbaar-embedded"
+    jwt_audience: str = "weerbaar"
+    intake_url: str = "http://127.0.0.1:8001"
+    scheduling_url: str = "http://127.0.0.1:8002"
+    assessment_url: str = "http://127.0.0.1:8003"
+    approval_url: str = "http://127.0.0.1:8004"
+    notifications_url: str = "http://127.0.0.1:8005"
+
+    @property
+    def secret_file(self) -> Path:
+        """Where the embedded signing secret lives (as the services read it)."""
+        return self.jwt_secret_file or self.data_dir / "secrets" / "jwt.key"
+
+    @property
+    def session_key_path(self) -> Path:
+        """Where the session cookie's key lives."""
+        return self.portal_session_key_file or self.data_dir / "secrets" / "portal.key"
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the settings; on a missing or wrong value print one line per problem and exit 2."""
     try:
