@@ -44,6 +44,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         system.start_servers()
         print("weerbaar: starting the five services …", flush=True)
         system.start_services()
+        print("weerbaar: starting the portal …", flush=True)
+        system.start_portal()
         _print_welcome(system)
         supervisor = Supervisor(system)
         system.write_state()
@@ -57,14 +59,15 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _print_welcome(system: object) -> None:
-    from tools.system import System
+    from tools.system import PORTAL, System
 
     assert isinstance(system, System)
     print("\nWeerbaar is running. Ctrl-C stops it; the data stays in", system.data_dir)
     print(f"  PostgreSQL   {system.database_url}")
     print(f"  NATS         {system.nats_url}  (stream WEERBAAR)")
     for service, port in system.ports.items():
-        print(f"  {service:<12} http://127.0.0.1:{port}/docs")
+        if service != PORTAL:
+            print(f"  {service:<12} http://127.0.0.1:{port}/docs")
     if system.mailcatcher is not None:
         print(f"  mail         smtp 127.0.0.1:{system.mailcatcher.port} → ./weerbaar mail")
     print("\nA token:  ./weerbaar token --role secretariaat")
@@ -72,8 +75,8 @@ def _print_welcome(system: object) -> None:
     print(
         f"Register: curl -X POST http://127.0.0.1:{intake}/aanvragen"
         " -H 'Content-Type: application/json' -d @docs/examples/aanmelding.json",
-        flush=True,
     )
+    print(f"\nPortal:   {system.url(PORTAL)}/", flush=True)
 
 
 def cmd_token(args: argparse.Namespace) -> int:

@@ -45,6 +45,11 @@ log = logging.getLogger(__name__)
 DATABASE_NAME = "weerbaar"
 
 
+#: The portal: started like a service (``python -m services.portal``), but no service.
+PORTAL = "portal"
+PORTAL_PORT = 8000
+
+
 def _port_or_free(preferred: int) -> int:
     # Probed as a server binds (SO_REUSEADDR, as uvicorn does): a port whose last connections are
     # in TIME_WAIT is free to it. A plain bind counted such a port as taken, so a quick second
@@ -147,8 +152,12 @@ class System:
             "WEERBAAR_NATS_URL": self.nats_url,
             "WEERBAAR_SMTP_HOST": self.smtp[0],
             "WEERBAAR_SMTP_PORT": str(self.smtp[1]),
-            "WEERBAAR_INTAKE_URL": f"http://127.0.0.1:{self.ports.get('intake', 8001)}",
-            "WEERBAAR_SCHEDULING_URL": f"http://127.0.0.1:{self.ports.get('scheduling', 8002)}",
+            # Every service's URL: the portal calls all five, some services call others.
+            **{
+                f"WEERBAAR_{service.upper()}_URL": f"http://127.0.0.1:{port}"
+                for service, port in (DEFAULT_PORTS | self.ports).items()
+                if service in DEFAULT_PORTS
+            },
             "PYTHONUNBUFFERED": "1",
         }
         env.update(self.extra_env)
@@ -214,6 +223,22 @@ class System:
             raise
         self.write_state()
 
+    def start_portal(self, timeout: float = 60, port: int | None = None) -> ServiceProcess:
+        """Start the portal (a client of the services' APIs) and wait until it is ready
+        (on ``port``, else its usual port when free, else a free one)."""
+        if port is not None:
+            self.ports[PORTAL] = port
+        elif PORTAL not in self.ports:
+            self.ports[PORTAL] = _port_or_free(PORTAL_PORT)
+        portal = self.spawn(PORTAL)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop_process(portal)
+            raise
+        self.write_state()
+        return portal
+
     def wait_ready(self, timeout: float = 60) -> None:
         """Wait until every API process answers its readiness check."""
         deadline = time.monotonic() + timeout
@@ -250,6 +275,7 @@ class System:
             "smtp": list(self.smtp) if self.smtp else None,
             "mail_dir": str(self.mail_dir) if self.mailcatcher else None,
             "services": {s: self.url(s) for s in SERVICES if s in self.ports},
+            "portal": self.url(PORTAL) if PORTAL in self.ports else None,
             "pids": {
                 "postgres": self.postgres.pid if self.postgres else None,
                 "nats": self.nats.pid if self.nats else None,
