@@ -31,7 +31,8 @@ from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from tests import servers
 from tests.support import mail_catcher, reset_streams, settings_for, system_on
-from tools.system import System
+from tools.embedded import free_port
+from tools.system import PORTAL, System
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -153,3 +154,11 @@ def running_system(
                 running.stop()
     finally:
         servers.drop_database(postgres_server_url, database)
+
+
+@pytest.fixture(scope="module")
+def portal_url(running_system: System) -> str:
+    """The portal as ``./weerbaar up`` runs it, in front of ``running_system``'s services
+    (stopped with them)."""
+    running_system.start_portal(timeout=60, port=free_port())
+    return running_system.url(PORTAL)
