@@ -38,10 +38,14 @@ def _up(data_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
         stderr=subprocess.STDOUT,
     )
     state_file = data_dir / "state.json"
+    # The state is written once the services run, and again once the portal (started last) does.
     wait_until(
-        lambda: state_file.exists() or process.poll() is not None,
-        timeout=60,
-        what="weerbaar up to report the system running",
+        lambda: (
+            (state_file.exists() and json.loads(state_file.read_text()).get("portal"))
+            or process.poll() is not None
+        ),
+        timeout=90,
+        what="weerbaar up to report the system and its portal running",
     )
     assert process.poll() is None, (data_dir.parent / "up.log").read_text()
     state: dict[str, Any] = json.loads(state_file.read_text())
@@ -63,6 +67,14 @@ def test_up_runs_the_system_and_keeps_its_data(tmp_path: Path) -> None:
         intake = state["services"]["intake"]
         body = aanmelding()
         with httpx.Client(timeout=10) as client:
+            # The portal answers at the URL `up` printed.
+            portal = state["portal"]
+            wait_until(
+                lambda: f"Portal:   {portal}/" in (data_dir.parent / "up.log").read_text(),
+                what="the portal's URL printed by `weerbaar up`",
+            )
+            page = client.get(f"{portal}/aanmelden")
+            assert page.status_code == 200 and 'lang="nl"' in page.text
             created = client.post(f"{intake}/aanvragen", json=body)
             assert created.status_code == 201
             aanvraag_id = created.json()["aanvraag_id"]
