@@ -96,6 +96,9 @@ def test_a_bestuurder_registers_with_the_keyboard_only(
     expect(page.get_by_text("Binnen drie werkdagen")).to_be_visible()
     expect(page.get_by_text("Buiten de regeling")).to_have_count(0)
     assert "Anna" not in page.title() and email not in page.url
+    # Nor in the portal's log.
+    log = (running_system.data_dir / "logs" / "portal.log").read_text()
+    assert "Anna" not in log and email not in log
     no_axe_violations(offline_page, "ontvangen")
     assert offline_page.outside == [], "the page tried to leave loopback"
     assert offline_page.errors == []
