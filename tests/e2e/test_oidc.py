@@ -80,19 +80,13 @@ def world(
     catcher.start()
     try:
         with running_provider(base / "provider", ACCOUNTS) as provider:
-            secret_dir = base / "oidc-secrets"
-            provider.write_service_secrets(secret_dir)
             system = System(
                 data_dir=base / "data",
                 database_url=database,
                 nats_url=nats_url,
                 smtp=("127.0.0.1", catcher.port),
                 extra_env={
-                    "WEERBAAR_AUTH_MODE": "oidc",
-                    "WEERBAAR_JWT_ISSUER": provider.issuer,
-                    "WEERBAAR_JWT_AUDIENCE": "urn:weerbaar:api",
-                    "WEERBAAR_OIDC_JWKS_URL": provider.jwks_url,
-                    "WEERBAAR_OIDC_CLIENT_SECRET_DIR": str(secret_dir),
+                    **provider.system_env(base / "oidc-secrets"),
                     # Tokens of the test's short-lived client expire after 1 s.
                     "WEERBAAR_OIDC_LEEWAY_S": "0",
                 },

@@ -98,6 +98,18 @@ class Provider:
             path.write_text(secret + "\n", encoding="utf-8")
             path.chmod(0o600)
 
+    def system_env(self, secret_dir: Path) -> dict[str, str]:
+        """The settings of a system in OIDC mode against this provider (the services' secrets
+        written to ``secret_dir``)."""
+        self.write_service_secrets(secret_dir)
+        return {
+            "WEERBAAR_AUTH_MODE": "oidc",
+            "WEERBAAR_JWT_ISSUER": self.issuer,
+            "WEERBAAR_JWT_AUDIENCE": AUDIENCE,
+            "WEERBAAR_OIDC_JWKS_URL": self.jwks_url,
+            "WEERBAAR_OIDC_CLIENT_SECRET_DIR": str(secret_dir),
+        }
+
     def person_token(self, account: str, resource: str = AUDIENCE) -> str:
         """An access token for a demo account: the authorization-code flow with PKCE through
         the provider's sign-in and consent pages (cached per account)."""
