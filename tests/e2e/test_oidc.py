@@ -235,3 +235,26 @@ def test_hostile_tokens_are_refused_on_record(
     assert response.json()["code"] == reason
     refusal = _refusal_on_stream(world, aanvraag_id)
     assert (refusal.data or {})["status_code"] == status
+
+
+def test_a_services_token_carries_no_person_and_opens_only_internal_routes(
+    world: OidcWorld,
+) -> None:
+    provider, intake = world.provider, world.system.url("intake")
+    token = provider.client_token("weerbaar-scheduling", provider.service_secrets["scheduling"])
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["sub"] == claims["client_id"] == "weerbaar-scheduling"
+    assert claims["aud"] == "urn:weerbaar:api"
+    assert not {"roles", "email", "organisatie"} & claims.keys()
+    headers = {"Authorization": f"Bearer {token}"}
+    aanvraag_id = uuid.uuid4()
+    internal = httpx.post(
+        f"{intake}/internal/aanvragen/{aanvraag_id}/partij",
+        headers=headers,
+        json={"email": None, "organisatie": None},
+    )
+    assert internal.status_code == 404  # let in; intake knows no such dossier
+    person_route = httpx.get(f"{intake}/aanvragen/{aanvraag_id}", headers=headers)
+    assert person_route.status_code == 403
+    assert person_route.json()["code"] == "missing_role"
+    assert (_refusal_on_stream(world, aanvraag_id).data or {})["status_code"] == 403

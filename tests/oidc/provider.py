@@ -130,7 +130,8 @@ class Provider:
         return token
 
     def short_token(self, resource: str = AUDIENCE) -> str:
-        """A token of the test's short-lived client (1 s), for ``resource``."""
+        """A token of the test's extra client for ``resource``: for the services' audience it
+        lives 1 s, for another audience as long as any."""
         return self.client_token(SHORT_CLIENT, self.short_secret, resource)
 
 

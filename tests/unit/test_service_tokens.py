@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
 from shared.platform.errors import NietBeschikbaar
 from shared.platform.servicetokens import IDP_TOKEN_CODE, ClientCredentials
+from shared.platform.settings import AuthMode, Settings
+from shared.platform.wiring import service_token
 
 ISSUER = "https://idp.example.test/realm"
 SECRET = "the-client-secret-0123456789"
@@ -73,3 +77,25 @@ def test_no_token_is_a_503_of_the_call_without_the_secret(
     # The next call asks again: a provider back up gives tokens without a restart.
     idp.down, idp.status = False, 200
     assert tokens().startswith("token-")
+
+
+def test_oidc_mode_reads_each_services_own_secret_file(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url="postgresql://127.0.0.1/weerbaar",
+        nats_url="nats://127.0.0.1:4222",
+        data_dir=tmp_path,
+        auth_mode=AuthMode.OIDC,
+        jwt_issuer=ISSUER,
+        oidc_token_url=f"{ISSUER}/token",  # type: ignore[arg-type]
+    )
+    with pytest.raises(SystemExit) as stopped:
+        service_token(settings, "approval")
+    assert "approval.secret" in str(stopped.value)
+    path = settings.oidc_client_secret_path("approval")
+    path.parent.mkdir(parents=True)
+    path.write_text(SECRET + "\n")
+    tokens = service_token(settings, "approval")
+    assert isinstance(tokens, ClientCredentials)
+    assert tokens.client_id == "weerbaar-approval"
+    assert SECRET not in repr(tokens)
+    assert not settings.secret_file.exists()  # no HMAC secret in oidc mode

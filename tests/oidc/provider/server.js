@@ -5,7 +5,8 @@
 //     "services": [{ "client_id", "client_secret" }],          client credentials only
 //     "people_client": { "client_id", "redirect_uri" },         code + PKCE, public (the tests)
 //     "portal_client": { "client_id", "client_secret", "redirect_uri", "post_logout_redirect_uri" },
-//     "short_client": { "client_id", "client_secret", "ttl_s" }, client credentials, short-lived
+//     "short_client": { "client_id", "client_secret", "ttl_s" }, client credentials: short-lived
+//                     tokens for the audience, ordinary ones for "other_audience"
 //     "accounts": { "<sub>": { "roles": [...], "email"?, "organisatie"? } } }
 // Prints one line "listening <issuer>" when it accepts requests.
 //
@@ -81,10 +82,7 @@ const provider = new Provider(config.issuer, {
     return account ? personClaims(account) : undefined;
   },
   ttl: {
-    AccessToken: config.access_token_ttl_s,
-    ClientCredentials: (ctx, token, client) => (
-      client.clientId === config.short_client.client_id
-        ? config.short_client.ttl_s : config.access_token_ttl_s),
+    // Access tokens (people's and services') live as getResourceServerInfo says (the default).
     AuthorizationCode: 60,
     Grant: 3600,
     IdToken: 3600,
@@ -106,12 +104,15 @@ const provider = new Provider(config.issuer, {
         // audience looks like.
         if (client.clientId === config.short_client.client_id) known.push(config.other_audience);
         if (!known.includes(resourceIndicator)) throw new errors.InvalidTarget();
+        // Short-lived only for the services' audience: the other audience's token must still be
+        // valid when it arrives, or it would be refused as expired, not for its audience.
+        const short = client.clientId === config.short_client.client_id
+          && resourceIndicator === config.audience;
         return {
           scope: 'weerbaar',
           audience: resourceIndicator,
           accessTokenFormat: 'jwt',
-          accessTokenTTL: client.clientId === config.short_client.client_id
-            ? config.short_client.ttl_s : config.access_token_ttl_s,
+          accessTokenTTL: short ? config.short_client.ttl_s : config.access_token_ttl_s,
           jwt: { sign: { alg: 'RS256' } },
         };
       },
