@@ -38,6 +38,7 @@ OTHER_AUDIENCE = "urn:elders:api"
 PEOPLE_CLIENT = "weerbaar-tests"
 PEOPLE_REDIRECT = "http://127.0.0.1/terug"
 SHORT_CLIENT = "weerbaar-kort"
+PORTAL_CLIENT = "weerbaar-portal"
 CLIENT_PREFIX = "weerbaar-"
 MIN_NODE = 20
 
@@ -76,6 +77,7 @@ class Provider:
     issuer: str
     service_secrets: dict[str, str]
     short_secret: str
+    portal_secret: str
     accounts: dict[str, dict[str, Any]]
     log_path: Path
     tokens: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -115,7 +117,7 @@ class Provider:
         the provider's sign-in and consent pages (cached per account)."""
         key = (account, resource)
         if key not in self.tokens:
-            self.tokens[key] = _code_flow(self.issuer, account, resource)
+            self.tokens[key] = code_flow(self.issuer, account, resource=resource)["access_token"]
         return self.tokens[key]
 
     def client_token(self, client_id: str, secret: str, resource: str = AUDIENCE) -> str:
@@ -135,7 +137,18 @@ class Provider:
         return self.client_token(SHORT_CLIENT, self.short_secret, resource)
 
 
-def _code_flow(issuer: str, account: str, resource: str) -> str:
+def code_flow(
+    issuer: str,
+    account: str,
+    *,
+    resource: str = AUDIENCE,
+    client_id: str = PEOPLE_CLIENT,
+    redirect_uri: str = PEOPLE_REDIRECT,
+    client_secret: str | None = None,
+    scope: str = "openid email weerbaar",
+) -> dict[str, Any]:
+    """The token response of the authorization-code flow with PKCE for ``account``, signed in
+    and consenting through the provider's development interaction pages."""
     verifier = secrets.token_urlsafe(48)
     challenge = (
         base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
@@ -145,10 +158,11 @@ def _code_flow(issuer: str, account: str, resource: str) -> str:
         response = client.get(
             "/auth",
             params={
-                "client_id": PEOPLE_CLIENT,
+                "client_id": client_id,
                 "response_type": "code",
-                "redirect_uri": PEOPLE_REDIRECT,
-                "scope": "openid email weerbaar",
+                "redirect_uri": redirect_uri,
+                "scope": scope,
+                "prompt": "consent",
                 "resource": resource,
                 "state": state,
                 "code_challenge": challenge,
@@ -159,7 +173,7 @@ def _code_flow(issuer: str, account: str, resource: str) -> str:
         # the authorization endpoint, which sends us to the next interaction or to the client.
         for _ in range(6):
             location = _location(issuer, response)
-            if location.startswith(PEOPLE_REDIRECT):
+            if location.startswith(redirect_uri):
                 query = parse_qs(urlsplit(location).query)
                 if query.get("state") != [state] or "code" not in query:
                     raise AssertionError(f"the provider answered {query}")
@@ -177,20 +191,20 @@ def _code_flow(issuer: str, account: str, resource: str) -> str:
                 response = client.get(location)
         else:
             raise AssertionError("the sign-in did not end at the client")
-        answer = client.post(
-            "/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": PEOPLE_REDIRECT,
-                "client_id": PEOPLE_CLIENT,
-                "code_verifier": verifier,
-                "resource": resource,
-            },
-        )
+        body = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+            "resource": resource,
+        }
+        if client_secret is None:
+            answer = client.post("/token", data={**body, "client_id": client_id})
+        else:
+            answer = client.post("/token", data=body, auth=(client_id, client_secret))
         answer.raise_for_status()
-        token: str = answer.json()["access_token"]
-        return token
+        tokens: dict[str, Any] = answer.json()
+        return tokens
 
 
 def _location(issuer: str, response: httpx.Response) -> str:
@@ -201,14 +215,24 @@ def _location(issuer: str, response: httpx.Response) -> str:
 
 @contextmanager
 def running_provider(
-    work_dir: Path, accounts: dict[str, dict[str, Any]], *, ttl_s: int = 600
+    work_dir: Path,
+    accounts: dict[str, dict[str, Any]],
+    *,
+    ttl_s: int = 600,
+    portal_redirect_uri: str = "http://127.0.0.1:8000/auth/callback",
+    portal_post_logout_uri: str = "http://127.0.0.1:8000/",
 ) -> Iterator[Provider]:
-    """Install (once) and start the provider on a free loopback port; stop it afterwards."""
+    """Install (once) and start the provider on a free loopback port; stop it afterwards.
+
+    The portal's client (``PORTAL_CLIENT``, confidential: authorization code with PKCE and
+    refresh tokens) accepts only ``portal_redirect_uri`` and, after logout,
+    ``portal_post_logout_uri``; its secret is ``Provider.portal_secret``."""
     install()
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     service_secrets = {service: secrets.token_urlsafe(32) for service in SERVICES}
     short_secret = secrets.token_urlsafe(32)
+    portal_secret = secrets.token_urlsafe(32)
     config = {
         "issuer": issuer,
         "port": port,
@@ -221,10 +245,10 @@ def running_provider(
         ],
         "people_client": {"client_id": PEOPLE_CLIENT, "redirect_uri": PEOPLE_REDIRECT},
         "portal_client": {
-            "client_id": "weerbaar-portal",
-            "client_secret": secrets.token_urlsafe(32),
-            "redirect_uri": "http://127.0.0.1:8000/auth/callback",
-            "post_logout_redirect_uri": "http://127.0.0.1:8000/",
+            "client_id": PORTAL_CLIENT,
+            "client_secret": portal_secret,
+            "redirect_uri": portal_redirect_uri,
+            "post_logout_redirect_uri": portal_post_logout_uri,
         },
         "short_client": {"client_id": SHORT_CLIENT, "client_secret": short_secret, "ttl_s": 1},
         "accounts": accounts,
@@ -243,7 +267,7 @@ def running_provider(
         )
     try:
         _wait_listening(issuer, process, log_path)
-        yield Provider(issuer, service_secrets, short_secret, accounts, log_path)
+        yield Provider(issuer, service_secrets, short_secret, portal_secret, accounts, log_path)
     finally:
         process.terminate()
         try:
