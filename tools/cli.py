@@ -131,8 +131,9 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 #: The machine's packages some tests drive (Debian package = command): the image test's podman,
-#: debootstrap and runc; the browser tests' Chromium (Playwright's own download cannot work here).
-MACHINE_PACKAGES = ("podman", "debootstrap", "runc", "chromium")
+#: debootstrap and runc; the browser tests' Chromium (Playwright's own download cannot work here);
+#: npm (with Node.js), which installs the OIDC provider the oidc tests start (tests/oidc).
+MACHINE_PACKAGES = ("podman", "debootstrap", "runc", "chromium", "npm")
 
 
 def _install_machine_packages() -> None:

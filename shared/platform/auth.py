@@ -174,6 +174,28 @@ def _principal_from(claims: Mapping[str, Any]) -> Principal:
     )
 
 
+def _provider_principal(claims: Mapping[str, Any], service_clients: Mapping[str, str]) -> Principal:
+    """The principal of a provider's access token: a service only by its own client's token.
+
+    A service's token is one the provider issued to the service's client by the client
+    credentials grant, so it names that client as its subject (RFC 9068): it is the service
+    (``svc-<name>``) with the role ``dienst`` and nothing else, whatever other claims it has. Any
+    other token is a person's: its roles come from the ``roles`` claim, and ``dienst`` never
+    does, so no account at the provider (or claim mapping gone wrong) can pass as a service.
+    """
+    client_id = claims.get("client_id")
+    if isinstance(client_id, str) and client_id in service_clients:
+        if claims.get("sub") != client_id:
+            # Someone signed in through a service's client: neither a service nor a person.
+            raise _unauthenticated(RefusalReason.malformed)
+        return Principal(sub=service_clients[client_id], roles=frozenset({Role.dienst}))
+    principal = _principal_from(claims)
+    roles = principal.roles - {Role.dienst}
+    if not roles:
+        raise _unauthenticated(RefusalReason.no_known_role)
+    return principal.model_copy(update={"roles": roles})
+
+
 def _unverified_header(token: str) -> dict[str, Any]:
     try:
         return jwt.get_unverified_header(token)
@@ -228,6 +250,7 @@ class OidcTokenVerifier:
         leeway: timedelta = timedelta(seconds=30),
         jwks_lifespan: timedelta = timedelta(minutes=5),
         timeout: timedelta = timedelta(seconds=5),
+        service_clients: Mapping[str, str] | None = None,
     ) -> None:
         unsafe = {a for a in algorithms if a.lower() == "none" or a.upper().startswith("HS")}
         if unsafe:
@@ -237,6 +260,7 @@ class OidcTokenVerifier:
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway
+        self._service_clients = dict(service_clients or {})
         # Only the key set is cached (with a lifespan): PyJWKClient's per-kid cache never
         # expires, so a key the provider withdrew would stay valid until restart.
         self._client = jwt.PyJWKClient(
@@ -267,7 +291,7 @@ class OidcTokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise _unauthenticated(_reason_for(exc)) from None
-        return _principal_from(claims)
+        return _provider_principal(claims, self._service_clients)
 
     def _signing_key(self, kid: str) -> jwt.PyJWK:
         try:

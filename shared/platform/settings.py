@@ -69,6 +69,24 @@ class Settings(BaseSettings):
     jwt_issuer: str = "weerbaar-embedded"
     jwt_audience: str = "weerbaar"
     oidc_jwks_url: AnyUrl | None = None
+    oidc_token_url: AnyUrl | None = Field(
+        default=None,
+        description="OIDC mode: the provider's token endpoint for the services' own tokens"
+        " (client credentials); found by discovery from WEERBAAR_JWT_ISSUER when unset.",
+    )
+    oidc_client_id_prefix: str = Field(
+        default="weerbaar-",
+        description="OIDC mode: a service's client id is this prefix and its name"
+        " (weerbaar-intake …); the verifiers know the services' tokens by these ids.",
+    )
+    oidc_client_secret_dir: Path | None = Field(
+        default=None,
+        description="OIDC mode: where each service's client secret is, one file"
+        " <service>.secret; defaults to <data_dir>/secrets/oidc.",
+    )
+    oidc_leeway_s: Annotated[float, Field(ge=0, le=300)] = Field(
+        default=30.0, description="OIDC mode: the clock skew allowed on a token's exp and nbf."
+    )
 
     smtp_host: str = "127.0.0.1"
     smtp_port: Annotated[int, Field(ge=1, le=65535)] = 1025
@@ -283,6 +301,15 @@ class Settings(BaseSettings):
     def secret_file(self) -> Path:
         """Where the embedded signing secret lives."""
         return self.jwt_secret_file or self.data_dir / "secrets" / "jwt.key"
+
+    def oidc_client_id(self, service: str) -> str:
+        """The client id with which ``service`` gets its own tokens in OIDC mode."""
+        return f"{self.oidc_client_id_prefix}{service}"
+
+    def oidc_client_secret_path(self, service: str) -> Path:
+        """The file holding ``service``'s client secret in OIDC mode."""
+        directory = self.oidc_client_secret_dir or self.data_dir / "secrets" / "oidc"
+        return directory / f"{service}.secret"
 
     @property
     def pseudonym_key_path(self) -> Path:

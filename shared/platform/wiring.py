@@ -42,7 +42,8 @@ from shared.platform.http import (
 )
 from shared.platform.logging import trace_id_var
 from shared.platform.model import Clock, Context
-from shared.platform.settings import AuthMode, Settings
+from shared.platform.servicetokens import ClientCredentials, read_client_secret
+from shared.platform.settings import SERVICES, AuthMode, Settings
 from shared.platform.stream_tail import tail_check, watch_stream_tail
 from shared.platform.telemetry import relay_state
 from shared.platform.throttle import client_source
@@ -56,7 +57,13 @@ def token_verifier(settings: Settings) -> TokenVerifier:
         if settings.oidc_jwks_url is None:
             raise SystemExit("weerbaar: setting WEERBAAR_OIDC_JWKS_URL is required in oidc mode")
         return OidcTokenVerifier(
-            str(settings.oidc_jwks_url), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+            str(settings.oidc_jwks_url),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            leeway=timedelta(seconds=settings.oidc_leeway_s),
+            service_clients={
+                settings.oidc_client_id(service): f"svc-{service}" for service in SERVICES
+            },
         )
     return HmacTokenVerifier(
         load_or_create_secret(settings.secret_file),
@@ -66,9 +73,17 @@ def token_verifier(settings: Settings) -> TokenVerifier:
 
 
 def service_token(settings: Settings, service: str) -> Callable[[], str]:
-    """A provider of short-lived tokens with which this service calls another's internal API."""
-    if settings.auth_mode is not AuthMode.EMBEDDED:
-        raise SystemExit("weerbaar: service-to-service tokens need WEERBAAR_AUTH_MODE=embedded")
+    """A provider of short-lived tokens with which this service calls another's internal API:
+    in OIDC mode the provider's, by the client credentials grant with the service's own client
+    (``shared.platform.servicetokens``); embedded, signed with the local secret."""
+    if settings.auth_mode is AuthMode.OIDC:
+        return ClientCredentials(
+            settings.jwt_issuer,
+            settings.oidc_client_id(service),
+            read_client_secret(settings.oidc_client_secret_path(service)),
+            settings.jwt_audience,
+            token_url=None if settings.oidc_token_url is None else str(settings.oidc_token_url),
+        )
     secret = load_or_create_secret(settings.secret_file)
 
     def provide() -> str:

@@ -33,11 +33,13 @@ from shared.platform.auth import (
     OidcTokenVerifier,
     Principal,
     Refusal,
+    RefusalReason,
     Role,
     TokenVerifier,
     issue_token,
     load_or_create_secret,
 )
+from shared.platform.errors import NietIngelogd
 from shared.platform.http import create_app
 
 ISSUER = "https://login.example.test/realms/weerbaar"
@@ -445,3 +447,48 @@ def test_principal_has_role_matches_any_of_the_given_roles() -> None:
     principal = Principal(sub="usr-1", roles=frozenset({Role.bva}))
     assert principal.has_role(Role.adviseur, Role.bva)
     assert not principal.has_role(Role.adviseur)
+
+
+# --- a service's own token from the provider (OIDC mode) -----------------------------------------
+
+SERVICE_CLIENTS = {"weerbaar-notifications": "svc-notifications"}
+
+
+def _provider_token(jwks: Jwks, **claims: Any) -> str:
+    return jwt.encode(_claims(**claims), jwks.rsa_key, algorithm="RS256", headers={"kid": "rsa-1"})
+
+
+def _service_verifier(jwks: Jwks) -> OidcTokenVerifier:
+    return OidcTokenVerifier(jwks.url, ISSUER, AUDIENCE, service_clients=SERVICE_CLIENTS)
+
+
+def test_a_services_client_credentials_token_is_that_service_and_nothing_more(
+    jwks: Jwks,
+) -> None:
+    token = _provider_token(
+        jwks,
+        sub="weerbaar-notifications",
+        client_id="weerbaar-notifications",
+        roles=["compliance"],  # ignored: a service's token is the role dienst only
+    )
+    principal = _service_verifier(jwks).verify(token)
+    assert principal.sub == "svc-notifications"
+    assert principal.roles == frozenset({Role.dienst})
+    assert principal.email is None and principal.organisatie is None
+
+
+def test_a_persons_token_never_passes_as_a_service(jwks: Jwks) -> None:
+    verifier = _service_verifier(jwks)
+    # A person claiming the role dienst keeps only their other roles ...
+    mixed = _provider_token(jwks, client_id="weerbaar-tests", roles=["dienst", "bva"])
+    assert verifier.verify(mixed).roles == frozenset({Role.bva})
+    # ... and with no other role is nobody the services know.
+    only = _provider_token(jwks, client_id="weerbaar-tests", roles=["dienst"])
+    with pytest.raises(NietIngelogd) as refused:
+        verifier.verify(only)
+    assert refused.value.code == RefusalReason.no_known_role.value
+    # Someone signed in through a service's client is not that service.
+    through = _provider_token(jwks, sub="usr-1", client_id="weerbaar-notifications")
+    with pytest.raises(NietIngelogd) as refused:
+        verifier.verify(through)
+    assert refused.value.code == RefusalReason.malformed.value

@@ -27,7 +27,7 @@ def _machine(monkeypatch: pytest.MonkeyPatch, *, present: set[str], uid: int) ->
 def test_the_missing_packages_are_installed_as_root_on_debian(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    calls = _machine(monkeypatch, present={"apt-get", "podman", "runc"}, uid=0)
+    calls = _machine(monkeypatch, present={"apt-get", "podman", "runc", "npm"}, uid=0)
     cli._install_machine_packages()
     assert calls == [
         ["apt-get", "update", "-qq"],

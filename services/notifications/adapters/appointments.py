@@ -10,6 +10,7 @@ import httpx
 from services.notifications.application import AfspraakOnbekend
 from services.notifications.domain.afspraak import Afspraak
 from shared.platform.consumer import TransientError
+from shared.platform.errors import NietBeschikbaar
 from shared.platform.telemetry import inject_traceparent
 
 
@@ -41,6 +42,8 @@ class SchedulingAppointments:
             )
         except httpx.HTTPError as exc:
             raise TransientError(f"scheduling_unreachable:{type(exc).__name__}") from None
+        except NietBeschikbaar:  # no token from the identity provider (OIDC mode): try later
+            raise TransientError("idp_unreachable") from None
         if response.status_code == 404:
             raise AfspraakOnbekend("afspraak_onbekend")
         if response.status_code != 200:

@@ -10,6 +10,7 @@ import httpx
 from services.notifications.application import Recipients, RecipientUnknown
 from services.notifications.domain.notificatie import Ontvanger
 from shared.platform.consumer import TransientError
+from shared.platform.errors import NietBeschikbaar
 from shared.platform.telemetry import inject_traceparent
 
 
@@ -34,6 +35,8 @@ class IntakeRecipients:
             )
         except httpx.HTTPError as exc:
             raise TransientError(f"intake_unreachable:{type(exc).__name__}") from None
+        except NietBeschikbaar:  # no token from the identity provider (OIDC mode): try later
+            raise TransientError("idp_unreachable") from None
         if response.status_code in (404, 410):  # unknown, or its personal data was forgotten
             raise RecipientUnknown(ontvanger)
         if response.status_code >= 500:

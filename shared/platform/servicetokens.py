@@ -1,0 +1,146 @@
+"""A service's own access tokens from the OIDC provider (OAuth 2.0 client credentials).
+
+In OIDC mode a service that calls another's internal API asks the provider for a token as its
+own client (``weerbaar-<service>``, secret from a file), for the API's audience (a resource
+indicator, RFC 8707). The token is kept until shortly before it expires, then fetched again. A
+provider that cannot be reached or refuses fails that one call with a 503 (``NietBeschikbaar``);
+the process keeps running and asks again on the next call. The secret is never logged nor put
+in an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import httpx
+
+from shared.platform.errors import NietBeschikbaar
+
+__all__ = ["IDP_TOKEN_CODE", "ClientCredentials", "read_client_secret"]
+
+log = logging.getLogger(__name__)
+
+#: The problem code of the 503 when the provider gave no service token (named in the runbook).
+IDP_TOKEN_CODE: Final = "idp_diensttoken_onbereikbaar"  # noqa: S105 - a problem code
+#: A token is fetched again when it has less than this left, or a tenth of its lifetime.
+REFRESH_MARGIN_S: Final = 30.0
+
+
+def read_client_secret(path: Path) -> str:
+    """The client secret in ``path`` (surrounding whitespace dropped); exits naming the file
+    (never its content) when it is missing or empty."""
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SystemExit(
+            f"weerbaar: the OIDC client secret file {path} cannot be read"
+            f" ({type(exc).__name__}): see WEERBAAR_OIDC_CLIENT_SECRET_DIR"
+        ) from None
+    if not secret:
+        raise SystemExit(f"weerbaar: the OIDC client secret file {path} is empty")
+    return secret
+
+
+@dataclass
+class _Held:
+    value: str
+    renew_at: float
+
+
+class ClientCredentials:
+    """Gives this service's current access token, fetching one when none is fresh enough."""
+
+    def __init__(
+        self,
+        issuer: str,
+        client_id: str,
+        client_secret: str,
+        audience: str,
+        *,
+        token_url: str | None = None,
+        timeout_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.issuer = issuer.rstrip("/")
+        self.client_id = client_id
+        self._secret = client_secret
+        self.audience = audience
+        self._token_url = token_url
+        self._clock = clock
+        self._client = httpx.Client(timeout=timeout_s, transport=transport)
+        self._lock = threading.Lock()
+        self._held: _Held | None = None
+
+    def __repr__(self) -> str:
+        # Never the secret, whatever prints this object.
+        return f"ClientCredentials(client_id={self.client_id!r}, issuer={self.issuer!r})"
+
+    def __call__(self) -> str:
+        """The token to send as ``Authorization: Bearer …``; 503 when the provider gives none."""
+        with self._lock:
+            held = self._held
+            if held is None or self._clock() >= held.renew_at:
+                held = self._held = self._fetch()
+            return held.value
+
+    def _fetch(self) -> _Held:
+        asked_at = self._clock()
+        try:
+            response = self._client.post(
+                self._endpoint(),
+                data={"grant_type": "client_credentials", "resource": self.audience},
+                auth=(self.client_id, self._secret),
+            )
+        except httpx.HTTPError as exc:
+            raise self._unavailable(type(exc).__name__) from None
+        if response.status_code != 200:
+            raise self._unavailable(f"status {response.status_code}", _oauth_error(response))
+        try:
+            body = response.json()
+            value = body["access_token"]
+            lifetime = float(body.get("expires_in", 60))
+        except (ValueError, KeyError, TypeError):
+            raise self._unavailable("an answer without a token") from None
+        if not isinstance(value, str) or not value:
+            raise self._unavailable("an answer without a token")
+        margin = min(REFRESH_MARGIN_S, lifetime / 10)
+        return _Held(value=value, renew_at=asked_at + max(lifetime - margin, 0.0))
+
+    def _endpoint(self) -> str:
+        if self._token_url is None:
+            discovery = f"{self.issuer}/.well-known/openid-configuration"
+            try:
+                response = self._client.get(discovery)
+                response.raise_for_status()
+                endpoint = response.json()["token_endpoint"]
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                raise self._unavailable(f"discovery failed ({type(exc).__name__})") from None
+            if not isinstance(endpoint, str):
+                raise self._unavailable("discovery names no token endpoint")
+            self._token_url = endpoint
+        return self._token_url
+
+    def _unavailable(self, what: str, oauth_error: str | None = None) -> NietBeschikbaar:
+        log.error(
+            "no service token from the OIDC provider",
+            extra={"client_id": self.client_id, "reason": what, "oauth_error": oauth_error},
+        )
+        return NietBeschikbaar(
+            "De identity provider gaf deze dienst geen token.", code=IDP_TOKEN_CODE
+        )
+
+
+def _oauth_error(response: httpx.Response) -> str | None:
+    # Only the standard error code: the description could repeat what was sent.
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return None
+    return error if isinstance(error, str) else None

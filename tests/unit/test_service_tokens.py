@@ -1,0 +1,101 @@
+"""A service's own tokens by the client credentials grant: cached, renewed, 503 when none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.platform.errors import NietBeschikbaar
+from shared.platform.servicetokens import IDP_TOKEN_CODE, ClientCredentials
+from shared.platform.settings import AuthMode, Settings
+from shared.platform.wiring import service_token
+
+ISSUER = "https://idp.example.test/realm"
+SECRET = "the-client-secret-0123456789"
+
+
+class Idp:
+    def __init__(self, *, status: int = 200, down: bool = False) -> None:
+        self.status = status
+        self.down = down
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.down:
+            raise httpx.ConnectError("refused", request=request)
+        if request.url.path.endswith("/.well-known/openid-configuration"):
+            return httpx.Response(200, json={"token_endpoint": f"{ISSUER}/token"})
+        if self.status != 200:
+            return httpx.Response(self.status, json={"error": "invalid_client"})
+        return httpx.Response(
+            200, json={"access_token": f"token-{len(self.requests)}", "expires_in": 300}
+        )
+
+
+def _tokens(idp: Idp, now: list[float]) -> ClientCredentials:
+    return ClientCredentials(
+        ISSUER,
+        "weerbaar-scheduling",
+        SECRET,
+        "urn:weerbaar:api",
+        clock=lambda: now[0],
+        transport=httpx.MockTransport(idp),
+    )
+
+
+def test_the_token_is_fetched_by_discovery_then_kept_until_shortly_before_expiry() -> None:
+    idp, now = Idp(), [1000.0]
+    tokens = _tokens(idp, now)
+    first = tokens()
+    assert tokens() == first
+    now[0] += 269  # 300 s minus a margin of 30 s: still fresh
+    assert tokens() == first
+    now[0] += 2
+    assert tokens() != first
+    posts = [r for r in idp.requests if r.method == "POST"]
+    assert len(posts) == 2
+    body = posts[0].content.decode()
+    assert "grant_type=client_credentials" in body and "resource=urn%3Aweerbaar%3Aapi" in body
+    assert posts[0].headers["Authorization"].startswith("Basic ")
+    # Discovery once: the endpoint is kept.
+    assert sum(r.method == "GET" for r in idp.requests) == 1
+
+
+@pytest.mark.parametrize("idp", [Idp(down=True), Idp(status=401), Idp(status=500)])
+def test_no_token_is_a_503_of_the_call_without_the_secret(
+    idp: Idp, caplog: pytest.LogCaptureFixture
+) -> None:
+    tokens = _tokens(idp, [0.0])
+    with pytest.raises(NietBeschikbaar) as failed:
+        tokens()
+    assert failed.value.code == IDP_TOKEN_CODE
+    assert SECRET not in str(failed.value) and SECRET not in repr(tokens)
+    assert SECRET not in caplog.text
+    # The next call asks again: a provider back up gives tokens without a restart.
+    idp.down, idp.status = False, 200
+    assert tokens().startswith("token-")
+
+
+def test_oidc_mode_reads_each_services_own_secret_file(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url="postgresql://127.0.0.1/weerbaar",
+        nats_url="nats://127.0.0.1:4222",
+        data_dir=tmp_path,
+        auth_mode=AuthMode.OIDC,
+        jwt_issuer=ISSUER,
+        oidc_token_url=f"{ISSUER}/token",  # type: ignore[arg-type]
+    )
+    with pytest.raises(SystemExit) as stopped:
+        service_token(settings, "approval")
+    assert "approval.secret" in str(stopped.value)
+    path = settings.oidc_client_secret_path("approval")
+    path.parent.mkdir(parents=True)
+    path.write_text(SECRET + "\n")
+    tokens = service_token(settings, "approval")
+    assert isinstance(tokens, ClientCredentials)
+    assert tokens.client_id == "weerbaar-approval"
+    assert SECRET not in repr(tokens)
+    assert not settings.secret_file.exists()  # no HMAC secret in oidc mode
