@@ -14,10 +14,11 @@ A binary is found through ``WEERBAAR_<NAME>_BIN`` (``WEERBAAR_DOCKER_COMPOSE_BIN
 the interpreter (a venv's ``bin/``), or on ``PATH``.
 
 The last test starts the compose topology natively: the embedded PostgreSQL with the init script,
-nats-server with the NATS config file, the stream provisioning, the five services, the mail
-catcher and Caddy, each with exactly its compose environment and command, container addresses
-mapped to free ports on 127.0.0.1, started in the compose file's ``depends_on`` order with its
-health checks, and takes an aanvraag through the proxy.
+nats-server with the NATS config file, the stream provisioning, the five services, the portal, the
+mail catcher and Caddy, each with exactly its compose environment and command, container addresses
+mapped to free ports on 127.0.0.1 (the fixed addresses of the proxy and the portal to 127.0.0.1),
+started in the compose file's ``depends_on`` order with its health checks, and takes an aanvraag
+through the proxy, which serves the portal at every path that is not an API's.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -44,8 +45,10 @@ import psycopg
 import pytest
 from psycopg.sql import SQL, Identifier
 
+from services.portal.api import SessieSleutel, create_portal_app
+from services.portal.application import Apis
 from shared.platform.auth import issue_token
-from shared.platform.settings import SERVICES, Settings
+from shared.platform.settings import SERVICES, PortalSettings, Settings
 from tests.servers import scratch_dir
 from tests.support import aanmelding, personal_values, wait_until
 from tools.embedded import EmbeddedPostgres, free_port
@@ -54,6 +57,7 @@ from tools.mailcatcher import list_messages
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 COMPOSE_FILE = DEPLOY / "compose.yaml"
+CADDYFILE = DEPLOY / "proxy" / "Caddyfile"
 ENV_EXAMPLE = DEPLOY / ".env.example"
 DOCKERFILE = DEPLOY / "Dockerfile"
 
@@ -63,6 +67,8 @@ NATS_IMAGE = "nats"
 PROXY_IMAGE = "caddy"
 OWN_IMAGE = "weerbaar"
 INFRASTRUCTURE = {"postgres", "nats", "provision", "mailcatcher", "proxy"}
+PORTAL = "portal"
+PORTAL_PORT = 8000
 
 _REQUIRED = re.compile(r"\$\{([A-Z0-9_]+):\?")
 _REFERENCED = re.compile(r"\$\{([A-Z0-9_]+)")
@@ -146,13 +152,24 @@ def image_name(service: Mapping[str, Any]) -> str:
     return str(service["image"]).rsplit(":", 1)[0]
 
 
-def runs_settings(service: Mapping[str, Any]) -> bool:
-    """Whether the service's process reads shared.platform.settings (a service or a settings-backed
-    CLI)."""
+def settings_of(service: Mapping[str, Any]) -> type[Settings] | type[PortalSettings] | None:
+    """The settings class the service's process reads (a service, the portal or a settings-backed
+    CLI), or None."""
     command = " ".join(service.get("command") or [])
-    return image_name(service) == OWN_IMAGE and (
-        "-m services." in command or "-m tools.cli provision" in command
-    )
+    if image_name(service) != OWN_IMAGE:
+        return None
+    if "-m services.portal" in command:
+        return PortalSettings
+    if "-m services." in command or "-m tools.cli provision" in command:
+        return Settings
+    return None
+
+
+def fixed_address(service: Mapping[str, Any]) -> str | None:
+    """The service's fixed IPv4 address on the compose network, if it has one."""
+    networks = service.get("networks") or {}
+    addresses = [(n or {}).get("ipv4_address") for n in networks.values()]
+    return next((a for a in addresses if a), None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,7 +249,7 @@ def test_dockerfile_pins_its_base_runs_as_non_root_and_installs_the_lock() -> No
 
 
 def test_docker_compose_accepts_the_file_with_every_service(model: dict[str, Any]) -> None:
-    assert set(model["services"]) == set(SERVICES) | INFRASTRUCTURE
+    assert set(model["services"]) == set(SERVICES) | INFRASTRUCTURE | {PORTAL}
     assert model["services"]["mailcatcher"]["profiles"] == ["dev"], "the mail catcher is dev only"
 
 
@@ -290,19 +307,20 @@ def test_service_environments_are_settings_the_services_accept(
     image_env = image_environment()
     checked = []
     for name, service in model["services"].items():
-        if not runs_settings(service):
+        settings = settings_of(service)
+        if settings is None:
             continue
         env = {**image_env, **{k: v for k, v in service["environment"].items() if v is not None}}
         unknown = [
             key
             for key in env
             if key.startswith("WEERBAAR_")
-            and key.removeprefix("WEERBAAR_").lower() not in Settings.model_fields
+            and key.removeprefix("WEERBAAR_").lower() not in settings.model_fields
         ]
         assert not unknown, (
             f"{name} sets variables shared.platform.settings does not know: {unknown}"
         )
-        required = [f for f, info in Settings.model_fields.items() if info.is_required()]
+        required = [f for f, info in settings.model_fields.items() if info.is_required()]
         missing = [f"WEERBAAR_{f.upper()}" for f in required if f"WEERBAAR_{f.upper()}" not in env]
         assert not missing, f"{name} lacks required settings: {missing}"
         # The values as the process reads them: a wrong one fails here as it would at start.
@@ -311,9 +329,9 @@ def test_service_environments_are_settings_the_services_accept(
                 monkeypatch.delenv(key)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        Settings()
+        settings()
         checked.append(name)
-    assert sorted(checked) == sorted([*SERVICES, "provision"])
+    assert sorted(checked) == sorted([*SERVICES, "provision", PORTAL])
 
 
 def mail_settings() -> list[str]:
@@ -375,7 +393,14 @@ def test_services_start_after_their_servers_and_the_streams(model: dict[str, Any
     proxy_depends = {
         dep: spec["condition"] for dep, spec in services["proxy"]["depends_on"].items()
     }
-    assert proxy_depends == dict.fromkeys(SERVICES, "service_healthy")
+    assert proxy_depends == dict.fromkeys([*SERVICES, PORTAL], "service_healthy")
+    portal = services[PORTAL]
+    portal_depends = {dep: spec["condition"] for dep, spec in portal["depends_on"].items()}
+    assert portal_depends == dict.fromkeys(SERVICES, "service_healthy")
+    assert portal["command"][:3] == ["python", "-m", "services.portal"]
+    assert portal["command"][portal["command"].index("--port") + 1] == str(PORTAL_PORT)
+    health = " ".join(portal["healthcheck"]["test"])
+    assert f"127.0.0.1:{PORTAL_PORT}/health/ready" in health
     for name, service in services.items():
         if name != "provision":
             assert service["restart"] in {"unless-stopped", "always"}, name
@@ -392,6 +417,71 @@ def test_each_service_connects_as_its_own_role(model: dict[str, Any]) -> None:
         role_password = services["postgres"]["environment"][f"WEERBAAR_{name.upper()}_DB_PASSWORD"]
         assert url.password == role_password, f"{name}'s URL has the password its role gets"
         assert url.password != superuser_password
+
+
+def test_the_portal_runs_behind_tls_with_its_own_key_and_calls_the_services_directly(
+    model: dict[str, Any],
+) -> None:
+    services = model["services"]
+    portal = services[PORTAL]
+    env = portal["environment"]
+    assert env["WEERBAAR_PORTAL_BEHIND_TLS"] == "true", "the proxy ends TLS: Secure cookies"
+    for name in SERVICES:
+        port = services[name]["expose"][0]
+        assert env[f"WEERBAAR_{name.upper()}_URL"] == f"http://{name}:{port}", name
+    # The signing secret as the services have it; the session key in a volume of the portal's
+    # own, never the services' key material (KEKs, pseudonym and audit keys).
+    assert [s["source"] for s in portal["secrets"]] == ["jwt_secret"]
+    assert env["WEERBAAR_JWT_SECRET_FILE"] == "/run/secrets/jwt_secret"
+    key_file = env["WEERBAAR_PORTAL_SESSION_KEY_FILE"]
+    volumes = {v["target"]: v["source"] for v in portal["volumes"]}
+    holding = [target for target in volumes if key_file.startswith(target + "/")]
+    assert holding, f"{key_file} is not on a volume: lost at every restart"
+    assert volumes[holding[0]] not in {
+        v["source"] for name in SERVICES for v in services[name]["volumes"]
+    }
+    assert portal["read_only"] is True and portal["cap_drop"] == ["ALL"]
+
+
+def test_intake_counts_visitors_behind_the_proxy_and_the_portal(model: dict[str, Any]) -> None:
+    services = model["services"]
+    proxy, portal = fixed_address(services["proxy"]), fixed_address(services[PORTAL])
+    assert proxy and portal and proxy != portal
+    trusted = json.loads(services["intake"]["environment"]["WEERBAAR_TRUSTED_PROXIES"])
+    assert sorted(trusted) == sorted([proxy, portal])
+    # The portal believes the proxy's X-Forwarded-For only (uvicorn's proxy headers), and puts
+    # the visitor's address in its own calls to intake.
+    assert services[PORTAL]["environment"]["FORWARDED_ALLOW_IPS"] == proxy
+    subnets = [c["subnet"] for c in model["networks"]["default"]["ipam"]["config"]]
+    assert all(address.rsplit(".", 1)[0] + ".0/24" in subnets for address in (proxy, portal))
+
+
+def caddy_api_prefixes() -> set[str]:
+    """The path prefixes the Caddyfile passes to a service (``handle_path /intake/*``)."""
+    return set(re.findall(r"^\s*handle_path /([\w-]+)/\*", CADDYFILE.read_text(), re.MULTILINE))
+
+
+def portal_paths() -> set[str]:
+    """Every path the portal serves (its routes and the static mount), and the dossier page
+    ``weerbaar demo`` links to."""
+    app = create_portal_app(
+        cast("Apis", object()), None, SessieSleutel(bytes(32), 60), secure_cookie=True
+    )
+    paths = {str(getattr(route, "path", "")) for route in app.routes}
+    return {p for p in paths if p} | {"/secretariaat/dossiers/{aanvraag_id}"}
+
+
+def test_the_portal_paths_and_the_api_prefixes_do_not_collide() -> None:
+    prefixes = caddy_api_prefixes()
+    assert prefixes == set(SERVICES), "every service's API keeps its prefix"
+    paths = portal_paths()
+    assert {"/", "/aanmelden", "/static", "/health/ready"} <= paths
+    colliding = {p for p in paths if p.strip("/").split("/", 1)[0] in prefixes}
+    assert not colliding, f"portal paths the proxy would send to a service: {sorted(colliding)}"
+    # Everything that is not an API's prefix is the portal's.
+    text = CADDYFILE.read_text()
+    catch_all = re.search(r"^\thandle \{\s*reverse_proxy (\S+)", text, re.MULTILINE)
+    assert catch_all and catch_all[1] == f"{PORTAL}:{PORTAL_PORT}"
 
 
 def test_nats_server_accepts_the_config_and_needs_its_password(model: dict[str, Any]) -> None:
@@ -451,6 +541,7 @@ class NativeTopology:
     interpolation: dict[str, str]
     root: Path
     endpoints: dict[tuple[str, int], int] = field(default_factory=dict)
+    fixed_addresses: list[str] = field(default_factory=list)
     started: dict[str, Started] = field(default_factory=dict)
     postgres: EmbeddedPostgres | None = None
 
@@ -460,6 +551,10 @@ class NativeTopology:
             ports += [int(p["target"]) for p in service.get("ports", [])]
             for port in ports:
                 self.endpoints[(name, port)] = free_port()
+        # A fixed address on the compose network (the proxy's, the portal's) is loopback here.
+        self.fixed_addresses = [
+            address for s in self.model["services"].values() if (address := fixed_address(s))
+        ]
 
     # -- mapping container addresses and paths to this machine --------------------------------
 
@@ -468,11 +563,14 @@ class NativeTopology:
         return self.endpoints[(service, container_port)]
 
     def map_addresses(self, text: str) -> str:
-        """``intake:8001`` (a compose service and port) becomes ``127.0.0.1:<free port>``."""
+        """``intake:8001`` (a compose service and port) becomes ``127.0.0.1:<free port>``; a
+        fixed address becomes ``127.0.0.1``."""
         for (service, port), local in self.endpoints.items():
             text = re.sub(
                 rf"(?<![\w.-]){re.escape(service)}:{port}(?!\d)", f"127.0.0.1:{local}", text
             )
+        for address in self.fixed_addresses:
+            text = re.sub(rf"(?<![\d.]){re.escape(address)}(?![\d])", "127.0.0.1", text)
         return text
 
     def map_own_addresses(self, name: str, text: str) -> str:
@@ -830,7 +928,23 @@ def test_the_compose_topology_runs_natively_and_takes_an_aanvraag(
                 answer = client.get(f"/{service}/openapi.json")
                 assert answer.status_code == 200, service
                 assert answer.json()["info"]["title"].endswith(service)
-            assert client.get("/elders/health/live").status_code == 404
+            # Every other path is the portal's: its pages, its static files; a path neither
+            # the portal nor an API has is the portal's 404 page.
+            home = client.get("/")
+            assert home.status_code == 200, home.text
+            assert home.headers["content-type"].startswith("text/html")
+            assert 'lang="nl"' in home.text
+            assert client.get("/aanmelden").status_code == 200
+            css = client.get("/static/portal.css")
+            assert css.status_code == 200
+            assert css.headers["content-type"].startswith("text/css")
+            elders = client.get("/elders/health/live")
+            assert elders.status_code == 404 and 'lang="nl"' in elders.text
+            # The development sign-in stays off the entry point (the portal itself serves it).
+            signin = client.get("/inloggen")
+            assert (signin.status_code, signin.content) == (404, b"")
+            portal = f"http://127.0.0.1:{topology.port(PORTAL, PORTAL_PORT)}"
+            assert httpx.get(f"{portal}/inloggen", timeout=15).status_code == 200
 
             created = client.post(
                 "/intake/aanvragen", json=body, headers={"Idempotency-Key": "compose-1"}
@@ -911,6 +1025,8 @@ def test_the_compose_topology_runs_natively_and_takes_an_aanvraag(
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(with_password(urls["intake"], "not-the-password"), connect_timeout=5)
 
-        logs = "".join((topology.root / "logs" / f"{s}.log").read_text() for s in SERVICES)
+        logs = "".join(
+            (topology.root / "logs" / f"{s}.log").read_text() for s in [*SERVICES, PORTAL]
+        )
         for value in personal_values(body):
             assert value not in logs, "personal data in a service log"
