@@ -12,8 +12,8 @@ filesystem's tarball is cached in ``~/.cache/weerbaar/image-test/``
 
 Then ``podman build`` builds the Dockerfile (uv downloads the locked packages from PyPI), and
 the compose topology runs as in test_compose.py, except that every process of the image (the
-stream provisioning, the five services, the mail catcher) runs in a container of the built
-image, with exactly the compose file's command, environment, secret, volumes and hardening
+stream provisioning, the five services, the portal, the mail catcher) runs in a container of the
+built image, with exactly the compose file's command, environment, secret, volumes and hardening
 (read-only, no capabilities, no new privileges): the services' key material goes to the one
 ``secrets`` volume they share, so every service uses the same pseudonym key and KEKs.
 PostgreSQL (embedded, with the compose init script), NATS (with the compose config) and Caddy
@@ -45,6 +45,8 @@ from shared.platform.auth import issue_token
 from shared.platform.settings import Settings
 from tests.deploy.test_compose import (
     DOCKERFILE,
+    PORTAL,
+    PORTAL_PORT,
     REPO,
     NativeTopology,
     Started,
@@ -357,6 +359,7 @@ def test_the_built_image_runs_the_services_and_takes_a_dossier(
         try:
             topology.up(timeout=300)
             take_a_dossier(topology)
+            the_portal_serves_its_pages(topology)
         finally:
             topology.down()
 
@@ -429,6 +432,26 @@ def take_a_dossier(topology: ContainerTopology) -> None:
     assert {"kek-1.key", "pseudonym.key", "audit-ed25519.key"} <= {
         p.name for p in shared.iterdir()
     }, sorted(p.name for p in shared.iterdir())
+
+
+def the_portal_serves_its_pages(topology: ContainerTopology) -> None:
+    """The portal in its container: its home page (the templates) and a stylesheet (the static
+    files) are in the image."""
+    portal = f"http://127.0.0.1:{topology.port(PORTAL, PORTAL_PORT)}"
+    with httpx.Client(base_url=portal, timeout=15) as client:
+        home = client.get("/")
+        assert home.status_code == 200, home.text
+        assert home.headers["content-type"].startswith("text/html")
+        assert 'lang="nl"' in home.text and "/static/portal.css" in home.text
+        css = client.get("/static/portal.css")
+        assert css.status_code == 200
+        assert css.headers["content-type"].startswith("text/css")
+        assert css.content == (REPO / "services/portal/api/static/portal.css").read_bytes()
+    # Its session key is in its own volume, apart from the services' key material.
+    key_file = topology.container_environment(PORTAL)["WEERBAAR_PORTAL_SESSION_KEY_FILE"]
+    volume = topology.paths(PORTAL)["/var/lib/weerbaar/secrets"]
+    assert (volume / Path(key_file).name).stat().st_size == 32
+    assert volume != topology.paths("intake")["/var/lib/weerbaar/secrets"]
 
 
 def nats_client_url(topology: ContainerTopology) -> str:
