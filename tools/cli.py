@@ -237,7 +237,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         return 1
     try:
-        run_demo(state["services"], data_dir)
+        run_demo(state["services"], data_dir, portal=state.get("portal"))
     except DemoError as exc:
         print(f"weerbaar demo: {exc}", file=sys.stderr)
         return 1

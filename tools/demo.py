@@ -5,7 +5,8 @@ secret): a bestuurder registers, the secretariat makes contact and records both 
 the adviseur records them as held and writes the report, the BVA rejects it, the adviseur revises
 it, the BVA approves it, the bestuurder reads it and consents, the werkgever reads it, the PKVW
 certificate arrives, the measures are carried out and the dossier closes. Then it prints the
-timeline: who did what, when. The end-to-end tests drive dossiers with the same ``DossierDriver``.
+timeline: who did what, when, and the address of the dossier's page in the portal (only its id,
+no personal data). The end-to-end tests drive dossiers with the same ``DossierDriver``.
 
 The driver runs on the real clock and cannot wait for next week's appointment: a conversation is
 recorded as held only once its planned start has passed, and appointments lie within working
@@ -509,10 +510,19 @@ def timeline(dossier: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def portal_dossier_url(portal: str, aanvraag_id: str) -> str:
+    """The secretariaat's page of a dossier in the portal."""
+    return f"{portal.rstrip('/')}/secretariaat/dossiers/{aanvraag_id}"
+
+
 def run_demo(
-    urls: dict[str, str], data_dir: Path, out: Callable[[str], None] = print
+    urls: dict[str, str],
+    data_dir: Path,
+    out: Callable[[str], None] = print,
+    portal: str | None = None,
 ) -> dict[str, Any]:
-    """Drive one dossier through the whole process and print its timeline."""
+    """Drive one dossier through the whole process, print its timeline and, with the portal's
+    URL, the address of the dossier's page there."""
     actors = Actors(
         secret=load_or_create_secret(data_dir / "secrets" / "jwt.key"),
         bestuurder_email=f"anna.{secrets.token_hex(3)}@example.org",
@@ -552,4 +562,7 @@ def run_demo(
         dossier = d.wait_for_status("afgesloten")
         out("")
         out(timeline(dossier))
+        if portal:
+            out("")
+            out(f"In het portaal: {portal_dossier_url(portal, dossier['aanvraag_id'])}")
         return dossier

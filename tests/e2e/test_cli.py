@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -113,6 +114,12 @@ def test_up_runs_the_system_and_keeps_its_data(tmp_path: Path) -> None:
         )
         assert demo.returncode == 0, demo.stderr
         assert "status afgesloten" in demo.stdout
+        # It ends with the dossier's page in the portal: its id, no personal data.
+        demo_id = re.search(r"^Dossier (\S+) — status afgesloten$", demo.stdout, re.MULTILINE)
+        assert demo_id, demo.stdout
+        assert demo.stdout.rstrip().splitlines()[-1] == (
+            f"In het portaal: {state['portal']}/secretariaat/dossiers/{demo_id[1]}"
+        )
         for step in (
             "RapportAfgekeurd",
             "RapportHerzien",
