@@ -1,33 +1,29 @@
-"""The portal's adapters: the services' HTTP APIs, and signing in (embedded mode).
+"""Calling a service's API: the person's token, the visitor's address, typed outcomes.
 
-``HttpApis`` calls the five APIs with the signed-in person's own token and turns each answer
-into a typed outcome; it never logs a body (it carries personal data). ``EmbeddedInloggen``
-issues the demo people's tokens with the local secret, as ``weerbaar token`` does.
+Every answer becomes a typed outcome (401/403/404/409/422/429/5xx); no body is ever logged (it
+carries personal data), nor a path (it carries ids).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
-from services.portal.application import (
+from services.portal.application.uitkomsten import (
     Conflict,
     Gelukt,
     Geweigerd,
-    Ingelogd,
     NietGevonden,
     NietIngelogd,
     Onbereikbaar,
     Ongeldig,
-    Persoon,
     TeVaak,
     Uitkomst,
     VeldFout,
 )
-from shared.platform.auth import issue_token
 
 log = logging.getLogger("weerbaar.portal")
 
@@ -48,7 +44,7 @@ def uitkomst_van(response: httpx.Response) -> Uitkomst:
     """The typed outcome of an API answer (401/403/404/409/422/429 and the rest)."""
     status = response.status_code
     if 200 <= status < 300:
-        return Gelukt(_json(response) if response.content else {})
+        return _gelukt(response)
     if status in _ZONDER_BODY:
         return _ZONDER_BODY[status]
     if status == 409:
@@ -66,30 +62,60 @@ def uitkomst_van(response: httpx.Response) -> Uitkomst:
     return Onbereikbaar()
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
+def _gelukt(response: httpx.Response) -> Gelukt:
+    """A 2xx: its object, or its list (the list API's answer)."""
+    body = _body(response) if response.content else {}
+    if isinstance(body, list):
+        return Gelukt({}, tuple(item for item in body if isinstance(item, dict)))
+    return Gelukt(body if isinstance(body, dict) else {})
+
+
+def _body(response: httpx.Response) -> Any:
     try:
-        body = response.json()
+        return response.json()
     except ValueError:
         return {}
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    body = _body(response)
     return body if isinstance(body, dict) else {}
 
 
-class HttpApis:
-    """The services' APIs over HTTP, as one person (``token``) or anonymously."""
+class HttpBasis:
+    """One person's (``token``) calls to the services at ``urls``, on behalf of a visitor
+    (``herkomst``: the ``X-Forwarded-For`` value sent on), leaving from ``bron_adres`` when
+    given (the address the services trust as the portal's)."""
 
     def __init__(
         self,
         urls: Mapping[str, str],
         token: str | None = None,
         transport: httpx.BaseTransport | None = None,
+        *,
+        herkomst: str | None = None,
+        bron_adres: str | None = None,
     ) -> None:
         self._urls = dict(urls)
         self._token = token
+        self._herkomst = herkomst
+        self._bron_adres = bron_adres
         self._transport = transport
 
-    def als(self, token: str | None) -> HttpApis:
-        """The same APIs, called with another person's token."""
-        return HttpApis(self._urls, token, self._transport)
+    def als(self, token: str | None, herkomst: str | None = None) -> Self:
+        """The same APIs, called with another person's token for a visitor at ``herkomst``."""
+        return type(self)(
+            self._urls,
+            token,
+            self._transport,
+            herkomst=herkomst,
+            bron_adres=self._bron_adres,
+        )
+
+    def _verbinding(self) -> httpx.BaseTransport | None:
+        if self._transport is not None or self._bron_adres is None:
+            return self._transport
+        return httpx.HTTPTransport(local_address=self._bron_adres)
 
     def _call(
         self,
@@ -98,16 +124,21 @@ class HttpApis:
         path: str,
         *,
         json: Any = None,
+        params: Mapping[str, str | int] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Uitkomst:
         sent = dict(headers or {})
         if self._token is not None:
             sent["Authorization"] = f"Bearer {self._token}"
+        if self._herkomst is not None:
+            sent["X-Forwarded-For"] = self._herkomst
         try:
             with httpx.Client(
-                base_url=self._urls[service], timeout=TIMEOUT_S, transport=self._transport
+                base_url=self._urls[service], timeout=TIMEOUT_S, transport=self._verbinding()
             ) as client:
-                response = client.request(method, path, json=json, headers=sent)
+                response = client.request(
+                    method, path, json=json, params=dict(params or {}), headers=sent
+                )
         except httpx.HTTPError as exc:
             # The method and the service, never the path's ids or the body.
             log.warning(
@@ -121,59 +152,3 @@ class HttpApis:
                 extra={"service": service, "method": method, "status": response.status_code},
             )
         return uitkomst_van(response)
-
-    def dien_aanvraag_in(self, aanmelding: Mapping[str, Any], idempotency_key: str) -> Uitkomst:
-        """Intake's public registration."""
-        return self._call(
-            "intake",
-            "POST",
-            "/aanvragen",
-            json=dict(aanmelding),
-            headers={"Idempotency-Key": idempotency_key},
-        )
-
-
-#: The demo people of the development sign-in, as ``weerbaar demo`` names its actors.
-DEMO_PERSONEN: tuple[tuple[Persoon, dict[str, str]], ...] = (
-    (Persoon("sec-demo", "secretariaat", "Medewerker secretariaat CCV"), {}),
-    (Persoon("adv-demo", "adviseur", "Adviseur CCV"), {}),
-    (Persoon("bva-demo", "bva", "Toetser Beveiligingsautoriteit"), {}),
-    (
-        Persoon("bst-demo", "bestuurder", "Bestuurder (bestuurder@example.org)"),
-        {"email": "bestuurder@example.org"},
-    ),
-    (
-        Persoon("wg-demo", "werkgever", "Werkgever (organisatie GM0344)"),
-        {"organisatie": "GM0344"},
-    ),
-    (Persoon("cmp-demo", "compliance", "Compliance officer"), {}),
-)
-
-
-class EmbeddedInloggen:
-    """Development sign-in: the demo people, with tokens signed by the local secret."""
-
-    def __init__(self, secret: bytes, issuer: str, audience: str) -> None:
-        self._secret = secret
-        self._issuer = issuer
-        self._audience = audience
-
-    def personen(self) -> list[Persoon]:
-        """The demo people, one per role."""
-        return [persoon for persoon, _ in DEMO_PERSONEN]
-
-    def log_in(self, sleutel: str) -> Ingelogd | None:
-        """A token for the demo person with this key."""
-        for persoon, claims in DEMO_PERSONEN:
-            if persoon.sleutel == sleutel:
-                token = issue_token(
-                    self._secret,
-                    role=persoon.rol,
-                    sub=persoon.sleutel,
-                    email=claims.get("email"),
-                    organisatie=claims.get("organisatie"),
-                    issuer=self._issuer,
-                    audience=self._audience,
-                )
-                return Ingelogd(sub=persoon.sleutel, rol=persoon.rol, token=token)
-        return None
