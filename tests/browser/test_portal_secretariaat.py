@@ -156,6 +156,7 @@ def test_the_secretariat_works_a_new_dossier_from_the_werkvoorraad(
         return ("Afspraak geannuleerd" in tekst and tekst.count("Afspraak gepland") == 3) or None
 
     wait_until(timeline_caught_up, timeout=30, what="the timeline")
+    expect(section(page, "Gesprek met de werkgever: gepland")).to_contain_text("1 keer verzet")
     expect(page.locator(".portaal-tijdlijn")).to_contain_text("Contact opgenomen")
     expect(page.locator(".portaal-tijdlijn")).to_contain_text("Afspraak verzet")
     no_axe_violations(offline_page, "secretariaat-dossier-tijdlijn")

@@ -274,6 +274,7 @@ class FakeApis:
                 "organisatie_code": "GM0344",
                 "binnen_regeling": True,
                 "verhuizing_gepland": False,
+                "afspraken": [{"afspraak_id": str(AFSPRAAK_ID), "keer_verzet": 2}],
                 "tijdlijn": [
                     {"tijd": "2026-05-12T08:00:00Z", "gebeurtenis": "AanvraagIngediend"},
                     {
@@ -381,6 +382,7 @@ def test_the_dossier_page_shows_the_timeline_and_the_plan_forms() -> None:
     # The werkgever conversation is planned: it can be moved and cancelled, not planned again.
     assert "Gesprek met de werkgever plannen" not in page
     assert "Gesprek met de werkgever annuleren" in page
+    assert "(2 keer verzet)" in page
     assert '<option value="2026-05-15">vrijdag 15 mei 2026</option>' in page
     assert "2026-05-14" not in page.split('id="plannen-titel"')[1]
 

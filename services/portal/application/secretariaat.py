@@ -462,6 +462,10 @@ def dossier_pagina_uit(
 ) -> DossierPagina:
     """The page from intake's dossier and scheduling's planning (None: scheduling has not heard
     of the dossier yet, moments after its registration)."""
+    # How often each was moved: intake's projection counts it; scheduling's view does not.
+    verzet = {
+        str(a["afspraak_id"]): int(a.get("keer_verzet", 0)) for a in dossier.get("afspraken", ())
+    }
     afspraken = tuple(
         AfspraakRegel(
             afspraak_id=str(a["afspraak_id"]),
@@ -473,7 +477,7 @@ def dossier_pagina_uit(
             status=str(a["status"]),
             status_naam=AFSPRAAK_STATUS.get(str(a["status"]), str(a["status"])),
             video_link=a.get("video_link"),
-            keer_verzet=int(a.get("keer_verzet", 0)),
+            keer_verzet=verzet.get(str(a["afspraak_id"]), 0),
         )
         for a in (planning or {}).get("afspraken", ())
     )
