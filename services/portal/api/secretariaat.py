@@ -142,7 +142,7 @@ class Pagina:
             zet_melding(request, melding)
             return RedirectResponse(f"{BASIS}/dossiers/{aanvraag_id}", status_code=303)
         try:
-            kalender = kalender_van(self.omgeving.apis_voor(request), self.omgeving.klok())
+            kalender = kalender_van(self.omgeving.apis_voor(request))
             fouten = fouten_uit(formulier_id, uitkomst, kalender.werktijden)
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
@@ -153,7 +153,7 @@ class Pagina:
     ) -> tuple[datetime | None, Formulierfouten]:
         """The moment chosen in a picker, or the error to show at it."""
         try:
-            kalender = kalender_van(self.omgeving.apis_voor(request), self.omgeving.klok())
+            kalender = kalender_van(self.omgeving.apis_voor(request))
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
         moment = gepland_op(waarden, kalender.zone)

@@ -131,8 +131,7 @@ def datum_tekst(dag: date) -> str:
 def _moment(waarde: Any) -> datetime | None:
     if not waarde:
         return None
-    moment = datetime.fromisoformat(str(waarde).replace("Z", "+00:00"))
-    return moment
+    return datetime.fromisoformat(str(waarde).replace("Z", "+00:00"))
 
 
 # --- the calendar, as scheduling serves it ------------------------------------------------------
@@ -301,15 +300,14 @@ class Werkvoorraad:
 def werkvoorraad(apis: Apis, filters: Filters, nu: datetime) -> Werkvoorraad:
     """One page of dossiers with their deadlines (``Probleem`` when the APIs do not answer)."""
     lijst = _gelukt(apis.dossiers(filters.api_filters())).lijst
-    kalender = kalender_van(apis, nu)
+    kalender = kalender_van(apis)
     return werkvoorraad_uit(lijst, kalender, filters, nu)
 
 
-def kalender_van(apis: Apis, nu: datetime) -> Werkkalender:
+def kalender_van(apis: Apis) -> Werkkalender:
     """Scheduling's working days from today (in the calendar's zone, by the API's own
     default) as far ahead as the picker offers."""
-    kalender = Werkkalender.uit(_gelukt(apis.werktijden(None, VOORUIT_DAGEN)).data)
-    return kalender
+    return Werkkalender.uit(_gelukt(apis.werktijden(None, VOORUIT_DAGEN)).data)
 
 
 def werkvoorraad_uit(
@@ -450,7 +448,7 @@ def dossier_pagina(apis: Apis, aanvraag_id: uuid.UUID, nu: datetime) -> DossierP
     dossier = _gelukt(apis.dossier(aanvraag_id)).data
     planning_uitkomst = apis.planning(aanvraag_id)
     planning = planning_uitkomst.data if isinstance(planning_uitkomst, Gelukt) else None
-    kalender = kalender_van(apis, nu)
+    kalender = kalender_van(apis)
     return dossier_pagina_uit(dossier, planning, kalender, nu)
 
 
