@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -48,6 +49,21 @@ DATABASE_NAME = "weerbaar"
 #: The portal: started like a service (``python -m services.portal``), but no service.
 PORTAL = "portal"
 PORTAL_PORT = 8000
+#: The loopback address the portal's calls to the services leave from, so that the services
+#: can trust it, and it alone, to name the visitor in X-Forwarded-For (their per-source limits
+#: then count each visitor, not the portal). Linux answers on all of 127.0.0.0/8.
+PORTAL_SOURCE = "127.0.0.2"
+
+
+def portal_source_address() -> str | None:
+    """``PORTAL_SOURCE`` where this machine can send from it, else None (macOS answers only on
+    127.0.0.1 unless told otherwise: the portal then calls from there)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((PORTAL_SOURCE, 0))
+    except OSError:
+        return None
+    return PORTAL_SOURCE
 
 
 def _port_or_free(preferred: int) -> int:
@@ -160,8 +176,25 @@ class System:
             },
             "PYTHONUNBUFFERED": "1",
         }
+        env.update(self._portal_as_proxy(env))
         env.update(self.extra_env)
         return env
+
+    @staticmethod
+    def _portal_as_proxy(env: dict[str, str]) -> dict[str, str]:
+        """The services trust the portal's address to name the visitor (X-Forwarded-For), and
+        the portal calls from it. An operator's own WEERBAAR_TRUSTED_PROXIES is left as set.
+        Without a loopback address of its own the portal calls from 127.0.0.1, which is then
+        trusted: on this one machine any local client could name its own source."""
+        if "WEERBAAR_TRUSTED_PROXIES" in env:
+            return {}
+        source = portal_source_address()
+        if source is None:
+            return {"WEERBAAR_TRUSTED_PROXIES": json.dumps(["127.0.0.1"])}
+        return {
+            "WEERBAAR_TRUSTED_PROXIES": json.dumps([source]),
+            "WEERBAAR_PORTAL_SOURCE_ADDRESS": source,
+        }
 
     def allocate_ports(self) -> None:
         """Use the default ports where free, other free ports otherwise."""

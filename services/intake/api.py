@@ -191,7 +191,28 @@ def router(
         ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+        na_ingediend_op: Annotated[
+            AwareDatetime | None,
+            Query(
+                description="Keyset paging: the `ingediend_op` of the last dossier of the "
+                "previous page (with `na_aanvraag_id`); as fast deep in the list as at its top."
+            ),
+        ] = None,
+        na_aanvraag_id: Annotated[
+            UUID | None,
+            Query(description="Keyset paging: the `aanvraag_id` of that last dossier."),
+        ] = None,
     ) -> Response:
+        if (na_ingediend_op is None) != (na_aanvraag_id is None):
+            raise Ongeldig(
+                [{"field": "query.na_aanvraag_id", "rule": "na_ingediend_op and na_aanvraag_id"}],
+                "Geef voor de volgende pagina zowel na_ingediend_op als na_aanvraag_id.",
+            )
+        na = (
+            (na_ingediend_op, na_aanvraag_id)
+            if na_ingediend_op is not None and na_aanvraag_id is not None
+            else None
+        )
         # The stored views as they are (each written from a validated Dossier): the model
         # above documents the answer.
         return Response(
@@ -202,6 +223,7 @@ def router(
                 organisatie_code=organisatie_code,
                 limit=limit,
                 offset=offset,
+                na=na,
             ),
             media_type="application/json",
         )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from fastapi import FastAPI
 
 from services.portal.adapters import EmbeddedInloggen, HttpApis
@@ -37,12 +40,15 @@ def bootstrap(
     apis: Apis | None = None,
     inloggen: Inloggen | None = None,
     session_key: bytes | None = None,
+    klok: Callable[[], datetime] | None = None,
 ) -> FastAPI:
-    """The portal app; tests pass ``apis``, ``inloggen`` or ``session_key`` instead."""
+    """The portal app; tests pass ``apis``, ``inloggen``, ``session_key`` or ``klok``."""
     key = session_key or load_or_create_secret(settings.session_key_path)
     return create_portal_app(
-        apis or HttpApis(service_urls(settings)),
+        apis or HttpApis(service_urls(settings), bron_adres=settings.portal_source_address),
         inloggen if inloggen is not None else inloggen_voor(settings),
         SessieSleutel(key, settings.portal_session_hours * 3600),
         secure_cookie=settings.portal_behind_tls,
+        vertrouwde_proxies=settings.portal_trusted_proxies,
+        klok=klok,
     )

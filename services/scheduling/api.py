@@ -3,11 +3,11 @@
 # No `from __future__ import annotations` here: FastAPI must evaluate the `Depends(...)` in the
 # route signatures, which refer to the router function's local `auth`.
 import logging
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Protocol
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Depends, Header, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from services.scheduling.application import Idempotency, Scheduling
@@ -29,6 +29,7 @@ from services.scheduling.domain import (
 from shared.contracts.envelope import UtcDatetime
 from shared.platform.access import opaque_actor_id
 from shared.platform.auth import Auth, Principal, Role
+from shared.platform.errors import Ongeldig
 from shared.platform.model import Clock
 from shared.platform.parties import Partijen
 from shared.platform.wiring import request_context
@@ -117,6 +118,27 @@ class GevoerdVerzoek(BaseModel):
     )
 
 
+class VrijeDag(BaseModel):
+    """A weekday that is no working day: a feestdag of the calendar or one of its extra days."""
+
+    datum: date
+    naam: str
+
+
+class Werktijden(BaseModel):
+    """When appointments may lie: the working days of a period and the working hours of each
+    (the same calendar that sets the contact deadline and refuses other times with 422)."""
+
+    tijdzone: str = Field(description="The IANA time zone of the days and hours.")
+    kalender: str = Field(description="The calendar profile (e.g. algemene_termijnenwet).")
+    begin: time = Field(description="Working hours start (local time).")
+    einde: time = Field(description="Working hours end (local time); an appointment ends by it.")
+    min_duur_minuten: int
+    max_duur_minuten: int
+    werkdagen: list[date] = Field(description="The working days of the period, in order.")
+    vrije_dagen: list[VrijeDag] = Field(description="The period's weekdays that are not.")
+
+
 def afspraak_view(aanvraag_id: UUID, afspraak: Afspraak) -> AfspraakView:
     """The view of one appointment."""
     return AfspraakView(
@@ -158,6 +180,46 @@ def planning_view(planning: Planning) -> PlanningView:
 def router(scheduling: Scheduling, auth: Auth, clock: Clock, parties: Parties) -> APIRouter:
     """Scheduling's routes."""
     api = APIRouter()
+
+    @api.get(
+        "/werktijden",
+        response_model=Werktijden,
+        summary="Werkdagen en werktijden van een periode: wanneer afspraken mogen liggen",
+        tags=["planning"],
+    )
+    def werktijden(
+        _: Annotated[Principal, Depends(auth.require(*STAFF, Role.compliance))],
+        van: Annotated[
+            date | None, Query(description="First day (default: today, in the calendar's zone).")
+        ] = None,
+        dagen: Annotated[int, Query(ge=1, le=366, description="Calendar days from `van`.")] = 31,
+    ) -> Werktijden:
+        kalender = scheduling.calendar
+        eerste = van or kalender.local(clock.now()).date()
+        werkdagen: list[date] = []
+        vrij: list[VrijeDag] = []
+        try:
+            for index in range(dagen):
+                dag = eerste + timedelta(days=index)
+                if kalender.is_working_day(dag):
+                    werkdagen.append(dag)
+                elif dag.weekday() < 5:
+                    vrij.append(VrijeDag(datum=dag, naam=kalender.holiday_name(dag) or "Vrij"))
+        except ValueError:
+            raise Ongeldig(
+                [{"field": "query.van", "rule": "outside_calendar_years"}],
+                "De kalender kent deze jaren niet.",
+            ) from None
+        return Werktijden(
+            tijdzone=kalender.profile.timezone,
+            kalender=kalender.profile.name,
+            begin=kalender.hours.start,
+            einde=kalender.hours.end,
+            min_duur_minuten=MIN_DUUR,
+            max_duur_minuten=MAX_DUUR,
+            werkdagen=werkdagen,
+            vrije_dagen=vrij,
+        )
 
     @api.post(
         "/aanvragen/{aanvraag_id}/contact",

@@ -372,6 +372,17 @@ class PortalSettings(BaseSettings):
         description="The session cookie's AES-GCM key; defaults to <data_dir>/secrets/portal.key.",
     )
     portal_session_hours: Annotated[float, Field(gt=0, le=24)] = 8.0
+    portal_trusted_proxies: tuple[str, ...] = Field(
+        default=(),
+        description="Peers in front of the portal whose last X-Forwarded-For entry names the"
+        " visitor (its reverse proxy); from anyone else the header is not believed.",
+    )
+    portal_source_address: str | None = Field(
+        default=None,
+        description="The local address the portal's calls to the services leave from: the"
+        " address the services trust (WEERBAAR_TRUSTED_PROXIES) to name the visitor in"
+        " X-Forwarded-For. None: the system's choice.",
+    )
     auth_mode: AuthMode = AuthMode.EMBEDDED
     jwt_secret_file: Path | None = Field(
         default=None, description="Embedded mode: defaults to <data_dir>/secrets/jwt.key"

@@ -98,6 +98,19 @@ class BrowserPage:
         return violations
 
 
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots" / "portal"
+
+
+def no_axe_violations(opened: BrowserPage, name: str) -> None:
+    """axe-core finds nothing on the page as it is now; its screenshot is kept."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    opened.page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+    violations = opened.axe()
+    assert violations == [], [
+        (v["id"], [node["target"] for node in v["nodes"]]) for v in violations
+    ]
+
+
 def _only_loopback(opened: BrowserPage) -> Callable[[Route], None]:
     def handle(route: Route) -> None:
         url = route.request.url
@@ -132,6 +145,7 @@ def offline_page(browser: Browser) -> Iterator[BrowserPage]:
 
 @pytest.fixture(scope="module")
 def running_system(
+    request: pytest.FixtureRequest,
     chromium: str,
     postgres_server_url: str,
     nats_url: str,
@@ -139,13 +153,15 @@ def running_system(
 ) -> Iterator[System]:
     """The five services as separate processes (as ``./weerbaar up`` runs them) on the
     session's PostgreSQL and NATS, on a database of their own, for one test module (not
-    started when there is no browser to look at them)."""
+    started when there is no browser to look at them); a module's ``SYSTEM_ENV`` adds
+    settings."""
+    extra_env: dict[str, str] = getattr(request.module, "SYSTEM_ENV", {})
     root: Path = tmp_path_factory.mktemp("browser")
     database = servers.create_database(postgres_server_url)
     try:
         reset_streams(settings_for(database, nats_url, root))
         with mail_catcher(root / "mail") as catcher:
-            running = system_on(root / "data", database, nats_url, catcher)
+            running = system_on(root / "data", database, nats_url, catcher, **extra_env)
             running.data_dir.mkdir(parents=True)
             running.start_services(timeout=90)
             try:

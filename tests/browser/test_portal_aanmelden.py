@@ -9,29 +9,17 @@ not committed).
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import BrowserPage
+from tests.browser.conftest import BrowserPage, no_axe_violations
 from tools.system import System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots" / "portal"
 #: Enough Tab presses to reach any field of the form from the top of the page.
 MAX_TABS = 80
-
-
-def no_axe_violations(opened: BrowserPage, name: str) -> None:
-    """axe-core finds nothing on the page as it is now; its screenshot is kept."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    opened.page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
-    violations = opened.axe()
-    assert violations == [], [
-        (v["id"], [node["target"] for node in v["nodes"]]) for v in violations
-    ]
 
 
 def tab_to(page: Page, element_id: str) -> None:

@@ -490,6 +490,15 @@ TABEL: tuple[Rij, ...] = (
         "gepland",
         _set("secretariaat", "adviseur", "compliance"),
     ),
+    # The working days and hours appointments may lie on (the portal's date picker): staff.
+    Rij(
+        "scheduling",
+        "GET",
+        "/werktijden",
+        "ingediend",
+        _set("secretariaat", "adviseur", "compliance"),
+        check=lambda d, body: isinstance(body, dict) and bool(body["werkdagen"]),
+    ),
     Rij(
         "scheduling",
         "GET",

@@ -152,3 +152,32 @@ def test_a_refused_consent_turned_into_consent_releases_the_dossier(
     system.call("assessment", "POST", f"/maatregelen/{d.maatregel_werkgever}/uitgevoerd", werkgever)
     system.pump()
     assert _dossier(system, d.aanvraag_id)["status"] == "in_uitvoering"
+
+
+def test_keyset_paging_walks_the_list_without_gaps_or_repeats(system: InProcessSystem) -> None:
+    for _ in range(3):
+        system.dossier("ingediend", "GM0344")
+    everything = _list(system, organisatie_code="GM0344")
+    assert len(everything) >= 3
+    walked: list[str] = []
+    params: dict[str, Any] = {"organisatie_code": "GM0344", "limit": 2}
+    while True:
+        page = _list(system, **params)
+        walked += [row["aanvraag_id"] for row in page]
+        if len(page) < 2:
+            break
+        params |= {
+            "na_ingediend_op": page[-1]["ingediend_op"],
+            "na_aanvraag_id": page[-1]["aanvraag_id"],
+        }
+    assert walked == [row["aanvraag_id"] for row in everything]
+
+
+def test_keyset_paging_needs_both_of_its_keys(system: InProcessSystem) -> None:
+    response = system.clients["intake"].get(
+        "/aanvragen",
+        params={"na_ingediend_op": "2026-01-05T10:00:00+00:00"},
+        headers=system.headers("secretariaat"),
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "query.na_aanvraag_id"

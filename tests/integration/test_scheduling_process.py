@@ -465,6 +465,28 @@ def test_the_working_hours_are_a_setting(settings: Settings) -> None:
     components.app.close()
 
 
+def test_the_working_days_and_hours_are_served_from_the_calendar_that_plans(
+    world: World,
+) -> None:
+    # Hemelvaartsdag 2026 is Thursday 14 May; the 16th and 17th are a weekend.
+    response = world.client.get(
+        "/werktijden", params={"van": "2026-05-13", "dagen": 6}, headers=world.auth("secretariaat")
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["tijdzone"] == "Europe/Amsterdam"
+    assert (body["begin"], body["einde"]) == ("08:00:00", "18:00:00")
+    assert body["werkdagen"] == ["2026-05-13", "2026-05-15", "2026-05-18"]
+    assert body["vrije_dagen"] == [{"datum": "2026-05-14", "naam": "Hemelvaartsdag"}]
+    # Without `van`: from today in the calendar's zone (the clock's 3 March 2026, a Tuesday).
+    today = world.client.get("/werktijden", headers=world.auth("secretariaat")).json()
+    assert today["werkdagen"][0] == "2026-03-03"
+    far = world.client.get(
+        "/werktijden", params={"van": "2101-01-03"}, headers=world.auth("secretariaat")
+    )
+    assert problem(far, 422)["errors"][0]["rule"] == "outside_calendar_years"
+
+
 def test_a_conversation_is_recorded_as_held_only_after_its_start(world: World) -> None:
     aanvraag_id = world.dossier()
     thuis = world.planned(aanvraag_id, "gesprek_bestuurder")  # starts at LATER

@@ -45,6 +45,10 @@ class FakeApis:
         self.answer = answer or Gelukt({"aanvraag_id": "6f1c0000-0000-0000-0000-000000000000"})
         self.sent: list[Mapping[str, Any]] = []
 
+    def als(self, token: str | None, herkomst: str | None = None) -> FakeApis:
+        self.herkomst = herkomst
+        return self
+
     def dien_aanvraag_in(self, aanmelding: Mapping[str, Any], idempotency_key: str) -> Uitkomst:
         self.sent.append(aanmelding)
         return self.answer
@@ -182,7 +186,8 @@ def test_signing_in_gives_a_new_session_and_the_role_start_page() -> None:
     response = portal.post("/inloggen", data={"csrf": anonymous, "persoon": "sec-demo"})
     assert response.status_code == 200
     assert "Secretariaat CCV" in response.text
-    assert "In aanbouw" in response.text
+    assert 'href="/secretariaat/werkvoorraad"' in response.text
+    assert "In aanbouw" not in response.text
     assert csrf_of(response.text) != anonymous
     out = portal.post("/uitloggen", data={"csrf": csrf_of(response.text)})
     assert out.status_code == 200

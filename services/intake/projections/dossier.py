@@ -862,9 +862,16 @@ def _list_query(
     organisatie_code: str | None,
     limit: int,
     offset: int,
+    na: tuple[datetime, UUID] | None = None,
 ) -> tuple[Composed, list[Any]]:
     clauses = [SQL("zichtbaar")]
     params: list[Any] = []
+    if na is not None:
+        # Keyset paging: the rows after the last one shown, found through the index on
+        # ingediend_op (the first clause starts the index scan there; the row comparison breaks
+        # ties), so a page deep in 100,000 dossiers costs what the first one does.
+        clauses.append(SQL("ingediend_op <= %s AND (ingediend_op, aanvraag_id) < (%s, %s)"))
+        params.extend([na[0], na[0], na[1]])
     if status is not None:
         clauses.append(SQL("status = %s"))
         params.append(status)
@@ -874,9 +881,9 @@ def _list_query(
     if organisatie_code is not None:
         clauses.append(SQL("organisatie_code = %s"))
         params.append(organisatie_code)
-    query = SQL("SELECT {} FROM {} WHERE {} ORDER BY ingediend_op DESC LIMIT %s OFFSET %s").format(
-        SQL(column), DOSSIERS, SQL(" AND ").join(clauses)
-    )
+    query = SQL(
+        "SELECT {} FROM {} WHERE {} ORDER BY ingediend_op DESC, aanvraag_id DESC LIMIT %s OFFSET %s"
+    ).format(SQL(column), DOSSIERS, SQL(" AND ").join(clauses))
     return query, [*params, limit, offset]
 
 
@@ -888,14 +895,17 @@ def list_dossiers_json(
     organisatie_code: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    na: tuple[datetime, UUID] | None = None,
 ) -> bytes:
     """The same list as a JSON array of the stored views, as they are stored.
 
     Each view was written from a validated ``Dossier`` (``write_dossier``), so the list need not
     parse, validate and serialise up to 500 of them again: that took most of the list's time.
+    ``na``: the (ingediend_op, aanvraag_id) of the last dossier of the previous page (keyset
+    paging; the list is ordered newest first, ties by id).
     """
     query, params = _list_query(
-        "view::text AS view", status, deadline_verstreken, organisatie_code, limit, offset
+        "view::text AS view", status, deadline_verstreken, organisatie_code, limit, offset, na
     )
     with app.datastore.get_connection() as conn:
         rows = conn.execute(query, params, prepare=True).fetchall()

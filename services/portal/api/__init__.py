@@ -1,4 +1,6 @@
-"""The portal's HTTP side (routes, templates, static files, session, CSRF, headers)."""
+"""The portal's HTTP side: one router per journey (``aanmelden``, ``inloggen``,
+``secretariaat``, …) registered in ``pages.JOURNEYS``; ``web`` what they share (templates,
+session, CSRF, refusals); ``session`` the cookie."""
 
 from services.portal.api.pages import create_portal_app
 from services.portal.api.session import SessieSleutel

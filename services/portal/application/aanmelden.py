@@ -1,9 +1,7 @@
-"""The portal's use cases: what each page asks of the services' APIs and what it shows.
+"""Journey 1, the public registration: the form, its fields and what the API's answer means.
 
-The portal owns no events and no data besides the signed-in session. Every page is made from
-the services' public HTTP APIs through the ``Apis`` port, called with the signed-in person's own
-token, so it can never show what the API would refuse that person. Nothing here knows HTTP,
-HTML or a service's code: ``adapters`` speaks to the APIs, ``api`` renders the pages.
+Nothing here knows HTTP, HTML or a service's code: ``adapters`` speaks to the APIs, ``api``
+renders the pages.
 """
 
 from __future__ import annotations
@@ -11,115 +9,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-# ---------------------------------------------------------------------------------------------
-# What an API call can come to
-
-
-@dataclass(frozen=True)
-class VeldFout:
-    """One invalid field as the API names it (its path and rule, never the value)."""
-
-    veld: str
-    regel: str
-
-
-@dataclass(frozen=True)
-class Gelukt:
-    """The API did it; its answer."""
-
-    data: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Ongeldig:
-    """422: the input broke these rules."""
-
-    fouten: tuple[VeldFout, ...]
-
-
-@dataclass(frozen=True)
-class NietIngelogd:
-    """401: no valid token (expired, or none)."""
-
-
-@dataclass(frozen=True)
-class Geweigerd:
-    """403: the person may not do this."""
-
-
-@dataclass(frozen=True)
-class NietGevonden:
-    """404: not there, or not for this person (the API does not say which)."""
-
-
-@dataclass(frozen=True)
-class Conflict:
-    """409: a step out of order."""
-
-    detail: str | None = None
-
-
-@dataclass(frozen=True)
-class TeVaak:
-    """429: too many attempts; try again later."""
-
-
-@dataclass(frozen=True)
-class Onbereikbaar:
-    """The service did not answer, or answered with a server error."""
-
-
-Uitkomst = (
-    Gelukt | Ongeldig | NietIngelogd | Geweigerd | NietGevonden | Conflict | TeVaak | Onbereikbaar
-)
-
-
-class Apis(Protocol):
-    """The services' public HTTP APIs, as the portal uses them."""
-
-    def dien_aanvraag_in(self, aanmelding: Mapping[str, Any], idempotency_key: str) -> Uitkomst:
-        """Intake's public registration (``POST /aanvragen``), without a token."""
-        ...
-
-
-# ---------------------------------------------------------------------------------------------
-# Signing in: one interface, embedded today (OIDC to be added beside it)
-
-
-@dataclass(frozen=True)
-class Persoon:
-    """Someone who can sign in, as the development sign-in page offers them."""
-
-    sleutel: str
-    rol: str
-    omschrijving: str
-
-
-@dataclass(frozen=True)
-class Ingelogd:
-    """Who is signed in: a pseudonymous subject, their role and their token for the APIs."""
-
-    sub: str
-    rol: str
-    token: str
-
-
-class Inloggen(Protocol):
-    """How people sign in. The embedded one lists demo people; an OIDC one redirects."""
-
-    def personen(self) -> list[Persoon]:
-        """The people offered on the development sign-in page (empty when there is none)."""
-        ...
-
-    def log_in(self, sleutel: str) -> Ingelogd | None:
-        """Sign in as the person with this key (None: no such person)."""
-        ...
-
-
-# ---------------------------------------------------------------------------------------------
-# Journey 1: the public registration form
+from services.portal.application.ports import Apis
+from services.portal.application.uitkomsten import Gelukt, Ongeldig, TeVaak
 
 
 @dataclass(frozen=True)
@@ -360,42 +253,3 @@ def meld_aan(apis: Apis, formulier: Formulier) -> Ontvangen | Formulier:
                 " opnieuw; uw gegevens staan nog in het formulier."
             )
     return formulier
-
-
-# ---------------------------------------------------------------------------------------------
-# The start page per role (the journeys of the other roles come later)
-
-#: Per role: what the portal will offer there (shown as coming, not yet built).
-KOMT_NOG: dict[str, tuple[str, ...]] = {
-    "secretariaat": (
-        "De werkvoorraad: dossiers per status, met de contacttermijn in werkdagen.",
-        "Contact vastleggen en de gesprekken plannen, verzetten of annuleren.",
-    ),
-    "adviseur": (
-        "Uw afspraken; gesprekken en de woningscan vastleggen.",
-        "Het adviesrapport over de vier domeinen schrijven, indienen en herzien.",
-    ),
-    "bva": ("De rapporten ter toetsing: goedkeuren of afkeuren met redenen.",),
-    "bestuurder": (
-        "Uw dossier: waar het staat en wat er nu komt.",
-        "Het rapport lezen en instemmen met delen met uw werkgever (of niet).",
-        "Uw maatregelen en het Politiekeurmerk Veilig Wonen.",
-    ),
-    "werkgever": (
-        "De dossiers van uw organisatie.",
-        "Na vrijgave door de bestuurder: het rapport en de uit te voeren maatregelen.",
-    ),
-    "compliance": (
-        "De audittrail van een dossier als tijdlijn, ook geweigerde pogingen.",
-        "Het dossier zoals het was op een gekozen moment; de auditexport; de bewaarplicht.",
-    ),
-}
-
-ROL_NAMEN: dict[str, str] = {
-    "secretariaat": "Secretariaat CCV",
-    "adviseur": "Adviseur CCV",
-    "bva": "Beveiligingsautoriteit (BVA)",
-    "bestuurder": "Bestuurder",
-    "werkgever": "Werkgever",
-    "compliance": "Compliance",
-}

@@ -1,0 +1,55 @@
+"""Scheduling's API as the portal calls it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from services.portal.adapters.http import HttpBasis
+from services.portal.application.uitkomsten import Uitkomst
+
+
+class SchedulingHttp(HttpBasis):
+    """Scheduling: working days, contact, the planning and its appointments."""
+
+    def werktijden(self, van: date | None, dagen: int) -> Uitkomst:
+        """The working days of a period and the working hours."""
+        params: dict[str, str | int] = {"dagen": dagen}
+        if van is not None:
+            params["van"] = van.isoformat()
+        return self._call("scheduling", "GET", "/werktijden", params=params)
+
+    def planning(self, aanvraag_id: UUID) -> Uitkomst:
+        """A dossier's planning, with its appointments and toelichting requests."""
+        return self._call("scheduling", "GET", f"/aanvragen/{aanvraag_id}/planning")
+
+    def neem_contact_op(self, aanvraag_id: UUID) -> Uitkomst:
+        """Record the secretariat's contact."""
+        return self._call("scheduling", "POST", f"/aanvragen/{aanvraag_id}/contact")
+
+    def plan_afspraak(
+        self, aanvraag_id: UUID, verzoek: Mapping[str, Any], idempotency_key: str
+    ) -> Uitkomst:
+        """Plan an appointment (the same key plans once)."""
+        return self._call(
+            "scheduling",
+            "POST",
+            f"/aanvragen/{aanvraag_id}/afspraken",
+            json=dict(verzoek),
+            headers={"Idempotency-Key": idempotency_key},
+        )
+
+    def verzet_afspraak(self, afspraak_id: UUID, gepland_op: datetime) -> Uitkomst:
+        """Move an appointment."""
+        return self._call(
+            "scheduling",
+            "POST",
+            f"/afspraken/{afspraak_id}/verzetten",
+            json={"gepland_op": gepland_op.isoformat()},
+        )
+
+    def annuleer_afspraak(self, afspraak_id: UUID) -> Uitkomst:
+        """Cancel an appointment."""
+        return self._call("scheduling", "POST", f"/afspraken/{afspraak_id}/annuleren")

@@ -1,0 +1,166 @@
+"""What every journey's pages share: templates, the session, CSRF-checked forms, Dutch refusals,
+and the APIs called as the signed-in person on behalf of the visitor.
+
+A journey is one module beside this one with a ``router(omgeving)`` that returns its routes;
+``pages.py`` registers it with one line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.portal.api.session import Sessie, SessieSleutel
+from services.portal.application import Apis, Inloggen
+from services.portal.application.start import ROL_NAMEN
+from shared.platform.throttle import client_source
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+#: A form post larger than this is refused before it is read (the longest field is 5000).
+MAX_BODY_BYTES = 64 * 1024
+MAX_FIELDS = 60
+#: The earlier hops of X-Forwarded-For passed on (well-formed addresses only).
+MAX_HOPS = 8
+
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def _nu() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Omgeving:
+    """What a journey's routes are given: the APIs, signing in, the session key, which peers
+    are the portal's own reverse proxies, and the clock (tests pass their own)."""
+
+    apis: Apis
+    inloggen: Inloggen | None
+    sleutel: SessieSleutel
+    vertrouwde_proxies: tuple[str, ...] = ()
+    klok: Callable[[], datetime] = field(default=_nu)
+
+    def apis_voor(self, request: Request, *, anoniem: bool = False) -> Apis:
+        """The APIs as the signed-in person (or anonymously), for this visitor."""
+        token = None if anoniem else sessie(request).token
+        return self.apis.als(token, herkomst_van(request, self.vertrouwde_proxies))
+
+
+class Weigering(Exception):
+    """A request the portal refuses with a Dutch page (status and text)."""
+
+    def __init__(self, status: int, titel: str, tekst: str) -> None:
+        super().__init__(titel)
+        self.status = status
+        self.titel = titel
+        self.tekst = tekst
+
+
+def _is_adres(waarde: str) -> bool:
+    try:
+        ipaddress.ip_address(waarde)
+    except ValueError:
+        return False
+    return True
+
+
+def herkomst_van(request: Request, vertrouwde_proxies: tuple[str, ...]) -> str:
+    """The ``X-Forwarded-For`` the portal sends the services: the chain it received (only
+    well-formed addresses, at most ``MAX_HOPS``), with the visitor as the portal sees it
+    appended last.
+
+    The visitor is the peer, or, when the peer is one of the portal's own proxies, the
+    address that proxy put last (``client_source``, the rule the services apply). The services
+    trust the portal's address and read only the last entry, the portal's own: whatever a
+    visitor writes in the header stays history, never their source.
+    """
+    peer = request.client.host if request.client is not None else "onbekend"
+    bezoeker = client_source(request, vertrouwde_proxies)
+    ontvangen = [deel.strip() for deel in request.headers.get("X-Forwarded-For", "").split(",")]
+    if peer in vertrouwde_proxies and bezoeker != peer:
+        ontvangen = ontvangen[:-1]  # the proxy's last entry is the visitor, appended below
+    eerder = [deel for deel in ontvangen if _is_adres(deel)][-MAX_HOPS:]
+    return ", ".join([*eerder, bezoeker])
+
+
+def sessie(request: Request) -> Sessie:
+    """The request's session (anonymous when there was no valid cookie)."""
+    found: Sessie = request.state.sessie
+    return found
+
+
+def vervang_sessie(request: Request, nieuw: Sessie) -> None:
+    """Replace the session (sign-in, sign-out): the response carries the new cookie."""
+    request.state.sessie = nieuw
+    request.state.sessie_gewijzigd = True
+
+
+def zet_melding(request: Request, melding: str | None) -> None:
+    """A one-time note for the next page (a code, never personal data)."""
+    sessie(request).melding = melding
+    request.state.sessie_gewijzigd = True
+
+
+def neem_melding(request: Request) -> str | None:
+    """The one-time note, taken (shown once)."""
+    huidig = sessie(request)
+    melding = huidig.melding
+    if melding is not None:
+        huidig.melding = None
+        request.state.sessie_gewijzigd = True
+    return melding
+
+
+def pagina(
+    request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200
+) -> Response:
+    """A page rendered with the session's CSRF token and who is signed in."""
+    huidig = sessie(request)
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "csrf": huidig.csrf,
+            "rol": huidig.rol,
+            "rol_naam": ROL_NAMEN.get(huidig.rol or "", ""),
+            **(context or {}),
+        },
+        status_code=status,
+    )
+
+
+async def formulier(request: Request) -> dict[str, str]:
+    """The posted form, after its size and CSRF token are checked."""
+    lengte = request.headers.get("content-length", "")
+    if not lengte.isdigit() or int(lengte) > MAX_BODY_BYTES:
+        raise Weigering(
+            413,
+            "Formulier te groot",
+            "Het formulier bevat te veel tekst. Maak de teksten korter en probeer het opnieuw.",
+        )
+    try:
+        posted = await request.form(max_files=0, max_fields=MAX_FIELDS)
+    except (StarletteHTTPException, ValueError, UnicodeDecodeError):
+        raise Weigering(
+            400, "Formulier niet leesbaar", "Het formulier kon niet worden gelezen."
+        ) from None
+    values = {key: value for key, value in posted.multi_items() if isinstance(value, str)}
+    if not secrets.compare_digest(values.get("csrf", "").encode(), sessie(request).csrf.encode()):
+        raise Weigering(
+            403,
+            "Formulier verlopen",
+            "Dit formulier is verlopen of kwam niet van deze website. Open de pagina opnieuw"
+            " en probeer het nog eens.",
+        )
+    return values
