@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -467,8 +467,20 @@ def portal_paths() -> set[str]:
     app = create_portal_app(
         cast("Apis", object()), None, SessieSleutel(bytes(32), 60), secure_cookie=True
     )
-    paths = {str(getattr(route, "path", "")) for route in app.routes}
-    return {p for p in paths if p} | {"/secretariaat/dossiers/{aanvraag_id}"}
+    return _paths(app.routes) | {"/secretariaat/dossiers/{aanvraag_id}"}
+
+
+def _paths(routes: Sequence[Any]) -> set[str]:
+    """The paths of these routes, the routes of included routers among them (FastAPI includes
+    a router as one route that holds the router)."""
+    paths: set[str] = set()
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            paths |= _paths(included.routes)
+        elif path := str(getattr(route, "path", "")):
+            paths.add(path)
+    return paths
 
 
 def test_the_portal_paths_and_the_api_prefixes_do_not_collide() -> None:
