@@ -338,3 +338,34 @@ def test_the_pages_load_only_the_portals_own_files() -> None:
         assert url.startswith("/"), url
     for asset in re.findall(r'(?:href|src)="(/static/[^"]+)"', page):
         assert client().get(asset).status_code == 200, asset
+
+
+def _post_paths(routes: Any) -> set[str]:
+    """Every path the portal answers a POST on, through its included routers."""
+    found: set[str] = set()
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            found |= _post_paths(included.routes)
+        elif "POST" in (getattr(route, "methods", None) or ()):
+            found.add(route.path)
+    return found
+
+
+def test_every_form_post_of_the_portal_needs_its_csrf_token() -> None:
+    apis = FakeApis()
+    portal = client(apis)
+    signed_in = portal.post(
+        "/inloggen", data={"csrf": csrf_of(portal.get("/inloggen").text), "persoon": "sec-demo"}
+    )
+    assert signed_in.status_code == 200
+    paths = _post_paths(portal.app.routes)  # type: ignore[attr-defined]
+    assert {"/aanmelden", "/inloggen", "/uitloggen"} <= paths
+    assert any(p.startswith("/secretariaat/") for p in paths), paths
+    for path in sorted(paths):
+        url = re.sub(r"\{[^}]+\}", "6f1c0000-0000-0000-0000-000000000000", path)
+        for data in ({}, {"csrf": "fout"}):
+            response = portal.post(url, data=data)
+            assert response.status_code == 403, (path, response.status_code)
+            assert "Formulier verlopen" in response.text
+    assert apis.sent == []
