@@ -164,8 +164,11 @@ class Operator:
         )
         process = self.process
         try:
+            # Running means supervised: ``up`` writes its state as it starts each part, and the
+            # processes it keeps running (``processes``) once the last part is up.
             wait_until(
-                lambda: (self.data_dir / "state.json").exists() or process.poll() is not None,
+                lambda: "processes" in (read_state(self.data_dir) or {})
+                or process.poll() is not None,
                 timeout=timeout,
                 what="./weerbaar up to report the system running",
             )
