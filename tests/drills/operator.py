@@ -167,8 +167,9 @@ class Operator:
             # Running means supervised: ``up`` writes its state as it starts each part, and the
             # processes it keeps running (``processes``) once the last part is up.
             wait_until(
-                lambda: "processes" in (read_state(self.data_dir) or {})
-                or process.poll() is not None,
+                lambda: (
+                    "processes" in (read_state(self.data_dir) or {}) or process.poll() is not None
+                ),
                 timeout=timeout,
                 what="./weerbaar up to report the system running",
             )
