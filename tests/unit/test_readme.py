@@ -4,6 +4,7 @@ document exists. Each reader's document is linked from it."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -101,3 +102,27 @@ def test_the_default_ports_are_the_ones_the_readme_and_compose_give() -> None:
     compose = (ROOT / "deploy" / "compose.yaml").read_text()
     for service, port in DEFAULT_PORTS.items():
         assert f'[python, -m, services.{service}, --role, all, --port, "{port}"]' in compose
+
+
+def test_every_table_of_figures_in_the_reliability_document_names_its_command_and_run() -> None:
+    """The fault suite's figures are copied from runs: each table of them follows a paragraph that
+    names the command that made it (``./weerbaar faults …``) and the commit(s) it ran on, and each
+    such commit is one of this repository's."""
+    text = (ROOT / "docs" / "reliability.md").read_text()
+    figures = _section(text, "## The latest figures")
+    blocks = re.split(r"\n(?=\*\*At )", figures)[1:]
+    assert len(blocks) >= 2, "the CI size and the long size"
+    for block in blocks:
+        intro, _, table = block.partition("\n| ")
+        assert table, f"no table after {intro[:60]!r}"
+        assert re.search(r"`\./weerbaar faults[^`]*`", intro), intro[:120]
+        commits = re.findall(r"`([0-9a-f]{7,40})`", block)
+        assert commits, f"no commit named for {intro[:60]!r}"
+        for commit in commits:
+            known = subprocess.run(
+                ["git", "cat-file", "-e", f"{commit}^{{commit}}"],
+                cwd=ROOT,
+                capture_output=True,
+                check=False,
+            )
+            assert known.returncode == 0, f"{commit} is not a commit of this repository"

@@ -162,3 +162,34 @@ def test_a_target_that_is_the_live_schema_is_a_usage_error(
         )
     assert exited.value.code == 2
     assert "the target must not be voorbeeld" in capsys.readouterr().err
+
+
+def test_every_rebuild_engine_is_the_one_core() -> None:
+    """The dossier projection's, the services' read tables' and the registers' rebuilds are the
+    core with what varies; no module defines a rebuild of its own beside it (a class with the
+    core's skeleton, prepare + run + switch, that is not the core)."""
+    import ast
+    from pathlib import Path
+
+    from services.intake.projections.rebuild import Rebuild as DossierRebuild
+    from shared.platform import rebuild
+    from shared.platform.projection import Rebuild as TablesRebuild
+    from shared.platform.register import RegisterRebuild
+
+    for engine in (DossierRebuild, TablesRebuild, RegisterRebuild):
+        assert issubclass(engine, rebuild.Rebuild), engine
+    root = Path(__file__).resolve().parents[2]
+    skeleton = {"prepare", "run", "switch"}
+    own = []
+    for path in [
+        *root.glob("shared/**/*.py"),
+        *root.glob("services/**/*.py"),
+        *root.glob("tools/*.py"),
+    ]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                methods = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+                bases = {ast.unparse(b) for b in node.bases}
+                if skeleton <= methods and not any("Rebuild" in b for b in bases):
+                    own.append(f"{path.relative_to(root)}:{node.name}")
+    assert own == [str(Path("shared/platform/rebuild.py")) + ":Rebuild"]
