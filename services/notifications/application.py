@@ -75,6 +75,8 @@ from services.notifications.domain.webhooks import (
     WebhookBezorging,
     bereikt,
     new_secret,
+    toegestaan,
+    url_fout,
 )
 from services.notifications.gateway import to_public
 from shared.contracts.envelope import CloudEvent
@@ -82,7 +84,7 @@ from shared.contracts.events import PublicEvent
 from shared.platform.auth import Refusal
 from shared.platform.consumer import Delivery, TransientError
 from shared.platform.email_address import AdresOngeldig, adres_sleutel, email_address, veilig_adres
-from shared.platform.errors import Conflict, NietGevonden
+from shared.platform.errors import Conflict, FieldError, NietGevonden, Ongeldig
 from shared.platform.eventstore import AlreadyProcessed, ConcurrencyConflict, ServiceApplication
 from shared.platform.keys import open_sealed, seal
 from shared.platform.model import Clock, Context, DomainEvent, first_event
@@ -814,13 +816,21 @@ class Webhooks:
     recovered), send a delivery again. Events and rows go through the application's store."""
 
     def __init__(
-        self, app: Notifications, clock: Clock, schedule: RetrySchedule, failing_after: int
+        self,
+        app: Notifications,
+        clock: Clock,
+        schedule: RetrySchedule,
+        failing_after: int,
+        *,
+        allow_private: bool = False,
     ) -> None:
         self.app = app
         self.store = app.webhook_store
         self.clock = clock
         self.schedule = schedule
         self.failing_after = failing_after
+        #: Callback URLs on private addresses accepted (development only).
+        self.allow_private = allow_private
 
     # --- subscriptions -------------------------------------------------------------------------
 
@@ -833,7 +843,23 @@ class Webhooks:
         aanvraag_id: UUID | None,
         ctx: Context,
     ) -> tuple[Abonnement, bytes]:
-        """Make a subscription; returns it with its secret (shown this once, stored sealed)."""
+        """Make a subscription; returns it with its secret (shown this once, stored sealed).
+
+        The subscription's rules are checked here, whoever calls: a callback URL that may be
+        called (``url_fout``), event types its owner may receive (at least one when given), and
+        a werkgever's subscription bound to an organisation (without one its filter would reach
+        every organisation's dossiers).
+        """
+        fouten: list[FieldError] = []
+        fout = url_fout(callback_url, self.allow_private)
+        if fout is not None:
+            fouten.append({"field": "body.callback_url", "rule": fout})
+        if event_types is not None and (not event_types or set(event_types) - toegestaan(eigenaar)):
+            fouten.append({"field": "body.event_types", "rule": "onbekend_of_niet_toegestaan"})
+        if eigenaar == "werkgever" and organisatie_code is None:
+            fouten.append({"field": "body.organisatie_code", "rule": "required_for_werkgever"})
+        if fouten:
+            raise Ongeldig(fouten)
         abonnement_id = uuid4()
         key = new_secret()
         # Sealed with a data key of its own in the service's key table (under the subscription's

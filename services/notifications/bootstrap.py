@@ -91,14 +91,11 @@ def bootstrap(
         clock,
         RetrySchedule(settings.webhook_retry_schedule_s, settings.webhook_jitter),
         settings.webhook_failing_after,
+        allow_private=settings.webhook_allow_private_addresses,
     )
     if isinstance(app.webhook_store, SqlWebhookStore):
         watch_webhooks(app.webhook_store)
-    api.include_router(
-        webhook_router(
-            webhooks, auth, clock, allow_private=settings.webhook_allow_private_addresses
-        )
-    )
+    api.include_router(webhook_router(webhooks, auth, clock))
     webhook_sender = WebhookSender(
         webhooks,
         clock,

@@ -37,6 +37,7 @@ from services.notifications.domain.webhooks import (
     AbonnementFalend,
     AbonnementHersteld,
     AbonnementVerwijderd,
+    Eigenaar,
     RetrySchedule,
     Uitkomst,
 )
@@ -44,7 +45,7 @@ from services.notifications.policies import policies
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
 from shared.platform.consumer import Delivery, Subscription
-from shared.platform.errors import Conflict, NietGevonden
+from shared.platform.errors import Conflict, NietGevonden, Ongeldig
 from shared.platform.eventstore import AlreadyProcessed
 from shared.platform.model import Context, DomainEvent, FixedClock
 from tests.usecases.conftest import STORES, store_env
@@ -423,6 +424,41 @@ def _subscribed(world: World) -> tuple[UUID, bytes]:
         WERKGEVER,
     )
     return abonnement.abonnement_id, key
+
+
+@pytest.mark.parametrize(
+    ("callback_url", "eigenaar", "event_types", "organisatie", "field", "rule"),
+    [
+        ("http://169.254.169.254/latest/meta-data", "werkgever", None, "GM0363",
+         "body.callback_url", "prive_adres"),
+        ("file:///etc/passwd", "secretariaat", None, None, "body.callback_url", None),
+        ("https://ontvanger.example/hook", "werkgever", ["RapportIngezien"], "GM0363",
+         "body.event_types", "onbekend_of_niet_toegestaan"),
+        ("https://ontvanger.example/hook", "secretariaat", [], None,
+         "body.event_types", "onbekend_of_niet_toegestaan"),
+        ("https://ontvanger.example/hook", "secretariaat", ["Onbekend"] * 10_000, None,
+         "body.event_types", "onbekend_of_niet_toegestaan"),
+        ("https://ontvanger.example/hook", "werkgever", None, None,
+         "body.organisatie_code", "required_for_werkgever"),
+    ],
+)  # fmt: skip
+def test_a_subscription_that_breaks_a_rule_is_refused_by_the_use_case_and_stores_nothing(
+    world: World,
+    callback_url: str,
+    eigenaar: Eigenaar,
+    event_types: list[str] | None,
+    organisatie: str | None,
+    field: str,
+    rule: str | None,
+) -> None:
+    # Whoever calls it (the API, a command, a later route): the rules are the use case's.
+    with pytest.raises(Ongeldig) as refused:
+        world.webhooks.maak(callback_url, eigenaar, event_types, organisatie, None, WERKGEVER)
+    [fout] = refused.value.errors
+    assert fout["field"] == field
+    if rule is not None:
+        assert fout["rule"] == rule
+    assert world.webhooks.store.abonnementen() == []
 
 
 def _ingediend(aanvraag_id: UUID) -> public.AanvraagIngediend:

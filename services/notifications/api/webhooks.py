@@ -18,11 +18,8 @@ from services.notifications.domain.webhooks import (
     Eigenaar,
     WebhookBezorging,
     secret_text,
-    toegestaan,
-    url_fout,
 )
 from shared.platform.auth import Auth, Principal, Role
-from shared.platform.errors import Ongeldig
 from shared.platform.model import Clock
 from shared.platform.wiring import request_context
 
@@ -56,7 +53,7 @@ class AangemaaktAbonnement(Abonnement):
     secret: str = Field(description="`whsec_<base64>`: the HMAC key is the base64-decoded part.")
 
 
-def router(webhooks: Webhooks, auth: Auth, clock: Clock, *, allow_private: bool) -> APIRouter:
+def router(webhooks: Webhooks, auth: Auth, clock: Clock) -> APIRouter:
     """The webhook routes."""
     api = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -93,15 +90,7 @@ def router(webhooks: Webhooks, auth: Auth, clock: Clock, *, allow_private: bool)
             if organisatie is not None and organisatie != principal.organisatie:
                 auth.refuse(request, principal, "andere_organisatie")
             organisatie = principal.organisatie
-        fout = url_fout(body.callback_url, allow_private)
-        if fout is not None:
-            raise Ongeldig([{"field": "body.callback_url", "rule": fout}])
-        if body.event_types is not None:
-            onbekend = set(body.event_types) - toegestaan(eigenaar)
-            if onbekend or not body.event_types:
-                raise Ongeldig(
-                    [{"field": "body.event_types", "rule": "onbekend_of_niet_toegestaan"}]
-                )
+        # The subscription's rules (URL, event types) are the use case's: ``Webhooks.maak``.
         abonnement, key = webhooks.maak(
             body.callback_url,
             eigenaar,
