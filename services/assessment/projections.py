@@ -170,14 +170,14 @@ class MemoryReadTables:
         def apply() -> None:
             for name, rows in self.rows.items():
                 for key in old[name].keys() - new[name].keys():
-                    del rows[key]
+                    rows.pop(key, None)
                 rows.update(new[name])
 
         return [MemoryWrite(apply=apply, check=check)]
 
     def rapport_van(self, aanvraag_id: UUID) -> UUID | None:
         """The id of the dossier's report, or None."""
-        rapporten = self.rows["rapporten"].values()
+        rapporten = tuple(self.rows["rapporten"].values())  # a snapshot: writes come meanwhile
         return next((row[0] for row in rapporten if row[1] == aanvraag_id), None)
 
     def maatregel_plaats(self, maatregel_id: UUID) -> tuple[UUID, UUID] | None:

@@ -9,6 +9,7 @@ store's (``services.intake.projections.read_model``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
@@ -162,18 +163,22 @@ class Intake(ServiceApplication):
                 admit(aanmelding)  # only a new registration counts (a repeat was answered)
             return [dien_in(aanvraag_id, aanmelding, ctx)]
 
-        def statements(_: Aanvraag | None, __: Aanvraag | None) -> list[SideWrite]:
-            return [
-                self.read_model.registreer_toegang(
+        with contextlib.ExitStack() as new_key:
+            key_write: list[SideWrite] = []
+
+            def statements(_: Aanvraag | None, __: Aanvraag | None) -> list[SideWrite]:
+                # A new dossier: its data key is made here, after the key was looked up and the
+                # limits admitted it (a repeat or a refusal makes none), and stored in the same
+                # unit of work as its events; while the block lasts, the mapper seals with it.
+                if not key_write:
+                    key_write.append(new_key.enter_context(self.keys.new_dossier(aanvraag_id)))
+                toegang = self.read_model.registreer_toegang(
                     aanvraag_id,
                     email_hash(aanmelding.bestuurder.email),
                     aanmelding.werkgever.organisatie_code,
-                ),
-                key_write,
-            ]
+                )
+                return [toegang, *key_write]
 
-        # A new dossier: its data key is stored in the same unit of work as its events.
-        with self.keys.new_dossier(aanvraag_id) as key_write:
             if idempotency_key is None:
                 self.change(aanvraag_id, decide, project=project, statements=statements, new=True)
                 return Ingediend(aanvraag_id, replayed=False)

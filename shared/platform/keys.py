@@ -541,6 +541,12 @@ class MemoryKeys:
         return creating
 
     def _store(self, aanvraag_id: UUID, made: DataKey) -> None:
+        with self._lock:  # also from the recorder's writes: one lock for every change of a key
+            if aanvraag_id in self.statuses:
+                return  # made or destroyed meanwhile (PostgreSQL's ON CONFLICT DO NOTHING)
+            self._put(aanvraag_id, made)
+
+    def _put(self, aanvraag_id: UUID, made: DataKey) -> None:
         self.by_dossier[aanvraag_id] = made
         self.by_id[made.key_id] = made.key
         self.statuses[aanvraag_id] = KeyStatus(
@@ -592,16 +598,17 @@ class MemoryKeys:
         before keeps its first who/when/why."""
 
         def apply() -> None:
-            status = self.statuses.get(aanvraag_id)
-            if status is None:
-                self.statuses[aanvraag_id] = KeyStatus(uuid4(), False, at, at, who, why)
-                return
-            if status.destroyed_at is not None:
-                return
-            self.by_id[status.key_id] = None
-            self.statuses[aanvraag_id] = replace(
-                status, destroyed_at=at, destroyed_by=who, destroyed_reason=why
-            )
+            with self._lock:
+                status = self.statuses.get(aanvraag_id)
+                if status is None:
+                    self.statuses[aanvraag_id] = KeyStatus(uuid4(), False, at, at, who, why)
+                    return
+                if status.destroyed_at is not None:
+                    return
+                self.by_id[status.key_id] = None
+                self.statuses[aanvraag_id] = replace(
+                    status, destroyed_at=at, destroyed_by=who, destroyed_reason=why
+                )
 
         return MemoryWrite(apply=apply)
 

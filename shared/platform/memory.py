@@ -56,13 +56,17 @@ class MemoryRecorder(POPOApplicationRecorder):
             for write in writes:
                 write.check()
             try:
-                notification_ids = super()._insert_events(stored_events, **kwargs)
+                self._assert_uniqueness(stored_events, **kwargs)
             except IntegrityError:
                 raise ConcurrencyConflict(str(stored_events[0].originator_id)) from None
-            if inbox is not None:
-                self.inbox.add(inbox)
+            # Every refusal was checked above; the writes are made before the events are stored,
+            # so a write that failed all the same (a defect: ``apply`` must not raise) stores no
+            # event and no inbox entry with it.
             for write in writes:
                 write.apply()
+            notification_ids = self._update_table(stored_events, **kwargs)
+            if inbox is not None:
+                self.inbox.add(inbox)
             return notification_ids
 
 

@@ -42,7 +42,8 @@ class MemoryWrite:
 
     The recorder runs every ``check`` of a unit of work under its lock before anything changes
     (a check raises, e.g. ``DuplicateKey`` for a key taken, as PostgreSQL's constraint would),
-    then stores the events, then runs every ``apply``: all of it happens or none of it.
+    then runs every ``apply``, then stores the events: all of it happens or none of it. So every
+    refusal belongs in ``check``; an ``apply`` must not raise.
     """
 
     apply: Callable[[], None]

@@ -28,7 +28,7 @@ from services.intake.gateway import to_public
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
 from shared.platform.consumer import Delivery
-from shared.platform.errors import Conflict, NietGevonden, Ongeldig
+from shared.platform.errors import Conflict, NietGevonden, Ongeldig, TeVaak
 from shared.platform.keys import Vergeten
 from shared.platform.model import Context, DomainEvent, FixedClock
 from tests.support import aanmelding
@@ -166,6 +166,35 @@ def test_a_repeated_registration_is_not_counted_against_the_limits(world: World)
     app.dien_aanvraag_in(form, AANVRAGER, idempotency_key="sleutel-2", admit=admitted.append)
 
     assert admitted == [form]
+
+
+def test_a_data_key_is_made_only_for_a_registration_that_is_recorded(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A repeat (answered from its key) and a refusal by the limits make no data key: the
+    # refused path is the one a flood of registrations takes.
+    app = world.app
+    made: list[UUID] = []
+    new_dossier = app.keys.new_dossier
+
+    def counted(aanvraag_id: UUID) -> Any:
+        made.append(aanvraag_id)
+        return new_dossier(aanvraag_id)
+
+    monkeypatch.setattr(app.keys, "new_dossier", counted)
+    form = formulier()
+    first = app.dien_aanvraag_in(form, AANVRAGER, idempotency_key="sleutel-3")
+    again = app.dien_aanvraag_in(form, AANVRAGER, idempotency_key="sleutel-3")
+
+    def refuse(_: Aanmelding) -> None:
+        raise TeVaak("Te veel aanmeldingen.", retry_after_s=60)
+
+    with pytest.raises(TeVaak):
+        app.dien_aanvraag_in(formulier(), AANVRAGER, admit=refuse)
+
+    assert again.replayed and again.aanvraag_id == first.aanvraag_id
+    assert made == [first.aanvraag_id]
+    assert app.persoonsgegevens(first.aanvraag_id) == form
 
 
 # --- outside the regeling ----------------------------------------------------------------------
