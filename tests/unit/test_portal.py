@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import secrets
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -369,3 +370,31 @@ def test_every_form_post_of_the_portal_needs_its_csrf_token() -> None:
             assert response.status_code == 403, (path, response.status_code)
             assert "Formulier verlopen" in response.text
     assert apis.sent == []
+
+
+def test_a_page_is_served_while_a_registration_waits_for_intake() -> None:
+    """The API calls block: they run in worker threads, never on the portal's event loop, so one
+    slow service answer holds up no one else's page."""
+    release = threading.Event()
+    called = threading.Event()
+
+    class SlowApis(FakeApis):
+        def dien_aanvraag_in(self, aanmelding: Mapping[str, Any], idempotency_key: str) -> Uitkomst:
+            called.set()
+            assert release.wait(10), "never released"
+            return super().dien_aanvraag_in(aanmelding, idempotency_key)
+
+    with client(SlowApis()) as portal:  # one event loop for every request below
+        csrf = csrf_of(portal.get("/aanmelden").text)
+        waiting = threading.Thread(
+            target=lambda: portal.post("/aanmelden", data={"csrf": csrf}), daemon=True
+        )
+        waiting.start()
+        try:
+            assert called.wait(10), "the registration never reached the API"
+            started = time.monotonic()
+            assert portal.get("/health/ready").status_code == 200
+            assert time.monotonic() - started < 2
+        finally:
+            release.set()
+            waiting.join(10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from services.portal.api.web import (
     Omgeving,
@@ -50,8 +51,10 @@ def router(omgeving: Omgeving) -> APIRouter:
     async def meld(request: Request) -> Response:
         ingevuld = formulier_uit(await formulier(request))
         # Anonymous, whoever is signed in: the registration is public, and counted against
-        # the visitor's address (sent on as X-Forwarded-For), not the portal's.
-        uitkomst = meld_aan(omgeving.apis_voor(request, anoniem=True), ingevuld)
+        # the visitor's address (sent on as X-Forwarded-For), not the portal's. The call blocks:
+        # in a worker thread, so other pages are served meanwhile.
+        apis = omgeving.apis_voor(request, anoniem=True)
+        uitkomst = await run_in_threadpool(meld_aan, apis, ingevuld)
         if isinstance(uitkomst, Ontvangen):
             zet_melding(request, "buiten_regeling" if uitkomst.buiten_regeling else "ontvangen")
             return RedirectResponse("/aanmelden/ontvangen", status_code=303)

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from services.portal.api.web import (
     Omgeving,
@@ -218,8 +219,12 @@ def _stappen(api: APIRouter, gedeeld: Pagina) -> None:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
         await formulier(request)
-        uitkomst = omgeving.apis_voor(request).neem_contact_op(aanvraag_id)
-        return gedeeld.na_stap(request, aanvraag_id, "contact", uitkomst, "contact_vastgelegd")
+
+        def stap() -> Response:
+            uitkomst = omgeving.apis_voor(request).neem_contact_op(aanvraag_id)
+            return gedeeld.na_stap(request, aanvraag_id, "contact", uitkomst, "contact_vastgelegd")
+
+        return await run_in_threadpool(stap)
 
     @api.post("/dossiers/{aanvraag_id}/afspraken")
     async def plan(request: Request, aanvraag_id: UUID) -> Response:
@@ -229,39 +234,51 @@ def _stappen(api: APIRouter, gedeeld: Pagina) -> None:
         soort = waarden.get("soort", "")
         if soort not in DUUR:
             raise Weigering(422, "Onbekende afspraak", "Kies een gesprek om te plannen.")
-        formulier_id = f"plan-{soort}"
-        moment, fouten = gedeeld.moment(request, formulier_id, waarden)
-        if moment is None:
-            return gedeeld.dossier(request, aanvraag_id, fouten, 422)
-        sleutel = waarden.get("sleutel", "")
-        uitkomst = omgeving.apis_voor(request).plan_afspraak(
-            aanvraag_id,
-            afspraak_verzoek(soort, moment, waarden),
-            sleutel if geldige_sleutel(sleutel) else str(uuid.uuid4()),
-        )
-        return gedeeld.na_stap(request, aanvraag_id, formulier_id, uitkomst, "afspraak_gepland")
+
+        def stap() -> Response:
+            formulier_id = f"plan-{soort}"
+            moment, fouten = gedeeld.moment(request, formulier_id, waarden)
+            if moment is None:
+                return gedeeld.dossier(request, aanvraag_id, fouten, 422)
+            sleutel = waarden.get("sleutel", "")
+            uitkomst = omgeving.apis_voor(request).plan_afspraak(
+                aanvraag_id,
+                afspraak_verzoek(soort, moment, waarden),
+                sleutel if geldige_sleutel(sleutel) else str(uuid.uuid4()),
+            )
+            return gedeeld.na_stap(request, aanvraag_id, formulier_id, uitkomst, "afspraak_gepland")
+
+        return await run_in_threadpool(stap)
 
     @api.post("/dossiers/{aanvraag_id}/afspraken/{afspraak_id}/verzetten")
     async def verzet(request: Request, aanvraag_id: UUID, afspraak_id: UUID) -> Response:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
         waarden = await formulier(request)
-        formulier_id = f"verzet-{afspraak_id}"
-        moment, fouten = gedeeld.moment(request, formulier_id, waarden)
-        if moment is None:
-            return gedeeld.dossier(request, aanvraag_id, fouten, 422)
-        uitkomst = omgeving.apis_voor(request).verzet_afspraak(afspraak_id, moment)
-        return gedeeld.na_stap(request, aanvraag_id, formulier_id, uitkomst, "afspraak_verzet")
+
+        def stap() -> Response:
+            formulier_id = f"verzet-{afspraak_id}"
+            moment, fouten = gedeeld.moment(request, formulier_id, waarden)
+            if moment is None:
+                return gedeeld.dossier(request, aanvraag_id, fouten, 422)
+            uitkomst = omgeving.apis_voor(request).verzet_afspraak(afspraak_id, moment)
+            return gedeeld.na_stap(request, aanvraag_id, formulier_id, uitkomst, "afspraak_verzet")
+
+        return await run_in_threadpool(stap)
 
     @api.post("/dossiers/{aanvraag_id}/afspraken/{afspraak_id}/annuleren")
     async def annuleer(request: Request, aanvraag_id: UUID, afspraak_id: UUID) -> Response:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
         await formulier(request)
-        uitkomst = omgeving.apis_voor(request).annuleer_afspraak(afspraak_id)
-        return gedeeld.na_stap(
-            request, aanvraag_id, f"annuleer-{afspraak_id}", uitkomst, "afspraak_geannuleerd"
-        )
+
+        def stap() -> Response:
+            uitkomst = omgeving.apis_voor(request).annuleer_afspraak(afspraak_id)
+            return gedeeld.na_stap(
+                request, aanvraag_id, f"annuleer-{afspraak_id}", uitkomst, "afspraak_geannuleerd"
+            )
+
+        return await run_in_threadpool(stap)
 
 
 def _status(uitkomst: Uitkomst) -> int:
