@@ -11,6 +11,7 @@ in an error.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -110,6 +111,9 @@ class ClientCredentials:
             raise self._unavailable("an answer without a token") from None
         if not isinstance(value, str) or not value:
             raise self._unavailable("an answer without a token")
+        if not math.isfinite(lifetime) or lifetime <= 0:
+            # "nan" or "inf" would keep the token for ever; a past one is no token at all.
+            raise self._unavailable("an answer with a lifetime that is no lifetime")
         margin = min(REFRESH_MARGIN_S, lifetime / 10)
         return _Held(value=value, renew_at=asked_at + max(lifetime - margin, 0.0))
 

@@ -17,9 +17,10 @@ SECRET = "the-client-secret-0123456789"
 
 
 class Idp:
-    def __init__(self, *, status: int = 200, down: bool = False) -> None:
+    def __init__(self, *, status: int = 200, down: bool = False, expires_in: object = 300) -> None:
         self.status = status
         self.down = down
+        self.expires_in = expires_in
         self.requests: list[httpx.Request] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -31,7 +32,8 @@ class Idp:
         if self.status != 200:
             return httpx.Response(self.status, json={"error": "invalid_client"})
         return httpx.Response(
-            200, json={"access_token": f"token-{len(self.requests)}", "expires_in": 300}
+            200,
+            json={"access_token": f"token-{len(self.requests)}", "expires_in": self.expires_in},
         )
 
 
@@ -64,7 +66,19 @@ def test_the_token_is_fetched_by_discovery_then_kept_until_shortly_before_expiry
     assert sum(r.method == "GET" for r in idp.requests) == 1
 
 
-@pytest.mark.parametrize("idp", [Idp(down=True), Idp(status=401), Idp(status=500)])
+@pytest.mark.parametrize(
+    "idp",
+    [
+        Idp(down=True),
+        Idp(status=401),
+        Idp(status=500),
+        # A lifetime that is none: kept for ever ("nan", "inf") or already over.
+        Idp(expires_in="nan"),
+        Idp(expires_in="inf"),
+        Idp(expires_in=-5),
+        Idp(expires_in=[]),
+    ],
+)
 def test_no_token_is_a_503_of_the_call_without_the_secret(
     idp: Idp, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -75,7 +89,7 @@ def test_no_token_is_a_503_of_the_call_without_the_secret(
     assert SECRET not in str(failed.value) and SECRET not in repr(tokens)
     assert SECRET not in caplog.text
     # The next call asks again: a provider back up gives tokens without a restart.
-    idp.down, idp.status = False, 200
+    idp.down, idp.status, idp.expires_in = False, 200, 300
     assert tokens().startswith("token-")
 
 

@@ -248,7 +248,19 @@ def test_which_addresses_a_webhook_may_connect_to(address: str, allowed: bool) -
         "http://224.0.0.1/",
         "http://0.0.0.0:8005/",
         "http://sub.localhost/",
+        # What a resolver takes as an IPv4 address, written otherwise:
+        "http://localhost./",
+        "http://2130706433/",
+        "http://0x7f.1/",
+        "http://127.1/",
+        "http://0/",
+        "http://169.254.169.254./latest/meta-data",
     ],
 )
 def test_inward_literals_are_refused_when_subscribing(url: str) -> None:
     assert url_fout(url, allow_private=False) == "prive_adres"
+
+
+def test_a_public_address_written_as_a_number_and_a_name_are_accepted() -> None:
+    assert url_fout("http://134744072/", allow_private=False) is None  # 8.8.8.8
+    assert url_fout("https://ontvanger.example./hook", allow_private=False) is None

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -228,13 +229,18 @@ def url_fout(url: str, allow_private: bool) -> str | None:
     vorm = _vorm_fout(url)
     if vorm is not None or allow_private:
         return vorm
-    host = urlsplit(url).hostname or ""
+    host = (urlsplit(url).hostname or "").rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
         return "prive_adres"
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return None  # a name: resolved and checked when delivering
+        # The forms the resolver takes as an IPv4 address too (2130706433, 0x7f.1, 127.1):
+        # as the address they stand for.
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None  # a name: resolved and checked when delivering
     return None if adres_toegestaan(address) else "prive_adres"
 
 
