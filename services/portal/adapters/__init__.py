@@ -8,13 +8,18 @@ class here.
 
 from __future__ import annotations
 
+from services.portal.adapters.approval import ApprovalHttp
+from services.portal.adapters.assessment import AssessmentHttp
 from services.portal.adapters.http import HttpBasis, uitkomst_van
 from services.portal.adapters.inloggen import DEMO_PERSONEN, EmbeddedInloggen
 from services.portal.adapters.intake import IntakeHttp
+from services.portal.adapters.notifications import NotificationsHttp
 from services.portal.adapters.scheduling import SchedulingHttp
 
 
-class HttpApis(IntakeHttp, SchedulingHttp, HttpBasis):
+class HttpApis(
+    IntakeHttp, SchedulingHttp, AssessmentHttp, ApprovalHttp, NotificationsHttp, HttpBasis
+):
     """The services' APIs over HTTP, as one person (their token) or anonymously."""
 
 

@@ -9,9 +9,12 @@ has its own module (``aanmelden``, ``secretariaat``, …) over the shared outcom
 
 from services.portal.application.ports import (
     Apis,
+    ApprovalApi,
+    AssessmentApi,
     Ingelogd,
     Inloggen,
     IntakeApi,
+    NotificationsApi,
     Persoon,
     SchedulingApi,
 )
@@ -30,6 +33,8 @@ from services.portal.application.uitkomsten import (
 
 __all__ = [
     "Apis",
+    "ApprovalApi",
+    "AssessmentApi",
     "Conflict",
     "Gelukt",
     "Geweigerd",
@@ -38,6 +43,7 @@ __all__ = [
     "IntakeApi",
     "NietGevonden",
     "NietIngelogd",
+    "NotificationsApi",
     "Onbereikbaar",
     "Ongeldig",
     "Persoon",

@@ -63,7 +63,22 @@ class SchedulingApi(Protocol):
         ...
 
 
-class Apis(IntakeApi, SchedulingApi, Protocol):
+class AssessmentApi(Protocol):
+    """Assessment's public API: conversations held, the woningscan, the report and its
+    versions, measures (journeys add the calls they use)."""
+
+
+class ApprovalApi(Protocol):
+    """Approval's public API: the review queue, approving and rejecting, the bestuurder's
+    consent and the release to the werkgever (journeys add the calls they use)."""
+
+
+class NotificationsApi(Protocol):
+    """Notifications' public API: an organisation's webhook subscriptions (journeys add the
+    calls they use)."""
+
+
+class Apis(IntakeApi, SchedulingApi, AssessmentApi, ApprovalApi, NotificationsApi, Protocol):
     """The services' public HTTP APIs, as the portal uses them, as one person."""
 
     def als(self, token: str | None, herkomst: str | None = None) -> Apis:
