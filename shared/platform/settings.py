@@ -31,40 +31,18 @@ class AuthMode(StrEnum):
     OIDC = "oidc"  # an OIDC provider's JWKS, issuer and audience
 
 
-class Settings(BaseSettings):
-    """Settings shared by every service process."""
+class IdentitySettings(BaseSettings):
+    """Where local state lives and how people and services prove who they are: shared by the
+    services' settings and the portal's."""
 
     model_config = SettingsConfigDict(env_prefix="WEERBAAR_", extra="ignore", frozen=True)
 
     data_dir: Path = Field(
         default=Path(".data"), description="Local state: servers, secrets, mail."
     )
-    database_url: Annotated[str, Field(description="postgresql://user[:pw]@host:port/dbname")]
-    nats_url: Annotated[str, Field(description="nats://host:port[,nats://host:port...]")]
-
-    stream_name: str = "WEERBAAR"
-    deadletter_stream_name: str = "WEERBAAR_DEADLETTER"
-    stream_duplicate_window_s: Annotated[float, Field(ge=600)] = 3600.0
-    stream_replicas: Annotated[int, Field(ge=1, le=5)] = 1
-
-    source_prefix: str = Field(
-        default="urn:nl:weerbaarbestuur",
-        description="CloudEvent `source` is <source_prefix>:<service>.",
-    )
-
     auth_mode: AuthMode = AuthMode.EMBEDDED
     jwt_secret_file: Path | None = Field(
         default=None, description="Embedded mode: defaults to <data_dir>/secrets/jwt.key"
-    )
-    kek_dir: Path | None = Field(
-        default=None,
-        description="Key-encryption keys (kek-<n>.key) that wrap the data keys of personal data;"
-        " defaults to <data_dir>/secrets. Back it up apart from the database.",
-    )
-    pseudonym_key_file: Path | None = Field(
-        default=None,
-        description="Key of the actors' pseudonyms; defaults to <data_dir>/secrets/pseudonym.key."
-        " Every service of a deployment must read the same file.",
     )
     jwt_issuer: str = "weerbaar-embedded"
     jwt_audience: str = "weerbaar"
@@ -88,6 +66,49 @@ class Settings(BaseSettings):
         default=30.0, description="OIDC mode: the clock skew allowed on a token's exp and nbf."
     )
 
+    @property
+    def secret_file(self) -> Path:
+        """Where the embedded signing secret lives."""
+        return self.jwt_secret_file or self.data_dir / "secrets" / "jwt.key"
+
+    def oidc_client_id(self, service: str) -> str:
+        """The client id with which ``service`` gets its own tokens in OIDC mode."""
+        return f"{self.oidc_client_id_prefix}{service}"
+
+    def oidc_client_secret_path(self, service: str) -> Path:
+        """The file holding ``service``'s client secret in OIDC mode."""
+        directory = self.oidc_client_secret_dir or self.data_dir / "secrets" / "oidc"
+        return directory / f"{service}.secret"
+
+
+class Settings(IdentitySettings):
+    """Settings shared by every service process."""
+
+    model_config = SettingsConfigDict(env_prefix="WEERBAAR_", extra="ignore", frozen=True)
+
+    database_url: Annotated[str, Field(description="postgresql://user[:pw]@host:port/dbname")]
+    nats_url: Annotated[str, Field(description="nats://host:port[,nats://host:port...]")]
+
+    stream_name: str = "WEERBAAR"
+    deadletter_stream_name: str = "WEERBAAR_DEADLETTER"
+    stream_duplicate_window_s: Annotated[float, Field(ge=600)] = 3600.0
+    stream_replicas: Annotated[int, Field(ge=1, le=5)] = 1
+
+    source_prefix: str = Field(
+        default="urn:nl:weerbaarbestuur",
+        description="CloudEvent `source` is <source_prefix>:<service>.",
+    )
+
+    kek_dir: Path | None = Field(
+        default=None,
+        description="Key-encryption keys (kek-<n>.key) that wrap the data keys of personal data;"
+        " defaults to <data_dir>/secrets. Back it up apart from the database.",
+    )
+    pseudonym_key_file: Path | None = Field(
+        default=None,
+        description="Key of the actors' pseudonyms; defaults to <data_dir>/secrets/pseudonym.key."
+        " Every service of a deployment must read the same file.",
+    )
     smtp_host: str = "127.0.0.1"
     smtp_port: Annotated[int, Field(ge=1, le=65535)] = 1025
     smtp_from: str = "noreply@weerbaarbestuur.local"
@@ -298,20 +319,6 @@ class Settings(BaseSettings):
         return [u.strip() for u in self.nats_url.split(",") if u.strip()]
 
     @property
-    def secret_file(self) -> Path:
-        """Where the embedded signing secret lives."""
-        return self.jwt_secret_file or self.data_dir / "secrets" / "jwt.key"
-
-    def oidc_client_id(self, service: str) -> str:
-        """The client id with which ``service`` gets its own tokens in OIDC mode."""
-        return f"{self.oidc_client_id_prefix}{service}"
-
-    def oidc_client_secret_path(self, service: str) -> Path:
-        """The file holding ``service``'s client secret in OIDC mode."""
-        directory = self.oidc_client_secret_dir or self.data_dir / "secrets" / "oidc"
-        return directory / f"{service}.secret"
-
-    @property
     def pseudonym_key_path(self) -> Path:
         """The key of the actors' pseudonyms (``actorid``): one per deployment, shared by every
         service, kept with the other secrets and in every backup."""
@@ -354,14 +361,11 @@ class Settings(BaseSettings):
         }
 
 
-class PortalSettings(BaseSettings):
+class PortalSettings(IdentitySettings):
     """The portal's settings: it has no database or stream, only the services' APIs it calls."""
 
     model_config = SettingsConfigDict(env_prefix="WEERBAAR_", extra="ignore", frozen=True)
 
-    data_dir: Path = Field(
-        default=Path(".data"), description="Local state: servers, secrets, mail."
-    )
     portal_port: Annotated[int, Field(ge=1, le=65535)] = 8000
     portal_behind_tls: bool = Field(
         default=False,
@@ -383,12 +387,12 @@ class PortalSettings(BaseSettings):
         " address the services trust (WEERBAAR_TRUSTED_PROXIES) to name the visitor in"
         " X-Forwarded-For. None: the system's choice.",
     )
-    auth_mode: AuthMode = AuthMode.EMBEDDED
-    jwt_secret_file: Path | None = Field(
-        default=None, description="Embedded mode: defaults to <data_dir>/secrets/jwt.key"
+    portal_public_url: str | None = Field(
+        default=None,
+        description="OIDC mode: the address people reach the portal at (the provider sends them"
+        " back to <it>/inloggen/terug, and after sign-out to <it>/uitgelogd); defaults to"
+        " http://127.0.0.1:<WEERBAAR_PORTAL_PORT>.",
     )
-    jwt_issuer: str = "weerbaar-embedded"
-    jwt_audience: str = "weerbaar"
     intake_url: str = "http://127.0.0.1:8001"
     scheduling_url: str = "http://127.0.0.1:8002"
     assessment_url: str = "http://127.0.0.1:8003"
@@ -396,9 +400,9 @@ class PortalSettings(BaseSettings):
     notifications_url: str = "http://127.0.0.1:8005"
 
     @property
-    def secret_file(self) -> Path:
-        """Where the embedded signing secret lives (as the services read it)."""
-        return self.jwt_secret_file or self.data_dir / "secrets" / "jwt.key"
+    def public_url(self) -> str:
+        """Where people reach the portal (no trailing slash)."""
+        return (self.portal_public_url or f"http://127.0.0.1:{self.portal_port}").rstrip("/")
 
     @property
     def session_key_path(self) -> Path:
