@@ -952,11 +952,16 @@ def test_the_compose_topology_runs_natively_and_takes_an_aanvraag(
             assert css.headers["content-type"].startswith("text/css")
             elders = client.get("/elders/health/live")
             assert elders.status_code == 404 and 'lang="nl"' in elders.text
-            # The development sign-in stays off the entry point (the portal itself serves it).
-            signin = client.get("/inloggen")
-            assert (signin.status_code, signin.content) == (404, b"")
+            # The development sign-in stays off the entry point (the portal itself serves it),
+            # however the path is written; the sign-in's start (OIDC's page) does not.
+            for path in ("/inloggen/demo", "/inloggen/DEMO", "/inloggen/%64emo", "/inloggen/demo/"):
+                signin = client.get(path)
+                assert (signin.status_code, signin.content) == (404, b""), path
+            posted = client.post("/inloggen/demo", data={"persoon": "sec-demo"})
+            assert (posted.status_code, posted.content) == (404, b"")
+            assert client.get("/inloggen").headers["location"] == "/inloggen/demo"
             portal = f"http://127.0.0.1:{topology.port(PORTAL, PORTAL_PORT)}"
-            assert httpx.get(f"{portal}/inloggen", timeout=15).status_code == 200
+            assert httpx.get(f"{portal}/inloggen/demo", timeout=15).status_code == 200
 
             created = client.post(
                 "/intake/aanvragen", json=body, headers={"Idempotency-Key": "compose-1"}

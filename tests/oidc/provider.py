@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -102,8 +102,11 @@ class Provider:
 
     def system_env(self, secret_dir: Path) -> dict[str, str]:
         """The settings of a system in OIDC mode against this provider (the services' secrets
-        written to ``secret_dir``)."""
+        and the portal's written to ``secret_dir``)."""
         self.write_service_secrets(secret_dir)
+        portal = secret_dir / "portal.secret"
+        portal.write_text(self.portal_secret + "\n", encoding="utf-8")
+        portal.chmod(0o600)
         return {
             "WEERBAAR_AUTH_MODE": "oidc",
             "WEERBAAR_JWT_ISSUER": self.issuer,
@@ -154,43 +157,24 @@ def code_flow(
         base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     )
     state = secrets.token_urlsafe(16)
+    authorization_url = f"{issuer}/auth?" + urlencode(
+        {
+            "client_id": client_id,
+            "response_type": "code",
+            "redirect_uri": redirect_uri,
+            "scope": scope,
+            "prompt": "consent",
+            "resource": resource,
+            "state": state,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
+    query = sign_in_at(issuer, authorization_url, account, redirect_uri)
+    if query.get("state") != [state] or "code" not in query:
+        raise AssertionError(f"the provider answered {query}")
+    code = query["code"][0]
     with httpx.Client(base_url=issuer, follow_redirects=False, timeout=10) as client:
-        response = client.get(
-            "/auth",
-            params={
-                "client_id": client_id,
-                "response_type": "code",
-                "redirect_uri": redirect_uri,
-                "scope": scope,
-                "prompt": "consent",
-                "resource": resource,
-                "state": state,
-                "code_challenge": challenge,
-                "code_challenge_method": "S256",
-            },
-        )
-        # Sign in, then consent: each interaction answers a form post with a redirect back to
-        # the authorization endpoint, which sends us to the next interaction or to the client.
-        for _ in range(6):
-            location = _location(issuer, response)
-            if location.startswith(redirect_uri):
-                query = parse_qs(urlsplit(location).query)
-                if query.get("state") != [state] or "code" not in query:
-                    raise AssertionError(f"the provider answered {query}")
-                code = query["code"][0]
-                break
-            path = urlsplit(location).path
-            if path.startswith("/interaction/"):
-                page = client.get(path)
-                prompt = "login" if 'name="login"' in page.text else "consent"
-                form = {"prompt": prompt}
-                if prompt == "login":
-                    form.update(login=account, password="")
-                response = client.post(path, data=form)
-            else:
-                response = client.get(location)
-        else:
-            raise AssertionError("the sign-in did not end at the client")
         body = {
             "grant_type": "authorization_code",
             "code": code,
@@ -205,6 +189,31 @@ def code_flow(
         answer.raise_for_status()
         tokens: dict[str, Any] = answer.json()
         return tokens
+
+
+def sign_in_at(
+    issuer: str, authorization_url: str, account: str, redirect_uri: str
+) -> dict[str, list[str]]:
+    """Follow an authorization URL through the provider's development sign-in (as ``account``,
+    no password) and consent pages, up to the redirect to ``redirect_uri``: its query."""
+    with httpx.Client(follow_redirects=False, timeout=10) as client:
+        response = client.get(authorization_url)
+        # Sign in, then consent: each interaction answers a form post with a redirect back to
+        # the authorization endpoint, which sends us to the next interaction or to the client.
+        for _ in range(6):
+            location = _location(issuer, response)
+            if location.startswith(redirect_uri):
+                return parse_qs(urlsplit(location).query)
+            if urlsplit(location).path.startswith("/interaction/"):
+                page = client.get(location)
+                prompt = "login" if 'name="login"' in page.text else "consent"
+                form = {"prompt": prompt}
+                if prompt == "login":
+                    form.update(login=account, password="")
+                response = client.post(location, data=form)
+            else:
+                response = client.get(location)
+    raise AssertionError("the sign-in did not end at the client")
 
 
 def _location(issuer: str, response: httpx.Response) -> str:

@@ -164,7 +164,10 @@ def test_a_token_from_another_session_is_refused() -> None:
     other = csrf_of(client().get("/aanmelden").text)
     portal = client()
     portal.get("/aanmelden")
-    assert portal.post("/inloggen", data={"csrf": other, "persoon": "bva-demo"}).status_code == 403
+    assert (
+        portal.post("/inloggen/demo", data={"csrf": other, "persoon": "bva-demo"}).status_code
+        == 403
+    )
 
 
 def test_an_oversized_form_is_a_clear_dutch_error() -> None:
@@ -183,8 +186,8 @@ def test_an_oversized_form_is_a_clear_dutch_error() -> None:
 
 def test_signing_in_gives_a_new_session_and_the_role_start_page() -> None:
     portal = client()
-    anonymous = csrf_of(portal.get("/inloggen").text)
-    response = portal.post("/inloggen", data={"csrf": anonymous, "persoon": "sec-demo"})
+    anonymous = csrf_of(portal.get("/inloggen/demo").text)
+    response = portal.post("/inloggen/demo", data={"csrf": anonymous, "persoon": "sec-demo"})
     assert response.status_code == 200
     assert "Secretariaat CCV" in response.text
     assert 'href="/secretariaat/werkvoorraad"' in response.text
@@ -193,13 +196,6 @@ def test_signing_in_gives_a_new_session_and_the_role_start_page() -> None:
     out = portal.post("/uitloggen", data={"csrf": csrf_of(response.text)})
     assert out.status_code == 200
     assert portal.get("/start", follow_redirects=False).status_code == 303
-
-
-def test_the_development_sign_in_exists_only_in_embedded_mode() -> None:
-    app = bootstrap(PortalSettings(auth_mode="oidc"), apis=FakeApis(), session_key=KEY)
-    portal = TestClient(app)
-    assert portal.get("/inloggen").status_code == 404
-    assert "Inloggen" not in portal.get("/").text
 
 
 # --- journey 1 ----------------------------------------------------------------------------------
@@ -357,11 +353,12 @@ def test_every_form_post_of_the_portal_needs_its_csrf_token() -> None:
     apis = FakeApis()
     portal = client(apis)
     signed_in = portal.post(
-        "/inloggen", data={"csrf": csrf_of(portal.get("/inloggen").text), "persoon": "sec-demo"}
+        "/inloggen/demo",
+        data={"csrf": csrf_of(portal.get("/inloggen/demo").text), "persoon": "sec-demo"},
     )
     assert signed_in.status_code == 200
     paths = _post_paths(portal.app.routes)  # type: ignore[attr-defined]
-    assert {"/aanmelden", "/inloggen", "/uitloggen"} <= paths
+    assert {"/aanmelden", "/inloggen", "/inloggen/demo", "/uitloggen"} <= paths
     assert any(p.startswith("/secretariaat/") for p in paths), paths
     for path in sorted(paths):
         url = re.sub(r"\{[^}]+\}", "6f1c0000-0000-0000-0000-000000000000", path)

@@ -340,8 +340,8 @@ def signed_in(apis: FakeApis, persoon: str = "sec-demo") -> tuple[TestClient, st
         klok=lambda: NU,
     )
     portal = TestClient(app, base_url="http://portal.test")
-    csrf = _csrf(portal.get("/inloggen").text)
-    page = portal.post("/inloggen", data={"csrf": csrf, "persoon": persoon})
+    csrf = _csrf(portal.get("/inloggen/demo").text)
+    page = portal.post("/inloggen/demo", data={"csrf": csrf, "persoon": persoon})
     return portal, _csrf(page.text)
 
 

@@ -33,7 +33,12 @@ def router(omgeving: Omgeving) -> APIRouter:
 
     @api.get("/")
     def home(request: Request) -> Response:
-        return pagina(request, "home.html", {"inloggen": omgeving.inloggen is not None})
+        ontwikkel = omgeving.inloggen is not None
+        return pagina(
+            request,
+            "home.html",
+            {"inloggen": ontwikkel or omgeving.aanbieder is not None, "ontwikkel": ontwikkel},
+        )
 
     def formulier_pagina(request: Request, ingevuld: Formulier, status: int = 200) -> Response:
         return pagina(

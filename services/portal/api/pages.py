@@ -11,19 +11,22 @@ Each journey is a module of its own (``aanmelden``, ``inloggen``, ``secretariaat
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from services.portal.api import aanmelden, inloggen, secretariaat
-from services.portal.api.session import COOKIE_NAME, SessieSleutel
-from services.portal.api.web import STATIC_DIR, Omgeving, Weigering, pagina
-from services.portal.application import Apis, Inloggen
+from services.portal.api.session import COOKIE_NAME, Sessie, SessieSleutel
+from services.portal.api.web import STATIC_DIR, Omgeving, Weigering, nu, pagina
+from services.portal.application import Aanbieder, AanbiederOnbereikbaar, Apis, Inloggen
 
 log = logging.getLogger("weerbaar.portal")
 
@@ -47,6 +50,30 @@ SECURITY_HEADERS = {
 
 Next = Callable[[Request], Awaitable[Response]]
 
+#: An origin as it may stand in a CSP source list (scheme, host, port; nothing else).
+_HERKOMST = re.compile(
+    r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
+
+
+def beveiligingskoppen(aanbieder: Aanbieder | None) -> dict[str, str]:
+    """The security headers of every response: with an OIDC provider, the sign-in and sign-out
+    forms may send the browser on to the provider's origin (CSP ``form-action`` applies to the
+    redirect after a form post)."""
+    koppen = dict(SECURITY_HEADERS)
+    if aanbieder is not None:
+        herkomst = aanbieder.herkomst
+        if not _HERKOMST.fullmatch(herkomst):
+            raise ValueError("the identity provider's origin is not an origin")
+        koppen["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
+            "form-action 'self'", f"form-action 'self' {herkomst}"
+        )
+    return koppen
+
+
+#: An access token that expires within this many seconds is renewed before the page is made.
+VERNIEUW_MARGE_S = 30.0
+
 __all__ = ["JOURNEYS", "STATIC_DIR", "create_portal_app"]
 
 
@@ -58,19 +85,27 @@ def create_portal_app(
     secure_cookie: bool,
     vertrouwde_proxies: tuple[str, ...] = (),
     klok: Callable[[], datetime] | None = None,
+    aanbieder: Aanbieder | None = None,
 ) -> FastAPI:
-    """The portal: its pages over ``apis``; ``inloggen`` None when no sign-in is offered;
-    ``vertrouwde_proxies``: the reverse proxies in front of the portal."""
+    """The portal: its pages over ``apis``; ``inloggen`` the development sign-in (None: not
+    offered), ``aanbieder`` the OIDC provider's (None: not offered); ``vertrouwde_proxies``:
+    the reverse proxies in front of the portal."""
     app = FastAPI(
         title="Weerbaar bestuur — portaal", docs_url=None, redoc_url=None, openapi_url=None
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    koppen = beveiligingskoppen(aanbieder)
 
     async def session_and_headers(request: Request, call_next: Next) -> Response:
         is_static = request.url.path.startswith("/static/")
         gevonden = sleutel.open(request.cookies.get(COOKIE_NAME))
         request.state.sessie = gevonden or sleutel.nieuw()
         request.state.sessie_gewijzigd = gevonden is None
+        if gevonden is not None and aanbieder is not None and not is_static:
+            vernieuwd = await _vernieuwd(aanbieder, gevonden, sleutel, tijdstip())
+            if vernieuwd is not gevonden:
+                request.state.sessie = vernieuwd
+                request.state.sessie_gewijzigd = True
         try:
             response = await call_next(request)
         except Exception:
@@ -94,19 +129,49 @@ def create_portal_app(
                 samesite="lax",
                 path="/",
             )
-        response.headers.update(SECURITY_HEADERS)
+        response.headers.update(koppen)
         if not is_static:
             response.headers["Cache-Control"] = "no-store"
         return response
 
+    def tijdstip() -> float:
+        return (klok or nu)().timestamp()
+
     app.add_middleware(BaseHTTPMiddleware, dispatch=session_and_headers)
     _refusals(app)
-    omgeving = Omgeving(apis, inloggen, sleutel, vertrouwde_proxies)
-    if klok is not None:
-        omgeving = Omgeving(apis, inloggen, sleutel, vertrouwde_proxies, klok)
+    omgeving = Omgeving(apis, inloggen, sleutel, vertrouwde_proxies, klok or nu, aanbieder)
     for journey in JOURNEYS:
         app.include_router(journey(omgeving))
     return app
+
+
+async def _vernieuwd(
+    aanbieder: Aanbieder, huidig: Sessie, sleutel: SessieSleutel, nu: float
+) -> Sessie:
+    """The session with its access token renewed when it expires within
+    ``VERNIEUW_MARGE_S`` (the same session when it need not be, or the provider cannot answer
+    now; a new, signed-out one when there is no refresh token or the provider refuses it:
+    the person signs in again)."""
+    verloopt = huidig.token_verloopt
+    if not huidig.ingelogd or verloopt is None or verloopt - VERNIEUW_MARGE_S > nu:
+        return huidig
+    if huidig.ververs is None:
+        return sleutel.nieuw()
+    try:
+        nieuw = await run_in_threadpool(aanbieder.ververs, huidig.ververs)
+    except AanbiederOnbereikbaar:
+        # Until the token expires the pages keep working; after, the services refuse it and
+        # the page says to sign in again.
+        return huidig
+    if nieuw is None or nieuw.sub != huidig.sub:
+        return sleutel.nieuw()
+    return replace(
+        huidig,
+        rol=nieuw.rol,
+        token=nieuw.token,
+        token_verloopt=nieuw.token_verloopt,
+        ververs=nieuw.ververs_token,
+    )
 
 
 def _refusals(app: FastAPI) -> None:

@@ -91,7 +91,8 @@ class Pagina:
         """None for the secretariat; otherwise to the sign-in, or a refusal."""
         huidig = sessie(request)
         if not huidig.ingelogd:
-            return RedirectResponse("/inloggen" if self.omgeving.inloggen else "/", status_code=303)
+            kan_inloggen = self.omgeving.inloggen or self.omgeving.aanbieder
+            return RedirectResponse("/inloggen" if kan_inloggen else "/", status_code=303)
         if huidig.rol != ROL:
             raise Weigering(
                 403, "Geen toegang", "Deze pagina is voor het secretariaat van het CCV."

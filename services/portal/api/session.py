@@ -36,6 +36,13 @@ class Sessie:
     sub: str | None = None
     rol: str | None = None
     token: str | None = None
+    #: Unix time at which ``token`` expires (OIDC: renewed with ``ververs`` before then).
+    token_verloopt: float | None = None
+    #: The provider's refresh token (OIDC).
+    ververs: str | None = None
+    #: A sign-in under way at the provider (OIDC): its state and PKCE verifier.
+    oidc_state: str | None = None
+    oidc_verifier: str | None = None
     #: A one-time note for the next page (e.g. the confirmation), never personal data.
     melding: str | None = None
 

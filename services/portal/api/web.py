@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.portal.api.session import Sessie, SessieSleutel
-from services.portal.application import Apis, Inloggen
+from services.portal.application import Aanbieder, Apis, Inloggen
 from services.portal.application.start import ROL_NAMEN
 from shared.platform.throttle import client_source
 
@@ -36,20 +36,24 @@ MAX_HOPS = 8
 templates = Jinja2Templates(directory=HERE / "templates")
 
 
-def _nu() -> datetime:
+def nu() -> datetime:
+    """The time now (UTC)."""
     return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
 class Omgeving:
-    """What a journey's routes are given: the APIs, signing in, the session key, which peers
-    are the portal's own reverse proxies, and the clock (tests pass their own)."""
+    """What a journey's routes are given: the APIs, signing in (the development sign-in or
+    an OIDC provider), the session key, which peers are the portal's own reverse proxies, and
+    the clock (tests pass their own)."""
 
     apis: Apis
     inloggen: Inloggen | None
     sleutel: SessieSleutel
     vertrouwde_proxies: tuple[str, ...] = ()
-    klok: Callable[[], datetime] = field(default=_nu)
+    klok: Callable[[], datetime] = field(default=nu)
+    #: Signing in at an OIDC provider (None: not offered).
+    aanbieder: Aanbieder | None = None
 
     def apis_voor(self, request: Request, *, anoniem: bool = False) -> Apis:
         """The APIs as the signed-in person (or anonymously), for this visitor."""

@@ -8,9 +8,12 @@ has its own module (``aanmelden``, ``secretariaat``, …) over the shared outcom
 """
 
 from services.portal.application.ports import (
+    Aanbieder,
+    AanbiederOnbereikbaar,
     Apis,
     ApprovalApi,
     AssessmentApi,
+    Doorverwijzing,
     Ingelogd,
     Inloggen,
     IntakeApi,
@@ -32,10 +35,13 @@ from services.portal.application.uitkomsten import (
 )
 
 __all__ = [
+    "Aanbieder",
+    "AanbiederOnbereikbaar",
     "Apis",
     "ApprovalApi",
     "AssessmentApi",
     "Conflict",
+    "Doorverwijzing",
     "Gelukt",
     "Geweigerd",
     "Ingelogd",

@@ -103,6 +103,56 @@ class Ingelogd:
     sub: str
     rol: str
     token: str
+    #: Unix time at which ``token`` expires (None: it lives as long as the session).
+    token_verloopt: float | None = None
+    #: The provider's refresh token (OIDC), kept only in the encrypted session.
+    ververs_token: str | None = None
+
+
+@dataclass(frozen=True)
+class Doorverwijzing:
+    """The start of a sign-in at the identity provider: where the visitor is sent, and what
+    the session keeps until they come back (the state and the PKCE verifier)."""
+
+    url: str
+    state: str
+    verifier: str
+
+
+class AanbiederOnbereikbaar(Exception):
+    """The identity provider did not answer (or not as a provider answers): signing in, or
+    renewing a token, cannot be done now."""
+
+
+class Aanbieder(Protocol):
+    """Signing in at an OpenID Connect provider: the authorization-code flow with PKCE, token
+    refresh, and signing out (the refresh token revoked, the provider's session ended)."""
+
+    @property
+    def herkomst(self) -> str:
+        """The provider's origin (scheme, host, port): where the portal's sign-in and sign-out
+        forms may send the browser on to."""
+        ...
+
+    def begin(self) -> Doorverwijzing:
+        """A new sign-in: the provider's authorization URL with a fresh state and PKCE
+        challenge (raises ``AanbiederOnbereikbaar``)."""
+        ...
+
+    def rond_af(self, code: str, verifier: str) -> Ingelogd | None:
+        """The person for the code the provider sent back (None: the provider refused the
+        code, or its token names no role of the process; raises ``AanbiederOnbereikbaar``)."""
+        ...
+
+    def ververs(self, ververs_token: str) -> Ingelogd | None:
+        """A new access token for a refresh token (None: refused, e.g. revoked; raises
+        ``AanbiederOnbereikbaar``)."""
+        ...
+
+    def uitloggen(self, ververs_token: str | None) -> str:
+        """Revoke the refresh token (as far as the provider answers) and return the URL of
+        the provider's sign-out, which sends the visitor back to the portal."""
+        ...
 
 
 class Inloggen(Protocol):

@@ -94,6 +94,7 @@ const provider = new Provider(config.issuer, {
     devInteractions: { enabled: true },
     clientCredentials: { enabled: true },
     rpInitiatedLogout: { enabled: true },
+    revocation: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => config.audience,

@@ -1,0 +1,227 @@
+"""Signing in, OIDC mode: the authorization-code flow with PKCE at the provider (authlib).
+
+The portal is a confidential client (``client_secret_basic``). It asks the provider for an
+access token for the services' API (the resource indicator of RFC 8707 names the audience), and
+checks that token exactly as the services do (``OidcTokenVerifier``: signature from the
+provider's keys, issuer, audience, expiry) before anyone counts as signed in: the role the
+portal shows comes from that token, never from anything the browser sent. The refresh token
+(``offline_access``) lets a session outlive one access token; signing out revokes it and ends
+the provider's session. Tokens never appear in a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+from authlib.common.security import generate_token
+from authlib.integrations.httpx_client import OAuth2Client, OAuthError
+
+from services.portal.application.ports import AanbiederOnbereikbaar, Doorverwijzing, Ingelogd
+from shared.platform.auth import TokenVerifier
+from shared.platform.errors import NietBeschikbaar, NietIngelogd
+
+log = logging.getLogger("weerbaar.portal.oidc")
+
+#: ``offline_access``: a refresh token; ``weerbaar``: the roles and the claims that bind a
+#: person to dossiers (their e-mail address, their organisation).
+SCOPE = "openid email weerbaar offline_access"
+#: The endpoints a provider's discovery document must name.
+NODIG = ("authorization_endpoint", "token_endpoint")
+
+
+class OidcAanbieder:
+    """The ``Aanbieder`` port at one OpenID Connect provider (found by its discovery document,
+    read once and kept)."""
+
+    def __init__(
+        self,
+        issuer: str,
+        *,
+        client_id: str,
+        client_secret: str,
+        redirect_uri: str,
+        post_logout_redirect_uri: str,
+        audience: str,
+        verifier: TokenVerifier,
+        rollen: Sequence[str],
+        timeout_s: float = 5.0,
+    ) -> None:
+        self._issuer = issuer.rstrip("/")
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._redirect_uri = redirect_uri
+        self._post_logout = post_logout_redirect_uri
+        self._audience = audience
+        self._verifier = verifier
+        #: The roles the portal knows, in the order in which one is chosen for a person who
+        #: holds several.
+        self._rollen = tuple(rollen)
+        self._timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._configuratie: dict[str, Any] | None = None
+
+    @property
+    def herkomst(self) -> str:
+        """The issuer's origin (the provider's pages are there)."""
+        deel = urlsplit(self._issuer)
+        return f"{deel.scheme}://{deel.netloc}"
+
+    def begin(self) -> Doorverwijzing:
+        """The provider's authorization URL with a fresh state and PKCE challenge (S256)."""
+        eindpunten = self._eindpunten()
+        verifier = generate_token(64)
+        with self._client() as client:
+            url, state = client.create_authorization_url(
+                eindpunten["authorization_endpoint"],
+                code_verifier=verifier,
+                resource=self._audience,
+                # The provider asks for consent once more, so offline_access (a refresh
+                # token) is granted (OpenID Connect Core 11).
+                prompt="consent",
+            )
+        return Doorverwijzing(url=url, state=state, verifier=verifier)
+
+    def rond_af(self, code: str, verifier: str) -> Ingelogd | None:
+        """Exchange the code (with the PKCE verifier) for tokens and check the access token."""
+        eindpunten = self._eindpunten()
+        with self._client() as client:
+            try:
+                token = client.fetch_token(
+                    eindpunten["token_endpoint"],
+                    grant_type="authorization_code",
+                    code=code,
+                    code_verifier=verifier,
+                    resource=self._audience,
+                )
+            except OAuthError as exc:
+                log.warning("sign-in refused by the provider", extra={"error": exc.error})
+                return None
+            except (httpx.HTTPError, ValueError) as exc:
+                raise self._onbereikbaar("token", exc) from None
+        return self._ingelogd(token, None)
+
+    def ververs(self, ververs_token: str) -> Ingelogd | None:
+        """A new access token for the refresh token (None: the provider refused it)."""
+        eindpunten = self._eindpunten()
+        with self._client() as client:
+            try:
+                token = client.refresh_token(
+                    eindpunten["token_endpoint"],
+                    refresh_token=ververs_token,
+                    resource=self._audience,
+                )
+            except OAuthError as exc:
+                log.info("token refresh refused by the provider", extra={"error": exc.error})
+                return None
+            except (httpx.HTTPError, ValueError) as exc:
+                raise self._onbereikbaar("refresh", exc) from None
+        # A provider that does not rotate refresh tokens answers without one: keep the old.
+        return self._ingelogd(token, ververs_token)
+
+    def uitloggen(self, ververs_token: str | None) -> str:
+        """Revoke the refresh token (best effort) and the URL of the provider's sign-out."""
+        try:
+            eindpunten = self._eindpunten()
+        except AanbiederOnbereikbaar:
+            return self._post_logout
+        intrekken = eindpunten.get("revocation_endpoint")
+        if ververs_token and not isinstance(intrekken, str):
+            log.warning(
+                "the provider offers no revocation: the refresh token lives until it expires"
+            )
+        if ververs_token and isinstance(intrekken, str):
+            with self._client() as client:
+                try:
+                    client.revoke_token(
+                        intrekken,
+                        token=ververs_token,
+                        token_type_hint="refresh_token",  # noqa: S106 - a hint's name
+                    )
+                except (OAuthError, httpx.HTTPError, ValueError) as exc:
+                    # The portal's session ends whatever the provider answers; the refresh
+                    # token then lives until the provider's own expiry.
+                    log.warning(
+                        "refresh token not revoked", extra={"error_type": type(exc).__name__}
+                    )
+        einde = eindpunten.get("end_session_endpoint")
+        if not isinstance(einde, str):
+            return self._post_logout
+        query = urlencode(
+            {"client_id": self._client_id, "post_logout_redirect_uri": self._post_logout}
+        )
+        return f"{einde}{'&' if '?' in einde else '?'}{query}"
+
+    def _client(self) -> OAuth2Client:
+        return OAuth2Client(
+            client_id=self._client_id,
+            client_secret=self._client_secret,
+            token_endpoint_auth_method="client_secret_basic",  # noqa: S106 - a method's name
+            redirect_uri=self._redirect_uri,
+            scope=SCOPE,
+            code_challenge_method="S256",
+            timeout=self._timeout_s,
+            follow_redirects=False,
+        )
+
+    def _ingelogd(self, token: dict[str, Any], ververs_oud: str | None) -> Ingelogd | None:
+        access = token.get("access_token")
+        if not isinstance(access, str):
+            log.warning("the provider answered without an access token")
+            return None
+        try:
+            principal = self._verifier.verify(access)
+        except NietIngelogd as exc:
+            # A token the services would refuse (another audience, no role of the process):
+            # nobody is signed in with it.
+            log.warning("provider's token refused", extra={"reason": exc.code})
+            return None
+        except NietBeschikbaar as exc:
+            raise self._onbereikbaar("jwks", exc) from None
+        rol = next((r for r in self._rollen if r in principal.roles), None)
+        if rol is None:
+            log.warning("provider's token names no role of the portal")
+            return None
+        verloopt = token.get("expires_at")
+        nieuw = token.get("refresh_token")
+        return Ingelogd(
+            sub=principal.sub,
+            rol=rol,
+            token=access,
+            token_verloopt=float(verloopt) if isinstance(verloopt, int | float) else None,
+            ververs_token=nieuw if isinstance(nieuw, str) else ververs_oud,
+        )
+
+    def _eindpunten(self) -> dict[str, Any]:
+        with self._lock:
+            if self._configuratie is not None:
+                return self._configuratie
+            url = f"{self._issuer}/.well-known/openid-configuration"
+            try:
+                answer = httpx.get(url, timeout=self._timeout_s, follow_redirects=False)
+                answer.raise_for_status()
+                document = answer.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                raise self._onbereikbaar("discovery", exc) from None
+            if (
+                not isinstance(document, dict)
+                or document.get("issuer", "").rstrip("/") != self._issuer
+                or not all(isinstance(document.get(naam), str) for naam in NODIG)
+            ):
+                # Another provider's document (or none at all): never sign anyone in by it.
+                log.error("the provider's discovery document does not match its issuer")
+                raise AanbiederOnbereikbaar("discovery document does not match")
+            self._configuratie = document
+            return document
+
+    @staticmethod
+    def _onbereikbaar(stap: str, exc: Exception) -> AanbiederOnbereikbaar:
+        log.error(
+            "identity provider unavailable",
+            extra={"step": stap, "error_type": type(exc).__name__},
+        )
+        return AanbiederOnbereikbaar(stap)

@@ -1,0 +1,368 @@
+"""The portal's OIDC sign-in without servers: the routes and the session around a provider that
+answers as told (the adapter against a real provider: ``tests/integration/test_portal_oidc.py``).
+
+What is held here: the state sent out must come back (once), the code is exchanged with the
+session's PKCE verifier, nobody is signed in by anything the browser says, a token that expires
+is renewed before the page is made (and a refused renewal signs the person out), signing out
+revokes the refresh token and ends the provider's session, and the CSP lets the forms go on to
+the provider's origin only.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.portal.adapters import EmbeddedInloggen
+from services.portal.api import create_portal_app
+from services.portal.api.pages import VERNIEUW_MARGE_S, beveiligingskoppen
+from services.portal.api.session import COOKIE_NAME, SessieSleutel
+from services.portal.application import (
+    AanbiederOnbereikbaar,
+    Doorverwijzing,
+    Gelukt,
+    Ingelogd,
+    Uitkomst,
+)
+from services.portal.bootstrap import bootstrap
+from shared.platform.settings import PortalSettings
+
+KEY = secrets.token_bytes(32)
+PROVIDER = "https://idp.example.test"
+START = datetime.now(UTC)
+
+
+class FakeApis:
+    def als(self, token: str | None, herkomst: str | None = None) -> FakeApis:
+        return self
+
+    def dossiers(self, filters: Mapping[str, str | int]) -> Uitkomst:
+        return Gelukt({"items": [], "volgende": None})
+
+
+class Klok:
+    def __init__(self) -> None:
+        self.nu = START
+
+    def __call__(self) -> datetime:
+        return self.nu
+
+
+class FakeAanbieder:
+    """A provider that answers as told, and remembers what it was asked."""
+
+    herkomst = PROVIDER
+
+    def __init__(self, klok: Klok) -> None:
+        self.klok = klok
+        self.begonnen: list[Doorverwijzing] = []
+        self.codes: list[tuple[str, str]] = []
+        self.ververst: list[str] = []
+        self.ingetrokken: list[str | None] = []
+        self.antwoord: Ingelogd | None = self.persoon("t1", "r1")
+        self.ververs_antwoord: Ingelogd | Exception | None = self.persoon("t2", "r2")
+        self.onbereikbaar = False
+
+    def persoon(self, token: str, ververs: str | None, sub: str = "sec-1") -> Ingelogd:
+        verloopt = (self.klok.nu + timedelta(minutes=10)).timestamp()
+        return Ingelogd(sub, "secretariaat", token, verloopt, ververs)
+
+    def begin(self) -> Doorverwijzing:
+        if self.onbereikbaar:
+            raise AanbiederOnbereikbaar("discovery")
+        state, verifier = secrets.token_urlsafe(16), secrets.token_urlsafe(48)
+        gaan = Doorverwijzing(f"{PROVIDER}/auth?state={state}", state, verifier)
+        self.begonnen.append(gaan)
+        return gaan
+
+    def rond_af(self, code: str, verifier: str) -> Ingelogd | None:
+        self.codes.append((code, verifier))
+        return self.antwoord
+
+    def ververs(self, ververs_token: str) -> Ingelogd | None:
+        self.ververst.append(ververs_token)
+        if isinstance(self.ververs_antwoord, Exception):
+            raise self.ververs_antwoord
+        return self.ververs_antwoord
+
+    def uitloggen(self, ververs_token: str | None) -> str:
+        self.ingetrokken.append(ververs_token)
+        return f"{PROVIDER}/session/end?client_id=weerbaar-portal"
+
+
+@pytest.fixture
+def klok() -> Klok:
+    return Klok()
+
+
+@pytest.fixture
+def aanbieder(klok: Klok) -> FakeAanbieder:
+    return FakeAanbieder(klok)
+
+
+@pytest.fixture
+def portal(aanbieder: FakeAanbieder, klok: Klok) -> TestClient:
+    app = bootstrap(
+        PortalSettings(auth_mode="oidc"),
+        apis=FakeApis(),  # type: ignore[arg-type]
+        aanbieder=aanbieder,
+        session_key=KEY,
+        klok=klok,
+    )
+    return TestClient(app, base_url="http://portal.test")
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, "no CSRF field on the page"
+    return found.group(1)
+
+
+def sessie(portal: TestClient) -> Any:
+    return SessieSleutel(KEY, 3600).open(portal.cookies.get(COOKIE_NAME), now=START.timestamp())
+
+
+def begin(portal: TestClient, aanbieder: FakeAanbieder) -> Doorverwijzing:
+    csrf = csrf_of(portal.get("/inloggen").text)
+    response = portal.post("/inloggen", data={"csrf": csrf}, follow_redirects=False)
+    assert response.status_code == 303
+    gaan = aanbieder.begonnen[-1]
+    assert response.headers["location"] == gaan.url
+    return gaan
+
+
+def sign_in(portal: TestClient, aanbieder: FakeAanbieder) -> None:
+    gaan = begin(portal, aanbieder)
+    response = portal.get(
+        "/inloggen/terug", params={"code": "c0de", "state": gaan.state}, follow_redirects=False
+    )
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/start"
+
+
+# --- signing in ---------------------------------------------------------------------------------
+
+
+def test_in_oidc_mode_the_sign_in_page_sends_to_the_provider_and_offers_no_demo_people(
+    portal: TestClient, aanbieder: FakeAanbieder
+) -> None:
+    page = portal.get("/inloggen")
+    assert page.status_code == 200
+    assert "ontwikkelomgeving" not in page.text and "sec-demo" not in page.text
+    assert 'href="/inloggen">Inloggen<' in portal.get("/").text
+    # A development sign-in's form, posted here, signs nobody in: it starts the provider's.
+    csrf = csrf_of(page.text)
+    response = portal.post(
+        "/inloggen", data={"csrf": csrf, "persoon": "sec-demo"}, follow_redirects=False
+    )
+    assert response.headers["location"].startswith(PROVIDER)
+    assert sessie(portal).token is None
+    assert portal.get("/start", follow_redirects=False).headers["location"] == "/inloggen"
+
+
+def test_without_a_way_to_sign_in_there_is_no_sign_in_page() -> None:
+    app = create_portal_app(
+        FakeApis(),  # type: ignore[arg-type]
+        None,
+        SessieSleutel(KEY, 60),
+        secure_cookie=False,
+        aanbieder=None,
+    )
+    portal = TestClient(app)
+    assert portal.get("/inloggen").status_code == 404
+    assert portal.get("/inloggen/terug", params={"code": "x", "state": "y"}).status_code == 404
+    assert "Inloggen" not in portal.get("/").text
+
+
+def test_the_code_is_exchanged_with_the_sessions_verifier_and_the_person_is_signed_in(
+    portal: TestClient, aanbieder: FakeAanbieder
+) -> None:
+    gaan = begin(portal, aanbieder)
+    csrf_voor = sessie(portal).csrf
+    response = portal.get(
+        "/inloggen/terug", params={"code": "c0de", "state": gaan.state}, follow_redirects=False
+    )
+    assert response.headers["location"] == "/start"
+    assert aanbieder.codes == [("c0de", gaan.verifier)]
+    na = sessie(portal)
+    assert (na.sub, na.rol, na.token, na.ververs) == ("sec-1", "secretariaat", "t1", "r1")
+    assert na.oidc_state is None and na.oidc_verifier is None
+    assert na.csrf != csrf_voor, "a sign-in starts a new session"
+    assert "Secretariaat" in portal.get("/start").text
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"code": "c0de", "state": "not-the-state"},
+        {"code": "c0de"},
+        {"state": "<from the session>"},
+        {"code": "c" * 5000, "state": "<from the session>"},
+        {"code": "c0de", "state": "s" * 5000},
+    ],
+    ids=["another-state", "no-state", "no-code", "huge-code", "huge-state"],
+)
+def test_a_return_that_does_not_match_the_session_signs_nobody_in(
+    portal: TestClient, aanbieder: FakeAanbieder, params: dict[str, str]
+) -> None:
+    gaan = begin(portal, aanbieder)
+    query = {k: (gaan.state if v == "<from the session>" else v) for k, v in params.items()}
+    response = portal.get("/inloggen/terug", params=query, follow_redirects=False)
+    assert response.status_code == 400
+    assert "Inloggen niet gelukt" in response.text
+    assert aanbieder.codes == [], "the provider was not asked"
+    assert sessie(portal).token is None
+
+
+def test_a_return_without_a_sign_in_under_way_or_used_twice_signs_nobody_in(
+    portal: TestClient, aanbieder: FakeAanbieder
+) -> None:
+    # Someone else's link (login CSRF): this browser sent nobody to the provider.
+    answer = portal.get("/inloggen/terug", params={"code": "c", "state": "s"})
+    assert answer.status_code == 400 and sessie(portal).token is None
+    gaan = begin(portal, aanbieder)
+    query = {"code": "c0de", "state": gaan.state}
+    assert portal.get("/inloggen/terug", params=query, follow_redirects=False).status_code == 303
+    portal.cookies.clear()
+    assert portal.get("/inloggen/terug", params=query).status_code == 400
+    assert len(aanbieder.codes) == 1
+
+
+def test_a_refusal_by_the_provider_or_a_token_without_a_role_is_a_clear_refusal(
+    portal: TestClient, aanbieder: FakeAanbieder
+) -> None:
+    gaan = begin(portal, aanbieder)
+    answer = portal.get("/inloggen/terug", params={"error": "access_denied", "state": gaan.state})
+    assert answer.status_code == 400 and "Inloggen afgebroken" in answer.text
+    aanbieder.antwoord = None
+    gaan = begin(portal, aanbieder)
+    answer = portal.get("/inloggen/terug", params={"code": "c", "state": gaan.state})
+    assert answer.status_code == 403 and "Geen toegang" in answer.text
+    assert sessie(portal).token is None
+
+
+def test_a_provider_that_does_not_answer_is_a_clear_page_not_an_error(
+    portal: TestClient, aanbieder: FakeAanbieder
+) -> None:
+    aanbieder.onbereikbaar = True
+    csrf = csrf_of(portal.get("/inloggen").text)
+    answer = portal.post("/inloggen", data={"csrf": csrf})
+    assert answer.status_code == 503 and "Inloggen kan nu niet" in answer.text
+
+
+def test_the_sign_in_form_needs_its_csrf_token(
+    portal: TestClient, aanbieder: FakeAanbieder
+) -> None:
+    portal.get("/inloggen")
+    assert portal.post("/inloggen", data={"csrf": "forged"}).status_code == 403
+    assert aanbieder.begonnen == []
+
+
+# --- renewing the token -------------------------------------------------------------------------
+
+
+def test_a_token_about_to_expire_is_renewed_before_the_page_is_made(
+    portal: TestClient, aanbieder: FakeAanbieder, klok: Klok
+) -> None:
+    sign_in(portal, aanbieder)
+    portal.get("/start")
+    assert aanbieder.ververst == [], "a fresh token is not renewed"
+    klok.nu += timedelta(minutes=10) - timedelta(seconds=VERNIEUW_MARGE_S - 1)
+    assert portal.get("/start").status_code == 200
+    assert aanbieder.ververst == ["r1"]
+    na = SessieSleutel(KEY, 3600).open(portal.cookies.get(COOKIE_NAME), now=klok.nu.timestamp())
+    # The provider rotated the refresh token: the session keeps the new one.
+    assert (na.token, na.ververs, na.sub) == ("t2", "r2", "sec-1")
+    nieuw = aanbieder.ververs_antwoord
+    assert isinstance(nieuw, Ingelogd) and na.token_verloopt == nieuw.token_verloopt
+
+
+@pytest.mark.parametrize(
+    "answer", ["refused", "another-person", "no-refresh-token"], ids=lambda a: a
+)
+def test_a_renewal_the_provider_refuses_signs_the_person_out(
+    portal: TestClient, aanbieder: FakeAanbieder, klok: Klok, answer: str
+) -> None:
+    if answer == "no-refresh-token":
+        aanbieder.antwoord = aanbieder.persoon("t1", None)
+    sign_in(portal, aanbieder)
+    if answer == "refused":
+        aanbieder.ververs_antwoord = None
+    elif answer == "another-person":
+        aanbieder.ververs_antwoord = aanbieder.persoon("t2", "r2", sub="someone-else")
+    klok.nu += timedelta(minutes=11)
+    response = portal.get("/start", follow_redirects=False)
+    assert response.headers["location"] == "/inloggen"
+    assert (
+        SessieSleutel(KEY, 3600)
+        .open(portal.cookies.get(COOKIE_NAME), now=klok.nu.timestamp())
+        .token
+        is None
+    )
+
+
+def test_while_the_provider_is_down_the_session_stays_as_it_was(
+    portal: TestClient, aanbieder: FakeAanbieder, klok: Klok
+) -> None:
+    sign_in(portal, aanbieder)
+    cookie = portal.cookies.get(COOKIE_NAME)
+    aanbieder.ververs_antwoord = AanbiederOnbereikbaar("refresh")
+    klok.nu += timedelta(minutes=10) - timedelta(seconds=5)
+    assert portal.get("/start").status_code == 200
+    assert aanbieder.ververst == ["r1"]
+    assert portal.cookies.get(COOKIE_NAME) == cookie
+
+
+# --- signing out --------------------------------------------------------------------------------
+
+
+def test_signing_out_revokes_the_refresh_token_and_ends_the_providers_session(
+    portal: TestClient, aanbieder: FakeAanbieder
+) -> None:
+    sign_in(portal, aanbieder)
+    csrf = csrf_of(portal.get("/start").text)
+    response = portal.post("/uitloggen", data={"csrf": csrf}, follow_redirects=False)
+    assert response.status_code == 303
+    bestemming = urlsplit(response.headers["location"])
+    assert f"{bestemming.scheme}://{bestemming.netloc}" == PROVIDER
+    assert parse_qs(bestemming.query)["client_id"] == ["weerbaar-portal"]
+    assert aanbieder.ingetrokken == ["r1"]
+    assert sessie(portal).token is None
+    assert portal.get("/start", follow_redirects=False).headers["location"] == "/inloggen"
+    assert "U bent uitgelogd" in portal.get("/uitgelogd").text
+
+
+def test_the_csp_lets_forms_go_on_to_the_providers_origin_only_in_oidc_mode(
+    portal: TestClient, klok: Klok
+) -> None:
+    csp = portal.get("/inloggen").headers["Content-Security-Policy"]
+    assert f"form-action 'self' {PROVIDER};" in csp
+    assert "unsafe-inline" not in csp
+    assert "form-action 'self';" in beveiligingskoppen(None)["Content-Security-Policy"]
+    embedded = bootstrap(
+        PortalSettings(),
+        apis=FakeApis(),  # type: ignore[arg-type]
+        inloggen=EmbeddedInloggen(KEY, "weerbaar-embedded", "weerbaar"),
+        session_key=KEY,
+    )
+    assert "form-action 'self';" in TestClient(embedded).get("/").headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize(
+    "herkomst", ["https://idp.test; script-src *", "javascript:alert(1)", "https://idp.test/pad"]
+)
+def test_a_provider_origin_that_is_not_an_origin_never_reaches_the_csp(herkomst: str) -> None:
+    class Vreemd:
+        pass
+
+    vreemd = Vreemd()
+    vreemd.herkomst = herkomst  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="not an origin"):
+        beveiligingskoppen(vreemd)  # type: ignore[arg-type]
