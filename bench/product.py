@@ -8,9 +8,11 @@ registration, relay and dossier projection are the paths every dossier takes.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import os
 import random
+import re
 import secrets
 import statistics
 import threading
@@ -231,8 +233,8 @@ async def _sample_backlog(nats_url: str, stream: str, peak: dict[str, int]) -> N
 # --- the whole process ---------------------------------------------------------------------------
 
 
-def drive_one(urls: dict[str, str], secret: bytes, client: httpx.Client) -> None:
-    """One dossier through every step (as ``weerbaar demo`` does) until it is closed."""
+def drive_one(urls: dict[str, str], secret: bytes, client: httpx.Client) -> str:
+    """One dossier through every step (as ``weerbaar demo`` does) until it is closed: its id."""
     actors = Actors(
         secret=secret,
         bestuurder_email=f"b.{secrets.token_hex(5)}@example.org",
@@ -240,6 +242,7 @@ def drive_one(urls: dict[str, str], secret: bytes, client: httpx.Client) -> None
     )
     d = DossierDriver(urls, actors, client)
     d.volledig_proces()
+    return d.aanvraag_id
 
 
 def lifecycle(
@@ -690,3 +693,87 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     """fn's result and how long it took."""
     began = time.perf_counter()
     return fn(), time.perf_counter() - began
+
+
+# --- the portal's pages --------------------------------------------------------------------------
+
+#: The portal's pages as the people of the process open them: (name, demo person, path, the
+#: status it answers). ``{dossier}`` is a dossier the benchmark drove; ``{pagina10}`` the
+#: werkvoorraad's tenth page, reached by following "Volgende pagina" (keyset paging). A journey
+#: adds its pages here.
+PORTAL_PAGES: list[tuple[str, str, str, int]] = [
+    ("home", "", "/", 200),
+    ("aanmelden", "", "/aanmelden", 200),
+    ("start", "sec-demo", "/start", 200),
+    ("werkvoorraad", "sec-demo", "/secretariaat/werkvoorraad", 200),
+    ("werkvoorraad, status", "sec-demo", "/secretariaat/werkvoorraad?status=ingediend", 200),
+    ("werkvoorraad, verstreken", "sec-demo", "/secretariaat/werkvoorraad?verstreken=ja", 200),
+    ("werkvoorraad, pagina 10", "sec-demo", "{pagina10}", 200),
+    ("zoeken op nummer", "sec-demo", "/secretariaat/zoeken?nummer={dossier}", 303),
+    ("dossier (secretariaat)", "sec-demo", "/secretariaat/dossiers/{dossier}", 200),
+]
+_VOLGENDE = re.compile(r'href="(/secretariaat/werkvoorraad\?[^"]+)">Volgende pagina<')
+
+
+def _portal_session(client: httpx.Client, persoon: str) -> None:
+    """Sign ``client`` in as a demo person through the development sign-in."""
+    page = client.get("/inloggen/demo")
+    page.raise_for_status()
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    if found is None:
+        raise RuntimeError("no CSRF field on the sign-in page")
+    answer = client.post("/inloggen/demo", data={"csrf": found.group(1), "persoon": persoon})
+    if answer.status_code not in (200, 303):
+        raise RuntimeError(f"sign-in as {persoon} answered {answer.status_code}")
+
+
+def _pagina(client: httpx.Client, nummer: int) -> str:
+    """The werkvoorraad's page ``nummer``, by following its "Volgende pagina" links."""
+    url = "/secretariaat/werkvoorraad"
+    for _ in range(nummer - 1):
+        found = _VOLGENDE.search(client.get(url).text)
+        if found is None:
+            raise RuntimeError(f"the werkvoorraad has fewer than {nummer} pages")
+        url = html.unescape(found.group(1))
+    return url
+
+
+def portal_page_times(portal_url: str, dossier: str, requests: int) -> dict[str, Any]:
+    """p50/p95 of each portal page, one request at a time, each page as its person opens it.
+
+    Timed from the request's start to the last byte of the page over loopback: the portal's
+    server time plus what the services' APIs it calls take (an upper bound of its own time).
+    """
+    pages: dict[str, dict[str, Any]] = {}
+    clients: dict[str, httpx.Client] = {}
+    try:
+        for name, persoon, path, status in PORTAL_PAGES:
+            client = clients.get(persoon)
+            if client is None:
+                client = httpx.Client(base_url=portal_url, timeout=30, follow_redirects=False)
+                if persoon:
+                    _portal_session(client, persoon)
+                clients[persoon] = client
+            url = _pagina(client, 10) if path == "{pagina10}" else path.format(dossier=dossier)
+            timings: list[float] = []
+            for _ in range(requests):
+                began = time.perf_counter()
+                response = client.get(url)
+                timings.append((time.perf_counter() - began) * 1000)
+                if response.status_code != status:
+                    raise RuntimeError(f"{name}: {path} answered {response.status_code}")
+            pages[name] = {
+                "path": path,
+                "p50_ms": round(percentile(timings, 50), 1),
+                "p95_ms": round(percentile(timings, 95), 1),
+            }
+    finally:
+        for client in clients.values():
+            client.close()
+    slowest = max(pages, key=lambda n: pages[n]["p95_ms"])
+    return {
+        "requests_per_page": requests,
+        "pages": pages,
+        "slowest": slowest,
+        "max_p95_ms": pages[slowest]["p95_ms"],
+    }

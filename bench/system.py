@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 from psycopg.sql import SQL
 
@@ -50,7 +51,7 @@ from bench import product, raw
 from shared.platform.auth import issue_token, load_or_create_secret
 from shared.platform.settings import SERVICES, load_settings
 from tools.embedded import free_port
-from tools.system import System
+from tools.system import PORTAL, System
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,12 @@ class Sizes:
     lifecycle_concurrency: int
     list_dossiers: int
     list_requests: int
+    portal_requests: int  # per page
     rounds: int  # raw limit and product measured in turns, so both see the same machine
 
 
-FULL = Sizes(4.0, 20_000, 500, 60, 12, 100_000, 300, 3)
-QUICK = Sizes(0.5, 200, 10, 1, 1, 500, 12, 1)
+FULL = Sizes(4.0, 20_000, 500, 60, 12, 100_000, 300, 100, 3)
+QUICK = Sizes(0.5, 200, 10, 1, 1, 500, 12, 3, 1)
 
 
 @dataclass
@@ -289,6 +291,16 @@ def run(sizes: Sizes, out: Path, quick: bool) -> dict[str, Any]:  # noqa: PLR091
             intake, {"Authorization": f"Bearer {token}"}, sizes.list_requests
         )
         results["list_explain"] = product.explain_list(system.database_url)
+
+        step(
+            f"the portal's pages at {sizes.list_dossiers:,} dossiers, {sizes.portal_requests} each"
+        )
+        with httpx.Client(timeout=30) as client:
+            dossier = product.drive_one(urls, secret, client)
+        system.start_portal(timeout=60, port=free_port())
+        results["portal"] = product.portal_page_times(
+            system.url(PORTAL), dossier, sizes.portal_requests
+        )
         step("done measuring; stopping")
     finally:
         system.stop()
@@ -345,6 +357,7 @@ def table(r: dict[str, Any]) -> list[Line]:
     life = r["lifecycle"]
     listing = r["list"]
     idle, load = r["rss_idle_mb"], r["rss_load_mb"]
+    portal = r["portal"]
     r1, r8 = _ratio(c1, a1), _ratio(c8, a8)
     rr, rb = _ratio(relay, publish), _ratio(rebuild, decode)
     idle_max = max(idle.values()) if idle else 0.0
@@ -468,6 +481,16 @@ def table(r: dict[str, Any]) -> list[Line]:
             None,
             "≤ 150 MB idle",
             idle_max <= 150,
+        ),
+        Line(
+            "portal",
+            f"portal pages, server time p95 at {r['list_seed']['total']:,} dossiers"
+            f" ({len(portal['pages'])} pages, slowest)",
+            f"{portal['slowest']}: p95 {portal['max_p95_ms']} ms",
+            "—",
+            None,
+            "p95 ≤ 150 ms",
+            portal["max_p95_ms"] <= 150,
         ),
     ]
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.product import PORTAL_PAGES
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +34,7 @@ LINES = {
     "cpu": False,
     "list": False,
     "memory": False,
+    "portal": False,
 }
 #: Lines that report without a goal to meet.
 REPORTED = {"plain_1", "plain_8", "rebuild_fold", "cpu_registration", "cpu"}
@@ -94,3 +97,7 @@ def test_quick_bench_prints_every_line_with_its_ratio_and_writes_the_json(tmp_pa
         assert set(cpu["per_process_s"]) == set(results["rss_idle_mb"]) | {"postgresql", "nats"}
         assert all(value >= 0 for value in cpu["per_process_s"].values())
         assert cpu["total_s"] > 0
+    # Every portal page of the list was opened (as its person) and timed.
+    portal = results["portal"]
+    assert set(portal["pages"]) == {name for name, *_ in PORTAL_PAGES}
+    assert all(page["p95_ms"] > 0 for page in portal["pages"].values())
