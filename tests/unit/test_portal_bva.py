@@ -208,6 +208,15 @@ def test_rejecting_needs_reasons_at_their_field() -> None:
     assert apis.calls[-1] == ("afkeuren", (2, HASH_2, ("Eerste reden.", "Tweede reden.")))
 
 
+def test_a_rejected_latest_version_says_a_revision_comes_and_offers_no_decision() -> None:
+    apis = FakeApis()
+    apis.versies = [_versie(1, "afgekeurd", redenen=["Het domein informatie ontbreekt."])]
+    portal, _ = signed_in(apis)
+    page = portal.get(f"/bva/rapporten/{RAPPORT_ID}").text
+    assert ("rapport", 1) in apis.calls
+    assert 'id="herziening"' in page and "goedkeuren</button>" not in page
+
+
 def test_the_author_sees_the_decision_disabled_with_the_reason() -> None:
     apis = FakeApis()
     apis.vier_ogen = True

@@ -216,6 +216,12 @@ class RapportPagina:
     vergeten: bool
 
     @property
+    def wacht_op_herziening(self) -> bool:
+        """Whether this, the latest version approval knows, was rejected: a revision comes (the
+        queue may list it a moment before approval has heard of it)."""
+        return self.besluit == BESLUIT["afgekeurd"]
+
+    @property
     def mag_besluiten(self) -> bool:
         """Whether the decision forms are enabled."""
         return self.te_beoordelen and not self.vier_ogen
