@@ -7,7 +7,7 @@ one method to the protocol of the service that answers it (and to that service's
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -67,10 +67,29 @@ class AssessmentApi(Protocol):
     """Assessment's public API: conversations held, the woningscan, the report and its
     versions, measures (journeys add the calls they use)."""
 
+    def rapport(self, rapport_id: UUID, versie: int | None = None) -> Uitkomst:
+        """``GET /rapporten/{id}?versie=``: one version's content and hash (a read on record)."""
+        ...
+
 
 class ApprovalApi(Protocol):
     """Approval's public API: the review queue, approving and rejecting, the bestuurder's
     consent and the release to the werkgever (journeys add the calls they use)."""
+
+    def beoordelingen(self, rapport_id: UUID) -> Uitkomst:
+        """``GET /rapporten/{id}/beoordelingen``: the decision per submitted version, and
+        whether four-eyes keeps the caller from deciding (``vier_ogen``)."""
+        ...
+
+    def keur_goed(self, rapport_id: UUID, versie: int, inhoud_hash: str) -> Uitkomst:
+        """``POST /rapporten/{id}/goedkeuren``: approve exactly this version."""
+        ...
+
+    def keur_af(
+        self, rapport_id: UUID, versie: int, inhoud_hash: str, redenen: Sequence[str]
+    ) -> Uitkomst:
+        """``POST /rapporten/{id}/afkeuren``: reject exactly this version, with reasons."""
+        ...
 
 
 class NotificationsApi(Protocol):

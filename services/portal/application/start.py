@@ -27,6 +27,14 @@ WERK: dict[str, tuple[Werk, ...]] = {
             " de gesprekken plannen, verzetten of annuleren.",
         ),
     ),
+    "bva": (
+        Werk(
+            "Rapporten ter toetsing",
+            "/bva/toetsing",
+            "De adviesrapporten die op een besluit wachten: een versie lezen met haar"
+            " inhoudshash, goedkeuren of afkeuren met redenen.",
+        ),
+    ),
 }
 
 #: Per role: what the portal will offer there (shown as coming, not yet built).
@@ -35,7 +43,6 @@ KOMT_NOG: dict[str, tuple[str, ...]] = {
         "Uw afspraken; gesprekken en de woningscan vastleggen.",
         "Het adviesrapport over de vier domeinen schrijven, indienen en herzien.",
     ),
-    "bva": ("De rapporten ter toetsing: goedkeuren of afkeuren met redenen.",),
     "bestuurder": (
         "Uw dossier: waar het staat en wat er nu komt.",
         "Het rapport lezen en instemmen met delen met uw werkgever (of niet).",
