@@ -20,6 +20,11 @@ DEMO_PERSONEN: tuple[tuple[Persoon, dict[str, str]], ...] = (
         {"organisatie": "GM0344"},
     ),
     (Persoon("cmp-demo", "compliance", "Compliance officer"), {}),
+    # A second bestuurder, to see that one bestuurder never sees another's dossier.
+    (
+        Persoon("bst2-demo", "bestuurder", "Andere bestuurder (andere.bestuurder@example.org)"),
+        {"email": "andere.bestuurder@example.org"},
+    ),
 )
 
 
@@ -32,7 +37,7 @@ class EmbeddedInloggen:
         self._audience = audience
 
     def personen(self) -> list[Persoon]:
-        """The demo people, one per role."""
+        """The demo people: one per role, and a second bestuurder."""
         return [persoon for persoon, _ in DEMO_PERSONEN]
 
     def log_in(self, sleutel: str) -> Ingelogd | None:

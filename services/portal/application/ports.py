@@ -62,15 +62,47 @@ class SchedulingApi(Protocol):
         """``POST /afspraken/{id}/annuleren``."""
         ...
 
+    def vraag_toelichting_aan(self, aanvraag_id: UUID) -> Uitkomst:
+        """``POST /aanvragen/{id}/toelichting`` (the bestuurder or werkgever of the dossier)."""
+        ...
+
 
 class AssessmentApi(Protocol):
     """Assessment's public API: conversations held, the woningscan, the report and its
     versions, measures (journeys add the calls they use)."""
 
+    def lees_rapport(self, rapport_id: UUID) -> Uitkomst:
+        """``GET /rapporten/{id}``: the version this person may read (each read is recorded)."""
+        ...
+
+    def pkvw(self, aanvraag_id: UUID) -> Uitkomst:
+        """``GET /aanvragen/{id}/pkvw``: the bestuurder's PKVW status."""
+        ...
+
+    def meld_pkvw(self, aanvraag_id: UUID, melding: Mapping[str, Any]) -> Uitkomst:
+        """``POST /aanvragen/{id}/pkvw``: a declaration, or a certificate with its date."""
+        ...
+
+    def maatregelen(self, aanvraag_id: UUID) -> Uitkomst:
+        """``GET /aanvragen/{id}/maatregelen``: the approved report's measures and who pays."""
+        ...
+
+    def voer_maatregel_uit(self, maatregel_id: UUID) -> Uitkomst:
+        """``POST /maatregelen/{id}/uitgevoerd``."""
+        ...
+
 
 class ApprovalApi(Protocol):
     """Approval's public API: the review queue, approving and rejecting, the bestuurder's
     consent and the release to the werkgever (journeys add the calls they use)."""
+
+    def rapport_status(self, rapport_id: UUID) -> Uitkomst:
+        """``GET /rapporten/{id}/status``: where the decisions about a report stand."""
+        ...
+
+    def geef_instemming(self, rapport_id: UUID, instemming: bool) -> Uitkomst:
+        """``POST /rapporten/{id}/instemming``: consent (True) or refusal (False)."""
+        ...
 
 
 class NotificationsApi(Protocol):

@@ -27,6 +27,15 @@ WERK: dict[str, tuple[Werk, ...]] = {
             " de gesprekken plannen, verzetten of annuleren.",
         ),
     ),
+    "bestuurder": (
+        Werk(
+            "Mijn dossier",
+            "/bestuurder/dossiers",
+            "Waar uw dossier staat en wat er nu komt; het rapport lezen en instemmen met delen"
+            " met uw werkgever (of niet); uw maatregelen en het Politiekeurmerk Veilig Wonen;"
+            " een toelichting aanvragen.",
+        ),
+    ),
 }
 
 #: Per role: what the portal will offer there (shown as coming, not yet built).
@@ -36,11 +45,6 @@ KOMT_NOG: dict[str, tuple[str, ...]] = {
         "Het adviesrapport over de vier domeinen schrijven, indienen en herzien.",
     ),
     "bva": ("De rapporten ter toetsing: goedkeuren of afkeuren met redenen.",),
-    "bestuurder": (
-        "Uw dossier: waar het staat en wat er nu komt.",
-        "Het rapport lezen en instemmen met delen met uw werkgever (of niet).",
-        "Uw maatregelen en het Politiekeurmerk Veilig Wonen.",
-    ),
     "werkgever": (
         "De dossiers van uw organisatie.",
         "Na vrijgave door de bestuurder: het rapport en de uit te voeren maatregelen.",
