@@ -5,6 +5,7 @@ this bestuurder's shows nothing of it."""
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import Mapping
@@ -12,10 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from services.portal.adapters import EmbeddedInloggen
+from services.portal.adapters import EmbeddedInloggen, HttpApis
 from services.portal.application import (
     Conflict,
     Gelukt,
@@ -358,3 +360,42 @@ def test_a_toelichting_is_asked_for_and_a_bad_number_is_said_so() -> None:
     assert "Dat is geen dossiernummer." in zoek.text
     gevonden = portal.get(f"/bestuurder/zoeken?nummer={DOSSIER_ID}", follow_redirects=False)
     assert gevonden.headers["location"] == f"/bestuurder/dossiers/{DOSSIER_ID}"
+
+
+def test_the_adapters_call_each_owner_with_the_bestuurders_token() -> None:
+    seen: list[tuple[str, str, str, bytes]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(
+            (
+                request.url.host,
+                request.method,
+                request.url.path,
+                request.content,
+            )
+        )
+        assert request.headers["authorization"] == "Bearer tok"
+        return httpx.Response(200, json={})
+
+    urls = {s: f"http://{s}.test" for s in ("intake", "scheduling", "assessment", "approval")}
+    apis = HttpApis(urls, transport=httpx.MockTransport(handler)).als("tok")
+    apis.lees_rapport(RAPPORT_ID)
+    apis.pkvw(DOSSIER_ID)
+    apis.meld_pkvw(DOSSIER_ID, {"status": "verklaring"})
+    apis.maatregelen(DOSSIER_ID)
+    apis.voer_maatregel_uit(EIGEN)
+    apis.rapport_status(RAPPORT_ID)
+    apis.geef_instemming(RAPPORT_ID, False)
+    apis.vraag_toelichting_aan(DOSSIER_ID)
+    assert [(host, method, path) for host, method, path, _ in seen] == [
+        ("assessment.test", "GET", f"/rapporten/{RAPPORT_ID}"),
+        ("assessment.test", "GET", f"/aanvragen/{DOSSIER_ID}/pkvw"),
+        ("assessment.test", "POST", f"/aanvragen/{DOSSIER_ID}/pkvw"),
+        ("assessment.test", "GET", f"/aanvragen/{DOSSIER_ID}/maatregelen"),
+        ("assessment.test", "POST", f"/maatregelen/{EIGEN}/uitgevoerd"),
+        ("approval.test", "GET", f"/rapporten/{RAPPORT_ID}/status"),
+        ("approval.test", "POST", f"/rapporten/{RAPPORT_ID}/instemming"),
+        ("scheduling.test", "POST", f"/aanvragen/{DOSSIER_ID}/toelichting"),
+    ]
+    assert json.loads(seen[2][3]) == {"status": "verklaring"}
+    assert json.loads(seen[6][3]) == {"instemming": False}
