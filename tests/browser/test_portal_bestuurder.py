@@ -220,6 +220,13 @@ def test_the_bestuurder_reads_the_report_decides_on_consent_and_records_pkvw_and
     ).json()
     assert [t["partij"] for t in planning["toelichtingen"]] == ["bestuurder"]
 
+    def listed() -> bool | None:
+        page.reload()
+        return page.locator("#toelichtingen li").count() == 1 or None
+
+    wait_until(listed, timeout=30, what="the toelichting on the dossier page")
+    expect(page.locator("#toelichtingen")).to_contain_text("Aangevraagd op")
+
     assert offline_page.outside == [], "the page tried to leave loopback"
     # The refused forms came back as 422, which Chromium reports on the console.
     assert [e for e in offline_page.errors if "status of 422" not in e] == []

@@ -399,3 +399,12 @@ def test_the_adapters_call_each_owner_with_the_bestuurders_token() -> None:
     ]
     assert json.loads(seen[2][3]) == {"status": "verklaring"}
     assert json.loads(seen[6][3]) == {"instemming": False}
+
+
+def test_the_two_demo_bestuurders_are_told_apart_on_the_sign_in_page() -> None:
+    portal, _ = signed_in(FakeApis())
+    page = portal.get("/inloggen").text
+    for sleutel in ("bst-demo", "bst2-demo"):
+        assert f'aria-describedby="persoon-{sleutel}"' in page
+        assert f'id="persoon-{sleutel}"' in page
+    assert "andere.bestuurder@example.org" in page
