@@ -35,3 +35,16 @@ class ApprovalHttp(HttpBasis):
             f"/rapporten/{rapport_id}/afkeuren",
             json={"versie": versie, "inhoud_hash": inhoud_hash, "redenen": list(redenen)},
         )
+
+    def rapport_status(self, rapport_id: UUID) -> Uitkomst:
+        """Where the decisions about a report stand (never its content)."""
+        return self._call("approval", "GET", f"/rapporten/{rapport_id}/status")
+
+    def geef_instemming(self, rapport_id: UUID, instemming: bool) -> Uitkomst:
+        """The bestuurder's consent (True) or refusal (False)."""
+        return self._call(
+            "approval",
+            "POST",
+            f"/rapporten/{rapport_id}/instemming",
+            json={"instemming": instemming},
+        )

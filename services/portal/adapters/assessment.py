@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 
 from services.portal.adapters.http import HttpBasis
@@ -15,3 +17,25 @@ class AssessmentHttp(HttpBasis):
         """One version of the report with its content and hash (every read is on record)."""
         params: dict[str, str | int] = {} if versie is None else {"versie": versie}
         return self._call("assessment", "GET", f"/rapporten/{rapport_id}", params=params)
+
+    def lees_rapport(self, rapport_id: UUID) -> Uitkomst:
+        """Read the report (assessment records the read)."""
+        return self._call("assessment", "GET", f"/rapporten/{rapport_id}")
+
+    def pkvw(self, aanvraag_id: UUID) -> Uitkomst:
+        """The bestuurder's PKVW status."""
+        return self._call("assessment", "GET", f"/aanvragen/{aanvraag_id}/pkvw")
+
+    def meld_pkvw(self, aanvraag_id: UUID, melding: Mapping[str, Any]) -> Uitkomst:
+        """Report the PKVW status."""
+        return self._call(
+            "assessment", "POST", f"/aanvragen/{aanvraag_id}/pkvw", json=dict(melding)
+        )
+
+    def maatregelen(self, aanvraag_id: UUID) -> Uitkomst:
+        """The approved report's measures, their status and who pays."""
+        return self._call("assessment", "GET", f"/aanvragen/{aanvraag_id}/maatregelen")
+
+    def voer_maatregel_uit(self, maatregel_id: UUID) -> Uitkomst:
+        """Record a measure as carried out."""
+        return self._call("assessment", "POST", f"/maatregelen/{maatregel_id}/uitgevoerd")

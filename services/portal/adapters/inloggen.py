@@ -26,6 +26,11 @@ DEMO_PERSONEN: tuple[tuple[Persoon, dict[str, str]], ...] = (
         Persoon("adv-bva-demo", "bva", "Toetser BVA die ook de demo-adviseur is (vier ogen)"),
         {"sub": "adv-demo"},
     ),
+    # A second bestuurder, to see that one bestuurder never sees another's dossier.
+    (
+        Persoon("bst2-demo", "bestuurder", "Andere bestuurder (andere.bestuurder@example.org)"),
+        {"email": "andere.bestuurder@example.org"},
+    ),
 )
 
 
@@ -38,7 +43,8 @@ class EmbeddedInloggen:
         self._audience = audience
 
     def personen(self) -> list[Persoon]:
-        """The demo people: one per role, and the adviseur as a BVA reviewer."""
+        """The demo people: one per role, the adviseur as a BVA reviewer, and a second
+        bestuurder."""
         return [persoon for persoon, _ in DEMO_PERSONEN]
 
     def log_in(self, sleutel: str) -> Ingelogd | None:

@@ -53,3 +53,7 @@ class SchedulingHttp(HttpBasis):
     def annuleer_afspraak(self, afspraak_id: UUID) -> Uitkomst:
         """Cancel an appointment."""
         return self._call("scheduling", "POST", f"/afspraken/{afspraak_id}/annuleren")
+
+    def vraag_toelichting_aan(self, aanvraag_id: UUID) -> Uitkomst:
+        """Ask for a toelichting (as the party the token is)."""
+        return self._call("scheduling", "POST", f"/aanvragen/{aanvraag_id}/toelichting")

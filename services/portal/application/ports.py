@@ -62,6 +62,10 @@ class SchedulingApi(Protocol):
         """``POST /afspraken/{id}/annuleren``."""
         ...
 
+    def vraag_toelichting_aan(self, aanvraag_id: UUID) -> Uitkomst:
+        """``POST /aanvragen/{id}/toelichting`` (the bestuurder or werkgever of the dossier)."""
+        ...
+
 
 class AssessmentApi(Protocol):
     """Assessment's public API: conversations held, the woningscan, the report and its
@@ -69,6 +73,26 @@ class AssessmentApi(Protocol):
 
     def rapport(self, rapport_id: UUID, versie: int | None = None) -> Uitkomst:
         """``GET /rapporten/{id}?versie=``: one version's content and hash (a read on record)."""
+        ...
+
+    def lees_rapport(self, rapport_id: UUID) -> Uitkomst:
+        """``GET /rapporten/{id}``: the version this person may read (each read is recorded)."""
+        ...
+
+    def pkvw(self, aanvraag_id: UUID) -> Uitkomst:
+        """``GET /aanvragen/{id}/pkvw``: the bestuurder's PKVW status."""
+        ...
+
+    def meld_pkvw(self, aanvraag_id: UUID, melding: Mapping[str, Any]) -> Uitkomst:
+        """``POST /aanvragen/{id}/pkvw``: a declaration, or a certificate with its date."""
+        ...
+
+    def maatregelen(self, aanvraag_id: UUID) -> Uitkomst:
+        """``GET /aanvragen/{id}/maatregelen``: the approved report's measures and who pays."""
+        ...
+
+    def voer_maatregel_uit(self, maatregel_id: UUID) -> Uitkomst:
+        """``POST /maatregelen/{id}/uitgevoerd``."""
         ...
 
 
@@ -89,6 +113,14 @@ class ApprovalApi(Protocol):
         self, rapport_id: UUID, versie: int, inhoud_hash: str, redenen: Sequence[str]
     ) -> Uitkomst:
         """``POST /rapporten/{id}/afkeuren``: reject exactly this version, with reasons."""
+        ...
+
+    def rapport_status(self, rapport_id: UUID) -> Uitkomst:
+        """``GET /rapporten/{id}/status``: where the decisions about a report stand."""
+        ...
+
+    def geef_instemming(self, rapport_id: UUID, instemming: bool) -> Uitkomst:
+        """``POST /rapporten/{id}/instemming``: consent (True) or refusal (False)."""
         ...
 
 

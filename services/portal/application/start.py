@@ -35,6 +35,15 @@ WERK: dict[str, tuple[Werk, ...]] = {
             " inhoudshash, goedkeuren of afkeuren met redenen.",
         ),
     ),
+    "bestuurder": (
+        Werk(
+            "Mijn dossier",
+            "/bestuurder/dossiers",
+            "Waar uw dossier staat en wat er nu komt; het rapport lezen en instemmen met delen"
+            " met uw werkgever (of niet); uw maatregelen en het Politiekeurmerk Veilig Wonen;"
+            " een toelichting aanvragen.",
+        ),
+    ),
 }
 
 #: Per role: what the portal will offer there (shown as coming, not yet built).
@@ -42,11 +51,6 @@ KOMT_NOG: dict[str, tuple[str, ...]] = {
     "adviseur": (
         "Uw afspraken; gesprekken en de woningscan vastleggen.",
         "Het adviesrapport over de vier domeinen schrijven, indienen en herzien.",
-    ),
-    "bestuurder": (
-        "Uw dossier: waar het staat en wat er nu komt.",
-        "Het rapport lezen en instemmen met delen met uw werkgever (of niet).",
-        "Uw maatregelen en het Politiekeurmerk Veilig Wonen.",
     ),
     "werkgever": (
         "De dossiers van uw organisatie.",
