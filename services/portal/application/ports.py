@@ -62,15 +62,53 @@ class SchedulingApi(Protocol):
         """``POST /afspraken/{id}/annuleren``."""
         ...
 
+    def mijn_afspraken(self, status: str) -> Uitkomst:
+        """``GET /afspraken?status=…``: the signed-in adviseur's own appointments (a list)."""
+        ...
+
+    def leg_gesprek_vast(self, afspraak_id: UUID, woningscan_uitgevoerd: bool) -> Uitkomst:
+        """``POST /afspraken/{id}/gevoerd``."""
+        ...
+
+    def leg_woningscan_vast(self, afspraak_id: UUID) -> Uitkomst:
+        """``POST /afspraken/{id}/woningscan``: a woningscan done after the conversation."""
+        ...
+
 
 class AssessmentApi(Protocol):
     """Assessment's public API: conversations held, the woningscan, the report and its
     versions, measures (journeys add the calls they use)."""
 
+    def rapporten(self, aanvraag_id: UUID) -> Uitkomst:
+        """``GET /aanvragen/{id}/rapporten``: the report's state, without content (a list)."""
+        ...
+
+    def rapport(self, rapport_id: UUID, versie: int | None = None) -> Uitkomst:
+        """``GET /rapporten/{id}[?versie=N]``: one version with its content (a recorded read)."""
+        ...
+
+    def stel_rapport_op(
+        self, aanvraag_id: UUID, concept: Mapping[str, Any], idempotency_key: str
+    ) -> Uitkomst:
+        """``POST /aanvragen/{id}/rapport``: version 1."""
+        ...
+
+    def herzie_rapport(self, rapport_id: UUID, concept: Mapping[str, Any]) -> Uitkomst:
+        """``PUT /rapporten/{id}``: a new version (in draft or after a rejection)."""
+        ...
+
+    def dien_rapport_in(self, rapport_id: UUID) -> Uitkomst:
+        """``POST /rapporten/{id}/indienen``."""
+        ...
+
 
 class ApprovalApi(Protocol):
     """Approval's public API: the review queue, approving and rejecting, the bestuurder's
     consent and the release to the werkgever (journeys add the calls they use)."""
+
+    def beoordelingen(self, rapport_id: UUID) -> Uitkomst:
+        """``GET /rapporten/{id}/beoordelingen``: the decisions per submitted version."""
+        ...
 
 
 class NotificationsApi(Protocol):

@@ -27,14 +27,18 @@ WERK: dict[str, tuple[Werk, ...]] = {
             " de gesprekken plannen, verzetten of annuleren.",
         ),
     ),
+    "adviseur": (
+        Werk(
+            "Mijn afspraken",
+            "/adviseur/afspraken",
+            "Uw gesprekken; een gesprek en de woningscan vastleggen, en van daaruit het"
+            " adviesrapport over de vier domeinen schrijven, indienen en herzien.",
+        ),
+    ),
 }
 
 #: Per role: what the portal will offer there (shown as coming, not yet built).
 KOMT_NOG: dict[str, tuple[str, ...]] = {
-    "adviseur": (
-        "Uw afspraken; gesprekken en de woningscan vastleggen.",
-        "Het adviesrapport over de vier domeinen schrijven, indienen en herzien.",
-    ),
     "bva": ("De rapporten ter toetsing: goedkeuren of afkeuren met redenen.",),
     "bestuurder": (
         "Uw dossier: waar het staat en wat er nu komt.",
