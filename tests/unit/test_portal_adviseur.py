@@ -220,7 +220,8 @@ class FakeApis:
                     _afspraak(LATER, "gesprek_werkgever", "2026-05-20T08:00:00Z", "gepland"),
                 ),
             )
-        return Gelukt({}, ())
+        gehouden = _afspraak(HELD, "gesprek_bestuurder", "2026-05-12T08:00:00Z", "gevoerd")
+        return Gelukt({}, (gehouden,))
 
     def leg_gesprek_vast(self, afspraak_id: UUID, woningscan_uitgevoerd: bool) -> Uitkomst:
         self.calls.append(("gevoerd", (afspraak_id, woningscan_uitgevoerd)))
@@ -306,6 +307,20 @@ def test_my_appointments_offer_recording_only_those_that_began() -> None:
     assert refused.status_code == 409
     assert "Het gesprek is nog niet begonnen." in refused.text
     assert ("gevoerd", (HELD, False)) in apis.calls
+
+
+def test_a_woningscan_done_after_the_conversation_is_recorded_on_its_own() -> None:
+    apis = FakeApis()
+    portal, csrf = signed_in(apis)
+    page = portal.get("/adviseur/afspraken").text
+    gevoerd = page.split('id="gevoerd-titel"')[1]
+    assert "De woningscan is nog niet vastgelegd." in gevoerd
+    assert f'href="/adviseur/dossiers/{DOSSIER_ID}/rapport"' in gevoerd
+    done = portal.post(
+        f"/adviseur/afspraken/{HELD}/woningscan", data={"csrf": csrf}, follow_redirects=False
+    )
+    assert done.status_code == 303 and apis.calls[-1] == ("woningscan", HELD)
+    assert "De woningscan is vastgelegd." in portal.get(done.headers["location"]).text
 
 
 def test_a_new_report_is_drafted_adding_a_measure_saves_nothing() -> None:
