@@ -19,6 +19,7 @@ from services.portal.application import Conflict, Gelukt, NietGevonden, Ongeldig
 from services.portal.application.adviseur import (
     Invoer,
     MaatregelInvoer,
+    Stuk,
     concept,
     controleer,
     fouten_uit,
@@ -96,7 +97,8 @@ def test_what_the_form_lacks_is_named_at_its_field() -> None:
     invoer = Invoer.uit_formulier(_formulier(**{"bevinding-werk": " ", "m2-kosten": ""}))
     fouten = controleer(invoer)
     assert [f.veld for f in fouten.fouten] == ["bevinding-werk", "m2-kosten"]
-    assert fouten.bij("m2-kosten").tekst == "Kies bij maatregel 3: kosten."  # type: ignore[union-attr]
+    kosten = fouten.bij("m2-kosten")
+    assert kosten is not None and kosten.tekst == "Kies bij maatregel 3: kosten."
     leeg = controleer(Invoer({d: "x" for d in BEVINDINGEN}, (MaatregelInvoer(),)))
     assert [f.veld for f in leeg.fouten] == ["m0-omschrijving"]
 
@@ -173,7 +175,7 @@ def test_two_versions_differ_word_by_word_and_measure_by_measure() -> None:
         ("Prioriteit", "Hoog", "Middel")
     ]
     assert v.aantal_gewijzigd == 4
-    assert woorden_verschil("a b", "a b") == (woorden_verschil("a b", "a b")[0],)
+    assert woorden_verschil("Een tekst.", "Een tekst.") == (Stuk("gelijk", "Een tekst."),)
 
 
 # --- the pages over a fake of the APIs -----------------------------------------------------------
@@ -267,7 +269,7 @@ class FakeApis:
 def signed_in(apis: FakeApis, persoon: str = "adv-demo") -> tuple[TestClient, str]:
     app = bootstrap(
         PortalSettings(),
-        apis=apis,  # type: ignore[arg-type]
+        apis=apis,
         inloggen=EmbeddedInloggen(secrets.token_bytes(32), "weerbaar-embedded", "weerbaar"),
         session_key=secrets.token_bytes(32),
         klok=lambda: NU,
@@ -400,7 +402,7 @@ def test_after_a_rejection_the_reasons_stand_beside_the_text_and_a_revision_is_s
 
 def test_the_pages_are_for_the_adviseur_only() -> None:
     anonymous = TestClient(
-        bootstrap(PortalSettings(), apis=FakeApis(), session_key=secrets.token_bytes(32))  # type: ignore[arg-type]
+        bootstrap(PortalSettings(), apis=FakeApis(), session_key=secrets.token_bytes(32))
     )
     assert anonymous.get("/adviseur/afspraken", follow_redirects=False).status_code == 303
     apis = FakeApis()
