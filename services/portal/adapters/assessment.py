@@ -39,3 +39,27 @@ class AssessmentHttp(HttpBasis):
     def voer_maatregel_uit(self, maatregel_id: UUID) -> Uitkomst:
         """Record a measure as carried out."""
         return self._call("assessment", "POST", f"/maatregelen/{maatregel_id}/uitgevoerd")
+
+    def rapporten(self, aanvraag_id: UUID) -> Uitkomst:
+        """A dossier's report: its state and measures, without content."""
+        return self._call("assessment", "GET", f"/aanvragen/{aanvraag_id}/rapporten")
+
+    def stel_rapport_op(
+        self, aanvraag_id: UUID, concept: Mapping[str, Any], idempotency_key: str
+    ) -> Uitkomst:
+        """Draft version 1 (the same key drafts once)."""
+        return self._call(
+            "assessment",
+            "POST",
+            f"/aanvragen/{aanvraag_id}/rapport",
+            json=dict(concept),
+            headers={"Idempotency-Key": idempotency_key},
+        )
+
+    def herzie_rapport(self, rapport_id: UUID, concept: Mapping[str, Any]) -> Uitkomst:
+        """Save a new version."""
+        return self._call("assessment", "PUT", f"/rapporten/{rapport_id}", json=dict(concept))
+
+    def dien_rapport_in(self, rapport_id: UUID) -> Uitkomst:
+        """Submit the current version to the BVA."""
+        return self._call("assessment", "POST", f"/rapporten/{rapport_id}/indienen")

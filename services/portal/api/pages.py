@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from services.portal.api import aanmelden, bestuurder, bva, inloggen, secretariaat
+from services.portal.api import aanmelden, adviseur, bestuurder, bva, inloggen, secretariaat
 from services.portal.api.session import COOKIE_NAME, Sessie, SessieSleutel
 from services.portal.api.web import STATIC_DIR, Omgeving, Weigering, nu, pagina
 from services.portal.application import Aanbieder, AanbiederOnbereikbaar, Apis, Inloggen
@@ -37,6 +37,7 @@ JOURNEYS: tuple[Callable[[Omgeving], APIRouter], ...] = (
     secretariaat.router,
     bva.router,
     bestuurder.router,
+    adviseur.router,
 )
 
 CONTENT_SECURITY_POLICY = (

@@ -66,6 +66,18 @@ class SchedulingApi(Protocol):
         """``POST /aanvragen/{id}/toelichting`` (the bestuurder or werkgever of the dossier)."""
         ...
 
+    def mijn_afspraken(self, status: str) -> Uitkomst:
+        """``GET /afspraken?status=…``: the signed-in adviseur's own appointments (a list)."""
+        ...
+
+    def leg_gesprek_vast(self, afspraak_id: UUID, woningscan_uitgevoerd: bool) -> Uitkomst:
+        """``POST /afspraken/{id}/gevoerd``."""
+        ...
+
+    def leg_woningscan_vast(self, afspraak_id: UUID) -> Uitkomst:
+        """``POST /afspraken/{id}/woningscan``: a woningscan done after the conversation."""
+        ...
+
 
 class AssessmentApi(Protocol):
     """Assessment's public API: conversations held, the woningscan, the report and its
@@ -93,6 +105,24 @@ class AssessmentApi(Protocol):
 
     def voer_maatregel_uit(self, maatregel_id: UUID) -> Uitkomst:
         """``POST /maatregelen/{id}/uitgevoerd``."""
+        ...
+
+    def rapporten(self, aanvraag_id: UUID) -> Uitkomst:
+        """``GET /aanvragen/{id}/rapporten``: the report's state, without content (a list)."""
+        ...
+
+    def stel_rapport_op(
+        self, aanvraag_id: UUID, concept: Mapping[str, Any], idempotency_key: str
+    ) -> Uitkomst:
+        """``POST /aanvragen/{id}/rapport``: version 1."""
+        ...
+
+    def herzie_rapport(self, rapport_id: UUID, concept: Mapping[str, Any]) -> Uitkomst:
+        """``PUT /rapporten/{id}``: a new version (in draft or after a rejection)."""
+        ...
+
+    def dien_rapport_in(self, rapport_id: UUID) -> Uitkomst:
+        """``POST /rapporten/{id}/indienen``."""
         ...
 
 

@@ -44,14 +44,18 @@ WERK: dict[str, tuple[Werk, ...]] = {
             " een toelichting aanvragen.",
         ),
     ),
+    "adviseur": (
+        Werk(
+            "Mijn afspraken",
+            "/adviseur/afspraken",
+            "Uw gesprekken; een gesprek en de woningscan vastleggen, en van daaruit het"
+            " adviesrapport over de vier domeinen schrijven, indienen en herzien.",
+        ),
+    ),
 }
 
 #: Per role: what the portal will offer there (shown as coming, not yet built).
 KOMT_NOG: dict[str, tuple[str, ...]] = {
-    "adviseur": (
-        "Uw afspraken; gesprekken en de woningscan vastleggen.",
-        "Het adviesrapport over de vier domeinen schrijven, indienen en herzien.",
-    ),
     "werkgever": (
         "De dossiers van uw organisatie.",
         "Na vrijgave door de bestuurder: het rapport en de uit te voeren maatregelen.",
