@@ -67,6 +67,15 @@ class AssessmentApi(Protocol):
     """Assessment's public API: conversations held, the woningscan, the report and its
     versions, measures (journeys add the calls they use)."""
 
+    def lees_rapport(self, rapport_id: UUID) -> Uitkomst:
+        """``GET /rapporten/{id}``: the current version's content (every read is on record)."""
+        ...
+
+    def maatregelen(self, aanvraag_id: UUID) -> Uitkomst:
+        """``GET /aanvragen/{id}/maatregelen``: the approved report's measures, their status
+        and who pays, with the PKVW."""
+        ...
+
 
 class ApprovalApi(Protocol):
     """Approval's public API: the review queue, approving and rejecting, the bestuurder's
@@ -76,6 +85,18 @@ class ApprovalApi(Protocol):
 class NotificationsApi(Protocol):
     """Notifications' public API: an organisation's webhook subscriptions (journeys add the
     calls they use)."""
+
+    def abonnementen(self) -> Uitkomst:
+        """``GET /webhooks/abonnementen``: the subscriptions the caller may see (a list)."""
+        ...
+
+    def maak_abonnement(self, verzoek: Mapping[str, Any]) -> Uitkomst:
+        """``POST /webhooks/abonnementen``: the new subscription with its secret (shown once)."""
+        ...
+
+    def verwijder_abonnement(self, abonnement_id: UUID) -> Uitkomst:
+        """``DELETE /webhooks/abonnementen/{id}``."""
+        ...
 
 
 class Apis(IntakeApi, SchedulingApi, AssessmentApi, ApprovalApi, NotificationsApi, Protocol):
