@@ -20,6 +20,11 @@ DEMO_PERSONEN: tuple[tuple[Persoon, dict[str, str]], ...] = (
         {"organisatie": "GM0344"},
     ),
     (Persoon("cmp-demo", "compliance", "Compliance officer"), {}),
+    # A werkgever of another organisation: to see that a dossier is its own organisation's only.
+    (
+        Persoon("wg-ander-demo", "werkgever", "Werkgever (organisatie GM0363)"),
+        {"organisatie": "GM0363"},
+    ),
 )
 
 
