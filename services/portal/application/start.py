@@ -27,6 +27,19 @@ WERK: dict[str, tuple[Werk, ...]] = {
             " de gesprekken plannen, verzetten of annuleren.",
         ),
     ),
+    "werkgever": (
+        Werk(
+            "Dossiers van uw organisatie",
+            "/werkgever/dossiers",
+            "Waar een dossier staat; na vrijgave door de bestuurder het rapport, de maatregelen"
+            " die u uitvoert en wie ze betaalt.",
+        ),
+        Werk(
+            "Webhook-abonnementen",
+            "/werkgever/webhooks",
+            "Berichten over de dossiers van uw organisatie naar uw eigen systeem.",
+        ),
+    ),
 }
 
 #: Per role: what the portal will offer there (shown as coming, not yet built).
@@ -40,10 +53,6 @@ KOMT_NOG: dict[str, tuple[str, ...]] = {
         "Uw dossier: waar het staat en wat er nu komt.",
         "Het rapport lezen en instemmen met delen met uw werkgever (of niet).",
         "Uw maatregelen en het Politiekeurmerk Veilig Wonen.",
-    ),
-    "werkgever": (
-        "De dossiers van uw organisatie.",
-        "Na vrijgave door de bestuurder: het rapport en de uit te voeren maatregelen.",
     ),
     "compliance": (
         "De audittrail van een dossier als tijdlijn, ook geweigerde pogingen.",
