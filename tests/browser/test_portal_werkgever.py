@@ -2,6 +2,7 @@
 bestuurder's consent the page says the report is not yet released and shows nothing of it (the
 API refuses the werkgever's read); after it, the report's findings, the measures the werkgever
 carries out and who pays (once the bestuurder holds the PKVW, the werkgever). The
+werkgever records its measure as carried out (refused, and why, until the PKVW). The
 organisation's webhook subscriptions: an unsafe callback address refused at its field, one
 added (its secret shown once) and removed. A werkgever of another organisation sees nothing of
 the dossier, nor the organisation's subscriptions.
@@ -160,16 +161,30 @@ def test_after_release_the_report_measures_and_who_pays_and_the_webhooks(
     expect(page.locator("#pkvw")).to_have_text("Nog geen")
     no_axe_violations(offline_page, "werkgever-dossier-vrijgegeven")
 
+    # Recording the measure as carried out waits for the PKVW: the API's refusal is explained.
+    eigen.get_by_role("button", name="Uitgevoerd").click()
+    expect(page.locator("#foutoverzicht")).to_contain_text("wacht op PKVW")
+    expect(eigen.locator("td").nth(5)).to_contain_text("Nog niet")
+    no_axe_violations(offline_page, "werkgever-maatregel-wacht")
+
     # The bestuurder obtains the PKVW certificate: from then on the werkgever pays.
     released.pkvw_certificaat()
 
+    dossier_url = f"{portal_url}/werkgever/dossiers/{released.aanvraag_id}"
+
     def pays() -> bool | None:
-        page.reload()
+        # Opened anew, not reloaded: the refused form's page would post it again.
+        page.goto(dossier_url)
         return page.locator("#pkvw").inner_text().startswith("Certificaat") or None
 
     wait_until(pays, timeout=30, what="the PKVW on the werkgever's page")
     expect(eigen.locator("td").nth(4)).to_have_text("De werkgever")
     no_axe_violations(offline_page, "werkgever-dossier-pkvw")
+    eigen.get_by_role("button", name="Uitgevoerd").click()
+    expect(page.locator("#melding")).to_have_text("De maatregel is vastgelegd als uitgevoerd.")
+    expect(eigen.locator("td").nth(5)).to_contain_text("Ja, op")
+    expect(eigen.get_by_role("button")).to_have_count(0)
+    no_axe_violations(offline_page, "werkgever-maatregel-uitgevoerd")
 
     # The organisation's webhook subscriptions: an inward address is refused at the field.
     page.get_by_role("link", name="Terug naar de dossiers").click()
@@ -221,7 +236,7 @@ def test_after_release_the_report_measures_and_who_pays_and_the_webhooks(
     assert listed == []
 
     assert offline_page.outside == [], "the page tried to leave loopback"
-    assert console_errors(offline_page, 422) == []
+    assert console_errors(offline_page, 409, 422) == []
 
 
 def test_a_werkgever_of_another_organisation_sees_nothing_of_the_dossier(

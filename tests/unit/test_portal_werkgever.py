@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from services.portal.adapters import EmbeddedInloggen
 from services.portal.application import (
+    Conflict,
     Gelukt,
     Geweigerd,
     NietGevonden,
@@ -96,6 +97,7 @@ class FakeApis:
                 "secret": "whsec_Z2VoZWlt",
             }
         )
+        self.uitvoer_answer: Uitkomst = Gelukt({"status": "uitgevoerd"})
         self.calls: list[tuple[str, Any]] = []
         self.token: str | None = None
 
@@ -128,6 +130,10 @@ class FakeApis:
     def maatregelen(self, aanvraag_id: UUID) -> Uitkomst:
         self.calls.append(("maatregelen", aanvraag_id))
         return Gelukt(OVERZICHT)
+
+    def voer_maatregel_uit(self, maatregel_id: UUID) -> Uitkomst:
+        self.calls.append(("uitgevoerd", maatregel_id))
+        return self.uitvoer_answer
 
     def abonnementen(self) -> Uitkomst:
         self.calls.append(("abonnementen", None))
@@ -235,6 +241,27 @@ def test_the_pages_are_for_the_werkgever_only() -> None:
     portal, csrf = signed_in(FakeApis(), "sec-demo")
     assert portal.get("/werkgever/webhooks").status_code == 403
     assert portal.post("/werkgever/webhooks", data={"csrf": csrf}).status_code == 403
+
+
+def test_the_werkgever_records_its_measure_or_is_told_why_not_yet() -> None:
+    apis = FakeApis(vrijgegeven=True)
+    apis.uitvoer_answer = Conflict("Deze maatregel wacht op PKVW.")
+    portal, csrf = signed_in(apis)
+    page = portal.get(f"/werkgever/dossiers/{DOSSIER_ID}").text
+    eigen = page.split('id="maatregelen-werkgever"')[1].split("</table>")[0]
+    path = f"/werkgever/dossiers/{DOSSIER_ID}/maatregelen/{EIGEN}/uitgevoerd"
+    assert f'action="{path}"' in eigen
+    # Only the werkgever's own measures can be recorded here.
+    assert "/uitgevoerd" not in page.split('id="maatregelen-bestuurder"')[1]
+    refused = portal.post(path, data={"csrf": csrf})
+    assert refused.status_code == 409
+    assert "De dienst meldt: Deze maatregel wacht op PKVW." in refused.text
+    assert "<title>Fout: Dossier" in refused.text
+    apis.uitvoer_answer = Gelukt({"status": "uitgevoerd"})
+    done = portal.post(path, data={"csrf": csrf}, follow_redirects=False)
+    assert done.headers["location"] == f"/werkgever/dossiers/{DOSSIER_ID}"
+    assert "De maatregel is vastgelegd als uitgevoerd." in portal.get(done.headers["location"]).text
+    assert apis.calls.count(("uitgevoerd", EIGEN)) == 2
 
 
 def test_a_certificate_is_shown_with_its_last_valid_day() -> None:

@@ -18,3 +18,7 @@ class AssessmentHttp(HttpBasis):
     def maatregelen(self, aanvraag_id: UUID) -> Uitkomst:
         """The approved report's measures: status and who pays."""
         return self._call("assessment", "GET", f"/aanvragen/{aanvraag_id}/maatregelen")
+
+    def voer_maatregel_uit(self, maatregel_id: UUID) -> Uitkomst:
+        """Record a measure as carried out by the caller, its uitvoerder."""
+        return self._call("assessment", "POST", f"/maatregelen/{maatregel_id}/uitgevoerd")

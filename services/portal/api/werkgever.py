@@ -39,6 +39,7 @@ from services.portal.application.werkgever import (
     abonnementen,
     dossier_pagina,
     fouten_uit,
+    uitvoering_melding,
 )
 
 ROL = "werkgever"
@@ -115,19 +116,40 @@ def _dossiers(api: APIRouter, omgeving: Omgeving) -> None:
             return RedirectResponse(f"{BASIS}/dossiers", status_code=303)
         raise _weigering(uitkomst)
 
-    @api.get("/dossiers/{aanvraag_id}")
-    def dossier(request: Request, aanvraag_id: UUID) -> Response:
-        if (weg := _weg(omgeving, request)) is not None:
-            return weg
+    def toon(
+        request: Request, aanvraag_id: UUID, fout: str | None = None, status: int = 200
+    ) -> Response:
         try:
             data = dossier_pagina(omgeving.apis_voor(request), aanvraag_id)
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
-        return pagina(
-            request,
-            "werkgever/dossier.html",
-            {"d": data, "nog_niet_vrijgegeven": NOG_NIET_VRIJGEGEVEN},
-        )
+        context = {"d": data, "nog_niet_vrijgegeven": NOG_NIET_VRIJGEGEVEN, "fout": fout}
+        return pagina(request, "werkgever/dossier.html", context | _melding(request), status)
+
+    @api.get("/dossiers/{aanvraag_id}")
+    def dossier(request: Request, aanvraag_id: UUID) -> Response:
+        if (weg := _weg(omgeving, request)) is not None:
+            return weg
+        return toon(request, aanvraag_id)
+
+    @api.post("/dossiers/{aanvraag_id}/maatregelen/{maatregel_id}/uitgevoerd")
+    async def uitgevoerd(request: Request, aanvraag_id: UUID, maatregel_id: UUID) -> Response:
+        await formulier(request)
+        if (weg := _weg(omgeving, request)) is not None:
+            return weg
+
+        def stap() -> Response:
+            uitkomst = omgeving.apis_voor(request).voer_maatregel_uit(maatregel_id)
+            try:
+                fout = uitvoering_melding(uitkomst)
+            except Probleem as probleem:
+                raise _weigering(probleem.uitkomst) from None
+            if fout is not None:
+                return toon(request, aanvraag_id, fout, 409)
+            zet_melding(request, "maatregel_uitgevoerd")
+            return RedirectResponse(f"{BASIS}/dossiers/{aanvraag_id}", status_code=303)
+
+        return await run_in_threadpool(stap)
 
 
 def _webhooks(api: APIRouter, omgeving: Omgeving) -> None:

@@ -76,6 +76,10 @@ class AssessmentApi(Protocol):
         and who pays, with the PKVW."""
         ...
 
+    def voer_maatregel_uit(self, maatregel_id: UUID) -> Uitkomst:
+        """``POST /maatregelen/{id}/uitgevoerd``: the caller carried out its measure."""
+        ...
+
 
 class ApprovalApi(Protocol):
     """Approval's public API: the review queue, approving and rejecting, the bestuurder's

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from services.portal.application.ports import Apis
 from services.portal.application.secretariaat import STATUS_NAMEN, datum_tekst
 from services.portal.application.uitkomsten import (
+    Conflict,
     Gelukt,
     Geweigerd,
     NietGevonden,
@@ -88,7 +89,12 @@ MELDINGEN: dict[str, str] = {
     "zoek_ongeldig": "Dat is geen dossiernummer. Een dossiernummer bestaat uit 32 cijfers en"
     " letters a tot en met f, in groepjes van 8, 4, 4, 4 en 12 (zoals in de bevestigingsmail).",
     "zoek_niet_gevonden": "Er is geen dossier met dat nummer voor uw organisatie.",
+    "maatregel_uitgevoerd": "De maatregel is vastgelegd als uitgevoerd.",
 }
+#: A measure that cannot be recorded as carried out now (the API's 409), in words.
+NOG_NIET_UITVOERBAAR = (
+    "Deze maatregel kan nu niet als uitgevoerd worden vastgelegd. De pagina toont de actuele stand."
+)
 
 #: The notes that tell of something that did not happen.
 MISLUKT = frozenset({"abonnement_weg", "zoek_ongeldig", "zoek_niet_gevonden"})
@@ -223,6 +229,19 @@ def rapport_uit(gelezen: Mapping[str, Any], overzicht: Mapping[str, Any]) -> Rap
         voor_bestuurder=tuple(r for r in regels if r.uitvoerder != "werkgever"),
         pkvw=pkvw_tekst,
     )
+
+
+def uitvoering_melding(uitkomst: Uitkomst) -> str | None:
+    """What recording a measure came to: None when it was recorded, the reason in Dutch when
+    the process does not allow it now (409: e.g. waiting for the bestuurder's PKVW); another
+    refusal ends the page (``Probleem``)."""
+    match uitkomst:
+        case Gelukt():
+            return None
+        case Conflict(detail=detail):
+            return NOG_NIET_UITVOERBAAR + (f" De dienst meldt: {detail}" if detail else "")
+        case _:
+            raise Probleem(uitkomst)
 
 
 # --- webhook subscriptions -----------------------------------------------------------------------
