@@ -109,6 +109,8 @@ def test_before_release_the_werkgever_sees_that_and_nothing_of_the_report(
     assert driver.probeer_te_lezen("werkgever").status_code == 403
     page = offline_page.page
 
+    page.goto(f"{portal_url}/inloggen")
+    no_axe_violations(offline_page, "werkgever-inloggen")
     sign_in(page, portal_url, ORGANISATIE)
     no_axe_violations(offline_page, "werkgever-start")
     page.get_by_role("link", name="Dossiers van uw organisatie").click()

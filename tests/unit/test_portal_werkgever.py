@@ -4,15 +4,17 @@ subscriptions with notifications' refusals at their fields, over a fake of the A
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID, uuid4
 
+import httpx
 from fastapi.testclient import TestClient
 
-from services.portal.adapters import EmbeddedInloggen
+from services.portal.adapters import EmbeddedInloggen, HttpApis
 from services.portal.application import (
     Conflict,
     Gelukt,
@@ -353,3 +355,35 @@ def test_removing_a_subscription_is_a_form_post_with_csrf() -> None:
     assert apis.calls[-2] == ("verwijder", ABONNEMENT_ID)
     gone = portal.post(f"/werkgever/webhooks/{uuid4()}/verwijderen", data={"csrf": csrf})
     assert "Dit abonnement bestaat niet (meer)." in gone.text
+
+
+# --- the calls, over HTTP ------------------------------------------------------------------------
+
+
+def test_the_adapters_call_the_services_own_endpoints_with_the_persons_token() -> None:
+    seen: list[tuple[str, str, str, bytes]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(
+            (request.method, str(request.url), request.headers["authorization"], request.content)
+        )
+        return httpx.Response(200, json=[] if request.method == "GET" else {})
+
+    urls = {"assessment": "http://assessment.test", "notifications": "http://notifications.test"}
+    apis = HttpApis(urls, transport=httpx.MockTransport(handler)).als("tok")
+    apis.lees_rapport(RAPPORT_ID)
+    apis.maatregelen(DOSSIER_ID)
+    apis.voer_maatregel_uit(EIGEN)
+    apis.abonnementen()
+    apis.maak_abonnement({"callback_url": "https://x.example"})
+    apis.verwijder_abonnement(ABONNEMENT_ID)
+    assert [(method, url) for method, url, _, _ in seen] == [
+        ("GET", f"http://assessment.test/rapporten/{RAPPORT_ID}"),
+        ("GET", f"http://assessment.test/aanvragen/{DOSSIER_ID}/maatregelen"),
+        ("POST", f"http://assessment.test/maatregelen/{EIGEN}/uitgevoerd"),
+        ("GET", "http://notifications.test/webhooks/abonnementen"),
+        ("POST", "http://notifications.test/webhooks/abonnementen"),
+        ("DELETE", f"http://notifications.test/webhooks/abonnementen/{ABONNEMENT_ID}"),
+    ]
+    assert {token for _, _, token, _ in seen} == {"Bearer tok"}
+    assert json.loads(seen[4][3]) == {"callback_url": "https://x.example"}
