@@ -1,5 +1,5 @@
-"""Journey 6: the werkgever's dossiers, the released report with its measures, and the
-organisation's webhook subscriptions.
+"""Journey 6: the werkgever's dossiers, the released report with its measures (its own recorded
+as carried out), and the organisation's webhook subscriptions.
 
 Every page asks the services with the werkgever's own token: a dossier of another organisation
 is not found, and a report not yet released shows the clear sentence and nothing of its

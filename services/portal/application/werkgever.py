@@ -1,5 +1,6 @@
 """Journey 6, the werkgever: its organisation's dossiers, the report and the measures once the
-bestuurder released them, and the organisation's webhook subscriptions.
+bestuurder released them (recording its own as carried out), and the organisation's webhook
+subscriptions.
 
 Every answer is the services' own, asked with the werkgever's token: intake knows the dossier
 only when it is of the werkgever's organisation (another's is not found), and assessment serves
