@@ -31,6 +31,11 @@ DEMO_PERSONEN: tuple[tuple[Persoon, dict[str, str]], ...] = (
         Persoon("bst2-demo", "bestuurder", "Andere bestuurder (andere.bestuurder@example.org)"),
         {"email": "andere.bestuurder@example.org"},
     ),
+    # A werkgever of another organisation: to see that a dossier is its own organisation's only.
+    (
+        Persoon("wg-ander-demo", "werkgever", "Werkgever (organisatie GM0363)"),
+        {"organisatie": "GM0363"},
+    ),
 )
 
 

@@ -23,7 +23,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from services.portal.api import aanmelden, adviseur, bestuurder, bva, inloggen, secretariaat
+from services.portal.api import (
+    aanmelden,
+    adviseur,
+    bestuurder,
+    bva,
+    inloggen,
+    secretariaat,
+    werkgever,
+)
 from services.portal.api.session import COOKIE_NAME, Sessie, SessieSleutel
 from services.portal.api.web import STATIC_DIR, Omgeving, Weigering, nu, pagina
 from services.portal.application import Aanbieder, AanbiederOnbereikbaar, Apis, Inloggen
@@ -38,6 +46,7 @@ JOURNEYS: tuple[Callable[[Omgeving], APIRouter], ...] = (
     bva.router,
     bestuurder.router,
     adviseur.router,
+    werkgever.router,
 )
 
 CONTENT_SECURITY_POLICY = (

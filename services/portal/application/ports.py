@@ -158,6 +158,18 @@ class NotificationsApi(Protocol):
     """Notifications' public API: an organisation's webhook subscriptions (journeys add the
     calls they use)."""
 
+    def abonnementen(self) -> Uitkomst:
+        """``GET /webhooks/abonnementen``: the subscriptions the caller may see (a list)."""
+        ...
+
+    def maak_abonnement(self, verzoek: Mapping[str, Any]) -> Uitkomst:
+        """``POST /webhooks/abonnementen``: the new subscription with its secret (shown once)."""
+        ...
+
+    def verwijder_abonnement(self, abonnement_id: UUID) -> Uitkomst:
+        """``DELETE /webhooks/abonnementen/{id}``."""
+        ...
+
 
 class Apis(IntakeApi, SchedulingApi, AssessmentApi, ApprovalApi, NotificationsApi, Protocol):
     """The services' public HTTP APIs, as the portal uses them, as one person."""

@@ -52,14 +52,23 @@ WERK: dict[str, tuple[Werk, ...]] = {
             " adviesrapport over de vier domeinen schrijven, indienen en herzien.",
         ),
     ),
+    "werkgever": (
+        Werk(
+            "Dossiers van uw organisatie",
+            "/werkgever/dossiers",
+            "Waar een dossier staat; na vrijgave door de bestuurder het rapport, de maatregelen"
+            " die u uitvoert en wie ze betaalt.",
+        ),
+        Werk(
+            "Webhook-abonnementen",
+            "/werkgever/webhooks",
+            "Berichten over de dossiers van uw organisatie naar uw eigen systeem.",
+        ),
+    ),
 }
 
 #: Per role: what the portal will offer there (shown as coming, not yet built).
 KOMT_NOG: dict[str, tuple[str, ...]] = {
-    "werkgever": (
-        "De dossiers van uw organisatie.",
-        "Na vrijgave door de bestuurder: het rapport en de uit te voeren maatregelen.",
-    ),
     "compliance": (
         "De audittrail van een dossier als tijdlijn, ook geweigerde pogingen.",
         "Het dossier zoals het was op een gekozen moment; de auditexport; de bewaarplicht.",
