@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from services.portal.api import aanmelden, inloggen, secretariaat
+from services.portal.api import aanmelden, compliance, inloggen, secretariaat
 from services.portal.api.session import COOKIE_NAME, SessieSleutel
 from services.portal.api.web import STATIC_DIR, Omgeving, Weigering, pagina
 from services.portal.application import Apis, Inloggen
@@ -32,6 +32,7 @@ JOURNEYS: tuple[Callable[[Omgeving], APIRouter], ...] = (
     aanmelden.router,
     inloggen.router,
     secretariaat.router,
+    compliance.router,
 )
 
 CONTENT_SECURITY_POLICY = (

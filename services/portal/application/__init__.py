@@ -19,6 +19,7 @@ from services.portal.application.ports import (
     SchedulingApi,
 )
 from services.portal.application.uitkomsten import (
+    Bestand,
     Conflict,
     Gelukt,
     Geweigerd,
@@ -35,6 +36,7 @@ __all__ = [
     "Apis",
     "ApprovalApi",
     "AssessmentApi",
+    "Bestand",
     "Conflict",
     "Gelukt",
     "Geweigerd",

@@ -27,6 +27,15 @@ WERK: dict[str, tuple[Werk, ...]] = {
             " de gesprekken plannen, verzetten of annuleren.",
         ),
     ),
+    "compliance": (
+        Werk(
+            "Dossiers en audittrail",
+            "/compliance/dossiers",
+            "Per dossier de audittrail als tijdlijn (ook geweigerde pogingen), het dossier"
+            " zoals het was op een gekozen moment, de auditexport (JSON, CSV, HTML), de"
+            " bewaarplicht en de controle van de hash-ketens.",
+        ),
+    ),
 }
 
 #: Per role: what the portal will offer there (shown as coming, not yet built).
@@ -44,10 +53,6 @@ KOMT_NOG: dict[str, tuple[str, ...]] = {
     "werkgever": (
         "De dossiers van uw organisatie.",
         "Na vrijgave door de bestuurder: het rapport en de uit te voeren maatregelen.",
-    ),
-    "compliance": (
-        "De audittrail van een dossier als tijdlijn, ook geweigerde pogingen.",
-        "Het dossier zoals het was op een gekozen moment; de auditexport; de bewaarplicht.",
     ),
 }
 

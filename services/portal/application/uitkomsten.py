@@ -69,3 +69,11 @@ class Onbereikbaar:
 Uitkomst = (
     Gelukt | Ongeldig | NietIngelogd | Geweigerd | NietGevonden | Conflict | TeVaak | Onbereikbaar
 )
+
+
+@dataclass(frozen=True)
+class Bestand:
+    """A 2xx whose answer is a document to pass on as it is (an export), not an object."""
+
+    inhoud: bytes
+    media_type: str
