@@ -1,7 +1,7 @@
 """Journey 7 in Chromium: compliance finds a dossier, reads its audit trail as a timeline with a
 werkgever's refused read in it, opens the dossier as it was recorded at an earlier moment,
 downloads the audit export as JSON, CSV and HTML, places a legal hold and sees it on the
-dossier, and sees whether the services' hash chains verified.
+dossier (and lifts it), and sees whether the services' hash chains verified.
 
 The other roles' steps before the journey (registration, contact, the conversations, the
 report, its approval, the werkgever's refused read and the bestuurder's read) are driven
@@ -173,6 +173,18 @@ def test_compliance_reads_the_trail_a_past_moment_the_exports_and_places_a_legal
     expect(page.get_by_role("button", name="Bewaarplicht opheffen")).to_be_visible()
     expect(trail).to_contain_text("Bewaarplicht opgelegd")
     no_axe_violations(offline_page, "compliance-bewaarplicht")
+
+    # Lifted again: the retention periods apply once more, and the trail keeps both steps.
+    page.get_by_role("button", name="Bewaarplicht opheffen").click()
+    expect(page.locator("#melding")).to_contain_text("De bewaarplicht is opgeheven")
+
+    def hold_lifted() -> bool | None:
+        page.reload()
+        return page.locator("#bewaarplicht").inner_text() == "Geen" or None
+
+    wait_until(hold_lifted, timeout=30, what="the legal hold lifted on the dossier")
+    expect(trail).to_contain_text("Bewaarplicht opgeheven")
+    expect(page.get_by_role("button", name="Bewaarplicht opleggen")).to_be_visible()
 
     # Whether the services' hash chains verified, per service.
     page.get_by_role("link", name=re.compile("Controleer of de vastgelegde geschiedenis")).click()
