@@ -310,7 +310,8 @@ class Gebeurtenis:
 
 def gebeurtenis(envelope: Mapping[str, Any]) -> Gebeurtenis:
     """One CloudEvent of the trail as the timeline shows it."""
-    naam = str(envelope.get("type", "")).split(".")[-2] if envelope.get("type") else "?"
+    delen = str(envelope.get("type") or "?").split(".")
+    naam = delen[-2] if len(delen) > 1 else delen[0]  # nl.weerbaarbestuur.<Naam>.v<N>
     data = envelope.get("data") or {}
     details = tuple(
         (label, _waarde(data[veld]))
