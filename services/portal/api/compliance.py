@@ -13,7 +13,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from services.portal.api.web import (
@@ -211,10 +212,13 @@ def _lezen(api: APIRouter, gedeeld: Pagina) -> None:
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
         naam = bestandsnaam(aanvraag_id, formaat)
-        return Response(
-            bestand.inhoud,
+        # Passed on as it arrives; the answer is let go of when the last part was sent, or
+        # after the response when the visitor left before that.
+        return StreamingResponse(
+            bestand.stroom(),
             media_type=bestand.media_type,
             headers={"Content-Disposition": f'attachment; filename="{naam}"'},
+            background=BackgroundTask(bestand.sluit),
         )
 
     @api.get("/dossiers/{aanvraag_id}/verificatie")

@@ -503,7 +503,7 @@ def verificatie(apis: Apis, aanvraag_id: uuid.UUID) -> Verificatie:
     """The chains verified, as the JSON export states it when it is made."""
     bestand = export(apis, aanvraag_id, "json")
     try:
-        antwoord = json.loads(bestand.inhoud)
+        antwoord = json.loads(bestand.lees())
         v = antwoord["verificatie"]
         gemaakt = _moment(antwoord.get("gemaakt_op"))
     except (ValueError, KeyError, TypeError):
