@@ -335,6 +335,33 @@ def test_the_chains_verification_is_shown_per_service() -> None:
     assert "12 events, chain ok" in page.text
 
 
+@pytest.mark.parametrize(
+    ("verificatie", "getoond"),
+    [
+        (
+            {"uitgevoerd": True, "in_orde": False, "diensten": {"intake": "row 7 modified"}},
+            "Niet in orde:",
+        ),
+        (
+            {"uitgevoerd": False, "in_orde": None, "toelichting": "de logs zijn niet leesbaar"},
+            "Niet gecontroleerd.",
+        ),
+    ],
+)
+def test_a_chain_that_did_not_verify_or_was_not_checked_is_said_so(
+    verificatie: dict[str, Any], getoond: str
+) -> None:
+    apis = FakeApis()
+    apis.export_answer = Bestand(
+        [json.dumps({**EXPORT, "verificatie": verificatie}).encode()], "application/json"
+    )
+    page = signed_in(apis)[0].get(f"/compliance/dossiers/{DOSSIER_ID}/verificatie")
+    assert page.status_code == 200
+    assert getoond in page.text and "In orde:" not in page.text
+    for tekst in (*verificatie.get("diensten", {}).values(), verificatie.get("toelichting", "")):
+        assert tekst in page.text
+
+
 def test_placing_and_lifting_the_hold_are_form_posts_with_csrf() -> None:
     apis = FakeApis()
     portal, csrf = signed_in(apis)
