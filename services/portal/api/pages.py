@@ -28,6 +28,7 @@ from services.portal.api import (
     adviseur,
     bestuurder,
     bva,
+    compliance,
     inloggen,
     secretariaat,
     werkgever,
@@ -47,6 +48,7 @@ JOURNEYS: tuple[Callable[[Omgeving], APIRouter], ...] = (
     bestuurder.router,
     adviseur.router,
     werkgever.router,
+    compliance.router,
 )
 
 CONTENT_SECURITY_POLICY = (

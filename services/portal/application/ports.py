@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from services.portal.application.uitkomsten import Uitkomst
+from services.portal.application.uitkomsten import Bestand, Uitkomst
 
 
 class IntakeApi(Protocol):
@@ -29,6 +29,28 @@ class IntakeApi(Protocol):
 
     def dossier(self, aanvraag_id: UUID) -> Uitkomst:
         """``GET /aanvragen/{id}``: the dossier projection, its timeline included."""
+        ...
+
+    def dossier_per(self, aanvraag_id: UUID, per: datetime) -> Uitkomst:
+        """``GET /aanvragen/{id}?per=T``: the dossier as recorded up to that moment."""
+        ...
+
+    def audit(self, aanvraag_id: UUID) -> Uitkomst:
+        """``GET /aanvragen/{id}/audit``: every event of the dossier, reads and refusals
+        included (a list; compliance)."""
+        ...
+
+    def audit_export(self, aanvraag_id: UUID, formaat: str) -> Bestand | Uitkomst:
+        """``GET /audit/export?aanvraag_id=…&formaat=…``: the audit export of one dossier as
+        the API made it (with the chains verified), to pass on as it is."""
+        ...
+
+    def leg_bewaarplicht_op(self, aanvraag_id: UUID, reden: str) -> Uitkomst:
+        """``POST /aanvragen/{id}/bewaarplicht``: a legal hold (compliance)."""
+        ...
+
+    def hef_bewaarplicht_op(self, aanvraag_id: UUID) -> Uitkomst:
+        """``DELETE /aanvragen/{id}/bewaarplicht``: the legal hold lifted (compliance)."""
         ...
 
 

@@ -1,6 +1,6 @@
-"""The start page per role: the work each role has in the portal, and what is still to come.
+"""The start page per role: the work each role has in the portal.
 
-A journey adds its role's entry to ``WERK`` (and takes it out of ``KOMT_NOG``).
+A journey adds its role's entry to ``WERK``.
 """
 
 from __future__ import annotations
@@ -65,13 +65,14 @@ WERK: dict[str, tuple[Werk, ...]] = {
             "Berichten over de dossiers van uw organisatie naar uw eigen systeem.",
         ),
     ),
-}
-
-#: Per role: what the portal will offer there (shown as coming, not yet built).
-KOMT_NOG: dict[str, tuple[str, ...]] = {
     "compliance": (
-        "De audittrail van een dossier als tijdlijn, ook geweigerde pogingen.",
-        "Het dossier zoals het was op een gekozen moment; de auditexport; de bewaarplicht.",
+        Werk(
+            "Dossiers en audittrail",
+            "/compliance/dossiers",
+            "Per dossier de audittrail als tijdlijn (ook geweigerde pogingen), het dossier"
+            " zoals het was op een gekozen moment, de auditexport (JSON, CSV, HTML), de"
+            " bewaarplicht en de controle van de hash-ketens.",
+        ),
     ),
 }
 
