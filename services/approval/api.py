@@ -16,6 +16,7 @@ from services.approval.domain import (
     Instemming,
     Uitkomst,
     VierOgen,
+    schreef_mee,
 )
 from shared.platform.auth import Auth, Principal, Role
 from shared.platform.model import Clock
@@ -89,6 +90,11 @@ class BeoordelingenView(BaseModel):
     rapport_id: UUID
     aanvraag_id: UUID
     versies: list[VersieBeoordeling]
+    vier_ogen: bool = Field(
+        default=False,
+        description="True when the caller wrote (a version of) this report: four-eyes forbids"
+        " them to approve or reject it (the answer would be 403).",
+    )
 
 
 def status_view(beoordeling: Beoordeling) -> StatusView:
@@ -106,11 +112,12 @@ def status_view(beoordeling: Beoordeling) -> StatusView:
     )
 
 
-def beoordelingen_view(beoordeling: Beoordeling) -> BeoordelingenView:
-    """The decisions of a review."""
+def beoordelingen_view(beoordeling: Beoordeling, vier_ogen: bool = False) -> BeoordelingenView:
+    """The decisions of a review (``vier_ogen``: the caller wrote a version of it)."""
     return BeoordelingenView(
         rapport_id=beoordeling.id,
         aanvraag_id=beoordeling.aanvraag_id,
+        vier_ogen=vier_ogen,
         versies=[
             VersieBeoordeling(
                 versie=v.versie,
@@ -184,9 +191,13 @@ def router(approval: Approval, auth: Auth, clock: Clock, parties: DossierParties
     )
     def beoordelingen(
         rapport_id: UUID,
-        _: Annotated[Principal, Depends(auth.require(*STAFF))],
+        request: Request,
+        principal: Annotated[Principal, Depends(auth.require(*STAFF))],
     ) -> BeoordelingenView:
-        return beoordelingen_view(approval.beoordeling(rapport_id))
+        beoordeling = approval.beoordeling(rapport_id)
+        # Tells a reviewer before they try: the same rule the decisions apply (domain).
+        ctx = request_context(request, principal, clock)
+        return beoordelingen_view(beoordeling, vier_ogen=schreef_mee(beoordeling, ctx))
 
     @api.post(
         "/rapporten/{rapport_id}/instemming",

@@ -231,10 +231,16 @@ def ontvang_ter_toetsing(
     return events
 
 
+def schreef_mee(beoordeling: Beoordeling, ctx: Context) -> bool:
+    """Whether four-eyes keeps the context's actor from deciding: they wrote a version of the
+    report (or cannot be told apart from its writers)."""
+    return ctx.actor_id is None or ctx.is_actor(beoordeling.auteurs)
+
+
 def _vier_ogen(beoordeling: Beoordeling, ctx: Context) -> None:
     """Four-eyes: nobody who wrote a version of the report decides about it (checked first, so
     a repeated or late request from a writer is refused too)."""
-    if ctx.actor_id is None or ctx.is_actor(beoordeling.auteurs):
+    if schreef_mee(beoordeling, ctx):
         raise VierOgen()
 
 

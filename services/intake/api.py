@@ -179,11 +179,14 @@ def router(
     @api.get(
         "/aanvragen",
         response_model=list[Dossier],
-        summary="Dossiers met filters (secretariaat, compliance)",
+        summary="Dossiers met filters (secretariaat, compliance; de BVA alleen ter_toetsing)",
         tags=["aanvragen"],
     )
     def dossiers(
-        _: Annotated[Principal, Depends(auth.require(Role.secretariaat, Role.compliance))],
+        request: Request,
+        principal: Annotated[
+            Principal, Depends(auth.require(Role.secretariaat, Role.compliance, Role.bva))
+        ],
         status: Status | None = None,
         deadline_verstreken: bool | None = None,
         organisatie_code: Annotated[
@@ -203,6 +206,9 @@ def router(
             Query(description="Keyset paging: the `aanvraag_id` of that last dossier."),
         ] = None,
     ) -> Response:
+        # The BVA's review queue: the dossiers whose report awaits review, and nothing else.
+        if not principal.has_role(Role.secretariaat, Role.compliance) and status != "ter_toetsing":
+            auth.refuse(request, principal, "alleen_ter_toetsing", status=403)
         if (na_ingediend_op is None) != (na_aanvraag_id is None):
             raise Ongeldig(
                 [{"field": "query.na_aanvraag_id", "rule": "na_ingediend_op and na_aanvraag_id"}],

@@ -293,6 +293,34 @@ def router(scheduling: Scheduling, auth: Auth, clock: Clock, parties: Parties) -
         return afspraak_view(result.aanvraag_id, result.afspraak)
 
     @api.get(
+        "/afspraken",
+        response_model=list[AfspraakView],
+        summary="Mijn afspraken (adviseur): de afspraken die ik voer, met deze status",
+        tags=["afspraken"],
+    )
+    def mijn_afspraken(
+        principal: Annotated[Principal, Depends(auth.require(Role.adviseur))],
+        afspraak_status: Annotated[
+            AfspraakStatus,
+            Query(
+                alias="status",
+                description="gepland: the earliest first (also those whose start has passed"
+                " and that are still to be recorded as held); gevoerd, geannuleerd: the latest"
+                " first.",
+            ),
+        ] = "gepland",
+        limit: Annotated[int, Query(ge=1, le=200)] = 100,
+    ) -> list[AfspraakView]:
+        # Only the caller's own: the appointments name the adviseur by the pseudonym of the
+        # sub they were planned for, which is the caller's own sub here.
+        return [
+            afspraak_view(planning.id, afspraak)
+            for planning, afspraak in scheduling.afspraken_van(
+                opaque_actor_id(principal.sub), afspraak_status, limit
+            )
+        ]
+
+    @api.get(
         "/afspraken/{afspraak_id}",
         response_model=AfspraakView,
         summary="Een afspraak (waar de Location van het plannen naar wijst)",

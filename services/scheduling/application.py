@@ -52,6 +52,12 @@ class ReadModel(Protocol):
     def overdue(self, app: ServiceApplication, now: datetime, limit: int) -> list[UUID]:
         """Open plannings whose deadline has passed, the earliest first."""
 
+    def afspraken_van(
+        self, app: ServiceApplication, adviseur_id: str, status: str, limit: int
+    ) -> list[tuple[UUID, UUID]]:
+        """(dossier, appointment) of an adviseur's appointments with this status, by start
+        (the open ones the earliest first, the others the latest first)."""
+
 
 @dataclass(frozen=True)
 class Gepland:
@@ -107,6 +113,21 @@ class Scheduling(ServiceApplication):
         aanvraag_id = self._dossier_van(afspraak_id)
         planning = self.planning(aanvraag_id)
         return planning, planning.afspraak(afspraak_id)
+
+    def afspraken_van(
+        self, adviseur_id: str, status: str, limit: int
+    ) -> list[tuple[Planning, Afspraak]]:
+        """An adviseur's appointments with this status (by pseudonym), each with its planning."""
+        plannings: dict[UUID, Planning] = {}
+        gevonden = []
+        for aanvraag_id, afspraak_id in self.read_model.afspraken_van(
+            self, adviseur_id, status, limit
+        ):
+            if aanvraag_id not in plannings:
+                plannings[aanvraag_id] = self.planning(aanvraag_id)
+            planning = plannings[aanvraag_id]
+            gevonden.append((planning, planning.afspraak(afspraak_id)))
+        return gevonden
 
     def overdue(self, now: datetime, limit: int = 500) -> list[UUID]:
         """Open plannings whose deadline has passed."""

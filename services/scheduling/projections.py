@@ -28,13 +28,18 @@ def planning_rows(planning: Planning) -> dict[str, list[tuple[object, ...]]]:
     """What the read tables hold for one planning."""
     return {
         "contact_deadlines": [(planning.id, planning.deadline, planning.contact_status)],
-        "afspraken": [(a.afspraak_id, planning.id, a.soort, a.status) for a in planning.afspraken],
+        "afspraken": [
+            (a.afspraak_id, planning.id, a.soort, a.status, a.adviseur_id, a.gepland_op)
+            for a in planning.afspraken
+        ],
     }
 
 
 #: The read tables: the contact deadlines (for the escalation worker) and afspraak_id → dossier
-#: (so the /afspraken/{id} routes find the planning to load). Rebuilt by ``weerbaar replay
-#: --projection scheduling``.
+#: (so the /afspraken/{id} routes find the planning to load), with the adviseur's pseudonym and
+#: the start (so an adviseur's own appointments are one indexed query). Rebuilt by ``weerbaar
+#: replay --projection scheduling``; the two later columns are added to an older table, whose
+#: rows get them at the next change of their planning or by that replay.
 PLANNING = AggregateProjection[Planning](
     service="scheduling",
     tables=(
@@ -53,7 +58,7 @@ PLANNING = AggregateProjection[Planning](
         ),
         Table(
             "afspraken",
-            columns=("afspraak_id", "aanvraag_id", "soort", "status"),
+            columns=("afspraak_id", "aanvraag_id", "soort", "status", "adviseur_id", "gepland_op"),
             key=("afspraak_id",),
             owner="aanvraag_id",
             ddl=(
@@ -61,6 +66,10 @@ PLANNING = AggregateProjection[Planning](
                 " afspraak_id uuid PRIMARY KEY, aanvraag_id uuid NOT NULL, soort text NOT NULL,"
                 " status text NOT NULL)",
                 "CREATE INDEX IF NOT EXISTS afspraken_aanvraag ON {schema}.afspraken (aanvraag_id)",
+                "ALTER TABLE {schema}.afspraken ADD COLUMN IF NOT EXISTS adviseur_id text,"
+                " ADD COLUMN IF NOT EXISTS gepland_op timestamptz",
+                "CREATE INDEX IF NOT EXISTS afspraken_adviseur ON {schema}.afspraken"
+                " (adviseur_id, status, gepland_op)",
             ),
         ),
     ),
@@ -95,6 +104,22 @@ class SqlReadModel:
             ).fetchone()
         return None if row is None else UUID(str(row["aanvraag_id"]))
 
+    def afspraken_van(
+        self, app: ServiceApplication, adviseur_id: str, status: str, limit: int
+    ) -> list[tuple[UUID, UUID]]:
+        """(dossier, appointment) of an adviseur's appointments with this status, by start
+        (the open ones the earliest first, the others the latest first)."""
+        richting = SQL("ASC") if status == "gepland" else SQL("DESC")
+        with app.datastore.get_connection() as conn:
+            rows = conn.execute(
+                SQL(
+                    "SELECT aanvraag_id, afspraak_id FROM {} WHERE adviseur_id = %s"
+                    " AND status = %s ORDER BY gepland_op {r}, afspraak_id LIMIT %s"
+                ).format(AFSPRAKEN, r=richting),
+                (adviseur_id, status, limit),
+            ).fetchall()
+        return [(UUID(str(row["aanvraag_id"])), UUID(str(row["afspraak_id"]))) for row in rows]
+
     def overdue(self, app: ServiceApplication, now: datetime, limit: int) -> list[UUID]:
         """Open plannings whose deadline has passed, the earliest first."""
         with app.datastore.get_connection() as conn:
@@ -125,6 +150,20 @@ class MemoryReadModel:
                 if row[0] == afspraak_id:
                     return planning.id
         return None
+
+    def afspraken_van(
+        self, app: ServiceApplication, adviseur_id: str, status: str, limit: int
+    ) -> list[tuple[UUID, UUID]]:
+        """(dossier, appointment) of an adviseur's appointments with this status, by start."""
+        gevonden = sorted(
+            (a.gepland_op, a.afspraak_id, planning.id)
+            for planning in _plannings(app)
+            for a in planning.afspraken
+            if a.adviseur_id == adviseur_id and a.status == status
+        )
+        if status != "gepland":
+            gevonden.reverse()
+        return [(aanvraag_id, afspraak_id) for _, afspraak_id, aanvraag_id in gevonden[:limit]]
 
     def overdue(self, app: ServiceApplication, now: datetime, limit: int) -> list[UUID]:
         """Open plannings whose deadline has passed, the earliest first."""

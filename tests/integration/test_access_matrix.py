@@ -317,6 +317,15 @@ TABEL: tuple[Rij, ...] = (
         _set("secretariaat", "compliance"),
         params=lambda d: {"organisatie_code": ORGANISATIE, "limit": 500},
     ),
+    # The BVA's review queue: the list, only of the dossiers whose report awaits review.
+    Rij(
+        "intake",
+        "GET",
+        "/aanvragen",
+        "ter_toetsing",
+        _set("secretariaat", "compliance", "bva"),
+        params=lambda d: {"status": "ter_toetsing", "limit": 500},
+    ),
     Rij(
         "intake",
         "POST",

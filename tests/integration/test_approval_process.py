@@ -238,6 +238,22 @@ def test_the_author_cannot_approve_or_reject_and_the_attempt_is_recorded(world: 
     assert approve(world, rapport_id, 1, inhoud_hash).status_code == 200
 
 
+def test_the_reviews_tell_a_reviewer_whether_four_eyes_keeps_them_from_deciding(
+    world: World,
+) -> None:
+    _, rapport_id, _ = submitted(world)
+
+    def vier_ogen(sub: str) -> Any:
+        response = world.client.get(
+            f"/rapporten/{rapport_id}/beoordelingen", headers=world.as_role("bva", sub)
+        )
+        assert response.status_code == 200
+        return response.json()["vier_ogen"]
+
+    assert vier_ogen(ADVISEUR) is True
+    assert vier_ogen(BVA) is False
+
+
 def test_a_colleague_who_revised_the_report_cannot_approve_it(world: World) -> None:
     aanvraag_id, rapport_id, _ = submitted(world)
     world.deliver(

@@ -74,6 +74,24 @@ def test_an_unknown_status_is_refused_and_an_empty_selection_is_an_empty_list(
     assert _list(system, organisatie_code="GM9999") == []
 
 
+def test_the_bva_lists_only_the_dossiers_whose_report_awaits_review(
+    system: InProcessSystem,
+) -> None:
+    wacht = system.dossier("ter_toetsing", "GM0599").aanvraag_id
+    system.dossier("ingediend", "GM0599")
+    intake = system.clients["intake"]
+    bva = system.headers("bva")
+
+    queue = intake.get("/aanvragen", params={"status": "ter_toetsing"}, headers=bva)
+    assert queue.status_code == 200
+    assert str(wacht) in {row["aanvraag_id"] for row in queue.json()}
+    assert {row["status"] for row in queue.json()} == {"ter_toetsing"}
+    # Any other selection stays the secretariat's and compliance's, refused on record.
+    for params in ({}, {"status": "ingediend"}, {"organisatie_code": "GM0599"}):
+        response = intake.get("/aanvragen", params=params, headers=bva)
+        assert (response.status_code, response.json()["code"]) == (403, "alleen_ter_toetsing")
+
+
 def _dossier(system: InProcessSystem, aanvraag_id: object) -> dict[str, Any]:
     response = system.clients["intake"].get(
         f"/aanvragen/{aanvraag_id}", headers=system.headers("secretariaat")

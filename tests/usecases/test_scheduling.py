@@ -256,6 +256,36 @@ def test_an_appointment_is_planned_moved_and_held_with_the_woningscan(world: Wor
     ]
 
 
+def test_an_adviseur_finds_their_own_appointments_by_status(world: World) -> None:
+    eerste, tweede = world.ingediend(), world.ingediend()
+    for aanvraag_id in (eerste, tweede):
+        world.app.neem_contact_op(aanvraag_id, SECRETARIAAT)
+    later = world.app.plan_afspraak(
+        eerste, gesprek_bestuurder(GESPREK + timedelta(days=1)), SECRETARIAAT
+    ).afspraak.afspraak_id
+    vroeg = world.app.plan_afspraak(tweede, gesprek_bestuurder(), SECRETARIAAT).afspraak.afspraak_id
+    ander = AfspraakVerzoek(
+        soort="gesprek_werkgever",
+        gepland_op=GESPREK,
+        duur_minuten=60,
+        adviseur_id="p-" + "b" * 32,
+        video_link="https://video.example.org/kamer/1",
+    )
+    world.app.plan_afspraak(tweede, ander, SECRETARIAAT)
+    na_het_gesprek = Context(now=GESPREK + timedelta(hours=2), actor_id=ADVISEUR)
+    world.app.leg_gesprek_vast(vroeg, False, na_het_gesprek)
+
+    def gevonden(status: str) -> list[tuple[UUID, UUID]]:
+        return [
+            (planning.id, afspraak.afspraak_id)
+            for planning, afspraak in world.app.afspraken_van(ADVISEUR, status, 10)
+        ]
+
+    assert gevonden("gepland") == [(eerste, later)]
+    assert gevonden("gevoerd") == [(tweede, vroeg)]
+    assert world.app.afspraken_van("p-" + "c" * 32, "gepland", 10) == []
+
+
 def test_a_second_conversation_of_a_kind_is_refused(world: World) -> None:
     aanvraag_id = world.ingediend()
     world.app.neem_contact_op(aanvraag_id, SECRETARIAAT)

@@ -13,6 +13,7 @@ from typing import Any, Self
 import httpx
 
 from services.portal.application.uitkomsten import (
+    Bestand,
     Conflict,
     Gelukt,
     Geweigerd,
@@ -152,3 +153,50 @@ class HttpBasis:
                 extra={"service": service, "method": method, "status": response.status_code},
             )
         return uitkomst_van(response)
+
+    def _bestand(
+        self, service: str, path: str, params: Mapping[str, str | int], media_type: str
+    ) -> Bestand | Uitkomst:
+        """A GET whose 2xx answer is a document of ``media_type`` (an export), passed on as
+        it arrives; any other answer is an outcome as ``_call`` makes it."""
+        sent: dict[str, str] = {}
+        if self._token is not None:
+            sent["Authorization"] = f"Bearer {self._token}"
+        if self._herkomst is not None:
+            sent["X-Forwarded-For"] = self._herkomst
+        client = httpx.Client(
+            base_url=self._urls[service], timeout=TIMEOUT_S, transport=self._verbinding()
+        )
+        try:
+            request = client.build_request("GET", path, params=dict(params), headers=sent)
+            response = client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            client.close()
+            log.warning(
+                "service unreachable",
+                extra={"service": service, "method": "GET", "error_type": type(exc).__name__},
+            )
+            return Onbereikbaar()
+
+        def sluit() -> None:
+            response.close()
+            client.close()
+
+        if not 200 <= response.status_code < 300:
+            try:
+                response.read()
+            except httpx.HTTPError:
+                return Onbereikbaar()
+            finally:
+                sluit()
+            return uitkomst_van(response)
+        gekregen = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if gekregen != media_type:
+            sluit()
+            # Only the type asked for is passed on, never whatever a service answered.
+            log.warning(
+                "unexpected content type",
+                extra={"service": service, "method": "GET", "content_type": gekregen},
+            )
+            return Onbereikbaar()
+        return Bestand(response.iter_bytes(), media_type, sluit)

@@ -20,6 +20,22 @@ DEMO_PERSONEN: tuple[tuple[Persoon, dict[str, str]], ...] = (
         {"organisatie": "GM0344"},
     ),
     (Persoon("cmp-demo", "compliance", "Compliance officer"), {}),
+    # The demo adviseur (same subject) signed in as a BVA reviewer: the reports they wrote show
+    # four-eyes at work.
+    (
+        Persoon("adv-bva-demo", "bva", "Toetser BVA die ook de demo-adviseur is (vier ogen)"),
+        {"sub": "adv-demo"},
+    ),
+    # A second bestuurder, to see that one bestuurder never sees another's dossier.
+    (
+        Persoon("bst2-demo", "bestuurder", "Andere bestuurder (andere.bestuurder@example.org)"),
+        {"email": "andere.bestuurder@example.org"},
+    ),
+    # A werkgever of another organisation: to see that a dossier is its own organisation's only.
+    (
+        Persoon("wg-ander-demo", "werkgever", "Werkgever (organisatie GM0363)"),
+        {"organisatie": "GM0363"},
+    ),
 )
 
 
@@ -32,21 +48,24 @@ class EmbeddedInloggen:
         self._audience = audience
 
     def personen(self) -> list[Persoon]:
-        """The demo people, one per role."""
+        """The demo people: one per role, the adviseur as a BVA reviewer, and a second
+        bestuurder."""
         return [persoon for persoon, _ in DEMO_PERSONEN]
 
     def log_in(self, sleutel: str) -> Ingelogd | None:
-        """A token for the demo person with this key."""
+        """A token for the demo person with this key (its subject is the key unless the
+        person names another)."""
         for persoon, claims in DEMO_PERSONEN:
             if persoon.sleutel == sleutel:
+                sub = claims.get("sub", persoon.sleutel)
                 token = issue_token(
                     self._secret,
                     role=persoon.rol,
-                    sub=persoon.sleutel,
+                    sub=sub,
                     email=claims.get("email"),
                     organisatie=claims.get("organisatie"),
                     issuer=self._issuer,
                     audience=self._audience,
                 )
-                return Ingelogd(sub=persoon.sleutel, rol=persoon.rol, token=token)
+                return Ingelogd(sub=sub, rol=persoon.rol, token=token)
         return None

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from services.portal.adapters.http import HttpBasis
-from services.portal.application.uitkomsten import Uitkomst
+from services.portal.application.uitkomsten import Bestand, Uitkomst
+
+#: The media type of each format of the audit export, as intake serves them.
+EXPORT_MEDIA_TYPES: dict[str, str] = {
+    "json": "application/json",
+    "csv": "text/csv",
+    "html": "text/html",
+}
 
 
 class IntakeHttp(HttpBasis):
@@ -30,3 +38,32 @@ class IntakeHttp(HttpBasis):
     def dossier(self, aanvraag_id: UUID) -> Uitkomst:
         """One dossier, with its timeline."""
         return self._call("intake", "GET", f"/aanvragen/{aanvraag_id}")
+
+    def dossier_per(self, aanvraag_id: UUID, per: datetime) -> Uitkomst:
+        """One dossier as it was recorded up to ``per``."""
+        return self._call(
+            "intake", "GET", f"/aanvragen/{aanvraag_id}", params={"per": per.isoformat()}
+        )
+
+    def audit(self, aanvraag_id: UUID) -> Uitkomst:
+        """The dossier's audit trail: every event, reads and refusals included."""
+        return self._call("intake", "GET", f"/aanvragen/{aanvraag_id}/audit")
+
+    def audit_export(self, aanvraag_id: UUID, formaat: str) -> Bestand | Uitkomst:
+        """The audit export of one dossier in a format (json, csv, html)."""
+        return self._bestand(
+            "intake",
+            "/audit/export",
+            {"aanvraag_id": str(aanvraag_id), "formaat": formaat},
+            EXPORT_MEDIA_TYPES[formaat],
+        )
+
+    def leg_bewaarplicht_op(self, aanvraag_id: UUID, reden: str) -> Uitkomst:
+        """Place a legal hold on the dossier."""
+        return self._call(
+            "intake", "POST", f"/aanvragen/{aanvraag_id}/bewaarplicht", json={"reden": reden}
+        )
+
+    def hef_bewaarplicht_op(self, aanvraag_id: UUID) -> Uitkomst:
+        """Lift the dossier's legal hold."""
+        return self._call("intake", "DELETE", f"/aanvragen/{aanvraag_id}/bewaarplicht")

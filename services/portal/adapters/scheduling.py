@@ -53,3 +53,24 @@ class SchedulingHttp(HttpBasis):
     def annuleer_afspraak(self, afspraak_id: UUID) -> Uitkomst:
         """Cancel an appointment."""
         return self._call("scheduling", "POST", f"/afspraken/{afspraak_id}/annuleren")
+
+    def vraag_toelichting_aan(self, aanvraag_id: UUID) -> Uitkomst:
+        """Ask for a toelichting (as the party the token is)."""
+        return self._call("scheduling", "POST", f"/aanvragen/{aanvraag_id}/toelichting")
+
+    def mijn_afspraken(self, status: str) -> Uitkomst:
+        """The signed-in adviseur's own appointments with this status."""
+        return self._call("scheduling", "GET", "/afspraken", params={"status": status})
+
+    def leg_gesprek_vast(self, afspraak_id: UUID, woningscan_uitgevoerd: bool) -> Uitkomst:
+        """Record a conversation as held (the woningscan with it, if done)."""
+        return self._call(
+            "scheduling",
+            "POST",
+            f"/afspraken/{afspraak_id}/gevoerd",
+            json={"woningscan_uitgevoerd": woningscan_uitgevoerd},
+        )
+
+    def leg_woningscan_vast(self, afspraak_id: UUID) -> Uitkomst:
+        """Record a woningscan done after the conversation at home."""
+        return self._call("scheduling", "POST", f"/afspraken/{afspraak_id}/woningscan")

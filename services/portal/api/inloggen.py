@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.portal.api.session import SessieSleutel
 from services.portal.api.web import Omgeving, Weigering, formulier, pagina, sessie, vervang_sessie
 from services.portal.application import Aanbieder, AanbiederOnbereikbaar, Ingelogd, Inloggen
-from services.portal.application.start import KOMT_NOG, ROL_NAMEN, WERK
+from services.portal.application.start import ROL_NAMEN, WERK
 
 #: The development sign-in (embedded mode only; never served through the deployment's proxy).
 DEMO = "/inloggen/demo"
@@ -109,7 +109,7 @@ def router(omgeving: Omgeving) -> APIRouter:
         return pagina(
             request,
             "inloggen/start.html",
-            {"werk": WERK.get(huidig.rol, ()), "komt_nog": KOMT_NOG.get(huidig.rol, ())},
+            {"werk": WERK.get(huidig.rol, ())},
         )
 
     return api

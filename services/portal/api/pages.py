@@ -23,7 +23,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from services.portal.api import aanmelden, inloggen, secretariaat
+from services.portal.api import (
+    aanmelden,
+    adviseur,
+    bestuurder,
+    bva,
+    compliance,
+    inloggen,
+    secretariaat,
+    werkgever,
+)
 from services.portal.api.session import COOKIE_NAME, Sessie, SessieSleutel
 from services.portal.api.web import STATIC_DIR, Omgeving, Weigering, nu, pagina
 from services.portal.application import Aanbieder, AanbiederOnbereikbaar, Apis, Inloggen
@@ -35,6 +44,11 @@ JOURNEYS: tuple[Callable[[Omgeving], APIRouter], ...] = (
     aanmelden.router,
     inloggen.router,
     secretariaat.router,
+    bva.router,
+    bestuurder.router,
+    adviseur.router,
+    werkgever.router,
+    compliance.router,
 )
 
 CONTENT_SECURITY_POLICY = (

@@ -144,17 +144,20 @@ def pagina(
     )
 
 
-async def formulier(request: Request) -> dict[str, str]:
-    """The posted form, after its size and CSRF token are checked."""
+async def formulier(
+    request: Request, *, max_bytes: int = MAX_BODY_BYTES, max_velden: int = MAX_FIELDS
+) -> dict[str, str]:
+    """The posted form, after its size and CSRF token are checked (a journey whose form is
+    longer, such as a report, passes its own limits)."""
     lengte = request.headers.get("content-length", "")
-    if not lengte.isdigit() or int(lengte) > MAX_BODY_BYTES:
+    if not lengte.isdigit() or int(lengte) > max_bytes:
         raise Weigering(
             413,
             "Formulier te groot",
             "Het formulier bevat te veel tekst. Maak de teksten korter en probeer het opnieuw.",
         )
     try:
-        posted = await request.form(max_files=0, max_fields=MAX_FIELDS)
+        posted = await request.form(max_files=0, max_fields=max_velden)
     except (StarletteHTTPException, ValueError, UnicodeDecodeError):
         raise Weigering(
             400, "Formulier niet leesbaar", "Het formulier kon niet worden gelezen."

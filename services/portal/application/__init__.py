@@ -22,6 +22,7 @@ from services.portal.application.ports import (
     SchedulingApi,
 )
 from services.portal.application.uitkomsten import (
+    Bestand,
     Conflict,
     Gelukt,
     Geweigerd,
@@ -40,6 +41,7 @@ __all__ = [
     "Apis",
     "ApprovalApi",
     "AssessmentApi",
+    "Bestand",
     "Conflict",
     "Doorverwijzing",
     "Gelukt",

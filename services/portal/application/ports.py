@@ -7,13 +7,13 @@ one method to the protocol of the service that answers it (and to that service's
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from services.portal.application.uitkomsten import Uitkomst
+from services.portal.application.uitkomsten import Bestand, Uitkomst
 
 
 class IntakeApi(Protocol):
@@ -29,6 +29,28 @@ class IntakeApi(Protocol):
 
     def dossier(self, aanvraag_id: UUID) -> Uitkomst:
         """``GET /aanvragen/{id}``: the dossier projection, its timeline included."""
+        ...
+
+    def dossier_per(self, aanvraag_id: UUID, per: datetime) -> Uitkomst:
+        """``GET /aanvragen/{id}?per=T``: the dossier as recorded up to that moment."""
+        ...
+
+    def audit(self, aanvraag_id: UUID) -> Uitkomst:
+        """``GET /aanvragen/{id}/audit``: every event of the dossier, reads and refusals
+        included (a list; compliance)."""
+        ...
+
+    def audit_export(self, aanvraag_id: UUID, formaat: str) -> Bestand | Uitkomst:
+        """``GET /audit/export?aanvraag_id=…&formaat=…``: the audit export of one dossier as
+        the API made it (with the chains verified), to pass on as it is."""
+        ...
+
+    def leg_bewaarplicht_op(self, aanvraag_id: UUID, reden: str) -> Uitkomst:
+        """``POST /aanvragen/{id}/bewaarplicht``: a legal hold (compliance)."""
+        ...
+
+    def hef_bewaarplicht_op(self, aanvraag_id: UUID) -> Uitkomst:
+        """``DELETE /aanvragen/{id}/bewaarplicht``: the legal hold lifted (compliance)."""
         ...
 
 
@@ -62,20 +84,113 @@ class SchedulingApi(Protocol):
         """``POST /afspraken/{id}/annuleren``."""
         ...
 
+    def vraag_toelichting_aan(self, aanvraag_id: UUID) -> Uitkomst:
+        """``POST /aanvragen/{id}/toelichting`` (the bestuurder or werkgever of the dossier)."""
+        ...
+
+    def mijn_afspraken(self, status: str) -> Uitkomst:
+        """``GET /afspraken?status=…``: the signed-in adviseur's own appointments (a list)."""
+        ...
+
+    def leg_gesprek_vast(self, afspraak_id: UUID, woningscan_uitgevoerd: bool) -> Uitkomst:
+        """``POST /afspraken/{id}/gevoerd``."""
+        ...
+
+    def leg_woningscan_vast(self, afspraak_id: UUID) -> Uitkomst:
+        """``POST /afspraken/{id}/woningscan``: a woningscan done after the conversation."""
+        ...
+
 
 class AssessmentApi(Protocol):
     """Assessment's public API: conversations held, the woningscan, the report and its
     versions, measures (journeys add the calls they use)."""
+
+    def rapport(self, rapport_id: UUID, versie: int | None = None) -> Uitkomst:
+        """``GET /rapporten/{id}?versie=``: one version's content and hash (a read on record)."""
+        ...
+
+    def lees_rapport(self, rapport_id: UUID) -> Uitkomst:
+        """``GET /rapporten/{id}``: the version this person may read (each read is recorded)."""
+        ...
+
+    def pkvw(self, aanvraag_id: UUID) -> Uitkomst:
+        """``GET /aanvragen/{id}/pkvw``: the bestuurder's PKVW status."""
+        ...
+
+    def meld_pkvw(self, aanvraag_id: UUID, melding: Mapping[str, Any]) -> Uitkomst:
+        """``POST /aanvragen/{id}/pkvw``: a declaration, or a certificate with its date."""
+        ...
+
+    def maatregelen(self, aanvraag_id: UUID) -> Uitkomst:
+        """``GET /aanvragen/{id}/maatregelen``: the approved report's measures and who pays."""
+        ...
+
+    def voer_maatregel_uit(self, maatregel_id: UUID) -> Uitkomst:
+        """``POST /maatregelen/{id}/uitgevoerd``."""
+        ...
+
+    def rapporten(self, aanvraag_id: UUID) -> Uitkomst:
+        """``GET /aanvragen/{id}/rapporten``: the report's state, without content (a list)."""
+        ...
+
+    def stel_rapport_op(
+        self, aanvraag_id: UUID, concept: Mapping[str, Any], idempotency_key: str
+    ) -> Uitkomst:
+        """``POST /aanvragen/{id}/rapport``: version 1."""
+        ...
+
+    def herzie_rapport(self, rapport_id: UUID, concept: Mapping[str, Any]) -> Uitkomst:
+        """``PUT /rapporten/{id}``: a new version (in draft or after a rejection)."""
+        ...
+
+    def dien_rapport_in(self, rapport_id: UUID) -> Uitkomst:
+        """``POST /rapporten/{id}/indienen``."""
+        ...
 
 
 class ApprovalApi(Protocol):
     """Approval's public API: the review queue, approving and rejecting, the bestuurder's
     consent and the release to the werkgever (journeys add the calls they use)."""
 
+    def beoordelingen(self, rapport_id: UUID) -> Uitkomst:
+        """``GET /rapporten/{id}/beoordelingen``: the decision per submitted version, and
+        whether four-eyes keeps the caller from deciding (``vier_ogen``)."""
+        ...
+
+    def keur_goed(self, rapport_id: UUID, versie: int, inhoud_hash: str) -> Uitkomst:
+        """``POST /rapporten/{id}/goedkeuren``: approve exactly this version."""
+        ...
+
+    def keur_af(
+        self, rapport_id: UUID, versie: int, inhoud_hash: str, redenen: Sequence[str]
+    ) -> Uitkomst:
+        """``POST /rapporten/{id}/afkeuren``: reject exactly this version, with reasons."""
+        ...
+
+    def rapport_status(self, rapport_id: UUID) -> Uitkomst:
+        """``GET /rapporten/{id}/status``: where the decisions about a report stand."""
+        ...
+
+    def geef_instemming(self, rapport_id: UUID, instemming: bool) -> Uitkomst:
+        """``POST /rapporten/{id}/instemming``: consent (True) or refusal (False)."""
+        ...
+
 
 class NotificationsApi(Protocol):
     """Notifications' public API: an organisation's webhook subscriptions (journeys add the
     calls they use)."""
+
+    def abonnementen(self) -> Uitkomst:
+        """``GET /webhooks/abonnementen``: the subscriptions the caller may see (a list)."""
+        ...
+
+    def maak_abonnement(self, verzoek: Mapping[str, Any]) -> Uitkomst:
+        """``POST /webhooks/abonnementen``: the new subscription with its secret (shown once)."""
+        ...
+
+    def verwijder_abonnement(self, abonnement_id: UUID) -> Uitkomst:
+        """``DELETE /webhooks/abonnementen/{id}``."""
+        ...
 
 
 class Apis(IntakeApi, SchedulingApi, AssessmentApi, ApprovalApi, NotificationsApi, Protocol):

@@ -1,6 +1,6 @@
-"""The start page per role: the work each role has in the portal, and what is still to come.
+"""The start page per role: the work each role has in the portal.
 
-A journey adds its role's entry to ``WERK`` (and takes it out of ``KOMT_NOG``).
+A journey adds its role's entry to ``WERK``.
 """
 
 from __future__ import annotations
@@ -27,27 +27,52 @@ WERK: dict[str, tuple[Werk, ...]] = {
             " de gesprekken plannen, verzetten of annuleren.",
         ),
     ),
-}
-
-#: Per role: what the portal will offer there (shown as coming, not yet built).
-KOMT_NOG: dict[str, tuple[str, ...]] = {
-    "adviseur": (
-        "Uw afspraken; gesprekken en de woningscan vastleggen.",
-        "Het adviesrapport over de vier domeinen schrijven, indienen en herzien.",
+    "bva": (
+        Werk(
+            "Rapporten ter toetsing",
+            "/bva/toetsing",
+            "De adviesrapporten die op een besluit wachten: een versie lezen met haar"
+            " inhoudshash, goedkeuren of afkeuren met redenen.",
+        ),
     ),
-    "bva": ("De rapporten ter toetsing: goedkeuren of afkeuren met redenen.",),
     "bestuurder": (
-        "Uw dossier: waar het staat en wat er nu komt.",
-        "Het rapport lezen en instemmen met delen met uw werkgever (of niet).",
-        "Uw maatregelen en het Politiekeurmerk Veilig Wonen.",
+        Werk(
+            "Mijn dossier",
+            "/bestuurder/dossiers",
+            "Waar uw dossier staat en wat er nu komt; het rapport lezen en instemmen met delen"
+            " met uw werkgever (of niet); uw maatregelen en het Politiekeurmerk Veilig Wonen;"
+            " een toelichting aanvragen.",
+        ),
+    ),
+    "adviseur": (
+        Werk(
+            "Mijn afspraken",
+            "/adviseur/afspraken",
+            "Uw gesprekken; een gesprek en de woningscan vastleggen, en van daaruit het"
+            " adviesrapport over de vier domeinen schrijven, indienen en herzien.",
+        ),
     ),
     "werkgever": (
-        "De dossiers van uw organisatie.",
-        "Na vrijgave door de bestuurder: het rapport en de uit te voeren maatregelen.",
+        Werk(
+            "Dossiers van uw organisatie",
+            "/werkgever/dossiers",
+            "Waar een dossier staat; na vrijgave door de bestuurder het rapport, de maatregelen"
+            " die u uitvoert en wie ze betaalt.",
+        ),
+        Werk(
+            "Webhook-abonnementen",
+            "/werkgever/webhooks",
+            "Berichten over de dossiers van uw organisatie naar uw eigen systeem.",
+        ),
     ),
     "compliance": (
-        "De audittrail van een dossier als tijdlijn, ook geweigerde pogingen.",
-        "Het dossier zoals het was op een gekozen moment; de auditexport; de bewaarplicht.",
+        Werk(
+            "Dossiers en audittrail",
+            "/compliance/dossiers",
+            "Per dossier de audittrail als tijdlijn (ook geweigerde pogingen), het dossier"
+            " zoals het was op een gekozen moment, de auditexport (JSON, CSV, HTML), de"
+            " bewaarplicht en de controle van de hash-ketens.",
+        ),
     ),
 }
 

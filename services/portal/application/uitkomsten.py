@@ -6,7 +6,7 @@ decides what to show by matching on the outcome, never on a status code.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,3 +69,28 @@ class Onbereikbaar:
 Uitkomst = (
     Gelukt | Ongeldig | NietIngelogd | Geweigerd | NietGevonden | Conflict | TeVaak | Onbereikbaar
 )
+
+
+def _niets() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Bestand:
+    """A 2xx whose answer is a document to pass on as it is (an export), not an object: its
+    parts as they arrive, to be read once, and how to let go of the answer after."""
+
+    delen: Iterable[bytes]
+    media_type: str
+    sluit: Callable[[], None] = _niets
+
+    def stroom(self) -> Iterator[bytes]:
+        """The parts, passed on as they arrive; the answer let go of at the end."""
+        try:
+            yield from self.delen
+        finally:
+            self.sluit()
+
+    def lees(self) -> bytes:
+        """The whole document (for a page that reads it, not for passing it on)."""
+        return b"".join(self.stroom())

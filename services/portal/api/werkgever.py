@@ -1,0 +1,219 @@
+"""Journey 6: the werkgever's dossiers, the released report with its measures (its own recorded
+as carried out), and the organisation's webhook subscriptions.
+
+Every page asks the services with the werkgever's own token: a dossier of another organisation
+is not found, and a report not yet released shows the clear sentence and nothing of its
+content. Every step is a plain form post with the session's CSRF token (checked before
+anything else).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from services.portal.api.web import (
+    Omgeving,
+    Weigering,
+    formulier,
+    neem_melding,
+    pagina,
+    sessie,
+    zet_melding,
+)
+from services.portal.application import Gelukt, Geweigerd, NietGevonden, NietIngelogd, Uitkomst
+from services.portal.application.secretariaat import dossiernummer
+from services.portal.application.werkgever import (
+    GEBEURTENISSEN,
+    MELDINGEN,
+    MISLUKT,
+    NOG_NIET_VRIJGEGEVEN,
+    Formulierfouten,
+    Probleem,
+    aangemaakt_uit,
+    abonnement_verzoek,
+    abonnementen,
+    dossier_pagina,
+    fouten_uit,
+    uitvoering_melding,
+)
+
+ROL = "werkgever"
+BASIS = "/werkgever"
+
+
+def _weigering(uitkomst: Uitkomst) -> Weigering:
+    """The page for an answer that ends it (it shows nothing of the dossier)."""
+    match uitkomst:
+        case NietIngelogd():
+            return Weigering(
+                401, "Opnieuw inloggen", "Uw sessie is verlopen. Log uit en log opnieuw in."
+            )
+        case Geweigerd():
+            return Weigering(403, "Geen toegang", "U mag dit dossier of deze stap niet inzien.")
+        case NietGevonden():
+            return Weigering(
+                404,
+                "Dossier niet gevonden",
+                "Er is geen dossier met dit nummer voor uw organisatie.",
+            )
+        case _:
+            return Weigering(
+                503,
+                "Dienst niet bereikbaar",
+                "Een van de diensten antwoordde niet. Probeer het over enkele minuten opnieuw.",
+            )
+
+
+def _weg(omgeving: Omgeving, request: Request) -> Response | None:
+    """None for a werkgever; otherwise to the sign-in, or a refusal."""
+    huidig = sessie(request)
+    if not huidig.ingelogd:
+        return RedirectResponse("/inloggen" if omgeving.inloggen else "/", status_code=303)
+    if huidig.rol != ROL:
+        raise Weigering(403, "Geen toegang", "Deze pagina is voor de werkgever van een dossier.")
+    return None
+
+
+def _melding(request: Request) -> dict[str, Any]:
+    """The one-time note for this page, and whether it tells of something that failed."""
+    code = neem_melding(request) or ""
+    return {"melding": MELDINGEN.get(code), "melding_fout": code in MISLUKT}
+
+
+def router(omgeving: Omgeving) -> APIRouter:
+    """The werkgever's pages: its dossiers, a dossier, and the webhook subscriptions."""
+    api = APIRouter(prefix=BASIS)
+    _dossiers(api, omgeving)
+    _webhooks(api, omgeving)
+    return api
+
+
+def _dossiers(api: APIRouter, omgeving: Omgeving) -> None:
+    @api.get("/dossiers")
+    def dossiers(request: Request) -> Response:
+        if (weg := _weg(omgeving, request)) is not None:
+            return weg
+        return pagina(request, "werkgever/dossiers.html", _melding(request))
+
+    @api.get("/zoeken")
+    def zoek(request: Request, nummer: str = "") -> Response:
+        if (weg := _weg(omgeving, request)) is not None:
+            return weg
+        gevonden = dossiernummer(nummer[:100])
+        if gevonden is None:
+            zet_melding(request, "zoek_ongeldig")
+            return RedirectResponse(f"{BASIS}/dossiers", status_code=303)
+        uitkomst = omgeving.apis_voor(request).dossier(gevonden)
+        if isinstance(uitkomst, Gelukt):
+            return RedirectResponse(f"{BASIS}/dossiers/{gevonden}", status_code=303)
+        if isinstance(uitkomst, NietGevonden):
+            zet_melding(request, "zoek_niet_gevonden")
+            return RedirectResponse(f"{BASIS}/dossiers", status_code=303)
+        raise _weigering(uitkomst)
+
+    def toon(
+        request: Request, aanvraag_id: UUID, fout: str | None = None, status: int = 200
+    ) -> Response:
+        try:
+            data = dossier_pagina(omgeving.apis_voor(request), aanvraag_id)
+        except Probleem as probleem:
+            raise _weigering(probleem.uitkomst) from None
+        context = {"d": data, "nog_niet_vrijgegeven": NOG_NIET_VRIJGEGEVEN, "fout": fout}
+        return pagina(request, "werkgever/dossier.html", context | _melding(request), status)
+
+    @api.get("/dossiers/{aanvraag_id}")
+    def dossier(request: Request, aanvraag_id: UUID) -> Response:
+        if (weg := _weg(omgeving, request)) is not None:
+            return weg
+        return toon(request, aanvraag_id)
+
+    @api.post("/dossiers/{aanvraag_id}/maatregelen/{maatregel_id}/uitgevoerd")
+    async def uitgevoerd(request: Request, aanvraag_id: UUID, maatregel_id: UUID) -> Response:
+        await formulier(request)
+        if (weg := _weg(omgeving, request)) is not None:
+            return weg
+
+        def stap() -> Response:
+            uitkomst = omgeving.apis_voor(request).voer_maatregel_uit(maatregel_id)
+            try:
+                fout = uitvoering_melding(uitkomst)
+            except Probleem as probleem:
+                raise _weigering(probleem.uitkomst) from None
+            if fout is not None:
+                return toon(request, aanvraag_id, fout, 409)
+            zet_melding(request, "maatregel_uitgevoerd")
+            return RedirectResponse(f"{BASIS}/dossiers/{aanvraag_id}", status_code=303)
+
+        return await run_in_threadpool(stap)
+
+
+def _webhooks(api: APIRouter, omgeving: Omgeving) -> None:
+    def lijst(
+        request: Request, fouten: Formulierfouten | None = None, status: int = 200
+    ) -> Response:
+        try:
+            regels = abonnementen(omgeving.apis_voor(request))
+        except Probleem as probleem:
+            raise _weigering(probleem.uitkomst) from None
+        context: dict[str, Any] = {
+            "abonnementen": regels,
+            "gebeurtenissen": GEBEURTENISSEN,
+            "fouten": fouten or Formulierfouten(),
+            **_melding(request),
+        }
+        return pagina(request, "werkgever/webhooks.html", context, status)
+
+    @api.get("/webhooks")
+    def webhooks(request: Request) -> Response:
+        if (weg := _weg(omgeving, request)) is not None:
+            return weg
+        return lijst(request)
+
+    @api.post("/webhooks")
+    async def maak(request: Request) -> Response:
+        waarden = await formulier(request)
+        if (weg := _weg(omgeving, request)) is not None:
+            return weg
+
+        def stap() -> Response:
+            verzoek, fouten = abonnement_verzoek(waarden)
+            if verzoek is None:
+                return lijst(request, fouten, 422)
+            uitkomst = omgeving.apis_voor(request).maak_abonnement(verzoek)
+            if isinstance(uitkomst, Gelukt):
+                # The secret is in this one answer: shown on this page, never kept or redirected.
+                return pagina(
+                    request,
+                    "werkgever/aangemaakt.html",
+                    {"a": aangemaakt_uit(uitkomst.data)},
+                    201,
+                )
+            try:
+                return lijst(request, fouten_uit(uitkomst, fouten), 422)
+            except Probleem as probleem:
+                raise _weigering(probleem.uitkomst) from None
+
+        return await run_in_threadpool(stap)
+
+    @api.post("/webhooks/{abonnement_id}/verwijderen")
+    async def verwijder(request: Request, abonnement_id: UUID) -> Response:
+        await formulier(request)
+        if (weg := _weg(omgeving, request)) is not None:
+            return weg
+
+        def stap() -> Response:
+            uitkomst = omgeving.apis_voor(request).verwijder_abonnement(abonnement_id)
+            if isinstance(uitkomst, Gelukt):
+                zet_melding(request, "abonnement_verwijderd")
+            elif isinstance(uitkomst, NietGevonden):
+                zet_melding(request, "abonnement_weg")
+            else:
+                raise _weigering(uitkomst)
+            return RedirectResponse(f"{BASIS}/webhooks", status_code=303)
+
+        return await run_in_threadpool(stap)

@@ -1,0 +1,410 @@
+"""Journey 5 without servers: the bestuurder's dossier in plain language, the report read
+through the API that records it, consent with what the werkgever will see, the PKVW, the
+measures marked done and the toelichting, over a fake of the APIs; and a dossier that is not
+this bestuurder's shows nothing of it."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from services.portal.adapters import EmbeddedInloggen, HttpApis
+from services.portal.application import (
+    Conflict,
+    Gelukt,
+    Geweigerd,
+    NietGevonden,
+    Ongeldig,
+    Uitkomst,
+    VeldFout,
+)
+from services.portal.application.bestuurder import (
+    STATUS_UITLEG,
+    fouten_uit,
+    overzicht_uit,
+    pkvw_melding,
+)
+from services.portal.bootstrap import bootstrap
+from shared.platform.settings import PortalSettings
+
+DOSSIER_ID = UUID("6f1c0000-0000-4000-8000-000000000001")
+ANDER_DOSSIER = UUID("6f1c0000-0000-4000-8000-000000000002")
+RAPPORT_ID = UUID("6f1c0000-0000-4000-8000-0000000000b1")
+EIGEN = UUID("6f1c0000-0000-4000-8000-0000000000c1")
+VAN_WERKGEVER = UUID("6f1c0000-0000-4000-8000-0000000000c2")
+NU = datetime(2026, 5, 13, 9, 0, tzinfo=UTC)
+BEVINDING = "De achterdeur heeft geen inbraakwerend slot."
+
+
+def _dossier(status: str = "goedgekeurd", instemming: str | None = None) -> dict[str, Any]:
+    return {
+        "aanvraag_id": str(DOSSIER_ID),
+        "status": status,
+        "ingediend_op": "2026-05-01T08:00:00Z",
+        "afspraken": [
+            {
+                "soort": "gesprek_bestuurder",
+                "gepland_op": "2026-05-06T12:00:00Z",
+                "status": "gevoerd",
+            }
+        ],
+        "rapport": {
+            "rapport_id": str(RAPPORT_ID),
+            "goedgekeurde_versie": 2,
+            "instemming": instemming,
+        },
+        "pkvw": {"status": "geen"},
+        "maatregelen": [
+            {"maatregel_id": str(EIGEN), "uitgevoerd_op": None},
+            {"maatregel_id": str(VAN_WERKGEVER), "uitgevoerd_op": None},
+        ],
+        "toelichtingen": [],
+    }
+
+
+class FakeApis:
+    """The services as the bestuurder's pages call them: one dossier is this person's."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.instemming: str | None = None
+        self.stap_answer: Uitkomst = Gelukt({})
+
+    def als(self, token: str | None, herkomst: str | None = None) -> FakeApis:
+        return self
+
+    def dossier(self, aanvraag_id: UUID) -> Uitkomst:
+        self.calls.append(("dossier", aanvraag_id))
+        if aanvraag_id != DOSSIER_ID:
+            return NietGevonden()
+        return Gelukt(_dossier())
+
+    def rapport_status(self, rapport_id: UUID) -> Uitkomst:
+        return Gelukt(
+            {"goedgekeurde_versie": 2, "instemming": self.instemming, "rapport_id": str(rapport_id)}
+        )
+
+    def pkvw(self, aanvraag_id: UUID) -> Uitkomst:
+        return Gelukt({"status": "verklaring", "geldig": False})
+
+    def lees_rapport(self, rapport_id: UUID) -> Uitkomst:
+        self.calls.append(("lees_rapport", rapport_id))
+        return Gelukt(
+            {
+                "rapport_id": str(RAPPORT_ID),
+                "aanvraag_id": str(DOSSIER_ID),
+                "versie": 2,
+                "opgesteld_op": "2026-05-07T10:00:00Z",
+                "inhoud": {
+                    "bevindingen": {
+                        "werk": "Balie zonder afscherming.",
+                        "wonen": BEVINDING,
+                        "informatie": "Adres te herleiden.",
+                        "verplaatsen": "Vaste routes.",
+                    },
+                    "maatregelen": [
+                        {
+                            "maatregel_id": str(EIGEN),
+                            "domein": "verplaatsen",
+                            "omschrijving": "Wissel routes af.",
+                            "kosten": "kosteloos",
+                            "uitvoerder": "bestuurder",
+                            "prioriteit": "middel",
+                        },
+                        {
+                            "maatregel_id": str(VAN_WERKGEVER),
+                            "domein": "wonen",
+                            "omschrijving": "Hang- en sluitwerk op de achterdeur.",
+                            "kosten": "met_kosten",
+                            "uitvoerder": "werkgever",
+                            "prioriteit": "hoog",
+                        },
+                    ],
+                },
+            }
+        )
+
+    def maatregelen(self, aanvraag_id: UUID) -> Uitkomst:
+        if aanvraag_id != DOSSIER_ID:
+            return NietGevonden()
+        return Gelukt(
+            {
+                "aanvraag_id": str(DOSSIER_ID),
+                "rapport_id": str(RAPPORT_ID),
+                "versie": 2,
+                "pkvw": {"status": "geen"},
+                "maatregelen": [
+                    {"maatregel_id": str(EIGEN), "status": "open", "betaalt": "direct_uitvoerbaar"},
+                    {
+                        "maatregel_id": str(VAN_WERKGEVER),
+                        "status": "open",
+                        "betaalt": "wacht_op_pkvw",
+                    },
+                ],
+            }
+        )
+
+    def geef_instemming(self, rapport_id: UUID, instemming: bool) -> Uitkomst:
+        self.calls.append(("instemming", (rapport_id, instemming)))
+        return self.stap_answer
+
+    def meld_pkvw(self, aanvraag_id: UUID, melding: Mapping[str, Any]) -> Uitkomst:
+        self.calls.append(("pkvw", dict(melding)))
+        return self.stap_answer
+
+    def voer_maatregel_uit(self, maatregel_id: UUID) -> Uitkomst:
+        self.calls.append(("uitgevoerd", maatregel_id))
+        return self.stap_answer
+
+    def vraag_toelichting_aan(self, aanvraag_id: UUID) -> Uitkomst:
+        self.calls.append(("toelichting", aanvraag_id))
+        return self.stap_answer
+
+
+def signed_in(apis: FakeApis, persoon: str = "bst-demo") -> tuple[TestClient, str]:
+    app = bootstrap(
+        PortalSettings(),
+        apis=apis,
+        inloggen=EmbeddedInloggen(secrets.token_bytes(32), "weerbaar-embedded", "weerbaar"),
+        session_key=secrets.token_bytes(32),
+        klok=lambda: NU,
+    )
+    portal = TestClient(app, base_url="http://portal.test")
+    csrf = _csrf(portal.get("/inloggen/demo").text)
+    page = portal.post("/inloggen/demo", data={"csrf": csrf, "persoon": persoon})
+    return portal, _csrf(page.text)
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found
+    return found.group(1)
+
+
+def test_every_status_is_explained_with_what_comes_next() -> None:
+    statuses = {
+        "ingediend",
+        "contact_opgenomen",
+        "gesprekken_gepland",
+        "gesprekken_gevoerd",
+        "rapport_in_opstelling",
+        "ter_toetsing",
+        "afgekeurd",
+        "goedgekeurd",
+        "vrijgegeven",
+        "instemming_geweigerd",
+        "in_uitvoering",
+        "afgesloten",
+        "ingetrokken",
+    }
+    assert set(STATUS_UITLEG) == statuses
+    assert all(waar and wat_nu for waar, wat_nu in STATUS_UITLEG.values())
+
+
+def test_approvals_consent_is_shown_before_intake_has_heard_of_it() -> None:
+    gegeven = overzicht_uit(_dossier(), {"instemming": "gegeven"}, None)
+    assert gegeven.status == "vrijgegeven"
+    assert "uw werkgever heeft het rapport ontvangen" in gegeven.waar
+    geweigerd = overzicht_uit(_dossier(), {"instemming": "geweigerd"}, None)
+    assert geweigerd.status == "instemming_geweigerd"
+    nog_niet = overzicht_uit(_dossier("ter_toetsing") | {"rapport": None}, None, None)
+    assert not nog_niet.rapport_klaar and not nog_niet.toelichting_mogelijk
+
+
+def test_the_dossier_page_says_where_it_stands_and_never_reads_the_report() -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis)
+    page = portal.get(f"/bestuurder/dossiers/{DOSSIER_ID}")
+    assert page.status_code == 200
+    assert "Het rapport is goedgekeurd en staat voor u klaar." in page.text
+    assert "Lees het rapport en beslis of uw werkgever het mag ontvangen." in page.text
+    assert "Verklaring (het politiekeurmerk is aangevraagd)" in page.text
+    assert "lees_rapport" not in [naam for naam, _ in apis.calls]
+
+
+def test_reading_the_report_goes_through_the_api_that_records_it() -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis)
+    page = portal.get(f"/bestuurder/dossiers/{DOSSIER_ID}/rapport")
+    assert page.status_code == 200
+    assert BEVINDING in page.text
+    assert ("lees_rapport", RAPPORT_ID) in apis.calls
+    # No content in the title (only "Adviesrapport").
+    assert re.search(r"<title>Adviesrapport – Weerbaar bestuur</title>", page.text)
+
+
+def test_another_bestuurders_dossier_shows_nothing_of_it() -> None:
+    apis = FakeApis()
+    portal, csrf = signed_in(apis, "bst2-demo")
+    for pad in ("", "/rapport", "/instemming", "/maatregelen"):
+        page = portal.get(f"/bestuurder/dossiers/{ANDER_DOSSIER}{pad}")
+        assert page.status_code == 404, pad
+        assert "Er is geen dossier met dit nummer dat bij u hoort." in page.text
+        assert BEVINDING not in page.text
+    refused = portal.post(
+        f"/bestuurder/dossiers/{ANDER_DOSSIER}/instemming", data={"csrf": csrf, "instemming": "ja"}
+    )
+    assert refused.status_code == 404
+    assert "instemming" not in [naam for naam, _ in apis.calls]
+
+
+def test_the_consent_page_says_what_the_werkgever_will_see_and_records_the_choice() -> None:
+    apis = FakeApis()
+    portal, csrf = signed_in(apis)
+    page = portal.get(f"/bestuurder/dossiers/{DOSSIER_ID}/instemming")
+    assert "Als u instemt, ziet uw werkgever" in page.text
+    assert "het hele goedgekeurde rapport (versie 2)" in page.text
+    assert "Uw werkgever krijgt het rapport niet en ziet de maatregelen niet." in page.text
+    done = portal.post(
+        f"/bestuurder/dossiers/{DOSSIER_ID}/instemming",
+        data={"csrf": csrf, "instemming": "ja"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert ("instemming", (RAPPORT_ID, True)) in apis.calls
+    apis.instemming = "gegeven"
+    after = portal.get(done.headers["location"])
+    assert "U hebt ingestemd. Uw werkgever ontvangt het rapport." in after.text
+    assert 'name="instemming"' not in after.text  # final: nothing left to choose
+
+
+def test_consent_without_a_choice_is_an_error_at_the_field() -> None:
+    apis = FakeApis()
+    portal, csrf = signed_in(apis)
+    page = portal.post(f"/bestuurder/dossiers/{DOSSIER_ID}/instemming", data={"csrf": csrf})
+    assert page.status_code == 422
+    assert 'href="#instemming-instemming"' in page.text
+    assert 'id="instemming-instemming-fout"' in page.text
+    assert "<title>Fout: Delen met uw werkgever" in page.text
+    assert "instemming" not in [naam for naam, _ in apis.calls]
+
+
+def test_the_pkvw_is_sent_as_the_api_wants_and_its_refusal_is_shown_at_the_field() -> None:
+    melding, fouten = pkvw_melding(
+        {"status": "certificaat", "afgegeven_op": "2026-05-01", "nummer": " PKVW-1 "}
+    )
+    assert melding == {"status": "certificaat", "afgegeven_op": "2026-05-01", "nummer": "PKVW-1"}
+    assert pkvw_melding({"status": "verklaring", "afgegeven_op": ""})[0] == {"status": "verklaring"}
+    geen, fouten = pkvw_melding({"afgegeven_op": "morgen"})
+    assert geen is None and {f.veld for f in fouten.fouten} == {"status", "afgegeven_op"}
+
+    apis = FakeApis()
+    apis.stap_answer = Ongeldig((VeldFout("body.afgegeven_op", "verplicht_bij_certificaat"),))
+    portal, csrf = signed_in(apis)
+    page = portal.post(
+        f"/bestuurder/dossiers/{DOSSIER_ID}/pkvw", data={"csrf": csrf, "status": "certificaat"}
+    )
+    assert page.status_code == 422
+    assert "Vul de datum van afgifte van het certificaat in." in page.text
+    assert 'href="#pkvw-afgegeven_op"' in page.text
+    assert 'id="pkvw-afgegeven_op"' in page.text
+
+
+def test_a_409_is_explained_and_a_refusal_ends_the_page() -> None:
+    fouten = fouten_uit("toelichting", Conflict("Nog niet ontvangen."), {})
+    assert fouten.melding and "Deze stap past nu niet in het proces." in fouten.melding
+    apis = FakeApis()
+    apis.stap_answer = Geweigerd()
+    portal, csrf = signed_in(apis)
+    page = portal.post(
+        f"/bestuurder/dossiers/{DOSSIER_ID}/maatregelen/{VAN_WERKGEVER}/uitgevoerd",
+        data={"csrf": csrf},
+    )
+    assert page.status_code == 403
+    assert "Hang- en sluitwerk" not in page.text
+
+
+def test_my_measures_can_be_marked_done_and_the_werkgevers_cannot() -> None:
+    apis = FakeApis()
+    portal, csrf = signed_in(apis)
+    page = portal.get(f"/bestuurder/dossiers/{DOSSIER_ID}/maatregelen")
+    assert "Wissel routes af." in page.text
+    assert "Kost niets: u kunt deze maatregel direct uitvoeren." in page.text
+    assert f"/maatregelen/{EIGEN}/uitgevoerd" in page.text
+    assert f"/maatregelen/{VAN_WERKGEVER}/uitgevoerd" not in page.text
+    done = portal.post(
+        f"/bestuurder/dossiers/{DOSSIER_ID}/maatregelen/{EIGEN}/uitgevoerd",
+        data={"csrf": csrf},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert ("uitgevoerd", EIGEN) in apis.calls
+
+
+@pytest.mark.parametrize("persoon", ["sec-demo", "wg-demo"])
+def test_the_pages_are_for_the_bestuurder_only(persoon: str) -> None:
+    portal, _ = signed_in(FakeApis(), persoon)
+    page = portal.get(f"/bestuurder/dossiers/{DOSSIER_ID}")
+    assert page.status_code == 403
+    assert "Deze pagina is voor de bestuurder." in page.text
+
+
+def test_a_toelichting_is_asked_for_and_a_bad_number_is_said_so() -> None:
+    apis = FakeApis()
+    portal, csrf = signed_in(apis)
+    done = portal.post(f"/bestuurder/dossiers/{DOSSIER_ID}/toelichting", data={"csrf": csrf})
+    assert done.status_code == 200
+    assert "Uw verzoek om een toelichting is ontvangen." in done.text
+    assert ("toelichting", DOSSIER_ID) in apis.calls
+    zoek = portal.get("/bestuurder/zoeken?nummer=geen-nummer")
+    assert zoek.status_code == 422
+    assert "Dat is geen dossiernummer." in zoek.text
+    gevonden = portal.get(f"/bestuurder/zoeken?nummer={DOSSIER_ID}", follow_redirects=False)
+    assert gevonden.headers["location"] == f"/bestuurder/dossiers/{DOSSIER_ID}"
+
+
+def test_the_adapters_call_each_owner_with_the_bestuurders_token() -> None:
+    seen: list[tuple[str, str, str, bytes]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(
+            (
+                request.url.host,
+                request.method,
+                request.url.path,
+                request.content,
+            )
+        )
+        assert request.headers["authorization"] == "Bearer tok"
+        return httpx.Response(200, json={})
+
+    urls = {s: f"http://{s}.test" for s in ("intake", "scheduling", "assessment", "approval")}
+    apis = HttpApis(urls, transport=httpx.MockTransport(handler)).als("tok")
+    apis.lees_rapport(RAPPORT_ID)
+    apis.pkvw(DOSSIER_ID)
+    apis.meld_pkvw(DOSSIER_ID, {"status": "verklaring"})
+    apis.maatregelen(DOSSIER_ID)
+    apis.voer_maatregel_uit(EIGEN)
+    apis.rapport_status(RAPPORT_ID)
+    apis.geef_instemming(RAPPORT_ID, False)
+    apis.vraag_toelichting_aan(DOSSIER_ID)
+    assert [(host, method, path) for host, method, path, _ in seen] == [
+        ("assessment.test", "GET", f"/rapporten/{RAPPORT_ID}"),
+        ("assessment.test", "GET", f"/aanvragen/{DOSSIER_ID}/pkvw"),
+        ("assessment.test", "POST", f"/aanvragen/{DOSSIER_ID}/pkvw"),
+        ("assessment.test", "GET", f"/aanvragen/{DOSSIER_ID}/maatregelen"),
+        ("assessment.test", "POST", f"/maatregelen/{EIGEN}/uitgevoerd"),
+        ("approval.test", "GET", f"/rapporten/{RAPPORT_ID}/status"),
+        ("approval.test", "POST", f"/rapporten/{RAPPORT_ID}/instemming"),
+        ("scheduling.test", "POST", f"/aanvragen/{DOSSIER_ID}/toelichting"),
+    ]
+    assert json.loads(seen[2][3]) == {"status": "verklaring"}
+    assert json.loads(seen[6][3]) == {"instemming": False}
+
+
+def test_the_two_demo_bestuurders_are_told_apart_on_the_sign_in_page() -> None:
+    portal, _ = signed_in(FakeApis())
+    page = portal.get("/inloggen/demo").text
+    for sleutel in ("bst-demo", "bst2-demo"):
+        assert f'aria-describedby="persoon-{sleutel}"' in page
+        assert f'id="persoon-{sleutel}"' in page
+    assert "andere.bestuurder@example.org" in page

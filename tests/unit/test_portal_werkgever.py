@@ -1,0 +1,389 @@
+"""Journey 6 without servers: the werkgever's dossier before and after release (nothing of the
+report before, nor when the API refuses the read), who pays each measure, the webhook
+subscriptions with notifications' refusals at their fields, over a fake of the APIs."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+from fastapi.testclient import TestClient
+
+from services.portal.adapters import EmbeddedInloggen, HttpApis
+from services.portal.application import (
+    Conflict,
+    Gelukt,
+    Geweigerd,
+    NietGevonden,
+    Ongeldig,
+    Uitkomst,
+    VeldFout,
+)
+from services.portal.application.werkgever import (
+    abonnement_verzoek,
+    fouten_uit,
+    rapport_uit,
+)
+from services.portal.bootstrap import bootstrap
+from shared.platform.settings import PortalSettings
+
+DOSSIER_ID = UUID("6f1c0000-0000-0000-0000-000000000001")
+RAPPORT_ID = UUID("6f1c0000-0000-0000-0000-000000000002")
+EIGEN, VAN_BESTUURDER = uuid4(), uuid4()
+ABONNEMENT_ID = UUID("6f1c0000-0000-0000-0000-000000000003")
+BEVINDING = "Bevinding werk: de route naar het gemeentehuis is voorspelbaar."
+OMSCHRIJVING = "Toegangspas voor de achteringang van het gemeentehuis."
+
+INHOUD: dict[str, Any] = {
+    "rapport_id": str(RAPPORT_ID),
+    "aanvraag_id": str(DOSSIER_ID),
+    "versie": 2,
+    "status": "goedgekeurd",
+    "inhoud": {
+        "bevindingen": {
+            "werk": BEVINDING,
+            "wonen": "Bevinding wonen.",
+            "informatie": "Bevinding informatie.",
+            "verplaatsen": "Bevinding verplaatsen.",
+        },
+        "maatregelen": [
+            {"maatregel_id": str(EIGEN), "omschrijving": OMSCHRIJVING},
+            {"maatregel_id": str(VAN_BESTUURDER), "omschrijving": "Camera bij de voordeur."},
+        ],
+    },
+}
+OVERZICHT: dict[str, Any] = {
+    "pkvw": {"status": "verklaring", "geldig_tot": None, "geldig": False},
+    "maatregelen": [
+        {
+            "maatregel_id": str(EIGEN),
+            "domein": "werk",
+            "kosten": "met_kosten",
+            "uitvoerder": "werkgever",
+            "prioriteit": "hoog",
+            "status": "open",
+            "betaalt": "wacht_op_pkvw",
+        },
+        {
+            "maatregel_id": str(VAN_BESTUURDER),
+            "domein": "wonen",
+            "kosten": "kosteloos",
+            "uitvoerder": "bestuurder",
+            "prioriteit": "middel",
+            "status": "uitgevoerd",
+            "uitgevoerd_op": "2026-05-13T10:00:00Z",
+            "betaalt": "direct_uitvoerbaar",
+        },
+    ],
+}
+
+
+class FakeApis:
+    """The services as the werkgever's pages call them; answers as told, calls remembered."""
+
+    def __init__(self, *, vrijgegeven: bool = False) -> None:
+        self.vrijgegeven = vrijgegeven
+        self.lees_answer: Uitkomst = Gelukt(INHOUD)
+        self.maak_answer: Uitkomst = Gelukt(
+            {
+                "abonnement_id": str(ABONNEMENT_ID),
+                "callback_url": "https://zaken.example.org/weerbaar",
+                "event_types": ["RapportVrijgegeven"],
+                "status": "actief",
+                "aangemaakt_op": "2026-05-13T10:00:00Z",
+                "secret": "whsec_Z2VoZWlt",
+            }
+        )
+        self.uitvoer_answer: Uitkomst = Gelukt({"status": "uitgevoerd"})
+        self.calls: list[tuple[str, Any]] = []
+        self.token: str | None = None
+
+    def als(self, token: str | None, herkomst: str | None = None) -> FakeApis:
+        self.token = token
+        return self
+
+    def dossier(self, aanvraag_id: UUID) -> Uitkomst:
+        self.calls.append(("dossier", aanvraag_id))
+        if aanvraag_id != DOSSIER_ID:
+            return NietGevonden()
+        rapport = {"rapport_id": str(RAPPORT_ID), "instemming": None, "vrijgegeven_op": None}
+        if self.vrijgegeven:
+            rapport |= {"instemming": "gegeven", "vrijgegeven_op": "2026-05-13T09:00:00Z"}
+        return Gelukt(
+            {
+                "aanvraag_id": str(DOSSIER_ID),
+                "status": "vrijgegeven" if self.vrijgegeven else "goedgekeurd",
+                "ingediend_op": "2026-05-12T08:00:00Z",
+                "organisatie_code": "GM0344",
+                "rapport": rapport,
+                "maatregelen": [],
+            }
+        )
+
+    def lees_rapport(self, rapport_id: UUID) -> Uitkomst:
+        self.calls.append(("lees_rapport", rapport_id))
+        return self.lees_answer
+
+    def maatregelen(self, aanvraag_id: UUID) -> Uitkomst:
+        self.calls.append(("maatregelen", aanvraag_id))
+        return Gelukt(OVERZICHT)
+
+    def voer_maatregel_uit(self, maatregel_id: UUID) -> Uitkomst:
+        self.calls.append(("uitgevoerd", maatregel_id))
+        return self.uitvoer_answer
+
+    def abonnementen(self) -> Uitkomst:
+        self.calls.append(("abonnementen", None))
+        return Gelukt(
+            {},
+            (
+                {
+                    "abonnement_id": str(ABONNEMENT_ID),
+                    "callback_url": "https://zaken.example.org/weerbaar",
+                    "event_types": None,
+                    "status": "actief",
+                    "aangemaakt_op": "2026-05-13T10:00:00Z",
+                },
+            ),
+        )
+
+    def maak_abonnement(self, verzoek: Mapping[str, Any]) -> Uitkomst:
+        self.calls.append(("maak", dict(verzoek)))
+        return self.maak_answer
+
+    def verwijder_abonnement(self, abonnement_id: UUID) -> Uitkomst:
+        self.calls.append(("verwijder", abonnement_id))
+        return Gelukt({}) if abonnement_id == ABONNEMENT_ID else NietGevonden()
+
+
+def signed_in(apis: FakeApis, persoon: str = "wg-demo") -> tuple[TestClient, str]:
+    app = bootstrap(
+        PortalSettings(),
+        apis=apis,
+        inloggen=EmbeddedInloggen(secrets.token_bytes(32), "weerbaar-embedded", "weerbaar"),
+        session_key=secrets.token_bytes(32),
+    )
+    portal = TestClient(app, base_url="http://portal.test")
+    csrf = _csrf(portal.get("/inloggen/demo").text)
+    page = portal.post("/inloggen/demo", data={"csrf": csrf, "persoon": persoon})
+    return portal, _csrf(page.text)
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found
+    return found.group(1)
+
+
+# --- a dossier -----------------------------------------------------------------------------------
+
+
+def test_before_release_the_page_says_so_and_never_asks_for_the_report() -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis)
+    page = portal.get(f"/werkgever/dossiers/{DOSSIER_ID}")
+    assert page.status_code == 200
+    assert "Het rapport is nog niet vrijgegeven door de bestuurder." in page.text
+    assert BEVINDING not in page.text and OMSCHRIJVING not in page.text
+    assert [naam for naam, _ in apis.calls] == ["dossier"]
+    assert apis.token is not None
+
+
+def test_after_release_the_report_its_measures_and_who_pays_are_shown() -> None:
+    apis = FakeApis(vrijgegeven=True)
+    portal, _ = signed_in(apis)
+    page = portal.get(f"/werkgever/dossiers/{DOSSIER_ID}").text
+    assert "nog niet vrijgegeven" not in page
+    assert BEVINDING in page
+    eigen = page.split('id="maatregelen-werkgever"')[1].split("</table>")[0]
+    assert OMSCHRIJVING in eigen
+    assert "De werkgever, zodra de bestuurder het Politiekeurmerk Veilig Wonen heeft" in eigen
+    bestuurder = page.split('id="maatregelen-bestuurder"')[1].split("</table>")[0]
+    assert "Geen kosten: kan direct worden uitgevoerd" in bestuurder
+    assert "Ja, op woensdag 13 mei 2026" in bestuurder
+    assert ("lees_rapport", RAPPORT_ID) in apis.calls
+
+
+def test_a_read_the_api_refuses_shows_nothing_of_the_report() -> None:
+    apis = FakeApis(vrijgegeven=True)
+    apis.lees_answer = Geweigerd()
+    portal, _ = signed_in(apis)
+    page = portal.get(f"/werkgever/dossiers/{DOSSIER_ID}").text
+    assert "Het rapport is nog niet vrijgegeven door de bestuurder." in page
+    assert BEVINDING not in page and OMSCHRIJVING not in page
+
+
+def test_another_organisations_dossier_is_not_found_and_shows_nothing() -> None:
+    portal, _ = signed_in(FakeApis(vrijgegeven=True), "wg-ander-demo")
+    other = uuid4()
+    page = portal.get(f"/werkgever/dossiers/{other}")
+    assert page.status_code == 404
+    assert "Dossier niet gevonden" in page.text and str(other) not in page.text
+    searched = portal.get(f"/werkgever/zoeken?nummer={other}")
+    assert "Er is geen dossier met dat nummer voor uw organisatie." in searched.text
+
+
+def test_searching_a_number_opens_the_dossier() -> None:
+    portal, _ = signed_in(FakeApis())
+    found = portal.get(f"/werkgever/zoeken?nummer={DOSSIER_ID}", follow_redirects=False)
+    assert found.headers["location"] == f"/werkgever/dossiers/{DOSSIER_ID}"
+    assert "Dat is geen dossiernummer." in portal.get("/werkgever/zoeken?nummer=x").text
+
+
+def test_the_pages_are_for_the_werkgever_only() -> None:
+    anonymous = TestClient(
+        bootstrap(PortalSettings(), apis=FakeApis(), session_key=secrets.token_bytes(32))
+    )
+    assert anonymous.get("/werkgever/dossiers", follow_redirects=False).status_code == 303
+    portal, csrf = signed_in(FakeApis(), "sec-demo")
+    assert portal.get("/werkgever/webhooks").status_code == 403
+    assert portal.post("/werkgever/webhooks", data={"csrf": csrf}).status_code == 403
+
+
+def test_the_werkgever_records_its_measure_or_is_told_why_not_yet() -> None:
+    apis = FakeApis(vrijgegeven=True)
+    apis.uitvoer_answer = Conflict("Deze maatregel wacht op PKVW.")
+    portal, csrf = signed_in(apis)
+    page = portal.get(f"/werkgever/dossiers/{DOSSIER_ID}").text
+    eigen = page.split('id="maatregelen-werkgever"')[1].split("</table>")[0]
+    path = f"/werkgever/dossiers/{DOSSIER_ID}/maatregelen/{EIGEN}/uitgevoerd"
+    assert f'action="{path}"' in eigen
+    # Only the werkgever's own measures can be recorded here.
+    assert "/uitgevoerd" not in page.split('id="maatregelen-bestuurder"')[1]
+    refused = portal.post(path, data={"csrf": csrf})
+    assert refused.status_code == 409
+    assert "De dienst meldt: Deze maatregel wacht op PKVW." in refused.text
+    assert "<title>Fout: Dossier" in refused.text
+    apis.uitvoer_answer = Gelukt({"status": "uitgevoerd"})
+    done = portal.post(path, data={"csrf": csrf}, follow_redirects=False)
+    assert done.headers["location"] == f"/werkgever/dossiers/{DOSSIER_ID}"
+    assert "De maatregel is vastgelegd als uitgevoerd." in portal.get(done.headers["location"]).text
+    assert apis.calls.count(("uitgevoerd", EIGEN)) == 2
+
+
+def test_a_certificate_is_shown_with_its_last_valid_day() -> None:
+    overzicht = {
+        **OVERZICHT,
+        "pkvw": {"status": "certificaat", "geldig_tot": "2036-05-12", "geldig": True},
+    }
+    rapport = rapport_uit(INHOUD, overzicht)
+    assert rapport.pkvw == "Certificaat, geldig tot en met maandag 12 mei 2036"
+    assert [b[0] for b in rapport.bevindingen] == [
+        "Werk",
+        "Wonen",
+        "Informatie (digitaal)",
+        "Verplaatsen",
+    ]
+
+
+# --- webhook subscriptions -----------------------------------------------------------------------
+
+
+def test_a_new_subscription_shows_its_secret_once() -> None:
+    apis = FakeApis()
+    portal, csrf = signed_in(apis)
+    listed = portal.get("/werkgever/webhooks").text
+    assert "https://zaken.example.org/weerbaar" in listed
+    made = portal.post(
+        "/werkgever/webhooks",
+        data={
+            "csrf": csrf,
+            "callback_url": " https://zaken.example.org/weerbaar ",
+            "gebeurtenis-RapportVrijgegeven": "ja",
+            "gebeurtenis-Onbekend": "ja",
+        },
+    )
+    assert made.status_code == 201
+    assert "whsec_Z2VoZWlt" in made.text
+    assert apis.calls[-1] == (
+        "maak",
+        {
+            "callback_url": "https://zaken.example.org/weerbaar",
+            "event_types": ["RapportVrijgegeven"],
+        },
+    )
+    assert "whsec_" not in portal.get("/werkgever/webhooks").text
+
+
+def test_notifications_refusal_of_the_address_is_shown_at_the_field() -> None:
+    apis = FakeApis()
+    apis.maak_answer = Ongeldig((VeldFout("body.callback_url", "prive_adres"),))
+    portal, csrf = signed_in(apis)
+    refused = portal.post(
+        "/werkgever/webhooks",
+        data={
+            "csrf": csrf,
+            "callback_url": "https://127.0.0.1/hook",
+            "gebeurtenis-GesprekGevoerd": "ja",
+        },
+    )
+    assert refused.status_code == 422
+    assert 'id="callback_url-fout"' in refused.text
+    assert 'href="#callback_url"' in refused.text
+    assert 'aria-invalid="true"' in refused.text
+    assert "geen localhost of een intern netwerkadres" in refused.text
+    assert 'value="https://127.0.0.1/hook"' in refused.text
+    assert (
+        'id="gebeurtenis-GesprekGevoerd" name="gebeurtenis-GesprekGevoerd" value="ja" checked'
+        in refused.text
+    )
+    assert "<title>Fout: Webhook-abonnementen" in refused.text
+
+
+def test_an_empty_address_is_refused_without_asking_notifications() -> None:
+    verzoek, fouten = abonnement_verzoek({"callback_url": "  "})
+    assert verzoek is None and fouten.fout("callback_url") is not None
+    refused_types = fouten_uit(
+        Ongeldig((VeldFout("body.event_types", "onbekend_of_niet_toegestaan"),)),
+        abonnement_verzoek({"callback_url": "https://x.example"})[1],
+    )
+    assert refused_types.fout("gebeurtenissen") is not None
+
+
+def test_removing_a_subscription_is_a_form_post_with_csrf() -> None:
+    apis = FakeApis()
+    portal, csrf = signed_in(apis)
+    path = f"/werkgever/webhooks/{ABONNEMENT_ID}/verwijderen"
+    assert portal.post(path, data={}).status_code == 403
+    done = portal.post(path, data={"csrf": csrf})
+    assert "Het abonnement is verwijderd." in done.text
+    assert apis.calls[-2] == ("verwijder", ABONNEMENT_ID)
+    gone = portal.post(f"/werkgever/webhooks/{uuid4()}/verwijderen", data={"csrf": csrf})
+    assert "Dit abonnement bestaat niet (meer)." in gone.text
+
+
+# --- the calls, over HTTP ------------------------------------------------------------------------
+
+
+def test_the_adapters_call_the_services_own_endpoints_with_the_persons_token() -> None:
+    seen: list[tuple[str, str, str, bytes]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(
+            (request.method, str(request.url), request.headers["authorization"], request.content)
+        )
+        return httpx.Response(200, json=[] if request.method == "GET" else {})
+
+    urls = {"assessment": "http://assessment.test", "notifications": "http://notifications.test"}
+    apis = HttpApis(urls, transport=httpx.MockTransport(handler)).als("tok")
+    apis.lees_rapport(RAPPORT_ID)
+    apis.maatregelen(DOSSIER_ID)
+    apis.voer_maatregel_uit(EIGEN)
+    apis.abonnementen()
+    apis.maak_abonnement({"callback_url": "https://x.example"})
+    apis.verwijder_abonnement(ABONNEMENT_ID)
+    assert [(method, url) for method, url, _, _ in seen] == [
+        ("GET", f"http://assessment.test/rapporten/{RAPPORT_ID}"),
+        ("GET", f"http://assessment.test/aanvragen/{DOSSIER_ID}/maatregelen"),
+        ("POST", f"http://assessment.test/maatregelen/{EIGEN}/uitgevoerd"),
+        ("GET", "http://notifications.test/webhooks/abonnementen"),
+        ("POST", "http://notifications.test/webhooks/abonnementen"),
+        ("DELETE", f"http://notifications.test/webhooks/abonnementen/{ABONNEMENT_ID}"),
+    ]
+    assert {token for _, _, token, _ in seen} == {"Bearer tok"}
+    assert json.loads(seen[4][3]) == {"callback_url": "https://x.example"}
