@@ -130,6 +130,34 @@ def cmd_test(args: argparse.Namespace) -> int:
     return _run([py, "-m", "pytest", *args.pytest_args])
 
 
+#: The screenshots the README shows (``docs/screenshots/``), by the browser test that saves them.
+README_SCREENSHOTS: dict[str, str] = {
+    "secretariaat-werkvoorraad.png": "tests/browser/test_portal_secretariaat.py",
+    "adviseur-rapport-verschillen.png": "tests/browser/test_portal_adviseur.py",
+    "bva-rapport-versie-2.png": "tests/browser/test_portal_bva.py",
+    "bestuurder-instemming.png": "tests/browser/test_portal_bestuurder.py",
+}
+SCREENSHOTS_MADE = ROOT / "test-artifacts" / "screenshots" / "portal"
+SCREENSHOTS_SHOWN = ROOT / "docs" / "screenshots"
+
+
+def cmd_screenshots(args: argparse.Namespace) -> int:
+    """Run the browser tests that save the README's screenshots, then copy those into
+    ``docs/screenshots/`` (commit them)."""
+    _install_machine_packages()
+    for name in README_SCREENSHOTS:
+        (SCREENSHOTS_MADE / name).unlink(missing_ok=True)
+    modules = sorted(set(README_SCREENSHOTS.values()))
+    if _run([sys.executable, "-m", "pytest", "-q", *modules]) != 0:
+        print("weerbaar screenshots: a browser test failed; nothing copied", file=sys.stderr)
+        return 1
+    SCREENSHOTS_SHOWN.mkdir(parents=True, exist_ok=True)
+    for name in README_SCREENSHOTS:
+        shutil.copyfile(SCREENSHOTS_MADE / name, SCREENSHOTS_SHOWN / name)
+        print(f"docs/screenshots/{name}")
+    return 0
+
+
 #: The machine's packages some tests drive (Debian package = command): the image test's podman,
 #: debootstrap and runc; the browser tests' Chromium (Playwright's own download cannot work here);
 #: npm (with Node.js), which installs the OIDC provider the oidc tests start (tests/oidc).
@@ -452,6 +480,9 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--sub")
     token.add_argument("--email")
     token.add_argument("--organisatie")
+    sub.add_parser(
+        "screenshots", help="make the README's screenshots of the portal again (browser tests)"
+    )
     test = sub.add_parser("test", help="run the checks and every test")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     sub.add_parser("provision", help="create or update the NATS streams")
@@ -562,6 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "keys": cmd_keys,
         "faults": cmd_faults,
         "bench": cmd_bench,
+        "screenshots": cmd_screenshots,
         "stream-rebuild": cmd_stream_rebuild,
         "reconcile": cmd_reconcile,
         "relay": cmd_relay,

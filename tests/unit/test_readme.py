@@ -126,3 +126,18 @@ def test_every_table_of_figures_in_the_reliability_document_names_its_command_an
                 check=False,
             )
             assert known.returncode == 0, f"{commit} is not a commit of this repository"
+
+
+def test_the_readmes_screenshots_are_the_ones_the_screenshots_command_makes() -> None:
+    """Each image the README shows is committed, is a PNG, is one ``weerbaar screenshots``
+    copies, and is saved by the browser test it names (so the command makes it again)."""
+    from tools.cli import README_SCREENSHOTS
+
+    shown = re.findall(r"!\[[^\]]+\]\(docs/screenshots/([^)]+)\)", README.read_text())
+    assert shown, "the README shows no screenshot of the portal"
+    assert sorted(shown) == sorted(README_SCREENSHOTS)
+    for name, module in README_SCREENSHOTS.items():
+        image = ROOT / "docs" / "screenshots" / name
+        assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        saved_as = f'"{Path(name).stem}"'
+        assert saved_as in (ROOT / module).read_text(), f"{module} saves no {name}"
