@@ -23,6 +23,7 @@ from services.portal.api.web import (
     neem_melding,
     pagina,
     sessie,
+    standaard_weigering,
     zet_melding,
 )
 from services.portal.application import Gelukt, Geweigerd, NietGevonden, NietIngelogd, Uitkomst
@@ -62,18 +63,14 @@ def _weigering(uitkomst: Uitkomst) -> Weigering:
                 "Er is geen dossier met dit nummer voor uw organisatie.",
             )
         case _:
-            return Weigering(
-                503,
-                "Dienst niet bereikbaar",
-                "Een van de diensten antwoordde niet. Probeer het over enkele minuten opnieuw.",
-            )
+            return standaard_weigering(uitkomst)
 
 
 def _weg(omgeving: Omgeving, request: Request) -> Response | None:
     """None for a werkgever; otherwise to the sign-in, or a refusal."""
     huidig = sessie(request)
     if not huidig.ingelogd:
-        return RedirectResponse("/inloggen" if omgeving.inloggen else "/", status_code=303)
+        return omgeving.naar_inloggen()
     if huidig.rol != ROL:
         raise Weigering(403, "Geen toegang", "Deze pagina is voor de werkgever van een dossier.")
     return None
