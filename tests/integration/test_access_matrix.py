@@ -543,6 +543,15 @@ TABEL: tuple[Rij, ...] = (
         _set("secretariaat", "adviseur", "compliance"),
         check=_afspraak,
     ),
+    # My appointments: an adviseur's own (those planned for its sub), no one else's list.
+    Rij(
+        "scheduling",
+        "GET",
+        "/afspraken",
+        "gepland",
+        _set("adviseur"),
+        params=lambda d: {"status": "gepland", "limit": 200},
+    ),
     # The woningscan recorded after the conversation: the adviseur ("hold conversations and the
     # woningscan"). Already recorded in this state: the same answer, nothing new.
     Rij(
