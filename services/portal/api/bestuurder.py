@@ -43,10 +43,12 @@ from services.portal.application.bestuurder import (
     keuze,
     lees_rapport,
     maatregelen,
+    mijn_dossiers,
     overzicht,
     pkvw_melding,
     rapport_id_van,
 )
+from services.portal.application.dossierlijst import Blad
 from services.portal.application.secretariaat import Probleem, dossiernummer
 
 ROL = "bestuurder"
@@ -190,7 +192,16 @@ def _paginas(api: APIRouter, gedeeld: Pagina) -> None:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
         fout = ZOEKMELDINGEN.get(neem_melding(request) or "")
-        return pagina(request, "bestuurder/zoeken.html", {"fout": fout}, 422 if fout else 200)
+        try:
+            lijst = mijn_dossiers(omgeving.apis_voor(request), Blad.uit(request.query_params))
+        except Probleem as probleem:
+            raise _weigering(probleem.uitkomst) from None
+        return pagina(
+            request,
+            "bestuurder/zoeken.html",
+            {"fout": fout, "lijst": lijst},
+            422 if fout else 200,
+        )
 
     @api.get("/zoeken")
     def zoek(request: Request, nummer: str = "") -> Response:

@@ -27,6 +27,7 @@ from services.portal.api.web import (
     zet_melding,
 )
 from services.portal.application import Gelukt, Geweigerd, NietGevonden, NietIngelogd, Uitkomst
+from services.portal.application.dossierlijst import Blad
 from services.portal.application.secretariaat import dossiernummer
 from services.portal.application.werkgever import (
     GEBEURTENISSEN,
@@ -39,6 +40,7 @@ from services.portal.application.werkgever import (
     abonnement_verzoek,
     abonnementen,
     dossier_pagina,
+    dossiers,
     fouten_uit,
     uitvoering_melding,
 )
@@ -92,10 +94,14 @@ def router(omgeving: Omgeving) -> APIRouter:
 
 def _dossiers(api: APIRouter, omgeving: Omgeving) -> None:
     @api.get("/dossiers")
-    def dossiers(request: Request) -> Response:
+    def lijst(request: Request) -> Response:
         if (weg := _weg(omgeving, request)) is not None:
             return weg
-        return pagina(request, "werkgever/dossiers.html", _melding(request))
+        try:
+            data = dossiers(omgeving.apis_voor(request), Blad.uit(request.query_params))
+        except Probleem as probleem:
+            raise _weigering(probleem.uitkomst) from None
+        return pagina(request, "werkgever/dossiers.html", {"lijst": data} | _melding(request))
 
     @api.get("/zoeken")
     def zoek(request: Request, nummer: str = "") -> Response:
