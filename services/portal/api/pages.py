@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
 
@@ -30,12 +31,14 @@ from services.portal.api import (
     bva,
     compliance,
     inloggen,
+    live,
     secretariaat,
     werkgever,
 )
 from services.portal.api.session import COOKIE_NAME, Sessie, SessieSleutel
 from services.portal.api.web import STATIC_DIR, Omgeving, Weigering, nu, pagina
 from services.portal.application import Aanbieder, AanbiederOnbereikbaar, Apis, Inloggen
+from services.portal.application.live import Luisteraar, Verdeler
 
 log = logging.getLogger("weerbaar.portal")
 
@@ -49,6 +52,7 @@ JOURNEYS: tuple[Callable[[Omgeving], APIRouter], ...] = (
     adviseur.router,
     werkgever.router,
     compliance.router,
+    live.router,
 )
 
 CONTENT_SECURITY_POLICY = (
@@ -100,12 +104,30 @@ def create_portal_app(
     vertrouwde_proxies: tuple[str, ...] = (),
     klok: Callable[[], datetime] | None = None,
     aanbieder: Aanbieder | None = None,
+    live: Verdeler | None = None,
+    luisteraar: Luisteraar | None = None,
 ) -> FastAPI:
     """The portal: its pages over ``apis``; ``inloggen`` the development sign-in (None: not
     offered), ``aanbieder`` the OIDC provider's (None: not offered); ``vertrouwde_proxies``:
-    the reverse proxies in front of the portal."""
+    the reverse proxies in front of the portal; ``live`` the live pages' fan-out, fed by
+    ``luisteraar`` while the app runs (None: pages are not live)."""
+
+    @asynccontextmanager
+    async def levensloop(_: FastAPI) -> AsyncIterator[None]:
+        if luisteraar is not None:
+            await luisteraar.start()
+        try:
+            yield
+        finally:
+            if luisteraar is not None:
+                await luisteraar.stop()
+
     app = FastAPI(
-        title="Weerbaar bestuur — portaal", docs_url=None, redoc_url=None, openapi_url=None
+        title="Weerbaar bestuur — portaal",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=levensloop,
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     koppen = beveiligingskoppen(aanbieder)
@@ -153,7 +175,9 @@ def create_portal_app(
 
     app.add_middleware(BaseHTTPMiddleware, dispatch=session_and_headers)
     _refusals(app)
-    omgeving = Omgeving(apis, inloggen, sleutel, vertrouwde_proxies, klok or nu, aanbieder)
+    omgeving = Omgeving(
+        apis, inloggen, sleutel, vertrouwde_proxies, klok or nu, aanbieder, live=live
+    )
     for journey in JOURNEYS:
         app.include_router(journey(omgeving))
     return app

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -22,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.portal.api.session import Sessie, SessieSleutel
 from services.portal.application import Aanbieder, Apis, Inloggen
+from services.portal.application.live import Verdeler
 from services.portal.application.start import ROL_NAMEN
 from shared.platform.throttle import client_source
 
@@ -54,6 +56,8 @@ class Omgeving:
     klok: Callable[[], datetime] = field(default=nu)
     #: Signing in at an OIDC provider (None: not offered).
     aanbieder: Aanbieder | None = None
+    #: The open live connections, fed by the event stream (None: pages are not live).
+    live: Verdeler | None = None
 
     def apis_voor(self, request: Request, *, anoniem: bool = False) -> Apis:
         """The APIs as the signed-in person (or anonymously), for this visitor."""
@@ -127,9 +131,18 @@ def neem_melding(request: Request) -> str | None:
 
 
 def pagina(
-    request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    status: int = 200,
+    *,
+    live: UUID | str | None = None,
 ) -> Response:
-    """A page rendered with the session's CSRF token and who is signed in."""
+    """A page rendered with the session's CSRF token and who is signed in.
+
+    A page that follows changes live (``static/live.js``) passes ``live`` (or has it in its
+    context): the dossier's id for a dossier page, a list's name (``application.live.LIJSTEN``)
+    for a list."""
     huidig = sessie(request)
     return templates.TemplateResponse(
         request,
@@ -138,6 +151,7 @@ def pagina(
             "csrf": huidig.csrf,
             "rol": huidig.rol,
             "rol_naam": ROL_NAMEN.get(huidig.rol or "", ""),
+            **({"live": live} if live is not None else {}),
             **(context or {}),
         },
         status_code=status,
