@@ -115,6 +115,7 @@ class Pagina:
             "adviseur/afspraken.html",
             {"a": data, "melding": melding, "fouten": fouten or Fouten()},
             status,
+            live="afspraken",
         )
 
     def rapport(
@@ -131,7 +132,13 @@ class Pagina:
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
         melding = MELDINGEN.get(neem_melding(request) or "")
-        return pagina(request, "adviseur/rapport.html", _context(data, fouten, melding), status)
+        return pagina(
+            request,
+            "adviseur/rapport.html",
+            _context(data, fouten, melding),
+            status,
+            live=aanvraag_id,
+        )
 
     def opslaan(
         self, request: Request, aanvraag_id: UUID, invoer: Invoer, sleutel: str
