@@ -25,8 +25,17 @@
       if (veld.type === "checkbox" || veld.type === "radio") {
         if (veld.checked !== veld.defaultChecked) return true;
       } else if (veld.tagName === "SELECT") {
+        // Without a selected attribute a list starts at its first option.
+        var standaard = veld.multiple ? -1 : 0;
         for (var j = 0; j < veld.options.length; j++) {
-          if (veld.options[j].selected !== veld.options[j].defaultSelected) return true;
+          if (veld.options[j].defaultSelected) { standaard = j; break; }
+        }
+        if (veld.multiple) {
+          for (var k = 0; k < veld.options.length; k++) {
+            if (veld.options[k].selected !== veld.options[k].defaultSelected) return true;
+          }
+        } else if (veld.selectedIndex !== standaard) {
+          return true;
         }
       } else if (veld.value !== veld.defaultValue) {
         return true;
