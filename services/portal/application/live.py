@@ -191,15 +191,18 @@ class Tempo:
 
 async def _nieuw_zicht(zicht: Zicht, vorig: object, tempo: Tempo) -> object:
     """The viewer's answer once it differs from ``vorig`` (None: it did not change within
-    ``nakijken_s``; ``WEG``: refused)."""
+    ``nakijken_s``; ``WEG``: refused). Asked at once, then after ``peilen_s``, twice that, …:
+    a few calls per event, however busy the stream."""
     tot = time.monotonic() + tempo.nakijken_s
+    wacht = tempo.peilen_s
     while True:
         nu = await zicht()
         if nu is WEG or (nu is not None and nu != vorig):
             return nu
-        if time.monotonic() + tempo.peilen_s > tot:
+        if time.monotonic() + wacht > tot:
             return None
-        await asyncio.sleep(tempo.peilen_s)
+        await asyncio.sleep(wacht)
+        wacht *= 2
 
 
 async def stroom(

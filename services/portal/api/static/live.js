@@ -63,6 +63,13 @@
         var focusId = document.activeElement && main.contains(document.activeElement) ? document.activeElement.id : "";
         var x = window.scrollX;
         var y = window.scrollY;
+        // The one-time note of the person's own last step ("Het contact is vastgelegd.") was
+        // shown once and is not in the page fetched again: it stays until they move on.
+        var notitie = document.getElementById("melding");
+        if (notitie && !nieuw.querySelector("#melding")) {
+          var kop = nieuw.querySelector("h1");
+          if (kop) kop.after(notitie); else nieuw.prepend(notitie);
+        }
         main.replaceChildren.apply(main, Array.prototype.slice.call(nieuw.childNodes).map(function (knoop) {
           return document.importNode(knoop, true);
         }));
