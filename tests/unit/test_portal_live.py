@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.portal.adapters import EmbeddedInloggen
+from services.portal.adapters.stroom import NatsLuisteraar
 from services.portal.application import Gelukt, Geweigerd, NietGevonden, Onbereikbaar, Uitkomst
 from services.portal.application.live import (
     BEGIN,
@@ -35,6 +36,7 @@ from services.portal.application.live import (
 )
 from services.portal.bootstrap import bootstrap
 from shared.platform.settings import PortalSettings
+from tools.embedded import free_port
 
 DOSSIER = UUID("6f1c0000-0000-4000-8000-000000000001")
 ANDER = UUID("6f1c0000-0000-4000-8000-000000000002")
@@ -229,6 +231,17 @@ def test_the_view_is_the_answers_data_or_refused_or_unknown_for_now() -> None:
     assert zicht_uit((Geweigerd(),)) is WEG
     assert zicht_uit((NietGevonden(),)) is WEG
     assert zicht_uit((Onbereikbaar(),)) is None
+
+
+async def test_without_nats_reachable_the_listener_starts_at_once_and_stops_cleanly() -> None:
+    luisteraar = NatsLuisteraar([f"nats://127.0.0.1:{free_port()}"], Verdeler())
+    begonnen = time.monotonic()
+    await luisteraar.start()
+    # The portal's start (and so every page) does not wait for NATS.
+    assert time.monotonic() - begonnen < 0.5
+    assert not luisteraar.verbonden
+    await luisteraar.stop()
+    assert not luisteraar.verbonden
 
 
 # --- /live ---------------------------------------------------------------------------------------

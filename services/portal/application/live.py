@@ -35,8 +35,9 @@ DEMPING_S = 1.0
 #: read models follow the stream a moment later), and how often.
 NAKIJKEN_S = 3.0
 PEILEN_S = 0.25
-#: Open connections: per session (a few tabs) and in all.
-MAX_PER_SESSIE = 6
+#: Open connections: per session (a few tabs; below the six connections a browser opens to one
+#: host over HTTP/1.1, so that pages still load beside them) and in all.
+MAX_PER_SESSIE = 4
 MAX_TOTAAL = 400
 
 #: Each list a role may follow live: who may, and what its viewer sees of it.
