@@ -6,6 +6,7 @@ of access), and ``/live`` refusing whoever may not follow the page."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import itertools
 import re
 import secrets
@@ -355,3 +356,31 @@ def test_live_pages_name_what_they_follow_on_main_and_load_the_script() -> None:
     assert 'id="live-melding"' in page.text
     # A page that does not follow anything has no data-live.
     assert "data-live" not in page.text
+
+
+# --- which pages follow what ---------------------------------------------------------------------
+
+#: Each live page: its journey's unit-test module (its fake APIs and sign-in), its address and
+#: what it follows.
+LIVE_PAGINAS = [
+    ("secretariaat", "/secretariaat/werkvoorraad", "lijst=werkvoorraad"),
+    ("secretariaat", "/secretariaat/dossiers/{id}", "dossier={id}"),
+    ("bva", "/bva/toetsing", "lijst=toetsing"),
+    ("adviseur", "/adviseur/afspraken", "lijst=afspraken"),
+    ("adviseur", "/adviseur/dossiers/{id}/rapport", "dossier={id}"),
+    ("compliance", "/compliance/dossiers/{id}", "dossier={id}"),
+    ("bestuurder", "/bestuurder/dossiers/{id}", "dossier={id}"),
+    ("werkgever", "/werkgever/dossiers/{id}", "dossier={id}"),
+]
+
+
+@pytest.mark.parametrize(("rol", "adres", "volgt"), LIVE_PAGINAS)
+def test_every_live_page_names_what_it_follows_on_main(rol: str, adres: str, volgt: str) -> None:
+    journey = importlib.import_module(f"tests.unit.test_portal_{rol}")
+    portal, _ = journey.signed_in(journey.FakeApis())
+    aanvraag_id = journey.DOSSIER_ID
+    page = portal.get(adres.format(id=aanvraag_id))
+    assert page.status_code == 200, page.text
+    main = re.search(r"<main [^>]*>", page.text)
+    assert main
+    assert f'data-live="/live?{volgt.format(id=aanvraag_id)}"' in main.group(0)
