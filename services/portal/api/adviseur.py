@@ -112,6 +112,7 @@ class Pagina:
             "adviseur/afspraken.html",
             {"a": data, "melding": melding, "fouten": fouten or Fouten()},
             status,
+            live="afspraken",
         )
 
     def rapport(
@@ -128,7 +129,13 @@ class Pagina:
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
         melding = MELDINGEN.get(neem_melding(request) or "")
-        return pagina(request, "adviseur/rapport.html", _context(data, fouten, melding), status)
+        return pagina(
+            request,
+            "adviseur/rapport.html",
+            _context(data, fouten, melding),
+            status,
+            live=aanvraag_id,
+        )
 
     def opslaan(
         self, request: Request, aanvraag_id: UUID, invoer: Invoer, sleutel: str

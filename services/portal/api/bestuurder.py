@@ -120,6 +120,7 @@ class Pagina:
             "bestuurder/dossier.html",
             {"d": data, "fouten": fouten or Formulierfouten(), "melding": _melding(request)},
             status,
+            live=aanvraag_id,
         )
 
     def instemming(

@@ -156,7 +156,9 @@ def _paginas(api: APIRouter, gedeeld: Pagina) -> None:
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
         melding = MELDINGEN.get(neem_melding(request) or "")
-        return pagina(request, "bva/toetsing.html", {"w": data, "melding": melding})
+        return pagina(
+            request, "bva/toetsing.html", {"w": data, "melding": melding}, live="toetsing"
+        )
 
     @api.get("/rapporten/{rapport_id}")
     def rapport(request: Request, rapport_id: UUID) -> Response:

@@ -127,6 +127,7 @@ class Pagina:
                 "nu": veld_waarde(self.omgeving.klok()),
             },
             status,
+            live=aanvraag_id,
         )
 
 

@@ -15,7 +15,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -33,6 +34,7 @@ from services.portal.api import (
     bva,
     compliance,
     inloggen,
+    live,
     secretariaat,
     werkgever,
 )
@@ -45,6 +47,7 @@ from services.portal.application import (
     Ingelogd,
     Inloggen,
 )
+from services.portal.application.live import Luisteraar, Verdeler
 
 log = logging.getLogger("weerbaar.portal")
 
@@ -58,6 +61,7 @@ JOURNEYS: tuple[Callable[[Omgeving], APIRouter], ...] = (
     adviseur.router,
     werkgever.router,
     compliance.router,
+    live.router,
 )
 
 CONTENT_SECURITY_POLICY = (
@@ -109,12 +113,30 @@ def create_portal_app(
     vertrouwde_proxies: tuple[str, ...] = (),
     klok: Callable[[], datetime] | None = None,
     aanbieder: Aanbieder | None = None,
+    live: Verdeler | None = None,
+    luisteraar: Luisteraar | None = None,
 ) -> FastAPI:
     """The portal: its pages over ``apis``; ``inloggen`` the development sign-in (None: not
     offered), ``aanbieder`` the OIDC provider's (None: not offered); ``vertrouwde_proxies``:
-    the reverse proxies in front of the portal."""
+    the reverse proxies in front of the portal; ``live`` the live pages' fan-out, fed by
+    ``luisteraar`` while the app runs (None: pages are not live)."""
+
+    @asynccontextmanager
+    async def levensloop(_: FastAPI) -> AsyncIterator[None]:
+        if luisteraar is not None:
+            await luisteraar.start()
+        try:
+            yield
+        finally:
+            if luisteraar is not None:
+                await luisteraar.stop()
+
     app = FastAPI(
-        title="Weerbaar bestuur — portaal", docs_url=None, redoc_url=None, openapi_url=None
+        title="Weerbaar bestuur — portaal",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=levensloop,
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     koppen = beveiligingskoppen(aanbieder)
@@ -180,7 +202,9 @@ def create_portal_app(
 
     app.add_middleware(BaseHTTPMiddleware, dispatch=session_and_headers)
     _refusals(app)
-    omgeving = Omgeving(apis, inloggen, sleutel, vertrouwde_proxies, klok or nu, aanbieder)
+    omgeving = Omgeving(
+        apis, inloggen, sleutel, vertrouwde_proxies, klok or nu, aanbieder, live=live
+    )
     for journey in JOURNEYS:
         app.include_router(journey(omgeving))
     return app

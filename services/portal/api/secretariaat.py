@@ -125,6 +125,7 @@ class Pagina:
             "secretariaat/dossier.html",
             _context(data, fouten, melding, self.adviseurs()),
             status,
+            live=aanvraag_id,
         )
 
     def na_stap(
@@ -183,7 +184,12 @@ def _werkvoorraad(api: APIRouter, gedeeld: Pagina) -> None:
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
         melding = ZOEKMELDINGEN.get(neem_melding(request) or "")
-        return pagina(request, "secretariaat/werkvoorraad.html", {"w": data, "melding": melding})
+        return pagina(
+            request,
+            "secretariaat/werkvoorraad.html",
+            {"w": data, "melding": melding},
+            live="werkvoorraad",
+        )
 
     @api.get("/zoeken")
     def zoek(request: Request, nummer: str = "") -> Response:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
@@ -30,6 +31,7 @@ from services.portal.application import (
     TeVaak,
     Uitkomst,
 )
+from services.portal.application.live import Verdeler
 from services.portal.application.start import ROL_NAMEN
 from shared.platform.throttle import client_source
 
@@ -62,6 +64,8 @@ class Omgeving:
     klok: Callable[[], datetime] = field(default=nu)
     #: Signing in at an OIDC provider (None: not offered).
     aanbieder: Aanbieder | None = None
+    #: The open live connections, fed by the event stream (None: pages are not live).
+    live: Verdeler | None = None
 
     def naar_inloggen(self) -> RedirectResponse:
         """Where a visitor who must sign in first goes: the sign-in page, or home when this
@@ -175,9 +179,18 @@ def neem_melding(request: Request) -> str | None:
 
 
 def pagina(
-    request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    status: int = 200,
+    *,
+    live: UUID | str | None = None,
 ) -> Response:
-    """A page rendered with the session's CSRF token and who is signed in."""
+    """A page rendered with the session's CSRF token and who is signed in.
+
+    A page that follows changes live (``static/live.js``) passes ``live`` (or has it in its
+    context): the dossier's id for a dossier page, a list's name (``application.live.LIJSTEN``)
+    for a list."""
     huidig = sessie(request)
     return templates.TemplateResponse(
         request,
@@ -186,6 +199,7 @@ def pagina(
             "csrf": huidig.csrf,
             "rol": huidig.rol,
             "rol_naam": ROL_NAMEN.get(huidig.rol or "", ""),
+            **({"live": live} if live is not None else {}),
             **(context or {}),
         },
         status_code=status,

@@ -127,6 +127,7 @@ def _dossiers(api: APIRouter, omgeving: Omgeving) -> None:
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
         context = {"d": data, "nog_niet_vrijgegeven": NOG_NIET_VRIJGEGEVEN, "fout": fout}
+        context["live"] = aanvraag_id
         return pagina(request, "werkgever/dossier.html", context | _melding(request), status)
 
     @api.get("/dossiers/{aanvraag_id}")
