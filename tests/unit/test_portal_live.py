@@ -384,3 +384,18 @@ def test_every_live_page_names_what_it_follows_on_main(rol: str, adres: str, vol
     main = re.search(r"<main [^>]*>", page.text)
     assert main
     assert f'data-live="/live?{volgt.format(id=aanvraag_id)}"' in main.group(0)
+
+
+def test_a_page_answering_a_form_post_is_not_live() -> None:
+    """Its address is the post's: fetching it again would not show the page (405)."""
+    journey = importlib.import_module("tests.unit.test_portal_secretariaat")
+    portal, csrf = journey.signed_in(journey.FakeApis())
+    aanvraag_id = journey.DOSSIER_ID
+    shown = portal.get(f"/secretariaat/dossiers/{aanvraag_id}")
+    assert 'data-live="' in shown.text
+    posted = portal.post(
+        f"/secretariaat/dossiers/{aanvraag_id}/afspraken",
+        data={"csrf": csrf, "soort": "gesprek_bestuurder", "datum": "", "tijd": ""},
+    )
+    assert posted.status_code == 422, posted.text[:300]
+    assert "data-live=" not in posted.text

@@ -192,18 +192,18 @@ def pagina(
     context): the dossier's id for a dossier page, a list's name (``application.live.LIJSTEN``)
     for a list."""
     huidig = sessie(request)
-    return templates.TemplateResponse(
-        request,
-        template,
-        {
-            "csrf": huidig.csrf,
-            "rol": huidig.rol,
-            "rol_naam": ROL_NAMEN.get(huidig.rol or "", ""),
-            **({"live": live} if live is not None else {}),
-            **(context or {}),
-        },
-        status_code=status,
-    )
+    inhoud: dict[str, Any] = {
+        "csrf": huidig.csrf,
+        "rol": huidig.rol,
+        "rol_naam": ROL_NAMEN.get(huidig.rol or "", ""),
+        **({"live": live} if live is not None else {}),
+        **(context or {}),
+    }
+    if request.method != "GET":
+        # A page answering a form post (its errors) stands at the post's address: fetching
+        # that address again is no way to follow it, so it is not live.
+        inhoud.pop("live", None)
+    return templates.TemplateResponse(request, template, inhoud, status_code=status)
 
 
 async def formulier(
