@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import httpx
 import nats
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from shared.contracts.events import PublicEvent
@@ -98,15 +100,22 @@ class StreamMessage:
         return parsed
 
 
+#: Up to this many messages a stream is read one by one; more are read through one consumer
+#: of the test's own (a request per message costs a round trip each: thousands after a fault run).
+READ_ONE_BY_ONE = 32
+
+
 async def _messages(nats_url: str, stream: str) -> list[StreamMessage]:
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
         info = await js.stream_info(stream)
+        if info.state.messages == 0:
+            return []
+        if info.state.messages > READ_ONE_BY_ONE:
+            return await _messages_through_consumer(js, stream, info.state.last_seq)
         out = []
         for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            if info.state.messages == 0:
-                break
             try:
                 msg = await js.get_msg(stream, seq)
             except NotFoundError:
@@ -115,6 +124,45 @@ async def _messages(nats_url: str, stream: str) -> list[StreamMessage]:
         return out
     finally:
         await nc.close()
+
+
+async def _messages_through_consumer(
+    js: JetStreamContext, stream: str, last_seq: int
+) -> list[StreamMessage]:
+    """Every message up to ``last_seq`` (the stream's end when the read began), in order, in
+    batches of an ephemeral consumer that acknowledges nothing; the consumer is deleted
+    afterwards (it would count as work waiting on the stream), and is dropped by the server
+    after a while should the test die first."""
+    consumer = await js.add_consumer(
+        stream,
+        ConsumerConfig(
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=30.0,
+            mem_storage=True,
+        ),
+    )
+    out: list[StreamMessage] = []
+    try:
+        subscription = await js.pull_subscribe_bind(consumer=consumer.name, stream=stream)
+        try:
+            while True:
+                try:
+                    batch = await subscription.fetch(1000, timeout=5)
+                except TimeoutError:
+                    return out  # nothing more (the messages at the end were deleted)
+                for msg in batch:
+                    seq = msg.metadata.sequence.stream
+                    if seq > last_seq:
+                        return out
+                    headers = dict(msg.headers or {})
+                    out.append(StreamMessage(seq, msg.subject, headers, msg.data or b""))
+                    if seq == last_seq or msg.metadata.num_pending == 0:
+                        return out
+        finally:
+            await subscription.unsubscribe()
+    finally:
+        await js.delete_consumer(stream, consumer.name)
 
 
 def stream_messages(nats_url: str, stream: str = "WEERBAAR") -> list[StreamMessage]:

@@ -4,6 +4,7 @@
 # route signatures, which refer to the router function's local `auth`.
 import logging
 from collections.abc import Callable
+from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from services.intake.projections.dossier import (
     Dossier,
     Status,
     audit_trail,
+    list_dossiers,
     list_dossiers_json,
     read_dossier,
     read_dossier_per,
@@ -31,6 +33,52 @@ log = logging.getLogger(__name__)
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 STAFF = (Role.secretariaat, Role.adviseur, Role.bva, Role.compliance)
+
+
+def zoals_partij_het_ziet(found: Dossier, principal: Principal, today: date) -> Dossier:
+    """The dossier as its answer shows it to the caller: who pays each measure today, and for a
+    werkgever no measures before the bestuurder released the report (one rule for the dossier
+    and for the rows of a list)."""
+    found = found.met_betalers(today)
+    if (
+        not principal.has_role(*STAFF)
+        and not principal.has_role(Role.bestuurder)
+        and (found.rapport is None or found.rapport.vrijgegeven_op is None)
+    ):
+        # The werkgever learns of the report's measures only once the bestuurder consented.
+        found = found.model_copy(update={"maatregelen": ()})
+    return found
+
+
+def _selectie(
+    auth: Auth,
+    request: Request,
+    principal: Principal,
+    status: str | None,
+    organisatie_code: str | None,
+) -> tuple[bool, str | None, str | None]:
+    """Whose list the caller may ask for: (a party's list, the organisation filter, the
+    bestuurder's e-mail hash); a selection the caller may not make is refused on record."""
+    if principal.has_role(Role.secretariaat, Role.compliance):
+        return False, organisatie_code, None
+    # The BVA's review queue: the dossiers whose report awaits review, and nothing else.
+    if principal.has_role(Role.bva) and status == "ter_toetsing":
+        return False, organisatie_code, None
+    if principal.has_role(Role.werkgever):
+        # Always the token's organisation: a filter naming another one is refused on record
+        # (stricter than narrowing it away silently: the attempt is visible).
+        if not principal.organisatie:
+            auth.refuse(request, principal, "geen_organisatie", status=403)
+        if organisatie_code is not None and organisatie_code != principal.organisatie:
+            auth.refuse(request, principal, "andere_organisatie", status=403)
+        return True, principal.organisatie, None
+    if principal.has_role(Role.bestuurder):
+        # Always the dossiers bound to the token's e-mail hash (the rule of GET /aanvragen/{id}):
+        # the other filters can only narrow that.
+        if not principal.email:
+            auth.refuse(request, principal, "geen_email", status=403)
+        return True, organisatie_code, email_hash(principal.email)
+    auth.refuse(request, principal, "alleen_ter_toetsing", status=403)
 
 
 class AanvraagAangemaakt(BaseModel):
@@ -166,26 +214,26 @@ def router(
         )
         if found is None:
             raise NietGevonden("Onbekend dossier.")
-        found = found.met_betalers((per or clock.now()).astimezone(AMSTERDAM).date())
-        if (
-            not principal.has_role(*STAFF)
-            and not principal.has_role(Role.bestuurder)
-            and (found.rapport is None or found.rapport.vrijgegeven_op is None)
-        ):
-            # The werkgever learns of the report's measures only once the bestuurder consented.
-            found = found.model_copy(update={"maatregelen": ()})
-        return found
+        return zoals_partij_het_ziet(
+            found, principal, (per or clock.now()).astimezone(AMSTERDAM).date()
+        )
 
     @api.get(
         "/aanvragen",
         response_model=list[Dossier],
-        summary="Dossiers met filters (secretariaat, compliance; de BVA alleen ter_toetsing)",
+        summary="Dossiers met filters (secretariaat, compliance; de BVA alleen ter_toetsing; "
+        "een werkgever die van de eigen organisatie, een bestuurder de eigen)",
         tags=["aanvragen"],
     )
     def dossiers(
         request: Request,
         principal: Annotated[
-            Principal, Depends(auth.require(Role.secretariaat, Role.compliance, Role.bva))
+            Principal,
+            Depends(
+                auth.require(
+                    Role.secretariaat, Role.compliance, Role.bva, Role.werkgever, Role.bestuurder
+                )
+            ),
         ],
         status: Status | None = None,
         deadline_verstreken: bool | None = None,
@@ -206,9 +254,9 @@ def router(
             Query(description="Keyset paging: the `aanvraag_id` of that last dossier."),
         ] = None,
     ) -> Response:
-        # The BVA's review queue: the dossiers whose report awaits review, and nothing else.
-        if not principal.has_role(Role.secretariaat, Role.compliance) and status != "ter_toetsing":
-            auth.refuse(request, principal, "alleen_ter_toetsing", status=403)
+        party, organisatie_code, bestuurder_hash = _selectie(
+            auth, request, principal, status, organisatie_code
+        )
         if (na_ingediend_op is None) != (na_aanvraag_id is None):
             raise Ongeldig(
                 [{"field": "query.na_aanvraag_id", "rule": "na_ingediend_op and na_aanvraag_id"}],
@@ -219,6 +267,27 @@ def router(
             if na_ingediend_op is not None and na_aanvraag_id is not None
             else None
         )
+        if party:
+            # A party's rows are what its GET /aanvragen/{id} shows it, row by row.
+            today = clock.now().astimezone(AMSTERDAM).date()
+            rows = list_dossiers(
+                intake,
+                status=status,
+                deadline_verstreken=deadline_verstreken,
+                organisatie_code=organisatie_code,
+                bestuurder_email_hash=bestuurder_hash,
+                limit=limit,
+                offset=offset,
+                na=na,
+            )
+            body = (
+                "["
+                + ",".join(
+                    zoals_partij_het_ziet(row, principal, today).model_dump_json() for row in rows
+                )
+                + "]"
+            )
+            return Response(body.encode(), media_type="application/json")
         # The stored views as they are (each written from a validated Dossier): the model
         # above documents the answer.
         return Response(

@@ -9,8 +9,10 @@ from fastapi import FastAPI
 
 from services.portal.adapters import EmbeddedInloggen, HttpApis
 from services.portal.adapters.oidc import OidcAanbieder
+from services.portal.adapters.stroom import NatsLuisteraar
 from services.portal.api import SessieSleutel, create_portal_app
 from services.portal.application import Aanbieder, Apis, Inloggen
+from services.portal.application.live import Luisteraar, Verdeler
 from services.portal.application.start import ROL_NAMEN
 from shared.platform.auth import OidcTokenVerifier, load_or_create_secret
 from shared.platform.servicetokens import read_client_secret
@@ -69,6 +71,14 @@ def aanbieder_voor(settings: PortalSettings) -> Aanbieder | None:
     )
 
 
+def live_voor(settings: PortalSettings) -> tuple[Verdeler | None, Luisteraar | None]:
+    """Live pages, fed by the public event stream: when the portal is given NATS."""
+    if not settings.nats_servers:
+        return None, None
+    verdeler = Verdeler()
+    return verdeler, NatsLuisteraar(settings.nats_servers, verdeler)
+
+
 def bootstrap(
     settings: PortalSettings,
     *,
@@ -77,10 +87,12 @@ def bootstrap(
     aanbieder: Aanbieder | None = None,
     session_key: bytes | None = None,
     klok: Callable[[], datetime] | None = None,
+    live: tuple[Verdeler | None, Luisteraar | None] | None = None,
 ) -> FastAPI:
-    """The portal app; tests pass ``apis``, ``inloggen``, ``aanbieder``, ``session_key`` or
-    ``klok``."""
+    """The portal app; tests pass ``apis``, ``inloggen``, ``aanbieder``, ``session_key``,
+    ``klok`` or ``live`` (the fan-out and what feeds it)."""
     key = session_key or load_or_create_secret(settings.session_key_path)
+    verdeler, luisteraar = live if live is not None else live_voor(settings)
     return create_portal_app(
         apis or HttpApis(service_urls(settings), bron_adres=settings.portal_source_address),
         inloggen if inloggen is not None else inloggen_voor(settings),
@@ -89,4 +101,6 @@ def bootstrap(
         vertrouwde_proxies=settings.portal_trusted_proxies,
         klok=klok,
         aanbieder=aanbieder if aanbieder is not None else aanbieder_voor(settings),
+        live=verdeler,
+        luisteraar=luisteraar,
     )

@@ -398,6 +398,26 @@ class PortalSettings(IdentitySettings):
     assessment_url: str = "http://127.0.0.1:8003"
     approval_url: str = "http://127.0.0.1:8004"
     notifications_url: str = "http://127.0.0.1:8005"
+    nats_url: str | None = Field(
+        default=None,
+        description="Live pages: the portal reads the public event stream (subscribe only) at"
+        " these nats:// URLs, comma separated. None: pages are not live.",
+    )
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        for url in value.split(","):
+            if urlsplit(url.strip()).scheme not in {"nats", "tls"}:
+                raise ValueError("must be one or more nats:// URLs, comma separated")
+        return value
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """The NATS URLs as a list (empty: none given)."""
+        return [u.strip() for u in (self.nats_url or "").split(",") if u.strip()]
 
     @property
     def public_url(self) -> str:

@@ -19,10 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import expect
 
 from services.scheduling.domain.calendar import WorkingDayCalendar
 from tests.browser.conftest import BrowserPage, no_axe_violations
+from tests.browser.stappen import artikel, maatregel, melding, sla_op
 from tests.support import aanmelding, token, wait_until
 from tools.system import System
 
@@ -130,40 +131,6 @@ def keur_af(system: System, aanvraag_id: str) -> None:
         timeout=30,
         what="assessment to know of the rejection",
     )
-
-
-def melding(page: Page, tekst: str) -> None:
-    expect(page.locator("#melding")).to_contain_text(tekst)
-
-
-def artikel(page: Page, begin: str) -> Locator:
-    """The appointment whose heading starts with ``begin``."""
-    return page.locator("article").filter(has=page.locator(f"h3:text-matches('^{begin}')"))
-
-
-def maatregel(page: Page, rij: int, domein: str, tekst: str, *keuzes: str) -> None:
-    """Fill in measure ``rij`` (0-based): domain, description, priority, who, costs."""
-    veld = page.locator(f"fieldset:has(> legend:text-is('Maatregel {rij + 1}'))")
-    veld.get_by_label("Domein").select_option(label=domein)
-    veld.get_by_label("Omschrijving").fill(tekst)
-    for label, keuze in zip(("Prioriteit", "Wie voert hem uit", "Kosten"), keuzes, strict=False):
-        veld.get_by_label(label).select_option(label=keuze)
-
-
-def sla_op(page: Page) -> None:
-    """Save the draft; while assessment has not yet heard of both conversations and the
-    woningscan it refuses (409, said on the page, the form kept), so save again until then."""
-
-    def opgeslagen() -> bool | None:
-        with page.expect_navigation():
-            page.get_by_role("button", name="Opslaan als concept").click()
-        expect(page.locator("#melding, #foutoverzicht")).to_be_visible()
-        if page.locator("#melding").count():
-            return True
-        expect(page.locator("#foutoverzicht")).to_contain_text("Nog niet gedaan")
-        return None
-
-    wait_until(opgeslagen, timeout=60, what="assessment to know the conversations")
 
 
 def test_the_adviseur_records_the_conversations_and_writes_and_revises_the_report(

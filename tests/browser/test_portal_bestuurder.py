@@ -1,9 +1,11 @@
-"""Journey 5 in Chromium: the bestuurder opens their dossier by its number and reads where it
-stands, reads the approved report (the read is on record), refuses and then gives consent
-with what the werkgever will see, marks their own measure done, records the PKVW certificate
-(the API's refusal of a certificate without a date shown at the field) and asks for a
-toelichting; consent is given with the keyboard only, from the sign-in; and another
-bestuurder, signed in through the portal, sees nothing of the dossier.
+"""Journey 5 in Chromium: the bestuurder opens their dossier from the list of my dossiers (a
+wrong number typed in the look-up is an error at its field) and reads where it stands, reads
+the approved report (the read is on record), refuses and then gives consent with what the
+werkgever will see, marks their own measure done, records the PKVW certificate (the API's
+refusal of a certificate without a date shown at the field) and asks for a toelichting;
+consent is given with the keyboard only, from the sign-in through the list; and another
+bestuurder, signed in through the portal, sees nothing of the dossier: not in their list, not
+by its number, not at its URL.
 
 The steps of the other roles, up to the approved report, are driven through the APIs
 (``tools.demo.DossierDriver``) for the demo bestuurder's e-mail address; every step of the
@@ -19,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from services.portal.adapters import DEMO_PERSONEN
 from shared.platform.auth import load_or_create_secret
@@ -85,6 +87,12 @@ def sign_in(page: Page, portal_url: str, sleutel: str) -> None:
     expect(page.locator("h1")).to_have_text("Start: Bestuurder")
 
 
+def mijn_dossier(page: Page, aanvraag_id: str) -> Locator:
+    """The link to the dossier in my list: "Open mijn dossier" when it is my only one, else
+    the row's number."""
+    return page.locator(f"#mijn-dossiers a[href='/bestuurder/dossiers/{aanvraag_id}']")
+
+
 def melding(page: Page, tekst: str) -> None:
     expect(page.locator("#melding")).to_contain_text(tekst)
 
@@ -116,16 +124,22 @@ def test_the_bestuurder_reads_the_report_decides_on_consent_and_records_pkvw_and
     sign_in(page, portal_url, BESTUURDER)
     no_axe_violations(offline_page, "bestuurder-start")
 
-    page.get_by_role("link", name="Mijn dossier").click()
-    expect(page.locator("h1")).to_have_text("Mijn dossier")
-    no_axe_violations(offline_page, "bestuurder-zoeken")
+    page.get_by_role("link", name="Mijn dossiers").click()
+    expect(page.locator("h1")).to_have_text("Mijn dossiers")
+    # The dossier is in my list, where it stands in words.
+    expect(mijn_dossier(page, aanvraag_id)).to_be_visible()
+    expect(page.locator("#mijn-dossiers")).to_contain_text(
+        "Het rapport is goedgekeurd en staat voor u klaar."
+    )
+    no_axe_violations(offline_page, "bestuurder-dossiers")
+    # The look-up by number stays; a wrong number is an error at its field.
     page.get_by_label("Dossiernummer").fill("geen nummer")
     page.get_by_role("button", name="Dossier openen").click()
     expect(page.locator("#nummer-fout")).to_contain_text("Dat is geen dossiernummer.")
     expect(page.locator("#nummer")).to_have_attribute("aria-invalid", "true")
-    no_axe_violations(offline_page, "bestuurder-zoeken-fout")
-    page.get_by_label("Dossiernummer").fill(aanvraag_id)
-    page.get_by_role("button", name="Dossier openen").click()
+    expect(page).to_have_title("Fout: Mijn dossiers – Weerbaar bestuur")
+    no_axe_violations(offline_page, "bestuurder-dossiers-fout")
+    mijn_dossier(page, aanvraag_id).click()
 
     # Where it stands and what comes next, in plain Dutch; the URL carries only the id.
     assert page.url.endswith(f"/bestuurder/dossiers/{aanvraag_id}")
@@ -256,9 +270,9 @@ def test_consent_is_given_with_the_keyboard_only(
     expect(page.locator("h1")).to_have_text("Start: Bestuurder")
     tab_to(page, "a[href='/bestuurder/dossiers']")
     page.keyboard.press("Enter")
-    expect(page.locator("h1")).to_have_text("Mijn dossier")
-    tab_to(page, "#nummer")
-    page.keyboard.type(driver.aanvraag_id)
+    expect(page.locator("h1")).to_have_text("Mijn dossiers")
+    no_axe_violations(offline_page, "bestuurder-toetsenbord-dossiers")
+    tab_to(page, f"#mijn-dossiers a[href='/bestuurder/dossiers/{driver.aanvraag_id}']")
     page.keyboard.press("Enter")
     expect(page.locator("#waar")).to_contain_text("Het rapport is goedgekeurd")
     tab_to(page, "a[href$='/instemming']")
@@ -287,7 +301,14 @@ def test_another_bestuurder_sees_nothing_of_the_dossier(
     page = offline_page.page
     aanvraag_id = dossier.aanvraag_id
     sign_in(page, portal_url, ANDERE_BESTUURDER)
-    page.get_by_role("link", name="Mijn dossier").click()
+    page.get_by_role("link", name="Mijn dossiers").click()
+    # Not in the other bestuurder's list...
+    expect(page.locator("h1")).to_have_text("Mijn dossiers")
+    expect(page.locator("#geen-dossiers")).to_be_visible()
+    expect(mijn_dossier(page, aanvraag_id)).to_have_count(0)
+    assert aanvraag_id not in page.content()
+    no_axe_violations(offline_page, "bestuurder-ander-dossiers")
+    # ...nor found by its number, nor shown at its URL.
     page.get_by_label("Dossiernummer").fill(aanvraag_id)
     page.get_by_role("button", name="Dossier openen").click()
 

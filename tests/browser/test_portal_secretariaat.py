@@ -22,6 +22,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import BrowserPage, no_axe_violations
+from tests.browser.stappen import melding, plan
 from tests.support import aanmelding, token, wait_until
 from tools.system import System
 
@@ -55,21 +56,6 @@ def register(system: System) -> str:
 def section(page: Page, heading: str) -> Any:
     """The article or form titled ``heading``."""
     return page.locator(f"article:has(h3:text-is('{heading}')), form:has(h3:text-is('{heading}'))")
-
-
-def plan(page: Page, soort: str, dag_index: int, tijd: str) -> None:
-    """Plan a conversation with the picker (the n-th working day offered, a start time)."""
-    form = page.locator(f"form:has(input[name=soort][value={soort}])")
-    datum = form.locator("select[name=datum]")
-    datum.select_option(index=dag_index)
-    form.locator("select[name=tijd]").select_option(tijd)
-    if soort == "gesprek_werkgever":
-        form.get_by_label("Link naar de videoverbinding").fill("https://video.example.org/k/1")
-    form.get_by_role("button").click()
-
-
-def melding(page: Page, tekst: str) -> None:
-    expect(page.locator("#melding")).to_contain_text(tekst)
 
 
 def test_the_secretariat_works_a_new_dossier_from_the_werkvoorraad(

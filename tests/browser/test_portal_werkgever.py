@@ -1,11 +1,13 @@
-"""Journey 6 in Chromium: the werkgever opens a dossier of its organisation. Before the
+"""Journey 6 in Chromium: the werkgever opens a dossier of its organisation from the list of
+the organisation's dossiers (newest first, the status in words). Before the
 bestuurder's consent the page says the report is not yet released and shows nothing of it (the
 API refuses the werkgever's read); after it, the report's findings, the measures the werkgever
 carries out and who pays (once the bestuurder holds the PKVW, the werkgever). The
 werkgever records its measure as carried out (refused, and why, until the PKVW). The
 organisation's webhook subscriptions: an unsafe callback address refused at its field, one
 added (its secret shown once) and removed. A werkgever of another organisation sees nothing of
-the dossier, nor the organisation's subscriptions.
+the dossier (not in its list, not by its number, not by its URL), nor the organisation's
+subscriptions.
 
 The steps of the other roles (registration, contact, conversations, the report, the BVA's
 approval, the bestuurder's consent and PKVW) are driven through the APIs as ``weerbaar demo``
@@ -83,11 +85,10 @@ def sign_in(page: Page, portal_url: str, organisatie: str) -> None:
 
 
 def open_dossier(page: Page, aanvraag_id: str) -> None:
-    """From the start page to the dossier, by its number."""
+    """From the start page to the dossier, through the organisation's list."""
     page.get_by_role("link", name="Dossiers van uw organisatie").click()
     expect(page.locator("h1")).to_have_text("Dossiers van uw organisatie")
-    page.get_by_label("Dossiernummer").fill(aanvraag_id)
-    page.get_by_role("button", name="Dossier openen").click()
+    page.locator("#dossierlijst").get_by_role("link", name=aanvraag_id).click()
 
 
 def assert_no_report(page: Page) -> None:
@@ -114,9 +115,12 @@ def test_before_release_the_werkgever_sees_that_and_nothing_of_the_report(
     sign_in(page, portal_url, ORGANISATIE)
     no_axe_violations(offline_page, "werkgever-start")
     page.get_by_role("link", name="Dossiers van uw organisatie").click()
+    # The organisation's list, newest first: the new dossier at the top, its status in words.
+    eerste = page.locator("#dossierlijst tbody tr").first
+    expect(eerste.locator("td").first).to_have_text(driver.aanvraag_id)
+    expect(eerste.locator("td").nth(2)).to_have_text("Rapport goedgekeurd")
     no_axe_violations(offline_page, "werkgever-dossiers")
-    page.get_by_label("Dossiernummer").fill(driver.aanvraag_id)
-    page.get_by_role("button", name="Dossier openen").click()
+    eerste.get_by_role("link", name=driver.aanvraag_id).click()
 
     expect(page.locator("h1")).to_contain_text(driver.aanvraag_id)
     assert page.url.endswith(f"/werkgever/dossiers/{driver.aanvraag_id}")
@@ -256,13 +260,23 @@ def test_a_werkgever_of_another_organisation_sees_nothing_of_the_dossier(
     page = offline_page.page
 
     sign_in(page, portal_url, ANDERE)
-    open_dossier(page, released.aanvraag_id)
+    # Not in the other organisation's list...
+    page.get_by_role("link", name="Dossiers van uw organisatie").click()
+    expect(page.locator("h1")).to_have_text("Dossiers van uw organisatie")
+    lijst = page.locator("#dossierlijst").or_(page.get_by_text("Uw organisatie heeft nog geen"))
+    expect(lijst).to_be_visible()
+    assert released.aanvraag_id not in page.content()
+    no_axe_violations(offline_page, "werkgever-ander-dossiers")
+    # ...nor found by its number...
+    page.get_by_label("Dossiernummer").fill(released.aanvraag_id)
+    page.get_by_role("button", name="Dossier openen").click()
     expect(page.locator("#melding")).to_have_text(
         "Er is geen dossier met dat nummer voor uw organisatie."
     )
     assert page.url.endswith("/werkgever/dossiers")
     no_axe_violations(offline_page, "werkgever-ander-zoeken")
 
+    # ...nor shown at its URL.
     answer = page.goto(f"{portal_url}/werkgever/dossiers/{released.aanvraag_id}")
     assert answer is not None and answer.status == 404
     expect(page.locator("h1")).to_have_text("Dossier niet gevonden")

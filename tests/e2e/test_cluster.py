@@ -74,6 +74,7 @@ class Node:
             "NATS_HTTP_PORT": str(self.http_port),
             "NATS_CLUSTER_LISTEN": f"127.0.0.1:{self.cluster_port}",
             "NATS_PASSWORD": PASSWORD,
+            "NATS_PORTAL_PASSWORD": PASSWORD,
             "NATS_CLUSTER_PASSWORD": PASSWORD,
             "NATS_STORE_DIR": str(self.store),
             **{f"NATS_ROUTE_{i}": route for i, route in enumerate(routes, start=1)},

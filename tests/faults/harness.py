@@ -503,9 +503,20 @@ def events_table(service: str) -> Identifier:
     return Identifier(service, f"{service}_events")
 
 
+#: How long the system must look at rest, reading after reading, before the end state is read.
+#: "Nothing waiting" already covers every hand-over (an event is stored before its relay
+#: publishes it, a message stays pending or unacknowledged until its handler has stored what it
+#: does, a message held by a dead or stalled consumer stays unacknowledged until it was delivered
+#: again and acknowledged, a planned mail stays planned until its sent event is stored); the
+#: window only keeps one reading, taken in parts, from missing a hand-over between its parts.
+QUIET_S = 2.0
+#: Time between readings while settling.
+SETTLE_POLL_S = 0.25
+
+
 def settle(world: World, stalled_s: float = 180, cap_s: float = 1800) -> float:
     """Wait until the run came to rest (nothing left to relay, acknowledge or send, and the API
-    says no mail is planned): seconds.
+    says no mail is planned, for ``QUIET_S`` of readings in a row): seconds.
 
     A backlog may take longer than ``stalled_s`` to drain after a long run (the services share
     the machine's cores with the drivers until the last dossier): the wait goes on while the work
@@ -519,7 +530,7 @@ def settle(world: World, stalled_s: float = 180, cap_s: float = 1800) -> float:
         now = time.monotonic()
         if waiting == 0 and _mails_announced(world):
             quiet_since = quiet_since or now
-            if now - quiet_since >= 2 * ACK_WAIT_S:
+            if now - quiet_since >= QUIET_S:
                 return round(now - started, 2)
         else:
             quiet_since = None
@@ -530,7 +541,7 @@ def settle(world: World, stalled_s: float = 180, cap_s: float = 1800) -> float:
                 f"the system did not come to rest: {waiting} items of work still waiting,"
                 f" none done in the last {now - progress_at:.0f}s ({now - started:.0f}s in all)"
             )
-        time.sleep(0.5)
+        time.sleep(SETTLE_POLL_S)  # the interval between readings of the wait above
 
 
 def _work_waiting(world: World) -> int:
@@ -582,9 +593,11 @@ def _mails_announced(world: World) -> bool:
 
 
 def exported_envelopes(world: World) -> dict[str, list[CloudEvent]]:
-    """Per service: the public events its event store announces, read fresh from PostgreSQL."""
-    out: dict[str, list[CloudEvent]] = {}
-    for service in SERVICES:
+    """Per service: the public events its event store announces, read fresh from PostgreSQL.
+
+    The five exports run side by side (each is a process of its own that mostly starts up)."""
+
+    def export(service: str) -> list[CloudEvent]:
         done = subprocess.run(
             [sys.executable, "-m", f"services.{service}", "--export-public", "0"],
             env={**world.system.env(), "WEERBAAR_LOG_LEVEL": "WARNING"},
@@ -597,8 +610,11 @@ def exported_envelopes(world: World) -> dict[str, list[CloudEvent]]:
         for line in done.stdout.splitlines():
             if line.strip():
                 envelopes += [CloudEvent.model_validate(e) for e in json.loads(line)["e"]]
-        out[service] = envelopes
-    return out
+        return envelopes
+
+    with ThreadPoolExecutor(len(SERVICES)) as pool:
+        exports = {service: pool.submit(export, service) for service in SERVICES}
+        return {service: future.result() for service, future in exports.items()}
 
 
 def stored_correlations(world: World) -> dict[str, Counter[str]]:

@@ -144,6 +144,8 @@ class Rij:
     leest_rapport: bool = False
     #: principals who may not (yet) see the report's measures: the answer lists none
     zonder_maatregelen: frozenset[str] = frozenset()
+    #: principals whose allowed answer is a list without the dossier (another party's own list)
+    zonder_dossier: frozenset[str] = frozenset()
     #: principal → why the code disagrees with domain.md (the cell is xfail(strict=True))
     gaten: Mapping[str, str] = field(default_factory=dict)
 
@@ -309,13 +311,20 @@ TABEL: tuple[Rij, ...] = (
         BEIDE,
         zonder_maatregelen=_set("werkgever"),
     ),
+    # The list: every dossier for the secretariat and compliance; a werkgever's list is always
+    # its own organisation's (a filter naming another is refused on record), a bestuurder's
+    # always the dossiers bound to its e-mail (its filters only narrow that, so another
+    # bestuurder gets a list without the dossier).
     Rij(
         "intake",
         "GET",
         "/aanvragen",
         "ingediend",
         _set("secretariaat", "compliance"),
+        BEIDE,
         params=lambda d: {"organisatie_code": ORGANISATIE, "limit": 500},
+        afwijkend={"werkgever_ander": VERBODEN, "bestuurder_ander": OK},
+        zonder_dossier=_set("bestuurder_ander"),
     ),
     # The BVA's review queue: the list, only of the dossiers whose report awaits review.
     Rij(
@@ -324,7 +333,25 @@ TABEL: tuple[Rij, ...] = (
         "/aanvragen",
         "ter_toetsing",
         _set("secretariaat", "compliance", "bva"),
+        BEIDE,
         params=lambda d: {"status": "ter_toetsing", "limit": 500},
+        afwijkend={"werkgever_ander": OK, "bestuurder_ander": OK},
+        zonder_dossier=_set("werkgever_ander", "bestuurder_ander"),
+        zonder_maatregelen=BEIDE,
+    ),
+    # A party's list row shows what its dossier shows it: a werkgever no measures before the
+    # bestuurder released the report.
+    Rij(
+        "intake",
+        "GET",
+        "/aanvragen",
+        "goedgekeurd",
+        _set("secretariaat", "compliance"),
+        BEIDE,
+        params=lambda d: {"status": "goedgekeurd", "limit": 500},
+        afwijkend={"werkgever_ander": OK, "bestuurder_ander": OK},
+        zonder_dossier=_set("werkgever_ander", "bestuurder_ander"),
+        zonder_maatregelen=_set("werkgever"),
     ),
     Rij(
         "intake",
@@ -515,6 +542,15 @@ TABEL: tuple[Rij, ...] = (
         "gepland",
         _set("secretariaat", "adviseur", "compliance"),
         check=_afspraak,
+    ),
+    # My appointments: an adviseur's own (those planned for its sub), no one else's list.
+    Rij(
+        "scheduling",
+        "GET",
+        "/afspraken",
+        "gepland",
+        _set("adviseur"),
+        params=lambda d: {"status": "gepland", "limit": 200},
     ),
     # The woningscan recorded after the conversation: the adviseur ("hold conversations and the
     # woningscan"). Already recorded in this state: the same answer, nothing new.
@@ -1068,10 +1104,7 @@ def test_access_matrix(matrix: Matrix, rij: Rij, principal: str) -> None:
         return
     assert refusals == [], "an allowed call records no refusal"
     if verwacht.status < 300:
-        body = response.json()
-        assert rij.check(d, body), f"not the dossier's data: {response.text[:300]}"
-        if principal in rij.zonder_maatregelen:
-            assert body["maatregelen"] == [], f"the {principal} sees the report's measures"
+        _check_answer(rij, principal, d, response.json(), response.text)
         if rij.leest_rapport:
             reads = [
                 e
@@ -1079,6 +1112,20 @@ def test_access_matrix(matrix: Matrix, rij: Rij, principal: str) -> None:
                 if isinstance(e, RapportIngezienVastgelegd)
             ]
             assert [r.rapport_id for r in reads] == [d.rapport_id]
+
+
+def _check_answer(rij: Rij, principal: str, d: Dossier, body: Any, text: str) -> None:
+    """An allowed answer is about the dossier, with no more than the principal may see."""
+    if principal in rij.zonder_dossier:
+        assert isinstance(body, list), text[:300]
+        assert not over_dossier(d, body), f"the {principal} lists another's dossier"
+        return
+    assert rij.check(d, body), f"not the dossier's data: {text[:300]}"
+    if principal in rij.zonder_maatregelen:
+        (gezien,) = [
+            item for item in (body if isinstance(body, list) else [body]) if _same(d, item)
+        ]
+        assert gezien["maatregelen"] == [], f"the {principal} sees the report's measures"
 
 
 # --- the table itself ----------------------------------------------------------------------------

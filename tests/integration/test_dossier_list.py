@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.inprocess import InProcessSystem
+from tests.integration.inprocess import InProcessSystem, aanmelding
 
 pytestmark = pytest.mark.integration
 
@@ -199,3 +199,148 @@ def test_keyset_paging_needs_both_of_its_keys(system: InProcessSystem) -> None:
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "query.na_aanvraag_id"
+
+
+# --- a party's own list --------------------------------------------------------------------------
+
+
+def _party_list(
+    system: InProcessSystem, headers: dict[str, str], **params: Any
+) -> list[dict[str, Any]]:
+    response = system.clients["intake"].get("/aanvragen", params=params, headers=headers)
+    assert response.status_code == 200, response.text
+    body: list[dict[str, Any]] = response.json()
+    return body
+
+
+def _ids(rows: list[dict[str, Any]]) -> list[str]:
+    return [row["aanvraag_id"] for row in rows]
+
+
+def test_a_werkgever_lists_only_its_own_organisations_dossiers(system: InProcessSystem) -> None:
+    eigen = [system.dossier("ingediend", "GM0363").aanvraag_id for _ in range(2)]
+    contact = system.dossier("contact", "GM0363").aanvraag_id
+    ander = system.dossier("ingediend", "GM0599").aanvraag_id
+    werkgever = system.headers("werkgever", "wg-1", organisatie="GM0363")
+
+    rows = _party_list(system, werkgever)
+    assert {str(i) for i in (*eigen, contact)} <= set(_ids(rows))
+    assert str(ander) not in _ids(rows)
+    assert {row["organisatie_code"] for row in rows} == {"GM0363"}
+    # The whole list is the secretariat's list of that organisation, newest first.
+    assert _ids(rows) == _ids(_list(system, organisatie_code="GM0363"))
+    # Its own organisation named, and other filters, narrow the list; they never widen it.
+    assert _ids(_party_list(system, werkgever, organisatie_code="GM0363")) == _ids(rows)
+    assert str(contact) in _ids(_party_list(system, werkgever, status="contact_opgenomen"))
+    assert {r["status"] for r in _party_list(system, werkgever, status="ingediend")} == {
+        "ingediend"
+    }
+
+    # A filter on another organisation is refused, on record, and answers nothing of it.
+    mark = system.mark("intake")
+    crafted = system.clients["intake"].get(
+        "/aanvragen", params={"organisatie_code": "GM0599"}, headers=werkgever
+    )
+    assert (crafted.status_code, crafted.json()["code"]) == (403, "andere_organisatie")
+    assert str(ander) not in crafted.text
+    (refusal,) = system.refusals_since("intake", mark)
+    assert (refusal.actie, refusal.status_code, refusal.actor_role) == (
+        "GET /aanvragen",
+        403,
+        "werkgever",
+    )
+
+    # The other organisation's werkgever sees its own dossier, and none of the first one's.
+    anderen = _party_list(system, system.headers("werkgever", "wg-9", organisatie="GM0599"))
+    assert str(ander) in _ids(anderen)
+    assert not {str(i) for i in (*eigen, contact)} & set(_ids(anderen))
+
+    # A werkgever token without an organisation lists nothing: refused on record.
+    mark = system.mark("intake")
+    zonder = system.clients["intake"].get("/aanvragen", headers=system.headers("werkgever"))
+    assert (zonder.status_code, zonder.json()["code"]) == (403, "geen_organisatie")
+    assert len(system.refusals_since("intake", mark)) == 1
+
+
+def test_a_werkgevers_rows_show_no_measures_before_the_release(system: InProcessSystem) -> None:
+    goedgekeurd = system.dossier("goedgekeurd", "GM0344")
+    vrijgegeven = system.dossier("vrijgegeven", "GM0344")
+    werkgever = system.headers("werkgever", "wg-1", organisatie="GM0344")
+
+    rows = {row["aanvraag_id"]: row for row in _party_list(system, werkgever)}
+    assert _dossier(system, goedgekeurd.aanvraag_id)["maatregelen"], "the report has measures"
+    assert rows[str(goedgekeurd.aanvraag_id)]["maatregelen"] == []
+    assert rows[str(vrijgegeven.aanvraag_id)]["maatregelen"]
+    # Each row is exactly what the werkgever's GET /aanvragen/{id} shows it.
+    for aanvraag_id, row in rows.items():
+        single = system.clients["intake"].get(f"/aanvragen/{aanvraag_id}", headers=werkgever)
+        assert single.status_code == 200
+        assert row == single.json()
+
+
+def test_a_bestuurder_lists_only_the_dossiers_bound_to_its_email(system: InProcessSystem) -> None:
+    eerste = system.dossier("contact", "GM0363")
+    # A second dossier of the same bestuurder, at another organisation.
+    tweede = system.call(
+        "intake", "POST", "/aanvragen", json=aanmelding(eerste.email, "GM0599"), expect=201
+    )["aanvraag_id"]
+    system.pump()
+    vreemd = system.dossier("contact", "GM0363")  # another bestuurder, same organisation
+    bestuurder = system.bestuurder(eerste)
+
+    rows = _party_list(system, bestuurder)
+    assert sorted(_ids(rows)) == sorted([tweede, str(eerste.aanvraag_id)]), "own dossiers"
+    # Newest first, ties by number (the in-process clock stands still).
+    assert [(r["ingediend_op"], r["aanvraag_id"]) for r in rows] == sorted(
+        ((r["ingediend_op"], r["aanvraag_id"]) for r in rows), reverse=True
+    )
+    # The binding is the e-mail's hash, as for GET /aanvragen/{id}: case does not matter.
+    hoofdletters = system.headers("bestuurder", "bst-1", email=eerste.email.upper())
+    assert _ids(_party_list(system, hoofdletters)) == _ids(rows)
+    for row in rows:
+        single = system.clients["intake"].get(
+            f"/aanvragen/{row['aanvraag_id']}", headers=bestuurder
+        )
+        assert single.status_code == 200
+        assert row == single.json()
+
+    # Crafted filters only narrow the own list: never another bestuurder's dossier.
+    for params in (
+        {"organisatie_code": "GM0363"},
+        {"organisatie_code": "GM0599"},
+        {"status": "contact_opgenomen"},
+        {"status": "ingediend"},
+        {"deadline_verstreken": False},
+        {"offset": 1},
+        {"limit": 500},
+    ):
+        selected = _ids(_party_list(system, bestuurder, **params))
+        assert set(selected) <= set(_ids(rows)), params
+        assert str(vreemd.aanvraag_id) not in selected, params
+    assert _ids(_party_list(system, bestuurder, organisatie_code="GM0599")) == [tweede]
+    assert _ids(_party_list(system, bestuurder, status="contact_opgenomen")) == [
+        str(eerste.aanvraag_id)
+    ]
+
+    # Keyset paging walks the own list, one at a time.
+    page = _party_list(system, bestuurder, limit=1)
+    assert _ids(page) == _ids(rows)[:1]
+    after = _party_list(
+        system,
+        bestuurder,
+        limit=1,
+        na_ingediend_op=page[0]["ingediend_op"],
+        na_aanvraag_id=page[0]["aanvraag_id"],
+    )
+    assert _ids(after) == _ids(rows)[1:]
+
+    # The other bestuurder sees its own dossier only; an unknown e-mail sees an empty list.
+    assert _ids(_party_list(system, system.bestuurder(vreemd))) == [str(vreemd.aanvraag_id)]
+    niemand = system.headers("bestuurder", "bst-8", email="niemand@example.org")
+    assert _party_list(system, niemand) == []
+
+    # A bestuurder token without an e-mail lists nothing: refused on record.
+    mark = system.mark("intake")
+    zonder = system.clients["intake"].get("/aanvragen", headers=system.headers("bestuurder"))
+    assert (zonder.status_code, zonder.json()["code"]) == (403, "geen_email")
+    assert len(system.refusals_since("intake", mark)) == 1

@@ -78,9 +78,15 @@ class FakeApis:
         self.calls: list[tuple[str, Any]] = []
         self.instemming: str | None = None
         self.stap_answer: Uitkomst = Gelukt({})
+        self.lijst: list[dict[str, Any]] = [_dossier()]
+        self.lijst_answer: Uitkomst | None = None
 
     def als(self, token: str | None, herkomst: str | None = None) -> FakeApis:
         return self
+
+    def dossiers(self, filters: Mapping[str, str | int]) -> Uitkomst:
+        self.calls.append(("dossiers", dict(filters)))
+        return self.lijst_answer or Gelukt({}, tuple(self.lijst))
 
     def dossier(self, aanvraag_id: UUID) -> Uitkomst:
         self.calls.append(("dossier", aanvraag_id))
@@ -208,6 +214,47 @@ def test_every_status_is_explained_with_what_comes_next() -> None:
     }
     assert set(STATUS_UITLEG) == statuses
     assert all(waar and wat_nu for waar, wat_nu in STATUS_UITLEG.values())
+
+
+def test_my_only_dossier_is_shown_with_where_it_stands_and_a_clear_link() -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis)
+    page = portal.get("/bestuurder/dossiers")
+    assert page.status_code == 200
+    mijn = page.text.split('id="mijn-dossiers"')[1].split("</section>")[0]
+    assert "Het rapport is goedgekeurd en staat voor u klaar." in mijn
+    assert f'href="/bestuurder/dossiers/{DOSSIER_ID}">Open mijn dossier</a>' in mijn
+    assert "vrijdag 1 mei 2026" in mijn
+    # Intake decides which dossiers are this person's, from the token: no filter names them.
+    assert apis.calls == [("dossiers", {"limit": 26})]
+    # Nothing of the report is read for the list, and the look-up by number stays.
+    assert BEVINDING not in page.text
+    assert 'action="/bestuurder/zoeken"' in page.text
+
+
+def test_several_dossiers_are_a_list_newest_first_and_none_is_said_so() -> None:
+    apis = FakeApis()
+    apis.lijst = [
+        _dossier("ingediend") | {"aanvraag_id": str(ANDER_DOSSIER)},
+        _dossier("ingetrokken"),
+    ]
+    portal, _ = signed_in(apis)
+    page = portal.get("/bestuurder/dossiers").text
+    tabel = page.split('id="mijn-dossiers"')[1].split("</table>")[0]
+    assert tabel.index(str(ANDER_DOSSIER)) < tabel.index(str(DOSSIER_ID))
+    assert "Uw aanmelding is ontvangen." in tabel
+    assert "U hebt de aanvraag ingetrokken." in tabel
+    apis.lijst = []
+    assert "Er is nog geen dossier dat bij u hoort." in portal.get("/bestuurder/dossiers").text
+
+
+def test_a_refused_list_shows_nothing() -> None:
+    apis = FakeApis()
+    apis.lijst_answer = Geweigerd()
+    portal, _ = signed_in(apis)
+    page = portal.get("/bestuurder/dossiers")
+    assert page.status_code == 403
+    assert str(DOSSIER_ID) not in page.text
 
 
 def test_approvals_consent_is_shown_before_intake_has_heard_of_it() -> None:

@@ -159,13 +159,36 @@ def test_the_queue_lists_the_latest_submitted_version_longest_waiting_first() ->
     assert not queue.meer
 
 
+def test_the_queue_shows_the_reports_waiting_longest_when_intake_lists_more_than_a_page() -> None:
+    # Intake lists newest registration first; the longest waiting may be registered last.
+    lijst = []
+    for n in range(150):
+        wacht_sinds = f"2026-05-{1 + n // 24:02d}T{n % 24:02d}:00:00+00:00"
+        lijst.append(
+            {
+                "aanvraag_id": f"00000000-0000-0000-0000-{n:012d}",
+                "ingediend_op": "2026-04-01T09:00:00+00:00",
+                "organisatie_code": "GM0344",
+                "rapport": {
+                    "rapport_id": f"10000000-0000-0000-0000-{n:012d}",
+                    "versies": [{"versie": 1, "ter_toetsing_op": wacht_sinds}],
+                },
+            }
+        )
+    queue = wachtrij_uit(list(reversed(lijst)))
+    assert len(queue.rapporten) == 100 and queue.meer
+    assert queue.rapporten[0].aanvraag_id.endswith("000000000000"), "the longest waiting first"
+    assert queue.rapporten[-1].aanvraag_id.endswith("000000000099")
+    assert wachtrij_uit(lijst[:5], vol=True).meer, "intake's list was cut off"
+
+
 def test_the_queue_page_asks_intake_only_for_the_reports_awaiting_review() -> None:
     apis = FakeApis()
     portal, _ = signed_in(apis)
     page = portal.get("/bva/toetsing")
     assert page.status_code == 200
     assert f'href="/bva/rapporten/{RAPPORT_ID}"' in page.text
-    assert apis.calls[0] == ("dossiers", {"status": "ter_toetsing", "limit": 101})
+    assert apis.calls[0] == ("dossiers", {"status": "ter_toetsing", "limit": 500})
 
 
 def test_the_report_page_shows_the_version_its_hash_the_four_domains_and_earlier_reasons() -> None:

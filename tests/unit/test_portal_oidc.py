@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,8 +23,8 @@ from fastapi.testclient import TestClient
 
 from services.portal.adapters import EmbeddedInloggen
 from services.portal.api import create_portal_app
-from services.portal.api.pages import VERNIEUW_MARGE_S, beveiligingskoppen
-from services.portal.api.session import COOKIE_NAME, SessieSleutel
+from services.portal.api.pages import VERNIEUW_MARGE_S, Verversingen, beveiligingskoppen
+from services.portal.api.session import COOKIE_NAME, MAX_COOKIE_CHARS, SessieSleutel
 from services.portal.application import (
     AanbiederOnbereikbaar,
     Doorverwijzing,
@@ -366,3 +367,72 @@ def test_a_provider_origin_that_is_not_an_origin_never_reaches_the_csp(herkomst:
     vreemd.herkomst = herkomst  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="not an origin"):
         beveiligingskoppen(vreemd)  # type: ignore[arg-type]
+
+
+def test_requests_renewing_the_same_session_together_ask_the_provider_once(
+    aanbieder: FakeAanbieder,
+) -> None:
+    # Two tabs with the same expiring session: one renewal, its answer shared (a provider that
+    # rotates refresh tokens revokes the grant when one is used twice).
+    release = threading.Event()
+    asked = threading.Event()
+    gewoon = aanbieder.ververs
+
+    def traag(ververs_token: str) -> Ingelogd | None:
+        asked.set()
+        assert release.wait(10), "never released"
+        return gewoon(ververs_token)
+
+    aanbieder.ververs = traag  # type: ignore[method-assign]
+    verversingen = Verversingen()
+    answers: list[Ingelogd | None] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(verversingen.ververs(aanbieder, "r1")))
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    assert asked.wait(10)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert aanbieder.ververst == ["r1"]
+    assert len(answers) == 3 and all(a is answers[0] for a in answers) and answers[0] is not None
+    # A request that still carries the old cookie a moment later gets the same answer.
+    assert verversingen.ververs(aanbieder, "r1") is answers[0]
+    assert aanbieder.ververst == ["r1"]
+
+
+def test_a_renewal_that_failed_to_reach_the_provider_is_tried_again(
+    aanbieder: FakeAanbieder,
+) -> None:
+    verversingen = Verversingen()
+    aanbieder.ververs_antwoord = AanbiederOnbereikbaar("refresh")
+    with pytest.raises(AanbiederOnbereikbaar):
+        verversingen.ververs(aanbieder, "r1")
+    aanbieder.ververs_antwoord = aanbieder.persoon("t2", "r2")
+    assert verversingen.ververs(aanbieder, "r1") is not None
+    assert aanbieder.ververst == ["r1", "r1"]
+
+
+def test_a_refused_renewal_keeps_the_session_while_its_token_is_still_valid(
+    portal: TestClient, aanbieder: FakeAanbieder, klok: Klok
+) -> None:
+    sign_in(portal, aanbieder)
+    aanbieder.ververs_antwoord = None
+    klok.nu += timedelta(minutes=10) - timedelta(seconds=5)
+    assert portal.get("/start").status_code == 200, "still signed in for the last seconds"
+    assert aanbieder.ververst == ["r1"]
+
+
+def test_a_session_too_large_for_its_cookie_is_a_clear_page_not_a_silent_loop(
+    portal: TestClient, aanbieder: FakeAanbieder
+) -> None:
+    aanbieder.antwoord = Ingelogd("sec-1", "secretariaat", "t" * 5000, None, "r1")
+    gaan = begin(portal, aanbieder)
+    answer = portal.get(
+        "/inloggen/terug", params={"code": "c0de", "state": gaan.state}, follow_redirects=False
+    )
+    assert answer.status_code == 500 and "Inloggen kan niet" in answer.text
+    assert len(portal.cookies.get(COOKIE_NAME) or "") <= MAX_COOKIE_CHARS
+    assert sessie(portal).token is None

@@ -100,12 +100,26 @@ class FakeApis:
             }
         )
         self.uitvoer_answer: Uitkomst = Gelukt({"status": "uitgevoerd"})
+        self.lijst: list[dict[str, Any]] = [
+            {
+                "aanvraag_id": str(DOSSIER_ID),
+                "status": "goedgekeurd",
+                "ingediend_op": "2026-05-12T08:00:00Z",
+                "organisatie_code": "GM0344",
+                "maatregelen": [],
+            }
+        ]
+        self.lijst_answer: Uitkomst | None = None
         self.calls: list[tuple[str, Any]] = []
         self.token: str | None = None
 
     def als(self, token: str | None, herkomst: str | None = None) -> FakeApis:
         self.token = token
         return self
+
+    def dossiers(self, filters: Mapping[str, str | int]) -> Uitkomst:
+        self.calls.append(("dossiers", dict(filters)))
+        return self.lijst_answer or Gelukt({}, tuple(self.lijst))
 
     def dossier(self, aanvraag_id: UUID) -> Uitkomst:
         self.calls.append(("dossier", aanvraag_id))
@@ -178,6 +192,74 @@ def _csrf(page: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', page)
     assert found
     return found.group(1)
+
+
+# --- the organisation's dossiers -----------------------------------------------------------------
+
+
+def _rij(n: int) -> dict[str, Any]:
+    return {
+        "aanvraag_id": str(UUID(int=1000 + n)),
+        "status": "ingediend" if n % 2 else "vrijgegeven",
+        "ingediend_op": f"2026-05-{30 - n:02d}T08:00:00Z",
+        "organisatie_code": "GM0344",
+    }
+
+
+def test_the_list_shows_the_organisations_dossiers_with_their_status_in_words() -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis)
+    page = portal.get("/werkgever/dossiers")
+    assert page.status_code == 200
+    tabel = page.text.split('id="dossierlijst"')[1].split("</table>")[0]
+    assert f'href="/werkgever/dossiers/{DOSSIER_ID}"' in tabel
+    assert "Rapport goedgekeurd" in tabel and "dinsdag 12 mei 2026" in tabel
+    # Intake decides whose dossiers they are, from the token: the portal names no organisation.
+    assert apis.calls == [("dossiers", {"limit": 26})]
+    assert apis.token is not None
+    # The look-up by number stays.
+    assert 'action="/werkgever/zoeken"' in page.text and 'for="nummer"' in page.text
+    assert "Volgende pagina" not in page.text
+
+
+def test_the_list_pages_on_by_the_last_dossier_shown() -> None:
+    apis = FakeApis()
+    apis.lijst = [_rij(n) for n in range(26)]
+    portal, _ = signed_in(apis)
+    page = portal.get("/werkgever/dossiers").text
+    tabel = page.split('id="dossierlijst"')[1].split("</table>")[0]
+    assert tabel.count("/werkgever/dossiers/") == 25
+    assert str(UUID(int=1025)) not in tabel
+    volgende = re.search(r'href="/werkgever/dossiers\?([^"]+)">Volgende pagina', page)
+    assert volgende
+    query = volgende.group(1).replace("&amp;", "&")
+    assert f"na_aanvraag_id={UUID(int=1024)}" in query
+    apis.lijst = [_rij(25)]
+    page = portal.get(f"/werkgever/dossiers?{query}").text
+    assert apis.calls[-1] == (
+        "dossiers",
+        {
+            "limit": 26,
+            "na_ingediend_op": "2026-05-06T08:00:00Z",
+            "na_aanvraag_id": str(UUID(int=1024)),
+        },
+    )
+    assert str(UUID(int=1025)) in page and "Eerste pagina" in page
+    # A keyset that is not one starts at the top.
+    portal.get("/werkgever/dossiers?na_ingediend_op=gisteren&na_aanvraag_id=x")
+    assert apis.calls[-1] == ("dossiers", {"limit": 26})
+
+
+def test_an_empty_list_says_so_and_a_refused_list_shows_nothing() -> None:
+    apis = FakeApis()
+    apis.lijst = []
+    portal, _ = signed_in(apis)
+    assert "Uw organisatie heeft nog geen dossiers." in portal.get("/werkgever/dossiers").text
+    apis.lijst = [_rij(1)]
+    apis.lijst_answer = Geweigerd()
+    refused = portal.get("/werkgever/dossiers")
+    assert refused.status_code == 403
+    assert str(UUID(int=1001)) not in refused.text
 
 
 # --- a dossier -----------------------------------------------------------------------------------

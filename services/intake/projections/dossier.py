@@ -26,6 +26,9 @@ from shared.platform.eventstore import ServiceApplication
 
 EVENTS = Identifier("intake", "dossier_events")
 DOSSIERS = Identifier("intake", "dossiers")
+#: The read model's access index (who may see a dossier; its tables in ``read_model``): the
+#: bestuurder's list is the dossiers its e-mail hash is bound to there.
+ACCESS = Identifier("intake", "dossier_access")
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS {schema}.dossier_events ("
@@ -863,8 +866,9 @@ def _list_query(
     limit: int,
     offset: int,
     na: tuple[datetime, UUID] | None = None,
+    bestuurder_email_hash: str | None = None,
 ) -> tuple[Composed, list[Any]]:
-    clauses = [SQL("zichtbaar")]
+    clauses: list[SQL | Composed] = [SQL("zichtbaar")]
     params: list[Any] = []
     if na is not None:
         # Keyset paging: the rows after the last one shown, found through the index on
@@ -881,6 +885,15 @@ def _list_query(
     if organisatie_code is not None:
         clauses.append(SQL("organisatie_code = %s"))
         params.append(organisatie_code)
+    if bestuurder_email_hash is not None:
+        # The bestuurder's own dossiers: exactly those the access index binds its e-mail hash
+        # to, the rule GET /aanvragen/{id} applies (found through the index on the hash).
+        clauses.append(
+            SQL(
+                "aanvraag_id IN (SELECT aanvraag_id FROM {} WHERE bestuurder_email_hash = %s)"
+            ).format(ACCESS)
+        )
+        params.append(bestuurder_email_hash)
     query = SQL(
         "SELECT {} FROM {} WHERE {} ORDER BY ingediend_op DESC, aanvraag_id DESC LIMIT %s OFFSET %s"
     ).format(SQL(column), DOSSIERS, SQL(" AND ").join(clauses))
@@ -910,6 +923,35 @@ def list_dossiers_json(
     with app.datastore.get_connection() as conn:
         rows = conn.execute(query, params, prepare=True).fetchall()
     return ("[" + ",".join(row["view"] for row in rows) + "]").encode()
+
+
+def list_dossiers(
+    app: ServiceApplication,
+    *,
+    status: str | None = None,
+    deadline_verstreken: bool | None = None,
+    organisatie_code: str | None = None,
+    bestuurder_email_hash: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    na: tuple[datetime, UUID] | None = None,
+) -> list[Dossier]:
+    """The list as dossiers (parsed, to be redacted for a party): the same selection and order
+    as ``list_dossiers_json``, narrowed to one bestuurder's dossiers by ``bestuurder_email_hash``.
+    """
+    query, params = _list_query(
+        "view",
+        status,
+        deadline_verstreken,
+        organisatie_code,
+        limit,
+        offset,
+        na,
+        bestuurder_email_hash,
+    )
+    with app.datastore.get_connection() as conn:
+        rows = conn.execute(query, params, prepare=True).fetchall()
+    return [Dossier.model_validate(row["view"]) for row in rows]
 
 
 def audit_trail(app: ServiceApplication, aanvraag_id: UUID) -> list[dict[str, Any]]:

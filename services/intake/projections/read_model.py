@@ -22,15 +22,14 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL
 
-from services.intake.projections.dossier import DDL, EVENTS, UITVOERING, uitvoering
+from services.intake.projections.dossier import ACCESS, DDL, EVENTS, UITVOERING, uitvoering
 from shared.contracts.envelope import CloudEvent
 from shared.platform.consumer import Delivery
 from shared.platform.eventstore import ServiceApplication
 from shared.platform.ports import DuplicateKey, MemoryWrite, Statement
 
-ACCESS = Identifier("intake", "dossier_access")
 #: The constraint a second row of one dossier violates.
 ACCESS_CONSTRAINT = "dossier_access_pkey"
 

@@ -23,6 +23,7 @@ from services.portal.api.web import (
     neem_melding,
     pagina,
     sessie,
+    standaard_weigering,
     zet_melding,
 )
 from services.portal.application import (
@@ -79,11 +80,7 @@ def _weigering(uitkomst: Uitkomst) -> Weigering:
                 " Probeer het over enkele seconden opnieuw.",
             )
         case _:
-            return Weigering(
-                503,
-                "Dienst niet bereikbaar",
-                "Een van de diensten antwoordde niet. Probeer het over enkele minuten opnieuw.",
-            )
+            return standaard_weigering(uitkomst)
 
 
 class Pagina:
@@ -96,7 +93,7 @@ class Pagina:
         """None for an adviseur; otherwise to the sign-in, or a refusal."""
         huidig = sessie(request)
         if not huidig.ingelogd:
-            return RedirectResponse("/inloggen" if self.omgeving.inloggen else "/", status_code=303)
+            return self.omgeving.naar_inloggen()
         if huidig.rol != ROL:
             raise Weigering(403, "Geen toegang", "Deze pagina is voor de adviseurs van het CCV.")
         return None
@@ -115,6 +112,7 @@ class Pagina:
             "adviseur/afspraken.html",
             {"a": data, "melding": melding, "fouten": fouten or Fouten()},
             status,
+            live="afspraken",
         )
 
     def rapport(
@@ -131,7 +129,13 @@ class Pagina:
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
         melding = MELDINGEN.get(neem_melding(request) or "")
-        return pagina(request, "adviseur/rapport.html", _context(data, fouten, melding), status)
+        return pagina(
+            request,
+            "adviseur/rapport.html",
+            _context(data, fouten, melding),
+            status,
+            live=aanvraag_id,
+        )
 
     def opslaan(
         self, request: Request, aanvraag_id: UUID, invoer: Invoer, sleutel: str

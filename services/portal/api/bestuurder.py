@@ -23,6 +23,7 @@ from services.portal.api.web import (
     neem_melding,
     pagina,
     sessie,
+    standaard_weigering,
     zet_melding,
 )
 from services.portal.application import (
@@ -42,10 +43,12 @@ from services.portal.application.bestuurder import (
     keuze,
     lees_rapport,
     maatregelen,
+    mijn_dossiers,
     overzicht,
     pkvw_melding,
     rapport_id_van,
 )
+from services.portal.application.dossierlijst import Blad
 from services.portal.application.secretariaat import Probleem, dossiernummer
 
 ROL = "bestuurder"
@@ -82,11 +85,7 @@ def _weigering(uitkomst: Uitkomst) -> Weigering:
                 " per e-mail.",
             )
         case _:
-            return Weigering(
-                503,
-                "Dienst niet bereikbaar",
-                "Een van de diensten antwoordde niet. Probeer het over enkele minuten opnieuw.",
-            )
+            return standaard_weigering(uitkomst)
 
 
 class Pagina:
@@ -99,7 +98,7 @@ class Pagina:
         """None for a bestuurder; otherwise to the sign-in, or a refusal."""
         huidig = sessie(request)
         if not huidig.ingelogd:
-            return RedirectResponse("/inloggen" if self.omgeving.inloggen else "/", status_code=303)
+            return self.omgeving.naar_inloggen()
         if huidig.rol != ROL:
             raise Weigering(403, "Geen toegang", "Deze pagina is voor de bestuurder.")
         return None
@@ -121,6 +120,7 @@ class Pagina:
             "bestuurder/dossier.html",
             {"d": data, "fouten": fouten or Formulierfouten(), "melding": _melding(request)},
             status,
+            live=aanvraag_id,
         )
 
     def instemming(
@@ -193,7 +193,16 @@ def _paginas(api: APIRouter, gedeeld: Pagina) -> None:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
         fout = ZOEKMELDINGEN.get(neem_melding(request) or "")
-        return pagina(request, "bestuurder/zoeken.html", {"fout": fout}, 422 if fout else 200)
+        try:
+            lijst = mijn_dossiers(omgeving.apis_voor(request), Blad.uit(request.query_params))
+        except Probleem as probleem:
+            raise _weigering(probleem.uitkomst) from None
+        return pagina(
+            request,
+            "bestuurder/zoeken.html",
+            {"fout": fout, "lijst": lijst},
+            422 if fout else 200,
+        )
 
     @api.get("/zoeken")
     def zoek(request: Request, nummer: str = "") -> Response:

@@ -20,6 +20,7 @@ from services.portal.api.web import (
     neem_melding,
     pagina,
     sessie,
+    standaard_weigering,
     zet_melding,
 )
 from services.portal.application import (
@@ -64,19 +65,18 @@ def _weigering(uitkomst: Uitkomst) -> Weigering:
                 " niet verwerkt. Probeer het over enkele seconden opnieuw.",
             )
         case _:
-            return Weigering(
-                503,
-                "Dienst niet bereikbaar",
-                "Een van de diensten antwoordde niet. Probeer het over enkele minuten opnieuw.",
-            )
+            return standaard_weigering(uitkomst)
 
 
 #: A decision approval refused (403): four-eyes, the one rule a BVA reviewer can meet here.
-BESLUIT_GEWEIGERD = Weigering(
-    403,
-    "Besluit geweigerd",
-    f"Dit besluit is geweigerd en er is niets vastgelegd. {VIER_OGEN_UITLEG}",
-)
+def besluit_geweigerd() -> Weigering:
+    """The page for a decision approval refused (a new one each time: a raised exception keeps
+    its request's frames)."""
+    return Weigering(
+        403,
+        "Besluit geweigerd",
+        f"Dit besluit is geweigerd en er is niets vastgelegd. {VIER_OGEN_UITLEG}",
+    )
 
 
 class Pagina:
@@ -89,7 +89,7 @@ class Pagina:
         """None for a BVA reviewer; otherwise to the sign-in, or a refusal."""
         huidig = sessie(request)
         if not huidig.ingelogd:
-            return RedirectResponse("/inloggen" if self.omgeving.inloggen else "/", status_code=303)
+            return self.omgeving.naar_inloggen()
         if huidig.rol != ROL:
             raise Weigering(
                 403,
@@ -125,7 +125,7 @@ class Pagina:
             zet_melding(request, melding)
             return RedirectResponse(f"{BASIS}/toetsing", status_code=303)
         if isinstance(uitkomst, Geweigerd):
-            raise BESLUIT_GEWEIGERD
+            raise besluit_geweigerd()
         try:
             fouten = fouten_uit(uitkomst, redenen)
         except Probleem as probleem:
@@ -156,7 +156,9 @@ def _paginas(api: APIRouter, gedeeld: Pagina) -> None:
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
         melding = MELDINGEN.get(neem_melding(request) or "")
-        return pagina(request, "bva/toetsing.html", {"w": data, "melding": melding})
+        return pagina(
+            request, "bva/toetsing.html", {"w": data, "melding": melding}, live="toetsing"
+        )
 
     @api.get("/rapporten/{rapport_id}")
     def rapport(request: Request, rapport_id: UUID) -> Response:

@@ -24,6 +24,7 @@ from services.portal.api.web import (
     neem_melding,
     pagina,
     sessie,
+    standaard_weigering,
     zet_melding,
 )
 from services.portal.application import (
@@ -82,11 +83,7 @@ def _weigering(uitkomst: Uitkomst) -> Weigering:
                 " verwerkt. Probeer het over enkele seconden opnieuw.",
             )
         case _:
-            return Weigering(
-                503,
-                "Dienst niet bereikbaar",
-                "Een van de diensten antwoordde niet. Probeer het over enkele minuten opnieuw.",
-            )
+            return standaard_weigering(uitkomst)
 
 
 class Pagina:
@@ -99,7 +96,7 @@ class Pagina:
         """None for compliance; otherwise to the sign-in, or a refusal."""
         huidig = sessie(request)
         if not huidig.ingelogd:
-            return RedirectResponse("/inloggen" if self.omgeving.inloggen else "/", status_code=303)
+            return self.omgeving.naar_inloggen()
         if huidig.rol != ROL:
             raise Weigering(403, "Geen toegang", "Deze pagina is voor compliance.")
         return None
@@ -130,6 +127,7 @@ class Pagina:
                 "nu": veld_waarde(self.omgeving.klok()),
             },
             status,
+            live=aanvraag_id,
         )
 
 

@@ -28,16 +28,24 @@ DEMO = "/inloggen/demo"
 MAX_CODE = 2048
 MAX_STATE = 512
 
-ONBEREIKBAAR = Weigering(
-    503,
-    "Inloggen kan nu niet",
-    "De inlogdienst is nu niet bereikbaar. Probeer het over een paar minuten opnieuw.",
-)
-NIET_GELUKT = Weigering(
-    400,
-    "Inloggen niet gelukt",
-    "De inlog kon niet worden afgerond. Begin opnieuw bij Inloggen.",
-)
+
+def onbereikbaar() -> Weigering:
+    """The provider did not answer (a new page each time: a raised exception keeps its
+    request's frames)."""
+    return Weigering(
+        503,
+        "Inloggen kan nu niet",
+        "De inlogdienst is nu niet bereikbaar. Probeer het over een paar minuten opnieuw.",
+    )
+
+
+def niet_gelukt() -> Weigering:
+    """A return from the provider that does not match this session's sign-in."""
+    return Weigering(
+        400,
+        "Inloggen niet gelukt",
+        "De inlog kon niet worden afgerond. Begin opnieuw bij Inloggen.",
+    )
 
 
 def router(omgeving: Omgeving) -> APIRouter:
@@ -59,7 +67,7 @@ def router(omgeving: Omgeving) -> APIRouter:
         try:
             doorverwijzing = await run_in_threadpool(door.begin)
         except AanbiederOnbereikbaar:
-            raise ONBEREIKBAAR from None
+            raise onbereikbaar() from None
         huidig = sessie(request)
         huidig.oidc_state, huidig.oidc_verifier = doorverwijzing.state, doorverwijzing.verifier
         vervang_sessie(request, huidig)
@@ -104,8 +112,7 @@ def router(omgeving: Omgeving) -> APIRouter:
     def start(request: Request) -> Response:
         huidig = sessie(request)
         if not huidig.ingelogd or huidig.rol is None:
-            kan_inloggen = omgeving.inloggen is not None or omgeving.aanbieder is not None
-            return RedirectResponse("/inloggen" if kan_inloggen else "/", status_code=303)
+            return omgeving.naar_inloggen()
         return pagina(
             request,
             "inloggen/start.html",
@@ -160,11 +167,11 @@ async def _terug_van_aanbieder(request: Request, door: Aanbieder) -> Ingelogd:
         or len(state) > MAX_STATE
         or not secrets.compare_digest(state.encode(), verwacht.encode())
     ):
-        raise NIET_GELUKT
+        raise niet_gelukt()
     try:
         ingelogd = await run_in_threadpool(door.rond_af, code, verifier)
     except AanbiederOnbereikbaar:
-        raise ONBEREIKBAAR from None
+        raise onbereikbaar() from None
     if ingelogd is None:
         raise Weigering(
             403,

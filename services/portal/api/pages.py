@@ -10,10 +10,14 @@ Each journey is a module of its own (``aanmelden``, ``inloggen``, ``secretariaat
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from fastapi import APIRouter, FastAPI, Request
@@ -30,12 +34,20 @@ from services.portal.api import (
     bva,
     compliance,
     inloggen,
+    live,
     secretariaat,
     werkgever,
 )
-from services.portal.api.session import COOKIE_NAME, Sessie, SessieSleutel
+from services.portal.api.session import COOKIE_NAME, MAX_COOKIE_CHARS, Sessie, SessieSleutel
 from services.portal.api.web import STATIC_DIR, Omgeving, Weigering, nu, pagina
-from services.portal.application import Aanbieder, AanbiederOnbereikbaar, Apis, Inloggen
+from services.portal.application import (
+    Aanbieder,
+    AanbiederOnbereikbaar,
+    Apis,
+    Ingelogd,
+    Inloggen,
+)
+from services.portal.application.live import Luisteraar, Verdeler
 
 log = logging.getLogger("weerbaar.portal")
 
@@ -49,6 +61,7 @@ JOURNEYS: tuple[Callable[[Omgeving], APIRouter], ...] = (
     adviseur.router,
     werkgever.router,
     compliance.router,
+    live.router,
 )
 
 CONTENT_SECURITY_POLICY = (
@@ -100,15 +113,34 @@ def create_portal_app(
     vertrouwde_proxies: tuple[str, ...] = (),
     klok: Callable[[], datetime] | None = None,
     aanbieder: Aanbieder | None = None,
+    live: Verdeler | None = None,
+    luisteraar: Luisteraar | None = None,
 ) -> FastAPI:
     """The portal: its pages over ``apis``; ``inloggen`` the development sign-in (None: not
     offered), ``aanbieder`` the OIDC provider's (None: not offered); ``vertrouwde_proxies``:
-    the reverse proxies in front of the portal."""
+    the reverse proxies in front of the portal; ``live`` the live pages' fan-out, fed by
+    ``luisteraar`` while the app runs (None: pages are not live)."""
+
+    @asynccontextmanager
+    async def levensloop(_: FastAPI) -> AsyncIterator[None]:
+        if luisteraar is not None:
+            await luisteraar.start()
+        try:
+            yield
+        finally:
+            if luisteraar is not None:
+                await luisteraar.stop()
+
     app = FastAPI(
-        title="Weerbaar bestuur — portaal", docs_url=None, redoc_url=None, openapi_url=None
+        title="Weerbaar bestuur — portaal",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=levensloop,
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     koppen = beveiligingskoppen(aanbieder)
+    verversingen = Verversingen()
 
     async def session_and_headers(request: Request, call_next: Next) -> Response:
         is_static = request.url.path.startswith("/static/")
@@ -116,7 +148,7 @@ def create_portal_app(
         request.state.sessie = gevonden or sleutel.nieuw()
         request.state.sessie_gewijzigd = gevonden is None
         if gevonden is not None and aanbieder is not None and not is_static:
-            vernieuwd = await _vernieuwd(aanbieder, gevonden, sleutel, tijdstip())
+            vernieuwd = await _vernieuwd(verversingen, aanbieder, gevonden, sleutel, tijdstip())
             if vernieuwd is not gevonden:
                 request.state.sessie = vernieuwd
                 request.state.sessie_gewijzigd = True
@@ -134,9 +166,26 @@ def create_portal_app(
                 status=500,
             )
         if request.state.sessie_gewijzigd and not is_static:
+            verzegeld = sleutel.seal(request.state.sessie)
+            if len(verzegeld) > MAX_COOKIE_CHARS:
+                # A browser drops a cookie this long without a word: the person would land on
+                # the sign-in again and again. Say so, and keep no half session.
+                log.error("session too large for its cookie", extra={"chars": len(verzegeld)})
+                request.state.sessie = sleutel.nieuw()
+                verzegeld = sleutel.seal(request.state.sessie)
+                response = pagina(
+                    request,
+                    "melding.html",
+                    {
+                        "titel": "Inloggen kan niet",
+                        "tekst": "Uw inloggegevens zijn te groot voor het portaal. Neem contact"
+                        " op met uw beheerder.",
+                    },
+                    status=500,
+                )
             response.set_cookie(
                 COOKIE_NAME,
-                sleutel.seal(request.state.sessie),
+                verzegeld,
                 max_age=int(sleutel.levensduur_s),
                 httponly=True,
                 secure=secure_cookie,
@@ -153,32 +202,94 @@ def create_portal_app(
 
     app.add_middleware(BaseHTTPMiddleware, dispatch=session_and_headers)
     _refusals(app)
-    omgeving = Omgeving(apis, inloggen, sleutel, vertrouwde_proxies, klok or nu, aanbieder)
+    omgeving = Omgeving(
+        apis, inloggen, sleutel, vertrouwde_proxies, klok or nu, aanbieder, live=live
+    )
     for journey in JOURNEYS:
         app.include_router(journey(omgeving))
     return app
 
 
+class Verversingen:
+    """One renewal per refresh token at a time, its answer shared: requests that arrive
+    together with the same expiring session (two tabs, a download beside a click) wait for the
+    first one's renewal instead of each using the refresh token (a provider that rotates them
+    takes a second use as theft and revokes the grant). An answer is kept ``BEWAAR_S`` seconds
+    for requests that still carry the old cookie; a provider that did not answer is not kept."""
+
+    BEWAAR_S = 30.0
+    MAX = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lopend: dict[str, _Verversing] = {}
+
+    def ververs(self, aanbieder: Aanbieder, ververs_token: str) -> Ingelogd | None:
+        """The renewal for this refresh token (the provider asked once)."""
+        sleutel = hashlib.sha256(ververs_token.encode()).hexdigest()
+        with self._lock:
+            nu = time.monotonic()
+            for oud in [k for k, v in self._lopend.items() if v.verlopen(nu, self.BEWAAR_S)]:
+                del self._lopend[oud]
+            bezig = self._lopend.get(sleutel)
+            eigen = bezig is None
+            if bezig is None:
+                if len(self._lopend) >= self.MAX:
+                    raise AanbiederOnbereikbaar("too many renewals at once")
+                bezig = self._lopend[sleutel] = _Verversing()
+        if eigen:
+            try:
+                bezig.uitkomst = aanbieder.ververs(ververs_token)
+            except AanbiederOnbereikbaar:
+                bezig.onbereikbaar = True
+                with self._lock:
+                    self._lopend.pop(sleutel, None)
+            finally:
+                bezig.klaar_op = time.monotonic()
+                bezig.klaar.set()
+        elif not bezig.klaar.wait(timeout=30):
+            raise AanbiederOnbereikbaar("the renewal under way did not finish")
+        if bezig.onbereikbaar:
+            raise AanbiederOnbereikbaar("refresh")
+        return bezig.uitkomst
+
+
+@dataclass
+class _Verversing:
+    klaar: threading.Event = field(default_factory=threading.Event)
+    uitkomst: Ingelogd | None = None
+    onbereikbaar: bool = False
+    klaar_op: float | None = None
+
+    def verlopen(self, nu: float, bewaar_s: float) -> bool:
+        return self.klaar_op is not None and nu - self.klaar_op > bewaar_s
+
+
 async def _vernieuwd(
-    aanbieder: Aanbieder, huidig: Sessie, sleutel: SessieSleutel, nu: float
+    verversingen: Verversingen,
+    aanbieder: Aanbieder,
+    huidig: Sessie,
+    sleutel: SessieSleutel,
+    nu: float,
 ) -> Sessie:
     """The session with its access token renewed when it expires within
     ``VERNIEUW_MARGE_S`` (the same session when it need not be, or the provider cannot answer
-    now; a new, signed-out one when there is no refresh token or the provider refuses it:
-    the person signs in again)."""
+    now, or refuses while the token is still valid; a new, signed-out one when the token has
+    expired and cannot be renewed: the person signs in again)."""
     verloopt = huidig.token_verloopt
     if not huidig.ingelogd or verloopt is None or verloopt - VERNIEUW_MARGE_S > nu:
         return huidig
+    geldig = verloopt > nu
     if huidig.ververs is None:
-        return sleutel.nieuw()
+        return huidig if geldig else sleutel.nieuw()
     try:
-        nieuw = await run_in_threadpool(aanbieder.ververs, huidig.ververs)
+        nieuw = await run_in_threadpool(verversingen.ververs, aanbieder, huidig.ververs)
     except AanbiederOnbereikbaar:
         # Until the token expires the pages keep working; after, the services refuse it and
         # the page says to sign in again.
         return huidig
     if nieuw is None or nieuw.sub != huidig.sub:
-        return sleutel.nieuw()
+        return huidig if geldig else sleutel.nieuw()
     return replace(
         huidig,
         rol=nieuw.rol,

@@ -22,6 +22,7 @@ from services.portal.api.web import (
     neem_melding,
     pagina,
     sessie,
+    standaard_weigering,
     zet_melding,
 )
 from services.portal.application import (
@@ -74,11 +75,7 @@ def _weigering(uitkomst: Uitkomst) -> Weigering:
                 " verwerkt. Probeer het over enkele seconden opnieuw.",
             )
         case _:
-            return Weigering(
-                503,
-                "Dienst niet bereikbaar",
-                "Een van de diensten antwoordde niet. Probeer het over enkele minuten opnieuw.",
-            )
+            return standaard_weigering(uitkomst)
 
 
 class Pagina:
@@ -91,8 +88,7 @@ class Pagina:
         """None for the secretariat; otherwise to the sign-in, or a refusal."""
         huidig = sessie(request)
         if not huidig.ingelogd:
-            kan_inloggen = self.omgeving.inloggen or self.omgeving.aanbieder
-            return RedirectResponse("/inloggen" if kan_inloggen else "/", status_code=303)
+            return self.omgeving.naar_inloggen()
         if huidig.rol != ROL:
             raise Weigering(
                 403, "Geen toegang", "Deze pagina is voor het secretariaat van het CCV."
@@ -129,6 +125,7 @@ class Pagina:
             "secretariaat/dossier.html",
             _context(data, fouten, melding, self.adviseurs()),
             status,
+            live=aanvraag_id,
         )
 
     def na_stap(
@@ -187,7 +184,12 @@ def _werkvoorraad(api: APIRouter, gedeeld: Pagina) -> None:
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
         melding = ZOEKMELDINGEN.get(neem_melding(request) or "")
-        return pagina(request, "secretariaat/werkvoorraad.html", {"w": data, "melding": melding})
+        return pagina(
+            request,
+            "secretariaat/werkvoorraad.html",
+            {"w": data, "melding": melding},
+            live="werkvoorraad",
+        )
 
     @api.get("/zoeken")
     def zoek(request: Request, nummer: str = "") -> Response:

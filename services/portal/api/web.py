@@ -14,14 +14,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from fastapi import Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.portal.api.session import Sessie, SessieSleutel
-from services.portal.application import Aanbieder, Apis, Inloggen
+from services.portal.application import (
+    Aanbieder,
+    Apis,
+    Conflict,
+    Inloggen,
+    Ongeldig,
+    TeVaak,
+    Uitkomst,
+)
+from services.portal.application.live import Verdeler
 from services.portal.application.start import ROL_NAMEN
 from shared.platform.throttle import client_source
 
@@ -54,6 +64,14 @@ class Omgeving:
     klok: Callable[[], datetime] = field(default=nu)
     #: Signing in at an OIDC provider (None: not offered).
     aanbieder: Aanbieder | None = None
+    #: The open live connections, fed by the event stream (None: pages are not live).
+    live: Verdeler | None = None
+
+    def naar_inloggen(self) -> RedirectResponse:
+        """Where a visitor who must sign in first goes: the sign-in page, or home when this
+        portal offers no sign-in."""
+        kan = self.inloggen is not None or self.aanbieder is not None
+        return RedirectResponse("/inloggen" if kan else "/", status_code=303)
 
     def apis_voor(self, request: Request, *, anoniem: bool = False) -> Apis:
         """The APIs as the signed-in person (or anonymously), for this visitor."""
@@ -69,6 +87,40 @@ class Weigering(Exception):
         self.status = status
         self.titel = titel
         self.tekst = tekst
+
+
+def standaard_weigering(uitkomst: Uitkomst) -> Weigering:
+    """The page for an API answer a journey has no words of its own for: too many requests,
+    a step that does not fit the dossier now, a request the service would not take, or a
+    service that did not answer."""
+    match uitkomst:
+        case TeVaak():
+            return Weigering(
+                429,
+                "Te veel verzoeken",
+                "U hebt in korte tijd te veel verzoeken gedaan. Probeer het over een minuut"
+                " opnieuw.",
+            )
+        case Conflict():
+            return Weigering(
+                409,
+                "Dit kan nu niet",
+                "Deze stap past niet bij hoe het dossier er nu voor staat. Open de pagina opnieuw"
+                " om de actuele stand te zien.",
+            )
+        case Ongeldig():
+            return Weigering(
+                422,
+                "Niet verwerkt",
+                "De dienst kon dit verzoek niet verwerken. Open de pagina opnieuw en probeer het"
+                " nog eens.",
+            )
+        case _:
+            return Weigering(
+                503,
+                "Dienst niet bereikbaar",
+                "Een van de diensten antwoordde niet. Probeer het over enkele minuten opnieuw.",
+            )
 
 
 def _is_adres(waarde: str) -> bool:
@@ -127,21 +179,31 @@ def neem_melding(request: Request) -> str | None:
 
 
 def pagina(
-    request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    status: int = 200,
+    *,
+    live: UUID | str | None = None,
 ) -> Response:
-    """A page rendered with the session's CSRF token and who is signed in."""
+    """A page rendered with the session's CSRF token and who is signed in.
+
+    A page that follows changes live (``static/live.js``) passes ``live`` (or has it in its
+    context): the dossier's id for a dossier page, a list's name (``application.live.LIJSTEN``)
+    for a list."""
     huidig = sessie(request)
-    return templates.TemplateResponse(
-        request,
-        template,
-        {
-            "csrf": huidig.csrf,
-            "rol": huidig.rol,
-            "rol_naam": ROL_NAMEN.get(huidig.rol or "", ""),
-            **(context or {}),
-        },
-        status_code=status,
-    )
+    inhoud: dict[str, Any] = {
+        "csrf": huidig.csrf,
+        "rol": huidig.rol,
+        "rol_naam": ROL_NAMEN.get(huidig.rol or "", ""),
+        **({"live": live} if live is not None else {}),
+        **(context or {}),
+    }
+    if request.method != "GET":
+        # A page answering a form post (its errors) stands at the post's address: fetching
+        # that address again is no way to follow it, so it is not live.
+        inhoud.pop("live", None)
+    return templates.TemplateResponse(request, template, inhoud, status_code=status)
 
 
 async def formulier(

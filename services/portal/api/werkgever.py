@@ -23,9 +23,11 @@ from services.portal.api.web import (
     neem_melding,
     pagina,
     sessie,
+    standaard_weigering,
     zet_melding,
 )
 from services.portal.application import Gelukt, Geweigerd, NietGevonden, NietIngelogd, Uitkomst
+from services.portal.application.dossierlijst import Blad
 from services.portal.application.secretariaat import dossiernummer
 from services.portal.application.werkgever import (
     GEBEURTENISSEN,
@@ -38,6 +40,7 @@ from services.portal.application.werkgever import (
     abonnement_verzoek,
     abonnementen,
     dossier_pagina,
+    dossiers,
     fouten_uit,
     uitvoering_melding,
 )
@@ -62,18 +65,14 @@ def _weigering(uitkomst: Uitkomst) -> Weigering:
                 "Er is geen dossier met dit nummer voor uw organisatie.",
             )
         case _:
-            return Weigering(
-                503,
-                "Dienst niet bereikbaar",
-                "Een van de diensten antwoordde niet. Probeer het over enkele minuten opnieuw.",
-            )
+            return standaard_weigering(uitkomst)
 
 
 def _weg(omgeving: Omgeving, request: Request) -> Response | None:
     """None for a werkgever; otherwise to the sign-in, or a refusal."""
     huidig = sessie(request)
     if not huidig.ingelogd:
-        return RedirectResponse("/inloggen" if omgeving.inloggen else "/", status_code=303)
+        return omgeving.naar_inloggen()
     if huidig.rol != ROL:
         raise Weigering(403, "Geen toegang", "Deze pagina is voor de werkgever van een dossier.")
     return None
@@ -95,10 +94,14 @@ def router(omgeving: Omgeving) -> APIRouter:
 
 def _dossiers(api: APIRouter, omgeving: Omgeving) -> None:
     @api.get("/dossiers")
-    def dossiers(request: Request) -> Response:
+    def lijst(request: Request) -> Response:
         if (weg := _weg(omgeving, request)) is not None:
             return weg
-        return pagina(request, "werkgever/dossiers.html", _melding(request))
+        try:
+            data = dossiers(omgeving.apis_voor(request), Blad.uit(request.query_params))
+        except Probleem as probleem:
+            raise _weigering(probleem.uitkomst) from None
+        return pagina(request, "werkgever/dossiers.html", {"lijst": data} | _melding(request))
 
     @api.get("/zoeken")
     def zoek(request: Request, nummer: str = "") -> Response:
@@ -124,6 +127,7 @@ def _dossiers(api: APIRouter, omgeving: Omgeving) -> None:
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
         context = {"d": data, "nog_niet_vrijgegeven": NOG_NIET_VRIJGEGEVEN, "fout": fout}
+        context["live"] = aanvraag_id
         return pagina(request, "werkgever/dossier.html", context | _melding(request), status)
 
     @api.get("/dossiers/{aanvraag_id}")

@@ -5,8 +5,9 @@ measures marked as done, and a request for a toelichting.
 Everything is read with the bestuurder's own token, so the pages show only what the APIs give
 that person: intake's dossier (404 for anyone else's), assessment's report (every read is
 recorded there as RapportIngezien, so only the report page reads it, never the overview),
-approval's consent, scheduling's toelichting. There is no list of a bestuurder's dossiers in
-the APIs: the bestuurder opens one by the number in the confirmation e-mail.
+approval's consent, scheduling's toelichting. The list of my dossiers is intake's list, which
+answers a bestuurder only the dossiers bound to its own e-mail (usually one); a dossier can
+also be opened by the number in the confirmation e-mail.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from services.portal.application.dossierlijst import Blad, Dossierlijst, dossierlijst_uit
 from services.portal.application.ports import Apis
 from services.portal.application.secretariaat import (
     SOORT_NAMEN,
@@ -154,6 +156,21 @@ def dag_tekst(waarde: Any) -> str:
     if not waarde:
         return ""
     return datum_tekst(date.fromisoformat(str(waarde)))
+
+
+# --- my dossiers --------------------------------------------------------------------------------
+
+
+def status_tekst(status: str) -> str:
+    """Where a dossier stands, in the words of its page."""
+    return STATUS_UITLEG.get(status, (status, ""))[0]
+
+
+def mijn_dossiers(apis: Apis, blad: Blad) -> Dossierlijst:
+    """One page of my dossiers, newest first (``Probleem`` when intake does not answer):
+    intake lists only the dossiers bound to this person's e-mail."""
+    lijst = _gelukt(apis.dossiers(blad.api_filters())).lijst
+    return dossierlijst_uit(lijst, blad, status_tekst)
 
 
 # --- the dossier ---------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ from services.portal.application.uitkomsten import Conflict, Gelukt, Ongeldig, U
 ZONE = ZoneInfo("Europe/Amsterdam")
 #: The most dossiers the queue shows on one page (the list API's own limit is 500).
 PER_PAGINA = 100
+#: The most dossiers intake's list gives in one answer.
+MAX_UIT_INTAKE = 500
 #: What approval accepts: 1 to 20 reasons of at most 2000 characters each.
 MAX_REDENEN = 20
 MAX_REDEN = 2000
@@ -109,8 +111,10 @@ class Wachtrij:
 
 def wachtrij(apis: Apis) -> Wachtrij:
     """The review queue (``Probleem`` when intake does not answer with it)."""
-    lijst = _gelukt(apis.dossiers({"status": "ter_toetsing", "limit": PER_PAGINA + 1})).lijst
-    return wachtrij_uit(lijst)
+    # Intake lists newest registration first: ask for as many as it gives, so the reports
+    # waiting longest are among them, then sort by waiting time and show a page.
+    lijst = _gelukt(apis.dossiers({"status": "ter_toetsing", "limit": MAX_UIT_INTAKE})).lijst
+    return wachtrij_uit(lijst, vol=len(lijst) >= MAX_UIT_INTAKE)
 
 
 def _ter_toetsing(rapport: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -119,10 +123,11 @@ def _ter_toetsing(rapport: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return max(ingediend, key=lambda v: int(v["versie"])) if ingediend else None
 
 
-def wachtrij_uit(lijst: Sequence[Mapping[str, Any]]) -> Wachtrij:
-    """The queue made of intake's list (one more than a page when there are more)."""
+def wachtrij_uit(lijst: Sequence[Mapping[str, Any]], *, vol: bool = False) -> Wachtrij:
+    """The queue made of intake's list: the ``PER_PAGINA`` waiting longest (``vol``: intake's
+    list was cut off, so there may be more than it gave)."""
     rapporten: list[tuple[str, Wachtend]] = []
-    for dossier in lijst[:PER_PAGINA]:
+    for dossier in lijst:
         rapport = dossier.get("rapport")
         if not rapport:
             continue  # intake has not yet heard of the report itself
@@ -141,7 +146,9 @@ def wachtrij_uit(lijst: Sequence[Mapping[str, Any]]) -> Wachtrij:
             )
         )
     rapporten.sort(key=lambda paar: _moment(paar[0]) or datetime.max)
-    return Wachtrij(tuple(w for _, w in rapporten), meer=len(lijst) > PER_PAGINA)
+    return Wachtrij(
+        tuple(w for _, w in rapporten[:PER_PAGINA]), meer=vol or len(rapporten) > PER_PAGINA
+    )
 
 
 # --- one report ----------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ WERK: dict[str, tuple[Werk, ...]] = {
     ),
     "bestuurder": (
         Werk(
-            "Mijn dossier",
+            "Mijn dossiers",
             "/bestuurder/dossiers",
             "Waar uw dossier staat en wat er nu komt; het rapport lezen en instemmen met delen"
             " met uw werkgever (of niet); uw maatregelen en het Politiekeurmerk Veilig Wonen;"

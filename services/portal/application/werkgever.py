@@ -1,6 +1,6 @@
-"""Journey 6, the werkgever: its organisation's dossiers, the report and the measures once the
-bestuurder released them (recording its own as carried out), and the organisation's webhook
-subscriptions.
+"""Journey 6, the werkgever: its organisation's dossiers (a list, newest first), the report and
+the measures once the bestuurder released them (recording its own as carried out), and the
+organisation's webhook subscriptions.
 
 Every answer is the services' own, asked with the werkgever's token: intake knows the dossier
 only when it is of the werkgever's organisation (another's is not found), and assessment serves
@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from services.portal.application.dossierlijst import Blad, Dossierlijst, dossierlijst_uit
 from services.portal.application.ports import Apis
 from services.portal.application.secretariaat import STATUS_NAMEN, datum_tekst
 from services.portal.application.uitkomsten import (
@@ -124,6 +125,17 @@ def _dag(waarde: Any) -> str:
         return datum_tekst(date.fromisoformat(tekst))
     moment = datetime.fromisoformat(tekst.replace("Z", "+00:00"))
     return datum_tekst(moment.astimezone(ZONE).date())
+
+
+# --- the organisation's dossiers -----------------------------------------------------------------
+
+
+def dossiers(apis: Apis, blad: Blad) -> Dossierlijst:
+    """One page of the organisation's dossiers, newest first (``Probleem`` when intake does not
+    answer). Intake lists only the token's organisation, each row no more than the dossier's own
+    answer shows the werkgever; the page shows the number, the day and the status."""
+    lijst = _gelukt(apis.dossiers(blad.api_filters())).lijst
+    return dossierlijst_uit(lijst, blad, lambda status: STATUS_NAMEN.get(status, status))
 
 
 # --- a dossier -----------------------------------------------------------------------------------
