@@ -127,10 +127,6 @@ class HttpBasis:
             pool=self._pool,
         )
 
-    def sluit(self) -> None:
-        """Close the connection pool (the portal stops)."""
-        self._pool.close()
-
     def _verbinding(self) -> httpx.BaseTransport | None:
         if self._transport is not None or self._bron_adres is None:
             return self._transport
