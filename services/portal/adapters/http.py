@@ -86,7 +86,12 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 class HttpBasis:
     """One person's (``token``) calls to the services at ``urls``, on behalf of a visitor
     (``herkomst``: the ``X-Forwarded-For`` value sent on), leaving from ``bron_adres`` when
-    given (the address the services trust as the portal's)."""
+    given (the address the services trust as the portal's).
+
+    Every person's calls go through one connection pool (``httpx.Client``, safe to share
+    between the portal's worker threads): a page that asks three services opens no new
+    connection for each. The token and the visitor go with each request, never with the
+    pool."""
 
     def __init__(
         self,
@@ -96,12 +101,20 @@ class HttpBasis:
         *,
         herkomst: str | None = None,
         bron_adres: str | None = None,
+        pool: httpx.Client | None = None,
     ) -> None:
         self._urls = dict(urls)
         self._token = token
         self._herkomst = herkomst
         self._bron_adres = bron_adres
         self._transport = transport
+        self._pool = pool or httpx.Client(
+            timeout=TIMEOUT_S,
+            transport=self._verbinding(),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            # The portal's calls name their services; no redirect is followed anywhere.
+            follow_redirects=False,
+        )
 
     def als(self, token: str | None, herkomst: str | None = None) -> Self:
         """The same APIs, called with another person's token for a visitor at ``herkomst``."""
@@ -111,12 +124,21 @@ class HttpBasis:
             self._transport,
             herkomst=herkomst,
             bron_adres=self._bron_adres,
+            pool=self._pool,
         )
 
     def _verbinding(self) -> httpx.BaseTransport | None:
         if self._transport is not None or self._bron_adres is None:
             return self._transport
         return httpx.HTTPTransport(local_address=self._bron_adres)
+
+    def _kop(self, headers: Mapping[str, str] | None = None) -> dict[str, str]:
+        sent = dict(headers or {})
+        if self._token is not None:
+            sent["Authorization"] = f"Bearer {self._token}"
+        if self._herkomst is not None:
+            sent["X-Forwarded-For"] = self._herkomst
+        return sent
 
     def _call(
         self,
@@ -128,18 +150,14 @@ class HttpBasis:
         params: Mapping[str, str | int] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Uitkomst:
-        sent = dict(headers or {})
-        if self._token is not None:
-            sent["Authorization"] = f"Bearer {self._token}"
-        if self._herkomst is not None:
-            sent["X-Forwarded-For"] = self._herkomst
         try:
-            with httpx.Client(
-                base_url=self._urls[service], timeout=TIMEOUT_S, transport=self._verbinding()
-            ) as client:
-                response = client.request(
-                    method, path, json=json, params=dict(params or {}), headers=sent
-                )
+            response = self._pool.request(
+                method,
+                f"{self._urls[service]}{path}",
+                json=json,
+                params=dict(params or {}),
+                headers=self._kop(headers),
+            )
         except httpx.HTTPError as exc:
             # The method and the service, never the path's ids or the body.
             log.warning(
@@ -159,19 +177,12 @@ class HttpBasis:
     ) -> Bestand | Uitkomst:
         """A GET whose 2xx answer is a document of ``media_type`` (an export), passed on as
         it arrives; any other answer is an outcome as ``_call`` makes it."""
-        sent: dict[str, str] = {}
-        if self._token is not None:
-            sent["Authorization"] = f"Bearer {self._token}"
-        if self._herkomst is not None:
-            sent["X-Forwarded-For"] = self._herkomst
-        client = httpx.Client(
-            base_url=self._urls[service], timeout=TIMEOUT_S, transport=self._verbinding()
-        )
         try:
-            request = client.build_request("GET", path, params=dict(params), headers=sent)
-            response = client.send(request, stream=True)
+            request = self._pool.build_request(
+                "GET", f"{self._urls[service]}{path}", params=dict(params), headers=self._kop()
+            )
+            response = self._pool.send(request, stream=True)
         except httpx.HTTPError as exc:
-            client.close()
             log.warning(
                 "service unreachable",
                 extra={"service": service, "method": "GET", "error_type": type(exc).__name__},
@@ -180,7 +191,6 @@ class HttpBasis:
 
         def sluit() -> None:
             response.close()
-            client.close()
 
         if not 200 <= response.status_code < 300:
             try:
