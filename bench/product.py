@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import nats
@@ -233,16 +234,24 @@ async def _sample_backlog(nats_url: str, stream: str, peak: dict[str, int]) -> N
 # --- the whole process ---------------------------------------------------------------------------
 
 
-def drive_one(urls: dict[str, str], secret: bytes, client: httpx.Client) -> str:
-    """One dossier through every step (as ``weerbaar demo`` does) until it is closed: its id."""
+def drive_one(
+    urls: dict[str, str],
+    secret: bytes,
+    client: httpx.Client,
+    *,
+    email: str | None = None,
+    organisatie: str | None = None,
+) -> tuple[str, str]:
+    """One dossier through every step (as ``weerbaar demo`` does) until it is closed: its id
+    and its report's."""
     actors = Actors(
         secret=secret,
-        bestuurder_email=f"b.{secrets.token_hex(5)}@example.org",
-        organisatie=random.choice(ORGANISATIES),  # noqa: S311 - test data
+        bestuurder_email=email or f"b.{secrets.token_hex(5)}@example.org",
+        organisatie=organisatie or random.choice(ORGANISATIES),  # noqa: S311 - test data
     )
     d = DossierDriver(urls, actors, client)
     d.volledig_proces()
-    return d.aanvraag_id
+    return d.aanvraag_id, d.rapport_id
 
 
 def lifecycle(
@@ -698,7 +707,8 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 # --- the portal's pages --------------------------------------------------------------------------
 
 #: The portal's pages as the people of the process open them: (name, demo person, path, the
-#: status it answers). ``{dossier}`` is a dossier the benchmark drove; ``{pagina10}`` the
+#: status it answers). ``{dossier}`` is a dossier the benchmark drove (``{rapport}`` its report,
+#: ``{nu}`` a moment after it closed); ``{pagina10}`` the
 #: werkvoorraad's tenth page, reached by following "Volgende pagina" (keyset paging). A journey
 #: adds its pages here.
 PORTAL_PAGES: list[tuple[str, str, str, int]] = [
@@ -711,7 +721,27 @@ PORTAL_PAGES: list[tuple[str, str, str, int]] = [
     ("werkvoorraad, pagina 10", "sec-demo", "{pagina10}", 200),
     ("zoeken op nummer", "sec-demo", "/secretariaat/zoeken?nummer={dossier}", 303),
     ("dossier (secretariaat)", "sec-demo", "/secretariaat/dossiers/{dossier}", 200),
+    ("afspraken (adviseur)", "adv-demo", "/adviseur/afspraken", 200),
+    ("rapport (adviseur)", "adv-demo", "/adviseur/dossiers/{dossier}/rapport", 200),
+    ("verschillen (adviseur)", "adv-demo", "/adviseur/dossiers/{dossier}/rapport/verschillen", 200),
+    ("toetsing (BVA)", "bva-demo", "/bva/toetsing", 200),
+    ("rapport (BVA)", "bva-demo", "/bva/rapporten/{rapport}", 200),
+    ("dossier (bestuurder)", "bst-demo", "/bestuurder/dossiers/{dossier}", 200),
+    ("rapport (bestuurder)", "bst-demo", "/bestuurder/dossiers/{dossier}/rapport", 200),
+    ("instemming (bestuurder)", "bst-demo", "/bestuurder/dossiers/{dossier}/instemming", 200),
+    ("maatregelen (bestuurder)", "bst-demo", "/bestuurder/dossiers/{dossier}/maatregelen", 200),
+    ("dossiers (werkgever)", "wg-demo", "/werkgever/dossiers", 200),
+    ("dossier (werkgever)", "wg-demo", "/werkgever/dossiers/{dossier}", 200),
+    ("webhooks (werkgever)", "wg-demo", "/werkgever/webhooks", 200),
+    ("dossiers (compliance)", "cmp-demo", "/compliance/dossiers", 200),
+    ("dossier (compliance)", "cmp-demo", "/compliance/dossiers/{dossier}", 200),
+    ("per moment (compliance)", "cmp-demo", "/compliance/dossiers/{dossier}/per?moment={nu}", 200),
+    ("verificatie (compliance)", "cmp-demo", "/compliance/dossiers/{dossier}/verificatie", 200),
 ]
+#: The demo bestuurder's address and the demo werkgever's organisation: the dossier the pages
+#: show is theirs (``services/portal/adapters/inloggen.py``).
+DEMO_BESTUURDER = "bestuurder@example.org"
+DEMO_ORGANISATIE = "GM0344"
 _VOLGENDE = re.compile(r'href="(/secretariaat/werkvoorraad\?[^"]+)">Volgende pagina<')
 
 
@@ -738,7 +768,7 @@ def _pagina(client: httpx.Client, nummer: int) -> str:
     return url
 
 
-def portal_page_times(portal_url: str, dossier: str, requests: int) -> dict[str, Any]:
+def portal_page_times(portal_url: str, dossier: str, rapport: str, requests: int) -> dict[str, Any]:
     """p50/p95 of each portal page, one request at a time, each page as its person opens it.
 
     Timed from the request's start to the last byte of the page over loopback: the portal's
@@ -754,7 +784,12 @@ def portal_page_times(portal_url: str, dossier: str, requests: int) -> dict[str,
                 if persoon:
                     _portal_session(client, persoon)
                 clients[persoon] = client
-            url = _pagina(client, 10) if path == "{pagina10}" else path.format(dossier=dossier)
+            nu = datetime.now(ZoneInfo("Europe/Amsterdam")).strftime("%Y-%m-%dT%H:%M:%S")
+            url = (
+                _pagina(client, 10)
+                if path == "{pagina10}"
+                else path.format(dossier=dossier, rapport=rapport, nu=nu)
+            )
             timings: list[float] = []
             for _ in range(requests):
                 began = time.perf_counter()
