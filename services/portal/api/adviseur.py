@@ -22,16 +22,13 @@ from services.portal.api.web import (
     formulier,
     neem_melding,
     pagina,
-    sessie,
     standaard_weigering,
     zet_melding,
 )
 from services.portal.application import (
     Conflict,
     Gelukt,
-    Geweigerd,
     NietGevonden,
-    NietIngelogd,
     Uitkomst,
 )
 from services.portal.application.adviseur import (
@@ -66,12 +63,6 @@ RAPPORT_MAX_VELDEN = 10 + 6 * (MAX_MAATREGELEN + 1)
 def _weigering(uitkomst: Uitkomst) -> Weigering:
     """The page for an answer that ends it (a refusal shows nothing of the dossier)."""
     match uitkomst:
-        case NietIngelogd():
-            return Weigering(
-                401, "Opnieuw inloggen", "Uw sessie is verlopen. Log uit en log opnieuw in."
-            )
-        case Geweigerd():
-            return Weigering(403, "Geen toegang", "U mag dit dossier of deze stap niet inzien.")
         case NietGevonden():
             return Weigering(
                 404,
@@ -90,13 +81,8 @@ class Pagina:
         self.omgeving = omgeving
 
     def weg(self, request: Request) -> Response | None:
-        """None for an adviseur; otherwise to the sign-in, or a refusal."""
-        huidig = sessie(request)
-        if not huidig.ingelogd:
-            return self.omgeving.naar_inloggen()
-        if huidig.rol != ROL:
-            raise Weigering(403, "Geen toegang", "Deze pagina is voor de adviseurs van het CCV.")
-        return None
+        """None for this role's person; otherwise to the sign-in, or a refusal."""
+        return self.omgeving.toegang(request, ROL, "de adviseurs van het CCV")
 
     def afspraken(
         self, request: Request, fouten: Fouten | None = None, status: int = 200

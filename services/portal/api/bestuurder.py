@@ -22,7 +22,6 @@ from services.portal.api.web import (
     formulier,
     neem_melding,
     pagina,
-    sessie,
     standaard_weigering,
     zet_melding,
 )
@@ -31,7 +30,6 @@ from services.portal.application import (
     Gelukt,
     Geweigerd,
     NietGevonden,
-    NietIngelogd,
     Uitkomst,
 )
 from services.portal.application.bestuurder import (
@@ -58,10 +56,6 @@ BASIS = "/bestuurder"
 def _weigering(uitkomst: Uitkomst) -> Weigering:
     """The page for an answer that ends it: it shows nothing of the dossier."""
     match uitkomst:
-        case NietIngelogd():
-            return Weigering(
-                401, "Opnieuw inloggen", "Uw sessie is verlopen. Log uit en log opnieuw in."
-            )
         case NietGevonden():
             return Weigering(
                 404,
@@ -95,13 +89,8 @@ class Pagina:
         self.omgeving = omgeving
 
     def weg(self, request: Request) -> Response | None:
-        """None for a bestuurder; otherwise to the sign-in, or a refusal."""
-        huidig = sessie(request)
-        if not huidig.ingelogd:
-            return self.omgeving.naar_inloggen()
-        if huidig.rol != ROL:
-            raise Weigering(403, "Geen toegang", "Deze pagina is voor de bestuurder.")
-        return None
+        """None for this role's person; otherwise to the sign-in, or a refusal."""
+        return self.omgeving.toegang(request, ROL, "de bestuurder")
 
     def dossier(
         self,

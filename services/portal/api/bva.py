@@ -19,7 +19,6 @@ from services.portal.api.web import (
     formulier,
     neem_melding,
     pagina,
-    sessie,
     standaard_weigering,
     zet_melding,
 )
@@ -28,7 +27,6 @@ from services.portal.application import (
     Gelukt,
     Geweigerd,
     NietGevonden,
-    NietIngelogd,
     Uitkomst,
 )
 from services.portal.application.bva import (
@@ -51,10 +49,6 @@ BASIS = "/bva"
 def _weigering(uitkomst: Uitkomst) -> Weigering:
     """The page for an answer that ends it (it shows nothing of the report)."""
     match uitkomst:
-        case NietIngelogd():
-            return Weigering(
-                401, "Opnieuw inloggen", "Uw sessie is verlopen. Log uit en log opnieuw in."
-            )
         case Geweigerd():
             return Weigering(403, "Geen toegang", "U mag dit rapport nu niet inzien.")
         case NietGevonden():
@@ -86,17 +80,8 @@ class Pagina:
         self.omgeving = omgeving
 
     def weg(self, request: Request) -> Response | None:
-        """None for a BVA reviewer; otherwise to the sign-in, or a refusal."""
-        huidig = sessie(request)
-        if not huidig.ingelogd:
-            return self.omgeving.naar_inloggen()
-        if huidig.rol != ROL:
-            raise Weigering(
-                403,
-                "Geen toegang",
-                "Deze pagina is voor de toetsers van de Beveiligingsautoriteit.",
-            )
-        return None
+        """None for this role's person; otherwise to the sign-in, or a refusal."""
+        return self.omgeving.toegang(request, ROL, "de toetsers van de Beveiligingsautoriteit")
 
     def rapport(
         self,

@@ -23,16 +23,13 @@ from services.portal.api.web import (
     formulier,
     neem_melding,
     pagina,
-    sessie,
     standaard_weigering,
     zet_melding,
 )
 from services.portal.application import (
     Conflict,
     Gelukt,
-    Geweigerd,
     NietGevonden,
-    NietIngelogd,
     Ongeldig,
     Uitkomst,
 )
@@ -69,12 +66,6 @@ REDEN_FOUT = "Kies de reden van de bewaarplicht."
 def _weigering(uitkomst: Uitkomst) -> Weigering:
     """The page for an answer that ends it: a refusal shows nothing of the dossier."""
     match uitkomst:
-        case NietIngelogd():
-            return Weigering(
-                401, "Opnieuw inloggen", "Uw sessie is verlopen. Log uit en log opnieuw in."
-            )
-        case Geweigerd():
-            return Weigering(403, "Geen toegang", "U mag dit dossier of deze stap niet inzien.")
         case NietGevonden():
             return Weigering(
                 404,
@@ -93,13 +84,8 @@ class Pagina:
         self.omgeving = omgeving
 
     def weg(self, request: Request) -> Response | None:
-        """None for compliance; otherwise to the sign-in, or a refusal."""
-        huidig = sessie(request)
-        if not huidig.ingelogd:
-            return self.omgeving.naar_inloggen()
-        if huidig.rol != ROL:
-            raise Weigering(403, "Geen toegang", "Deze pagina is voor compliance.")
-        return None
+        """None for this role's person; otherwise to the sign-in, or a refusal."""
+        return self.omgeving.toegang(request, ROL, "compliance")
 
     def dossier(
         self,

@@ -21,16 +21,13 @@ from services.portal.api.web import (
     formulier,
     neem_melding,
     pagina,
-    sessie,
     standaard_weigering,
     zet_melding,
 )
 from services.portal.application import (
     Conflict,
     Gelukt,
-    Geweigerd,
     NietGevonden,
-    NietIngelogd,
     Uitkomst,
 )
 from services.portal.application.secretariaat import (
@@ -61,12 +58,6 @@ BASIS = "/secretariaat"
 def _weigering(uitkomst: Uitkomst) -> Weigering:
     """The page for an answer that ends it."""
     match uitkomst:
-        case NietIngelogd():
-            return Weigering(
-                401, "Opnieuw inloggen", "Uw sessie is verlopen. Log uit en log opnieuw in."
-            )
-        case Geweigerd():
-            return Weigering(403, "Geen toegang", "U mag dit dossier of deze stap niet inzien.")
         case NietGevonden():
             return Weigering(
                 404,
@@ -85,15 +76,8 @@ class Pagina:
         self.omgeving = omgeving
 
     def weg(self, request: Request) -> Response | None:
-        """None for the secretariat; otherwise to the sign-in, or a refusal."""
-        huidig = sessie(request)
-        if not huidig.ingelogd:
-            return self.omgeving.naar_inloggen()
-        if huidig.rol != ROL:
-            raise Weigering(
-                403, "Geen toegang", "Deze pagina is voor het secretariaat van het CCV."
-            )
-        return None
+        """None for this role's person; otherwise to the sign-in, or a refusal."""
+        return self.omgeving.toegang(request, ROL, "het secretariaat van het CCV")
 
     def adviseurs(self) -> list[tuple[str, str]]:
         """The adviseurs to choose from (the demo people; none: the id is typed)."""

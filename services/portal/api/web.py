@@ -26,7 +26,9 @@ from services.portal.application import (
     Aanbieder,
     Apis,
     Conflict,
+    Geweigerd,
     Inloggen,
+    NietIngelogd,
     Ongeldig,
     TeVaak,
     Uitkomst,
@@ -73,6 +75,15 @@ class Omgeving:
         kan = self.inloggen is not None or self.aanbieder is not None
         return RedirectResponse("/inloggen" if kan else "/", status_code=303)
 
+    def toegang(self, request: Request, rol: str, voor_wie: str) -> Response | None:
+        """None when the signed-in person has ``rol``; a visitor not signed in is sent to the
+        sign-in, anyone else refused with 403 ("Deze pagina is voor ``voor_wie``.")."""
+        if not sessie(request).ingelogd:
+            return self.naar_inloggen()
+        if sessie(request).rol != rol:
+            raise Weigering(403, "Geen toegang", f"Deze pagina is voor {voor_wie}.")
+        return None
+
     def apis_voor(self, request: Request, *, anoniem: bool = False) -> Apis:
         """The APIs as the signed-in person (or anonymously), for this visitor."""
         token = None if anoniem else sessie(request).token
@@ -90,10 +101,16 @@ class Weigering(Exception):
 
 
 def standaard_weigering(uitkomst: Uitkomst) -> Weigering:
-    """The page for an API answer a journey has no words of its own for: too many requests,
-    a step that does not fit the dossier now, a request the service would not take, or a
-    service that did not answer."""
+    """The page for an API answer a journey has no words of its own for: a session the
+    services no longer accept, a refusal, too many requests, a step that does not fit the
+    dossier now, a request the service would not take, or a service that did not answer."""
     match uitkomst:
+        case NietIngelogd():
+            return Weigering(
+                401, "Opnieuw inloggen", "Uw sessie is verlopen. Log uit en log opnieuw in."
+            )
+        case Geweigerd():
+            return Weigering(403, "Geen toegang", "U mag dit dossier of deze stap niet inzien.")
         case TeVaak():
             return Weigering(
                 429,

@@ -22,11 +22,10 @@ from services.portal.api.web import (
     formulier,
     neem_melding,
     pagina,
-    sessie,
     standaard_weigering,
     zet_melding,
 )
-from services.portal.application import Gelukt, Geweigerd, NietGevonden, NietIngelogd, Uitkomst
+from services.portal.application import Gelukt, NietGevonden, Uitkomst
 from services.portal.application.dossierlijst import Blad
 from services.portal.application.secretariaat import dossiernummer
 from services.portal.application.werkgever import (
@@ -52,12 +51,6 @@ BASIS = "/werkgever"
 def _weigering(uitkomst: Uitkomst) -> Weigering:
     """The page for an answer that ends it (it shows nothing of the dossier)."""
     match uitkomst:
-        case NietIngelogd():
-            return Weigering(
-                401, "Opnieuw inloggen", "Uw sessie is verlopen. Log uit en log opnieuw in."
-            )
-        case Geweigerd():
-            return Weigering(403, "Geen toegang", "U mag dit dossier of deze stap niet inzien.")
         case NietGevonden():
             return Weigering(
                 404,
@@ -70,12 +63,7 @@ def _weigering(uitkomst: Uitkomst) -> Weigering:
 
 def _weg(omgeving: Omgeving, request: Request) -> Response | None:
     """None for a werkgever; otherwise to the sign-in, or a refusal."""
-    huidig = sessie(request)
-    if not huidig.ingelogd:
-        return omgeving.naar_inloggen()
-    if huidig.rol != ROL:
-        raise Weigering(403, "Geen toegang", "Deze pagina is voor de werkgever van een dossier.")
-    return None
+    return omgeving.toegang(request, ROL, "de werkgever van een dossier")
 
 
 def _melding(request: Request) -> dict[str, Any]:
