@@ -41,7 +41,6 @@ from services.portal.application.adviseur import (
     UITVOERDERS,
     Fouten,
     Invoer,
-    Probleem,
     RapportPagina,
     concept,
     controleer,
@@ -52,6 +51,7 @@ from services.portal.application.adviseur import (
     stap_fout,
     verschillen,
 )
+from services.portal.application.uitkomsten import Probleem
 
 ROL = "adviseur"
 BASIS = "/adviseur"

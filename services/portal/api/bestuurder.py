@@ -47,7 +47,8 @@ from services.portal.application.bestuurder import (
     rapport_id_van,
 )
 from services.portal.application.dossierlijst import Blad
-from services.portal.application.secretariaat import Probleem, dossiernummer
+from services.portal.application.secretariaat import dossiernummer
+from services.portal.application.uitkomsten import Probleem
 
 ROL = "bestuurder"
 BASIS = "/bestuurder"

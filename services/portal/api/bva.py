@@ -34,13 +34,13 @@ from services.portal.application.bva import (
     VIER_OGEN_UITLEG,
     Besluit,
     Besluitfouten,
-    Probleem,
     besluit_uit,
     fouten_uit,
     rapport_pagina,
     redenen_uit,
     wachtrij,
 )
+from services.portal.application.uitkomsten import Probleem
 
 ROL = "bva"
 BASIS = "/bva"

@@ -38,7 +38,6 @@ from services.portal.application.compliance import (
     FORMATEN,
     MELDINGEN,
     Lijstfilters,
-    Probleem,
     bestandsnaam,
     dossier_pagina,
     dossiernummer,
@@ -50,6 +49,7 @@ from services.portal.application.compliance import (
     veld_waarde,
     verificatie,
 )
+from services.portal.application.uitkomsten import Probleem
 
 ROL = "compliance"
 BASIS = "/compliance"

@@ -39,7 +39,6 @@ from services.portal.application.secretariaat import (
     Filters,
     Formulierfouten,
     Fout,
-    Probleem,
     afspraak_verzoek,
     datum_tekst,
     dossier_pagina,
@@ -50,6 +49,7 @@ from services.portal.application.secretariaat import (
     kalender_van,
     werkvoorraad,
 )
+from services.portal.application.uitkomsten import Probleem
 
 ROL = "secretariaat"
 BASIS = "/secretariaat"

@@ -28,13 +28,13 @@ from services.portal.api.web import (
 from services.portal.application import Gelukt, NietGevonden, Uitkomst
 from services.portal.application.dossierlijst import Blad
 from services.portal.application.secretariaat import dossiernummer
+from services.portal.application.uitkomsten import Probleem
 from services.portal.application.werkgever import (
     GEBEURTENISSEN,
     MELDINGEN,
     MISLUKT,
     NOG_NIET_VRIJGEGEVEN,
     Formulierfouten,
-    Probleem,
     aangemaakt_uit,
     abonnement_verzoek,
     abonnementen,

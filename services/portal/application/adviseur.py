@@ -22,10 +22,11 @@ from zoneinfo import ZoneInfo
 from services.portal.application.ports import Apis
 from services.portal.application.uitkomsten import (
     Conflict,
-    Gelukt,
     NietGevonden,
     Ongeldig,
+    Probleem,
     Uitkomst,
+    gelukt,
 )
 
 ZONE = ZoneInfo("Europe/Amsterdam")
@@ -89,20 +90,6 @@ MAANDEN = (
     "november",
     "december",
 )
-
-
-class Probleem(Exception):
-    """An answer that ends the page (not found, refused, signed out, unavailable)."""
-
-    def __init__(self, uitkomst: Uitkomst) -> None:
-        super().__init__(type(uitkomst).__name__)
-        self.uitkomst = uitkomst
-
-
-def _gelukt(uitkomst: Uitkomst) -> Gelukt:
-    if isinstance(uitkomst, Gelukt):
-        return uitkomst
-    raise Probleem(uitkomst)
 
 
 def _moment(waarde: Any) -> datetime | None:
@@ -177,8 +164,8 @@ def _afspraak(a: Mapping[str, Any], nu: datetime) -> Afspraak:
 
 def mijn_afspraken(apis: Apis, nu: datetime) -> MijnAfspraken:
     """My appointments from scheduling (``Probleem`` when it does not answer)."""
-    open_ = _gelukt(apis.mijn_afspraken("gepland")).lijst
-    gevoerd = _gelukt(apis.mijn_afspraken("gevoerd")).lijst
+    open_ = gelukt(apis.mijn_afspraken("gepland")).lijst
+    gevoerd = gelukt(apis.mijn_afspraken("gevoerd")).lijst
     return mijn_afspraken_uit(open_, gevoerd, nu)
 
 
@@ -445,7 +432,7 @@ class RapportPagina:
 
 def rapport_stand(apis: Apis, aanvraag_id: UUID) -> Mapping[str, Any] | None:
     """The report's state (None: none drafted yet)."""
-    lijst = _gelukt(apis.rapporten(aanvraag_id)).lijst
+    lijst = gelukt(apis.rapporten(aanvraag_id)).lijst
     return lijst[0] if lijst else None
 
 
@@ -455,7 +442,7 @@ def afkeuringen(apis: Apis, rapport_id: UUID) -> tuple[Afkeuring, ...]:
     uitkomst = apis.beoordelingen(rapport_id)
     if isinstance(uitkomst, NietGevonden):
         return ()
-    return afkeuringen_uit(_gelukt(uitkomst).data)
+    return afkeuringen_uit(gelukt(uitkomst).data)
 
 
 def afkeuringen_uit(beoordelingen: Mapping[str, Any]) -> tuple[Afkeuring, ...]:
@@ -492,7 +479,7 @@ def rapport_pagina(apis: Apis, aanvraag_id: UUID, invoer: Invoer | None = None) 
         )
     rapport_id = UUID(str(stand["rapport_id"]))
     if invoer is None:
-        inhoud = _gelukt(apis.rapport(rapport_id)).data.get("inhoud", {})
+        inhoud = gelukt(apis.rapport(rapport_id)).data.get("inhoud", {})
         invoer = Invoer.uit_inhoud(inhoud)
     status = str(stand["status"])
     return RapportPagina(
@@ -670,6 +657,6 @@ def verschillen(
     van = van if van is not None and 1 <= van <= huidige else standaard_van
     naar = naar if naar is not None and 1 <= naar <= huidige else standaard_naar
     rapport_id = UUID(str(stand["rapport_id"]))
-    oud = _gelukt(apis.rapport(rapport_id, van)).data
-    nieuw = _gelukt(apis.rapport(rapport_id, naar)).data
+    oud = gelukt(apis.rapport(rapport_id, van)).data
+    nieuw = gelukt(apis.rapport(rapport_id, naar)).data
     return verschillen_uit(str(aanvraag_id), oud, nieuw, tuple(range(1, huidige + 1)))

@@ -24,10 +24,16 @@ from services.portal.application.ports import Apis
 from services.portal.application.secretariaat import (
     SOORT_NAMEN,
     Fout,
-    Probleem,
     datum_tekst,
 )
-from services.portal.application.uitkomsten import Conflict, Gelukt, Ongeldig, Uitkomst
+from services.portal.application.uitkomsten import (
+    Conflict,
+    Gelukt,
+    Ongeldig,
+    Probleem,
+    Uitkomst,
+    gelukt,
+)
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
@@ -130,12 +136,6 @@ CONFLICT_UITLEG = (
 )
 
 
-def _gelukt(uitkomst: Uitkomst) -> Gelukt:
-    if isinstance(uitkomst, Gelukt):
-        return uitkomst
-    raise Probleem(uitkomst)
-
-
 def _moment(waarde: Any) -> datetime | None:
     if not waarde:
         return None
@@ -169,7 +169,7 @@ def status_tekst(status: str) -> str:
 def mijn_dossiers(apis: Apis, blad: Blad) -> Dossierlijst:
     """One page of my dossiers, newest first (``Probleem`` when intake does not answer):
     intake lists only the dossiers bound to this person's e-mail."""
-    lijst = _gelukt(apis.dossiers(blad.api_filters())).lijst
+    lijst = gelukt(apis.dossiers(blad.api_filters())).lijst
     return dossierlijst_uit(lijst, blad, status_tekst)
 
 
@@ -233,7 +233,7 @@ def overzicht(apis: Apis, aanvraag_id: UUID) -> Overzicht:
     """The dossier page's data (``Probleem`` when the dossier is not this person's, or the
     APIs do not answer). Consent and the PKVW come from their owners (approval, assessment),
     which know them before intake's dossier does."""
-    dossier = _gelukt(apis.dossier(aanvraag_id)).data
+    dossier = gelukt(apis.dossier(aanvraag_id)).data
     rapport = dossier.get("rapport") or {}
     status_data: Mapping[str, Any] | None = None
     if rapport.get("goedgekeurde_versie") is not None:
@@ -297,7 +297,7 @@ def overzicht_uit(
 def rapport_id_van(apis: Apis, aanvraag_id: UUID) -> UUID:
     """The dossier's approved report (``Probleem``: not this person's dossier, or no approved
     report yet: 409)."""
-    dossier = _gelukt(apis.dossier(aanvraag_id)).data
+    dossier = gelukt(apis.dossier(aanvraag_id)).data
     rapport = dossier.get("rapport") or {}
     if rapport.get("goedgekeurde_versie") is None or not rapport.get("rapport_id"):
         raise Probleem(Conflict("Er is nog geen goedgekeurd rapport."))
@@ -381,7 +381,7 @@ def _maatregel(
 def lees_rapport(apis: Apis, aanvraag_id: UUID) -> Rapport:
     """Read the approved report: one read, recorded by assessment before it answers."""
     rapport_id = rapport_id_van(apis, aanvraag_id)
-    return rapport_uit(_gelukt(apis.lees_rapport(rapport_id)).data)
+    return rapport_uit(gelukt(apis.lees_rapport(rapport_id)).data)
 
 
 # --- consent -------------------------------------------------------------------------------------
@@ -404,11 +404,11 @@ class Instemming:
 
 def instemming(apis: Apis, aanvraag_id: UUID) -> Instemming:
     """Where the consent stands (from approval, the owner of the decision)."""
-    dossier = _gelukt(apis.dossier(aanvraag_id)).data
+    dossier = gelukt(apis.dossier(aanvraag_id)).data
     rapport = dossier.get("rapport") or {}
     if rapport.get("goedgekeurde_versie") is None or not rapport.get("rapport_id"):
         raise Probleem(Conflict("Er is nog geen goedgekeurd rapport."))
-    stand = _gelukt(apis.rapport_status(UUID(str(rapport["rapport_id"])))).data
+    stand = gelukt(apis.rapport_status(UUID(str(rapport["rapport_id"])))).data
     versie = stand.get("goedgekeurde_versie")
     return Instemming(
         aanvraag_id=str(dossier["aanvraag_id"]),
@@ -535,8 +535,8 @@ class Maatregelen:
 def maatregelen(apis: Apis, aanvraag_id: UUID) -> Maatregelen:
     """The measures with their status (assessment) and their descriptions, which are the
     report's content: reading them is a read of the report, recorded as any other."""
-    stand = _gelukt(apis.maatregelen(aanvraag_id)).data
-    rapport = _gelukt(apis.lees_rapport(UUID(str(stand["rapport_id"])))).data
+    stand = gelukt(apis.maatregelen(aanvraag_id)).data
+    rapport = gelukt(apis.lees_rapport(UUID(str(stand["rapport_id"])))).data
     return maatregelen_uit(stand, rapport)
 
 

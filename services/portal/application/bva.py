@@ -20,7 +20,13 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from services.portal.application.ports import Apis
-from services.portal.application.uitkomsten import Conflict, Gelukt, Ongeldig, Uitkomst
+from services.portal.application.uitkomsten import (
+    Conflict,
+    Ongeldig,
+    Probleem,
+    Uitkomst,
+    gelukt,
+)
 
 ZONE = ZoneInfo("Europe/Amsterdam")
 #: The most dossiers the queue shows on one page (the list API's own limit is 500).
@@ -57,20 +63,6 @@ CONFLICT_UITLEG = (
     "Dit besluit past niet meer bij het rapport: er is intussen al over deze versie beslist,"
     " of er is een nieuwe versie ter toetsing aangeboden. De pagina toont nu de actuele stand."
 )
-
-
-class Probleem(Exception):
-    """An answer that ends the page (not found, refused, signed out, unavailable)."""
-
-    def __init__(self, uitkomst: Uitkomst) -> None:
-        super().__init__(type(uitkomst).__name__)
-        self.uitkomst = uitkomst
-
-
-def _gelukt(uitkomst: Uitkomst) -> Gelukt:
-    if isinstance(uitkomst, Gelukt):
-        return uitkomst
-    raise Probleem(uitkomst)
 
 
 def _moment(waarde: Any) -> datetime | None:
@@ -113,7 +105,7 @@ def wachtrij(apis: Apis) -> Wachtrij:
     """The review queue (``Probleem`` when intake does not answer with it)."""
     # Intake lists newest registration first: ask for as many as it gives, so the reports
     # waiting longest are among them, then sort by waiting time and show a page.
-    lijst = _gelukt(apis.dossiers({"status": "ter_toetsing", "limit": MAX_UIT_INTAKE})).lijst
+    lijst = gelukt(apis.dossiers({"status": "ter_toetsing", "limit": MAX_UIT_INTAKE})).lijst
     return wachtrij_uit(lijst, vol=len(lijst) >= MAX_UIT_INTAKE)
 
 
@@ -237,10 +229,10 @@ class RapportPagina:
 def rapport_pagina(apis: Apis, rapport_id: UUID) -> RapportPagina:
     """The review page's data: approval's decisions first (they name the version awaiting
     review), then that version's content from assessment."""
-    beoordelingen = _gelukt(apis.beoordelingen(rapport_id)).data
+    beoordelingen = gelukt(apis.beoordelingen(rapport_id)).data
     versies = list(beoordelingen.get("versies", ()))
     laatste = versies[-1] if versies else None
-    gelezen = _gelukt(apis.rapport(rapport_id, int(laatste["versie"]) if laatste else None)).data
+    gelezen = gelukt(apis.rapport(rapport_id, int(laatste["versie"]) if laatste else None)).data
     return rapport_pagina_uit(beoordelingen, gelezen)
 
 

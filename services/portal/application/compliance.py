@@ -24,10 +24,11 @@ from zoneinfo import ZoneInfo
 from services.portal.application.ports import Apis
 from services.portal.application.uitkomsten import (
     Bestand,
-    Gelukt,
     NietGevonden,
     Onbereikbaar,
+    Probleem,
     Uitkomst,
+    gelukt,
 )
 
 #: The zone a chosen moment is read in, and times are shown in (the process's own).
@@ -149,20 +150,6 @@ MAANDEN = (
 )
 
 
-class Probleem(Exception):
-    """An answer that ends the page (not found, refused, signed out, unavailable)."""
-
-    def __init__(self, uitkomst: Uitkomst) -> None:
-        super().__init__(type(uitkomst).__name__)
-        self.uitkomst = uitkomst
-
-
-def _gelukt(uitkomst: Uitkomst) -> Gelukt:
-    if isinstance(uitkomst, Gelukt):
-        return uitkomst
-    raise Probleem(uitkomst)
-
-
 def _moment(waarde: Any) -> datetime | None:
     if not waarde:
         return None
@@ -250,7 +237,7 @@ class Lijst:
 
 def lijst(apis: Apis, filters: Lijstfilters) -> Lijst:
     """One page of dossiers (``Probleem`` when the API does not answer with one)."""
-    return lijst_uit(_gelukt(apis.dossiers(filters.api_filters())).lijst, filters)
+    return lijst_uit(gelukt(apis.dossiers(filters.api_filters())).lijst, filters)
 
 
 def lijst_uit(dossiers: Sequence[Mapping[str, Any]], filters: Lijstfilters) -> Lijst:
@@ -363,8 +350,8 @@ class DossierPagina:
 
 def dossier_pagina(apis: Apis, aanvraag_id: uuid.UUID) -> DossierPagina:
     """The dossier and its audit trail (``Probleem`` when they cannot be shown)."""
-    dossier = _gelukt(apis.dossier(aanvraag_id)).data
-    trail = _gelukt(apis.audit(aanvraag_id)).lijst
+    dossier = gelukt(apis.dossier(aanvraag_id)).data
+    trail = gelukt(apis.audit(aanvraag_id)).lijst
     return dossier_pagina_uit(dossier, trail)
 
 
@@ -439,11 +426,11 @@ def stand_per(apis: Apis, aanvraag_id: uuid.UUID, moment: datetime) -> Stand:
     submitted at that moment; the dossier is looked up as it is now first, so a 404 at the
     moment can only mean the latter.
     """
-    _gelukt(apis.dossier(aanvraag_id))
+    gelukt(apis.dossier(aanvraag_id))
     uitkomst = apis.dossier_per(aanvraag_id, moment)
     if isinstance(uitkomst, NietGevonden):
         return Stand(moment_tekst(moment), veld_waarde(moment))
-    return stand_uit(_gelukt(uitkomst).data, moment)
+    return stand_uit(gelukt(uitkomst).data, moment)
 
 
 def stand_uit(dossier: Mapping[str, Any], moment: datetime) -> Stand:

@@ -24,7 +24,9 @@ from services.portal.application.uitkomsten import (
     Conflict,
     Gelukt,
     Ongeldig,
+    Probleem,
     Uitkomst,
+    gelukt,
 )
 
 #: Dossiers on one page of the werkvoorraad.
@@ -107,20 +109,6 @@ MAANDEN = (
 UUID_PATROON = re.compile(
     r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 )
-
-
-class Probleem(Exception):
-    """An answer that ends the page (not found, refused, signed out, unavailable)."""
-
-    def __init__(self, uitkomst: Uitkomst) -> None:
-        super().__init__(type(uitkomst).__name__)
-        self.uitkomst = uitkomst
-
-
-def _gelukt(uitkomst: Uitkomst) -> Gelukt:
-    if isinstance(uitkomst, Gelukt):
-        return uitkomst
-    raise Probleem(uitkomst)
 
 
 def datum_tekst(dag: date) -> str:
@@ -299,7 +287,7 @@ class Werkvoorraad:
 
 def werkvoorraad(apis: Apis, filters: Filters, nu: datetime) -> Werkvoorraad:
     """One page of dossiers with their deadlines (``Probleem`` when the APIs do not answer)."""
-    lijst = _gelukt(apis.dossiers(filters.api_filters())).lijst
+    lijst = gelukt(apis.dossiers(filters.api_filters())).lijst
     kalender = kalender_van(apis)
     return werkvoorraad_uit(lijst, kalender, filters, nu)
 
@@ -307,7 +295,7 @@ def werkvoorraad(apis: Apis, filters: Filters, nu: datetime) -> Werkvoorraad:
 def kalender_van(apis: Apis) -> Werkkalender:
     """Scheduling's working days from today (in the calendar's zone, by the API's own
     default) as far ahead as the picker offers."""
-    return Werkkalender.uit(_gelukt(apis.werktijden(None, VOORUIT_DAGEN)).data)
+    return Werkkalender.uit(gelukt(apis.werktijden(None, VOORUIT_DAGEN)).data)
 
 
 def werkvoorraad_uit(
@@ -445,7 +433,7 @@ def _gebeurtenis(naam: str) -> str:
 
 def dossier_pagina(apis: Apis, aanvraag_id: uuid.UUID, nu: datetime) -> DossierPagina:
     """The dossier page's data (``Probleem`` when the dossier cannot be shown)."""
-    dossier = _gelukt(apis.dossier(aanvraag_id)).data
+    dossier = gelukt(apis.dossier(aanvraag_id)).data
     planning_uitkomst = apis.planning(aanvraag_id)
     planning = planning_uitkomst.data if isinstance(planning_uitkomst, Gelukt) else None
     kalender = kalender_van(apis)

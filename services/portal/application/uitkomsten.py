@@ -94,3 +94,19 @@ class Bestand:
     def lees(self) -> bytes:
         """The whole document (for a page that reads it, not for passing it on)."""
         return b"".join(self.stroom())
+
+
+class Probleem(Exception):
+    """An answer that ends the page (not found, refused, signed out, unavailable): every
+    journey's use cases raise it, every journey's routes turn it into a page."""
+
+    def __init__(self, uitkomst: Uitkomst) -> None:
+        super().__init__(type(uitkomst).__name__)
+        self.uitkomst = uitkomst
+
+
+def gelukt(uitkomst: Uitkomst) -> Gelukt:
+    """The answer when it is a 2xx; ``Probleem`` otherwise."""
+    if isinstance(uitkomst, Gelukt):
+        return uitkomst
+    raise Probleem(uitkomst)

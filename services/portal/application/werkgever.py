@@ -26,7 +26,9 @@ from services.portal.application.uitkomsten import (
     Geweigerd,
     NietGevonden,
     Ongeldig,
+    Probleem,
     Uitkomst,
+    gelukt,
 )
 
 ZONE = ZoneInfo("Europe/Amsterdam")
@@ -102,20 +104,6 @@ NOG_NIET_UITVOERBAAR = (
 MISLUKT = frozenset({"abonnement_weg", "zoek_ongeldig", "zoek_niet_gevonden"})
 
 
-class Probleem(Exception):
-    """An answer that ends the page (not found, refused, signed out, unavailable)."""
-
-    def __init__(self, uitkomst: Uitkomst) -> None:
-        super().__init__(type(uitkomst).__name__)
-        self.uitkomst = uitkomst
-
-
-def _gelukt(uitkomst: Uitkomst) -> Gelukt:
-    if isinstance(uitkomst, Gelukt):
-        return uitkomst
-    raise Probleem(uitkomst)
-
-
 def _dag(waarde: Any) -> str:
     """The day of an API moment (or date) in words, in the Netherlands."""
     if not waarde:
@@ -134,7 +122,7 @@ def dossiers(apis: Apis, blad: Blad) -> Dossierlijst:
     """One page of the organisation's dossiers, newest first (``Probleem`` when intake does not
     answer). Intake lists only the token's organisation, each row no more than the dossier's own
     answer shows the werkgever; the page shows the number, the day and the status."""
-    lijst = _gelukt(apis.dossiers(blad.api_filters())).lijst
+    lijst = gelukt(apis.dossiers(blad.api_filters())).lijst
     return dossierlijst_uit(lijst, blad, lambda status: STATUS_NAMEN.get(status, status))
 
 
@@ -183,7 +171,7 @@ def dossier_pagina(apis: Apis, aanvraag_id: UUID) -> DossierPagina:
     The report is asked for only once intake's projection says it was released; assessment
     decides again, and a refusal there shows no content either.
     """
-    dossier = _gelukt(apis.dossier(aanvraag_id)).data
+    dossier = gelukt(apis.dossier(aanvraag_id)).data
     rapport = _rapport(apis, aanvraag_id, dossier.get("rapport") or {})
     return DossierPagina(
         aanvraag_id=str(dossier["aanvraag_id"]),
@@ -203,7 +191,7 @@ def _rapport(apis: Apis, aanvraag_id: UUID, stand: Mapping[str, Any]) -> Rapport
     overzicht = apis.maatregelen(aanvraag_id)
     if isinstance(overzicht, Geweigerd | NietGevonden):
         return None
-    return rapport_uit(_gelukt(gelezen).data, _gelukt(overzicht).data)
+    return rapport_uit(gelukt(gelezen).data, gelukt(overzicht).data)
 
 
 def rapport_uit(gelezen: Mapping[str, Any], overzicht: Mapping[str, Any]) -> Rapport:
@@ -275,7 +263,7 @@ def abonnementen(apis: Apis) -> tuple[AbonnementRegel, ...]:
     """The organisation's live subscriptions (``Probleem`` when notifications does not answer)."""
     return tuple(
         abonnement_regel(a)
-        for a in _gelukt(apis.abonnementen()).lijst
+        for a in gelukt(apis.abonnementen()).lijst
         if a.get("status") != "verwijderd"
     )
 
