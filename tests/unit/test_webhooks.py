@@ -261,6 +261,15 @@ def test_inward_literals_are_refused_when_subscribing(url: str) -> None:
     assert url_fout(url, allow_private=False) == "prive_adres"
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["https://a\x00b.example/x", "https://127.0.0.1\x00/x", "https://exa mple/x", "https://a\tb/x"],
+)
+def test_a_url_with_a_control_character_or_a_space_is_refused_not_an_error(url: str) -> None:
+    for allow_private in (False, True):
+        assert url_fout(url, allow_private=allow_private) == "url_ongeldig"
+
+
 def test_a_public_address_written_as_a_number_and_a_name_are_accepted() -> None:
     assert url_fout("http://134744072/", allow_private=False) is None  # 8.8.8.8
     assert url_fout("https://ontvanger.example./hook", allow_private=False) is None

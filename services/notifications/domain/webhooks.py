@@ -252,6 +252,8 @@ def _vorm_fout(url: str) -> str | None:
         return "url_ongeldig"
     checks = (
         (len(url) > 2000, "url_te_lang"),
+        # Control characters and spaces belong in no URL (a NUL stopped the address check).
+        (any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url), "url_ongeldig"),
         (parts.scheme not in ("http", "https"), "alleen_http_of_https"),
         (not parts.hostname, "host_ontbreekt"),
         (parts.username is not None or parts.password is not None, "geen_inloggegevens_in_url"),
