@@ -499,6 +499,18 @@ def table(r: dict[str, Any]) -> list[Line]:
             "p95 ≤ 150 ms",
             portal["max_p95_ms"] <= 150,
         ),
+        *(
+            Line(
+                "portal_action",
+                f"portal action (not a page view): {name}",
+                f"p50 {t['p50_ms']} ms, p95 {t['p95_ms']} ms",
+                "—",
+                None,
+                "—",
+                None,
+            )
+            for name, t in portal.get("actions", {}).items()
+        ),
     ]
 
 

@@ -3,7 +3,6 @@
 # No `from __future__ import annotations` here: FastAPI must evaluate the `Depends(...)` in the
 # route signatures, which refer to the router function's local `auth`.
 import logging
-from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -14,7 +13,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from services.intake.application import Intake, RegistrationLimits, email_hash
 from services.intake.domain import Aanmelding, Adres, BewaarplichtReden
-from services.intake.projections.audit import MEDIA_TYPES, Verificatie, build, render
+from services.intake.projections.audit import MEDIA_TYPES, Controle, Ketencontrole, build, render
 from services.intake.projections.dossier import (
     Dossier,
     Status,
@@ -25,7 +24,7 @@ from services.intake.projections.dossier import (
     read_dossier_per,
 )
 from shared.platform.auth import Auth, Principal, Role
-from shared.platform.errors import NietGevonden, Ongeldig
+from shared.platform.errors import NietBeschikbaar, NietGevonden, Ongeldig
 from shared.platform.model import Clock
 from shared.platform.wiring import request_context
 
@@ -117,6 +116,27 @@ class BewaarplichtStand(BaseModel):
     """The legal hold now in place, if any."""
 
     bewaarplicht: BewaarplichtReden | None
+
+
+class Ketenverificatie(BaseModel):
+    """Whether every service's event log verified against its hash chain and signed checkpoints."""
+
+    uitgevoerd: bool = Field(description="false: the logs could not be read (see toelichting)")
+    in_orde: bool | None
+    diensten: dict[str, str] = Field(description="the outcome per service")
+    toelichting: str
+    gestart_op: AwareDatetime = Field(description="when this verification started")
+
+    @classmethod
+    def van(cls, controle: Controle) -> "Ketenverificatie":
+        v = controle.verificatie
+        return cls(
+            uitgevoerd=v.uitgevoerd,
+            in_orde=v.in_orde,
+            diensten=dict(v.diensten),
+            toelichting=v.toelichting,
+            gestart_op=controle.gestart_op,
+        )
 
 
 class Ontvanger(BaseModel):
@@ -362,10 +382,10 @@ def compliance_router(
     intake: Intake,
     auth: Auth,
     clock: Clock,
-    verify_chains: Callable[[], Verificatie] | None = None,
+    ketencontrole: Ketencontrole | None = None,
 ) -> APIRouter:
-    """Compliance's routes: legal holds and the audit export (``verify_chains``: how the export
-    verifies the event logs)."""
+    """Compliance's routes: legal holds, the audit export and the chains' verification
+    (``ketencontrole``: how the event logs are verified; None: they are not)."""
     api = APIRouter()
 
     @api.post(
@@ -425,7 +445,7 @@ def compliance_router(
                 [{"field": "query.aanvraag_id", "rule": "aanvraag_id, or van and tot"}],
                 "Geef een dossier (aanvraag_id) of een periode (van en tot).",
             )
-        verificatie = verify_chains() if verifieer and verify_chains is not None else None
+        verificatie = ketencontrole.nu().verificatie if verifieer and ketencontrole else None
         with intake.datastore.get_connection() as conn:
             export = build(
                 conn,
@@ -438,6 +458,28 @@ def compliance_router(
         if export is None:
             raise NietGevonden("Onbekend dossier.")
         return Response(render(export, formaat), media_type=MEDIA_TYPES[formaat])
+
+    @api.get(
+        "/audit/verificatie",
+        response_model=Ketenverificatie,
+        summary="Kloppen de hash-ketens van alle diensten? De laatste controle (compliance)",
+        description="Every service's event log recomputed against its hash chain and signed"
+        " checkpoints. The answer is a verification started at most"
+        " WEERBAAR_CHAIN_VERIFICATION_MAX_AGE_S ago (its start in `gestart_op`); with"
+        " `opnieuw=true`, one started after the request. One runs at a time; requests that"
+        " arrive meanwhile share it.",
+        tags=["audit"],
+        responses={503: {"description": "the chains are not verified by this process"}},
+    )
+    def ketenverificatie(
+        _: Annotated[Principal, Depends(auth.require(Role.compliance))],
+        opnieuw: Annotated[
+            bool, Query(description="a verification started after this request")
+        ] = False,
+    ) -> Ketenverificatie:
+        if ketencontrole is None:
+            raise NietBeschikbaar("De hash-ketens worden hier niet gecontroleerd.")
+        return Ketenverificatie.van(ketencontrole.nu() if opnieuw else ketencontrole.recent())
 
     return api
 

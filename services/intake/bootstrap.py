@@ -15,6 +15,7 @@ from services.intake.gateway import to_public
 from services.intake.ops.forget import reapply
 from services.intake.policies import policies
 from services.intake.projections import dossier
+from services.intake.projections.audit import Ketencontrole
 from services.intake.projections.read_model import MemoryReadModel, SqlReadModel
 from shared.platform.contract_routes import contract_router
 from shared.platform.eventstore import IN_MEMORY, ServiceApplication
@@ -58,7 +59,10 @@ def bootstrap(settings: Settings, clock: Clock) -> Components:
         settings.registrations_per_address,
     )
     api.include_router(router(app, auth, clock, limits))
-    api.include_router(compliance_router(app, auth, clock, lambda: verify_chains(settings)))
+    ketencontrole = Ketencontrole(
+        lambda: verify_chains(settings), clock, settings.chain_verification_max_age_s
+    )
+    api.include_router(compliance_router(app, auth, clock, ketencontrole))
     api.include_router(internal_router(app, auth, clock))
     add_standard_readiness(api, app, settings)
     return Components(

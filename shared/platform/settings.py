@@ -265,6 +265,11 @@ class Settings(IdentitySettings):
         " before it gets 429 (0: no limit).",
     )
     pending_records_interval_s: Annotated[float, Field(gt=0)] = 30.0
+    chain_verification_max_age_s: Annotated[float, Field(ge=0)] = Field(
+        default=60.0,
+        description="How old a verification of the hash chains GET /audit/verificatie may"
+        " answer with (0: a new one for every request); the audit export always makes its own.",
+    )
     registration_window_s: Annotated[float, Field(gt=0)] = 3600.0
     registrations_per_source: Annotated[int, Field(ge=0)] = Field(
         default=20,

@@ -193,6 +193,11 @@ def test_compliance_reads_the_trail_a_past_moment_the_exports_and_places_a_legal
     for dienst in SERVICES:
         expect(page.get_by_role("row", name=re.compile(dienst))).to_be_visible()
     no_axe_violations(offline_page, "compliance-verificatie")
+    expect(page.locator("#gestart-op")).to_contain_text(" om ")
+    # A new verification on request (tests/e2e/test_compliance.py shows it is a new one).
+    page.get_by_role("button", name="Nu opnieuw controleren").click()
+    expect(page).to_have_url(re.compile(r"/compliance/verificatie\?opnieuw=true$"))
+    expect(page.locator("#uitkomst")).to_contain_text("In orde:")
 
     assert offline_page.outside == [], "the page tried to leave loopback"
     assert offline_page.errors == []

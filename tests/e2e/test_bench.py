@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.product import PORTAL_PAGES
+from bench.product import PORTAL_ACTIONS, PORTAL_PAGES
 
 pytestmark = pytest.mark.e2e
 
@@ -35,9 +35,10 @@ LINES = {
     "list": False,
     "memory": False,
     "portal": False,
+    "portal_action": False,
 }
 #: Lines that report without a goal to meet.
-REPORTED = {"plain_1", "plain_8", "rebuild_fold", "cpu_registration", "cpu"}
+REPORTED = {"plain_1", "plain_8", "rebuild_fold", "cpu_registration", "cpu", "portal_action"}
 
 
 def test_quick_bench_prints_every_line_with_its_ratio_and_writes_the_json(tmp_path: Path) -> None:
@@ -101,3 +102,5 @@ def test_quick_bench_prints_every_line_with_its_ratio_and_writes_the_json(tmp_pa
     portal = results["portal"]
     assert set(portal["pages"]) == {name for name, *_ in PORTAL_PAGES}
     assert all(page["p95_ms"] > 0 for page in portal["pages"].values())
+    assert set(portal["actions"]) == {name for name, *_ in PORTAL_ACTIONS}
+    assert all(action["p95_ms"] > 0 for action in portal["actions"].values())

@@ -415,6 +415,33 @@ def test_audit_export_of_a_period_and_its_rules(world: World) -> None:
     )
 
 
+def test_the_chains_verification_is_kept_for_its_max_age_and_made_again_on_request(
+    world: World,
+) -> None:
+    d = world.closed
+    first = d.call("GET", "intake", "/audit/verificatie", "compliance").json()
+    assert first["uitgevoerd"] is True and first["in_orde"] is True, first
+    assert set(first["diensten"]) == set(SERVICES)
+    # Within the max age the same verification answers (the system runs with the default).
+    again = d.call("GET", "intake", "/audit/verificatie", "compliance").json()
+    assert again["gestart_op"] == first["gestart_op"]
+    fresh = d.call(
+        "GET", "intake", "/audit/verificatie", "compliance", params={"opnieuw": "true"}
+    ).json()
+    assert datetime.fromisoformat(fresh["gestart_op"]) > datetime.fromisoformat(first["gestart_op"])
+    assert fresh["in_orde"] is True
+    # An export makes its own, which then answers the page too.
+    assert _export(d, "json", aanvraag_id=d.aanvraag_id).json()["verificatie"]["in_orde"]
+    after_export = d.call("GET", "intake", "/audit/verificatie", "compliance").json()
+    assert datetime.fromisoformat(after_export["gestart_op"]) > datetime.fromisoformat(
+        fresh["gestart_op"]
+    )
+    # For compliance only; a malformed flag is a 422.
+    for rol in ("secretariaat", "bestuurder", "werkgever", "bva"):
+        d.call("GET", "intake", "/audit/verificatie", rol, expect=403)
+    d.call("GET", "intake", "/audit/verificatie", "compliance", params={"opnieuw": "x"}, expect=422)
+
+
 def test_audit_export_command_writes_a_file(world: World, tmp_path: Path) -> None:
     d = world.closed
     target = tmp_path / "verslag.html"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -21,10 +23,17 @@ from services.intake.domain import (
     vernietig,
 )
 from services.intake.ops.retention import check_settings
-from services.intake.projections.audit import Export, Regel, Verificatie, render, termijnen
+from services.intake.projections.audit import (
+    Export,
+    Ketencontrole,
+    Regel,
+    Verificatie,
+    render,
+    termijnen,
+)
 from services.intake.projections.rebuild import _matches
 from shared.platform.errors import Conflict
-from shared.platform.model import Context
+from shared.platform.model import Clock, Context
 from shared.platform.settings import Settings
 from tests.support import aanmelding
 
@@ -152,3 +161,66 @@ def test_the_export_escapes_what_it_shows() -> None:
     assert "NIET IN ORDE" in document
     rows = list(csv.DictReader(io.StringIO(render(export, "csv"))))
     assert rows[0]["actor"] == regel.actor and rows[0]["versie"] == "2"
+
+
+class _Verifier:
+    """A verification that holds until let go, counting its runs."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.started = threading.Event()
+        self.go = threading.Event()
+
+    def __call__(self) -> Verificatie:
+        self.runs += 1
+        self.started.set()
+        assert self.go.wait(10), "never let go"
+        return Verificatie(uitgevoerd=True, in_orde=True, diensten={"intake": f"run {self.runs}"})
+
+
+def test_the_chains_are_verified_once_at_a_time_and_kept_for_their_max_age() -> None:
+    verifier = _Verifier()
+    controle = Ketencontrole(verifier, Clock(), max_age_s=3600)
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(controle.recent)
+        assert verifier.started.wait(10)
+        # Asked while the first runs: they wait for it and share it.
+        waiting = [pool.submit(controle.recent) for _ in range(3)]
+        verifier.go.set()
+        results = [first.result(10), *(f.result(10) for f in waiting)]
+    assert verifier.runs == 1
+    assert all(r is results[0] for r in results)
+    assert results[0].verificatie.diensten == {"intake": "run 1"}
+    assert controle.recent() is results[0]
+
+
+def test_a_new_verification_is_one_started_after_it_was_asked() -> None:
+    verifier = _Verifier()
+    controle = Ketencontrole(verifier, Clock(), max_age_s=3600)
+    verifier.go.set()
+    kept = controle.recent()
+    fresh = controle.nu()
+    assert verifier.runs == 2 and fresh is not kept
+    assert fresh.verificatie.diensten == {"intake": "run 2"}
+    assert fresh.gestart_op >= kept.gestart_op
+    # The new one is what a page is shown from then on.
+    assert controle.recent() is fresh
+    # One that was already running when it was asked does not count: it may have read the
+    # logs before the moment asked about.
+    verifier.go.clear()
+    verifier.started.clear()
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(controle.nu)
+        assert verifier.started.wait(10)
+        asked_meanwhile = pool.submit(controle.nu)
+        verifier.go.set()
+        assert running.result(10) is not asked_meanwhile.result(10)
+    assert verifier.runs == 4
+
+
+def test_with_a_max_age_of_zero_every_request_verifies_again() -> None:
+    verifier = _Verifier()
+    verifier.go.set()
+    controle = Ketencontrole(verifier, Clock(), max_age_s=0)
+    assert controle.recent() is not controle.recent()
+    assert verifier.runs == 2

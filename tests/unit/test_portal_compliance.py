@@ -75,15 +75,17 @@ TRAIL = [
     ),
     envelope("RapportIngezien", "2026-05-12T11:00:00Z", "bestuurder", versie=2, rol="bestuurder"),
 ]
+VERIFICATIE = {
+    "uitgevoerd": True,
+    "in_orde": True,
+    "diensten": {"intake": "12 events, chain ok", "assessment": "3 events, chain ok"},
+    "toelichting": "in orde",
+    "gestart_op": "2026-05-13T07:00:00Z",
+}
 EXPORT = {
     "reikwijdte": {"aanvraag_id": str(DOSSIER_ID)},
     "gemaakt_op": "2026-05-13T07:00:00Z",
-    "verificatie": {
-        "uitgevoerd": True,
-        "in_orde": True,
-        "diensten": {"intake": "12 events, chain ok", "assessment": "3 events, chain ok"},
-        "toelichting": "in orde",
-    },
+    "verificatie": {k: v for k, v in VERIFICATIE.items() if k != "gestart_op"},
     "gebeurtenissen": [],
 }
 
@@ -96,6 +98,7 @@ class FakeApis:
         self.token: str | None = None
         self.hold_answer: Uitkomst = Gelukt({"bewaarplicht": "rechtszaak"})
         self.export_answer: Bestand | Uitkomst | None = None
+        self.verificatie_answer: Uitkomst = Gelukt(VERIFICATIE)
 
     def als(self, token: str | None, herkomst: str | None = None) -> FakeApis:
         self.token = token
@@ -143,6 +146,10 @@ class FakeApis:
     def audit(self, aanvraag_id: UUID) -> Uitkomst:
         self.calls.append(("audit", aanvraag_id))
         return Gelukt({}, tuple(TRAIL))
+
+    def ketenverificatie(self, opnieuw: bool) -> Uitkomst:
+        self.calls.append(("verificatie", opnieuw))
+        return self.verificatie_answer
 
     def audit_export(self, aanvraag_id: UUID, formaat: str) -> Bestand | Uitkomst:
         self.calls.append(("export", formaat))
@@ -327,12 +334,32 @@ def test_an_unknown_format_or_a_refused_export_shows_nothing_of_the_dossier() ->
     assert "Geen toegang" in refused.text and str(DOSSIER_ID) not in refused.text
 
 
-def test_the_chains_verification_is_shown_per_service() -> None:
-    portal, _ = signed_in(FakeApis())
-    page = portal.get(f"/compliance/dossiers/{DOSSIER_ID}/verificatie")
+def test_the_chains_verification_is_shown_per_service_with_its_moment() -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis)
+    page = portal.get("/compliance/verificatie")
     assert page.status_code == 200
     assert "In orde:" in page.text
-    assert "12 events, chain ok" in page.text
+    assert "12 events, chain ok" in page.text and "3 events, chain ok" in page.text
+    # 07:00 UTC on 13 May is 09:00 in the Netherlands (summer time).
+    assert "09:00" in page.text and "13 mei 2026" in page.text
+    assert apis.calls == [("verificatie", False)]
+    # The export is not made for it: a page view does not build a dossier's whole audit export.
+    assert all(call[0] != "export" for call in apis.calls)
+
+
+def test_a_new_verification_is_asked_for_with_the_button() -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis)
+    page = portal.get("/compliance/verificatie")
+    assert 'action="/compliance/verificatie"' in page.text and 'name="opnieuw"' in page.text
+    assert portal.get("/compliance/verificatie?opnieuw=true").status_code == 200
+    assert apis.calls[-1] == ("verificatie", True)
+
+
+def test_the_dossier_page_links_to_the_verification() -> None:
+    page = signed_in(FakeApis())[0].get(f"/compliance/dossiers/{DOSSIER_ID}")
+    assert 'href="/compliance/verificatie"' in page.text
 
 
 @pytest.mark.parametrize(
@@ -346,20 +373,36 @@ def test_the_chains_verification_is_shown_per_service() -> None:
             {"uitgevoerd": False, "in_orde": None, "toelichting": "de logs zijn niet leesbaar"},
             "Niet gecontroleerd.",
         ),
+        # An answer that does not say it was in order is never shown as in order.
+        ({"uitgevoerd": "ja", "in_orde": "ja", "diensten": []}, "Niet gecontroleerd."),
+        ({"uitgevoerd": True, "in_orde": None}, "Niet in orde:"),
     ],
 )
 def test_a_chain_that_did_not_verify_or_was_not_checked_is_said_so(
     verificatie: dict[str, Any], getoond: str
 ) -> None:
     apis = FakeApis()
-    apis.export_answer = Bestand(
-        [json.dumps({**EXPORT, "verificatie": verificatie}).encode()], "application/json"
-    )
-    page = signed_in(apis)[0].get(f"/compliance/dossiers/{DOSSIER_ID}/verificatie")
+    apis.verificatie_answer = Gelukt(verificatie)
+    page = signed_in(apis)[0].get("/compliance/verificatie")
     assert page.status_code == 200
     assert getoond in page.text and "In orde:" not in page.text
-    for tekst in (*verificatie.get("diensten", {}).values(), verificatie.get("toelichting", "")):
+    diensten = verificatie.get("diensten")
+    for tekst in (
+        *(diensten.values() if isinstance(diensten, dict) else ()),
+        verificatie.get("toelichting", ""),
+    ):
         assert tekst in page.text
+
+
+@pytest.mark.parametrize(("antwoord", "status"), [(Geweigerd(), 403), (Onbereikbaar(), 503)])
+def test_a_refused_or_unanswered_verification_is_a_page_of_its_own(
+    antwoord: Uitkomst, status: int
+) -> None:
+    apis = FakeApis()
+    apis.verificatie_answer = antwoord
+    page = signed_in(apis)[0].get("/compliance/verificatie")
+    assert page.status_code == status
+    assert "In orde:" not in page.text and "Niet in orde:" not in page.text
 
 
 def test_placing_and_lifting_the_hold_are_form_posts_with_csrf() -> None:

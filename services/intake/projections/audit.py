@@ -22,7 +22,9 @@ import csv
 import html
 import io
 import json
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -34,7 +36,7 @@ from psycopg.sql import SQL
 
 from services.intake.projections.dossier import EVENTS
 from shared.contracts.envelope import format_rfc3339
-from shared.platform.model import utcnow
+from shared.platform.model import Clock, utcnow
 
 Formaat = Literal["json", "csv", "html"]
 
@@ -137,6 +139,50 @@ class Verificatie:
     in_orde: bool | None
     diensten: dict[str, str] = field(default_factory=dict)
     toelichting: str = ""
+
+
+@dataclass(frozen=True)
+class Controle:
+    """One verification of the chains and the moment it started."""
+
+    verificatie: Verificatie
+    gestart_op: datetime
+    _gestart: float
+
+
+class Ketencontrole:
+    """The chains' verification, made at most once at a time and kept for a while.
+
+    Verifying recomputes every service's chain from its first row: its cost grows with the whole
+    history, not with a dossier. A page that shows the outcome asks ``recent`` and states the
+    moment it was made; an export asks ``nu`` (made for it, after it was asked). Callers that
+    arrive while one runs wait for it and share it when it is new enough for them.
+    """
+
+    def __init__(self, verify: Callable[[], Verificatie], clock: Clock, max_age_s: float) -> None:
+        self._verify = verify
+        self._clock = clock
+        self._max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._laatste: Controle | None = None
+
+    def recent(self) -> Controle:
+        """A verification started at most ``max_age_s`` ago; a new one when there is none."""
+        return self._gestart_na(time.monotonic() - self._max_age_s)
+
+    def nu(self) -> Controle:
+        """A verification started after this call."""
+        return self._gestart_na(time.monotonic())
+
+    def _gestart_na(self, grens: float) -> Controle:
+        with self._lock:
+            laatste = self._laatste
+            if laatste is not None and laatste._gestart >= grens:
+                return laatste
+            gestart, gestart_op = time.monotonic(), self._clock.now()
+            controle = Controle(self._verify(), gestart_op, gestart)
+            self._laatste = controle
+            return controle
 
 
 @dataclass(frozen=True)

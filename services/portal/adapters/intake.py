@@ -58,6 +58,11 @@ class IntakeHttp(HttpBasis):
             EXPORT_MEDIA_TYPES[formaat],
         )
 
+    def ketenverificatie(self, opnieuw: bool) -> Uitkomst:
+        """Whether the chains verified: the last verification, or a new one."""
+        params: dict[str, str | int] = {"opnieuw": "true"} if opnieuw else {}
+        return self._call("intake", "GET", "/audit/verificatie", params=params)
+
     def leg_bewaarplicht_op(self, aanvraag_id: UUID, reden: str) -> Uitkomst:
         """Place a legal hold on the dossier."""
         return self._call(

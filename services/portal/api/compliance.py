@@ -205,15 +205,15 @@ def _lezen(api: APIRouter, gedeeld: Pagina) -> None:
             background=BackgroundTask(bestand.sluit),
         )
 
-    @api.get("/dossiers/{aanvraag_id}/verificatie")
-    def hash_ketens(request: Request, aanvraag_id: UUID) -> Response:
+    @api.get("/verificatie")
+    def hash_ketens(request: Request, opnieuw: bool = False) -> Response:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
         try:
-            v = verificatie(omgeving.apis_voor(request), aanvraag_id)
+            v = verificatie(omgeving.apis_voor(request), opnieuw=opnieuw)
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
-        return pagina(request, "compliance/verificatie.html", {"aanvraag_id": aanvraag_id, "v": v})
+        return pagina(request, "compliance/verificatie.html", {"v": v})
 
 
 def _bewaarplicht(api: APIRouter, gedeeld: Pagina) -> None:

@@ -11,7 +11,6 @@ more: public events carry no personal data, actors are opaque ids.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -25,7 +24,6 @@ from services.portal.application.ports import Apis
 from services.portal.application.uitkomsten import (
     Bestand,
     NietGevonden,
-    Onbereikbaar,
     Probleem,
     Uitkomst,
     gelukt,
@@ -483,25 +481,23 @@ class Verificatie:
     in_orde: bool | None
     toelichting: str
     diensten: tuple[tuple[str, str], ...]
-    gemaakt_op: str
+    gestart_op: str
 
 
-def verificatie(apis: Apis, aanvraag_id: uuid.UUID) -> Verificatie:
-    """The chains verified, as the JSON export states it when it is made."""
-    bestand = export(apis, aanvraag_id, "json")
-    try:
-        antwoord = json.loads(bestand.lees())
-        v = antwoord["verificatie"]
-        gemaakt = _moment(antwoord.get("gemaakt_op"))
-    except (ValueError, KeyError, TypeError):
-        raise Probleem(Onbereikbaar()) from None
+def verificatie(apis: Apis, *, opnieuw: bool = False) -> Verificatie:
+    """The last verification of the chains as intake keeps it, or (``opnieuw``) a new one."""
+    v = gelukt(apis.ketenverificatie(opnieuw)).data
+    gestart = _moment(v.get("gestart_op"))
+    diensten = v.get("diensten")
     in_orde = v.get("in_orde")
     return Verificatie(
-        uitgevoerd=bool(v.get("uitgevoerd")),
+        uitgevoerd=v.get("uitgevoerd") is True,
         in_orde=in_orde if isinstance(in_orde, bool) else None,
         toelichting=str(v.get("toelichting") or ""),
-        diensten=tuple(sorted((str(k), str(w)) for k, w in (v.get("diensten") or {}).items())),
-        gemaakt_op=moment_tekst(gemaakt) if gemaakt else "",
+        diensten=tuple(sorted((str(k), str(w)) for k, w in diensten.items()))
+        if isinstance(diensten, dict)
+        else (),
+        gestart_op=moment_tekst(gestart) if gestart else "",
     )
 
 

@@ -45,6 +45,11 @@ class IntakeApi(Protocol):
         the API made it (with the chains verified), to pass on as it is."""
         ...
 
+    def ketenverificatie(self, opnieuw: bool) -> Uitkomst:
+        """``GET /audit/verificatie[?opnieuw=true]``: whether every service's chain verified,
+        in the last verification or (``opnieuw``) a new one (compliance)."""
+        ...
+
     def leg_bewaarplicht_op(self, aanvraag_id: UUID, reden: str) -> Uitkomst:
         """``POST /aanvragen/{id}/bewaarplicht``: a legal hold (compliance)."""
         ...
