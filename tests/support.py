@@ -16,7 +16,7 @@ import httpx
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ServerError
 
 from shared.contracts.events import PublicEvent
 from shared.platform.access import configure_pseudonyms, opaque_actor_id
@@ -76,7 +76,22 @@ async def _reset_streams(settings: Settings) -> None:
                 await js.delete_stream(name)
     finally:
         await nc.close()
-    await provision(settings)
+    # The server answers a delete before its store is gone from disk; on a busy machine a
+    # stream of the same name made at once can find it still there (10049, "error creating
+    # store for stream"). Then it is made again after the removal had time.
+    for attempt in range(_STORE_BUSY_ATTEMPTS):
+        try:
+            await provision(settings)
+            return
+        except ServerError as exc:
+            if exc.err_code != _STORE_BUSY or attempt == _STORE_BUSY_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.1 * (attempt + 1))
+
+
+#: JetStream's "error creating store for stream", and how often a reset tries again after it.
+_STORE_BUSY = 10049
+_STORE_BUSY_ATTEMPTS = 8
 
 
 def reset_streams(settings: Settings) -> None:

@@ -186,6 +186,18 @@ def _wait(what: str, check: Callable[[], T | None], timeout: float = 60, poll: f
         time.sleep(poll)
 
 
+def _problem_code(response: httpx.Response) -> str:
+    """The problem's code (``code``, else the last part of ``type``) of an error answer."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "-"
+    if not isinstance(body, dict):
+        return "-"
+    code = body.get("code") or str(body.get("type") or "-").rsplit(":", 1)[-1]
+    return str(code)[:60]
+
+
 class DossierDriver:
     """Takes one dossier through the process over HTTP."""
 
@@ -243,13 +255,22 @@ class DossierDriver:
         it answers as the process says it must (404 unknown, 409 out of order, 403 not yet).
         """
 
+        last: list[str] = []
+
         def attempt() -> httpx.Response | None:
             response = self.call(
                 method, service, path, role, expect=(200, 201, *retry_on), **kwargs
             )
-            return response if response.status_code in (200, 201) else None
+            if response.status_code in (200, 201):
+                return response
+            last[:] = [f"{response.status_code} {_problem_code(response)}"]
+            return None
 
-        return _wait(what, attempt, self.wait_timeout_s, self.poll_s)
+        try:
+            return _wait(what, attempt, self.wait_timeout_s, self.poll_s)
+        except DemoError as exc:
+            # Which refusal kept coming says which step never arrived.
+            raise DemoError(f"{exc} ({method} {path}: last answer {last[0]})") from None
 
     def dossier(self) -> dict[str, Any]:
         """The dossier as the secretariat sees it."""

@@ -15,6 +15,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from http import HTTPStatus
 from typing import Any, Final, cast
 
@@ -79,6 +80,11 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 logger = logging.getLogger("weerbaar.http")
 access_logger = logging.getLogger("weerbaar.access")
 
+#: The problem code the request was answered with, for its access log line (a code is a fixed
+#: reason the code chose, never input). A list, not a value: an answer made in a copy of the
+#: context (a sync route's thread) must still reach the line.
+_answered_code: ContextVar[list[str] | None] = ContextVar("weerbaar_answered_code", default=None)
+
 #: Routes polled by machines: their access log lines are DEBUG.
 _QUIET_ROUTES: Final = ("/health/", "/metrics")
 _TRACEPARENT: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
@@ -138,6 +144,8 @@ def problem_response(
         body["trace_id"] = trace_id
     if code is not None:
         body["code"] = code
+        if (answered := _answered_code.get()) is not None:
+            answered.append(code)
     if errors is not None:
         body["errors"] = list(errors)
     if extra:
@@ -419,6 +427,8 @@ class _RequestContext:
     async def _handle(self, scope: Scope, receive: Receive, send: Send, trace_id: str) -> int:
         token = trace_id_var.set(trace_id)
         writes = request_writes.set(RequestWrites())
+        answered: list[str] = []
+        answered_token = _answered_code.set(answered)
         started_at = time.perf_counter()
         status = 500
         response_started = False
@@ -443,16 +453,20 @@ class _RequestContext:
         finally:
             route = _route_template(scope)
             elapsed = time.perf_counter() - started_at
+            line: dict[str, Any] = {
+                "method": scope["method"],
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+            }
+            if answered:
+                line["code"] = answered[-1]
             access_logger.log(
                 logging.DEBUG if route and route.startswith(_QUIET_ROUTES) else logging.INFO,
                 "request",
-                extra={
-                    "method": scope["method"],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
+                extra=line,
             )
+            _answered_code.reset(answered_token)
             trace_id_var.reset(token)
             request_writes.reset(writes)
             method = scope["method"] if scope["method"] in HTTP_METHODS else "OTHER"

@@ -63,8 +63,12 @@ def ter_toetsing(d: DossierDriver) -> dict[str, Any]:
         listed = dossier["status"] == "ter_toetsing" and any(
             v["versie"] == versie and v.get("ter_toetsing_op") for v in versies
         )
-        status = d.call("GET", "approval", f"/rapporten/{d.rapport_id}/status", "bva").json()
-        awaited = status["status"] == "ter_toetsing" and status["laatste_versie"] == versie
+        # Approval knows the report only once it read the submission from the stream (404).
+        answer = d.call(
+            "GET", "approval", f"/rapporten/{d.rapport_id}/status", "bva", expect=(200, 404)
+        )
+        status = answer.json() if answer.status_code == 200 else {}
+        awaited = status.get("status") == "ter_toetsing" and status.get("laatste_versie") == versie
         return (listed and awaited) or None
 
     wait_until(in_queue, timeout=60, what=f"version {versie} in the review queue")

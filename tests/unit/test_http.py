@@ -372,6 +372,16 @@ def test_access_log_has_route_template_status_and_duration_not_the_raw_url(
     assert_no_personal_data(json.dumps(logs()))
 
 
+def test_access_log_names_the_problem_code_of_a_refusal(
+    svc: App, logs: Callable[[], list[dict[str, Any]]]
+) -> None:
+    assert svc.client.post(f"/aanvragen/{uuid4()}/intrekken").status_code == 409
+    svc.client.get(f"/aanvragen/{uuid4()}")
+    refused, read = [line for line in logs() if line["logger"] == "weerbaar.access"]
+    assert (refused["status"], refused["code"]) == (409, "al_ingetrokken")
+    assert "code" not in read
+
+
 # --- health --------------------------------------------------------------------------------------
 
 
