@@ -332,7 +332,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_faults(args: argparse.Namespace) -> int:
     """Run the fault-injection scenarios (tests/faults): CI-sized, or the long run for releases."""
-    dossiers = args.dossiers or (2000 if args.long else 200)
+    dossiers = args.dossiers or (2000 if args.long else 120)
     env = {**os.environ, "WEERBAAR_FAULTS_DOSSIERS": str(dossiers)}
     if args.report_dir:
         env["WEERBAAR_FAULTS_REPORT_DIR"] = str(Path(args.report_dir).resolve())
@@ -514,7 +514,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="drive a dossier through the whole process (needs ./weerbaar up)")
     faults = sub.add_parser("faults", help="break processes and servers on purpose (tests/faults)")
     faults.add_argument("--long", action="store_true", help="the release run: 2,000 dossiers")
-    faults.add_argument("--dossiers", type=int, help="dossiers per scenario (default 200)")
+    faults.add_argument("--dossiers", type=int, help="dossiers per scenario (default 120)")
     faults.add_argument("--report-dir", help="where the reports go (default .data/faults)")
     faults.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then pytest's options")
     bench = sub.add_parser("bench", help="measure against the raw limits of the same servers")

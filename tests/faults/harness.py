@@ -16,7 +16,7 @@ on every event the attempt records. The checks after the run then read the syste
 - every dossier has the events a fault-free dossier has; every mail went out once (by Message-ID).
 
 Sizes come from the environment (``weerbaar faults`` sets them): ``WEERBAAR_FAULTS_DOSSIERS``
-(per scenario, default 200), ``WEERBAAR_FAULTS_WORKERS`` (dossiers driven at once),
+(per scenario, default 120), ``WEERBAAR_FAULTS_WORKERS`` (dossiers driven at once),
 ``WEERBAAR_FAULTS_REPORT_DIR`` (default ``.data/faults``).
 """
 
@@ -65,7 +65,7 @@ from tools.system import ServiceProcess, System
 
 ROOT = Path(__file__).resolve().parents[2]
 
-DOSSIERS = int(os.environ.get("WEERBAAR_FAULTS_DOSSIERS", "200"))
+DOSSIERS = int(os.environ.get("WEERBAAR_FAULTS_DOSSIERS", "120"))
 WORKERS = int(os.environ.get("WEERBAAR_FAULTS_WORKERS", "16"))
 REPORT_DIR = Path(os.environ.get("WEERBAAR_FAULTS_REPORT_DIR", str(ROOT / ".data" / "faults")))
 
