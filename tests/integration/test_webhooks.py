@@ -9,9 +9,11 @@ FixedClock moved to each delivery's next attempt: the retry schedule is the real
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -61,7 +63,9 @@ class Receiver:
     """A real HTTP server on loopback that can be down, fail, be slow, or work."""
 
     port: int
-    mode: str = "ok"  # ok, fout (500), traag (answers after the sender's timeout)
+    #: ok, fout (500), traag (answers after the sender's timeout), druppel (trickles its
+    #: answer's header a byte at a time, each well within the sender's timeout per read)
+    mode: str = "ok"
     received: list[Ontvangen] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
     release: threading.Event = field(default_factory=threading.Event)
@@ -80,6 +84,16 @@ class Receiver:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                if receiver.mode == "druppel":
+                    receiver.received.append(Ontvangen(headers, body, None))
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Druppel: ")
+                    self.wfile.flush()
+                    with contextlib.suppress(OSError):
+                        while not receiver.release.wait(0.2):
+                            self.wfile.write(b"a")
+                            self.wfile.flush()
+                    self.close_connection = True
+                    return
                 if receiver.mode == "traag":
                     # Held until the test releases it, well after the sender stopped waiting.
                     receiver.release.wait(30)
@@ -419,6 +433,29 @@ async def test_every_event_is_delivered_through_outages_once_per_id_and_signed(
     assert len([e for e in stored if isinstance(e, AbonnementFalend)]) == 2
     assert len([e for e in stored if isinstance(e, AbonnementHersteld)]) == 2
     assert service.abonnement(eigen["abonnement_id"])["status"] == "actief"
+
+
+async def test_a_receiver_that_trickles_its_answer_is_cut_off_at_the_attempts_deadline(
+    service: Webhooks,
+) -> None:
+    # Each byte comes well within the timeout per read (1.5 s); without a deadline for the
+    # whole attempt the sender would wait as long as the receiver likes, past the claim's hold,
+    # and another sender would claim the delivery and send it a second time.
+    with receiver("druppel") as druppel:
+        eigen = service.subscribe(druppel.url)
+        async with consuming(service):
+            await _publish(service.settings, [_ingediend(uuid.uuid4(), ORGANISATIE)])
+            await _wait_planned(service, 1)
+        sender = service.components.webhook_sender
+        began = time.monotonic()
+        assert await asyncio.to_thread(service.send_due) == 1
+        took = time.monotonic() - began
+    assert len(druppel.received) == 1
+    assert took < sender.deadline_s + sender.timeout_s, took
+    [bezorging] = service.log(eigen["abonnement_id"])
+    [poging] = bezorging["log"]
+    assert (poging["geslaagd"], poging["fout"]) == (False, "timeout")
+    assert bezorging["status"] == "gepland"  # retried on the schedule
 
 
 async def test_a_receiver_down_for_24_hours_still_gets_the_event(service: Webhooks) -> None:

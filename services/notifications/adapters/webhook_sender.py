@@ -19,6 +19,7 @@ from services.notifications.adapters.webhook_transport import (
     AdresGeweigerd,
     CheckedTransport,
     Resolver,
+    attempt_deadline,
     system_resolver,
 )
 from services.notifications.application import Webhooks
@@ -69,10 +70,15 @@ class WebhookSender:
             headers={"User-Agent": "weerbaar-webhooks/1"},
         )
 
+    @property
+    def deadline_s(self) -> float:
+        """The longest one attempt takes, however slowly the receiver answers."""
+        return self.timeout_s * 2
+
     def run_once(self) -> int:
         """Attempt every delivery that is due now; returns the number of attempts."""
-        # Held well beyond one request's timeout, so a claim never expires mid-attempt.
-        hold = timedelta(seconds=self.timeout_s * 3 + 30)
+        # Held well beyond one attempt's deadline, so a claim never expires mid-attempt.
+        hold = timedelta(seconds=self.deadline_s + self.timeout_s + 30)
         claims = self.webhooks.claim_due(self.clock.now(), self.batch, hold)
         for claim in claims:
             self.attempt(claim)
@@ -123,9 +129,12 @@ class WebhookSender:
         }
         try:
             # Streamed and never read: what the receiver answers beyond its status is not ours.
-            with self.client.stream(
-                "POST", claim.callback_url, content=claim.body, headers=headers
-            ) as response:
+            with (
+                attempt_deadline(self.deadline_s),
+                self.client.stream(
+                    "POST", claim.callback_url, content=claim.body, headers=headers
+                ) as response,
+            ):
                 status = response.status_code
         except AdresGeweigerd as exc:
             # Nothing was sent: the host did not resolve, or to an address not allowed.

@@ -18,7 +18,9 @@ import contextlib
 import ipaddress
 import socket
 import ssl
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from ipaddress import IPv4Address, IPv6Address
 
 import httpcore
@@ -50,6 +52,67 @@ class AdresGeweigerd(Exception):
     def __init__(self, reden: str) -> None:
         super().__init__(reden)
         self.reden = reden
+
+
+#: When the attempt under way must end (``time.monotonic()``), or None: no limit beyond each read's.
+_deadline: ContextVar[float | None] = ContextVar("weerbaar_webhook_deadline", default=None)
+
+
+@contextlib.contextmanager
+def attempt_deadline(seconds: float) -> Iterator[None]:
+    """Every read, write and connect of the requests made inside ends ``seconds`` from now.
+
+    httpx's timeouts are per read: a receiver that trickles its answer a byte at a time keeps a
+    request alive for as long as it likes, past the hold of the delivery's claim, after which
+    another sender would claim it and send it a second time.
+    """
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _remaining(timeout: float | None, error: type[Exception]) -> float | None:
+    """The timeout of one network operation within the attempt's deadline."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the attempt's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every operation ends by the deadline of the attempt using it."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _remaining(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _remaining(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(
+            self._stream.start_tls(
+                ssl_context, server_hostname, _remaining(timeout, httpcore.ConnectTimeout)
+            )
+        )
+
+    def get_extra_info(self, info: str) -> object:
+        return self._stream.get_extra_info(info)
 
 
 class CheckedBackend(httpcore.NetworkBackend):
@@ -89,7 +152,14 @@ class CheckedBackend(httpcore.NetworkBackend):
         failed: httpcore.ConnectError | None = None
         for address in self.addresses(host, port):
             try:
-                return self._tcp.connect_tcp(str(address), port, timeout, local_address, options)
+                stream = self._tcp.connect_tcp(
+                    str(address),
+                    port,
+                    _remaining(timeout, httpcore.ConnectTimeout),
+                    local_address,
+                    options,
+                )
+                return _DeadlineStream(stream)
             except httpcore.ConnectError as exc:
                 failed = exc
         assert failed is not None
