@@ -33,7 +33,6 @@ from services.portal.application.secretariaat import (
     Probleem,
     Werkkalender,
     afspraak_verzoek,
-    dossiernummer,
     fouten_uit,
     gepland_op,
     termijn,
@@ -188,14 +187,6 @@ def test_unknown_filters_and_a_broken_keyset_are_dropped() -> None:
     )
     assert filters == Filters()
     assert filters.api_filters() == {"limit": PER_PAGINA + 1}
-
-
-def test_a_dossier_number_is_found_with_or_without_hyphens() -> None:
-    nummer = uuid4()
-    assert dossiernummer(f"  {nummer}  ") == nummer
-    assert dossiernummer(nummer.hex.upper()) == nummer
-    assert dossiernummer("6f1c") is None
-    assert dossiernummer("Anna de Vries") is None
 
 
 # --- the API's refusals --------------------------------------------------------------------------
