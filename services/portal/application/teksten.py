@@ -2,10 +2,9 @@
 measures' domains and priorities, the appointments, and reading a dossier number from a search
 box.
 
-Pure functions and tables, no I/O. A journey keeps a table of its own only where it words a
-thing for its reader on purpose (the bestuurder's status in plain language, the bestuurder
-addressed as "u"); that table sits here too, named for its reader, so a new status or domain
-is added in one module.
+Pure functions and tables, no I/O. Where a journey words one of these for its reader on
+purpose (the bestuurder's status in plain language, the bestuurder addressed as "u"), that
+table sits here too, named for its reader, so a new status or party is added in one module.
 """
 
 from __future__ import annotations
