@@ -276,6 +276,7 @@ def test_a_werkgever_of_another_organisation_sees_nothing_of_the_dossier(
         "Er is geen dossier met dat nummer voor uw organisatie."
     )
     expect(page.locator("#foutoverzicht a")).to_have_attribute("href", "#nummer")
+    expect(page.get_by_label("Dossiernummer")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#foutoverzicht")).to_be_focused()
     assert page.url.endswith("/werkgever/dossiers")
     no_axe_violations(offline_page, "werkgever-ander-zoeken")

@@ -363,6 +363,9 @@ def test_searching_a_number_opens_the_dossier_or_says_why_not() -> None:
     assert "Er is geen dossier met dat nummer." in missing.text
     wrong = portal.get("/secretariaat/zoeken?nummer=abc")
     assert "Dat is geen dossiernummer." in wrong.text
+    # Said at the search field and in the summary that links to it, as every form's error.
+    assert 'href="#nummer">Dat is geen dossiernummer.' in wrong.text
+    assert 'id="nummer-fout"' in wrong.text and 'aria-invalid="true"' in wrong.text
 
 
 def test_the_dossier_page_shows_the_timeline_and_the_plan_forms() -> None:
