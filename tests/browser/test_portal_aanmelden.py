@@ -118,6 +118,7 @@ def test_the_apis_errors_are_shown_at_their_fields(
 
     summary = page.locator("#foutoverzicht")
     expect(summary).to_be_visible()
+    expect(summary).to_be_focused()
     expect(page).to_have_title("Fout: Veiligheidsadvies aanvragen – Weerbaar bestuur")
     postcode = page.locator("#bestuurder-adres-postcode")
     expect(postcode).to_have_attribute("aria-invalid", "true")

@@ -136,6 +136,7 @@ def test_the_bestuurder_reads_the_report_decides_on_consent_and_records_pkvw_and
     page.get_by_label("Dossiernummer").fill("geen nummer")
     page.get_by_role("button", name="Dossier openen").click()
     expect(page.locator("#nummer-fout")).to_contain_text("Dat is geen dossiernummer.")
+    expect(page.locator("#foutoverzicht")).to_be_focused()
     expect(page.locator("#nummer")).to_have_attribute("aria-invalid", "true")
     expect(page).to_have_title("Fout: Mijn dossiers – Weerbaar bestuur")
     no_axe_violations(offline_page, "bestuurder-dossiers-fout")
@@ -177,6 +178,7 @@ def test_the_bestuurder_reads_the_report_decides_on_consent_and_records_pkvw_and
     expect(page.locator("#foutoverzicht")).to_contain_text(
         "Kies of uw werkgever het rapport mag ontvangen."
     )
+    expect(page.locator("#foutoverzicht")).to_be_focused()
     expect(page).to_have_title("Fout: Delen met uw werkgever – Weerbaar bestuur")
     no_axe_violations(offline_page, "bestuurder-instemming-fout")
     page.get_by_label("Nee, ik weiger").check()

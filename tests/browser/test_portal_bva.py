@@ -134,6 +134,8 @@ def test_the_bva_rejects_version_1_with_reasons_and_approves_version_2(
     # Rejecting without reasons: the field says why, and nothing is decided.
     page.get_by_role("button", name="Versie 1 afkeuren").click()
     expect(page.locator("#foutoverzicht")).to_contain_text("Vul ten minste één reden in")
+    # The summary takes focus, so the keyboard starts at what went wrong.
+    expect(page.locator("#foutoverzicht")).to_be_focused()
     expect(page.get_by_label("Redenen van afkeuring")).to_have_attribute("aria-invalid", "true")
     assert page.title().startswith("Fout: ")
     no_axe_violations(offline_page, "bva-afkeuren-zonder-redenen")

@@ -130,6 +130,10 @@ def test_the_secretariat_works_a_new_dossier_from_the_werkvoorraad(
     page.get_by_role("button", name="Gesprek met de bestuurder plannen").click()
     expect(page.locator("#plan-gesprek_bestuurder-datum-fout")).to_contain_text("Kies een werkdag")
     expect(page.locator("#plan-gesprek_bestuurder-datum")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#foutoverzicht a")).to_have_attribute(
+        "href", "#plan-gesprek_bestuurder-datum"
+    )
+    expect(page.locator("#foutoverzicht")).to_be_focused()
     expect(page).to_have_title(re.compile("^Fout: Dossier"))
     no_axe_violations(offline_page, "secretariaat-dossier-fout")
     plan(page, "gesprek_bestuurder", 0, "09:00")

@@ -170,6 +170,7 @@ def test_after_release_the_report_measures_and_who_pays_and_the_webhooks(
     # Recording the measure as carried out waits for the PKVW: the API's refusal is explained.
     eigen.get_by_role("button", name="Uitgevoerd").click()
     expect(page.locator("#foutoverzicht")).to_contain_text("wacht op PKVW")
+    expect(page.locator("#foutoverzicht")).to_be_focused()
     expect(eigen.locator("td").nth(5)).to_contain_text("Nog niet")
     no_axe_violations(offline_page, "werkgever-maatregel-wacht")
 
@@ -204,6 +205,7 @@ def test_after_release_the_report_measures_and_who_pays_and_the_webhooks(
     expect(page.locator("#callback_url-fout")).to_contain_text("geen localhost")
     expect(veld).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#foutoverzicht a")).to_have_attribute("href", "#callback_url")
+    expect(page.locator("#foutoverzicht")).to_be_focused()
     expect(page.get_by_label("Rapport vrijgegeven aan de werkgever")).to_be_checked()
     expect(page).to_have_title("Fout: Webhook-abonnementen – Weerbaar bestuur")
     no_axe_violations(offline_page, "werkgever-webhooks-fout")
@@ -270,9 +272,12 @@ def test_a_werkgever_of_another_organisation_sees_nothing_of_the_dossier(
     # ...nor found by its number...
     page.get_by_label("Dossiernummer").fill(released.aanvraag_id)
     page.get_by_role("button", name="Dossier openen").click()
-    expect(page.locator("#melding")).to_have_text(
+    expect(page.locator("#foutoverzicht a")).to_have_text(
         "Er is geen dossier met dat nummer voor uw organisatie."
     )
+    expect(page.locator("#foutoverzicht a")).to_have_attribute("href", "#nummer")
+    expect(page.get_by_label("Dossiernummer")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#foutoverzicht")).to_be_focused()
     assert page.url.endswith("/werkgever/dossiers")
     no_axe_violations(offline_page, "werkgever-ander-zoeken")
 

@@ -155,7 +155,7 @@ def test_the_queue_lists_the_latest_submitted_version_longest_waiting_first() ->
     queue = wachtrij_uit(_queue())
     assert [w.aanvraag_id[-1] for w in queue.rapporten] == ["2", "3"]
     assert queue.rapporten[0].versie == 2
-    assert queue.rapporten[0].ingediend_op == "13-05-2026 10:00"
+    assert queue.rapporten[0].ingediend_op == "woensdag 13 mei 2026 om 10:00"
     assert not queue.meer
 
 

@@ -277,7 +277,9 @@ def test_searching_a_number_opens_the_dossier_or_says_why_not() -> None:
         "Er is geen dossier met dat nummer."
         in portal.get(f"/compliance/zoeken?nummer={ONBEKEND}").text
     )
-    assert "Dat is geen dossiernummer." in portal.get("/compliance/zoeken?nummer=abc").text
+    wrong = portal.get("/compliance/zoeken?nummer=abc").text
+    assert 'href="#nummer">Dat is geen dossiernummer.' in wrong
+    assert 'id="nummer-fout"' in wrong and 'aria-invalid="true"' in wrong
 
 
 def test_the_moment_goes_to_the_api_with_its_offset_and_an_earlier_one_says_not_yet() -> None:

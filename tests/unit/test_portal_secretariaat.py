@@ -33,7 +33,6 @@ from services.portal.application.secretariaat import (
     Probleem,
     Werkkalender,
     afspraak_verzoek,
-    dossiernummer,
     fouten_uit,
     gepland_op,
     termijn,
@@ -188,14 +187,6 @@ def test_unknown_filters_and_a_broken_keyset_are_dropped() -> None:
     )
     assert filters == Filters()
     assert filters.api_filters() == {"limit": PER_PAGINA + 1}
-
-
-def test_a_dossier_number_is_found_with_or_without_hyphens() -> None:
-    nummer = uuid4()
-    assert dossiernummer(f"  {nummer}  ") == nummer
-    assert dossiernummer(nummer.hex.upper()) == nummer
-    assert dossiernummer("6f1c") is None
-    assert dossiernummer("Anna de Vries") is None
 
 
 # --- the API's refusals --------------------------------------------------------------------------
@@ -372,6 +363,9 @@ def test_searching_a_number_opens_the_dossier_or_says_why_not() -> None:
     assert "Er is geen dossier met dat nummer." in missing.text
     wrong = portal.get("/secretariaat/zoeken?nummer=abc")
     assert "Dat is geen dossiernummer." in wrong.text
+    # Said at the search field and in the summary that links to it, as every form's error.
+    assert 'href="#nummer">Dat is geen dossiernummer.' in wrong.text
+    assert 'id="nummer-fout"' in wrong.text and 'aria-invalid="true"' in wrong.text
 
 
 def test_the_dossier_page_shows_the_timeline_and_the_plan_forms() -> None:

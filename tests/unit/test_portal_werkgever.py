@@ -314,7 +314,9 @@ def test_searching_a_number_opens_the_dossier() -> None:
     portal, _ = signed_in(FakeApis())
     found = portal.get(f"/werkgever/zoeken?nummer={DOSSIER_ID}", follow_redirects=False)
     assert found.headers["location"] == f"/werkgever/dossiers/{DOSSIER_ID}"
-    assert "Dat is geen dossiernummer." in portal.get("/werkgever/zoeken?nummer=x").text
+    wrong = portal.get("/werkgever/zoeken?nummer=x").text
+    assert 'href="#nummer">Dat is geen dossiernummer.' in wrong
+    assert 'id="nummer-fout"' in wrong and 'aria-invalid="true"' in wrong
 
 
 def test_the_pages_are_for_the_werkgever_only() -> None:

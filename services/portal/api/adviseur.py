@@ -32,13 +32,9 @@ from services.portal.application import (
     Uitkomst,
 )
 from services.portal.application.adviseur import (
-    DOMEINEN,
-    KOSTEN,
     MAATREGEL_VELDEN,
     MAX_MAATREGELEN,
     MELDINGEN,
-    PRIORITEITEN,
-    UITVOERDERS,
     Fouten,
     Invoer,
     RapportPagina,
@@ -50,6 +46,12 @@ from services.portal.application.adviseur import (
     rapport_stand,
     stap_fout,
     verschillen,
+)
+from services.portal.application.teksten import (
+    DOMEIN_NAMEN,
+    KOSTEN_NAMEN,
+    PRIORITEIT_NAMEN,
+    UITVOERDER_NAMEN,
 )
 from services.portal.application.uitkomsten import Probleem
 
@@ -298,10 +300,10 @@ def _context(data: RapportPagina, fouten: Fouten | None, melding: str | None) ->
         "r": data,
         "fouten": fouten or Fouten(),
         "melding": melding,
-        "domeinen": DOMEINEN,
-        "prioriteiten": PRIORITEITEN,
-        "uitvoerders": UITVOERDERS,
-        "kosten": KOSTEN,
+        "domeinen": DOMEIN_NAMEN,
+        "prioriteiten": PRIORITEIT_NAMEN,
+        "uitvoerders": UITVOERDER_NAMEN,
+        "kosten": KOSTEN_NAMEN,
         "velden": MAATREGEL_VELDEN,
         "sleutel": str(uuid.uuid4()),
     }

@@ -24,6 +24,7 @@ from services.portal.api.web import (
     pagina,
     standaard_weigering,
     zet_melding,
+    zoek_dossier,
 )
 from services.portal.application import (
     Conflict,
@@ -47,7 +48,6 @@ from services.portal.application.bestuurder import (
     rapport_id_van,
 )
 from services.portal.application.dossierlijst import Blad
-from services.portal.application.secretariaat import dossiernummer
 from services.portal.application.uitkomsten import Probleem
 
 ROL = "bestuurder"
@@ -198,11 +198,14 @@ def _paginas(api: APIRouter, gedeeld: Pagina) -> None:
     def zoek(request: Request, nummer: str = "") -> Response:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
-        gevonden = dossiernummer(nummer[:100])
-        if gevonden is None:
-            zet_melding(request, "zoek_ongeldig")
-            return RedirectResponse(f"{BASIS}/dossiers", status_code=303)
-        return RedirectResponse(f"{BASIS}/dossiers/{gevonden}", status_code=303)
+        return zoek_dossier(
+            request,
+            nummer,
+            basis=BASIS,
+            lijst=f"{BASIS}/dossiers",
+            opzoeken=None,
+            weigering=_weigering,
+        )
 
     @api.get("/dossiers/{aanvraag_id}")
     def dossier(request: Request, aanvraag_id: UUID) -> Response:

@@ -25,6 +25,7 @@ from services.portal.api.web import (
     pagina,
     standaard_weigering,
     zet_melding,
+    zoek_dossier,
 )
 from services.portal.application import (
     Conflict,
@@ -40,7 +41,6 @@ from services.portal.application.compliance import (
     Lijstfilters,
     bestandsnaam,
     dossier_pagina,
-    dossiernummer,
     export,
     gekozen_moment,
     leg_bewaarplicht_op,
@@ -145,17 +145,14 @@ def _lezen(api: APIRouter, gedeeld: Pagina) -> None:
     def zoek(request: Request, nummer: str = "") -> Response:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
-        gevonden = dossiernummer(nummer[:100])
-        if gevonden is None:
-            zet_melding(request, "zoek_ongeldig")
-            return RedirectResponse(f"{BASIS}/dossiers", status_code=303)
-        uitkomst = omgeving.apis_voor(request).dossier(gevonden)
-        if isinstance(uitkomst, Gelukt):
-            return RedirectResponse(f"{BASIS}/dossiers/{gevonden}", status_code=303)
-        if isinstance(uitkomst, NietGevonden):
-            zet_melding(request, "zoek_niet_gevonden")
-            return RedirectResponse(f"{BASIS}/dossiers", status_code=303)
-        raise _weigering(uitkomst)
+        return zoek_dossier(
+            request,
+            nummer,
+            basis=BASIS,
+            lijst=f"{BASIS}/dossiers",
+            opzoeken=omgeving.apis_voor(request).dossier,
+            weigering=_weigering,
+        )
 
     @api.get("/dossiers/{aanvraag_id}")
     def dossier(request: Request, aanvraag_id: UUID) -> Response:

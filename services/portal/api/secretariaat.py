@@ -23,6 +23,7 @@ from services.portal.api.web import (
     pagina,
     standaard_weigering,
     zet_melding,
+    zoek_dossier,
 )
 from services.portal.application import (
     Conflict,
@@ -34,21 +35,19 @@ from services.portal.application.secretariaat import (
     DUUR,
     MELDINGEN,
     PARTIJ_NAMEN,
-    SOORT_NAMEN,
     DossierPagina,
     Filters,
     Formulierfouten,
     Fout,
     afspraak_verzoek,
-    datum_tekst,
     dossier_pagina,
-    dossiernummer,
     fouten_uit,
     geldige_sleutel,
     gepland_op,
     kalender_van,
     werkvoorraad,
 )
+from services.portal.application.teksten import SOORT_NAMEN, datum_tekst
 from services.portal.application.uitkomsten import Probleem
 
 ROL = "secretariaat"
@@ -179,17 +178,14 @@ def _werkvoorraad(api: APIRouter, gedeeld: Pagina) -> None:
     def zoek(request: Request, nummer: str = "") -> Response:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
-        gevonden = dossiernummer(nummer[:100])
-        if gevonden is None:
-            zet_melding(request, "zoek_ongeldig")
-            return RedirectResponse(f"{BASIS}/werkvoorraad", status_code=303)
-        uitkomst = omgeving.apis_voor(request).dossier(gevonden)
-        if isinstance(uitkomst, Gelukt):
-            return RedirectResponse(f"{BASIS}/dossiers/{gevonden}", status_code=303)
-        if isinstance(uitkomst, NietGevonden):
-            zet_melding(request, "zoek_niet_gevonden")
-            return RedirectResponse(f"{BASIS}/werkvoorraad", status_code=303)
-        raise _weigering(uitkomst)
+        return zoek_dossier(
+            request,
+            nummer,
+            basis=BASIS,
+            lijst=f"{BASIS}/werkvoorraad",
+            opzoeken=omgeving.apis_voor(request).dossier,
+            weigering=_weigering,
+        )
 
     @api.get("/dossiers/{aanvraag_id}")
     def dossier(request: Request, aanvraag_id: UUID) -> Response:

@@ -26,8 +26,10 @@ from services.portal.application import (
     Aanbieder,
     Apis,
     Conflict,
+    Gelukt,
     Geweigerd,
     Inloggen,
+    NietGevonden,
     NietIngelogd,
     Ongeldig,
     TeVaak,
@@ -35,6 +37,7 @@ from services.portal.application import (
 )
 from services.portal.application.live import Verdeler
 from services.portal.application.start import ROL_NAMEN
+from services.portal.application.teksten import dossiernummer
 from shared.platform.throttle import client_source
 
 HERE = Path(__file__).parent
@@ -193,6 +196,36 @@ def neem_melding(request: Request) -> str | None:
         huidig.melding = None
         request.state.sessie_gewijzigd = True
     return melding
+
+
+def zoek_dossier(
+    request: Request,
+    nummer: str,
+    *,
+    basis: str,
+    lijst: str,
+    opzoeken: Callable[[UUID], Uitkomst] | None,
+    weigering: Callable[[Uitkomst], Weigering],
+) -> RedirectResponse:
+    """The answer to a dossier number typed in a journey's search box: on to the dossier's
+    page (``<basis>/dossiers/<id>``), or back to ``lijst`` with the one-time note
+    ``zoek_ongeldig`` (not a dossier number) or ``zoek_niet_gevonden``.
+
+    ``opzoeken`` asks the API first, so a number the signed-in person may not see is said on
+    the list; any other refusal ends in ``weigering``'s page. Without it the dossier's page
+    asks, and refuses, itself."""
+    gevonden = dossiernummer(nummer[:100])
+    if gevonden is None:
+        zet_melding(request, "zoek_ongeldig")
+        return RedirectResponse(lijst, status_code=303)
+    if opzoeken is not None:
+        uitkomst = opzoeken(gevonden)
+        if isinstance(uitkomst, NietGevonden):
+            zet_melding(request, "zoek_niet_gevonden")
+            return RedirectResponse(lijst, status_code=303)
+        if not isinstance(uitkomst, Gelukt):
+            raise weigering(uitkomst)
+    return RedirectResponse(f"{basis}/dossiers/{gevonden}", status_code=303)
 
 
 def pagina(

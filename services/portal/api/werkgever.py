@@ -24,10 +24,10 @@ from services.portal.api.web import (
     pagina,
     standaard_weigering,
     zet_melding,
+    zoek_dossier,
 )
 from services.portal.application import Gelukt, NietGevonden, Uitkomst
 from services.portal.application.dossierlijst import Blad
-from services.portal.application.secretariaat import dossiernummer
 from services.portal.application.uitkomsten import Probleem
 from services.portal.application.werkgever import (
     GEBEURTENISSEN,
@@ -95,17 +95,14 @@ def _dossiers(api: APIRouter, omgeving: Omgeving) -> None:
     def zoek(request: Request, nummer: str = "") -> Response:
         if (weg := _weg(omgeving, request)) is not None:
             return weg
-        gevonden = dossiernummer(nummer[:100])
-        if gevonden is None:
-            zet_melding(request, "zoek_ongeldig")
-            return RedirectResponse(f"{BASIS}/dossiers", status_code=303)
-        uitkomst = omgeving.apis_voor(request).dossier(gevonden)
-        if isinstance(uitkomst, Gelukt):
-            return RedirectResponse(f"{BASIS}/dossiers/{gevonden}", status_code=303)
-        if isinstance(uitkomst, NietGevonden):
-            zet_melding(request, "zoek_niet_gevonden")
-            return RedirectResponse(f"{BASIS}/dossiers", status_code=303)
-        raise _weigering(uitkomst)
+        return zoek_dossier(
+            request,
+            nummer,
+            basis=BASIS,
+            lijst=f"{BASIS}/dossiers",
+            opzoeken=omgeving.apis_voor(request).dossier,
+            weigering=_weigering,
+        )
 
     def toon(
         request: Request, aanvraag_id: UUID, fout: str | None = None, status: int = 200

@@ -14,12 +14,21 @@ import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from services.portal.application.ports import Apis
+from services.portal.application.teksten import (
+    DOMEIN_NAMEN,
+    KOSTEN_NAMEN,
+    PRIORITEIT_NAMEN,
+    SOORT_NAMEN,
+    UITVOERDER_NAMEN,
+    VORM_NAMEN,
+    lees_moment,
+    moment_tekst,
+)
 from services.portal.application.uitkomsten import (
     Conflict,
     NietGevonden,
@@ -29,17 +38,6 @@ from services.portal.application.uitkomsten import (
     gelukt,
 )
 
-ZONE = ZoneInfo("Europe/Amsterdam")
-#: The four domains of the report, in the report's order, with their names on the page.
-DOMEINEN: dict[str, str] = {
-    "werk": "Werk",
-    "wonen": "Wonen",
-    "informatie": "Informatie (digitaal)",
-    "verplaatsen": "Verplaatsen",
-}
-PRIORITEITEN: dict[str, str] = {"hoog": "Hoog", "middel": "Middel", "laag": "Laag"}
-UITVOERDERS: dict[str, str] = {"bestuurder": "De bestuurder", "werkgever": "De werkgever"}
-KOSTEN: dict[str, str] = {"kosteloos": "Kosteloos", "met_kosten": "Met kosten"}
 RAPPORT_STATUS: dict[str, str] = {
     "concept": "Concept: nog niet ingediend",
     "ter_toetsing": "Ter toetsing bij de BVA",
@@ -47,15 +45,6 @@ RAPPORT_STATUS: dict[str, str] = {
     "goedgekeurd": "Goedgekeurd door de BVA",
     "instemming_geweigerd": "Goedgekeurd; de bestuurder deelt het niet met de werkgever",
     "vrijgegeven": "Goedgekeurd en vrijgegeven aan de werkgever",
-}
-SOORT_NAMEN: dict[str, str] = {
-    "gesprek_werkgever": "Gesprek met de werkgever",
-    "gesprek_bestuurder": "Gesprek met de bestuurder",
-    "toelichting": "Toelichting",
-}
-VORM_NAMEN: dict[str, str] = {
-    "digitaal": "digitaal (videoverbinding)",
-    "thuis": "bij de bestuurder thuis",
 }
 MAATREGEL_VELDEN: dict[str, str] = {
     "domein": "Domein",
@@ -75,38 +64,6 @@ MELDINGEN: dict[str, str] = {
 }
 #: The most measures one report may have (the API's limit).
 MAX_MAATREGELEN = 100
-DAGEN = ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag")
-MAANDEN = (
-    "januari",
-    "februari",
-    "maart",
-    "april",
-    "mei",
-    "juni",
-    "juli",
-    "augustus",
-    "september",
-    "oktober",
-    "november",
-    "december",
-)
-
-
-def _moment(waarde: Any) -> datetime | None:
-    if not waarde:
-        return None
-    return datetime.fromisoformat(str(waarde).replace("Z", "+00:00"))
-
-
-def datum_tekst(dag: date) -> str:
-    """``dinsdag 8 december 2026``."""
-    return f"{DAGEN[dag.weekday()]} {dag.day} {MAANDEN[dag.month - 1]} {dag.year}"
-
-
-def moment_tekst(moment: datetime) -> str:
-    """``dinsdag 8 december 2026 om 10:00`` (Dutch time)."""
-    lokaal = moment.astimezone(ZONE)
-    return f"{datum_tekst(lokaal.date())} om {lokaal:%H:%M}"
 
 
 # --- my appointments -----------------------------------------------------------------------------
@@ -142,7 +99,7 @@ class MijnAfspraken:
 
 
 def _afspraak(a: Mapping[str, Any], nu: datetime) -> Afspraak:
-    begin = _moment(a["gepland_op"]) or nu
+    begin = lees_moment(a["gepland_op"]) or nu
     soort = str(a["soort"])
     return Afspraak(
         afspraak_id=str(a["afspraak_id"]),
@@ -209,14 +166,14 @@ class Invoer:
     @classmethod
     def leeg(cls) -> Invoer:
         """A new report: nothing written, one blank measure."""
-        return cls({d: "" for d in DOMEINEN}, (MaatregelInvoer(),))
+        return cls({d: "" for d in DOMEIN_NAMEN}, (MaatregelInvoer(),))
 
     @classmethod
     def uit_inhoud(cls, inhoud: Mapping[str, Any]) -> Invoer:
         """A version's content, as the form shows it (with a blank row to add one more)."""
         bevindingen = inhoud.get("bevindingen", {})
         return cls(
-            {d: str(bevindingen.get(d, "")) for d in DOMEINEN},
+            {d: str(bevindingen.get(d, "")) for d in DOMEIN_NAMEN},
             (
                 *(
                     MaatregelInvoer(
@@ -243,15 +200,15 @@ class Invoer:
         rijen = tuple(
             MaatregelInvoer(
                 maatregel_id=_id_of_leeg(waarden.get(f"m{i}-id", "")),
-                domein=_keuze(waarden.get(f"m{i}-domein", ""), DOMEINEN),
+                domein=_keuze(waarden.get(f"m{i}-domein", ""), DOMEIN_NAMEN),
                 omschrijving=waarden.get(f"m{i}-omschrijving", ""),
-                prioriteit=_keuze(waarden.get(f"m{i}-prioriteit", ""), PRIORITEITEN),
-                uitvoerder=_keuze(waarden.get(f"m{i}-uitvoerder", ""), UITVOERDERS),
-                kosten=_keuze(waarden.get(f"m{i}-kosten", ""), KOSTEN),
+                prioriteit=_keuze(waarden.get(f"m{i}-prioriteit", ""), PRIORITEIT_NAMEN),
+                uitvoerder=_keuze(waarden.get(f"m{i}-uitvoerder", ""), UITVOERDER_NAMEN),
+                kosten=_keuze(waarden.get(f"m{i}-kosten", ""), KOSTEN_NAMEN),
             )
             for i in range(max(aantal, 1))
         )
-        return cls({d: waarden.get(f"bevinding-{d}", "") for d in DOMEINEN}, rijen)
+        return cls({d: waarden.get(f"bevinding-{d}", "") for d in DOMEIN_NAMEN}, rijen)
 
     def met_extra_rij(self) -> Invoer:
         """The same, with one more blank measure to fill in."""
@@ -301,7 +258,7 @@ class Fouten:
 def controleer(invoer: Invoer) -> Fouten:
     """What the form lacks before the API is asked (the API checks again)."""
     fouten = Fouten()
-    for domein, naam in DOMEINEN.items():
+    for domein, naam in DOMEIN_NAMEN.items():
         if not invoer.bevindingen.get(domein, "").strip():
             fouten.fouten.append(
                 Fout(f"bevinding-{domein}", f"Vul de bevindingen voor het domein {naam} in.")
@@ -336,7 +293,7 @@ def concept(invoer: Invoer) -> dict[str, Any]:
             maatregel["maatregel_id"] = m.maatregel_id
         maatregelen.append(maatregel)
     return {
-        "bevindingen": {d: invoer.bevindingen[d].strip() for d in DOMEINEN},
+        "bevindingen": {d: invoer.bevindingen[d].strip() for d in DOMEIN_NAMEN},
         "maatregelen": maatregelen,
     }
 
@@ -353,11 +310,11 @@ def fouten_uit(invoer: Invoer, uitkomst: Uitkomst) -> Fouten:
             for veld in velden:
                 if veld.veld.startswith("body.bevindingen."):
                     domein = veld.veld.rsplit(".", 1)[-1]
-                    if domein in DOMEINEN:
+                    if domein in DOMEIN_NAMEN:
                         fouten.fouten.append(
                             Fout(
                                 f"bevinding-{domein}",
-                                f"De bevindingen voor {DOMEINEN[domein]} zijn niet aangenomen"
+                                f"De bevindingen voor {DOMEIN_NAMEN[domein]} zijn niet aangenomen"
                                 " (leeg of te lang).",
                             )
                         )
@@ -451,11 +408,10 @@ def afkeuringen_uit(beoordelingen: Mapping[str, Any]) -> tuple[Afkeuring, ...]:
     for v in beoordelingen.get("versies", ()):
         if v.get("besluit") != "afgekeurd":
             continue
-        besloten = _moment(v.get("besloten_op"))
         gevonden.append(
             Afkeuring(
                 versie=int(v["versie"]),
-                op=moment_tekst(besloten) if besloten is not None else "",
+                op=moment_tekst(v.get("besloten_op")),
                 redenen=tuple(str(r) for r in v.get("redenen", ())),
             )
         )
@@ -571,8 +527,8 @@ def woorden_verschil(was: str, wordt: str) -> tuple[Stuk, ...]:
 
 
 def _naam(veld: str, waarde: str) -> str:
-    namen = {"domein": DOMEINEN, "prioriteit": PRIORITEITEN, "uitvoerder": UITVOERDERS}
-    return {**namen, "kosten": KOSTEN}.get(veld, {}).get(waarde, waarde)
+    namen = {"domein": DOMEIN_NAMEN, "prioriteit": PRIORITEIT_NAMEN, "uitvoerder": UITVOERDER_NAMEN}
+    return {**namen, "kosten": KOSTEN_NAMEN}.get(veld, {}).get(waarde, waarde)
 
 
 def verschillen_uit(
@@ -591,7 +547,7 @@ def verschillen_uit(
             gewijzigd=oud["bevindingen"][d] != nieuw["bevindingen"][d],
             stukken=woorden_verschil(oud["bevindingen"][d], nieuw["bevindingen"][d]),
         )
-        for d, naam in DOMEINEN.items()
+        for d, naam in DOMEIN_NAMEN.items()
     )
     oude = {str(m["maatregel_id"]): m for m in oud["maatregelen"]}
     nieuwe = {str(m["maatregel_id"]): m for m in nieuw["maatregelen"]}

@@ -14,17 +14,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from services.portal.application.dossierlijst import Blad, Dossierlijst, dossierlijst_uit
 from services.portal.application.ports import Apis
-from services.portal.application.secretariaat import (
+from services.portal.application.secretariaat import Fout
+from services.portal.application.teksten import (
+    AFSPRAAK_STATUS,
+    DOMEIN_NAMEN,
+    KOSTEN_NAMEN,
+    PRIORITEIT_NAMEN,
     SOORT_NAMEN,
-    Fout,
-    datum_tekst,
+    STATUS_UITLEG,
+    UITVOERDER_VOOR_BESTUURDER,
+    dag_tekst,
+    in_woorden,
+    moment_tekst,
 )
 from services.portal.application.uitkomsten import (
     Conflict,
@@ -35,73 +42,6 @@ from services.portal.application.uitkomsten import (
     gelukt,
 )
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
-
-#: Per status: where the dossier stands and what comes next, as the bestuurder reads it.
-STATUS_UITLEG: dict[str, tuple[str, str]] = {
-    "ingediend": (
-        "Uw aanmelding is ontvangen.",
-        "Het secretariaat van het CCV neemt binnen drie werkdagen contact met u op.",
-    ),
-    "contact_opgenomen": (
-        "Het secretariaat van het CCV heeft contact met u opgenomen.",
-        "Het secretariaat plant twee gesprekken: een digitaal gesprek met uw werkgever en een"
-        " gesprek bij u thuis, met de woningscan.",
-    ),
-    "gesprekken_gepland": (
-        "De gesprekken zijn gepland.",
-        "De adviseur voert de gesprekken. Bij u thuis bekijkt de adviseur ook de beveiliging"
-        " van uw woning (de woningscan).",
-    ),
-    "gesprekken_gevoerd": (
-        "De gesprekken zijn gevoerd.",
-        "De adviseur schrijft het adviesrapport.",
-    ),
-    "rapport_in_opstelling": (
-        "De adviseur schrijft het adviesrapport over de vier domeinen Werk, Wonen, Informatie"
-        " en Verplaatsen.",
-        "De Beveiligingsautoriteit (BVA) toetst het rapport.",
-    ),
-    "ter_toetsing": (
-        "Het rapport ligt ter toetsing bij de Beveiligingsautoriteit (BVA).",
-        "Na goedkeuring krijgt u het rapport als eerste, voor uw werkgever.",
-    ),
-    "afgekeurd": (
-        "De Beveiligingsautoriteit heeft gevraagd het rapport aan te passen.",
-        "De adviseur past het rapport aan en biedt het opnieuw ter toetsing aan.",
-    ),
-    "goedgekeurd": (
-        "Het rapport is goedgekeurd en staat voor u klaar. Uw werkgever heeft het niet.",
-        "Lees het rapport en beslis of uw werkgever het mag ontvangen.",
-    ),
-    "vrijgegeven": (
-        "U hebt ingestemd: uw werkgever heeft het rapport ontvangen.",
-        "U en uw werkgever voeren de maatregelen uit en leggen vast wat is gedaan.",
-    ),
-    "instemming_geweigerd": (
-        "U hebt geweigerd het rapport met uw werkgever te delen. Uw werkgever heeft het niet.",
-        "U voert uw eigen maatregelen uit. U kunt later alsnog instemmen met delen.",
-    ),
-    "in_uitvoering": (
-        "De maatregelen worden uitgevoerd.",
-        "Leg vast welke van uw maatregelen u hebt uitgevoerd. Het dossier wordt afgesloten"
-        " als alle maatregelen zijn uitgevoerd.",
-    ),
-    "afgesloten": ("Het dossier is afgesloten.", "Er komen geen stappen meer."),
-    "ingetrokken": (
-        "U hebt de aanvraag ingetrokken.",
-        "Er gebeurt niets meer met deze aanvraag. Er is niets gewist.",
-    ),
-}
-DOMEIN_NAMEN: dict[str, str] = {
-    "werk": "Werk",
-    "wonen": "Wonen",
-    "informatie": "Informatie (digitaal)",
-    "verplaatsen": "Verplaatsen",
-}
-PRIORITEIT_NAMEN: dict[str, str] = {"hoog": "hoog", "middel": "middel", "laag": "laag"}
-KOSTEN_NAMEN: dict[str, str] = {"kosteloos": "kosteloos", "met_kosten": "met kosten"}
-UITVOERDER_NAMEN: dict[str, str] = {"bestuurder": "u", "werkgever": "uw werkgever"}
 BETAALT_UITLEG: dict[str, str] = {
     "direct_uitvoerbaar": "Kost niets: u kunt deze maatregel direct uitvoeren.",
     "werkgever": "Uw werkgever betaalt deze maatregel.",
@@ -112,11 +52,6 @@ PKVW_NAMEN: dict[str, str] = {
     "geen": "Nog niet gemeld",
     "verklaring": "Verklaring (het politiekeurmerk is aangevraagd)",
     "certificaat": "Certificaat",
-}
-AFSPRAAK_STATUS: dict[str, str] = {
-    "gepland": "gepland",
-    "gevoerd": "gevoerd",
-    "geannuleerd": "geannuleerd",
 }
 #: Statuses in which nothing can be asked or recorded any more.
 GESTOPT = frozenset({"ingetrokken", "afgesloten"})
@@ -134,28 +69,6 @@ CONFLICT_UITLEG = (
     "Deze stap past nu niet in het proces. Misschien is het rapport nog niet goedgekeurd of is"
     " de aanvraag ingetrokken of afgesloten. De pagina toont nu de actuele stand."
 )
-
-
-def _moment(waarde: Any) -> datetime | None:
-    if not waarde:
-        return None
-    return datetime.fromisoformat(str(waarde).replace("Z", "+00:00"))
-
-
-def moment_tekst(waarde: Any) -> str:
-    """``dinsdag 8 december 2026 om 10:00`` (Dutch time), or empty."""
-    moment = _moment(waarde)
-    if moment is None:
-        return ""
-    lokaal = moment.astimezone(AMSTERDAM)
-    return f"{datum_tekst(lokaal.date())} om {lokaal:%H:%M}"
-
-
-def dag_tekst(waarde: Any) -> str:
-    """``dinsdag 8 december 2026`` of a date (ISO), or empty."""
-    if not waarde:
-        return ""
-    return datum_tekst(date.fromisoformat(str(waarde)))
 
 
 # --- my dossiers --------------------------------------------------------------------------------
@@ -275,7 +188,8 @@ def overzicht_uit(
             Afspraak(
                 soort=SOORT_NAMEN.get(str(a.get("soort")), str(a.get("soort"))),
                 wanneer=moment_tekst(a.get("gepland_op")),
-                status=AFSPRAAK_STATUS.get(str(a.get("status")), str(a.get("status"))),
+                # In lower case: the page says it in brackets after the time.
+                status=in_woorden(AFSPRAAK_STATUS, a.get("status")).lower(),
             )
             for a in dossier.get("afspraken") or ()
         ),
@@ -363,15 +277,16 @@ def _maatregel(
 ) -> Maatregel:
     uitvoerder = str(m.get("uitvoerder"))
     stand = stand or {}
+    # Costs and priority in lower case: the bestuurder's pages say them within a sentence.
     return Maatregel(
         maatregel_id=str(m["maatregel_id"]),
         nummer=nummer,
         domein=DOMEIN_NAMEN.get(str(m.get("domein")), str(m.get("domein"))),
         omschrijving=str(m.get("omschrijving", "")),
-        kosten=KOSTEN_NAMEN.get(str(m.get("kosten")), str(m.get("kosten"))),
-        uitvoerder=UITVOERDER_NAMEN.get(uitvoerder, uitvoerder),
+        kosten=in_woorden(KOSTEN_NAMEN, m.get("kosten")).lower(),
+        uitvoerder=UITVOERDER_VOOR_BESTUURDER.get(uitvoerder, uitvoerder),
         eigen=uitvoerder == "bestuurder",
-        prioriteit=PRIORITEIT_NAMEN.get(str(m.get("prioriteit")), str(m.get("prioriteit"))),
+        prioriteit=in_woorden(PRIORITEIT_NAMEN, m.get("prioriteit")).lower(),
         uitgevoerd=stand.get("status") == "uitgevoerd",
         uitgevoerd_op=moment_tekst(stand.get("uitgevoerd_op")),
         betaalt=BETAALT_UITLEG.get(str(stand.get("betaalt")), ""),

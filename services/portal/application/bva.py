@@ -17,9 +17,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from services.portal.application.ports import Apis
+from services.portal.application.teksten import (
+    DOMEIN_NAMEN,
+    KOSTEN_NAMEN,
+    PRIORITEIT_NAMEN,
+    UITVOERDER_NAMEN,
+    in_woorden,
+    lees_moment,
+    moment_tekst,
+)
 from services.portal.application.uitkomsten import (
     Conflict,
     Ongeldig,
@@ -28,7 +36,6 @@ from services.portal.application.uitkomsten import (
     gelukt,
 )
 
-ZONE = ZoneInfo("Europe/Amsterdam")
 #: The most dossiers the queue shows on one page (the list API's own limit is 500).
 PER_PAGINA = 100
 #: The most dossiers intake's list gives in one answer.
@@ -38,15 +45,6 @@ MAX_REDENEN = 20
 MAX_REDEN = 2000
 HASH_PATROON = re.compile(r"^[0-9a-f]{64}$")
 
-DOMEINEN: tuple[tuple[str, str], ...] = (
-    ("werk", "Werk"),
-    ("wonen", "Wonen"),
-    ("informatie", "Informatie (digitaal)"),
-    ("verplaatsen", "Verplaatsen"),
-)
-KOSTEN: dict[str, str] = {"kosteloos": "Kosteloos", "met_kosten": "Met kosten"}
-UITVOERDER: dict[str, str] = {"bestuurder": "De bestuurder", "werkgever": "De werkgever"}
-PRIORITEIT: dict[str, str] = {"hoog": "Hoog", "middel": "Middel", "laag": "Laag"}
 BESLUIT: dict[str, str] = {"goedgekeurd": "Goedgekeurd", "afgekeurd": "Afgekeurd"}
 
 #: What the reviewer is told after a decision (the session carries the code, never data).
@@ -63,20 +61,6 @@ CONFLICT_UITLEG = (
     "Dit besluit past niet meer bij het rapport: er is intussen al over deze versie beslist,"
     " of er is een nieuwe versie ter toetsing aangeboden. De pagina toont nu de actuele stand."
 )
-
-
-def _moment(waarde: Any) -> datetime | None:
-    if not waarde:
-        return None
-    return datetime.fromisoformat(str(waarde).replace("Z", "+00:00"))
-
-
-def moment_tekst(waarde: Any) -> str:
-    """``8-12-2026 10:00`` in Dutch time (empty when unknown)."""
-    moment = _moment(waarde)
-    if moment is None:
-        return ""
-    return f"{moment.astimezone(ZONE):%d-%m-%Y %H:%M}"
 
 
 # --- the queue -----------------------------------------------------------------------------------
@@ -137,7 +121,7 @@ def wachtrij_uit(lijst: Sequence[Mapping[str, Any]], *, vol: bool = False) -> Wa
                 ),
             )
         )
-    rapporten.sort(key=lambda paar: _moment(paar[0]) or datetime.max)
+    rapporten.sort(key=lambda paar: lees_moment(paar[0]) or datetime.max)
     return Wachtrij(
         tuple(w for _, w in rapporten[:PER_PAGINA]), meer=vol or len(rapporten) > PER_PAGINA
     )
@@ -254,15 +238,15 @@ def rapport_pagina_uit(
                 MaatregelRegel(
                     domein=naam,
                     omschrijving=str(m.get("omschrijving", "")),
-                    kosten=KOSTEN.get(str(m.get("kosten")), str(m.get("kosten"))),
-                    uitvoerder=UITVOERDER.get(str(m.get("uitvoerder")), str(m.get("uitvoerder"))),
-                    prioriteit=PRIORITEIT.get(str(m.get("prioriteit")), str(m.get("prioriteit"))),
+                    kosten=in_woorden(KOSTEN_NAMEN, m.get("kosten")),
+                    uitvoerder=in_woorden(UITVOERDER_NAMEN, m.get("uitvoerder")),
+                    prioriteit=in_woorden(PRIORITEIT_NAMEN, m.get("prioriteit")),
                 )
                 for m in maatregelen
                 if m.get("domein") == sleutel
             ),
         )
-        for sleutel, naam in DOMEINEN
+        for sleutel, naam in DOMEIN_NAMEN.items()
     )
     besluit = deze.get("besluit") if deze else None
     goedgekeurd = any(v.get("besluit") == "goedgekeurd" for v in versies)

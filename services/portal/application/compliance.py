@@ -11,16 +11,22 @@ more: public events carry no personal data, actors are opaque ids.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
+from services.portal.application.dossierlijst import geldige_keyset
 from services.portal.application.ports import Apis
+from services.portal.application.teksten import (
+    ROL_IN_TIJDLIJN,
+    STATUS_NAMEN,
+    ZONE,
+    lees_moment,
+    tijdstip_tekst,
+)
 from services.portal.application.uitkomsten import (
     Bestand,
     NietGevonden,
@@ -29,8 +35,6 @@ from services.portal.application.uitkomsten import (
     gelukt,
 )
 
-#: The zone a chosen moment is read in, and times are shown in (the process's own).
-ZONE = ZoneInfo("Europe/Amsterdam")
 #: Dossiers on one page of the list.
 PER_PAGINA = 25
 #: The export's formats: the name offered, and the file's extension.
@@ -41,31 +45,6 @@ BEWAARPLICHT_REDENEN: dict[str, str] = {
     "klacht": "Klacht",
     "onderzoek": "Onderzoek",
     "toezicht": "Toezicht",
-}
-STATUS_NAMEN: dict[str, str] = {
-    "ingediend": "Ingediend",
-    "contact_opgenomen": "Contact opgenomen",
-    "gesprekken_gepland": "Gesprekken gepland",
-    "gesprekken_gevoerd": "Gesprekken gevoerd",
-    "rapport_in_opstelling": "Rapport in opstelling",
-    "ter_toetsing": "Ter toetsing bij de BVA",
-    "afgekeurd": "Rapport afgekeurd",
-    "goedgekeurd": "Rapport goedgekeurd",
-    "vrijgegeven": "Rapport vrijgegeven",
-    "instemming_geweigerd": "Instemming geweigerd",
-    "in_uitvoering": "In uitvoering",
-    "afgesloten": "Afgesloten",
-    "ingetrokken": "Ingetrokken",
-}
-ROL_NAMEN: dict[str, str] = {
-    "secretariaat": "secretariaat",
-    "adviseur": "adviseur",
-    "bva": "BVA",
-    "bestuurder": "bestuurder",
-    "werkgever": "werkgever",
-    "compliance": "compliance",
-    "aanvrager": "aanvrager",
-    "dienst": "systeem",
 }
 #: What each event says happened, in the words of the audit export.
 HANDELINGEN: dict[str, str] = {
@@ -128,46 +107,6 @@ MELDINGEN: dict[str, str] = {
     },
     "bewaarplicht_opgeheven": "De bewaarplicht is opgeheven. De bewaartermijnen gelden weer.",
 }
-UUID_PATROON = re.compile(
-    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
-)
-DAGEN = ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag")
-MAANDEN = (
-    "januari",
-    "februari",
-    "maart",
-    "april",
-    "mei",
-    "juni",
-    "juli",
-    "augustus",
-    "september",
-    "oktober",
-    "november",
-    "december",
-)
-
-
-def _moment(waarde: Any) -> datetime | None:
-    if not waarde:
-        return None
-    return datetime.fromisoformat(str(waarde).replace("Z", "+00:00"))
-
-
-def moment_tekst(moment: datetime) -> str:
-    """``zondag 6 december 2026 om 23:10:05`` (Dutch time, to the second: an audit trail's
-    steps are often seconds apart)."""
-    lokaal = moment.astimezone(ZONE)
-    dag = f"{DAGEN[lokaal.weekday()]} {lokaal.day} {MAANDEN[lokaal.month - 1]} {lokaal.year}"
-    return f"{dag} om {lokaal:%H:%M:%S}"
-
-
-def dossiernummer(invoer: str) -> uuid.UUID | None:
-    """The dossier number typed in a search (with or without hyphens, any case), or None."""
-    schoon = invoer.strip()
-    if not UUID_PATROON.match(schoon):
-        return None
-    return uuid.UUID(schoon)
 
 
 # --- the list ------------------------------------------------------------------------------------
@@ -186,10 +125,7 @@ class Lijstfilters:
         """The filters in a query string; unknown or malformed values are dropped."""
         status = invoer.get("status", "")
         na_op, na_id = invoer.get("na_ingediend_op", ""), invoer.get("na_aanvraag_id", "")
-        try:
-            geldig_na = _moment(na_op) is not None and dossiernummer(na_id) is not None
-        except ValueError:
-            geldig_na = False
+        geldig_na = geldige_keyset(na_op, na_id)
         return cls(
             status=status if status in STATUS_NAMEN else "",
             na_ingediend_op=na_op if geldig_na else "",
@@ -244,7 +180,7 @@ def lijst_uit(dossiers: Sequence[Mapping[str, Any]], filters: Lijstfilters) -> L
     regels = tuple(
         LijstRegel(
             aanvraag_id=str(d["aanvraag_id"]),
-            ingediend_op=moment_tekst(_moment(d["ingediend_op"]) or datetime.now(ZONE)),
+            ingediend_op=tijdstip_tekst(d["ingediend_op"]),
             status=STATUS_NAMEN.get(str(d.get("status")), str(d.get("status"))),
             organisatie_code=str(d.get("organisatie_code", "")),
             bewaarplicht=_reden(d.get("bewaarplicht")),
@@ -303,15 +239,15 @@ def gebeurtenis(envelope: Mapping[str, Any]) -> Gebeurtenis:
         for veld, label in DETAILS.items()
         if data.get(veld) is not None
     )
-    tijd = _moment(envelope.get("time"))
+    tijd = lees_moment(envelope.get("time"))
     rol = envelope.get("actorrole")
     return Gebeurtenis(
-        wanneer=moment_tekst(tijd) if tijd else "onbekend",
+        wanneer=tijdstip_tekst(tijd) if tijd else "onbekend",
         tijd=tijd.isoformat() if tijd else "",
         naam=naam,
         wat=HANDELINGEN.get(naam, naam),
         dienst=str(envelope.get("source", "")).rsplit(":", 1)[-1],
-        rol=ROL_NAMEN.get(str(rol), str(rol)) if rol else "systeem",
+        rol=ROL_IN_TIJDLIJN.get(str(rol), str(rol)) if rol else "systeem",
         actor=str(envelope.get("actorid") or "–"),
         details=details,
     )
@@ -361,7 +297,7 @@ def dossier_pagina_uit(
     return DossierPagina(
         aanvraag_id=str(dossier["aanvraag_id"]),
         status=STATUS_NAMEN.get(str(dossier["status"]), str(dossier["status"])),
-        ingediend_op=moment_tekst(_moment(dossier["ingediend_op"]) or datetime.now(ZONE)),
+        ingediend_op=tijdstip_tekst(dossier["ingediend_op"]),
         organisatie_code=str(dossier.get("organisatie_code", "")),
         bewaarplicht=_reden(code),
         bewaarplicht_code=str(code) if code else None,
@@ -427,27 +363,27 @@ def stand_per(apis: Apis, aanvraag_id: uuid.UUID, moment: datetime) -> Stand:
     gelukt(apis.dossier(aanvraag_id))
     uitkomst = apis.dossier_per(aanvraag_id, moment)
     if isinstance(uitkomst, NietGevonden):
-        return Stand(moment_tekst(moment), veld_waarde(moment))
+        return Stand(tijdstip_tekst(moment), veld_waarde(moment))
     return stand_uit(gelukt(uitkomst).data, moment)
 
 
 def stand_uit(dossier: Mapping[str, Any], moment: datetime) -> Stand:
     """The page from intake's answer ``per`` the moment."""
-    contact = _moment(dossier.get("contact_op"))
+    contact = lees_moment(dossier.get("contact_op"))
     rapport = dossier.get("rapport") or {}
     tijdlijn = tuple(
         TijdlijnRegel(
-            wanneer=moment_tekst(_moment(r["tijd"]) or moment),
+            wanneer=tijdstip_tekst(lees_moment(r["tijd"]) or moment),
             wat=HANDELINGEN.get(str(r["gebeurtenis"]), str(r["gebeurtenis"])),
-            door=ROL_NAMEN.get(str(r.get("rol")), "systeem"),
+            door=ROL_IN_TIJDLIJN.get(str(r.get("rol")), "systeem"),
         )
         for r in dossier.get("tijdlijn", ())
     )
     return Stand(
-        moment=moment_tekst(moment),
+        moment=tijdstip_tekst(moment),
         veld=veld_waarde(moment),
         status=STATUS_NAMEN.get(str(dossier["status"]), str(dossier["status"])),
-        contact_op=moment_tekst(contact) if contact else None,
+        contact_op=tijdstip_tekst(contact) if contact else None,
         afspraken=len(dossier.get("afspraken", ())),
         rapportversies=len(rapport.get("versies", ())),
         bewaarplicht=_reden(dossier.get("bewaarplicht")),
@@ -487,7 +423,7 @@ class Verificatie:
 def verificatie(apis: Apis, *, opnieuw: bool = False) -> Verificatie:
     """The last verification of the chains as intake keeps it, or (``opnieuw``) a new one."""
     v = gelukt(apis.ketenverificatie(opnieuw)).data
-    gestart = _moment(v.get("gestart_op"))
+    gestart = lees_moment(v.get("gestart_op"))
     diensten = v.get("diensten")
     in_orde = v.get("in_orde")
     return Verificatie(
@@ -497,7 +433,7 @@ def verificatie(apis: Apis, *, opnieuw: bool = False) -> Verificatie:
         diensten=tuple(sorted((str(k), str(w)) for k, w in diensten.items()))
         if isinstance(diensten, dict)
         else (),
-        gestart_op=moment_tekst(gestart) if gestart else "",
+        gestart_op=tijdstip_tekst(gestart) if gestart else "",
     )
 
 

@@ -11,25 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
-from services.portal.application.secretariaat import datum_tekst, dossiernummer
+from services.portal.application.teksten import dag_tekst, dossiernummer, lees_moment
 
-ZONE = ZoneInfo("Europe/Amsterdam")
 #: Dossiers per page.
 PER_PAGINA = 25
 
 
-def _moment(waarde: Any) -> datetime | None:
-    """An API moment (RFC 3339 with an offset), or None when it is not one."""
+def geldige_keyset(na_ingediend_op: str, na_aanvraag_id: str) -> bool:
+    """Whether a page's start in a query string is a moment with its offset and a dossier
+    number: the list API's keyset (anything else starts the list at the top)."""
     try:
-        moment = datetime.fromisoformat(str(waarde).replace("Z", "+00:00"))
+        na_op = lees_moment(na_ingediend_op)
     except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
+        return False
+    if na_op is None or na_op.tzinfo is None:
+        return False
+    return dossiernummer(na_aanvraag_id) is not None
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Blad:
         """The page's start in a query string; a malformed keyset starts at the top."""
         na_op = invoer.get("na_ingediend_op", "")[:64]
         na_id = invoer.get("na_aanvraag_id", "")[:64]
-        if not na_op or _moment(na_op) is None or dossiernummer(na_id) is None:
+        if not geldige_keyset(na_op, na_id):
             return cls()
         return cls(na_op, na_id)
 
@@ -82,11 +82,6 @@ class Dossierlijst:
         return None
 
 
-def _dag(waarde: Any) -> str:
-    moment = _moment(waarde)
-    return datum_tekst(moment.astimezone(ZONE).date()) if moment else ""
-
-
 def dossierlijst_uit(
     lijst: Sequence[Mapping[str, Any]], blad: Blad, status_tekst: Callable[[str], str]
 ) -> Dossierlijst:
@@ -96,7 +91,7 @@ def dossierlijst_uit(
     regels = tuple(
         Regel(
             aanvraag_id=str(d["aanvraag_id"]),
-            ingediend_op=_dag(d.get("ingediend_op")),
+            ingediend_op=dag_tekst(d.get("ingediend_op")),
             status=status_tekst(str(d.get("status"))),
         )
         for d in getoond

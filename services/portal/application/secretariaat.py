@@ -19,7 +19,19 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from services.portal.application.dossierlijst import geldige_keyset
 from services.portal.application.ports import Apis
+from services.portal.application.teksten import (
+    AFSPRAAK_STATUS,
+    ROL_IN_TIJDLIJN,
+    SOORT_NAMEN,
+    STATUS_NAMEN,
+    VORM_NAMEN,
+    dag_tekst,
+    datum_tekst,
+    lees_moment,
+    moment_tekst,
+)
 from services.portal.application.uitkomsten import (
     Conflict,
     Gelukt,
@@ -37,51 +49,12 @@ VOORUIT_DAGEN = 42
 STAP_MINUTEN = 30
 #: How long each kind of appointment is planned for (the one at home includes the woningscan).
 DUUR: dict[str, int] = {"gesprek_werkgever": 60, "gesprek_bestuurder": 120, "toelichting": 60}
-SOORT_NAMEN: dict[str, str] = {
-    "gesprek_werkgever": "Gesprek met de werkgever",
-    "gesprek_bestuurder": "Gesprek met de bestuurder",
-    "toelichting": "Toelichting",
-}
-VORM_NAMEN: dict[str, str] = {
-    "digitaal": "digitaal (videoverbinding)",
-    "thuis": "bij de bestuurder thuis",
-}
-STATUS_NAMEN: dict[str, str] = {
-    "ingediend": "Ingediend: wacht op contact",
-    "contact_opgenomen": "Contact opgenomen",
-    "gesprekken_gepland": "Gesprekken gepland",
-    "gesprekken_gevoerd": "Gesprekken gevoerd",
-    "rapport_in_opstelling": "Rapport in opstelling",
-    "ter_toetsing": "Ter toetsing bij de BVA",
-    "afgekeurd": "Rapport afgekeurd",
-    "goedgekeurd": "Rapport goedgekeurd",
-    "vrijgegeven": "Rapport vrijgegeven",
-    "instemming_geweigerd": "Instemming geweigerd",
-    "in_uitvoering": "In uitvoering",
-    "afgesloten": "Afgesloten",
-    "ingetrokken": "Ingetrokken",
-}
-AFSPRAAK_STATUS: dict[str, str] = {
-    "gepland": "Gepland",
-    "gevoerd": "Gevoerd",
-    "geannuleerd": "Geannuleerd",
-}
 TOELICHTING_STATUS: dict[str, str] = {
     "open": "Wacht op een afspraak",
     "gepland": "Afspraak gepland",
     "gevoerd": "Gevoerd",
 }
 PARTIJ_NAMEN: dict[str, str] = {"bestuurder": "de bestuurder", "werkgever": "de werkgever"}
-ROL_IN_TIJDLIJN: dict[str, str] = {
-    "secretariaat": "secretariaat",
-    "adviseur": "adviseur",
-    "bva": "BVA",
-    "bestuurder": "bestuurder",
-    "werkgever": "werkgever",
-    "compliance": "compliance",
-    "aanvrager": "aanvrager",
-    "dienst": "systeem",
-}
 #: What the secretariat is told after a step (the session carries the code, never data).
 MELDINGEN: dict[str, str] = {
     "contact_vastgelegd": "Het contact is vastgelegd.",
@@ -91,35 +64,6 @@ MELDINGEN: dict[str, str] = {
     "afspraak_geannuleerd": "De afspraak is geannuleerd. De betrokkenen krijgen bericht per"
     " e-mail.",
 }
-DAGEN = ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag")
-MAANDEN = (
-    "januari",
-    "februari",
-    "maart",
-    "april",
-    "mei",
-    "juni",
-    "juli",
-    "augustus",
-    "september",
-    "oktober",
-    "november",
-    "december",
-)
-UUID_PATROON = re.compile(
-    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
-)
-
-
-def datum_tekst(dag: date) -> str:
-    """``dinsdag 8 december 2026``."""
-    return f"{DAGEN[dag.weekday()]} {dag.day} {MAANDEN[dag.month - 1]} {dag.year}"
-
-
-def _moment(waarde: Any) -> datetime | None:
-    if not waarde:
-        return None
-    return datetime.fromisoformat(str(waarde).replace("Z", "+00:00"))
 
 
 # --- the calendar, as scheduling serves it ------------------------------------------------------
@@ -155,8 +99,7 @@ class Werkkalender:
 
     def moment_tekst(self, moment: datetime) -> str:
         """``dinsdag 8 december 2026 om 10:00`` (local time)."""
-        lokaal = self.lokaal(moment)
-        return f"{datum_tekst(lokaal.date())} om {lokaal:%H:%M}"
+        return moment_tekst(moment, self.zone)
 
     def dag_opties(self, vanaf: date) -> list[date]:
         """The working days on or after ``vanaf`` the picker offers."""
@@ -194,11 +137,11 @@ def termijn(dossier: Mapping[str, Any], kalender: Werkkalender, nu: datetime) ->
     The stored deadline is the first moment after its last working day; the days left count
     the working days from today up to and including that last day.
     """
-    contact_op = _moment(dossier.get("contact_op"))
-    deadline = _moment(dossier.get("contact_deadline"))
+    contact_op = lees_moment(dossier.get("contact_op"))
+    deadline = lees_moment(dossier.get("contact_deadline"))
     if contact_op is not None:
         op_tijd = dossier.get("contact_binnen_termijn") is not False
-        wanneer = datum_tekst(kalender.lokaal(contact_op).date())
+        wanneer = dag_tekst(contact_op, kalender.zone)
         return Termijn(f"Contact opgenomen op {wanneer}" + ("" if op_tijd else " (te laat)"))
     if dossier.get("status") in {"ingetrokken", "afgesloten"} or deadline is None:
         return Termijn("Geen contacttermijn")
@@ -212,14 +155,6 @@ def termijn(dossier: Mapping[str, Any], kalender: Werkkalender, nu: datetime) ->
 
 
 # --- the werkvoorraad -----------------------------------------------------------------------------
-
-
-def _keyset(na_op: str, na_id: str) -> bool:
-    """Whether a page's keyset is a moment and a dossier number."""
-    try:
-        return _moment(na_op) is not None and dossiernummer(na_id) is not None
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -236,7 +171,7 @@ class Filters:
         """The filters in a query string; unknown or malformed values are dropped."""
         status = invoer.get("status", "")
         na_op, na_id = invoer.get("na_ingediend_op", ""), invoer.get("na_aanvraag_id", "")
-        geldig_na = _keyset(na_op, na_id)
+        geldig_na = geldige_keyset(na_op, na_id)
         return cls(
             status=status if status in STATUS_NAMEN else "",
             verstreken=invoer.get("verstreken") == "ja",
@@ -306,7 +241,7 @@ def werkvoorraad_uit(
     regels = tuple(
         Regel(
             aanvraag_id=str(d["aanvraag_id"]),
-            ingediend_op=datum_tekst(kalender.lokaal(_moment(d["ingediend_op"]) or nu).date()),
+            ingediend_op=dag_tekst(lees_moment(d["ingediend_op"]) or nu, kalender.zone),
             status=STATUS_NAMEN.get(str(d.get("status")), str(d.get("status"))),
             organisatie_code=str(d.get("organisatie_code", "")),
             buiten_regeling=not d.get("binnen_regeling", True),
@@ -323,14 +258,6 @@ def werkvoorraad_uit(
         )
     eerste = filters.query() if filters.na_aanvraag_id else None
     return Werkvoorraad(regels, filters, volgende, eerste)
-
-
-def dossiernummer(invoer: str) -> uuid.UUID | None:
-    """The dossier number typed in a search (with or without hyphens, any case), or None."""
-    schoon = invoer.strip()
-    if not UUID_PATROON.match(schoon):
-        return None
-    return uuid.UUID(schoon)
 
 
 # --- one dossier ---------------------------------------------------------------------------------
@@ -458,7 +385,7 @@ def dossier_pagina_uit(
             soort=str(a["soort"]),
             soort_naam=SOORT_NAMEN.get(str(a["soort"]), str(a["soort"])),
             vorm=VORM_NAMEN.get(str(a["vorm"]), str(a["vorm"])),
-            wanneer=kalender.moment_tekst(_moment(a["gepland_op"]) or nu),
+            wanneer=kalender.moment_tekst(lees_moment(a["gepland_op"]) or nu),
             duur_minuten=int(a["duur_minuten"]),
             status=str(a["status"]),
             status_naam=AFSPRAAK_STATUS.get(str(a["status"]), str(a["status"])),
@@ -471,7 +398,7 @@ def dossier_pagina_uit(
         ToelichtingRegel(
             partij=str(t["partij"]),
             partij_naam=PARTIJ_NAMEN.get(str(t["partij"]), str(t["partij"])),
-            aangevraagd_op=datum_tekst(kalender.lokaal(_moment(t["aangevraagd_op"]) or nu).date()),
+            aangevraagd_op=dag_tekst(lees_moment(t["aangevraagd_op"]) or nu, kalender.zone),
             status=str(t["status"]),
             status_naam=TOELICHTING_STATUS.get(str(t["status"]), str(t["status"])),
         )
@@ -494,7 +421,7 @@ def dossier_pagina_uit(
     morgen = kalender.lokaal(nu).date() + timedelta(days=1)
     tijdlijn = tuple(
         TijdlijnRegel(
-            wanneer=kalender.moment_tekst(_moment(r["tijd"]) or nu),
+            wanneer=kalender.moment_tekst(lees_moment(r["tijd"]) or nu),
             wat=_gebeurtenis(str(r["gebeurtenis"])),
             door=ROL_IN_TIJDLIJN.get(str(r.get("rol")), "systeem"),
         )
@@ -503,7 +430,7 @@ def dossier_pagina_uit(
     return DossierPagina(
         aanvraag_id=str(dossier["aanvraag_id"]),
         status=STATUS_NAMEN.get(str(dossier["status"]), str(dossier["status"])),
-        ingediend_op=kalender.moment_tekst(_moment(dossier["ingediend_op"]) or nu),
+        ingediend_op=kalender.moment_tekst(lees_moment(dossier["ingediend_op"]) or nu),
         organisatie_code=str(dossier.get("organisatie_code", "")),
         buiten_regeling=not dossier.get("binnen_regeling", True),
         verhuizing_gepland=bool(dossier.get("verhuizing_gepland")),

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from services.portal.application.dossierlijst import Blad, Dossierlijst, dossierlijst_uit
 from services.portal.application.ports import Apis
-from services.portal.application.secretariaat import STATUS_NAMEN, datum_tekst
+from services.portal.application.teksten import (
+    DOMEIN_NAMEN,
+    KOSTEN_NAMEN,
+    PRIORITEIT_NAMEN,
+    STATUS_NAMEN,
+    dag_tekst,
+)
 from services.portal.application.uitkomsten import (
     Conflict,
     Gelukt,
@@ -31,17 +35,7 @@ from services.portal.application.uitkomsten import (
     gelukt,
 )
 
-ZONE = ZoneInfo("Europe/Amsterdam")
-
 NOG_NIET_VRIJGEGEVEN = "Het rapport is nog niet vrijgegeven door de bestuurder."
-DOMEIN_NAMEN: dict[str, str] = {
-    "werk": "Werk",
-    "wonen": "Wonen",
-    "informatie": "Informatie (digitaal)",
-    "verplaatsen": "Verplaatsen",
-}
-PRIORITEIT_NAMEN: dict[str, str] = {"hoog": "Hoog", "middel": "Middel", "laag": "Laag"}
-KOSTEN_NAMEN: dict[str, str] = {"kosteloos": "Kosteloos", "met_kosten": "Met kosten"}
 #: Who pays a measure, as assessment decides it (the PKVW rule of the regeling).
 BETAALT_NAMEN: dict[str, str] = {
     "direct_uitvoerbaar": "Geen kosten: kan direct worden uitgevoerd",
@@ -102,17 +96,6 @@ NOG_NIET_UITVOERBAAR = (
 
 #: The notes that tell of something that did not happen.
 MISLUKT = frozenset({"abonnement_weg", "zoek_ongeldig", "zoek_niet_gevonden"})
-
-
-def _dag(waarde: Any) -> str:
-    """The day of an API moment (or date) in words, in the Netherlands."""
-    if not waarde:
-        return ""
-    tekst = str(waarde)
-    if len(tekst) == 10:
-        return datum_tekst(date.fromisoformat(tekst))
-    moment = datetime.fromisoformat(tekst.replace("Z", "+00:00"))
-    return datum_tekst(moment.astimezone(ZONE).date())
 
 
 # --- the organisation's dossiers -----------------------------------------------------------------
@@ -176,7 +159,7 @@ def dossier_pagina(apis: Apis, aanvraag_id: UUID) -> DossierPagina:
     return DossierPagina(
         aanvraag_id=str(dossier["aanvraag_id"]),
         status=STATUS_NAMEN.get(str(dossier.get("status")), str(dossier.get("status"))),
-        ingediend_op=_dag(dossier.get("ingediend_op")),
+        ingediend_op=dag_tekst(dossier.get("ingediend_op")),
         organisatie_code=str(dossier.get("organisatie_code", "")),
         rapport=rapport,
     )
@@ -211,14 +194,16 @@ def rapport_uit(gelezen: Mapping[str, Any], overzicht: Mapping[str, Any]) -> Rap
             kosten=KOSTEN_NAMEN.get(str(m["kosten"]), str(m["kosten"])),
             uitvoerder=str(m["uitvoerder"]),
             betaalt=BETAALT_NAMEN.get(str(m["betaalt"]), str(m["betaalt"])),
-            uitgevoerd=_dag(m.get("uitgevoerd_op")) if m.get("status") == "uitgevoerd" else None,
+            uitgevoerd=(
+                dag_tekst(m.get("uitgevoerd_op")) if m.get("status") == "uitgevoerd" else None
+            ),
         )
         for m in overzicht.get("maatregelen", ())
     )
     pkvw = overzicht.get("pkvw") or {}
     pkvw_tekst = PKVW_NAMEN.get(str(pkvw.get("status")), str(pkvw.get("status")))
     if pkvw.get("status") == "certificaat" and pkvw.get("geldig_tot"):
-        pkvw_tekst += f", geldig tot en met {_dag(pkvw['geldig_tot'])}"
+        pkvw_tekst += f", geldig tot en met {dag_tekst(pkvw['geldig_tot'])}"
         if not pkvw.get("geldig"):
             pkvw_tekst += " (verlopen)"
     return Rapport(
@@ -281,7 +266,7 @@ def abonnement_regel(data: Mapping[str, Any]) -> AbonnementRegel:
             else "Alle gebeurtenissen die u mag ontvangen"
         ),
         status=ABONNEMENT_STATUS.get(str(data.get("status")), str(data.get("status"))),
-        aangemaakt_op=_dag(data.get("aangemaakt_op")),
+        aangemaakt_op=dag_tekst(data.get("aangemaakt_op")),
     )
 
 
