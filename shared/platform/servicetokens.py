@@ -3,9 +3,12 @@
 In OIDC mode a service that calls another's internal API asks the provider for a token as its
 own client (``weerbaar-<service>``, secret from a file), for the API's audience (a resource
 indicator, RFC 8707). The token is kept until shortly before it expires, then fetched again. A
-provider that cannot be reached or refuses fails that one call with a 503 (``NietBeschikbaar``);
-the process keeps running and asks again on the next call. The secret is never logged nor put
-in an error.
+provider that cannot be reached or refuses fails the call with a 503 (``NietBeschikbaar``) when no
+token is left that still holds; a token that is due for renewal but not expired is used until it
+expires. After a failure the provider is not asked again for a while (1 s, doubling to 30 s while
+it keeps failing): calls in between fail at once instead of each waiting out a timeout behind the
+others. The process keeps running; the first call after the pause asks again. The secret is never
+logged nor put in an error.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ log = logging.getLogger(__name__)
 IDP_TOKEN_CODE: Final = "idp_diensttoken_onbereikbaar"  # noqa: S105 - a problem code
 #: A token is fetched again when it has less than this left, or a tenth of its lifetime.
 REFRESH_MARGIN_S: Final = 30.0
+#: After a failed fetch the provider is asked again after this long, doubling to the maximum.
+RETRY_AFTER_S: Final = 1.0
+RETRY_AFTER_MAX_S: Final = 30.0
 
 
 def read_client_secret(path: Path) -> str:
@@ -52,6 +58,7 @@ def read_client_secret(path: Path) -> str:
 class _Held:
     value: str
     renew_at: float
+    expires_at: float
 
 
 class ClientCredentials:
@@ -78,18 +85,42 @@ class ClientCredentials:
         self._client = httpx.Client(timeout=timeout_s, transport=transport)
         self._lock = threading.Lock()
         self._held: _Held | None = None
+        self._failures = 0
+        self._pause_until = -math.inf
 
     def __repr__(self) -> str:
         # Never the secret, whatever prints this object.
         return f"ClientCredentials(client_id={self.client_id!r}, issuer={self.issuer!r})"
 
     def __call__(self) -> str:
-        """The token to send as ``Authorization: Bearer …``; 503 when the provider gives none."""
+        """The token to send as ``Authorization: Bearer …``; 503 when the provider gives none
+        and none is held that still holds."""
         with self._lock:
+            now = self._clock()
             held = self._held
-            if held is None or self._clock() >= held.renew_at:
-                held = self._held = self._fetch()
-            return held.value
+            if held is not None and now < held.renew_at:
+                return held.value
+            usable = held is not None and now < held.expires_at
+            if now < self._pause_until:
+                if held is not None and usable:
+                    return held.value
+                raise _no_token()
+            try:
+                fresh = self._held = self._fetch()
+            except NietBeschikbaar:
+                self._failures += 1
+                pause = min(RETRY_AFTER_MAX_S, RETRY_AFTER_S * 2 ** (self._failures - 1))
+                self._pause_until = self._clock() + pause
+                if held is not None and usable:
+                    log.warning(
+                        "service token not renewed; the one held is used until it expires",
+                        extra={"client_id": self.client_id, "seconds_left": held.expires_at - now},
+                    )
+                    return held.value
+                raise
+            self._failures = 0
+            self._pause_until = -math.inf
+            return fresh.value
 
     def _fetch(self) -> _Held:
         asked_at = self._clock()
@@ -115,7 +146,11 @@ class ClientCredentials:
             # "nan" or "inf" would keep the token for ever; a past one is no token at all.
             raise self._unavailable("an answer with a lifetime that is no lifetime")
         margin = min(REFRESH_MARGIN_S, lifetime / 10)
-        return _Held(value=value, renew_at=asked_at + max(lifetime - margin, 0.0))
+        return _Held(
+            value=value,
+            renew_at=asked_at + max(lifetime - margin, 0.0),
+            expires_at=asked_at + lifetime,
+        )
 
     def _endpoint(self) -> str:
         if self._token_url is None:
@@ -136,9 +171,11 @@ class ClientCredentials:
             "no service token from the OIDC provider",
             extra={"client_id": self.client_id, "reason": what, "oauth_error": oauth_error},
         )
-        return NietBeschikbaar(
-            "De identity provider gaf deze dienst geen token.", code=IDP_TOKEN_CODE
-        )
+        return _no_token()
+
+
+def _no_token() -> NietBeschikbaar:
+    return NietBeschikbaar("De identity provider gaf deze dienst geen token.", code=IDP_TOKEN_CODE)
 
 
 def _oauth_error(response: httpx.Response) -> str | None:

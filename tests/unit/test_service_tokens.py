@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import httpx
@@ -82,15 +83,51 @@ def test_the_token_is_fetched_by_discovery_then_kept_until_shortly_before_expiry
 def test_no_token_is_a_503_of_the_call_without_the_secret(
     idp: Idp, caplog: pytest.LogCaptureFixture
 ) -> None:
-    tokens = _tokens(idp, [0.0])
+    now = [0.0]
+    tokens = _tokens(idp, now)
     with pytest.raises(NietBeschikbaar) as failed:
         tokens()
     assert failed.value.code == IDP_TOKEN_CODE
     assert SECRET not in str(failed.value) and SECRET not in repr(tokens)
     assert SECRET not in caplog.text
-    # The next call asks again: a provider back up gives tokens without a restart.
+    # A provider back up gives tokens without a restart, after the pause.
     idp.down, idp.status, idp.expires_in = False, 200, 300
+    now[0] += 1
     assert tokens().startswith("token-")
+
+
+def test_after_a_failure_calls_fail_at_once_for_a_pause_that_doubles() -> None:
+    idp, now = Idp(down=True), [100.0]
+    tokens = _tokens(idp, now)
+    asked_at = []
+    while now[0] < 220:
+        before = len(idp.requests)
+        with pytest.raises(NietBeschikbaar):
+            tokens()
+        if len(idp.requests) > before:
+            asked_at.append(now[0])
+        now[0] += 0.25
+    # Only these calls asked the provider (each would wait out a timeout); every other one
+    # failed at once.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(asked_at)]
+    assert gaps == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+def test_a_token_due_for_renewal_is_used_until_it_expires_while_the_provider_is_down() -> None:
+    idp, now = Idp(), [0.0]
+    tokens = _tokens(idp, now)
+    held = tokens()
+    idp.down = True
+    now[0] = 275.0  # due for renewal (300 s minus 30), not expired
+    assert tokens() == held
+    now[0] = 299.0
+    assert tokens() == held
+    now[0] = 300.0  # expired: no token at all
+    with pytest.raises(NietBeschikbaar):
+        tokens()
+    idp.down = False
+    now[0] = 400.0
+    assert tokens() != held
 
 
 def test_oidc_mode_reads_each_services_own_secret_file(tmp_path: Path) -> None:
