@@ -823,12 +823,16 @@ class Webhooks:
         failing_after: int,
         *,
         allow_private: bool = False,
+        max_per_organisatie: int = 25,
     ) -> None:
         self.app = app
         self.store = app.webhook_store
         self.clock = clock
         self.schedule = schedule
         self.failing_after = failing_after
+        #: Live subscriptions one organisation may have: each event is matched against every
+        #: live subscription, so an unbounded number would slow every event for everyone.
+        self.max_per_organisatie = max_per_organisatie
         #: Callback URLs on private addresses accepted (development only).
         self.allow_private = allow_private
 
@@ -860,6 +864,18 @@ class Webhooks:
             fouten.append({"field": "body.organisatie_code", "rule": "required_for_werkgever"})
         if fouten:
             raise Ongeldig(fouten)
+        if eigenaar == "werkgever" and organisatie_code is not None:
+            # Counted before the new one is written: two made at the very same moment may
+            # pass together, so the cap can be exceeded by a few, never without bound.
+            live = self.store.abonnementen(
+                werkgever=organisatie_code, limit=self.max_per_organisatie
+            )
+            if len(live) >= self.max_per_organisatie:
+                raise Conflict(
+                    f"Deze organisatie heeft al {self.max_per_organisatie} webhook-abonnementen,"
+                    " het maximum; verwijder er eerst een.",
+                    code="te_veel_abonnementen",
+                )
         abonnement_id = uuid4()
         key = new_secret()
         # Sealed with a data key of its own in the service's key table (under the subscription's

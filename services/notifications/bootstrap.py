@@ -92,6 +92,7 @@ def bootstrap(
         RetrySchedule(settings.webhook_retry_schedule_s, settings.webhook_jitter),
         settings.webhook_failing_after,
         allow_private=settings.webhook_allow_private_addresses,
+        max_per_organisatie=settings.webhook_max_subscriptions,
     )
     if isinstance(app.webhook_store, SqlWebhookStore):
         watch_webhooks(app.webhook_store)

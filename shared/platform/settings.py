@@ -168,6 +168,11 @@ class Settings(IdentitySettings):
     webhook_jitter: Annotated[float, Field(ge=0, le=1)] = 0.1
     webhook_timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
     webhook_failing_after: Annotated[int, Field(ge=1, le=1000)] = 5
+    webhook_max_subscriptions: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=25,
+        description="Live webhook subscriptions one organisation may have (every event is"
+        " matched against each of them): a werkgever asking for more gets 409.",
+    )
     webhook_interval_s: Annotated[float, Field(gt=0)] = 1.0
     webhook_allow_private_addresses: bool = Field(
         default=False,

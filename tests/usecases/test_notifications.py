@@ -508,6 +508,22 @@ def test_a_subscription_is_made_with_its_secret_and_gets_the_events_it_asks_for(
     assert world.webhooks.secret_of(claim) == key
 
 
+def test_an_organisation_has_at_most_its_cap_of_live_subscriptions(world: World) -> None:
+    world.webhooks.max_per_organisatie = 3
+    made = [_subscribed(world)[0] for _ in range(3)]
+    with pytest.raises(Conflict) as refused:
+        _subscribed(world)
+    assert refused.value.code == "te_veel_abonnementen"
+    assert len(world.webhooks.abonnementen(werkgever="GM0363")) == 3
+    # Another organisation and the secretariaat have their own room.
+    world.webhooks.maak("https://ander.example/hook", "werkgever", None, "GM0999", None, WERKGEVER)
+    world.webhooks.maak("https://sec.example/hook", "secretariaat", None, None, None, WERKGEVER)
+    # A removed one makes room again.
+    world.webhooks.verwijder(made[0], WERKGEVER)
+    _subscribed(world)
+    assert len(world.webhooks.abonnementen(werkgever="GM0363")) == 3
+
+
 def test_a_removed_subscription_gets_nothing_more_and_its_secret_is_destroyed(
     world: World,
 ) -> None:
