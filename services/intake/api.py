@@ -277,6 +277,13 @@ def router(
         party, organisatie_code, bestuurder_hash = _selectie(
             auth, request, principal, status, organisatie_code
         )
+        if offset and (na_ingediend_op is not None or na_aanvraag_id is not None):
+            # A keyset page starts where the last one ended; skipping rows past it would bring
+            # back the cost of a deep offset that the keyset is there to avoid.
+            raise Ongeldig(
+                [{"field": "query.offset", "rule": "not_with_keyset"}],
+                "Gebruik offset niet samen met na_ingediend_op en na_aanvraag_id.",
+            )
         if (na_ingediend_op is None) != (na_aanvraag_id is None):
             raise Ongeldig(
                 [{"field": "query.na_aanvraag_id", "rule": "na_ingediend_op and na_aanvraag_id"}],

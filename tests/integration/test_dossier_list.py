@@ -201,6 +201,21 @@ def test_keyset_paging_needs_both_of_its_keys(system: InProcessSystem) -> None:
     assert response.json()["errors"][0]["field"] == "query.na_aanvraag_id"
 
 
+def test_an_offset_is_refused_together_with_the_keyset(system: InProcessSystem) -> None:
+    keyset = {
+        "na_ingediend_op": "2026-01-05T10:00:00+00:00",
+        "na_aanvraag_id": "00000000-0000-4000-8000-000000000000",
+    }
+    headers = system.headers("secretariaat")
+    response = system.clients["intake"].get(
+        "/aanvragen", params={**keyset, "offset": 5000}, headers=headers
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "query.offset"
+    for params in (keyset, {"offset": 5}):
+        assert system.clients["intake"].get("/aanvragen", params=params, headers=headers).is_success
+
+
 # --- a party's own list --------------------------------------------------------------------------
 
 
