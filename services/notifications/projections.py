@@ -29,6 +29,7 @@ from services.notifications.domain.notificatie import (
     project,
 )
 from services.notifications.domain.templates import AFSPRAAK_BEVESTIGING, AFSPRAAK_VERZET
+from shared.platform.errors import NietGevonden
 from shared.platform.eventstore import ServiceApplication
 from shared.platform.ports import MemoryWrite, Statement
 from shared.platform.projection import AggregateProjection, Table
@@ -212,9 +213,12 @@ class Tables:
         return [NotificatieBezorging.model_validate(dict(row)) for row in rows]
 
     def bezorging(self, notificatie_id: UUID) -> NotificatieBezorging:
-        """One notification's line of the delivery log (it has one once it is planned)."""
-        [row] = self.bezorgingen(notificatie_id=notificatie_id, limit=1)
-        return row
+        """One notification's line of the delivery log (it has one once it is planned; 404
+        when there is none)."""
+        found = self.bezorgingen(notificatie_id=notificatie_id, limit=1)
+        if not found:
+            raise NietGevonden("Onbekende notificatie.")
+        return found[0]
 
     # --- appointments --------------------------------------------------------------------------
 
@@ -437,9 +441,12 @@ class MemoryTables:
         return [NotificatieBezorging.model_validate(row) for row in rows[:limit]]
 
     def bezorging(self, notificatie_id: UUID) -> NotificatieBezorging:
-        """One notification's line of the delivery log (it has one once it is planned)."""
-        [row] = self.bezorgingen(notificatie_id=notificatie_id, limit=1)
-        return row
+        """One notification's line of the delivery log (it has one once it is planned; 404
+        when there is none)."""
+        found = self.bezorgingen(notificatie_id=notificatie_id, limit=1)
+        if not found:
+            raise NietGevonden("Onbekende notificatie.")
+        return found[0]
 
     # --- appointments --------------------------------------------------------------------------
 

@@ -380,6 +380,8 @@ def test_the_delivery_log_and_the_queue_follow_each_attempt(world: World) -> Non
     world.app.opnieuw(planned.notificatie_id, Context(now=NU, actor_role="secretariaat"))
 
     assert world.app.bezorging(planned.notificatie_id).status == "gepland"
+    with pytest.raises(NietGevonden):
+        world.app.bezorging(uuid4())
     assert world.app.tables.claim_due(NU, 10) == [planned.notificatie_id]
 
 
