@@ -104,7 +104,8 @@ def export_main(
     platform's ``ServiceApplication`` on the service's schema, with the same mapper.
     """
     service = application.service
-    parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
+    # The service's package, as ``python -m`` runs it (its application module's parent).
+    parser = argparse.ArgumentParser(prog=f"python -m {application.__module__.rpartition('.')[0]}")
     parser.add_argument("--export-public", type=int, metavar="AFTER", required=True)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     settings = load_settings()
