@@ -1,6 +1,17 @@
 """``python -m services.assessment``."""
 
-from services.assessment.bootstrap import bootstrap
-from shared.platform.runtime import main
+import sys
 
-main(bootstrap, "assessment")
+if any(arg.startswith("--export") for arg in sys.argv[1:]):
+    # The log's public events only (``weerbaar replay``, ``reconcile``): the application (its
+    # stored topics) and the gateway, without the API, consumers and read models to import.
+    from services.assessment.application import Assessment
+    from services.assessment.gateway import to_public
+    from shared.platform.replay import export_main
+
+    export_main(Assessment, to_public)
+else:
+    from services.assessment.bootstrap import bootstrap
+    from shared.platform.runtime import main
+
+    main(bootstrap, "assessment")

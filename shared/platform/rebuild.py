@@ -33,7 +33,7 @@ from psycopg.sql import SQL, Identifier
 
 from shared.platform.chain import events_table
 from shared.platform.relay import advisory_key
-from shared.platform.replay import Loaded
+from shared.platform.replay import Loaded, SideBySide
 
 #: How often a rebuild that is not caught up at its switch reads on before it gives up.
 SWITCH_ROUNDS = 5
@@ -276,6 +276,33 @@ def read_batches(
                 break
     finally:
         batches.close()  # stops reading (an export, the stream) when the budget ends early
+    return read
+
+
+def read_side_by_side(
+    exports: SideBySide,
+    commit: Callable[[str, Sequence[Loaded]], None],
+    bar: Progress | None,
+    budget: int | None,
+) -> int:
+    """Commit the batches of several exports as they arrive (``commit`` stores a batch with its
+    source's position), at most ``budget`` units; the units read. The caller closes ``exports``
+    (which stops what a budget left unread)."""
+    read = 0
+    batches = iter(exports)
+    try:
+        for source, whole in batches:
+            batch = whole if budget is None else whole[: budget - read]
+            if not batch:
+                break
+            commit(source, batch)
+            read += len(batch)
+            if bar is not None:
+                bar.advance(len(batch), f"{source} {batch[-1].position}")
+            if budget is not None and read >= budget:
+                break
+    finally:
+        batches.close()
     return read
 
 

@@ -664,12 +664,13 @@ def store_events(curs: Any, table: Identifier, rows: Sequence[tuple[Any, ...]]) 
     curs.execute(
         SQL(
             "INSERT INTO {} (event_id, aanvraag_id, type, time, stream_sequence, envelope)"
-            " SELECT * FROM unnest(%s::text[], %s::uuid[], %s::text[], %s::timestamptz[],"
-            " %s::bigint[], %b::text[]::jsonb[])"
+            " SELECT * FROM unnest(%b::text[], %b::uuid[], %b::text[], %b::timestamptz[],"
+            " %b::bigint[], %b::text[]::jsonb[])"
             " ON CONFLICT (event_id) DO NOTHING RETURNING aanvraag_id"
         ).format(table),
-        # The envelopes as a binary array (%b): the text format would escape every quote of
-        # every JSON document, which cost more than the rest of the statement.
+        # Every column as a binary array (%b): the text format escapes every element (a regular
+        # expression over every id, type and time; every quote of every JSON document), which
+        # cost more than the rest of the statement.
         [list(column) for column in zip(*rows, strict=True)],
     )
     return [row["aanvraag_id"] for row in curs.fetchall()]

@@ -16,7 +16,9 @@ plus the rebuild's bookkeeping: ``replay_positions`` (how far each source is rea
 
 1. *Load*: per source, from its recorded position, in batches; a batch's rows and the source's new
    position commit in one transaction, so an interrupted run (Ctrl-C, a crash, ``--max-events``)
-   continues where its last batch committed and never stores an event twice.
+   continues where its last batch committed and never stores an event twice. The logs' exports
+   are read side by side (``shared.platform.replay.SideBySide``), their batches committed as they
+   arrive: each batch carries its own log's position, so the logs may interleave.
 2. *Fold*: every dossier that got events is folded from all its events (the projection's own
    ``fold``) and leaves ``replay_dirty`` in the same transaction.
 3. *Switch* (unless ``--no-switch``): with the live tables locked (the live consumer waits), check
@@ -37,9 +39,9 @@ import os
 import sys
 import time
 from collections.abc import Generator, Mapping, Sequence
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
@@ -64,7 +66,7 @@ from shared.contracts.errors import InvalidCloudEvent, InvalidEvent, UnknownEven
 from shared.contracts.registry import from_cloudevent, subject_for
 from shared.platform import rebuild
 from shared.platform.rebuild import Progress, hash_contents
-from shared.platform.replay import Loaded, StoreExport
+from shared.platform.replay import Loaded, SideBySide, StoreExport
 from shared.platform.settings import SERVICES, Settings
 
 LIVE = "intake"
@@ -106,13 +108,16 @@ def _ident(schema: str, table: str) -> Identifier:
 def _matches(subject_filters: Sequence[str], subject: str) -> bool:
     """Whether a NATS subject matches one of the filters (``*`` = one token)."""
     tokens = subject.split(".")
-    for pattern in subject_filters:
-        parts = pattern.split(".")
-        if len(parts) == len(tokens) and all(
-            p in {"*", t} for p, t in zip(parts, tokens, strict=True)
-        ):
-            return True
-    return False
+    return any(
+        len(parts) == len(tokens) and all(p in ("*", t) for p, t in zip(parts, tokens, strict=True))
+        for parts in _split_filters(tuple(subject_filters))
+    )
+
+
+@cache
+def _split_filters(subject_filters: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    # Split once, not once per event of a rebuild.
+    return tuple(tuple(pattern.split(".")) for pattern in subject_filters)
 
 
 def service_command(service: str) -> list[str]:
@@ -201,33 +206,44 @@ class Rebuild(rebuild.Rebuild[Outcome]):
         bar = self.bar(total if budget is None else min(total, budget))
         # Only sources with something new get a reader; the services' exports start together.
         todo = [s for s in self.sources() if positions[s] < ends[s]]
-        exports: dict[str, StoreExport] = {}
-        try:
-            if self.source == "store":
+        if self.source == "store" and todo:
+            # Every export decodes its log while this process stores what came first; a
+            # batch commits with its own log's position, so the logs interleave freely.
+            started: list[StoreExport] = []
+            try:
                 for source in todo:
-                    exports[source] = StoreExport(
-                        self.env, source, positions[source], BATCH, command=service_command
+                    started.append(
+                        StoreExport(
+                            self.env, source, positions[source], BATCH, command=service_command
+                        )
                     )
-            for source in todo:
-                if budget is not None and budget <= 0:
-                    break
-                batches = (
-                    exports[source].batches()
-                    if self.source == "store"
-                    else _stream_batches(self.settings, positions[source])
-                )
-                read = rebuild.read_batches(
-                    source,
-                    batches,
-                    partial(self._commit_batch, source, outcome=outcome),
-                    bar,
-                    budget,
-                )
-                if budget is not None:
-                    budget -= read
-        finally:
-            for export in exports.values():
-                export.close()  # stops the exports a budget left unread
+            except BaseException:
+                for export in started:
+                    export.close()
+                raise
+            exports = SideBySide(started, BATCH)
+            try:
+                with self.connect() as conn:
+                    rebuild.read_side_by_side(
+                        exports,
+                        partial(self._commit_batch, outcome=outcome, conn=conn),
+                        bar,
+                        budget,
+                    )
+            finally:
+                exports.close()  # stops the exports a budget left unread
+        for source in todo if self.source == "stream" else ():
+            if budget is not None and budget <= 0:
+                break
+            read = rebuild.read_batches(
+                source,
+                _stream_batches(self.settings, positions[source]),
+                partial(self._commit_batch, source, outcome=outcome),
+                bar,
+                budget,
+            )
+            if budget is not None:
+                budget -= read
         if bar is not None:
             bar.finish()
         folding = time.perf_counter()
@@ -241,9 +257,16 @@ class Rebuild(rebuild.Rebuild[Outcome]):
         outcome.complete = all(positions[s] >= ends[s] for s in self.sources())
         return outcome.complete
 
-    def _commit_batch(self, source: str, batch: Sequence[Loaded], outcome: Outcome) -> None:
+    def _commit_batch(
+        self,
+        source: str,
+        batch: Sequence[Loaded],
+        outcome: Outcome,
+        conn: psycopg.Connection[Any] | None = None,
+    ) -> None:
         """A batch's events, the dossiers they dirty and the source's new position, in one
-        transaction and a few statements (not a few per event)."""
+        transaction and a few statements (not a few per event); on ``conn`` when given (a
+        connection for the whole load), else on a connection of its own."""
         rows: list[tuple[Any, ...]] = []
         execution: list[tuple[str, UUID, str]] = []
         for loaded in batch:
@@ -262,12 +285,16 @@ class Rebuild(rebuild.Rebuild[Outcome]):
                 )
                 if _matches(UITVOERING_SUBJECTS, subject_for(event)):
                     execution.append((envelope.id, event.aanvraag_id, text))
-        with self.connect() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as curs:
+        with (
+            nullcontext(conn) if conn is not None else self.connect() as db,
+            db.transaction(),
+            db.cursor(row_factory=dict_row) as curs,
+        ):
             if rows:
                 stored = store_events(curs, _ident(self.target, "dossier_events"), rows)
                 outcome.events += len(stored)
                 curs.execute(
-                    SQL("INSERT INTO {} SELECT unnest(%s::uuid[]) ON CONFLICT DO NOTHING").format(
+                    SQL("INSERT INTO {} SELECT unnest(%b::uuid[]) ON CONFLICT DO NOTHING").format(
                         _ident(self.target, "replay_dirty")
                     ),
                     (sorted({row[1] for row in rows}),),
@@ -276,7 +303,7 @@ class Rebuild(rebuild.Rebuild[Outcome]):
                 curs.execute(
                     SQL(
                         "INSERT INTO {} (event_id, aanvraag_id, envelope)"
-                        " SELECT * FROM unnest(%s::text[], %s::uuid[], %b::text[]::jsonb[])"
+                        " SELECT * FROM unnest(%b::text[], %b::uuid[], %b::text[]::jsonb[])"
                         " ON CONFLICT (event_id) DO NOTHING"
                     ).format(_ident(self.target, "uitvoering_events")),
                     [list(column) for column in zip(*execution, strict=True)],
