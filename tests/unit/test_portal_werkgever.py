@@ -291,6 +291,19 @@ def test_after_release_the_report_its_measures_and_who_pays_are_shown() -> None:
     assert ("lees_rapport", RAPPORT_ID) in apis.calls
 
 
+def test_a_link_from_another_site_reads_no_released_report_until_the_werkgever_opens_it() -> None:
+    apis = FakeApis(vrijgegeven=True)
+    portal, _ = signed_in(apis)
+    url = f"/werkgever/dossiers/{DOSSIER_ID}"
+    page = portal.get(url, headers={"Sec-Fetch-Site": "same-site"})
+    assert page.status_code == 200 and apis.calls == []
+    assert BEVINDING not in page.text and OMSCHRIJVING not in page.text
+    assert f'href="{url}">Rapport openen</a>' in page.text
+    geopend = portal.get(url, headers={"Sec-Fetch-Site": "same-origin"}).text
+    assert BEVINDING in geopend
+    assert apis.calls.count(("lees_rapport", RAPPORT_ID)) == 1
+
+
 def test_a_read_the_api_refuses_shows_nothing_of_the_report() -> None:
     apis = FakeApis(vrijgegeven=True)
     apis.lees_answer = Geweigerd()

@@ -22,6 +22,7 @@ from services.portal.api.web import (
     formulier,
     neem_melding,
     pagina,
+    rapport_openen,
     standaard_weigering,
     zet_melding,
 )
@@ -219,6 +220,8 @@ def _rapport(api: APIRouter, gedeeld: Pagina) -> None:
     def rapport(request: Request, aanvraag_id: UUID) -> Response:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
+        if (openen := rapport_openen(request)) is not None:
+            return openen
         return gedeeld.rapport(request, aanvraag_id)
 
     @api.post("/dossiers/{aanvraag_id}/rapport")
@@ -272,6 +275,8 @@ def _rapport(api: APIRouter, gedeeld: Pagina) -> None:
     def verschil(request: Request, aanvraag_id: UUID, van: str = "", naar: str = "") -> Response:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
+        if (openen := rapport_openen(request)) is not None:
+            return openen
         try:
             data = verschillen(omgeving.apis_voor(request), aanvraag_id, _getal(van), _getal(naar))
         except Probleem as probleem:

@@ -37,7 +37,12 @@ from services.portal.application import (
 )
 from services.portal.application.live import Verdeler
 from services.portal.application.start import ROL_NAMEN
-from services.portal.application.teksten import dossiernummer
+from services.portal.application.teksten import (
+    RAPPORT_OPENEN_KNOP,
+    RAPPORT_OPENEN_TEKST,
+    RAPPORT_OPENEN_TITEL,
+    dossiernummer,
+)
 from shared.platform.throttle import client_source
 
 HERE = Path(__file__).parent
@@ -254,6 +259,47 @@ def pagina(
         # that address again is no way to follow it, so it is not live.
         inhoud.pop("live", None)
     return templates.TemplateResponse(request, template, inhoud, status_code=status)
+
+
+#: ``Sec-Fetch-Site`` of a request another site started: ``same-site`` too, since other apps
+#: may live on the portal's sibling subdomains.
+_VAN_ELDERS = frozenset({"cross-site", "same-site"})
+
+
+def van_elders(request: Request) -> bool:
+    """Whether the browser says another site started this request (``Sec-Fetch-Site``).
+
+    ``none`` (typed or bookmarked) and ``same-origin`` are the person's own; a request without
+    the header (an older browser, a client that is no browser) is let through, as before."""
+    return request.headers.get("Sec-Fetch-Site", "").strip().lower() in _VAN_ELDERS
+
+
+def rapport_openen(request: Request) -> Response | None:
+    """None when this GET may read a report now; for a request another site started (a link
+    the signed-in person clicked there), a page with nothing of the dossier and one link to
+    this same address.
+
+    Every read of a report is recorded on the audit trail, and the session cookie
+    (SameSite=Lax) goes along with a top-level navigation from anywhere: without this, another
+    site could make a read appear that the person did not choose within the portal. The link
+    on this page is a navigation from the portal itself (``same-origin``), which reads."""
+    if not van_elders(request):
+        return None
+    adres = request.url.path
+    if not adres.startswith("/") or adres[1:2] in ("/", "\\"):
+        adres = "/"  # never a link off the portal (routes all start with one slash)
+    if request.url.query:
+        adres = f"{adres}?{request.url.query}"
+    return pagina(
+        request,
+        "openen.html",
+        {
+            "titel": RAPPORT_OPENEN_TITEL,
+            "tekst": RAPPORT_OPENEN_TEKST,
+            "knop": RAPPORT_OPENEN_KNOP,
+            "adres": adres,
+        },
+    )
 
 
 async def formulier(

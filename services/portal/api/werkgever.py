@@ -22,6 +22,7 @@ from services.portal.api.web import (
     formulier,
     neem_melding,
     pagina,
+    rapport_openen,
     standaard_weigering,
     zet_melding,
     zoek_dossier,
@@ -119,6 +120,9 @@ def _dossiers(api: APIRouter, omgeving: Omgeving) -> None:
     def dossier(request: Request, aanvraag_id: UUID) -> Response:
         if (weg := _weg(omgeving, request)) is not None:
             return weg
+        # A released report is read on this page.
+        if (openen := rapport_openen(request)) is not None:
+            return openen
         return toon(request, aanvraag_id)
 
     @api.post("/dossiers/{aanvraag_id}/maatregelen/{maatregel_id}/uitgevoerd")
