@@ -20,6 +20,7 @@ from services.portal.api.web import (
     Omgeving,
     Weigering,
     formulier,
+    is_formuliersleutel,
     neem_melding,
     pagina,
     rapport_openen,
@@ -136,9 +137,8 @@ class Pagina:
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
         if stand is None:
-            uitkomst = apis.stel_rapport_op(
-                aanvraag_id, concept(invoer), sleutel if _geldig(sleutel) else str(uuid.uuid4())
-            )
+            sleutel = sleutel if is_formuliersleutel(sleutel) else str(uuid.uuid4())
+            uitkomst = apis.stel_rapport_op(aanvraag_id, concept(invoer), sleutel)
             melding = "concept_opgeslagen"
         else:
             uitkomst = apis.herzie_rapport(UUID(str(stand["rapport_id"])), concept(invoer))
@@ -286,14 +286,6 @@ def _rapport(api: APIRouter, gedeeld: Pagina) -> None:
             "adviseur/verschillen.html",
             {"v": data, "aanvraag_id": str(aanvraag_id)},
         )
-
-
-def _geldig(sleutel: str) -> bool:
-    """Whether a form's idempotency key is one the portal made (a UUID)."""
-    try:
-        return str(uuid.UUID(sleutel)) == sleutel
-    except ValueError:
-        return False
 
 
 def _getal(waarde: str) -> int | None:

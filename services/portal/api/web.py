@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import threading
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -300,6 +303,75 @@ def rapport_openen(request: Request) -> Response | None:
             "adres": adres,
         },
     )
+
+
+def is_formuliersleutel(sleutel: str) -> bool:
+    """Whether a form's key is one the portal made when it rendered the form (a UUID)."""
+    try:
+        return str(uuid.UUID(sleutel)) == sleutel
+    except ValueError:
+        return False
+
+
+class Eenmalig:
+    """A form post done once per form key: a second post of the same rendered form (a double
+    click, a form sent again from the history) makes no second call and gets the first one's
+    outcome, while it is kept (``BEWAAR_S``). Posts that arrive together wait for the first.
+
+    For a service that takes no ``Idempotency-Key`` of its own; the outcome is kept in this
+    process's memory only, so it holds for one portal process. An outcome that is no success
+    is not kept: the same form may be sent again and is then tried again."""
+
+    BEWAAR_S = 600.0
+    MAX = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._posten: dict[str, _Post] = {}
+
+    def eens(self, sleutel: str, doe: Callable[[], Uitkomst]) -> Uitkomst:
+        """``doe()``'s outcome, done once for ``sleutel`` (the first outcome when it succeeded)."""
+        while True:
+            with self._lock:
+                nu = time.monotonic()
+                for oud in [k for k, v in self._posten.items() if v.verlopen(nu, self.BEWAAR_S)]:
+                    del self._posten[oud]
+                bezig = self._posten.get(sleutel)
+                eigen = bezig is None
+                if bezig is None:
+                    if len(self._posten) >= self.MAX:
+                        return doe()  # no room to remember: as without a key
+                    bezig = self._posten[sleutel] = _Post()
+            if eigen:
+                try:
+                    resultaat = bezig.uitkomst = doe()
+                    return resultaat
+                finally:
+                    if not isinstance(bezig.uitkomst, Gelukt):
+                        with self._lock:
+                            self._posten.pop(sleutel, None)
+                    bezig.klaar_op = time.monotonic()
+                    bezig.klaar.set()
+            if not bezig.klaar.wait(timeout=60):
+                raise Weigering(
+                    409,
+                    "Formulier al verstuurd",
+                    "Dit formulier is al verstuurd en wordt nog verwerkt. Open de pagina"
+                    " opnieuw om te zien of het gelukt is.",
+                )
+            if isinstance(bezig.uitkomst, Gelukt):
+                return bezig.uitkomst
+            # The first post did not succeed and was forgotten: this one tries again.
+
+
+@dataclass
+class _Post:
+    klaar: threading.Event = field(default_factory=threading.Event)
+    uitkomst: Uitkomst | None = None
+    klaar_op: float | None = None
+
+    def verlopen(self, nu: float, bewaar_s: float) -> bool:
+        return self.klaar_op is not None and nu - self.klaar_op > bewaar_s
 
 
 async def formulier(
