@@ -167,6 +167,35 @@ def test_the_bestuurder_reads_the_report_decides_on_consent_and_records_pkvw_and
         what="the bestuurder's read in the dossier",
     )
 
+    # A link to the report on another site reads nothing: the portal asks first, and the
+    # report is read (once more) only when the bestuurder opens it from there.
+    rapport_url = page.url
+    page.route(
+        "http://elders.test/",
+        lambda route: route.fulfill(
+            content_type="text/html",
+            body=f'<!DOCTYPE html><html lang="nl"><title>Elders</title>'
+            f'<a href="{rapport_url}">Het rapport</a></html>',
+        ),
+    )
+    page.goto("http://elders.test/")
+    page.get_by_role("link", name="Het rapport").click()
+    expect(page.locator("h1")).to_have_text("Rapport openen")
+    assert page.url == rapport_url
+    expect(page.get_by_text(BEVINDING_WONEN)).to_have_count(0)
+    no_axe_violations(offline_page, "bestuurder-rapport-van-elders")
+    page.get_by_role("link", name="Rapport openen").click()
+    expect(page.locator("h1")).to_have_text("Adviesrapport")
+    expect(page.get_by_text(BEVINDING_WONEN)).to_be_visible()
+    wait_until(
+        lambda: (
+            (_dossier_api(running_system, aanvraag_id)["rapport"]["keer_ingezien"] == 2) or None
+        ),
+        timeout=30,
+        what="the bestuurder's second read, from the portal itself",
+    )
+    page.unroute("http://elders.test/")
+
     # Consent: what the werkgever will see; no choice is an error at the field; refuse, then
     # consent after all.
     page.get_by_role("link", name="Delen met uw werkgever: instemmen of weigeren").first.click()

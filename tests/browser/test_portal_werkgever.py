@@ -216,6 +216,11 @@ def test_after_release_the_report_measures_and_who_pays_and_the_webhooks(
     expect(page.locator("h1")).to_have_text("Abonnement aangemaakt")
     expect(page.locator("#geheim")).to_have_text(re.compile(r"^whsec_\S+$"))
     no_axe_violations(offline_page, "werkgever-webhook-aangemaakt")
+    # Post/Redirect/Get: a reload sends nothing again, and the secret was shown once.
+    assert page.url == f"{portal_url}/werkgever/webhooks/aangemaakt"
+    page.reload()
+    expect(page.locator("h1")).to_have_text("Webhook-abonnementen")
+    expect(page.locator("#geheim")).to_have_count(0)
 
     headers = token(running_system.data_dir, "werkgever", sub="wg-demo", organisatie=ORGANISATIE)
     listed = httpx.get(
@@ -225,7 +230,6 @@ def test_after_release_the_report_measures_and_who_pays_and_the_webhooks(
         (adres, ["RapportVrijgegeven"])
     ]
 
-    page.get_by_role("link", name="Terug naar de abonnementen").click()
     rij = page.locator("#abonnementen tbody tr", has_text=adres)
     expect(rij).to_contain_text("Rapport vrijgegeven aan de werkgever")
     expect(page.locator("#geheim")).to_have_count(0)

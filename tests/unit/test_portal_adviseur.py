@@ -400,6 +400,27 @@ def test_after_a_rejection_the_reasons_stand_beside_the_text_and_a_revision_is_s
     assert [c for c in apis.calls if c[0] == "rapport"][-2:] == [("rapport", 1), ("rapport", 2)]
 
 
+def test_a_link_from_another_site_reads_no_version_until_the_adviseur_opens_it() -> None:
+    apis = FakeApis()
+    apis.stand = {
+        "rapport_id": str(RAPPORT_ID),
+        "status": "concept",
+        "versie": 2,
+        "ingediende_versies": [1],
+    }
+    portal, _ = signed_in(apis)
+    basis = f"/adviseur/dossiers/{DOSSIER_ID}/rapport"
+    for url in (basis, f"{basis}/verschillen?van=1&naar=2"):
+        apis.calls.clear()
+        page = portal.get(url, headers={"Sec-Fetch-Site": "cross-site"})
+        assert page.status_code == 200 and apis.calls == []
+        assert "Camera bij de voordeur" not in page.text
+        assert f'href="{url.replace("&", "&amp;")}">Rapport openen</a>' in page.text
+        geopend = portal.get(url, headers={"Sec-Fetch-Site": "same-origin"})
+        assert geopend.status_code == 200
+        assert [c for c in apis.calls if c[0] == "rapport"]
+
+
 def test_the_pages_are_for_the_adviseur_only() -> None:
     anonymous = TestClient(
         bootstrap(PortalSettings(), apis=FakeApis(), session_key=secrets.token_bytes(32))

@@ -289,6 +289,52 @@ def test_reading_the_report_goes_through_the_api_that_records_it() -> None:
     assert re.search(r"<title>Adviesrapport – Weerbaar bestuur</title>", page.text)
 
 
+@pytest.mark.parametrize("pad", ["rapport", "maatregelen"])
+@pytest.mark.parametrize("herkomst", ["cross-site", "same-site", "Cross-Site"])
+def test_a_link_from_another_site_reads_nothing_until_the_person_opens_it(
+    pad: str, herkomst: str
+) -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis)
+    url = f"/bestuurder/dossiers/{DOSSIER_ID}/{pad}"
+    apis.calls.clear()
+    page = portal.get(url, headers={"Sec-Fetch-Site": herkomst})
+    # Another site's link records no read: the API is not asked anything, the page shows
+    # nothing of the report and offers to open it from the portal itself.
+    assert page.status_code == 200
+    assert apis.calls == []
+    assert BEVINDING not in page.text and "Wissel routes af." not in page.text
+    assert "via een link op een andere website" in page.text
+    assert re.search(rf'<a [^>]*href="{re.escape(url)}">Rapport openen</a>', page.text)
+    assert page.headers["Cache-Control"] == "no-store"
+
+    geopend = portal.get(url, headers={"Sec-Fetch-Site": "same-origin"})
+    assert geopend.status_code == 200
+    assert apis.calls.count(("lees_rapport", RAPPORT_ID)) == 1
+    assert "via een link op een andere website" not in geopend.text
+
+
+@pytest.mark.parametrize("herkomst", ["same-origin", "none", None])
+def test_the_report_opened_in_the_portal_typed_or_without_the_header_is_read(
+    herkomst: str | None,
+) -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis)
+    headers = {"Sec-Fetch-Site": herkomst} if herkomst is not None else {}
+    page = portal.get(f"/bestuurder/dossiers/{DOSSIER_ID}/rapport", headers=headers)
+    assert page.status_code == 200 and BEVINDING in page.text
+    assert apis.calls.count(("lees_rapport", RAPPORT_ID)) == 1
+
+
+def test_a_link_from_another_site_to_a_report_still_refuses_another_role() -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis, "wg-demo")
+    page = portal.get(
+        f"/bestuurder/dossiers/{DOSSIER_ID}/rapport", headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert page.status_code == 403 and "Rapport openen" not in page.text
+
+
 def test_another_bestuurders_dossier_shows_nothing_of_it() -> None:
     apis = FakeApis()
     portal, csrf = signed_in(apis, "bst2-demo")

@@ -205,6 +205,20 @@ def test_the_report_page_shows_the_version_its_hash_the_four_domains_and_earlier
     assert "Versie 2 goedkeuren" in page and " disabled" not in page
 
 
+def test_a_link_from_another_site_reads_no_version_until_the_reviewer_opens_it() -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis)
+    url = f"/bva/rapporten/{RAPPORT_ID}"
+    apis.calls.clear()
+    page = portal.get(url, headers={"Sec-Fetch-Site": "cross-site"})
+    assert page.status_code == 200 and apis.calls == []
+    assert HASH_2 not in page.text and "Inbraakwerend hang- en sluitwerk." not in page.text
+    assert f'href="{url}">Rapport openen</a>' in page.text
+    geopend = portal.get(url, headers={"Sec-Fetch-Site": "same-origin"})
+    assert geopend.status_code == 200 and HASH_2 in geopend.text
+    assert [c for c in apis.calls if c[0] == "rapport"] == [("rapport", 2)]
+
+
 def test_approving_names_the_version_and_hash_read() -> None:
     apis = FakeApis()
     portal, csrf = signed_in(apis)

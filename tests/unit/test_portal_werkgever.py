@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import threading
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID, uuid4
@@ -15,11 +16,13 @@ import httpx
 from fastapi.testclient import TestClient
 
 from services.portal.adapters import EmbeddedInloggen, HttpApis
+from services.portal.api.web import Eenmalig
 from services.portal.application import (
     Conflict,
     Gelukt,
     Geweigerd,
     NietGevonden,
+    Onbereikbaar,
     Ongeldig,
     Uitkomst,
     VeldFout,
@@ -291,6 +294,19 @@ def test_after_release_the_report_its_measures_and_who_pays_are_shown() -> None:
     assert ("lees_rapport", RAPPORT_ID) in apis.calls
 
 
+def test_a_link_from_another_site_reads_no_released_report_until_the_werkgever_opens_it() -> None:
+    apis = FakeApis(vrijgegeven=True)
+    portal, _ = signed_in(apis)
+    url = f"/werkgever/dossiers/{DOSSIER_ID}"
+    page = portal.get(url, headers={"Sec-Fetch-Site": "same-site"})
+    assert page.status_code == 200 and apis.calls == []
+    assert BEVINDING not in page.text and OMSCHRIJVING not in page.text
+    assert f'href="{url}">Rapport openen</a>' in page.text
+    geopend = portal.get(url, headers={"Sec-Fetch-Site": "same-origin"}).text
+    assert BEVINDING in geopend
+    assert apis.calls.count(("lees_rapport", RAPPORT_ID)) == 1
+
+
 def test_a_read_the_api_refuses_shows_nothing_of_the_report() -> None:
     apis = FakeApis(vrijgegeven=True)
     apis.lees_answer = Geweigerd()
@@ -382,16 +398,89 @@ def test_a_new_subscription_shows_its_secret_once() -> None:
             "gebeurtenis-Onbekend": "ja",
         },
     )
-    assert made.status_code == 201
+    assert made.status_code == 200
+    assert [r.status_code for r in made.history] == [303]
+    assert str(made.url).endswith("/werkgever/webhooks/aangemaakt")
     assert "whsec_Z2VoZWlt" in made.text
-    assert apis.calls[-1] == (
-        "maak",
-        {
-            "callback_url": "https://zaken.example.org/weerbaar",
-            "event_types": ["RapportVrijgegeven"],
-        },
-    )
+    assert "Berichten gaan naar" in made.text
+    assert apis.calls.count(("abonnementen", None)) == 2  # the form, and the page after
+    assert [c for c in apis.calls if c[0] == "maak"] == [
+        (
+            "maak",
+            {
+                "callback_url": "https://zaken.example.org/weerbaar",
+                "event_types": ["RapportVrijgegeven"],
+            },
+        )
+    ]
+    # The secret was shown once: a reload of that page goes to the list, without it.
+    again = portal.get("/werkgever/webhooks/aangemaakt")
+    assert str(again.url).endswith("/werkgever/webhooks") and "whsec_" not in again.text
     assert "whsec_" not in portal.get("/werkgever/webhooks").text
+
+
+def _formulier_sleutel(page: str) -> str:
+    found = re.search(r'name="sleutel" value="([^"]+)"', page)
+    assert found
+    return found.group(1)
+
+
+def test_the_same_form_sent_twice_makes_one_subscription() -> None:
+    apis = FakeApis()
+    portal, csrf = signed_in(apis)
+    sleutel = _formulier_sleutel(portal.get("/werkgever/webhooks").text)
+    data = {"csrf": csrf, "sleutel": sleutel, "callback_url": "https://zaken.example.org/w"}
+    eerste = portal.post("/werkgever/webhooks", data=data, follow_redirects=False)
+    assert eerste.status_code == 303
+    assert eerste.headers["location"] == "/werkgever/webhooks/aangemaakt"
+    # A double click or the form sent again from the history: no second call, and the
+    # subscription made the first time is shown with its secret.
+    tweede = portal.post("/werkgever/webhooks", data=data)
+    assert "whsec_Z2VoZWlt" in tweede.text
+    assert [c[0] for c in apis.calls].count("maak") == 1
+    # A form shown anew has a key of its own: that one is a new subscription.
+    nieuw = _formulier_sleutel(portal.get("/werkgever/webhooks").text)
+    assert nieuw != sleutel
+    portal.post("/werkgever/webhooks", data=data | {"sleutel": nieuw})
+    assert [c[0] for c in apis.calls].count("maak") == 2
+
+
+def test_a_refused_form_is_tried_again_with_the_same_key() -> None:
+    apis = FakeApis()
+    apis.maak_answer = Onbereikbaar()
+    portal, csrf = signed_in(apis)
+    sleutel = _formulier_sleutel(portal.get("/werkgever/webhooks").text)
+    data = {"csrf": csrf, "sleutel": sleutel, "callback_url": "https://zaken.example.org/w"}
+    assert portal.post("/werkgever/webhooks", data=data).status_code == 503
+    apis.maak_answer = FakeApis().maak_answer
+    assert "whsec_Z2VoZWlt" in portal.post("/werkgever/webhooks", data=data).text
+    assert [c[0] for c in apis.calls].count("maak") == 2
+
+
+def test_posts_of_one_key_that_arrive_together_make_one_call() -> None:
+    eenmalig = Eenmalig()
+    begonnen, los = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def doe() -> Uitkomst:
+        calls.append(1)
+        begonnen.set()
+        assert los.wait(timeout=10)
+        return Gelukt({"abonnement_id": str(ABONNEMENT_ID)})
+
+    uitkomsten: list[Uitkomst] = []
+    eerste = threading.Thread(target=lambda: uitkomsten.append(eenmalig.eens("k", doe)))
+    eerste.start()
+    assert begonnen.wait(timeout=10)
+    tweede = threading.Thread(target=lambda: uitkomsten.append(eenmalig.eens("k", doe)))
+    tweede.start()
+    los.set()
+    eerste.join(timeout=10)
+    tweede.join(timeout=10)
+    assert calls == [1]
+    assert len(uitkomsten) == 2 and uitkomsten[0] is uitkomsten[1]
+    # Another key is another post.
+    assert isinstance(eenmalig.eens("ander", doe), Gelukt) and calls == [1, 1]
 
 
 def test_notifications_refusal_of_the_address_is_shown_at_the_field() -> None:

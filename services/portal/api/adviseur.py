@@ -20,8 +20,10 @@ from services.portal.api.web import (
     Omgeving,
     Weigering,
     formulier,
+    is_formuliersleutel,
     neem_melding,
     pagina,
+    rapport_openen,
     standaard_weigering,
     zet_melding,
 )
@@ -135,9 +137,8 @@ class Pagina:
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
         if stand is None:
-            uitkomst = apis.stel_rapport_op(
-                aanvraag_id, concept(invoer), sleutel if _geldig(sleutel) else str(uuid.uuid4())
-            )
+            sleutel = sleutel if is_formuliersleutel(sleutel) else str(uuid.uuid4())
+            uitkomst = apis.stel_rapport_op(aanvraag_id, concept(invoer), sleutel)
             melding = "concept_opgeslagen"
         else:
             uitkomst = apis.herzie_rapport(UUID(str(stand["rapport_id"])), concept(invoer))
@@ -219,6 +220,8 @@ def _rapport(api: APIRouter, gedeeld: Pagina) -> None:
     def rapport(request: Request, aanvraag_id: UUID) -> Response:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
+        if (openen := rapport_openen(request)) is not None:
+            return openen
         return gedeeld.rapport(request, aanvraag_id)
 
     @api.post("/dossiers/{aanvraag_id}/rapport")
@@ -272,6 +275,8 @@ def _rapport(api: APIRouter, gedeeld: Pagina) -> None:
     def verschil(request: Request, aanvraag_id: UUID, van: str = "", naar: str = "") -> Response:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
+        if (openen := rapport_openen(request)) is not None:
+            return openen
         try:
             data = verschillen(omgeving.apis_voor(request), aanvraag_id, _getal(van), _getal(naar))
         except Probleem as probleem:
@@ -281,14 +286,6 @@ def _rapport(api: APIRouter, gedeeld: Pagina) -> None:
             "adviseur/verschillen.html",
             {"v": data, "aanvraag_id": str(aanvraag_id)},
         )
-
-
-def _geldig(sleutel: str) -> bool:
-    """Whether a form's idempotency key is one the portal made (a UUID)."""
-    try:
-        return str(uuid.UUID(sleutel)) == sleutel
-    except ValueError:
-        return False
 
 
 def _getal(waarde: str) -> int | None:

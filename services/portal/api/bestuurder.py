@@ -22,6 +22,7 @@ from services.portal.api.web import (
     formulier,
     neem_melding,
     pagina,
+    rapport_openen,
     standaard_weigering,
     zet_melding,
     zoek_dossier,
@@ -217,6 +218,8 @@ def _paginas(api: APIRouter, gedeeld: Pagina) -> None:
     def rapport(request: Request, aanvraag_id: UUID) -> Response:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
+        if (openen := rapport_openen(request)) is not None:
+            return openen
         try:
             data = lees_rapport(omgeving.apis_voor(request), aanvraag_id)
         except Probleem as probleem:
@@ -233,6 +236,9 @@ def _paginas(api: APIRouter, gedeeld: Pagina) -> None:
     def mijn_maatregelen(request: Request, aanvraag_id: UUID) -> Response:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
+        # The measures' page reads the report (their descriptions).
+        if (openen := rapport_openen(request)) is not None:
+            return openen
         return _maatregelen_pagina(gedeeld, request, aanvraag_id)
 
 

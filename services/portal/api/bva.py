@@ -19,6 +19,7 @@ from services.portal.api.web import (
     formulier,
     neem_melding,
     pagina,
+    rapport_openen,
     standaard_weigering,
     zet_melding,
 )
@@ -149,6 +150,8 @@ def _paginas(api: APIRouter, gedeeld: Pagina) -> None:
     def rapport(request: Request, rapport_id: UUID) -> Response:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
+        if (openen := rapport_openen(request)) is not None:
+            return openen
         return gedeeld.rapport(request, rapport_id)
 
 

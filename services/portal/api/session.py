@@ -1,8 +1,10 @@
 """The signed-in session: an encrypted, authenticated HttpOnly cookie (AES-GCM).
 
-The cookie holds who is signed in, their token for the APIs and a CSRF token; an anonymous
-visitor's holds only the CSRF token. Anything the cookie does not decrypt to (tampered, made
-with another key, expired, malformed) is treated as no session at all, never as an error.
+The cookie holds who is signed in, their token for the APIs and a CSRF token (and, until the
+one page after a webhook subscription is made has shown it, that subscription's secret); an
+anonymous visitor's holds only the CSRF token. Anything the cookie does not decrypt to
+(tampered, made with another key, expired, malformed) is treated as no session at all, never
+as an error.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class Sessie:
     oidc_verifier: str | None = None
     #: A one-time note for the next page (e.g. the confirmation), never personal data.
     melding: str | None = None
+    #: A webhook subscription just made (its id and secret), for the one page after the
+    #: redirect that shows its secret; taken there (the secret is shown once).
+    aangemaakt: dict[str, str] | None = None
 
     @property
     def ingelogd(self) -> bool:

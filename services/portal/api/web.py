@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import threading
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +40,12 @@ from services.portal.application import (
 )
 from services.portal.application.live import Verdeler
 from services.portal.application.start import ROL_NAMEN
-from services.portal.application.teksten import dossiernummer
+from services.portal.application.teksten import (
+    RAPPORT_OPENEN_KNOP,
+    RAPPORT_OPENEN_TEKST,
+    RAPPORT_OPENEN_TITEL,
+    dossiernummer,
+)
 from shared.platform.throttle import client_source
 
 HERE = Path(__file__).parent
@@ -254,6 +262,116 @@ def pagina(
         # that address again is no way to follow it, so it is not live.
         inhoud.pop("live", None)
     return templates.TemplateResponse(request, template, inhoud, status_code=status)
+
+
+#: ``Sec-Fetch-Site`` of a request another site started: ``same-site`` too, since other apps
+#: may live on the portal's sibling subdomains.
+_VAN_ELDERS = frozenset({"cross-site", "same-site"})
+
+
+def van_elders(request: Request) -> bool:
+    """Whether the browser says another site started this request (``Sec-Fetch-Site``).
+
+    ``none`` (typed or bookmarked) and ``same-origin`` are the person's own; a request without
+    the header (an older browser, a client that is no browser) is let through, as before."""
+    return request.headers.get("Sec-Fetch-Site", "").strip().lower() in _VAN_ELDERS
+
+
+def rapport_openen(request: Request) -> Response | None:
+    """None when this GET may read a report now; for a request another site started (a link
+    the signed-in person clicked there), a page with nothing of the dossier and one link to
+    this same address.
+
+    Every read of a report is recorded on the audit trail, and the session cookie
+    (SameSite=Lax) goes along with a top-level navigation from anywhere: without this, another
+    site could make a read appear that the person did not choose within the portal. The link
+    on this page is a navigation from the portal itself (``same-origin``), which reads."""
+    if not van_elders(request):
+        return None
+    adres = request.url.path
+    if not adres.startswith("/") or adres[1:2] in ("/", "\\"):
+        adres = "/"  # never a link off the portal (routes all start with one slash)
+    if request.url.query:
+        adres = f"{adres}?{request.url.query}"
+    return pagina(
+        request,
+        "openen.html",
+        {
+            "titel": RAPPORT_OPENEN_TITEL,
+            "tekst": RAPPORT_OPENEN_TEKST,
+            "knop": RAPPORT_OPENEN_KNOP,
+            "adres": adres,
+        },
+    )
+
+
+def is_formuliersleutel(sleutel: str) -> bool:
+    """Whether a form's key is one the portal made when it rendered the form (a UUID)."""
+    try:
+        return str(uuid.UUID(sleutel)) == sleutel
+    except ValueError:
+        return False
+
+
+class Eenmalig:
+    """A form post done once per form key: a second post of the same rendered form (a double
+    click, a form sent again from the history) makes no second call and gets the first one's
+    outcome, while it is kept (``BEWAAR_S``). Posts that arrive together wait for the first.
+
+    For a service that takes no ``Idempotency-Key`` of its own; the outcome is kept in this
+    process's memory only, so it holds for one portal process. An outcome that is no success
+    is not kept: the same form may be sent again and is then tried again."""
+
+    BEWAAR_S = 600.0
+    MAX = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._posten: dict[str, _Post] = {}
+
+    def eens(self, sleutel: str, doe: Callable[[], Uitkomst]) -> Uitkomst:
+        """``doe()``'s outcome, done once for ``sleutel`` (the first outcome when it succeeded)."""
+        while True:
+            with self._lock:
+                nu = time.monotonic()
+                for oud in [k for k, v in self._posten.items() if v.verlopen(nu, self.BEWAAR_S)]:
+                    del self._posten[oud]
+                bezig = self._posten.get(sleutel)
+                eigen = bezig is None
+                if bezig is None:
+                    if len(self._posten) >= self.MAX:
+                        return doe()  # no room to remember: as without a key
+                    bezig = self._posten[sleutel] = _Post()
+            if eigen:
+                try:
+                    resultaat = bezig.uitkomst = doe()
+                    return resultaat
+                finally:
+                    if not isinstance(bezig.uitkomst, Gelukt):
+                        with self._lock:
+                            self._posten.pop(sleutel, None)
+                    bezig.klaar_op = time.monotonic()
+                    bezig.klaar.set()
+            if not bezig.klaar.wait(timeout=60):
+                raise Weigering(
+                    409,
+                    "Formulier al verstuurd",
+                    "Dit formulier is al verstuurd en wordt nog verwerkt. Open de pagina"
+                    " opnieuw om te zien of het gelukt is.",
+                )
+            if isinstance(bezig.uitkomst, Gelukt):
+                return bezig.uitkomst
+            # The first post did not succeed and was forgotten: this one tries again.
+
+
+@dataclass
+class _Post:
+    klaar: threading.Event = field(default_factory=threading.Event)
+    uitkomst: Uitkomst | None = None
+    klaar_op: float | None = None
+
+    def verlopen(self, nu: float, bewaar_s: float) -> bool:
+        return self.klaar_op is not None and nu - self.klaar_op > bewaar_s
 
 
 async def formulier(

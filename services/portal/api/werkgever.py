@@ -9,6 +9,7 @@ anything else).
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 from uuid import UUID
 
@@ -17,11 +18,15 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from services.portal.api.web import (
+    Eenmalig,
     Omgeving,
     Weigering,
     formulier,
+    is_formuliersleutel,
     neem_melding,
     pagina,
+    rapport_openen,
+    sessie,
     standaard_weigering,
     zet_melding,
     zoek_dossier,
@@ -34,8 +39,8 @@ from services.portal.application.werkgever import (
     MELDINGEN,
     MISLUKT,
     NOG_NIET_VRIJGEGEVEN,
+    Aangemaakt,
     Formulierfouten,
-    aangemaakt_uit,
     abonnement_verzoek,
     abonnementen,
     dossier_pagina,
@@ -77,6 +82,7 @@ def router(omgeving: Omgeving) -> APIRouter:
     api = APIRouter(prefix=BASIS)
     _dossiers(api, omgeving)
     _webhooks(api, omgeving)
+    _aangemaakt(api, omgeving)
     return api
 
 
@@ -119,6 +125,9 @@ def _dossiers(api: APIRouter, omgeving: Omgeving) -> None:
     def dossier(request: Request, aanvraag_id: UUID) -> Response:
         if (weg := _weg(omgeving, request)) is not None:
             return weg
+        # A released report is read on this page.
+        if (openen := rapport_openen(request)) is not None:
+            return openen
         return toon(request, aanvraag_id)
 
     @api.post("/dossiers/{aanvraag_id}/maatregelen/{maatregel_id}/uitgevoerd")
@@ -142,6 +151,10 @@ def _dossiers(api: APIRouter, omgeving: Omgeving) -> None:
 
 
 def _webhooks(api: APIRouter, omgeving: Omgeving) -> None:
+    # A subscription is made once per rendered form: notifications' POST takes no
+    # Idempotency-Key, so the portal keeps the form's key and the first outcome itself.
+    verzonden = Eenmalig()
+
     def lijst(
         request: Request, fouten: Formulierfouten | None = None, status: int = 200
     ) -> Response:
@@ -153,6 +166,7 @@ def _webhooks(api: APIRouter, omgeving: Omgeving) -> None:
             "abonnementen": regels,
             "gebeurtenissen": GEBEURTENISSEN,
             "fouten": fouten or Formulierfouten(),
+            "sleutel": str(uuid.uuid4()),
             **_melding(request),
         }
         return pagina(request, "werkgever/webhooks.html", context, status)
@@ -169,19 +183,31 @@ def _webhooks(api: APIRouter, omgeving: Omgeving) -> None:
         if (weg := _weg(omgeving, request)) is not None:
             return weg
 
+        sleutel = waarden.get("sleutel", "")
+
         def stap() -> Response:
             verzoek, fouten = abonnement_verzoek(waarden)
             if verzoek is None:
                 return lijst(request, fouten, 422)
-            uitkomst = omgeving.apis_voor(request).maak_abonnement(verzoek)
+            apis = omgeving.apis_voor(request)
+
+            def maak_het() -> Uitkomst:
+                return apis.maak_abonnement(verzoek)
+
+            if is_formuliersleutel(sleutel):
+                uitkomst = verzonden.eens(f"{sessie(request).sub}:{sleutel}", maak_het)
+            else:
+                uitkomst = maak_het()  # a form rendered without a key: as it comes
             if isinstance(uitkomst, Gelukt):
-                # The secret is in this one answer: shown on this page, never kept or redirected.
-                return pagina(
-                    request,
-                    "werkgever/aangemaakt.html",
-                    {"a": aangemaakt_uit(uitkomst.data)},
-                    201,
-                )
+                # Post/Redirect/Get: a reload shows the page again and makes nothing. The secret
+                # is in this one answer: it goes, sealed in the session, to the one page after
+                # the redirect, which takes it (shown once).
+                sessie(request).aangemaakt = {
+                    "abonnement_id": str(uitkomst.data.get("abonnement_id", "")),
+                    "secret": str(uitkomst.data.get("secret", "")),
+                }
+                request.state.sessie_gewijzigd = True
+                return RedirectResponse(f"{BASIS}/webhooks/aangemaakt", status_code=303)
             try:
                 return lijst(request, fouten_uit(uitkomst, fouten), 422)
             except Probleem as probleem:
@@ -206,3 +232,27 @@ def _webhooks(api: APIRouter, omgeving: Omgeving) -> None:
             return RedirectResponse(f"{BASIS}/webhooks", status_code=303)
 
         return await run_in_threadpool(stap)
+
+
+def _aangemaakt(api: APIRouter, omgeving: Omgeving) -> None:
+    @api.get("/webhooks/aangemaakt")
+    def aangemaakt(request: Request) -> Response:
+        if (weg := _weg(omgeving, request)) is not None:
+            return weg
+        huidig = sessie(request)
+        nieuw = huidig.aangemaakt
+        if nieuw is None:
+            # Shown before (a reload, the history): the secret is gone, the list stays.
+            return RedirectResponse(f"{BASIS}/webhooks", status_code=303)
+        huidig.aangemaakt = None
+        request.state.sessie_gewijzigd = True
+        try:
+            regels = abonnementen(omgeving.apis_voor(request))
+        except Probleem:
+            regels = ()  # the secret is shown all the same: it cannot be asked for again
+        regel = next((r for r in regels if r.abonnement_id == nieuw["abonnement_id"]), None)
+        return pagina(
+            request,
+            "werkgever/aangemaakt.html",
+            {"a": Aangemaakt(abonnement=regel, secret=nieuw["secret"])},
+        )

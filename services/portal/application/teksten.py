@@ -235,3 +235,15 @@ AFSPRAAK_STATUS: dict[str, str] = {
     "gevoerd": "Gevoerd",
     "geannuleerd": "Geannuleerd",
 }
+
+
+# --- a report page opened from another site ------------------------------------------------------
+
+#: The page a link on another site lands on instead of a report: every read of a report is on
+#: the audit trail, so the person opens it by their own choice from the portal itself.
+RAPPORT_OPENEN_TITEL = "Rapport openen"
+RAPPORT_OPENEN_TEKST = (
+    "U kwam hier via een link op een andere website. Elke keer dat u een rapport inziet, wordt"
+    " dat vastgelegd. Daarom opent het rapport pas als u daar hier zelf voor kiest."
+)
+RAPPORT_OPENEN_KNOP = "Rapport openen"

@@ -340,12 +340,8 @@ def fouten_uit(uitkomst: Uitkomst, fouten: Formulierfouten) -> Formulierfouten:
 
 @dataclass(frozen=True)
 class Aangemaakt:
-    """A new subscription with its secret: shown this once."""
+    """A new subscription with its secret: shown this once (``abonnement`` None when
+    notifications did not list it just now: the secret is shown all the same)."""
 
-    abonnement: AbonnementRegel
+    abonnement: AbonnementRegel | None
     secret: str
-
-
-def aangemaakt_uit(data: Mapping[str, Any]) -> Aangemaakt:
-    """The answer to a new subscription, as the page shows it."""
-    return Aangemaakt(abonnement=abonnement_regel(data), secret=str(data.get("secret", "")))
