@@ -206,6 +206,12 @@ def _audit_export(d: Dossier, body: Any) -> bool:
     )
 
 
+def _ketenverificatie(d: Dossier, body: Any) -> bool:
+    return isinstance(body, dict) and {"uitgevoerd", "in_orde", "diensten", "gestart_op"} <= set(
+        body
+    )
+
+
 def _bewaarplicht(reden: str | None) -> Check:
     def check(d: Dossier, body: Any) -> bool:
         return isinstance(body, dict) and body == {"bewaarplicht": reden}
@@ -379,6 +385,15 @@ TABEL: tuple[Rij, ...] = (
         _set("compliance"),
         params=lambda d: {"aanvraag_id": str(d.aanvraag_id), "verifieer": "false"},
         check=_audit_export,
+    ),
+    # The chains' verification (system-wide, no dossier's data): compliance only.
+    Rij(
+        "intake",
+        "GET",
+        "/audit/verificatie",
+        "ingediend",
+        _set("compliance"),
+        check=_ketenverificatie,
     ),
     Rij(
         "intake",
