@@ -262,21 +262,10 @@ def read_batches(
 ) -> int:
     """Commit a source's batches one by one (``commit`` stores a batch with its position), at
     most ``budget`` units; the units read."""
-    read = 0
     try:
-        for whole in batches:
-            batch = whole if budget is None else whole[: budget - read]
-            if not batch:
-                break
-            commit(batch)
-            read += len(batch)
-            if bar is not None:
-                bar.advance(len(batch), f"{source} {batch[-1].position}")
-            if budget is not None and read >= budget:
-                break
+        return _read(((source, batch) for batch in batches), lambda _, b: commit(b), bar, budget)
     finally:
         batches.close()  # stops reading (an export, the stream) when the budget ends early
-    return read
 
 
 def read_side_by_side(
@@ -288,8 +277,17 @@ def read_side_by_side(
     """Commit the batches of several exports as they arrive (``commit`` stores a batch with its
     source's position), at most ``budget`` units; the units read. The caller closes ``exports``
     (which stops what a budget left unread)."""
+    return _read(iter(exports), commit, bar, budget)
+
+
+def _read(
+    batches: Generator[tuple[str, list[Loaded]], None, None],
+    commit: Callable[[str, Sequence[Loaded]], None],
+    bar: Progress | None,
+    budget: int | None,
+) -> int:
+    """Commit ``(source, batch)`` pairs as they come, at most ``budget`` units; the units read."""
     read = 0
-    batches = iter(exports)
     try:
         for source, whole in batches:
             batch = whole if budget is None else whole[: budget - read]
