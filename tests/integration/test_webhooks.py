@@ -84,6 +84,14 @@ class Receiver:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                if receiver.mode == "reuzenkop":
+                    # A header far beyond what any answer needs (1 MB in one line).
+                    receiver.received.append(Ontvangen(headers, body, None))
+                    with contextlib.suppress(OSError):
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Reus: " + b"a" * 1_000_000)
+                        self.wfile.write(b"\r\nContent-Length: 0\r\n\r\n")
+                    self.close_connection = True
+                    return
                 if receiver.mode == "druppel":
                     receiver.received.append(Ontvangen(headers, body, None))
                     self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Druppel: ")
@@ -456,6 +464,22 @@ async def test_a_receiver_that_trickles_its_answer_is_cut_off_at_the_attempts_de
     [poging] = bezorging["log"]
     assert (poging["geslaagd"], poging["fout"]) == (False, "timeout")
     assert bezorging["status"] == "gepland"  # retried on the schedule
+
+
+async def test_an_answer_with_a_huge_header_is_a_failed_attempt_not_a_success_or_a_crash(
+    service: Webhooks,
+) -> None:
+    with receiver("reuzenkop") as reus:
+        eigen = service.subscribe(reus.url)
+        async with consuming(service):
+            await _publish(service.settings, [_ingediend(uuid.uuid4(), ORGANISATIE)])
+            await _wait_planned(service, 1)
+        assert await asyncio.to_thread(service.send_due) == 1
+    assert len(reus.received) == 1
+    [bezorging] = service.log(eigen["abonnement_id"])
+    [poging] = bezorging["log"]
+    assert poging["geslaagd"] is False and poging["fout"] == "protocolfout", poging
+    assert bezorging["status"] == "gepland"
 
 
 async def test_a_receiver_down_for_24_hours_still_gets_the_event(service: Webhooks) -> None:
