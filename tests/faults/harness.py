@@ -54,7 +54,7 @@ from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import from_cloudevent
 from shared.platform.auth import load_or_create_secret
 from shared.platform.http import COMMIT_IN_DOUBT_CODE
-from shared.platform.relay import POSITION_HEADER
+from shared.platform.relay import POSITION_HEADER, PositionHeader
 from shared.platform.settings import SERVICES
 from tests import servers
 from tests.support import StreamMessage, stream_messages
@@ -717,13 +717,19 @@ class Findings:
 
 
 def by_dossier(messages: Iterable[StreamMessage]) -> dict[str, list[tuple[CloudEvent, int]]]:
-    """The stream's events per dossier, with their stream sequences."""
+    """The stream's events per dossier, each with what orders it among events of the same time:
+    its place in its service's log (from the relay's header; a refill of the stream gives it a
+    new stream sequence, not a new place)."""
     out: dict[str, list[tuple[CloudEvent, int]]] = {}
     for m in messages:
         envelope = CloudEvent.from_json(m.data)
         aanvraag_id = getattr(from_cloudevent(envelope), "aanvraag_id", None)
         if aanvraag_id is not None:
-            out.setdefault(str(aanvraag_id), []).append((envelope, m.sequence))
+            header = PositionHeader.read(m.headers.get(POSITION_HEADER))
+            place = header.place if header is not None else None
+            out.setdefault(str(aanvraag_id), []).append(
+                (envelope, m.sequence if place is None else place)
+            )
     return out
 
 

@@ -40,6 +40,7 @@ from shared.platform.consumer import Delivery
 from shared.platform.eventstore import public_event_id
 from shared.platform.model import DomainEvent, FixedClock
 from shared.platform.parties import DossierParties
+from shared.platform.relay import POSITION_SCALE
 from shared.platform.runtime import Components
 from shared.platform.settings import Settings
 from shared.platform.wiring import service_token
@@ -353,10 +354,13 @@ class InProcessSystem:
                     event = app.mapper.to_domain_event(notification)
                     assert isinstance(event, DomainEvent)
                     for index, announced in enumerate(components.gateway(event)):
-                        delivered += self._deliver(service, event, index, announced)
+                        place = notification.id * POSITION_SCALE + index
+                        delivered += self._deliver(service, event, index, announced, place)
         return delivered
 
-    def _deliver(self, service: str, event: DomainEvent, index: int, announced: Any) -> int:
+    def _deliver(
+        self, service: str, event: DomainEvent, index: int, announced: Any, place: int
+    ) -> int:
         envelope = to_cloudevent(
             announced,
             id=public_event_id(service, event.originator_id, event.originator_version, index),
@@ -370,7 +374,11 @@ class InProcessSystem:
         )
         subject = subject_for(announced)
         delivery = Delivery(
-            envelope=envelope, event=announced, stream_sequence=next(self._sequence), attempt=1
+            envelope=envelope,
+            event=announced,
+            stream_sequence=next(self._sequence),
+            attempt=1,
+            log_place=place,
         )
         count = 0
         for components in self.components.values():

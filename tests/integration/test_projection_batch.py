@@ -86,3 +86,56 @@ def test_batches_in_any_order_and_repeated_give_the_one_by_one_views(
         dossier_sub.batch_handler(batch)
 
     assert _views(system) == expected
+
+
+def test_a_stream_refilled_from_the_logs_keeps_the_recorded_order_of_events_of_one_moment(
+    system: InProcessSystem,
+) -> None:
+    """After the broker lost its store, the relays publish every event again from their logs:
+    each gets a new stream sequence, and an event the projection got before the loss keeps its
+    old, higher one. Events recorded together (one moment) must still be folded in the order
+    they were recorded: the projection orders them by their place in their service's log (the
+    relay's position header), not by the stream sequence they happened to arrive with."""
+    intake = system.components["intake"]
+    dossier_sub = next(s for s in intake.subscriptions if s.purpose == "dossier")
+    delivered: list[Delivery] = []
+    one_by_one = dossier_sub.handler
+
+    def keep(delivery: Delivery) -> None:
+        delivered.append(delivery)
+        one_by_one(delivery)
+
+    intake.subscriptions = [
+        replace(s, handler=keep) if s is dossier_sub else s for s in intake.subscriptions
+    ]
+    try:
+        aanvraag_id = system.dossier("vrijgegeven").aanvraag_id
+    finally:
+        intake.subscriptions = [
+            dossier_sub if s.purpose == "dossier" else s for s in intake.subscriptions
+        ]
+    mine = [d for d in delivered if getattr(d.event, "aanvraag_id", None) == aanvraag_id]
+    expected = _views(system)[str(aanvraag_id)]
+    # A moment: events of one service at one time (this system's clock stands still, so each
+    # service's events here are one moment; in a running system, one transaction's).
+    moments: dict[Any, list[Delivery]] = {}
+    for d in mine:
+        moments.setdefault((d.envelope.time, d.envelope.source), []).append(d)
+    together = [group for group in moments.values() if len(group) > 2]
+    assert together, "the process records some public events together"
+    app = intake.app
+    with app.datastore.transaction(commit=True) as curs:
+        curs.execute(
+            SQL("DELETE FROM intake.dossier_events WHERE aanvraag_id = %s"), (aanvraag_id,)
+        )
+        curs.execute(SQL("DELETE FROM intake.dossiers WHERE aanvraag_id = %s"), (aanvraag_id,))
+    # Of every moment's events, the second recorded came before the loss (a high sequence of
+    # the old stream); the rest come after the refill, with the refilled stream's low sequences.
+    before_loss = [group[1] for group in together]
+    refill = [d for d in mine if d not in before_loss]
+    for number, d in enumerate(before_loss):
+        dossier_sub.handler(replace(d, stream_sequence=1_000_000 + number))
+    for number, d in enumerate(refill):
+        dossier_sub.handler(replace(d, stream_sequence=1 + number))
+
+    assert _views(system)[str(aanvraag_id)] == expected
