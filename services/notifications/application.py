@@ -303,6 +303,17 @@ class WebhookStore(Protocol):
         subscription ``kies`` picks from (id, filter); whatever ``kies`` raises undoes it all."""
         ...
 
+    def plannen_batch(
+        self,
+        consumer: str,
+        messages: Sequence[tuple[PublicEvent, CloudEvent]],
+        now: datetime,
+        kies: Callable[[Gebeurtenis, Sequence[tuple[UUID, Filter]]], Sequence[UUID]],
+    ) -> None:
+        """``plannen`` of each message in turn, in one unit; one already in the inbox is left
+        out (no ``AlreadyProcessed``); whatever ``kies`` raises undoes it all."""
+        ...
+
     def claim_due(self, now: datetime, limit: int, hold: timedelta) -> list[Claim]:
         """Claim due deliveries; no other sender takes them meanwhile."""
         ...
@@ -810,6 +821,16 @@ def _secret_aad(abonnement_id: UUID) -> bytes:
     return f"webhook-secret|{abonnement_id}".encode()
 
 
+def _kies(gebeurtenis: Gebeurtenis, abonnementen: Sequence[tuple[UUID, Filter]]) -> list[UUID]:
+    """The subscriptions an event reaches; a transient error while a werkgever's event cannot
+    be placed yet (its dossier's organisation unknown: the message comes back later, nothing of
+    it kept)."""
+    try:
+        return [a for a, filter in abonnementen if bereikt(filter, gebeurtenis)]
+    except OrganisatieOnbekend:
+        raise TransientError("webhook_organisatie_onbekend") from None
+
+
 class Webhooks:
     """Webhook subscriptions and deliveries: make and remove a subscription, plan the deliveries
     of every public event, record each attempt and the subscription's health (failing,
@@ -951,18 +972,19 @@ class Webhooks:
     def handle(self, delivery: Delivery) -> None:
         """Consumer handler: keep the register and plan a delivery per matching subscription
         (once per message: ``AlreadyProcessed`` the second time)."""
-
-        def kies(
-            gebeurtenis: Gebeurtenis, abonnementen: Sequence[tuple[UUID, Filter]]
-        ) -> list[UUID]:
-            try:
-                return [a for a, filter in abonnementen if bereikt(filter, gebeurtenis)]
-            except OrganisatieOnbekend:
-                # Nothing is kept of the message: it comes back later.
-                raise TransientError("webhook_organisatie_onbekend") from None
-
         self.store.plannen(
-            WEBHOOK_CONSUMER, delivery.event, delivery.envelope, self.clock.now(), kies
+            WEBHOOK_CONSUMER, delivery.event, delivery.envelope, self.clock.now(), _kies
+        )
+
+    def handle_batch(self, deliveries: Sequence[Delivery]) -> None:
+        """Consumer batch handler: ``handle`` of each delivery in turn, in one transaction (a
+        redelivery is left out; when the batch raises, the consumer hands the messages to
+        ``handle`` one by one)."""
+        self.store.plannen_batch(
+            WEBHOOK_CONSUMER,
+            [(d.event, d.envelope) for d in deliveries],
+            self.clock.now(),
+            _kies,
         )
 
     # --- sending (the worker) ------------------------------------------------------------------

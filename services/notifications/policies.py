@@ -175,6 +175,7 @@ def policies(app: Notifications, clock: Clock, webhooks: Webhooks) -> list[Subsc
             purpose="webhooks",
             subjects=["weerbaar.>"],
             handler=partial(webhookbezorgingen, webhooks),
+            batch_handler=webhooks.handle_batch,
             description="Plans the webhook deliveries of every public event.",
         ),
     ]

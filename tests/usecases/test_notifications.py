@@ -595,3 +595,101 @@ def test_a_receiver_that_keeps_failing_marks_its_subscription_failing_until_it_r
     hersteld = world.recorded()[-1]
     assert isinstance(hersteld, AbonnementHersteld)
     assert (hersteld.originator_version, hersteld.organisatie_code) == (3, "GM0363")
+
+
+def _webhook_history(aanvraag_id: UUID) -> list[public.PublicEvent]:
+    """A dossier's events as the webhooks' consumer sees them: a measure carried out before and
+    after the release (a werkgever's subscription gets only the second)."""
+    rapport_id = uuid4()
+
+    def uitgevoerd() -> public.MaatregelUitgevoerd:
+        return public.MaatregelUitgevoerd(
+            aanvraag_id=aanvraag_id,
+            maatregel_id=uuid4(),
+            rapport_id=rapport_id,
+            domein=public.Domein.WONEN,
+            kosten=public.Kosten.MET_KOSTEN,
+            uitgevoerd_door=public.Partij.WERKGEVER,
+            uitgevoerd_op=NU,
+        )
+
+    return [
+        _ingediend(aanvraag_id),
+        public.ContactOpgenomen(aanvraag_id=aanvraag_id, contact_op=NU, binnen_termijn=True),
+        uitgevoerd(),
+        public.RapportVrijgegeven(
+            aanvraag_id=aanvraag_id, rapport_id=rapport_id, versie=1, organisatie_code="GM0363"
+        ),
+        uitgevoerd(),
+    ]
+
+
+def test_a_batch_of_messages_plans_the_webhook_deliveries_one_by_one_would(world: World) -> None:
+    """The webhooks' consumer takes a fetch in one transaction: the same deliveries as handling
+    each message in turn, a message twice in the batch or already handled planned once."""
+    subscribers = {
+        eigenaar + (organisatie or ""): world.webhooks.maak(
+            "https://ontvanger.example/hook", eigenaar, None, organisatie, None, WERKGEVER
+        )[0].abonnement_id
+        for eigenaar, organisatie in (
+            ("werkgever", "GM0363"),
+            ("werkgever", "GM0999"),
+            ("secretariaat", None),
+        )
+    }
+    [webhooks] = [s for s in world.subscriptions if s.purpose == "webhooks"]
+    assert webhooks.batch_handler is not None
+
+    def deliveries(events: list[public.PublicEvent]) -> list[Delivery]:
+        return [
+            Delivery(
+                envelope=to_cloudevent(
+                    e, id=str(uuid4()), source=f"urn:weerbaar:{e.emitting_service}", time=NU
+                ),
+                event=e,
+                stream_sequence=1,
+                attempt=1,
+            )
+            for e in events
+        ]
+
+    one, batched = uuid4(), uuid4()
+    for delivery in deliveries(_webhook_history(one)):
+        webhooks.handler(delivery)
+    batch = deliveries(_webhook_history(batched))
+    webhooks.handler(batch[0])  # handled before the batch came (a redelivery in it)
+    webhooks.batch_handler([*batch, batch[2]])  # and one message twice in the fetch
+
+    def planned(aanvraag_id: UUID) -> dict[str, list[str]]:
+        return {
+            name: sorted(
+                b.event_type.split(".")[-2]
+                for b in world.webhooks.bezorgingen(abonnement_id)
+                if b.aanvraag_id == aanvraag_id
+            )
+            for name, abonnement_id in subscribers.items()
+        }
+
+    assert planned(one) == {
+        "werkgeverGM0363": [
+            "AanvraagIngediend",
+            "ContactOpgenomen",
+            "MaatregelUitgevoerd",
+            "RapportVrijgegeven",
+        ],
+        "werkgeverGM0999": [],
+        "secretariaat": sorted(
+            [
+                "AanvraagIngediend",
+                "ContactOpgenomen",
+                "MaatregelUitgevoerd",
+                "MaatregelUitgevoerd",
+                "RapportVrijgegeven",
+            ]
+        ),
+    }
+    assert planned(batched) == planned(one)
+    # Every message of the batch is in the inbox: handled again, it plans nothing.
+    for delivery in batch:
+        with pytest.raises(AlreadyProcessed):
+            webhooks.handler(delivery)

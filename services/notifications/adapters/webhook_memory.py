@@ -10,6 +10,7 @@ this store's lock, all of it or (when something raises) none of it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -244,6 +245,21 @@ class MemoryWebhookStore:
                     aangemaakt_op=now,
                 )
                 self.bezorgingen_[made.bezorging_id] = made
+
+    def plannen_batch(
+        self,
+        consumer: str,
+        messages: Sequence[tuple[public.PublicEvent, CloudEvent]],
+        now: datetime,
+        kies: Callable[[Gebeurtenis, Sequence[tuple[UUID, Filter]]], Sequence[UUID]],
+    ) -> None:
+        """``plannen`` of each message in turn, one already in the inbox left out. Not one
+        unit: when ``kies`` raises, the messages before it stay planned, each with its inbox
+        entry, so handling them again one by one (as the consumer does then) plans nothing
+        twice."""
+        for event, envelope in messages:
+            with contextlib.suppress(AlreadyProcessed):
+                self.plannen(consumer, event, envelope, now, kies)
 
     def _register(self, event: public.PublicEvent) -> tuple[str | None, bool] | None:
         """The dossier's register entry with what the event tells (not stored yet), or None."""

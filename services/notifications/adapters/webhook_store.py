@@ -214,7 +214,6 @@ class SqlWebhookStore:
         kies: Callable[[Gebeurtenis, Sequence[tuple[UUID, Filter]]], Sequence[UUID]],
     ) -> None:
         """The inbox row, the register and the deliveries ``kies`` picks, in one transaction."""
-        naam = type(event).event_name
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 SQL(
@@ -225,76 +224,140 @@ class SqlWebhookStore:
             )
             if curs.fetchone() is None:
                 raise AlreadyProcessed(envelope.id)
-            organisatie, vrijgegeven = self._register(curs, event)
+            # Whatever ``kies`` raises rolls the inbox row back: the message comes back later.
+            self._plan(curs, event, envelope, now, kies, self._abonnementen(curs), {})
+
+    def plannen_batch(
+        self,
+        consumer: str,
+        messages: Sequence[tuple[public.PublicEvent, CloudEvent]],
+        now: datetime,
+        kies: Callable[[Gebeurtenis, Sequence[tuple[UUID, Filter]]], Sequence[UUID]],
+    ) -> None:
+        """``plannen`` of several messages in one transaction, with the effect of each in turn:
+        one statement for their inbox rows, one read of the subscriptions, the register read
+        once per dossier; a message already in the inbox (or twice in ``messages``) is planned
+        once. Whatever ``kies`` raises undoes it all."""
+        with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 SQL(
-                    "SELECT abonnement_id, eigenaar, event_types, organisatie_code, aanvraag_id"
-                    " FROM {} WHERE status <> 'verwijderd'"
-                ).format(ABONNEMENTEN)
+                    "INSERT INTO {} (consumer, message_id) SELECT %s, unnest(%s::text[])"
+                    " ON CONFLICT DO NOTHING RETURNING message_id"
+                ).format(INBOX),
+                (consumer, [envelope.id for _, envelope in messages]),
             )
-            gebeurtenis = Gebeurtenis(naam, event.aanvraag_id, organisatie, vrijgegeven)
-            abonnementen = [
-                (
-                    row["abonnement_id"],
-                    Filter(
-                        eigenaar=row["eigenaar"],
-                        event_types=frozenset(row["event_types"])
-                        if row["event_types"] is not None
-                        else None,
-                        organisatie_code=row["organisatie_code"],
-                        aanvraag_id=row["aanvraag_id"],
-                    ),
-                )
-                for row in curs.fetchall()
-            ]
-            # Whatever ``kies`` raises rolls the inbox row back: the message comes back later.
-            ontvangers = kies(gebeurtenis, abonnementen)
-            if not ontvangers:
+            nieuw = {row["message_id"] for row in curs.fetchall()}
+            if not nieuw:
                 return
-            body = envelope.to_json()
-            for abonnement_id in ontvangers:
-                curs.execute(
-                    SQL(
-                        "INSERT INTO {} (bezorging_id, abonnement_id, event_id, event_type,"
-                        " aanvraag_id, body, status, volgende_poging, aangemaakt_op)"
-                        " VALUES (%s, %s, %s, %s, %s, %s, 'gepland', %s, %s)"
-                        " ON CONFLICT (abonnement_id, event_id) DO NOTHING"
-                    ).format(BEZORGINGEN),
-                    (
-                        bezorging_id(abonnement_id, envelope.id),
-                        abonnement_id,
-                        envelope.id,
-                        envelope.type,
-                        event.aanvraag_id,
-                        body,
-                        now,
-                        now,
-                    ),
-                )
+            abonnementen = self._abonnementen(curs)
+            register: dict[UUID, tuple[str | None, bool]] = {}
+            for event, envelope in messages:
+                if envelope.id in nieuw:
+                    nieuw.discard(envelope.id)
+                    self._plan(curs, event, envelope, now, kies, abonnementen, register)
 
-    def _register(self, curs: Any, event: public.PublicEvent) -> tuple[str | None, bool]:
-        """Update the register with what the event tells; the dossier's organisation, released."""
-        if event.aanvraag_id is None:
+    def _abonnementen(self, curs: Any) -> list[tuple[UUID, Filter]]:
+        """The live subscriptions, each as (id, filter)."""
+        curs.execute(
+            SQL(
+                "SELECT abonnement_id, eigenaar, event_types, organisatie_code, aanvraag_id"
+                " FROM {} WHERE status <> 'verwijderd'"
+            ).format(ABONNEMENTEN)
+        )
+        return [
+            (
+                row["abonnement_id"],
+                Filter(
+                    eigenaar=row["eigenaar"],
+                    event_types=frozenset(row["event_types"])
+                    if row["event_types"] is not None
+                    else None,
+                    organisatie_code=row["organisatie_code"],
+                    aanvraag_id=row["aanvraag_id"],
+                ),
+            )
+            for row in curs.fetchall()
+        ]
+
+    def _plan(
+        self,
+        curs: Any,
+        event: public.PublicEvent,
+        envelope: CloudEvent,
+        now: datetime,
+        kies: Callable[[Gebeurtenis, Sequence[tuple[UUID, Filter]]], Sequence[UUID]],
+        abonnementen: Sequence[tuple[UUID, Filter]],
+        register: dict[UUID, tuple[str | None, bool]],
+    ) -> None:
+        """One message's register entry and deliveries (its inbox row is written)."""
+        organisatie, vrijgegeven = self._register(curs, event, register)
+        gebeurtenis = Gebeurtenis(
+            type(event).event_name, event.aanvraag_id, organisatie, vrijgegeven
+        )
+        ontvangers = kies(gebeurtenis, abonnementen)
+        if not ontvangers:
+            return
+        body = envelope.to_json()
+        for abonnement_id in ontvangers:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (bezorging_id, abonnement_id, event_id, event_type,"
+                    " aanvraag_id, body, status, volgende_poging, aangemaakt_op)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, 'gepland', %s, %s)"
+                    " ON CONFLICT (abonnement_id, event_id) DO NOTHING"
+                ).format(BEZORGINGEN),
+                (
+                    bezorging_id(abonnement_id, envelope.id),
+                    abonnement_id,
+                    envelope.id,
+                    envelope.type,
+                    event.aanvraag_id,
+                    body,
+                    now,
+                    now,
+                ),
+            )
+
+    def _register(
+        self,
+        curs: Any,
+        event: public.PublicEvent,
+        register: dict[UUID, tuple[str | None, bool]],
+    ) -> tuple[str | None, bool]:
+        """Update the register with what the event tells; the dossier's organisation, released.
+        ``register`` keeps what this transaction read or wrote already (read once per dossier)."""
+        aanvraag_id = event.aanvraag_id
+        if aanvraag_id is None:
             return None, False
         if isinstance(event, public.AanvraagIngediend | public.RapportVrijgegeven):
-            vrijgegeven = isinstance(event, public.RapportVrijgegeven)
             curs.execute(
                 SQL(
                     "INSERT INTO {} AS d (aanvraag_id, organisatie_code, vrijgegeven)"
                     " VALUES (%s, %s, %s) ON CONFLICT (aanvraag_id) DO UPDATE SET"
                     " organisatie_code = EXCLUDED.organisatie_code,"
                     " vrijgegeven = d.vrijgegeven OR EXCLUDED.vrijgegeven"
+                    " RETURNING organisatie_code, vrijgegeven"
                 ).format(DOSSIERS),
-                (event.aanvraag_id, event.organisatie_code, vrijgegeven),
+                (
+                    aanvraag_id,
+                    event.organisatie_code,
+                    isinstance(event, public.RapportVrijgegeven),
+                ),
             )
-        curs.execute(
-            SQL("SELECT organisatie_code, vrijgegeven FROM {} WHERE aanvraag_id = %s").format(
-                DOSSIERS
-            ),
-            (event.aanvraag_id,),
-        )
+        elif aanvraag_id in register:
+            return register[aanvraag_id]
+        else:
+            curs.execute(
+                SQL("SELECT organisatie_code, vrijgegeven FROM {} WHERE aanvraag_id = %s").format(
+                    DOSSIERS
+                ),
+                (aanvraag_id,),
+            )
         row = curs.fetchone()
-        return (row["organisatie_code"], bool(row["vrijgegeven"])) if row else (None, False)
+        register[aanvraag_id] = (
+            (row["organisatie_code"], bool(row["vrijgegeven"])) if row else (None, False)
+        )
+        return register[aanvraag_id]
 
     # --- sending (the worker) ------------------------------------------------------------------
 
