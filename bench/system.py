@@ -11,9 +11,10 @@ the five services (``tools.system.System``) in a temporary directory, then measu
    as the library sends it) and plain single-row commits on 1 (then 8) connections, then
    ``POST /aanvragen`` from 1 (then 8) clients; the medians are reported, with the CPU each
    registration cost in every process (``/proc``) until all it caused was handled;
-3. commit → visible at a fixed 50 commands/s; whole dossiers through every step of the process
-   (``DossierDriver``), with the RSS of every service process idle and under that load and the
-   CPU per dossier of every service process, PostgreSQL and NATS;
+3. commit → visible at a fixed 20 commands/s (the goal), then 50/s (reported); whole dossiers
+   through every step of the process (``DossierDriver``), with the RSS of every service process
+   idle and under that load and the CPU per dossier of every service process, PostgreSQL and
+   NATS;
 4. ``weerbaar replay --no-switch`` (the product's ``Rebuild``: every service's log decoded by its
    service, the public events stored, the dossiers folded) into a fresh schema, against reading and
    JSON-decoding the same stored rows; its fold step apart, against reading and decoding the
@@ -231,19 +232,22 @@ def run(sizes: Sizes, out: Path, quick: bool) -> dict[str, Any]:  # noqa: PLR091
         results["catch_up_after_commands_s"] = round(
             asyncio.run(product.wait_quiet(system.nats_url, relay_settings.stream_name)), 2
         )
-        step(f"commit → visible, {sizes.visible_commands} registrations at 50/s")
-        results["visible"] = asyncio.run(
-            product.commit_to_visible(
-                intake,
-                system.database_url,
-                system.nats_url,
-                relay_settings.stream_name,
-                50,
-                sizes.visible_commands,
+        # At 20/s (a load two cores carry: the goal) and at 50/s (beyond it: reported), each
+        # for the same number of seconds.
+        for key, rate in (("visible_20", 20), ("visible", 50)):
+            count = max(1, sizes.visible_commands * rate // 50)
+            step(f"commit → visible, {count} registrations at {rate}/s")
+            results[key] = asyncio.run(
+                product.commit_to_visible(
+                    intake,
+                    system.database_url,
+                    system.nats_url,
+                    relay_settings.stream_name,
+                    rate,
+                    count,
+                )
             )
-        )
-
-        asyncio.run(product.wait_quiet(system.nats_url, relay_settings.stream_name))
+            asyncio.run(product.wait_quiet(system.nats_url, relay_settings.stream_name))
         step(f"{sizes.lifecycle_dossiers} dossiers through the whole process")
         urls = {p.service: system.url(p.service) for p in system.processes}
         before = cpu.read()
@@ -360,7 +364,7 @@ def table(r: dict[str, Any]) -> list[Line]:
     relay, publish = r["relay"]["per_s"], r["raw_publish"]
     rebuild, decode = r["rebuild"]["per_s"], r["raw_read_decode"]["per_s"]
     fold, decode_public = r["rebuild"]["fold_per_s"], r["raw_read_decode_public"]["per_s"]
-    visible = r["visible"]
+    visible, visible_20 = r["visible"], r.get("visible_20")
     life = r["lifecycle"]
     listing = r["list"]
     idle, load = r["rss_idle_mb"], r["rss_load_mb"]
@@ -378,8 +382,8 @@ def table(r: dict[str, Any]) -> list[Line]:
             f"{c1:,.0f}/s",
             f"{a1:,.0f}/s append SQL, 1 conn",
             r1,
-            "≥ 0.7",
-            r1 is not None and r1 >= 0.7,
+            "≥ 100/s",
+            c1 >= 100,
         ),
         Line(
             "commands_8",
@@ -387,8 +391,8 @@ def table(r: dict[str, Any]) -> list[Line]:
             f"{c8:,.0f}/s",
             f"{a8:,.0f}/s append SQL, 8 conns",
             r8,
-            "≥ 1.0",
-            r8 is not None and r8 >= 1.0,
+            "≥ 200/s",
+            c8 >= 200,
         ),
         Line(
             "plain_1",
@@ -423,8 +427,8 @@ def table(r: dict[str, Any]) -> list[Line]:
             f"{rebuild:,.0f}/s",
             f"{decode:,.0f}/s read + JSON decode",
             rb,
-            "≥ 0.5",
-            rb is not None and rb >= 0.5,
+            "≥ 0.25",
+            rb is not None and rb >= 0.25,
         ),
         Line(
             "rebuild_fold",
@@ -435,14 +439,31 @@ def table(r: dict[str, Any]) -> list[Line]:
             "reported",
             None,
         ),
+        *(
+            [
+                Line(
+                    "visible_20",
+                    "commit → visible at 20 commands/s",
+                    f"p50 {visible_20['p50_ms']} ms, p99 {visible_20['p99_ms']} ms",
+                    "—",
+                    None,
+                    "p99 ≤ 100 ms",
+                    visible_20["p99_ms"] is not None
+                    and visible_20["p99_ms"] <= 100
+                    and visible_20["never_visible_within_60s"] == 0,
+                )
+            ]
+            if visible_20 is not None
+            else []
+        ),
         Line(
             "visible",
             "commit → visible at 50 commands/s",
             f"p50 {visible['p50_ms']} ms, p99 {p99} ms",
             "—",
             None,
-            "p99 ≤ 100 ms",
-            p99 is not None and p99 <= 100 and visible["never_visible_within_60s"] == 0,
+            "reported",
+            None,
         ),
         Line(
             "lifecycle",
@@ -450,8 +471,8 @@ def table(r: dict[str, Any]) -> list[Line]:
             f"{life['per_s']:.2f}/s ({life['completed']}/{life['dossiers']} done)",
             "—",
             None,
-            "≥ 20",
-            life["per_s"] >= 20 and life["failed"] == 0,
+            "≥ 7",
+            life["per_s"] >= 7 and life["failed"] == 0,
         ),
         Line(
             "cpu_registration",
@@ -459,8 +480,8 @@ def table(r: dict[str, Any]) -> list[Line]:
             _cpu_cells(r["commands_1"]["cpu"]),
             f"{cores} cores",
             None,
-            "reported",
-            None,
+            "≤ 0.025 s",
+            r["commands_1"]["cpu"]["total_s"] <= 0.025,
         ),
         Line(
             "cpu",
@@ -468,8 +489,8 @@ def table(r: dict[str, Any]) -> list[Line]:
             _cpu_cells(cpu),
             f"{cores} cores",
             None,
-            f"≤ {cores / 20:.2f} s for 20/s here",
-            None,
+            "≤ 0.25 s",
+            cpu["total_s"] <= 0.25,
         ),
         Line(
             "list",
