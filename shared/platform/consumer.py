@@ -44,7 +44,6 @@ from shared.contracts.envelope import CloudEvent
 from shared.contracts.events import PublicEvent
 from shared.contracts.registry import from_cloudevent
 from shared.platform.eventstore import AlreadyProcessed, CommitInDoubt
-from shared.platform.relay import POSITION_HEADER, PositionHeader
 from shared.platform.settings import Settings
 from shared.platform.telemetry import context_from_traceparent, metrics_for, reason_kind, tracer
 
@@ -100,17 +99,6 @@ class Delivery:
     event: PublicEvent
     stream_sequence: int
     attempt: int
-    #: The event's place in its service's log, from the relay's position header (None for a
-    #: message without a valid one).
-    log_place: int | None = None
-
-    @property
-    def order(self) -> int:
-        """What orders this event among events of the same time: its place in its service's
-        log where the header gives it (events recorded together keep the order they were
-        recorded in, however often the stream is refilled from the log and whatever sequence
-        the stream gave them), else its stream sequence."""
-        return self.log_place if self.log_place is not None else self.stream_sequence
 
 
 Handler = Callable[[Delivery], None]
@@ -434,13 +422,11 @@ class DurableConsumer:
             event = from_cloudevent(envelope)
         except Exception as exc:
             raise Poison(f"invalid_event:{type(exc).__name__}") from None
-        header = PositionHeader.read((msg.headers or {}).get(POSITION_HEADER))
         return Delivery(
             envelope=envelope,
             event=event,
             stream_sequence=msg.metadata.sequence.stream,
             attempt=attempt,
-            log_place=header.place if header is not None else None,
         )
 
     async def _deadletter(self, js: JetStreamContext, msg: Msg, reason: str, attempt: int) -> None:

@@ -142,10 +142,6 @@ class Position:
         return cls(header.notification_id + 1, 0)
 
 
-#: Public events per stored event are numbered ``index`` within it (fewer than this many): an
-#: event's *place* in its service's log is ``notification_id * POSITION_SCALE + index``, the
-#: order the relay publishes in, the same however often the stream is refilled from the log.
-POSITION_SCALE = 64
 _POSITION_VALUE = re.compile(r"([0-9]{1,18})/([0-9]{1,9})/([0-9]{1,9})")
 
 
@@ -182,14 +178,6 @@ class PositionHeader:
     def position(self) -> Position:
         """Where the message stands in the log."""
         return Position(self.notification_id, self.index)
-
-    @property
-    def place(self) -> int | None:
-        """The event's place in its service's log (``POSITION_SCALE``); None when the index
-        does not fit (no stored event of ours announces that many public events)."""
-        if self.index >= POSITION_SCALE:
-            return None
-        return self.notification_id * POSITION_SCALE + self.index
 
     @classmethod
     def read(cls, value: str | None) -> PositionHeader | None:

@@ -36,9 +36,12 @@ from shared.contracts.envelope import CloudEvent
 from shared.platform.eventstore import PydanticMapper, ServiceApplication
 from shared.platform.logging import configure_logging
 from shared.platform.model import DomainEvent
-from shared.platform.relay import POSITION_SCALE, Gateway, PublicationCheck, cloudevents_for
+from shared.platform.relay import Gateway, PublicationCheck, cloudevents_for
 from shared.platform.settings import Settings, load_settings
 
+#: Public events per stored event are numbered ``index`` within it; the rebuild orders events
+#: recorded together by ``notification_id * POSITION_SCALE + index``, as the relay published them.
+POSITION_SCALE = 64
 ROOT = Path(__file__).resolve().parents[2]
 
 #: The command line that starts a service's process (``python -m <its package>``), given by a

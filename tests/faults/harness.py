@@ -54,7 +54,7 @@ from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import from_cloudevent
 from shared.platform.auth import load_or_create_secret
 from shared.platform.http import COMMIT_IN_DOUBT_CODE
-from shared.platform.relay import POSITION_HEADER, PositionHeader
+from shared.platform.relay import POSITION_HEADER
 from shared.platform.settings import SERVICES
 from tests import servers
 from tests.support import StreamMessage, stream_messages
@@ -717,19 +717,13 @@ class Findings:
 
 
 def by_dossier(messages: Iterable[StreamMessage]) -> dict[str, list[tuple[CloudEvent, int]]]:
-    """The stream's events per dossier, each with what orders it among events of the same time:
-    its place in its service's log (from the relay's header; a refill of the stream gives it a
-    new stream sequence, not a new place)."""
+    """The stream's events per dossier, with their stream sequences."""
     out: dict[str, list[tuple[CloudEvent, int]]] = {}
     for m in messages:
         envelope = CloudEvent.from_json(m.data)
         aanvraag_id = getattr(from_cloudevent(envelope), "aanvraag_id", None)
         if aanvraag_id is not None:
-            header = PositionHeader.read(m.headers.get(POSITION_HEADER))
-            place = header.place if header is not None else None
-            out.setdefault(str(aanvraag_id), []).append(
-                (envelope, m.sequence if place is None else place)
-            )
+            out.setdefault(str(aanvraag_id), []).append((envelope, m.sequence))
     return out
 
 
@@ -824,11 +818,20 @@ def _check_projection(
             for r in conn.execute("SELECT aanvraag_id, view FROM intake.dossiers WHERE zichtbaar")
         }
         held: dict[str, set[str]] = {}
-        for r in conn.execute("SELECT aanvraag_id, event_id FROM intake.dossier_events"):
+        received: dict[str, int] = {}
+        for r in conn.execute(
+            "SELECT aanvraag_id, event_id, stream_sequence FROM intake.dossier_events"
+        ):
             held.setdefault(str(r["aanvraag_id"]), set()).add(r["event_id"])
+            received[r["event_id"]] = r["stream_sequence"] or 0
     for aanvraag_id, pairs in per_dossier.items():
         envelopes = [e for e, _ in pairs]
-        folded = fold(envelopes, {e.id: seq for e, seq in pairs})
+        # Events of one moment fold in the order the projection received them (the stream
+        # sequence it kept). After the broker lost its store and the relays refilled the stream,
+        # the stream's sequences are new while the projection keeps those of the first arrival:
+        # folding with the stream's would compare with an order the projection never saw (a
+        # known limit: events of one stored event split across the loss can fold swapped).
+        folded = fold(envelopes, {e.id: received.get(e.id, seq) for e, seq in pairs})
         view = views.get(aanvraag_id)
         if folded is None or view is None or Dossier.model_validate(view) != folded:
             findings.projection_mismatches.append(f"{aanvraag_id}: view differs from the fold")

@@ -40,7 +40,6 @@ from shared.platform.consumer import Delivery
 from shared.platform.eventstore import public_event_id
 from shared.platform.model import DomainEvent, FixedClock
 from shared.platform.parties import DossierParties
-from shared.platform.relay import POSITION_SCALE
 from shared.platform.runtime import Components
 from shared.platform.settings import Settings
 from shared.platform.wiring import service_token
@@ -354,13 +353,10 @@ class InProcessSystem:
                     event = app.mapper.to_domain_event(notification)
                     assert isinstance(event, DomainEvent)
                     for index, announced in enumerate(components.gateway(event)):
-                        place = notification.id * POSITION_SCALE + index
-                        delivered += self._deliver(service, event, index, announced, place)
+                        delivered += self._deliver(service, event, index, announced)
         return delivered
 
-    def _deliver(
-        self, service: str, event: DomainEvent, index: int, announced: Any, place: int
-    ) -> int:
+    def _deliver(self, service: str, event: DomainEvent, index: int, announced: Any) -> int:
         envelope = to_cloudevent(
             announced,
             id=public_event_id(service, event.originator_id, event.originator_version, index),
@@ -374,11 +370,7 @@ class InProcessSystem:
         )
         subject = subject_for(announced)
         delivery = Delivery(
-            envelope=envelope,
-            event=announced,
-            stream_sequence=next(self._sequence),
-            attempt=1,
-            log_place=place,
+            envelope=envelope, event=announced, stream_sequence=next(self._sequence), attempt=1
         )
         count = 0
         for components in self.components.values():

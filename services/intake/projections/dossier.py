@@ -631,7 +631,7 @@ class DossierProjection:
                 aanvraag_id,
                 d.envelope.type,
                 d.envelope.time,
-                d.order,
+                d.stream_sequence,
                 d.envelope.to_json().decode(),
             )
             for aanvraag_id in ids

@@ -27,12 +27,9 @@ plus the rebuild's bookkeeping: ``replay_positions`` (how far each source is rea
    When events arrived meanwhile, load and fold again (a few rounds at most); when the rebuild
    still lags, the live read model stays in place and the command says so (exit 3).
 
-The column ``stream_sequence`` orders events of the same time. It holds the event's place in its
-service's log (``notification_id * 64 + index``, ``PositionHeader.place``), as the live projection
-keeps it from the relay's header: events recorded together stay in the order they were recorded,
-whether rebuilt from the logs or the stream, and however often the stream was refilled from the
-logs (which gives them new stream sequences). Only a message without the header keeps its stream
-sequence there.
+Rows rebuilt from the event logs have no stream sequence; their ``stream_sequence`` holds the
+event's place in its service's log (``notification_id * 64 + index``), which orders events recorded
+together exactly as the relay published them. Rows rebuilt from the stream keep their sequence.
 """
 
 from __future__ import annotations
@@ -69,7 +66,6 @@ from shared.contracts.errors import InvalidCloudEvent, InvalidEvent, UnknownEven
 from shared.contracts.registry import from_cloudevent, subject_for
 from shared.platform import rebuild
 from shared.platform.rebuild import Progress, hash_contents
-from shared.platform.relay import POSITION_HEADER, PositionHeader
 from shared.platform.replay import Loaded, SideBySide, StoreExport
 from shared.platform.settings import SERVICES, Settings
 
@@ -434,11 +430,9 @@ class _StreamReader:
             sequence = int(msg.metadata.sequence.stream)
             if sequence > self.end:
                 break
-            header = PositionHeader.read((msg.headers or {}).get(POSITION_HEADER))
-            place = header.place if header is not None else None
             try:
                 envelopes: list[tuple[int, CloudEvent]] = [
-                    (sequence if place is None else place, CloudEvent.from_json(msg.data))
+                    (sequence, CloudEvent.from_json(msg.data))
                 ]
             except InvalidCloudEvent:
                 envelopes = []  # the live consumer dead-letters it; nothing to project
