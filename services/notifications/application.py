@@ -69,6 +69,7 @@ from services.notifications.domain.webhooks import (
     Filter,
     Gebeurtenis,
     Gezondheid,
+    Kies,
     OrganisatieOnbekend,
     RetrySchedule,
     Uitkomst,
@@ -296,7 +297,7 @@ class WebhookStore(Protocol):
         event: PublicEvent,
         envelope: CloudEvent,
         now: datetime,
-        kies: Callable[[Gebeurtenis, Sequence[tuple[UUID, Filter]]], Sequence[UUID]],
+        kies: Kies,
     ) -> None:
         """In one unit with the inbox entry ``(consumer, envelope id)`` (``AlreadyProcessed`` the
         second time): the register's part of the event, and a delivery for each live
@@ -308,7 +309,7 @@ class WebhookStore(Protocol):
         consumer: str,
         messages: Sequence[tuple[PublicEvent, CloudEvent]],
         now: datetime,
-        kies: Callable[[Gebeurtenis, Sequence[tuple[UUID, Filter]]], Sequence[UUID]],
+        kies: Kies,
     ) -> None:
         """``plannen`` of each message in turn, in one unit; one already in the inbox is left
         out (no ``AlreadyProcessed``); whatever ``kies`` raises undoes it all."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
@@ -24,6 +24,7 @@ from services.notifications.domain.webhooks import (
     Filter,
     Gebeurtenis,
     Gezondheid,
+    Kies,
     Poging,
     Uitkomst,
     WebhookBezorging,
@@ -198,7 +199,7 @@ class MemoryWebhookStore:
         event: public.PublicEvent,
         envelope: CloudEvent,
         now: datetime,
-        kies: Callable[[Gebeurtenis, Sequence[tuple[UUID, Filter]]], Sequence[UUID]],
+        kies: Kies,
     ) -> None:
         """The inbox entry, the register and the deliveries ``kies`` picks, all or nothing."""
         with self._lock:
@@ -251,7 +252,7 @@ class MemoryWebhookStore:
         consumer: str,
         messages: Sequence[tuple[public.PublicEvent, CloudEvent]],
         now: datetime,
-        kies: Callable[[Gebeurtenis, Sequence[tuple[UUID, Filter]]], Sequence[UUID]],
+        kies: Kies,
     ) -> None:
         """``plannen`` of each message in turn, one already in the inbox left out. Not one
         unit: when ``kies`` raises, the messages before it stay planned, each with its inbox

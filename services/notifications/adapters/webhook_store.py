@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -32,6 +32,7 @@ from services.notifications.domain.webhooks import (
     Filter,
     Gebeurtenis,
     Gezondheid,
+    Kies,
     Poging,
     Uitkomst,
     WebhookBezorging,
@@ -211,7 +212,7 @@ class SqlWebhookStore:
         event: public.PublicEvent,
         envelope: CloudEvent,
         now: datetime,
-        kies: Callable[[Gebeurtenis, Sequence[tuple[UUID, Filter]]], Sequence[UUID]],
+        kies: Kies,
     ) -> None:
         """The inbox row, the register and the deliveries ``kies`` picks, in one transaction."""
         with self.datastore.transaction(commit=True) as curs:
@@ -232,7 +233,7 @@ class SqlWebhookStore:
         consumer: str,
         messages: Sequence[tuple[public.PublicEvent, CloudEvent]],
         now: datetime,
-        kies: Callable[[Gebeurtenis, Sequence[tuple[UUID, Filter]]], Sequence[UUID]],
+        kies: Kies,
     ) -> None:
         """``plannen`` of several messages in one transaction, with the effect of each in turn:
         one statement for their inbox rows, one read of the subscriptions, the register read
@@ -285,7 +286,7 @@ class SqlWebhookStore:
         event: public.PublicEvent,
         envelope: CloudEvent,
         now: datetime,
-        kies: Callable[[Gebeurtenis, Sequence[tuple[UUID, Filter]]], Sequence[UUID]],
+        kies: Kies,
         abonnementen: Sequence[tuple[UUID, Filter]],
         register: dict[UUID, tuple[str | None, bool]],
     ) -> None:

@@ -22,7 +22,7 @@ import hmac
 import ipaddress
 import secrets
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar, Literal
@@ -82,6 +82,10 @@ class Gebeurtenis:
 
 class OrganisatieOnbekend(Exception):
     """The event's dossier has no known organisation yet, and a subscription filters on one."""
+
+
+#: Picks the subscriptions (by id, from ``(id, filter)`` pairs) an event reaches.
+Kies = Callable[[Gebeurtenis, Sequence[tuple[UUID, Filter]]], Sequence[UUID]]
 
 
 def bereikt(filter: Filter, event: Gebeurtenis) -> bool:
