@@ -11,6 +11,7 @@ are read through the application's queries and its tables port, whichever store 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,7 +45,7 @@ from services.notifications.domain.webhooks import (
 from services.notifications.policies import policies
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
-from shared.platform.consumer import Delivery, Subscription
+from shared.platform.consumer import Delivery, Subscription, TransientError
 from shared.platform.errors import Conflict, NietGevonden, Ongeldig
 from shared.platform.eventstore import AlreadyProcessed
 from shared.platform.model import Context, DomainEvent, FixedClock
@@ -693,3 +694,49 @@ def test_a_batch_of_messages_plans_the_webhook_deliveries_one_by_one_would(world
     for delivery in batch:
         with pytest.raises(AlreadyProcessed):
             webhooks.handler(delivery)
+
+
+def test_a_batch_with_an_event_that_cannot_be_placed_yet_is_settled_one_by_one(
+    world: World,
+) -> None:
+    """A message whose dossier's organisation is not known yet makes the batch raise (a transient
+    error, never a stop); handled one by one afterwards, as the consumer does, the others are
+    planned once and that one waits until its dossier is known."""
+    abonnement_id = world.webhooks.maak(
+        "https://ontvanger.example/hook", "werkgever", None, "GM0363", None, WERKGEVER
+    )[0].abonnement_id
+    [webhooks] = [s for s in world.subscriptions if s.purpose == "webhooks"]
+    assert webhooks.batch_handler is not None
+    known, unknown = uuid4(), uuid4()
+    events: list[public.PublicEvent] = [
+        _ingediend(known),
+        public.ContactOpgenomen(aanvraag_id=unknown, contact_op=NU, binnen_termijn=True),
+    ]
+    batch = [
+        Delivery(
+            envelope=to_cloudevent(e, id=str(uuid4()), source="urn:weerbaar:x", time=NU),
+            event=e,
+            stream_sequence=1,
+            attempt=1,
+        )
+        for e in events
+    ]
+    with pytest.raises(TransientError):
+        webhooks.batch_handler(batch)
+    with contextlib.suppress(AlreadyProcessed):  # the memory store kept the first (not one unit)
+        webhooks.handler(batch[0])
+    with pytest.raises(TransientError):
+        webhooks.handler(batch[1])
+    world.deliver(_ingediend(unknown), webhooks=True)
+    webhooks.handler(batch[1])
+    planned = sorted(
+        (str(b.aanvraag_id), b.event_type.split(".")[-2])
+        for b in world.webhooks.bezorgingen(abonnement_id)
+    )
+    assert planned == sorted(
+        [
+            (str(known), "AanvraagIngediend"),
+            (str(unknown), "AanvraagIngediend"),
+            (str(unknown), "ContactOpgenomen"),
+        ]
+    )
