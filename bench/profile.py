@@ -36,10 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import product
-from bench.system import UNTHROTTLED
-from shared.platform.settings import SERVICES, load_settings
-from tools.embedded import free_port
-from tools.system import System
+from bench.system import bench_system
+from shared.platform.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,11 +146,7 @@ def run(dossiers: int, out: Path, raw: Path | None = None) -> dict[str, Any]:
     """Start everything, profile the dossiers, stop everything; the results."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     workdir = Path(tempfile.mkdtemp(prefix="weerbaar-profile-"))
-    system = System(
-        data_dir=workdir / "data",
-        preferred_ports={s: free_port() for s in SERVICES},
-        extra_env=dict(UNTHROTTLED),
-    )
+    system = bench_system(workdir)
     results: dict[str, Any] = {}
     try:
         system.start_servers()

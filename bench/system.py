@@ -112,16 +112,21 @@ UNTHROTTLED = {
 }
 
 
+def bench_system(workdir: Path) -> System:
+    """The system a measurement starts in ``workdir``: free ports, never the defaults (a running
+    `weerbaar up` keeps its own), and no registration limit (every registration of the rates
+    comes from one address)."""
+    return System(
+        data_dir=workdir / "data",
+        preferred_ports={s: free_port() for s in SERVICES},
+        extra_env=dict(UNTHROTTLED),
+    )
+
+
 def run(sizes: Sizes, out: Path, quick: bool) -> dict[str, Any]:  # noqa: PLR0915 - one sequence
     """Start everything, measure in order, stop everything; the results."""
     workdir = Path(tempfile.mkdtemp(prefix="weerbaar-bench-"))
-    # Free ports, never the defaults: a running `weerbaar up` keeps its own.
-    system = System(
-        data_dir=workdir / "data",
-        preferred_ports={s: free_port() for s in SERVICES},
-        # Every registration of the rates comes from this one address: no per-source limit.
-        extra_env=dict(UNTHROTTLED),
-    )
+    system = bench_system(workdir)
     results: dict[str, Any] = {}
 
     def step(title: str) -> None:
