@@ -44,6 +44,7 @@ from shared.contracts.envelope import CloudEvent
 from shared.contracts.events import PublicEvent
 from shared.contracts.registry import from_cloudevent
 from shared.platform.eventstore import AlreadyProcessed, CommitInDoubt
+from shared.platform.relay import POSITION_HEADER, PositionHeader
 from shared.platform.settings import Settings
 from shared.platform.telemetry import context_from_traceparent, metrics_for, reason_kind, tracer
 
@@ -99,6 +100,9 @@ class Delivery:
     event: PublicEvent
     stream_sequence: int
     attempt: int
+    #: The relay's ``Weerbaar-Position`` header (where the event stands in its service's log);
+    #: None when the message has none the relay could have written.
+    position: PositionHeader | None = None
 
 
 Handler = Callable[[Delivery], None]
@@ -427,6 +431,7 @@ class DurableConsumer:
             event=event,
             stream_sequence=msg.metadata.sequence.stream,
             attempt=attempt,
+            position=PositionHeader.read((msg.headers or {}).get(POSITION_HEADER)),
         )
 
     async def _deadletter(self, js: JetStreamContext, msg: Msg, reason: str, attempt: int) -> None:

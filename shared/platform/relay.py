@@ -165,6 +165,12 @@ def tail_held(service: str, row: Sequence[Any], index: int, msg_id: str | None) 
     return msg_id == public_event_id(service, originator, int(row[2]), index)
 
 
+#: Public events per stored event are numbered ``index`` within it; an event's place in its
+#: service's log as one number is ``notification_id * POSITION_SCALE + index`` (a stored event
+#: announces fewer: the replay's exports refuse more).
+POSITION_SCALE = 64
+
+
 @dataclass(frozen=True)
 class PositionHeader:
     """A ``Weerbaar-Position`` header as the relay writes it: the message is public event
@@ -178,6 +184,13 @@ class PositionHeader:
     def position(self) -> Position:
         """Where the message stands in the log."""
         return Position(self.notification_id, self.index)
+
+    @property
+    def log_place(self) -> int | None:
+        """The place as one number (see ``POSITION_SCALE``); None for an index beyond it."""
+        if self.index >= POSITION_SCALE:
+            return None
+        return self.notification_id * POSITION_SCALE + self.index
 
     @classmethod
     def read(cls, value: str | None) -> PositionHeader | None:

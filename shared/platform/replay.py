@@ -36,12 +36,9 @@ from shared.contracts.envelope import CloudEvent
 from shared.platform.eventstore import PydanticMapper, ServiceApplication
 from shared.platform.logging import configure_logging
 from shared.platform.model import DomainEvent
-from shared.platform.relay import Gateway, PublicationCheck, cloudevents_for
+from shared.platform.relay import POSITION_SCALE, Gateway, PublicationCheck, cloudevents_for
 from shared.platform.settings import Settings, load_settings
 
-#: Public events per stored event are numbered ``index`` within it; the rebuild orders events
-#: recorded together by ``notification_id * POSITION_SCALE + index``, as the relay published them.
-POSITION_SCALE = 64
 ROOT = Path(__file__).resolve().parents[2]
 
 #: The command line that starts a service's process (``python -m <its package>``), given by a
@@ -122,10 +119,16 @@ def export_main(
 
 @dataclass(frozen=True)
 class Loaded:
-    """One unit read from a source: its position and the envelopes (with their order key)."""
+    """One unit read from a source: its position and the envelopes (with their order key).
+
+    ``log_place``: where the unit's one envelope stands in its service's log when the source is
+    the stream (the relay's header; None without one). From an export of a log, the order key
+    is that place already.
+    """
 
     position: int
     envelopes: Sequence[tuple[int, CloudEvent]]
+    log_place: int | None = None
 
 
 class _Line(BaseModel):

@@ -54,7 +54,7 @@ from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import from_cloudevent
 from shared.platform.auth import load_or_create_secret
 from shared.platform.http import COMMIT_IN_DOUBT_CODE
-from shared.platform.relay import POSITION_HEADER
+from shared.platform.relay import POSITION_HEADER, PositionHeader
 from shared.platform.settings import SERVICES
 from tests import servers
 from tests.support import StreamMessage, stream_messages
@@ -759,7 +759,13 @@ def check(
     messages = [m for m in stream_messages(world.nats_url) if m.subject not in ignore_subjects]
     expected = _check_stream(world, messages, findings)
     per_dossier = by_dossier(m for m in messages if m.headers.get("Nats-Msg-Id") in expected)
-    _check_projection(world, per_dossier, findings)
+    log_places = {
+        m.headers.get("Nats-Msg-Id", ""): getattr(
+            PositionHeader.read(m.headers.get(POSITION_HEADER)), "log_place", None
+        )
+        for m in messages
+    }
+    _check_projection(world, per_dossier, log_places, findings)
     # Every completed dossier has the events of a fault-free one.
     names = {d: [event_name(e) for e, _ in per_dossier.get(d, [])] for d in log.completed}
     findings.model_mismatches = [
@@ -804,11 +810,16 @@ def _check_stream(
 
 
 def _check_projection(
-    world: World, per_dossier: dict[str, list[tuple[CloudEvent, int]]], findings: Findings
+    world: World,
+    per_dossier: dict[str, list[tuple[CloudEvent, int]]],
+    log_places: dict[str, int | None],
+    findings: Findings,
 ) -> None:
-    """The dossier projection equals a fold of each dossier's events as the stream holds them."""
+    """The dossier projection equals a fold of each dossier's events as the stream holds them,
+    in the order recorded: within a service, the log's order as the stream's headers give it."""
     from services.intake.projections.dossier import (
         Dossier,
+        Place,
         fold,
     )  # the test reads a service's model
 
@@ -819,24 +830,34 @@ def _check_projection(
         }
         held: dict[str, set[str]] = {}
         received: dict[str, int] = {}
+        misplaced: set[str] = set()
         for r in conn.execute(
-            "SELECT aanvraag_id, event_id, stream_sequence FROM intake.dossier_events"
+            "SELECT aanvraag_id, event_id, stream_sequence, log_position FROM intake.dossier_events"
         ):
             held.setdefault(str(r["aanvraag_id"]), set()).add(r["event_id"])
             received[r["event_id"]] = r["stream_sequence"] or 0
+            if r["log_position"] != log_places.get(r["event_id"]):
+                misplaced.add(str(r["aanvraag_id"]))
     for aanvraag_id, pairs in per_dossier.items():
         envelopes = [e for e, _ in pairs]
-        # Events of one moment fold in the order the projection received them (the stream
-        # sequence it kept). After the broker lost its store and the relays refilled the stream,
-        # the stream's sequences are new while the projection keeps those of the first arrival:
-        # folding with the stream's would compare with an order the projection never saw (a
-        # known limit: events of one stored event split across the loss can fold swapped).
-        folded = fold(envelopes, {e.id: received.get(e.id, seq) for e, seq in pairs})
+        # Events of one moment of one service fold in their log's order (the stream's position
+        # headers, not the projection's column); the services' events of one moment interleave
+        # in the order the projection received them (the stream sequence it kept: after the
+        # broker lost its store and the relays refilled the stream, the stream's sequences are
+        # new while the projection keeps those of the first arrival).
+        folded = fold(
+            envelopes,
+            {e.id: Place(received.get(e.id, seq), log_places.get(e.id)) for e, seq in pairs},
+        )
         view = views.get(aanvraag_id)
         if folded is None or view is None or Dossier.model_validate(view) != folded:
             findings.projection_mismatches.append(f"{aanvraag_id}: view differs from the fold")
         if held.get(aanvraag_id, set()) != {e.id for e in envelopes}:
             findings.projection_mismatches.append(f"{aanvraag_id}: events differ from the stream")
+        if aanvraag_id in misplaced:
+            findings.projection_mismatches.append(
+                f"{aanvraag_id}: log places differ from the stream's headers"
+            )
 
 
 def _check_commands(world: World, log: RunLog, findings: Findings) -> None:

@@ -40,6 +40,7 @@ from shared.platform.consumer import Delivery
 from shared.platform.eventstore import public_event_id
 from shared.platform.model import DomainEvent, FixedClock
 from shared.platform.parties import DossierParties
+from shared.platform.relay import PositionHeader
 from shared.platform.runtime import Components
 from shared.platform.settings import Settings
 from shared.platform.wiring import service_token
@@ -352,14 +353,20 @@ class InProcessSystem:
                     progress = True
                     event = app.mapper.to_domain_event(notification)
                     assert isinstance(event, DomainEvent)
-                    for index, announced in enumerate(components.gateway(event)):
-                        delivered += self._deliver(service, event, index, announced)
+                    announcements = components.gateway(event)
+                    for index, announced in enumerate(announcements):
+                        position = PositionHeader(notification.id, index, len(announcements))
+                        delivered += self._deliver(service, event, position, announced)
         return delivered
 
-    def _deliver(self, service: str, event: DomainEvent, index: int, announced: Any) -> int:
+    def _deliver(
+        self, service: str, event: DomainEvent, position: PositionHeader, announced: Any
+    ) -> int:
         envelope = to_cloudevent(
             announced,
-            id=public_event_id(service, event.originator_id, event.originator_version, index),
+            id=public_event_id(
+                service, event.originator_id, event.originator_version, position.index
+            ),
             source=self.settings.source_for(service),
             time=event.timestamp,
             correlationid=event.correlation_id,
@@ -370,7 +377,11 @@ class InProcessSystem:
         )
         subject = subject_for(announced)
         delivery = Delivery(
-            envelope=envelope, event=announced, stream_sequence=next(self._sequence), attempt=1
+            envelope=envelope,
+            event=announced,
+            stream_sequence=next(self._sequence),
+            attempt=1,
+            position=position,
         )
         count = 0
         for components in self.components.values():

@@ -26,6 +26,7 @@ from shared.platform.consumer import Delivery, DurableConsumer, Subscription
 from shared.platform.deadletters import list_deadletters
 from shared.platform.eventstore import AlreadyProcessed
 from shared.platform.model import Context, utcnow
+from shared.platform.relay import POSITION_HEADER, POSITION_SCALE, PositionHeader
 from shared.platform.settings import SERVICES, Settings
 from tests.support import aanmelding, wait_until
 from tools.embedded import free_port
@@ -119,10 +120,12 @@ def _pending(settings: Settings) -> int:
     return asyncio.run(info())
 
 
-async def _publish(settings: Settings, subject: str, payload: bytes) -> None:
+async def _publish(
+    settings: Settings, subject: str, payload: bytes, headers: dict[str, str] | None = None
+) -> None:
     nc = await nats.connect(settings.nats_url)
     try:
-        await nc.jetstream().publish(subject, payload, stream=settings.stream_name)
+        await nc.jetstream().publish(subject, payload, stream=settings.stream_name, headers=headers)
     finally:
         await nc.close()
 
@@ -365,3 +368,26 @@ async def _pending_of(settings: Settings, durable: str) -> int:
         return int(consumer.num_pending or 0) + int(consumer.num_ack_pending or 0)
     finally:
         await nc.close()
+
+
+async def test_a_delivery_carries_the_relays_log_place_and_only_a_well_formed_one(
+    settings: Settings,
+) -> None:
+    """The projection orders events of one moment by their place in their service's log: the
+    consumer reads it from the relay's header; a header the relay could not have written is no
+    place at all."""
+    got: dict[uuid.UUID, PositionHeader | None] = {}
+
+    def handle(delivery: Delivery) -> None:
+        assert isinstance(delivery.event, public.AanvraagIngediend)
+        got[delivery.event.aanvraag_id] = delivery.position
+
+    placed, malformed, bare = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await _publish(settings, *_ingediend(placed), {POSITION_HEADER: "12/1/3"})
+    await _publish(settings, *_ingediend(malformed), {POSITION_HEADER: "12/5/3"})
+    await _publish(settings, *_ingediend(bare))
+    subjects = ["weerbaar.intake.AanvraagIngediend.*"]
+    consumer = DurableConsumer("scheduling", Subscription("places", subjects, handle), settings)
+    await _run_consumers([consumer], until=lambda: len(got) >= 3)
+    assert got == {placed: PositionHeader(12, 1, 3), malformed: None, bare: None}
+    assert got[placed] is not None and got[placed].log_place == 12 * POSITION_SCALE + 1

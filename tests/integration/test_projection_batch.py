@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from psycopg.sql import SQL
 
+from services.intake.projections import audit
+from services.intake.projections.dossier import DossierProjection, audit_trail, read_dossier
+from shared.contracts.envelope import CloudEvent
+from shared.contracts.registry import from_cloudevent
 from shared.platform.consumer import Delivery
+from shared.platform.relay import POSITION_SCALE, PositionHeader
 from tests.integration.inprocess import InProcessSystem
+from tests.unit.test_dossier_fold import NOTIFICATIE_BEVESTIGING, T0, ingediend, notificatie
 
 pytestmark = pytest.mark.integration
 
@@ -86,3 +94,60 @@ def test_batches_in_any_order_and_repeated_give_the_one_by_one_views(
         dossier_sub.batch_handler(batch)
 
     assert _views(system) == expected
+
+
+def test_events_split_by_a_broker_loss_keep_their_logs_order_in_view_trail_and_export(
+    system: InProcessSystem,
+) -> None:
+    """Two events notifications recorded at one moment; the broker lost its store between them.
+
+    The first arrived before the loss (stream sequence 11, kept); the refilled stream delivers the
+    first again (a redelivery, new sequence) and the second with a new, lower sequence (2). The
+    view, the audit trail and the audit export list them as the log has them.
+    """
+    app = system.components["intake"].app
+    projection = DossierProjection(app)
+    aanvraag_id = uuid4()
+    aangemeld = ingediend(aanvraag_id)
+    moment = T0 + timedelta(seconds=5)
+    mislukt = notificatie(aanvraag_id, NOTIFICATIE_BEVESTIGING, moment, poging=1, mislukt=True)
+    verzonden = notificatie(aanvraag_id, NOTIFICATIE_BEVESTIGING, moment, poging=2)
+
+    def delivery(envelope: CloudEvent, sequence: int, notification_id: int) -> Delivery:
+        return Delivery(
+            envelope=envelope,
+            event=from_cloudevent(envelope),
+            stream_sequence=sequence,
+            attempt=1,
+            position=PositionHeader(notification_id, 0, 1),
+        )
+
+    projection.handle_batch([delivery(aangemeld, 10, 3), delivery(mislukt, 11, 7)])
+    # After the loss: everything again, in the log's order, with new sequences.
+    projection.handle_batch([delivery(aangemeld, 1, 3), delivery(mislukt, 1, 7)])
+    projection.handle_batch([delivery(verzonden, 2, 8)])
+
+    dossier = read_dossier(app, aanvraag_id)
+    assert dossier is not None
+    assert [n.status for n in dossier.notificaties] == ["verzonden"]
+    in_order = [aangemeld.id, mislukt.id, verzonden.id]
+    assert [r.gebeurtenis for r in dossier.tijdlijn] == [
+        "AanvraagIngediend",
+        "NotificatieMislukt",
+        "NotificatieVerzonden",
+    ]
+    assert [e["id"] for e in audit_trail(app, aanvraag_id)] == in_order
+    with app.datastore.get_connection() as conn:
+        export = audit.build(conn, aanvraag_id=aanvraag_id)
+        kept = conn.execute(
+            "SELECT event_id, stream_sequence, log_position FROM intake.dossier_events"
+            " WHERE aanvraag_id = %s",
+            (aanvraag_id,),
+        ).fetchall()
+    assert export is not None
+    assert [r.event_id for r in export.gebeurtenissen] == in_order
+    assert {r["event_id"]: (r["stream_sequence"], r["log_position"]) for r in kept} == {
+        aangemeld.id: (10, 3 * POSITION_SCALE),
+        mislukt.id: (11, 7 * POSITION_SCALE),
+        verzonden.id: (2, 8 * POSITION_SCALE),
+    }

@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from services.intake.projections.dossier import Dossier, fold
+from services.intake.projections.dossier import Dossier, Place, fold, recorded_order
 from shared.contracts import events as ev
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.registry import to_cloudevent
@@ -549,9 +549,9 @@ def test_a_measure_and_the_decision_at_one_moment_give_one_status_in_either_orde
     ]
     measure_id = events[-3 if gegeven else -2].id
     # The decision's events were recorded together: consecutive in the stream.
-    decision = {e.id: 2 + i for i, e in enumerate(events[-2 if gegeven else -1 :])}
-    measure_first = fold(events, {measure_id: 1} | decision)
-    decision_first = fold(events, {measure_id: 4} | decision)
+    decision = {e.id: Place(2 + i) for i, e in enumerate(events[-2 if gegeven else -1 :])}
+    measure_first = fold(events, {measure_id: Place(1)} | decision)
+    decision_first = fold(events, {measure_id: Place(4)} | decision)
     assert measure_first is not None and decision_first is not None
     # Only the timeline lists the two in another order.
     assert [r.gebeurtenis for r in measure_first.tijdlijn][-1] in {
@@ -584,3 +584,109 @@ def test_a_refusal_turned_into_consent_releases_the_report() -> None:
         aanvraag_id, GOEDGEKEURD + timedelta(days=4), MAATREGEL_WERKGEVER
     )
     assert folded([*refused, *later, measure]).status == "in_uitvoering"
+
+
+# --- events of one moment: the order they were recorded ------------------------------------------
+
+
+def _retried_at_one_moment(aanvraag_id: UUID) -> tuple[CloudEvent, CloudEvent]:
+    """A failed first attempt and the successful second one, recorded at one moment by
+    notifications (two stored events, one after the other in its log)."""
+    moment = T0 + timedelta(seconds=5)
+    return (
+        notificatie(aanvraag_id, NOTIFICATIE_BEVESTIGING, moment, poging=1, mislukt=True),
+        notificatie(aanvraag_id, NOTIFICATIE_BEVESTIGING, moment, poging=2),
+    )
+
+
+def test_events_of_one_moment_of_one_service_fold_in_their_logs_order_after_a_broker_loss() -> None:
+    # The broker lost its store between the two: the first kept its sequence (11) from before
+    # the loss, the second arrived from the refilled stream with a new, lower one (2).
+    aanvraag_id = uuid4()
+    mislukt, verzonden = _retried_at_one_moment(aanvraag_id)
+    events = [ingediend(aanvraag_id), mislukt, verzonden]
+    start = {events[0].id: Place(1, 3 * 64)}
+    placed = start | {mislukt.id: Place(11, 7 * 64), verzonden.id: Place(2, 8 * 64)}
+    dossier = fold(events, placed)
+    assert dossier is not None
+    assert [n.status for n in dossier.notificaties] == ["verzonden"]
+    assert [r.gebeurtenis for r in dossier.tijdlijn][1:] == [
+        "NotificatieMislukt",
+        "NotificatieVerzonden",
+    ]
+    # The stream sequences alone (no log places: rows kept before the places were) give the
+    # order of arrival, which the loss turned round.
+    unplaced = fold(events, start | {mislukt.id: Place(11), verzonden.id: Place(2)})
+    assert unplaced is not None and [n.status for n in unplaced.notificaties] == ["mislukt"]
+
+
+class _Event:
+    def __init__(self, name: str, service: str, place: Place, time: int = 0) -> None:
+        self.name, self.service, self.place, self.time = name, service, place, time
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _ordered(events: list[_Event]) -> list[str]:
+    return [
+        e.name
+        for e in recorded_order(
+            events,
+            time=lambda e: datetime.fromtimestamp(e.time, UTC),
+            source=lambda e: e.service,
+            ident=lambda e: e.name,
+            place=lambda e: e.place,
+        )
+    ]
+
+
+def test_without_a_loss_events_of_one_moment_keep_the_order_they_arrived_in() -> None:
+    # Every service's events arrive in the order of its log: the order is the stream's, also
+    # across services (the in-process test system's clock stands still: one moment for all).
+    events = [
+        _Event("intake-1", "intake", Place(1, 64)),
+        _Event("scheduling-1", "scheduling", Place(2, 64)),
+        _Event("intake-2", "intake", Place(3, 65)),
+        _Event("approval-1", "approval", Place(4, 640)),
+        _Event("scheduling-2", "scheduling", Place(5, 128)),
+    ]
+    rng = random.Random(5)
+    for _ in range(50):
+        shuffled = events[:]
+        rng.shuffle(shuffled)
+        assert _ordered(shuffled) == [e.name for e in events]
+
+
+def test_time_comes_first_and_services_interleave_by_arrival_after_a_loss() -> None:
+    events = [
+        _Event("later", "intake", Place(1, 6400), time=2),
+        _Event("intake-a", "intake", Place(100, 640)),  # before the loss
+        _Event("intake-b", "intake", Place(3, 704)),  # after it, a lower sequence
+        _Event("scheduling-a", "scheduling", Place(50, 64)),
+        _Event("unplaced", "intake", Place(4)),  # no log place: by its arrival alone
+    ]
+    assert _ordered(events) == ["unplaced", "scheduling-a", "intake-a", "intake-b", "later"]
+
+
+def test_any_split_by_a_loss_keeps_every_services_log_order() -> None:
+    rng = random.Random(11)
+    for _ in range(200):
+        logs = {s: rng.randint(1, 6) for s in ("intake", "scheduling", "notifications")}
+        arrival = [s for s, n in logs.items() for _ in range(n)]
+        rng.shuffle(arrival)
+        cut = rng.randint(0, len(arrival))  # before the cut: old sequences; after: new, lower
+        seen: dict[str, int] = dict.fromkeys(logs, 0)
+        events = []
+        for i, service in enumerate(arrival):
+            seen[service] += 1
+            sequence = 1000 + i if i < cut else i - cut + 1
+            name = f"{service}-{seen[service]}"
+            events.append(_Event(name, service, Place(sequence, seen[service] * 64)))
+        rng.shuffle(events)
+        ordered = _ordered(events)
+        assert sorted(ordered) == sorted(e.name for e in events)
+        for service, count in logs.items():
+            assert [n for n in ordered if n.startswith(f"{service}-")] == [
+                f"{service}-{k}" for k in range(1, count + 1)
+            ]

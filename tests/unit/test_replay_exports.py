@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from shared.contracts import events as public
 from shared.contracts.registry import to_cloudevent
 from shared.platform import rebuild
+from shared.platform.relay import POSITION_SCALE
 from shared.platform.replay import (
-    POSITION_SCALE,
     Loaded,
     SideBySide,
     StoreExport,

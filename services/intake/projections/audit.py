@@ -31,10 +31,10 @@ from typing import Any, Literal
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import tuple_row
+from psycopg.rows import dict_row
 from psycopg.sql import SQL
 
-from services.intake.projections.dossier import EVENTS
+from services.intake.projections.dossier import EVENTS, stored_in_recorded_order
 from shared.contracts.envelope import format_rfc3339
 from shared.platform.model import Clock, utcnow
 
@@ -308,12 +308,12 @@ def build(
         reikwijdte["tot"] = format_rfc3339(tot)
     if not clauses:
         raise ValueError("an export needs a dossier or a period")
-    rows = (
-        conn.cursor(row_factory=tuple_row)
+    rows = stored_in_recorded_order(
+        conn.cursor(row_factory=dict_row)
         .execute(
             SQL(
-                "SELECT aanvraag_id::text, envelope FROM {} WHERE {}"
-                " ORDER BY time, stream_sequence, event_id"
+                "SELECT aanvraag_id::text, time, stream_sequence, log_position, envelope"
+                " FROM {} WHERE {}"
             ).format(EVENTS, SQL(" AND ").join(clauses)),
             params,
         )
@@ -321,7 +321,7 @@ def build(
     )
     if aanvraag_id is not None and not rows:
         return None
-    envelopes = [(str(r[0]), r[1] if isinstance(r[1], dict) else json.loads(r[1])) for r in rows]
+    envelopes = [(str(r["aanvraag_id"]), dict(r["envelope"])) for r in rows]
     return Export(
         reikwijdte=reikwijdte,
         gemaakt_op=format_rfc3339(now or utcnow()),

@@ -2,16 +2,17 @@
 
 The projection keeps every public event of a dossier (``dossier_events``, also the dossier's audit
 trail) and a folded view per dossier (``dossiers``). Folding always starts from all the dossier's
-events in time order, so the view does not depend on the order in which the stream delivered them,
-and a replay gives the same result as live processing.
+events in the order they were recorded (``recorded_order``), so the view does not depend on the
+order in which the stream delivered them, and a replay gives the same result as live processing.
 """
 
 from __future__ import annotations
 
-import json
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any, Literal
+from itertools import groupby
+from typing import Any, Literal, NamedTuple, TypeVar
 from uuid import UUID
 
 from psycopg.rows import DictRow
@@ -35,6 +36,9 @@ DDL = (
     " event_id text PRIMARY KEY, aanvraag_id uuid NOT NULL, type text NOT NULL,"
     " time timestamptz NOT NULL, stream_sequence bigint, envelope jsonb NOT NULL,"
     " received_at timestamptz NOT NULL DEFAULT now())",
+    # The event's place in its service's log (``notification_id * 64 + index``, from the relay's
+    # Weerbaar-Position header; NULL when the message had none): orders events of one moment.
+    "ALTER TABLE {schema}.dossier_events ADD COLUMN IF NOT EXISTS log_position bigint",
     "CREATE INDEX IF NOT EXISTS dossier_events_dossier ON {schema}.dossier_events"
     " (aanvraag_id, time, event_id)",
     "CREATE TABLE IF NOT EXISTS {schema}.dossiers ("
@@ -240,16 +244,74 @@ def _name(envelope: CloudEvent) -> str:
     return envelope.type.split(".")[-2]
 
 
-def fold(
-    envelopes: Iterable[CloudEvent], sequences: Mapping[str, int] | None = None
-) -> Dossier | None:
-    """The dossier after these events (any order in, time order applied); None before intake's.
+class Place(NamedTuple):
+    """Where the projection has an event: the stream sequence it kept (that of the event's first
+    arrival, or its log place for a rebuild from the logs) and its place in its service's log
+    (None when unknown)."""
 
-    Events recorded together share a timestamp; their stream sequences, when given, keep them in
-    the order they were recorded.
+    sequence: int
+    log_position: int | None = None
+
+
+def recorded_order(
+    items: Iterable[T],
+    *,
+    time: Callable[[T], datetime],
+    source: Callable[[T], str],
+    ident: Callable[[T], str],
+    place: Callable[[T], Place],
+) -> list[T]:
+    """Public events in the order they were recorded: by time; the events of one moment of one
+    service in the order of its log; the services' events of one moment interleaved by the stream
+    sequence kept (the order they arrived).
+
+    The stream sequence alone is not the log's order: after the broker lost its store and a
+    relay published its log again, an event that arrived before the loss keeps its old (high)
+    sequence while a later event of the same moment gets a new (low) one. Log places of
+    different services cannot be compared, so they only order within a service.
     """
-    order = sequences or {}
-    ordered = sorted(envelopes, key=lambda e: (e.time, order.get(e.id, 0), e.id))
+
+    def by_arrival(item: T) -> tuple[int, str]:
+        return place(item).sequence, ident(item)
+
+    out: list[T] = []
+    for _, moment in groupby(sorted(items, key=lambda i: (time(i), *by_arrival(i))), key=time):
+        events = list(moment)
+        if len(events) == 1:
+            out.extend(events)
+            continue
+        lanes: dict[tuple[str, str], list[T]] = {}
+        for item in events:  # in order of arrival; an event without a log place is alone
+            known = place(item).log_position is not None
+            lanes.setdefault((source(item), "" if known else ident(item)), []).append(item)
+        queues = [
+            deque(sorted(lane, key=lambda i: place(i).log_position or 0)) for lane in lanes.values()
+        ]
+        while queues:
+            first = min(queues, key=lambda q: by_arrival(q[0]))
+            out.append(first.popleft())
+            if not first:
+                queues.remove(first)
+    return out
+
+
+def fold(
+    envelopes: Iterable[CloudEvent], places: Mapping[str, Place] | None = None
+) -> Dossier | None:
+    """The dossier after these events (any order in, the order recorded applied; see
+    ``recorded_order``); None before intake's.
+
+    Events recorded together share a timestamp; their places, when given, keep them in the order
+    they were recorded.
+    """
+    known = places or {}
+    ordered = recorded_order(
+        envelopes,
+        time=lambda e: e.time,
+        source=lambda e: e.source,
+        ident=lambda e: e.id,
+        place=lambda e: known.get(e.id, _NOWHERE),
+    )
     if not any(_name(e) == "AanvraagIngediend" for e in ordered):
         return None
     folding = _Fold()
@@ -272,6 +334,10 @@ def fold(
     state = folding.collected()
     state["tijdlijn"] = tuple(sorted(tijdlijn, key=lambda r: r.tijd))  # stable: ties keep order
     return Dossier.model_validate(state)
+
+
+_NOWHERE = Place(0)
+T = TypeVar("T")
 
 
 def uitvoering(envelopes: Iterable[CloudEvent]) -> tuple[int, int]:
@@ -632,6 +698,7 @@ class DossierProjection:
                 d.envelope.type,
                 d.envelope.time,
                 d.stream_sequence,
+                None if d.position is None else d.position.log_place,
                 d.envelope.to_json().decode(),
             )
             for aanvraag_id in ids
@@ -658,14 +725,14 @@ class DossierProjection:
 
 
 def store_events(curs: Any, table: Identifier, rows: Sequence[tuple[Any, ...]]) -> list[UUID]:
-    """Keep public events (rows of event id, dossier id, type, time, stream sequence and the
-    envelope's JSON) in one statement; the dossier of every event stored (one entry per event
-    the projection did not have). The cursor returns rows as dicts."""
+    """Keep public events (rows of event id, dossier id, type, time, stream sequence, log place
+    and the envelope's JSON) in one statement; the dossier of every event stored (one entry per
+    event the projection did not have). The cursor returns rows as dicts."""
     curs.execute(
         SQL(
-            "INSERT INTO {} (event_id, aanvraag_id, type, time, stream_sequence, envelope)"
-            " SELECT * FROM unnest(%b::text[], %b::uuid[], %b::text[], %b::timestamptz[],"
-            " %b::bigint[], %b::text[]::jsonb[])"
+            "INSERT INTO {} (event_id, aanvraag_id, type, time, stream_sequence, log_position,"
+            " envelope) SELECT * FROM unnest(%b::text[], %b::uuid[], %b::text[],"
+            " %b::timestamptz[], %b::bigint[], %b::bigint[], %b::text[]::jsonb[])"
             " ON CONFLICT (event_id) DO NOTHING RETURNING aanvraag_id"
         ).format(table),
         # Every column as a binary array (%b): the text format escapes every element (a regular
@@ -691,7 +758,8 @@ def fold_many(
     (the cursor returns rows as dicts); in the order of ``aanvraag_ids``."""
     curs.execute(
         SQL(
-            "SELECT aanvraag_id, envelope, stream_sequence FROM {} WHERE aanvraag_id = ANY(%s)"
+            "SELECT aanvraag_id, envelope, stream_sequence, log_position FROM {}"
+            " WHERE aanvraag_id = ANY(%s)"
         ).format(events),
         (list(aanvraag_ids),),
     )
@@ -745,17 +813,37 @@ def refold(curs: Any, aanvraag_id: UUID, events: Identifier, dossiers: Identifie
         SQL("SELECT 1 FROM {} WHERE aanvraag_id = %s FOR UPDATE").format(dossiers), (aanvraag_id,)
     )
     curs.execute(
-        SQL("SELECT envelope, stream_sequence FROM {} WHERE aanvraag_id = %s").format(events),
+        SQL("SELECT envelope, stream_sequence, log_position FROM {} WHERE aanvraag_id = %s").format(
+            events
+        ),
         (aanvraag_id,),
     )
     write_dossier(curs, aanvraag_id, fold_rows(curs.fetchall()), dossiers)
 
 
 def fold_rows(rows: Sequence[Mapping[str, Any]]) -> Dossier | None:
-    """Fold stored rows (``envelope``, ``stream_sequence``) of one dossier."""
-    return fold(
-        (CloudEvent.model_validate(row["envelope"]) for row in rows),
-        {row["envelope"]["id"]: row["stream_sequence"] or 0 for row in rows},
+    """Fold stored rows (``envelope``, ``stream_sequence``, ``log_position``) of one dossier."""
+    return fold((CloudEvent.model_validate(row["envelope"]) for row in rows), places(rows))
+
+
+def places(rows: Iterable[Mapping[str, Any]]) -> dict[str, Place]:
+    """Per event id, its place as stored rows (``envelope``, ``stream_sequence``,
+    ``log_position``) have it."""
+    return {
+        row["envelope"]["id"]: Place(row["stream_sequence"] or 0, row["log_position"])
+        for row in rows
+    }
+
+
+def stored_in_recorded_order(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Stored rows (``envelope`` as a dict, ``stream_sequence``, ``log_position``, ``time``) in
+    the order their events were recorded (``recorded_order``)."""
+    return recorded_order(
+        rows,
+        time=lambda r: r["time"],
+        source=lambda r: r["envelope"]["source"],
+        ident=lambda r: r["envelope"]["id"],
+        place=lambda r: Place(r["stream_sequence"] or 0, r["log_position"]),
     )
 
 
@@ -852,7 +940,8 @@ def read_dossier_per(app: ServiceApplication, aanvraag_id: UUID, per: datetime) 
     with app.datastore.get_connection() as conn:
         rows = conn.execute(
             SQL(
-                "SELECT envelope, stream_sequence FROM {} WHERE aanvraag_id = %s AND time <= %s"
+                "SELECT envelope, stream_sequence, log_position FROM {}"
+                " WHERE aanvraag_id = %s AND time <= %s"
             ).format(EVENTS),
             (aanvraag_id, per),
         ).fetchall()
@@ -956,17 +1045,16 @@ def list_dossiers(
 
 
 def audit_trail(app: ServiceApplication, aanvraag_id: UUID) -> list[dict[str, Any]]:
-    """Every public event of a dossier, across services, in time order."""
+    """Every public event of a dossier, across services, in the order recorded."""
     with app.datastore.get_connection() as conn:
         rows = conn.execute(
-            SQL("SELECT envelope FROM {} WHERE aanvraag_id = %s ORDER BY time, event_id").format(
-                EVENTS
-            ),
+            SQL(
+                "SELECT time, envelope, stream_sequence, log_position FROM {}"
+                " WHERE aanvraag_id = %s"
+            ).format(EVENTS),
             (aanvraag_id,),
         ).fetchall()
-    return [
-        json.loads(r["envelope"]) if isinstance(r["envelope"], str) else r["envelope"] for r in rows
-    ]
+    return [dict(r["envelope"]) for r in stored_in_recorded_order(rows)]
 
 
 def subscription(app: ServiceApplication) -> Subscription:

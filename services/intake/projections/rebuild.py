@@ -28,8 +28,9 @@ plus the rebuild's bookkeeping: ``replay_positions`` (how far each source is rea
    still lags, the live read model stays in place and the command says so (exit 3).
 
 Rows rebuilt from the event logs have no stream sequence; their ``stream_sequence`` holds the
-event's place in its service's log (``notification_id * 64 + index``), which orders events recorded
-together exactly as the relay published them. Rows rebuilt from the stream keep their sequence.
+event's place in its service's log (``notification_id * 64 + index``), as ``log_position`` does,
+which orders events recorded together exactly as the relay published them. Rows rebuilt from the
+stream keep their sequence and take the place from the relay's ``Weerbaar-Position`` header.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from shared.contracts.errors import InvalidCloudEvent, InvalidEvent, UnknownEven
 from shared.contracts.registry import from_cloudevent, subject_for
 from shared.platform import rebuild
 from shared.platform.rebuild import Progress, hash_contents
+from shared.platform.relay import POSITION_HEADER, PositionHeader
 from shared.platform.replay import Loaded, SideBySide, StoreExport
 from shared.platform.settings import SERVICES, Settings
 
@@ -280,8 +282,17 @@ class Rebuild(rebuild.Rebuild[Outcome]):
                 if event.aanvraag_id is None:
                     continue  # concerns no one dossier: the projection keeps none
                 text = envelope.to_json().decode()
+                place = loaded.log_place if self.source == "stream" else sequence
                 rows.append(
-                    (envelope.id, event.aanvraag_id, envelope.type, envelope.time, sequence, text)
+                    (
+                        envelope.id,
+                        event.aanvraag_id,
+                        envelope.type,
+                        envelope.time,
+                        sequence,
+                        place,
+                        text,
+                    )
                 )
                 if _matches(UITVOERING_SUBJECTS, subject_for(event)):
                     execution.append((envelope.id, event.aanvraag_id, text))
@@ -436,7 +447,9 @@ class _StreamReader:
                 ]
             except InvalidCloudEvent:
                 envelopes = []  # the live consumer dead-letters it; nothing to project
-            batch.append(Loaded(sequence, envelopes))
+            header = PositionHeader.read((msg.headers or {}).get(POSITION_HEADER))
+            place = None if header is None else header.log_place
+            batch.append(Loaded(sequence, envelopes, log_place=place))
             self.position = sequence
         return batch
 
@@ -450,7 +463,15 @@ class _StreamReader:
 
 #: Per table: the columns that are content (wall-clock columns like received_at are not).
 CONTENT = {
-    "dossier_events": ("event_id", "aanvraag_id", "type", "time", "stream_sequence", "envelope"),
+    "dossier_events": (
+        "event_id",
+        "aanvraag_id",
+        "type",
+        "time",
+        "stream_sequence",
+        "log_position",
+        "envelope",
+    ),
     "dossiers": (
         "aanvraag_id",
         "zichtbaar",
