@@ -13,7 +13,14 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from services.intake.application import Intake, RegistrationLimits, email_hash
 from services.intake.domain import Aanmelding, Adres, BewaarplichtReden
-from services.intake.projections.audit import MEDIA_TYPES, Controle, Ketencontrole, build, render
+from services.intake.projections.audit import (
+    MEDIA_TYPES,
+    WACHTENDEN,
+    Controle,
+    Ketencontrole,
+    build,
+    render,
+)
 from services.intake.projections.dossier import (
     Dossier,
     Status,
@@ -474,9 +481,13 @@ def compliance_router(
         " checkpoints. The answer is a verification started at most"
         " WEERBAAR_CHAIN_VERIFICATION_MAX_AGE_S ago (its start in `gestart_op`); with"
         " `opnieuw=true`, one started after the request. One runs at a time; requests that"
-        " arrive meanwhile share it.",
+        f" arrive meanwhile share it. At most {WACHTENDEN} wait for a running one; more get 429"
+        " with Retry-After.",
         tags=["audit"],
-        responses={503: {"description": "the chains are not verified by this process"}},
+        responses={
+            429: {"description": "a verification runs and enough requests wait for it"},
+            503: {"description": "the chains are not verified by this process"},
+        },
     )
     def ketenverificatie(
         _: Annotated[Principal, Depends(auth.require(Role.compliance))],

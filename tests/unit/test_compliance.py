@@ -32,10 +32,10 @@ from services.intake.projections.audit import (
     termijnen,
 )
 from services.intake.projections.rebuild import _matches
-from shared.platform.errors import Conflict
+from shared.platform.errors import Conflict, TeVaak
 from shared.platform.model import Clock, Context
 from shared.platform.settings import Settings
-from tests.support import aanmelding
+from tests.support import aanmelding, wait_until
 
 NU = datetime(2026, 5, 11, 10, 0, tzinfo=UTC)
 CTX = Context(now=NU, actor_id="cmp-1", actor_role="compliance")
@@ -224,3 +224,50 @@ def test_with_a_max_age_of_zero_every_request_verifies_again() -> None:
     controle = Ketencontrole(verifier, Clock(), max_age_s=0)
     assert controle.recent() is not controle.recent()
     assert verifier.runs == 2
+
+
+def test_a_burst_of_requests_holds_at_most_the_allowed_waiters_and_the_rest_come_back_later() -> (
+    None
+):
+    verifier = _Verifier()
+    controle = Ketencontrole(verifier, Clock(), max_age_s=3600, wachtenden=3)
+    with ThreadPoolExecutor(5) as pool:
+        running = pool.submit(controle.nu)
+        assert verifier.started.wait(10)
+        waiting = [pool.submit(controle.nu) for _ in range(3)]
+        wait_until(lambda: controle.wachtend == 3, timeout=10, what="three callers waiting")
+        # The next is refused at once (this thread would otherwise wait for the verification).
+        with pytest.raises(TeVaak) as refused:
+            controle.nu()
+        assert refused.value.retry_after_s >= 1
+        assert refused.value.headers == {"Retry-After": str(refused.value.retry_after_s)}
+        # A page asking for a recent one: none is recent yet, so it would wait too, and is
+        # refused the same way.
+        with pytest.raises(TeVaak):
+            controle.recent()
+        verifier.go.set()
+        first = running.result(10)
+        shared = [f.result(10) for f in waiting]
+    # The three who asked while the first ran share one verification started after them.
+    assert verifier.runs == 2
+    assert all(r is shared[0] for r in shared) and shared[0] is not first
+    assert controle.wachtend == 0
+    # Once recent, a page's request is answered without waiting, whatever runs.
+    assert controle.recent() is shared[0]
+
+
+def test_a_failed_verification_lets_the_next_caller_verify() -> None:
+    calls = 0
+
+    def verify() -> Verificatie:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("the database went away")
+        return Verificatie(uitgevoerd=True, in_orde=True, diensten={})
+
+    controle = Ketencontrole(verify, Clock(), max_age_s=3600)
+    with pytest.raises(RuntimeError):
+        controle.nu()
+    assert controle.nu().verificatie.in_orde is True
+    assert calls == 2 and controle.wachtend == 0

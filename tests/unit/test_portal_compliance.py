@@ -25,6 +25,7 @@ from services.portal.application import (
     NietGevonden,
     Onbereikbaar,
     Ongeldig,
+    TeVaak,
     Uitkomst,
     VeldFout,
 )
@@ -404,6 +405,15 @@ def test_a_refused_or_unanswered_verification_is_a_page_of_its_own(
     apis.verificatie_answer = antwoord
     page = signed_in(apis)[0].get("/compliance/verificatie")
     assert page.status_code == status
+    assert "In orde:" not in page.text and "Niet in orde:" not in page.text
+
+
+def test_a_verification_refused_because_enough_wait_says_so_and_when_to_come_back() -> None:
+    apis = FakeApis()
+    apis.verificatie_answer = TeVaak()
+    page = signed_in(apis)[0].get("/compliance/verificatie?opnieuw=true")
+    assert page.status_code == 429
+    assert "Er loopt al een controle van de hash-ketens" in page.text
     assert "In orde:" not in page.text and "Niet in orde:" not in page.text
 
 

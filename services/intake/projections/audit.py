@@ -22,6 +22,7 @@ import csv
 import html
 import io
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -36,6 +37,7 @@ from psycopg.sql import SQL
 
 from services.intake.projections.dossier import EVENTS, stored_in_recorded_order
 from shared.contracts.envelope import format_rfc3339
+from shared.platform.errors import TeVaak
 from shared.platform.model import Clock, utcnow
 
 Formaat = Literal["json", "csv", "html"]
@@ -150,21 +152,44 @@ class Controle:
     _gestart: float
 
 
+#: Callers that may wait for a running verification at once; more are refused (429) at once, so
+#: a burst of requests never holds more than this many of the service's worker threads.
+WACHTENDEN = 4
+
+
 class Ketencontrole:
     """The chains' verification, made at most once at a time and kept for a while.
 
     Verifying recomputes every service's chain from its first row: its cost grows with the whole
     history, not with a dossier. A page that shows the outcome asks ``recent`` and states the
     moment it was made; an export asks ``nu`` (made for it, after it was asked). Callers that
-    arrive while one runs wait for it and share it when it is new enough for them.
+    arrive while one runs wait for it and share it when it is new enough for them (a burst of
+    ``nu`` makes at most two: the one running and the next, shared by all who asked meanwhile).
+    At most ``wachtenden`` wait at once: the next is told to come back (``TeVaak``, with the
+    last verification's duration as ``Retry-After``).
     """
 
-    def __init__(self, verify: Callable[[], Verificatie], clock: Clock, max_age_s: float) -> None:
+    def __init__(
+        self,
+        verify: Callable[[], Verificatie],
+        clock: Clock,
+        max_age_s: float,
+        wachtenden: int = WACHTENDEN,
+    ) -> None:
         self._verify = verify
         self._clock = clock
         self._max_age_s = max_age_s
+        self._wachtenden = wachtenden
         self._lock = threading.Lock()
+        self._teller = threading.Lock()
+        self._wachtend = 0
+        self._duur_s = 1.0
         self._laatste: Controle | None = None
+
+    @property
+    def wachtend(self) -> int:
+        """How many callers wait for the running verification now."""
+        return self._wachtend
 
     def recent(self) -> Controle:
         """A verification started at most ``max_age_s`` ago; a new one when there is none."""
@@ -175,14 +200,35 @@ class Ketencontrole:
         return self._gestart_na(time.monotonic())
 
     def _gestart_na(self, grens: float) -> Controle:
-        with self._lock:
+        laatste = self._laatste
+        if laatste is not None and laatste._gestart >= grens:
+            return laatste  # new enough: no need to wait for a running one
+        if not self._lock.acquire(blocking=False):
+            with self._teller:
+                if self._wachtend >= self._wachtenden:
+                    raise TeVaak(
+                        "Er loopt al een controle van de hash-ketens en er wachten al"
+                        f" {self._wachtend} verzoeken op; probeer het zo opnieuw.",
+                        retry_after_s=max(1, math.ceil(self._duur_s)),
+                        code="ketencontrole_bezig",
+                    )
+                self._wachtend += 1
+            try:
+                self._lock.acquire()
+            finally:
+                with self._teller:
+                    self._wachtend -= 1
+        try:
             laatste = self._laatste
             if laatste is not None and laatste._gestart >= grens:
                 return laatste
             gestart, gestart_op = time.monotonic(), self._clock.now()
             controle = Controle(self._verify(), gestart_op, gestart)
+            self._duur_s = time.monotonic() - gestart
             self._laatste = controle
             return controle
+        finally:
+            self._lock.release()
 
 
 @dataclass(frozen=True)

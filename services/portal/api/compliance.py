@@ -32,6 +32,7 @@ from services.portal.application import (
     Gelukt,
     NietGevonden,
     Ongeldig,
+    TeVaak,
     Uitkomst,
 )
 from services.portal.application.compliance import (
@@ -209,6 +210,13 @@ def _lezen(api: APIRouter, gedeeld: Pagina) -> None:
         try:
             v = verificatie(omgeving.apis_voor(request), opnieuw=opnieuw)
         except Probleem as probleem:
+            if isinstance(probleem.uitkomst, TeVaak):  # enough requests wait for a running one
+                raise Weigering(
+                    429,
+                    "Controle loopt al",
+                    "Er loopt al een controle van de hash-ketens en er wachten al verzoeken op."
+                    " Probeer het over een minuut opnieuw.",
+                ) from None
             raise _weigering(probleem.uitkomst) from None
         return pagina(request, "compliance/verificatie.html", {"v": v})
 
