@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.assessment.application import (
     OPSTELLEN,
     Assessment,
+    Inzagelimiet,
     MaatregelenOverzicht,
     PkvwStand,
     RapportStand,
@@ -136,18 +137,29 @@ class Toegang:
                 self.auth.refuse(request, principal, "niet_eigen_dossier", status=404)
 
 
-def router(assessment: Assessment, auth: Auth, parties: DossierParties, clock: Clock) -> APIRouter:
+def router(
+    assessment: Assessment,
+    auth: Auth,
+    parties: DossierParties,
+    clock: Clock,
+    inzage: Inzagelimiet,
+) -> APIRouter:
     """Assessment's routes."""
     api = APIRouter()
     toegang = Toegang(auth, parties)
-    _rapport_routes(api, assessment, auth, toegang, clock)
+    _rapport_routes(api, assessment, auth, toegang, clock, inzage)
     _pkvw_routes(api, assessment, auth, toegang, clock)
     _maatregel_routes(api, assessment, auth, toegang, clock)
     return api
 
 
 def _rapport_routes(
-    api: APIRouter, assessment: Assessment, auth: Auth, toegang: Toegang, clock: Clock
+    api: APIRouter,
+    assessment: Assessment,
+    auth: Auth,
+    toegang: Toegang,
+    clock: Clock,
+    inzage: Inzagelimiet,
 ) -> None:
     """The report: draft, list, revise, submit, read."""
 
@@ -228,7 +240,10 @@ def _rapport_routes(
         "/rapporten/{rapport_id}",
         response_model=RapportInzage,
         summary="Lees een versie van het rapport (elke inzage wordt vastgelegd)",
+        description="Every read is on record. One person reads one report at most"
+        " WEERBAAR_REPORT_READS_PER_HOUR times an hour; more get 429 with Retry-After.",
         tags=["rapport"],
+        responses={429: {"description": "this person read this report too often this hour"}},
     )
     def lees(
         rapport_id: UUID,
@@ -245,6 +260,7 @@ def _rapport_routes(
             toegang.onbekend(request, principal, rol)
         toegang.als_partij(request, principal, rapport.aanvraag_id, rol)
         ctx = request_context(request, principal, clock)
+        inzage.tel(principal.sub, rapport.id, ctx.now)
         try:
             gelezen = assessment.lees_rapport(rapport, rol, versie, ctx)
         except Weigering as weigering:

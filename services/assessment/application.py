@@ -48,6 +48,7 @@ from services.assessment.domain import (
 )
 from services.assessment.gateway import to_public
 from shared.contracts import events as public
+from shared.platform.access import opaque_actor_id
 from shared.platform.auth import Refusal
 from shared.platform.errors import Conflict, NietBeschikbaar, NietGevonden
 from shared.platform.eventstore import Answered, CommitInDoubt, Once, ServiceApplication
@@ -56,6 +57,7 @@ from shared.platform.model import Context, DomainEvent
 from shared.platform.ports import DossierRegister, DuplicateKey, SideWrite
 from shared.platform.register import register_ddl
 from shared.platform.relay import PublicationCheck
+from shared.platform.throttle import THROTTLE_DDL, Throttle
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +197,33 @@ class ReadModel(Protocol):
 
     def dossier_van_rapport(self, rapport_id: UUID) -> UUID | None:
         """The aanvraag_id of a report, or None."""
+
+
+class Inzagelimiet:
+    """A report cannot be read without end: every read is on record, and in the dossier's history
+    and its projection, whose fold grows with every event. Reads of one report by one person are
+    counted per hour (the person by pseudonym); over the limit, 429 with ``Retry-After``, and
+    nothing is read or recorded. A limit of 0, or the in-memory store, counts nothing."""
+
+    WINDOW_S = 3600.0
+
+    def __init__(self, app: ServiceApplication, per_uur: int) -> None:
+        self.per_uur = per_uur
+        self.throttle: Throttle | None = None
+        if per_uur > 0 and not app.in_memory:
+            app.create_tables([THROTTLE_DDL])
+            self.throttle = Throttle(app, "rapport_inzage", self.WINDOW_S)
+
+    def tel(self, sub: str, rapport_id: UUID, now: datetime) -> None:
+        """Count one read of the report by ``sub``; raise ``TeVaak`` when over the limit."""
+        if self.throttle is None:
+            return
+        self.throttle.limit(
+            f"{opaque_actor_id(sub)}/{rapport_id}",
+            self.per_uur,
+            now,
+            "U hebt dit rapport het afgelopen uur te vaak geopend; probeer het later opnieuw.",
+        )
 
 
 class Assessment(ServiceApplication):

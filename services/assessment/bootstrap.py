@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from services.assessment import projections
 from services.assessment.api import router
-from services.assessment.application import Assessment, ReadModel
+from services.assessment.application import Assessment, Inzagelimiet, ReadModel
 from services.assessment.gateway import to_public
 from services.assessment.policies import policies
 from shared.platform.contract_routes import contract_router
@@ -52,7 +52,8 @@ def bootstrap(
         max_body_bytes=settings.max_body_bytes,
     )
     api.include_router(contract_router())
-    api.include_router(router(app, auth, parties, clock))
+    inzage = Inzagelimiet(app, settings.report_reads_per_hour)
+    api.include_router(router(app, auth, parties, clock, inzage))
     add_standard_readiness(api, app, settings)
     return Components(
         service="assessment",

@@ -284,6 +284,11 @@ class Settings(IdentitySettings):
         default=3,
         description="Registrations for one e-mail address per window (0: no limit).",
     )
+    report_reads_per_hour: Annotated[int, Field(ge=0)] = Field(
+        default=120,
+        description="Reads of one report by one person per hour (GET /rapporten/{id}); each is"
+        " on record in the dossier's history (0: no limit).",
+    )
 
     @field_validator("working_hours_start", "working_hours_end")
     @classmethod

@@ -5,6 +5,8 @@
 - anonymous attempts are limited per source (429 with ``Retry-After``);
 - the public registration is limited per source and per e-mail address (429 + ``Retry-After``);
   a repeat with the same ``Idempotency-Key`` is not counted;
+- one person reads one report at most so many times an hour (each read is on record); the next
+  is refused with 429 and records nothing, another person still reads it;
 - an unknown dossier and someone else's take the same path (the same lookups, the same record);
 - headers are capped, a bearer token's length is checked before it is decoded, every answer
   carries ``X-Content-Type-Options: nosniff`` and ``Cache-Control: no-store``.
@@ -28,6 +30,7 @@ pytestmark = pytest.mark.integration
 PER_SOURCE_PER_MINUTE = 150
 REGISTRATIONS_PER_SOURCE = 30
 REGISTRATIONS_PER_ADDRESS = 2
+REPORT_READS_PER_HOUR = 3
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +45,7 @@ def system(
         anonymous_requests_per_minute=PER_SOURCE_PER_MINUTE,
         registrations_per_source=REGISTRATIONS_PER_SOURCE,
         registrations_per_address=REGISTRATIONS_PER_ADDRESS,
+        report_reads_per_hour=REPORT_READS_PER_HOUR,
         trusted_proxies=("testclient",),
     ) as built:
         yield built
@@ -116,6 +120,32 @@ def test_anonymous_attempts_are_limited_per_source(system: InProcessSystem) -> N
     # Another source is not held back by it.
     other = client.post(f"/aanvragen/{uuid4()}/contact", headers=_from("203.0.113.100"))
     assert other.status_code == 401
+
+
+# --- reading a report -------------------------------------------------------------------------
+
+
+def test_one_person_reads_one_report_a_limited_number_of_times_an_hour(
+    system: InProcessSystem,
+) -> None:
+    d = system.dossier("goedgekeurd")
+    client = system.clients["assessment"]
+    bestuurder = system.bestuurder(d)
+    mark = system.mark("assessment")
+    answers = [
+        client.get(f"/rapporten/{d.rapport_id}", headers=bestuurder)
+        for _ in range(REPORT_READS_PER_HOUR + 2)
+    ]
+    assert [a.status_code for a in answers] == [200] * REPORT_READS_PER_HOUR + [429, 429]
+    refused = answers[-1]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 3600
+    assert refused.json()["code"] == "te_vaak" and "inhoud" not in refused.json()
+    stored = system.stored_since("assessment", mark)
+    assert len(stored) == REPORT_READS_PER_HOUR, "each read on record, the refused ones not"
+    # Another person (the adviseur who wrote it) is counted on their own.
+    adviseur = system.headers("adviseur")
+    assert client.get(f"/rapporten/{d.rapport_id}", headers=adviseur).status_code == 200
+    assert len(system.stored_since("assessment", mark)) == REPORT_READS_PER_HOUR + 1
 
 
 # --- the public registration ----------------------------------------------------------------------
