@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import nats
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from psycopg.sql import SQL, Identifier
@@ -805,6 +806,37 @@ def test_an_idempotency_key_is_the_callers_and_its_organisations_own(service: We
     assert _maak(service, "gedeeld-1", organisatie=ANDERE).json() == made[1]
     assert _maak(service, "gedeeld-1", role="secretariaat", organisatie=None).json() == made[2]
     assert _bewaard(service) == {"rijen": 3, "datasleutels": 3, "sleutels": 3, "events": 3}
+
+
+def test_two_requests_with_one_key_at_the_same_moment_make_one_subscription(
+    service: Webhooks,
+) -> None:
+    """Both look the key up before either stores it: the key's constraint refuses the second,
+    which answers with the first's subscription."""
+    with psycopg.connect(service.settings.database_url) as holder:
+        # Both requests find no key, then wait at storing theirs until the lock is released.
+        holder.execute("LOCK TABLE notifications.idempotency IN SHARE ROW EXCLUSIVE MODE")
+
+        def waiting() -> bool:
+            with psycopg.connect(service.settings.database_url) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO%idempotency%'"
+                ).fetchone()
+            return row is not None and row[0] == 2
+
+        with ThreadPoolExecutor(2) as pool:
+            answers = [pool.submit(_maak, service, "tegelijk-1") for _ in range(2)]
+            wait_until(waiting, what="both requests storing their key")
+            holder.commit()
+            first, second = (a.result() for a in answers)
+    assert (first.status_code, second.status_code) == (201, 201), second.text
+    assert first.json() == second.json()
+    assert sorted(r.headers.get("Idempotent-Replayed", "") for r in (first, second)) == [
+        "",
+        "true",
+    ]
+    assert _bewaard(service) == {"rijen": 1, "datasleutels": 1, "sleutels": 1, "events": 1}
 
 
 @pytest.mark.parametrize(
