@@ -63,6 +63,7 @@ from services.notifications.domain.webhooks import (
     AbonnementAangemaakt,
     AbonnementFalend,
     AbonnementHersteld,
+    AbonnementHistorie,
     AbonnementVerwijderd,
     Claim,
     Eigenaar,
@@ -86,7 +87,14 @@ from shared.platform.auth import Refusal
 from shared.platform.consumer import Delivery, TransientError
 from shared.platform.email_address import AdresOngeldig, adres_sleutel, email_address, veilig_adres
 from shared.platform.errors import Conflict, FieldError, NietGevonden, Ongeldig
-from shared.platform.eventstore import AlreadyProcessed, ConcurrencyConflict, ServiceApplication
+from shared.platform.eventstore import (
+    AlreadyProcessed,
+    Answered,
+    ConcurrencyConflict,
+    Once,
+    ServiceApplication,
+)
+from shared.platform.idempotency import fingerprint, idempotency_ddl, idempotency_keys
 from shared.platform.keys import open_sealed, seal
 from shared.platform.model import Clock, Context, DomainEvent, first_event
 from shared.platform.ports import SideWrite
@@ -281,6 +289,10 @@ class WebhookStore(Protocol):
         """One subscription, or None."""
         ...
 
+    def geheim(self, abonnement_id: UUID) -> tuple[UUID, bytes] | None:
+        """A subscription's sealed secret with the id of the data key that sealed it, or None."""
+        ...
+
     def abonnementen(
         self, *, werkgever: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[Abonnement]:
@@ -370,8 +382,10 @@ class Notifications(ServiceApplication):
         """``tables`` gives the service's own tables on the store ``env`` names, ``webhooks`` the
         webhook store on it (the composition root's choice of their SQL or memory forms)."""
         super().__init__(env, publication_check=PublicationCheck(self.service, to_public))
+        self.create_tables((idempotency_ddl(),))
         self.tables = tables(self)
         self.webhook_store = webhooks(self)
+        self.idempotency = idempotency_keys(self)
 
     def notificatie(self, notificatie_id: UUID) -> Notificatie:
         """One notification."""
@@ -832,6 +846,16 @@ def _kies(gebeurtenis: Gebeurtenis, abonnementen: Sequence[tuple[UUID, Filter]])
         raise TransientError("webhook_organisatie_onbekend") from None
 
 
+@dataclass(frozen=True)
+class Gemaakt:
+    """The answer to making a subscription: it, with its secret (shown to its maker only);
+    ``replayed`` when an Idempotency-Key repeated."""
+
+    abonnement: Abonnement
+    secret: bytes
+    replayed: bool
+
+
 class Webhooks:
     """Webhook subscriptions and deliveries: make and remove a subscription, plan the deliveries
     of every public event, record each attempt and the subscription's health (failing,
@@ -868,13 +892,18 @@ class Webhooks:
         organisatie_code: str | None,
         aanvraag_id: UUID | None,
         ctx: Context,
-    ) -> tuple[Abonnement, bytes]:
-        """Make a subscription; returns it with its secret (shown this once, stored sealed).
+        sleutel: tuple[str, str] | None = None,
+    ) -> Gemaakt:
+        """Make a subscription; returns it with its secret (shown to its maker, stored sealed).
 
         The subscription's rules are checked here, whoever calls: a callback URL that may be
         called (``url_fout``), event types its owner may receive (at least one when given), and
         a werkgever's subscription bound to an organisation (without one its filter would reach
         every organisation's dossiers).
+
+        ``sleutel`` is (scope, Idempotency-Key): a repeated request gets the first answer, the
+        same subscription with the same secret, and makes nothing; the key is stored with the
+        subscription's event, its row and its data key, in one unit of work.
         """
         fouten: list[FieldError] = []
         fout = url_fout(callback_url, self.allow_private)
@@ -886,47 +915,112 @@ class Webhooks:
             fouten.append({"field": "body.organisatie_code", "rule": "required_for_werkgever"})
         if fouten:
             raise Ongeldig(fouten)
-        if eigenaar == "werkgever" and organisatie_code is not None:
-            # Counted before the new one is written: two made at the very same moment may
-            # pass together, so the cap can be exceeded by a few, never without bound.
-            live = self.store.abonnementen(
-                werkgever=organisatie_code, limit=self.max_per_organisatie
-            )
-            if len(live) >= self.max_per_organisatie:
-                raise Conflict(
-                    f"Deze organisatie heeft al {self.max_per_organisatie} webhook-abonnementen,"
-                    " het maximum; verwijder er eerst een.",
-                    code="te_veel_abonnementen",
-                )
+        digest = fingerprint(
+            {
+                "callback_url": callback_url,
+                "eigenaar": eigenaar,
+                "event_types": None if event_types is None else list(event_types),
+                "organisatie_code": organisatie_code,
+                "aanvraag_id": None if aanvraag_id is None else str(aanvraag_id),
+            }
+        )
         abonnement_id = uuid4()
         key = new_secret()
-        # Sealed with a data key of its own in the service's key table (under the subscription's
-        # id): KEK rotation re-wraps it like any other, and removing the subscription destroys it.
-        data_key = self.app.keys.for_writing(abonnement_id)
-        sealed = seal(data_key.key, key, _secret_aad(abonnement_id))
         types = sorted(set(event_types)) if event_types is not None else None
-        event = first_event(
-            AbonnementAangemaakt,
-            abonnement_id,
-            ctx,
-            eigenaar=eigenaar,
-            organisatie_code=organisatie_code,
-            filter_aanvraag_id=aanvraag_id,
-            event_types=tuple(types) if types is not None else None,
-        )
-        row = self.store.nieuw(
-            abonnement_id,
-            callback_url,
-            types,
-            organisatie_code,
-            aanvraag_id,
-            eigenaar,
-            data_key.key_id,
-            sealed,
-            ctx.now,
-        )
-        self.app.record(event, statements=row)
-        return self.abonnement(abonnement_id), key
+
+        def decide(_: AbonnementHistorie | None) -> list[DomainEvent]:
+            # Only a new subscription counts (a repeat was answered before this).
+            self._onder_maximum(eigenaar, organisatie_code)
+            return [
+                first_event(
+                    AbonnementAangemaakt,
+                    abonnement_id,
+                    ctx,
+                    eigenaar=eigenaar,
+                    organisatie_code=organisatie_code,
+                    filter_aanvraag_id=aanvraag_id,
+                    event_types=tuple(types) if types is not None else None,
+                )
+            ]
+
+        with contextlib.ExitStack() as new_key:
+            writes: list[SideWrite] = []
+
+            def statements(_: AbonnementHistorie | None, __: object) -> list[SideWrite]:
+                # The secret is sealed with a data key of its own in the service's key table
+                # (under the subscription's id): KEK rotation re-wraps it like any other, and
+                # removing the subscription destroys it. The key is made here, once a repeat
+                # was answered and the maximum admitted a new one, and stored with the events.
+                if not writes:
+                    data_key_row = new_key.enter_context(self.app.keys.new_dossier(abonnement_id))
+                    data_key = self.app.keys.for_writing(abonnement_id)
+                    sealed = seal(data_key.key, key, _secret_aad(abonnement_id))
+                    row = self.store.nieuw(
+                        abonnement_id,
+                        callback_url,
+                        types,
+                        organisatie_code,
+                        aanvraag_id,
+                        eigenaar,
+                        data_key.key_id,
+                        sealed,
+                        ctx.now,
+                    )
+                    writes.extend([data_key_row, *row])
+                return writes
+
+            if sleutel is None:
+                self.app.change(
+                    abonnement_id,
+                    decide,
+                    project=webhook_events.project,
+                    statements=statements,
+                    new=True,
+                )
+                return Gemaakt(self.abonnement(abonnement_id), key, replayed=False)
+            once = Once(
+                self.app.idempotency, *sleutel, digest, {"abonnement_id": str(abonnement_id)}
+            )
+            changed = self.app.change_once(
+                once,
+                abonnement_id,
+                decide,
+                project=webhook_events.project,
+                statements=statements,
+                new=True,
+            )
+        if isinstance(changed, Answered):
+            return self._eerder_gemaakt(UUID(changed.result["abonnement_id"]))
+        return Gemaakt(self.abonnement(abonnement_id), key, replayed=False)
+
+    def _onder_maximum(self, eigenaar: Eigenaar, organisatie_code: str | None) -> None:
+        """409 when a werkgever's organisation has the most live subscriptions it may have."""
+        if eigenaar != "werkgever" or organisatie_code is None:
+            return
+        # Counted before the new one is written: two made at the very same moment may pass
+        # together, so the cap can be exceeded by a few, never without bound.
+        live = self.store.abonnementen(werkgever=organisatie_code, limit=self.max_per_organisatie)
+        if len(live) >= self.max_per_organisatie:
+            raise Conflict(
+                f"Deze organisatie heeft al {self.max_per_organisatie} webhook-abonnementen,"
+                " het maximum; verwijder er eerst een.",
+                code="te_veel_abonnementen",
+            )
+
+    def _eerder_gemaakt(self, abonnement_id: UUID) -> Gemaakt:
+        """The first answer to a repeated request: the subscription it made, with its secret
+        (409 once that subscription was removed: its secret is destroyed)."""
+        abonnement = self.abonnement(abonnement_id)
+        sealed = self.store.geheim(abonnement_id)
+        data_key = None if sealed is None else self.app.keys.for_reading(sealed[0])
+        if sealed is None or data_key is None:
+            raise Conflict(
+                "Het abonnement dat met deze Idempotency-Key is gemaakt, is verwijderd; het"
+                " geheim bestaat niet meer.",
+                code="abonnement_verwijderd",
+            )
+        key = open_sealed(data_key, sealed[1], _secret_aad(abonnement_id))
+        return Gemaakt(abonnement, key, replayed=True)
 
     def abonnement(self, abonnement_id: UUID) -> Abonnement:
         """One subscription (404 when unknown)."""

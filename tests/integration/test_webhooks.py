@@ -24,8 +24,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import nats
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg.sql import SQL, Identifier
 
 from services.notifications.adapters.webhook_sender import WebhookSender
 from services.notifications.bootstrap import NotificationsComponents, bootstrap
@@ -695,6 +697,179 @@ async def test_a_removed_subscription_gets_nothing_more_and_its_secret_is_destro
             (uuid.UUID(eigen["abonnement_id"]),),
         ).fetchone()
     assert row is not None and row["wrapped_key"] is None
+
+
+# --- Idempotency-Key on making a subscription ----------------------------------------------------
+
+MAKEN = "/webhooks/abonnementen"
+
+
+def _bewaard(service: Webhooks) -> dict[str, int]:
+    """What making subscriptions stores: rows, events, data keys (of the secrets), keys."""
+    counts = {}
+    with service.components.app.datastore.get_connection() as conn:
+        for name, table in (
+            ("rijen", "webhook_abonnementen"),
+            ("datasleutels", "dossier_keys"),
+            ("sleutels", "idempotency"),
+        ):
+            count = SQL("SELECT count(*) AS n FROM {}").format(Identifier("notifications", table))
+            row = conn.execute(count).fetchone()
+            assert row is not None
+            counts[name] = int(row["n"])
+    counts["events"] = sum(type(e).__name__ == "AbonnementAangemaakt" for e in service.stored())
+    return counts
+
+
+def _maak(
+    service: Webhooks,
+    key: str,
+    role: str = "werkgever",
+    organisatie: str | None = ORGANISATIE,
+    **body: Any,
+) -> Any:
+    return service.client.post(
+        MAKEN,
+        json={"callback_url": "http://127.0.0.1:9/hook", **body},
+        headers={**service.headers(role, organisatie), "Idempotency-Key": key},
+    )
+
+
+def test_a_retried_subscription_with_the_same_idempotency_key_is_made_once(
+    service: Webhooks,
+) -> None:
+    first = _maak(service, "abonnement-1", event_types=["RapportVrijgegeven"])
+    again = _maak(service, "abonnement-1", event_types=["RapportVrijgegeven"])
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    # The first answer, secret and all: the retrying caller may never have seen it.
+    assert again.json() == first.json()
+    assert again.headers["Location"] == first.headers["Location"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert _bewaard(service) == {"rijen": 1, "datasleutels": 1, "sleutels": 1, "events": 1}
+    listed = service.client.get(MAKEN, headers=service.headers("werkgever", ORGANISATIE)).json()
+    assert [a["abonnement_id"] for a in listed] == [first.json()["abonnement_id"]]
+
+
+def test_a_retry_is_answered_even_when_the_organisation_is_at_its_maximum(
+    service: Webhooks,
+) -> None:
+    first = _maak(service, "abonnement-1")
+    assert first.status_code == 201, first.text
+    service.components.webhooks.max_per_organisatie = 1
+    # Only a new subscription counts against the maximum; a retry of the first is answered.
+    again = _maak(service, "abonnement-1")
+    assert again.status_code == 201, again.text
+    assert again.json()["abonnement_id"] == first.json()["abonnement_id"]
+    refused = _maak(service, "abonnement-2")
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "te_veel_abonnementen"
+    assert _bewaard(service)["rijen"] == 1
+
+
+def test_the_same_idempotency_key_with_another_body_is_refused_and_stores_nothing(
+    service: Webhooks,
+) -> None:
+    first = _maak(service, "abonnement-1")
+    assert first.status_code == 201, first.text
+    before = _bewaard(service)
+    for body in (
+        {"callback_url": "http://127.0.0.1:9/andere-hook"},
+        {"event_types": ["AanvraagIngediend"]},
+        {"aanvraag_id": str(uuid.uuid4())},
+    ):
+        reused = _maak(service, "abonnement-1", **body)
+        assert reused.status_code == 422, reused.text
+        problem = reused.json()
+        assert problem["errors"] == [
+            {"field": "header.Idempotency-Key", "rule": "reused_with_other_body"}
+        ]
+        assert problem["detail"] == "Deze Idempotency-Key is al gebruikt voor een ander verzoek."
+    assert _bewaard(service) == before
+
+
+def test_an_idempotency_key_is_the_callers_and_its_organisations_own(service: Webhooks) -> None:
+    # The fixture's werkgevers of both organisations have the same sub: the organisation
+    # decides too.
+    eigen = _maak(service, "gedeeld-1")
+    ander = _maak(service, "gedeeld-1", organisatie=ANDERE)
+    staf = _maak(service, "gedeeld-1", role="secretariaat", organisatie=None)
+    for response in (eigen, ander, staf):
+        assert response.status_code == 201, response.text
+        assert "Idempotent-Replayed" not in response.headers
+    made = [r.json() for r in (eigen, ander, staf)]
+    assert len({m["abonnement_id"] for m in made}) == 3
+    assert [m["organisatie_code"] for m in made] == [ORGANISATIE, ANDERE, None]
+    assert [m["eigenaar"] for m in made] == ["werkgever", "werkgever", "secretariaat"]
+    # Each one's retry is its own first answer.
+    assert _maak(service, "gedeeld-1").json() == made[0]
+    assert _maak(service, "gedeeld-1", organisatie=ANDERE).json() == made[1]
+    assert _maak(service, "gedeeld-1", role="secretariaat", organisatie=None).json() == made[2]
+    assert _bewaard(service) == {"rijen": 3, "datasleutels": 3, "sleutels": 3, "events": 3}
+
+
+def test_two_requests_with_one_key_at_the_same_moment_make_one_subscription(
+    service: Webhooks,
+) -> None:
+    """Both look the key up before either stores it: the key's constraint refuses the second,
+    which answers with the first's subscription."""
+    with psycopg.connect(service.settings.database_url) as holder:
+        # Both requests find no key, then wait at storing theirs until the lock is released.
+        holder.execute("LOCK TABLE notifications.idempotency IN SHARE ROW EXCLUSIVE MODE")
+
+        def waiting() -> bool:
+            with psycopg.connect(service.settings.database_url) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO%idempotency%'"
+                ).fetchone()
+            return row is not None and row[0] == 2
+
+        with ThreadPoolExecutor(2) as pool:
+            answers = [pool.submit(_maak, service, "tegelijk-1") for _ in range(2)]
+            wait_until(waiting, what="both requests storing their key")
+            holder.commit()
+            first, second = (a.result() for a in answers)
+    assert (first.status_code, second.status_code) == (201, 201), second.text
+    assert first.json() == second.json()
+    assert sorted(r.headers.get("Idempotent-Replayed", "") for r in (first, second)) == [
+        "",
+        "true",
+    ]
+    assert _bewaard(service) == {"rijen": 1, "datasleutels": 1, "sleutels": 1, "events": 1}
+
+
+@pytest.mark.parametrize(
+    "key", ["", "a" * 201, "met spatie", "sleutel/1", "sleutel\u00e9", "<script>"]
+)
+def test_a_malformed_idempotency_key_is_refused_at_the_edge(service: Webhooks, key: str) -> None:
+    response = service.client.post(
+        MAKEN,
+        json={"callback_url": "http://127.0.0.1:9/hook"},
+        headers={
+            **service.headers("werkgever", ORGANISATIE),
+            "Idempotency-Key": key.encode(),  # as bytes: a non-ASCII key as UTF-8
+        },
+    )
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["header.Idempotency-Key"]
+    assert _bewaard(service) == {"rijen": 0, "datasleutels": 0, "sleutels": 0, "events": 0}
+
+
+def test_a_retry_after_the_subscription_was_removed_makes_no_new_one(service: Webhooks) -> None:
+    first = _maak(service, "abonnement-1")
+    assert first.status_code == 201, first.text
+    removed = service.client.delete(
+        f"{MAKEN}/{first.json()['abonnement_id']}",
+        headers=service.headers("werkgever", ORGANISATIE),
+    )
+    assert removed.status_code == 200
+    before = _bewaard(service)
+    again = _maak(service, "abonnement-1")
+    assert again.status_code == 409, again.text
+    assert again.json()["code"] == "abonnement_verwijderd"
+    assert "whsec_" not in again.text
+    assert _bewaard(service) == before
 
 
 def _inbox(service: Webhooks) -> int:

@@ -20,7 +20,13 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from services.notifications.application import Notifications, RecipientUnknown, Sender, Webhooks
+from services.notifications.application import (
+    Gemaakt,
+    Notifications,
+    RecipientUnknown,
+    Sender,
+    Webhooks,
+)
 from services.notifications.bootstrap import application
 from services.notifications.domain.afspraak import Afspraak
 from services.notifications.domain.mail import OutgoingMail, PermanentMailError, TransientMailError
@@ -418,7 +424,7 @@ HOLD = timedelta(seconds=60)
 
 
 def _subscribed(world: World) -> tuple[UUID, bytes]:
-    abonnement, key = world.webhooks.maak(
+    gemaakt = world.webhooks.maak(
         "https://ontvanger.example/hook",
         "werkgever",
         ["AanvraagIngediend", "AanvraagIngediend"],
@@ -426,7 +432,7 @@ def _subscribed(world: World) -> tuple[UUID, bytes]:
         None,
         WERKGEVER,
     )
-    return abonnement.abonnement_id, key
+    return gemaakt.abonnement.abonnement_id, gemaakt.secret
 
 
 @pytest.mark.parametrize(
@@ -525,6 +531,31 @@ def test_an_organisation_has_at_most_its_cap_of_live_subscriptions(world: World)
     world.webhooks.verwijder(made[0], WERKGEVER)
     _subscribed(world)
     assert len(world.webhooks.abonnementen(werkgever="GM0363")) == 3
+
+
+def test_a_repeated_idempotency_key_answers_with_the_first_subscription(world: World) -> None:
+    sleutel = ("POST /webhooks/abonnementen|werkgever-1|werkgever:GM0363", "abonnement-1")
+
+    def maak(url: str = "https://ontvanger.example/hook") -> Gemaakt:
+        return world.webhooks.maak(url, "werkgever", None, "GM0363", None, WERKGEVER, sleutel)
+
+    first, again = maak(), maak()
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again.abonnement.abonnement_id == first.abonnement.abonnement_id
+    assert again.secret == first.secret
+    with pytest.raises(Ongeldig) as reused:
+        maak("https://andere.example/hook")
+    assert reused.value.errors == [
+        {"field": "header.Idempotency-Key", "rule": "reused_with_other_body"}
+    ]
+    assert [type(e) for e in world.recorded()] == [AbonnementAangemaakt]
+    assert len(world.webhooks.abonnementen()) == 1
+    # Once removed, its secret is gone: the repeat cannot be answered, and makes nothing.
+    world.webhooks.verwijder(first.abonnement.abonnement_id, WERKGEVER)
+    with pytest.raises(Conflict) as removed:
+        maak()
+    assert removed.value.code == "abonnement_verwijderd"
+    assert [type(e) for e in world.recorded()] == [AbonnementAangemaakt, AbonnementVerwijderd]
 
 
 def test_a_removed_subscription_gets_nothing_more_and_its_secret_is_destroyed(
@@ -631,7 +662,7 @@ def test_a_batch_of_messages_plans_the_webhook_deliveries_one_by_one_would(world
     subscribers = {
         eigenaar + (organisatie or ""): world.webhooks.maak(
             "https://ontvanger.example/hook", eigenaar, None, organisatie, None, WERKGEVER
-        )[0].abonnement_id
+        ).abonnement.abonnement_id
         for eigenaar, organisatie in (
             ("werkgever", "GM0363"),
             ("werkgever", "GM0999"),
@@ -704,7 +735,7 @@ def test_a_batch_with_an_event_that_cannot_be_placed_yet_is_settled_one_by_one(
     planned once and that one waits until its dossier is known."""
     abonnement_id = world.webhooks.maak(
         "https://ontvanger.example/hook", "werkgever", None, "GM0363", None, WERKGEVER
-    )[0].abonnement_id
+    ).abonnement.abonnement_id
     [webhooks] = [s for s in world.subscriptions if s.purpose == "webhooks"]
     assert webhooks.batch_handler is not None
     known, unknown = uuid4(), uuid4()

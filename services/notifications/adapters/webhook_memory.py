@@ -168,6 +168,11 @@ class MemoryWebhookStore:
         row = self.abonnementen_.get(abonnement_id)
         return None if row is None else row.abonnement
 
+    def geheim(self, abonnement_id: UUID) -> tuple[UUID, bytes] | None:
+        """A subscription's sealed secret with the id of the data key that sealed it, or None."""
+        row = self.abonnementen_.get(abonnement_id)
+        return None if row is None else (row.secret_key_id, row.secret)
+
     def abonnementen(
         self, *, werkgever: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[Abonnement]:

@@ -174,6 +174,17 @@ class SqlWebhookStore:
             ).fetchone()
         return None if row is None else _abonnement(row)
 
+    def geheim(self, abonnement_id: UUID) -> tuple[UUID, bytes] | None:
+        """A subscription's sealed secret with the id of the data key that sealed it, or None."""
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(
+                SQL("SELECT secret_key_id, secret FROM {} WHERE abonnement_id = %s").format(
+                    ABONNEMENTEN
+                ),
+                (abonnement_id,),
+            ).fetchone()
+        return None if row is None else (row["secret_key_id"], bytes(row["secret"]))
+
     def abonnementen(
         self,
         *,

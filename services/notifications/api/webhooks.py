@@ -9,7 +9,7 @@ A werkgever manages the subscriptions of its own organisation (another organisat
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.notifications.application import Webhooks
@@ -24,6 +24,9 @@ from shared.platform.model import Clock
 from shared.platform.wiring import request_context
 
 ORGANISATIE_PATTERN = r"^(GM[0-9]{4}|PV[0-9]{2}|WS[0-9]{4})$"
+
+#: The route an ``Idempotency-Key`` of a new subscription is unique in (with its caller).
+MAKEN = "POST /webhooks/abonnementen"
 
 
 class NieuwAbonnement(BaseModel):
@@ -73,13 +76,21 @@ def router(webhooks: Webhooks, auth: Auth, clock: Clock) -> APIRouter:
         "/abonnementen",
         status_code=201,
         response_model=AangemaaktAbonnement,
-        summary="Een webhook-abonnement aanmaken (werkgever, secretariaat)",
+        summary=(
+            "Een webhook-abonnement aanmaken (werkgever, secretariaat; Idempotency-Key gehonoreerd)"
+        ),
     )
     def maak(
         body: NieuwAbonnement,
         request: Request,
         response: Response,
         principal: Annotated[Principal, Depends(auth.require(Role.werkgever, Role.secretariaat))],
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$"
+            ),
+        ] = None,
     ) -> AangemaaktAbonnement:
         eigenaar: Eigenaar = "secretariaat"
         organisatie = body.organisatie_code
@@ -90,17 +101,29 @@ def router(webhooks: Webhooks, auth: Auth, clock: Clock) -> APIRouter:
             if organisatie is not None and organisatie != principal.organisatie:
                 auth.refuse(request, principal, "andere_organisatie")
             organisatie = principal.organisatie
+        # A key is the caller's and the party's it acts for: a werkgever's is its organisation's,
+        # so one sub acting for another organisation never gets the first one's subscription.
+        partij = "secretariaat" if eigenaar == "secretariaat" else f"werkgever:{organisatie}"
+        sleutel = (
+            None
+            if idempotency_key is None
+            else (f"{MAKEN}|{principal.sub}|{partij}", idempotency_key)
+        )
         # The subscription's rules (URL, event types) are the use case's: ``Webhooks.maak``.
-        abonnement, key = webhooks.maak(
+        gemaakt = webhooks.maak(
             body.callback_url,
             eigenaar,
             body.event_types,
             organisatie,
             body.aanvraag_id,
             request_context(request, principal, clock),
+            sleutel,
         )
+        abonnement = gemaakt.abonnement
         response.headers["Location"] = f"/webhooks/abonnementen/{abonnement.abonnement_id}"
-        return AangemaaktAbonnement(**abonnement.model_dump(), secret=secret_text(key))
+        if gemaakt.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return AangemaaktAbonnement(**abonnement.model_dump(), secret=secret_text(gemaakt.secret))
 
     @api.get(
         "/abonnementen",

@@ -22,7 +22,7 @@ import hmac
 import ipaddress
 import secrets
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar, Literal
@@ -32,7 +32,7 @@ from uuid import UUID, uuid5
 from pydantic import BaseModel
 
 from shared.contracts.registry import EVENT_NAMES
-from shared.platform.model import DomainEvent
+from shared.platform.model import Aggregate, DomainEvent
 
 Eigenaar = Literal["werkgever", "secretariaat"]
 
@@ -415,3 +415,35 @@ EVENTS: tuple[type[DomainEvent], ...] = (
     AbonnementFalend,
     AbonnementHersteld,
 )
+
+
+class AbonnementHistorie(Aggregate):
+    """A subscription as its events tell it: who owns it, and whether it was removed (its URL,
+    secret and health are the store's rows)."""
+
+    eigenaar: Eigenaar
+    organisatie_code: str | None
+    verwijderd: bool = False
+
+
+def project(
+    abonnement: AbonnementHistorie | None, events: Iterable[DomainEvent]
+) -> AbonnementHistorie | None:
+    """Rebuild a subscription's history from its events."""
+    for event in events:
+        if isinstance(event, AbonnementAangemaakt):
+            abonnement = AbonnementHistorie(
+                id=event.originator_id,
+                version=event.originator_version,
+                eigenaar=event.eigenaar,
+                organisatie_code=event.organisatie_code,
+            )
+            continue
+        assert abonnement is not None
+        abonnement = abonnement.model_copy(
+            update={
+                "version": event.originator_version,
+                "verwijderd": abonnement.verwijderd or isinstance(event, AbonnementVerwijderd),
+            }
+        )
+    return abonnement

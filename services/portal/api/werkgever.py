@@ -151,8 +151,9 @@ def _dossiers(api: APIRouter, omgeving: Omgeving) -> None:
 
 
 def _webhooks(api: APIRouter, omgeving: Omgeving) -> None:
-    # A subscription is made once per rendered form: notifications' POST takes no
-    # Idempotency-Key, so the portal keeps the form's key and the first outcome itself.
+    # A subscription is made once per rendered form: the portal keeps the form's key and the
+    # first outcome itself (written before notifications' POST honoured an Idempotency-Key;
+    # the key is not passed on to it).
     verzonden = Eenmalig()
 
     def lijst(
