@@ -1,7 +1,8 @@
 """The portal's sign-in adapter against a real OIDC provider (``oidc-provider`` on loopback).
 
 The adapter (``OidcAanbieder``) is the portal's confidential client: authorization code with
-PKCE, the access token checked as the services check it, refresh, revocation at sign-out. The
+PKCE, the access token checked as the services check it, refresh, revocation at sign-out with
+the sign-in's ID token as the hint. The
 browser's part (the provider's sign-in and consent pages) is driven by httpx here
 (``tests.oidc.provider.sign_in_at``); in Chromium by ``tests/browser/test_portal_oidc.py``.
 """
@@ -16,7 +17,7 @@ import httpx
 import pytest
 
 from services.portal.adapters.oidc import OidcAanbieder
-from services.portal.application import AanbiederOnbereikbaar, Ingelogd
+from services.portal.application import AanbiederOnbereikbaar, Afmelding, Ingelogd
 from services.portal.application.start import ROL_NAMEN
 from shared.platform.auth import OidcTokenVerifier
 from tests.oidc.provider import AUDIENCE, PORTAL_CLIENT, Provider, running_provider, sign_in_at
@@ -132,15 +133,18 @@ def test_the_refresh_token_gives_a_new_access_token_until_sign_out_revokes_it(
     assert (vernieuwd.sub, vernieuwd.rol) == ("bst-demo", "bestuurder")
     assert vernieuwd.token != ingelogd.token
     assert vernieuwd.ververs_token is not None
-    uit = urlsplit(door.uitloggen(vernieuwd.ververs_token))
+    afmelding = door.uitloggen(vernieuwd.ververs_token, vernieuwd.id_token)
+    uit = urlsplit(afmelding.url)
     assert f"{uit.scheme}://{uit.netloc}" == provider.issuer
     assert parse_qs(uit.query) == {
         "client_id": [PORTAL_CLIENT],
         "post_logout_redirect_uri": [AFGEMELD],
+        "state": [afmelding.state],
+        "id_token_hint": [vernieuwd.id_token],
     }
     assert door.ververs(vernieuwd.ververs_token) is None, "revoked at sign-out"
-    # The provider's sign-out page answers the URL (it asks the person to confirm).
-    assert httpx.get(door.uitloggen(None)).status_code == 200
+    # The provider's sign-out page answers the URL without a hint too.
+    assert httpx.get(door.uitloggen(None, None).url).status_code == 200
 
 
 def test_a_wrong_client_secret_signs_nobody_in(provider: Provider) -> None:
@@ -168,7 +172,7 @@ def test_a_provider_that_does_not_answer_is_unreachable_not_an_error(tmp_path: P
     with pytest.raises(AanbiederOnbereikbaar):
         door.ververs("r")
     # Signing out still ends the portal's session: back to the portal's own page.
-    assert door.uitloggen("r") == AFGEMELD
+    assert door.uitloggen("r", "i") == Afmelding(AFGEMELD, None)
 
 
 def test_a_discovery_document_of_another_issuer_is_never_used(provider: Provider) -> None:
