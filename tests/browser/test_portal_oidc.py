@@ -4,8 +4,8 @@ The whole system runs in OIDC mode against ``oidc-provider`` on loopback: the fi
 verify the provider's tokens and get their own from it (client credentials); the portal is the
 provider's confidential client (authorization code with PKCE). A secretariat member signs in at
 the provider's pages, works in the werkvoorraad with the provider's token (the services
-answer it), and signs out: the portal's session ends, the provider's too, and the refresh token
-no longer works.
+answer it), and signs out: the portal's session ends, the provider's too (the ID token of the
+sign-in as the hint, so the provider asks nothing), and the refresh token no longer works.
 
 And one dossier from registration to release, every step in the browser through the portal:
 the public registration form, then the secretariat, the adviseur, the BVA, the bestuurder and
@@ -29,7 +29,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
-from services.portal.api.session import COOKIE_NAME, SessieSleutel
+from services.portal.api.session import COOKIE_NAME, Sessie, SessieSleutel
 from services.scheduling.domain.calendar import WorkingDayCalendar
 from tests import servers
 from tests.browser.conftest import (
@@ -114,13 +114,13 @@ def oidc_portal(
         servers.drop_database(postgres_server_url, database)
 
 
-def refresh_token_of(opened: BrowserPage, system: System) -> str:
-    """The refresh token in the browser's session cookie (opened with the portal's key)."""
+def sessie_of(opened: BrowserPage, system: System) -> Sessie:
+    """The browser's session cookie, opened with the portal's key."""
     cookies = {c["name"]: c["value"] for c in opened.page.context.cookies()}
     key = (system.data_dir / "secrets" / "portal.key").read_bytes()
     sessie = SessieSleutel(key, 3600).open(cookies[COOKIE_NAME])
-    assert sessie is not None and sessie.ververs, "the session holds a refresh token"
-    return sessie.ververs
+    assert sessie is not None, "the browser holds a session cookie of the portal"
+    return sessie
 
 
 def test_a_person_signs_in_at_the_provider_works_with_its_token_and_signs_out(
@@ -156,16 +156,28 @@ def test_a_person_signs_in_at_the_provider_works_with_its_token_and_signs_out(
 
     wait_until(listed, timeout=30, what="the new dossier in the werkvoorraad")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Werkvoorraad")
-    ververs = refresh_token_of(offline_page, system)
+    ingelogd = sessie_of(offline_page, system)
+    ververs = ingelogd.ververs
+    assert ververs, "the session holds a refresh token"
+    assert ingelogd.id_token, "the session holds the sign-in's ID token"
 
+    bezocht: list[str] = []
+    page.on("framenavigated", lambda frame: bezocht.append(frame.url))
     page.get_by_role("button", name="Uitloggen").click()
-    # The provider asks to confirm its own sign-out, then sends the browser back.
-    page.wait_for_url(f"{provider.issuer}/session/end**")
-    page.get_by_role("button", name="Yes, sign me out").click()
-    page.wait_for_url(f"{oidc_portal.url}/uitgelogd")
+    # The sign-out carries the ID token as its hint: the provider sees whose session ends and
+    # asks nothing (without the hint it asks to confirm). The browser passes its sign-out and
+    # lands on the portal's page with the state the portal sent.
+    page.wait_for_url(lambda url: url.startswith(f"{oidc_portal.url}/uitgelogd?state="))
+    assert any(url.startswith(f"{provider.issuer}/session/end") for url in bezocht)
     expect(page.get_by_role("heading", level=1)).to_have_text("U bent uitgelogd")
+    expect(
+        page.get_by_text("U bent uitgelogd bij het portaal en bij de inlogdienst.")
+    ).to_be_visible()
     no_axe_violations(offline_page, "oidc-uitgelogd")
 
+    # The session cookie the browser holds now signs nobody in.
+    na = sessie_of(offline_page, system)
+    assert (na.sub, na.token, na.ververs, na.id_token) == (None, None, None, None)
     page.goto(f"{oidc_portal.url}/start")
     page.wait_for_url(f"{oidc_portal.url}/inloggen")
     # The refresh token the session held was revoked at sign-out.

@@ -1,22 +1,24 @@
 """The portal's sign-in adapter against a real OIDC provider (``oidc-provider`` on loopback).
 
 The adapter (``OidcAanbieder``) is the portal's confidential client: authorization code with
-PKCE, the access token checked as the services check it, refresh, revocation at sign-out. The
+PKCE, the access token checked as the services check it, refresh, revocation at sign-out, and
+the sign-in's ID token as the hint that lets the provider end its session without asking. The
 browser's part (the provider's sign-in and consent pages) is driven by httpx here
 (``tests.oidc.provider.sign_in_at``); in Chromium by ``tests/browser/test_portal_oidc.py``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
 
 from services.portal.adapters.oidc import OidcAanbieder
-from services.portal.application import AanbiederOnbereikbaar, Ingelogd
+from services.portal.application import AanbiederOnbereikbaar, Afmelding, Ingelogd
 from services.portal.application.start import ROL_NAMEN
 from shared.platform.auth import OidcTokenVerifier
 from tests.oidc.provider import AUDIENCE, PORTAL_CLIENT, Provider, running_provider, sign_in_at
@@ -132,15 +134,74 @@ def test_the_refresh_token_gives_a_new_access_token_until_sign_out_revokes_it(
     assert (vernieuwd.sub, vernieuwd.rol) == ("bst-demo", "bestuurder")
     assert vernieuwd.token != ingelogd.token
     assert vernieuwd.ververs_token is not None
-    uit = urlsplit(door.uitloggen(vernieuwd.ververs_token))
+    afmelding = door.uitloggen(vernieuwd.ververs_token, vernieuwd.id_token)
+    uit = urlsplit(afmelding.url)
     assert f"{uit.scheme}://{uit.netloc}" == provider.issuer
     assert parse_qs(uit.query) == {
         "client_id": [PORTAL_CLIENT],
         "post_logout_redirect_uri": [AFGEMELD],
+        "state": [afmelding.state],
+        "id_token_hint": [vernieuwd.id_token],
     }
     assert door.ververs(vernieuwd.ververs_token) is None, "revoked at sign-out"
-    # The provider's sign-out page answers the URL (it asks the person to confirm).
-    assert httpx.get(door.uitloggen(None)).status_code == 200
+    # The provider's sign-out page answers the URL without a hint too.
+    assert httpx.get(door.uitloggen(None, None).url).status_code == 200
+
+
+def auto_form(page: str) -> tuple[str, dict[str, str]]:
+    """The action and hidden fields of the sign-out form the provider's page holds."""
+    action = re.search(r'<form id="op.logoutForm" method="post" action="([^"]+)"', page)
+    assert action, "no sign-out form on the provider's page"
+    velden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+    return action.group(1), velden
+
+
+def test_with_the_id_token_as_hint_the_provider_signs_out_without_asking(
+    provider: Provider,
+) -> None:
+    door = aanbieder(provider)
+    with httpx.Client(follow_redirects=False, timeout=10) as browser:
+        gaan = door.begin()
+        query = sign_in_at(provider.issuer, gaan.url, "sec-demo", REDIRECT, browser)
+        ingelogd = door.rond_af(query["code"][0], gaan.verifier)
+        assert ingelogd is not None and ingelogd.id_token, "the sign-in gave an ID token"
+        afmelding = door.uitloggen(ingelogd.ververs_token, ingelogd.id_token)
+        assert afmelding.state is not None
+        page = browser.get(afmelding.url)
+        # The provider took the hint (an invalid one is a 400) and asks nothing: its page
+        # only posts its own "yes", which a browser's script does at once.
+        assert page.status_code == 200, page.text
+        assert "Do you want to sign-out" not in page.text
+        action, velden = auto_form(page.text)
+        assert velden.get("logout") == "yes"
+        terug = browser.post(action, data=velden)
+        assert terug.status_code == 303
+        bestemming = urlsplit(terug.headers["location"])
+        assert f"{bestemming.scheme}://{bestemming.netloc}{bestemming.path}" == AFGEMELD
+        assert parse_qs(bestemming.query) == {"state": [afmelding.state]}
+        # The provider's session has ended: a new sign-in starts at its sign-in page.
+        opnieuw = browser.get(door.begin().url)
+        interactie = browser.get(urljoin(provider.issuer, opnieuw.headers["location"]))
+        assert 'name="login"' in interactie.text
+
+
+def test_without_an_id_token_the_provider_asks_the_person_to_confirm(
+    provider: Provider,
+) -> None:
+    door = aanbieder(provider)
+    with httpx.Client(follow_redirects=False, timeout=10) as browser:
+        gaan = door.begin()
+        query = sign_in_at(provider.issuer, gaan.url, "sec-demo", REDIRECT, browser)
+        ingelogd = door.rond_af(query["code"][0], gaan.verifier)
+        assert ingelogd is not None
+        # A session from before the portal kept the ID token: the sign-out as it was.
+        afmelding = door.uitloggen(ingelogd.ververs_token, None)
+        vraag = parse_qs(urlsplit(afmelding.url).query, keep_blank_values=True)
+        assert "id_token_hint" not in vraag
+        page = browser.get(afmelding.url)
+        assert page.status_code == 200
+        assert "Do you want to sign-out" in page.text
+        assert "logout" not in auto_form(page.text)[1], "the person's answer, not the page's"
 
 
 def test_a_wrong_client_secret_signs_nobody_in(provider: Provider) -> None:
@@ -168,7 +229,7 @@ def test_a_provider_that_does_not_answer_is_unreachable_not_an_error(tmp_path: P
     with pytest.raises(AanbiederOnbereikbaar):
         door.ververs("r")
     # Signing out still ends the portal's session: back to the portal's own page.
-    assert door.uitloggen("r") == AFGEMELD
+    assert door.uitloggen("r", "i") == Afmelding(AFGEMELD, None)
 
 
 def test_a_discovery_document_of_another_issuer_is_never_used(provider: Provider) -> None:

@@ -192,27 +192,34 @@ def code_flow(
 
 
 def sign_in_at(
-    issuer: str, authorization_url: str, account: str, redirect_uri: str
+    issuer: str,
+    authorization_url: str,
+    account: str,
+    redirect_uri: str,
+    client: httpx.Client | None = None,
 ) -> dict[str, list[str]]:
     """Follow an authorization URL through the provider's development sign-in (as ``account``,
-    no password) and consent pages, up to the redirect to ``redirect_uri``: its query."""
-    with httpx.Client(follow_redirects=False, timeout=10) as client:
-        response = client.get(authorization_url)
-        # Sign in, then consent: each interaction answers a form post with a redirect back to
-        # the authorization endpoint, which sends us to the next interaction or to the client.
-        for _ in range(6):
-            location = _location(issuer, response)
-            if location.startswith(redirect_uri):
-                return parse_qs(urlsplit(location).query)
-            if urlsplit(location).path.startswith("/interaction/"):
-                page = client.get(location)
-                prompt = "login" if 'name="login"' in page.text else "consent"
-                form = {"prompt": prompt}
-                if prompt == "login":
-                    form.update(login=account, password="")
-                response = client.post(location, data=form)
-            else:
-                response = client.get(location)
+    no password) and consent pages, up to the redirect to ``redirect_uri``: its query. Pass a
+    ``client`` to keep the provider's session cookie afterwards (a browser's)."""
+    if client is None:
+        with httpx.Client(follow_redirects=False, timeout=10) as own:
+            return sign_in_at(issuer, authorization_url, account, redirect_uri, own)
+    response = client.get(authorization_url)
+    # Sign in, then consent: each interaction answers a form post with a redirect back to
+    # the authorization endpoint, which sends us to the next interaction or to the client.
+    for _ in range(6):
+        location = _location(issuer, response)
+        if location.startswith(redirect_uri):
+            return parse_qs(urlsplit(location).query)
+        if urlsplit(location).path.startswith("/interaction/"):
+            page = client.get(location)
+            prompt = "login" if 'name="login"' in page.text else "consent"
+            form = {"prompt": prompt}
+            if prompt == "login":
+                form.update(login=account, password="")
+            response = client.post(location, data=form)
+        else:
+            response = client.get(location)
     raise AssertionError("the sign-in did not end at the client")
 
 

@@ -4,8 +4,9 @@ answers as told (the adapter against a real provider: ``tests/integration/test_p
 What is held here: the state sent out must come back (once), the code is exchanged with the
 session's PKCE verifier, nobody is signed in by anything the browser says, a token that expires
 is renewed before the page is made (and a refused renewal signs the person out), signing out
-revokes the refresh token and ends the provider's session, and the CSP lets the forms go on to
-the provider's origin only.
+ends the portal's session first, revokes the refresh token and ends the provider's session with
+the sign-in's ID token as the hint (without one, as before), the state the provider sends back
+is checked on ``/uitgelogd``, and the CSP lets the forms go on to the provider's origin only.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.portal.adapters import EmbeddedInloggen
+from services.portal.adapters.oidc import einde_sessie_url
 from services.portal.api import create_portal_app
 from services.portal.api.pages import VERNIEUW_MARGE_S, Verversingen, beveiligingskoppen
 from services.portal.api.session import COOKIE_NAME, MAX_COOKIE_CHARS, SessieSleutel
 from services.portal.application import (
     AanbiederOnbereikbaar,
+    Afmelding,
     Doorverwijzing,
     Gelukt,
     Ingelogd,
@@ -37,6 +40,9 @@ from shared.platform.settings import PortalSettings
 
 KEY = secrets.token_bytes(32)
 PROVIDER = "https://idp.example.test"
+UITGELOGD = "http://portal.test/uitgelogd"
+#: The ID token the provider gave with the sign-in (its content is the provider's business).
+ID_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzZWMtMSJ9.c2lnbmF0dXVy"
 START = datetime.now(UTC)
 
 
@@ -67,13 +73,17 @@ class FakeAanbieder:
         self.codes: list[tuple[str, str]] = []
         self.ververst: list[str] = []
         self.ingetrokken: list[str | None] = []
-        self.antwoord: Ingelogd | None = self.persoon("t1", "r1")
+        self.hints: list[str | None] = []
+        self.antwoord: Ingelogd | None = self.persoon("t1", "r1", id_token=ID_TOKEN)
         self.ververs_antwoord: Ingelogd | Exception | None = self.persoon("t2", "r2")
         self.onbereikbaar = False
+        self.uitlog_fout: Exception | None = None
 
-    def persoon(self, token: str, ververs: str | None, sub: str = "sec-1") -> Ingelogd:
+    def persoon(
+        self, token: str, ververs: str | None, sub: str = "sec-1", id_token: str | None = None
+    ) -> Ingelogd:
         verloopt = (self.klok.nu + timedelta(minutes=10)).timestamp()
-        return Ingelogd(sub, "secretariaat", token, verloopt, ververs)
+        return Ingelogd(sub, "secretariaat", token, verloopt, ververs, id_token)
 
     def begin(self) -> Doorverwijzing:
         if self.onbereikbaar:
@@ -93,9 +103,22 @@ class FakeAanbieder:
             raise self.ververs_antwoord
         return self.ververs_antwoord
 
-    def uitloggen(self, ververs_token: str | None) -> str:
+    def uitloggen(self, ververs_token: str | None, id_token: str | None) -> Afmelding:
         self.ingetrokken.append(ververs_token)
-        return f"{PROVIDER}/session/end?client_id=weerbaar-portal"
+        self.hints.append(id_token)
+        if self.uitlog_fout is not None:
+            raise self.uitlog_fout
+        if self.onbereikbaar:
+            return Afmelding(UITGELOGD, None)
+        state = secrets.token_urlsafe(16)
+        url = einde_sessie_url(
+            f"{PROVIDER}/session/end",
+            client_id="weerbaar-portal",
+            post_logout_redirect_uri=UITGELOGD,
+            state=state,
+            id_token=id_token,
+        )
+        return Afmelding(url, state)
 
 
 @pytest.fixture
@@ -279,8 +302,9 @@ def test_a_token_about_to_expire_is_renewed_before_the_page_is_made(
     assert portal.get("/start").status_code == 200
     assert aanbieder.ververst == ["r1"]
     na = SessieSleutel(KEY, 3600).open(portal.cookies.get(COOKIE_NAME), now=klok.nu.timestamp())
-    # The provider rotated the refresh token: the session keeps the new one.
-    assert (na.token, na.ververs, na.sub) == ("t2", "r2", "sec-1")
+    # The provider rotated the refresh token: the session keeps the new one; it sent no new
+    # ID token, so the sign-in's stays for the sign-out.
+    assert (na.token, na.ververs, na.sub, na.id_token) == ("t2", "r2", "sec-1", ID_TOKEN)
     nieuw = aanbieder.ververs_antwoord
     assert isinstance(nieuw, Ingelogd) and na.token_verloopt == nieuw.token_verloopt
 
@@ -324,20 +348,157 @@ def test_while_the_provider_is_down_the_session_stays_as_it_was(
 # --- signing out --------------------------------------------------------------------------------
 
 
-def test_signing_out_revokes_the_refresh_token_and_ends_the_providers_session(
-    portal: TestClient, aanbieder: FakeAanbieder
-) -> None:
-    sign_in(portal, aanbieder)
+def uitloggen(portal: TestClient) -> dict[str, list[str]]:
+    """Sign out from the start page: the query of the provider's sign-out it sends to."""
     csrf = csrf_of(portal.get("/start").text)
     response = portal.post("/uitloggen", data={"csrf": csrf}, follow_redirects=False)
     assert response.status_code == 303
     bestemming = urlsplit(response.headers["location"])
-    assert f"{bestemming.scheme}://{bestemming.netloc}" == PROVIDER
-    assert parse_qs(bestemming.query)["client_id"] == ["weerbaar-portal"]
+    assert f"{bestemming.scheme}://{bestemming.netloc}{bestemming.path}" == (
+        f"{PROVIDER}/session/end"
+    )
+    return parse_qs(bestemming.query, keep_blank_values=True)
+
+
+def test_signing_out_revokes_the_refresh_token_and_ends_the_providers_session(
+    portal: TestClient, aanbieder: FakeAanbieder
+) -> None:
+    sign_in(portal, aanbieder)
+    assert sessie(portal).id_token == ID_TOKEN, "the session keeps the sign-in's ID token"
+    query = uitloggen(portal)
+    assert query["client_id"] == ["weerbaar-portal"]
+    assert aanbieder.ingetrokken == ["r1"]
+    assert sessie(portal).token is None and sessie(portal).id_token is None
+    assert portal.get("/start", follow_redirects=False).headers["location"] == "/inloggen"
+
+
+def test_the_sign_out_url_carries_the_sessions_id_token_as_hint(
+    portal: TestClient, aanbieder: FakeAanbieder
+) -> None:
+    sign_in(portal, aanbieder)
+    query = uitloggen(portal)
+    assert aanbieder.hints == [ID_TOKEN]
+    assert query["id_token_hint"] == [ID_TOKEN]
+    assert query["post_logout_redirect_uri"] == [UITGELOGD]
+    assert query["client_id"] == ["weerbaar-portal"]
+    # The state the provider must send back is the new, signed-out session's.
+    assert query["state"] == [sessie(portal).uitlog_state]
+
+
+def test_a_session_without_an_id_token_signs_out_as_before_without_a_hint(
+    portal: TestClient, aanbieder: FakeAanbieder
+) -> None:
+    # A session from before the portal kept the ID token, or a provider that gave none.
+    aanbieder.antwoord = aanbieder.persoon("t1", "r1", id_token=None)
+    sign_in(portal, aanbieder)
+    query = uitloggen(portal)
+    assert "id_token_hint" not in query
+    assert query["client_id"] == ["weerbaar-portal"]
+    assert query["post_logout_redirect_uri"] == [UITGELOGD]
     assert aanbieder.ingetrokken == ["r1"]
     assert sessie(portal).token is None
+
+
+def test_the_end_session_url_names_the_hint_only_when_there_is_one() -> None:
+    met = urlsplit(
+        einde_sessie_url(
+            f"{PROVIDER}/logout?tenant=t1",
+            client_id="weerbaar-portal",
+            post_logout_redirect_uri=UITGELOGD,
+            state="s1",
+            id_token=ID_TOKEN,
+        )
+    )
+    assert (met.path, parse_qs(met.query)) == (
+        "/logout",
+        {
+            "tenant": ["t1"],
+            "client_id": ["weerbaar-portal"],
+            "post_logout_redirect_uri": [UITGELOGD],
+            "state": ["s1"],
+            "id_token_hint": [ID_TOKEN],
+        },
+    )
+    zonder = einde_sessie_url(
+        f"{PROVIDER}/logout",
+        client_id="weerbaar-portal",
+        post_logout_redirect_uri=UITGELOGD,
+        state="s1",
+        id_token=None,
+    )
+    assert parse_qs(urlsplit(zonder).query, keep_blank_values=True) == {
+        "client_id": ["weerbaar-portal"],
+        "post_logout_redirect_uri": [UITGELOGD],
+        "state": ["s1"],
+    }
+
+
+def test_the_provider_sending_the_state_back_confirms_its_sign_out_once(
+    portal: TestClient, aanbieder: FakeAanbieder
+) -> None:
+    sign_in(portal, aanbieder)
+    state = uitloggen(portal)["state"][0]
+    terug = portal.get("/uitgelogd", params={"state": state})
+    assert "U bent uitgelogd bij het portaal en bij de inlogdienst" in terug.text
+    assert sessie(portal).uitlog_state is None, "the state is used once"
+    nogmaals = portal.get("/uitgelogd", params={"state": state})
+    assert "U bent uitgelogd bij het portaal." in nogmaals.text
+    assert "bij de inlogdienst" not in nogmaals.text
+
+
+@pytest.mark.parametrize("params", [{"state": "not-the-state"}, {}, {"state": "s" * 5000}])
+def test_a_return_to_the_sign_out_page_without_the_state_claims_only_the_portal(
+    portal: TestClient, aanbieder: FakeAanbieder, params: dict[str, str]
+) -> None:
+    sign_in(portal, aanbieder)
+    uitloggen(portal)
+    page = portal.get("/uitgelogd", params=params)
+    assert page.status_code == 200
+    assert "U bent uitgelogd bij het portaal." in page.text
+    assert "bij de inlogdienst" not in page.text
+
+
+def test_the_sign_out_page_says_nothing_untrue_to_someone_still_signed_in(
+    portal: TestClient, aanbieder: FakeAanbieder
+) -> None:
+    sign_in(portal, aanbieder)
+    response = portal.get("/uitgelogd", follow_redirects=False)
+    assert response.headers["location"] == "/start"
+    assert sessie(portal).token == "t1"
+
+
+def test_a_provider_that_cannot_be_reached_still_ends_the_portals_session(
+    portal: TestClient, aanbieder: FakeAanbieder
+) -> None:
+    sign_in(portal, aanbieder)
+    aanbieder.onbereikbaar = True
+    csrf = csrf_of(portal.get("/start").text)
+    response = portal.post("/uitloggen", data={"csrf": csrf}, follow_redirects=False)
+    assert response.headers["location"] == UITGELOGD
+    assert sessie(portal).token is None and sessie(portal).uitlog_state is None
+    assert "bij de inlogdienst" not in portal.get("/uitgelogd").text
+
+
+def test_a_sign_out_that_fails_at_the_provider_has_ended_the_portals_session_first(
+    portal: TestClient, aanbieder: FakeAanbieder
+) -> None:
+    sign_in(portal, aanbieder)
+    aanbieder.uitlog_fout = RuntimeError("the adapter broke")
+    csrf = csrf_of(portal.get("/start").text)
+    response = portal.post("/uitloggen", data={"csrf": csrf}, follow_redirects=False)
+    assert response.status_code == 500
+    assert sessie(portal).token is None and sessie(portal).ververs is None
     assert portal.get("/start", follow_redirects=False).headers["location"] == "/inloggen"
-    assert "U bent uitgelogd" in portal.get("/uitgelogd").text
+
+
+def test_an_id_token_too_large_for_the_cookie_is_dropped_not_the_session(
+    portal: TestClient, aanbieder: FakeAanbieder
+) -> None:
+    aanbieder.antwoord = aanbieder.persoon("t1", "r1", id_token="i" * 4000)
+    sign_in(portal, aanbieder)
+    na = sessie(portal)
+    assert (na.token, na.ververs, na.id_token) == ("t1", "r1", None)
+    assert "id_token_hint" not in uitloggen(portal)
 
 
 def test_the_csp_lets_forms_go_on_to_the_providers_origin_only_in_oidc_mode(

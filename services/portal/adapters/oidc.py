@@ -6,7 +6,8 @@ checks that token exactly as the services do (``OidcTokenVerifier``: signature f
 provider's keys, issuer, audience, expiry) before anyone counts as signed in: the role the
 portal shows comes from that token, never from anything the browser sent. The refresh token
 (``offline_access``) lets a session outlive one access token; signing out revokes it and ends
-the provider's session. Tokens never appear in a log line.
+the provider's session, with the ID token of the sign-in as the hint of whose session that is.
+Tokens never appear in a log line.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ import httpx
 from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 
-from services.portal.application.ports import AanbiederOnbereikbaar, Doorverwijzing, Ingelogd
+from services.portal.application.ports import (
+    AanbiederOnbereikbaar,
+    Afmelding,
+    Doorverwijzing,
+    Ingelogd,
+)
 from shared.platform.auth import TokenVerifier
 from shared.platform.errors import NietBeschikbaar, NietIngelogd
 
@@ -32,6 +38,31 @@ log = logging.getLogger("weerbaar.portal.oidc")
 SCOPE = "openid email weerbaar offline_access"
 #: The endpoints a provider's discovery document must name.
 NODIG = ("authorization_endpoint", "token_endpoint")
+
+
+def einde_sessie_url(
+    einde: str,
+    *,
+    client_id: str,
+    post_logout_redirect_uri: str,
+    state: str,
+    id_token: str | None,
+) -> str:
+    """The provider's end-session URL (OpenID Connect RP-Initiated Logout 1.0).
+
+    With the session's ID token as ``id_token_hint`` the provider knows whose session ends and
+    that the request is the portal's, so it need not ask the person to confirm, and it accepts
+    the ``post_logout_redirect_uri``; without one (a session from before the portal kept it)
+    the ``client_id`` alone names the portal. The ``state`` comes back to ``/uitgelogd``.
+    """
+    params = {
+        "client_id": client_id,
+        "post_logout_redirect_uri": post_logout_redirect_uri,
+        "state": state,
+    }
+    if id_token:
+        params["id_token_hint"] = id_token
+    return f"{einde}{'&' if '?' in einde else '?'}{urlencode(params)}"
 
 
 class OidcAanbieder:
@@ -123,12 +154,14 @@ class OidcAanbieder:
         # A provider that does not rotate refresh tokens answers without one: keep the old.
         return self._ingelogd(token, ververs_token)
 
-    def uitloggen(self, ververs_token: str | None) -> str:
-        """Revoke the refresh token (best effort) and the URL of the provider's sign-out."""
+    def uitloggen(self, ververs_token: str | None, id_token: str | None) -> Afmelding:
+        """Revoke the refresh token (best effort) and the provider's sign-out, with the ID
+        token as its hint and a fresh state (the portal's own page when the provider cannot
+        be reached or offers no sign-out)."""
         try:
             eindpunten = self._eindpunten()
         except AanbiederOnbereikbaar:
-            return self._post_logout
+            return Afmelding(self._post_logout, None)
         intrekken = eindpunten.get("revocation_endpoint")
         if ververs_token and not isinstance(intrekken, str):
             log.warning(
@@ -150,11 +183,16 @@ class OidcAanbieder:
                     )
         einde = eindpunten.get("end_session_endpoint")
         if not isinstance(einde, str):
-            return self._post_logout
-        query = urlencode(
-            {"client_id": self._client_id, "post_logout_redirect_uri": self._post_logout}
+            return Afmelding(self._post_logout, None)
+        state = generate_token(32)
+        url = einde_sessie_url(
+            einde,
+            client_id=self._client_id,
+            post_logout_redirect_uri=self._post_logout,
+            state=state,
+            id_token=id_token,
         )
-        return f"{einde}{'&' if '?' in einde else '?'}{query}"
+        return Afmelding(url, state)
 
     def _client(self) -> OAuth2Client:
         return OAuth2Client(
@@ -188,12 +226,16 @@ class OidcAanbieder:
             return None
         verloopt = token.get("expires_at")
         nieuw = token.get("refresh_token")
+        # Kept only to hand back to the provider that issued it, as the hint at sign-out:
+        # nobody is signed in by it (the access token above decides who and which role).
+        id_token = token.get("id_token")
         return Ingelogd(
             sub=principal.sub,
             rol=rol,
             token=access,
             token_verloopt=float(verloopt) if isinstance(verloopt, int | float) else None,
             ververs_token=nieuw if isinstance(nieuw, str) else ververs_oud,
+            id_token=id_token if isinstance(id_token, str) and id_token else None,
         )
 
     def _eindpunten(self) -> dict[str, Any]:

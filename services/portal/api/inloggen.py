@@ -5,7 +5,8 @@ list of demo people, only in embedded mode; the deployment's proxy never serves 
 OpenID Connect provider (the authorization-code flow with PKCE: ``POST /inloggen`` sends the
 browser to the provider, which sends it back to ``/inloggen/terug``). Either way the portal
 starts a new session (and CSRF token) at sign-in, and signing out ends it; with a provider it
-also revokes the refresh token and ends the provider's session.
+also revokes the refresh token and ends the provider's session (the sign-in's ID token as the
+hint, a state that must come back to ``/uitgelogd``).
 """
 
 from __future__ import annotations
@@ -98,15 +99,38 @@ def router(omgeving: Omgeving) -> APIRouter:
     async def log_uit(request: Request) -> Response:
         await formulier(request)
         huidig = sessie(request)
-        vervang_sessie(request, sleutel.nieuw())
+        # The portal's session ends here, before the provider is asked anything: whatever it
+        # answers (or if it does not), this browser is signed out.
+        nieuw = sleutel.nieuw()
+        vervang_sessie(request, nieuw)
         if omgeving.aanbieder is not None and huidig.ingelogd:
-            bestemming = await run_in_threadpool(omgeving.aanbieder.uitloggen, huidig.ververs)
-            return RedirectResponse(bestemming, status_code=303)
+            afmelding = await run_in_threadpool(
+                omgeving.aanbieder.uitloggen, huidig.ververs, huidig.id_token
+            )
+            nieuw.uitlog_state = afmelding.state
+            return RedirectResponse(afmelding.url, status_code=303)
         return RedirectResponse("/", status_code=303)
 
     @api.get("/uitgelogd")
     def uitgelogd(request: Request) -> Response:
-        return pagina(request, "inloggen/uitgelogd.html")
+        huidig = sessie(request)
+        if huidig.ingelogd:
+            # Nobody signed out in this browser: the page would say what is not so.
+            return RedirectResponse("/start", status_code=303)
+        verwacht = huidig.uitlog_state
+        if verwacht is not None:
+            huidig.uitlog_state = None
+            vervang_sessie(request, huidig)
+        state = request.query_params.get("state", "")
+        # Only the provider this session was sent to knows the state: then its session ended
+        # too. Anyone else's link, or a sign-out the provider could not take, ends here
+        # without saying so.
+        bij_aanbieder = (
+            verwacht is not None
+            and 0 < len(state) <= MAX_STATE
+            and secrets.compare_digest(state.encode(), verwacht.encode())
+        )
+        return pagina(request, "inloggen/uitgelogd.html", {"bij_aanbieder": bij_aanbieder})
 
     @api.get("/start")
     def start(request: Request) -> Response:
@@ -140,6 +164,7 @@ def begin_sessie(request: Request, sleutel: SessieSleutel, ingelogd: Ingelogd) -
     nieuw = sleutel.nieuw()
     nieuw.sub, nieuw.rol, nieuw.token = ingelogd.sub, ingelogd.rol, ingelogd.token
     nieuw.token_verloopt, nieuw.ververs = ingelogd.token_verloopt, ingelogd.ververs_token
+    nieuw.id_token = ingelogd.id_token
     vervang_sessie(request, nieuw)
     return RedirectResponse("/start", status_code=303)
 

@@ -167,6 +167,15 @@ def create_portal_app(
             )
         if request.state.sessie_gewijzigd and not is_static:
             verzegeld = sleutel.seal(request.state.sessie)
+            if len(verzegeld) > MAX_COOKIE_CHARS and request.state.sessie.id_token is not None:
+                # The ID token only spares the person a question at the provider's sign-out:
+                # rather a session without it than none.
+                log.warning(
+                    "session too large for its cookie with the ID token: kept without it",
+                    extra={"chars": len(verzegeld)},
+                )
+                request.state.sessie = replace(request.state.sessie, id_token=None)
+                verzegeld = sleutel.seal(request.state.sessie)
             if len(verzegeld) > MAX_COOKIE_CHARS:
                 # A browser drops a cookie this long without a word: the person would land on
                 # the sign-in again and again. Say so, and keep no half session.
@@ -296,6 +305,8 @@ async def _vernieuwd(
         token=nieuw.token,
         token_verloopt=nieuw.token_verloopt,
         ververs=nieuw.ververs_token,
+        # A provider that sends no new ID token with a renewal leaves the sign-in's.
+        id_token=nieuw.id_token or huidig.id_token,
     )
 
 

@@ -1,8 +1,9 @@
 """The signed-in session: an encrypted, authenticated HttpOnly cookie (AES-GCM).
 
-The cookie holds who is signed in, their token for the APIs and a CSRF token (and, until the
-one page after a webhook subscription is made has shown it, that subscription's secret); an
-anonymous visitor's holds only the CSRF token. Anything the cookie does not decrypt to
+The cookie holds who is signed in, their tokens (OIDC: the access, refresh and ID token) and a
+CSRF token (and, until the one page after a webhook subscription is made has shown it, that
+subscription's secret); an anonymous visitor's holds only the CSRF token (and, on the way out
+through the provider, the sign-out's state). Anything the cookie does not decrypt to
 (tampered, made with another key, expired, malformed) is treated as no session at all, never
 as an error.
 """
@@ -42,9 +43,14 @@ class Sessie:
     token_verloopt: float | None = None
     #: The provider's refresh token (OIDC).
     ververs: str | None = None
+    #: The provider's ID token (OIDC): the ``id_token_hint`` of the sign-out, nothing else.
+    id_token: str | None = None
     #: A sign-in under way at the provider (OIDC): its state and PKCE verifier.
     oidc_state: str | None = None
     oidc_verifier: str | None = None
+    #: A sign-out under way at the provider (OIDC, in the new anonymous session): the state
+    #: it must send back to ``/uitgelogd``.
+    uitlog_state: str | None = None
     #: A one-time note for the next page (e.g. the confirmation), never personal data.
     melding: str | None = None
     #: A webhook subscription just made (its id and secret), for the one page after the

@@ -10,6 +10,7 @@ has its own module (``aanmelden``, ``secretariaat``, …) over the shared outcom
 from services.portal.application.ports import (
     Aanbieder,
     AanbiederOnbereikbaar,
+    Afmelding,
     Apis,
     ApprovalApi,
     AssessmentApi,
@@ -38,6 +39,7 @@ from services.portal.application.uitkomsten import (
 __all__ = [
     "Aanbieder",
     "AanbiederOnbereikbaar",
+    "Afmelding",
     "Apis",
     "ApprovalApi",
     "AssessmentApi",

@@ -227,6 +227,9 @@ class Ingelogd:
     token_verloopt: float | None = None
     #: The provider's refresh token (OIDC), kept only in the encrypted session.
     ververs_token: str | None = None
+    #: The provider's ID token (OIDC), kept only in the encrypted session: the hint that
+    #: tells the provider at sign-out whose session ends (``id_token_hint``).
+    id_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -237,6 +240,16 @@ class Doorverwijzing:
     url: str
     state: str
     verifier: str
+
+
+@dataclass(frozen=True)
+class Afmelding:
+    """The end of a session at the identity provider: where the visitor is sent, and the state
+    the provider sends back with them to ``/uitgelogd`` (None: the URL is the portal's own
+    page, the provider is not visited)."""
+
+    url: str
+    state: str | None
 
 
 class AanbiederOnbereikbaar(Exception):
@@ -269,9 +282,11 @@ class Aanbieder(Protocol):
         ``AanbiederOnbereikbaar``)."""
         ...
 
-    def uitloggen(self, ververs_token: str | None) -> str:
-        """Revoke the refresh token (as far as the provider answers) and return the URL of
-        the provider's sign-out, which sends the visitor back to the portal."""
+    def uitloggen(self, ververs_token: str | None, id_token: str | None) -> Afmelding:
+        """Revoke the refresh token (as far as the provider answers) and give the provider's
+        sign-out, which sends the visitor back to the portal: with the session's ID token as
+        ``id_token_hint`` when there is one, so the provider knows whose session ends (never
+        raises: the portal's own page when the provider cannot be reached)."""
         ...
 
 
