@@ -589,6 +589,29 @@ def test_a_removed_subscription_gets_nothing_more_and_its_secret_is_destroyed(
     assert len(world.webhooks.bezorgingen(abonnement_id)) == 1
 
 
+def test_planning_a_delivery_again_while_a_sender_sends_it_gives_no_second_sender(
+    world: World,
+) -> None:
+    abonnement_id, _ = _subscribed(world)
+    world.deliver(_ingediend(uuid4()), webhooks=True)
+    [claim] = world.webhooks.claim_due(NU, 10, HOLD)  # a sender is sending it now
+    [bezorging] = world.webhooks.bezorgingen(abonnement_id)
+
+    again = world.webhooks.opnieuw(bezorging.bezorging_id, NU)
+
+    assert (again.status, again.volgende_poging) == ("gepland", NU)
+    assert world.webhooks.claim_due(NU, 10, HOLD) == [], "no second sender while it is held"
+    world.webhooks.record_attempt(claim, Uitkomst(True, 5, status_code=204), NU)
+    assert world.webhooks.bezorging(bezorging.bezorging_id).status == "afgeleverd"
+    # A claim whose sender stopped (its hold over) does not stop the new plan.
+    world.deliver(_ingediend(uuid4()), webhooks=True)
+    [stalled] = world.webhooks.claim_due(NU, 10, HOLD)
+    later = NU + HOLD + timedelta(seconds=1)
+    world.webhooks.opnieuw(stalled.bezorging_id, later)
+    [taken] = world.webhooks.claim_due(later, 10, HOLD)
+    assert taken.bezorging_id == stalled.bezorging_id and taken.claim != stalled.claim
+
+
 def test_a_receiver_that_keeps_failing_marks_its_subscription_failing_until_it_recovers(
     world: World,
 ) -> None:

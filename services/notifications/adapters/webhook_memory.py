@@ -403,7 +403,8 @@ class MemoryWebhookStore:
             if b is None or row is None or row.abonnement.status == "verwijderd":
                 return False
             replaced = replace(b, status="gepland", volgende_poging=now, ronde_start=b.pogingen)
-            replaced.claim, replaced.geclaimd_tot = None, None
+            if b.geclaimd_tot is None or b.geclaimd_tot < now:  # a held claim is kept
+                replaced.claim, replaced.geclaimd_tot = None, None
             self.bezorgingen_[bezorging_id] = replaced
             return True
 

@@ -539,17 +539,21 @@ class SqlWebhookStore:
         ]
 
     def opnieuw(self, bezorging_id: UUID, now: datetime) -> bool:
-        """Plan a delivery again now on a fresh schedule; False when its subscription is gone."""
+        """Plan a delivery again now on a fresh schedule; False when its subscription is gone.
+        A claim a sender still holds is kept: that sender is sending it now, and a second one
+        must not send it at the same time."""
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 SQL(
-                    "UPDATE {b} SET status = 'gepland', volgende_poging = %s,"
-                    " ronde_start = pogingen, claim = NULL, geclaimd_tot = NULL"
-                    " WHERE bezorging_id = %s AND abonnement_id IN"
+                    "UPDATE {b} SET status = 'gepland', volgende_poging = %(now)s,"
+                    " ronde_start = pogingen,"
+                    " claim = CASE WHEN geclaimd_tot >= %(now)s THEN claim END,"
+                    " geclaimd_tot = CASE WHEN geclaimd_tot >= %(now)s THEN geclaimd_tot END"
+                    " WHERE bezorging_id = %(id)s AND abonnement_id IN"
                     " (SELECT abonnement_id FROM {a} WHERE status <> 'verwijderd')"
                     " RETURNING bezorging_id"
                 ).format(b=BEZORGINGEN, a=ABONNEMENTEN),
-                (now, bezorging_id),
+                {"now": now, "id": bezorging_id},
             )
             return curs.fetchone() is not None
 
