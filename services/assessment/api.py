@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Literal, NoReturn
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.assessment.application import (
@@ -29,6 +29,7 @@ from services.assessment.domain import (
 from shared.contracts import events as public
 from shared.platform.auth import Auth, Principal, Role
 from shared.platform.errors import Conflict, NietGevonden
+from shared.platform.idempotency import IdempotencyKey
 from shared.platform.model import Clock
 from shared.platform.parties import STAND_IN_DOSSIER, DossierParties
 from shared.platform.wiring import request_context
@@ -176,12 +177,7 @@ def _rapport_routes(
         request: Request,
         response: Response,
         principal: Annotated[Principal, Depends(auth.require(Role.adviseur))],
-        idempotency_key: Annotated[
-            str | None,
-            Header(
-                alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$"
-            ),
-        ] = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> RapportStand:
         ctx = request_context(request, principal, clock)
         sleutel = (

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, Field
 
 from services.intake.application import Intake, RegistrationLimits, email_hash
@@ -32,6 +32,7 @@ from services.intake.projections.dossier import (
 )
 from shared.platform.auth import Auth, Principal, Role
 from shared.platform.errors import NietBeschikbaar, NietGevonden, Ongeldig
+from shared.platform.idempotency import IdempotencyKey
 from shared.platform.model import Clock
 from shared.platform.wiring import request_context
 
@@ -189,15 +190,7 @@ def router(
         aanmelding: Aanmelding,
         request: Request,
         response: Response,
-        idempotency_key: Annotated[
-            str | None,
-            Header(
-                alias="Idempotency-Key",
-                min_length=1,
-                max_length=200,
-                pattern=r"^[A-Za-z0-9._:-]+$",
-            ),
-        ] = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> AanvraagAangemaakt:
         ctx = request_context(request, None, clock)
         source = auth.source_of(request)

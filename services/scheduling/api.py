@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Protocol
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from services.scheduling.application import Idempotency, Scheduling
@@ -30,6 +30,7 @@ from shared.contracts.envelope import UtcDatetime
 from shared.platform.access import opaque_actor_id
 from shared.platform.auth import Auth, Principal, Role
 from shared.platform.errors import Ongeldig
+from shared.platform.idempotency import IdempotencyKey
 from shared.platform.model import Clock
 from shared.platform.parties import Partijen
 from shared.platform.wiring import request_context
@@ -260,15 +261,7 @@ def router(scheduling: Scheduling, auth: Auth, clock: Clock, parties: Parties) -
         request: Request,
         response: Response,
         principal: Annotated[Principal, Depends(auth.require(Role.secretariaat))],
-        idempotency_key: Annotated[
-            str | None,
-            Header(
-                alias="Idempotency-Key",
-                min_length=1,
-                max_length=200,
-                pattern=r"^[A-Za-z0-9._:-]+$",
-            ),
-        ] = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> AfspraakView:
         ctx = request_context(request, principal, clock)
         key = (

@@ -13,14 +13,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Header
 from psycopg.sql import SQL, Identifier
 from pydantic import BaseModel
 
 from shared.platform.errors import Ongeldig
 from shared.platform.eventstore import ServiceApplication
 from shared.platform.unitofwork import DuplicateKey, MemoryWrite, Statement
+
+#: The ``Idempotency-Key`` request header, checked at the edge: 1–200 characters of
+#: ``A-Z a-z 0-9 . _ : -`` (422 otherwise); absent is None.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$"),
+]
 
 #: The constraint a key taken at the same moment violates.
 CONSTRAINT = "idempotency_pkey"

@@ -9,7 +9,7 @@ A werkgever manages the subscriptions of its own organisation (another organisat
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.notifications.application import Webhooks
@@ -20,6 +20,7 @@ from services.notifications.domain.webhooks import (
     secret_text,
 )
 from shared.platform.auth import Auth, Principal, Role
+from shared.platform.idempotency import IdempotencyKey
 from shared.platform.model import Clock
 from shared.platform.wiring import request_context
 
@@ -85,12 +86,7 @@ def router(webhooks: Webhooks, auth: Auth, clock: Clock) -> APIRouter:
         request: Request,
         response: Response,
         principal: Annotated[Principal, Depends(auth.require(Role.werkgever, Role.secretariaat))],
-        idempotency_key: Annotated[
-            str | None,
-            Header(
-                alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$"
-            ),
-        ] = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> AangemaaktAbonnement:
         eigenaar: Eigenaar = "secretariaat"
         organisatie = body.organisatie_code
