@@ -256,7 +256,7 @@ def _rapport_routes(
             toegang.onbekend(request, principal, rol)
         toegang.als_partij(request, principal, rapport.aanvraag_id, rol)
         ctx = request_context(request, principal, clock)
-        inzage.tel(principal.sub, rapport.id, ctx.now)
+        inzage.tel(rapport.id, ctx)
         try:
             gelezen = assessment.lees_rapport(rapport, rol, versie, ctx)
         except Weigering as weigering:

@@ -48,7 +48,6 @@ from services.assessment.domain import (
 )
 from services.assessment.gateway import to_public
 from shared.contracts import events as public
-from shared.platform.access import opaque_actor_id
 from shared.platform.auth import Refusal
 from shared.platform.errors import Conflict, NietBeschikbaar, NietGevonden
 from shared.platform.eventstore import Answered, CommitInDoubt, Once, ServiceApplication
@@ -214,14 +213,15 @@ class Inzagelimiet:
             app.create_tables([THROTTLE_DDL])
             self.throttle = Throttle(app, "rapport_inzage", self.WINDOW_S)
 
-    def tel(self, sub: str, rapport_id: UUID, now: datetime) -> None:
-        """Count one read of the report by ``sub``; raise ``TeVaak`` when over the limit."""
-        if self.throttle is None:
+    def tel(self, rapport_id: UUID, ctx: Context) -> None:
+        """Count one read of the report by the request's person (``ctx.actor_id``, the
+        pseudonym of the token's ``sub``); raise ``TeVaak`` when over the limit."""
+        if self.throttle is None or ctx.actor_id is None:
             return
         self.throttle.limit(
-            f"{opaque_actor_id(sub)}/{rapport_id}",
+            f"{ctx.actor_id}/{rapport_id}",
             self.per_uur,
-            now,
+            ctx.now,
             "U hebt dit rapport het afgelopen uur te vaak geopend; probeer het later opnieuw.",
         )
 
