@@ -169,6 +169,7 @@ def tail_held(service: str, row: Sequence[Any], index: int, msg_id: str | None) 
 #: service's log as one number is ``notification_id * POSITION_SCALE + index`` (a stored event
 #: announces fewer: the replay's exports refuse more).
 POSITION_SCALE = 64
+_MAX_NOTIFICATION_ID = (2**63 - 1 - (POSITION_SCALE - 1)) // POSITION_SCALE
 
 
 @dataclass(frozen=True)
@@ -186,9 +187,11 @@ class PositionHeader:
         return Position(self.notification_id, self.index)
 
     @property
-    def log_place(self) -> int | None:
-        """The place as one number (see ``POSITION_SCALE``); None for an index beyond it."""
-        if self.index >= POSITION_SCALE:
+    def log_position(self) -> int | None:
+        """The place as one number (see ``POSITION_SCALE``); None for an index beyond it, or a
+        notification id so large the number would not fit a PostgreSQL ``bigint`` (no relay
+        writes either: a message that is not the relay's keeps no place)."""
+        if self.index >= POSITION_SCALE or self.notification_id > _MAX_NOTIFICATION_ID:
             return None
         return self.notification_id * POSITION_SCALE + self.index
 

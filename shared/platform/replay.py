@@ -121,14 +121,14 @@ def export_main(
 class Loaded:
     """One unit read from a source: its position and the envelopes (with their order key).
 
-    ``log_place``: where the unit's one envelope stands in its service's log when the source is
+    ``log_position``: where the unit's one envelope stands in its service's log when the source is
     the stream (the relay's header; None without one). From an export of a log, the order key
     is that place already.
     """
 
     position: int
     envelopes: Sequence[tuple[int, CloudEvent]]
-    log_place: int | None = None
+    log_position: int | None = None
 
 
 class _Line(BaseModel):

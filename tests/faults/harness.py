@@ -759,13 +759,13 @@ def check(
     messages = [m for m in stream_messages(world.nats_url) if m.subject not in ignore_subjects]
     expected = _check_stream(world, messages, findings)
     per_dossier = by_dossier(m for m in messages if m.headers.get("Nats-Msg-Id") in expected)
-    log_places = {
+    log_positions = {
         m.headers.get("Nats-Msg-Id", ""): getattr(
-            PositionHeader.read(m.headers.get(POSITION_HEADER)), "log_place", None
+            PositionHeader.read(m.headers.get(POSITION_HEADER)), "log_position", None
         )
         for m in messages
     }
-    _check_projection(world, per_dossier, log_places, findings)
+    _check_projection(world, per_dossier, log_positions, findings)
     # Every completed dossier has the events of a fault-free one.
     names = {d: [event_name(e) for e, _ in per_dossier.get(d, [])] for d in log.completed}
     findings.model_mismatches = [
@@ -812,7 +812,7 @@ def _check_stream(
 def _check_projection(
     world: World,
     per_dossier: dict[str, list[tuple[CloudEvent, int]]],
-    log_places: dict[str, int | None],
+    log_positions: dict[str, int | None],
     findings: Findings,
 ) -> None:
     """The dossier projection equals a fold of each dossier's events as the stream holds them,
@@ -836,7 +836,7 @@ def _check_projection(
         ):
             held.setdefault(str(r["aanvraag_id"]), set()).add(r["event_id"])
             received[r["event_id"]] = r["stream_sequence"] or 0
-            if r["log_position"] != log_places.get(r["event_id"]):
+            if r["log_position"] != log_positions.get(r["event_id"]):
                 misplaced.add(str(r["aanvraag_id"]))
     for aanvraag_id, pairs in per_dossier.items():
         envelopes = [e for e, _ in pairs]
@@ -847,7 +847,7 @@ def _check_projection(
         # new while the projection keeps those of the first arrival).
         folded = fold(
             envelopes,
-            {e.id: Place(received.get(e.id, seq), log_places.get(e.id)) for e, seq in pairs},
+            {e.id: Place(received.get(e.id, seq), log_positions.get(e.id)) for e, seq in pairs},
         )
         view = views.get(aanvraag_id)
         if folded is None or view is None or Dossier.model_validate(view) != folded:

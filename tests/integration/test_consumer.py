@@ -390,4 +390,4 @@ async def test_a_delivery_carries_the_relays_log_place_and_only_a_well_formed_on
     consumer = DurableConsumer("scheduling", Subscription("places", subjects, handle), settings)
     await _run_consumers([consumer], until=lambda: len(got) >= 3)
     assert got == {placed: PositionHeader(12, 1, 3), malformed: None, bare: None}
-    assert got[placed] is not None and got[placed].log_place == 12 * POSITION_SCALE + 1
+    assert got[placed] is not None and got[placed].log_position == 12 * POSITION_SCALE + 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.platform.relay import Position, PositionHeader, advisory_key
+from shared.platform.relay import POSITION_SCALE, Position, PositionHeader, advisory_key
 from shared.platform.settings import SERVICES
 
 
@@ -76,3 +76,23 @@ def test_a_header_the_relay_writes_reads_back() -> None:
     assert header == PositionHeader(9007199254740993, 1, 3)
     assert header.position == Position(9007199254740993, 1)
     assert Position.after(header) == Position(9007199254740993, 2)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("12/1/3", 12 * POSITION_SCALE + 1),
+        ("1/0/1", POSITION_SCALE),
+        ("12/64/65", None),  # an index beyond the scale: no single number for it
+        # A notification id whose number would not fit PostgreSQL's bigint (the projection's
+        # column): no place, instead of a failing insert that would dead-letter the event.
+        ("999999999999999999/0/1", None),
+        (f"{(2**63 - 1) // POSITION_SCALE}/0/1", (2**63 - 1) // POSITION_SCALE * POSITION_SCALE),
+        (f"{(2**63 - 1) // POSITION_SCALE + 1}/0/1", None),
+    ],
+)
+def test_a_headers_log_position_fits_a_bigint_or_is_none(header: str, expected: int | None) -> None:
+    read = PositionHeader.read(header)
+    assert read is not None
+    assert read.log_position == expected
+    assert expected is None or expected <= 2**63 - 1

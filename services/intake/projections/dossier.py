@@ -698,7 +698,7 @@ class DossierProjection:
                 d.envelope.type,
                 d.envelope.time,
                 d.stream_sequence,
-                None if d.position is None else d.position.log_place,
+                None if d.position is None else d.position.log_position,
                 d.envelope.to_json().decode(),
             )
             for aanvraag_id in ids

@@ -282,7 +282,7 @@ class Rebuild(rebuild.Rebuild[Outcome]):
                 if event.aanvraag_id is None:
                     continue  # concerns no one dossier: the projection keeps none
                 text = envelope.to_json().decode()
-                place = loaded.log_place if self.source == "stream" else sequence
+                place = loaded.log_position if self.source == "stream" else sequence
                 rows.append(
                     (
                         envelope.id,
@@ -448,8 +448,8 @@ class _StreamReader:
             except InvalidCloudEvent:
                 envelopes = []  # the live consumer dead-letters it; nothing to project
             header = PositionHeader.read((msg.headers or {}).get(POSITION_HEADER))
-            place = None if header is None else header.log_place
-            batch.append(Loaded(sequence, envelopes, log_place=place))
+            place = None if header is None else header.log_position
+            batch.append(Loaded(sequence, envelopes, log_position=place))
             self.position = sequence
         return batch
 
