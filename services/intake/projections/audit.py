@@ -367,7 +367,7 @@ def build(
     )
     if aanvraag_id is not None and not rows:
         return None
-    envelopes = [(str(r["aanvraag_id"]), dict(r["envelope"])) for r in rows]
+    envelopes = [(str(r["aanvraag_id"]), r["envelope"]) for r in rows]
     return Export(
         reikwijdte=reikwijdte,
         gemaakt_op=format_rfc3339(now or utcnow()),

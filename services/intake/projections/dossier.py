@@ -253,6 +253,10 @@ class Place(NamedTuple):
     log_position: int | None = None
 
 
+_NOWHERE = Place(0)
+T = TypeVar("T")
+
+
 def recorded_order(
     items: Iterable[T],
     *,
@@ -334,10 +338,6 @@ def fold(
     state = folding.collected()
     state["tijdlijn"] = tuple(sorted(tijdlijn, key=lambda r: r.tijd))  # stable: ties keep order
     return Dossier.model_validate(state)
-
-
-_NOWHERE = Place(0)
-T = TypeVar("T")
 
 
 def uitvoering(envelopes: Iterable[CloudEvent]) -> tuple[int, int]:
@@ -826,13 +826,15 @@ def fold_rows(rows: Sequence[Mapping[str, Any]]) -> Dossier | None:
     return fold((CloudEvent.model_validate(row["envelope"]) for row in rows), places(rows))
 
 
+def _row_place(row: Mapping[str, Any]) -> Place:
+    """A stored row's place (its ``stream_sequence`` and ``log_position``)."""
+    return Place(row["stream_sequence"] or 0, row["log_position"])
+
+
 def places(rows: Iterable[Mapping[str, Any]]) -> dict[str, Place]:
     """Per event id, its place as stored rows (``envelope``, ``stream_sequence``,
     ``log_position``) have it."""
-    return {
-        row["envelope"]["id"]: Place(row["stream_sequence"] or 0, row["log_position"])
-        for row in rows
-    }
+    return {row["envelope"]["id"]: _row_place(row) for row in rows}
 
 
 def stored_in_recorded_order(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -843,7 +845,7 @@ def stored_in_recorded_order(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[
         time=lambda r: r["time"],
         source=lambda r: r["envelope"]["source"],
         ident=lambda r: r["envelope"]["id"],
-        place=lambda r: Place(r["stream_sequence"] or 0, r["log_position"]),
+        place=_row_place,
     )
 
 
@@ -1054,7 +1056,7 @@ def audit_trail(app: ServiceApplication, aanvraag_id: UUID) -> list[dict[str, An
             ).format(EVENTS),
             (aanvraag_id,),
         ).fetchall()
-    return [dict(r["envelope"]) for r in stored_in_recorded_order(rows)]
+    return [r["envelope"] for r in stored_in_recorded_order(rows)]
 
 
 def subscription(app: ServiceApplication) -> Subscription:
