@@ -62,9 +62,12 @@ def aanbieder(
     )
 
 
-def sign_in(provider: Provider, door: OidcAanbieder, account: str) -> Ingelogd | None:
+def sign_in(
+    provider: Provider, door: OidcAanbieder, account: str, browser: httpx.Client | None = None
+) -> Ingelogd | None:
+    """Signed in at the provider (in ``browser``, whose provider session then lasts)."""
     gaan = door.begin()
-    query = sign_in_at(provider.issuer, gaan.url, account, REDIRECT)
+    query = sign_in_at(provider.issuer, gaan.url, account, REDIRECT, browser)
     assert query["state"] == [gaan.state]
     return door.rond_af(query["code"][0], gaan.verifier)
 
@@ -161,9 +164,7 @@ def test_with_the_id_token_as_hint_the_provider_signs_out_without_asking(
 ) -> None:
     door = aanbieder(provider)
     with httpx.Client(follow_redirects=False, timeout=10) as browser:
-        gaan = door.begin()
-        query = sign_in_at(provider.issuer, gaan.url, "sec-demo", REDIRECT, browser)
-        ingelogd = door.rond_af(query["code"][0], gaan.verifier)
+        ingelogd = sign_in(provider, door, "sec-demo", browser)
         assert ingelogd is not None and ingelogd.id_token, "the sign-in gave an ID token"
         afmelding = door.uitloggen(ingelogd.ververs_token, ingelogd.id_token)
         assert afmelding.state is not None
@@ -190,9 +191,7 @@ def test_without_an_id_token_the_provider_asks_the_person_to_confirm(
 ) -> None:
     door = aanbieder(provider)
     with httpx.Client(follow_redirects=False, timeout=10) as browser:
-        gaan = door.begin()
-        query = sign_in_at(provider.issuer, gaan.url, "sec-demo", REDIRECT, browser)
-        ingelogd = door.rond_af(query["code"][0], gaan.verifier)
+        ingelogd = sign_in(provider, door, "sec-demo", browser)
         assert ingelogd is not None
         # A session from before the portal kept the ID token: the sign-out as it was.
         afmelding = door.uitloggen(ingelogd.ververs_token, None)
