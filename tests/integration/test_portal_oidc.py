@@ -84,7 +84,7 @@ def test_the_authorization_request_carries_a_pkce_challenge_and_a_fresh_state(
     assert "offline_access" in query["scope"][0].split()
     assert eerste.verifier not in eerste.url, "the verifier never leaves the portal"
     assert eerste.state != tweede.state and eerste.verifier != tweede.verifier
-    assert door.herkomst == provider.issuer
+    assert door.herkomsten == (provider.issuer,), "the provider serves its pages at its issuer"
 
 
 def test_a_person_signs_in_with_the_providers_token_for_the_services(

@@ -19,11 +19,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from services.portal.adapters import EmbeddedInloggen
-from services.portal.adapters.oidc import einde_sessie_url
+from services.portal.adapters import oidc as oidc_adapter
+from services.portal.adapters.oidc import OidcAanbieder, einde_sessie_url
 from services.portal.api import create_portal_app
 from services.portal.api.pages import VERNIEUW_MARGE_S, Verversingen, beveiligingskoppen
 from services.portal.api.session import COOKIE_NAME, MAX_COOKIE_CHARS, SessieSleutel
@@ -65,10 +67,9 @@ class Klok:
 class FakeAanbieder:
     """A provider that answers as told, and remembers what it was asked."""
 
-    herkomst = PROVIDER
-
     def __init__(self, klok: Klok) -> None:
         self.klok = klok
+        self.herkomsten: tuple[str, ...] = (PROVIDER,)
         self.begonnen: list[Doorverwijzing] = []
         self.codes: list[tuple[str, str]] = []
         self.ververst: list[str] = []
@@ -507,7 +508,7 @@ def test_the_csp_lets_forms_go_on_to_the_providers_origin_only_in_oidc_mode(
     csp = portal.get("/inloggen").headers["Content-Security-Policy"]
     assert f"form-action 'self' {PROVIDER};" in csp
     assert "unsafe-inline" not in csp
-    assert "form-action 'self';" in beveiligingskoppen(None)["Content-Security-Policy"]
+    assert "form-action 'self';" in beveiligingskoppen(())["Content-Security-Policy"]
     embedded = bootstrap(
         PortalSettings(),
         apis=FakeApis(),  # type: ignore[arg-type]
@@ -521,13 +522,89 @@ def test_the_csp_lets_forms_go_on_to_the_providers_origin_only_in_oidc_mode(
     "herkomst", ["https://idp.test; script-src *", "javascript:alert(1)", "https://idp.test/pad"]
 )
 def test_a_provider_origin_that_is_not_an_origin_never_reaches_the_csp(herkomst: str) -> None:
-    class Vreemd:
-        pass
-
-    vreemd = Vreemd()
-    vreemd.herkomst = herkomst  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="not an origin"):
-        beveiligingskoppen(vreemd)  # type: ignore[arg-type]
+        beveiligingskoppen((PROVIDER, herkomst))
+
+
+def test_the_csp_follows_the_providers_origins_once_they_are_known(
+    portal: TestClient, aanbieder: FakeAanbieder
+) -> None:
+    """A provider may serve its sign-in or sign-out pages on another origin than its issuer's:
+    the form posts that send the browser there must be allowed to."""
+    assert f"form-action 'self' {PROVIDER};" in portal.get("/").headers["Content-Security-Policy"]
+    aanbieder.herkomsten = (PROVIDER, "https://login.example.test", "https://uit.example.test")
+    csp = portal.get("/").headers["Content-Security-Policy"]
+    assert (
+        f"form-action 'self' {PROVIDER} https://login.example.test https://uit.example.test;" in csp
+    )
+
+
+#: A provider's discovery document whose browser pages are on other origins than its issuer's.
+ELDERS = {
+    "issuer": PROVIDER,
+    "authorization_endpoint": "https://login.example.test/authorize",
+    "token_endpoint": f"{PROVIDER}/token",
+    "end_session_endpoint": "https://uit.example.test:8443/logout?x=1",
+}
+
+
+def oidc_aanbieder(monkeypatch: pytest.MonkeyPatch, document: object) -> OidcAanbieder:
+    """The adapter, its discovery document answered by ``document`` (no network)."""
+
+    def get(url: str, **_: Any) -> httpx.Response:
+        assert url == f"{PROVIDER}/.well-known/openid-configuration"
+        return httpx.Response(200, json=document, request=httpx.Request("GET", url))
+
+    monkeypatch.setattr(oidc_adapter.httpx, "get", get)
+    return OidcAanbieder(
+        PROVIDER,
+        client_id="weerbaar-portal",
+        client_secret="geheim",
+        redirect_uri="http://portal.test/inloggen/terug",
+        post_logout_redirect_uri=UITGELOGD,
+        audience="weerbaar",
+        verifier=None,  # type: ignore[arg-type]
+        rollen=("secretariaat",),
+    )
+
+
+def test_the_adapter_names_the_origins_of_the_pages_it_sends_the_browser_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    door = oidc_aanbieder(monkeypatch, ELDERS)
+    assert door.herkomsten == (PROVIDER,), "before discovery: the issuer's only"
+    assert door.begin().url.startswith("https://login.example.test/authorize?")
+    assert door.herkomsten == (
+        PROVIDER,
+        "https://login.example.test",
+        "https://uit.example.test:8443",
+    )
+    beveiligingskoppen(door.herkomsten)  # every one stands in a policy
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {**ELDERS, "issuer": 5},
+        {**ELDERS, "issuer": None},
+        {**ELDERS, "authorization_endpoint": "javascript:alert(1)"},
+        {**ELDERS, "authorization_endpoint": ["https://login.example.test/authorize"]},
+        {**ELDERS, "end_session_endpoint": "https://uit.example.test; script-src *"},
+        {**ELDERS, "end_session_endpoint": "https://iemand:geheim@uit.example.test/logout"},
+        {**ELDERS, "end_session_endpoint": 7},
+        {**ELDERS, "token_endpoint": None},
+        [ELDERS],
+        "issuer",
+    ],
+    ids=lambda d: repr(d)[:60],
+)
+def test_a_discovery_document_that_does_not_fit_signs_nobody_in_and_raises_nothing_else(
+    monkeypatch: pytest.MonkeyPatch, document: object
+) -> None:
+    door = oidc_aanbieder(monkeypatch, document)
+    with pytest.raises(AanbiederOnbereikbaar):
+        door.begin()
+    assert door.herkomsten == (PROVIDER,)
 
 
 def test_requests_renewing_the_same_session_together_ask_the_provider_once(

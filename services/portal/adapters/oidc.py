@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -23,6 +23,7 @@ from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 
 from services.portal.application.ports import (
+    HERKOMST,
     AanbiederOnbereikbaar,
     Afmelding,
     Doorverwijzing,
@@ -38,6 +39,19 @@ log = logging.getLogger("weerbaar.portal.oidc")
 SCOPE = "openid email weerbaar offline_access"
 #: The endpoints a provider's discovery document must name.
 NODIG = ("authorization_endpoint", "token_endpoint")
+#: The endpoints the browser is sent to (its forms must be allowed to go there).
+IN_DE_BROWSER = ("authorization_endpoint", "end_session_endpoint")
+
+
+def herkomst_van(url: str) -> str | None:
+    """The origin of an http(s) URL as a CSP source (None: the URL has none that could
+    stand there, e.g. another scheme, credentials, or characters a policy would read)."""
+    try:
+        deel = urlsplit(url)
+    except ValueError:
+        return None
+    herkomst = f"{deel.scheme}://{deel.netloc}"
+    return herkomst if HERKOMST.fullmatch(herkomst) else None
 
 
 def einde_sessie_url(
@@ -97,10 +111,15 @@ class OidcAanbieder:
         self._configuratie: dict[str, Any] | None = None
 
     @property
-    def herkomst(self) -> str:
-        """The issuer's origin (the provider's pages are there)."""
-        deel = urlsplit(self._issuer)
-        return f"{deel.scheme}://{deel.netloc}"
+    def herkomsten(self) -> tuple[str, ...]:
+        """The issuer's origin, and those of the authorization and end-session endpoints once
+        the discovery document is read (it is read before any form sends the browser on)."""
+        urls = [self._issuer]
+        with self._lock:
+            if self._configuratie is not None:
+                urls += [self._configuratie[n] for n in IN_DE_BROWSER if n in self._configuratie]
+        herkomsten = dict.fromkeys(h for h in map(herkomst_van, urls) if h is not None)
+        return tuple(herkomsten)
 
     def begin(self) -> Doorverwijzing:
         """The provider's authorization URL with a fresh state and PKCE challenge (S256)."""
@@ -249,11 +268,7 @@ class OidcAanbieder:
                 document = answer.json()
             except (httpx.HTTPError, ValueError) as exc:
                 raise self._onbereikbaar("discovery", exc) from None
-            if (
-                not isinstance(document, dict)
-                or document.get("issuer", "").rstrip("/") != self._issuer
-                or not all(isinstance(document.get(naam), str) for naam in NODIG)
-            ):
+            if not _past(document, self._issuer):
                 # Another provider's document (or none at all): never sign anyone in by it.
                 log.error("the provider's discovery document does not match its issuer")
                 raise AanbiederOnbereikbaar("discovery document does not match")
@@ -267,3 +282,20 @@ class OidcAanbieder:
             extra={"step": stap, "error_type": type(exc).__name__},
         )
         return AanbiederOnbereikbaar(stap)
+
+
+def _past(document: object, issuer: str) -> TypeGuard[dict[str, Any]]:
+    """Whether a discovery document is the issuer's own and usable: it names the issuer, the
+    endpoints the flow needs, and endpoints the browser goes to only at http(s) origins."""
+    if not isinstance(document, dict):
+        return False
+    eigen = document.get("issuer")
+    if not isinstance(eigen, str) or eigen.rstrip("/") != issuer:
+        return False
+    if not all(isinstance(document.get(naam), str) for naam in NODIG):
+        return False
+    return all(
+        isinstance(document[naam], str) and herkomst_van(document[naam]) is not None
+        for naam in IN_DE_BROWSER
+        if naam in document
+    )

@@ -10,15 +10,16 @@ Each journey is a module of its own (``aanmelden``, ``inloggen``, ``secretariaat
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
-import re
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from types import MappingProxyType
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
@@ -41,6 +42,7 @@ from services.portal.api import (
 from services.portal.api.session import COOKIE_NAME, MAX_COOKIE_CHARS, Sessie, SessieSleutel
 from services.portal.api.web import STATIC_DIR, Omgeving, Weigering, nu, pagina
 from services.portal.application import (
+    HERKOMST,
     Aanbieder,
     AanbiederOnbereikbaar,
     Apis,
@@ -77,25 +79,21 @@ SECURITY_HEADERS = {
 
 Next = Callable[[Request], Awaitable[Response]]
 
-#: An origin as it may stand in a CSP source list (scheme, host, port; nothing else).
-_HERKOMST = re.compile(
-    r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
-)
 
-
-def beveiligingskoppen(aanbieder: Aanbieder | None) -> dict[str, str]:
+@functools.lru_cache(maxsize=8)
+def beveiligingskoppen(herkomsten: tuple[str, ...] = ()) -> Mapping[str, str]:
     """The security headers of every response: with an OIDC provider, the sign-in and sign-out
-    forms may send the browser on to the provider's origin (CSP ``form-action`` applies to the
-    redirect after a form post)."""
+    forms may send the browser on to the provider's origins (CSP ``form-action`` applies to the
+    redirect after a form post). Kept per set of origins: the set grows once, when the
+    provider's discovery document is read."""
     koppen = dict(SECURITY_HEADERS)
-    if aanbieder is not None:
-        herkomst = aanbieder.herkomst
-        if not _HERKOMST.fullmatch(herkomst):
+    if herkomsten:
+        if not all(HERKOMST.fullmatch(h) for h in herkomsten):
             raise ValueError("the identity provider's origin is not an origin")
         koppen["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
-            "form-action 'self'", f"form-action 'self' {herkomst}"
+            "form-action 'self'", f"form-action 'self' {' '.join(herkomsten)}"
         )
-    return koppen
+    return MappingProxyType(koppen)
 
 
 #: An access token that expires within this many seconds is renewed before the page is made.
@@ -139,7 +137,7 @@ def create_portal_app(
         lifespan=levensloop,
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    koppen = beveiligingskoppen(aanbieder)
+    beveiligingskoppen(aanbieder.herkomsten if aanbieder is not None else ())
     verversingen = Verversingen()
 
     async def session_and_headers(request: Request, call_next: Next) -> Response:
@@ -201,7 +199,9 @@ def create_portal_app(
                 samesite="lax",
                 path="/",
             )
-        response.headers.update(koppen)
+        response.headers.update(
+            beveiligingskoppen(aanbieder.herkomsten if aanbieder is not None else ())
+        )
         if not is_static:
             response.headers["Cache-Control"] = "no-store"
         return response

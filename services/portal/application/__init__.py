@@ -8,6 +8,7 @@ has its own module (``aanmelden``, ``secretariaat``, …) over the shared outcom
 """
 
 from services.portal.application.ports import (
+    HERKOMST,
     Aanbieder,
     AanbiederOnbereikbaar,
     Afmelding,
@@ -37,6 +38,7 @@ from services.portal.application.uitkomsten import (
 )
 
 __all__ = [
+    "HERKOMST",
     "Aanbieder",
     "AanbiederOnbereikbaar",
     "Afmelding",

@@ -7,6 +7,7 @@ one method to the protocol of the service that answers it (and to that service's
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -257,14 +258,22 @@ class AanbiederOnbereikbaar(Exception):
     renewing a token, cannot be done now."""
 
 
+#: An origin as it may stand in a CSP source list (scheme, host, port; nothing else).
+HERKOMST = re.compile(
+    r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
+
+
 class Aanbieder(Protocol):
     """Signing in at an OpenID Connect provider: the authorization-code flow with PKCE, token
     refresh, and signing out (the refresh token revoked, the provider's session ended)."""
 
     @property
-    def herkomst(self) -> str:
-        """The provider's origin (scheme, host, port): where the portal's sign-in and sign-out
-        forms may send the browser on to."""
+    def herkomsten(self) -> tuple[str, ...]:
+        """The origins (scheme, host, port) the portal's sign-in and sign-out forms may send
+        the browser on to: the issuer's, and once the provider's discovery document is read,
+        those of its authorization and end-session endpoints (a provider may serve them
+        elsewhere). Each matches ``HERKOMST``."""
         ...
 
     def begin(self) -> Doorverwijzing:
