@@ -115,9 +115,11 @@ class OidcAanbieder:
         """The issuer's origin, and those of the authorization and end-session endpoints once
         the discovery document is read (it is read before any form sends the browser on)."""
         urls = [self._issuer]
-        with self._lock:
-            if self._configuratie is not None:
-                urls += [self._configuratie[n] for n in IN_DE_BROWSER if n in self._configuratie]
+        # Read without the lock (which a discovery holds while it waits for the provider):
+        # every response asks, on the event loop; the document is set once, whole.
+        configuratie = self._configuratie
+        if configuratie is not None:
+            urls += [configuratie[n] for n in IN_DE_BROWSER if n in configuratie]
         herkomsten = dict.fromkeys(h for h in map(herkomst_van, urls) if h is not None)
         return tuple(herkomsten)
 
