@@ -34,6 +34,7 @@ from services.portal.application.live import (
     stroom,
     uit_onderwerp,
     zicht_uit,
+    zicht_van,
 )
 from services.portal.bootstrap import bootstrap
 from shared.platform.settings import PortalSettings
@@ -399,3 +400,53 @@ def test_a_page_answering_a_form_post_is_not_live() -> None:
     )
     assert posted.status_code == 422, posted.text[:300]
     assert "data-live=" not in posted.text
+
+
+# --- a list is compared as its page shows it ------------------------------------------------------
+
+
+def test_the_werkvoorraad_is_asked_with_the_pages_own_filters_and_start() -> None:
+    """A secretariat on the third page of overdue dossiers must be told of a change there, not
+    only of one among the first hundred of all dossiers."""
+    apis = FakeApis()
+    pagina = {
+        "lijst": "werkvoorraad",
+        "status": "ingediend",
+        "verstreken": "ja",
+        "na_ingediend_op": "2026-12-01T10:00:00+00:00",
+        "na_aanvraag_id": str(ANDER),
+    }
+    zicht_van(apis, None, "werkvoorraad", pagina)()
+    assert apis.calls[-1][:2] == (
+        "dossiers",
+        {
+            "limit": 26,
+            "status": "ingediend",
+            "deadline_verstreken": "true",
+            "na_ingediend_op": "2026-12-01T10:00:00+00:00",
+            "na_aanvraag_id": str(ANDER),
+        },
+    )
+    # What the page would drop, the live connection drops too.
+    zicht_van(
+        apis, None, "werkvoorraad", {"status": "alles", "limit": "100000", "na_aanvraag_id": "x"}
+    )()
+    assert apis.calls[-1][:2] == ("dossiers", {"limit": 26})
+
+
+def test_the_review_queue_is_asked_as_its_page_asks_it() -> None:
+    apis = FakeApis()
+    zicht_van(apis, None, "toetsing", {"status": "ingediend", "limit": "3"})()
+    assert apis.calls[-1][:2] == ("dossiers", {"status": "ter_toetsing", "limit": 500})
+
+
+def test_a_filtered_werkvoorraad_follows_its_own_filters_live() -> None:
+    journey = importlib.import_module("tests.unit.test_portal_secretariaat")
+    portal, _ = journey.signed_in(journey.FakeApis())
+    page = portal.get("/secretariaat/werkvoorraad?status=ingediend&verstreken=ja&lijst=toetsing")
+    main = re.search(r"<main [^>]*>", page.text)
+    assert main
+    assert (
+        'data-live="/live?lijst=werkvoorraad&amp;status=ingediend&amp;verstreken=ja"'
+        in main.group(0)
+    )

@@ -1,9 +1,10 @@
 """``GET /live``: the server-sent events a live page follows (``static/live.js``).
 
 ``/live?dossier=<id>`` follows one dossier, ``/live?lijst=<naam>`` one of the role's lists
-(``LIJSTEN``). Only for someone signed in, and only once the services have shown the viewer
-the dossier or list with the viewer's own token; refused, the answer has no stream and no
-content. What is pushed is "gewijzigd" and nothing else (``application.live``).
+(``LIJSTEN``; the werkvoorraad with the page's own filters and start beside it). Only for
+someone signed in, and only once the services have shown the viewer the dossier or list with
+the viewer's own token; refused, the answer has no stream and no content. What is pushed is
+"gewijzigd" and nothing else (``application.live``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def router(omgeving: Omgeving) -> APIRouter:
         if verdeler is None:
             # 204 tells the browser not to try again: this portal has no live pages.
             return Response(status_code=204)
-        vraag = zicht_van(omgeving.apis_voor(request), dossier, lijst)
+        vraag = zicht_van(omgeving.apis_voor(request), dossier, lijst, request.query_params)
 
         async def zicht() -> object:
             return await run_in_threadpool(vraag)

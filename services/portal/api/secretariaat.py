@@ -172,6 +172,9 @@ def _werkvoorraad(api: APIRouter, gedeeld: Pagina) -> None:
             "secretariaat/werkvoorraad.html",
             {"w": data, "melding": melding},
             live="werkvoorraad",
+            live_pagina=filters.query(
+                na_ingediend_op=filters.na_ingediend_op, na_aanvraag_id=filters.na_aanvraag_id
+            ),
         )
 
     @api.get("/zoeken")

@@ -243,18 +243,20 @@ def pagina(
     status: int = 200,
     *,
     live: UUID | str | None = None,
+    live_pagina: str = "",
 ) -> Response:
     """A page rendered with the session's CSRF token and who is signed in.
 
     A page that follows changes live (``static/live.js``) passes ``live`` (or has it in its
     context): the dossier's id for a dossier page, a list's name (``application.live.LIJSTEN``)
-    for a list."""
+    for a list, with ``live_pagina`` the list page's own query string (its filters and start)
+    when it has one, so that what is compared is what the page shows."""
     huidig = sessie(request)
     inhoud: dict[str, Any] = {
         "csrf": huidig.csrf,
         "rol": huidig.rol,
         "rol_naam": ROL_NAMEN.get(huidig.rol or "", ""),
-        **({"live": live} if live is not None else {}),
+        **({"live": live, "live_pagina": live_pagina} if live is not None else {}),
         **(context or {}),
     }
     if request.method != "GET":

@@ -40,6 +40,8 @@ from services.portal.application.uitkomsten import (
 PER_PAGINA = 100
 #: The most dossiers intake's list gives in one answer.
 MAX_UIT_INTAKE = 500
+#: What the queue asks of intake's list (its live page asks the same).
+WACHTRIJ_VRAAG: Mapping[str, str | int] = {"status": "ter_toetsing", "limit": MAX_UIT_INTAKE}
 #: What approval accepts: 1 to 20 reasons of at most 2000 characters each.
 MAX_REDENEN = 20
 MAX_REDEN = 2000
@@ -89,7 +91,7 @@ def wachtrij(apis: Apis) -> Wachtrij:
     """The review queue (``Probleem`` when intake does not answer with it)."""
     # Intake lists newest registration first: ask for as many as it gives, so the reports
     # waiting longest are among them, then sort by waiting time and show a page.
-    lijst = gelukt(apis.dossiers({"status": "ter_toetsing", "limit": MAX_UIT_INTAKE})).lijst
+    lijst = gelukt(apis.dossiers(dict(WACHTRIJ_VRAAG))).lijst
     return wachtrij_uit(lijst, vol=len(lijst) >= MAX_UIT_INTAKE)
 
 

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from uuid import UUID
 
+from services.portal.application.bva import WACHTRIJ_VRAAG
 from services.portal.application.ports import Apis
+from services.portal.application.secretariaat import Filters
 from services.portal.application.uitkomsten import Gelukt, Onbereikbaar, TeVaak, Uitkomst
 
 #: The subjects of the public stream: ``weerbaar.<service>.<EventName>.<aanvraag_id>``.
@@ -160,14 +162,22 @@ def zicht_uit(uitkomsten: tuple[Uitkomst, ...]) -> object:
     return delen
 
 
-def zicht_van(apis: Apis, dossier: UUID | None, lijst: str | None) -> Callable[[], object]:
-    """What the viewer's page shows, asked with the viewer's APIs: the dossier, or the list."""
+def zicht_van(
+    apis: Apis,
+    dossier: UUID | None,
+    lijst: str | None,
+    pagina: Mapping[str, str] | None = None,
+) -> Callable[[], object]:
+    """What the viewer's page shows, asked with the viewer's APIs as the page asks: the
+    dossier, or the list (the werkvoorraad with the page's own filters and start, ``pagina``:
+    its query string; malformed values dropped as the page drops them)."""
     if dossier is not None:
         return lambda: zicht_uit((apis.dossier(dossier),))
     if lijst == "werkvoorraad":
-        return lambda: zicht_uit((apis.dossiers({"limit": 100}),))
+        vraag = Filters.uit(pagina or {}).api_filters()
+        return lambda: zicht_uit((apis.dossiers(vraag),))
     if lijst == "toetsing":
-        return lambda: zicht_uit((apis.dossiers({"status": "ter_toetsing", "limit": 100}),))
+        return lambda: zicht_uit((apis.dossiers(dict(WACHTRIJ_VRAAG)),))
     if lijst == "afspraken":
         return lambda: zicht_uit((apis.mijn_afspraken("gepland"), apis.mijn_afspraken("gevoerd")))
     raise ValueError(f"no live list {lijst!r}")
