@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +30,6 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
 from services.portal.api.session import COOKIE_NAME, Sessie, SessieSleutel
-from services.scheduling.domain.calendar import WorkingDayCalendar
 from tests import servers
 from tests.browser.conftest import (
     LOOPBACK_HOSTS,
@@ -203,7 +202,6 @@ BEVINDINGEN = {
 }
 WERKGEVER_MAATREGEL = "Camera en verlichting bij de voordeur"
 BESTUURDER_MAATREGEL = "Wisselende routes naar het werk"
-KALENDER = WorkingDayCalendar()
 
 
 @contextmanager
@@ -339,35 +337,36 @@ def test_a_dossier_from_registration_to_release_every_person_signed_in_at_the_pr
         expect(page.get_by_text("Beide gesprekken zijn gepland.")).to_be_visible()
         no_axe_violations(secretariaat, "oidc-proces-secretariaat-gepland")
 
-    # The system runs on the real clock, and a conversation is held only once its start has
-    # passed: the secretariat records that both took place earlier than planned (``achteraf``,
-    # which the portal does not offer) over scheduling's API, with its own provider token.
+        # The system runs on the real clock, and a conversation is held only once its start
+        # has passed: the secretariat records that both took place earlier than planned
+        # (``achteraf``), on the earliest working day the portal offers for it.
+        for soort, tijd in (
+            ("Gesprek met de werkgever", "10:00"),
+            ("Gesprek met de bestuurder", "13:00"),
+        ):
+            afspraak = artikel(page, soort)
+            afspraak.get_by_text("Al gevoerd op een ander moment? Achteraf vastleggen").click()
+            formulier = afspraak.get_by_role("form", name=f"{soort} achteraf vastleggen")
+            dagen = formulier.locator("select[name=datum] option")
+            formulier.locator("select[name=datum]").select_option(index=dagen.count() - 1)
+            formulier.locator("select[name=tijd]").select_option(tijd)
+            no_axe_violations(secretariaat, "oidc-proces-secretariaat-achteraf")
+            formulier.get_by_role("button", name="Achteraf vastleggen").click()
+            melding(page, "Het gesprek is achteraf vastgelegd")
+
     planning = api(
         oidc_portal, "sec-oidc", "GET", "scheduling", f"/aanvragen/{aanvraag_id}/planning"
     ).json()
     afspraken = {a["soort"]: a for a in planning["afspraken"]}
     assert afspraken.keys() == {"gesprek_werkgever", "gesprek_bestuurder"}
-    # Both with the adviseur typed in (shown as the pseudonym of the provider's ``sub``).
+    # Both with the adviseur typed in (shown as the pseudonym of the provider's ``sub``), and
+    # both at a moment that has passed.
     assert {a["adviseur_id"] for a in afspraken.values()} == {
         pseudonym(system.data_dir, "adv-oidc")
     }
-    werkgever = afspraken["gesprek_werkgever"]
-    thuis = afspraken["gesprek_bestuurder"]
-    werkgever_op = KALENDER.latest_start(
-        datetime.now(UTC), timedelta(minutes=werkgever["duur_minuten"])
+    assert all(
+        datetime.fromisoformat(a["gepland_op"]) < datetime.now(UTC) for a in afspraken.values()
     )
-    thuis_duur = timedelta(minutes=thuis["duur_minuten"])
-    thuis_op = KALENDER.latest_start(werkgever_op - thuis_duur, thuis_duur)
-    for afspraak, moment in ((werkgever, werkgever_op), (thuis, thuis_op)):
-        moved = api(
-            oidc_portal,
-            "sec-oidc",
-            "POST",
-            "scheduling",
-            f"/afspraken/{afspraak['afspraak_id']}/verzetten",
-            json={"gepland_op": moment.isoformat(), "achteraf": True},
-        )
-        assert moved.status_code == 200, moved.text
 
     # 3. The adviseur records both as held (at home with the woningscan), writes the report,
     # saves it and submits it.

@@ -43,8 +43,18 @@ from shared.platform.settings import PortalSettings
 from shared.platform.throttle import client_source
 
 AMS = ZoneInfo("Europe/Amsterdam")
-# Wednesday 13 May 2026; Thursday the 14th is Hemelvaartsdag; 16 and 17 a weekend.
-WERKDAGEN = ("2026-05-13", "2026-05-15", "2026-05-18", "2026-05-19", "2026-05-20")
+# Wednesday 13 May 2026; Thursday the 14th is Hemelvaartsdag; 16 and 17 a weekend (so were the
+# 9th and 10th).
+WERKDAGEN = (
+    "2026-05-08",
+    "2026-05-11",
+    "2026-05-12",
+    "2026-05-13",
+    "2026-05-15",
+    "2026-05-18",
+    "2026-05-19",
+    "2026-05-20",
+)
 WERKTIJDEN: dict[str, Any] = {
     "tijdzone": "Europe/Amsterdam",
     "kalender": "algemene_termijnenwet",
@@ -201,6 +211,11 @@ def test_unknown_filters_and_a_broken_keyset_are_dropped() -> None:
             "Het hele gesprek moet binnen de werktijden vallen. De werktijden zijn 08:00–18:00.",
         ),
         ("must_be_in_future", "Kies een moment in de toekomst."),
+        (
+            "must_be_in_past",
+            "Kies een moment dat al voorbij is: achteraf vastleggen is voor een gesprek dat al"
+            " heeft plaatsgevonden.",
+        ),
     ],
 )
 def test_the_apis_422_on_the_moment_is_shown_at_the_picker(regel: str, tekst: str) -> None:
@@ -237,6 +252,8 @@ class FakeApis:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
         self.plan_answer: Uitkomst = Gelukt({"afspraak_id": str(AFSPRAAK_ID)})
+        self.verzet_answer: Uitkomst = Gelukt({})
+        self.werktijden_gevraagd: list[tuple[date | None, int]] = []
         self.herkomst: str | None = None
         self.token: str | None = None
 
@@ -278,6 +295,7 @@ class FakeApis:
         )
 
     def werktijden(self, van: date | None, dagen: int) -> Uitkomst:
+        self.werktijden_gevraagd.append((van, dagen))
         return Gelukt(WERKTIJDEN)
 
     def planning(self, aanvraag_id: UUID) -> Uitkomst:
@@ -313,9 +331,11 @@ class FakeApis:
         self.calls.append(("plan", dict(verzoek)))
         return self.plan_answer
 
-    def verzet_afspraak(self, afspraak_id: UUID, gepland_op: datetime) -> Uitkomst:
-        self.calls.append(("verzet", gepland_op))
-        return Gelukt({})
+    def verzet_afspraak(
+        self, afspraak_id: UUID, gepland_op: datetime, *, achteraf: bool = False
+    ) -> Uitkomst:
+        self.calls.append(("verzet achteraf" if achteraf else "verzet", gepland_op))
+        return self.verzet_answer
 
     def annuleer_afspraak(self, afspraak_id: UUID) -> Uitkomst:
         self.calls.append(("annuleer", afspraak_id))
@@ -489,3 +509,63 @@ def test_the_portal_sends_the_visitors_address_on_with_a_registration() -> None:
     )
     assert apis.herkomst == "198.51.100.7, 203.0.113.5"
     assert apis.calls[-1] == ("aanmelden", None)
+
+
+# --- a conversation held at another moment, recorded afterwards ----------------------------------
+
+
+def test_the_calendar_is_asked_from_two_weeks_back_so_that_past_days_can_be_chosen() -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis)
+    portal.get(f"/secretariaat/dossiers/{DOSSIER_ID}")
+    # 13 May 07:00 UTC, fifteen days back; then those days and six weeks ahead.
+    assert apis.werktijden_gevraagd == [(date(2026, 4, 28), 57)]
+    assert KALENDER.eerdere_dagen(date(2026, 5, 13)) == [
+        date(2026, 5, 13),
+        date(2026, 5, 12),
+        date(2026, 5, 11),
+        date(2026, 5, 8),
+    ]
+    assert KALENDER.eerdere_dagen(date(2026, 5, 27)) == [
+        date(2026, 5, 20),
+        date(2026, 5, 19),
+        date(2026, 5, 18),
+        date(2026, 5, 15),
+        date(2026, 5, 13),
+    ], "two weeks back, not further"
+
+
+def test_a_planned_conversation_held_earlier_is_recorded_afterwards_at_that_moment() -> None:
+    apis = FakeApis()
+    portal, csrf = signed_in(apis)
+    base = f"/secretariaat/dossiers/{DOSSIER_ID}/afspraken/{AFSPRAAK_ID}"
+    page = portal.get(f"/secretariaat/dossiers/{DOSSIER_ID}").text
+    achteraf = page.split(f'action="{base}/achteraf"')[1].split("</form>")[0]
+    # Past working days only (today included: the time decides), the latest first.
+    assert re.findall(r'<option value="(2026-[0-9-]+)"', achteraf) == [
+        "2026-05-13",
+        "2026-05-12",
+        "2026-05-11",
+        "2026-05-08",
+    ]
+    assert portal.post(f"{base}/achteraf", data={"datum": "2026-05-12"}).status_code == 403
+    done = portal.post(
+        f"{base}/achteraf",
+        data={"csrf": csrf, "datum": "2026-05-12", "tijd": "10:00"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert apis.calls[-1] == ("verzet achteraf", datetime(2026, 5, 12, 10, 0, tzinfo=AMS))
+    assert "Het gesprek is achteraf vastgelegd" in portal.get(done.headers["location"]).text
+
+    # A moment still to come is the API's to refuse, and shown at this form's field.
+    apis.verzet_answer = Ongeldig((VeldFout("body.gepland_op", "must_be_in_past"),))
+    refused = portal.post(
+        f"{base}/achteraf", data={"csrf": csrf, "datum": "2026-05-13", "tijd": "17:00"}
+    )
+    assert refused.status_code == 422
+    assert f'id="achteraf-{AFSPRAAK_ID}-datum-fout"' in refused.text
+    assert "achteraf vastleggen is voor een gesprek dat al heeft plaatsgevonden" in refused.text
+    # Moving it into the future is still a move, never recorded afterwards.
+    portal.post(f"{base}/verzetten", data={"csrf": csrf, "datum": "2026-05-18", "tijd": "09:00"})
+    assert apis.calls[-1][0] == "verzet"

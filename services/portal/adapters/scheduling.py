@@ -41,14 +41,14 @@ class SchedulingHttp(HttpBasis):
             headers={"Idempotency-Key": idempotency_key},
         )
 
-    def verzet_afspraak(self, afspraak_id: UUID, gepland_op: datetime) -> Uitkomst:
-        """Move an appointment."""
-        return self._call(
-            "scheduling",
-            "POST",
-            f"/afspraken/{afspraak_id}/verzetten",
-            json={"gepland_op": gepland_op.isoformat()},
-        )
+    def verzet_afspraak(
+        self, afspraak_id: UUID, gepland_op: datetime, *, achteraf: bool = False
+    ) -> Uitkomst:
+        """Move an appointment (``achteraf``: record that it took place at this moment)."""
+        body: dict[str, object] = {"gepland_op": gepland_op.isoformat()}
+        if achteraf:
+            body["achteraf"] = True
+        return self._call("scheduling", "POST", f"/afspraken/{afspraak_id}/verzetten", json=body)
 
     def annuleer_afspraak(self, afspraak_id: UUID) -> Uitkomst:
         """Cancel an appointment."""

@@ -124,7 +124,7 @@ class Pagina:
             zet_melding(request, melding)
             return RedirectResponse(f"{BASIS}/dossiers/{aanvraag_id}", status_code=303)
         try:
-            kalender = kalender_van(self.omgeving.apis_voor(request))
+            kalender = kalender_van(self.omgeving.apis_voor(request), self.omgeving.klok())
             fouten = fouten_uit(formulier_id, uitkomst, kalender.werktijden)
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
@@ -135,7 +135,7 @@ class Pagina:
     ) -> tuple[datetime | None, Formulierfouten]:
         """The moment chosen in a picker, or the error to show at it."""
         try:
-            kalender = kalender_van(self.omgeving.apis_voor(request))
+            kalender = kalender_van(self.omgeving.apis_voor(request), self.omgeving.klok())
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
         moment = gepland_op(waarden, kalender.zone)
@@ -249,6 +249,28 @@ def _stappen(api: APIRouter, gedeeld: Pagina) -> None:
                 return gedeeld.dossier(request, aanvraag_id, fouten, 422)
             uitkomst = omgeving.apis_voor(request).verzet_afspraak(afspraak_id, moment)
             return gedeeld.na_stap(request, aanvraag_id, formulier_id, uitkomst, "afspraak_verzet")
+
+        return await run_in_threadpool(stap)
+
+    @api.post("/dossiers/{aanvraag_id}/afspraken/{afspraak_id}/achteraf")
+    async def achteraf(request: Request, aanvraag_id: UUID, afspraak_id: UUID) -> Response:
+        """A planned conversation took place at another, earlier moment (moved on the day,
+        arranged by phone): recorded afterwards at that moment, which must have passed."""
+        if (weg := gedeeld.weg(request)) is not None:
+            return weg
+        waarden = await formulier(request)
+
+        def stap() -> Response:
+            formulier_id = f"achteraf-{afspraak_id}"
+            moment, fouten = gedeeld.moment(request, formulier_id, waarden)
+            if moment is None:
+                return gedeeld.dossier(request, aanvraag_id, fouten, 422)
+            uitkomst = omgeving.apis_voor(request).verzet_afspraak(
+                afspraak_id, moment, achteraf=True
+            )
+            return gedeeld.na_stap(
+                request, aanvraag_id, formulier_id, uitkomst, "afspraak_achteraf"
+            )
 
         return await run_in_threadpool(stap)
 

@@ -82,8 +82,11 @@ class SchedulingApi(Protocol):
         """``POST /aanvragen/{id}/afspraken``."""
         ...
 
-    def verzet_afspraak(self, afspraak_id: UUID, gepland_op: datetime) -> Uitkomst:
-        """``POST /afspraken/{id}/verzetten``."""
+    def verzet_afspraak(
+        self, afspraak_id: UUID, gepland_op: datetime, *, achteraf: bool = False
+    ) -> Uitkomst:
+        """``POST /afspraken/{id}/verzetten`` (``achteraf``: it took place at this moment,
+        which has passed)."""
         ...
 
     def annuleer_afspraak(self, afspraak_id: UUID) -> Uitkomst:

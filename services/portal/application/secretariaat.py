@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -45,6 +45,8 @@ from services.portal.application.uitkomsten import (
 PER_PAGINA = 25
 #: How far ahead the picker offers days, and how far the deadline count looks (calendar days).
 VOORUIT_DAGEN = 42
+#: How far back (calendar days) a conversation that took place can be recorded afterwards.
+TERUG_DAGEN = 14
 #: The picker's steps within the working hours.
 STAP_MINUTEN = 30
 #: How long each kind of appointment is planned for (the one at home includes the woningscan).
@@ -61,6 +63,7 @@ MELDINGEN: dict[str, str] = {
     "afspraak_gepland": "De afspraak is gepland. De betrokkenen krijgen een bevestiging per"
     " e-mail.",
     "afspraak_verzet": "De afspraak is verzet. De betrokkenen krijgen bericht per e-mail.",
+    "afspraak_achteraf": "Het gesprek is achteraf vastgelegd op het moment waarop het plaatsvond.",
     "afspraak_geannuleerd": "De afspraak is geannuleerd. De betrokkenen krijgen bericht per"
     " e-mail.",
 }
@@ -104,6 +107,12 @@ class Werkkalender:
     def dag_opties(self, vanaf: date) -> list[date]:
         """The working days on or after ``vanaf`` the picker offers."""
         return [dag for dag in self.werkdagen if dag >= vanaf]
+
+    def eerdere_dagen(self, vandaag: date) -> list[date]:
+        """The working days up to and including today that a conversation held can be
+        recorded on afterwards, the latest first."""
+        begin = vandaag - timedelta(days=TERUG_DAGEN)
+        return sorted((dag for dag in self.werkdagen if begin <= dag <= vandaag), reverse=True)
 
     def tijd_opties(self, duur_minuten: int) -> list[time]:
         """The start times within the working hours at which an appointment of this length
@@ -223,14 +232,15 @@ class Werkvoorraad:
 def werkvoorraad(apis: Apis, filters: Filters, nu: datetime) -> Werkvoorraad:
     """One page of dossiers with their deadlines (``Probleem`` when the APIs do not answer)."""
     lijst = gelukt(apis.dossiers(filters.api_filters())).lijst
-    kalender = kalender_van(apis)
+    kalender = kalender_van(apis, nu)
     return werkvoorraad_uit(lijst, kalender, filters, nu)
 
 
-def kalender_van(apis: Apis) -> Werkkalender:
-    """Scheduling's working days from today (in the calendar's zone, by the API's own
-    default) as far ahead as the picker offers."""
-    return Werkkalender.uit(gelukt(apis.werktijden(None, VOORUIT_DAGEN)).data)
+def kalender_van(apis: Apis, nu: datetime) -> Werkkalender:
+    """Scheduling's working days from ``TERUG_DAGEN`` before today (a day more, so that no
+    zone's today is left out) as far ahead as the picker offers."""
+    van = nu.astimezone(UTC).date() - timedelta(days=TERUG_DAGEN + 1)
+    return Werkkalender.uit(gelukt(apis.werktijden(van, TERUG_DAGEN + 1 + VOORUIT_DAGEN)).data)
 
 
 def werkvoorraad_uit(
@@ -348,6 +358,8 @@ class DossierPagina:
     open_toelichtingen: tuple[str, ...]
     tijdlijn: tuple[TijdlijnRegel, ...]
     dagen: tuple[date, ...]
+    #: The days a conversation held can be recorded on afterwards (``achteraf``).
+    eerdere_dagen: tuple[date, ...]
     tijden: Mapping[str, tuple[time, ...]]
     werktijden: str
     planning_bekend: bool
@@ -363,7 +375,7 @@ def dossier_pagina(apis: Apis, aanvraag_id: uuid.UUID, nu: datetime) -> DossierP
     dossier = gelukt(apis.dossier(aanvraag_id)).data
     planning_uitkomst = apis.planning(aanvraag_id)
     planning = planning_uitkomst.data if isinstance(planning_uitkomst, Gelukt) else None
-    kalender = kalender_van(apis)
+    kalender = kalender_van(apis, nu)
     return dossier_pagina_uit(dossier, planning, kalender, nu)
 
 
@@ -444,6 +456,7 @@ def dossier_pagina_uit(
         open_toelichtingen=open_toelichtingen if planning is not None and not gestopt else (),
         tijdlijn=tuple(reversed(tijdlijn)),
         dagen=tuple(kalender.dag_opties(morgen)),
+        eerdere_dagen=tuple(kalender.eerdere_dagen(morgen - timedelta(days=1))),
         tijden={soort: tuple(kalender.tijd_opties(duur)) for soort, duur in DUUR.items()},
         werktijden=kalender.werktijden,
         planning_bekend=planning is not None,
@@ -455,6 +468,8 @@ def dossier_pagina_uit(
 #: What each of the API's field rules means for the person choosing a moment.
 TIJDSTIP_UITLEG: dict[str, str] = {
     "must_be_in_future": "Kies een moment in de toekomst.",
+    "must_be_in_past": "Kies een moment dat al voorbij is: achteraf vastleggen is voor een"
+    " gesprek dat al heeft plaatsgevonden.",
     "must_be_on_working_day": "Kies een werkdag: geen weekend of feestdag.",
     "must_be_within_working_hours": "Het hele gesprek moet binnen de werktijden vallen.",
     "outside_calendar_years": "Kies een datum in de komende maanden.",
