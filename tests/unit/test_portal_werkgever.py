@@ -8,7 +8,7 @@ import json
 import re
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -560,3 +560,60 @@ def test_the_adapters_call_the_services_own_endpoints_with_the_persons_token() -
     ]
     assert {token for _, _, token, _ in seen} == {"Bearer tok"}
     assert json.loads(seen[4][3]) == {"callback_url": "https://x.example"}
+
+
+class Stopwatch:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.nu = 1000.0
+
+    def __call__(self) -> float:
+        return self.nu
+
+
+def test_a_kept_outcome_is_forgotten_after_its_time_and_the_form_then_counts_as_new() -> None:
+    klok = Stopwatch()
+    eenmalig = Eenmalig(klok)
+    calls: list[str] = []
+
+    def doe(naam: str) -> Callable[[], Uitkomst]:
+        return lambda: calls.append(naam) or Gelukt({"naam": naam})
+
+    eenmalig.eens("a", doe("a"))
+    klok.nu += Eenmalig.BEWAAR_S / 2
+    eenmalig.eens("b", doe("b"))
+    eenmalig.eens("a", doe("a"))  # kept: no second call
+    assert calls == ["a", "b"]
+    klok.nu += Eenmalig.BEWAAR_S / 2 + 1
+    eenmalig.eens("a", doe("a"))  # a's time is up; b's is not
+    eenmalig.eens("b", doe("b"))
+    assert calls == ["a", "b", "a"]
+    klok.nu += Eenmalig.BEWAAR_S + 1
+    eenmalig.eens("b", doe("b"))
+    assert calls == ["a", "b", "a", "b"]
+
+
+def test_a_post_still_under_way_is_not_forgotten_however_long_it_takes() -> None:
+    klok = Stopwatch()
+    eenmalig = Eenmalig(klok)
+    begonnen, los = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def traag() -> Uitkomst:
+        calls.append(1)
+        begonnen.set()
+        assert los.wait(timeout=10)
+        return Gelukt({})
+
+    eerste = threading.Thread(target=lambda: eenmalig.eens("k", traag))
+    eerste.start()
+    assert begonnen.wait(timeout=10)
+    klok.nu += 10 * Eenmalig.BEWAAR_S
+    eenmalig.eens("ander", lambda: Gelukt({}))  # forgets what expired: not the running one
+    tweede = threading.Thread(target=lambda: eenmalig.eens("k", traag))
+    tweede.start()
+    los.set()
+    eerste.join(timeout=10)
+    tweede.join(timeout=10)
+    assert calls == [1]

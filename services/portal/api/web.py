@@ -12,6 +12,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -327,17 +328,25 @@ class Eenmalig:
     BEWAAR_S = 600.0
     MAX = 10_000
 
-    def __init__(self) -> None:
+    def __init__(self, klok: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
+        self._klok = klok
         self._posten: dict[str, _Post] = {}
+        #: The finished posts in the order they finished: the oldest expires first, so a post
+        #: looks only at those that expired, never at all that are kept.
+        self._klaar: deque[tuple[str, _Post]] = deque()
+
+    def _vergeet_verlopen(self, nu: float) -> None:
+        while self._klaar and self._klaar[0][1].verlopen(nu, self.BEWAAR_S):
+            sleutel, post = self._klaar.popleft()
+            if self._posten.get(sleutel) is post:
+                del self._posten[sleutel]
 
     def eens(self, sleutel: str, doe: Callable[[], Uitkomst]) -> Uitkomst:
         """``doe()``'s outcome, done once for ``sleutel`` (the first outcome when it succeeded)."""
         while True:
             with self._lock:
-                nu = time.monotonic()
-                for oud in [k for k, v in self._posten.items() if v.verlopen(nu, self.BEWAAR_S)]:
-                    del self._posten[oud]
+                self._vergeet_verlopen(self._klok())
                 bezig = self._posten.get(sleutel)
                 eigen = bezig is None
                 if bezig is None:
@@ -349,10 +358,12 @@ class Eenmalig:
                     resultaat = bezig.uitkomst = doe()
                     return resultaat
                 finally:
-                    if not isinstance(bezig.uitkomst, Gelukt):
-                        with self._lock:
+                    with self._lock:
+                        bezig.klaar_op = self._klok()
+                        if isinstance(bezig.uitkomst, Gelukt):
+                            self._klaar.append((sleutel, bezig))
+                        else:
                             self._posten.pop(sleutel, None)
-                    bezig.klaar_op = time.monotonic()
                     bezig.klaar.set()
             if not bezig.klaar.wait(timeout=60):
                 raise Weigering(
