@@ -24,6 +24,7 @@ from typing import Final
 
 import httpx
 
+from shared.platform.discovery import OngeldigDocument, lees_discovery
 from shared.platform.errors import NietBeschikbaar
 
 __all__ = ["IDP_TOKEN_CODE", "ClientCredentials", "read_client_secret"]
@@ -154,16 +155,13 @@ class ClientCredentials:
 
     def _endpoint(self) -> str:
         if self._token_url is None:
-            discovery = f"{self.issuer}/.well-known/openid-configuration"
             try:
-                response = self._client.get(discovery)
-                response.raise_for_status()
-                endpoint = response.json()["token_endpoint"]
-            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                document = lees_discovery(self.issuer, self._client.get, ("token_endpoint",))
+            except httpx.HTTPError as exc:
                 raise self._unavailable(f"discovery failed ({type(exc).__name__})") from None
-            if not isinstance(endpoint, str):
-                raise self._unavailable("discovery names no token endpoint")
-            self._token_url = endpoint
+            except OngeldigDocument as exc:
+                raise self._unavailable(f"discovery document {exc}") from None
+            self._token_url = str(document["token_endpoint"])
         return self._token_url
 
     def _unavailable(self, what: str, oauth_error: str | None = None) -> NietBeschikbaar:

@@ -23,13 +23,14 @@ class Idp:
         self.down = down
         self.expires_in = expires_in
         self.requests: list[httpx.Request] = []
+        self.discovery: object = {"issuer": ISSUER, "token_endpoint": f"{ISSUER}/token"}
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         if self.down:
             raise httpx.ConnectError("refused", request=request)
         if request.url.path.endswith("/.well-known/openid-configuration"):
-            return httpx.Response(200, json={"token_endpoint": f"{ISSUER}/token"})
+            return httpx.Response(200, json=self.discovery)
         if self.status != 200:
             return httpx.Response(self.status, json={"error": "invalid_client"})
         return httpx.Response(
@@ -150,3 +151,32 @@ def test_oidc_mode_reads_each_services_own_secret_file(tmp_path: Path) -> None:
     assert tokens.client_id == "weerbaar-approval"
     assert SECRET not in repr(tokens)
     assert not settings.secret_file.exists()  # no HMAC secret in oidc mode
+
+
+@pytest.mark.parametrize(
+    "discovery",
+    [
+        {"token_endpoint": f"{ISSUER}/token"},
+        {
+            "issuer": "https://elders.example.test",
+            "token_endpoint": "https://elders.example.test/t",
+        },
+        {"issuer": 5, "token_endpoint": f"{ISSUER}/token"},
+        {"issuer": ISSUER, "token_endpoint": ["https://elders.example.test/t"]},
+        {"issuer": ISSUER},
+        [ISSUER],
+        "token_endpoint",
+    ],
+    ids=lambda d: repr(d)[:50],
+)
+def test_a_discovery_document_that_is_not_the_issuers_gives_no_token_and_no_request(
+    discovery: object,
+) -> None:
+    idp, now = Idp(), [0.0]
+    idp.discovery = discovery
+    tokens = _tokens(idp, now)
+    with pytest.raises(NietBeschikbaar) as failed:
+        tokens()
+    assert failed.value.code == IDP_TOKEN_CODE
+    # The secret went nowhere: only the discovery document was asked for.
+    assert [r.method for r in idp.requests] == ["GET"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any, TypeGuard
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -30,6 +30,7 @@ from services.portal.application.ports import (
     Ingelogd,
 )
 from shared.platform.auth import TokenVerifier
+from shared.platform.discovery import OngeldigDocument, lees_discovery
 from shared.platform.errors import NietBeschikbaar, NietIngelogd
 
 log = logging.getLogger("weerbaar.portal.oidc")
@@ -263,14 +264,17 @@ class OidcAanbieder:
         with self._lock:
             if self._configuratie is not None:
                 return self._configuratie
-            url = f"{self._issuer}/.well-known/openid-configuration"
             try:
-                answer = httpx.get(url, timeout=self._timeout_s, follow_redirects=False)
-                answer.raise_for_status()
-                document = answer.json()
-            except (httpx.HTTPError, ValueError) as exc:
+                document = lees_discovery(
+                    self._issuer,
+                    lambda url: httpx.get(url, timeout=self._timeout_s, follow_redirects=False),
+                    NODIG,
+                )
+            except httpx.HTTPError as exc:
                 raise self._onbereikbaar("discovery", exc) from None
-            if not _past(document, self._issuer):
+            except OngeldigDocument:
+                document = None
+            if document is None or not _browser_eindpunten_passen(document):
                 # Another provider's document (or none at all): never sign anyone in by it.
                 log.error("the provider's discovery document does not match its issuer")
                 raise AanbiederOnbereikbaar("discovery document does not match")
@@ -286,16 +290,8 @@ class OidcAanbieder:
         return AanbiederOnbereikbaar(stap)
 
 
-def _past(document: object, issuer: str) -> TypeGuard[dict[str, Any]]:
-    """Whether a discovery document is the issuer's own and usable: it names the issuer, the
-    endpoints the flow needs, and endpoints the browser goes to only at http(s) origins."""
-    if not isinstance(document, dict):
-        return False
-    eigen = document.get("issuer")
-    if not isinstance(eigen, str) or eigen.rstrip("/") != issuer:
-        return False
-    if not all(isinstance(document.get(naam), str) for naam in NODIG):
-        return False
+def _browser_eindpunten_passen(document: dict[str, Any]) -> bool:
+    """Whether the endpoints the browser is sent to are at http(s) origins (a CSP names them)."""
     return all(
         isinstance(document[naam], str) and herkomst_van(document[naam]) is not None
         for naam in IN_DE_BROWSER
