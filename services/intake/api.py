@@ -2,8 +2,10 @@
 
 # No `from __future__ import annotations` here: FastAPI must evaluate the `Depends(...)` in the
 # route signatures, which refer to the router function's local `auth`.
+import base64
 import logging
-from datetime import date
+import re
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -24,7 +26,10 @@ from services.intake.projections.audit import (
 from services.intake.projections.dossier import (
     Dossier,
     Status,
+    TrailPosition,
+    audit_counts,
     audit_trail,
+    audit_trail_page,
     list_dossiers,
     list_dossiers_json,
     read_dossier,
@@ -144,6 +149,71 @@ class Ketenverificatie(BaseModel):
             diensten=dict(v.diensten),
             toelichting=v.toelichting,
             gestart_op=controle.gestart_op,
+        )
+
+
+class AuditTelling(BaseModel):
+    """How many events a dossier's audit trail holds, all and per kind."""
+
+    gebeurtenissen: int = Field(description="every event of the trail")
+    per_gebeurtenis: dict[str, int] = Field(
+        description="per event name (`RapportIngezien`, `ToegangGeweigerd`, …)"
+    )
+    geweigerde_pogingen: int = Field(
+        description="the refused attempts its ToegangGeweigerd events stand for (one each, an"
+        " anonymous window's the number it carries, `aantal`)"
+    )
+
+
+#: The largest page of the audit trail, and the page when only its start (`na`) is given.
+AUDIT_PAGINA_MAX = 1000
+AUDIT_PAGINA = 100
+#: A page's start as ``cursor`` writes it, before base64url: the row's time in microseconds
+#: since 1970 (UTC), and its event id.
+_POSITIE = re.compile(r"(-?[0-9]{1,19})/([A-Za-z0-9._:|-]{1,128})")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _onbekende_positie() -> Ongeldig:
+    return Ongeldig(
+        [{"field": "query.na", "rule": "audit_position"}],
+        "na is geen positie in het audittrail van dit dossier; gebruik de Link van de vorige"
+        " pagina, of begin zonder na.",
+    )
+
+
+def cursor(position: TrailPosition) -> str:
+    """The opaque ``na`` of the page after ``position`` (base64url, without padding)."""
+    micros = (position.time - _EPOCH) // timedelta(microseconds=1)
+    return _base64url(f"{micros}/{position.event_id}".encode("ascii"))
+
+
+def positie(na: str) -> TrailPosition:
+    """The position a ``na`` stands for; ``Ongeldig`` unless ``cursor`` could have written it
+    (its one encoding: padding, stray bits or other characters are refused too)."""
+    try:
+        raw = base64.urlsafe_b64decode(na + "=" * (-len(na) % 4))
+        match = _POSITIE.fullmatch(raw.decode("ascii"))
+        if match is None or _base64url(raw) != na:
+            raise _onbekende_positie()
+        time = _EPOCH + timedelta(microseconds=int(match[1]))
+    except (ValueError, OverflowError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise _onbekende_positie() from None
+    return TrailPosition(time, match[2])
+
+
+def _base64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def eenmaal(request: Request, *names: str) -> None:
+    """Refuse a query that gives one of ``names`` more than once (which one would count is
+    not the caller's to guess)."""
+    twice = [name for name in names if len(request.query_params.getlist(name)) > 1]
+    if twice:
+        raise Ongeldig(
+            [{"field": f"query.{name}", "rule": "once"} for name in twice],
+            "Geef elke parameter hoogstens één keer.",
         )
 
 
@@ -368,20 +438,6 @@ def router(
         )
         return {"status": "afgesloten"}
 
-    @api.get(
-        "/aanvragen/{aanvraag_id}/audit",
-        summary="Alle gebeurtenissen van het dossier, over alle diensten (compliance)",
-        tags=["audit"],
-    )
-    def audit(
-        aanvraag_id: UUID,
-        _: Annotated[Principal, Depends(auth.require(Role.compliance))],
-    ) -> list[dict[str, Any]]:
-        trail = audit_trail(intake, aanvraag_id)
-        if not trail:
-            raise NietGevonden("Onbekend dossier.")
-        return trail
-
     return api
 
 
@@ -391,9 +447,93 @@ def compliance_router(
     clock: Clock,
     ketencontrole: Ketencontrole | None = None,
 ) -> APIRouter:
-    """Compliance's routes: legal holds, the audit export and the chains' verification
-    (``ketencontrole``: how the event logs are verified; None: they are not)."""
+    """Compliance's routes: a dossier's audit trail (whole or by page) and its counts, legal
+    holds, the audit export and the chains' verification (``ketencontrole``: how the event logs
+    are verified; None: they are not)."""
     api = APIRouter()
+
+    @api.get(
+        "/aanvragen/{aanvraag_id}/audit",
+        summary="Alle gebeurtenissen van het dossier, over alle diensten (compliance)",
+        description="Every event of the dossier in the order recorded (oldest first), or with"
+        " `limit` and/or `na` one page of it. A page that has a next carries its address in"
+        ' the `Link` header (`</aanvragen/{id}/audit?limit=…&na=…>; rel="next"`); the last'
+        " page has none. `na` is opaque: use it as given. The order is by time, and a page"
+        " continues after the last row of the one before: the pages hold every event once,"
+        " those recorded while reading at the end. An event that reaches intake late with a"
+        " time before a page's start (a service's relay held up) is in the next reading from"
+        " the first page.",
+        tags=["audit"],
+        responses={
+            200: {
+                "headers": {
+                    "Link": {
+                        "description": 'The next page (`rel="next"`), when there is one.',
+                        "schema": {"type": "string"},
+                    }
+                }
+            }
+        },
+    )
+    def audit(
+        aanvraag_id: UUID,
+        request: Request,
+        response: Response,
+        _: Annotated[Principal, Depends(auth.require(Role.compliance))],
+        limit: Annotated[
+            int | None,
+            Query(
+                ge=1,
+                le=AUDIT_PAGINA_MAX,
+                description=f"At most this many events (a page; {AUDIT_PAGINA} with `na` alone).",
+            ),
+        ] = None,
+        na: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=200,
+                pattern=r"^[A-Za-z0-9_-]+$",
+                description="Where the page starts: the `na` of the previous page's `Link`.",
+            ),
+        ] = None,
+    ) -> list[dict[str, Any]]:
+        eenmaal(request, "limit", "na")
+        if limit is None and na is None:
+            trail = audit_trail(intake, aanvraag_id)
+            if not trail:
+                raise NietGevonden("Onbekend dossier.")
+            return trail
+        limit = limit or AUDIT_PAGINA
+        page = audit_trail_page(intake, aanvraag_id, limit, None if na is None else positie(na))
+        if page is None:
+            raise _onbekende_positie()
+        if na is None and not page.events:
+            raise NietGevonden("Onbekend dossier.")
+        if page.next is not None:
+            volgende = f"/aanvragen/{aanvraag_id}/audit?limit={limit}&na={cursor(page.next)}"
+            response.headers["Link"] = f'<{volgende}>; rel="next"'
+        return page.events
+
+    @api.get(
+        "/aanvragen/{aanvraag_id}/audit/telling",
+        response_model=AuditTelling,
+        summary="Hoeveel gebeurtenissen het audittrail van het dossier heeft, per soort"
+        " (compliance)",
+        tags=["audit"],
+    )
+    def audit_telling(
+        aanvraag_id: UUID,
+        _: Annotated[Principal, Depends(auth.require(Role.compliance))],
+    ) -> AuditTelling:
+        per_gebeurtenis, pogingen = audit_counts(intake, aanvraag_id)
+        if not per_gebeurtenis:
+            raise NietGevonden("Onbekend dossier.")
+        return AuditTelling(
+            gebeurtenissen=sum(per_gebeurtenis.values()),
+            per_gebeurtenis=per_gebeurtenis,
+            geweigerde_pogingen=pogingen,
+        )
 
     @api.post(
         "/aanvragen/{aanvraag_id}/bewaarplicht",

@@ -1,7 +1,8 @@
 """Journey 7 in Chromium: compliance finds a dossier, reads its audit trail as a timeline with a
 werkgever's refused read in it, opens the dossier as it was recorded at an earlier moment,
 downloads the audit export as JSON, CSV and HTML, places a legal hold and sees it on the
-dossier (and lifts it), and sees whether the services' hash chains verified.
+dossier (and lifts it), sees whether the services' hash chains verified, and pages through a
+trail grown longer than a page (a hundred more reads of the report).
 
 The other roles' steps before the journey (registration, contact, the conversations, the
 report, its approval, the werkgever's refused read and the bestuurder's read) are driven
@@ -40,10 +41,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 AMS = ZoneInfo("Europe/Amsterdam")
 
 
-def drive(system: System) -> tuple[str, datetime]:
+def drive(system: System) -> tuple[str, datetime, str, Actors]:
     """A dossier taken through the other roles' steps to an approved report, with a
     werkgever's read refused before the consent and the bestuurder's read; and a moment
-    after its contact was recorded and before anything later was."""
+    after its contact was recorded and before anything later was (with the report's id and
+    the people's tokens)."""
     actors = Actors(
         secret=load_or_create_secret(system.data_dir / "secrets" / "jwt.key"),
         bestuurder_email=f"bestuurder.{secrets.token_hex(4)}@example.org",
@@ -75,7 +77,31 @@ def drive(system: System) -> tuple[str, datetime]:
             return {"ToegangGeweigerd", "RapportIngezien"} <= names or None
 
         wait_until(trail_complete, timeout=60, what="the refusal and the read in the trail")
-    return d.aanvraag_id, moment
+    return d.aanvraag_id, moment, d.rapport_id, actors
+
+
+def read_often(
+    system: System, actors: Actors, aanvraag_id: str, rapport_id: str, times: int
+) -> int:
+    """The bestuurder reads the report ``times`` times more (signed in anew, so the limit of
+    reads per person has room); how many reads the trail holds once intake has them all."""
+    bestuurder = actors.headers("bestuurder", sub=f"bst-{secrets.token_hex(4)}")
+    compliance = actors.headers("compliance")
+    telling_url = f"{system.url('intake')}/aanvragen/{aanvraag_id}/audit/telling"
+    with httpx.Client(timeout=15) as client:
+
+        def reads() -> int:
+            telling = client.get(telling_url, headers=compliance).json()
+            return int(telling["per_gebeurtenis"].get("RapportIngezien", 0))
+
+        expected = reads() + times
+        for _ in range(times):
+            read = client.get(
+                f"{system.url('assessment')}/rapporten/{rapport_id}", headers=bestuurder
+            )
+            assert read.status_code == 200
+        wait_until(lambda: reads() == expected or None, timeout=60, what="every read in the trail")
+    return expected
 
 
 def download(page: Page, label: str) -> tuple[str, str, bytes]:
@@ -100,7 +126,7 @@ def download(page: Page, label: str) -> tuple[str, str, bytes]:
 def test_compliance_reads_the_trail_a_past_moment_the_exports_and_places_a_legal_hold(
     running_system: System, portal_url: str, offline_page: BrowserPage
 ) -> None:
-    aanvraag_id, moment = drive(running_system)
+    aanvraag_id, moment, rapport_id, actors = drive(running_system)
     page = offline_page.page
 
     page.goto(f"{portal_url}/inloggen")
@@ -201,3 +227,20 @@ def test_compliance_reads_the_trail_a_past_moment_the_exports_and_places_a_legal
 
     assert offline_page.outside == [], "the page tried to leave loopback"
     assert offline_page.errors == []
+
+    # A trail longer than a page (a hundred more reads): it is shown a hundred steps a page,
+    # with the reads of the whole trail counted on each.
+    gelezen = read_often(running_system, actors, aanvraag_id, rapport_id, 100)
+    page.goto(f"{portal_url}/compliance/dossiers/{aanvraag_id}")
+    expect(trail.locator("li")).to_have_count(100)
+    expect(page.locator("#inzages")).to_have_text(str(gelezen))
+    paging = page.get_by_role("navigation", name="Pagina's van het audittrail")
+    expect(paging.get_by_role("link", name="Eerste pagina")).to_have_count(0)
+    paging.get_by_role("link", name="Volgende pagina").click()
+    expect(page).to_have_url(re.compile(r"/compliance/dossiers/[0-9a-f-]+\?na=[A-Za-z0-9_-]+#"))
+    expect(trail.locator("li").first).to_contain_text("Rapport gelezen")
+    expect(trail).not_to_contain_text("Aanvraag ingediend")
+    expect(page.locator("#inzages")).to_have_text(str(gelezen))
+    no_axe_violations(offline_page, "compliance-dossier-pagina-2")
+    paging.get_by_role("link", name="Eerste pagina").click()
+    expect(trail).to_contain_text("Aanvraag ingediend")

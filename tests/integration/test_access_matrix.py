@@ -198,6 +198,14 @@ def _audit(d: Dossier, body: Any) -> bool:
     )
 
 
+def _audit_telling(d: Dossier, body: Any) -> bool:
+    return (
+        isinstance(body, dict)
+        and body["per_gebeurtenis"].get("AanvraagIngediend") == 1
+        and body["gebeurtenissen"] == sum(body["per_gebeurtenis"].values())
+    )
+
+
 def _audit_export(d: Dossier, body: Any) -> bool:
     return (
         isinstance(body, dict)
@@ -375,6 +383,15 @@ TABEL: tuple[Rij, ...] = (
         "ingediend",
         _set("compliance"),
         check=_audit,
+    ),
+    # The trail's counts (the portal's totals beside a page of the trail): compliance only.
+    Rij(
+        "intake",
+        "GET",
+        "/aanvragen/{aanvraag_id}/audit/telling",
+        "ingediend",
+        _set("compliance"),
+        check=_audit_telling,
     ),
     # Issue #5 (compliance): the audit export, and legal holds that suspend retention.
     Rij(

@@ -31,11 +31,14 @@ from services.portal.application import (
 )
 from services.portal.application.compliance import (
     PER_PAGINA,
+    STAPPEN_PER_PAGINA,
     Lijstfilters,
     gebeurtenis,
     gekozen_moment,
     lijst_uit,
     stand_uit,
+    trailpositie,
+    volgende_positie,
 )
 from services.portal.bootstrap import bootstrap
 from shared.platform.settings import PortalSettings
@@ -100,6 +103,7 @@ class FakeApis:
         self.hold_answer: Uitkomst = Gelukt({"bewaarplicht": "rechtszaak"})
         self.export_answer: Bestand | Uitkomst | None = None
         self.verificatie_answer: Uitkomst = Gelukt(VERIFICATIE)
+        self.trail: list[dict[str, Any]] = list(TRAIL)
 
     def als(self, token: str | None, herkomst: str | None = None) -> FakeApis:
         self.token = token
@@ -144,9 +148,37 @@ class FakeApis:
             )
         )
 
-    def audit(self, aanvraag_id: UUID) -> Uitkomst:
-        self.calls.append(("audit", aanvraag_id))
-        return Gelukt({}, tuple(TRAIL))
+    def audit(self, aanvraag_id: UUID, limit: int | None = None, na: str | None = None) -> Uitkomst:
+        """The trail, or a page of it as intake pages: its positions ``pos-<index>``."""
+        self.calls.append(("audit", (limit, na)))
+        if limit is None and na is None:
+            return Gelukt({}, tuple(self.trail))
+        start = 0
+        if na is not None:
+            if not re.fullmatch(r"pos-[0-9]+", na) or int(na[4:]) >= len(self.trail):
+                return Ongeldig((VeldFout("query.na", "audit_position"),))
+            start = int(na[4:]) + 1
+        pagina = self.trail[start : start + (limit or 100)]
+        einde = start + len(pagina)
+        volgende = None
+        if einde < len(self.trail):
+            volgende = f"/aanvragen/{aanvraag_id}/audit?limit={limit}&na=pos-{einde - 1}"
+        return Gelukt({}, tuple(pagina), volgende)
+
+    def audit_telling(self, aanvraag_id: UUID) -> Uitkomst:
+        self.calls.append(("telling", aanvraag_id))
+        namen = [e["type"].split(".")[-2] for e in self.trail]
+        return Gelukt(
+            {
+                "gebeurtenissen": len(namen),
+                "per_gebeurtenis": {naam: namen.count(naam) for naam in set(namen)},
+                "geweigerde_pogingen": sum(
+                    e["data"].get("aantal", 1)
+                    for e in self.trail
+                    if e["type"].split(".")[-2] == "ToegangGeweigerd"
+                ),
+            }
+        )
 
     def ketenverificatie(self, opnieuw: bool) -> Uitkomst:
         self.calls.append(("verificatie", opnieuw))
@@ -267,6 +299,131 @@ def test_the_dossier_page_shows_the_trail_with_its_refusal_and_the_hold() -> Non
     for formaat in ("json", "csv", "html"):
         assert f"/compliance/dossiers/{DOSSIER_ID}/export/{formaat}" in page.text
     assert apis.token is not None  # the officer's own token
+
+
+def _lange_trail() -> list[dict[str, Any]]:
+    """250 steps: the submission, 200 refused attempts, then 49 reads of the report (all on the
+    last page, so a count of the page shown would be wrong on the others)."""
+    trail = [TRAIL[0]]
+    for i in range(200):
+        trail.append(
+            envelope(
+                "ToegangGeweigerd",
+                f"2026-05-12T10:{i // 60:02d}:{i % 60:02d}Z",
+                "werkgever",
+                dienst="assessment",
+                actie="GET /rapporten/{rapport_id}",
+                reden="nog_niet_vrijgegeven",
+                status_code=403,
+            )
+        )
+    for i in range(49):
+        trail.append(
+            envelope(
+                "RapportIngezien", f"2026-05-12T11:00:{i:02d}Z", "bestuurder", versie=2, rol="b"
+            )
+        )
+    return trail
+
+
+def _stappen(page: str) -> list[str]:
+    trail = page.split('id="trail-titel"', 1)[1]
+    return re.findall(r'<time datetime="([^"]+)"', trail)
+
+
+def _link(page: str, tekst: str) -> str | None:
+    found = re.search(rf'<a class="utrecht-link" href="([^"]+)">{tekst}</a>', page)
+    return None if found is None else found.group(1).replace("&amp;", "&")
+
+
+def test_a_long_trail_is_shown_a_hundred_steps_a_page_with_the_counts_of_the_whole() -> None:
+    apis = FakeApis()
+    apis.trail = _lange_trail()
+    portal, _ = signed_in(apis)
+
+    eerste = portal.get(f"/compliance/dossiers/{DOSSIER_ID}")
+    assert eerste.status_code == 200
+    assert len(_stappen(eerste.text)) == STAPPEN_PER_PAGINA
+    assert _link(eerste.text, "Eerste pagina") is None
+    volgende = _link(eerste.text, "Volgende pagina")
+    assert volgende == f"/compliance/dossiers/{DOSSIER_ID}?na=pos-99#trail-titel"
+    assert '<nav aria-label="Pagina\'s van het audittrail"' in eerste.text
+    # The counts are of the whole trail, not of this page (it holds no read).
+    assert '<dd id="inzages">49</dd>' in eerste.text
+    assert '<dd id="weigeringen">200</dd>' in eerste.text
+    assert "hele audittrail (250 gebeurtenissen)" in eerste.text
+
+    gezien = _stappen(eerste.text)
+    pagina = eerste
+    while (volgende := _link(pagina.text, "Volgende pagina")) is not None:
+        pagina = portal.get(volgende)
+        assert pagina.status_code == 200
+        assert (
+            _link(pagina.text, "Eerste pagina") == f"/compliance/dossiers/{DOSSIER_ID}#trail-titel"
+        )
+        assert '<dd id="inzages">49</dd>' in pagina.text
+        gezien += _stappen(pagina.text)
+    assert len(_stappen(pagina.text)) == 50
+    assert gezien == [gebeurtenis(e).tijd for e in apis.trail]
+    assert [c[1] for c in apis.calls if c[0] == "audit"] == [
+        (STAPPEN_PER_PAGINA, None),
+        (STAPPEN_PER_PAGINA, "pos-99"),
+        (STAPPEN_PER_PAGINA, "pos-199"),
+    ]
+
+
+def test_a_short_trail_is_one_page_without_paging_links() -> None:
+    page = signed_in(FakeApis())[0].get(f"/compliance/dossiers/{DOSSIER_ID}")
+    assert len(_stappen(page.text)) == len(TRAIL)
+    assert "Alle 4 gebeurtenissen staan hieronder." in page.text
+    assert "Pagina's van het audittrail" not in page.text
+    assert '<dd id="inzages">1</dd>' in page.text and '<dd id="weigeringen">1</dd>' in page.text
+
+
+@pytest.mark.parametrize(
+    ("query", "gevraagd"),
+    [
+        ("na=", []),
+        ("na=%21%21", []),
+        ("na=" + "A" * 201, []),
+        ("na=pos-1&na=pos-2", []),
+        ("na=%00", []),
+        ("na=pos-99%0A", []),
+        ("na=" + "%C3%A9" * 3, []),
+        # Well-formed, but no position intake gave: intake refuses it, the page starts over.
+        ("na=pos-999999", ["pos-999999"]),
+        ("na=pos-5x", ["pos-5x"]),
+    ],
+)
+def test_a_malformed_or_refused_position_starts_the_trail_at_the_top(
+    query: str, gevraagd: list[str]
+) -> None:
+    apis = FakeApis()
+    apis.trail = _lange_trail()
+    portal, _ = signed_in(apis)
+
+    page = portal.get(f"/compliance/dossiers/{DOSSIER_ID}?{query}")
+
+    assert page.status_code == 200
+    assert _stappen(page.text) == [gebeurtenis(e).tijd for e in apis.trail[:STAPPEN_PER_PAGINA]]
+    assert _link(page.text, "Eerste pagina") is None
+    # A malformed value never reaches intake; a refused one is asked once, then the top.
+    assert [c[1] for c in apis.calls if c[0] == "audit"] == [
+        *((STAPPEN_PER_PAGINA, na) for na in gevraagd),
+        (STAPPEN_PER_PAGINA, None),
+    ]
+
+
+def test_a_position_is_passed_on_only_when_it_could_be_one_of_intakes() -> None:
+    assert trailpositie(["MTc3MjQ0MjkwMTAwMDAwMC9hYmM"]) == "MTc3MjQ0MjkwMTAwMDAwMC9hYmM"
+    assert trailpositie([]) == ""
+    assert trailpositie(["a", "b"]) == ""
+    assert trailpositie(["a=b"]) == ""
+    assert trailpositie(["A" * 201]) == ""
+    assert volgende_positie("/aanvragen/x/audit?limit=100&na=abc_-9") == "abc_-9"
+    assert volgende_positie("/aanvragen/x/audit?limit=100&na=a&na=b") is None
+    assert volgende_positie("/aanvragen/x/audit?limit=100&na=%3Cscript%3E") is None
+    assert volgende_positie(None) is None
 
 
 def test_searching_a_number_opens_the_dossier_or_says_why_not() -> None:
@@ -512,3 +669,27 @@ def test_the_adapter_sends_the_moment_and_the_hold() -> None:
         f"/aanvragen/{DOSSIER_ID}/bewaarplicht",
     )
     assert apis.audit(DOSSIER_ID) == NietGevonden()
+    assert "limit" not in seen[-1].url.params and "na" not in seen[-1].url.params
+
+
+def test_the_adapter_asks_for_a_page_and_hands_on_the_next_ones_address() -> None:
+    seen: list[httpx.Request] = []
+    volgende = f"/aanvragen/{DOSSIER_ID}/audit?limit=100&na=MTIzL2E"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path.endswith("/telling"):
+            return httpx.Response(200, json={"gebeurtenissen": 3})
+        if request.url.params.get("na") == "MTIzL2E":
+            return httpx.Response(200, json=[TRAIL[3]])
+        return httpx.Response(200, json=TRAIL[:3], headers={"Link": f'<{volgende}>; rel="next"'})
+
+    apis = _apis(handler)
+    eerste = apis.audit(DOSSIER_ID, 100)
+    assert eerste == Gelukt({}, tuple(TRAIL[:3]), volgende)
+    assert dict(seen[-1].url.params) == {"limit": "100"}
+    laatste = apis.audit(DOSSIER_ID, 100, "MTIzL2E")
+    assert laatste == Gelukt({}, (TRAIL[3],), None)
+    assert dict(seen[-1].url.params) == {"limit": "100", "na": "MTIzL2E"}
+    assert apis.audit_telling(DOSSIER_ID) == Gelukt({"gebeurtenissen": 3})
+    assert seen[-1].url.path == f"/aanvragen/{DOSSIER_ID}/audit/telling"

@@ -1059,6 +1059,85 @@ def audit_trail(app: ServiceApplication, aanvraag_id: UUID) -> list[dict[str, An
     return [r["envelope"] for r in stored_in_recorded_order(rows)]
 
 
+class TrailPosition(NamedTuple):
+    """A row of the audit trail a page ends with: its time and its event id."""
+
+    time: datetime
+    event_id: str
+
+
+class TrailPage(NamedTuple):
+    """A page of the audit trail: its events in the order recorded, and the last one's
+    position when more follow (None on the last page)."""
+
+    events: list[dict[str, Any]]
+    next: TrailPosition | None
+
+
+def audit_trail_page(
+    app: ServiceApplication, aanvraag_id: UUID, limit: int, after: TrailPosition | None = None
+) -> TrailPage | None:
+    """At most ``limit`` events of the audit trail in the order recorded, from its start or
+    after the row at ``after`` (keyset paging); None when ``after`` is no row of this dossier.
+
+    The order is by time first, so a page starts where the last one ended whatever arrived
+    since at later times. Within one moment the order depends on all of that moment's events
+    (``recorded_order``), so every moment a page touches is read whole: the rows from
+    ``after``'s moment up to the moment of the ``limit + 1``-th row after it, through the index
+    on (aanvraag_id, time), and ordered as the whole trail orders them.
+    """
+    lower, params = SQL(""), list[Any]([aanvraag_id])
+    if after is not None:
+        lower, params = SQL(" AND time >= %s"), [aanvraag_id, after.time]
+    beyond = SQL(" AND time > %s") if after is not None else SQL("")
+    query = SQL(
+        "SELECT time, envelope, stream_sequence, log_position FROM {events}"
+        " WHERE aanvraag_id = %s{lower} AND time <= COALESCE("
+        "(SELECT time FROM {events} WHERE aanvraag_id = %s{beyond}"
+        " ORDER BY time OFFSET %s LIMIT 1), 'infinity')"
+    ).format(events=EVENTS, lower=lower, beyond=beyond)
+    params = [*params, *params, limit]
+    with app.datastore.get_connection() as conn:
+        rows = conn.execute(query, params).fetchall()
+    ordered = stored_in_recorded_order(rows)
+    if after is not None:
+        at = next(
+            (
+                i
+                for i, r in enumerate(ordered)
+                if r["time"] == after.time and r["envelope"]["id"] == after.event_id
+            ),
+            None,
+        )
+        if at is None:
+            return None
+        ordered = ordered[at + 1 :]
+    page = ordered[:limit]
+    last = page[-1] if page and len(ordered) > limit else None
+    return TrailPage(
+        [r["envelope"] for r in page],
+        None if last is None else TrailPosition(last["time"], last["envelope"]["id"]),
+    )
+
+
+def audit_counts(app: ServiceApplication, aanvraag_id: UUID) -> tuple[dict[str, int], int]:
+    """How many events of each kind (by event name) the dossier's audit trail holds, and how
+    many refused attempts its refusals stand for (a refusal of anonymous attempts counted
+    together carries their number, ``aantal``)."""
+    with app.datastore.get_connection() as conn:
+        rows = conn.execute(
+            SQL(
+                "SELECT split_part(type, '.', 3) AS name, count(*) AS events,"
+                " sum(COALESCE((envelope->'data'->>'aantal')::bigint, 1))"
+                " FILTER (WHERE split_part(type, '.', 3) = 'ToegangGeweigerd') AS attempts"
+                " FROM {} WHERE aanvraag_id = %s GROUP BY 1"
+            ).format(EVENTS),
+            (aanvraag_id,),
+        ).fetchall()
+    counts = {r["name"]: int(r["events"]) for r in rows}
+    return counts, sum(int(r["attempts"] or 0) for r in rows)
+
+
 def subscription(app: ServiceApplication) -> Subscription:
     """The consumer that keeps the dossier projection (purpose ``dossier``)."""
     projection = DossierProjection(app)

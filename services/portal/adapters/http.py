@@ -64,10 +64,12 @@ def uitkomst_van(response: httpx.Response) -> Uitkomst:
 
 
 def _gelukt(response: httpx.Response) -> Gelukt:
-    """A 2xx: its object, or its list (the list API's answer)."""
+    """A 2xx: its object, or its list (the list API's answer, with the next page's address
+    when its ``Link`` header gives one)."""
     body = _body(response) if response.content else {}
     if isinstance(body, list):
-        return Gelukt({}, tuple(item for item in body if isinstance(item, dict)))
+        volgende = response.links.get("next", {}).get("url")
+        return Gelukt({}, tuple(item for item in body if isinstance(item, dict)), volgende)
     return Gelukt(body if isinstance(body, dict) else {})
 
 

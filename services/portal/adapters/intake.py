@@ -45,9 +45,18 @@ class IntakeHttp(HttpBasis):
             "intake", "GET", f"/aanvragen/{aanvraag_id}", params={"per": per.isoformat()}
         )
 
-    def audit(self, aanvraag_id: UUID) -> Uitkomst:
-        """The dossier's audit trail: every event, reads and refusals included."""
-        return self._call("intake", "GET", f"/aanvragen/{aanvraag_id}/audit")
+    def audit(self, aanvraag_id: UUID, limit: int | None = None, na: str | None = None) -> Uitkomst:
+        """The dossier's audit trail: every event, reads and refusals included; or one page."""
+        params: dict[str, str | int] = {}
+        if limit is not None:
+            params["limit"] = limit
+        if na is not None:
+            params["na"] = na
+        return self._call("intake", "GET", f"/aanvragen/{aanvraag_id}/audit", params=params)
+
+    def audit_telling(self, aanvraag_id: UUID) -> Uitkomst:
+        """How many events the dossier's audit trail holds, per event."""
+        return self._call("intake", "GET", f"/aanvragen/{aanvraag_id}/audit/telling")
 
     def audit_export(self, aanvraag_id: UUID, formaat: str) -> Bestand | Uitkomst:
         """The audit export of one dossier in a format (json, csv, html)."""

@@ -39,6 +39,7 @@ from services.portal.application.compliance import (
     BEWAARPLICHT_REDENEN,
     FORMATEN,
     MELDINGEN,
+    STAPPEN_PER_PAGINA,
     Lijstfilters,
     bestandsnaam,
     dossier_pagina,
@@ -47,6 +48,7 @@ from services.portal.application.compliance import (
     leg_bewaarplicht_op,
     lijst,
     stand_per,
+    trailpositie,
     veld_waarde,
     verificatie,
 )
@@ -95,10 +97,12 @@ class Pagina:
         fouten: dict[str, str] | None = None,
         melding_fout: str | None = None,
         status: int = 200,
+        na: str = "",
     ) -> Response:
-        """The dossier page (with a refused form's error at its field)."""
+        """The dossier page (with a refused form's error at its field), its trail from the
+        page after ``na`` (intake's position; "" the first)."""
         try:
-            data = dossier_pagina(self.omgeving.apis_voor(request), aanvraag_id)
+            data = dossier_pagina(self.omgeving.apis_voor(request), aanvraag_id, na)
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
         return pagina(
@@ -111,6 +115,7 @@ class Pagina:
                 "melding_fout": melding_fout,
                 "redenen": BEWAARPLICHT_REDENEN,
                 "formaten": FORMATEN,
+                "per_pagina": STAPPEN_PER_PAGINA,
                 "nu": veld_waarde(self.omgeving.klok()),
             },
             status,
@@ -159,7 +164,8 @@ def _lezen(api: APIRouter, gedeeld: Pagina) -> None:
     def dossier(request: Request, aanvraag_id: UUID) -> Response:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
-        return gedeeld.dossier(request, aanvraag_id)
+        na = trailpositie(request.query_params.getlist("na"))
+        return gedeeld.dossier(request, aanvraag_id, na=na)
 
     @api.get("/dossiers/{aanvraag_id}/per")
     def per(request: Request, aanvraag_id: UUID, moment: str = "") -> Response:

@@ -11,12 +11,13 @@ more: public events carry no personal data, actors are opaque ids.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from services.portal.application.dossierlijst import geldige_keyset
 from services.portal.application.ports import Apis
@@ -30,6 +31,7 @@ from services.portal.application.teksten import (
 from services.portal.application.uitkomsten import (
     Bestand,
     NietGevonden,
+    Ongeldig,
     Probleem,
     Uitkomst,
     gelukt,
@@ -37,6 +39,10 @@ from services.portal.application.uitkomsten import (
 
 #: Dossiers on one page of the list.
 PER_PAGINA = 25
+#: Steps of the audit trail on one page of a dossier.
+STAPPEN_PER_PAGINA = 100
+#: A position in the audit trail as intake gives it: opaque, base64url, at most 200 characters.
+_POSITIE = re.compile(r"[A-Za-z0-9_-]{1,200}")
 #: The export's formats: the name offered, and the file's extension.
 FORMATEN: dict[str, str] = {"json": "JSON", "csv": "CSV", "html": "HTML"}
 #: Why a legal hold is placed (the API's codes), in words.
@@ -260,8 +266,45 @@ def _waarde(waarde: Any) -> str:
 
 
 @dataclass(frozen=True)
+class Telling:
+    """What the whole audit trail holds, counted by intake (not only the page shown)."""
+
+    gebeurtenissen: int = 0
+    weigeringen: int = 0
+    inzages: int = 0
+
+    @classmethod
+    def uit(cls, telling: Mapping[str, Any]) -> Telling:
+        """From intake's ``GET /aanvragen/{id}/audit/telling``: every event, the refused
+        attempts (an anonymous window's refusal counts the attempts it stands for) and the
+        reads of the report."""
+        per = telling.get("per_gebeurtenis") or {}
+        return cls(
+            gebeurtenissen=int(telling.get("gebeurtenissen", 0)),
+            weigeringen=int(telling.get("geweigerde_pogingen", 0)),
+            inzages=int(per.get("RapportIngezien", 0)),
+        )
+
+
+def trailpositie(waarden: Sequence[str]) -> str:
+    """Where the trail's page starts, from the query string's ``na`` values: intake's position
+    as it gave it (opaque), or "" (the first page) when there is not exactly one that could be
+    one."""
+    return waarden[0] if len(waarden) == 1 and _POSITIE.fullmatch(waarden[0]) else ""
+
+
+def volgende_positie(adres: str | None) -> str | None:
+    """The ``na`` in the next page's address intake gave (its ``Link``), if it holds one."""
+    if adres is None:
+        return None
+    return trailpositie(parse_qs(urlsplit(adres).query).get("na", [])) or None
+
+
+@dataclass(frozen=True)
 class DossierPagina:
-    """A dossier for compliance: where it stands, its legal hold and its audit trail."""
+    """A dossier for compliance: where it stands, its legal hold, the counts of its whole audit
+    trail and one page of that trail, with its paging links (query strings; ``eerste`` "" is
+    the first page, None when this is it)."""
 
     aanvraag_id: str
     status: str
@@ -270,29 +313,48 @@ class DossierPagina:
     bewaarplicht: str | None
     bewaarplicht_code: str | None
     gebeurtenissen: tuple[Gebeurtenis, ...]
+    telling: Telling = Telling()
+    volgende: str | None = None
+    eerste: str | None = None
 
     @property
     def weigeringen(self) -> int:
-        """How many refused attempts the trail holds."""
-        return sum(1 for g in self.gebeurtenissen if g.geweigerd)
+        """How many refused attempts the whole trail holds."""
+        return self.telling.weigeringen
 
     @property
     def inzages(self) -> int:
-        """How many reads of the report the trail holds."""
-        return sum(1 for g in self.gebeurtenissen if g.gelezen)
+        """How many reads of the report the whole trail holds."""
+        return self.telling.inzages
 
 
-def dossier_pagina(apis: Apis, aanvraag_id: uuid.UUID) -> DossierPagina:
-    """The dossier and its audit trail (``Probleem`` when they cannot be shown)."""
+def dossier_pagina(apis: Apis, aanvraag_id: uuid.UUID, na: str = "") -> DossierPagina:
+    """The dossier, the counts of its audit trail and the page of the trail after ``na``
+    (intake's position; "" the first page); ``Probleem`` when they cannot be shown.
+
+    A position intake refuses (not one it gave, or from another dossier) starts at the top.
+    """
     dossier = gelukt(apis.dossier(aanvraag_id)).data
-    trail = gelukt(apis.audit(aanvraag_id)).lijst
-    return dossier_pagina_uit(dossier, trail)
+    telling = Telling.uit(gelukt(apis.audit_telling(aanvraag_id)).data)
+    uitkomst = apis.audit(aanvraag_id, STAPPEN_PER_PAGINA, na or None)
+    if na and isinstance(uitkomst, Ongeldig):
+        na, uitkomst = "", apis.audit(aanvraag_id, STAPPEN_PER_PAGINA)
+    pagina = gelukt(uitkomst)
+    return dossier_pagina_uit(
+        dossier, pagina.lijst, telling, volgende_positie(pagina.volgende), eerder=bool(na)
+    )
 
 
 def dossier_pagina_uit(
-    dossier: Mapping[str, Any], trail: Sequence[Mapping[str, Any]]
+    dossier: Mapping[str, Any],
+    trail: Sequence[Mapping[str, Any]],
+    telling: Telling | None = None,
+    volgende: str | None = None,
+    *,
+    eerder: bool = False,
 ) -> DossierPagina:
-    """The page from intake's dossier and its audit trail (in the trail's own order: time)."""
+    """The page from intake's dossier and a page of its audit trail (in the trail's own order:
+    time); ``volgende`` the next page's position, ``eerder`` whether pages come before it."""
     code = dossier.get("bewaarplicht")
     return DossierPagina(
         aanvraag_id=str(dossier["aanvraag_id"]),
@@ -302,6 +364,9 @@ def dossier_pagina_uit(
         bewaarplicht=_reden(code),
         bewaarplicht_code=str(code) if code else None,
         gebeurtenissen=tuple(gebeurtenis(e) for e in trail),
+        telling=telling or Telling(),
+        volgende=urlencode({"na": volgende}) if volgende else None,
+        eerste="" if eerder else None,
     )
 
 

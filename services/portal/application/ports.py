@@ -36,9 +36,15 @@ class IntakeApi(Protocol):
         """``GET /aanvragen/{id}?per=T``: the dossier as recorded up to that moment."""
         ...
 
-    def audit(self, aanvraag_id: UUID) -> Uitkomst:
+    def audit(self, aanvraag_id: UUID, limit: int | None = None, na: str | None = None) -> Uitkomst:
         """``GET /aanvragen/{id}/audit``: every event of the dossier, reads and refusals
-        included (a list; compliance)."""
+        included (a list; compliance); with ``limit`` (and ``na``, where the page starts) one
+        page of it, the next page's address in ``Gelukt.volgende``."""
+        ...
+
+    def audit_telling(self, aanvraag_id: UUID) -> Uitkomst:
+        """``GET /aanvragen/{id}/audit/telling``: how many events the whole trail holds, per
+        event, and the refused attempts its refusals stand for (compliance)."""
         ...
 
     def audit_export(self, aanvraag_id: UUID, formaat: str) -> Bestand | Uitkomst:

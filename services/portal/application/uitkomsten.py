@@ -21,10 +21,12 @@ class VeldFout:
 
 @dataclass(frozen=True)
 class Gelukt:
-    """The API did it; its answer (an object in ``data``, a list in ``lijst``)."""
+    """The API did it; its answer (an object in ``data``, a list in ``lijst``; for one page of
+    a list, ``volgende``: the next page's address from its ``Link`` header, None on the last)."""
 
     data: Mapping[str, Any]
     lijst: Sequence[Mapping[str, Any]] = ()
+    volgende: str | None = None
 
 
 @dataclass(frozen=True)
