@@ -1128,7 +1128,10 @@ def audit_counts(app: ServiceApplication, aanvraag_id: UUID) -> tuple[dict[str, 
         rows = conn.execute(
             SQL(
                 "SELECT split_part(type, '.', 3) AS name, count(*) AS events,"
-                " sum(COALESCE((envelope->'data'->>'aantal')::bigint, 1))"
+                # A stored envelope passed its contract (``aantal`` a positive integer); read
+                # defensively all the same: no stored row can make the count fail.
+                " sum(CASE WHEN jsonb_typeof(envelope->'data'->'aantal') = 'number'"
+                " THEN (envelope->'data'->>'aantal')::numeric ELSE 1 END)"
                 " FILTER (WHERE split_part(type, '.', 3) = 'ToegangGeweigerd') AS attempts"
                 " FROM {} WHERE aanvraag_id = %s GROUP BY 1"
             ).format(EVENTS),
