@@ -719,7 +719,7 @@ PORTAL_PAGES: list[tuple[str, str, str, int]] = [
     ("werkvoorraad, status", "sec-demo", "/secretariaat/werkvoorraad?status=ingediend", 200),
     ("werkvoorraad, verstreken", "sec-demo", "/secretariaat/werkvoorraad?verstreken=ja", 200),
     ("werkvoorraad, pagina 10", "sec-demo", "{pagina10}", 200),
-    ("zoeken op nummer", "sec-demo", "/secretariaat/zoeken?nummer={dossier}", 303),
+    ("zoeken op nummer", "sec-demo", "/secretariaat/zoeken", 303),
     ("dossier (secretariaat)", "sec-demo", "/secretariaat/dossiers/{dossier}", 200),
     ("afspraken (adviseur)", "adv-demo", "/adviseur/afspraken", 200),
     ("rapport (adviseur)", "adv-demo", "/adviseur/dossiers/{dossier}/rapport", 200),
@@ -738,6 +738,9 @@ PORTAL_PAGES: list[tuple[str, str, str, int]] = [
     ("per moment (compliance)", "cmp-demo", "/compliance/dossiers/{dossier}/per?moment={nu}", 200),
     ("verificatie (compliance)", "cmp-demo", "/compliance/verificatie", 200),
 ]
+#: The pages of ``PORTAL_PAGES`` that are form posts, and the fields each sends beside the
+#: person's CSRF token (``{dossier}`` as above): a search keeps what is typed out of the URL.
+PORTAL_FORM_POSTS: dict[str, dict[str, str]] = {"zoeken op nummer": {"nummer": "{dossier}"}}
 #: Actions behind a GET that do work in proportion to the whole history, not to a page: timed
 #: like the pages, fewer times, and reported beside them (not held to the pages' goal).
 PORTAL_ACTIONS: list[tuple[str, str, str, int]] = [
@@ -755,14 +758,20 @@ DEMO_ORGANISATIE = "GM0344"
 _VOLGENDE = re.compile(r'href="(/secretariaat/werkvoorraad\?[^"]+)">Volgende pagina<')
 
 
-def _portal_session(client: httpx.Client, persoon: str) -> None:
-    """Sign ``client`` in as a demo person through the development sign-in."""
-    page = client.get("/inloggen/demo")
+def _csrf(client: httpx.Client, path: str) -> str:
+    """The CSRF token of ``client``'s session, from the form on the page at ``path``."""
+    page = client.get(path)
     page.raise_for_status()
     found = re.search(r'name="csrf" value="([^"]+)"', page.text)
     if found is None:
-        raise RuntimeError("no CSRF field on the sign-in page")
-    answer = client.post("/inloggen/demo", data={"csrf": found.group(1), "persoon": persoon})
+        raise RuntimeError(f"no CSRF field on {path}")
+    return found.group(1)
+
+
+def _portal_session(client: httpx.Client, persoon: str) -> None:
+    """Sign ``client`` in as a demo person through the development sign-in."""
+    csrf = _csrf(client, "/inloggen/demo")
+    answer = client.post("/inloggen/demo", data={"csrf": csrf, "persoon": persoon})
     if answer.status_code not in (200, 303):
         raise RuntimeError(f"sign-in as {persoon} answered {answer.status_code}")
 
@@ -806,13 +815,23 @@ def portal_page_times(portal_url: str, dossier: str, rapport: str, requests: int
                 if path == "{pagina10}"
                 else path.format(dossier=dossier, rapport=rapport, nu=nu)
             )
+            velden = PORTAL_FORM_POSTS.get(name)
+            formulier = None
+            if velden is not None:
+                formulier = {k: v.format(dossier=dossier) for k, v in velden.items()}
+                formulier["csrf"] = _csrf(client, "/start")
             timings: list[float] = []
             for _ in range(aantal):
                 began = time.perf_counter()
-                response = client.get(url)
+                if formulier is None:
+                    response = client.get(url)
+                else:
+                    response = client.post(url, data=formulier)
                 timings.append((time.perf_counter() - began) * 1000)
                 if response.status_code != status:
                     raise RuntimeError(f"{name}: {path} answered {response.status_code}")
+                if formulier is not None and dossier not in response.headers.get("location", ""):
+                    raise RuntimeError(f"{name}: {path} did not lead to the dossier")
             gemeten[name] = {
                 "path": path,
                 "p50_ms": round(percentile(timings, 50), 1),

@@ -97,6 +97,16 @@ class BrowserPage:
         violations: list[dict[str, Any]] = response["violations"]
         return violations
 
+    def history(self) -> list[str]:
+        """The addresses of the tab's history entries (back and forward), as Chromium keeps
+        them (asked through the DevTools protocol: a page's script can see only its own)."""
+        session = self.page.context.new_cdp_session(self.page)
+        try:
+            entries: list[dict[str, Any]] = session.send("Page.getNavigationHistory")["entries"]
+        finally:
+            session.detach()
+        return [entry["url"] for entry in entries]
+
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots" / "portal"
 

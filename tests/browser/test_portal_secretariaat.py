@@ -16,6 +16,7 @@ import re
 import secrets
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import unquote_plus
 
 import httpx
 import pytest
@@ -53,6 +54,19 @@ def register(system: System) -> str:
     return aanvraag_id
 
 
+#: Typed into the search field where a dossier number belongs, as people do.
+GETYPTE_NAAM = "Jan de Vries"
+
+
+def zonder_getypte_tekst(opened: BrowserPage) -> list[str]:
+    """The tab's history, after checking that no address the page asked for or keeps there
+    carries what was typed into the search field (in any of its URL encodings)."""
+    geschiedenis = opened.history()
+    for adres in [opened.page.url, *opened.requested, *geschiedenis]:
+        assert "Vries" not in unquote_plus(adres) and "nummer=" not in adres, adres
+    return geschiedenis
+
+
 def section(page: Page, heading: str) -> Any:
     """The article or form titled ``heading``."""
     return page.locator(f"article:has(h3:text-is('{heading}')), form:has(h3:text-is('{heading}'))")
@@ -77,10 +91,23 @@ def test_the_secretariat_works_a_new_dossier_from_the_werkvoorraad(
     page.get_by_role("button", name="Filteren").click()
     expect(page.get_by_role("link", name=aanvraag_id)).to_be_visible()
 
+    # A search is a form post: what is typed (here a name, no number) is said wrong at the
+    # field, and is in no address the browser asked for or keeps in its history.
+    page.get_by_label("Dossiernummer").fill(GETYPTE_NAAM)
+    page.get_by_label("Dossiernummer").press("Enter")
+    expect(page.locator("#nummer-fout")).to_contain_text("Dat is geen dossiernummer.")
+    expect(page.get_by_label("Dossiernummer")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#foutoverzicht")).to_be_focused()
+    zonder_getypte_tekst(offline_page)
+    assert page.url == f"{portal_url}/secretariaat/zoeken"
+    no_axe_violations(offline_page, "secretariaat-zoeken-fout")
+
     page.get_by_label("Dossiernummer").fill(aanvraag_id)
     page.get_by_label("Dossiernummer").press("Enter")
     expect(page.locator("h1")).to_contain_text(aanvraag_id)
-    assert page.url.endswith(f"/secretariaat/dossiers/{aanvraag_id}")
+    assert page.url == f"{portal_url}/secretariaat/dossiers/{aanvraag_id}"
+    geschiedenis = zonder_getypte_tekst(offline_page)
+    assert geschiedenis[-2:] == [f"{portal_url}/secretariaat/zoeken", page.url], geschiedenis
     expect(page.get_by_text("Leg eerst het contact vast")).to_be_visible()
     no_axe_violations(offline_page, "secretariaat-dossier-nieuw")
 

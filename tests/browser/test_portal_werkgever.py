@@ -282,7 +282,10 @@ def test_a_werkgever_of_another_organisation_sees_nothing_of_the_dossier(
     expect(page.locator("#foutoverzicht a")).to_have_attribute("href", "#nummer")
     expect(page.get_by_label("Dossiernummer")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#foutoverzicht")).to_be_focused()
-    assert page.url.endswith("/werkgever/dossiers")
+    # The search was a form post: the number is in no address the browser asked for.
+    assert page.url == f"{portal_url}/werkgever/zoeken"
+    assert not [adres for adres in offline_page.requested if released.aanvraag_id in adres]
+    assert released.aanvraag_id not in page.content()
     no_axe_violations(offline_page, "werkgever-ander-zoeken")
 
     # ...nor shown at its URL.

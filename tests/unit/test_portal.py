@@ -371,6 +371,9 @@ def test_every_form_post_of_the_portal_needs_its_csrf_token() -> None:
     paths = _post_paths(portal.app.routes)  # type: ignore[attr-defined]
     assert {"/aanmelden", "/inloggen", "/inloggen/demo", "/uitloggen"} <= paths
     assert any(p.startswith("/secretariaat/") for p in paths), paths
+    # The searches by dossier number are form posts too (what is typed stays out of URLs).
+    zoeken = {f"/{rol}/zoeken" for rol in ("secretariaat", "compliance", "werkgever", "bestuurder")}
+    assert zoeken <= paths, zoeken - paths
     for path in sorted(paths):
         url = re.sub(r"\{[^}]+\}", "6f1c0000-0000-0000-0000-000000000000", path)
         for data in ({}, {"csrf": "fout"}):

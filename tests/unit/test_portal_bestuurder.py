@@ -435,24 +435,76 @@ def test_my_measures_can_be_marked_done_and_the_werkgevers_cannot() -> None:
 
 @pytest.mark.parametrize("persoon", ["sec-demo", "wg-demo"])
 def test_the_pages_are_for_the_bestuurder_only(persoon: str) -> None:
-    portal, _ = signed_in(FakeApis(), persoon)
+    portal, csrf = signed_in(FakeApis(), persoon)
     page = portal.get(f"/bestuurder/dossiers/{DOSSIER_ID}")
     assert page.status_code == 403
     assert "Deze pagina is voor de bestuurder." in page.text
+    zoek = portal.post(
+        "/bestuurder/zoeken",
+        data={"csrf": csrf, "nummer": str(DOSSIER_ID)},
+        follow_redirects=False,
+    )
+    assert zoek.status_code == 403
+    assert "Deze pagina is voor de bestuurder." in zoek.text
 
 
-def test_a_toelichting_is_asked_for_and_a_bad_number_is_said_so() -> None:
+def test_a_toelichting_is_asked_for() -> None:
     apis = FakeApis()
     portal, csrf = signed_in(apis)
     done = portal.post(f"/bestuurder/dossiers/{DOSSIER_ID}/toelichting", data={"csrf": csrf})
     assert done.status_code == 200
     assert "Uw verzoek om een toelichting is ontvangen." in done.text
     assert ("toelichting", DOSSIER_ID) in apis.calls
-    zoek = portal.get("/bestuurder/zoeken?nummer=geen-nummer")
-    assert zoek.status_code == 422
-    assert "Dat is geen dossiernummer." in zoek.text
-    gevonden = portal.get(f"/bestuurder/zoeken?nummer={DOSSIER_ID}", follow_redirects=False)
+
+
+def test_searching_a_number_opens_my_dossier_or_says_why_not() -> None:
+    portal, csrf = signed_in(FakeApis())
+    page = portal.get("/bestuurder/dossiers").text
+    zoekformulier = page.split('<form method="post" action="/bestuurder/zoeken"')[1].split(
+        "</form>"
+    )[0]
+    assert f'name="csrf" value="{csrf}"' in zoekformulier
+    gevonden = portal.post(
+        "/bestuurder/zoeken",
+        data={"csrf": csrf, "nummer": str(DOSSIER_ID)},
+        follow_redirects=False,
+    )
+    assert gevonden.status_code == 303
     assert gevonden.headers["location"] == f"/bestuurder/dossiers/{DOSSIER_ID}"
+    zoek = portal.post("/bestuurder/zoeken", data={"csrf": csrf, "nummer": "Jan de Vries"})
+    assert zoek.status_code == 422
+    assert 'href="#nummer">Dat is geen dossiernummer.' in zoek.text
+    assert 'id="nummer-fout"' in zoek.text and 'aria-invalid="true"' in zoek.text
+    assert "Jan de Vries" not in zoek.text
+
+
+def test_searching_another_bestuurders_number_shows_nothing_of_it() -> None:
+    portal, csrf = signed_in(FakeApis(), "bst2-demo")
+    zoek = portal.post("/bestuurder/zoeken", data={"csrf": csrf, "nummer": str(ANDER_DOSSIER)})
+    assert zoek.status_code == 404
+    assert "Er is geen dossier met dit nummer dat bij u hoort." in zoek.text
+    assert BEVINDING not in zoek.text
+
+
+def test_a_search_without_its_csrf_token_is_refused() -> None:
+    portal, _ = signed_in(FakeApis())
+    for data in ({}, {"csrf": "fout"}):
+        refused = portal.post(
+            "/bestuurder/zoeken",
+            data={**data, "nummer": str(DOSSIER_ID)},
+            follow_redirects=False,
+        )
+        assert refused.status_code == 403
+        assert "Formulier verlopen" in refused.text
+
+
+def test_a_number_in_the_address_is_no_search_and_is_not_looked_up() -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis)
+    old = portal.get(f"/bestuurder/zoeken?nummer={DOSSIER_ID}", follow_redirects=False)
+    assert old.status_code == 303
+    assert old.headers["location"] == "/bestuurder/dossiers"
+    assert [call for call in apis.calls if call[0] == "dossier"] == []
 
 
 def test_the_adapters_call_each_owner_with_the_bestuurders_token() -> None:

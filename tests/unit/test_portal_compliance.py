@@ -428,16 +428,47 @@ def test_a_position_is_passed_on_only_when_it_could_be_one_of_intakes() -> None:
 
 def test_searching_a_number_opens_the_dossier_or_says_why_not() -> None:
     apis = FakeApis()
-    portal, _ = signed_in(apis)
-    found = portal.get(f"/compliance/zoeken?nummer={DOSSIER_ID.hex}", follow_redirects=False)
-    assert found.headers["location"] == f"/compliance/dossiers/{DOSSIER_ID}"
-    assert (
-        "Er is geen dossier met dat nummer."
-        in portal.get(f"/compliance/zoeken?nummer={ONBEKEND}").text
+    portal, csrf = signed_in(apis)
+    page = portal.get("/compliance/dossiers").text
+    zoekformulier = page.split('<form method="post" action="/compliance/zoeken"')[1].split(
+        "</form>"
+    )[0]
+    assert f'name="csrf" value="{csrf}"' in zoekformulier
+    found = portal.post(
+        "/compliance/zoeken",
+        data={"csrf": csrf, "nummer": DOSSIER_ID.hex},
+        follow_redirects=False,
     )
-    wrong = portal.get("/compliance/zoeken?nummer=abc").text
-    assert 'href="#nummer">Dat is geen dossiernummer.' in wrong
-    assert 'id="nummer-fout"' in wrong and 'aria-invalid="true"' in wrong
+    assert found.status_code == 303
+    assert found.headers["location"] == f"/compliance/dossiers/{DOSSIER_ID}"
+    assert ("dossier", DOSSIER_ID) in apis.calls
+    missing = portal.post("/compliance/zoeken", data={"csrf": csrf, "nummer": str(ONBEKEND)})
+    assert missing.status_code == 404
+    assert 'href="#nummer">Er is geen dossier met dat nummer.' in missing.text
+    wrong = portal.post("/compliance/zoeken", data={"csrf": csrf, "nummer": "Jan de Vries"})
+    assert wrong.status_code == 422
+    assert 'href="#nummer">Dat is geen dossiernummer.' in wrong.text
+    assert 'id="nummer-fout"' in wrong.text and 'aria-invalid="true"' in wrong.text
+    assert "Jan de Vries" not in wrong.text
+
+
+def test_a_search_without_its_csrf_token_is_refused_and_looks_nothing_up() -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis)
+    for data in ({}, {"csrf": "fout"}):
+        refused = portal.post("/compliance/zoeken", data={**data, "nummer": str(DOSSIER_ID)})
+        assert refused.status_code == 403
+        assert "Formulier verlopen" in refused.text
+    assert [call for call in apis.calls if call[0] == "dossier"] == []
+
+
+def test_a_number_in_the_address_is_no_search_and_is_not_looked_up() -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis)
+    old = portal.get(f"/compliance/zoeken?nummer={DOSSIER_ID}", follow_redirects=False)
+    assert old.status_code == 303
+    assert old.headers["location"] == "/compliance/dossiers"
+    assert [call for call in apis.calls if call[0] == "dossier"] == []
 
 
 def test_the_moment_goes_to_the_api_with_its_offset_and_an_earlier_one_says_not_yet() -> None:
@@ -613,7 +644,9 @@ def test_the_pages_are_for_compliance_only() -> None:
         f"/compliance/dossiers/{DOSSIER_ID}/bewaarplicht", data={"csrf": csrf, "reden": "klacht"}
     )
     assert held.status_code == 403
-    assert not any(call[0] in {"audit", "export", "leg_op"} for call in apis.calls)
+    searched = portal.post("/compliance/zoeken", data={"csrf": csrf, "nummer": str(DOSSIER_ID)})
+    assert searched.status_code == 403
+    assert not any(call[0] in {"audit", "export", "leg_op", "dossier"} for call in apis.calls)
     start = signed_in(FakeApis())[0].get("/start")
     assert 'href="/compliance/dossiers"' in start.text
 

@@ -256,6 +256,8 @@ class FakeApis:
         self.werktijden_gevraagd: list[tuple[date | None, int]] = []
         self.herkomst: str | None = None
         self.token: str | None = None
+        #: The dossiers asked for one by one (a search looks its number up this way).
+        self.opgezocht: list[UUID] = []
 
     def als(self, token: str | None, herkomst: str | None = None) -> FakeApis:
         self.token, self.herkomst = token, herkomst
@@ -272,6 +274,7 @@ class FakeApis:
         return Gelukt({}, (verlopen,))
 
     def dossier(self, aanvraag_id: UUID) -> Uitkomst:
+        self.opgezocht.append(aanvraag_id)
         if aanvraag_id != DOSSIER_ID:
             return NietGevonden()
         return Gelukt(
@@ -376,16 +379,66 @@ def test_the_werkvoorraad_marks_an_overdue_deadline_in_words() -> None:
 
 
 def test_searching_a_number_opens_the_dossier_or_says_why_not() -> None:
-    portal, _ = signed_in(FakeApis())
-    found = portal.get(f"/secretariaat/zoeken?nummer={DOSSIER_ID}", follow_redirects=False)
+    apis = FakeApis()
+    portal, csrf = signed_in(apis)
+    page = portal.get("/secretariaat/werkvoorraad").text
+    zoekformulier = page.split('<form method="post" action="/secretariaat/zoeken"')[1].split(
+        "</form>"
+    )[0]
+    assert f'name="csrf" value="{csrf}"' in zoekformulier
+    found = portal.post(
+        "/secretariaat/zoeken",
+        data={"csrf": csrf, "nummer": str(DOSSIER_ID)},
+        follow_redirects=False,
+    )
+    assert found.status_code == 303
     assert found.headers["location"] == f"/secretariaat/dossiers/{DOSSIER_ID}"
-    missing = portal.get(f"/secretariaat/zoeken?nummer={uuid4()}")
-    assert "Er is geen dossier met dat nummer." in missing.text
-    wrong = portal.get("/secretariaat/zoeken?nummer=abc")
-    assert "Dat is geen dossiernummer." in wrong.text
-    # Said at the search field and in the summary that links to it, as every form's error.
+    assert apis.opgezocht == [DOSSIER_ID]
+    onbekend = uuid4()
+    missing = portal.post(
+        "/secretariaat/zoeken",
+        data={"csrf": csrf, "nummer": str(onbekend)},
+        follow_redirects=False,
+    )
+    assert missing.status_code == 404
+    assert 'href="#nummer">Er is geen dossier met dat nummer.' in missing.text
+    assert str(onbekend) not in missing.text
+    wrong = portal.post(
+        "/secretariaat/zoeken",
+        data={"csrf": csrf, "nummer": "Jan de Vries"},
+        follow_redirects=False,
+    )
+    assert wrong.status_code == 422
+    # Said at the search field and in the summary that links to it, as every form's error;
+    # what was typed is not given back.
     assert 'href="#nummer">Dat is geen dossiernummer.' in wrong.text
     assert 'id="nummer-fout"' in wrong.text and 'aria-invalid="true"' in wrong.text
+    assert "Jan de Vries" not in wrong.text
+    # The page is the werkvoorraad still, to search again from.
+    assert "Te laat: Termijn verstreken op dinsdag 12 mei 2026" in wrong.text
+
+
+def test_a_search_without_its_csrf_token_is_refused_and_looks_nothing_up() -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis)
+    for data in ({}, {"csrf": "fout"}):
+        refused = portal.post(
+            "/secretariaat/zoeken",
+            data={**data, "nummer": str(DOSSIER_ID)},
+            follow_redirects=False,
+        )
+        assert refused.status_code == 403
+        assert "Formulier verlopen" in refused.text
+    assert apis.opgezocht == []
+
+
+def test_a_number_in_the_address_is_no_search_and_is_not_looked_up() -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis)
+    old = portal.get(f"/secretariaat/zoeken?nummer={DOSSIER_ID}", follow_redirects=False)
+    assert old.status_code == 303
+    assert old.headers["location"] == "/secretariaat/werkvoorraad"
+    assert apis.opgezocht == []
 
 
 def test_the_dossier_page_shows_the_timeline_and_the_plan_forms() -> None:
@@ -454,8 +507,12 @@ def test_the_pages_are_for_the_secretariat_only() -> None:
         bootstrap(PortalSettings(), apis=FakeApis(), session_key=secrets.token_bytes(32))
     )
     assert anonymous.get("/secretariaat/werkvoorraad", follow_redirects=False).status_code == 303
-    portal, _ = signed_in(FakeApis(), "bva-demo")
+    apis = FakeApis()
+    portal, csrf = signed_in(apis, "bva-demo")
     assert portal.get("/secretariaat/werkvoorraad").status_code == 403
+    searched = portal.post("/secretariaat/zoeken", data={"csrf": csrf, "nummer": str(DOSSIER_ID)})
+    assert searched.status_code == 403
+    assert apis.opgezocht == []
 
 
 # --- the visitor's address, sent on ---------------------------------------------------------------

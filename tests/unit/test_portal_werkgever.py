@@ -317,22 +317,57 @@ def test_a_read_the_api_refuses_shows_nothing_of_the_report() -> None:
 
 
 def test_another_organisations_dossier_is_not_found_and_shows_nothing() -> None:
-    portal, _ = signed_in(FakeApis(vrijgegeven=True), "wg-ander-demo")
+    portal, csrf = signed_in(FakeApis(vrijgegeven=True), "wg-ander-demo")
     other = uuid4()
     page = portal.get(f"/werkgever/dossiers/{other}")
     assert page.status_code == 404
     assert "Dossier niet gevonden" in page.text and str(other) not in page.text
-    searched = portal.get(f"/werkgever/zoeken?nummer={other}")
-    assert "Er is geen dossier met dat nummer voor uw organisatie." in searched.text
+    searched = portal.post("/werkgever/zoeken", data={"csrf": csrf, "nummer": str(other)})
+    assert searched.status_code == 404
+    assert 'href="#nummer">Er is geen dossier met dat nummer voor uw organisatie.' in searched.text
+    assert str(other) not in searched.text
 
 
 def test_searching_a_number_opens_the_dossier() -> None:
-    portal, _ = signed_in(FakeApis())
-    found = portal.get(f"/werkgever/zoeken?nummer={DOSSIER_ID}", follow_redirects=False)
+    apis = FakeApis()
+    portal, csrf = signed_in(apis)
+    page = portal.get("/werkgever/dossiers").text
+    zoekformulier = page.split('<form method="post" action="/werkgever/zoeken"')[1].split(
+        "</form>"
+    )[0]
+    assert f'name="csrf" value="{csrf}"' in zoekformulier
+    found = portal.post(
+        "/werkgever/zoeken",
+        data={"csrf": csrf, "nummer": str(DOSSIER_ID)},
+        follow_redirects=False,
+    )
+    assert found.status_code == 303
     assert found.headers["location"] == f"/werkgever/dossiers/{DOSSIER_ID}"
-    wrong = portal.get("/werkgever/zoeken?nummer=x").text
-    assert 'href="#nummer">Dat is geen dossiernummer.' in wrong
-    assert 'id="nummer-fout"' in wrong and 'aria-invalid="true"' in wrong
+    assert ("dossier", DOSSIER_ID) in apis.calls
+    wrong = portal.post("/werkgever/zoeken", data={"csrf": csrf, "nummer": "Jan de Vries"})
+    assert wrong.status_code == 422
+    assert 'href="#nummer">Dat is geen dossiernummer.' in wrong.text
+    assert 'id="nummer-fout"' in wrong.text and 'aria-invalid="true"' in wrong.text
+    assert "Jan de Vries" not in wrong.text
+
+
+def test_a_search_without_its_csrf_token_is_refused_and_looks_nothing_up() -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis)
+    for data in ({}, {"csrf": "fout"}):
+        refused = portal.post("/werkgever/zoeken", data={**data, "nummer": str(DOSSIER_ID)})
+        assert refused.status_code == 403
+        assert "Formulier verlopen" in refused.text
+    assert [call for call in apis.calls if call[0] == "dossier"] == []
+
+
+def test_a_number_in_the_address_is_no_search_and_is_not_looked_up() -> None:
+    apis = FakeApis()
+    portal, _ = signed_in(apis)
+    old = portal.get(f"/werkgever/zoeken?nummer={DOSSIER_ID}", follow_redirects=False)
+    assert old.status_code == 303
+    assert old.headers["location"] == "/werkgever/dossiers"
+    assert [call for call in apis.calls if call[0] == "dossier"] == []
 
 
 def test_the_pages_are_for_the_werkgever_only() -> None:
@@ -340,9 +375,13 @@ def test_the_pages_are_for_the_werkgever_only() -> None:
         bootstrap(PortalSettings(), apis=FakeApis(), session_key=secrets.token_bytes(32))
     )
     assert anonymous.get("/werkgever/dossiers", follow_redirects=False).status_code == 303
-    portal, csrf = signed_in(FakeApis(), "sec-demo")
+    apis = FakeApis()
+    portal, csrf = signed_in(apis, "sec-demo")
     assert portal.get("/werkgever/webhooks").status_code == 403
     assert portal.post("/werkgever/webhooks", data={"csrf": csrf}).status_code == 403
+    searched = portal.post("/werkgever/zoeken", data={"csrf": csrf, "nummer": str(DOSSIER_ID)})
+    assert searched.status_code == 403
+    assert [call for call in apis.calls if call[0] == "dossier"] == []
 
 
 def test_the_werkgever_records_its_measure_or_is_told_why_not_yet() -> None:

@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from services.portal.api.web import (
+    ZOEK_STATUS,
     Omgeving,
     Weigering,
     formulier,
@@ -26,6 +27,7 @@ from services.portal.api.web import (
     standaard_weigering,
     zet_melding,
     zoek_dossier,
+    zoeken_per_adres,
 )
 from services.portal.application import (
     Conflict,
@@ -179,11 +181,8 @@ def router(omgeving: Omgeving) -> APIRouter:
 def _paginas(api: APIRouter, gedeeld: Pagina) -> None:
     omgeving = gedeeld.omgeving
 
-    @api.get("/dossiers")
-    def mijn_dossier(request: Request) -> Response:
-        if (weg := gedeeld.weg(request)) is not None:
-            return weg
-        fout = ZOEKMELDINGEN.get(neem_melding(request) or "")
+    def toon_lijst(request: Request, zoekfout: str | None = None) -> Response:
+        """My dossiers (the page its address says), with a search's error at the field."""
         try:
             lijst = mijn_dossiers(omgeving.apis_voor(request), Blad.uit(request.query_params))
         except Probleem as probleem:
@@ -191,22 +190,31 @@ def _paginas(api: APIRouter, gedeeld: Pagina) -> None:
         return pagina(
             request,
             "bestuurder/zoeken.html",
-            {"fout": fout, "lijst": lijst},
-            422 if fout else 200,
+            {"fout": ZOEKMELDINGEN.get(zoekfout or ""), "lijst": lijst},
+            ZOEK_STATUS.get(zoekfout or "", 200),
         )
 
-    @api.get("/zoeken")
-    def zoek(request: Request, nummer: str = "") -> Response:
+    @api.get("/dossiers")
+    def mijn_dossier(request: Request) -> Response:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
-        return zoek_dossier(
-            request,
-            nummer,
-            basis=BASIS,
-            lijst=f"{BASIS}/dossiers",
-            opzoeken=None,
-            weigering=_weigering,
-        )
+        return toon_lijst(request)
+
+    @api.post("/zoeken")
+    async def zoek(request: Request) -> Response:
+        nummer = (await formulier(request)).get("nummer", "")
+        if (weg := gedeeld.weg(request)) is not None:
+            return weg
+        # The dossier's page asks for it with the bestuurder's own token, and shows nothing
+        # of a dossier that is not theirs.
+        gevonden = zoek_dossier(nummer, basis=BASIS, opzoeken=None, weigering=_weigering)
+        if isinstance(gevonden, str):
+            return await run_in_threadpool(toon_lijst, request, gevonden)
+        return gevonden
+
+    @api.get("/zoeken")
+    def zoek_per_adres() -> Response:
+        return zoeken_per_adres(f"{BASIS}/dossiers")
 
     @api.get("/dossiers/{aanvraag_id}")
     def dossier(request: Request, aanvraag_id: UUID) -> Response:

@@ -2,10 +2,10 @@
 as it was at a chosen moment, the audit export's downloads, the legal hold and the chains'
 verification.
 
-Reading is plain GETs whose URLs carry ids, a format and a moment only; placing and lifting the
-legal hold are form posts with the session's CSRF token (checked first, before anything else),
-answered by a redirect to the dossier with a one-time note, or by the page again with the
-error at its field.
+Reading is plain GETs whose URLs carry ids, a format and a moment only; the search by number,
+placing and lifting the legal hold are form posts with the session's CSRF token (checked first,
+before anything else), answered by a redirect to the dossier (with a one-time note), or by the
+page again with the error at its field.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from services.portal.api.web import (
+    ZOEK_STATUS,
     Omgeving,
     Weigering,
     formulier,
@@ -26,6 +27,7 @@ from services.portal.api.web import (
     standaard_weigering,
     zet_melding,
     zoek_dossier,
+    zoeken_per_adres,
 )
 from services.portal.application import (
     Conflict,
@@ -135,30 +137,48 @@ def router(omgeving: Omgeving) -> APIRouter:
 def _lezen(api: APIRouter, gedeeld: Pagina) -> None:
     omgeving = gedeeld.omgeving
 
-    @api.get("/dossiers")
-    def dossiers(request: Request) -> Response:
-        if (weg := gedeeld.weg(request)) is not None:
-            return weg
+    def toon_dossiers(request: Request, zoekfout: str | None = None) -> Response:
+        """The dossiers (filtered as the address says), with a search's error at the field."""
         filters = Lijstfilters.uit(dict(request.query_params))
         try:
             data = lijst(omgeving.apis_voor(request), filters)
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
-        melding = ZOEKMELDINGEN.get(neem_melding(request) or "")
-        return pagina(request, "compliance/dossiers.html", {"l": data, "melding": melding})
+        return pagina(
+            request,
+            "compliance/dossiers.html",
+            {"l": data, "melding": ZOEKMELDINGEN.get(zoekfout or "")},
+            ZOEK_STATUS.get(zoekfout or "", 200),
+        )
 
-    @api.get("/zoeken")
-    def zoek(request: Request, nummer: str = "") -> Response:
+    @api.get("/dossiers")
+    def dossiers(request: Request) -> Response:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
-        return zoek_dossier(
-            request,
-            nummer,
-            basis=BASIS,
-            lijst=f"{BASIS}/dossiers",
-            opzoeken=omgeving.apis_voor(request).dossier,
-            weigering=_weigering,
-        )
+        return toon_dossiers(request)
+
+    @api.post("/zoeken")
+    async def zoek(request: Request) -> Response:
+        nummer = (await formulier(request)).get("nummer", "")
+        if (weg := gedeeld.weg(request)) is not None:
+            return weg
+
+        def stap() -> Response:
+            gevonden = zoek_dossier(
+                nummer,
+                basis=BASIS,
+                opzoeken=omgeving.apis_voor(request).dossier,
+                weigering=_weigering,
+            )
+            if isinstance(gevonden, str):
+                return toon_dossiers(request, gevonden)
+            return gevonden
+
+        return await run_in_threadpool(stap)
+
+    @api.get("/zoeken")
+    def zoek_per_adres() -> Response:
+        return zoeken_per_adres(f"{BASIS}/dossiers")
 
     @api.get("/dossiers/{aanvraag_id}")
     def dossier(request: Request, aanvraag_id: UUID) -> Response:

@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from services.portal.api.web import (
+    ZOEK_STATUS,
     Omgeving,
     Weigering,
     formulier,
@@ -24,6 +25,7 @@ from services.portal.api.web import (
     standaard_weigering,
     zet_melding,
     zoek_dossier,
+    zoeken_per_adres,
 )
 from services.portal.application import (
     Conflict,
@@ -157,38 +159,52 @@ def router(omgeving: Omgeving) -> APIRouter:
 def _werkvoorraad(api: APIRouter, gedeeld: Pagina) -> None:
     omgeving = gedeeld.omgeving
 
-    @api.get("/werkvoorraad")
-    def lijst(request: Request) -> Response:
-        if (weg := gedeeld.weg(request)) is not None:
-            return weg
+    def toon_werkvoorraad(request: Request, zoekfout: str | None = None) -> Response:
+        """The werkvoorraad (filtered as its address says), with a search's error at the field."""
         filters = Filters.uit(dict(request.query_params))
         try:
             data = werkvoorraad(omgeving.apis_voor(request), filters, omgeving.klok())
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
-        melding = ZOEKMELDINGEN.get(neem_melding(request) or "")
         return pagina(
             request,
             "secretariaat/werkvoorraad.html",
-            {"w": data, "melding": melding},
+            {"w": data, "melding": ZOEKMELDINGEN.get(zoekfout or "")},
+            ZOEK_STATUS.get(zoekfout or "", 200),
             live="werkvoorraad",
             live_pagina=filters.query(
                 na_ingediend_op=filters.na_ingediend_op, na_aanvraag_id=filters.na_aanvraag_id
             ),
         )
 
-    @api.get("/zoeken")
-    def zoek(request: Request, nummer: str = "") -> Response:
+    @api.get("/werkvoorraad")
+    def lijst(request: Request) -> Response:
         if (weg := gedeeld.weg(request)) is not None:
             return weg
-        return zoek_dossier(
-            request,
-            nummer,
-            basis=BASIS,
-            lijst=f"{BASIS}/werkvoorraad",
-            opzoeken=omgeving.apis_voor(request).dossier,
-            weigering=_weigering,
-        )
+        return toon_werkvoorraad(request)
+
+    @api.post("/zoeken")
+    async def zoek(request: Request) -> Response:
+        nummer = (await formulier(request)).get("nummer", "")
+        if (weg := gedeeld.weg(request)) is not None:
+            return weg
+
+        def stap() -> Response:
+            gevonden = zoek_dossier(
+                nummer,
+                basis=BASIS,
+                opzoeken=omgeving.apis_voor(request).dossier,
+                weigering=_weigering,
+            )
+            if isinstance(gevonden, str):
+                return toon_werkvoorraad(request, gevonden)
+            return gevonden
+
+        return await run_in_threadpool(stap)
+
+    @api.get("/zoeken")
+    def zoek_per_adres() -> Response:
+        return zoeken_per_adres(f"{BASIS}/werkvoorraad")
 
     @api.get("/dossiers/{aanvraag_id}")
     def dossier(request: Request, aanvraag_id: UUID) -> Response:

@@ -207,34 +207,46 @@ def neem_melding(request: Request) -> str | None:
     return melding
 
 
+#: Why a search opened no dossier (a code; each journey words it at its search field), and the
+#: status of the list page that says so.
+ZOEK_STATUS = {"zoek_ongeldig": 422, "zoek_niet_gevonden": 404}
+
+
 def zoek_dossier(
-    request: Request,
     nummer: str,
     *,
     basis: str,
-    lijst: str,
     opzoeken: Callable[[UUID], Uitkomst] | None,
     weigering: Callable[[Uitkomst], Weigering],
-) -> RedirectResponse:
-    """The answer to a dossier number typed in a journey's search box: on to the dossier's
-    page (``<basis>/dossiers/<id>``), or back to ``lijst`` with the one-time note
-    ``zoek_ongeldig`` (not a dossier number) or ``zoek_niet_gevonden``.
+) -> RedirectResponse | str:
+    """The answer to a dossier number posted from a journey's search box: on to the dossier's
+    page (``<basis>/dossiers/<id>``, its address the dossier's id only), or the code of why not
+    for the list page to say at the field: ``zoek_ongeldig`` (not a dossier number) or
+    ``zoek_niet_gevonden`` (``ZOEK_STATUS`` the page's status).
 
     ``opzoeken`` asks the API first, so a number the signed-in person may not see is said on
     the list; any other refusal ends in ``weigering``'s page. Without it the dossier's page
     asks, and refuses, itself."""
     gevonden = dossiernummer(nummer[:100])
     if gevonden is None:
-        zet_melding(request, "zoek_ongeldig")
-        return RedirectResponse(lijst, status_code=303)
+        return "zoek_ongeldig"
     if opzoeken is not None:
         uitkomst = opzoeken(gevonden)
         if isinstance(uitkomst, NietGevonden):
-            zet_melding(request, "zoek_niet_gevonden")
-            return RedirectResponse(lijst, status_code=303)
+            return "zoek_niet_gevonden"
         if not isinstance(uitkomst, Gelukt):
             raise weigering(uitkomst)
     return RedirectResponse(f"{basis}/dossiers/{gevonden}", status_code=303)
+
+
+def zoeken_per_adres(lijst: str) -> RedirectResponse:
+    """A search by GET (an old link or bookmark with ``?nummer=``): to ``lijst``, the value
+    neither read nor passed on.
+
+    A search is a form post, so what a person types (a name, perhaps) stays out of addresses,
+    the browser's history and the proxies' logs; an address that still carries one is looked
+    up no more."""
+    return RedirectResponse(lijst, status_code=303)
 
 
 def pagina(

@@ -18,6 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from services.portal.api.web import (
+    ZOEK_STATUS,
     Eenmalig,
     Omgeving,
     Weigering,
@@ -30,6 +31,7 @@ from services.portal.api.web import (
     standaard_weigering,
     zet_melding,
     zoek_dossier,
+    zoeken_per_adres,
 )
 from services.portal.application import Gelukt, NietGevonden, Uitkomst
 from services.portal.application.dossierlijst import Blad
@@ -39,6 +41,7 @@ from services.portal.application.werkgever import (
     MELDINGEN,
     MISLUKT,
     NOG_NIET_VRIJGEGEVEN,
+    ZOEKMELDINGEN,
     Aangemaakt,
     Formulierfouten,
     abonnement_verzoek,
@@ -87,28 +90,47 @@ def router(omgeving: Omgeving) -> APIRouter:
 
 
 def _dossiers(api: APIRouter, omgeving: Omgeving) -> None:
-    @api.get("/dossiers")
-    def lijst(request: Request) -> Response:
-        if (weg := _weg(omgeving, request)) is not None:
-            return weg
+    def toon_lijst(request: Request, zoekfout: str | None = None) -> Response:
+        """The list (the page its address says), with a search's error at the field."""
         try:
             data = dossiers(omgeving.apis_voor(request), Blad.uit(request.query_params))
         except Probleem as probleem:
             raise _weigering(probleem.uitkomst) from None
-        return pagina(request, "werkgever/dossiers.html", {"lijst": data} | _melding(request))
+        return pagina(
+            request,
+            "werkgever/dossiers.html",
+            {"lijst": data, "melding": ZOEKMELDINGEN.get(zoekfout or "")},
+            ZOEK_STATUS.get(zoekfout or "", 200),
+        )
 
-    @api.get("/zoeken")
-    def zoek(request: Request, nummer: str = "") -> Response:
+    @api.get("/dossiers")
+    def lijst(request: Request) -> Response:
         if (weg := _weg(omgeving, request)) is not None:
             return weg
-        return zoek_dossier(
-            request,
-            nummer,
-            basis=BASIS,
-            lijst=f"{BASIS}/dossiers",
-            opzoeken=omgeving.apis_voor(request).dossier,
-            weigering=_weigering,
-        )
+        return toon_lijst(request)
+
+    @api.post("/zoeken")
+    async def zoek(request: Request) -> Response:
+        nummer = (await formulier(request)).get("nummer", "")
+        if (weg := _weg(omgeving, request)) is not None:
+            return weg
+
+        def stap() -> Response:
+            gevonden = zoek_dossier(
+                nummer,
+                basis=BASIS,
+                opzoeken=omgeving.apis_voor(request).dossier,
+                weigering=_weigering,
+            )
+            if isinstance(gevonden, str):
+                return toon_lijst(request, gevonden)
+            return gevonden
+
+        return await run_in_threadpool(stap)
+
+    @api.get("/zoeken")
+    def zoek_per_adres() -> Response:
+        return zoeken_per_adres(f"{BASIS}/dossiers")
 
     def toon(
         request: Request, aanvraag_id: UUID, fout: str | None = None, status: int = 200

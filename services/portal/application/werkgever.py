@@ -84,10 +84,13 @@ MELDINGEN: dict[str, str] = {
     "abonnement_verwijderd": "Het abonnement is verwijderd. Er wordt niets meer naar dit adres"
     " gestuurd.",
     "abonnement_weg": "Dit abonnement bestaat niet (meer).",
+    "maatregel_uitgevoerd": "De maatregel is vastgelegd als uitgevoerd.",
+}
+#: Why a search by number opened no dossier, said at the search field.
+ZOEKMELDINGEN: dict[str, str] = {
     "zoek_ongeldig": "Dat is geen dossiernummer. Een dossiernummer bestaat uit 32 cijfers en"
     " letters a tot en met f, in groepjes van 8, 4, 4, 4 en 12 (zoals in de bevestigingsmail).",
     "zoek_niet_gevonden": "Er is geen dossier met dat nummer voor uw organisatie.",
-    "maatregel_uitgevoerd": "De maatregel is vastgelegd als uitgevoerd.",
 }
 #: A measure that cannot be recorded as carried out now (the API's 409), in words.
 NOG_NIET_UITVOERBAAR = (
@@ -95,7 +98,7 @@ NOG_NIET_UITVOERBAAR = (
 )
 
 #: The notes that tell of something that did not happen.
-MISLUKT = frozenset({"abonnement_weg", "zoek_ongeldig", "zoek_niet_gevonden"})
+MISLUKT = frozenset({"abonnement_weg"})
 
 
 # --- the organisation's dossiers -----------------------------------------------------------------
