@@ -26,8 +26,7 @@ from services.portal.api.web import (
     rapport_openen,
     standaard_weigering,
     zet_melding,
-    zoek_dossier,
-    zoeken_per_adres,
+    zoekroutes,
 )
 from services.portal.application import (
     Conflict,
@@ -200,21 +199,17 @@ def _paginas(api: APIRouter, gedeeld: Pagina) -> None:
             return weg
         return toon_lijst(request)
 
-    @api.post("/zoeken")
-    async def zoek(request: Request) -> Response:
-        nummer = (await formulier(request)).get("nummer", "")
-        if (weg := gedeeld.weg(request)) is not None:
-            return weg
-        # The dossier's page asks for it with the bestuurder's own token, and shows nothing
-        # of a dossier that is not theirs.
-        gevonden = zoek_dossier(nummer, basis=BASIS, opzoeken=None, weigering=_weigering)
-        if isinstance(gevonden, str):
-            return await run_in_threadpool(toon_lijst, request, gevonden)
-        return gevonden
-
-    @api.get("/zoeken")
-    def zoek_per_adres() -> Response:
-        return zoeken_per_adres(f"{BASIS}/dossiers")
+    # The dossier's page asks for it with the bestuurder's own token, and shows nothing of a
+    # dossier that is not theirs.
+    zoekroutes(
+        api,
+        basis=BASIS,
+        lijst=f"{BASIS}/dossiers",
+        weg=gedeeld.weg,
+        toon=toon_lijst,
+        opzoeken=None,
+        weigering=_weigering,
+    )
 
     @api.get("/dossiers/{aanvraag_id}")
     def dossier(request: Request, aanvraag_id: UUID) -> Response:

@@ -26,8 +26,7 @@ from services.portal.api.web import (
     pagina,
     standaard_weigering,
     zet_melding,
-    zoek_dossier,
-    zoeken_per_adres,
+    zoekroutes,
 )
 from services.portal.application import (
     Conflict,
@@ -157,28 +156,15 @@ def _lezen(api: APIRouter, gedeeld: Pagina) -> None:
             return weg
         return toon_dossiers(request)
 
-    @api.post("/zoeken")
-    async def zoek(request: Request) -> Response:
-        nummer = (await formulier(request)).get("nummer", "")
-        if (weg := gedeeld.weg(request)) is not None:
-            return weg
-
-        def stap() -> Response:
-            gevonden = zoek_dossier(
-                nummer,
-                basis=BASIS,
-                opzoeken=omgeving.apis_voor(request).dossier,
-                weigering=_weigering,
-            )
-            if isinstance(gevonden, str):
-                return toon_dossiers(request, gevonden)
-            return gevonden
-
-        return await run_in_threadpool(stap)
-
-    @api.get("/zoeken")
-    def zoek_per_adres() -> Response:
-        return zoeken_per_adres(f"{BASIS}/dossiers")
+    zoekroutes(
+        api,
+        basis=BASIS,
+        lijst=f"{BASIS}/dossiers",
+        weg=gedeeld.weg,
+        toon=toon_dossiers,
+        opzoeken=lambda request: omgeving.apis_voor(request).dossier,
+        weigering=_weigering,
+    )
 
     @api.get("/dossiers/{aanvraag_id}")
     def dossier(request: Request, aanvraag_id: UUID) -> Response:

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from fastapi import Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.portal.api.session import Sessie, SessieSleutel
@@ -239,14 +240,45 @@ def zoek_dossier(
     return RedirectResponse(f"{basis}/dossiers/{gevonden}", status_code=303)
 
 
-def zoeken_per_adres(lijst: str) -> RedirectResponse:
-    """A search by GET (an old link or bookmark with ``?nummer=``): to ``lijst``, the value
-    neither read nor passed on.
+def zoekroutes(
+    api: APIRouter,
+    *,
+    basis: str,
+    lijst: str,
+    weg: Callable[[Request], Response | None],
+    toon: Callable[[Request, str], Response],
+    opzoeken: Callable[[Request], Callable[[UUID], Uitkomst]] | None,
+    weigering: Callable[[Uitkomst], Weigering],
+) -> None:
+    """A journey's search by dossier number on ``api`` (whose prefix is ``basis``).
 
-    A search is a form post, so what a person types (a name, perhaps) stays out of addresses,
-    the browser's history and the proxies' logs; an address that still carries one is looked
-    up no more."""
-    return RedirectResponse(lijst, status_code=303)
+    ``POST /zoeken`` (CSRF first, then ``weg``: who may not search is sent away) answers with
+    ``zoek_dossier``: on to the dossier's page, or the list made by ``toon`` with why not at
+    the field. A search is a form post, so what a person types (a name, perhaps) stays out of
+    addresses, the browser's history and the proxies' logs; ``GET /zoeken`` (an old link or
+    bookmark with ``?nummer=``) goes to ``lijst`` with the value neither read nor passed on.
+    ``opzoeken`` gives the person's look-up of a dossier (None: the dossier's page asks)."""
+
+    @api.post("/zoeken")
+    async def zoek(request: Request) -> Response:
+        nummer = (await formulier(request)).get("nummer", "")
+        if (weg_van := weg(request)) is not None:
+            return weg_van
+
+        def stap() -> Response:
+            gevonden = zoek_dossier(
+                nummer,
+                basis=basis,
+                opzoeken=None if opzoeken is None else opzoeken(request),
+                weigering=weigering,
+            )
+            return toon(request, gevonden) if isinstance(gevonden, str) else gevonden
+
+        return await run_in_threadpool(stap)
+
+    @api.get("/zoeken")
+    def zoek_per_adres() -> Response:
+        return RedirectResponse(lijst, status_code=303)
 
 
 def pagina(

@@ -30,8 +30,7 @@ from services.portal.api.web import (
     sessie,
     standaard_weigering,
     zet_melding,
-    zoek_dossier,
-    zoeken_per_adres,
+    zoekroutes,
 )
 from services.portal.application import Gelukt, NietGevonden, Uitkomst
 from services.portal.application.dossierlijst import Blad
@@ -109,28 +108,15 @@ def _dossiers(api: APIRouter, omgeving: Omgeving) -> None:
             return weg
         return toon_lijst(request)
 
-    @api.post("/zoeken")
-    async def zoek(request: Request) -> Response:
-        nummer = (await formulier(request)).get("nummer", "")
-        if (weg := _weg(omgeving, request)) is not None:
-            return weg
-
-        def stap() -> Response:
-            gevonden = zoek_dossier(
-                nummer,
-                basis=BASIS,
-                opzoeken=omgeving.apis_voor(request).dossier,
-                weigering=_weigering,
-            )
-            if isinstance(gevonden, str):
-                return toon_lijst(request, gevonden)
-            return gevonden
-
-        return await run_in_threadpool(stap)
-
-    @api.get("/zoeken")
-    def zoek_per_adres() -> Response:
-        return zoeken_per_adres(f"{BASIS}/dossiers")
+    zoekroutes(
+        api,
+        basis=BASIS,
+        lijst=f"{BASIS}/dossiers",
+        weg=lambda request: _weg(omgeving, request),
+        toon=toon_lijst,
+        opzoeken=lambda request: omgeving.apis_voor(request).dossier,
+        weigering=_weigering,
+    )
 
     def toon(
         request: Request, aanvraag_id: UUID, fout: str | None = None, status: int = 200
