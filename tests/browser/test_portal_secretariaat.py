@@ -135,11 +135,12 @@ def test_the_secretariat_works_a_new_dossier_from_the_werkvoorraad(
 
     # Move the werkgever conversation to another day.
     werkgever = section(page, "Gesprek met de werkgever: gepland")
-    werkgever.locator("summary").click()
-    werkgever.locator("select[name=datum]").select_option(index=3)
-    werkgever.locator("select[name=tijd]").select_option("14:00")
+    werkgever.locator("summary", has_text="Verzetten").click()
+    verzetten = werkgever.get_by_role("form", name="Gesprek met de werkgever verzetten")
+    verzetten.locator("select[name=datum]").select_option(index=3)
+    verzetten.locator("select[name=tijd]").select_option("14:00")
     no_axe_violations(offline_page, "secretariaat-verzetten")
-    werkgever.get_by_role("button", name="Verzetten").click()
+    verzetten.get_by_role("button", name="Verzetten").click()
     melding(page, "De afspraak is verzet.")
     expect(section(page, "Gesprek met de werkgever: gepland")).to_contain_text("om 14:00")
 
