@@ -12,10 +12,11 @@ The page refers to its files and to the OpenAPI document by relative references 
 it also works behind the path-stripping proxy (`/intake/docs` loads `/intake/openapi.json`). It has
 no inline script or style: `apidocs.js` starts Swagger UI with FastAPI's settings and a small
 plugin, and `apidocs.css` comes after Swagger UI's style sheet. Together they make the page pass
-axe-core (WCAG 2.2 AA) with no violation (`tests/browser/test_api_docs.py`): a language
-(`lang="en"`, Swagger UI's own texts are English), Swagger UI's container in a `<main>` landmark,
-text colours with enough contrast, each operation's path as text rather than a link inside the
-button that opens it, and no heading level skipped.
+axe-core (WCAG 2.2 AA) with no violation, as it loads and in use (`tests/browser/test_api_docs.py`):
+a language (`lang="en"`, Swagger UI's own texts are English), Swagger UI's container in a `<main>`
+landmark, text colours with enough contrast (code in a theme that has it), each operation's path
+as text rather than a link inside the button that opens it, no heading level skipped, a name for
+every button and field, and scrolling code blocks the keyboard reaches.
 
 ReDoc, FastAPI's second documentation page, is not offered: it would need a second bundle, and it
 loads its fonts from the internet.
