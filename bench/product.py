@@ -43,6 +43,22 @@ from shared.platform.relay import OutboxRelay, cloudevents_for
 from shared.platform.settings import Settings
 from tools.demo import Actors, DossierDriver, aanmelding_voor
 
+
+def unthrottled() -> dict[str, str]:
+    """The limits a measurement must not run into, as the system's environment: the ones that
+    keep one source from flooding the public registration off (every registration comes from
+    one address), and the report reads per person and hour high enough that no page timed a
+    hundred times is refused, still counted (its cost stays in the figures; the environment's
+    own value, e.g. 0 for a run without the limit, is kept)."""
+    return {
+        "WEERBAAR_REGISTRATIONS_PER_SOURCE": "0",
+        "WEERBAAR_REGISTRATIONS_PER_ADDRESS": "0",
+        "WEERBAAR_REPORT_READS_PER_HOUR": os.environ.get(
+            "WEERBAAR_REPORT_READS_PER_HOUR", "1000000"
+        ),
+    }
+
+
 ORGANISATIES = [f"GM{n:04d}" for n in range(300, 400, 2)]  # 50 municipalities
 STATUSES = [
     ("ingediend", 10),

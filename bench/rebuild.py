@@ -34,11 +34,6 @@ from shared.platform.settings import SERVICES, load_settings
 from tools.embedded import free_port
 from tools.system import System
 
-UNTHROTTLED = {
-    "WEERBAAR_REGISTRATIONS_PER_SOURCE": "0",
-    "WEERBAAR_REGISTRATIONS_PER_ADDRESS": "0",
-}
-
 
 def seed(system: System, seconds: float, dossiers: int) -> dict[str, Any]:
     """Fill every service's log through the running system; what was done."""
@@ -75,7 +70,7 @@ def main() -> None:
     system = System(
         data_dir=args.data,
         preferred_ports={s: free_port() for s in SERVICES},
-        extra_env=dict(UNTHROTTLED),
+        extra_env=product.unthrottled(),
     )
     try:
         system.start_servers()

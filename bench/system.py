@@ -49,6 +49,7 @@ import psycopg
 from psycopg.sql import SQL
 
 from bench import product, raw
+from bench.product import unthrottled
 from shared.platform.auth import issue_token, load_or_create_secret
 from shared.platform.settings import SERVICES, load_settings
 from tools.embedded import free_port
@@ -105,13 +106,6 @@ def _print_table(lines: list[Line]) -> str:
     return text
 
 
-#: The limits that keep one source from flooding the public registration, off for measuring.
-UNTHROTTLED = {
-    "WEERBAAR_REGISTRATIONS_PER_SOURCE": "0",
-    "WEERBAAR_REGISTRATIONS_PER_ADDRESS": "0",
-}
-
-
 def bench_system(workdir: Path) -> System:
     """The system a measurement starts in ``workdir``: free ports, never the defaults (a running
     `weerbaar up` keeps its own), and no registration limit (every registration of the rates
@@ -119,7 +113,7 @@ def bench_system(workdir: Path) -> System:
     return System(
         data_dir=workdir / "data",
         preferred_ports={s: free_port() for s in SERVICES},
-        extra_env=dict(UNTHROTTLED),
+        extra_env=unthrottled(),
     )
 
 
