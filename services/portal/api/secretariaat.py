@@ -238,43 +238,33 @@ def _stappen(api: APIRouter, gedeeld: Pagina) -> None:
 
         return await run_in_threadpool(stap)
 
-    @api.post("/dossiers/{aanvraag_id}/afspraken/{afspraak_id}/verzetten")
-    async def verzet(request: Request, aanvraag_id: UUID, afspraak_id: UUID) -> Response:
-        if (weg := gedeeld.weg(request)) is not None:
-            return weg
-        waarden = await formulier(request)
+    def verplaats(pad: str, voorvoegsel: str, melding: str, *, achteraf: bool) -> None:
+        """``POST …/afspraken/{afspraak_id}/<pad>``: the appointment at the moment chosen in
+        the form whose ids start with ``voorvoegsel`` (``achteraf``: it took place then, which
+        must have passed)."""
 
-        def stap() -> Response:
-            formulier_id = f"verzet-{afspraak_id}"
-            moment, fouten = gedeeld.moment(request, formulier_id, waarden)
-            if moment is None:
-                return gedeeld.dossier(request, aanvraag_id, fouten, 422)
-            uitkomst = omgeving.apis_voor(request).verzet_afspraak(afspraak_id, moment)
-            return gedeeld.na_stap(request, aanvraag_id, formulier_id, uitkomst, "afspraak_verzet")
+        @api.post(f"/dossiers/{{aanvraag_id}}/afspraken/{{afspraak_id}}/{pad}")
+        async def route(request: Request, aanvraag_id: UUID, afspraak_id: UUID) -> Response:
+            if (weg := gedeeld.weg(request)) is not None:
+                return weg
+            waarden = await formulier(request)
 
-        return await run_in_threadpool(stap)
+            def stap() -> Response:
+                formulier_id = f"{voorvoegsel}-{afspraak_id}"
+                moment, fouten = gedeeld.moment(request, formulier_id, waarden)
+                if moment is None:
+                    return gedeeld.dossier(request, aanvraag_id, fouten, 422)
+                uitkomst = omgeving.apis_voor(request).verzet_afspraak(
+                    afspraak_id, moment, achteraf=achteraf
+                )
+                return gedeeld.na_stap(request, aanvraag_id, formulier_id, uitkomst, melding)
 
-    @api.post("/dossiers/{aanvraag_id}/afspraken/{afspraak_id}/achteraf")
-    async def achteraf(request: Request, aanvraag_id: UUID, afspraak_id: UUID) -> Response:
-        """A planned conversation took place at another, earlier moment (moved on the day,
-        arranged by phone): recorded afterwards at that moment, which must have passed."""
-        if (weg := gedeeld.weg(request)) is not None:
-            return weg
-        waarden = await formulier(request)
+            return await run_in_threadpool(stap)
 
-        def stap() -> Response:
-            formulier_id = f"achteraf-{afspraak_id}"
-            moment, fouten = gedeeld.moment(request, formulier_id, waarden)
-            if moment is None:
-                return gedeeld.dossier(request, aanvraag_id, fouten, 422)
-            uitkomst = omgeving.apis_voor(request).verzet_afspraak(
-                afspraak_id, moment, achteraf=True
-            )
-            return gedeeld.na_stap(
-                request, aanvraag_id, formulier_id, uitkomst, "afspraak_achteraf"
-            )
-
-        return await run_in_threadpool(stap)
+    verplaats("verzetten", "verzet", "afspraak_verzet", achteraf=False)
+    # A planned conversation that took place at another, earlier moment (moved on the day,
+    # arranged by phone) is recorded afterwards at that moment.
+    verplaats("achteraf", "achteraf", "afspraak_achteraf", achteraf=True)
 
     @api.post("/dossiers/{aanvraag_id}/afspraken/{afspraak_id}/annuleren")
     async def annuleer(request: Request, aanvraag_id: UUID, afspraak_id: UUID) -> Response:
