@@ -110,19 +110,19 @@ class OidcAanbieder:
         self._timeout_s = timeout_s
         self._lock = threading.Lock()
         self._configuratie: dict[str, Any] | None = None
+        self._herkomsten = self._herkomsten_van([self._issuer])
 
     @property
     def herkomsten(self) -> tuple[str, ...]:
         """The issuer's origin, and those of the authorization and end-session endpoints once
-        the discovery document is read (it is read before any form sends the browser on)."""
-        urls = [self._issuer]
-        # Read without the lock (which a discovery holds while it waits for the provider):
-        # every response asks, on the event loop; the document is set once, whole.
-        configuratie = self._configuratie
-        if configuratie is not None:
-            urls += [configuratie[n] for n in IN_DE_BROWSER if n in configuratie]
-        herkomsten = dict.fromkeys(h for h in map(herkomst_van, urls) if h is not None)
-        return tuple(herkomsten)
+        the discovery document is read (it is read before any form sends the browser on).
+        Every response asks, on the event loop: an attribute set once per document, read
+        without the lock (which a discovery holds while it waits for the provider)."""
+        return self._herkomsten
+
+    @staticmethod
+    def _herkomsten_van(urls: Sequence[str]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(h for h in map(herkomst_van, urls) if h is not None))
 
     def begin(self) -> Doorverwijzing:
         """The provider's authorization URL with a fresh state and PKCE challenge (S256)."""
@@ -278,6 +278,9 @@ class OidcAanbieder:
                 # Another provider's document (or none at all): never sign anyone in by it.
                 log.error("the provider's discovery document does not match its issuer")
                 raise AanbiederOnbereikbaar("discovery document does not match")
+            self._herkomsten = self._herkomsten_van(
+                [self._issuer, *(document[n] for n in IN_DE_BROWSER if n in document)]
+            )
             self._configuratie = document
             return document
 

@@ -137,7 +137,11 @@ def create_portal_app(
         lifespan=levensloop,
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    beveiligingskoppen(aanbieder.herkomsten if aanbieder is not None else ())
+
+    def koppen() -> Mapping[str, str]:
+        return beveiligingskoppen(aanbieder.herkomsten if aanbieder is not None else ())
+
+    koppen()  # a configured issuer that is no origin stops the start, not a page
     verversingen = Verversingen()
 
     async def session_and_headers(request: Request, call_next: Next) -> Response:
@@ -199,9 +203,7 @@ def create_portal_app(
                 samesite="lax",
                 path="/",
             )
-        response.headers.update(
-            beveiligingskoppen(aanbieder.herkomsten if aanbieder is not None else ())
-        )
+        response.headers.update(koppen())
         if not is_static:
             response.headers["Cache-Control"] = "no-store"
         return response
