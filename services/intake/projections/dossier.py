@@ -1086,17 +1086,18 @@ def audit_trail_page(
     ``after``'s moment up to the moment of the ``limit + 1``-th row after it, through the index
     on (aanvraag_id, time), and ordered as the whole trail orders them.
     """
-    lower, params = SQL(""), list[Any]([aanvraag_id])
-    if after is not None:
-        lower, params = SQL(" AND time >= %s"), [aanvraag_id, after.time]
-    beyond = SQL(" AND time > %s") if after is not None else SQL("")
+    start: list[Any] = [] if after is None else [after.time]
     query = SQL(
         "SELECT time, envelope, stream_sequence, log_position FROM {events}"
         " WHERE aanvraag_id = %s{lower} AND time <= COALESCE("
         "(SELECT time FROM {events} WHERE aanvraag_id = %s{beyond}"
         " ORDER BY time OFFSET %s LIMIT 1), 'infinity')"
-    ).format(events=EVENTS, lower=lower, beyond=beyond)
-    params = [*params, *params, limit]
+    ).format(
+        events=EVENTS,
+        lower=SQL(" AND time >= %s" if start else ""),
+        beyond=SQL(" AND time > %s" if start else ""),
+    )
+    params = [aanvraag_id, *start, aanvraag_id, *start, limit]
     with app.datastore.get_connection() as conn:
         rows = conn.execute(query, params).fetchall()
     ordered = stored_in_recorded_order(rows)
