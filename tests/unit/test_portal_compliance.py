@@ -726,3 +726,16 @@ def test_the_adapter_asks_for_a_page_and_hands_on_the_next_ones_address() -> Non
     assert dict(seen[-1].url.params) == {"limit": "100", "na": "MTIzL2E"}
     assert apis.audit_telling(DOSSIER_ID) == Gelukt({"gebeurtenissen": 3})
     assert seen[-1].url.path == f"/aanvragen/{DOSSIER_ID}/audit/telling"
+
+
+@pytest.mark.parametrize(
+    "link",
+    ["garbage", ";;;", '<>; rel="next"', "<" + "a" * 100_000 + '>; rel="next"', ",,,<", ""],
+)
+def test_a_malformed_or_huge_link_header_gives_no_next_page_and_no_error(link: str) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=TRAIL[:3], headers={"Link": link})
+
+    uitkomst = _apis(handler).audit(DOSSIER_ID, 100)
+    assert isinstance(uitkomst, Gelukt) and len(uitkomst.lijst) == 3
+    assert volgende_positie(uitkomst.volgende) is None
