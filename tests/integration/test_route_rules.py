@@ -177,3 +177,31 @@ def test_two_rules_on_one_route_are_an_error(settings: Settings) -> None:
 
     with pytest.raises(ValueError, match=r"2 Auth\.require rules"):
         admitted_roles({"test": app})
+
+
+def test_every_idempotency_key_header_is_checked_at_the_edge_the_same_way(
+    apps: dict[str, FastAPI],
+) -> None:
+    """Each creating command that takes an ``Idempotency-Key`` declares the one checked header
+    type (``shared.platform.idempotency.IdempotencyKey``): 1–200 characters of a small alphabet,
+    else 422 before anything is stored."""
+    found = {}
+    for service, app in apps.items():
+        for path, item in app.openapi()["paths"].items():
+            for method, operation in item.items():
+                for parameter in operation.get("parameters", []):
+                    if parameter["in"] == "header" and parameter["name"] == "Idempotency-Key":
+                        found[(service, method.upper(), path)] = parameter["schema"]
+    assert {service for service, _, _ in found} == {
+        "intake",
+        "scheduling",
+        "assessment",
+        "notifications",
+    }, found
+    for where, schema in found.items():
+        string = next(s for s in schema["anyOf"] if s.get("type") == "string")
+        assert (string["minLength"], string["maxLength"], string["pattern"]) == (
+            1,
+            200,
+            "^[A-Za-z0-9._:-]+$",
+        ), where
